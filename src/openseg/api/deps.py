@@ -1,0 +1,119 @@
+"""Request context: the caller's org and sandbox (AEP gateway headers), and the services."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+
+from openseg.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from openseg.services import Services
+from openseg.store import tenancy
+from openseg.store.tenancy import hash_secret
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class SandboxRef:
+    id: str
+    name: str
+    type: str
+    default: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``sandbox`` object AEP puts on schedules, definitions and jobs."""
+        return {"sandboxId": self.id, "sandboxName": self.name, "type": self.type, "default": self.default}
+
+
+@dataclass(frozen=True)
+class Caller:
+    org_id: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An authenticated caller inside one sandbox: every resource lookup is scoped by both."""
+
+    org_id: str
+    sandbox: SandboxRef
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def caller(request: Request, svc: Services = Depends(services)) -> Caller:
+    """Authenticate the AEP gateway headers: bearer token, API key and org."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Oauth token is not valid: send 'Authorization: Bearer <access token>'")
+    api_key = request.headers.get("x-api-key", "")
+    if not api_key:
+        raise Unauthorized("Api Key is missing: send the 'x-api-key' header", error_code="401001")
+    org_id = request.headers.get("x-gw-ims-org-id", "")
+    with svc.db.session() as session:
+        credential = tenancy.credential_for_token(session, token.strip())
+        if credential is None:
+            raise Unauthorized("Oauth token is not valid")
+        if credential.api_key_hash != hash_secret(api_key):
+            raise Unauthorized("Api Key is invalid for this access token", error_code="401001")
+        if not org_id:
+            raise Unauthorized("x-gw-ims-org-id header is missing", error_code="401002")
+        if credential.org_id != org_id:
+            raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
+    return Caller(org_id=org_id)
+
+
+def tenant(request: Request, who: Caller = Depends(caller), svc: Services = Depends(services)) -> Tenant:
+    """The caller's sandbox from ``x-sandbox-name`` (absent means the default ``prod``, as in AEP)."""
+    name = request.headers.get("x-sandbox-name") or tenancy.DEFAULT_SANDBOX
+    with svc.db.session() as session:
+        sandbox = tenancy.find_sandbox(session, who.org_id, name)
+        if sandbox is None:
+            raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
+        ref = SandboxRef(id=sandbox.id, name=sandbox.name, type=sandbox.type, default=sandbox.is_default)
+    return Tenant(org_id=who.org_id, sandbox=ref)
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON, whatever Content-Type says (AEP clients vary)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("the request body is empty; a JSON body is required", field="body")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
+        ) from exc
+
+
+def parse_model(model: type[Model], data: Any) -> Model:
+    """Validate ``data`` into ``model``; errors name the field in AEP's 400 body."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+            problems.append({"field": field, "message": err.get("msg", "")})
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise BadRequest(detail, field=problems[0]["field"] if problems else None,
+                         report={"errors": problems}) from exc
+
+
+def query_bool(value: str | None, name: str, default: bool = False) -> bool:
+    """Query booleans as AEP clients send them: true/True/false/False (and 1/0)."""
+    if value is None or value == "":
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"query parameter '{name}' must be true or false, not '{value}'", field=name)

@@ -1,0 +1,88 @@
+"""AEP's error bodies: gateway errors for auth, an RFC 7807-like body for everything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from openseg.errors import Forbidden, OpensegError, Unauthorized
+
+#: The service code in AEP's error ``type`` URLs, by path prefix.
+_SERVICES = (
+    ("/data/core/ups", "UPS"),
+    ("/data/foundation/catalog", "CAT"),
+    ("/data/foundation/import", "ING"),
+    ("/data/foundation/export", "DA"),
+    ("/data/foundation/query", "QS"),
+    ("/data/foundation/sandbox-management", "SMS"),
+)
+_CODES = {400: "1001", 404: "1004", 409: "1009", 413: "1013", 422: "1001", 500: "1500", 405: "1005"}
+_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict", 500: "Internal error"}
+
+
+def service_code(path: str) -> str:
+    for prefix, code in _SERVICES:
+        if path.startswith(prefix):
+            return code
+    return "OPENSEG"
+
+
+def error_body(path: str, status: int, detail: str, report: dict[str, Any] | None = None,
+               title: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://ns.adobe.com/aep/errors/{service_code(path)}-{_CODES.get(status, '1000')}-{status}",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if report:
+        body["report"] = report
+    return body
+
+
+def error_response(request: Request, status: int, detail: str, report: dict[str, Any] | None = None,
+                   title: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(request.url.path, status, detail, report, title), status_code=status)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        return JSONResponse({"error_code": exc.error_code, "message": exc.detail}, status_code=401)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"error_code": exc.error_code, "message": exc.detail}, status_code=403)
+
+    @app.exception_handler(OpensegError)
+    async def _domain(request: Request, exc: OpensegError) -> JSONResponse:
+        return error_response(request, exc.status, exc.detail, exc.report or None, exc.title)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": _location(tuple(err.get("loc", ()))), "message": str(err.get("msg", ""))}
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
+        return error_response(request, 400, detail, {"errors": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route matches {request.method} {request.url.path}"
+        return error_response(request, exc.status_code, detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort
+        return error_response(request, 500, f"internal error: {type(exc).__name__}")

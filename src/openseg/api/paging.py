@@ -1,0 +1,19 @@
+"""Query parameters shared by list endpoints."""
+
+from __future__ import annotations
+
+from openseg.errors import BadRequest
+
+
+def parse_int(value: str | None, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise BadRequest(f"query parameter '{name}' must be an integer, not '{value}'", field=name) from exc
+    if number < minimum:
+        raise BadRequest(f"query parameter '{name}' must be at least {minimum}", field=name)
+    if maximum is not None and number > maximum:
+        raise BadRequest(f"query parameter '{name}' must be at most {maximum}", field=name)
+    return number

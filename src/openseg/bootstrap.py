@@ -1,0 +1,24 @@
+"""Wiring: real adapters for the server, the worker and the CLI (tests wire the same with temp dirs)."""
+
+from __future__ import annotations
+
+from openseg.catalog.processing import INGEST_BATCH, process_batch
+from openseg.config import Settings
+from openseg.services import Services
+from openseg.store.db import Database
+from openseg.worker.runner import Handler, Worker
+
+
+def handlers() -> dict[str, Handler]:
+    """Every kind of queued work and the function that runs it."""
+    return {INGEST_BATCH: process_batch}
+
+
+def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    settings.ensure_dirs()
+    db = Database(settings.database_url)
+    if migrate:
+        db.migrate()
+    services = Services(settings=settings, db=db)
+    services.worker = Worker(services, handlers())
+    return services

@@ -1,0 +1,163 @@
+"""Processing a completed batch: validate every record, write Parquet to the lake atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from openseg.catalog import lake
+from openseg.catalog.records import FileFormatError, iter_json_records, records_to_table
+from openseg.catalog.validation import EVENT, RecordError, parse_rfc3339, validate_record
+
+#: Records per Parquet part written from JSON input.
+PART_ROWS = 100_000
+#: At most this many record errors are kept on a failed batch (the count covers all of them).
+MAX_REPORTED_ERRORS = 100
+
+
+@dataclass
+class IngestResult:
+    records_read: int = 0
+    records_written: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+    parts: list[tuple[str, int]] = field(default_factory=list)  # (file name, rows)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def add_record_error(self, error: RecordError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error.to_json())
+
+    def add_file_error(self, file: str, reason: str) -> None:
+        self.error_count += 1
+        self.errors.append({"code": "ING-1101-400", "description": f"file {file}: {reason}", "file": file})
+
+
+def ingest_files(files: list[tuple[str, Path]], fmt: str, kind: str, out_dir: Path) -> IngestResult:
+    """Validate and convert ``files`` (name, path) of one batch into Parquet parts under ``out_dir``.
+
+    Nothing is written when any record is invalid: the caller removes ``out_dir`` and reports the errors.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = IngestResult()
+    for name, path in files:
+        try:
+            if fmt == "parquet":
+                _ingest_parquet(name, path, kind, out_dir, result)
+            else:
+                _ingest_json(name, path, kind, out_dir, result)
+        except FileFormatError as exc:
+            result.add_file_error(name, str(exc))
+        except (pa.ArrowInvalid, OSError) as exc:
+            result.add_file_error(name, f"cannot be read as {fmt}: {exc}")
+    return result
+
+
+def _write_part(table: pa.Table, out_dir: Path, result: IngestResult) -> None:
+    name = lake.part_name(len(result.parts))
+    pq.write_table(table, out_dir / name, compression="zstd")
+    result.parts.append((name, table.num_rows))
+    result.records_written += table.num_rows
+
+
+def _ingest_json(name: str, path: Path, kind: str, out_dir: Path, result: IngestResult) -> None:
+    pending: list[dict[str, Any]] = []
+    for index, record in enumerate(iter_json_records(path), start=1):
+        result.records_read += 1
+        problems = validate_record(record, kind)
+        for field_name, reason in problems:
+            result.add_record_error(RecordError(name, index, field_name, reason))
+        if problems or not result.ok:
+            pending.clear()  # the batch fails: keep validating, stop converting
+            continue
+        assert isinstance(record, dict)
+        pending.append(record)
+        if len(pending) >= PART_ROWS:
+            _write_part(records_to_table(pending, kind), out_dir, result)
+            pending = []
+    if pending and result.ok:
+        _write_part(records_to_table(pending, kind), out_dir, result)
+
+
+def _bad_rows(mask: pa.ChunkedArray | pa.Array) -> list[int]:
+    filled = pc.fill_null(mask, True)
+    return [i for i, bad in enumerate(filled.to_pylist()) if bad]
+
+
+def _identity_count(column: pa.ChunkedArray) -> pa.Array:
+    """Identities per row of an ``identityMap`` column stored as a map or as a struct of lists."""
+    column = column.combine_chunks()
+    if pa.types.is_map(column.type):
+        return pc.fill_null(pc.list_value_length(column), 0)
+    if pa.types.is_struct(column.type):
+        total = pa.array([0] * len(column), pa.int64())
+        for i in range(column.type.num_fields):
+            child = pc.struct_field(column, [i])
+            if pa.types.is_list(child.type) or pa.types.is_large_list(child.type):
+                total = pc.add(total, pc.fill_null(pc.list_value_length(child), 0))
+        return pc.if_else(pc.is_null(column), 0, total)
+    raise FileFormatError(f"identityMap has type {column.type}; expected a map of namespace -> identities")
+
+
+def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: IngestResult) -> None:
+    table = pq.read_table(path)
+    result.records_read += table.num_rows
+    offset = 1
+    required = ["identityMap"] + (["_id", "timestamp", "eventType"] if kind == EVENT else [])
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        for column in missing:
+            result.add_record_error(RecordError(name, 1, column, "is required but the file has no such column"))
+        return
+    bad: dict[int, list[tuple[str, str]]] = {}
+    for row in _bad_rows(pc.less_equal(_identity_count(table["identityMap"]), 0)):
+        bad.setdefault(row, []).append(("identityMap", "holds no identity"))
+    rewrite_timestamp = False
+    if kind == EVENT:
+        for column in ("_id", "eventType"):
+            values = table[column]
+            empty = pc.equal(pc.utf8_length(pc.cast(values, pa.string())), 0)
+            for row in _bad_rows(pc.or_kleene(pc.is_null(values), empty)):
+                bad.setdefault(row, []).append((column, "is required and must be a non-empty string"))
+        timestamps = table["timestamp"]
+        if pa.types.is_timestamp(timestamps.type):
+            for row in _bad_rows(pc.is_null(timestamps)):
+                bad.setdefault(row, []).append(("timestamp", "is required (RFC 3339 date-time)"))
+        else:
+            rewrite_timestamp = True
+            parsed = [parse_rfc3339(v) for v in timestamps.to_pylist()]
+            for row, value in enumerate(parsed):
+                if value is None:
+                    bad.setdefault(row, []).append(("timestamp", "must be an RFC 3339 date-time with an offset"))
+    for row in sorted(bad):
+        for field_name, reason in bad[row]:
+            result.add_record_error(RecordError(name, row + offset, field_name, reason))
+    if not result.ok:
+        return
+    target = out_dir / lake.part_name(len(result.parts))
+    if rewrite_timestamp:
+        index = table.column_names.index("timestamp")
+        table = table.set_column(index, "timestamp", pa.array(parsed, pa.timestamp("us", tz="UTC")))
+        pq.write_table(table, target, compression="zstd")
+    else:
+        shutil.copyfile(path, target)  # a valid Parquet file is kept byte-for-byte
+    result.parts.append((target.name, table.num_rows))
+    result.records_written += table.num_rows
+
+
+def publish(pending: Path, final: Path) -> None:
+    """Make a written batch visible in one rename (atomic on one file system)."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(pending, final)

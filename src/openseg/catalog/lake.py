@@ -1,0 +1,27 @@
+"""Where batches live in the data lake: ``{lake}/{sandboxId}/{datasetId}/{batchId}/part-NNNNN.parquet``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def dataset_dir(lake: Path, sandbox_id: str, dataset_id: str) -> Path:
+    return lake / sandbox_id / dataset_id
+
+
+def batch_dir(lake: Path, sandbox_id: str, dataset_id: str, batch_id: str) -> Path:
+    return dataset_dir(lake, sandbox_id, dataset_id) / batch_id
+
+
+def pending_dir(lake: Path, sandbox_id: str, dataset_id: str, batch_id: str) -> Path:
+    """Where a batch is written before it becomes visible (renamed to its batch dir in one step)."""
+    return dataset_dir(lake, sandbox_id, dataset_id) / f".pending-{batch_id}"
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

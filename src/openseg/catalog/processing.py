@@ -1,0 +1,84 @@
+"""The worker's side of batch ingestion: a completed batch becomes Parquet in the lake, or fails whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from openseg.catalog import lake
+from openseg.catalog.ingestion import ingest_files, publish
+from openseg.catalog.service import dataset_kind, staged_files
+from openseg.clock import now_ms
+from openseg.store.models import Batch, DataFile, Dataset, WorkItem
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+INGEST_BATCH = "ingest_batch"
+
+
+def process_batch(services: Services, item: WorkItem) -> None:
+    """Validate and write one completed batch. Idempotent: a re-run after a crash starts over cleanly."""
+    settings = services.settings
+    with services.db.session() as session:
+        batch = session.get(Batch, item.ref_id)
+        if batch is None or batch.status != "processing":
+            return
+        dataset = session.get(Dataset, batch.dataset_id)
+        assert dataset is not None
+        files = [(f.name, Path(f.path)) for f in staged_files(session, batch.id)]
+        fmt = batch.input_format.get("format", "json")
+        kind = dataset_kind(dataset)
+        sandbox_id, dataset_id, batch_id = batch.sandbox_id, dataset.id, batch.id
+        batch.started = now_ms()
+
+    pending = lake.pending_dir(settings.lake, sandbox_id, dataset_id, batch_id)
+    final = lake.batch_dir(settings.lake, sandbox_id, dataset_id, batch_id)
+    lake.remove_tree(pending)
+    try:
+        result = ingest_files(files, fmt, kind, pending)
+    except BaseException:
+        lake.remove_tree(pending)
+        raise
+    now = now_ms()
+    if not result.ok:
+        lake.remove_tree(pending)
+        with services.db.session() as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            batch.status = "failed"
+            batch.errors = result.errors
+            batch.records_read = result.records_read
+            batch.records_written = 0
+            batch.updated = batch.completed = now
+            _record_last_batch(session.get(Dataset, dataset_id), batch)
+        lake.remove_tree(settings.staging / batch_id)
+        return
+
+    publish(pending, final)
+    with services.db.session() as session:
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        for name, rows in result.parts:
+            path = final / name
+            session.add(DataFile(
+                id=f"{batch_id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch_id,
+                dataset_id=dataset_id, sandbox_id=sandbox_id, org_id=batch.org_id, name=name, path=str(path),
+                length=path.stat().st_size, records=rows, created=now,
+            ))
+        batch.status = "success"
+        batch.errors = []
+        batch.records_read = result.records_read
+        batch.records_written = result.records_written
+        batch.updated = batch.completed = now
+        _record_last_batch(session.get(Dataset, dataset_id), batch)
+    lake.remove_tree(settings.staging / batch_id)
+    for hook in services.after_batch:
+        hook(services, batch_id)
+
+
+def _record_last_batch(dataset: Dataset | None, batch: Batch) -> None:
+    if dataset is not None:
+        dataset.last_batch_id = batch.id
+        dataset.last_batch_status = batch.status
+        dataset.updated = now_ms()

@@ -1,0 +1,248 @@
+"""Catalog service: datasets, batches and their files, scoped to one org and sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openseg.catalog import lake
+from openseg.catalog.validation import EVENT, PROFILE, UNION
+from openseg.clock import new_hex_id, now_ms
+from openseg.errors import BadRequest, NotFound
+from openseg.store.models import Batch, DataFile, Dataset, StagedFile
+
+PROFILE_SCHEMA = "https://ns.adobe.com/xdm/context/profile"
+EVENT_SCHEMA = "https://ns.adobe.com/xdm/context/experienceevent"
+UNION_SCHEMA = "https://ns.adobe.com/xdm/context/profile__union"
+FORMATS = ("json", "parquet")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The org and sandbox every catalog operation is confined to."""
+
+    org_id: str
+    sandbox_id: str
+
+
+def dataset_kind(dataset: Dataset) -> str:
+    """``event`` for ExperienceEvent datasets, ``union`` for export targets, else ``profile``."""
+    schema_id = str((dataset.schema_ref or {}).get("id", "")).lower()
+    if schema_id.endswith("__union"):
+        return UNION
+    if "experienceevent" in schema_id:
+        return EVENT
+    return PROFILE
+
+
+def is_profile_enabled(dataset: Dataset) -> bool:
+    tags = dataset.tags or {}
+    values = tags.get("unifiedProfile") or []
+    return any(str(v).replace(" ", "").lower() == "enabled:true" for v in values)
+
+
+# -- datasets ---------------------------------------------------------------------------------------------
+
+def create_dataset(session: Session, scope: Scope, body: dict[str, Any]) -> Dataset:
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("'name' is required and must be a non-empty string", field="name")
+    schema_ref = body.get("schemaRef")
+    if not isinstance(schema_ref, dict) or not isinstance(schema_ref.get("id"), str) or not schema_ref["id"]:
+        raise BadRequest("'schemaRef.id' is required (for example https://ns.adobe.com/xdm/context/profile)",
+                         field="schemaRef.id")
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, list) for v in tags.values()):
+        raise BadRequest("'tags' must be an object of tag name -> list of strings", field="tags")
+    now = now_ms()
+    known = {"name", "description", "schemaRef", "tags", "fileDescription", "aspect"}
+    dataset = Dataset(
+        id=new_hex_id(24), org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
+        description=body.get("description"), schema_ref=schema_ref, tags=tags,
+        file_description=body.get("fileDescription") or {}, aspect=body.get("aspect"),
+        extra={k: v for k, v in body.items() if k not in known}, created=now, updated=now,
+    )
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def get_dataset(session: Session, scope: Scope, dataset_id: str) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or dataset.org_id != scope.org_id or dataset.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("dataset", dataset_id)
+    return dataset
+
+
+def list_datasets(session: Session, scope: Scope, *, limit: int, start: int, order_by: str | None,
+                  name: str | None = None) -> list[Dataset]:
+    query = select(Dataset).where(Dataset.org_id == scope.org_id, Dataset.sandbox_id == scope.sandbox_id)
+    if name:
+        query = query.where(Dataset.name == name)
+    query = query.order_by(*_order(Dataset, order_by, default="created"))
+    return list(session.scalars(query.offset(start).limit(limit)))
+
+
+def update_dataset(session: Session, scope: Scope, dataset_id: str, body: dict[str, Any]) -> Dataset:
+    dataset = get_dataset(session, scope, dataset_id)
+    if "name" in body:
+        if not isinstance(body["name"], str) or not body["name"].strip():
+            raise BadRequest("'name' must be a non-empty string", field="name")
+        dataset.name = body["name"].strip()
+    if "description" in body:
+        dataset.description = body["description"]
+    if "tags" in body:
+        if not isinstance(body["tags"], dict):
+            raise BadRequest("'tags' must be an object of tag name -> list of strings", field="tags")
+        dataset.tags = body["tags"]
+    if "fileDescription" in body:
+        dataset.file_description = body["fileDescription"]
+    if "schemaRef" in body and body["schemaRef"] != dataset.schema_ref:
+        raise BadRequest("'schemaRef' of a dataset cannot change", field="schemaRef")
+    dataset.updated = now_ms()
+    return dataset
+
+
+def delete_dataset(session: Session, scope: Scope, dataset_id: str, lake_root: Path) -> None:
+    dataset = get_dataset(session, scope, dataset_id)
+    for batch in session.scalars(select(Batch).where(Batch.dataset_id == dataset.id)):
+        session.delete(batch)
+    session.delete(dataset)
+    lake.remove_tree(lake.dataset_dir(lake_root, scope.sandbox_id, dataset.id))
+
+
+def _order(model: Any, order_by: str | None, default: str) -> list[Any]:
+    """Catalog ``orderBy``: ``created``, ``desc:created``, ``asc:updated`` ..."""
+    direction, _, column = (order_by or f"asc:{default}").rpartition(":")
+    attribute = getattr(model, column, None)
+    if attribute is None or column not in ("created", "updated", "name", "id", "status"):
+        raise BadRequest(f"cannot order by '{column}'", field="orderBy")
+    ordered = attribute.desc() if direction.lower() == "desc" else attribute.asc()
+    return [ordered, model.id.asc()]
+
+
+# -- batches ----------------------------------------------------------------------------------------------
+
+def create_batch(session: Session, scope: Scope, body: dict[str, Any]) -> Batch:
+    dataset_id = body.get("datasetId")
+    if not isinstance(dataset_id, str) or not dataset_id:
+        raise BadRequest("'datasetId' is required", field="datasetId")
+    try:
+        dataset = get_dataset(session, scope, dataset_id)
+    except NotFound as exc:
+        raise BadRequest(f"dataset '{dataset_id}' does not exist in this sandbox", field="datasetId") from exc
+    if dataset_kind(dataset) == UNION:
+        raise BadRequest("a profile__union dataset is written by export jobs, not by ingestion", field="datasetId")
+    input_format = body.get("inputFormat") or {"format": "json"}
+    fmt = str(input_format.get("format", "")).lower() if isinstance(input_format, dict) else ""
+    if fmt not in FORMATS:
+        raise BadRequest(f"'inputFormat.format' must be one of {', '.join(FORMATS)}", field="inputFormat.format")
+    now = now_ms()
+    batch = Batch(
+        id=new_hex_id(32), org_id=scope.org_id, sandbox_id=scope.sandbox_id, dataset_id=dataset.id,
+        status="loading", input_format={"format": fmt}, created=now, updated=now,
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def get_batch(session: Session, scope: Scope, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None or batch.org_id != scope.org_id or batch.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("batch", batch_id)
+    return batch
+
+
+def list_batches(session: Session, scope: Scope, *, dataset_id: str | None, status: str | None, limit: int,
+                 start: int, order_by: str | None) -> list[Batch]:
+    query = select(Batch).where(Batch.org_id == scope.org_id, Batch.sandbox_id == scope.sandbox_id)
+    if dataset_id:
+        query = query.where(Batch.dataset_id == dataset_id)
+    if status:
+        query = query.where(Batch.status == status)
+    query = query.order_by(*_order(Batch, order_by, default="created"))
+    return list(session.scalars(query.offset(start).limit(limit)))
+
+
+def stage_file_target(staging: Path, batch_id: str, file_name: str) -> Path:
+    if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
+        raise BadRequest(f"invalid file name '{file_name}'", field="fileName")
+    return staging / batch_id / file_name
+
+
+def check_upload(session: Session, scope: Scope, batch_id: str, dataset_id: str) -> Batch:
+    batch = get_batch(session, scope, batch_id)
+    if batch.dataset_id != dataset_id:
+        raise BadRequest(
+            f"batch '{batch_id}' belongs to dataset '{batch.dataset_id}', not '{dataset_id}'", field="datasetId"
+        )
+    if batch.status != "loading":
+        raise BadRequest(f"batch '{batch_id}' is {batch.status}: files can only be uploaded while it is loading",
+                         field="batchId")
+    return batch
+
+
+def record_upload(session: Session, batch: Batch, name: str, path: Path, length: int) -> None:
+    existing = session.scalars(
+        select(StagedFile).where(StagedFile.batch_id == batch.id, StagedFile.name == name)
+    ).first()
+    if existing is None:
+        session.add(StagedFile(batch_id=batch.id, name=name, path=str(path), length=length, created=now_ms()))
+    else:  # re-uploading a file replaces it, as AEP does
+        existing.length = length
+    batch.updated = now_ms()
+
+
+def complete_batch(session: Session, scope: Scope, batch_id: str) -> Batch:
+    batch = get_batch(session, scope, batch_id)
+    if batch.status != "loading":
+        raise BadRequest(f"batch '{batch_id}' is already {batch.status}; only a loading batch can be completed",
+                         field="action")
+    files = session.scalar(select(func.count()).select_from(StagedFile).where(StagedFile.batch_id == batch.id))
+    if not files:
+        raise BadRequest(f"batch '{batch_id}' has no files; upload at least one before COMPLETE", field="action")
+    batch.status = "processing"
+    batch.updated = now_ms()
+    return batch
+
+
+def abort_batch(session: Session, scope: Scope, batch_id: str, staging: Path) -> Batch:
+    batch = get_batch(session, scope, batch_id)
+    if batch.status != "loading":
+        raise BadRequest(f"batch '{batch_id}' is {batch.status}; only a loading batch can be aborted",
+                         field="action")
+    batch.status = "aborted"
+    batch.updated = batch.completed = now_ms()
+    lake.remove_tree(staging / batch.id)
+    return batch
+
+
+def staged_files(session: Session, batch_id: str) -> list[StagedFile]:
+    return list(session.scalars(select(StagedFile).where(StagedFile.batch_id == batch_id).order_by(StagedFile.id)))
+
+
+def batch_files(session: Session, batch_id: str) -> list[DataFile]:
+    return list(session.scalars(select(DataFile).where(DataFile.batch_id == batch_id).order_by(DataFile.id)))
+
+
+def get_data_file(session: Session, scope: Scope, file_id: str) -> DataFile:
+    data_file = session.get(DataFile, file_id)
+    if data_file is None or data_file.org_id != scope.org_id or data_file.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("dataSetFile", file_id)
+    return data_file
+
+
+def successful_files(session: Session, sandbox_id: str, dataset_id: str) -> list[DataFile]:
+    """Every Parquet file of the dataset's successful batches, oldest first."""
+    query = (
+        select(DataFile)
+        .join(Batch, Batch.id == DataFile.batch_id)
+        .where(DataFile.sandbox_id == sandbox_id, DataFile.dataset_id == dataset_id, Batch.status == "success")
+        .order_by(Batch.completed, DataFile.id)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,79 @@
+"""Configuration: environment variables with the same names as the CLI flags (see contract.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where openseg keeps its state and which engines it uses.
+
+    Every field maps to an ``OPENSEG_*`` environment variable; CLI flags override the environment.
+    """
+
+    home: Path
+    database_url: str
+    lake: Path
+    engine: str = "duckdb"
+    spark_master: str = "local[2]"
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``); keyword overrides win when not None."""
+        env = dict(os.environ if env is None else env)
+        home_value = overrides.get("home") or env.get("OPENSEG_HOME") or ".openseg"
+        home = Path(str(home_value)).expanduser().resolve()
+        database_url = str(
+            overrides.get("database_url")
+            or env.get("OPENSEG_DATABASE_URL")
+            or f"sqlite:///{home / 'openseg.db'}"
+        )
+        lake = Path(str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake")).expanduser()
+        settings = cls(
+            home=home,
+            database_url=database_url,
+            lake=lake.resolve(),
+            engine=str(overrides.get("engine") or env.get("OPENSEG_ENGINE") or "duckdb"),
+            spark_master=str(
+                overrides.get("spark_master") or env.get("OPENSEG_SPARK_MASTER") or "local[2]"
+            ),
+            host=str(overrides.get("host") or env.get("OPENSEG_HOST") or "127.0.0.1"),
+            port=int(str(overrides.get("port") or env.get("OPENSEG_PORT") or 8080)),
+        )
+        if settings.engine not in ("duckdb", "spark"):
+            raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
+        return settings
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def staging(self) -> Path:
+        """Uploaded files of batches that are not complete yet."""
+        return self.home / "staging"
+
+    @property
+    def profiles_dir(self) -> Path:
+        """Merged profile stores, one directory per sandbox and merge policy."""
+        return self.home / "profiles"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.lake, self.staging, self.profiles_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+#: The configuration table of README.md, checked by tests/test_docs.py.
+ENVIRONMENT = (
+    ("OPENSEG_HOME", ".openseg/", "where metadata (SQLite), the lake and profile stores live"),
+    ("OPENSEG_DATABASE_URL", "sqlite:///$OPENSEG_HOME/openseg.db", "metadata store; `postgresql+psycopg://...` for PostgreSQL"),
+    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake (path)"),
+    ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
+    ("OPENSEG_SPARK_MASTER", "local[2]", "Spark master: `local[2]`, `spark://host:7077`, `sc://host`"),
+    ("OPENSEG_HOST", "127.0.0.1", "address `openseg serve` binds"),
+    ("OPENSEG_PORT", "8080", "port `openseg serve` listens on"),
+)
