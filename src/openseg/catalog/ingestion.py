@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -99,7 +100,11 @@ def _identity_count(column: pa.ChunkedArray) -> pa.Array:
     """Identities per row of an ``identityMap`` column stored as a map or as a struct of lists."""
     column = column.combine_chunks()
     if pa.types.is_map(column.type):
-        return pc.fill_null(pc.list_value_length(column), 0)
+        # Sum the identity lists of each row's entries through the map's offsets.
+        per_entry = pc.fill_null(pc.list_value_length(column.items), 0).to_numpy(zero_copy_only=False)
+        cumulative = np.concatenate([[0], np.cumsum(per_entry)])
+        offsets = column.offsets.to_numpy()
+        return pa.array(cumulative[offsets[1:]] - cumulative[offsets[:-1]])
     if pa.types.is_struct(column.type):
         total = pa.array([0] * len(column), pa.int64())
         for i in range(column.type.num_fields):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openseg.catalog import lake
-from openseg.catalog.ingestion import ingest_files, publish
+from openseg.catalog.ingestion import IngestResult, ingest_files, publish
 from openseg.catalog.service import dataset_kind, staged_files
 from openseg.clock import now_ms
 from openseg.store.models import Batch, DataFile, Dataset, WorkItem
@@ -37,9 +37,9 @@ def process_batch(services: Services, item: WorkItem) -> None:
     lake.remove_tree(pending)
     try:
         result = ingest_files(files, fmt, kind, pending)
-    except BaseException:
-        lake.remove_tree(pending)
-        raise
+    except Exception as exc:  # a bug or an I/O failure: the batch fails visibly instead of hanging
+        result = IngestResult()
+        result.add_file_error("(batch)", f"internal error while processing: {type(exc).__name__}: {exc}")
     now = now_ms()
     if not result.ok:
         lake.remove_tree(pending)
