@@ -17,3 +17,17 @@ def parse_int(value: str | None, name: str, default: int, *, minimum: int = 0, m
     if maximum is not None and number > maximum:
         raise BadRequest(f"query parameter '{name}' must be at most {maximum}", field=name)
     return number
+
+
+def children_page(children: list[object], *, total: int, start: int, limit: int, path: str,
+                  extra_query: str = "") -> dict[str, object]:
+    """AEP's ``children`` paging (segment jobs, schedules, merge policies): ``_links.next`` is an object
+    whose ``href`` is empty on the last page."""
+    following = start + len(children)
+    has_next = following < total
+    href = f"{path}?start={following}&limit={limit}{extra_query}" if has_next else ""
+    return {
+        "_page": {"totalCount": total, "pageSize": len(children), "next": str(following) if has_next else ""},
+        "children": children,
+        "_links": {"next": {"href": href}},
+    }

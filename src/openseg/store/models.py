@@ -133,3 +133,87 @@ class WorkItem(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class MergePolicy(Base):
+    __tablename__ = "merge_policies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    schema_name: Mapped[str] = mapped_column(String(128))
+    identity_graph: Mapped[str] = mapped_column(String(16))
+    attribute_merge: Mapped[dict[str, Any]] = mapped_column(JSON)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active_on_edge: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProfileStore(Base):
+    """The merged profile store built for one merge policy, and the membership it currently holds."""
+
+    __tablename__ = "profile_stores"
+
+    merge_policy_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sandbox_id: Mapped[str] = mapped_column(String(36), index=True)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    policy_version: Mapped[int] = mapped_column(Integer, default=0)
+    built_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    membership_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    membership_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class SegmentDefinition(Base):
+    __tablename__ = "segment_definitions"
+    __table_args__ = (UniqueConstraint("sandbox_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expression: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pql: Mapped[str] = mapped_column(Text)
+    schema_name: Mapped[str] = mapped_column(String(128))
+    merge_policy_id: Mapped[str] = mapped_column(String(36), index=True)
+    ttl_in_days: Mapped[int] = mapped_column(Integer, default=30)
+    evaluation_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    dependencies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    lifecycle_state: Mapped[str] = mapped_column(String(16), default="published")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class SegmentDefinitionVersion(Base):
+    __tablename__ = "segment_definition_versions"
+
+    definition_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))
+    expression: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pql: Mapped[str] = mapped_column(Text)
+    merge_policy_id: Mapped[str] = mapped_column(String(36))
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class SegmentJob(Base):
+    __tablename__ = "segment_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    compute_job_id: Mapped[int] = mapped_column(BigInteger)
+    request_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    segments: Mapped[list[Any]] = mapped_column(JSON)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    origin: Mapped[str] = mapped_column(String(32), default="api")
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
