@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.config import Settings
+from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.worker.runner import Handler, Worker
@@ -11,7 +12,7 @@ from openseg.worker.runner import Handler, Worker
 
 def handlers() -> dict[str, Handler]:
     """Every kind of queued work and the function that runs it."""
-    return {INGEST_BATCH: process_batch}
+    return {INGEST_BATCH: process_batch, BUILD_PROFILES: run_build}
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -19,6 +20,6 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     db = Database(settings.database_url)
     if migrate:
         db.migrate()
-    services = Services(settings=settings, db=db)
+    services = Services(settings=settings, db=db, after_batch=[after_batch])
     services.worker = Worker(services, handlers())
     return services

@@ -1,0 +1,100 @@
+"""UPS segment definitions: ``/data/core/ups/segment/definitions``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from openseg.api.catalog import scope_of
+from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.paging import parse_int
+from openseg.errors import BadRequest, NotFound
+from openseg.profiles.service import sandbox_schema
+from openseg.segmentation import definitions
+from openseg.services import Services
+
+router = APIRouter(prefix="/data/core/ups/segment", tags=["segment definitions"])
+PATH = "/data/core/ups/segment/definitions"
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", field="body")
+    return body
+
+
+def _json(session: Any, who: Tenant, definition: Any) -> dict[str, Any]:
+    return definitions.definition_json(definition, who.sandbox.to_json(),
+                                       definitions.dependents(session, scope_of(who), definition.id))
+
+
+@router.post("/definitions", status_code=201)
+async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
+    body = await _object(request)
+    scope = scope_of(who)
+    with svc.db.session() as session:
+        definition = definitions.create_definition(session, scope, body, lambda: sandbox_schema(svc, scope))
+        return JSONResponse(_json(session, who, definition), status_code=201)
+
+
+@router.get("/definitions")
+def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    params = request.query_params
+    limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
+    page = parse_int(params.get("page"), "page", 0)
+    start = parse_int(params.get("start"), "start", page * limit)
+    with svc.db.session() as session:
+        items, total = definitions.list_definitions(session, scope_of(who), start=start, limit=limit)
+        segments = [_json(session, who, d) for d in items]
+    following = start + len(segments)
+    return {
+        "segments": segments,
+        "page": {"totalCount": total, "totalPages": math.ceil(total / limit) if total else 0,
+                 "pageOffset": start, "pageSize": len(segments)},
+        "link": {"next": f"{PATH}?start={following}&limit={limit}" if following < total else ""},
+    }
+
+
+@router.post("/definitions/bulk-get")
+async def bulk_get(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    body = await _object(request)
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids):
+        raise BadRequest("'ids' must be a list of {\"id\": ...}", field="ids")
+    results: dict[str, Any] = {}
+    with svc.db.session() as session:
+        for entry in ids:
+            try:
+                results[entry["id"]] = _json(session, who, definitions.get_definition(session, scope_of(who),
+                                                                                       entry["id"]))
+            except NotFound:
+                continue
+    return {"results": results}
+
+
+@router.get("/definitions/{definition_id}")
+def get(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    with svc.db.session() as session:
+        return _json(session, who, definitions.get_definition(session, scope_of(who), definition_id))
+
+
+@router.patch("/definitions/{definition_id}")
+async def patch(definition_id: str, request: Request, who: Tenant = Depends(tenant),
+                svc: Services = Depends(services)) -> dict[str, Any]:
+    body = await _object(request)
+    scope = scope_of(who)
+    with svc.db.session() as session:
+        definition = definitions.update_definition(session, scope, definition_id, body,
+                                                   lambda: sandbox_schema(svc, scope))
+        return _json(session, who, definition)
+
+
+@router.delete("/definitions/{definition_id}")
+def delete(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+    with svc.db.session() as session:
+        definitions.delete_definition(session, scope_of(who), definition_id)
+    return Response(status_code=204)

@@ -1,0 +1,99 @@
+"""UPS segment definitions: PQL checked with positions, versions, dependencies, paging."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.api.aep import assert_aep_error
+from tests.conftest import Org
+
+PATH = "/data/core/ups/segment/definitions"
+
+
+def define(client: TestClient, org: Org, name: str, pql: str, **extra: object) -> dict:
+    body = {"name": name, "schema": {"name": "_xdm.context.profile"},
+            "expression": {"type": "PQL", "format": "pql/text", "value": pql}, **extra}
+    response = client.post(PATH, headers=org.headers(), json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_create_and_get(client: TestClient, org: Org) -> None:
+    created = define(client, org, "US people", 'homeAddress.country = "US"', description="people in the US")
+    assert created["name"] == "US people" and created["version"] == 1
+    assert created["expression"] == {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'}
+    assert created["schema"] == {"name": "_xdm.context.profile"}
+    assert created["evaluationInfo"]["batch"] == {"enabled": True}
+    assert created["evaluationInfo"]["continuous"]["enabled"] is True
+    assert created["ttlInDays"] == 30 and created["sandbox"]["sandboxName"] == "prod"
+    policies = client.get("/data/core/ups/config/mergePolicies", headers=org.headers()).json()["children"]
+    assert created["mergePolicyId"] == policies[0]["id"]
+    assert client.get(f"{PATH}/{created['id']}", headers=org.headers()).json() == created
+
+
+def test_invalid_expression_names_the_position(client: TestClient, org: Org) -> None:
+    response = client.post(PATH, headers=org.headers(), json={
+        "name": "bad", "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US" and'}})
+    body = assert_aep_error(response, 400, detail_contains="line 1, column 31")
+    assert "expected an expression" in body["detail"]
+    assert body["report"]["col"] == 31 and body["report"]["field"] == "expression.value"
+
+
+def test_type_errors_are_named(client: TestClient, org: Org) -> None:
+    response = client.post(PATH, headers=org.headers(), json={
+        "name": "bad", "expression": {"type": "PQL", "format": "pql/text", "value": "homeAddress.cuntry = \"US\""}})
+    assert_aep_error(response, 400, detail_contains="homeAddress.cuntry")
+
+
+def test_event_window_is_not_streamable_with_reason(client: TestClient, org: Org) -> None:
+    created = define(client, org, "buyers",
+                     'xEvent[eventType = "commerce.purchases" and timestamp occurs <= 30 days before now].count() >= 3')
+    continuous = created["evaluationInfo"]["continuous"]
+    assert continuous["enabled"] is False and continuous["reason"]
+
+
+def test_versions_dependencies_and_delete(client: TestClient, org: Org) -> None:
+    base = define(client, org, "US", 'homeAddress.country = "US"')
+    derived = define(client, org, "US gold", f'inSegment("{base["id"]}") and loyalty.tier = "gold"')
+    assert derived["dependencies"] == [base["id"]]
+    assert client.get(f"{PATH}/{base['id']}", headers=org.headers()).json()["dependents"] == [derived["id"]]
+    blocked = client.delete(f"{PATH}/{base['id']}", headers=org.headers())
+    assert_aep_error(blocked, 409, detail_contains=derived["id"])
+    cycle = client.patch(f"{PATH}/{base['id']}", headers=org.headers(), json={
+        "expression": {"type": "PQL", "format": "pql/text", "value": f'inSegment("{derived["id"]}")'}})
+    assert_aep_error(cycle, 400, detail_contains="cycle")
+    patched = client.patch(f"{PATH}/{base['id']}", headers=org.headers(), json={"name": "United States"})
+    assert patched.status_code == 200 and patched.json()["version"] == 2
+    assert client.delete(f"{PATH}/{derived['id']}", headers=org.headers()).status_code == 204
+    assert client.delete(f"{PATH}/{base['id']}", headers=org.headers()).status_code == 204
+    assert_aep_error(client.get(f"{PATH}/{base['id']}", headers=org.headers()), 404)
+
+
+def test_unknown_reference_and_duplicate_name(client: TestClient, org: Org) -> None:
+    response = client.post(PATH, headers=org.headers(), json={
+        "name": "x", "expression": {"type": "PQL", "format": "pql/text", "value": 'inSegment("nope")'}})
+    assert_aep_error(response, 400, detail_contains="do not exist: nope")
+    define(client, org, "dup", 'homeAddress.country = "US"')
+    again = client.post(PATH, headers=org.headers(), json={
+        "name": "dup", "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'}})
+    assert_aep_error(again, 409, detail_contains="already exists")
+
+
+def test_list_without_limit_and_paging(client: TestClient, org: Org) -> None:
+    ids = [define(client, org, f"s{i}", f"loyalty.points > {i}")["id"] for i in range(3)]
+    first = client.get(PATH, headers=org.headers()).json()
+    assert [s["id"] for s in first["segments"]] == ids
+    assert first["page"] == {"totalCount": 3, "totalPages": 1, "pageOffset": 0, "pageSize": 3}
+    assert first["link"] == {"next": ""}
+    page = client.get(f"{PATH}?limit=2", headers=org.headers()).json()
+    assert page["link"]["next"] == f"{PATH}?start=2&limit=2"
+    bulk = client.post(f"{PATH}/bulk-get", headers=org.headers(), json={"ids": [{"id": ids[1]}, {"id": "x"}]}).json()
+    assert list(bulk["results"]) == [ids[1]]
+
+
+def test_merge_policy_in_use_cannot_be_deleted(client: TestClient, org: Org) -> None:
+    policy = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={
+        "name": "none", "identityGraph": {"type": "none"}, "attributeMerge": {"type": "timestampOrdered"}}).json()
+    segment = define(client, org, "x", 'homeAddress.country = "US"', mergePolicyId=policy["id"])
+    blocked = client.delete(f"/data/core/ups/config/mergePolicies/{policy['id']}", headers=org.headers())
+    assert_aep_error(blocked, 409, detail_contains=segment["id"])
