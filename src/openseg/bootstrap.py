@@ -5,6 +5,8 @@ from __future__ import annotations
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.config import Settings
 from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
+from openseg.segmentation.jobs import RUN_SEGMENT_JOB
+from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.worker.runner import Handler, Worker
@@ -12,7 +14,7 @@ from openseg.worker.runner import Handler, Worker
 
 def handlers() -> dict[str, Handler]:
     """Every kind of queued work and the function that runs it."""
-    return {INGEST_BATCH: process_batch, BUILD_PROFILES: run_build}
+    return {INGEST_BATCH: process_batch, BUILD_PROFILES: run_build, RUN_SEGMENT_JOB: run_segment_job}
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:

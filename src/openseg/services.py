@@ -10,6 +10,7 @@ from openseg.config import Settings
 from openseg.store.db import Database
 
 if TYPE_CHECKING:
+    from openseg.engines.base import Engine
     from openseg.worker.runner import Worker
 
 BatchHook = Callable[["Services", str], None]
@@ -21,3 +22,17 @@ class Services:
     db: Database
     after_batch: list[BatchHook] = field(default_factory=list)
     worker: Worker | None = None
+    _engine: Engine | None = field(default=None, repr=False)
+
+    def engine(self) -> Engine:
+        """The evaluation engine of ``OPENSEG_ENGINE`` (created once; Spark sessions are expensive)."""
+        if self._engine is None:
+            if self.settings.engine == "spark":
+                from openseg.engines.spark import SparkEngine
+
+                self._engine = SparkEngine(master=self.settings.spark_master)
+            else:
+                from openseg.engines.duckdb import DuckDBEngine
+
+                self._engine = DuckDBEngine()
+        return self._engine

@@ -1,0 +1,53 @@
+"""UPS segment jobs: ``/data/core/ups/segment/jobs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from openseg.api.catalog import scope_of
+from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.paging import children_page, parse_int
+from openseg.segmentation import jobs
+from openseg.services import Services
+
+router = APIRouter(prefix="/data/core/ups/segment", tags=["segment jobs"])
+PATH = "/data/core/ups/segment/jobs"
+
+
+@router.post("/jobs", status_code=200)
+async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
+    body = await json_body(request)
+    with svc.db.session() as session:
+        job = jobs.create_job(session, scope_of(who), body)
+        return JSONResponse(jobs.job_json(job, who.sandbox.to_json()), status_code=200)
+
+
+@router.get("/jobs")
+def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    params = request.query_params
+    limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
+    start = parse_int(params.get("start"), "start", 0)
+    sort = (params.get("sort") or "creationTime:desc").lower()
+    with svc.db.session() as session:
+        items, total = jobs.list_jobs(session, scope_of(who), start=start, limit=limit,
+                                      status=params.get("status"), descending=not sort.endswith(":asc"))
+        children = [jobs.job_json(j, who.sandbox.to_json()) for j in items]
+    status = params.get("status")
+    return children_page(children, total=total, start=start, limit=limit, path=PATH,
+                         extra_query=f"&status={status}" if status else "")
+
+
+@router.get("/jobs/{job_id}")
+def get(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    with svc.db.session() as session:
+        return jobs.job_json(jobs.get_job(session, scope_of(who), job_id), who.sandbox.to_json())
+
+
+@router.delete("/jobs/{job_id}")
+def cancel(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+    with svc.db.session() as session:
+        jobs.cancel_job(session, scope_of(who), job_id)
+    return Response(status_code=204)

@@ -1,0 +1,75 @@
+"""The engine interface: run one compiled sqlglot plan over named relations, get Arrow back.
+
+An engine knows three things: its name, the sqlglot dialect it renders plans in, and how to
+register a relation (a Parquet path or an in-memory Arrow table) under a name before running.
+Everything else (planning, compiling PQL) is engine-neutral and lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Mapping
+from typing import TypeAlias
+
+import pyarrow as pa
+from sqlglot import exp
+
+#: A relation the plan reads: a Parquet file/directory path or an Arrow table already in memory.
+TableSource: TypeAlias = str | os.PathLike[str] | pa.Table
+
+
+class NotSupportedOnEngine(Exception):
+    """A PQL construct that the named engine cannot evaluate.
+
+    Attributes:
+        engine: The engine (dialect) name, e.g. ``"spark"``.
+        construct: The PQL construct, e.g. ``"regexGroup"``.
+        reason: Why the engine cannot run it.
+    """
+
+    def __init__(self, engine: str, construct: str, reason: str = "") -> None:
+        self.engine = engine
+        self.construct = construct
+        self.reason = reason
+        message = f"{construct} is not supported on {engine}"
+        super().__init__(f"{message}: {reason}" if reason else message)
+
+
+class Engine(abc.ABC):
+    """Runs sqlglot plans. Subclasses set ``name`` and ``dialect`` and implement ``_execute``."""
+
+    #: Engine name shown to users and in errors ("duckdb", "spark").
+    name: str = ""
+    #: sqlglot dialect the plan is rendered in.
+    dialect: str = ""
+
+    def render(self, plan: exp.Expression) -> str:
+        """Render a plan as SQL text in this engine's dialect.
+
+        Args:
+            plan: A sqlglot expression (usually a SELECT).
+
+        Returns:
+            The SQL text.
+        """
+        return plan.sql(dialect=self.dialect)
+
+    def run(self, plan: exp.Expression, tables: Mapping[str, TableSource]) -> pa.Table:
+        """Register ``tables`` under their names, render ``plan`` and run it.
+
+        Args:
+            plan: The sqlglot query to run.
+            tables: Relation name -> Parquet path or Arrow table.
+
+        Returns:
+            The result as an Arrow table.
+        """
+        return self._execute(self.render(plan), tables)
+
+    @abc.abstractmethod
+    def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
+        """Run rendered SQL with ``tables`` registered; return the result as Arrow."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
+        """Release resources held by the engine (no-op by default)."""

@@ -1,0 +1,99 @@
+"""Spark engine: the same compiled plans on pyspark, for data that outgrows one machine.
+
+Starting a SparkSession costs 8-13 s, so the process shares one session (``get_spark_session``);
+runs are serialised with a lock because temporary views are session-global.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from openseg.engines.base import Engine, TableSource
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Session settings. ANSI mode is off on purpose: PQL is two-valued and total, so an overflow,
+#: a bad cast or a missing array index must yield NULL (then false), never abort the whole job.
+#: The compiler still emits NULL-safe division and TRY_CAST so results do not depend on it.
+SESSION_CONFIG: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+_session_lock = threading.Lock()
+_session: SparkSession | None = None
+
+
+def get_spark_session(master: str = "local[2]") -> SparkSession:
+    """Return the process-wide SparkSession, creating it on first use.
+
+    Args:
+        master: Spark master URL used when the session is created (ignored afterwards).
+
+    Returns:
+        The shared session.
+    """
+    global _session
+    with _session_lock:
+        if _session is None:
+            from pyspark.sql import SparkSession
+
+            builder = SparkSession.builder.master(master).appName("openseg")
+            for key, value in SESSION_CONFIG.items():
+                builder = builder.config(key, value)
+            _session = builder.getOrCreate()
+            _session.sparkContext.setLogLevel("ERROR")
+            atexit.register(stop_spark_session)
+        return _session
+
+
+def stop_spark_session() -> None:
+    """Stop the shared session if one was started."""
+    global _session
+    with _session_lock:
+        if _session is not None:
+            _session.stop()
+            _session = None
+
+
+class SparkEngine(Engine):
+    """Runs plans on the shared SparkSession.
+
+    Args:
+        master: Spark master URL for the shared session (``local[2]`` by default).
+    """
+
+    name = "spark"
+    dialect = "spark"
+
+    def __init__(self, master: str = "local[2]") -> None:
+        self.master = master
+        self._run_lock = threading.Lock()
+
+    def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
+        spark = get_spark_session(self.master)
+        with self._run_lock:
+            for name, source in tables.items():
+                frame = (
+                    spark.createDataFrame(source)
+                    if isinstance(source, pa.Table)
+                    else spark.read.option("mergeSchema", "true").parquet(str(source))
+                )
+                frame.createOrReplaceTempView(name)
+            try:
+                return spark.sql(sql).toArrow()
+            finally:
+                for name in tables:
+                    spark.catalog.dropTempView(name)

@@ -1,0 +1,454 @@
+"""The registry's ``Call`` functions and ``chain`` for the Python backend (mirrors ``_sql_calls``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from openseg.pql import _time, ast
+from openseg.pql._py_values import (
+    _number,
+    aggregate_values,
+    compare,
+    instant_or_none,
+    is_true,
+    regex,
+    round_half_away,
+    to_text,
+)
+
+if TYPE_CHECKING:
+    from openseg.pql.to_python import Env, Fn, PythonCompiler
+
+_Handler = Callable[["PythonCompiler", ast.Call], "Fn"]
+_HANDLERS: dict[str, _Handler] = {}
+
+
+def _handles(*names: str) -> Callable[[_Handler], _Handler]:
+    def register(handler: _Handler) -> _Handler:
+        for name in names:
+            _HANDLERS[name] = handler
+        return handler
+
+    return register
+
+
+def compile_call(compiler: PythonCompiler, node: ast.Call) -> Fn:
+    """Compile one ``Call`` node (raises ``TypeError`` for a name without a translation)."""
+    handler = _HANDLERS.get(node.name)
+    if handler is None:
+        raise TypeError(f"{node.name} has no Python translation")
+    return handler(compiler, node)
+
+
+def handled_names() -> frozenset[str]:
+    """Registry names this module compiles."""
+    return frozenset(_HANDLERS)
+
+
+def _unary(compiler: PythonCompiler, node: ast.Call, op: Callable[[Any], Any]) -> Fn:
+    """Apply ``op`` to the receiver; a missing receiver gives None."""
+    assert node.target is not None
+    target = compiler.visit(node.target)
+
+    def apply(env: Env) -> Any:
+        value = target(env)
+        return None if value is None else op(value)
+
+    return apply
+
+
+def _binary(compiler: PythonCompiler, node: ast.Call, op: Callable[[Any, Any], Any]) -> Fn:
+    """Apply ``op`` to the receiver and the first argument; either missing gives None."""
+    assert node.target is not None
+    target, arg = compiler.visit(node.target), compiler.visit(node.args[0])
+
+    def apply(env: Env) -> Any:
+        value, other = target(env), arg(env)
+        return None if value is None or other is None else op(value, other)
+
+    return apply
+
+
+def _typed(kind: type | tuple[type, ...], op: Callable[..., Any]) -> Callable[..., Any]:
+    """``op`` when every argument has type ``kind``, else None (SQL would not apply it)."""
+    return lambda *args: op(*args) if all(isinstance(a, kind) for a in args) else None
+
+
+def _list(value: Any) -> list[Any] | None:
+    return list(value) if isinstance(value, list | tuple) else None
+
+
+# ------------------------------------------------------------------------------------------ nulls
+
+
+@_handles("isNull")
+def _is_null(c: PythonCompiler, node: ast.Call) -> Fn:
+    assert node.target is not None
+    target = c.visit(node.target)
+    return lambda env: target(env) is None
+
+
+@_handles("isNotNull", "exists")
+def _is_not_null(c: PythonCompiler, node: ast.Call) -> Fn:
+    assert node.target is not None
+    target = c.visit(node.target)
+    return lambda env: target(env) is not None
+
+
+# ---------------------------------------------------------------------------------------- strings
+
+_STRING_TESTS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
+    "equals": (lambda a, b: a == b, False), "notEqualTo": (lambda a, b: a == b, True),
+    "startsWith": (str.startswith, False), "doesNotStartWith": (str.startswith, True),
+    "endsWith": (str.endswith, False), "doesNotEndWith": (str.endswith, True),
+    "contains": (lambda a, b: b in a, False), "doesNotContain": (lambda a, b: b in a, True),
+}
+
+
+@_handles(*_STRING_TESTS)
+def _string_test(c: PythonCompiler, node: ast.Call) -> Fn:
+    test, negate = _STRING_TESTS[node.name]
+    assert node.target is not None
+    target, other = c.visit(node.target), c.visit(node.args[0])
+    flag = c.boolean(node.args[1]) if len(node.args) > 1 else (lambda env: True)
+
+    def apply(env: Env) -> bool:
+        value, expected = target(env), other(env)
+        if not isinstance(value, str) or not isinstance(expected, str):
+            return False
+        if not flag(env):
+            value, expected = value.lower(), expected.lower()
+        return test(value, expected) != negate
+
+    return apply
+
+
+@_handles("matches")
+def _matches(c: PythonCompiler, node: ast.Call) -> Fn:
+    def test(value: Any, pattern: Any) -> bool | None:
+        compiled = regex(pattern) if isinstance(pattern, str) else None
+        return None if compiled is None or not isinstance(value, str) else compiled.search(value) is not None
+
+    return _binary(c, node, test)
+
+
+@_handles("regexGroup")
+def _regex_group(c: PythonCompiler, node: ast.Call) -> Fn:
+    assert node.target is not None
+    target, pattern, group = c.visit(node.target), c.visit(node.args[0]), c.visit(node.args[1])
+
+    def extract(env: Env) -> str | None:
+        value, compiled, index = target(env), regex(pattern(env) or ""), group(env)
+        if not isinstance(value, str) or compiled is None or not isinstance(index, int):
+            return None
+        found = compiled.search(value)
+        if found is None or index > compiled.groups:
+            return None
+        return found.group(index) or ""
+
+    return extract
+
+
+@_handles("lower")
+def _lower(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _typed(str, str.lower))
+
+
+@_handles("upper")
+def _upper(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _typed(str, str.upper))
+
+
+@_handles("trim")
+def _trim(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _typed(str, lambda s: s.strip(" ")))
+
+
+@_handles("length")
+def _length(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _typed(str, len))
+
+
+@_handles("concat")
+def _concat(c: PythonCompiler, node: ast.Call) -> Fn:
+    parts = [c.visit(arg) for arg in node.args]
+
+    def join(env: Env) -> str | None:
+        texts = [to_text(part(env)) for part in parts]
+        return None if any(t is None for t in texts) else "".join(t for t in texts if t is not None)
+
+    return join
+
+
+# ----------------------------------------------------------------------------------------- arrays
+
+
+def _contains(items: list[Any], value: Any) -> bool:
+    return value is not None and any(compare(ast.CompareOp.EQ, item, value) for item in items)
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item is not None and not _contains(seen, item):
+            seen.append(item)
+    return seen
+
+
+@_handles("includes")
+def _includes(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, lambda a, v: _contains(a, v) if _list(a) is not None else None)
+
+
+@_handles("intersects")
+def _intersects(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, _typed((list, tuple), lambda a, b: any(_contains(list(b), x) for x in a)))
+
+
+@_handles("intersection")
+def _intersection(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, _typed((list, tuple), lambda a, b: [x for x in _distinct(list(a)) if _contains(list(b), x)]))
+
+
+@_handles("subsetOf")
+def _subset_of(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, _typed((list, tuple), lambda a, b: all(_contains(list(b), x) for x in a)))
+
+
+@_handles("supersetOf")
+def _superset_of(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, _typed((list, tuple), lambda a, b: all(_contains(list(a), x) for x in b)))
+
+
+@_handles("distinct")
+def _distinct_call(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda a: _distinct(list(a)) if _list(a) is not None else None)
+
+
+def _count_arg(node: ast.Call, index: int) -> int:
+    arg = node.args[index]
+    if not (isinstance(arg, ast.NumberLiteral) and arg.is_integer):
+        raise TypeError(f"{node.name}: the count must be a whole number literal")
+    return max(int(arg.value), 0)
+
+
+@_handles("first")
+def _first(c: PythonCompiler, node: ast.Call) -> Fn:
+    n = _count_arg(node, 0)
+    return _unary(c, node, lambda a: list(a)[:n] if _list(a) is not None else None)
+
+
+@_handles("last")
+def _last(c: PythonCompiler, node: ast.Call) -> Fn:
+    n = _count_arg(node, 0)
+    return _unary(c, node, lambda a: (list(a)[-n:] if n else []) if _list(a) is not None else None)
+
+
+@_handles("topN", "bottomN")
+def _top_n(c: PythonCompiler, node: ast.Call) -> Fn:
+    n, top = _count_arg(node, 1), node.name == "topN"
+    key = c.visit(node.args[0])
+    assert node.target is not None
+    target = c.visit(node.target)
+
+    def pick(env: Env) -> list[Any] | None:
+        items = _list(target(env))
+        if items is None:
+            return None
+        keyed = []
+        for position, item in enumerate(items):
+            value = key(_with_item(env, item))
+            value = float(value) if _number(value) else None
+            keyed.append((value is None, (-value if top else value) if value is not None else 0.0, position, item))
+        keyed.sort(key=lambda entry: entry[:3])
+        return [entry[3] for entry in keyed[:n]]
+
+    return pick
+
+
+def _with_item(env: Env, item: Any) -> Env:
+    from dataclasses import replace
+
+    return replace(env, item=item)
+
+
+@_handles("head")
+def _head(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda a: (list(a)[0] if a else None) if _list(a) is not None else None)
+
+
+@_handles("isEmpty")
+def _is_empty(c: PythonCompiler, node: ast.Call) -> Fn:
+    assert node.target is not None
+    target = c.visit(node.target)
+    return lambda env: not (_list(target(env)) or [])
+
+
+@_handles("isNotEmpty")
+def _is_not_empty(c: PythonCompiler, node: ast.Call) -> Fn:
+    assert node.target is not None
+    target = c.visit(node.target)
+    return lambda env: bool(_list(target(env)) or [])
+
+
+# ------------------------------------------------------------------------------------------- maps
+
+
+@_handles("get")
+def _get(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, lambda m, k: m.get(k) if isinstance(m, Mapping) else None)
+
+
+@_handles("keys")
+def _keys(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda m: list(m.keys()) if isinstance(m, Mapping) else None)
+
+
+@_handles("values")
+def _values(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda m: list(m.values()) if isinstance(m, Mapping) else None)
+
+
+@_handles("containsKey")
+def _contains_key(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _binary(c, node, lambda m, k: k in m if isinstance(m, Mapping) else None)
+
+
+# ------------------------------------------------------------------------------------------- math
+
+
+@_handles("abs")
+def _abs(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda v: abs(v) if _number(v) else None)
+
+
+@_handles("round")
+def _round(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, round_half_away)
+
+
+@_handles("floor")
+def _floor(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda v: math.floor(v) if _number(v) else None)
+
+
+@_handles("ceil")
+def _ceil(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, lambda v: math.ceil(v) if _number(v) else None)
+
+
+# -------------------------------------------------------------------------------------- date/time
+
+
+@_handles("currentYear", "currentMonth", "currentDayOfMonth")
+def _current(c: PythonCompiler, node: ast.Call) -> Fn:
+    part = {"currentYear": "year", "currentMonth": "month", "currentDayOfMonth": "day"}[node.name]
+    value = getattr(c.as_of, part)
+    return lambda env: value
+
+
+def _date_part(part: str) -> Callable[[Any], Any]:
+    return lambda v: getattr(instant_or_none(v), part) if isinstance(v, dt.date) else None
+
+
+@_handles("getYear")
+def _get_year(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _date_part("year"))
+
+
+@_handles("getMonth")
+def _get_month(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _date_part("month"))
+
+
+@_handles("getDayOfMonth")
+def _get_day(c: PythonCompiler, node: ast.Call) -> Fn:
+    return _unary(c, node, _date_part("day"))
+
+
+@_handles("age")
+def _age(c: PythonCompiler, node: ast.Call) -> Fn:
+    today = c.as_of.date()
+
+    def age(value: Any) -> int | None:
+        born = instant_or_none(value)
+        if born is None:
+            return None
+        return today.year - born.year - (1 if (born.month, born.day) > (today.month, today.day) else 0)
+
+    return _unary(c, node, age)
+
+
+@_handles("anniversary")
+def _anniversary(c: PythonCompiler, node: ast.Call) -> Fn:
+    assert node.target is not None
+    target = c.visit(node.target)
+    anchor = c.visit(node.args[0] if node.args else ast.CurrentTime(ast.CurrentTimeKind.TODAY))
+
+    def test(env: Env) -> bool:
+        value, at = instant_or_none(target(env)), instant_or_none(anchor(env))
+        return value is not None and at is not None and (value.month, value.day) == (at.month, at.day)
+
+    return test
+
+
+# ------------------------------------------------------------------------------------------ chain
+
+
+def compile_chain(c: PythonCompiler, node: ast.Chain) -> Fn:
+    """Whether events match the chain's steps in order (semantics in ``_sql_chain``'s docstring)."""
+    from dataclasses import replace
+
+    source = c._items(node.source)
+    time_of = c.visit(node.time_field)
+    steps = [(step, c.boolean(step.what), c.window(step.when) if step.when is not None else None)
+             for step in node.steps]
+    positive = [entry for entry in steps if not entry[0].negated]
+
+    def matches(env: Env, entry: Any, event: Any, t: dt.datetime, chosen: dict[str, dt.datetime]) -> bool:
+        step, what, when = entry
+        scoped = replace(env, item=event, steps=dict(chosen))
+        return is_true(what(scoped)) and (when is None or when(scoped, t))
+
+    def no_violation(env: Env, timed: list[tuple[dt.datetime, Any]], chosen: dict[str, dt.datetime]) -> bool:
+        for index, entry in enumerate(steps):
+            if not entry[0].negated:
+                continue
+            before = next((chosen[s.name] for s, _, _ in reversed(steps[:index]) if not s.negated), None)
+            after = next((chosen[s.name] for s, _, _ in steps[index + 1:] if not s.negated), None)
+            for t, event in timed:
+                if (before is None or t > before) and (after is None or t < after) and matches(env, entry, event, t, chosen):
+                    return False
+        return True
+
+    def search(env: Env, timed: list[tuple[dt.datetime, Any]], index: int, chosen: dict[str, dt.datetime]) -> bool:
+        if index == len(positive):
+            return no_violation(env, timed, chosen)
+        entry = positive[index]
+        previous = chosen[positive[index - 1][0].name] if index else None
+        for t, event in timed:
+            if previous is not None and not t > previous:
+                continue
+            if matches(env, entry, event, t, chosen):
+                chosen[entry[0].name] = t
+                if search(env, timed, index + 1, chosen):
+                    return True
+                del chosen[entry[0].name]
+        return False
+
+    def holds(env: Env) -> bool:
+        timed = []
+        for event in source(env):
+            t = instant_or_none(time_of(replace(env, item=event)))
+            if t is not None:
+                timed.append((t, event))
+        timed.sort(key=lambda pair: pair[0])
+        return search(env, timed, 0, {})
+
+    return holds
+
+
+__all__ = ["aggregate_values", "compile_call", "compile_chain", "handled_names"]

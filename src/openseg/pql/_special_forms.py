@@ -1,0 +1,341 @@
+"""Grammar of PQL's special forms: calls and methods, literal functions, quantifiers, windows, chains."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from openseg.pql import ast, functions
+from openseg.pql._parser_base import UNITS, ParserBase, Scope
+from openseg.pql.functions import ArgType, Form, Signature
+from openseg.pql.tokens import Kind, Token
+
+_COMPARE = {"=": ast.CompareOp.EQ, "==": ast.CompareOp.EQ, "!=": ast.CompareOp.NE, "<>": ast.CompareOp.NE,
+            "<": ast.CompareOp.LT, "<=": ast.CompareOp.LE, ">": ast.CompareOp.GT, ">=": ast.CompareOp.GE}
+_AGGREGATES = {kind.value: kind for kind in ast.AggregateKind}
+_TIMES = {kind.value: kind for kind in ast.CurrentTimeKind}
+_ITEM_ARGS = (ArgType.PREDICATE, ArgType.ITEM_VALUE)
+
+
+class SpecialForms(ParserBase):
+    """Special forms; the precedence core (``parser.Parser``) supplies the three entry points below."""
+
+    expr: Callable[[], ast.Expr]
+    additive: Callable[[], ast.Expr]
+    postfix: Callable[[], ast.Expr]
+
+    # -- arguments ---------------------------------------------------------------------------------
+
+    def arguments(self, sig: Signature, receiver: bool) -> list[tuple[ast.Expr, str | None]]:
+        """Parse ``( args )`` for ``sig``; item arguments bind their own scope (and lambda variable).
+
+        Returns each argument with the lambda variable it bound (``x`` in ``.any(x => ...)``) or None.
+        """
+        self.expect_op("(")
+        out: list[tuple[ast.Expr, str | None]] = []
+        if not self.peek().is_op(")"):
+            while True:
+                index = len(out) + (0 if receiver or Form.FUNCTION not in sig.forms or sig.receiver is None else -1)
+                param = _param(sig, index)
+                if param is not None and param.type in _ITEM_ARGS:
+                    out.append(self._item_argument())
+                else:
+                    out.append((self.expr(), None))
+                if not self.peek().is_op(","):
+                    break
+                self.advance()
+        self.expect_op(")", "',' or ')'")
+        return out
+
+    def _item_argument(self) -> tuple[ast.Expr, str | None]:
+        if self.peek().kind is Kind.IDENT and self.peek(1).is_op("=>"):
+            name = self.advance().text
+            self.advance()
+            return self.scoped(Scope(item=False, variables={name: ast.Root.VARIABLE}), self.expr), name
+        return self.scoped(Scope(item=True), self.expr), None
+
+    def _arity(self, sig: Signature, count: int, start: Token) -> None:
+        if not sig.accepts(count):
+            raise self.error_span(self.span_from(start), f"{sig.name} takes {sig.arity_text()}, not {count}")
+
+    # -- methods: receiver.name(args) ---------------------------------------------------------------
+
+    def method(self, receiver: ast.Expr, name_token: Token) -> ast.Expr:
+        """Build the node for ``receiver.name(args)``."""
+        sig = self._signature(name_token)
+        if Form.METHOD not in sig.forms:
+            how = "an infix operator" if Form.INFIX in sig.forms else "a function" if Form.FUNCTION in sig.forms \
+                else "a keyword form"
+            raise self.error_at(name_token, f"{sig.name} is {how}, not a method: see `{sig.example}`")
+        args = self.arguments(sig, receiver=True)
+        self._arity(sig, len(args), name_token)
+        span = receiver.span.to(self.span_from(name_token))
+        values = tuple(arg for arg, _ in args)
+        variable = args[0][1] if args else None
+        if sig.node == "Aggregate":
+            kind = _AGGREGATES[sig.name]
+            return self.build(lambda: ast.Aggregate(kind, receiver, values[0] if values else None, span=span))
+        if sig.node == "Exists" or (sig.node == "Call|Exists" and values):
+            return self.build(lambda: ast.Exists(variable, receiver, values[0], span=span))
+        if sig.node == "ForAll":
+            return self.build(lambda: ast.ForAll(variable, receiver, values[0], span=span))
+        return self.build(lambda: ast.Call(sig.name, receiver, values, span=span))
+
+    def _signature(self, name_token: Token) -> Signature:
+        sig = functions.lookup(name_token.text)
+        if sig is None:
+            hint = self.suggest(name_token.text, functions.FUNCTIONS)
+            raise self.error_at(name_token, f"unknown function {name_token.text}{hint}")
+        return sig
+
+    # -- functions: name(args) ---------------------------------------------------------------------
+
+    def function(self, name_token: Token) -> ast.Expr:
+        """Build the node for a function call written ``name(args)``."""
+        sig = self._signature(name_token)
+        if Form.FUNCTION not in sig.forms:
+            raise self.error_at(name_token, f"{sig.name} is not a function: see `{sig.example}`")
+        special = {"Chain": self._chain, "InSegment": self._in_segment, "DateLiteral": self._date,
+                   "DateTimeLiteral": self._datetime}.get(sig.node)
+        if special is not None:
+            return special(name_token)
+        args = self.arguments(sig, receiver=False)
+        self._arity(sig, len(args) - (1 if sig.receiver is not None else 0), name_token)
+        values = tuple(arg for arg, _ in args)
+        span = self.span_from(name_token)
+        if sig.node == "If":
+            return self.build(lambda: ast.If(values[0], values[1], values[2], span=span))
+        if sig.node == "CurrentTime":
+            return ast.CurrentTime(_TIMES[sig.name], span=span)
+        if sig.receiver is not None:
+            if not values:
+                raise self.error_span(span, f"{sig.name} needs the value to work on, e.g. `{sig.example}`")
+            return self.build(lambda: ast.Call(sig.name, values[0], values[1:], span=span))
+        return self.build(lambda: ast.Call(sig.name, None, values, span=span))
+
+    def _string_args(self, name_token: Token, low: int, high: int, what: str) -> list[Token]:
+        self.expect_op("(")
+        out: list[Token] = []
+        while True:
+            if self.peek().kind is not Kind.STRING:
+                raise self.error_here(what)
+            out.append(self.advance())
+            if not self.peek().is_op(",") or len(out) >= high:
+                break
+            self.advance()
+        self.expect_op(")", "',' or ')'" if len(out) < high else "')'")
+        if len(out) < low:
+            raise self.error_span(self.span_from(name_token), f"{name_token.text} takes {low} to {high} strings")
+        return out
+
+    def _in_segment(self, name_token: Token) -> ast.Expr:
+        args = self._string_args(name_token, 1, 2, "a segment id in double quotes")
+        span = self.span_from(name_token)
+        if len(args) == 1:
+            return self.build(lambda: ast.InSegment(args[0].text, span=span))
+        return self.build(lambda: ast.InSegment(args[1].text, args[0].text, span=span))
+
+    def _date(self, name_token: Token) -> ast.Expr:
+        if self.peek(1).kind is Kind.NUMBER:
+            self.expect_op("(")
+            parts: list[int] = []
+            for index in range(3):
+                token = self.peek()
+                if token.kind is not Kind.NUMBER or not token.text.isdigit():
+                    raise self.error_here("a whole number (year, month, day)")
+                parts.append(int(self.advance().text))
+                if index < 2:
+                    self.expect_op(",", "',' and the " + ("month" if index == 0 else "day"))
+            self.expect_op(")")
+            span = self.span_from(name_token)
+            try:
+                value = dt.date(parts[0], parts[1], parts[2])
+            except ValueError as problem:
+                raise self.error_span(span, f"not a valid date: {problem}") from None
+            return ast.DateLiteral(value, span=span)
+        (text,) = self._string_args(name_token, 1, 1, 'a date such as "2020-01-31"')
+        try:
+            value = dt.date.fromisoformat(text.text)
+        except ValueError:
+            raise self.error_at(text, f'not a valid date: {text.raw} (write "YYYY-MM-DD")') from None
+        return ast.DateLiteral(value, span=self.span_from(name_token))
+
+    def _datetime(self, name_token: Token) -> ast.Expr:
+        (text,) = self._string_args(name_token, 1, 1, 'a date and time such as "2020-01-31T10:00:00Z"')
+        try:
+            value = dt.datetime.fromisoformat(text.text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise self.error_at(text, f"not a valid date and time: {text.raw} (write ISO 8601)") from None
+        # PQL times are UTC; a time written without an offset is read as UTC.
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return ast.DateTimeLiteral(value, span=self.span_from(name_token))
+
+    # -- quantifiers -------------------------------------------------------------------------------
+
+    def quantifier(self, keyword: Token) -> ast.Expr:
+        """``exists X from S where C``, ``forall X from S where C``, ``select X from S [where C]``."""
+        variable = self.expect_name("a variable name").text
+        self.expect_word("from", "in")
+        source = self.postfix()
+        word = keyword.text.lower()
+        condition: ast.Expr | None = None
+        if word != "select" or self.peek().is_word("where"):
+            self.expect_word("where")
+            condition = self.scoped(Scope(item=False, variables={variable: ast.Root.VARIABLE}), self.expr)
+        span = self.span_from(keyword)
+        if word == "select":
+            return self.build(lambda: ast.Select(variable, source, condition, span=span))
+        assert condition is not None
+        cls = ast.Exists if word == "exists" else ast.ForAll
+        return self.build(lambda: cls(variable, source, condition, span=span))
+
+    # -- time windows ------------------------------------------------------------------------------
+
+    def window(self) -> ast.TimeWindow:
+        """What follows ``occurs`` (and fills ``WHEN(...)``)."""
+        token = self.peek()
+        now = ast.CurrentTime(ast.CurrentTimeKind.NOW, span=token.span)
+        if token.kind is Kind.OP and token.text in _COMPARE:
+            self.advance()
+            return self._relative(token, _COMPARE[token.text])
+        if token.is_word("within"):
+            self.advance()
+            return self._relative(token, ast.CompareOp.LE)
+        if token.is_word("before", "after"):
+            direction = ast.Direction(self.advance().text.lower())
+            anchor = self.additive()
+            return ast.PointWindow(direction, anchor, span=self.span_from(token))
+        if token.is_word("on"):
+            self.advance()
+            return ast.OnWindow(self.additive(), span=self.span_from(token))
+        if token.is_word("between"):
+            self.advance()
+            start = self.additive()
+            self.expect_word("and")
+            end = self.additive()
+            return ast.BetweenWindow(start, end, span=self.span_from(token))
+        if token.is_word("in"):
+            self.advance()
+            relation = self.expect_word("last", "next")
+            return self._in_period(token, relation, now, required_amount=True)
+        if token.is_word("this", "last", "next"):
+            relation = self.advance()
+            return self._in_period(token, relation, now, required_amount=False)
+        if token.is_word(*_TIMES) or token.is_word("date", "datetime") or token.text in self.step_names:
+            return ast.OnWindow(self.additive(), span=self.span_from(token))
+        raise self.error_here("a time window such as '<= 7 days before now', 'before', 'after', 'between', "
+                              "'on', 'this month' or 'in last 7 days'")
+
+    def _unit(self) -> ast.TimeUnit:
+        token = self.peek()
+        if token.kind is not Kind.IDENT or token.text.lower() not in UNITS:
+            raise self.error_here("a time unit such as days, weeks or months")
+        return UNITS[self.advance().text.lower()]
+
+    def _amount(self) -> int:
+        token = self.peek()
+        if token.kind is not Kind.NUMBER or not token.text.isdigit():
+            raise self.error_here("a whole number of time units")
+        return int(self.advance().text)
+
+    def _relative(self, start: Token, op: ast.CompareOp) -> ast.TimeWindow:
+        amount = self._amount()
+        unit = self._unit()
+        if start.is_word("within") and not self.peek().is_word("before", "after"):
+            direction = ast.Direction.BEFORE  # "within N units" alone looks back from now.
+        else:
+            direction = ast.Direction(self.expect_word("before", "after").text.lower())
+        if self.starts_expression(self.peek()):
+            anchor = self.additive()
+        else:
+            # AEP reads a missing anchor (`occurs < 7 days before`) as now.
+            anchor = ast.CurrentTime(ast.CurrentTimeKind.NOW, span=self.span_from(start))
+        span = self.span_from(start)
+        return self.build(lambda: ast.RelativeWindow(op, amount, unit, direction, anchor, span=span))
+
+    def _in_period(self, start: Token, relation: Token, now: ast.Expr, *, required_amount: bool) -> ast.TimeWindow:
+        word = relation.text.lower()
+        if self.peek().kind is Kind.NUMBER or required_amount:
+            amount = self._amount()
+            unit = self._unit()
+            direction = ast.Direction.BEFORE if word == "last" else ast.Direction.AFTER
+            if word == "this":
+                raise self.error_at(relation, "write 'this' with a single period, e.g. 'this month'")
+            span = self.span_from(start)
+            return self.build(lambda: ast.RelativeWindow(ast.CompareOp.LE, amount, unit, direction, now, span=span))
+        unit = self._unit()
+        span = self.span_from(start)
+        return self.build(lambda: ast.PeriodWindow(ast.PeriodRelation(word), unit, span=span))
+
+    # -- chain -------------------------------------------------------------------------------------
+
+    def _chain(self, name_token: Token) -> ast.Expr:
+        self.expect_op("(")
+        source = self.postfix()
+        self.expect_op(",", "',' and the time field (e.g. timestamp)")
+        time_field = self.scoped(Scope(item=True), self.postfix)
+        if not isinstance(time_field, ast.FieldPath) or time_field.root is not ast.Root.ITEM:
+            raise self.error_span(time_field.span, "the chain's time field is a field of each event, e.g. timestamp")
+        self.expect_op(",", "',' and the list of steps")
+        self.expect_op("[", "'[' starting the list of steps")
+        names = self._step_names_ahead()
+        steps: list[ast.ChainStep] = []
+        while True:
+            steps.append(self._step(names))
+            if not self.peek().is_op(","):
+                break
+            self.advance()
+        self.expect_op("]", "',' or ']'")
+        self.expect_op(")")
+        span = self.span_from(name_token)
+        return self.build(lambda: ast.Chain(source, time_field, tuple(steps), span=span))
+
+    def _step_names_ahead(self) -> frozenset[str]:
+        # Steps may only anchor on earlier steps, but knowing every name lets `after C2` (a later step)
+        # be reported as exactly that instead of as an unknown field.
+        names, depth, index = set(), 0, self.i
+        while index < len(self.tokens) - 1:
+            token = self.tokens[index]
+            if token.is_op("(", "["):
+                depth += 1
+            elif token.is_op(")", "]"):
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and token.kind is Kind.IDENT and self.tokens[index + 1].is_op(":"):
+                names.add(token.text)
+            index += 1
+        return frozenset(names)
+
+    def _step(self, names: frozenset[str]) -> ast.ChainStep:
+        start = self.expect_name("a step name such as C0")
+        self.expect_op(":", "':' after the step name")
+        negated = False
+        if self.peek().is_word("not") or self.peek().is_op("!"):
+            self.advance()
+            negated = True
+        self.expect_word("what")
+        self.expect_op("(")
+        what = self.scoped(Scope(item=True), self.expr)
+        self.expect_op(")")
+        when: ast.TimeWindow | None = None
+        if self.peek().is_word("when"):
+            self.advance()
+            self.expect_op("(")
+            outer, self.step_names = self.step_names, names
+            try:
+                when = self.window()
+            finally:
+                self.step_names = outer
+            self.expect_op(")")
+        if self.peek().is_word("not"):
+            self.advance()
+            negated = True
+        span = self.span_from(start)
+        return self.build(lambda: ast.ChainStep(start.text, what, when, negated, span=span))
+
+
+def _param(sig: Signature, index: int) -> functions.Param | None:
+    if index < 0 or not sig.params:
+        return None
+    return sig.params[min(index, len(sig.params) - 1)]

@@ -1,0 +1,94 @@
+"""Small sqlglot building blocks of the SQL backend: literals, two-valued predicates, intervals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlglot import exp
+
+from openseg.pql import _time, ast
+from openseg.pql.dialects import SqlDialect
+
+TRUE = exp.true()
+FALSE = exp.false()
+_TIMESTAMP = exp.DataType.build("TIMESTAMP")
+_DATE = exp.DataType.build("DATE")
+_DOUBLE = exp.DataType.build("DOUBLE")
+#: Node types that are never NULL once built by the compiler, so need no COALESCE.
+_TWO_VALUED = (exp.Coalesce, exp.Boolean, exp.And, exp.Or, exp.Not, exp.Is)
+
+
+def predicate(condition: exp.Expression) -> exp.Expression:
+    """``COALESCE(condition, FALSE)``: PQL is two-valued, a predicate over a missing value is false."""
+    inner = condition.this if isinstance(condition, exp.Paren) else condition
+    if isinstance(inner, _TWO_VALUED) and _two_valued(inner):
+        return condition
+    return exp.Coalesce(this=condition, expressions=[FALSE.copy()])
+
+
+def _two_valued(node: exp.Expression) -> bool:
+    if isinstance(node, exp.And | exp.Or):
+        return all(_two_valued(_unparen(side)) for side in (node.this, node.expression))
+    if isinstance(node, exp.Not):
+        return _two_valued(_unparen(node.this))
+    return isinstance(node, exp.Coalesce | exp.Boolean | exp.Is)
+
+
+def _unparen(node: exp.Expression) -> exp.Expression:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def not_null(value: exp.Expression) -> exp.Expression:
+    """``value IS NOT NULL``."""
+    return exp.Not(this=exp.Is(this=value.copy(), expression=exp.null()))
+
+
+def timestamp_literal(value: dt.datetime) -> exp.Expression:
+    """A UTC instant as ``CAST('YYYY-MM-DD HH:MM:SS.ffffff' AS TIMESTAMP)`` (the store's naive UTC)."""
+    naive = _time.as_instant(value).replace(tzinfo=None)
+    return exp.cast(exp.Literal.string(naive.isoformat(sep=" ", timespec="microseconds")), _TIMESTAMP)
+
+
+def date_literal(value: dt.date) -> exp.Expression:
+    """``CAST('YYYY-MM-DD' AS DATE)``."""
+    return exp.cast(exp.Literal.string(value.isoformat()), _DATE)
+
+
+def double_literal(value: float) -> exp.Expression:
+    """A DOUBLE literal (a bare ``1.5`` is DECIMAL in both engines, which compares exactly)."""
+    return exp.cast(exp.Literal.number(repr(value)), _DOUBLE)
+
+
+def safe_size(dialect: SqlDialect, array: exp.Expression) -> exp.Expression:
+    """The array's length, NULL for a missing array (Spark's legacy ``size(NULL)`` is -1)."""
+    return exp.Case(ifs=[exp.If(this=not_null(array), true=dialect.build("array_size", array.copy()))])
+
+
+_INTERVAL_UNITS = {
+    ast.TimeUnit.MILLISECOND: ("MILLISECOND", 1),
+    ast.TimeUnit.SECOND: ("SECOND", 1),
+    ast.TimeUnit.MINUTE: ("MINUTE", 1),
+    ast.TimeUnit.HOUR: ("HOUR", 1),
+    ast.TimeUnit.DAY: ("DAY", 1),
+    ast.TimeUnit.WEEK: ("DAY", 7),
+    ast.TimeUnit.MONTH: ("MONTH", 1),
+    ast.TimeUnit.YEAR: ("YEAR", 1),
+    ast.TimeUnit.DECADE: ("YEAR", 10),
+    ast.TimeUnit.CENTURY: ("YEAR", 100),
+    ast.TimeUnit.MILLENNIUM: ("YEAR", 1000),
+}
+
+
+def interval(instant: exp.Expression, amount: int, unit: ast.TimeUnit) -> exp.Expression:
+    """``instant + INTERVAL 'amount' unit`` (negative amounts subtract); months clamp in both engines."""
+    name, factor = _INTERVAL_UNITS[unit]
+    step = exp.Interval(this=exp.Literal.string(str(abs(amount) * factor)), unit=exp.var(name))
+    operator = exp.Sub if amount < 0 else exp.Add
+    return exp.paren(operator(this=instant.copy(), expression=step), copy=False)
+
+
+def to_double(value: exp.Expression) -> exp.Expression:
+    """``CAST(value AS DOUBLE)``."""
+    return exp.cast(value, _DOUBLE)

@@ -1,0 +1,115 @@
+"""SQL for ``chain(xEvent, timestamp, [steps])`` (part of the SQL backend).
+
+A chain holds when events e0, e1, ... match the non-negated steps in strictly increasing time, each
+within its ``WHEN`` window (relative to now or to earlier steps), and no event matching a negated step
+(within its window) lies strictly between its neighbouring steps' events (before the next step when the
+negated step is first, after the previous one when it is last). It compiles to a self-join of events,
+one alias per non-negated step; negated steps become LEFT JOINs whose matches must be absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from openseg.pql import ast
+from openseg.pql._sql_builders import not_null
+
+if TYPE_CHECKING:
+    from openseg.pql.to_sql import DerivedColumn, SqlCompiler
+
+
+def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
+    """The derived column (TRUE for profiles with a matching sequence) of one chain."""
+    from openseg.pql.to_sql import CHAIN, EVENTS, ID, DerivedColumn, _key
+
+    positives = [step for step in node.steps if not step.negated]
+    aliases = {step.name: f"s{index}" for index, step in enumerate(positives)}
+    times: dict[str, exp.Expression] = {}
+    conditions: dict[str, exp.Expression] = {}
+    previous: str | None = None
+    for step in positives:
+        alias = aliases[step.name]
+        time = _time_of(c, node, alias)
+        parts = [not_null(time), _step_condition(c, step, alias, times, time)]
+        if previous is not None:
+            parts.append(exp.GT(this=time.copy(), expression=times[previous].copy()))
+        conditions[step.name] = exp.and_(*parts)
+        times[step.name] = time
+        previous = step.name
+
+    first = aliases[positives[0].name]
+    query = exp.select(exp.column(ID, table=first)).from_(_events(first))
+    for step in positives[1:]:
+        alias = aliases[step.name]
+        same = exp.EQ(this=exp.column(ID, table=alias), expression=exp.column(ID, table=first))
+        query = query.join(_events(alias), on=exp.and_(same, conditions[step.name]), join_type="inner")
+    query = query.where(conditions[positives[0].name])
+
+    absent: list[exp.Expression] = []
+    for index, step in enumerate(node.steps):
+        if not step.negated:
+            continue
+        alias = f"n{index}"
+        time = _time_of(c, node, alias)
+        same = exp.EQ(this=exp.column(ID, table=alias), expression=exp.column(ID, table=first))
+        parts = [same, not_null(time), _step_condition(c, step, alias, times, time)]
+        before = _neighbour(node.steps[:index], reverse=True)
+        after = _neighbour(node.steps[index + 1:], reverse=False)
+        if before is not None:
+            parts.append(exp.GT(this=time.copy(), expression=times[before].copy()))
+        if after is not None:
+            parts.append(exp.LT(this=time.copy(), expression=times[after].copy()))
+        query = query.join(_events(alias), on=exp.and_(*parts), join_type="left")
+        absent.append(exp.EQ(this=exp.Count(this=time.copy()), expression=exp.Literal.number(0)))
+
+    group = [exp.column(ID, table=first)]
+    for step in positives:
+        alias = aliases[step.name]
+        group += [exp.column("_id", table=alias), times[step.name].copy()]
+    if absent:
+        matches = query.group_by(*group).having(exp.and_(*absent))
+        result = (
+            exp.select(exp.column(ID), exp.alias_(exp.true(), "value"))
+            .from_(matches.subquery("chain_matches"))
+            .group_by(exp.column(ID))
+        )
+    else:
+        result = query.select(exp.alias_(exp.true(), "value")).group_by(exp.column(ID, table=first))
+    return DerivedColumn(key=_key(CHAIN, result), relation=CHAIN, default=exp.false(), standalone=result)
+
+
+def _events(alias: str) -> exp.Expression:
+    from openseg.pql.to_sql import EVENTS
+
+    return exp.alias_(exp.to_table(EVENTS), alias, table=True)
+
+
+def _time_of(c: SqlCompiler, node: ast.Chain, alias: str) -> exp.Expression:
+    scope = c.event_scope(alias)
+    saved, c.scope = c.scope, scope
+    try:
+        return c.visit(node.time_field)
+    finally:
+        c.scope = saved
+
+
+def _step_condition(
+    c: SqlCompiler, step: ast.ChainStep, alias: str, times: dict[str, exp.Expression], time: exp.Expression
+) -> exp.Expression:
+    scope = replace(c.event_scope(alias), steps=dict(times))
+    saved, c.scope = c.scope, scope
+    try:
+        what = c.boolean(step.what)
+        if step.when is None:
+            return what
+        return exp.and_(what, c.window(time.copy(), step.when))
+    finally:
+        c.scope = saved
+
+
+def _neighbour(steps: tuple[ast.ChainStep, ...], reverse: bool) -> str | None:
+    ordered = reversed(steps) if reverse else iter(steps)
+    return next((step.name for step in ordered if not step.negated), None)

@@ -1,0 +1,457 @@
+"""The checker: field paths and value types of an expression against an XDM :class:`Schema`.
+
+Problems are named in words and located at the offending node (``person.birthYear is a number;
+"1990" is a string``, ``unknown field homeAddress.cuntry (did you mean homeAddress.country?)``). All
+problems of one expression are reported together (a ``PqlErrors`` when there are several).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from openseg.pql import ast, functions
+from openseg.pql.errors import PqlError, PqlErrors
+from openseg.pql.functions import ArgType
+from openseg.pql.render import to_text
+from openseg.xdm.schema import FieldKind, FieldType, Schema, field_paths
+
+ANY = FieldType.object()  # stands for "unknown": an empty object accepts any use (see _is_any)
+_BOOL, _INT, _NUM, _STR = FieldType.boolean(), FieldType.integer(), FieldType.number(), FieldType.string()
+_DATE, _DATETIME = FieldType.date(), FieldType.datetime()
+
+
+def _is_any(t: FieldType) -> bool:
+    return t is ANY
+
+
+@dataclass(frozen=True)
+class CheckedExpr:
+    """An expression that passed the checker, with the type of every value node.
+
+    Attributes:
+        expr: The checked expression.
+        type: The type of the whole expression (boolean for a segment).
+        types: Type of each node, keyed by ``id(node)`` (use :meth:`type_of`).
+    """
+
+    expr: ast.Expr
+    type: FieldType
+    types: dict[int, FieldType] = field(repr=False, compare=False)
+
+    def type_of(self, node: ast.Node) -> FieldType | None:
+        """The type the checker computed for ``node`` (a node of ``expr``); None when untyped or unknown."""
+        found = self.types.get(id(node))
+        return None if found is None or _is_any(found) else found
+
+
+def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = None) -> CheckedExpr:
+    """Validate field paths and types of ``expr``; the whole expression must be a condition.
+
+    Args:
+        expr: A parsed expression.
+        schema: Fields to check against (default ``Schema.standard()``).
+        source: The expression text, so errors can show a snippet.
+
+    Returns:
+        The expression with its computed types.
+
+    Raises:
+        PqlError: The expression does not fit the schema (``PqlErrors`` for several problems).
+    """
+    checker = _Checker(schema or Schema.standard())
+    result = checker.run(expr)
+    if not (result.kind is FieldKind.BOOLEAN or _is_any(result) or _is_collection_condition(expr)):
+        checker.fail(expr, f"a segment is a condition (true or false), but this is {_describe(result)}")
+    errors = [e.with_source(source) if source is not None else e for e in checker.errors]
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise PqlErrors(errors)
+    return CheckedExpr(expr, _BOOL, checker.types)
+
+
+def _is_collection_condition(expr: ast.Expr) -> bool:
+    body = expr.body if isinstance(expr, ast.Lambda) else expr
+    return isinstance(body, ast.EventFilter | ast.Select)
+
+
+def _label(node: ast.Node) -> str:
+    """How a message names an operand: the path or literal as written."""
+    return to_text(node)
+
+
+class _Checker(ast.Visitor[FieldType]):
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.items: list[FieldType] = []
+        self.variables: dict[str, FieldType] = {}
+        self.steps: set[str] = set()
+        self.types: dict[int, FieldType] = {}
+        self.errors: list[PqlError] = []
+
+    def run(self, node: ast.Expr) -> FieldType:
+        return self.visit(node)
+
+    def visit(self, node: ast.Node) -> FieldType:
+        result = super().visit(node)
+        self.types[id(node)] = result
+        return result
+
+    def fail(self, node: ast.Node, message: str) -> FieldType:
+        span = node.span
+        self.errors.append(ast.InvalidNode(message, span))
+        return ANY
+
+    def _expect(self, node: ast.Expr, wanted: str, test: bool) -> None:
+        # Only report when the operand's type is known (unknown types were reported where they arose).
+        if not test:
+            got = self.types.get(id(node), ANY)
+            if not _is_any(got):
+                self.fail(node, f"{_label(node)} is {_describe(got)}; {wanted}")
+
+    def condition(self, node: ast.Expr) -> None:
+        t = self.visit(node)
+        collection = isinstance(node, ast.EventFilter | ast.Select)
+        self._expect(node, "a condition (true or false) is needed here", t.kind is FieldKind.BOOLEAN or collection)
+
+    # -- literals ----------------------------------------------------------------------------------
+
+    def visit_StringLiteral(self, node: ast.StringLiteral) -> FieldType:
+        return _STR
+
+    def visit_NumberLiteral(self, node: ast.NumberLiteral) -> FieldType:
+        return _INT if node.is_integer else _NUM
+
+    def visit_BooleanLiteral(self, node: ast.BooleanLiteral) -> FieldType:
+        return _BOOL
+
+    def visit_NullLiteral(self, node: ast.NullLiteral) -> FieldType:
+        return ANY
+
+    def visit_DateLiteral(self, node: ast.DateLiteral) -> FieldType:
+        return _DATE
+
+    def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> FieldType:
+        return _DATETIME
+
+    def visit_Duration(self, node: ast.Duration) -> FieldType:
+        return ANY
+
+    def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> FieldType:
+        element: FieldType = ANY
+        for item in node.items:
+            t = self.visit(item)
+            if _is_any(element):
+                element = t
+            elif not _is_any(t) and not _comparable(element, t):
+                self.fail(item, f"array items must share a type: {_label(item)} is {_describe(t)}, "
+                                f"the first item is {_describe(element)}")
+        return FieldType.array(element)
+
+    def visit_CurrentTime(self, node: ast.CurrentTime) -> FieldType:
+        return _DATETIME if node.kind is ast.CurrentTimeKind.NOW else _DATE
+
+    def visit_StepRef(self, node: ast.StepRef) -> FieldType:
+        return _DATETIME
+
+    # -- paths -------------------------------------------------------------------------------------
+
+    def visit_FieldPath(self, node: ast.FieldPath) -> FieldType:
+        if node.root is ast.Root.EVENTS:
+            return FieldType.array(self.schema.event)
+        if node.root is ast.Root.PROFILE:
+            current, shown = self.schema.profile, [] if node.name is None else [node.name]
+        elif node.root is ast.Root.ITEM:
+            current, shown = (self.items[-1] if self.items else ANY), []
+        else:
+            assert node.name is not None
+            current, shown = self.variables.get(node.name, ANY), [node.name]
+        for index, segment in enumerate(node.segments):
+            if _is_any(current):
+                return ANY
+            where = ".".join([*shown, *node.segments[:index]])
+            if current.kind is FieldKind.MAP:
+                assert current.of is not None
+                current = current.of
+            elif current.kind is FieldKind.OBJECT:
+                child = current.field(segment)
+                if child is None:
+                    return self._unknown_field(node, current, shown, index)
+                current = child
+            elif current.kind is FieldKind.ARRAY:
+                return self.fail(node, f"{where} is {_describe(current)}; reach its items with "
+                                       f"{where}.exists(...) or select X from {where} where X.{segment} ...")
+            else:
+                return self.fail(node, f"{where} is {_describe(current)} and has no field {segment}")
+        return current
+
+    def _unknown_field(self, node: ast.FieldPath, parent: FieldType, shown: list[str], index: int) -> FieldType:
+        written = ".".join([*shown, *node.segments])
+        prefix = [*shown, *node.segments[:index]]
+        candidates = [".".join([*prefix, path]) for path in field_paths(parent)]
+        candidates += [".".join([*prefix, name]) for name in parent.field_names]
+        close = difflib.get_close_matches(written, candidates, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return self.fail(node, f"unknown field {written}{hint}")
+
+    # -- operators ---------------------------------------------------------------------------------
+
+    def visit_Compare(self, node: ast.Compare) -> FieldType:
+        left, right = self.visit(node.left), self.visit(node.right)
+        if _is_any(left) or _is_any(right):
+            return _BOOL
+        if not _comparable(left, right):
+            self.fail(node, f"{_label(node.left)} is {_describe(left)}; {_label(node.right)} is {_describe(right)}")
+        elif node.op not in (ast.CompareOp.EQ, ast.CompareOp.NE) and not _ordered(left):
+            self.fail(node, f"{_label(node.left)} is {_describe(left)}, which has no order for {node.op.value}")
+        return _BOOL
+
+    def visit_And(self, node: ast.And) -> FieldType:
+        for operand in node.operands:
+            self.condition(operand)
+        return _BOOL
+
+    visit_Or = visit_And
+
+    def visit_Not(self, node: ast.Not) -> FieldType:
+        self.condition(node.operand)
+        return _BOOL
+
+    def visit_In(self, node: ast.In) -> FieldType:
+        value, values = self.visit(node.value), self.visit(node.values)
+        word = "notIn" if node.negated else "in"
+        if values.kind is not FieldKind.ARRAY:
+            self._expect(node.values, f"'{word}' needs a list of values", _is_any(values))
+        elif not (_is_any(value) or values.of is None or _is_any(values.of) or _comparable(value, values.of)):
+            self.fail(node, f"{_label(node.value)} is {_describe(value)}; {_label(node.values)} is {_describe(values)}")
+        return _BOOL
+
+    def visit_Like(self, node: ast.Like) -> FieldType:
+        value, pattern = self.visit(node.value), self.visit(node.pattern)
+        self._expect(node.value, "'like' needs a string", value.kind is FieldKind.STRING or _is_any(value))
+        self._expect(node.pattern, "'like' needs a string pattern", pattern.kind is FieldKind.STRING or _is_any(pattern))
+        return _BOOL
+
+    def visit_If(self, node: ast.If) -> FieldType:
+        self.condition(node.condition)
+        then, otherwise = self.visit(node.then), self.visit(node.otherwise)
+        if _is_any(then):
+            return otherwise
+        if not _is_any(otherwise) and not _comparable(then, otherwise):
+            self.fail(node, f"both branches of if must have one type: {_label(node.then)} is {_describe(then)}, "
+                            f"{_label(node.otherwise)} is {_describe(otherwise)}")
+        return _NUM if then.is_numeric and otherwise.is_numeric and then != otherwise else then
+
+    def visit_Arithmetic(self, node: ast.Arithmetic) -> FieldType:
+        left, right = self.visit(node.left), self.visit(node.right)
+        if left.is_temporal and isinstance(node.right, ast.Duration) and node.op in (ast.ArithOp.ADD, ast.ArithOp.SUB):
+            return left
+        for operand, t in ((node.left, left), (node.right, right)):
+            self._expect(operand, f"'{node.op.value}' needs numbers", t.is_numeric or _is_any(t))
+        if node.op is ast.ArithOp.DIV or left.kind is FieldKind.NUMBER or right.kind is FieldKind.NUMBER:
+            return _NUM
+        return _INT if left.kind is FieldKind.INTEGER and right.kind is FieldKind.INTEGER else ANY
+
+    def visit_Negate(self, node: ast.Negate) -> FieldType:
+        t = self.visit(node.operand)
+        self._expect(node.operand, "'-' needs a number", t.is_numeric or _is_any(t))
+        return t
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    def visit_Call(self, node: ast.Call) -> FieldType:
+        sig = functions.FUNCTIONS[node.name]
+        receiver = ANY if node.target is None else self.visit(node.target)
+        if node.target is not None and sig.receiver is not None:
+            self._expect(node.target, f"{node.name}() needs {_arg_words(sig.receiver)}", _fits(receiver, sig.receiver))
+        element = receiver.of if receiver.of is not None else ANY
+        for index, arg in enumerate(node.args):
+            param = sig.params[min(index, len(sig.params) - 1)]
+            if param.type is ArgType.ITEM_VALUE:
+                t = self._in_item(element, arg)
+            else:
+                t = self.visit(arg)
+            wanted = element if param.type is ArgType.ELEMENT else None
+            ok = _fits(t, param.type) if wanted is None else (_is_any(wanted) or _is_any(t) or _comparable(t, wanted))
+            what = _describe(wanted) if wanted is not None else _arg_words(param.type)
+            self._expect(arg, f"the {param.name} of {node.name}() must be {what}", ok)
+        return _result(sig.result, receiver)
+
+    def _in_item(self, item: FieldType, node: ast.Expr) -> FieldType:
+        self.items.append(item)
+        try:
+            return self.visit(node)
+        finally:
+            self.items.pop()
+
+    # -- time --------------------------------------------------------------------------------------
+
+    def visit_Occurs(self, node: ast.Occurs) -> FieldType:
+        t = self.visit(node.value)
+        self._expect(node.value, "'occurs' needs a date or a date and time", t.is_temporal or _is_any(t))
+        self.visit(node.window)
+        return _BOOL
+
+    def _anchor(self, anchor: ast.Expr) -> None:
+        t = self.visit(anchor)
+        self._expect(anchor, "a time window needs a date or a date and time", t.is_temporal or _is_any(t))
+
+    def visit_RelativeWindow(self, node: ast.RelativeWindow) -> FieldType:
+        self._anchor(node.anchor)
+        return ANY
+
+    def visit_PointWindow(self, node: ast.PointWindow) -> FieldType:
+        self._anchor(node.anchor)
+        return ANY
+
+    def visit_OnWindow(self, node: ast.OnWindow) -> FieldType:
+        self._anchor(node.anchor)
+        return ANY
+
+    def visit_BetweenWindow(self, node: ast.BetweenWindow) -> FieldType:
+        self._anchor(node.start)
+        self._anchor(node.end)
+        return ANY
+
+    def visit_PeriodWindow(self, node: ast.PeriodWindow) -> FieldType:
+        return ANY
+
+    # -- collections -------------------------------------------------------------------------------
+
+    def _collection(self, source: ast.Expr) -> FieldType:
+        t = self.visit(source)
+        if t.kind is not FieldKind.ARRAY:
+            self._expect(source, "a list (xEvent or an array field) is needed here", _is_any(t))
+            return ANY
+        assert t.of is not None
+        return t.of
+
+    def _bound(self, variable: str | None, item: FieldType, node: ast.Expr) -> None:
+        if variable is None:
+            self.items.append(item)
+            try:
+                self.condition(node)
+            finally:
+                self.items.pop()
+            return
+        outer = self.variables.get(variable)
+        self.variables[variable] = item
+        try:
+            self.condition(node)
+        finally:
+            if outer is None:
+                del self.variables[variable]
+            else:
+                self.variables[variable] = outer
+
+    def visit_EventFilter(self, node: ast.EventFilter) -> FieldType:
+        item = self._collection(node.source)
+        self._bound(None, item, node.condition)
+        return FieldType.array(item) if not _is_any(item) else ANY
+
+    def visit_Aggregate(self, node: ast.Aggregate) -> FieldType:
+        item = self._collection(node.source)
+        if node.kind is ast.AggregateKind.COUNT:
+            return _INT
+        value = item if node.value is None else self._in_item(item, node.value)
+        target = node.value if node.value is not None else node.source
+        if node.kind in (ast.AggregateKind.SUM, ast.AggregateKind.AVG):
+            self._expect(target, f"{node.kind.value}() needs numbers", value.is_numeric or _is_any(value))
+            return _NUM if node.kind is ast.AggregateKind.AVG else value
+        self._expect(target, f"{node.kind.value}() needs numbers, dates or strings", _ordered(value) or _is_any(value))
+        return value
+
+    def visit_Exists(self, node: ast.Exists) -> FieldType:
+        self._bound(node.variable, self._collection(node.source), node.condition)
+        return _BOOL
+
+    visit_ForAll = visit_Exists
+
+    def visit_Select(self, node: ast.Select) -> FieldType:
+        item = self._collection(node.source)
+        if node.where is not None:
+            self._bound(node.variable, item, node.where)
+        return FieldType.array(item) if not _is_any(item) else ANY
+
+    def visit_Chain(self, node: ast.Chain) -> FieldType:
+        item = self._collection(node.source)
+        t = self._in_item(item, node.time_field)
+        self._expect(node.time_field, "the chain's time field must be a date and time", t.is_temporal or _is_any(t))
+        for step in node.steps:
+            self.items.append(item)
+            try:
+                self.visit(step)
+            finally:
+                self.items.pop()
+        return _BOOL
+
+    def visit_ChainStep(self, node: ast.ChainStep) -> FieldType:
+        self.condition(node.what)
+        if node.when is not None:
+            self.visit(node.when)
+        return ANY
+
+    def visit_InSegment(self, node: ast.InSegment) -> FieldType:
+        return _BOOL
+
+    def visit_Lambda(self, node: ast.Lambda) -> FieldType:
+        return self.visit(node.body)
+
+
+def _describe(t: FieldType) -> str:
+    # Users think of integers and decimals alike as numbers; messages follow them.
+    return "a number" if t.kind is FieldKind.INTEGER else t.describe().replace("of integers", "of numbers")
+
+
+def _comparable(a: FieldType, b: FieldType) -> bool:
+    if _is_any(a) or _is_any(b):
+        return True
+    if a.is_numeric and b.is_numeric:
+        return True
+    if a.is_temporal and b.is_temporal:
+        return True
+    if a.kind is FieldKind.ARRAY and b.kind is FieldKind.ARRAY:
+        return a.of is None or b.of is None or _comparable(a.of, b.of)
+    return a.kind is b.kind and a.kind not in (FieldKind.OBJECT, FieldKind.MAP)
+
+
+def _ordered(t: FieldType) -> bool:
+    return t.is_numeric or t.is_temporal or t.kind is FieldKind.STRING
+
+
+def _fits(t: FieldType, wanted: ArgType) -> bool:
+    if _is_any(t):
+        return True
+    checks = {
+        ArgType.STRING: t.kind is FieldKind.STRING,
+        ArgType.INTEGER: t.kind is FieldKind.INTEGER,
+        ArgType.NUMBER: t.is_numeric,
+        ArgType.BOOLEAN: t.kind is FieldKind.BOOLEAN,
+        ArgType.TEMPORAL: t.is_temporal,
+        ArgType.DATE: t.kind is FieldKind.DATE,
+        ArgType.DATETIME: t.kind is FieldKind.DATETIME,
+        ArgType.ARRAY: t.kind is FieldKind.ARRAY,
+        ArgType.MAP: t.kind is FieldKind.MAP,
+        ArgType.PREDICATE: t.kind is FieldKind.BOOLEAN,
+    }
+    return checks.get(wanted, True)
+
+
+def _arg_words(wanted: ArgType) -> str:
+    return {
+        ArgType.STRING: "a string", ArgType.INTEGER: "an integer", ArgType.NUMBER: "a number",
+        ArgType.BOOLEAN: "true or false", ArgType.TEMPORAL: "a date or a date and time", ArgType.DATE: "a date",
+        ArgType.DATETIME: "a date and time", ArgType.ARRAY: "an array", ArgType.MAP: "a map",
+        ArgType.PREDICATE: "a condition",
+    }.get(wanted, "a value")
+
+
+def _result(result: ArgType, receiver: FieldType) -> FieldType:
+    element = receiver.of if receiver.of is not None else ANY
+    return {
+        ArgType.BOOLEAN: _BOOL, ArgType.STRING: _STR, ArgType.INTEGER: _INT, ArgType.NUMBER: _NUM,
+        ArgType.DATE: _DATE, ArgType.DATETIME: _DATETIME, ArgType.SAME: receiver, ArgType.ELEMENT: element,
+        ArgType.MAP_VALUE: element, ArgType.STRING_ARRAY: FieldType.array(_STR),
+        ArgType.MAP_VALUES: FieldType.array(element) if not _is_any(element) else ANY,
+    }.get(result, ANY)

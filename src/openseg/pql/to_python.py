@@ -1,0 +1,305 @@
+"""PQL AST -> a Python predicate over one merged profile and its events.
+
+Used for streaming, edge (synchronous) evaluation and explanations, one profile at a time. The semantics
+are those of ``to_sql`` (its module docstring lists them) and the differential tests hold both to it:
+two-valued logic, missing arrays and event lists are empty, sums are exact decimals, ``/`` and ``%`` by
+zero are missing, times are UTC instants resolved against ``as_of`` (never the clock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from openseg.pql import _time, ast
+from openseg.pql._py_values import (
+    IN_STATUSES,
+    aggregate_values,
+    arithmetic,
+    compare,
+    get_path,
+    instant_or_none,
+    is_true,
+    like_regex,
+)
+
+Profile = Mapping[str, Any]
+Event = Mapping[str, Any]
+Predicate = Callable[[Profile, Sequence[Event]], bool]
+
+
+@dataclass(frozen=True)
+class Env:
+    """What an expression is evaluated against."""
+
+    profile: Profile
+    events: Sequence[Event]
+    item: Any = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    steps: Mapping[str, dt.datetime] = field(default_factory=dict)
+
+
+Fn = Callable[[Env], Any]
+
+
+def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
+    """Compile a PQL expression to ``predicate(profile, events) -> bool``.
+
+    Args:
+        node: The (checked) AST root.
+        as_of: Evaluation time (``now``, ``today``, relative windows).
+
+    Returns:
+        A function of a merged profile dict (``segmentMembership.ups`` answers ``inSegment``) and the
+        profile's event dicts (``timestamp`` a datetime; naive datetimes are UTC).
+    """
+    fn = PythonCompiler(as_of).boolean(node)
+
+    def predicate(profile: Profile, events: Sequence[Event]) -> bool:
+        return bool(fn(Env(profile, events)))
+
+    return predicate
+
+
+class PythonCompiler(ast.Visitor[Fn]):
+    """Visitor producing closures ``fn(env) -> value``."""
+
+    def __init__(self, as_of: dt.datetime) -> None:
+        self.as_of = _time.as_instant(as_of)
+
+    def boolean(self, node: ast.Node) -> Fn:
+        """``node`` as a two-valued predicate (lists mean "at least one item")."""
+        if isinstance(node, ast.EventFilter | ast.Select):
+            items = self.visit(node)
+            return lambda env: bool(items(env))
+        fn = self.visit(node)
+        return lambda env: is_true(fn(env))
+
+    # ---------------------------------------------------------------------------------- literals
+
+    def visit_StringLiteral(self, node: ast.StringLiteral) -> Fn:
+        return _const(node.value)
+
+    def visit_NumberLiteral(self, node: ast.NumberLiteral) -> Fn:
+        return _const(node.value)
+
+    def visit_BooleanLiteral(self, node: ast.BooleanLiteral) -> Fn:
+        return _const(node.value)
+
+    def visit_NullLiteral(self, node: ast.NullLiteral) -> Fn:
+        return _const(None)
+
+    def visit_DateLiteral(self, node: ast.DateLiteral) -> Fn:
+        return _const(node.value)
+
+    def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> Fn:
+        return _const(node.value)
+
+    def visit_CurrentTime(self, node: ast.CurrentTime) -> Fn:
+        return _const(_time.current_value(node.kind, self.as_of))
+
+    def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> Fn:
+        items = [self.visit(item) for item in node.items]
+        return lambda env: [item(env) for item in items]
+
+    def visit_Duration(self, node: ast.Duration) -> Fn:
+        raise TypeError("a duration is only meaningful inside `occurs` windows")
+
+    # -------------------------------------------------------------------------------- references
+
+    def visit_FieldPath(self, node: ast.FieldPath) -> Fn:
+        segments = node.segments
+        if node.root is ast.Root.PROFILE:
+            return lambda env: get_path(env.profile, segments)
+        if node.root is ast.Root.ITEM:
+            return lambda env: get_path(env.item, segments)
+        if node.root is ast.Root.VARIABLE:
+            name = node.name
+            return lambda env: get_path(env.variables.get(name), segments)  # type: ignore[arg-type]
+        return lambda env: env.events
+
+    def visit_StepRef(self, node: ast.StepRef) -> Fn:
+        name = node.name
+        return lambda env: env.steps.get(name)
+
+    def visit_Lambda(self, node: ast.Lambda) -> Fn:
+        return self.boolean(node.body)
+
+    # --------------------------------------------------------------------------------- operators
+
+    def visit_Compare(self, node: ast.Compare) -> Fn:
+        left, right, op = self.visit(node.left), self.visit(node.right), node.op
+        return lambda env: compare(op, left(env), right(env))
+
+    def visit_And(self, node: ast.And) -> Fn:
+        operands = [self.boolean(o) for o in node.operands]
+        return lambda env: all(o(env) for o in operands)
+
+    def visit_Or(self, node: ast.Or) -> Fn:
+        operands = [self.boolean(o) for o in node.operands]
+        return lambda env: any(o(env) for o in operands)
+
+    def visit_Not(self, node: ast.Not) -> Fn:
+        operand = self.boolean(node.operand)
+        return lambda env: not operand(env)
+
+    def visit_In(self, node: ast.In) -> Fn:
+        value, values, negated = self.visit(node.value), self.visit(node.values), node.negated
+        literal = isinstance(node.values, ast.ArrayLiteral)
+
+        def test(env: Env) -> bool:
+            v, options = value(env), values(env)
+            if v is None or options is None:
+                return False
+            found = any(compare(ast.CompareOp.EQ, v, option) for option in options)
+            if not negated:
+                return found
+            # SQL's `x NOT IN (.., NULL)` is never true; keep that for literal lists.
+            return not found and not (literal and any(option is None for option in options))
+
+        return test
+
+    def visit_Like(self, node: ast.Like) -> Fn:
+        value, pattern = self.visit(node.value), self.visit(node.pattern)
+
+        def test(env: Env) -> bool:
+            v, p = value(env), pattern(env)
+            if not isinstance(v, str) or not isinstance(p, str):
+                return False
+            return like_regex(p).fullmatch(v) is not None
+
+        return test
+
+    def visit_If(self, node: ast.If) -> Fn:
+        condition, then, otherwise = self.boolean(node.condition), self.visit(node.then), self.visit(node.otherwise)
+        return lambda env: then(env) if condition(env) else otherwise(env)
+
+    def visit_Arithmetic(self, node: ast.Arithmetic) -> Fn:
+        left, right, op = self.visit(node.left), self.visit(node.right), node.op
+        return lambda env: arithmetic(op, left(env), right(env))
+
+    def visit_Negate(self, node: ast.Negate) -> Fn:
+        operand = self.visit(node.operand)
+
+        def negate(env: Env) -> Any:
+            value = operand(env)
+            return None if value is None else -value
+
+        return negate
+
+    def visit_Call(self, node: ast.Call) -> Fn:
+        from openseg.pql._py_calls import compile_call
+
+        return compile_call(self, node)
+
+    def visit_InSegment(self, node: ast.InSegment) -> Fn:
+        namespace, segment_id = node.namespace, node.segment_id
+
+        def member(env: Env) -> bool:
+            entry = get_path(env.profile, ("segmentMembership", namespace, segment_id))
+            return isinstance(entry, Mapping) and entry.get("status") in IN_STATUSES
+
+        return member
+
+    # ---------------------------------------------------------------------------------------- time
+
+    def visit_Occurs(self, node: ast.Occurs) -> Fn:
+        value, window = self.visit(node.value), self.window(node.window)
+        return lambda env: window(env, instant_or_none(value(env)))
+
+    def window(self, node: ast.TimeWindow) -> Callable[[Env, dt.datetime | None], bool]:
+        """``fn(env, instant) -> bool``: whether the instant lies in the window."""
+        bounds = _time.constant_bounds(node, self.as_of)
+        if bounds is not None:
+            return lambda env, t: t is not None and any(b.contains(t) for b in bounds)
+        if isinstance(node, ast.BetweenWindow):
+            start, end = self._window_end(node.start, True), self._window_end(node.end, False)
+            return lambda env, t: t is not None and start(env, t) and end(env, t)
+        anchor = self.visit(getattr(node, "anchor"))
+
+        def contains(env: Env, t: dt.datetime | None) -> bool:
+            # A dynamic anchor is an instant even when it is a date (as in SQL, which cannot tell).
+            at = instant_or_none(anchor(env))
+            if t is None or at is None:
+                return False
+            return any(b.contains(t) for b in _time.anchor_bounds(node, at))
+
+        return contains
+
+    def _window_end(self, end: ast.Expr, is_start: bool) -> Callable[[Env, dt.datetime], bool]:
+        constant = _time.constant_anchor(end, self.as_of)
+        if constant is not None:
+            instant = _time.as_instant(constant)
+            if is_start:
+                return lambda env, t: t >= instant
+            if _time.is_date(constant):
+                return lambda env, t: t < instant + dt.timedelta(days=1)
+            return lambda env, t: t <= instant
+        value = self.visit(end)
+
+        def test(env: Env, t: dt.datetime) -> bool:
+            bound = instant_or_none(value(env))
+            return bound is not None and (t >= bound if is_start else t <= bound)
+
+        return test
+
+    # --------------------------------------------------------------------------------- collections
+
+    def _items(self, source: ast.Expr) -> Fn:
+        fn = self.visit(source)
+
+        def items(env: Env) -> list[Any]:
+            value = fn(env)
+            return list(value) if isinstance(value, list | tuple) else []  # missing: no items
+
+        return items
+
+    def _condition(self, variable: str | None, condition: ast.Expr) -> Callable[[Env, Any], bool]:
+        test = self.boolean(condition)
+
+        def holds(env: Env, item: Any) -> bool:
+            variables = {**env.variables, variable: item} if variable else env.variables
+            return bool(test(replace(env, item=item, variables=variables)))
+
+        return holds
+
+    def visit_EventFilter(self, node: ast.EventFilter) -> Fn:
+        items, holds = self._items(node.source), self._condition(None, node.condition)
+        return lambda env: [item for item in items(env) if holds(env, item)]
+
+    def visit_Select(self, node: ast.Select) -> Fn:
+        items = self._items(node.source)
+        if node.where is None:
+            return items
+        holds = self._condition(node.variable, node.where)
+        return lambda env: [item for item in items(env) if holds(env, item)]
+
+    def visit_Exists(self, node: ast.Exists) -> Fn:
+        items, holds = self._items(node.source), self._condition(node.variable, node.condition)
+        return lambda env: any(holds(env, item) for item in items(env))
+
+    def visit_ForAll(self, node: ast.ForAll) -> Fn:
+        items, holds = self._items(node.source), self._condition(node.variable, node.condition)
+        return lambda env: all(holds(env, item) for item in items(env))
+
+    def visit_Aggregate(self, node: ast.Aggregate) -> Fn:
+        items, kind = self._items(node.source), node.kind
+        if node.value is None:
+            return lambda env: aggregate_values(kind, items(env))
+        value = self.visit(node.value)
+        return lambda env: aggregate_values(kind, [value(replace(env, item=item)) for item in items(env)],
+                                            count=len(items(env)))
+
+    def visit_Chain(self, node: ast.Chain) -> Fn:
+        from openseg.pql._py_calls import compile_chain
+
+        return compile_chain(self, node)
+
+
+def _const(value: Any) -> Fn:
+    return lambda env: value
+
+
+__all__ = ["Env", "Predicate", "PythonCompiler", "compile_predicate"]

@@ -1,0 +1,594 @@
+"""PQL AST -> sqlglot expressions for DuckDB and Spark.
+
+Compiling an expression gives a two-valued boolean over the profile row (alias ``p``) and the *derived
+columns* it reads: per-profile event aggregates, quantifiers over events, sequences and segment
+memberships. Each derived column has a deterministic key (the same filter and window give the same key,
+so the planner computes it once for every segment) and a query yielding ``(_profile_id, value)``.
+
+Semantics shared with ``to_python`` (docs/pql.md has the user-facing version):
+
+* Two-valued logic: a predicate over a missing value is false; every predicate is wrapped in
+  ``COALESCE(pred, FALSE)`` before ``and``/``or``/``not`` so ``not (x = "US")`` holds when ``x`` is missing.
+* A missing array or event list is empty: ``count`` is 0, ``sum`` is 0, ``exists`` is false, ``forall`` true;
+  ``average``/``min``/``max`` of nothing are missing. Sums are DECIMAL(38, 6) (deterministic in parallel);
+  averages are that exact sum as DOUBLE divided by the number of values.
+* ``/`` is floating point and ``/`` or ``%`` by zero is missing, never an error.
+* Times are UTC instants resolved against ``as_of`` (see ``_time``); the compiler never reads the clock.
+
+User values only ever become literals; identifiers come only from field paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from sqlglot import exp
+
+from openseg.engines.base import NotSupportedOnEngine
+from openseg.pql import _time, ast
+from openseg.pql._sql_builders import (
+    FALSE,
+    TRUE,
+    date_literal,
+    double_literal,
+    interval,
+    not_null,
+    predicate,
+    safe_size,
+    timestamp_literal,
+)
+from openseg.pql.dialects import DECIMAL, SqlDialect, get_dialect, lambda_
+
+#: Relation names a compiled expression reads, and their aliases.
+PROFILES, EVENTS, MEMBERSHIP, CHAIN = "profiles", "events", "membership", "chain"
+PROFILE_ALIAS, EVENT_ALIAS, MEMBERSHIP_ALIAS = "p", "e", "m"
+ID = "_profile_id"
+#: Map-typed profile paths (a following path segment is a map key, not a struct field).
+DEFAULT_MAP_PATHS: frozenset[tuple[str, ...]] = frozenset({("identityMap",), ("segmentMembership", "ups")})
+IN_STATUSES = ("realized", "existing")
+
+
+@dataclass(frozen=True)
+class DerivedColumn:
+    """A per-profile value computed from another relation than the profile row.
+
+    Attributes:
+        key: Deterministic column name (equal keys mean equal values).
+        relation: ``events``, ``membership`` (grouped scans) or ``chain`` (its own query).
+        aggregate: For grouped scans, the aggregate over the relation's rows (alias ``e``/``m``).
+        row_filter: The rows the aggregate reads (None: all rows), OR-ed into the scan's WHERE.
+        bounds: Event time range the aggregate reads (None: unbounded), for pruning the scan.
+        default: The value for a profile without rows.
+        standalone: For ``chain``, the query yielding ``(_profile_id, value)``.
+    """
+
+    key: str
+    relation: str
+    aggregate: exp.Expression | None = None
+    row_filter: exp.Expression | None = None
+    bounds: _time.Bounds | None = None
+    default: exp.Expression = field(default_factory=exp.null)
+    standalone: exp.Select | None = None
+
+    def query(self) -> exp.Select:
+        """The query yielding ``(_profile_id, value)`` for the profiles with rows."""
+        if self.standalone is not None:
+            return self.standalone
+        assert self.aggregate is not None
+        alias = EVENT_ALIAS if self.relation == EVENTS else MEMBERSHIP_ALIAS
+        select = (
+            exp.select(exp.column(ID, table=alias), exp.alias_(self.aggregate.copy(), "value"))
+            .from_(exp.alias_(exp.to_table(self.relation), alias, table=True))
+            .group_by(exp.column(ID, table=alias))
+        )
+        return select.where(self.row_filter.copy()) if self.row_filter is not None else select
+
+    def reference(self) -> exp.Expression:
+        """The column as the profile-level condition reads it (the default filled in)."""
+        column = exp.column(self.key)
+        return column if isinstance(self.default, exp.Null) else exp.Coalesce(this=column, expressions=[self.default])
+
+
+@dataclass(frozen=True)
+class CompiledExpression:
+    """A compiled PQL expression: a condition over ``p`` plus the derived columns it reads."""
+
+    condition: exp.Expression
+    derived: tuple[DerivedColumn, ...]
+
+    def sql(self, dialect: str) -> str:
+        """The condition as SQL text (derived columns appear by key)."""
+        return self.condition.sql(dialect=dialect)
+
+
+def compile_expression(
+    node: ast.Node,
+    as_of: dt.datetime,
+    dialect: str = "duckdb",
+    *,
+    segment_columns: Mapping[str, exp.Expression] | None = None,
+    membership: bool = True,
+    map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
+) -> CompiledExpression:
+    """Compile a PQL expression to a boolean over the profile row plus its derived columns.
+
+    Args:
+        node: The (checked) AST root.
+        as_of: Evaluation time: ``now``, ``today`` and relative windows resolve against it.
+        dialect: ``"duckdb"`` or ``"spark"``.
+        segment_columns: Segment id -> boolean column computed earlier in the same plan.
+        membership: Whether a ``membership`` relation exists for other ``inSegment`` ids (if not,
+            they are false: nobody has been segmented yet).
+        map_paths: Profile paths whose type is a map.
+
+    Returns:
+        The compiled expression.
+
+    Raises:
+        NotSupportedOnEngine: When the engine cannot run a construct of the expression.
+    """
+    compiler = SqlCompiler(as_of, get_dialect(dialect), segment_columns or {}, membership, map_paths)
+    condition = compiler.boolean(node)
+    return CompiledExpression(condition, tuple(compiler.derived.values()))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What paths resolve to where an expression is compiled."""
+
+    row: str  # "profile" or "event"
+    item: exp.Expression | None = None
+    variables: Mapping[str, exp.Expression] = field(default_factory=dict)
+    steps: Mapping[str, exp.Expression] = field(default_factory=dict)
+
+
+class SqlCompiler(ast.Visitor[exp.Expression]):
+    """Visitor producing sqlglot expressions; collects derived columns as it goes."""
+
+    def __init__(
+        self,
+        as_of: dt.datetime,
+        dialect: SqlDialect,
+        segment_columns: Mapping[str, exp.Expression],
+        membership: bool,
+        map_paths: frozenset[tuple[str, ...]],
+    ) -> None:
+        self.as_of = _time.as_instant(as_of)
+        self.dialect = dialect
+        self.segment_columns = segment_columns
+        self.membership = membership
+        self.map_paths = map_paths
+        self.derived: dict[str, DerivedColumn] = {}
+        self.scope = _Scope("profile")
+        self._lambda_depth = 0
+
+    # ---------------------------------------------------------------------------------- helpers
+
+    def boolean(self, node: ast.Node) -> exp.Expression:
+        """``node`` as a two-valued predicate (lists mean "at least one item")."""
+        if isinstance(node, ast.EventFilter | ast.Select):
+            return self.visit(ast.Exists(None, node, ast.BooleanLiteral(True)))
+        return predicate(self.visit(node))
+
+    def unsupported(self, construct: str, reason: str) -> NotSupportedOnEngine:
+        """The error for a construct no SQL engine here can run."""
+        return NotSupportedOnEngine(self.dialect.name, construct, reason)
+
+    def _in_scope(self, scope: _Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expression:
+        saved, self.scope = self.scope, scope
+        try:
+            return self.boolean(node) if as_boolean else self.visit(node)
+        finally:
+            self.scope = saved
+
+    def _lambda(self, array: exp.Expression, variable: str | None, body: ast.Node, construct: str,
+                as_boolean: bool = True) -> tuple[str, exp.Expression]:
+        """Compile ``body`` over one item of ``array``; returns the lambda variable and body."""
+        var = f"_i{self._lambda_depth}"
+        self._lambda_depth += 1
+        try:
+            item = exp.column(var)
+            variables = {**self.scope.variables, **({variable: item} if variable else {})}
+            scope = replace(self.scope, item=item, variables=variables)
+            return var, self._in_scope(scope, body, as_boolean)
+        finally:
+            self._lambda_depth -= 1
+
+    def _register(self, column: DerivedColumn) -> exp.Expression:
+        self.derived.setdefault(column.key, column)
+        return self.derived[column.key].reference()
+
+    def _path(self, base: exp.Expression, segments: Sequence[str], prefix: tuple[str, ...] = ()) -> exp.Expression:
+        value = base
+        for index, segment in enumerate(segments):
+            if prefix and prefix + tuple(segments[:index]) in self.map_paths:
+                value = exp.Bracket(this=value, expressions=[exp.Literal.string(segment)])
+            else:
+                value = exp.Dot(this=value, expression=exp.to_identifier(segment, quoted=True))
+        return value
+
+    # --------------------------------------------------------------------------------- literals
+
+    def visit_StringLiteral(self, node: ast.StringLiteral) -> exp.Expression:
+        return exp.Literal.string(node.value)
+
+    def visit_NumberLiteral(self, node: ast.NumberLiteral) -> exp.Expression:
+        return exp.Literal.number(node.value) if node.is_integer else double_literal(float(node.value))
+
+    def visit_BooleanLiteral(self, node: ast.BooleanLiteral) -> exp.Expression:
+        return exp.Boolean(this=node.value)
+
+    def visit_NullLiteral(self, node: ast.NullLiteral) -> exp.Expression:
+        return exp.null()
+
+    def visit_DateLiteral(self, node: ast.DateLiteral) -> exp.Expression:
+        return date_literal(node.value)
+
+    def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> exp.Expression:
+        return timestamp_literal(node.value)
+
+    def visit_CurrentTime(self, node: ast.CurrentTime) -> exp.Expression:
+        value = _time.current_value(node.kind, self.as_of)
+        return timestamp_literal(value) if isinstance(value, dt.datetime) else date_literal(value)
+
+    def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> exp.Expression:
+        return exp.Array(expressions=[self.visit(item) for item in node.items])
+
+    def visit_Duration(self, node: ast.Duration) -> exp.Expression:
+        raise self.unsupported("duration", "a duration is only meaningful inside `occurs` windows")
+
+    # -------------------------------------------------------------------------------- references
+
+    def visit_FieldPath(self, node: ast.FieldPath) -> exp.Expression:
+        if node.root is ast.Root.PROFILE:
+            if self.scope.row == "event":
+                raise self.unsupported(
+                    "profile attribute in an event condition",
+                    f"{node.dotted} is a profile attribute; event conditions are evaluated in one events scan",
+                )
+            first = exp.column(node.segments[0], table=PROFILE_ALIAS, quoted=True)
+            return self._path(first, node.segments[1:], (node.segments[0],))
+        if node.root is ast.Root.ITEM:
+            if self.scope.item is None:
+                raise self.unsupported("item path", f"{node.dotted} is used outside of a list condition")
+            return self._path(self.scope.item, node.segments)
+        if node.root is ast.Root.VARIABLE:
+            assert node.name is not None
+            if node.name not in self.scope.variables:
+                raise self.unsupported("variable", f"{node.name} is not bound here")
+            return self._path(self.scope.variables[node.name], node.segments)
+        raise self.unsupported("xEvent", "xEvent is a list of events: filter, aggregate or quantify it")
+
+    def visit_StepRef(self, node: ast.StepRef) -> exp.Expression:
+        if node.name not in self.scope.steps:
+            raise self.unsupported("chain step reference", f"{node.name} is not an earlier, non-negated step")
+        return self.scope.steps[node.name]
+
+    def visit_Lambda(self, node: ast.Lambda) -> exp.Expression:
+        return self.boolean(node.body)
+
+    # --------------------------------------------------------------------------------- operators
+
+    _COMPARE = {
+        ast.CompareOp.EQ: exp.EQ, ast.CompareOp.NE: exp.NEQ, ast.CompareOp.LT: exp.LT,
+        ast.CompareOp.LE: exp.LTE, ast.CompareOp.GT: exp.GT, ast.CompareOp.GE: exp.GTE,
+    }
+
+    def visit_Compare(self, node: ast.Compare) -> exp.Expression:
+        return self._COMPARE[node.op](this=self.visit(node.left), expression=self.visit(node.right))
+
+    def visit_And(self, node: ast.And) -> exp.Expression:
+        return exp.and_(*(self.boolean(o) for o in node.operands), wrap=True)
+
+    def visit_Or(self, node: ast.Or) -> exp.Expression:
+        return exp.or_(*(self.boolean(o) for o in node.operands), wrap=True)
+
+    def visit_Not(self, node: ast.Not) -> exp.Expression:
+        return exp.Not(this=exp.paren(self.boolean(node.operand), copy=False))
+
+    def visit_In(self, node: ast.In) -> exp.Expression:
+        value = self.visit(node.value)
+        if isinstance(node.values, ast.ArrayLiteral):
+            test: exp.Expression = exp.In(this=value, expressions=[self.visit(v) for v in node.values.items])
+            if not node.values.items:
+                test = exp.And(this=not_null(value), expression=FALSE)
+        else:
+            test = self.dialect.build("array_contains", self.visit(node.values), value)
+        # notIn is a comparison: false when the value is missing, like `!=`.
+        return exp.and_(not_null(value), exp.Not(this=exp.paren(test))) if node.negated else test
+
+    def visit_Like(self, node: ast.Like) -> exp.Expression:
+        value = self.visit(node.value)
+        if isinstance(node.pattern, ast.StringLiteral):
+            regex = like_to_regex(node.pattern.value)
+            return exp.RegexpLike(this=value, expression=exp.Literal.string(regex))
+        return exp.Like(this=value, expression=self.visit(node.pattern))
+
+    def visit_If(self, node: ast.If) -> exp.Expression:
+        return exp.Case(ifs=[exp.If(this=self.boolean(node.condition), true=self.visit(node.then))],
+                        default=self.visit(node.otherwise))
+
+    def visit_Arithmetic(self, node: ast.Arithmetic) -> exp.Expression:
+        left, right = self.visit(node.left), self.visit(node.right)
+        if node.op is ast.ArithOp.DIV:
+            double = exp.DataType.build("DOUBLE")
+            divisor = exp.Nullif(this=exp.cast(right, double), expression=exp.Literal.number(0))
+            return exp.Div(this=exp.cast(left, double), expression=divisor)
+        if node.op is ast.ArithOp.MOD:
+            return exp.Mod(this=left, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
+        operator = {ast.ArithOp.ADD: exp.Add, ast.ArithOp.SUB: exp.Sub, ast.ArithOp.MUL: exp.Mul}[node.op]
+        return exp.paren(operator(this=left, expression=right), copy=False)
+
+    def visit_Negate(self, node: ast.Negate) -> exp.Expression:
+        return exp.Neg(this=exp.paren(self.visit(node.operand), copy=False))
+
+    def visit_Call(self, node: ast.Call) -> exp.Expression:
+        from openseg.pql._sql_calls import compile_call
+
+        return compile_call(self, node)
+
+    def visit_InSegment(self, node: ast.InSegment) -> exp.Expression:
+        if node.namespace == "ups" and node.segment_id in self.segment_columns:
+            return self.segment_columns[node.segment_id].copy()
+        if node.namespace != "ups" or not self.membership:
+            return FALSE.copy()
+        member = exp.and_(
+            exp.column("segment_id", table=MEMBERSHIP_ALIAS).eq(exp.Literal.string(node.segment_id)),
+            exp.column("status", table=MEMBERSHIP_ALIAS).isin(*(exp.Literal.string(s) for s in IN_STATUSES)),
+        )
+        count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=member))
+        column = DerivedColumn(
+            key=_key(MEMBERSHIP, count), relation=MEMBERSHIP, aggregate=count, row_filter=member,
+            default=exp.Literal.number(0),
+        )
+        return exp.GT(this=self._register(column), expression=exp.Literal.number(0))
+
+    # ------------------------------------------------------------------------------------- time
+
+    def visit_Occurs(self, node: ast.Occurs) -> exp.Expression:
+        return self.window(self.visit(node.value), node.window)
+
+    def window(self, value: exp.Expression, window: ast.TimeWindow) -> exp.Expression:
+        """The condition that the time ``value`` lies in ``window``."""
+        bounds = _time.constant_bounds(window, self.as_of)
+        if bounds is not None:
+            return exp.or_(*(bounds_condition(value, b) for b in bounds), wrap=True) if bounds else FALSE.copy()
+        return self._dynamic_window(value, window)
+
+    def _dynamic_window(self, value: exp.Expression, window: ast.TimeWindow) -> exp.Expression:
+        timestamp = exp.DataType.build("TIMESTAMP")
+        if isinstance(window, ast.BetweenWindow):
+            return exp.and_(self._window_end(value, window.start, True), self._window_end(value, window.end, False))
+        anchor = exp.cast(self.visit(getattr(window, "anchor")), timestamp)
+        day = exp.DataType.build("DATE")
+        if isinstance(window, ast.OnWindow):
+            return exp.EQ(this=exp.cast(value, day), expression=exp.cast(anchor, day))
+        if isinstance(window, ast.PointWindow):
+            before = window.direction is ast.Direction.BEFORE
+            return (exp.LT if before else exp.GT)(this=value, expression=anchor)
+        assert isinstance(window, ast.RelativeWindow)
+        before = window.direction is ast.Direction.BEFORE
+        amount = -window.amount if before else window.amount
+        edge = interval(anchor, amount, window.unit)
+        side = (exp.LTE if before else exp.GTE)(this=value, expression=anchor.copy())
+        if window.op in (ast.CompareOp.EQ, ast.CompareOp.NE):
+            if window.unit in _time.DAY_OR_LONGER:
+                equal: exp.Expression = exp.EQ(this=exp.cast(value, day), expression=exp.cast(edge, day))
+            else:
+                equal = exp.EQ(this=value, expression=edge)
+            return equal if window.op is ast.CompareOp.EQ else exp.and_(side, exp.Not(this=exp.paren(equal)))
+        near = window.op in (ast.CompareOp.LT, ast.CompareOp.LE)
+        inclusive = window.op in (ast.CompareOp.LE, ast.CompareOp.GE)
+        if near:  # between the edge and the anchor
+            toward = (exp.GTE if inclusive else exp.GT) if before else (exp.LTE if inclusive else exp.LT)
+            return exp.and_(side, toward(this=value.copy(), expression=edge))
+        away = (exp.LTE if inclusive else exp.LT) if before else (exp.GTE if inclusive else exp.GT)
+        return away(this=value, expression=edge)
+
+    def _window_end(self, value: exp.Expression, end: ast.Expr, is_start: bool) -> exp.Expression:
+        constant = _time.constant_anchor(end, self.as_of)
+        if constant is None:
+            bound = exp.cast(self.visit(end), exp.DataType.build("TIMESTAMP"))
+            return (exp.GTE if is_start else exp.LTE)(this=value.copy(), expression=bound)
+        instant = _time.as_instant(constant)
+        if is_start:
+            return exp.GTE(this=value.copy(), expression=timestamp_literal(instant))
+        if _time.is_date(constant):
+            return exp.LT(this=value.copy(), expression=timestamp_literal(instant + dt.timedelta(days=1)))
+        return exp.LTE(this=value.copy(), expression=timestamp_literal(instant))
+
+    # ------------------------------------------------------------------------------ collections
+
+    def visit_EventFilter(self, node: ast.EventFilter) -> exp.Expression:
+        if _is_events(node):
+            raise self.unsupported("event list value", "use the filtered events with count(), exists or an aggregate")
+        array = self.visit(node.source)
+        var, body = self._lambda(array, None, node.condition, "filter")
+        return self.dialect.build("array_filter", array, lambda_([var], body))
+
+    def visit_Select(self, node: ast.Select) -> exp.Expression:
+        if _is_events(node):
+            raise self.unsupported("event list value", "use the selected events with count() or as a condition")
+        array = self.visit(node.source)
+        if node.where is None:
+            return array
+        var, body = self._lambda(array, node.variable, node.where, "select")
+        return self.dialect.build("array_filter", array, lambda_([var], body))
+
+    def visit_Exists(self, node: ast.Exists) -> exp.Expression:
+        if _is_events(node.source):
+            count = self._event_aggregate(ast.AggregateKind.COUNT, node.source, None, node.condition, node.variable)
+            return exp.GT(this=count, expression=exp.Literal.number(0))
+        array = self.visit(node.source)
+        var, body = self._lambda(array, node.variable, node.condition, "exists")
+        matches = self.dialect.build("array_filter", array, lambda_([var], body))
+        return predicate(exp.GT(this=safe_size(self.dialect, matches), expression=exp.Literal.number(0)))
+
+    def visit_ForAll(self, node: ast.ForAll) -> exp.Expression:
+        negated = ast.Not(node.condition)
+        if _is_events(node.source):
+            count = self._event_aggregate(ast.AggregateKind.COUNT, node.source, None, negated, node.variable)
+            return exp.EQ(this=count, expression=exp.Literal.number(0))
+        array = self.visit(node.source)
+        var, body = self._lambda(array, node.variable, negated, "forall")
+        failures = self.dialect.build("array_filter", array, lambda_([var], body))
+        # A missing array has no items, so every item (none) satisfies the condition.
+        return exp.Coalesce(this=exp.EQ(this=safe_size(self.dialect, failures), expression=exp.Literal.number(0)),
+                            expressions=[TRUE.copy()])
+
+    def visit_Aggregate(self, node: ast.Aggregate) -> exp.Expression:
+        if _is_events(node.source):
+            return self._event_aggregate(node.kind, node.source, node.value, None, None)
+        from openseg.pql._sql_calls import array_aggregate
+
+        return array_aggregate(self, node)
+
+    def visit_Chain(self, node: ast.Chain) -> exp.Expression:
+        from openseg.pql._sql_chain import compile_chain
+
+        if not _is_events(node.source):
+            raise self.unsupported("chain", "chain() runs over xEvent")
+        return self._register(compile_chain(self, node))
+
+    # ---------------------------------------------------------------------------- event columns
+
+    def event_scope(self, alias: str = EVENT_ALIAS, variable: str | None = None) -> _Scope:
+        """The scope of one event row under ``alias``."""
+        if self.scope.row == "event":
+            raise self.unsupported("nested event list", "an event condition cannot read xEvent again")
+        item: exp.Expression = exp.Column(this=exp.to_identifier(alias))
+        variables = {variable: item} if variable else {}
+        return _Scope("event", item=item, variables=variables)
+
+    def event_conditions(self, source: ast.Expr, variable: str | None, alias: str = EVENT_ALIAS
+                         ) -> tuple[list[exp.Expression], list[ast.Expr]]:
+        """The compiled filters of an event source (``xEvent[a][b]``, ``select X from xEvent where``)."""
+        conditions: list[exp.Expression] = []
+        nodes: list[ast.Expr] = []
+        while not (isinstance(source, ast.FieldPath) and source.root is ast.Root.EVENTS):
+            if isinstance(source, ast.EventFilter):
+                condition, var = source.condition, None
+            elif isinstance(source, ast.Select) and source.where is not None:
+                condition, var = source.where, source.variable
+            elif isinstance(source, ast.Select):
+                source = source.source
+                continue
+            else:
+                raise self.unsupported("event source", f"{type(source).__name__} is not a list of events")
+            conditions.append(self._in_scope(self.event_scope(alias, var), condition, as_boolean=True))
+            nodes.append(condition)
+            source = source.source
+        return conditions, nodes
+
+    def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
+                         condition: ast.Expr | None, variable: str | None) -> exp.Expression:
+        conditions, nodes = self.event_conditions(source, None)
+        scope = self.event_scope(EVENT_ALIAS, variable)
+        if condition is not None:
+            conditions.append(self._in_scope(scope, condition, as_boolean=True))
+            nodes.append(condition)
+        row_filter = exp.and_(*conditions) if conditions else None
+        bounds = event_bounds(nodes, self.as_of)
+        column = self._event_column(kind, value, scope, row_filter, bounds)
+        return self._register(column)
+
+    def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: _Scope,
+                      row_filter: exp.Expression | None, bounds: _time.Bounds | None) -> DerivedColumn:
+        def filtered(aggregate: exp.Expression) -> exp.Expression:
+            if row_filter is None:
+                return aggregate
+            return exp.Filter(this=aggregate, expression=exp.Where(this=row_filter.copy()))
+
+        default: exp.Expression = exp.null()
+        if kind is ast.AggregateKind.COUNT:
+            aggregate, default = filtered(exp.Count(this=exp.Star())), exp.Literal.number(0)
+        else:
+            if value is None:
+                raise self.unsupported(kind.value, "an event aggregate needs a value, e.g. sum(commerce.order.priceTotal)")
+            item = self._in_scope(scope, value)
+            if kind is ast.AggregateKind.SUM:
+                aggregate = filtered(exp.Sum(this=exp.cast(item, DECIMAL)))
+                default = exp.cast(exp.Literal.number(0), DECIMAL)
+            elif kind is ast.AggregateKind.AVG:
+                total = exp.cast(filtered(exp.Sum(this=exp.cast(item, DECIMAL))), exp.DataType.build("DOUBLE"))
+                count = exp.Nullif(this=filtered(exp.Count(this=item.copy())), expression=exp.Literal.number(0))
+                aggregate = exp.Div(this=total, expression=count)
+            else:
+                aggregate = filtered((exp.Min if kind is ast.AggregateKind.MIN else exp.Max)(this=item))
+        return DerivedColumn(_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
+
+
+def _is_events(node: ast.Expr) -> bool:
+    """Whether ``node`` is xEvent or a filter/selection of it."""
+    while isinstance(node, ast.EventFilter | ast.Select):
+        node = node.source
+    return isinstance(node, ast.FieldPath) and node.root is ast.Root.EVENTS
+
+
+def _key(relation: str, aggregate: exp.Expression) -> str:
+    """A deterministic column name for an aggregate (equal SQL, equal key)."""
+    digest = hashlib.sha256(f"{relation}|{aggregate.sql()}".encode()).hexdigest()[:16]
+    return f"__d_{digest}"
+
+
+def event_bounds(conditions: Sequence[ast.Expr], as_of: dt.datetime) -> _time.Bounds | None:
+    """The time range of ``timestamp`` implied by top-level ``occurs`` conjuncts, if any."""
+    found: _time.Bounds | None = None
+    for condition in conditions:
+        conjuncts = condition.operands if isinstance(condition, ast.And) else (condition,)
+        for conjunct in conjuncts:
+            if not (isinstance(conjunct, ast.Occurs) and isinstance(conjunct.value, ast.FieldPath)
+                    and conjunct.value.root is ast.Root.ITEM and conjunct.value.segments == ("timestamp",)):
+                continue
+            bounds = _time.constant_bounds(conjunct.window, as_of)
+            if not bounds:
+                continue
+            hull = bounds[0]
+            for other in bounds[1:]:
+                hull = hull.hull(other)
+            found = hull if found is None else _intersect(found, hull)
+    return found
+
+
+def _intersect(a: _time.Bounds, b: _time.Bounds) -> _time.Bounds:
+    low = b.low if a.low is None else a.low if b.low is None else max(a.low, b.low)
+    high = b.high if a.high is None else a.high if b.high is None else min(a.high, b.high)
+    return _time.Bounds(low, high, True, True)
+
+
+def bounds_condition(value: exp.Expression, bounds: _time.Bounds) -> exp.Expression:
+    """``value`` within ``bounds`` as SQL (TRUE when unbounded)."""
+    parts: list[exp.Expression] = []
+    if bounds.low is not None:
+        op = exp.GTE if bounds.low_inclusive else exp.GT
+        parts.append(op(this=value.copy(), expression=timestamp_literal(bounds.low)))
+    if bounds.high is not None:
+        op = exp.LTE if bounds.high_inclusive else exp.LT
+        parts.append(op(this=value.copy(), expression=timestamp_literal(bounds.high)))
+    return exp.and_(*parts) if parts else not_null(value)
+
+
+_REGEX_SPECIAL = frozenset(string.punctuation)
+
+
+def like_to_regex(pattern: str) -> str:
+    """A PQL ``like`` pattern (``%`` any run, ``_`` one character) as an anchored regular expression.
+
+    Only ASCII punctuation is escaped: RE2 (DuckDB), Java (Spark) and Python all read ``\\`` before
+    punctuation as the literal character, while RE2 rejects it before letters or spaces.
+    """
+    parts = []
+    for char in pattern:
+        if char == "%":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        elif char in _REGEX_SPECIAL:
+            parts.append("\\" + char)
+        else:
+            parts.append(char)
+    return "(?s)^" + "".join(parts) + "$"

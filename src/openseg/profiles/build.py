@@ -1,0 +1,295 @@
+"""Building the merged profile store of one merge policy from the lake's files.
+
+The whole build runs in one embedded DuckDB connection: fragments are read once into a temp table,
+events are streamed from their files twice (identities, then the final sorted write), identities are
+stitched with :mod:`openseg.profiles.identity`, fragments merged with :mod:`openseg.profiles.merge`,
+and the store is published atomically (:mod:`openseg.profiles.store`). A build is a full rebuild: it is
+a pure function of the sources and the policy, which is what makes it safe to re-run when a batch lands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from openseg.profiles._sql import col, render
+from openseg.profiles.identity import OversizedGraph, stitch
+from openseg.profiles.merge import merge_query, ranked_query
+from openseg.profiles.merge_policy import MergePolicySpec
+from openseg.profiles.reading import INGEST, PROVENANCE, RID, SOURCES_TABLE, plan_inputs, read_query
+from openseg.profiles.sources import IDENTITY_MAP, SourceFile, ingest_order, utc_naive
+from openseg.profiles.store import (
+    EVENTS_FILE,
+    FRAGMENTS_FILE,
+    IDENTITIES_FILE,
+    MANIFEST_FILE,
+    PROFILES_FILE,
+    SCHEMA_FILE,
+    new_staging_dir,
+    publish,
+    write_schema,
+)
+
+_log = logging.getLogger(__name__)
+
+PROFILE = "__profile"
+KEYS = "__keys"
+# Row groups small enough that a lookup by `_profile_id` reads one of them (min/max statistics).
+_ROW_GROUP_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What a build produced.
+
+    Attributes:
+        profiles: Merged profiles written (including event-only ones).
+        events: ExperienceEvents written, each linked to a profile.
+        fragments: Profile fragments read.
+        identities: Distinct identities seen.
+        oversized_graphs: Identity graphs over the 50-identity guardrail, split and reported.
+        seconds: Wall time of the build.
+        event_only_profiles: Profiles made only of events (``_hasProfileRecord`` false).
+        unlinked_fragments: Fragments without any identity (they belong to no profile).
+        unlinked_events: Events without any identity (not written).
+    """
+
+    profiles: int
+    events: int
+    fragments: int
+    identities: int
+    oversized_graphs: tuple[OversizedGraph, ...]
+    seconds: float
+    event_only_profiles: int = 0
+    unlinked_fragments: int = 0
+    unlinked_events: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """The statistics as a JSON-ready dict."""
+        data = asdict(self)
+        data["oversized_graphs"] = [
+            {"identities": [list(i) for i in g.identities], "profile_ids": list(g.profile_ids)}
+            for g in self.oversized_graphs
+        ]
+        return data
+
+
+def build_profile_store(
+    sources: Sequence[SourceFile],
+    policy: MergePolicySpec,
+    out_dir: Path,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> BuildStats:
+    """Build (or rebuild) the merged profile store of ``policy`` at ``out_dir``.
+
+    Args:
+        sources: The successful batches' files, profile fragments and events, in any order.
+        policy: The merge policy to apply.
+        out_dir: The store path (``{home}/profiles/{sandboxId}/{mergePolicyId}``); replaced atomically.
+        threads: DuckDB threads (default: all cores).
+        memory_limit: DuckDB memory limit such as ``"3GB"`` (default: DuckDB's); DuckDB spills to a
+            directory inside the build beyond it.
+
+    Returns:
+        The build statistics (also written to ``manifest.json``).
+
+    Raises:
+        SchemaConflictError: If two files hold incompatible types for one field.
+    """
+    started = time.perf_counter()
+    ordered = ingest_order(sources)
+    out_dir = Path(out_dir)
+    staging = new_staging_dir(out_dir)
+    try:
+        with _connect(staging / "_spill", threads, memory_limit) as connection:
+            stats = _build(connection, ordered, policy, staging)
+        shutil.rmtree(staging / "_spill", ignore_errors=True)
+        stats = replace(stats, seconds=round(time.perf_counter() - started, 3))
+        _write_manifest(staging / MANIFEST_FILE, ordered, policy, stats)
+        publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return stats
+
+
+def _connect(spill: Path, threads: int | None, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+    config: dict[str, str | int | bool] = {
+        "temp_directory": str(spill),
+        # ORDER BY is still honoured; everything else may stream out of order, which saves memory.
+        "preserve_insertion_order": False,
+    }
+    if threads:
+        config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    connection = duckdb.connect(config=config)
+    # Time zone conversions (TIMESTAMPTZ -> TIMESTAMP) must land in UTC.
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def _build(
+    connection: duckdb.DuckDBPyConnection,
+    sources: list[SourceFile],
+    policy: MergePolicySpec,
+    staging: Path,
+) -> BuildStats:
+    inputs, files = plan_inputs(sources)
+    connection.register("__source_files_arrow", files)
+    connection.execute(f"CREATE TEMP TABLE {SOURCES_TABLE} AS SELECT * FROM __source_files_arrow")
+    connection.unregister("__source_files_arrow")
+    profile_schema, event_schema = inputs["profile"].schema, inputs["event"].schema
+
+    connection.execute("CREATE TEMP TABLE __frag AS " + render(read_query(connection, inputs["profile"])))
+    connection.execute("CREATE TEMP VIEW __evt AS " + render(read_query(connection, inputs["event"])))
+    oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph)
+
+    connection.execute(
+        "CREATE TEMP TABLE __frag_pid AS "
+        f"SELECT f.*, r._profile_id AS {PROFILE} FROM __frag AS f JOIN __rec_pid AS r ON r.rid = f.{RID}"
+    )
+    connection.execute("CREATE TEMP VIEW __ranked AS " + render(ranked_query("__frag_pid", profile_schema, policy)))
+    connection.execute("CREATE TEMP TABLE __merged AS " + render(merge_query("__ranked", profile_schema, PROFILE)))
+
+    connection.execute(_profiles_query(profile_schema))
+    profiles = _write(connection, "SELECT * FROM __profiles_written ORDER BY _profile_id", staging / PROFILES_FILE)
+    events = _write(connection, _events_query(event_schema), staging / EVENTS_FILE)
+    _write(connection, _IDENTITIES, staging / IDENTITIES_FILE)
+    if policy.identity_graph == "none":
+        _write(connection, _FRAGMENTS, staging / FRAGMENTS_FILE)
+    write_schema(
+        staging / SCHEMA_FILE, pq.read_schema(staging / PROFILES_FILE), pq.read_schema(staging / EVENTS_FILE)
+    )
+    return BuildStats(
+        profiles=profiles,
+        events=events,
+        fragments=_count(connection, "SELECT count(*) FROM __frag"),
+        identities=_count(connection, "SELECT count(*) FROM __ids"),
+        oversized_graphs=tuple(oversized),
+        seconds=0.0,
+        event_only_profiles=_count(connection, "SELECT count(*) FROM __profiles_written WHERE NOT _hasProfileRecord"),
+        unlinked_fragments=_count(
+            connection, f"SELECT count(*) FROM __frag WHERE {RID} NOT IN (SELECT rid FROM __rec_pid)"
+        ),
+        unlinked_events=_count(
+            connection, f"SELECT count(*) FROM __evt WHERE {RID} NOT IN (SELECT rid FROM __rec_pid)"
+        ),
+    )
+
+
+@contextmanager
+def _phase(name: str) -> Iterator[None]:
+    """Log how long a build phase took (DEBUG), to see where a slow build spends its time."""
+    started = time.perf_counter()
+    yield
+    _log.debug("profile build: %s took %.2f s", name, time.perf_counter() - started)
+
+
+def _count(connection: duckdb.DuckDBPyConnection, query: str) -> int:
+    # fetchall: DuckDB 2 keeps a partly fetched result open and refuses the next statement.
+    return int(connection.execute(query).fetchall()[0][0])
+
+
+def _write(connection: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
+    relation = connection.sql(query)
+    relation.write_parquet(str(path), compression="zstd", row_group_size=_ROW_GROUP_ROWS)
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _profiles_query(schema: pa.Schema) -> str:
+    """Create ``__profiles_written``: one row per profile (merged attributes, the union identityMap)."""
+    columns: list[exp.Expression] = [exp.alias_(col("_profile_id", "k"), "_profile_id", quoted=True)]
+    for top in schema:
+        source = col(IDENTITY_MAP, "i") if top.name == IDENTITY_MAP else col(top.name, "m")
+        columns.append(exp.alias_(source, top.name, quoted=True))
+    select = render(exp.select(*columns))
+    # The rest is fixed text over the store's own temp tables.
+    return f"""
+    CREATE OR REPLACE TEMP TABLE __profiles_written AS
+    WITH keys AS (
+        SELECT r.pid, any_value(r._profile_id) AS _profile_id, max(s.ingest_time) AS last_ingest
+        FROM __rec_pid AS r JOIN {SOURCES_TABLE} AS s ON s.file_idx = (r.rid >> 32)
+        GROUP BY r.pid
+    ), ids AS (
+        SELECT x.pid, n.ns, list(struct_pack(id := n.id, "primary" := x.is_primary) ORDER BY n.id) AS ids
+        FROM __ident AS x JOIN __ids AS n USING (iid)
+        GROUP BY x.pid, n.ns
+    ), "i" AS (
+        SELECT pid, map_from_entries(list(struct_pack(key := ns, value := ids) ORDER BY ns)) AS identityMap
+        FROM ids GROUP BY pid
+    )
+    {select},
+        coalesce("m"._sources, []::VARCHAR[]) AS _sources,
+        coalesce("m"._lastModifiedAt, k.last_ingest) AS _lastModifiedAt,
+        "m".{PROFILE} IS NOT NULL AS _hasProfileRecord
+    FROM keys AS "k"
+    JOIN "i" USING (pid)
+    LEFT JOIN __merged AS "m" ON "m".{PROFILE} = "k"._profile_id
+    """
+
+
+def _events_query(schema: pa.Schema) -> str:
+    columns: list[exp.Expression] = [exp.alias_(col("_profile_id", "r"), "_profile_id", quoted=True)]
+    columns += [exp.alias_(col(f.name, "e"), f.name, quoted=True) for f in schema]
+    columns.append(exp.alias_(col(INGEST, "e"), "_ingestTime", quoted=True))
+    select = render(exp.select(*columns))
+    return f"""
+    {select}
+    FROM __evt AS "e" JOIN __rec_pid AS "r" ON "r".rid = "e".{RID}
+    ORDER BY "r"._profile_id, "e"."timestamp" NULLS LAST, "e".{RID}
+    """
+
+
+_IDENTITIES = """
+SELECT n.ns AS namespace, n.id, p.key AS _profile_id
+FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid JOIN __ids AS p ON p.iid = x.pid
+ORDER BY n.id, n.ns_l, p.key
+"""
+
+# Under identityGraph none a lookup merges the fragments carrying one identity (see identity.py), so
+# the unmerged fragments are kept, each with the keys of its identities.
+_FRAGMENTS = f"""
+SELECT f.*, k.{KEYS}
+FROM __frag AS f
+JOIN (
+    SELECT o.rid, list(n.key ORDER BY n.key) AS {KEYS}
+    FROM __occ_i AS o JOIN __ids AS n USING (iid) GROUP BY o.rid
+) AS k ON k.rid = f.{RID}
+ORDER BY f.{RID}
+"""
+
+
+def _write_manifest(path: Path, sources: list[SourceFile], policy: MergePolicySpec, stats: BuildStats) -> None:
+    manifest = {
+        "formatVersion": 1,
+        "builtAt": datetime.now(timezone.utc).isoformat(),
+        "policy": policy.to_dict(),
+        "sources": [
+            {
+                "path": s.path,
+                "datasetId": s.dataset_id,
+                "batchId": s.batch_id,
+                "ingestTime": utc_naive(s.ingest_time).isoformat() + "Z",
+                "kind": s.kind,
+            }
+            for s in sources
+        ],
+        "stats": stats.to_dict(),
+        "provenanceColumns": list(PROVENANCE),
+    }
+    path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")

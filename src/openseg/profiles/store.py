@@ -1,0 +1,158 @@
+"""The merged profile store on disk: its files, its schema file, and atomic publication.
+
+Layout (docs/architecture.md, "The merged profile store"), one directory per sandbox and merge policy:
+``profiles.parquet``, ``events.parquet``, ``identities.parquet``, ``schema.json``; plus, added here,
+``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none``,
+``fragments.parquet`` (the unmerged fragments a lookup merges on demand).
+
+Publication is atomic: the store path is a symbolic link to a complete build directory kept beside it
+in ``.<name>.builds/``; a new build is written there in full and the link is swapped with
+``os.replace`` (an atomic rename), so a reader sees either the old store or the new one, never a mix.
+Readers resolve the link once per operation (:func:`resolve_store`). The previous build is kept so a
+reader that resolved it just before a swap can finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+PROFILES_FILE = "profiles.parquet"
+EVENTS_FILE = "events.parquet"
+IDENTITIES_FILE = "identities.parquet"
+FRAGMENTS_FILE = "fragments.parquet"
+SCHEMA_FILE = "schema.json"
+MANIFEST_FILE = "manifest.json"
+KEPT_BUILDS = 2
+_STAGING_PREFIX = "tmp-"
+
+
+class StoreNotFoundError(FileNotFoundError):
+    """No profile store has been built at this path."""
+
+
+def builds_dir(store_dir: Path) -> Path:
+    """Where the complete builds of ``store_dir`` live."""
+    return store_dir.parent / f".{store_dir.name}.builds"
+
+
+def new_staging_dir(store_dir: Path) -> Path:
+    """A fresh, empty directory to write a build into, on the same file system as the store."""
+    staging = builds_dir(store_dir) / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish(staging: Path, store_dir: Path) -> Path:
+    """Make a complete build in ``staging`` the store at ``store_dir``, atomically.
+
+    Args:
+        staging: A directory from :func:`new_staging_dir` holding every store file.
+        store_dir: The store path readers use.
+
+    Returns:
+        The build directory the store now points to.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    final = staging.with_name(f"{stamp}-{uuid.uuid4().hex[:8]}")
+    staging.rename(final)
+    if store_dir.exists() and not store_dir.is_symlink():
+        # A plain directory from an older layout: move it aside; this one swap is not atomic.
+        store_dir.rename(final.with_name(f"legacy-{uuid.uuid4().hex[:8]}"))
+    link = store_dir.parent / f".{store_dir.name}.link-{uuid.uuid4().hex}"
+    os.symlink(os.path.relpath(final, store_dir.parent), link, target_is_directory=True)
+    os.replace(link, store_dir)
+    _prune(builds_dir(store_dir), keep=final)
+    return final
+
+
+def _prune(builds: Path, keep: Path) -> None:
+    complete = sorted(p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(_STAGING_PREFIX))
+    stale = [p for p in complete if p != keep][: max(0, len(complete) - KEPT_BUILDS)]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def resolve_store(store_dir: Path | str) -> Path:
+    """The build directory a store path points to now.
+
+    Raises:
+        StoreNotFoundError: If no store was built there.
+    """
+    resolved = Path(os.path.realpath(store_dir))
+    if not (resolved / MANIFEST_FILE).is_file():
+        raise StoreNotFoundError(f"no profile store at {store_dir}")
+    return resolved
+
+
+def read_manifest(store_dir: Path | str) -> dict[str, Any]:
+    """The manifest of a built store (policy, sources, statistics)."""
+    with open(resolve_store(store_dir) / MANIFEST_FILE, encoding="utf-8") as handle:
+        manifest: dict[str, Any] = json.load(handle)
+    return manifest
+
+
+# --- schema.json ---------------------------------------------------------------------------------
+# Primitive types are written as pyarrow's own names; nested types as objects, so the PQL checker can
+# read the file without pyarrow if it needs to.
+
+
+def schema_to_json(schema: pa.Schema) -> list[dict[str, Any]]:
+    """A schema as a JSON-ready list of ``{"name", "type"}`` fields."""
+    return [{"name": f.name, "type": _type_to_json(f.type)} for f in schema]
+
+
+def schema_from_json(fields: list[dict[str, Any]]) -> pa.Schema:
+    """Inverse of :func:`schema_to_json`."""
+    return pa.schema([pa.field(f["name"], _type_from_json(f["type"])) for f in fields])
+
+
+def _type_to_json(data_type: pa.DataType) -> Any:
+    if pa.types.is_struct(data_type):
+        children = [data_type.field(i) for i in range(data_type.num_fields)]
+        return {"struct": [{"name": c.name, "type": _type_to_json(c.type)} for c in children]}
+    if pa.types.is_map(data_type):
+        return {"map": {"key": _type_to_json(data_type.key_type), "value": _type_to_json(data_type.item_type)}}
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return {"list": _type_to_json(data_type.value_type)}
+    if pa.types.is_decimal(data_type):
+        return {"decimal": {"precision": data_type.precision, "scale": data_type.scale}}
+    if pa.types.is_timestamp(data_type):
+        return {"timestamp": {"unit": data_type.unit, "tz": data_type.tz}}
+    return str(data_type)
+
+
+def _type_from_json(value: Any) -> pa.DataType:
+    if isinstance(value, str):
+        return pa.type_for_alias(value)
+    if "struct" in value:
+        return pa.struct([pa.field(c["name"], _type_from_json(c["type"])) for c in value["struct"]])
+    if "map" in value:
+        return pa.map_(_type_from_json(value["map"]["key"]), _type_from_json(value["map"]["value"]))
+    if "list" in value:
+        return pa.list_(_type_from_json(value["list"]))
+    if "decimal" in value:
+        return pa.decimal128(value["decimal"]["precision"], value["decimal"]["scale"])
+    if "timestamp" in value:
+        return pa.timestamp(value["timestamp"]["unit"], value["timestamp"]["tz"])
+    raise ValueError(f"unknown type in schema.json: {value!r}")
+
+
+def write_schema(path: Path, profile: pa.Schema, event: pa.Schema) -> None:
+    """Write ``schema.json``: the Arrow schemas of ``profiles.parquet`` and ``events.parquet``."""
+    document = {"profile": schema_to_json(profile), "event": schema_to_json(event)}
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+
+
+def read_schema(store_dir: Path | str) -> dict[str, pa.Schema]:
+    """The union schemas of a built store: ``{"profile": ..., "event": ...}``."""
+    with open(resolve_store(store_dir) / SCHEMA_FILE, encoding="utf-8") as handle:
+        document = json.load(handle)
+    return {kind: schema_from_json(fields) for kind, fields in document.items()}

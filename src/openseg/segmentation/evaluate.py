@@ -1,0 +1,95 @@
+"""Evaluating segments over a built profile store with the configured engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openseg.pql import ast
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One plan's result: ``_profile_id`` plus a boolean column per segment (``columns`` maps ids)."""
+
+    result: pa.Table
+    columns: dict[str, str]
+    total_profiles: int
+    seconds: float
+    cost: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
+                      previous: pa.Table | None) -> Evaluation:
+    """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory)."""
+    from openseg.segmentation.planner import plan_segments  # noqa: PLC0415 - TEMPORARY until the planner lands
+
+    engine = services.engine()
+    plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership=previous is not None)
+    tables: dict[str, Any] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
+    if previous is not None:
+        tables["membership"] = previous
+    started = time.perf_counter()
+    result = engine.run(plan.query, tables)
+    seconds = time.perf_counter() - started
+    total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
+    return Evaluation(result=result, columns=dict(plan.columns), total_profiles=total, seconds=seconds,
+                      cost=plan_cost(plan, seconds))
+
+
+def plan_cost(plan: Any, seconds: float) -> dict[str, Any]:
+    """Per segment: the derived columns (event scans, sequences, lookups) its part of the plan reads and
+    whether they are shared with other segments — the openseg extension ``openseg:segmentCost``."""
+    usage: dict[str, int] = {}
+    for keys in plan.segment_derived.values():
+        for key in keys:
+            usage[key] = usage.get(key, 0) + 1
+    return {
+        segment_id: {
+            "derivedColumns": len(keys),
+            "sharedDerivedColumns": sum(1 for k in keys if usage[k] > 1),
+            "planSeconds": round(seconds, 4),
+        }
+        for segment_id, keys in plan.segment_derived.items()
+    }
+
+
+def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:
+    """Per segment, qualifying profiles counted by the namespace of their primary identity (the
+    namespace of ``_profile_id``, spelled as in the profile's ``identityMap``)."""
+    if qualified.num_rows == 0:
+        return {}
+    with duckdb.connect() as con:
+        con.register("qualified", qualified)
+        rows = con.sql(
+            """
+            WITH ns AS (
+                SELECT _profile_id,
+                       coalesce(list_filter(map_keys(identityMap),
+                                            lambda k: lower(k) = split_part(_profile_id, ':', 1))[1],
+                                split_part(_profile_id, ':', 1)) AS namespace
+                FROM read_parquet($path)
+            )
+            SELECT q.segment_id, ns.namespace, count(*) AS n
+            FROM qualified q JOIN ns USING (_profile_id)
+            GROUP BY ALL ORDER BY ALL
+            """,
+            params={"path": str(store / PROFILES_FILE)},
+        ).fetchall()
+    counts: dict[str, dict[str, int]] = {}
+    for segment_id, namespace, n in rows:
+        counts.setdefault(segment_id, {})[namespace] = int(n)
+    return counts
+

@@ -1,0 +1,213 @@
+"""Running a segment job on the worker: one plan per merge policy, membership diff, atomic publish."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from openseg.catalog.service import Scope
+from openseg.clock import ms_to_datetime, now_ms
+from openseg.pql import parse
+from openseg.profiles.policies import spec_of
+from openseg.profiles.service import ensure_store
+from openseg.profiles.store import resolve_store
+from openseg.segmentation import membership
+from openseg.segmentation.evaluate import evaluate_segments, primary_namespaces
+from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+log = logging.getLogger("openseg.segmentation")
+
+#: A job whose work item was tried this often (crashes included) fails instead of retrying forever.
+MAX_ATTEMPTS = 3
+
+
+class JobFailed(Exception):
+    """A user-facing failure: ``code`` and message go to the job's ``errors``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class JobCancelled(Exception):
+    pass
+
+
+@dataclass
+class PolicyOutcome:
+    policy_id: str
+    store_path: Path
+    membership_path: Path
+    current: pa.Table
+    history: pa.Table
+    total_profiles: int
+    counts: dict[str, dict[str, int]]
+    qualified: dict[str, int]
+    by_namespace: dict[str, dict[str, int]]
+    cost: dict[str, Any] = field(default_factory=dict)
+
+
+def membership_dir(services: Services, sandbox_id: str, policy_id: str) -> Path:
+    return services.settings.home / "membership" / sandbox_id / policy_id
+
+
+def run_segment_job(services: Services, item: WorkItem) -> None:
+    """Worker handler: evaluate, diff, then publish membership and metrics in one transaction."""
+    with services.db.session() as session:
+        job = session.get(SegmentJob, item.ref_id)
+        if job is None or job.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return
+        if job.status == "CANCELLING":
+            _finish(job, "CANCELLED")
+            return
+        if item.attempts > MAX_ATTEMPTS:
+            _fail(job, "0090000010", f"the job was interrupted {item.attempts - 1} times; giving up")
+            return
+        job.status = "PROCESSING"
+        started = now_ms()
+        job.metrics = {"totalTime": {"startTimeInMs": started}}
+        job.updated = started
+        scope = Scope(job.org_id, job.sandbox_id)
+        segments = list(job.segments)
+        job_id = job.id
+    try:
+        outcomes, segmentation_time = _evaluate(services, scope, job_id, segments)
+        _publish(services, job_id, started, segmentation_time, outcomes)
+    except JobCancelled:
+        with services.db.session() as session:
+            job = session.get(SegmentJob, job_id)
+            assert job is not None
+            _finish(job, "CANCELLED")
+    except JobFailed as exc:
+        with services.db.session() as session:
+            job = session.get(SegmentJob, job_id)
+            assert job is not None
+            _fail(job, exc.code, str(exc))
+    except Exception as exc:
+        log.exception("segment job %s failed", job_id)
+        with services.db.session() as session:
+            job = session.get(SegmentJob, job_id)
+            assert job is not None
+            _fail(job, "0090000009", f"evaluation failed: {type(exc).__name__}: {exc}")
+
+
+def _finish(job: SegmentJob, status: str) -> None:
+    now = now_ms()
+    metrics = dict(job.metrics or {})
+    total = dict(metrics.get("totalTime") or {"startTimeInMs": now})
+    total.update(endTimeInMs=now, totalTimeInMs=now - total["startTimeInMs"])
+    metrics["totalTime"] = total
+    job.metrics = metrics
+    job.status = status
+    job.updated = now
+
+
+def _fail(job: SegmentJob, code: str, message: str) -> None:
+    job.errors = [*(job.errors or []), {"code": code, "msg": message}]
+    _finish(job, "FAILED")
+
+
+def _check_cancel(services: Services, job_id: str) -> None:
+    with services.db.session() as session:
+        job = session.get(SegmentJob, job_id)
+        if job is None or job.status in ("CANCELLING", "CANCELLED"):
+            raise JobCancelled()
+
+
+def _evaluate(services: Services, scope: Scope, job_id: str,
+              segments: list[dict[str, Any]]) -> tuple[dict[str, PolicyOutcome], dict[str, int]]:
+    by_policy: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for entry in segments:
+        segment = entry["segment"]
+        by_policy[segment["mergePolicy"]["id"]].append((segment["id"], segment["expression"]["value"]))
+    outcomes: dict[str, PolicyOutcome] = {}
+    seg_start = now_ms()
+    for policy_id, members in by_policy.items():
+        with services.db.session() as session:
+            policy = session.get(MergePolicy, policy_id)
+            if policy is None or policy.sandbox_id != scope.sandbox_id:
+                names = ", ".join(s for s, _ in members)
+                raise JobFailed("0090000011", f"merge policy '{policy_id}' of segment(s) {names} no longer exists")
+            record = session.get(ProfileStore, policy_id)
+            previous_path = record.membership_path if record else None
+            session.expunge(policy)
+        store = resolve_store(ensure_store(services, scope, policy))
+        _check_cancel(services, job_id)
+        as_of = ms_to_datetime(now_ms())
+        previous = membership.read_current(previous_path)
+        parsed = [(segment_id, parse(text)) for segment_id, text in members]
+        evaluation = evaluate_segments(services, store, parsed, as_of, previous)
+        _check_cancel(services, job_id)
+        qualified = membership.qualified_pairs(evaluation.result, evaluation.columns)
+        ids = [s for s, _ in members]
+        diff = membership.diff(previous, qualified, ids, as_of, job_id)
+        namespaces = primary_namespaces(store, qualified)
+        outcomes[policy_id] = PolicyOutcome(
+            policy_id=policy_id, store_path=store,
+            membership_path=membership_dir(services, scope.sandbox_id, policy_id) / f"{job_id}.parquet",
+            current=diff.current, history=diff.history, total_profiles=evaluation.total_profiles,
+            counts=diff.counts,
+            qualified={s: int(evaluation.result[c].true_count if hasattr(evaluation.result[c], "true_count")
+                              else _true_count(evaluation.result[c])) for s, c in evaluation.columns.items()},
+            by_namespace={s: namespaces.get(s, {}) for s in ids}, cost=evaluation.cost,
+        )
+    seg_end = now_ms()
+    return outcomes, {"startTimeInMs": seg_start, "endTimeInMs": seg_end, "totalTimeInMs": seg_end - seg_start}
+
+
+def _true_count(column: pa.ChunkedArray) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.cast(pc.fill_null(column, False), pa.int64())).as_py() or 0)
+
+
+def _publish(services: Services, job_id: str, started: int, segmentation_time: dict[str, int],
+             outcomes: dict[str, PolicyOutcome]) -> None:
+    """Write membership files, then flip the pointers and finish the job in one transaction: readers see
+    the old membership or the new one, never half."""
+    for outcome in outcomes.values():
+        membership.write_atomically(outcome.current, outcome.membership_path)
+        history = outcome.membership_path.parent / "history" / f"{job_id}.parquet"
+        membership.write_atomically(outcome.history, history)
+    with services.db.session() as session:
+        job = session.get(SegmentJob, job_id)
+        assert job is not None
+        if job.status in ("CANCELLING", "CANCELLED"):
+            _finish(job, "CANCELLED")
+            for outcome in outcomes.values():
+                outcome.membership_path.unlink(missing_ok=True)
+                (outcome.membership_path.parent / "history" / f"{job_id}.parquet").unlink(missing_ok=True)
+            return
+        for outcome in outcomes.values():
+            record = session.get(ProfileStore, outcome.policy_id)
+            assert record is not None
+            record.membership_path = str(outcome.membership_path)
+            record.membership_job_id = job_id
+        metrics: dict[str, Any] = {
+            "totalTime": {"startTimeInMs": started},
+            "profileSegmentationTime": segmentation_time,
+            "totalProfiles": sum(o.total_profiles for o in outcomes.values()),
+            "totalProfilesByMergePolicy": {o.policy_id: o.total_profiles for o in outcomes.values()},
+            "segmentedProfileCounter": {},
+            "segmentedProfileByNamespaceCounter": {},
+            "segmentedProfileByStatusCounter": {},
+            "openseg:segmentCost": {},
+        }
+        for outcome in outcomes.values():
+            metrics["segmentedProfileCounter"].update(outcome.qualified)
+            metrics["segmentedProfileByNamespaceCounter"].update(outcome.by_namespace)
+            metrics["segmentedProfileByStatusCounter"].update(outcome.counts)
+            metrics["openseg:segmentCost"].update(outcome.cost)
+        job.metrics = metrics
+        _finish(job, "SUCCEEDED")
