@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from openseg.pql import ast
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+from openseg.segmentation.planner import Plan, plan_segments
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -34,10 +35,8 @@ class Evaluation:
 def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
                       previous: pa.Table | None) -> Evaluation:
     """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory)."""
-    from openseg.segmentation.planner import plan_segments  # noqa: PLC0415 - TEMPORARY until the planner lands
-
     engine = services.engine()
-    plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership=previous is not None)
+    plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership_available=previous is not None)
     tables: dict[str, Any] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
     if previous is not None:
         tables["membership"] = previous
@@ -49,11 +48,11 @@ def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[
                       cost=plan_cost(plan, seconds))
 
 
-def plan_cost(plan: Any, seconds: float) -> dict[str, Any]:
+def plan_cost(plan: Plan, seconds: float) -> dict[str, Any]:
     """Per segment: the derived columns (event scans, sequences, lookups) its part of the plan reads and
     whether they are shared with other segments — the openseg extension ``openseg:segmentCost``."""
     usage: dict[str, int] = {}
-    for keys in plan.segment_derived.values():
+    for keys in plan.derived.values():
         for key in keys:
             usage[key] = usage.get(key, 0) + 1
     return {
@@ -62,13 +61,13 @@ def plan_cost(plan: Any, seconds: float) -> dict[str, Any]:
             "sharedDerivedColumns": sum(1 for k in keys if usage[k] > 1),
             "planSeconds": round(seconds, 4),
         }
-        for segment_id, keys in plan.segment_derived.items()
+        for segment_id, keys in plan.derived.items()
     }
 
 
 def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:
-    """Per segment, qualifying profiles counted by the namespace of their primary identity (the
-    namespace of ``_profile_id``, spelled as in the profile's ``identityMap``)."""
+    """Per segment, qualifying profiles counted by the namespace of their primary identity: the one
+    flagged ``primary`` in ``identityMap``, else the namespace of ``_profile_id`` as the map spells it."""
     if qualified.num_rows == 0:
         return {}
     with duckdb.connect() as con:
@@ -77,7 +76,9 @@ def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, 
             """
             WITH ns AS (
                 SELECT _profile_id,
-                       coalesce(list_filter(map_keys(identityMap),
+                       coalesce(list_filter(map_entries(identityMap), lambda e: list_bool_or(
+                                    list_transform(e.value, lambda i: coalesce(i."primary", false))))[1].key,
+                                list_filter(map_keys(identityMap),
                                             lambda k: lower(k) = split_part(_profile_id, ':', 1))[1],
                                 split_part(_profile_id, ':', 1)) AS namespace
                 FROM read_parquet($path)

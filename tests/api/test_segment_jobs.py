@@ -1,0 +1,186 @@
+"""The seed's on-demand evaluation: segment jobs, their metrics, membership across runs, cancel, recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openseg.services import Services
+from openseg.store.models import SegmentJob, WorkItem
+from tests.api.aep import assert_aep_error
+from tests.api.flows import EVENT, create_dataset, event, json_lines, person, upload_batch
+from tests.api.test_definitions import define
+from tests.conftest import Org
+
+JOBS = "/data/core/ups/segment/jobs"
+
+
+def load_people(client: TestClient, org: Org, drain: Callable[[], int], people: list[dict[str, Any]],
+                events: list[dict[str, Any]] | None = None, dataset_id: str | None = None) -> str:
+    dataset_id = dataset_id or create_dataset(client, org.headers())
+    upload_batch(client, org.headers(), dataset_id, {"people.json": json_lines(people)})
+    if events:
+        events_id = create_dataset(client, org.headers(), "events", EVENT)
+        upload_batch(client, org.headers(), events_id, {"events.json": json_lines(events)})
+    drain()
+    return dataset_id
+
+
+def run_job(client: TestClient, org: Org, drain: Callable[[], int], *segment_ids: str) -> dict[str, Any]:
+    created = client.post(JOBS, headers=org.headers(), json=[{"segmentId": s} for s in segment_ids])
+    assert created.status_code == 200, created.text
+    drain()
+    job = client.get(f"{JOBS}/{created.json()['id']}", headers=org.headers()).json()
+    assert job["status"] == "SUCCEEDED", job
+    return dict(job)
+
+
+def test_seed_on_demand_flow(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    people = [person(i) for i in range(10)]  # odd i live in the US
+    # commerce.purchases: profile 0 twice, profile 1 once, profile 2 three times
+    purchases = [event(i, p) for i, p in [(0, 0), (3, 0), (6, 1), (9, 2), (12, 2), (15, 2)]]
+    load_people(client, org, drain, people, purchases)
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    buyers = define(client, org, "buyers", 'xEvent[eventType = "commerce.purchases"].count() >= 2')
+
+    created = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}, {"segmentId": buyers["id"]}])
+    assert created.status_code == 200
+    job = created.json()
+    assert job["status"] == "QUEUED" and job["profileInstanceId"] == "ups"
+    assert [s["segmentId"] for s in job["segments"]] == [us["id"], buyers["id"]]
+    assert job["segments"][0]["segment"] == {
+        "id": us["id"], "version": 1,
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'},
+        "mergePolicy": {"id": us["mergePolicyId"], "version": 1},
+    }
+    assert job["_links"] == {"cancel": {"href": f"/segment/jobs/{job['id']}", "method": "DELETE"},
+                             "checkStatus": {"href": f"/segment/jobs/{job['id']}", "method": "GET"}}
+    assert isinstance(job["creationTime"], int) and job["imsOrgId"] == org.org_id
+
+    drain()
+    done = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
+    assert done["status"] == "SUCCEEDED" and done["errors"] == []
+    metrics = done["metrics"]
+    assert metrics["totalProfiles"] == 10
+    assert metrics["segmentedProfileCounter"] == {us["id"]: 5, buyers["id"]: 2}
+    assert metrics["segmentedProfileByNamespaceCounter"] == {us["id"]: {"email": 5}, buyers["id"]: {"email": 2}}
+    assert metrics["segmentedProfileByStatusCounter"] == {
+        us["id"]: {"realized": 5, "existing": 0, "exited": 0},
+        buyers["id"]: {"realized": 2, "existing": 0, "exited": 0},
+    }
+    for timing in ("totalTime", "profileSegmentationTime"):
+        t = metrics[timing]
+        assert t["endTimeInMs"] - t["startTimeInMs"] == t["totalTimeInMs"] >= 0
+    assert set(metrics["openseg:segmentCost"]) == {us["id"], buyers["id"]}
+
+
+def test_star_runs_every_definition_and_list_pages(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(i) for i in range(4)])
+    ids = [define(client, org, f"s{i}", f"loyalty.points >= {i * 10}")["id"] for i in range(3)]
+    job = run_job(client, org, drain, "*")
+    assert [s["segmentId"] for s in job["segments"]] == ids
+    assert job["metrics"]["segmentedProfileCounter"] == {ids[0]: 4, ids[1]: 3, ids[2]: 2}
+    second = run_job(client, org, drain, ids[0])
+    listed = client.get(f"{JOBS}?limit=1", headers=org.headers()).json()
+    assert [j["id"] for j in listed["children"]] == [second["id"]]
+    assert listed["_page"]["totalCount"] == 2
+    assert listed["_links"]["next"]["href"] == f"{JOBS}?start=1&limit=1"
+    succeeded = client.get(f"{JOBS}?status=SUCCEEDED", headers=org.headers()).json()
+    assert succeeded["_page"]["totalCount"] == 2
+
+
+def test_membership_realized_existing_exited(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    dataset_id = load_people(client, org, drain, [person(1), person(2)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    first = run_job(client, org, drain, us["id"])
+    assert first["metrics"]["segmentedProfileByStatusCounter"][us["id"]] == {"realized": 1, "existing": 0, "exited": 0}
+    load_people(client, org, drain, [person(3)], dataset_id=dataset_id)  # a second US resident arrives
+    second = run_job(client, org, drain, us["id"])
+    assert second["metrics"]["segmentedProfileByStatusCounter"][us["id"]] == {"realized": 1, "existing": 1, "exited": 0}
+    moved = person(1)
+    moved["homeAddress"] = {"country": "FR"}
+    load_people(client, org, drain, [moved], dataset_id=dataset_id)  # person 1 moves to France
+    third = run_job(client, org, drain, us["id"])
+    assert third["metrics"]["segmentedProfileByStatusCounter"][us["id"]] == {"realized": 0, "existing": 1, "exited": 1}
+    assert third["metrics"]["segmentedProfileCounter"][us["id"]] == 1
+
+
+def test_bad_job_requests(client: TestClient, org: Org) -> None:
+    assert_aep_error(client.post(JOBS, headers=org.headers(), json=[]), 400, detail_contains="non-empty array")
+    assert_aep_error(client.post(JOBS, headers=org.headers(), json=[{"segmentId": "nope"}]), 400,
+                     detail_contains="not found in this sandbox: nope")
+    assert_aep_error(client.get(f"{JOBS}/nope", headers=org.headers()), 404, detail_contains="segment job 'nope'")
+
+
+def test_cancelled_job_writes_no_membership(client: TestClient, services: Services, org: Org,
+                                            drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(1)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    job = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}]).json()
+    assert client.delete(f"{JOBS}/{job['id']}", headers=org.headers()).status_code == 204
+    drain()
+    cancelled = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
+    assert cancelled["status"] == "CANCELLED" and "segmentedProfileCounter" not in cancelled.get("metrics", {})
+    assert not list((services.settings.home / "membership").rglob("*.parquet"))
+    assert_aep_error(client.delete(f"{JOBS}/{job['id']}", headers=org.headers()), 400, detail_contains="CANCELLED")
+
+
+def test_cancel_while_processing(client: TestClient, services: Services, org: Org, drain: Callable[[], int],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    load_people(client, org, drain, [person(1)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    job = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}]).json()
+    from openseg.segmentation import runner
+
+    real = runner.evaluate_segments
+
+    def cancel_midway(*args: Any, **kwargs: Any) -> Any:
+        assert client.delete(f"{JOBS}/{job['id']}", headers=org.headers()).status_code == 204
+        assert client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()["status"] == "CANCELLING"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate_segments", cancel_midway)
+    drain()
+    assert client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()["status"] == "CANCELLED"
+    assert not list((services.settings.home / "membership").rglob("*.parquet"))
+
+
+def test_job_over_deleted_merge_policy_fails_readably(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(1)])
+    policy = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={
+        "name": "temp", "identityGraph": {"type": "none"}, "attributeMerge": {"type": "timestampOrdered"}}).json()
+    us = define(client, org, "US", 'homeAddress.country = "US"', mergePolicyId=policy["id"])
+    job = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}]).json()
+    default = client.get("/data/core/ups/config/mergePolicies?default=true", headers=org.headers()).json()
+    client.patch(f"/data/core/ups/segment/definitions/{us['id']}", headers=org.headers(),
+                 json={"mergePolicyId": default["children"][0]["id"]})
+    assert client.delete(f"/data/core/ups/config/mergePolicies/{policy['id']}", headers=org.headers()).status_code == 200
+    drain()
+    failed = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
+    assert failed["status"] == "FAILED"
+    assert failed["errors"] == [{"code": "0090000011",
+                                 "msg": f"merge policy '{policy['id']}' of segment(s) {us['id']} no longer exists"}]
+
+
+def test_job_interrupted_by_a_crash_finishes_after_restart(client: TestClient, services: Services, org: Org,
+                                                          drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(1), person(3)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    job = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}]).json()
+    assert services.worker is not None
+    # A worker that died mid-job: its item is running, the job PROCESSING, its heartbeat long gone.
+    item = services.worker.queue.claim("dead-host:1:0")
+    assert item is not None and item.ref_id == job["id"]
+    with services.db.session() as session:
+        session.get(SegmentJob, job["id"]).status = "PROCESSING"  # type: ignore[union-attr]
+        session.get(WorkItem, item.id).heartbeat = 0  # type: ignore[union-attr]
+    assert drain() == 0  # nothing is queued: the job looks stuck
+    assert services.worker.recover() == 1  # the restarted worker re-queues the abandoned item
+    drain()
+    finished = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
+    assert finished["status"] == "SUCCEEDED"
+    assert finished["metrics"]["segmentedProfileByStatusCounter"][us["id"]] == {"realized": 2, "existing": 0,
+                                                                                 "exited": 0}
