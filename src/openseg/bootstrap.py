@@ -6,10 +6,15 @@ from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.config import Settings
 from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
 from openseg.segmentation.jobs import RUN_SEGMENT_JOB
+from openseg.scheduling.scheduler import tick
 from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.worker.runner import Handler, Worker
+
+
+#: How often the scheduler looks for due schedules.
+SCHEDULER_SECONDS = 15.0
 
 
 def handlers() -> dict[str, Handler]:
@@ -23,5 +28,5 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         db.migrate()
     services = Services(settings=settings, db=db, after_batch=[after_batch])
-    services.worker = Worker(services, handlers())
+    services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),))
     return services

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from openseg.worker.runner import Worker
 
 BatchHook = Callable[["Services", str], None]
+#: Creates an export job from a stored export request (set by bootstrap); returns the job id.
+ExportStarter = Callable[..., str]
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Services:
     db: Database
     after_batch: list[BatchHook] = field(default_factory=list)
     worker: Worker | None = None
+    export_starter: ExportStarter | None = None
+    export_validator: Callable[..., None] | None = None
     _engine: Engine | None = field(default=None, repr=False)
 
     def engine(self) -> Engine:

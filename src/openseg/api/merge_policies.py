@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, query_bool, services, tenant
-from openseg.api.json_patch import apply_patch
+from openseg.json_patch import apply_patch
 from openseg.api.paging import children_page, parse_int
 from openseg.errors import BadRequest
 from openseg.profiles import policies

@@ -54,7 +54,9 @@ def get_spark_session(master: str = "local[2]") -> SparkSession:
             for key, value in SESSION_CONFIG.items():
                 builder = builder.config(key, value)
             _session = builder.getOrCreate()
-            _session.sparkContext.setLogLevel("ERROR")
+            # Failed queries raise AnalysisException with the message; the JVM's ERROR log of the
+            # same failure would only duplicate it on stderr.
+            _session.sparkContext.setLogLevel("FATAL")
             atexit.register(stop_spark_session)
         return _session
 

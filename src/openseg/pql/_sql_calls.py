@@ -174,13 +174,23 @@ def _includes(c: SqlCompiler, node: ast.Call) -> exp.Expression:
     return c.dialect.build("array_contains", _target(c, node), c.visit(node.args[0]))
 
 
+def _empty(node: ast.Expr) -> bool:
+    """An empty array literal: Spark types ``ARRAY()`` as array<null>, which set functions reject."""
+    return isinstance(node, ast.ArrayLiteral) and not node.items
+
+
 @_handles("intersects")
 def _intersects(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+    if _empty(node.args[0]):
+        return FALSE.copy()
     return c.dialect.build("array_overlaps", _target(c, node), c.visit(node.args[0]))
 
 
 @_handles("intersection")
 def _intersection(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+    if _empty(node.args[0]):
+        var = f"_s{c._lambda_depth}"
+        return c.dialect.build("array_filter", _target(c, node), lambda_([var], FALSE.copy()))
     return c.dialect.build("array_intersect", _target(c, node), c.visit(node.args[0]))
 
 
@@ -194,12 +204,16 @@ def _all_in(c: SqlCompiler, items: exp.Expression, container: exp.Expression) ->
 
 @_handles("subsetOf")
 def _subset_of(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+    if _empty(node.args[0]):
+        return exp.EQ(this=safe_size(c.dialect, _target(c, node)), expression=exp.Literal.number(0))
     return _all_in(c, _target(c, node), c.visit(node.args[0]))
 
 
 @_handles("supersetOf")
 def _superset_of(c: SqlCompiler, node: ast.Call) -> exp.Expression:
     array = _target(c, node)
+    if _empty(node.args[0]):
+        return not_null(array)
     return exp.and_(not_null(array), predicate(_all_in(c, c.visit(node.args[0]), array.copy())))
 
 

@@ -53,7 +53,7 @@ def _spark_sum(array: exp.Expression, var: str) -> exp.Expression:
         expression=exp.Literal.number(0),
     )
     folded = _fn("aggregate")(array, exp.cast(exp.Literal.number(0), DECIMAL), lambda_([acc, var], step))
-    return exp.If(this=has_items, true=folded)
+    return exp.Case(ifs=[exp.If(this=has_items, true=folded)])
 
 
 def _duckdb_distinct(array: exp.Expression, var: str) -> exp.Expression:
@@ -111,7 +111,8 @@ DUCKDB = SqlDialect(
         "array_slice": lambda a, start, length: _fn("list_slice")(
             a, start, exp.Sub(this=exp.Add(this=start, expression=length), expression=exp.Literal.number(1))
         ),
-        "array_element": lambda a, index: exp.Bracket(this=a, expressions=[index]),
+        # Not exp.Bracket: sqlglot shifts bracket indexes by the dialect's index offset.
+        "array_element": _fn("list_extract"),
         "array_sum": _duckdb_sum,
         "array_min": _fn("list_min"),
         "array_max": _fn("list_max"),

@@ -214,6 +214,64 @@ class SegmentJob(Base):
     segments: Mapped[list[Any]] = mapped_column(JSON)
     errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    origin: Mapped[str] = mapped_column(String(32), default="api")
+    origin: Mapped[str] = mapped_column(String(64), default="api")
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class Schedule(Base):
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    type: Mapped[str] = mapped_column(String(32))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    schedule: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    #: When the current cron and state took effect: fires before it are not owed.
+    effective_from: Mapped[int] = mapped_column(BigInteger)
+    last_fire: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_run: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    next_run: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExportJob(Base):
+    __tablename__ = "export_jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    destination: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    origin: Mapped[str] = mapped_column(String(64), default="api")
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class Query(Base):
+    """A Query Service query and, once run, where its result rows are kept."""
+
+    __tablename__ = "queries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sql: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    row_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    result_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    elapsed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)

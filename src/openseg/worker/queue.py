@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -75,6 +76,22 @@ class Queue:
                 .values(status=QUEUED, claimed_by=None, updated=now_ms())
             ).rowcount)
 
+    def recover_claimed_by(self, is_dead: Callable[[str], bool]) -> int:
+        """Re-queue running items whose claimer ``is_dead`` says is gone; returns how many."""
+        with self.db.session() as session:
+            running = list(session.scalars(select(WorkItem).where(WorkItem.status == RUNNING)))
+            recovered = 0
+            for item in running:
+                if item.claimed_by and _well_formed(item.claimed_by) and is_dead(item.claimed_by):
+                    item.status, item.claimed_by, item.updated = QUEUED, None, now_ms()
+                    recovered += 1
+            return recovered
+
     def pending(self) -> int:
         with self.db.session() as session:
             return len(list(session.scalars(select(WorkItem.id).where(WorkItem.status.in_((QUEUED, RUNNING))))))
+
+
+def _well_formed(claimer: str) -> bool:
+    parts = claimer.split(":")
+    return len(parts) == 3 and parts[1].isdigit()

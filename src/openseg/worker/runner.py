@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("openseg.worker")
 
 Handler = Callable[["Services", WorkItem], None]
+#: Work run every so often (the scheduler's tick), with its interval in seconds.
+Periodic = tuple[float, Callable[["Services"], object]]
 
 #: An item whose worker has not heart-beaten for this long is taken to be abandoned.
 STALE_AFTER_MS = 60_000
@@ -25,9 +28,12 @@ HEARTBEAT_SECONDS = 5.0
 
 
 class Worker:
-    def __init__(self, services: Services, handlers: dict[str, Handler], *, poll_seconds: float = 0.5) -> None:
+    def __init__(self, services: Services, handlers: dict[str, Handler], *, poll_seconds: float = 0.5,
+                 periodic: tuple[Periodic, ...] = ()) -> None:
         self.services = services
         self.handlers = handlers
+        self.periodic = periodic
+        self._periodic_due = [0.0] * len(periodic)
         self.queue = Queue(services.db)
         self.poll_seconds = poll_seconds
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -73,9 +79,30 @@ class Worker:
     def recover(self, max_age_ms: int = STALE_AFTER_MS) -> int:
         return self.queue.recover_stale(max_age_ms)
 
+    def recover_dead_local(self) -> int:
+        """At start-up, take back at once the items of workers on this host whose process is gone
+        (a killed server), instead of waiting for their heartbeat to go stale."""
+        host = socket.gethostname()
+        return self.queue.recover_claimed_by(
+            lambda claimer: claimer.split(":")[0] == host and not _alive(int(claimer.split(":")[1]))
+        )
+
+    def run_periodic(self) -> None:
+        """Run the periodic work whose interval has passed."""
+        now = time.monotonic()
+        for index, (interval, work) in enumerate(self.periodic):
+            if now >= self._periodic_due[index]:
+                self._periodic_due[index] = now + interval
+                try:
+                    work(self.services)
+                except Exception:  # pragma: no cover - logged; the next interval tries again
+                    log.exception("periodic work %s failed", getattr(work, "__name__", work))
+
     def serve_forever(self) -> None:
+        self.recover_dead_local()
         self.recover()
         while not self._stop.is_set():
+            self.run_periodic()
             try:
                 busy = self.run_once()
             except Exception:  # pragma: no cover - e.g. the database is briefly unavailable
@@ -96,3 +123,13 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's live process
+        return True
+    return True

@@ -97,7 +97,7 @@ def upgrade() -> None:
     sa.Column('segments', sa.JSON(), nullable=False),
     sa.Column('errors', sa.JSON(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),
-    sa.Column('origin', sa.String(length=32), nullable=False),
+    sa.Column('origin', sa.String(length=64), nullable=False),
     sa.Column('created', sa.BigInteger(), nullable=False),
     sa.Column('updated', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['sandbox_id'], ['sandboxes.id'], ),

@@ -1,0 +1,214 @@
+"""One-pass multi-segment planning: every segment of a job in one query over profiles.
+
+The plan for segments S1..Sn is::
+
+    WITH ev AS (SELECT e._profile_id, <aggregate> AS __d_1, ... FROM events e
+                WHERE <time range hull> AND (<filter 1> OR <filter 2> ...) GROUP BY e._profile_id),
+         ms AS (<same over membership, for inSegment of segments outside the job>),
+         ch_k AS (<one query per distinct chain>),
+         level0 AS (SELECT p.*, ev.__d_1, ..., COALESCE(<S1>, FALSE) AS seg_0, ... FROM profiles p
+                    LEFT JOIN ev ON ... LEFT JOIN ms ON ... LEFT JOIN ch_k ON ...)
+    SELECT p._profile_id, p.seg_0, p.seg_1, ... FROM level0 AS p      -- or further levels
+
+* Identical derived columns (same key: same filter and window) are computed once for all segments.
+* All event aggregates share one scan of ``events`` whose WHERE is pruned to the hull of the windows'
+  time ranges and the OR of the aggregates' filters (when every aggregate is filtered).
+* ``inSegment`` of a segment in the same job reads that segment's column: segments are computed level by
+  level in topological order, each level an outer query over the previous one (a cycle is a PlanError).
+
+The plan is a sqlglot expression; engines render it in their dialect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from openseg.pql import ast
+from openseg.pql.to_sql import (
+    CHAIN,
+    EVENT_ALIAS,
+    EVENTS,
+    ID,
+    MEMBERSHIP,
+    MEMBERSHIP_ALIAS,
+    PROFILE_ALIAS,
+    PROFILES,
+    DerivedColumn,
+    DEFAULT_MAP_PATHS,
+    bounds_condition,
+    compile_expression,
+)
+
+
+class PlanError(Exception):
+    """The segments cannot be planned together (e.g. their ``inSegment`` references form a cycle)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled one-pass plan.
+
+    Attributes:
+        query: The SELECT returning ``_profile_id`` and one boolean column per segment.
+        columns: Segment id -> its column in ``query``.
+        derived: Segment id -> keys of the derived columns it reads (for per-segment cost metrics).
+        derived_columns: Key -> derived column (each computed once).
+        order: Segment ids in evaluation order (dependencies first).
+        relations: Relations the query reads (``profiles``, ``events``, ``membership``).
+    """
+
+    query: exp.Select
+    columns: Mapping[str, str]
+    derived: Mapping[str, tuple[str, ...]]
+    derived_columns: Mapping[str, DerivedColumn]
+    order: tuple[str, ...]
+    relations: frozenset[str] = field(default_factory=frozenset)
+
+    def sql(self, dialect: str) -> str:
+        """The plan as SQL text in ``dialect``."""
+        return self.query.sql(dialect=dialect)
+
+
+def plan_segments(
+    segments: Sequence[tuple[str, ast.Node]],
+    as_of: dt.datetime,
+    dialect: str = "duckdb",
+    membership_available: bool = True,
+    map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
+) -> Plan:
+    """Plan the evaluation of several segments in one query.
+
+    Args:
+        segments: (segment id, parsed PQL expression) pairs, in any order.
+        as_of: Evaluation time.
+        dialect: ``"duckdb"`` or ``"spark"`` (decides how engine-specific constructs compile).
+        membership_available: Whether a ``membership`` relation holds earlier results for
+            ``inSegment`` ids outside this job (if not, those are false).
+        map_paths: Profile paths whose type is a map.
+
+    Returns:
+        The plan.
+
+    Raises:
+        PlanError: For duplicate segment ids or an ``inSegment`` cycle.
+        NotSupportedOnEngine: When the engine cannot run a construct of some segment.
+    """
+    expressions = dict(segments)
+    if len(expressions) != len(segments):
+        raise PlanError("a segment id appears twice in the job")
+    if not segments:
+        raise PlanError("a plan needs at least one segment")
+    levels = _levels(expressions)
+    columns = {segment_id: f"seg_{index}" for index, (segment_id, _) in enumerate(segments)}
+
+    derived: dict[str, DerivedColumn] = {}
+    per_segment: dict[str, tuple[str, ...]] = {}
+    conditions: dict[str, exp.Expression] = {}
+    for level in levels:
+        for segment_id in level:
+            available = {other: exp.column(columns[other], table=PROFILE_ALIAS)
+                         for other in _dependencies(expressions[segment_id]) if other in expressions}
+            compiled = compile_expression(
+                expressions[segment_id], as_of, dialect, segment_columns=available,
+                membership=membership_available, map_paths=map_paths,
+            )
+            conditions[segment_id] = compiled.condition
+            per_segment[segment_id] = tuple(column.key for column in compiled.derived)
+            for column in compiled.derived:
+                derived.setdefault(column.key, column)
+
+    ctes, joins = _derived_relations(derived)
+    base = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS)))
+    base = base.from_(exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True))
+    for name, keys in joins:
+        base = base.select(*(exp.alias_(exp.column(source, table=name), key) for source, key in keys))
+        on = exp.EQ(this=exp.column(ID, table=name), expression=exp.column(ID, table=PROFILE_ALIAS))
+        base = base.join(exp.to_table(name), on=on, join_type="left")
+
+    query = base
+    for index, level in enumerate(levels):
+        query = query.select(*(exp.alias_(conditions[s], columns[s]) for s in level))
+        if index < len(levels) - 1:
+            ctes.append((f"level{index}", query))
+            query = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS))).from_(
+                exp.alias_(exp.to_table(f"level{index}"), PROFILE_ALIAS, table=True)
+            )
+    ctes.append((f"level{len(levels) - 1}", query))
+    final = exp.select(exp.column(ID, table=PROFILE_ALIAS), *(
+        exp.column(columns[segment_id], table=PROFILE_ALIAS) for segment_id, _ in segments
+    )).from_(exp.alias_(exp.to_table(f"level{len(levels) - 1}"), PROFILE_ALIAS, table=True))
+    for name, cte in ctes:
+        final = final.with_(name, as_=cte)
+
+    relations = {PROFILES} | {c.relation for c in derived.values() if c.relation != CHAIN}
+    if any(c.relation == CHAIN for c in derived.values()):
+        relations.add(EVENTS)
+    order = tuple(segment_id for level in levels for segment_id in level)
+    return Plan(final, columns, per_segment, derived, order, frozenset(relations))
+
+
+def _dependencies(node: ast.Node) -> set[str]:
+    return {n.segment_id for n in node.walk() if isinstance(n, ast.InSegment) and n.namespace == "ups"}
+
+
+def _levels(expressions: Mapping[str, ast.Node]) -> list[list[str]]:
+    """Segment ids grouped by dependency depth inside the job (Kahn's algorithm, input order kept)."""
+    pending = {s: {d for d in _dependencies(node) if d in expressions} for s, node in expressions.items()}
+    levels: list[list[str]] = []
+    done: set[str] = set()
+    while pending:
+        ready = [s for s, deps in pending.items() if deps <= done]
+        if not ready:
+            cycle = ", ".join(sorted(pending))
+            raise PlanError(f"inSegment references form a cycle among segments: {cycle}")
+        levels.append(ready)
+        done.update(ready)
+        for s in ready:
+            del pending[s]
+    return levels
+
+
+def _derived_relations(
+    derived: Mapping[str, DerivedColumn],
+) -> tuple[list[tuple[str, exp.Select]], list[tuple[str, list[tuple[str, str]]]]]:
+    """CTEs computing the derived columns: one grouped scan per relation, one query per chain."""
+    ctes: list[tuple[str, exp.Select]] = []
+    joins: list[tuple[str, list[tuple[str, str]]]] = []
+    for relation, name, alias in ((EVENTS, "ev", EVENT_ALIAS), (MEMBERSHIP, "ms", MEMBERSHIP_ALIAS)):
+        columns = [c for c in derived.values() if c.relation == relation]
+        if columns:
+            ctes.append((name, _grouped_scan(relation, alias, columns)))
+            joins.append((name, [(c.key, c.key) for c in columns]))
+    for column in derived.values():
+        if column.relation == CHAIN:
+            name = f"ch{column.key}"
+            ctes.append((name, column.query()))
+            joins.append((name, [("value", column.key)]))
+    return ctes, joins
+
+
+def _grouped_scan(relation: str, alias: str, columns: Sequence[DerivedColumn]) -> exp.Select:
+    """One scan of ``relation`` computing every aggregate, its WHERE pruned as far as safe."""
+    select = exp.select(exp.column(ID, table=alias), *(
+        exp.alias_(c.aggregate.copy(), c.key) for c in columns if c.aggregate is not None
+    )).from_(exp.alias_(exp.to_table(relation), alias, table=True)).group_by(exp.column(ID, table=alias))
+    where: list[exp.Expression] = []
+    if relation == EVENTS and all(c.bounds is not None for c in columns):
+        hull = columns[0].bounds
+        assert hull is not None
+        for c in columns[1:]:
+            assert c.bounds is not None
+            hull = hull.hull(c.bounds)
+        if hull.low is not None or hull.high is not None:
+            where.append(bounds_condition(exp.column("timestamp", table=alias, quoted=True), hull))
+    if all(c.row_filter is not None for c in columns):
+        filters = list({c.row_filter.sql(): c.row_filter for c in columns if c.row_filter is not None}.values())
+        where.append(exp.or_(*(f.copy() for f in filters), wrap=True) if len(filters) > 1 else filters[0].copy())
+    return select.where(exp.and_(*where)) if where else select
+
+
+__all__ = ["Plan", "PlanError", "plan_segments"]
