@@ -9,10 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from openseg.config import Settings
+from openseg.pql_cli import app as pql_app
 
 app = typer.Typer(help="openseg: customer segmentation speaking AEP's APIs.", no_args_is_help=True)
 credentials_app = typer.Typer(help="API keys and access tokens.", no_args_is_help=True)
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(pql_app, name="pql")
 
 HomeOption = Annotated[Optional[Path], typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
 
@@ -83,3 +85,118 @@ def credentials_create(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+def _scope(services, org: str, sandbox: str):  # type: ignore[no-untyped-def]
+    from openseg.catalog.service import Scope
+    from openseg.store import tenancy
+
+    with services.db.session() as session:
+        found = tenancy.find_sandbox(session, org, sandbox)
+        if found is None:
+            typer.echo(f"sandbox '{sandbox}' of org '{org}' does not exist", err=True)
+            raise typer.Exit(2)
+        return Scope(org, found.id)
+
+
+OrgOption = Annotated[str, typer.Option("--org", help="IMS org id")]
+SandboxOption = Annotated[str, typer.Option("--sandbox", help="sandbox name")]
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="a read-only SELECT over the sandbox's datasets")],
+    org: OrgOption,
+    sandbox: SandboxOption = "prod",
+    home: HomeOption = None,
+    limit: Annotated[int, typer.Option(help="rows to print")] = 50,
+) -> None:
+    """Run a Query Service query and print the rows (datasets are tables named after the dataset)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from openseg.bootstrap import build_services
+    from openseg.catalog import queries
+    from openseg.errors import OpensegError
+
+    services = build_services(_settings(home))
+    scope = _scope(services, org, sandbox)
+    try:
+        with services.db.session() as session:
+            submitted = queries.submit_query(session, scope, {"sql": sql, "name": "cli"})
+            query_id = submitted.id
+    except OpensegError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    queries.execute(services, query_id)
+    with services.db.session() as session:
+        done = queries.get_query(session, scope, query_id)
+        if done.state != "SUCCESS":
+            typer.echo("; ".join(e["message"] for e in done.errors), err=True)
+            raise typer.Exit(1)
+        result = queries.query_results(done, start=0, limit=limit)
+    table = Table(*[c["name"] for c in result["columns"]])
+    for row in result["rows"]:
+        table.add_row(*[json.dumps(v) if isinstance(v, dict | list) else str(v) for v in row])
+    console = Console()
+    console.print(table)
+    console.print(f"{result['rowCount']} row(s)")
+
+
+@app.command()
+def export(
+    segment: Annotated[list[str], typer.Option("--segment", help="segment definition id (repeatable)")],
+    dataset: Annotated[str, typer.Option("--dataset", help="destination dataset id (profile__union)")],
+    org: OrgOption,
+    sandbox: SandboxOption = "prod",
+    fields: Annotated[Optional[str], typer.Option(help="comma-separated field paths")] = None,
+    per_batch: Annotated[bool, typer.Option("--segment-per-batch", help="one batch per segment")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="run/await the export and show progress")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Export segment members into a dataset (AEP's export job)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from openseg.bootstrap import build_services
+    from openseg.errors import OpensegError
+    from openseg.exports import jobs as exports
+    from openseg.store.models import ExportJob
+
+    services = build_services(_settings(home))
+    scope = _scope(services, org, sandbox)
+    body: dict[str, object] = {
+        "filter": {"segments": [{"segmentId": s} for s in segment]},
+        "destination": {"datasetId": dataset, "segmentPerBatch": per_batch},
+        "schema": {"name": "_xdm.context.profile"},
+    }
+    if fields:
+        body["fields"] = fields
+    try:
+        with services.db.session() as session:
+            job_id = exports.create_export(session, scope, body, origin="cli").id
+    except OpensegError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"export job {job_id} created")
+    if not wait:
+        return
+    assert services.worker is not None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+        task = progress.add_task(f"export {job_id}: NEW", total=None)
+        while True:
+            with services.db.session() as session:
+                job = session.get(ExportJob, job_id)
+                assert job is not None
+                status, destination, errors = job.status, job.destination, job.errors
+            progress.update(task, description=f"export {job_id}: {status}")
+            if status in exports.TERMINAL:
+                break
+            if not services.worker.run_once():  # no server worker took it: run it here
+                time.sleep(0.2)
+    if status != "SUCCEEDED":
+        typer.echo(f"export {job_id} {status}: {'; '.join(e['msg'] for e in errors)}", err=True)
+        raise typer.Exit(1)
+    batches = [b["batchId"] for b in destination.get("batches", [])] or [destination["batchId"]]
+    typer.echo(f"export {job_id} SUCCEEDED: batches {', '.join(batches)}")

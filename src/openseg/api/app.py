@@ -9,7 +9,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openseg import __version__
-from openseg.api import catalog, data_access, definitions, ingest, jobs, merge_policies, sandboxes, schedules
+from openseg.api import (
+    catalog,
+    data_access,
+    definitions,
+    exports,
+    ingest,
+    jobs,
+    merge_policies,
+    query,
+    sandboxes,
+    schedules,
+)
 from openseg.api.errors import install_error_handlers
 from openseg.services import Services
 
@@ -59,7 +70,8 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     for router in (sandboxes.router, catalog.router, ingest.router, data_access.router, merge_policies.router,
-                   definitions.router, jobs.router, schedules.router):
+                   definitions.router, jobs.router, schedules.router, exports.router,
+                   query.router):
         app.include_router(router)
     app.add_middleware(TrailingSlash)
     return app

@@ -200,3 +200,12 @@ def anchor_bounds(window: ast.TimeWindow, anchor: dt.date | dt.datetime) -> list
     if isinstance(window, ast.RelativeWindow):
         return relative_bounds(window.op, window.amount, window.unit, window.direction, instant)
     raise TypeError(f"not an anchored window: {type(window).__name__}")
+
+
+def moved_time(node: ast.Arithmetic) -> tuple[ast.Expr, ast.Duration, int] | None:
+    """``t + 3 days`` / ``t - 3 days`` / ``3 days + t`` as (time, duration, sign), else None."""
+    if isinstance(node.right, ast.Duration) and node.op in (ast.ArithOp.ADD, ast.ArithOp.SUB):
+        return node.left, node.right, 1 if node.op is ast.ArithOp.ADD else -1
+    if isinstance(node.left, ast.Duration) and node.op is ast.ArithOp.ADD:
+        return node.right, node.left, 1
+    return None

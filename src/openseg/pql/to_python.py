@@ -177,6 +177,16 @@ class PythonCompiler(ast.Visitor[Fn]):
         return lambda env: then(env) if condition(env) else otherwise(env)
 
     def visit_Arithmetic(self, node: ast.Arithmetic) -> Fn:
+        moved = _time.moved_time(node)
+        if moved is not None:
+            instant, duration, sign = moved
+            value = self.visit(instant)
+
+            def move(env: Env) -> dt.datetime | None:
+                at = instant_or_none(value(env))
+                return None if at is None else _time.shift(at, sign * duration.amount, duration.unit)
+
+            return move
         left, right, op = self.visit(node.left), self.visit(node.right), node.op
         return lambda env: arithmetic(op, left(env), right(env))
 

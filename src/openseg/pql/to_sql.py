@@ -313,6 +313,11 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
                         default=self.visit(node.otherwise))
 
     def visit_Arithmetic(self, node: ast.Arithmetic) -> exp.Expression:
+        moved = _time.moved_time(node)
+        if moved is not None:
+            instant, duration, sign = moved
+            timestamp = exp.cast(self.visit(instant), exp.DataType.build("TIMESTAMP"))
+            return interval(timestamp, sign * duration.amount, duration.unit)
         left, right = self.visit(node.left), self.visit(node.right)
         if node.op is ast.ArithOp.DIV:
             double = exp.DataType.build("DOUBLE")
@@ -488,7 +493,7 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
                          condition: ast.Expr | None, variable: str | None) -> exp.Expression:
         conditions, nodes = self.event_conditions(source, None)
         scope = self.event_scope(EVENT_ALIAS, variable)
-        if condition is not None:
+        if condition is not None and condition != ast.BooleanLiteral(True):
             conditions.append(self._in_scope(scope, condition, as_boolean=True))
             nodes.append(condition)
         row_filter = exp.and_(*conditions) if conditions else None

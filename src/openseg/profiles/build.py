@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.profiles._sql import col, render
-from openseg.profiles.identity import OversizedGraph, stitch
+from openseg.profiles.identity import ANCHOR_SQL, IDENTITY_LIST, IDENTITY_LIST_SQL, OversizedGraph, stitch
 from openseg.profiles.merge import merge_query, ranked_query
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import INGEST, PROVENANCE, RID, SOURCES_TABLE, plan_inputs, read_query
@@ -155,23 +155,34 @@ def _build(
     connection.unregister("__source_files_arrow")
     profile_schema, event_schema = inputs["profile"].schema, inputs["event"].schema
 
-    connection.execute("CREATE TEMP TABLE __frag AS " + render(read_query(connection, inputs["profile"])))
-    connection.execute("CREATE TEMP VIEW __evt AS " + render(read_query(connection, inputs["event"])))
-    oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph)
-
+    with _phase("read fragments"):
+        connection.execute(
+            f"CREATE TEMP TABLE __frag AS SELECT *, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} "
+            f"FROM ({render(read_query(connection, inputs['profile']))})"
+        )
     connection.execute(
-        "CREATE TEMP TABLE __frag_pid AS "
-        f"SELECT f.*, r._profile_id AS {PROFILE} FROM __frag AS f JOIN __rec_pid AS r ON r.rid = f.{RID}"
+        f"CREATE TEMP VIEW __evt AS SELECT *, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} "
+        f"FROM ({render(read_query(connection, inputs['event']))})"
     )
-    connection.execute("CREATE TEMP VIEW __ranked AS " + render(ranked_query("__frag_pid", profile_schema, policy)))
-    connection.execute("CREATE TEMP TABLE __merged AS " + render(merge_query("__ranked", profile_schema, PROFILE)))
-
-    connection.execute(_profiles_query(profile_schema))
-    profiles = _write(connection, "SELECT * FROM __profiles_written ORDER BY _profile_id", staging / PROFILES_FILE)
-    events = _write(connection, _events_query(event_schema), staging / EVENTS_FILE)
-    _write(connection, _IDENTITIES, staging / IDENTITIES_FILE)
-    if policy.identity_graph == "none":
-        _write(connection, _FRAGMENTS, staging / FRAGMENTS_FILE)
+    with _phase("stitch identities"):
+        oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph)
+    with _phase("merge fragments"):
+        connection.execute(
+            f"CREATE TEMP TABLE __frag_pid AS SELECT f.* EXCLUDE ({IDENTITY_LIST}), k._profile_id AS {PROFILE} "
+            f"FROM __frag AS f JOIN __key_pid AS k ON k.key = f.{ANCHOR_SQL}"
+        )
+        ranked = render(ranked_query("__frag_pid", profile_schema, policy))
+        connection.execute(f"CREATE TEMP VIEW __ranked AS {ranked}")
+        connection.execute(f"CREATE TEMP TABLE __merged AS {render(merge_query('__ranked', profile_schema, PROFILE))}")
+    with _phase("write profiles"):
+        connection.execute(_profiles_query(profile_schema))
+        profiles = _write(connection, "SELECT * FROM __profiles_written ORDER BY _profile_id", staging / PROFILES_FILE)
+    with _phase("write events"):
+        events = _write(connection, _events_query(event_schema), staging / EVENTS_FILE)
+    with _phase("write identities"):
+        _write(connection, _IDENTITIES, staging / IDENTITIES_FILE)
+        if policy.identity_graph == "none":
+            _write(connection, _FRAGMENTS, staging / FRAGMENTS_FILE)
     write_schema(
         staging / SCHEMA_FILE, pq.read_schema(staging / PROFILES_FILE), pq.read_schema(staging / EVENTS_FILE)
     )
@@ -183,12 +194,8 @@ def _build(
         oversized_graphs=tuple(oversized),
         seconds=0.0,
         event_only_profiles=_count(connection, "SELECT count(*) FROM __profiles_written WHERE NOT _hasProfileRecord"),
-        unlinked_fragments=_count(
-            connection, f"SELECT count(*) FROM __frag WHERE {RID} NOT IN (SELECT rid FROM __rec_pid)"
-        ),
-        unlinked_events=_count(
-            connection, f"SELECT count(*) FROM __evt WHERE {RID} NOT IN (SELECT rid FROM __rec_pid)"
-        ),
+        unlinked_fragments=_count(connection, f"SELECT count(*) FROM __frag WHERE {ANCHOR_SQL} IS NULL"),
+        unlinked_events=sum(pq.ParquetFile(f.path).metadata.num_rows for _, f, _ in inputs["event"].files) - events,
     )
 
 
@@ -221,11 +228,7 @@ def _profiles_query(schema: pa.Schema) -> str:
     # The rest is fixed text over the store's own temp tables.
     return f"""
     CREATE OR REPLACE TEMP TABLE __profiles_written AS
-    WITH keys AS (
-        SELECT r.pid, any_value(r._profile_id) AS _profile_id, max(s.ingest_time) AS last_ingest
-        FROM __rec_pid AS r JOIN {SOURCES_TABLE} AS s ON s.file_idx = (r.rid >> 32)
-        GROUP BY r.pid
-    ), ids AS (
+    WITH ids AS (
         SELECT x.pid, n.ns, list(struct_pack(id := n.id, "primary" := x.is_primary) ORDER BY n.id) AS ids
         FROM __ident AS x JOIN __ids AS n USING (iid)
         GROUP BY x.pid, n.ns
@@ -237,7 +240,7 @@ def _profiles_query(schema: pa.Schema) -> str:
         coalesce("m"._sources, []::VARCHAR[]) AS _sources,
         coalesce("m"._lastModifiedAt, k.last_ingest) AS _lastModifiedAt,
         "m".{PROFILE} IS NOT NULL AS _hasProfileRecord
-    FROM keys AS "k"
+    FROM __profile_keys AS "k"
     JOIN "i" USING (pid)
     LEFT JOIN __merged AS "m" ON "m".{PROFILE} = "k"._profile_id
     """
@@ -248,29 +251,28 @@ def _events_query(schema: pa.Schema) -> str:
     columns += [exp.alias_(col(f.name, "e"), f.name, quoted=True) for f in schema]
     columns.append(exp.alias_(col(INGEST, "e"), "_ingestTime", quoted=True))
     select = render(exp.select(*columns))
+    # Joining on the anchor keeps the hash table narrow (one row per identity, not per event); the
+    # integer pid orders like _profile_id and sorts faster.
     return f"""
     {select}
-    FROM __evt AS "e" JOIN __rec_pid AS "r" ON "r".rid = "e".{RID}
-    ORDER BY "r"._profile_id, "e"."timestamp" NULLS LAST, "e".{RID}
+    FROM __evt AS "e" JOIN __key_pid AS "r" ON "r".key = "e".{ANCHOR_SQL}
+    ORDER BY "r".pid, "e"."timestamp" NULLS LAST, "e".{RID}
     """
 
 
 _IDENTITIES = """
 SELECT n.ns AS namespace, n.id, p.key AS _profile_id
 FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid JOIN __ids AS p ON p.iid = x.pid
-ORDER BY n.id, n.ns_l, p.key
+ORDER BY n.id, n.key, p.key
 """
 
 # Under identityGraph none a lookup merges the fragments carrying one identity (see identity.py), so
 # the unmerged fragments are kept, each with the keys of its identities.
 _FRAGMENTS = f"""
-SELECT f.*, k.{KEYS}
-FROM __frag AS f
-JOIN (
-    SELECT o.rid, list(n.key ORDER BY n.key) AS {KEYS}
-    FROM __occ_i AS o JOIN __ids AS n USING (iid) GROUP BY o.rid
-) AS k ON k.rid = f.{RID}
-ORDER BY f.{RID}
+SELECT * EXCLUDE ({IDENTITY_LIST}), list_sort(list_transform({IDENTITY_LIST}, lambda i: i.key)) AS {KEYS}
+FROM __frag
+WHERE {ANCHOR_SQL} IS NOT NULL
+ORDER BY {RID}
 """
 
 

@@ -38,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from openseg.profiles.reading import INGEST, RID
+
 MAX_GRAPH_IDENTITIES = 50
 
 IntArray = npt.NDArray[np.int64]
@@ -59,107 +61,124 @@ class OversizedGraph:
 # --- SQL over the record relations ------------------------------------------------------------
 # These statements use only the store's own relation and column names; no value is pasted in.
 
-_CREATE_OCCURRENCES = (
-    "CREATE OR REPLACE TEMP TABLE __occ (rid BIGINT, ns VARCHAR, ns_l VARCHAR, id VARCHAR, is_primary BOOLEAN)"
+IDENTITY_LIST = "__identities"
+"""Column holding a record's identities: ``STRUCT(secondary, key, ns, id)[]``, anchor first."""
+
+IDENTITY_LIST_SQL = """list_sort(flatten(list_transform(
+    list_filter(map_entries(identityMap), lambda e: e.key <> ''),
+    lambda e: list_transform(
+        list_filter(e.value, lambda v: v.id IS NOT NULL AND v.id <> ''),
+        lambda v: struct_pack(secondary := NOT coalesce(v."primary", false), key := lower(e.key) || ':' || v.id,
+                              ns := e.key, id := v.id)))))"""
+"""A record's identities sorted primary first, then by key: element 1 is the anchor."""
+
+ANCHOR_SQL = f"{IDENTITY_LIST}[1].key"
+"""A record's anchor key, over a relation with :data:`IDENTITY_LIST`."""
+
+_PAIRS = """
+INSERT INTO __pair_rows
+SELECT anchor, struct_extract(item, 'key'), struct_extract(item, 'ns'), struct_extract(item, 'id'),
+       NOT struct_extract(item, 'secondary'), ingest
+FROM (
+    SELECT {identities}[1].key AS anchor, {ingest} AS ingest, unnest({identities}) AS item FROM {relation}
 )
-_OCCURRENCES = """
-INSERT INTO __occ
-WITH entries AS (
-    SELECT __rid, unnest(map_entries(identityMap)) AS entry FROM {relation}
-), items AS (
-    SELECT __rid, struct_extract(entry, 'key') AS ns, unnest(struct_extract(entry, 'value')) AS item
-    FROM entries
-)
-SELECT __rid AS rid, ns, lower(ns) AS ns_l, struct_extract(item, 'id') AS id,
-       coalesce(struct_extract(item, 'primary'), false) AS is_primary
-FROM items
-WHERE struct_extract(item, 'id') IS NOT NULL AND struct_extract(item, 'id') <> '' AND ns <> ''
 """
 
 _STATEMENTS = (
+    # Each (anchor, identity) once: the links records make, plus every anchor with itself.
+    """
+    CREATE OR REPLACE TEMP TABLE __pairs AS
+    SELECT anchor, key, min(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary,
+           max(ingest) AS last_ingest
+    FROM __pair_rows GROUP BY anchor, key
+    """,
+    "DROP TABLE __pair_rows",
     # One display spelling per namespace (the smallest, so "ECID" beats "ecid").
     """
-    CREATE OR REPLACE TEMP TABLE __ns AS SELECT ns_l, min(ns) AS ns FROM __occ GROUP BY ns_l
+    CREATE OR REPLACE TEMP TABLE __ns AS SELECT lower(ns) AS ns_l, min(ns) AS ns FROM __pairs GROUP BY 1
     """,
-    # Identity ids in key order, so the smallest id of a component is its smallest key.
+    # Identity numbers in key order, so the smallest number of a component is its smallest key.
     """
     CREATE OR REPLACE TEMP TABLE __ids AS
-    SELECT (row_number() OVER (ORDER BY k.key, k.ns_l, k.id) - 1)::BIGINT AS iid, k.key, k.ns_l, k.id,
-           n.ns, k.is_primary
-    FROM (
-        SELECT ns_l, id, ns_l || ':' || id AS key, bool_or(is_primary) AS is_primary
-        FROM __occ GROUP BY ns_l, id
-    ) AS k JOIN __ns AS n USING (ns_l)
-    """,
-    """
-    CREATE OR REPLACE TEMP TABLE __occ_i AS
-    SELECT o.rid, i.iid, o.is_primary FROM __occ AS o JOIN __ids AS i USING (ns_l, id)
-    """,
-    "DROP TABLE __occ",
-    """
-    CREATE OR REPLACE TEMP TABLE __rec AS
-    SELECT rid, coalesce(min(iid) FILTER (WHERE is_primary), min(iid)) AS anchor, min(iid) AS smallest,
-           count(*) AS n
-    FROM __occ_i GROUP BY rid
+    SELECT (row_number() OVER (ORDER BY p.key) - 1)::BIGINT AS iid, p.key, n.ns, p.id, p.is_primary
+    FROM (SELECT key, any_value(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary
+          FROM __pairs GROUP BY key) AS p
+    JOIN __ns AS n ON n.ns_l = lower(p.ns)
     """,
 )
 
 _EDGES = """
-SELECT DISTINCT r.smallest AS a, o.iid AS b
-FROM __occ_i AS o JOIN __rec AS r USING (rid)
-WHERE r.n > 1 AND o.iid <> r.smallest
+SELECT a.iid AS a, b.iid AS b
+FROM __pairs AS p JOIN __ids AS a ON a.key = p.anchor JOIN __ids AS b ON b.key = p.key
+WHERE p.anchor <> p.key
 """
 
 _OVERSIZED_RECORDS = """
-SELECT r.rid, r.anchor, list(o.iid ORDER BY o.iid) AS iids
-FROM __rec AS r JOIN __occ_i AS o USING (rid)
-WHERE r.anchor IN (SELECT iid FROM __oversized_nodes)
-GROUP BY r.rid, r.anchor
-ORDER BY r.rid
+SELECT rid, anchor, keys FROM (
+    {records}
+) WHERE anchor IN (SELECT key FROM __oversized_keys)
+ORDER BY rid
 """
+_RECORD_KEYS = (
+    "SELECT {rid} AS rid, {identities}[1].key AS anchor, list_transform({identities}, lambda i: i.key) AS keys "
+    "FROM {relation}"
+)
 
 
 def stitch(
     connection: duckdb.DuckDBPyConnection, relations: Sequence[str], identity_graph: str
 ) -> list[OversizedGraph]:
-    """Assign every record of ``relations`` to a profile.
+    """Decide which profile every identity anchors, for all records of ``relations``.
 
-    Creates the temp tables ``__rec_pid(rid BIGINT, pid BIGINT, _profile_id VARCHAR)`` (one row per
-    record with at least one identity) and ``__ident(pid BIGINT, iid BIGINT, is_primary BOOLEAN)`` (the identities
-    of each profile), beside ``__ids(iid, key, ns_l, id, ns, is_primary)``.
+    Creates the temp tables
+    ``__ids(iid, key, ns, id, is_primary)`` (every identity, ``ns`` in its display spelling),
+    ``__key_pid(key, pid, _profile_id)`` (the profile of every anchor, and under ``pdg`` of every
+    identity of a profile), ``__ident(pid, iid, is_primary)`` (the identities of each profile) and
+    ``__profile_keys(pid, _profile_id, last_ingest)`` (one row per profile). A record belongs to the
+    profile its anchor (``ANCHOR_SQL``) maps to in ``__key_pid``; ``pid`` orders like ``_profile_id``.
 
     Args:
-        connection: A DuckDB connection where each relation has ``__rid`` and ``identityMap``.
-        relations: The record relations (fragments, events).
+        connection: A DuckDB connection holding the relations.
+        relations: The record relations (fragments, events), each with ``identityMap``, the
+            provenance columns of :mod:`openseg.profiles.reading` and :data:`IDENTITY_LIST`.
         identity_graph: ``"pdg"`` or ``"none"`` (see the module docstring).
 
     Returns:
-        The oversized graphs (empty under ``none``, which never stitches).
+        The oversized graphs (none under ``identityGraph: none``, which never links records).
     """
-    connection.execute(_CREATE_OCCURRENCES)
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE __pair_rows "
+        "(anchor VARCHAR, key VARCHAR, ns VARCHAR, id VARCHAR, is_primary BOOLEAN, ingest TIMESTAMP)"
+    )
     for relation in relations:
-        connection.execute(_OCCURRENCES.format(relation=relation))
+        connection.execute(_PAIRS.format(identities=IDENTITY_LIST, ingest=INGEST, relation=relation))
     for statement in _STATEMENTS:
         connection.execute(statement)
     if identity_graph == "none":
-        connection.execute("CREATE OR REPLACE TEMP TABLE __rec_root AS SELECT rid, anchor AS pid FROM __rec")
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE __key_pid AS "
+            "SELECT DISTINCT i.key, i.iid AS pid, i.key AS _profile_id "
+            "FROM __ids AS i JOIN (SELECT DISTINCT anchor FROM __pairs) AS a ON a.anchor = i.key"
+        )
         connection.execute(
             "CREATE OR REPLACE TEMP TABLE __ident AS "
-            "SELECT r.pid, o.iid, bool_or(o.is_primary) AS is_primary "
-            "FROM __occ_i AS o JOIN __rec_root AS r USING (rid) GROUP BY r.pid, o.iid"
+            "SELECT k.pid, i.iid, p.is_primary FROM __pairs AS p "
+            "JOIN __key_pid AS k ON k.key = p.anchor JOIN __ids AS i ON i.key = p.key"
         )
         oversized: list[OversizedGraph] = []
     else:
-        oversized = _stitch_graph(connection)
+        oversized = _stitch_graph(connection, relations)
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __rec_pid AS "
-        "SELECT r.rid, r.pid, i.key AS _profile_id FROM __rec_root AS r JOIN __ids AS i ON i.iid = r.pid"
+        "CREATE OR REPLACE TEMP TABLE __profile_keys AS "
+        "SELECT k.pid, any_value(k._profile_id) AS _profile_id, max(p.last_ingest) AS last_ingest "
+        "FROM __pairs AS p JOIN __key_pid AS k ON k.key = p.anchor GROUP BY k.pid"
     )
-    connection.execute("DROP TABLE __rec_root")
     return oversized
 
 
-def _stitch_graph(connection: duckdb.DuckDBPyConnection) -> list[OversizedGraph]:
+def _stitch_graph(
+    connection: duckdb.DuckDBPyConnection, relations: Sequence[str]
+) -> list[OversizedGraph]:
     nodes = int(connection.execute("SELECT count(*) FROM __ids").fetchall()[0][0])
     edges = connection.sql(_EDGES).fetchnumpy()
     roots = connected_components(nodes, np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64))
@@ -167,22 +186,34 @@ def _stitch_graph(connection: duckdb.DuckDBPyConnection) -> list[OversizedGraph]
     over_nodes = np.flatnonzero(sizes[roots] > MAX_GRAPH_IDENTITIES)
     original = roots[over_nodes].copy()
     if over_nodes.size:
-        connection.register("__oversized_nodes_arrow", pa.table({"iid": over_nodes}))
-        connection.execute("CREATE OR REPLACE TEMP TABLE __oversized_nodes AS SELECT * FROM __oversized_nodes_arrow")
-        connection.unregister("__oversized_nodes_arrow")
-        records = connection.sql(_OVERSIZED_RECORDS).to_arrow_table().to_pydict()
-        split = split_oversized(records["anchor"], records["iids"])
+        connection.register("__oversized_arrow", pa.table({"iid": over_nodes}))
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE __oversized_keys AS "
+            "SELECT i.key, i.iid FROM __ids AS i JOIN __oversized_arrow AS o USING (iid)"
+        )
+        connection.unregister("__oversized_arrow")
+        records = " UNION ALL ".join(
+            _RECORD_KEYS.format(rid=RID, identities=IDENTITY_LIST, relation=relation) for relation in relations
+        )
+        rows = connection.sql(_OVERSIZED_RECORDS.format(records=records)).to_arrow_table()
+        numbers = dict(connection.execute("SELECT key, iid FROM __oversized_keys").fetchall())
+        anchors = [numbers[key] for key in rows.column("anchor").to_pylist()]
+        identity_lists = [sorted(numbers[k] for k in keys) for keys in rows.column("keys").to_pylist()]
+        split = split_oversized(anchors, identity_lists)
         roots[over_nodes] = [split.get(int(node), int(node)) for node in over_nodes]
     connection.register("__roots_arrow", pa.table({"iid": np.arange(nodes, dtype=np.int64), "root": roots}))
+    # A graph is a profile only if some record is anchored in it (guardrail splits can leave bare ones).
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __rec_root AS "
-        "SELECT r.rid, g.root AS pid FROM __rec AS r JOIN __roots_arrow AS g ON g.iid = r.anchor"
+        "CREATE OR REPLACE TEMP TABLE __key_pid AS "
+        "WITH live AS (SELECT DISTINCT g.root FROM __roots_arrow AS g JOIN __ids AS i USING (iid) "
+        "              JOIN (SELECT DISTINCT anchor FROM __pairs) AS a ON a.anchor = i.key) "
+        "SELECT i.key, g.root AS pid, r.key AS _profile_id "
+        "FROM __roots_arrow AS g JOIN live USING (root) JOIN __ids AS i USING (iid) "
+        "JOIN __ids AS r ON r.iid = g.root"
     )
-    # A graph is a profile only if some record belongs to it (guardrail splits can leave bare ones).
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE __ident AS "
-        "SELECT g.root AS pid, g.iid, i.is_primary FROM __roots_arrow AS g JOIN __ids AS i USING (iid) "
-        "WHERE g.root IN (SELECT DISTINCT pid FROM __rec_root)"
+        "SELECT k.pid, i.iid, i.is_primary FROM __key_pid AS k JOIN __ids AS i USING (key)"
     )
     connection.unregister("__roots_arrow")
     return _report_oversized(connection, over_nodes, original, roots[over_nodes])
@@ -199,11 +230,10 @@ def _report_oversized(
     rows = connection.execute(
         """
         SELECT o.component, list({'ns': i.ns, 'id': i.id} ORDER BY i.iid) AS identities,
-               list(p.key) FILTER (WHERE live.pid IS NOT NULL) AS profiles
+               list(k._profile_id) FILTER (WHERE k._profile_id IS NOT NULL) AS profiles
         FROM __oversized_arrow AS o
         JOIN __ids AS i ON i.iid = o.iid
-        JOIN __ids AS p ON p.iid = o.root
-        LEFT JOIN (SELECT DISTINCT pid FROM __ident) AS live ON live.pid = o.root
+        LEFT JOIN __key_pid AS k ON k.key = i.key
         GROUP BY o.component ORDER BY o.component
         """
     ).fetchall()

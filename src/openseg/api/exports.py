@@ -1,0 +1,52 @@
+"""UPS export jobs: ``/data/core/ups/export/jobs`` (integer ids, ``records``/``page``/``link`` paging)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from openseg.api.catalog import scope_of
+from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.paging import parse_int
+from openseg.exports import jobs as exports
+from openseg.services import Services
+
+router = APIRouter(prefix="/data/core/ups/export", tags=["export jobs"])
+
+
+@router.post("/jobs")
+async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
+    body = await json_body(request)
+    with svc.db.session() as session:
+        job = exports.create_export(session, scope_of(who), body)
+        return JSONResponse(exports.export_json(job), status_code=200)
+
+
+@router.get("/jobs")
+def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    limit = parse_int(request.query_params.get("limit"), "limit", 50, minimum=1, maximum=1000)
+    offset = request.query_params.get("offset")
+    with svc.db.session() as session:
+        rows, more = exports.list_exports(session, scope_of(who), limit=limit, offset=offset)
+        records = [exports.export_json(j) for j in rows]
+        last = exports.cursor(rows[-1]) if rows else ""
+    return {
+        "records": records,
+        "page": {"sortField": "createdTime", "sort": "desc", "pageOffset": last, "pageSize": len(records)},
+        "link": {"next": f"/export/jobs/?limit={limit}&offset={last}" if more else ""},
+    }
+
+
+@router.get("/jobs/{job_id}")
+def get(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    with svc.db.session() as session:
+        return exports.export_json(exports.get_export(session, scope_of(who), job_id))
+
+
+@router.delete("/jobs/{job_id}")
+def cancel(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+    with svc.db.session() as session:
+        exports.cancel_export(session, scope_of(who), job_id)
+    return Response(status_code=204)

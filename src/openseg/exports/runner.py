@@ -1,0 +1,298 @@
+"""Running an export job: select members, project, write Parquet parts, publish batches atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlglot import exp
+
+from openseg.catalog import lake
+from openseg.catalog.ingestion import publish
+from openseg.catalog.service import Scope
+from openseg.clock import now_ms
+from openseg.errors import OpensegError
+from openseg.exports.projection import project
+from openseg.exports.request import ExportRequest, SegmentFilter, validate_request
+from openseg.profiles import policies
+from openseg.profiles.service import ensure_store
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, resolve_store
+from openseg.store.models import Batch, DataFile, Dataset, ExportJob, ProfileStore, WorkItem
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+log = logging.getLogger("openseg.exports")
+
+#: Rows per Parquet file an export writes (``OPENSEG_EXPORT_FILE_ROWS``).
+FILE_ROWS = int(os.environ.get("OPENSEG_EXPORT_FILE_ROWS", "1000000"))
+
+
+class ExportCancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    batch_id: str
+    segments: tuple[SegmentFilter, ...]
+
+
+def run_export(services: Services, item: WorkItem) -> None:
+    """Worker handler for export jobs."""
+    with services.db.session() as session:
+        job = session.get(ExportJob, int(item.ref_id))
+        if job is None or job.status in ("SUCCEEDED", "FAILED"):
+            return
+        if job.status == "CANCELLED":
+            _abandon_batches(session, job, "aborted")
+            return
+        started = now_ms()
+        job.status = "PROCESSING"
+        job.metrics = {"totalTime": {"startTimeInMs": job.created}}
+        job.updated = started
+        scope = Scope(job.org_id, job.sandbox_id)
+        try:
+            request = validate_request(session, scope, job.request)
+        except OpensegError as exc:
+            _fail(job, f"the export request is no longer valid: {exc.detail}")
+            _abandon_batches(session, job, "failed")
+            return
+        targets = _targets(job.destination, request)
+        job_id = job.id
+    try:
+        metrics = _export(services, scope, job_id, request, targets)
+    except ExportCancelled:
+        with services.db.session() as session:
+            job = session.get(ExportJob, job_id)
+            assert job is not None
+            _abandon_batches(session, job, "aborted")
+        _cleanup(services, scope, request, targets)
+    except Exception as exc:
+        log.exception("export job %s failed", job_id)
+        _cleanup(services, scope, request, targets)
+        with services.db.session() as session:
+            job = session.get(ExportJob, job_id)
+            assert job is not None
+            _fail(job, f"Error writing profiles to dataset '{request.dataset_id}': {type(exc).__name__}: {exc}")
+            _abandon_batches(session, job, "failed")
+    else:
+        log.info("export job %s succeeded: %s", job_id, metrics)
+
+
+def _targets(destination: dict[str, Any], request: ExportRequest) -> list[Target]:
+    if "batches" in destination:
+        return [Target(b["batchId"], (s,)) for b, s in zip(destination["batches"], request.segments, strict=True)]
+    return [Target(destination["batchId"], request.segments)]
+
+
+def _fail(job: ExportJob, message: str) -> None:
+    now = now_ms()
+    job.errors = [*(job.errors or []), {"code": "0090000009", "msg": message}]
+    total = dict((job.metrics or {}).get("totalTime") or {"startTimeInMs": job.created})
+    total.update(endTimeInMs=now, totalTimeInMs=now - total["startTimeInMs"])
+    job.metrics = {**(job.metrics or {}), "totalTime": total}
+    job.status = "FAILED"
+    job.updated = now
+
+
+def _abandon_batches(session: Any, job: ExportJob, status: str) -> None:
+    for batch_id in _batch_ids(job.destination):
+        batch = session.get(Batch, batch_id)
+        if batch is not None and batch.status == "loading":
+            batch.status = status
+            batch.updated = batch.completed = now_ms()
+
+
+def _batch_ids(destination: dict[str, Any]) -> list[str]:
+    if "batches" in destination:
+        return [b["batchId"] for b in destination["batches"]]
+    return [destination["batchId"]]
+
+
+def _cleanup(services: Services, scope: Scope, request: ExportRequest, targets: list[Target]) -> None:
+    for target in targets:
+        lake.remove_tree(lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id))
+
+
+def _check_cancel(services: Services, job_id: int) -> None:
+    with services.db.session() as session:
+        job = session.get(ExportJob, job_id)
+        if job is None or job.status == "CANCELLED":
+            raise ExportCancelled()
+
+
+def _export(services: Services, scope: Scope, job_id: int, request: ExportRequest,
+            targets: list[Target]) -> dict[str, Any]:
+    with services.db.session() as session:
+        policy = policies.get_policy(session, scope, request.merge_policy_id)
+        session.expunge(policy)
+        record = session.get(ProfileStore, policy.id)
+        membership_path = record.membership_path if record else None
+    store = resolve_store(ensure_store(services, scope, policy))
+    export_start = now_ms()
+    written: dict[str, list[tuple[str, int]]] = {}
+    for target in targets:
+        pending = lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
+        lake.remove_tree(pending)
+        pending.mkdir(parents=True)
+        table_reader = select_members(store, membership_path, request, target.segments)
+        written[target.batch_id] = write_parts(table_reader, pending, FILE_ROWS)
+        _check_cancel(services, job_id)
+    export_end = now_ms()
+    write_start = now_ms()
+    finals = {}
+    for target in targets:
+        pending = lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
+        final = lake.batch_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
+        publish(pending, final)
+        finals[target.batch_id] = final
+    with services.db.session() as session:
+        job = session.get(ExportJob, job_id)
+        assert job is not None
+        if job.status == "CANCELLED":
+            for final in finals.values():
+                lake.remove_tree(final)
+            _abandon_batches(session, job, "aborted")
+            return {}
+        now = now_ms()
+        # The dataset reflects the latest export: earlier export batches stop being read.
+        for old in session.scalars(select(Batch).where(Batch.dataset_id == request.dataset_id,
+                                                       Batch.origin == "export", Batch.status == "success")):
+            old.status, old.updated = "replaced", now
+        records = 0
+        for batch_id, parts in written.items():
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            for name, rows in parts:
+                path = finals[batch_id] / name
+                session.add(DataFile(
+                    id=f"{batch_id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch_id,
+                    dataset_id=request.dataset_id, sandbox_id=scope.sandbox_id, org_id=scope.org_id, name=name,
+                    path=str(path), length=path.stat().st_size, records=rows, created=now))
+            rows_written = sum(rows for _, rows in parts)
+            records += rows_written
+            batch.status, batch.records_read, batch.records_written = "success", rows_written, rows_written
+            batch.started, batch.updated, batch.completed = export_start, now, now
+        dataset = session.get(Dataset, request.dataset_id)
+        if dataset is not None:
+            dataset.last_batch_id, dataset.last_batch_status, dataset.updated = list(written)[-1], "success", now
+        write_end = now_ms()
+        metrics = {
+            "totalTime": {"startTimeInMs": job.created, "endTimeInMs": write_end,
+                          "totalTimeInMs": write_end - job.created},
+            "profileExportTime": {"startTimeInMs": export_start, "endTimeInMs": export_end,
+                                  "totalTimeInMs": export_end - export_start},
+            "aCPDatasetWriteTime": {"startTimeInMs": write_start, "endTimeInMs": write_end,
+                                    "totalTimeInMs": write_end - write_start},
+            "openseg:exportedProfiles": records,
+        }
+        job.metrics, job.status, job.updated = metrics, "SUCCEEDED", write_end
+        return metrics
+
+
+def _membership_relation(con: duckdb.DuckDBPyConnection, membership_path: str | None) -> None:
+    if membership_path and Path(membership_path).is_file():
+        con.read_parquet(membership_path).create_view("membership")
+    else:
+        con.sql("CREATE VIEW membership AS SELECT NULL::VARCHAR AS _profile_id, NULL::VARCHAR AS segment_id, "
+                "NULL::VARCHAR AS status, NULL::TIMESTAMPTZ AS lastQualificationTime WHERE false")
+
+
+def select_members(store: Path, membership_path: str | None, request: ExportRequest,
+                   segments: tuple[SegmentFilter, ...]) -> pa.Table:
+    """The merged profiles the export writes for ``segments``, projected, with ``segmentMembership``."""
+    profiles_path = str(store / PROFILES_FILE)
+    events_path = str(store / EVENTS_FILE)
+    schema = pq.read_schema(profiles_path)
+    params: dict[str, Any] = {}
+    conditions: list[str] = []
+    if not request.empty_profiles:
+        conditions.append("p._hasProfileRecord")
+    if request.from_ingest is not None:
+        params["from_ingest"] = request.from_ingest.replace(tzinfo=None)
+        conditions.append("p._lastModifiedAt > $from_ingest")
+    if segments:
+        alternatives = []
+        for index, segment in enumerate(segments):
+            if not segment.is_ups:
+                continue  # imported audiences (AAM...) are not held by openseg: they select nobody
+            params[f"seg{index}"] = segment.segment_id
+            params[f"st{index}"] = list(segment.statuses)
+            window = ""
+            if request.qualified_from is not None:
+                params["q_from"] = request.qualified_from
+                window += " AND m.lastQualificationTime >= $q_from"
+            if request.qualified_to is not None:
+                params["q_to"] = request.qualified_to
+                window += " AND m.lastQualificationTime <= $q_to"
+            alternatives.append(f"(m.segment_id = $seg{index} AND list_contains($st{index}, m.status){window})")
+        chosen = " OR ".join(alternatives) or "false"
+        conditions.append(f"p._profile_id IN (SELECT m._profile_id FROM membership m WHERE {chosen})")
+    items = project(schema, request.fields, "p", always=("identityMap",))
+    projection = ", ".join(item.sql("duckdb") for item in items)
+    events_join = ""
+    events_item = ""
+    if request.event_fields is not None:
+        event_schema = pq.read_schema(events_path)
+        event_items = project(event_schema, request.event_fields, "e", always=("_id", "timestamp"))
+        packed = exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier(i.alias_or_name, quoted=True),
+                                                        expression=i.unalias() if isinstance(i, exp.Alias) else i)
+                                         for i in event_items]).sql("duckdb")
+        event_filter = ""
+        if request.events_from_ingest is not None:
+            params["events_from"] = request.events_from_ingest.replace(tzinfo=None)
+            event_filter = "WHERE e._ingestTime > $events_from"
+        events_join = (f"LEFT JOIN (SELECT e._profile_id, list({packed} ORDER BY e.timestamp) AS eventList "
+                       f"FROM read_parquet($events_path) e {event_filter} GROUP BY e._profile_id) ev "
+                       "ON ev._profile_id = p._profile_id")
+        events_item = ", coalesce(ev.eventList, []) AS eventList"
+        params["events_path"] = events_path
+    params["profiles_path"] = profiles_path
+    where = " AND ".join(conditions) or "true"
+    sql = f"""
+        WITH mm AS (
+            SELECT _profile_id, map_from_entries(list(struct_pack(
+                key := segment_id,
+                value := struct_pack(status := status,
+                                     lastQualificationTime := strftime(lastQualificationTime AT TIME ZONE 'UTC',
+                                                                       '%Y-%m-%dT%H:%M:%S.%gZ')))
+                ORDER BY segment_id)) AS ups
+            FROM membership GROUP BY _profile_id
+        )
+        SELECT {projection},
+               CASE WHEN mm.ups IS NULL THEN NULL ELSE MAP {{'ups': mm.ups}} END AS segmentMembership
+               {events_item}
+        FROM read_parquet($profiles_path) p
+        LEFT JOIN mm ON mm._profile_id = p._profile_id
+        {events_join}
+        WHERE {where}
+        ORDER BY p._profile_id
+    """
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        _membership_relation(con, membership_path)
+        return con.sql(sql, params=params).to_arrow_table()
+
+
+def write_parts(table: pa.Table, out_dir: Path, rows_per_file: int) -> list[tuple[str, int]]:
+    """Split into Parquet files of at most ``rows_per_file`` rows; an empty export still writes one
+    zero-row file with the export's schema, so readers see an empty table."""
+    parts: list[tuple[str, int]] = []
+    total = table.num_rows
+    offset = 0
+    while True:
+        chunk = table.slice(offset, rows_per_file)
+        name = lake.part_name(len(parts))
+        pq.write_table(chunk, out_dir / name, compression="zstd")
+        parts.append((name, chunk.num_rows))
+        offset += rows_per_file
+        if offset >= total:
+            return parts

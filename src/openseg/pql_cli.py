@@ -1,0 +1,117 @@
+"""``openseg pql check|sql|eval``: the language from the shell."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from openseg.catalog.validation import parse_rfc3339
+from openseg.pql import PqlError, ast, parse
+from openseg.pql.checker import check
+from openseg.pql.describe import describe
+
+app = typer.Typer(help="Profile Query Language: check, compile and evaluate expressions.", no_args_is_help=True)
+
+
+def _parsed(expression: str) -> ast.Expr:
+    try:
+        expr = parse(expression)
+        check(expr, source=expression)
+    except PqlError as error:
+        typer.echo(str(error.with_source(expression)), err=True)
+        raise typer.Exit(2) from error
+    return expr
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    parsed = parse_rfc3339(value)
+    if parsed is None:
+        typer.echo(f"--now must be an ISO 8601 date-time with an offset, such as 2026-01-01T00:00:00Z; got {value!r}",
+                   err=True)
+        raise typer.Exit(2)
+    return parsed
+
+
+@app.command("check")
+def check_command(expression: Annotated[str, typer.Argument(help="the PQL expression")]) -> None:
+    """Check an expression: exit 0 and describe it, or exit 2 with the error and its position."""
+    expr = _parsed(expression)
+    typer.echo(f"ok: {describe(expr)}")
+
+
+@app.command("sql")
+def sql_command(
+    expression: Annotated[str, typer.Argument(help="the PQL expression")],
+    dialect: Annotated[str, typer.Option(help="duckdb or spark")] = "duckdb",
+    now: Annotated[Optional[str], typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
+) -> None:
+    """Print the SQL an expression compiles to (the one-pass plan of a one-segment job)."""
+    from openseg.segmentation.planner import plan_segments
+
+    if dialect not in ("duckdb", "spark"):
+        typer.echo("--dialect must be duckdb or spark", err=True)
+        raise typer.Exit(2)
+    plan = plan_segments([("segment", _parsed(expression))], as_of=_now(now), dialect=dialect)
+    typer.echo(plan.query.sql(dialect=dialect, pretty=True))
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    typer.echo(f"{path}:{number}: not valid JSON: {exc.msg}", err=True)
+                    raise typer.Exit(2) from exc
+
+
+def _identities(record: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(namespace.lower(), str(i.get("id"))) for namespace, ids in (record.get("identityMap") or {}).items()
+            for i in ids or [] if isinstance(i, dict)}
+
+
+def _profile_id(record: dict[str, Any]) -> str:
+    if record.get("_id"):
+        return str(record["_id"])
+    for namespace, ids in (record.get("identityMap") or {}).items():
+        for identity in ids or []:
+            if identity.get("primary"):
+                return f"{namespace}:{identity['id']}"
+    keys = sorted(f"{n}:{i}" for n, i in _identities(record))
+    return keys[0] if keys else ""
+
+
+@app.command("eval")
+def eval_command(
+    expression: Annotated[str, typer.Argument(help="the PQL expression")],
+    profiles: Annotated[Path, typer.Option("--profiles", help="merged profiles, one JSON object per line")],
+    events: Annotated[Optional[Path], typer.Option("--events", help="experience events, JSON lines")] = None,
+    now: Annotated[Optional[str], typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
+) -> None:
+    """Print the ``_id`` of each profile in the file that qualifies (events link by any shared identity)."""
+    from openseg.pql.to_python import compile_predicate
+
+    predicate = compile_predicate(_parsed(expression), _now(now))
+    people = list(_records(profiles))
+    owners: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, person in enumerate(people):
+        for identity in _identities(person):
+            owners[identity].append(index)
+    linked: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for event in _records(events) if events else iter(()):
+        if isinstance(event.get("timestamp"), str):
+            event["timestamp"] = parse_rfc3339(event["timestamp"]) or event["timestamp"]
+        for index in sorted({i for identity in _identities(event) for i in owners.get(identity, [])}):
+            linked[index].append(event)
+    for index, person in enumerate(people):
+        if predicate(person, sorted(linked[index], key=lambda e: str(e.get("timestamp")))):
+            typer.echo(_profile_id(person))
