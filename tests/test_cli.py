@@ -22,3 +22,81 @@ def test_credentials_create_json(tmp_path: Path) -> None:
                                            "--sandbox", "dev", "--json"], env={"OPENSEG_DATABASE_URL": ""}).output)
     assert again["sandboxName"] == "dev" and again["apiKey"] != body["apiKey"]
     assert (tmp_path / "openseg.db").exists()
+
+
+def test_pql_check_points_at_the_error() -> None:
+    result = CliRunner().invoke(app, ["pql", "check", 'homeAddress.country = "US" and'])
+    assert result.exit_code == 2
+    assert "line 1, col 31: expected an expression" in result.output
+    assert result.output.splitlines()[-1] == " " * 30 + "^"
+    ok = CliRunner().invoke(app, ["pql", "check", 'homeAddress.country = "US"'])
+    assert ok.exit_code == 0 and ok.output == 'ok: home address country is "US"\n'
+
+
+def test_pql_sql_for_both_dialects() -> None:
+    for dialect, quote in (("duckdb", '"'), ("spark", "`")):
+        result = CliRunner().invoke(app, ["pql", "sql", 'homeAddress.country = "US"', "--dialect", dialect])
+        assert result.exit_code == 0, result.output
+        assert f"{quote}homeAddress{quote}" in result.output and "'US'" in result.output
+
+
+def test_pql_eval_links_events_by_identity(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text("\n".join(json.dumps(p) for p in [
+        {"_id": "ann", "identityMap": {"email": [{"id": "ann@x"}]}, "homeAddress": {"country": "US"}},
+        {"_id": "bob", "identityMap": {"ECID": [{"id": "1"}]}, "homeAddress": {"country": "US"}},
+        {"_id": "cat", "identityMap": {"ECID": [{"id": "2"}]}, "homeAddress": {"country": "FR"}},
+    ]))
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in [
+        {"_id": "e1", "eventType": "commerce.purchases", "timestamp": "2026-01-10T00:00:00Z",
+         "identityMap": {"ECID": [{"id": "1"}]}},
+        {"_id": "e2", "eventType": "commerce.purchases", "timestamp": "2025-01-10T00:00:00Z",
+         "identityMap": {"email": [{"id": "ann@x"}]}},
+        {"_id": "e3", "eventType": "commerce.purchases", "timestamp": "2026-01-11T00:00:00Z",
+         "identityMap": {"ECID": [{"id": "2"}]}},
+    ]))
+    expression = ('homeAddress.country = "US" and xEvent[eventType = "commerce.purchases" and '
+                  'timestamp occurs <= 30 days before now].count() >= 1')
+    result = CliRunner().invoke(app, ["pql", "eval", expression, "--profiles", str(profiles), "--events", str(events),
+                                      "--now", "2026-01-20T00:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "bob\n"
+
+
+def test_query_and_export_commands(tmp_path: Path) -> None:
+    from openseg.bootstrap import build_services
+    from openseg.config import Settings
+    from openseg.demo import ensure_demo
+
+    services = build_services(Settings.from_env(home=tmp_path, env={}))
+    ensure_demo(services, print_to=lambda _: None, profile_count=300, event_count=3000)
+    env = {"OPENSEG_DATABASE_URL": ""}
+    runner = CliRunner()
+    counted = runner.invoke(app, ["query", "SELECT count(*) AS n FROM demo_profiles", "--org", "demo@AdobeOrg",
+                                  "--home", str(tmp_path)], env=env)
+    assert counted.exit_code == 0, counted.output
+    assert "300" in counted.output and "1 row(s)" in counted.output
+    refused = runner.invoke(app, ["query", "DELETE FROM demo_profiles", "--org", "demo@AdobeOrg",
+                                  "--home", str(tmp_path)], env=env)
+    assert refused.exit_code == 2 and "read-only" in refused.output
+    from openseg.catalog import service as catalog
+    from openseg.catalog.service import Scope
+    from openseg.store import tenancy
+    from openseg.store.models import SegmentDefinition
+
+    with services.db.session() as session:
+        sandbox = tenancy.find_sandbox(session, "demo@AdobeOrg", "prod")
+        assert sandbox is not None
+        scope = Scope("demo@AdobeOrg", sandbox.id)
+        target = catalog.create_dataset(session, scope, {"name": "audience", "schemaRef": {"id": catalog.UNION_SCHEMA}})
+        us = session.query(SegmentDefinition).filter_by(sandbox_id=sandbox.id, name="US residents").one()
+        target_id, us_id = target.id, us.id
+    exported = runner.invoke(app, ["export", "--segment", us_id, "--dataset", target_id, "--org", "demo@AdobeOrg",
+                                   "--fields", "homeAddress.country", "--wait", "--home", str(tmp_path)], env=env)
+    assert exported.exit_code == 0, exported.output
+    assert "SUCCEEDED: batches" in exported.output
+    check = runner.invoke(app, ["query", "SELECT DISTINCT homeAddress.country AS c FROM audience", "--org",
+                                "demo@AdobeOrg", "--home", str(tmp_path)], env=env)
+    assert '"US"' not in check.output and "US" in check.output and "1 row(s)" in check.output
+    services.db.dispose()
