@@ -17,6 +17,7 @@ from openseg.api import (
     ingest,
     jobs,
     merge_policies,
+    preview,
     query,
     sandboxes,
     schedules,
@@ -71,7 +72,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
 
     for router in (sandboxes.router, catalog.router, ingest.router, data_access.router, merge_policies.router,
                    definitions.router, jobs.router, schedules.router, exports.router,
-                   query.router):
+                   query.router, preview.router):
         app.include_router(router)
     app.add_middleware(TrailingSlash)
     return app

@@ -44,7 +44,7 @@ class Engine(abc.ABC):
     #: sqlglot dialect the plan is rendered in.
     dialect: str = ""
 
-    def render(self, plan: exp.Expression) -> str:
+    def render(self, plan: exp.Expr) -> str:
         """Render a plan as SQL text in this engine's dialect.
 
         Args:
@@ -55,7 +55,7 @@ class Engine(abc.ABC):
         """
         return plan.sql(dialect=self.dialect)
 
-    def run(self, plan: exp.Expression, tables: Mapping[str, TableSource]) -> pa.Table:
+    def run(self, plan: exp.Expr, tables: Mapping[str, TableSource]) -> pa.Table:
         """Register ``tables`` under their names, render ``plan`` and run it.
 
         Args:
@@ -71,5 +71,5 @@ class Engine(abc.ABC):
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
         """Run rendered SQL with ``tables`` registered; return the result as Arrow."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
+    def close(self) -> None:
         """Release resources held by the engine (no-op by default)."""

@@ -39,7 +39,7 @@ class DuckDBEngine(Engine):
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """Open a configured in-memory connection."""
-        config: dict[str, str | int] = {}
+        config: dict[str, str | bool | int | float | list[str]] = {}
         if self.threads is not None:
             config["threads"] = self.threads
         if self.memory_limit is not None:

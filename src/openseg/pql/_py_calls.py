@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from openseg.pql import _time, ast
+from openseg.pql import ast
 from openseg.pql._py_values import (
     _number,
     aggregate_values,
@@ -277,7 +277,7 @@ def _with_item(env: Env, item: Any) -> Env:
 
 @_handles("head")
 def _head(c: PythonCompiler, node: ast.Call) -> Fn:
-    return _unary(c, node, lambda a: (list(a)[0] if a else None) if _list(a) is not None else None)
+    return _unary(c, node, lambda a: next(iter(a), None) if _list(a) is not None else None)
 
 
 @_handles("isEmpty")
@@ -409,7 +409,7 @@ def compile_chain(c: PythonCompiler, node: ast.Chain) -> Fn:
     positive = [entry for entry in steps if not entry[0].negated]
 
     def matches(env: Env, entry: Any, event: Any, t: dt.datetime, chosen: dict[str, dt.datetime]) -> bool:
-        step, what, when = entry
+        _, what, when = entry
         scoped = replace(env, item=event, steps=dict(chosen))
         return is_true(what(scoped)) and (when is None or when(scoped, t))
 

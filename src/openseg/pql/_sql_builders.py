@@ -18,7 +18,7 @@ _DOUBLE = exp.DataType.build("DOUBLE")
 _TWO_VALUED = (exp.Coalesce, exp.Boolean, exp.And, exp.Or, exp.Not, exp.Is)
 
 
-def predicate(condition: exp.Expression) -> exp.Expression:
+def predicate(condition: exp.Expr) -> exp.Expr:
     """``COALESCE(condition, FALSE)``: PQL is two-valued, a predicate over a missing value is false."""
     inner = condition.this if isinstance(condition, exp.Paren) else condition
     if isinstance(inner, _TWO_VALUED) and _two_valued(inner):
@@ -26,7 +26,7 @@ def predicate(condition: exp.Expression) -> exp.Expression:
     return exp.Coalesce(this=condition, expressions=[FALSE.copy()])
 
 
-def _two_valued(node: exp.Expression) -> bool:
+def _two_valued(node: exp.Expr) -> bool:
     if isinstance(node, exp.And | exp.Or):
         return all(_two_valued(_unparen(side)) for side in (node.this, node.expression))
     if isinstance(node, exp.Not):
@@ -34,34 +34,34 @@ def _two_valued(node: exp.Expression) -> bool:
     return isinstance(node, exp.Coalesce | exp.Boolean | exp.Is)
 
 
-def _unparen(node: exp.Expression) -> exp.Expression:
+def _unparen(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Paren):
         node = node.this
     return node
 
 
-def not_null(value: exp.Expression) -> exp.Expression:
+def not_null(value: exp.Expr) -> exp.Expr:
     """``value IS NOT NULL``."""
     return exp.Not(this=exp.Is(this=value.copy(), expression=exp.null()))
 
 
-def timestamp_literal(value: dt.datetime) -> exp.Expression:
+def timestamp_literal(value: dt.datetime) -> exp.Expr:
     """A UTC instant as ``CAST('YYYY-MM-DD HH:MM:SS.ffffff' AS TIMESTAMP)`` (the store's naive UTC)."""
     naive = _time.as_instant(value).replace(tzinfo=None)
     return exp.cast(exp.Literal.string(naive.isoformat(sep=" ", timespec="microseconds")), _TIMESTAMP)
 
 
-def date_literal(value: dt.date) -> exp.Expression:
+def date_literal(value: dt.date) -> exp.Expr:
     """``CAST('YYYY-MM-DD' AS DATE)``."""
     return exp.cast(exp.Literal.string(value.isoformat()), _DATE)
 
 
-def double_literal(value: float) -> exp.Expression:
+def double_literal(value: float) -> exp.Expr:
     """A DOUBLE literal (a bare ``1.5`` is DECIMAL in both engines, which compares exactly)."""
     return exp.cast(exp.Literal.number(repr(value)), _DOUBLE)
 
 
-def safe_size(dialect: SqlDialect, array: exp.Expression) -> exp.Expression:
+def safe_size(dialect: SqlDialect, array: exp.Expr) -> exp.Expr:
     """The array's length, NULL for a missing array (Spark's legacy ``size(NULL)`` is -1)."""
     return exp.Case(ifs=[exp.If(this=not_null(array), true=dialect.build("array_size", array.copy()))])
 
@@ -81,7 +81,7 @@ _INTERVAL_UNITS = {
 }
 
 
-def interval(instant: exp.Expression, amount: int, unit: ast.TimeUnit) -> exp.Expression:
+def interval(instant: exp.Expr, amount: int, unit: ast.TimeUnit) -> exp.Expr:
     """``instant + INTERVAL 'amount' unit`` (negative amounts subtract); months clamp in both engines."""
     name, factor = _INTERVAL_UNITS[unit]
     step = exp.Interval(this=exp.Literal.string(str(abs(amount) * factor)), unit=exp.var(name))
@@ -89,6 +89,6 @@ def interval(instant: exp.Expression, amount: int, unit: ast.TimeUnit) -> exp.Ex
     return exp.paren(operator(this=instant.copy(), expression=step), copy=False)
 
 
-def to_double(value: exp.Expression) -> exp.Expression:
+def to_double(value: exp.Expr) -> exp.Expr:
     """``CAST(value AS DOUBLE)``."""
     return exp.cast(value, _DOUBLE)

@@ -18,7 +18,7 @@ from openseg.pql.dialects import DECIMAL, lambda_
 if TYPE_CHECKING:
     from openseg.pql.to_sql import SqlCompiler
 
-_Handler = Callable[["SqlCompiler", ast.Call], exp.Expression]
+_Handler = Callable[["SqlCompiler", ast.Call], exp.Expr]
 _HANDLERS: dict[str, _Handler] = {}
 
 
@@ -31,7 +31,7 @@ def _handles(*names: str) -> Callable[[_Handler], _Handler]:
     return register
 
 
-def compile_call(compiler: SqlCompiler, node: ast.Call) -> exp.Expression:
+def compile_call(compiler: SqlCompiler, node: ast.Call) -> exp.Expr:
     """Compile one ``Call`` node.
 
     Raises:
@@ -49,7 +49,7 @@ def handled_names() -> frozenset[str]:
     return frozenset(_HANDLERS)
 
 
-def _target(compiler: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _target(compiler: SqlCompiler, node: ast.Call) -> exp.Expr:
     assert node.target is not None
     return compiler.visit(node.target)
 
@@ -65,25 +65,25 @@ def _int_arg(compiler: SqlCompiler, node: ast.Call, index: int) -> int:
 
 
 @_handles("isNull")
-def _is_null(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _is_null(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Is(this=_target(c, node), expression=exp.null())
 
 
 @_handles("isNotNull", "exists")
-def _is_not_null(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _is_not_null(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return not_null(_target(c, node))
 
 
 # -------------------------------------------------------------------------------------- strings
 
 
-def _case_pair(c: SqlCompiler, node: ast.Call) -> tuple[exp.Expression, exp.Expression, ast.Expr | None]:
+def _case_pair(c: SqlCompiler, node: ast.Call) -> tuple[exp.Expr, exp.Expr, ast.Expr | None]:
     flag = node.args[1] if len(node.args) > 1 else None
     return _target(c, node), c.visit(node.args[0]), flag
 
 
-def _with_case(c: SqlCompiler, node: ast.Call, test: Callable[[exp.Expression, exp.Expression], exp.Expression]
-               ) -> exp.Expression:
+def _with_case(c: SqlCompiler, node: ast.Call, test: Callable[[exp.Expr, exp.Expr], exp.Expr]
+               ) -> exp.Expr:
     value, other, flag = _case_pair(c, node)
     sensitive = test(value, other)
     insensitive = test(exp.Lower(this=value.copy()), exp.Lower(this=other.copy()))
@@ -94,7 +94,7 @@ def _with_case(c: SqlCompiler, node: ast.Call, test: Callable[[exp.Expression, e
     return exp.Case(ifs=[exp.If(this=predicate(c.visit(flag)), true=sensitive)], default=insensitive)
 
 
-def _negated(test: exp.Expression) -> exp.Expression:
+def _negated(test: exp.Expr) -> exp.Expr:
     return exp.Not(this=exp.paren(test, copy=False))
 
 
@@ -107,10 +107,10 @@ _STRING_TESTS: dict[str, tuple[str | None, bool]] = {
 
 
 @_handles(*_STRING_TESTS)
-def _string_test(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _string_test(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     construct, negate = _STRING_TESTS[node.name]
 
-    def test(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    def test(a: exp.Expr, b: exp.Expr) -> exp.Expr:
         if construct is None:
             return exp.EQ(this=a, expression=b)
         return c.dialect.build(construct, a, b)
@@ -121,12 +121,12 @@ def _string_test(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("matches")
-def _matches(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _matches(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.RegexpLike(this=_target(c, node), expression=c.visit(node.args[0]))
 
 
 @_handles("regexGroup")
-def _regex_group(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _regex_group(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     value, regex, group = _target(c, node), c.visit(node.args[0]), c.visit(node.args[1])
     # Both engines return '' when the regex does not match; PQL's value is missing then.
     matched = exp.RegexpLike(this=value, expression=regex)
@@ -135,27 +135,27 @@ def _regex_group(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("lower")
-def _lower(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _lower(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Lower(this=_target(c, node))
 
 
 @_handles("upper")
-def _upper(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _upper(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Upper(this=_target(c, node))
 
 
 @_handles("trim")
-def _trim(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _trim(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Trim(this=_target(c, node))
 
 
 @_handles("length")
-def _length(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _length(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Length(this=_target(c, node))
 
 
 @_handles("concat")
-def _concat(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _concat(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     parts = [
         c.visit(arg) if isinstance(arg, ast.StringLiteral) else exp.cast(c.visit(arg), "VARCHAR")
         for arg in node.args
@@ -170,7 +170,7 @@ def _concat(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("includes")
-def _includes(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _includes(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_contains", _target(c, node), c.visit(node.args[0]))
 
 
@@ -180,37 +180,37 @@ def _empty(node: ast.Expr) -> bool:
 
 
 @_handles("intersects")
-def _intersects(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _intersects(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     if _empty(node.args[0]):
         return FALSE.copy()
     return c.dialect.build("array_overlaps", _target(c, node), c.visit(node.args[0]))
 
 
 @_handles("intersection")
-def _intersection(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _intersection(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     if _empty(node.args[0]):
-        var = f"_s{c._lambda_depth}"
+        var = f"_s{c.lambda_depth}"
         return c.dialect.build("array_filter", _target(c, node), lambda_([var], FALSE.copy()))
     return c.dialect.build("array_intersect", _target(c, node), c.visit(node.args[0]))
 
 
-def _all_in(c: SqlCompiler, items: exp.Expression, container: exp.Expression) -> exp.Expression:
+def _all_in(c: SqlCompiler, items: exp.Expr, container: exp.Expr) -> exp.Expr:
     """Every item of ``items`` is in ``container`` (NULL when ``items`` is missing)."""
-    var = f"_s{c._lambda_depth}"
+    var = f"_s{c.lambda_depth}"
     missing = exp.Not(this=predicate(c.dialect.build("array_contains", container, exp.column(var))))
     outside = c.dialect.build("array_filter", items, lambda_([var], missing))
     return exp.EQ(this=safe_size(c.dialect, outside), expression=exp.Literal.number(0))
 
 
 @_handles("subsetOf")
-def _subset_of(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _subset_of(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     if _empty(node.args[0]):
         return exp.EQ(this=safe_size(c.dialect, _target(c, node)), expression=exp.Literal.number(0))
     return _all_in(c, _target(c, node), c.visit(node.args[0]))
 
 
 @_handles("supersetOf")
-def _superset_of(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _superset_of(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     array = _target(c, node)
     if _empty(node.args[0]):
         return not_null(array)
@@ -218,18 +218,18 @@ def _superset_of(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("distinct")
-def _distinct(c: SqlCompiler, node: ast.Call) -> exp.Expression:
-    return c.dialect.build("array_distinct", _target(c, node), f"_d{c._lambda_depth}")
+def _distinct(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+    return c.dialect.build("array_distinct", _target(c, node), f"_d{c.lambda_depth}")
 
 
 @_handles("first")
-def _first(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _first(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     count = exp.Literal.number(_int_arg(c, node, 0))
     return c.dialect.build("array_slice", _target(c, node), exp.Literal.number(1), count)
 
 
 @_handles("last")
-def _last(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _last(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     array, n = _target(c, node), _int_arg(c, node, 0)
     start = exp.Greatest(
         this=exp.Add(this=exp.Sub(this=c.dialect.build("array_size", array.copy()), expression=exp.Literal.number(n)),
@@ -240,10 +240,10 @@ def _last(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("topN", "bottomN")
-def _top_n(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _top_n(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     # DuckDB: sort (-key | key, position, item) structs ascending, NULL keys last, then keep the items.
     array, n = _target(c, node), _int_arg(c, node, 1)
-    var, key = c._lambda(array, None, node.args[0], node.name, as_boolean=False)
+    var, key = c.item_lambda(array, None, node.args[0], node.name, as_boolean=False)
     if node.name == "topN":
         key = exp.Neg(this=exp.paren(key, copy=False))
     position = f"{var}_n"
@@ -261,18 +261,18 @@ def _top_n(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("head")
-def _head(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _head(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_element", _target(c, node), exp.Literal.number(1))
 
 
 @_handles("isEmpty")
-def _is_empty(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _is_empty(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     size = safe_size(c.dialect, _target(c, node))
     return exp.Coalesce(this=exp.EQ(this=size, expression=exp.Literal.number(0)), expressions=[TRUE.copy()])
 
 
 @_handles("isNotEmpty")
-def _is_not_empty(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _is_not_empty(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.GT(this=safe_size(c.dialect, _target(c, node)), expression=exp.Literal.number(0))
 
 
@@ -280,22 +280,22 @@ def _is_not_empty(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("get")
-def _get(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _get(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Bracket(this=_target(c, node), expressions=[c.visit(node.args[0])])
 
 
 @_handles("keys")
-def _keys(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _keys(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Anonymous(this="map_keys", expressions=[_target(c, node)])
 
 
 @_handles("values")
-def _values(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _values(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Anonymous(this="map_values", expressions=[_target(c, node)])
 
 
 @_handles("containsKey")
-def _contains_key(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _contains_key(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return c.dialect.build("map_contains_key", _target(c, node), c.visit(node.args[0]))
 
 
@@ -303,23 +303,23 @@ def _contains_key(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("abs")
-def _abs(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _abs(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Abs(this=_target(c, node))
 
 
 @_handles("round")
-def _round(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _round(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     # ROUND on DOUBLE/DECIMAL rounds halves away from zero in DuckDB and Spark alike.
     return exp.Round(this=_target(c, node))
 
 
 @_handles("floor")
-def _floor(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _floor(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Floor(this=_target(c, node))
 
 
 @_handles("ceil")
-def _ceil(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _ceil(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Ceil(this=_target(c, node))
 
 
@@ -327,28 +327,28 @@ def _ceil(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("currentYear", "currentMonth", "currentDayOfMonth")
-def _current(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _current(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     part = {"currentYear": "year", "currentMonth": "month", "currentDayOfMonth": "day"}[node.name]
     return exp.Literal.number(getattr(c.as_of, part))
 
 
 @_handles("getYear")
-def _get_year(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _get_year(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Year(this=_target(c, node))
 
 
 @_handles("getMonth")
-def _get_month(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _get_month(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Month(this=_target(c, node))
 
 
 @_handles("getDayOfMonth")
-def _get_day(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _get_day(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     return exp.Day(this=_target(c, node))
 
 
 @_handles("age")
-def _age(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _age(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     value, today = _target(c, node), c.as_of.date()
     month, day = exp.Month(this=value.copy()), exp.Day(this=value.copy())
     later = exp.or_(
@@ -362,10 +362,12 @@ def _age(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 
 
 @_handles("anniversary")
-def _anniversary(c: SqlCompiler, node: ast.Call) -> exp.Expression:
+def _anniversary(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     value = _target(c, node)
     anchor_node = node.args[0] if node.args else ast.CurrentTime(ast.CurrentTimeKind.TODAY)
     constant = _time.constant_anchor(anchor_node, c.as_of)
+    month: exp.Expr
+    day: exp.Expr
     if constant is not None:
         month, day = exp.Literal.number(constant.month), exp.Literal.number(constant.day)
     else:
@@ -378,15 +380,15 @@ def _anniversary(c: SqlCompiler, node: ast.Call) -> exp.Expression:
 # ------------------------------------------------------------------------------ array aggregates
 
 
-def array_aggregate(c: SqlCompiler, node: ast.Aggregate) -> exp.Expression:
+def array_aggregate(c: SqlCompiler, node: ast.Aggregate) -> exp.Expr:
     """``count/sum/average/min/max`` over an array (a missing array counts and sums to 0)."""
     array = c.visit(node.source)
     if node.value is not None:
-        var, value = c._lambda(array, None, node.value, node.kind.value, as_boolean=False)
+        var, value = c.item_lambda(array, None, node.value, node.kind.value, as_boolean=False)
         array = c.dialect.build("array_transform", array, lambda_([var], value))
     if node.kind is ast.AggregateKind.COUNT:
         return exp.Coalesce(this=safe_size(c.dialect, array), expressions=[exp.Literal.number(0)])
-    var = f"_a{c._lambda_depth}"
+    var = f"_a{c.lambda_depth}"
     if node.kind is ast.AggregateKind.MIN:
         return c.dialect.build("array_min", array)
     if node.kind is ast.AggregateKind.MAX:

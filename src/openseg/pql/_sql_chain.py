@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
 def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
     """The derived column (TRUE for profiles with a matching sequence) of one chain."""
-    from openseg.pql.to_sql import CHAIN, EVENTS, ID, DerivedColumn, _key
+    from openseg.pql.to_sql import CHAIN, ID, DerivedColumn, _key
 
     positives = [step for step in node.steps if not step.negated]
     aliases = {step.name: f"s{index}" for index, step in enumerate(positives)}
-    times: dict[str, exp.Expression] = {}
-    conditions: dict[str, exp.Expression] = {}
+    times: dict[str, exp.Expr] = {}
+    conditions: dict[str, exp.Expr] = {}
     previous: str | None = None
     for step in positives:
         alias = aliases[step.name]
@@ -48,7 +48,7 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
         query = query.join(_events(alias), on=exp.and_(same, conditions[step.name]), join_type="inner")
     query = query.where(conditions[positives[0].name])
 
-    absent: list[exp.Expression] = []
+    absent: list[exp.Expr] = []
     for index, step in enumerate(node.steps):
         if not step.negated:
             continue
@@ -65,7 +65,7 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
         query = query.join(_events(alias), on=exp.and_(*parts), join_type="left")
         absent.append(exp.EQ(this=exp.Count(this=time.copy()), expression=exp.Literal.number(0)))
 
-    group = [exp.column(ID, table=first)]
+    group: list[exp.Expr] = [exp.column(ID, table=first)]
     for step in positives:
         alias = aliases[step.name]
         group += [exp.column("_id", table=alias), times[step.name].copy()]
@@ -81,13 +81,13 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
     return DerivedColumn(key=_key(CHAIN, result), relation=CHAIN, default=exp.false(), standalone=result)
 
 
-def _events(alias: str) -> exp.Expression:
+def _events(alias: str) -> exp.Expr:
     from openseg.pql.to_sql import EVENTS
 
     return exp.alias_(exp.to_table(EVENTS), alias, table=True)
 
 
-def _time_of(c: SqlCompiler, node: ast.Chain, alias: str) -> exp.Expression:
+def _time_of(c: SqlCompiler, node: ast.Chain, alias: str) -> exp.Expr:
     scope = c.event_scope(alias)
     saved, c.scope = c.scope, scope
     try:
@@ -97,8 +97,8 @@ def _time_of(c: SqlCompiler, node: ast.Chain, alias: str) -> exp.Expression:
 
 
 def _step_condition(
-    c: SqlCompiler, step: ast.ChainStep, alias: str, times: dict[str, exp.Expression], time: exp.Expression
-) -> exp.Expression:
+    c: SqlCompiler, step: ast.ChainStep, alias: str, times: dict[str, exp.Expr], time: exp.Expr
+) -> exp.Expr:
     scope = replace(c.event_scope(alias), steps=dict(times))
     saved, c.scope = c.scope, scope
     try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from openseg.pql import ast
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _FIXED = {
     ast.TimeUnit.MILLISECOND: dt.timedelta(milliseconds=1),
     ast.TimeUnit.SECOND: dt.timedelta(seconds=1),
@@ -171,13 +171,13 @@ def constant_bounds(window: ast.TimeWindow, as_of: dt.datetime) -> list[Bounds] 
         start, end = period_bounds(as_of, window.relation, window.unit)
         return [Bounds(start, end, True, False)]
     if isinstance(window, ast.BetweenWindow):
-        start, end = constant_anchor(window.start, as_of), constant_anchor(window.end, as_of)
-        if start is None or end is None:
+        first, last = constant_anchor(window.start, as_of), constant_anchor(window.end, as_of)
+        if first is None or last is None:
             return None
-        high = as_instant(end)
-        return [Bounds(as_instant(start), high + dt.timedelta(days=1), True, False)] if is_date(end) else [
-            Bounds(as_instant(start), high, True, True)
-        ]
+        high = as_instant(last)
+        if is_date(last):
+            return [Bounds(as_instant(first), high + dt.timedelta(days=1), True, False)]
+        return [Bounds(as_instant(first), high, True, True)]
     anchor_node = getattr(window, "anchor", None)
     anchor = constant_anchor(anchor_node, as_of) if isinstance(anchor_node, ast.Expr) else None
     if anchor is None:

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from openseg.engines.base import NotSupportedOnEngine
 
-Builder = Callable[..., exp.Expression]
+Builder = Callable[..., exp.Expr]
 
 #: Money and other sums are DECIMAL so that parallel aggregation is deterministic.
 DECIMAL = exp.DataType.build("DECIMAL(38, 6)")
@@ -26,20 +26,20 @@ def _fn(name: str) -> Builder:
     return lambda *args: exp.Anonymous(this=name, expressions=list(args))
 
 
-def lambda_(params: list[str], body: exp.Expression) -> exp.Lambda:
+def lambda_(params: list[str], body: exp.Expr) -> exp.Lambda:
     """``(params) -> body`` (sqlglot renders DuckDB's ``LAMBDA x : body`` form)."""
     return exp.Lambda(this=body, expressions=[exp.to_identifier(p) for p in params])
 
 
-def _decimal_items(transform: Builder, array: exp.Expression, var: str) -> exp.Expression:
+def _decimal_items(transform: Builder, array: exp.Expr, var: str) -> exp.Expr:
     return transform(array, lambda_([var], exp.cast(exp.column(var), DECIMAL)))
 
 
-def _duckdb_sum(array: exp.Expression, var: str) -> exp.Expression:
+def _duckdb_sum(array: exp.Expr, var: str) -> exp.Expr:
     return _fn("list_sum")(_decimal_items(_fn("list_transform"), array, var))
 
 
-def _spark_sum(array: exp.Expression, var: str) -> exp.Expression:
+def _spark_sum(array: exp.Expr, var: str) -> exp.Expr:
     # Spark has no array sum: fold with a DECIMAL accumulator, skipping NULL items.
     acc = f"{var}_acc"
     step = exp.Add(
@@ -56,7 +56,7 @@ def _spark_sum(array: exp.Expression, var: str) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=has_items, true=folded)])
 
 
-def _duckdb_distinct(array: exp.Expression, var: str) -> exp.Expression:
+def _duckdb_distinct(array: exp.Expr, var: str) -> exp.Expr:
     # list_distinct does not keep order; keep the first occurrence of each non-NULL item instead.
     index = f"{var}_n"
     first = exp.EQ(this=_fn("list_position")(array, exp.column(var)), expression=exp.column(index))
@@ -64,7 +64,7 @@ def _duckdb_distinct(array: exp.Expression, var: str) -> exp.Expression:
     return _fn("list_filter")(array, lambda_([var, index], keep))
 
 
-def _spark_distinct(array: exp.Expression, var: str) -> exp.Expression:
+def _spark_distinct(array: exp.Expr, var: str) -> exp.Expr:
     not_null = exp.Not(this=exp.column(var).is_(exp.null()))
     return _fn("array_distinct")(_fn("filter")(array, lambda_([var], not_null)))
 
@@ -83,7 +83,7 @@ class SqlDialect:
     builders: Mapping[str, Builder]
     unsupported: Mapping[str, str] = field(default_factory=dict)
 
-    def build(self, construct: str, *args: exp.Expression | str) -> exp.Expression:
+    def build(self, construct: str, *args: exp.Expr | str) -> exp.Expr:
         """Build ``construct`` for this engine.
 
         Raises:

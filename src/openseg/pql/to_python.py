@@ -227,7 +227,8 @@ class PythonCompiler(ast.Visitor[Fn]):
         if isinstance(node, ast.BetweenWindow):
             start, end = self._window_end(node.start, True), self._window_end(node.end, False)
             return lambda env, t: t is not None and start(env, t) and end(env, t)
-        anchor = self.visit(getattr(node, "anchor"))
+        assert isinstance(node, ast.OnWindow | ast.PointWindow | ast.RelativeWindow)
+        anchor = self.visit(node.anchor)
 
         def contains(env: Env, t: dt.datetime | None) -> bool:
             # A dynamic anchor is an instant even when it is a date (as in SQL, which cannot tell).

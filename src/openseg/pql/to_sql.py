@@ -68,10 +68,10 @@ class DerivedColumn:
 
     key: str
     relation: str
-    aggregate: exp.Expression | None = None
-    row_filter: exp.Expression | None = None
+    aggregate: exp.Expr | None = None
+    row_filter: exp.Expr | None = None
     bounds: _time.Bounds | None = None
-    default: exp.Expression = field(default_factory=exp.null)
+    default: exp.Expr = field(default_factory=exp.null)
     standalone: exp.Select | None = None
 
     def query(self) -> exp.Select:
@@ -87,7 +87,7 @@ class DerivedColumn:
         )
         return select.where(self.row_filter.copy()) if self.row_filter is not None else select
 
-    def reference(self) -> exp.Expression:
+    def reference(self) -> exp.Expr:
         """The column as the profile-level condition reads it (the default filled in)."""
         column = exp.column(self.key)
         return column if isinstance(self.default, exp.Null) else exp.Coalesce(this=column, expressions=[self.default])
@@ -97,7 +97,7 @@ class DerivedColumn:
 class CompiledExpression:
     """A compiled PQL expression: a condition over ``p`` plus the derived columns it reads."""
 
-    condition: exp.Expression
+    condition: exp.Expr
     derived: tuple[DerivedColumn, ...]
 
     def sql(self, dialect: str) -> str:
@@ -110,7 +110,7 @@ def compile_expression(
     as_of: dt.datetime,
     dialect: str = "duckdb",
     *,
-    segment_columns: Mapping[str, exp.Expression] | None = None,
+    segment_columns: Mapping[str, exp.Expr] | None = None,
     membership: bool = True,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
 ) -> CompiledExpression:
@@ -136,24 +136,30 @@ def compile_expression(
     return CompiledExpression(condition, tuple(compiler.derived.values()))
 
 
+_COMPARE: Mapping[ast.CompareOp, type[exp.Binary]] = {
+    ast.CompareOp.EQ: exp.EQ, ast.CompareOp.NE: exp.NEQ, ast.CompareOp.LT: exp.LT,
+    ast.CompareOp.LE: exp.LTE, ast.CompareOp.GT: exp.GT, ast.CompareOp.GE: exp.GTE,
+}
+
+
 @dataclass(frozen=True)
 class _Scope:
     """What paths resolve to where an expression is compiled."""
 
     row: str  # "profile" or "event"
-    item: exp.Expression | None = None
-    variables: Mapping[str, exp.Expression] = field(default_factory=dict)
-    steps: Mapping[str, exp.Expression] = field(default_factory=dict)
+    item: exp.Expr | None = None
+    variables: Mapping[str, exp.Expr] = field(default_factory=dict)
+    steps: Mapping[str, exp.Expr] = field(default_factory=dict)
 
 
-class SqlCompiler(ast.Visitor[exp.Expression]):
+class SqlCompiler(ast.Visitor[exp.Expr]):
     """Visitor producing sqlglot expressions; collects derived columns as it goes."""
 
     def __init__(
         self,
         as_of: dt.datetime,
         dialect: SqlDialect,
-        segment_columns: Mapping[str, exp.Expression],
+        segment_columns: Mapping[str, exp.Expr],
         membership: bool,
         map_paths: frozenset[tuple[str, ...]],
     ) -> None:
@@ -164,11 +170,11 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         self.map_paths = map_paths
         self.derived: dict[str, DerivedColumn] = {}
         self.scope = _Scope("profile")
-        self._lambda_depth = 0
+        self.lambda_depth = 0
 
     # ---------------------------------------------------------------------------------- helpers
 
-    def boolean(self, node: ast.Node) -> exp.Expression:
+    def boolean(self, node: ast.Node) -> exp.Expr:
         """``node`` as a two-valued predicate (lists mean "at least one item")."""
         if isinstance(node, ast.EventFilter | ast.Select):
             return self.visit(ast.Exists(None, node, ast.BooleanLiteral(True)))
@@ -178,31 +184,31 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         """The error for a construct no SQL engine here can run."""
         return NotSupportedOnEngine(self.dialect.name, construct, reason)
 
-    def _in_scope(self, scope: _Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expression:
+    def _in_scope(self, scope: _Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expr:
         saved, self.scope = self.scope, scope
         try:
             return self.boolean(node) if as_boolean else self.visit(node)
         finally:
             self.scope = saved
 
-    def _lambda(self, array: exp.Expression, variable: str | None, body: ast.Node, construct: str,
-                as_boolean: bool = True) -> tuple[str, exp.Expression]:
+    def item_lambda(self, array: exp.Expr, variable: str | None, body: ast.Node, construct: str,
+                as_boolean: bool = True) -> tuple[str, exp.Expr]:
         """Compile ``body`` over one item of ``array``; returns the lambda variable and body."""
-        var = f"_i{self._lambda_depth}"
-        self._lambda_depth += 1
+        var = f"_i{self.lambda_depth}"
+        self.lambda_depth += 1
         try:
             item = exp.column(var)
             variables = {**self.scope.variables, **({variable: item} if variable else {})}
             scope = replace(self.scope, item=item, variables=variables)
             return var, self._in_scope(scope, body, as_boolean)
         finally:
-            self._lambda_depth -= 1
+            self.lambda_depth -= 1
 
-    def _register(self, column: DerivedColumn) -> exp.Expression:
+    def _register(self, column: DerivedColumn) -> exp.Expr:
         self.derived.setdefault(column.key, column)
         return self.derived[column.key].reference()
 
-    def _path(self, base: exp.Expression, segments: Sequence[str], prefix: tuple[str, ...] = ()) -> exp.Expression:
+    def _path(self, base: exp.Expr, segments: Sequence[str], prefix: tuple[str, ...] = ()) -> exp.Expr:
         value = base
         for index, segment in enumerate(segments):
             if prefix and prefix + tuple(segments[:index]) in self.map_paths:
@@ -213,37 +219,37 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
 
     # --------------------------------------------------------------------------------- literals
 
-    def visit_StringLiteral(self, node: ast.StringLiteral) -> exp.Expression:
+    def visit_StringLiteral(self, node: ast.StringLiteral) -> exp.Expr:
         return exp.Literal.string(node.value)
 
-    def visit_NumberLiteral(self, node: ast.NumberLiteral) -> exp.Expression:
+    def visit_NumberLiteral(self, node: ast.NumberLiteral) -> exp.Expr:
         return exp.Literal.number(node.value) if node.is_integer else double_literal(float(node.value))
 
-    def visit_BooleanLiteral(self, node: ast.BooleanLiteral) -> exp.Expression:
+    def visit_BooleanLiteral(self, node: ast.BooleanLiteral) -> exp.Expr:
         return exp.Boolean(this=node.value)
 
-    def visit_NullLiteral(self, node: ast.NullLiteral) -> exp.Expression:
+    def visit_NullLiteral(self, node: ast.NullLiteral) -> exp.Expr:
         return exp.null()
 
-    def visit_DateLiteral(self, node: ast.DateLiteral) -> exp.Expression:
+    def visit_DateLiteral(self, node: ast.DateLiteral) -> exp.Expr:
         return date_literal(node.value)
 
-    def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> exp.Expression:
+    def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> exp.Expr:
         return timestamp_literal(node.value)
 
-    def visit_CurrentTime(self, node: ast.CurrentTime) -> exp.Expression:
+    def visit_CurrentTime(self, node: ast.CurrentTime) -> exp.Expr:
         value = _time.current_value(node.kind, self.as_of)
         return timestamp_literal(value) if isinstance(value, dt.datetime) else date_literal(value)
 
-    def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> exp.Expression:
+    def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> exp.Expr:
         return exp.Array(expressions=[self.visit(item) for item in node.items])
 
-    def visit_Duration(self, node: ast.Duration) -> exp.Expression:
+    def visit_Duration(self, node: ast.Duration) -> exp.Expr:
         raise self.unsupported("duration", "a duration is only meaningful inside `occurs` windows")
 
     # -------------------------------------------------------------------------------- references
 
-    def visit_FieldPath(self, node: ast.FieldPath) -> exp.Expression:
+    def visit_FieldPath(self, node: ast.FieldPath) -> exp.Expr:
         if node.root is ast.Root.PROFILE:
             if self.scope.row == "event":
                 raise self.unsupported(
@@ -263,37 +269,32 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
             return self._path(self.scope.variables[node.name], node.segments)
         raise self.unsupported("xEvent", "xEvent is a list of events: filter, aggregate or quantify it")
 
-    def visit_StepRef(self, node: ast.StepRef) -> exp.Expression:
+    def visit_StepRef(self, node: ast.StepRef) -> exp.Expr:
         if node.name not in self.scope.steps:
             raise self.unsupported("chain step reference", f"{node.name} is not an earlier, non-negated step")
         return self.scope.steps[node.name]
 
-    def visit_Lambda(self, node: ast.Lambda) -> exp.Expression:
+    def visit_Lambda(self, node: ast.Lambda) -> exp.Expr:
         return self.boolean(node.body)
 
     # --------------------------------------------------------------------------------- operators
 
-    _COMPARE = {
-        ast.CompareOp.EQ: exp.EQ, ast.CompareOp.NE: exp.NEQ, ast.CompareOp.LT: exp.LT,
-        ast.CompareOp.LE: exp.LTE, ast.CompareOp.GT: exp.GT, ast.CompareOp.GE: exp.GTE,
-    }
+    def visit_Compare(self, node: ast.Compare) -> exp.Expr:
+        return _COMPARE[node.op](this=self.visit(node.left), expression=self.visit(node.right))
 
-    def visit_Compare(self, node: ast.Compare) -> exp.Expression:
-        return self._COMPARE[node.op](this=self.visit(node.left), expression=self.visit(node.right))
-
-    def visit_And(self, node: ast.And) -> exp.Expression:
+    def visit_And(self, node: ast.And) -> exp.Expr:
         return exp.and_(*(self.boolean(o) for o in node.operands), wrap=True)
 
-    def visit_Or(self, node: ast.Or) -> exp.Expression:
+    def visit_Or(self, node: ast.Or) -> exp.Expr:
         return exp.or_(*(self.boolean(o) for o in node.operands), wrap=True)
 
-    def visit_Not(self, node: ast.Not) -> exp.Expression:
+    def visit_Not(self, node: ast.Not) -> exp.Expr:
         return exp.Not(this=exp.paren(self.boolean(node.operand), copy=False))
 
-    def visit_In(self, node: ast.In) -> exp.Expression:
+    def visit_In(self, node: ast.In) -> exp.Expr:
         value = self.visit(node.value)
         if isinstance(node.values, ast.ArrayLiteral):
-            test: exp.Expression = exp.In(this=value, expressions=[self.visit(v) for v in node.values.items])
+            test: exp.Expr = exp.In(this=value, expressions=[self.visit(v) for v in node.values.items])
             if not node.values.items:
                 test = exp.And(this=not_null(value), expression=FALSE)
         else:
@@ -301,18 +302,18 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         # notIn is a comparison: false when the value is missing, like `!=`.
         return exp.and_(not_null(value), exp.Not(this=exp.paren(test))) if node.negated else test
 
-    def visit_Like(self, node: ast.Like) -> exp.Expression:
+    def visit_Like(self, node: ast.Like) -> exp.Expr:
         value = self.visit(node.value)
         if isinstance(node.pattern, ast.StringLiteral):
             regex = like_to_regex(node.pattern.value)
             return exp.RegexpLike(this=value, expression=exp.Literal.string(regex))
         return exp.Like(this=value, expression=self.visit(node.pattern))
 
-    def visit_If(self, node: ast.If) -> exp.Expression:
+    def visit_If(self, node: ast.If) -> exp.Expr:
         return exp.Case(ifs=[exp.If(this=self.boolean(node.condition), true=self.visit(node.then))],
                         default=self.visit(node.otherwise))
 
-    def visit_Arithmetic(self, node: ast.Arithmetic) -> exp.Expression:
+    def visit_Arithmetic(self, node: ast.Arithmetic) -> exp.Expr:
         moved = _time.moved_time(node)
         if moved is not None:
             instant, duration, sign = moved
@@ -328,15 +329,15 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         operator = {ast.ArithOp.ADD: exp.Add, ast.ArithOp.SUB: exp.Sub, ast.ArithOp.MUL: exp.Mul}[node.op]
         return exp.paren(operator(this=left, expression=right), copy=False)
 
-    def visit_Negate(self, node: ast.Negate) -> exp.Expression:
+    def visit_Negate(self, node: ast.Negate) -> exp.Expr:
         return exp.Neg(this=exp.paren(self.visit(node.operand), copy=False))
 
-    def visit_Call(self, node: ast.Call) -> exp.Expression:
+    def visit_Call(self, node: ast.Call) -> exp.Expr:
         from openseg.pql._sql_calls import compile_call
 
         return compile_call(self, node)
 
-    def visit_InSegment(self, node: ast.InSegment) -> exp.Expression:
+    def visit_InSegment(self, node: ast.InSegment) -> exp.Expr:
         if node.namespace == "ups" and node.segment_id in self.segment_columns:
             return self.segment_columns[node.segment_id].copy()
         if node.namespace != "ups" or not self.membership:
@@ -354,21 +355,22 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
 
     # ------------------------------------------------------------------------------------- time
 
-    def visit_Occurs(self, node: ast.Occurs) -> exp.Expression:
+    def visit_Occurs(self, node: ast.Occurs) -> exp.Expr:
         return self.window(self.visit(node.value), node.window)
 
-    def window(self, value: exp.Expression, window: ast.TimeWindow) -> exp.Expression:
+    def window(self, value: exp.Expr, window: ast.TimeWindow) -> exp.Expr:
         """The condition that the time ``value`` lies in ``window``."""
         bounds = _time.constant_bounds(window, self.as_of)
         if bounds is not None:
             return exp.or_(*(bounds_condition(value, b) for b in bounds), wrap=True) if bounds else FALSE.copy()
         return self._dynamic_window(value, window)
 
-    def _dynamic_window(self, value: exp.Expression, window: ast.TimeWindow) -> exp.Expression:
+    def _dynamic_window(self, value: exp.Expr, window: ast.TimeWindow) -> exp.Expr:
         timestamp = exp.DataType.build("TIMESTAMP")
         if isinstance(window, ast.BetweenWindow):
             return exp.and_(self._window_end(value, window.start, True), self._window_end(value, window.end, False))
-        anchor = exp.cast(self.visit(getattr(window, "anchor")), timestamp)
+        assert isinstance(window, ast.OnWindow | ast.PointWindow | ast.RelativeWindow)
+        anchor = exp.cast(self.visit(window.anchor), timestamp)
         day = exp.DataType.build("DATE")
         if isinstance(window, ast.OnWindow):
             return exp.EQ(this=exp.cast(value, day), expression=exp.cast(anchor, day))
@@ -382,7 +384,7 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         side = (exp.LTE if before else exp.GTE)(this=value, expression=anchor.copy())
         if window.op in (ast.CompareOp.EQ, ast.CompareOp.NE):
             if window.unit in _time.DAY_OR_LONGER:
-                equal: exp.Expression = exp.EQ(this=exp.cast(value, day), expression=exp.cast(edge, day))
+                equal: exp.Expr = exp.EQ(this=exp.cast(value, day), expression=exp.cast(edge, day))
             else:
                 equal = exp.EQ(this=value, expression=edge)
             return equal if window.op is ast.CompareOp.EQ else exp.and_(side, exp.Not(this=exp.paren(equal)))
@@ -394,7 +396,7 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         away = (exp.LTE if inclusive else exp.LT) if before else (exp.GTE if inclusive else exp.GT)
         return away(this=value, expression=edge)
 
-    def _window_end(self, value: exp.Expression, end: ast.Expr, is_start: bool) -> exp.Expression:
+    def _window_end(self, value: exp.Expr, end: ast.Expr, is_start: bool) -> exp.Expr:
         constant = _time.constant_anchor(end, self.as_of)
         if constant is None:
             bound = exp.cast(self.visit(end), exp.DataType.build("TIMESTAMP"))
@@ -408,51 +410,51 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
 
     # ------------------------------------------------------------------------------ collections
 
-    def visit_EventFilter(self, node: ast.EventFilter) -> exp.Expression:
+    def visit_EventFilter(self, node: ast.EventFilter) -> exp.Expr:
         if _is_events(node):
             raise self.unsupported("event list value", "use the filtered events with count(), exists or an aggregate")
         array = self.visit(node.source)
-        var, body = self._lambda(array, None, node.condition, "filter")
+        var, body = self.item_lambda(array, None, node.condition, "filter")
         return self.dialect.build("array_filter", array, lambda_([var], body))
 
-    def visit_Select(self, node: ast.Select) -> exp.Expression:
+    def visit_Select(self, node: ast.Select) -> exp.Expr:
         if _is_events(node):
             raise self.unsupported("event list value", "use the selected events with count() or as a condition")
         array = self.visit(node.source)
         if node.where is None:
             return array
-        var, body = self._lambda(array, node.variable, node.where, "select")
+        var, body = self.item_lambda(array, node.variable, node.where, "select")
         return self.dialect.build("array_filter", array, lambda_([var], body))
 
-    def visit_Exists(self, node: ast.Exists) -> exp.Expression:
+    def visit_Exists(self, node: ast.Exists) -> exp.Expr:
         if _is_events(node.source):
             count = self._event_aggregate(ast.AggregateKind.COUNT, node.source, None, node.condition, node.variable)
             return exp.GT(this=count, expression=exp.Literal.number(0))
         array = self.visit(node.source)
-        var, body = self._lambda(array, node.variable, node.condition, "exists")
+        var, body = self.item_lambda(array, node.variable, node.condition, "exists")
         matches = self.dialect.build("array_filter", array, lambda_([var], body))
         return predicate(exp.GT(this=safe_size(self.dialect, matches), expression=exp.Literal.number(0)))
 
-    def visit_ForAll(self, node: ast.ForAll) -> exp.Expression:
+    def visit_ForAll(self, node: ast.ForAll) -> exp.Expr:
         negated = ast.Not(node.condition)
         if _is_events(node.source):
             count = self._event_aggregate(ast.AggregateKind.COUNT, node.source, None, negated, node.variable)
             return exp.EQ(this=count, expression=exp.Literal.number(0))
         array = self.visit(node.source)
-        var, body = self._lambda(array, node.variable, negated, "forall")
+        var, body = self.item_lambda(array, node.variable, negated, "forall")
         failures = self.dialect.build("array_filter", array, lambda_([var], body))
         # A missing array has no items, so every item (none) satisfies the condition.
         return exp.Coalesce(this=exp.EQ(this=safe_size(self.dialect, failures), expression=exp.Literal.number(0)),
                             expressions=[TRUE.copy()])
 
-    def visit_Aggregate(self, node: ast.Aggregate) -> exp.Expression:
+    def visit_Aggregate(self, node: ast.Aggregate) -> exp.Expr:
         if _is_events(node.source):
             return self._event_aggregate(node.kind, node.source, node.value, None, None)
         from openseg.pql._sql_calls import array_aggregate
 
         return array_aggregate(self, node)
 
-    def visit_Chain(self, node: ast.Chain) -> exp.Expression:
+    def visit_Chain(self, node: ast.Chain) -> exp.Expr:
         from openseg.pql._sql_chain import compile_chain
 
         if not _is_events(node.source):
@@ -465,14 +467,14 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         """The scope of one event row under ``alias``."""
         if self.scope.row == "event":
             raise self.unsupported("nested event list", "an event condition cannot read xEvent again")
-        item: exp.Expression = exp.Column(this=exp.to_identifier(alias))
+        item: exp.Expr = exp.Column(this=exp.to_identifier(alias))
         variables = {variable: item} if variable else {}
         return _Scope("event", item=item, variables=variables)
 
     def event_conditions(self, source: ast.Expr, variable: str | None, alias: str = EVENT_ALIAS
-                         ) -> tuple[list[exp.Expression], list[ast.Expr]]:
+                         ) -> tuple[list[exp.Expr], list[ast.Expr]]:
         """The compiled filters of an event source (``xEvent[a][b]``, ``select X from xEvent where``)."""
-        conditions: list[exp.Expression] = []
+        conditions: list[exp.Expr] = []
         nodes: list[ast.Expr] = []
         while not (isinstance(source, ast.FieldPath) and source.root is ast.Root.EVENTS):
             if isinstance(source, ast.EventFilter):
@@ -490,7 +492,7 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         return conditions, nodes
 
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
-                         condition: ast.Expr | None, variable: str | None) -> exp.Expression:
+                         condition: ast.Expr | None, variable: str | None) -> exp.Expr:
         conditions, nodes = self.event_conditions(source, None)
         scope = self.event_scope(EVENT_ALIAS, variable)
         if condition is not None and condition != ast.BooleanLiteral(True):
@@ -502,13 +504,13 @@ class SqlCompiler(ast.Visitor[exp.Expression]):
         return self._register(column)
 
     def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: _Scope,
-                      row_filter: exp.Expression | None, bounds: _time.Bounds | None) -> DerivedColumn:
-        def filtered(aggregate: exp.Expression) -> exp.Expression:
+                      row_filter: exp.Expr | None, bounds: _time.Bounds | None) -> DerivedColumn:
+        def filtered(aggregate: exp.Expr) -> exp.Expr:
             if row_filter is None:
                 return aggregate
             return exp.Filter(this=aggregate, expression=exp.Where(this=row_filter.copy()))
 
-        default: exp.Expression = exp.null()
+        default: exp.Expr = exp.null()
         if kind is ast.AggregateKind.COUNT:
             aggregate, default = filtered(exp.Count(this=exp.Star())), exp.Literal.number(0)
         else:
@@ -534,7 +536,7 @@ def _is_events(node: ast.Expr) -> bool:
     return isinstance(node, ast.FieldPath) and node.root is ast.Root.EVENTS
 
 
-def _key(relation: str, aggregate: exp.Expression) -> str:
+def _key(relation: str, aggregate: exp.Expr) -> str:
     """A deterministic column name for an aggregate (equal SQL, equal key)."""
     digest = hashlib.sha256(f"{relation}|{aggregate.sql()}".encode()).hexdigest()[:16]
     return f"__d_{digest}"
@@ -565,15 +567,15 @@ def _intersect(a: _time.Bounds, b: _time.Bounds) -> _time.Bounds:
     return _time.Bounds(low, high, True, True)
 
 
-def bounds_condition(value: exp.Expression, bounds: _time.Bounds) -> exp.Expression:
+def bounds_condition(value: exp.Expr, bounds: _time.Bounds) -> exp.Expr:
     """``value`` within ``bounds`` as SQL (TRUE when unbounded)."""
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     if bounds.low is not None:
-        op = exp.GTE if bounds.low_inclusive else exp.GT
-        parts.append(op(this=value.copy(), expression=timestamp_literal(bounds.low)))
+        low = exp.GTE if bounds.low_inclusive else exp.GT
+        parts.append(low(this=value.copy(), expression=timestamp_literal(bounds.low)))
     if bounds.high is not None:
-        op = exp.LTE if bounds.high_inclusive else exp.LT
-        parts.append(op(this=value.copy(), expression=timestamp_literal(bounds.high)))
+        high = exp.LTE if bounds.high_inclusive else exp.LT
+        parts.append(high(this=value.copy(), expression=timestamp_literal(bounds.high)))
     return exp.and_(*parts) if parts else not_null(value)
 
 

@@ -30,6 +30,7 @@ from sqlglot import exp
 from openseg.pql import ast
 from openseg.pql.to_sql import (
     CHAIN,
+    DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
     EVENTS,
     ID,
@@ -38,7 +39,6 @@ from openseg.pql.to_sql import (
     PROFILE_ALIAS,
     PROFILES,
     DerivedColumn,
-    DEFAULT_MAP_PATHS,
     bounds_condition,
     compile_expression,
 )
@@ -107,7 +107,7 @@ def plan_segments(
 
     derived: dict[str, DerivedColumn] = {}
     per_segment: dict[str, tuple[str, ...]] = {}
-    conditions: dict[str, exp.Expression] = {}
+    conditions: dict[str, exp.Expr] = {}
     for level in levels:
         for segment_id in level:
             available = {other: exp.column(columns[other], table=PROFILE_ALIAS)
@@ -196,7 +196,7 @@ def _grouped_scan(relation: str, alias: str, columns: Sequence[DerivedColumn]) -
     select = exp.select(exp.column(ID, table=alias), *(
         exp.alias_(c.aggregate.copy(), c.key) for c in columns if c.aggregate is not None
     )).from_(exp.alias_(exp.to_table(relation), alias, table=True)).group_by(exp.column(ID, table=alias))
-    where: list[exp.Expression] = []
+    where: list[exp.Expr] = []
     if relation == EVENTS and all(c.bounds is not None for c in columns):
         hull = columns[0].bounds
         assert hull is not None

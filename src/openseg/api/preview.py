@@ -1,0 +1,42 @@
+"""UPS preview and estimate: ``/data/core/ups/preview``, ``/data/core/ups/estimate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from openseg.api.catalog import scope_of
+from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.segmentation import preview
+from openseg.services import Services
+
+router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
+
+
+@router.post("/preview")
+async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
+    body = await json_body(request)
+    with svc.db.session() as session:
+        created = preview.create_preview(svc, session, scope_of(who), body)
+        return JSONResponse(preview.preview_json(created), status_code=201)
+
+
+@router.get("/preview/{preview_id}")
+def get(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    with svc.db.session() as session:
+        return preview.preview_json(preview.get_preview(session, scope_of(who), preview_id))
+
+
+@router.delete("/preview/{preview_id}")
+def delete(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+    with svc.db.session() as session:
+        session.delete(preview.get_preview(session, scope_of(who), preview_id))
+    return Response(status_code=204)
+
+
+@router.get("/estimate/{preview_id}")
+def estimate(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    with svc.db.session() as session:
+        return preview.estimate_json(preview.get_preview(session, scope_of(who), preview_id))

@@ -1,0 +1,158 @@
+"""Segment preview and estimate (UPS ``/preview``, ``/estimate``): exact when the sandbox is small
+enough to count in seconds, otherwise a Bernoulli sample with a 95% confidence interval."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy.orm import Session
+
+from openseg.catalog.service import Scope
+from openseg.clock import ms_to_datetime, now_ms
+from openseg.errors import BadRequest, NotFound
+from openseg.profiles import policies
+from openseg.profiles.service import ensure_store, sandbox_schema
+from openseg.profiles.store import PROFILES_FILE, resolve_store
+from openseg.segmentation import membership
+from openseg.segmentation.definitions import analyze
+from openseg.segmentation.evaluate import primary_namespaces
+from openseg.segmentation.planner import plan_segments
+from openseg.store.models import Preview, ProfileStore
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+#: Sandboxes with at most this many merged profiles are counted exactly.
+EXACT_LIMIT = int(os.environ.get("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000"))
+#: Profiles read for a sampled estimate.
+SAMPLE_SIZE = 200_000
+#: Sample profiles returned by a preview.
+PREVIEW_PROFILES = 20
+Z_95 = 1.959964
+
+
+def create_preview(services: Services, session: Session, scope: Scope, body: object,
+                   exact_limit: int = EXACT_LIMIT, sample_size: int = SAMPLE_SIZE) -> Preview:
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", field="body")
+    predicate_type = body.get("predicateType", "pql/text")
+    if predicate_type not in ("pql/text", "pql/json"):
+        raise BadRequest("'predicateType' must be pql/text", field="predicateType")
+    model = body.get("predicateModel", "_xdm.context.profile")
+    if model != "_xdm.context.profile":
+        raise BadRequest("'predicateModel' must be _xdm.context.profile", field="predicateModel")
+    analysis = analyze({"type": "PQL", "format": predicate_type, "value": body.get("predicateExpression")},
+                       sandbox_schema(services, scope), field="predicateExpression")
+    policy_id = body.get("mergePolicyId")
+    policy = (policies.get_policy(session, scope, policy_id) if isinstance(policy_id, str)
+              else policies.ensure_default(session, scope))
+    record = session.get(ProfileStore, policy.id)
+    previous = membership.read_current(record.membership_path if record else None)
+    store = resolve_store(ensure_store(services, scope, policy))
+    as_of = ms_to_datetime(now_ms())
+    total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
+    exact = total <= exact_limit
+    profiles: Any = str(store / PROFILES_FILE)
+    if not exact:
+        profiles = _sample(profiles, sample_size / total)
+    plan = plan_segments([("preview", analysis.expr)], as_of=as_of, dialect=services.engine().dialect,
+                         membership_available=previous is not None)
+    tables: dict[str, Any] = {"profiles": profiles, "events": str(store / "events.parquet")}
+    if previous is not None:
+        tables["membership"] = previous
+    result = services.engine().run(plan.query, tables)
+    qualified = membership.qualified_pairs(result, plan.columns)
+    read = result.num_rows
+    hits = qualified.num_rows
+    namespaces = primary_namespaces(store, qualified).get("preview", {})
+    if exact:
+        estimate, error = hits, 0.0
+    else:
+        share = hits / read if read else 0.0
+        estimate = round(total * share)
+        error = total * math.sqrt(share * (1 - share) / read * (1 - read / total)) if read else 0.0
+    scale = 1.0 if exact or not read else total / read
+    sample_ids = qualified["_profile_id"].to_pylist()[:PREVIEW_PROFILES]
+    now = now_ms()
+    preview = Preview(
+        id=f"{secrets.token_hex(8)}:{policy.id}", org_id=scope.org_id, sandbox_id=scope.sandbox_id,
+        request={k: body.get(k) for k in ("predicateExpression", "predicateType", "predicateModel", "graphType",
+                                         "mergePolicyId")},
+        state="RESULT_READY",
+        result={
+            "exact": exact, "estimatedSize": estimate, "standardError": round(error, 2),
+            "confidenceInterval": [max(0, round(estimate - Z_95 * error)), round(estimate + Z_95 * error)],
+            "profilesReadSoFar": read, "totalProfiles": total, "qualifiedInSample": hits,
+            "namespaces": {ns: round(n * scale) for ns, n in namespaces.items()},
+            "profiles": _entities(store, sample_ids),
+        },
+        created=now, updated=now,
+    )
+    session.add(preview)
+    session.flush()
+    return preview
+
+
+def _sample(path: str, fraction: float) -> pa.Table:
+    with duckdb.connect() as con:
+        return con.sql(
+            f"SELECT * FROM read_parquet($path) USING SAMPLE {min(100.0, fraction * 100):.6f}% (bernoulli, 42)",
+            params={"path": path},
+        ).to_arrow_table()
+
+
+def _entities(store: Any, ids: list[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    with duckdb.connect() as con:
+        rows = con.sql("SELECT * EXCLUDE (_sources, _hasProfileRecord) FROM read_parquet($path) "
+                       "WHERE _profile_id IN (SELECT unnest($ids)) ORDER BY _profile_id",
+                       params={"path": str(store / PROFILES_FILE), "ids": ids}).to_arrow_table().to_pylist()
+    from openseg.catalog.query import json_value
+
+    return [{"entityId": row.pop("_profile_id"), "lastModifiedAt": json_value(row.pop("_lastModifiedAt")),
+             "entity": json_value(row)} for row in rows]
+
+
+def get_preview(session: Session, scope: Scope, preview_id: str) -> Preview:
+    preview = session.get(Preview, preview_id)
+    if preview is None or preview.sandbox_id != scope.sandbox_id or preview.org_id != scope.org_id:
+        raise NotFound.of("preview", preview_id)
+    return preview
+
+
+def preview_json(preview: Preview) -> dict[str, Any]:
+    result = preview.result
+    return {
+        "state": preview.state,
+        "previewId": preview.id,
+        "results": result["profiles"],
+        "page": {"offset": 0, "size": len(result["profiles"]), "totalCount": result["estimatedSize"]},
+        "openseg:exact": result["exact"],
+        "_links": {"estimate": {"href": f"/data/core/ups/estimate/{preview.id}"}},
+    }
+
+
+def estimate_json(preview: Preview) -> dict[str, Any]:
+    result = preview.result
+    low, high = result["confidenceInterval"]
+    return {
+        "state": preview.state,
+        "previewId": preview.id,
+        "estimatedSize": result["estimatedSize"],
+        "standardError": result["standardError"],
+        "confidenceInterval": "95%",
+        "openseg:confidenceBounds": {"low": low, "high": high},
+        "openseg:exact": result["exact"],
+        "profilesReadSoFar": result["profilesReadSoFar"],
+        "totalProfiles": result["totalProfiles"],
+        "estimatedNamespaceDistribution": [{"namespaceId": ns, "estimatedSize": n}
+                                           for ns, n in sorted(result["namespaces"].items())],
+        "_links": {"preview": {"href": f"/data/core/ups/preview/{preview.id}"}},
+    }
