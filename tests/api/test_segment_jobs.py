@@ -184,3 +184,37 @@ def test_job_interrupted_by_a_crash_finishes_after_restart(client: TestClient, s
     assert finished["status"] == "SUCCEEDED"
     assert finished["metrics"]["segmentedProfileByStatusCounter"][us["id"]] == {"realized": 2, "existing": 0,
                                                                                  "exited": 0}
+
+
+def test_history_answers_who_was_in_at_a_time(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    dataset_id = load_people(client, org, drain, [person(1), person(3)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    first = run_job(client, org, drain, us["id"])
+    moved = person(1)
+    moved["homeAddress"] = {"country": "FR"}
+    load_people(client, org, drain, [moved], dataset_id=dataset_id)
+    second = run_job(client, org, drain, us["id"])
+    members = f"/data/core/ups/segment/definitions/{us['id']}/members"
+
+    def at(ms: int) -> list[str]:
+        from datetime import UTC, datetime
+
+        stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+        body = client.get(f"{members}?at={stamp}", headers=org.headers()).json()
+        return [m["entityId"] for m in body["members"]]
+
+    entered = first["metrics"]["profileSegmentationTime"]["endTimeInMs"]
+    left = second["metrics"]["profileSegmentationTime"]["endTimeInMs"]
+    assert at(entered - 60_000) == []
+    assert at(entered + 1) == ["email:p1@example.com", "email:p3@example.com"]
+    assert at(left + 1) == ["email:p3@example.com"]
+    history = client.get("/data/core/ups/access/membership-history?entityId=p1@example.com&entityIdNS=email",
+                         headers=org.headers()).json()
+    assert history["profileId"] == "email:p1@example.com"
+    (stay,) = history["history"]
+    assert stay["segmentId"] == us["id"]
+    assert (stay["enteredByJob"], stay["exitedByJob"]) == (first["id"], second["id"])
+    assert stay["enteredAt"] < stay["exitedAt"]
+    missing = client.get("/data/core/ups/access/membership-history?entityId=nobody@x&entityIdNS=email",
+                         headers=org.headers())
+    assert_aep_error(missing, 404, detail_contains="no profile has identity email:nobody@x")

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openseg import __version__
 from openseg.api import (
+    access,
     catalog,
     data_access,
     definitions,
@@ -72,7 +73,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
 
     for router in (sandboxes.router, catalog.router, ingest.router, data_access.router, merge_policies.router,
                    definitions.router, jobs.router, schedules.router, exports.router,
-                   query.router, preview.router):
+                   query.router, preview.router, access.router):
         app.include_router(router)
     app.add_middleware(TrailingSlash)
     return app

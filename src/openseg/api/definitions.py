@@ -98,3 +98,35 @@ def delete(definition_id: str, who: Tenant = Depends(tenant), svc: Services = De
     with svc.db.session() as session:
         definitions.delete_definition(session, scope_of(who), definition_id)
     return Response(status_code=204)
+
+
+@router.get("/definitions/{definition_id}/members")
+def members(definition_id: str, request: Request, who: Tenant = Depends(tenant),
+            svc: Services = Depends(services)) -> dict[str, Any]:
+    """openseg extension: the profiles in the segment at ``at`` (RFC 3339; now when absent)."""
+    from openseg.catalog.validation import parse_rfc3339
+    from openseg.clock import rfc3339, utcnow
+    from openseg.segmentation.history import members_at
+
+    params = request.query_params
+    limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=10_000)
+    start = parse_int(params.get("start"), "start", 0)
+    at = utcnow()
+    if params.get("at"):
+        parsed = parse_rfc3339(params["at"])
+        if parsed is None:
+            raise BadRequest("'at' must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z", field="at")
+        at = parsed
+    with svc.db.session() as session:
+        definition = definitions.get_definition(session, scope_of(who), definition_id)
+        policy_id = definition.merge_policy_id
+    rows, total = members_at(svc, scope_of(who), definition_id, policy_id, at, start=start, limit=limit)
+    following = start + len(rows)
+    return {
+        "segmentId": definition_id,
+        "at": rfc3339(at),
+        "members": rows,
+        "_page": {"totalCount": total, "pageSize": len(rows), "next": str(following) if following < total else ""},
+        "_links": {"next": {"href": f"{PATH}/{definition_id}/members?start={following}&limit={limit}"
+                            if following < total else ""}},
+    }

@@ -1,0 +1,108 @@
+"""Membership over time (openseg extension): who was in a segment at T, and one profile's timeline.
+
+History files hold every entry and exit of every job; only jobs that SUCCEEDED count, so the files of a
+job interrupted before it published are never read as facts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+from sqlalchemy import select
+
+from openseg.catalog.query import json_value
+from openseg.catalog.service import Scope
+from openseg.errors import NotFound
+from openseg.profiles import policies
+from openseg.profiles.service import store_path
+from openseg.profiles.store import IDENTITIES_FILE, StoreNotFoundError, resolve_store
+from openseg.segmentation.runner import membership_dir
+from openseg.store.models import SegmentJob
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+
+def _succeeded_jobs(services: Services, sandbox_id: str) -> list[str]:
+    with services.db.session() as session:
+        return list(session.scalars(select(SegmentJob.id).where(SegmentJob.sandbox_id == sandbox_id,
+                                                                SegmentJob.status == "SUCCEEDED")))
+
+
+def _history_files(services: Services, sandbox_id: str, policy_id: str) -> list[str]:
+    folder = membership_dir(services, sandbox_id, policy_id) / "history"
+    return sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str, at: datetime, *,
+               start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Profiles in the segment at ``at``: their last entry or exit up to then was an entry."""
+    files = _history_files(services, scope.sandbox_id, policy_id)
+    jobs = _succeeded_jobs(services, scope.sandbox_id)
+    if not files or not jobs:
+        return [], 0
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        rows = con.sql(
+            """
+            WITH latest AS (
+                SELECT _profile_id, arg_max(event, "at") AS event,
+                       max("at") FILTER (WHERE event = 'entered') AS entered_at
+                FROM read_parquet($files)
+                WHERE segment_id = $segment AND "at" <= $at AND list_contains($jobs, job_id)
+                GROUP BY _profile_id
+            )
+            SELECT _profile_id, entered_at, count(*) OVER () AS total FROM latest
+            WHERE event = 'entered' ORDER BY _profile_id LIMIT $limit OFFSET $start
+            """,
+            params={"files": files, "segment": segment_id, "at": at, "jobs": jobs, "limit": limit, "start": start},
+        ).fetchall()
+    total = int(rows[0][2]) if rows else 0
+    return [{"entityId": pid, "enteredAt": json_value(entered)} for pid, entered, _ in rows], total
+
+
+def profile_of(services: Services, scope: Scope, namespace: str, identity: str) -> tuple[str, str]:
+    """(profile id, merge policy id) of an identity under the sandbox's default merge policy."""
+    with services.db.session() as session:
+        policy = policies.ensure_default(session, scope)
+    try:
+        store = resolve_store(store_path(services.settings.profiles_dir, scope.sandbox_id, policy.id))
+    except StoreNotFoundError as exc:
+        raise NotFound(f"no profile has identity {namespace}:{identity}", field="entityId") from exc
+    with duckdb.connect() as con:
+        found = con.sql(
+            "SELECT _profile_id FROM read_parquet($path) WHERE lower(namespace) = lower($ns) AND id = $id LIMIT 1",
+            params={"path": str(store / IDENTITIES_FILE), "ns": namespace, "id": identity},
+        ).fetchall()
+    if not found:
+        raise NotFound(f"no profile has identity {namespace}:{identity}", field="entityId")
+    return str(found[0][0]), policy.id
+
+
+def timeline(services: Services, scope: Scope, profile_id: str, policy_id: str) -> list[dict[str, Any]]:
+    """Every entry and exit of one profile, oldest first, paired into stays per segment."""
+    files = _history_files(services, scope.sandbox_id, policy_id)
+    jobs = _succeeded_jobs(services, scope.sandbox_id)
+    if not files or not jobs:
+        return []
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        rows = con.sql(
+            'SELECT segment_id, event, "at", job_id FROM read_parquet($files) '
+            'WHERE _profile_id = $pid AND list_contains($jobs, job_id) ORDER BY "at", segment_id',
+            params={"files": files, "pid": profile_id, "jobs": jobs},
+        ).fetchall()
+    stays: list[dict[str, Any]] = []
+    open_stays: dict[str, dict[str, Any]] = {}
+    for segment_id, event, at, job_id in rows:
+        if event == "entered":
+            stay = {"segmentId": segment_id, "enteredAt": json_value(at), "exitedAt": None,
+                    "enteredByJob": job_id, "exitedByJob": None}
+            open_stays[segment_id] = stay
+            stays.append(stay)
+        elif segment_id in open_stays:
+            open_stays.pop(segment_id).update(exitedAt=json_value(at), exitedByJob=job_id)
+    return stays
+
