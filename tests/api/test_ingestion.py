@@ -193,3 +193,38 @@ def test_unknown_or_invalid_file_content(client: TestClient, org: Org, drain: Ca
     batch = get_batch(client, headers, batch_id)
     assert batch["status"] == "failed"
     assert batch["errors"][0]["description"] == "file x.json: line 2 is not valid JSON: Expecting property name enclosed in double quotes (column 2)"
+
+
+def test_parquet_with_text_timestamps_is_checked_and_typed(client: TestClient, services: Services, org: Org,
+                                                            drain: Callable[[], int]) -> None:
+    headers = org.headers()
+    dataset_id = create_dataset(client, headers, "events", EVENT)
+
+    def parquet(stamps: list[str]) -> bytes:
+        table = pa.Table.from_pylist([
+            {"_id": f"e{i}", "eventType": "web.webpagedetails.pageViews", "timestamp": stamp,
+             "identityMap": [("ECID", [{"id": f"ecid{i}", "primary": True}])]}
+            for i, stamp in enumerate(stamps)
+        ], schema=pa.schema([("_id", pa.string()), ("eventType", pa.string()), ("timestamp", pa.string()),
+                             ("identityMap", pa.map_(pa.string(), pa.list_(pa.struct([("id", pa.string()),
+                                                                                       ("primary", pa.bool_())]))))]))
+        sink = io.BytesIO()
+        pq.write_table(table, sink, row_group_size=2)
+        return sink.getvalue()
+
+    bad = upload_batch(client, headers, dataset_id, {"e.parquet": parquet(
+        ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00+02:00", "2026-01-03", "2026-01-04T00:00:00Z"])},
+        fmt="parquet")
+    drain()
+    failed = get_batch(client, headers, bad)
+    assert failed["status"] == "failed"
+    assert [(e["record"], e["field"]) for e in failed["errors"]] == [(3, "timestamp")]
+    good = upload_batch(client, headers, dataset_id, {"e.parquet": parquet(
+        ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00+02:00"])}, fmt="parquet")
+    drain()
+    assert get_batch(client, headers, good)["status"] == "success"
+    (lake_file,) = _dataset_files(services, dataset_id)
+    table = pq.read_table(lake_file)
+    assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    assert [t.isoformat() for t in table["timestamp"].to_pylist()] == ["2026-01-01T00:00:00+00:00",
+                                                                        "2026-01-01T22:00:00+00:00"]

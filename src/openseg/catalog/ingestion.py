@@ -115,20 +115,13 @@ def _identity_count(column: pa.ChunkedArray) -> pa.Array:
     raise FileFormatError(f"identityMap has type {column.type}; expected a map of namespace -> identities")
 
 
-def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: IngestResult) -> None:
-    table = pq.read_table(path)
-    result.records_read += table.num_rows
-    offset = 1
-    required = ["identityMap"] + (["_id", "timestamp", "eventType"] if kind == EVENT else [])
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        for column in missing:
-            result.add_record_error(RecordError(name, 1, column, "is required but the file has no such column"))
-        return
+def _parquet_problems(batch: pa.RecordBatch, kind: str) -> tuple[dict[int, list[tuple[str, str]]], pa.Array | None]:
+    """Problems per row of one record batch, and the parsed timestamps when they were text."""
     bad: dict[int, list[tuple[str, str]]] = {}
+    table = pa.Table.from_batches([batch])
     for row in _bad_rows(pc.less_equal(_identity_count(table["identityMap"]), 0)):
         bad.setdefault(row, []).append(("identityMap", "holds no identity"))
-    rewrite_timestamp = False
+    parsed: pa.Array | None = None
     if kind == EVENT:
         for column in ("_id", "eventType"):
             values = table[column]
@@ -140,25 +133,50 @@ def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: Ing
             for row in _bad_rows(pc.is_null(timestamps)):
                 bad.setdefault(row, []).append(("timestamp", "is required (RFC 3339 date-time)"))
         else:
-            rewrite_timestamp = True
-            parsed = [parse_rfc3339(v) for v in timestamps.to_pylist()]
-            for row, value in enumerate(parsed):
+            values = [parse_rfc3339(v) for v in timestamps.to_pylist()]
+            for row, value in enumerate(values):
                 if value is None:
                     bad.setdefault(row, []).append(("timestamp", "must be an RFC 3339 date-time with an offset"))
-    for row in sorted(bad):
-        for field_name, reason in bad[row]:
-            result.add_record_error(RecordError(name, row + offset, field_name, reason))
+            parsed = pa.array(values, pa.timestamp("us", tz="UTC"))
+    return bad, parsed
+
+
+def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: IngestResult) -> None:
+    """Validate a Parquet upload batch by batch (files of several GB never sit in memory whole); keep it
+    byte-for-byte when valid, or rewrite it with text timestamps parsed."""
+    source = pq.ParquetFile(path)
+    required = ["identityMap"] + (["_id", "timestamp", "eventType"] if kind == EVENT else [])
+    missing = [c for c in required if c not in source.schema_arrow.names]
+    if missing:
+        for column in missing:
+            result.add_record_error(RecordError(name, 1, column, "is required but the file has no such column"))
+        return
+    rewrite = kind == EVENT and not pa.types.is_timestamp(source.schema_arrow.field("timestamp").type)
+    target = out_dir / lake.part_name(len(result.parts))
+    writer: pq.ParquetWriter | None = None
+    offset = 0
+    try:
+        for batch in source.iter_batches(batch_size=65_536):
+            result.records_read += batch.num_rows
+            bad, parsed = _parquet_problems(batch, kind)
+            for row in sorted(bad):
+                for field_name, reason in bad[row]:
+                    result.add_record_error(RecordError(name, offset + row + 1, field_name, reason))
+            offset += batch.num_rows
+            if rewrite and result.ok:
+                fixed = batch.set_column(batch.schema.get_field_index("timestamp"), "timestamp", parsed)
+                if writer is None:
+                    writer = pq.ParquetWriter(target, fixed.schema, compression="zstd")
+                writer.write_batch(fixed)
+    finally:
+        if writer is not None:
+            writer.close()
     if not result.ok:
         return
-    target = out_dir / lake.part_name(len(result.parts))
-    if rewrite_timestamp:
-        index = table.column_names.index("timestamp")
-        table = table.set_column(index, "timestamp", pa.array(parsed, pa.timestamp("us", tz="UTC")))
-        pq.write_table(table, target, compression="zstd")
-    else:
+    if not rewrite:
         shutil.copyfile(path, target)  # a valid Parquet file is kept byte-for-byte
-    result.parts.append((target.name, table.num_rows))
-    result.records_written += table.num_rows
+    result.parts.append((target.name, offset))
+    result.records_written += offset
 
 
 def publish(pending: Path, final: Path) -> None:
