@@ -228,3 +228,17 @@ def test_parquet_with_text_timestamps_is_checked_and_typed(client: TestClient, s
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert [t.isoformat() for t in table["timestamp"].to_pylist()] == ["2026-01-01T00:00:00+00:00",
                                                                         "2026-01-01T22:00:00+00:00"]
+
+
+def test_fields_of_later_records_are_kept(client: TestClient, services: Services, org: Org,
+                                          drain: Callable[[], int]) -> None:
+    headers = org.headers()
+    dataset_id = create_dataset(client, headers)
+    records = [person(1), {"identityMap": {"email": [{"id": "x@y"}]}, "loyalty": {"tier": "gold"},
+                           "person": {"gender": "female"}}]
+    upload_batch(client, headers, dataset_id, {"p.json": json_lines(records)})
+    drain()
+    (lake_file,) = _dataset_files(services, dataset_id)
+    rows = pq.read_table(lake_file).to_pylist()
+    assert rows[1]["loyalty"]["tier"] == "gold" and rows[1]["person"]["gender"] == "female"
+    assert rows[0]["person"]["name"]["firstName"] == "First1"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, services, tenant
-from openseg.errors import BadRequest
+from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.paging import parse_int
+from openseg.errors import BadRequest, NotFound
+from openseg.profiles import entities
 from openseg.segmentation.history import profile_of, timeline
 from openseg.services import Services
 
@@ -31,3 +35,86 @@ def membership_history(request: Request, who: Tenant = Depends(tenant),
     profile_id, policy_id = profile_of(svc, scope_of(who), namespace, entity_id)
     return {"entityId": entity_id, "entityIdNS": namespace, "profileId": profile_id, "mergePolicyId": policy_id,
             "history": timeline(svc, scope_of(who), profile_id, policy_id)}
+
+
+PROFILE_SCHEMA = "_xdm.context.profile"
+EVENT_SCHEMA = "_xdm.context.experienceevent"
+
+
+def _fields(value: str | None) -> list[str] | None:
+    return [f.strip() for f in value.split(",") if f.strip()] if value else None
+
+
+def _time_ms(value: str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not value.lstrip("-").isdigit():
+        raise BadRequest(f"query parameter '{name}' must be milliseconds since the epoch", field=name)
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+@router.get("/entities")
+def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    params = request.query_params
+    schema = params.get("schema.name", PROFILE_SCHEMA)
+    scope = scope_of(who)
+    if schema == PROFILE_SCHEMA:
+        located = entities.locate(svc, scope, _required(request, "entityIdNS"), _required(request, "entityId"),
+                                  params.get("mergePolicyId"))
+        return {located.profile_id: entities.profile_entity(svc, scope, located, _fields(params.get("fields")))}
+    if schema != EVENT_SCHEMA:
+        raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
+    if params.get("relatedSchema.name", PROFILE_SCHEMA) != PROFILE_SCHEMA:
+        raise BadRequest(f"'relatedSchema.name' must be {PROFILE_SCHEMA}", field="relatedSchema.name")
+    located = entities.locate(svc, scope, _required(request, "relatedEntityIdNS"), _required(request, "relatedEntityId"),
+                              params.get("mergePolicyId"))
+    limit = parse_int(params.get("limit"), "limit", 10, minimum=1, maximum=1000)
+    start = parse_int(params.get("start"), "start", 0)
+    orderby = params.get("orderby", "timestamp")
+    if orderby not in ("timestamp", "-timestamp", "+timestamp"):
+        raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
+    children, more = entities.profile_events(
+        located, start=_time_ms(params.get("startTime"), "startTime"), end=_time_ms(params.get("endTime"), "endTime"),
+        limit=limit, descending=orderby.startswith("-"), offset=start)
+    following = start + len(children)
+    href = ""
+    if more:
+        kept = [(k, v) for k, v in params.multi_items() if k != "start"]
+        href = f"{request.url.path}?{urlencode(kept + [('start', str(following))])}"
+    return {
+        "_page": {"orderby": orderby, "start": str(start), "count": len(children), "next": str(following) if more else ""},
+        "children": children,
+        "_links": {"next": {"href": href}},
+    }
+
+
+@router.post("/entities")
+async def post_entities(request: Request, who: Tenant = Depends(tenant),
+                        svc: Services = Depends(services)) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("identities"), list) or not body["identities"]:
+        raise BadRequest("'identities' must be a non-empty list of {entityId, entityIdNS: {code}}", field="identities")
+    schema = (body.get("schema") or {}).get("name", PROFILE_SCHEMA)
+    if schema != PROFILE_SCHEMA:
+        raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")
+    fields = body.get("fields") if isinstance(body.get("fields"), list) else None
+    scope = scope_of(who)
+    found: dict[str, Any] = {}
+    for index, identity in enumerate(body["identities"]):
+        namespace = identity.get("entityIdNS") if isinstance(identity, dict) else None
+        code = namespace.get("code") if isinstance(namespace, dict) else namespace
+        if not isinstance(identity, dict) or not isinstance(identity.get("entityId"), str) or not isinstance(code, str):
+            raise BadRequest(f"'identities[{index}]' needs entityId and entityIdNS.code", field=f"identities[{index}]")
+        try:
+            located = entities.locate(svc, scope, code, identity["entityId"], body.get("mergePolicyId"))
+        except NotFound:
+            continue
+        found[located.profile_id] = entities.profile_entity(svc, scope, located, fields)
+    return found
+
+
+@router.delete("/entities")
+def delete_entity(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+    """Erase a profile: every fragment and event of its identity graph leaves the lake."""
+    entities.erase(svc, scope_of(who), _required(request, "entityIdNS"), _required(request, "entityId"))
+    return Response(status_code=202)

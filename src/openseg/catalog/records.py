@@ -154,8 +154,10 @@ def records_to_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
             row["timestamp"] = parse_rfc3339(row["timestamp"])
         rows.append(_drop_empty(row) or {})
     try:
-        table = pa.Table.from_pylist(rows) if any(rows) else pa.table({"_": pa.nulls(len(rows))}).drop(["_"])
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        # pa.array infers one struct type from every record (from_pylist would read only the first's keys).
+        table = (pa.Table.from_struct_array(pa.array(rows)) if any(rows)
+                 else pa.table({"_": pa.nulls(len(rows))}).drop(["_"]))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise FileFormatError(f"records disagree on a field's type: {exc}") from exc
     if kind == EVENT and "timestamp" in table.column_names:
         index = table.column_names.index("timestamp")

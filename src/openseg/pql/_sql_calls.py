@@ -243,7 +243,7 @@ def _last(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 def _top_n(c: SqlCompiler, node: ast.Call) -> exp.Expr:
     # DuckDB: sort (-key | key, position, item) structs ascending, NULL keys last, then keep the items.
     array, n = _target(c, node), _int_arg(c, node, 1)
-    var, key = c.item_lambda(array, None, node.args[0], node.name, as_boolean=False)
+    var, key = c.item_lambda(array, None, node.args[0], as_boolean=False)
     if node.name == "topN":
         key = exp.Neg(this=exp.paren(key, copy=False))
     position = f"{var}_n"
@@ -384,7 +384,7 @@ def array_aggregate(c: SqlCompiler, node: ast.Aggregate) -> exp.Expr:
     """``count/sum/average/min/max`` over an array (a missing array counts and sums to 0)."""
     array = c.visit(node.source)
     if node.value is not None:
-        var, value = c.item_lambda(array, None, node.value, node.kind.value, as_boolean=False)
+        var, value = c.item_lambda(array, None, node.value, as_boolean=False)
         array = c.dialect.build("array_transform", array, lambda_([var], value))
     if node.kind is ast.AggregateKind.COUNT:
         return exp.Coalesce(this=safe_size(c.dialect, array), expressions=[exp.Literal.number(0)])
@@ -401,4 +401,4 @@ def array_aggregate(c: SqlCompiler, node: ast.Aggregate) -> exp.Expr:
     return exp.Div(this=to_double(total), expression=count)
 
 
-__all__ = ["FALSE", "array_aggregate", "compile_call", "handled_names"]
+__all__ = ["array_aggregate", "compile_call", "handled_names"]

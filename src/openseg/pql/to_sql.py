@@ -191,8 +191,8 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         finally:
             self.scope = saved
 
-    def item_lambda(self, array: exp.Expr, variable: str | None, body: ast.Node, construct: str,
-                as_boolean: bool = True) -> tuple[str, exp.Expr]:
+    def item_lambda(self, array: exp.Expr, variable: str | None, body: ast.Node,
+                    as_boolean: bool = True) -> tuple[str, exp.Expr]:
         """Compile ``body`` over one item of ``array``; returns the lambda variable and body."""
         var = f"_i{self.lambda_depth}"
         self.lambda_depth += 1
@@ -414,7 +414,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         if _is_events(node):
             raise self.unsupported("event list value", "use the filtered events with count(), exists or an aggregate")
         array = self.visit(node.source)
-        var, body = self.item_lambda(array, None, node.condition, "filter")
+        var, body = self.item_lambda(array, None, node.condition)
         return self.dialect.build("array_filter", array, lambda_([var], body))
 
     def visit_Select(self, node: ast.Select) -> exp.Expr:
@@ -423,7 +423,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         array = self.visit(node.source)
         if node.where is None:
             return array
-        var, body = self.item_lambda(array, node.variable, node.where, "select")
+        var, body = self.item_lambda(array, node.variable, node.where)
         return self.dialect.build("array_filter", array, lambda_([var], body))
 
     def visit_Exists(self, node: ast.Exists) -> exp.Expr:
@@ -431,7 +431,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             count = self._event_aggregate(ast.AggregateKind.COUNT, node.source, None, node.condition, node.variable)
             return exp.GT(this=count, expression=exp.Literal.number(0))
         array = self.visit(node.source)
-        var, body = self.item_lambda(array, node.variable, node.condition, "exists")
+        var, body = self.item_lambda(array, node.variable, node.condition)
         matches = self.dialect.build("array_filter", array, lambda_([var], body))
         return predicate(exp.GT(this=safe_size(self.dialect, matches), expression=exp.Literal.number(0)))
 
@@ -441,7 +441,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             count = self._event_aggregate(ast.AggregateKind.COUNT, node.source, None, negated, node.variable)
             return exp.EQ(this=count, expression=exp.Literal.number(0))
         array = self.visit(node.source)
-        var, body = self.item_lambda(array, node.variable, negated, "forall")
+        var, body = self.item_lambda(array, node.variable, negated)
         failures = self.dialect.build("array_filter", array, lambda_([var], body))
         # A missing array has no items, so every item (none) satisfies the condition.
         return exp.Coalesce(this=exp.EQ(this=safe_size(self.dialect, failures), expression=exp.Literal.number(0)),

@@ -166,35 +166,44 @@ def _build(
     )
     with _phase("stitch identities"):
         oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph)
-    with _phase("merge fragments"):
+    fragments = _count(connection, "SELECT count(*) FROM __frag")
+    unlinked_fragments = _count(connection, f"SELECT count(*) FROM __frag WHERE {ANCHOR_SQL} IS NULL")
+    identities = _count(connection, "SELECT count(*) FROM __ids")
+    with _phase("merge and write profiles"):
         connection.execute(
-            f"CREATE TEMP TABLE __frag_pid AS SELECT f.* EXCLUDE ({IDENTITY_LIST}), k._profile_id AS {PROFILE} "
+            f"CREATE TEMP VIEW __frag_pid AS SELECT f.* EXCLUDE ({IDENTITY_LIST}), k._profile_id AS {PROFILE} "
             f"FROM __frag AS f JOIN __key_pid AS k ON k.key = f.{ANCHOR_SQL}"
         )
         ranked = render(ranked_query("__frag_pid", profile_schema, policy))
         connection.execute(f"CREATE TEMP VIEW __ranked AS {ranked}")
-        connection.execute(f"CREATE TEMP TABLE __merged AS {render(merge_query('__ranked', profile_schema, PROFILE))}")
-    with _phase("write profiles"):
-        connection.execute(_profiles_query(profile_schema))
-        profiles = _write(connection, "SELECT * FROM __profiles_written ORDER BY _profile_id", staging / PROFILES_FILE)
-    with _phase("write events"):
-        events = _write(connection, _events_query(event_schema), staging / EVENTS_FILE)
+        connection.execute(f"CREATE TEMP VIEW __merged AS {render(merge_query('__ranked', profile_schema, PROFILE))}")
+        profiles = _write(connection, _profiles_query(profile_schema), staging / PROFILES_FILE)
     with _phase("write identities"):
         _write(connection, _IDENTITIES, staging / IDENTITIES_FILE)
         if policy.identity_graph == "none":
             _write(connection, _FRAGMENTS, staging / FRAGMENTS_FILE)
+    # The events sort is the biggest step: free the memory the earlier steps held first.
+    for table in ("__frag", "__pairs", "__ident", "__profile_keys", "__ids", "__ns"):
+        connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    with _phase("write events"):
+        events = _write(connection, _events_query(event_schema), staging / EVENTS_FILE)
     write_schema(
         staging / SCHEMA_FILE, pq.read_schema(staging / PROFILES_FILE), pq.read_schema(staging / EVENTS_FILE)
+    )
+    event_only = _count(
+        connection,
+        "SELECT count(*) FROM read_parquet(?) WHERE NOT _hasProfileRecord",
+        [str(staging / PROFILES_FILE)],
     )
     return BuildStats(
         profiles=profiles,
         events=events,
-        fragments=_count(connection, "SELECT count(*) FROM __frag"),
-        identities=_count(connection, "SELECT count(*) FROM __ids"),
+        fragments=fragments,
+        identities=identities,
         oversized_graphs=tuple(oversized),
         seconds=0.0,
-        event_only_profiles=_count(connection, "SELECT count(*) FROM __profiles_written WHERE NOT _hasProfileRecord"),
-        unlinked_fragments=_count(connection, f"SELECT count(*) FROM __frag WHERE {ANCHOR_SQL} IS NULL"),
+        event_only_profiles=event_only,
+        unlinked_fragments=unlinked_fragments,
         unlinked_events=sum(pq.ParquetFile(f.path).metadata.num_rows for _, f, _ in inputs["event"].files) - events,
     )
 
@@ -207,9 +216,9 @@ def _phase(name: str) -> Iterator[None]:
     _log.debug("profile build: %s took %.2f s", name, time.perf_counter() - started)
 
 
-def _count(connection: duckdb.DuckDBPyConnection, query: str) -> int:
+def _count(connection: duckdb.DuckDBPyConnection, query: str, parameters: list[object] | None = None) -> int:
     # fetchall: DuckDB 2 keeps a partly fetched result open and refuses the next statement.
-    return int(connection.execute(query).fetchall()[0][0])
+    return int(connection.execute(query, parameters or []).fetchall()[0][0])
 
 
 def _write(connection: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
@@ -228,7 +237,7 @@ def _write(connection: duckdb.DuckDBPyConnection, query: str, path: Path) -> int
 
 
 def _profiles_query(schema: pa.Schema) -> str:
-    """Create ``__profiles_written``: one row per profile (merged attributes, the union identityMap)."""
+    """One row per profile: merged attributes, the union identityMap, provenance columns."""
     columns: list[exp.Expression] = [exp.alias_(col("_profile_id", "k"), "_profile_id", quoted=True)]
     for top in schema:
         source = col(IDENTITY_MAP, "i") if top.name == IDENTITY_MAP else col(top.name, "m")
@@ -236,7 +245,6 @@ def _profiles_query(schema: pa.Schema) -> str:
     select = render(exp.select(*columns))
     # The rest is fixed text over the store's own temp tables.
     return f"""
-    CREATE OR REPLACE TEMP TABLE __profiles_written AS
     WITH ids AS (
         SELECT x.pid, n.ns, list_sort(list(struct_pack(id := n.id, "primary" := x.is_primary))) AS ids
         FROM __ident AS x JOIN __ids AS n USING (iid)
@@ -252,6 +260,7 @@ def _profiles_query(schema: pa.Schema) -> str:
     FROM __profile_keys AS "k"
     JOIN "i" USING (pid)
     LEFT JOIN __merged AS "m" ON "m".{PROFILE} = "k"._profile_id
+    ORDER BY "k".pid
     """
 
 
