@@ -1,0 +1,2 @@
+-- scores.sum() > 10
+COALESCE(COALESCE(LIST_SUM(LIST_TRANSFORM("p"."scores", LAMBDA _a0 : CAST(_a0 AS DECIMAL(38, 6)))), CAST(0 AS DECIMAL(38, 6))) > 10, FALSE);

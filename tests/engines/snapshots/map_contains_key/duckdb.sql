@@ -1,0 +1,2 @@
+-- identityMap.containsKey("email")
+COALESCE(MAP_CONTAINS("p"."identityMap", 'email'), FALSE);

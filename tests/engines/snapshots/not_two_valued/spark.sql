@@ -1,0 +1,2 @@
+-- not (homeAddress.country = "US")
+NOT (COALESCE(`p`.`homeAddress`.`country` = 'US', FALSE));

@@ -1,0 +1,107 @@
+"""The engine interface on DuckDB and Spark: registration of Arrow and Parquet relations, results as Arrow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlglot import exp
+
+from openseg.engines.base import Engine, NotSupportedOnEngine
+from openseg.engines.duckdb import DuckDBEngine
+from openseg.engines.spark import SparkEngine, get_spark_session
+
+spark_only = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+PEOPLE = pa.table(
+    {
+        "_profile_id": pa.array(["a", "b", "c"]),
+        "country": pa.array(["US", None, "FR"]),
+        "seen": pa.array([dt.datetime(2024, 1, 1), None, dt.datetime(2024, 6, 1)], pa.timestamp("us")),
+    }
+)
+QUERY = (
+    exp.select("_profile_id", exp.alias_(exp.column("country").eq(exp.Literal.string("US")), "is_us"))
+    .from_("people")
+    .order_by("_profile_id")
+)
+EXPECTED = [
+    {"_profile_id": "a", "is_us": True},
+    {"_profile_id": "b", "is_us": None},
+    {"_profile_id": "c", "is_us": False},
+]
+
+
+def engines() -> list[object]:
+    return [
+        pytest.param("duckdb", id="duckdb"),
+        pytest.param("spark", id="spark", marks=spark_only),
+    ]
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return request.getfixturevalue(f"{request.param}_engine")  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("engine", engines(), indirect=True)
+def test_runs_over_arrow_table(engine: Engine) -> None:
+    result = engine.run(QUERY, {"people": PEOPLE})
+    assert result.to_pylist() == EXPECTED
+
+
+@pytest.mark.parametrize("engine", engines(), indirect=True)
+def test_runs_over_parquet_file_and_directory(engine: Engine, tmp_path: Path) -> None:
+    pq.write_table(PEOPLE.slice(0, 2), tmp_path / "part-00000.parquet")
+    pq.write_table(PEOPLE.slice(2), tmp_path / "part-00001.parquet")
+    assert engine.run(QUERY, {"people": tmp_path}).to_pylist() == EXPECTED
+    single = tmp_path / "part-00000.parquet"
+    assert engine.run(QUERY, {"people": str(single)}).to_pylist() == EXPECTED[:2]
+
+
+@pytest.mark.parametrize("engine", engines(), indirect=True)
+def test_timestamps_come_back_as_utc_instants(engine: Engine) -> None:
+    query = exp.select("seen").from_("people").where(exp.column("_profile_id").eq(exp.Literal.string("c")))
+    (value,) = engine.run(query, {"people": PEOPLE}).column("seen").to_pylist()
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    assert value == dt.datetime(2024, 6, 1)
+
+
+def test_renders_in_its_dialect() -> None:
+    plan = exp.select(exp.func("array_size", exp.column("xs"))).from_("t")
+    assert DuckDBEngine().render(plan) == "SELECT ARRAY_LENGTH(xs) FROM t"
+    assert SparkEngine().render(plan) == "SELECT SIZE(xs) FROM t"
+
+
+def test_duckdb_relation_names_are_identifiers_not_sql(tmp_path: Path) -> None:
+    pq.write_table(PEOPLE, tmp_path / "p.parquet")
+    name = "people; DROP TABLE x"
+    query = exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(exp.to_identifier(name, quoted=True)))
+    assert DuckDBEngine().run(query, {name: tmp_path / "p.parquet"}).column(0).to_pylist() == [3]
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_spark_drops_its_temporary_views(spark_engine: SparkEngine) -> None:
+    spark_engine.run(QUERY, {"people": PEOPLE})
+    assert [t.name for t in get_spark_session().catalog.listTables() if t.name == "people"] == []
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_spark_session_is_shared_and_configured(spark_engine: SparkEngine) -> None:
+    session = get_spark_session()
+    assert session is get_spark_session()
+    assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert session.conf.get("spark.sql.shuffle.partitions") == "4"
+
+
+def test_not_supported_on_engine_names_engine_and_construct() -> None:
+    error = NotSupportedOnEngine("spark", "regexGroup", "no group extraction")
+    assert (error.engine, error.construct) == ("spark", "regexGroup")
+    assert str(error) == "regexGroup is not supported on spark: no group extraction"
+    assert str(NotSupportedOnEngine("duckdb", "chain")) == "chain is not supported on duckdb"
