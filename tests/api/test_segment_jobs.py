@@ -218,3 +218,12 @@ def test_history_answers_who_was_in_at_a_time(client: TestClient, org: Org, drai
     missing = client.get("/data/core/ups/access/membership-history?entityId=nobody@x&entityIdNS=email",
                          headers=org.headers())
     assert_aep_error(missing, 404, detail_contains="no profile has identity email:nobody@x")
+
+
+def test_fields_the_data_never_held_read_as_missing(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [{"identityMap": {"email": [{"id": "solo@x"}]}, "homeAddress": {"city": "Oslo"}}])
+    absent = define(client, org, "state", 'homeAddress.state = "CA"')
+    negated = define(client, org, "not gold", 'not (loyalty.tier = "gold")')
+    no_events = define(client, org, "no buyers", 'xEvent[commerce.order.priceTotal > 10].count() = 0')
+    job = run_job(client, org, drain, absent["id"], negated["id"], no_events["id"])
+    assert job["metrics"]["segmentedProfileCounter"] == {absent["id"]: 0, negated["id"]: 1, no_events["id"]: 1}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
@@ -50,6 +50,10 @@ ID = "_profile_id"
 #: Map-typed profile paths (a following path segment is a map key, not a struct field).
 DEFAULT_MAP_PATHS: frozenset[tuple[str, ...]] = frozenset({("identityMap",), ("segmentMembership", "ups")})
 IN_STATUSES = ("realized", "existing")
+
+
+#: ``has_path(row, path)``: whether the data of ``row`` ("profile" or "event") holds ``path``.
+PathCheck = Callable[[str, tuple[str, ...]], bool]
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def compile_expression(
     segment_columns: Mapping[str, exp.Expr] | None = None,
     membership: bool = True,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
+    has_path: PathCheck | None = None,
 ) -> CompiledExpression:
     """Compile a PQL expression to a boolean over the profile row plus its derived columns.
 
@@ -124,6 +129,8 @@ def compile_expression(
         membership: Whether a ``membership`` relation exists for other ``inSegment`` ids (if not,
             they are false: nobody has been segmented yet).
         map_paths: Profile paths whose type is a map.
+        has_path: Whether the data holds a field (``"profile"`` or ``"event"``, path); a field it never
+            held compiles to null instead of failing in the engine. None: every field exists.
 
     Returns:
         The compiled expression.
@@ -131,7 +138,7 @@ def compile_expression(
     Raises:
         NotSupportedOnEngine: When the engine cannot run a construct of the expression.
     """
-    compiler = SqlCompiler(as_of, get_dialect(dialect), segment_columns or {}, membership, map_paths)
+    compiler = SqlCompiler(as_of, get_dialect(dialect), segment_columns or {}, membership, map_paths, has_path)
     condition = compiler.boolean(node)
     return CompiledExpression(condition, tuple(compiler.derived.values()))
 
@@ -150,6 +157,9 @@ class _Scope:
     item: exp.Expr | None = None
     variables: Mapping[str, exp.Expr] = field(default_factory=dict)
     steps: Mapping[str, exp.Expr] = field(default_factory=dict)
+    #: Whether ``item`` is an event row, and which variables are bound to event rows (for ``has_path``).
+    event_item: bool = False
+    event_variables: frozenset[str] = frozenset()
 
 
 class SqlCompiler(ast.Visitor[exp.Expr]):
@@ -162,8 +172,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         segment_columns: Mapping[str, exp.Expr],
         membership: bool,
         map_paths: frozenset[tuple[str, ...]],
+        has_path: PathCheck | None = None,
     ) -> None:
         self.as_of = _time.as_instant(as_of)
+        self.has_path = has_path
         self.dialect = dialect
         self.segment_columns = segment_columns
         self.membership = membership
@@ -199,7 +211,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         try:
             item = exp.column(var)
             variables = {**self.scope.variables, **({variable: item} if variable else {})}
-            scope = replace(self.scope, item=item, variables=variables)
+            scope = replace(self.scope, item=item, variables=variables, event_item=False,
+                            event_variables=self.scope.event_variables - {variable} if variable
+                            else self.scope.event_variables)
             return var, self._in_scope(scope, body, as_boolean)
         finally:
             self.lambda_depth -= 1
@@ -207,6 +221,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def _register(self, column: DerivedColumn) -> exp.Expr:
         self.derived.setdefault(column.key, column)
         return self.derived[column.key].reference()
+
+    def _absent(self, row: str, segments: Sequence[str]) -> bool:
+        """A field the data has never held reads as null (the checker accepted it from the XDM schema)."""
+        return bool(segments) and self.has_path is not None and not self.has_path(row, tuple(segments))
 
     def _path(self, base: exp.Expr, segments: Sequence[str], prefix: tuple[str, ...] = ()) -> exp.Expr:
         value = base
@@ -256,16 +274,22 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
                     "profile attribute in an event condition",
                     f"{node.dotted} is a profile attribute; event conditions are evaluated in one events scan",
                 )
+            if self._absent("profile", node.segments):
+                return exp.null()
             first = exp.column(node.segments[0], table=PROFILE_ALIAS, quoted=True)
             return self._path(first, node.segments[1:], (node.segments[0],))
         if node.root is ast.Root.ITEM:
             if self.scope.item is None:
                 raise self.unsupported("item path", f"{node.dotted} is used outside of a list condition")
+            if self.scope.event_item and self._absent("event", node.segments):
+                return exp.null()
             return self._path(self.scope.item, node.segments)
         if node.root is ast.Root.VARIABLE:
             assert node.name is not None
             if node.name not in self.scope.variables:
                 raise self.unsupported("variable", f"{node.name} is not bound here")
+            if node.name in self.scope.event_variables and self._absent("event", node.segments):
+                return exp.null()
             return self._path(self.scope.variables[node.name], node.segments)
         raise self.unsupported("xEvent", "xEvent is a list of events: filter, aggregate or quantify it")
 
@@ -469,7 +493,8 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             raise self.unsupported("nested event list", "an event condition cannot read xEvent again")
         item: exp.Expr = exp.Column(this=exp.to_identifier(alias))
         variables = {variable: item} if variable else {}
-        return _Scope("event", item=item, variables=variables)
+        return _Scope("event", item=item, variables=variables, event_item=True,
+                      event_variables=frozenset(variables))
 
     def event_conditions(self, source: ast.Expr, variable: str | None, alias: str = EVENT_ALIAS
                          ) -> tuple[list[exp.Expr], list[ast.Expr]]:

@@ -75,24 +75,24 @@ IDENTITY_LIST_SQL = """list_sort(flatten(list_transform(
 ANCHOR_SQL = f"{IDENTITY_LIST}[1].key"
 """A record's anchor key, over a relation with :data:`IDENTITY_LIST`."""
 
-_PAIRS = """
-INSERT INTO __pair_rows
-SELECT anchor, struct_extract(item, 'key'), struct_extract(item, 'ns'), struct_extract(item, 'id'),
-       NOT struct_extract(item, 'secondary'), ingest
+_PAIR_ROWS = """
+SELECT anchor, struct_extract(item, 'key') AS key, struct_extract(item, 'ns') AS ns,
+       struct_extract(item, 'id') AS id, NOT struct_extract(item, 'secondary') AS is_primary, ingest
 FROM (
     SELECT {identities}[1].key AS anchor, {ingest} AS ingest, unnest({identities}) AS item FROM {relation}
 )
 """
 
+# Each (anchor, identity) once: the links records make, plus every anchor with itself. Aggregated
+# straight from the scans so the ~1.5 rows per record are never materialised.
+_PAIRS = """
+CREATE OR REPLACE TEMP TABLE __pairs AS
+SELECT anchor, key, min(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary,
+       max(ingest) AS last_ingest
+FROM ({rows}) GROUP BY anchor, key
+"""
+
 _STATEMENTS = (
-    # Each (anchor, identity) once: the links records make, plus every anchor with itself.
-    """
-    CREATE OR REPLACE TEMP TABLE __pairs AS
-    SELECT anchor, key, min(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary,
-           max(ingest) AS last_ingest
-    FROM __pair_rows GROUP BY anchor, key
-    """,
-    "DROP TABLE __pair_rows",
     # One display spelling per namespace (the smallest, so "ECID" beats "ecid").
     """
     CREATE OR REPLACE TEMP TABLE __ns AS SELECT lower(ns) AS ns_l, min(ns) AS ns FROM __pairs GROUP BY 1
@@ -146,12 +146,10 @@ def stitch(
     Returns:
         The oversized graphs (none under ``identityGraph: none``, which never links records).
     """
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __pair_rows "
-        "(anchor VARCHAR, key VARCHAR, ns VARCHAR, id VARCHAR, is_primary BOOLEAN, ingest TIMESTAMP)"
+    rows = " UNION ALL ".join(
+        _PAIR_ROWS.format(identities=IDENTITY_LIST, ingest=INGEST, relation=relation) for relation in relations
     )
-    for relation in relations:
-        connection.execute(_PAIRS.format(identities=IDENTITY_LIST, ingest=INGEST, relation=relation))
+    connection.execute(_PAIRS.format(rows=rows))
     for statement in _STATEMENTS:
         connection.execute(statement)
     if identity_graph == "none":

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from openseg.pql import ast
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
-from openseg.segmentation.planner import Plan, plan_segments
+from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -36,7 +36,9 @@ def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[
                       previous: pa.Table | None) -> Evaluation:
     """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory)."""
     engine = services.engine()
-    plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership_available=previous is not None)
+    has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
+    plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership_available=previous is not None,
+                         has_path=has_path)
     tables: dict[str, Any] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
     if previous is not None:
         tables["membership"] = previous

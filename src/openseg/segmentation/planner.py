@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from sqlglot import exp
 
 from openseg.pql import ast
@@ -39,9 +40,30 @@ from openseg.pql.to_sql import (
     PROFILE_ALIAS,
     PROFILES,
     DerivedColumn,
+    PathCheck,
     bounds_condition,
     compile_expression,
 )
+
+
+def arrow_paths(profile: pa.Schema, event: pa.Schema) -> PathCheck:
+    """A ``has_path`` over Arrow schemas: structs are walked; below a map or a list anything goes."""
+
+    def holds(row: str, path: tuple[str, ...]) -> bool:
+        schema = profile if row == "profile" else event
+        if path[0] not in schema.names:
+            return False
+        data_type = schema.field(path[0]).type
+        for part in path[1:]:
+            if not pa.types.is_struct(data_type):
+                return True  # map keys and list items are not checked here
+            index = data_type.get_field_index(part)
+            if index < 0:
+                return False
+            data_type = data_type.field(index).type
+        return True
+
+    return holds
 
 
 class PlanError(Exception):
@@ -79,6 +101,7 @@ def plan_segments(
     dialect: str = "duckdb",
     membership_available: bool = True,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
+    has_path: PathCheck | None = None,
 ) -> Plan:
     """Plan the evaluation of several segments in one query.
 
@@ -89,6 +112,8 @@ def plan_segments(
         membership_available: Whether a ``membership`` relation holds earlier results for
             ``inSegment`` ids outside this job (if not, those are false).
         map_paths: Profile paths whose type is a map.
+        has_path: Whether the data holds a field (see ``compile_expression``); fields it never held
+            read as null. ``arrow_paths`` builds one from the stores' Arrow schemas.
 
     Returns:
         The plan.
@@ -114,7 +139,7 @@ def plan_segments(
                          for other in _dependencies(expressions[segment_id]) if other in expressions}
             compiled = compile_expression(
                 expressions[segment_id], as_of, dialect, segment_columns=available,
-                membership=membership_available, map_paths=map_paths,
+                membership=membership_available, map_paths=map_paths, has_path=has_path,
             )
             conditions[segment_id] = compiled.condition
             per_segment[segment_id] = tuple(column.key for column in compiled.derived)

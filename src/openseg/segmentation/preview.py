@@ -22,7 +22,7 @@ from openseg.profiles.store import PROFILES_FILE, resolve_store
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces
-from openseg.segmentation.planner import plan_segments
+from openseg.segmentation.planner import arrow_paths, plan_segments
 from openseg.store.models import Preview, ProfileStore
 
 if TYPE_CHECKING:
@@ -62,7 +62,9 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     if not exact:
         profiles = _sample(profiles, sample_size / total)
     plan = plan_segments([("preview", analysis.expr)], as_of=as_of, dialect=services.engine().dialect,
-                         membership_available=previous is not None)
+                         membership_available=previous is not None,
+                         has_path=arrow_paths(pq.read_schema(store / PROFILES_FILE),
+                                              pq.read_schema(store / "events.parquet")))
     tables: dict[str, Any] = {"profiles": profiles, "events": str(store / "events.parquet")}
     if previous is not None:
         tables["membership"] = previous

@@ -1,0 +1,323 @@
+"""The benchmark report: ``docs/benchmarks.md`` and a summary table on the terminal.
+
+The document carries one table, ``| target | figure | baseline | ratio | goal | met |``, a row per
+target of issue 8, above any prose (contract.md); details follow as lists. A target whose openseg
+figure was not measured says so in every cell that depends on it: no figure is ever invented.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.generate import Manifest
+from benchmarks.measure import Measurement
+from benchmarks.naive import NaiveResult
+from benchmarks.openseg_side import OpensegFigures
+
+NOT_MEASURED = "not measured"
+GIB = 1024**3
+COLUMNS = ("target", "figure", "baseline", "ratio", "goal", "met")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the benchmark ran."""
+
+    cores: int
+    memory_bytes: int
+    cpu_model: str
+    python: str
+    duckdb: str
+    pyarrow: str
+
+    @classmethod
+    def detect(cls) -> Machine:
+        """The current machine, from ``/proc`` (Linux) and the library versions."""
+        return cls(
+            os.cpu_count() or 1,
+            _meminfo_total(),
+            _cpu_model(),
+            platform.python_version(),
+            duckdb.__version__,
+            pa.__version__,
+        )
+
+
+def _meminfo_total() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@dataclass(frozen=True)
+class BenchResults:
+    """Everything one benchmark run measured.
+
+    Attributes:
+        size: The size label (``100k``, ``1m``, ``10m``).
+        manifest: The data set's manifest.
+        machine: Where it ran.
+        generation_seconds: How long generating the data took; None when it came from the cache.
+        handwritten_10: The hand-written one-pass query for the 10-segment suite.
+        handwritten_100: The hand-written one-pass query for the 100-segment mix.
+        per_segment_100: The 100 hand-written queries, one per segment, run one after another.
+        naive: The naive Python evaluator on the suite (with its own timing and sample size).
+        naive_peak_rss: Peak memory of the naive evaluator's process.
+        openseg: openseg's figures; None when not measured.
+        openseg_note: Why openseg's figures are missing, if they are.
+        mismatches: Count cross-checks that failed (empty when every evaluator agreed).
+    """
+
+    size: str
+    manifest: Manifest
+    machine: Machine
+    generation_seconds: float | None
+    handwritten_10: Measurement
+    handwritten_100: Measurement
+    per_segment_100: Measurement
+    naive: NaiveResult
+    naive_peak_rss: int | None
+    openseg: OpensegFigures | None = None
+    openseg_note: str = ""
+    mismatches: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the report table."""
+
+    target: str
+    figure: str
+    baseline: str
+    ratio: str
+    goal: str
+    met: str
+
+    def cells(self) -> tuple[str, ...]:
+        """The cells in ``COLUMNS`` order."""
+        return (self.target, self.figure, self.baseline, self.ratio, self.goal, self.met)
+
+
+def seconds(value: float) -> str:
+    """A duration for the report: ``0.412 s``, ``12.3 s``."""
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def memory(value: int | None) -> str:
+    """A memory size in GiB, or "unknown"."""
+    return "unknown" if value is None else f"{value / GIB:.2f} GiB"
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _compare(
+    target: str,
+    figure: Measurement | None,
+    baseline: float,
+    baseline_text: str,
+    goal: str,
+    ratio_of: Callable[[float, float], float],
+    meets: Callable[[float], bool],
+) -> Row:
+    if figure is None:
+        return Row(target, NOT_MEASURED, baseline_text, "—", goal, NOT_MEASURED)
+    ratio = ratio_of(figure.median, baseline)
+    return Row(target, seconds(figure.median), baseline_text, f"{ratio:.2f}×", goal, _yes(meets(ratio)))
+
+
+def _absolute(target: str, figure: Measurement | None, limit: float, goal: str) -> Row:
+    if figure is None:
+        return Row(target, NOT_MEASURED, "—", "—", goal, NOT_MEASURED)
+    return Row(target, seconds(figure.median), "—", "—", goal, _yes(figure.median <= limit))
+
+
+def rows(results: BenchResults) -> list[Row]:
+    """The report table: a row per target of issue 8, in the issue's order."""
+    figures = results.openseg or OpensegFigures()
+    hw10, hw100, per100 = results.handwritten_10, results.handwritten_100, results.per_segment_100
+    naive_seconds = results.naive.extrapolated_seconds
+    naive_text = f"{seconds(naive_seconds)} naive Python" + (
+        f" (extrapolated from {results.naive.profiles_evaluated:,})" if results.naive.sampled else ""
+    )
+    peaks = [m.peak_rss for m in figures.measurements() if m.peak_rss is not None]
+    baseline_peak = max(m.peak_rss or 0 for m in (hw10, hw100, per100))
+    if peaks:
+        peak = max(peaks)
+        peak_row = Row(
+            "peak memory (openseg, any of the above)",
+            memory(peak),
+            f"{memory(baseline_peak)} hand-written",
+            f"{peak / baseline_peak:.2f}×",
+            "≤ 4 GiB",
+            _yes(peak <= 4 * GIB),
+        )
+    else:
+        peak_row = Row(
+            "peak memory (openseg, any of the above)",
+            NOT_MEASURED,
+            f"{memory(baseline_peak)} hand-written",
+            "—",
+            "≤ 4 GiB",
+            NOT_MEASURED,
+        )
+    return [
+        _compare(
+            "P1: 10-segment job vs hand-written one-pass SQL",
+            figures.job_10,
+            hw10.median,
+            f"{seconds(hw10.median)} hand-written one-pass",
+            "≤ 2.0×",
+            lambda f, b: f / b,
+            lambda r: r <= 2.0,
+        ),
+        _compare(
+            "P2: 100-segment job vs hand-written one-pass SQL",
+            figures.job_100,
+            hw100.median,
+            f"{seconds(hw100.median)} hand-written one-pass",
+            "≤ 1.5×",
+            lambda f, b: f / b,
+            lambda r: r <= 1.5,
+        ),
+        _compare(
+            "P2: 100-segment job vs one query per segment",
+            figures.job_100,
+            per100.median,
+            f"{seconds(per100.median)} sum of 100 queries",
+            "≤ 0.7×",
+            lambda f, b: f / b,
+            lambda r: r <= 0.7,
+        ),
+        _compare(
+            "P3: 10-segment job vs naive Python evaluator",
+            figures.job_10,
+            naive_seconds,
+            naive_text,
+            "≥ 100× faster",
+            lambda f, b: b / f,
+            lambda r: r >= 100,
+        ),
+        _absolute("P4: export 300k qualified profiles to Parquet", figures.export_300k, 2.0, "≤ 2 s"),
+        _absolute("merged-profile build (stitching + merge)", figures.merged_build, 60.0, "≤ 60 s"),
+        peak_row,
+    ]
+
+
+def _detail(label: str, m: Measurement) -> str:
+    runs = ", ".join(f"{r:.3f}" for r in m.runs)
+    return (
+        f"- {label}: median {seconds(m.median)} of {len(m.runs)} runs ({runs} s); "
+        f"peak memory {memory(m.peak_rss)} (interpreter and imports: {memory(m.baseline_rss)})"
+    )
+
+
+def render_markdown(results: BenchResults) -> str:
+    """The text of ``docs/benchmarks.md``: the table first, then how it was measured."""
+    m, machine = results.manifest, results.machine
+    table = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    table += ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
+    generation = (
+        "taken from the cache"
+        if results.generation_seconds is None
+        else f"generated in {seconds(results.generation_seconds)}"
+    )
+    naive = results.naive
+    lines = [
+        "# Benchmarks",
+        "",
+        *table,
+        "",
+        (
+            f"Size `{results.size}`: {m.profiles:,} profiles ({m.fragments:,} ingested fragments), "
+            f"{m.events:,} events over the {m.window_days} days before `as_of` {m.as_of}; seed {m.seed}; "
+            f"data {generation}. Goals are those of issue 8, stated for 1M profiles / 10M events on 2 cores; "
+            "at other sizes `met` compares against the same numbers."
+        ),
+        "",
+        "## Machine",
+        "",
+        f"- {machine.cores} cores, {memory(machine.memory_bytes)} memory, {machine.cpu_model}",
+        f"- Python {machine.python}, DuckDB {machine.duckdb}, pyarrow {machine.pyarrow}",
+        "",
+        "## Baselines",
+        "",
+        _detail("hand-written one-pass DuckDB SQL, 10 segments", results.handwritten_10),
+        _detail("hand-written one-pass DuckDB SQL, 100 segments", results.handwritten_100),
+        _detail(
+            "hand-written DuckDB SQL, one query per segment, 100 segments (total)", results.per_segment_100
+        ),
+        f"- naive Python evaluator, 10 segments: {naive.profiles_evaluated:,} of {naive.profiles_total:,} "
+        f"profiles in {seconds(naive.seconds)} including loading"
+        + (f", extrapolated to {seconds(naive.extrapolated_seconds)}" if naive.sampled else "")
+        + f"; peak memory {memory(results.naive_peak_rss)}",
+        "",
+        (
+            "Every figure is the median of repeated runs in a fresh process, over the Parquet files in "
+            "`plain/` (benchmarks/generate.py); the segments are in benchmarks/segments.py, the hand-written "
+            "SQL in benchmarks/handwritten.py, the naive evaluator in benchmarks/naive.py."
+        ),
+        "",
+        "## Cross-checks",
+        "",
+    ]
+    if results.mismatches:
+        lines += [f"- MISMATCH: {text}" for text in results.mismatches]
+    else:
+        lines.append(
+            "- The hand-written one-pass and per-segment queries agree on every member count"
+            + ("" if naive.sampled else ", and so does the naive evaluator")
+            + "."
+        )
+    if results.openseg is None:
+        lines += ["", "## openseg", "", f"openseg's figures are {NOT_MEASURED}: {results.openseg_note}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: BenchResults, path: Path) -> None:
+    """Writes the markdown report to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(results), encoding="utf-8")
+
+
+def print_summary(results: BenchResults, console: Console | None = None) -> None:
+    """Prints the report table (and any cross-check failures) to the terminal."""
+    console = console or Console()
+    table = Table(
+        title=f"openseg benchmarks ({results.size}: {results.manifest.profiles:,} profiles, "
+        f"{results.manifest.events:,} events)"
+    )
+    for column in COLUMNS:
+        table.add_column(column)
+    for row in rows(results):
+        style = {"yes": "green", "no": "red"}.get(row.met, "yellow")
+        table.add_row(*row.cells(), style=style)
+    console.print(table)
+    for text in results.mismatches:
+        console.print(f"[red]MISMATCH[/red] {text}")
