@@ -1,21 +1,32 @@
 """openseg's side of the benchmark: the measurements that need the openseg engine.
 
-The lead wires these once segment jobs, exports and the merged-profile build exist; until then
-``measure_openseg`` raises ``NotImplementedError`` and the report shows those rows as "not measured"
-rather than inventing figures. Each figure must come from ``benchmarks.measure.measure`` (median of
-``repeat`` runs in a fresh process, with its peak memory), on the same data and in the same run as
-the baselines it is compared with.
+Each figure comes from ``benchmarks.measure.measure`` (median of ``repeat`` runs in a fresh process,
+with its peak memory), on the same data and in the same run as the baselines it is compared with:
+- a segment job's core, end to end: one plan over the merged store (``plain/``, the files the
+  hand-written SQL reads), the membership diff against the previous run, and the membership and
+  history files written (``job_10``, ``job_100``);
+- an export of up to 300k qualified profiles to Parquet (``export_300k``);
+- the merged-profile build (stitching + merge) from the ingest files (``merged_build``).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from benchmarks.generate import Manifest
-from benchmarks.measure import Measurement
+from benchmarks.measure import Measurement, measure
 from benchmarks.segments import Segment
+
+EXPORT_PROFILES = 300_000
 
 
 @dataclass(frozen=True)
@@ -41,19 +52,98 @@ class OpensegFigures:
         return [m for m in present if m is not None]
 
 
+def _pql(segments: Sequence[Segment]) -> list[tuple[str, str]]:
+    ids = {s.key: s.id for s in segments}
+    return [(s.id, s.pql(ids=ids)) for s in segments]
+
+
+def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, previous: str | None,
+                out_dir: str) -> dict[str, int]:
+    """A segment job's work, as the worker does it: plan + run, membership diff, files written."""
+    from openseg.engines.duckdb import DuckDBEngine
+    from openseg.pql import parse
+    from openseg.segmentation import membership
+    from openseg.segmentation.evaluate import evaluate_store, primary_namespaces
+
+    parsed = [(segment_id, parse(text)) for segment_id, text in segments]
+    before = membership.read_current(previous)
+    evaluation = evaluate_store(DuckDBEngine(), Path(store), parsed, as_of, before)
+    qualified = membership.qualified_pairs(evaluation.result, evaluation.columns)
+    diff = membership.diff(before, qualified, [s for s, _ in segments], as_of, "bench")
+    primary_namespaces(Path(store), qualified)
+    membership.write_atomically(diff.current, Path(out_dir) / "current.parquet")
+    membership.write_atomically(diff.history, Path(out_dir) / "history.parquet")
+    return {s: c["realized"] + c["existing"] for s, c in diff.counts.items()}
+
+
+def export_members(store: str, membership_path: str, segment_id: str, out_dir: str) -> int:
+    """An export of one segment's members (all fields, with segmentMembership) to Parquet files."""
+    from openseg.exports.request import ExportRequest, SegmentFilter
+    from openseg.exports.runner import FILE_ROWS, select_members, write_parts
+
+    request = ExportRequest(dataset_id="bench", merge_policy_id="bench", merge_policy_version=1,
+                            segments=(SegmentFilter(segment_id, "UPS", ("realized", "existing")),))
+    target = Path(out_dir) / "export"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    table = select_members(Path(store), membership_path, request, request.segments)
+    write_parts(table, target, FILE_ROWS)
+    return table.num_rows
+
+
+def merged_build(ingest_dir: str, out_dir: str) -> int:
+    """The merged-profile build from the ingest files (default policy: pdg + timestampOrdered)."""
+    from openseg.profiles.build import build_profile_store
+    from openseg.profiles.merge_policy import MergePolicySpec
+    from openseg.profiles.sources import SourceFile
+
+    ingest_time = datetime(2025, 7, 1, tzinfo=UTC)
+    sources = [SourceFile(str(path), f"bench-{kind}", f"batch-{path.stem}", ingest_time,
+                          "profile" if kind == "profiles" else "event")
+               for kind in ("profiles", "events") for path in sorted((Path(ingest_dir) / kind).glob("*.parquet"))]
+    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store")
+    return stats.profiles
+
+
+def _export_membership(store: Path, path: Path, segment_id: str, count: int) -> None:
+    with duckdb.connect() as con:
+        ids = con.sql("SELECT _profile_id FROM read_parquet($p) ORDER BY _profile_id LIMIT $n",
+                      params={"p": str(store / "profiles.parquet"), "n": count}).to_arrow_table()
+    now = datetime(2025, 6, 30, tzinfo=UTC)
+    table = pa.table({
+        "_profile_id": ids["_profile_id"],
+        "segment_id": pa.array([segment_id] * ids.num_rows, pa.string()),
+        "status": pa.array(["realized"] * ids.num_rows, pa.string()),
+        "lastQualificationTime": pa.array([now] * ids.num_rows, pa.timestamp("us", tz="UTC")),
+    })
+    pq.write_table(table, path)
+
+
 def measure_openseg(
     data_dir: Path, manifest: Manifest, suite: Sequence[Segment], mix: Sequence[Segment], repeat: int
 ) -> OpensegFigures:
-    """Measures openseg on a generated data set.
-
-    Args:
-        data_dir: The generated data (``plain/`` merged store, ``ingest/`` records to ingest).
-        manifest: Its manifest; ``manifest.as_of_time`` is the evaluation time of every job.
-        suite: The 10-segment suite (``Segment.pql()`` gives each definition's PQL text).
-        mix: The 100-segment mix.
-        repeat: Runs per measurement (the median is reported).
-
-    Raises:
-        NotImplementedError: Until openseg's engine is wired in here.
-    """
-    raise NotImplementedError("openseg measurements not wired yet")
+    """Measures openseg on a generated data set (see the module docstring)."""
+    store = str(data_dir / "plain")
+    as_of = manifest.as_of_time.replace(tzinfo=UTC)
+    work = Path(tempfile.mkdtemp(prefix="openseg-bench-"))
+    try:
+        # A first run makes the membership the measured runs diff against (as a daily job would).
+        warm = work / "warm"
+        warm.mkdir()
+        segment_job(store, _pql(suite), as_of, None, str(warm))
+        job_10 = measure("openseg-job-10", segment_job, store, _pql(suite), as_of,
+                         str(warm / "current.parquet"), str(work / "j10"), repeat=repeat)
+        warm100 = work / "warm100"
+        warm100.mkdir()
+        segment_job(store, _pql(mix), as_of, None, str(warm100))
+        job_100 = measure("openseg-job-100", segment_job, store, _pql(mix), as_of,
+                          str(warm100 / "current.parquet"), str(work / "j100"), repeat=repeat)
+        count = min(EXPORT_PROFILES, manifest.profiles)
+        membership_path = work / "export-membership.parquet"
+        _export_membership(Path(store), membership_path, "bench-export", count)
+        export = measure(f"openseg-export-{count}", export_members, store, str(membership_path), "bench-export",
+                         str(work), repeat=repeat)
+        build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work), repeat=1)
+        return OpensegFigures(job_10=job_10, job_100=job_100, export_300k=export, merged_build=build)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

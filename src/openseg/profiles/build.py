@@ -278,16 +278,19 @@ def _events_query(schema: pa.Schema) -> str:
     """
 
 
+# Under pdg every identity is in one profile. Under none an identity keying a profile maps to that
+# profile only; one carried only beside other anchors maps to every profile whose records carry it.
 _IDENTITIES = """
 SELECT n.ns AS namespace, n.id, p.key AS _profile_id
 FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid JOIN __ids AS p ON p.iid = x.pid
+WHERE x.iid = x.pid OR x.iid NOT IN (SELECT DISTINCT pid FROM __ident)
 ORDER BY n.id, n.key, p.key
 """
 
 # Under identityGraph none a lookup merges the fragments carrying one identity (see identity.py), so
 # the unmerged fragments are kept, each with the keys of its identities.
 _FRAGMENTS = f"""
-SELECT * EXCLUDE ({IDENTITY_LIST}), list_sort(list_transform({IDENTITY_LIST}, lambda i: i.key)) AS {KEYS}
+SELECT * EXCLUDE ({IDENTITY_LIST}), list_sort(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS {KEYS}
 FROM __frag
 WHERE {ANCHOR_SQL} IS NOT NULL
 ORDER BY {RID}

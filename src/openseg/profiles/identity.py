@@ -65,11 +65,12 @@ IDENTITY_LIST = "__identities"
 """Column holding a record's identities: ``STRUCT(secondary, key, ns, id)[]``, anchor first."""
 
 IDENTITY_LIST_SQL = """list_sort(flatten(list_transform(
-    list_filter(map_entries(identityMap), lambda e: e.key <> ''),
-    lambda e: list_transform(
-        list_filter(e.value, lambda v: v.id IS NOT NULL AND v.id <> ''),
-        lambda v: struct_pack(secondary := NOT coalesce(v."primary", false), key := lower(e.key) || ':' || v.id,
-                              ns := e.key, id := v.id)))))"""
+    list_filter(map_entries(identityMap), lambda __e: __e.key <> ''),
+    lambda __e: list_transform(
+        list_filter(__e.value, lambda __v: __v.id IS NOT NULL AND __v.id <> ''),
+        lambda __v: struct_pack(secondary := NOT coalesce(__v."primary", false),
+                                key := lower(__e.key) || ':' || __v.id, ns := __e.key, id := __v.id)))))"""
+# Lambda parameters are named like internal columns: DuckDB binds a same-named column first.
 """A record's identities sorted primary first, then by key: element 1 is the anchor."""
 
 ANCHOR_SQL = f"{IDENTITY_LIST}[1].key"
@@ -120,7 +121,7 @@ SELECT rid, anchor, keys FROM (
 ORDER BY rid
 """
 _RECORD_KEYS = (
-    "SELECT {rid} AS rid, {identities}[1].key AS anchor, list_transform({identities}, lambda i: i.key) AS keys "
+    "SELECT {rid} AS rid, {identities}[1].key AS anchor, list_transform({identities}, lambda __i: __i.key) AS keys "
     "FROM {relation}"
 )
 

@@ -18,6 +18,7 @@ from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
 from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
 
 if TYPE_CHECKING:
+    from openseg.engines.base import Engine
     from openseg.services import Services
 
 
@@ -35,7 +36,12 @@ class Evaluation:
 def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
                       previous: pa.Table | None) -> Evaluation:
     """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory)."""
-    engine = services.engine()
+    return evaluate_store(services.engine(), store, segments, as_of, previous)
+
+
+def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
+                   previous: pa.Table | None) -> Evaluation:
+    """One plan for all ``segments`` over the store's ``profiles.parquet`` and ``events.parquet``."""
     has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
     plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership_available=previous is not None,
                          has_path=has_path)
