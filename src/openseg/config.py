@@ -76,4 +76,6 @@ ENVIRONMENT = (
     ("OPENSEG_SPARK_MASTER", "local[2]", "Spark master: `local[2]`, `spark://host:7077`, `sc://host`"),
     ("OPENSEG_HOST", "127.0.0.1", "address `openseg serve` binds"),
     ("OPENSEG_PORT", "8080", "port `openseg serve` listens on"),
+    ("OPENSEG_EXPORT_FILE_ROWS", "1000000", "rows per Parquet file an export writes"),
+    ("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000", "sandboxes up to this many profiles get exact previews; larger ones a sampled estimate"),
 )

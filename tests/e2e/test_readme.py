@@ -43,3 +43,23 @@ def test_readme_ingestion_walkthrough(services: Services, tmp_path: Path) -> Non
     assert re.search(r"batch [0-9a-f]{32}: success", result.stdout), result.stdout
     assert '"name":"part-00000.parquet"' in result.stdout.replace(" ", "")
     assert Path("/tmp/people.parquet").read_bytes()[:4] == b"PAR1"
+
+
+def test_readme_segmentation_and_export_walkthrough(services: Services, tmp_path: Path) -> None:
+    """The second walk-through continues the first one's shell, as the README says."""
+    first = bash_blocks(readme_section("Walk-through: credentials → dataset → batch → data access"))
+    second = bash_blocks(readme_section("Walk-through: the seed's segmentation and export flow"))
+    script = "set -euo pipefail\n" + "\n".join(first + second)
+    bin_dir = str(Path(sys.executable).parent)
+    with running_server(services) as base:
+        env = {**os.environ, "OPENSEG": base, "OPENSEG_HOME": str(services.settings.home),
+               "OPENSEG_DATABASE_URL": services.settings.database_url, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "line 1, column 23" in out  # the broken definition's 400 names the position
+    assert re.search(r"SUCCEEDED \{'[0-9a-f-]{36}': 1\}", out), out
+    assert '"segmentMembership"' in out and '"realized"' in out
+    assert re.search(r"export \d+: SUCCEEDED, batch [0-9a-f]{32}", out), out
+    assert '"rows":[["US",1]]' in out.replace(" ", "")
+    assert out.count("204\n") == 2 and '"schedule": "0 15 10 * * ?"' in out and '"state": "active"' in out
