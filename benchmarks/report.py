@@ -238,6 +238,10 @@ def _detail(label: str, m: Measurement) -> str:
     )
 
 
+#: Hand-written analysis (what bounds a missed target, profiles) appended to every report.
+NOTES = Path(__file__).with_name("NOTES.md")
+
+
 def render_markdown(results: BenchResults) -> str:
     """The text of ``docs/benchmarks.md``: the table first, then how it was measured."""
     m, machine = results.manifest, results.machine
@@ -297,6 +301,14 @@ def render_markdown(results: BenchResults) -> str:
         )
     if results.openseg is None:
         lines += ["", "## openseg", "", f"openseg's figures are {NOT_MEASURED}: {results.openseg_note}"]
+    else:
+        lines += ["", "## openseg", ""]
+        lines += [_detail(m.label, m) for m in results.openseg.measurements()]
+        lines += ["", "The job figures cover a segment job's whole work on the same `plain/` files: the one-pass "
+                  "plan, the membership diff against the previous run, the namespace counts, and the membership "
+                  "and history files written (benchmarks/openseg_side.py)."]
+    if NOTES.is_file():
+        lines += ["", NOTES.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"
 
 

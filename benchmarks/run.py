@@ -108,6 +108,14 @@ def run(
         openseg = measure_openseg(data_dir, manifest, suite, hundred, repeat)
     except NotImplementedError as missing:
         note = str(missing)
+    if openseg is not None:
+        # openseg's members must be the hand-written query's, segment by segment.
+        for label, figure, baseline, segments in (("openseg job (10)", openseg.job_10, hw10, suite),
+                                                   ("openseg job (100)", openseg.job_100, hw100, hundred)):
+            if figure is not None:
+                expected = {s.key: baseline.result[s.key] for s in segments}
+                actual = {s.key: figure.result.get(s.id) for s in segments}
+                mismatches += _compare(label, expected, actual)
 
     results = BenchResults(
         size=size,

@@ -10,8 +10,9 @@ import pytest
 from benchmarks.generate import Manifest
 from benchmarks.measure import Measurement, MeasurementFailed, measure, time_in_process
 from benchmarks.naive import NaiveResult
-from benchmarks.openseg_side import OpensegFigures, measure_openseg
+from benchmarks.openseg_side import OpensegFigures
 from benchmarks.report import GIB, BenchResults, Machine, print_summary, render_markdown, rows, write_report
+from benchmarks.segments import SUITE
 from rich.console import Console
 
 from benchmarks import run as bench_run
@@ -45,12 +46,6 @@ def test_a_failing_measurement_raises_with_the_childs_traceback() -> None:
 def test_time_in_process_keeps_the_result() -> None:
     m = time_in_process("sum", sum, [1, 2, 3], repeat=2)
     assert (m.result, len(m.runs), m.peak_rss) == (6, 2, None)
-
-
-def test_openseg_side_is_not_wired_yet(tmp_path: Path) -> None:
-    manifest = Manifest(1, 1, 1, 1, "2025-06-30T00:00:00Z", 180, 1, False)
-    with pytest.raises(NotImplementedError, match="openseg measurements not wired yet"):
-        measure_openseg(tmp_path, manifest, (), (), 1)
 
 
 def _results(openseg: OpensegFigures | None) -> BenchResults:
@@ -128,7 +123,7 @@ def test_report_is_written_and_summarised(tmp_path: Path) -> None:
     assert "P2: 100-segment job vs one query per segment" in output and "MISMATCH" in output
 
 
-def test_run_measures_the_baselines_and_reports_openseg_as_not_measured(tmp_path: Path) -> None:
+def test_run_measures_the_baselines_and_openseg(tmp_path: Path) -> None:
     console = Console(record=True, width=220)
     results = bench_run.run(
         "300",
@@ -139,7 +134,7 @@ def test_run_measures_the_baselines_and_reports_openseg_as_not_measured(tmp_path
         data_root=tmp_path / "data",
         console=console,
     )
-    assert results.mismatches == [] and results.openseg is None
+    assert results.mismatches == [] and results.openseg is not None
     assert (
         results.generation_seconds is not None
         and (tmp_path / "data" / "300-seed2" / "manifest.json").exists()
@@ -147,6 +142,12 @@ def test_run_measures_the_baselines_and_reports_openseg_as_not_measured(tmp_path
     assert set(results.handwritten_10.result) == {f"bench-{n:02d}" for n in range(1, 11)}
     assert len(results.handwritten_100.result) == 100 and not results.naive.sampled
     text = (tmp_path / "bench.md").read_text(encoding="utf-8")
-    assert sum(line.endswith("| not measured |") for line in text.splitlines()) == 7
+    assert "not measured" not in text
+    figures = results.openseg
+    assert figures.job_10 is not None
+    assert figures.job_10.result == {s.id: results.handwritten_10.result[s.key] for s in SUITE}
+    assert figures.export_300k is not None and figures.export_300k.result == 300
+    assert figures.merged_build is not None and figures.merged_build.result == 300
+    assert "## openseg" in text and "- openseg-job-100:" in text
     again = bench_run.ensure_data("300", 2, tmp_path / "data")
     assert again[2] is None  # cached: not generated again
