@@ -86,9 +86,8 @@ def export_members(store: str, membership_path: str, segment_id: str, out_dir: s
     target = Path(out_dir) / "export"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    table = select_members(Path(store), membership_path, request, request.segments)
-    write_parts(table, target, FILE_ROWS)
-    return table.num_rows
+    parts = write_parts(select_members(Path(store), membership_path, request, request.segments), target, FILE_ROWS)
+    return sum(rows for _, rows in parts)
 
 
 def merged_build(ingest_dir: str, out_dir: str) -> int:

@@ -61,7 +61,8 @@ def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services 
     if schema == PROFILE_SCHEMA:
         located = entities.locate(svc, scope, _required(request, "entityIdNS"), _required(request, "entityId"),
                                   params.get("mergePolicyId"))
-        return {located.profile_id: entities.profile_entity(svc, scope, located, _fields(params.get("fields")))}
+        body = entities.profile_entity(located, _fields(params.get("fields")))
+        return {body["entityId"]: body}
     if schema != EVENT_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
     if params.get("relatedSchema.name", PROFILE_SCHEMA) != PROFILE_SCHEMA:
@@ -69,20 +70,19 @@ def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services 
     located = entities.locate(svc, scope, _required(request, "relatedEntityIdNS"), _required(request, "relatedEntityId"),
                               params.get("mergePolicyId"))
     limit = parse_int(params.get("limit"), "limit", 10, minimum=1, maximum=1000)
-    start = parse_int(params.get("start"), "start", 0)
+    start = params.get("start") or None
     orderby = params.get("orderby", "timestamp")
     if orderby not in ("timestamp", "-timestamp", "+timestamp"):
         raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
-    children, more = entities.profile_events(
+    children, following = entities.profile_events(
         located, start=_time_ms(params.get("startTime"), "startTime"), end=_time_ms(params.get("endTime"), "endTime"),
-        limit=limit, descending=orderby.startswith("-"), offset=start)
-    following = start + len(children)
+        limit=limit, descending=orderby.startswith("-"), after=start)
     href = ""
-    if more:
+    if following:
         kept = [(k, v) for k, v in params.multi_items() if k != "start"]
-        href = f"{request.url.path}?{urlencode(kept + [('start', str(following))])}"
+        href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
     return {
-        "_page": {"orderby": orderby, "start": str(start), "count": len(children), "next": str(following) if more else ""},
+        "_page": {"orderby": orderby, "start": start or "", "count": len(children), "next": following or ""},
         "children": children,
         "_links": {"next": {"href": href}},
     }
@@ -109,7 +109,8 @@ async def post_entities(request: Request, who: Tenant = Depends(tenant),
             located = entities.locate(svc, scope, code, identity["entityId"], body.get("mergePolicyId"))
         except NotFound:
             continue
-        found[located.profile_id] = entities.profile_entity(svc, scope, located, fields)
+        entity = entities.profile_entity(located, fields)
+        found[entity["entityId"]] = entity
     return found
 
 

@@ -207,18 +207,20 @@ def _membership_relation(con: duckdb.DuckDBPyConnection, membership_path: str | 
 
 
 def select_members(store: Path, membership_path: str | None, request: ExportRequest,
-                   segments: tuple[SegmentFilter, ...]) -> pa.Table:
-    """The merged profiles the export writes for ``segments``, projected, with ``segmentMembership``."""
+                   segments: tuple[SegmentFilter, ...]) -> pa.RecordBatchReader:
+    """The merged profiles the export writes for ``segments``, projected, with ``segmentMembership``,
+    as a stream of record batches (in the store's ``_profile_id`` order)."""
     profiles_path = str(store / PROFILES_FILE)
     events_path = str(store / EVENTS_FILE)
     schema = pq.read_schema(profiles_path)
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"profiles_path": profiles_path}
     conditions: list[str] = []
     if not request.empty_profiles:
         conditions.append("p._hasProfileRecord")
     if request.from_ingest is not None:
         params["from_ingest"] = request.from_ingest.replace(tzinfo=None)
         conditions.append("p._lastModifiedAt > $from_ingest")
+    selection = ""
     if segments:
         alternatives = []
         for index, segment in enumerate(segments):
@@ -234,8 +236,10 @@ def select_members(store: Path, membership_path: str | None, request: ExportRequ
                 params["q_to"] = request.qualified_to
                 window += " AND m.lastQualificationTime <= $q_to"
             alternatives.append(f"(m.segment_id = $seg{index} AND list_contains($st{index}, m.status){window})")
-        chosen = " OR ".join(alternatives) or "false"
-        conditions.append(f"p._profile_id IN (SELECT m._profile_id FROM membership m WHERE {chosen})")
+        selection = f"SELECT DISTINCT m._profile_id FROM membership m WHERE {' OR '.join(alternatives) or 'false'}"
+    # Membership maps are built only for the profiles that are exported.
+    members_of = "WHERE _profile_id IN (SELECT _profile_id FROM sel)" if selection else ""
+    join = "JOIN sel ON sel._profile_id = p._profile_id" if selection else ""
     items = project(schema, request.fields, "p", always=("identityMap",))
     projection = ", ".join(item.sql("duckdb") for item in items)
     events_join = ""
@@ -246,53 +250,84 @@ def select_members(store: Path, membership_path: str | None, request: ExportRequ
         packed = exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier(i.alias_or_name, quoted=True),
                                                         expression=i.unalias() if isinstance(i, exp.Alias) else i)
                                          for i in event_items]).sql("duckdb")
-        event_filter = ""
+        event_filter = ["e._profile_id IN (SELECT _profile_id FROM sel)"] if selection else []
         if request.events_from_ingest is not None:
             params["events_from"] = request.events_from_ingest.replace(tzinfo=None)
-            event_filter = "WHERE e._ingestTime > $events_from"
+            event_filter.append("e._ingestTime > $events_from")
+        where_events = f"WHERE {' AND '.join(event_filter)}" if event_filter else ""
         events_join = (f"LEFT JOIN (SELECT e._profile_id, list({packed} ORDER BY e.timestamp) AS eventList "
-                       f"FROM read_parquet($events_path) e {event_filter} GROUP BY e._profile_id) ev "
+                       f"FROM read_parquet($events_path) e {where_events} GROUP BY e._profile_id) ev "
                        "ON ev._profile_id = p._profile_id")
         events_item = ", coalesce(ev.eventList, []) AS eventList"
         params["events_path"] = events_path
-    params["profiles_path"] = profiles_path
     where = " AND ".join(conditions) or "true"
     sql = f"""
-        WITH mm AS (
+        WITH sel AS ({selection or "SELECT NULL::VARCHAR AS _profile_id WHERE false"}),
+        mm AS (
             SELECT _profile_id, map_from_entries(list(struct_pack(
                 key := segment_id,
                 value := struct_pack(status := status,
                                      lastQualificationTime := strftime(lastQualificationTime AT TIME ZONE 'UTC',
                                                                        '%Y-%m-%dT%H:%M:%S.%gZ')))
                 ORDER BY segment_id)) AS ups
-            FROM membership GROUP BY _profile_id
+            FROM membership {members_of} GROUP BY _profile_id
         )
         SELECT {projection},
                CASE WHEN mm.ups IS NULL THEN NULL ELSE MAP {{'ups': mm.ups}} END AS segmentMembership
                {events_item}
         FROM read_parquet($profiles_path) p
+        {join}
         LEFT JOIN mm ON mm._profile_id = p._profile_id
         {events_join}
         WHERE {where}
-        ORDER BY p._profile_id
     """
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        _membership_relation(con, membership_path)
-        return con.sql(sql, params=params).to_arrow_table()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    _membership_relation(con, membership_path)
+    reader = con.sql(sql, params=params).to_arrow_reader(batch_size=100_000)
+    return _closing(reader, con)
 
 
-def write_parts(table: pa.Table, out_dir: Path, rows_per_file: int) -> list[tuple[str, int]]:
-    """Split into Parquet files of at most ``rows_per_file`` rows; an empty export still writes one
+def _closing(reader: pa.RecordBatchReader, con: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
+    """A reader that closes its DuckDB connection once drained."""
+
+    def batches():  # type: ignore[no-untyped-def]
+        try:
+            yield from reader
+        finally:
+            con.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def write_parts(reader: pa.RecordBatchReader, out_dir: Path, rows_per_file: int) -> list[tuple[str, int]]:
+    """Stream into Parquet files of at most ``rows_per_file`` rows; an empty export still writes one
     zero-row file with the export's schema, so readers see an empty table."""
     parts: list[tuple[str, int]] = []
-    total = table.num_rows
-    offset = 0
-    while True:
-        chunk = table.slice(offset, rows_per_file)
-        name = lake.part_name(len(parts))
-        pq.write_table(chunk, out_dir / name, compression="zstd")
-        parts.append((name, chunk.num_rows))
-        offset += rows_per_file
-        if offset >= total:
-            return parts
+    writer: pq.ParquetWriter | None = None
+    rows_in_file = 0
+
+    def roll() -> pq.ParquetWriter:
+        parts.append((lake.part_name(len(parts)), 0))
+        return pq.ParquetWriter(out_dir / parts[-1][0], reader.schema, compression="zstd")
+
+    try:
+        for batch in reader:
+            offset = 0
+            while offset < batch.num_rows:
+                if writer is None or rows_in_file >= rows_per_file:
+                    if writer is not None:
+                        writer.close()
+                    writer, rows_in_file = roll(), 0
+                take = min(rows_per_file - rows_in_file, batch.num_rows - offset)
+                writer.write_batch(batch.slice(offset, take))
+                rows_in_file += take
+                parts[-1] = (parts[-1][0], rows_in_file)
+                offset += take
+        if writer is None:
+            writer = roll()
+            writer.write_table(reader.schema.empty_table())
+    finally:
+        if writer is not None:
+            writer.close()
+    return parts

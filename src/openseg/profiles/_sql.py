@@ -23,12 +23,12 @@ def col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(ident(name), table=ident(table) if table else None)
 
 
-def field(struct: exp.Expression, name: str) -> exp.Expression:
+def field(struct: exp.Expr, name: str) -> exp.Expr:
     """``struct_extract(struct, 'name')``: unambiguous even where a table alias shares the name."""
     return exp.func("struct_extract", struct, exp.Literal.string(name))
 
 
-def struct_pack(items: list[tuple[str, exp.Expression]]) -> exp.Expression:
+def struct_pack(items: list[tuple[str, exp.Expr]]) -> exp.Expr:
     """``struct_pack(name := value, ...)`` keeping the given field order."""
     return exp.func("struct_pack", *[exp.PropertyEQ(this=ident(n), expression=v) for n, v in items])
 
@@ -44,16 +44,16 @@ def duckdb_type(connection: duckdb.DuckDBPyConnection, arrow_type: pa.DataType) 
     return exp.DataType.build(str(relation.types[0]), dialect=DIALECT)
 
 
-def cast(expression: exp.Expression, to: exp.DataType) -> exp.Cast:
+def cast(expression: exp.Expr, to: exp.DataType) -> exp.Cast:
     """``CAST(expression AS to)``."""
     return exp.cast(expression, to)
 
 
-def is_null(expression: exp.Expression) -> exp.Is:
+def is_null(expression: exp.Expr) -> exp.Is:
     """``expression IS NULL``."""
     return exp.Is(this=expression, expression=exp.Null())
 
 
-def render(expression: exp.Expression) -> str:
+def render(expression: exp.Expr) -> str:
     """SQL text for DuckDB, at the engine boundary."""
     return expression.sql(dialect=DIALECT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from openseg.catalog.query import json_value
 from openseg.catalog.service import Scope, dataset_kind, is_profile_enabled
-from openseg.errors import NotFound
-from openseg.profiles import policies
+from openseg.errors import BadRequest, NotFound
+from openseg.profiles import lookup, policies
 from openseg.profiles.service import ensure_store, request_build
-from openseg.profiles.store import EVENTS_FILE, IDENTITIES_FILE, PROFILES_FILE, resolve_store
+from openseg.profiles.store import IDENTITIES_FILE, resolve_store
 from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore
 
 if TYPE_CHECKING:
@@ -29,7 +29,11 @@ INTERNAL = ("_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "
 
 @dataclass(frozen=True)
 class Located:
+    """A profile found by one of its identities under one merge policy's store."""
+
     profile_id: str
+    namespace: str
+    identity: str
     policy: MergePolicy
     store: Path
     membership_path: str | None
@@ -49,101 +53,66 @@ def locate(services: Services, scope: Scope, namespace: str, identity: str, poli
     """The merged profile holding ``namespace:identity`` under the policy (404 when none does)."""
     policy, membership_path = _policy(services, scope, policy_id)
     store = resolve_store(ensure_store(services, scope, policy))
-    with duckdb.connect() as con:
-        found = con.sql(
-            "SELECT _profile_id FROM read_parquet($path) WHERE lower(namespace) = lower($ns) AND id = $id "
-            "ORDER BY _profile_id LIMIT 1",
-            params={"path": str(store / IDENTITIES_FILE), "ns": namespace, "id": identity},
-        ).fetchall()
-    if not found:
+    profile_id = lookup.resolve_profile_id(store, namespace, identity)
+    if profile_id is None:
         raise NotFound(f"no profile has identity {namespace}:{identity}",
                        report={"entityId": identity, "entityIdNS": namespace})
-    return Located(str(found[0][0]), policy, store, membership_path)
+    return Located(profile_id, namespace, identity, policy, store, membership_path)
 
 
-def _project(entity: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-    if not fields:
-        return entity
-    projected: dict[str, Any] = {}
-    for path in fields:
-        source: Any = entity
-        parts = path.split(".")
-        for part in parts:
-            source = source.get(part) if isinstance(source, dict) else None
-        if source is None:
-            continue
-        target = projected
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = source
-    return projected
-
-
-def _identity_map_json(entries: Any) -> dict[str, Any]:
-    return {namespace: [{k: v for k, v in i.items() if v is not None} for i in ids] for namespace, ids in entries or []}
-
-
-def profile_entity(services: Services, scope: Scope, located: Located, fields: list[str] | None) -> dict[str, Any]:
-    """AEP's entity object for one merged profile (with ``segmentMembership`` from the last jobs)."""
+def _membership(located: Located) -> dict[str, Any]:
+    if not located.membership_path or not Path(located.membership_path).is_file():
+        return {}
     with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = con.sql("SELECT * FROM read_parquet($path) WHERE _profile_id = $pid",
-                       params={"path": str(located.store / PROFILES_FILE), "pid": located.profile_id}
-                       ).to_arrow_table().to_pylist()
-        membership: dict[str, Any] = {}
-        if located.membership_path and Path(located.membership_path).is_file():
-            for segment_id, status, qualified in con.sql(
-                "SELECT segment_id, status, lastQualificationTime FROM read_parquet($path) WHERE _profile_id = $pid "
-                "ORDER BY segment_id",
-                params={"path": located.membership_path, "pid": located.profile_id},
-            ).fetchall():
-                membership[segment_id] = {"status": status, "lastQualificationTime": json_value(qualified)}
-    if not rows:
-        raise NotFound(f"profile '{located.profile_id}' was not found")
-    row = rows[0]
-    entity = {k: json_value(v) for k, v in row.items() if k not in INTERNAL and v is not None}
-    entity["identityMap"] = _identity_map_json(row.get("identityMap"))
+        rows = con.sql(
+            "SELECT segment_id, status, lastQualificationTime FROM read_parquet($path) WHERE _profile_id = $pid "
+            "ORDER BY segment_id", params={"path": located.membership_path, "pid": located.profile_id}).fetchall()
+    return {segment_id: {"status": status, "lastQualificationTime": json_value(qualified)}
+            for segment_id, status, qualified in rows}
+
+
+def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]:
+    """AEP's entity object for one merged profile (with ``segmentMembership`` from the last jobs).
+
+    Under ``identityGraph: none`` the entity is the merge of the fragments carrying exactly the identity
+    asked for (contract.md); membership is that of the profile the identity keys for segmentation.
+    """
+    profile = lookup.get_profile(located.store, located.namespace, located.identity, fields)
+    if profile is None:
+        raise NotFound(f"no profile has identity {located.namespace}:{located.identity}")
+    entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL}
+    membership = _membership(located)
     if membership:
         entity["segmentMembership"] = {**(entity.get("segmentMembership") or {}), "ups": membership}
-    graph = sorted(f"{ns}:{i['id']}" for ns, ids in entity["identityMap"].items() for i in ids)
-    entity = _project(entity, fields) | {"identityMap": entity["identityMap"]} if fields else entity
-    if fields and membership:
-        entity["segmentMembership"] = {"ups": membership}
+    graph = sorted(f"{ns}:{i['id']}" for ns, ids in (entity.get("identityMap") or {}).items() for i in ids)
     return {
-        "entityId": located.profile_id,
+        "entityId": profile.get("_profile_id", located.profile_id),
         "mergePolicy": {"id": located.policy.id},
-        "sources": list(row.get("_sources") or []),
+        "sources": list(profile.get("_sources") or []),
         "tags": [],
         "identityGraph": graph,
         "entity": entity,
-        "lastModifiedAt": json_value(row.get("_lastModifiedAt")),
+        "lastModifiedAt": json_value(profile.get("_lastModifiedAt")),
     }
 
 
 def profile_events(located: Located, *, start: datetime | None, end: datetime | None, limit: int,
-                   descending: bool, offset: int) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the profile's ExperienceEvents; True when more follow."""
-    conditions = ["_profile_id = $pid"]
-    params: dict[str, Any] = {"path": str(located.store / EVENTS_FILE), "pid": located.profile_id,
-                              "limit": limit + 1, "offset": offset}
-    if start is not None:
-        conditions.append("timestamp >= $start")
-        params["start"] = start.replace(tzinfo=None)
-    if end is not None:
-        conditions.append("timestamp < $end")
-        params["end"] = end.replace(tzinfo=None)
-    order = "timestamp DESC, _id DESC" if descending else "timestamp, _id"
-    with duckdb.connect() as con:
-        rows = con.sql(f"SELECT * FROM read_parquet($path) WHERE {' AND '.join(conditions)} "
-                       f"ORDER BY {order} LIMIT $limit OFFSET $offset", params=params).to_arrow_table().to_pylist()
+                   descending: bool, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the profile's ExperienceEvents and the cursor of the next page (None on the last)."""
+    try:
+        rows = lookup.get_events(located.store, located.profile_id, start=start, end=end, limit=limit + 1,
+                                 order="-timestamp" if descending else "timestamp", after=after)
+    except lookup.InvalidCursorError as exc:
+        raise BadRequest(str(exc), field="start") from exc
     children = []
     for row in rows[:limit]:
         stamp = row.get("timestamp")
-        entity = {k: json_value(v) for k, v in row.items() if k not in INTERNAL and v is not None}
-        entity["identityMap"] = _identity_map_json(row.get("identityMap"))
+        entity = {k: json_value(v) for k, v in row.items() if k not in INTERNAL}
         children.append({"relatedEntityId": located.profile_id, "entityId": row.get("_id"),
-                         "timestamp": int(stamp.timestamp() * 1000) if stamp else None, "entity": entity})
-    return children, len(rows) > limit
+                         "timestamp": int(stamp.replace(tzinfo=UTC).timestamp() * 1000) if stamp else None,
+                         "entity": entity})
+    following = lookup.events_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return children, following
 
 
 def erase(services: Services, scope: Scope, namespace: str, identity: str) -> dict[str, int]:
@@ -194,8 +163,8 @@ def _rewrite_without(path: Path, keys: list[str]) -> tuple[int, int]:
                 f"'value': identityMap.{exp.to_identifier(f.name, quoted=True).sql('duckdb')}}}"
                 for f in identity_type)
             entries = f"[{members}]"
-        matches = (f"len(list_filter(flatten(list_transform({entries}, lambda e: list_transform(e.value, "
-                   "lambda i: lower(e.key) || chr(31) || i.id))), lambda x: list_contains($keys, x))) > 0")
+        matches = (f"len(list_filter(flatten(list_transform({entries}, lambda __e: list_transform(__e.value, "
+                   "lambda __i: lower(__e.key) || chr(31) || __i.id))), lambda __x: list_contains($keys, __x))) > 0")
         total = pq.ParquetFile(path).metadata.num_rows
         dropped = con.sql(f"SELECT count(*) FROM read_parquet($path) WHERE {matches}",
                           params={"path": str(path), "keys": keys}).fetchall()[0][0]

@@ -62,25 +62,32 @@ class OversizedGraph:
 # These statements use only the store's own relation and column names; no value is pasted in.
 
 IDENTITY_LIST = "__identities"
-"""Column holding a record's identities: ``STRUCT(secondary, key, ns, id)[]``, anchor first."""
+"""Column holding a record's identities: ``STRUCT(key, ns, id, is_primary)[]``."""
+ANCHOR = "__anchor"
+"""Column holding a record's anchor key (NULL for a record without identities)."""
 
-IDENTITY_LIST_SQL = """list_sort(flatten(list_transform(
-    list_filter(map_entries(identityMap), lambda __e: __e.key <> ''),
-    lambda __e: list_transform(
-        list_filter(__e.value, lambda __v: __v.id IS NOT NULL AND __v.id <> ''),
-        lambda __v: struct_pack(secondary := NOT coalesce(__v."primary", false),
-                                key := lower(__e.key) || ':' || __v.id, ns := __e.key, id := __v.id)))))"""
 # Lambda parameters are named like internal columns: DuckDB binds a same-named column first.
-"""A record's identities sorted primary first, then by key: element 1 is the anchor."""
+_ENTRIES = "list_filter(map_entries(identityMap), lambda __e: __e.key <> '')"
+_KEY = "lower(__e.key) || ':' || __v.id"
 
-ANCHOR_SQL = f"{IDENTITY_LIST}[1].key"
-"""A record's anchor key, over a relation with :data:`IDENTITY_LIST`."""
+IDENTITY_LIST_SQL = f"""flatten(list_transform({_ENTRIES}, lambda __e: list_transform(
+    list_filter(__e.value, lambda __v: __v.id <> ''),
+    lambda __v: struct_pack(key := {_KEY}, ns := __e.key, id := __v.id,
+                            is_primary := coalesce(__v."primary", false)))))"""
+"""A record's identities (ids null or empty and namespaces empty are not identities)."""
+
+ANCHOR_SQL = f"""coalesce(
+    list_min(flatten(list_transform({_ENTRIES}, lambda __e: list_transform(
+        list_filter(__e.value, lambda __v: __v."primary" AND __v.id <> ''), lambda __v: {_KEY})))),
+    list_min(flatten(list_transform({_ENTRIES}, lambda __e: list_transform(
+        list_filter(__e.value, lambda __v: __v.id <> ''), lambda __v: {_KEY})))))"""
+"""A record's anchor: its smallest primary key, else its smallest key (cheaper than sorting structs)."""
 
 _PAIR_ROWS = """
 SELECT anchor, struct_extract(item, 'key') AS key, struct_extract(item, 'ns') AS ns,
-       struct_extract(item, 'id') AS id, NOT struct_extract(item, 'secondary') AS is_primary, ingest
+       struct_extract(item, 'id') AS id, struct_extract(item, 'is_primary') AS is_primary, ingest
 FROM (
-    SELECT {identities}[1].key AS anchor, {ingest} AS ingest, unnest({identities}) AS item FROM {relation}
+    SELECT {anchor} AS anchor, {ingest} AS ingest, unnest({identities}) AS item FROM {relation}
 )
 """
 
@@ -121,8 +128,7 @@ SELECT rid, anchor, keys FROM (
 ORDER BY rid
 """
 _RECORD_KEYS = (
-    "SELECT {rid} AS rid, {identities}[1].key AS anchor, list_transform({identities}, lambda __i: __i.key) AS keys "
-    "FROM {relation}"
+    "SELECT {rid} AS rid, {anchor} AS anchor, list_transform({identities}, lambda __i: __i.key) AS keys FROM {relation}"
 )
 
 
@@ -136,19 +142,20 @@ def stitch(
     ``__key_pid(key, pid, _profile_id)`` (the profile of every anchor, and under ``pdg`` of every
     identity of a profile), ``__ident(pid, iid, is_primary)`` (the identities of each profile) and
     ``__profile_keys(pid, _profile_id, last_ingest)`` (one row per profile). A record belongs to the
-    profile its anchor (``ANCHOR_SQL``) maps to in ``__key_pid``; ``pid`` orders like ``_profile_id``.
+    profile its anchor (column :data:`ANCHOR`) maps to in ``__key_pid``; ``pid`` orders like ``_profile_id``.
 
     Args:
         connection: A DuckDB connection holding the relations.
         relations: The record relations (fragments, events), each with ``identityMap``, the
-            provenance columns of :mod:`openseg.profiles.reading` and :data:`IDENTITY_LIST`.
+            provenance columns of :mod:`openseg.profiles.reading`, :data:`ANCHOR` and :data:`IDENTITY_LIST`.
         identity_graph: ``"pdg"`` or ``"none"`` (see the module docstring).
 
     Returns:
         The oversized graphs (none under ``identityGraph: none``, which never links records).
     """
     rows = " UNION ALL ".join(
-        _PAIR_ROWS.format(identities=IDENTITY_LIST, ingest=INGEST, relation=relation) for relation in relations
+        _PAIR_ROWS.format(anchor=ANCHOR, identities=IDENTITY_LIST, ingest=INGEST, relation=relation)
+        for relation in relations
     )
     connection.execute(_PAIRS.format(rows=rows))
     for statement in _STATEMENTS:
@@ -175,9 +182,7 @@ def stitch(
     return oversized
 
 
-def _stitch_graph(
-    connection: duckdb.DuckDBPyConnection, relations: Sequence[str]
-) -> list[OversizedGraph]:
+def _stitch_graph(connection: duckdb.DuckDBPyConnection, relations: Sequence[str]) -> list[OversizedGraph]:
     nodes = int(connection.execute("SELECT count(*) FROM __ids").fetchall()[0][0])
     edges = connection.sql(_EDGES).fetchnumpy()
     roots = connected_components(nodes, np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64))
@@ -192,7 +197,8 @@ def _stitch_graph(
         )
         connection.unregister("__oversized_arrow")
         records = " UNION ALL ".join(
-            _RECORD_KEYS.format(rid=RID, identities=IDENTITY_LIST, relation=relation) for relation in relations
+            _RECORD_KEYS.format(rid=RID, anchor=ANCHOR, identities=IDENTITY_LIST, relation=relation)
+            for relation in relations
         )
         rows = connection.sql(_OVERSIZED_RECORDS.format(records=records)).to_arrow_table()
         numbers = dict(connection.execute("SELECT key, iid FROM __oversized_keys").fetchall())
@@ -223,9 +229,7 @@ def _report_oversized(
 ) -> list[OversizedGraph]:
     if not nodes.size:
         return []
-    connection.register(
-        "__oversized_arrow", pa.table({"iid": nodes, "component": original, "root": split})
-    )
+    connection.register("__oversized_arrow", pa.table({"iid": nodes, "component": original, "root": split}))
     rows = connection.execute(
         """
         SELECT o.component, list({'ns': i.ns, 'id': i.id} ORDER BY i.iid) AS identities,

@@ -219,7 +219,9 @@ def _identity_graph(store: Path) -> str:
 def _profile_row(store: Path, profile_id: str) -> dict[str, Any] | None:
     with _connect() as connection:
         table = _fetch(
-            connection, "SELECT * FROM read_parquet(?) WHERE _profile_id = ?", [str(store / PROFILES_FILE), profile_id]
+            connection,
+            "SELECT * FROM read_parquet(?) WHERE _profile_id = ?",
+            [str(store / PROFILES_FILE), profile_id],
         )
     rows = table.to_pylist(maps_as_pydicts="strict")
     return _without_nulls(rows[0]) if rows else None
@@ -246,10 +248,13 @@ def _merge_fragments(store: Path, key: str) -> dict[str, Any] | None:
     for name in schema.names:
         profile[name] = _union_identities(identity_maps) if name == IDENTITY_MAP else row[name]
     profile.update(_sources=row["_sources"], _lastModifiedAt=row["_lastModifiedAt"], _hasProfileRecord=True)
-    return _without_nulls(profile)
+    result: dict[str, Any] = _without_nulls(profile)
+    return result
 
 
-def _union_identities(identity_maps: list[dict[str, list[dict[str, Any]]] | None]) -> dict[str, list[dict[str, Any]]]:
+def _union_identities(
+    identity_maps: list[dict[str, list[dict[str, Any]]] | None],
+) -> dict[str, list[dict[str, Any]]]:
     """The union of fragments' identity maps, one spelling per namespace, ids sorted."""
     spelling: dict[str, str] = {}
     primary: dict[tuple[str, str], bool] = {}

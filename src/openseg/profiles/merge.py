@@ -34,7 +34,7 @@ LAST_UPDATED = ("extSourceSystemAudit", "lastUpdatedDate")
 @dataclass(frozen=True)
 class _Leaf:
     alias: str
-    value: exp.Expression
+    value: exp.Expr
 
 
 def ranked_query(relation: str, schema: pa.Schema, policy: MergePolicySpec) -> exp.Select:
@@ -48,10 +48,10 @@ def ranked_query(relation: str, schema: pa.Schema, policy: MergePolicySpec) -> e
     Returns:
         ``SELECT *, row_number() OVER (ORDER BY <rank>) AS __priority FROM relation``.
     """
-    moment: exp.Expression = col(INGEST)
+    moment: exp.Expr = col(INGEST)
     if _has_timestamp(schema, LAST_UPDATED):
         moment = exp.func("coalesce", field(col(LAST_UPDATED[0]), LAST_UPDATED[1]), col(INGEST))
-    order: list[exp.Expression] = []
+    order: list[exp.Expr] = []
     if policy.attribute_merge == "dataSetPrecedence":
         tier = exp.case(col(DATASET))
         for position, dataset_id in enumerate(policy.dataset_order):
@@ -75,7 +75,7 @@ def merge_query(relation: str, schema: pa.Schema, group_key: str) -> exp.Select:
         ids of the fragments) and ``_lastModifiedAt`` (the latest ingest time among them).
     """
     leaves: list[_Leaf] = []
-    rebuilt: list[exp.Expression] = []
+    rebuilt: list[exp.Expr] = []
     for top in schema:
         if top.name == IDENTITY_MAP:
             continue
@@ -108,7 +108,7 @@ def merge_query(relation: str, schema: pa.Schema, group_key: str) -> exp.Select:
     )
 
 
-def _rebuild(data_type: pa.DataType, value: exp.Expression, leaves: list[_Leaf]) -> exp.Expression:
+def _rebuild(data_type: pa.DataType, value: exp.Expr, leaves: list[_Leaf]) -> exp.Expr:
     """The merged value of one field: its own aggregate for a leaf, a rebuilt struct otherwise."""
     if not pa.types.is_struct(data_type) or data_type.num_fields == 0:
         alias = f"__a{len(leaves)}"

@@ -109,9 +109,7 @@ def read_query(connection: duckdb.DuckDBPyConnection, source: KindInput) -> exp.
             for name, t in ((RID, "BIGINT"), (DATASET, "VARCHAR"), (INGEST, "TIMESTAMP"))
         ]
         return exp.select(*empty).where(exp.false())
-    selects = [
-        _group_select(connection, source, stored, paths, targets) for stored, paths in groups.items()
-    ]
+    selects = [_group_select(connection, source, stored, paths, targets) for stored, paths in groups.items()]
     query: exp.Query = selects[0]
     for select in selects[1:]:
         query = exp.union(query, select, distinct=False)
@@ -128,8 +126,15 @@ def _group_select(
     raw = {f.name: f.type for f in stored if f.name not in RESERVED_COLUMNS}
     columns = [
         exp.alias_(
-            _convert(connection, col(name, "r") if name in raw else None, raw.get(name), f.type,
-                     (name,), source.kind, targets[name]),
+            _convert(
+                connection,
+                col(name, "r") if name in raw else None,
+                raw.get(name),
+                f.type,
+                (name,),
+                source.kind,
+                targets[name],
+            ),
             name,
             quoted=True,
         )
@@ -164,13 +169,13 @@ def _group_select(
 
 def _convert(
     connection: duckdb.DuckDBPyConnection,
-    value: exp.Expression | None,
+    value: exp.Expr | None,
     raw: pa.DataType | None,
     target: pa.DataType,
     path: tuple[str, ...],
     kind: SourceKind,
     target_sql: exp.DataType | None = None,
-) -> exp.Expression:
+) -> exp.Expr:
     """Convert ``value`` (stored as ``raw``) to ``target``; ``None`` means the file lacks it."""
     target_sql = target_sql or duckdb_type(connection, target)
     if value is None or raw is None:
@@ -210,7 +215,7 @@ def _holds_text_time(raw: pa.DataType, path: tuple[str, ...], kind: SourceKind) 
     for time_path in TIME_FIELDS[kind]:
         if len(time_path) > len(path) and time_path[: len(path)] == path:
             node: pa.DataType = raw
-            for name in time_path[len(path):]:
+            for name in time_path[len(path) :]:
                 if not pa.types.is_struct(node) or node.get_field_index(name) < 0:
                     break
                 node = node.field(node.get_field_index(name)).type
@@ -220,7 +225,7 @@ def _holds_text_time(raw: pa.DataType, path: tuple[str, ...], kind: SourceKind) 
     return False
 
 
-def _identity_map(connection: duckdb.DuckDBPyConnection, value: exp.Expression, raw: pa.DataType) -> exp.Expression:
+def _identity_map(connection: duckdb.DuckDBPyConnection, value: exp.Expr, raw: pa.DataType) -> exp.Expr:
     """``identityMap`` as ``MAP(VARCHAR, STRUCT(id, primary)[])`` from a map or a struct of lists."""
     map_type = duckdb_type(connection, IDENTITY_MAP_TYPE)
     if not pa.types.is_struct(raw):
@@ -233,9 +238,6 @@ def _identity_map(connection: duckdb.DuckDBPyConnection, value: exp.Expression, 
         namespace = raw.field(i).name
         ids = field(value, namespace)
         entry = struct_pack([("key", string(namespace)), ("value", cast(ids, ids_type))])
-        entries.append(
-            exp.case().when(is_null(ids), exp.Array(expressions=[]))
-            .else_(exp.Array(expressions=[entry]))
-        )
+        entries.append(exp.case().when(is_null(ids), exp.Array(expressions=[])).else_(exp.Array(expressions=[entry])))
     rebuilt = exp.func("map_from_entries", exp.func("flatten", exp.Array(expressions=entries)))
     return exp.case().when(is_null(value), cast(exp.Null(), map_type)).else_(cast(rebuilt, map_type))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import pyarrow as pa
@@ -46,9 +46,7 @@ REQUIRED_FIELDS: dict[str, tuple[pa.Field, ...]] = {
     ),
 }
 # Columns the store adds; a source column with one of these names is ignored.
-RESERVED_COLUMNS = frozenset(
-    {"_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_ingestTime"}
-)
+RESERVED_COLUMNS = frozenset({"_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_ingestTime"})
 
 
 class SchemaConflictError(ValueError):
@@ -87,7 +85,7 @@ def utc_naive(moment: datetime) -> datetime:
     """``moment`` as a naive UTC datetime (naive input is taken to be UTC already)."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def read_file_schema(path: str) -> pa.Schema:
@@ -140,6 +138,9 @@ def unify_schemas(schemas: Sequence[pa.Schema], kind: SourceKind) -> pa.Schema:
         unified = pa.unify_schemas(list(schemas), promote_options="permissive") if schemas else pa.schema([])
     except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
         raise SchemaConflictError(f"{kind} sources have incompatible schemas: {error}") from None
+    # A field no file ever filled (JSON nulls only) has Arrow type null, which no engine can store:
+    # type it as text until a file brings a value (permissive unification then promotes it).
+    unified = pa.schema([f.with_type(_without_null_type(f.type)) for f in unified])
     for required in REQUIRED_FIELDS[kind]:
         index = unified.get_field_index(required.name)
         if index < 0:
@@ -149,3 +150,16 @@ def unify_schemas(schemas: Sequence[pa.Schema], kind: SourceKind) -> pa.Schema:
                 f"{kind} field {required.name!r} has type {unified.field(index).type}, expected {required.type}"
             )
     return unified
+
+
+def _without_null_type(data_type: pa.DataType) -> pa.DataType:
+    if pa.types.is_null(data_type):
+        return pa.string()
+    if pa.types.is_struct(data_type):
+        children = [data_type.field(i) for i in range(data_type.num_fields)]
+        return pa.struct([c.with_type(_without_null_type(c.type)) for c in children])
+    if pa.types.is_list(data_type):
+        return pa.list_(data_type.value_field.with_type(_without_null_type(data_type.value_type)))
+    if pa.types.is_map(data_type):
+        return pa.map_(_without_null_type(data_type.key_type), _without_null_type(data_type.item_type))
+    return data_type

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,13 @@ def publish(staging: Path, store_dir: Path) -> Path:
     Returns:
         The build directory the store now points to.
     """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     final = staging.with_name(f"{stamp}-{uuid.uuid4().hex[:8]}")
     staging.rename(final)
     if store_dir.exists() and not store_dir.is_symlink():
         # A plain directory from an older layout: move it aside; this one swap is not atomic.
-        store_dir.rename(final.with_name(f"legacy-{uuid.uuid4().hex[:8]}"))
+        # Named to sort before every real build, so pruning removes it first.
+        store_dir.rename(final.with_name(f"00000000T000000000000Z-legacy-{uuid.uuid4().hex[:8]}"))
     link = store_dir.parent / f".{store_dir.name}.link-{uuid.uuid4().hex}"
     os.symlink(os.path.relpath(final, store_dir.parent), link, target_is_directory=True)
     os.replace(link, store_dir)

@@ -2,21 +2,26 @@
 
 The plan for segments S1..Sn is::
 
-    WITH ev AS (SELECT e._profile_id, <aggregate> AS __d_1, ... FROM events e
-                WHERE <time range hull> AND (<filter 1> OR <filter 2> ...) GROUP BY e._profile_id),
+    WITH ev0 AS (SELECT e._profile_id, <aggregate> AS __d_1, ... FROM events e
+                 WHERE <time range> AND (<filter 1> OR <filter 2> ...) GROUP BY e._profile_id),
+         ev1 AS (<the same for the aggregates of another window>),
          ms AS (<same over membership, for inSegment of segments outside the job>),
          ch_k AS (<one query per distinct chain>),
-         level0 AS (SELECT p.*, ev.__d_1, ..., COALESCE(<S1>, FALSE) AS seg_0, ... FROM profiles p
-                    LEFT JOIN ev ON ... LEFT JOIN ms ON ... LEFT JOIN ch_k ON ...)
+         level0 AS (SELECT p.*, ev0.__d_1, ..., COALESCE(<S1>, FALSE) AS seg_0, ... FROM profiles p
+                    LEFT JOIN ev0 ON ... LEFT JOIN ms ON ... LEFT JOIN ch_k ON ...)
     SELECT p._profile_id, p.seg_0, p.seg_1, ... FROM level0 AS p      -- or further levels
 
 * Identical derived columns (same key: same filter and window) are computed once for all segments.
-* All event aggregates share one scan of ``events`` whose WHERE is pruned to the hull of the windows'
-  time ranges and the OR of the aggregates' filters (when every aggregate is filtered).
+* Event aggregates are computed in grouped scans of ``events``, each WHERE pruned to the hull of its
+  aggregates' time ranges and, for a few filtered aggregates, the OR of their filters. Whether each
+  distinct time window gets its own scan or all share one is chosen per engine (``SPLIT_WINDOWS``):
+  engine-pitfalls.md measured splitting as a large win on DuckDB and a loss on Spark.
 * ``inSegment`` of a segment in the same job reads that segment's column: segments are computed level by
   level in topological order, each level an outer query over the previous one (a cycle is a PlanError).
 
-The plan is a sqlglot expression; engines render it in their dialect.
+The plan is a sqlglot expression; engines render it in their dialect. It is built in place
+(``copy=False``): sqlglot's builders copy the whole query by default, which made planning 100
+segments quadratic (about a second of Python before the engine started).
 """
 
 from __future__ import annotations
@@ -64,6 +69,13 @@ def arrow_paths(profile: pa.Schema, event: pa.Schema) -> PathCheck:
         return True
 
     return holds
+
+
+#: Engine -> whether each distinct event window gets its own grouped scan (see the module docstring).
+SPLIT_WINDOWS: Mapping[str, bool] = {"duckdb": True, "spark": False}
+#: Up to this many distinct filters are OR-ed into a scan's WHERE. Beyond, evaluating the OR on every
+#: event costs more than the rows it drops save (the hand-written baseline stops at the same point).
+PUSHED_FILTERS = 8
 
 
 class PlanError(Exception):
@@ -146,28 +158,25 @@ def plan_segments(
             for column in compiled.derived:
                 derived.setdefault(column.key, column)
 
-    ctes, joins = _derived_relations(derived)
-    base = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS)))
-    base = base.from_(exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True))
+    ctes, joins = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False))
+    query = exp.select(_star(), copy=False).from_(
+        exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), copy=False)
     for name, keys in joins:
-        base = base.select(*(exp.alias_(exp.column(source, table=name), key) for source, key in keys))
+        query.select(*(exp.alias_(exp.column(source, table=name), key) for source, key in keys), copy=False)
         on = exp.EQ(this=exp.column(ID, table=name), expression=exp.column(ID, table=PROFILE_ALIAS))
-        base = base.join(exp.to_table(name), on=on, join_type="left")
+        query.join(exp.to_table(name), on=on, join_type="left", copy=False)
 
-    query = base
     for index, level in enumerate(levels):
-        query = query.select(*(exp.alias_(conditions[s], columns[s]) for s in level))
+        query.select(*(exp.alias_(conditions[s], columns[s]) for s in level), copy=False)
+        ctes.append((f"level{index}", query))
         if index < len(levels) - 1:
-            ctes.append((f"level{index}", query))
-            query = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS))).from_(
-                exp.alias_(exp.to_table(f"level{index}"), PROFILE_ALIAS, table=True)
-            )
-    ctes.append((f"level{len(levels) - 1}", query))
+            query = exp.select(_star(), copy=False).from_(
+                exp.alias_(exp.to_table(f"level{index}"), PROFILE_ALIAS, table=True), copy=False)
     final = exp.select(exp.column(ID, table=PROFILE_ALIAS), *(
         exp.column(columns[segment_id], table=PROFILE_ALIAS) for segment_id, _ in segments
-    )).from_(exp.alias_(exp.to_table(f"level{len(levels) - 1}"), PROFILE_ALIAS, table=True))
+    ), copy=False).from_(exp.alias_(exp.to_table(f"level{len(levels) - 1}"), PROFILE_ALIAS, table=True), copy=False)
     for name, cte in ctes:
-        final = final.with_(name, as_=cte)
+        final.with_(name, as_=cte, copy=False)
 
     relations = {PROFILES} | {c.relation for c in derived.values() if c.relation != CHAIN}
     if any(c.relation == CHAIN for c in derived.values()):
@@ -197,17 +206,29 @@ def _levels(expressions: Mapping[str, ast.Node]) -> list[list[str]]:
     return levels
 
 
+def _star() -> exp.Column:
+    return exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS))
+
+
 def _derived_relations(
-    derived: Mapping[str, DerivedColumn],
+    derived: Mapping[str, DerivedColumn], split_windows: bool,
 ) -> tuple[list[tuple[str, exp.Select]], list[tuple[str, list[tuple[str, str]]]]]:
-    """CTEs computing the derived columns: one grouped scan per relation, one query per chain."""
+    """CTEs computing the derived columns: grouped scans of events (one per window when ``split_windows``)
+    and of membership, and one query per chain."""
     ctes: list[tuple[str, exp.Select]] = []
     joins: list[tuple[str, list[tuple[str, str]]]] = []
-    for relation, name, alias in ((EVENTS, "ev", EVENT_ALIAS), (MEMBERSHIP, "ms", MEMBERSHIP_ALIAS)):
-        columns = [c for c in derived.values() if c.relation == relation]
-        if columns:
-            ctes.append((name, _grouped_scan(relation, alias, columns)))
-            joins.append((name, [(c.key, c.key) for c in columns]))
+    events = [c for c in derived.values() if c.relation == EVENTS]
+    groups: dict[object, list[DerivedColumn]] = {}
+    for column in events:
+        groups.setdefault(_window_of(column) if split_windows else None, []).append(column)
+    for index, columns in enumerate(groups.values()):
+        name = f"ev{index}" if len(groups) > 1 else "ev"
+        ctes.append((name, _grouped_scan(EVENTS, EVENT_ALIAS, columns)))
+        joins.append((name, [(c.key, c.key) for c in columns]))
+    memberships = [c for c in derived.values() if c.relation == MEMBERSHIP]
+    if memberships:
+        ctes.append(("ms", _grouped_scan(MEMBERSHIP, MEMBERSHIP_ALIAS, memberships)))
+        joins.append(("ms", [(c.key, c.key) for c in memberships]))
     for column in derived.values():
         if column.relation == CHAIN:
             name = f"ch{column.key}"
@@ -216,11 +237,18 @@ def _derived_relations(
     return ctes, joins
 
 
+def _window_of(column: DerivedColumn) -> object:
+    """The scan an event aggregate belongs to when windows are split: its exact time range."""
+    bounds = column.bounds
+    return None if bounds is None else (bounds.low, bounds.high, bounds.low_inclusive, bounds.high_inclusive)
+
+
 def _grouped_scan(relation: str, alias: str, columns: Sequence[DerivedColumn]) -> exp.Select:
     """One scan of ``relation`` computing every aggregate, its WHERE pruned as far as safe."""
     select = exp.select(exp.column(ID, table=alias), *(
         exp.alias_(c.aggregate.copy(), c.key) for c in columns if c.aggregate is not None
-    )).from_(exp.alias_(exp.to_table(relation), alias, table=True)).group_by(exp.column(ID, table=alias))
+    ), copy=False).from_(exp.alias_(exp.to_table(relation), alias, table=True), copy=False)
+    select.group_by(exp.column(ID, table=alias), copy=False)
     where: list[exp.Expr] = []
     if relation == EVENTS and all(c.bounds is not None for c in columns):
         hull = columns[0].bounds
@@ -232,8 +260,9 @@ def _grouped_scan(relation: str, alias: str, columns: Sequence[DerivedColumn]) -
             where.append(bounds_condition(exp.column("timestamp", table=alias, quoted=True), hull))
     if all(c.row_filter is not None for c in columns):
         filters = list({c.row_filter.sql(): c.row_filter for c in columns if c.row_filter is not None}.values())
-        where.append(exp.or_(*(f.copy() for f in filters), wrap=True) if len(filters) > 1 else filters[0].copy())
-    return select.where(exp.and_(*where)) if where else select
+        if len(filters) <= PUSHED_FILTERS:
+            where.append(exp.or_(*(f.copy() for f in filters), wrap=True) if len(filters) > 1 else filters[0].copy())
+    return select.where(exp.and_(*where), copy=False) if where else select
 
 
 __all__ = ["Plan", "PlanError", "plan_segments"]

@@ -1,0 +1,296 @@
+/*
+ * openseg UI charts: small inline-SVG charts drawn without any library (the UI loads nothing from the network).
+ *
+ * Every chart has a visible title, axis labels and its numbers printed next to the marks, plus an SVG <title>
+ * and <desc> so screen readers announce it. Text always goes in through textContent, never as markup, so a
+ * segment named "<script>" is just text.
+ */
+"use strict";
+
+(function () {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  /** Create an SVG element with attributes; `text` (optional) becomes its text content. */
+  function svgEl(tag, attrs, text) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value !== undefined && value !== null) el.setAttribute(name, String(value));
+    }
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  /** 1,234,567 in the reader's locale-independent form used across the UI. */
+  function formatNumber(value) {
+    return Number(value).toLocaleString("en-US");
+  }
+
+  /** Axis steps of 1, 2 or 5 times a power of ten, at most about `count` of them up to `max`. */
+  function niceTicks(max, count) {
+    if (!(max > 0)) return [0, 1];
+    const rough = max / Math.max(1, count);
+    const power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough);
+    const ticks = [];
+    for (let t = 0; t < max + step / 2; t += step) ticks.push(t);
+    if (ticks[ticks.length - 1] < max) ticks.push(ticks[ticks.length - 1] + step);
+    return ticks;
+  }
+
+  /** Short tick label for large counts: 12k, 1.5M. */
+  function compact(value) {
+    const abs = Math.abs(value);
+    if (abs >= 1e6) return `${+(value / 1e6).toFixed(1)}M`;
+    if (abs >= 1e4) return `${+(value / 1e3).toFixed(0)}k`;
+    if (abs >= 1e3) return `${+(value / 1e3).toFixed(1)}k`;
+    return String(+value.toFixed(2));
+  }
+
+  /** Cut long labels so they fit beside a bar; the full text stays in the mark's tooltip. */
+  function truncate(text, length) {
+    return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+  }
+
+  /** Draw at the container's own pixel width, so text keeps its CSS size whatever the layout. */
+  function measure(container, fallback) {
+    return Math.max(320, Math.round(container.clientWidth || fallback));
+  }
+
+  /** Ticks for a value axis, with headroom above the largest value for the number printed on its mark. */
+  function valueTicks(max, count) {
+    return niceTicks(max * 1.12, count);
+  }
+
+  let chartCount = 0;
+
+  /** Start a chart: clear the container and add an accessible <svg> with a visible title. */
+  function frame(container, spec, width, height) {
+    container.replaceChildren();
+    chartCount += 1;
+    const titleId = `chart-title-${chartCount}`;
+    const descId = `chart-desc-${chartCount}`;
+    const svg = svgEl("svg", {
+      viewBox: `0 0 ${width} ${height}`, width: width, height: height, role: "img", class: "chart",
+      "aria-labelledby": titleId, "aria-describedby": descId, preserveAspectRatio: "xMinYMin meet",
+    });
+    svg.appendChild(svgEl("title", { id: titleId }, spec.title));
+    svg.appendChild(svgEl("desc", { id: descId }, spec.description || spec.title));
+    svg.appendChild(svgEl("text", { x: 0, y: 18, class: "chart-title" }, spec.title));
+    container.appendChild(svg);
+    return svg;
+  }
+
+  /** A chart with no data: keep the title, say why there is nothing to draw. */
+  function empty(container, spec) {
+    const svg = frame(container, spec, measure(container, 640), 80);
+    svg.appendChild(svgEl("text", { x: 0, y: 52, class: "chart-empty" }, spec.emptyText || "No data yet."));
+    return svg;
+  }
+
+  /** A row of colour keys under the title. */
+  function legend(svg, series, x, y) {
+    let offset = x;
+    for (const s of series) {
+      const key = svgEl("g", { class: "legend-item" });
+      key.appendChild(svgEl("rect", { x: offset, y: y - 10, width: 12, height: 12, class: s.className }));
+      const label = svgEl("text", { x: offset + 17, y: y, class: "legend-label" }, s.label);
+      key.appendChild(label);
+      svg.appendChild(key);
+      offset += 30 + s.label.length * 7;
+    }
+  }
+
+  /**
+   * Horizontal bars, each a stack of series (for example realized / existing / exited profiles).
+   *
+   * spec: {title, description, xLabel, emptyText,
+   *        series: [{key, label, className}],
+   *        rows: [{label, values: {key: number}, valueText}]}
+   * `valueText` is printed right of the bar (defaults to the stack's total).
+   */
+  function stackedBars(container, spec) {
+    if (!spec.rows.length) return empty(container, spec);
+    const width = measure(container, 900);
+    const labelWidth = Math.round(Math.min(260, width * 0.26));
+    const valueWidth = 200;
+    const plotWidth = width - labelWidth - valueWidth;
+    const top = 58;
+    const rowHeight = 34;
+    const barHeight = 20;
+    const height = top + spec.rows.length * rowHeight + 48;
+    const svg = frame(container, spec, width, height);
+    legend(svg, spec.series, labelWidth, 42);
+
+    const totals = spec.rows.map((row) => spec.series.reduce((sum, s) => sum + (row.values[s.key] || 0), 0));
+    const ticks = niceTicks(Math.max(...totals), Math.max(3, Math.floor(plotWidth / 90)));
+    const max = ticks[ticks.length - 1];
+    const scale = (v) => (v / max) * plotWidth;
+    const bottom = top + spec.rows.length * rowHeight;
+
+    for (const tick of ticks) {
+      const x = labelWidth + scale(tick);
+      svg.appendChild(svgEl("line", { x1: x, x2: x, y1: top - 4, y2: bottom, class: "grid" }));
+      svg.appendChild(svgEl("text", { x: x, y: bottom + 16, class: "tick", "text-anchor": "middle" }, compact(tick)));
+    }
+    svg.appendChild(svgEl("text", {
+      x: labelWidth + plotWidth / 2, y: bottom + 38, class: "axis-label", "text-anchor": "middle",
+    }, spec.xLabel));
+
+    spec.rows.forEach((row, i) => {
+      const y = top + i * rowHeight + (rowHeight - barHeight) / 2;
+      const label = svgEl("text", {
+        x: labelWidth - 8, y: y + barHeight / 2 + 4, class: "bar-label", "text-anchor": "end",
+      }, truncate(row.label, Math.floor(labelWidth / 7.5)));
+      label.appendChild(svgEl("title", {}, row.label));
+      svg.appendChild(label);
+      let x = labelWidth;
+      for (const s of spec.series) {
+        const value = row.values[s.key] || 0;
+        if (value <= 0) continue;
+        const rect = svgEl("rect", {
+          x: x, y: y, width: Math.max(1, scale(value)), height: barHeight, class: `bar ${s.className}`,
+        });
+        rect.appendChild(svgEl("title", {}, `${row.label}: ${formatNumber(value)} ${s.label.toLowerCase()}`));
+        svg.appendChild(rect);
+        x += scale(value);
+      }
+      svg.appendChild(svgEl("text", {
+        x: x + 6, y: y + barHeight / 2 + 4, class: "bar-value",
+      }, row.valueText || formatNumber(totals[i])));
+    });
+    svg.appendChild(svgEl("line", { x1: labelWidth, x2: labelWidth, y1: top - 4, y2: bottom, class: "axis" }));
+    return svg;
+  }
+
+  /**
+   * Vertical columns with their value printed on top (for example the duration of the last jobs).
+   *
+   * spec: {title, description, xLabel, yLabel, emptyText, format(value) -> text, tickFormat(value) -> text,
+   *        bars: [{label, value, className, tooltip}]}
+   */
+  function columns(container, spec) {
+    if (!spec.bars.length) return empty(container, spec);
+    const width = measure(container, 640);
+    const height = 300;
+    const left = 64;
+    const right = 12;
+    const top = 44;
+    const bottom = 62;
+    const plotWidth = width - left - right;
+    const plotHeight = height - top - bottom;
+    const svg = frame(container, spec, width, height);
+    const format = spec.format || formatNumber;
+    const tickFormat = spec.tickFormat || compact;
+
+    const ticks = valueTicks(Math.max(...spec.bars.map((b) => b.value)), 4);
+    const max = ticks[ticks.length - 1];
+    const y = (v) => top + plotHeight - (v / max) * plotHeight;
+    for (const tick of ticks) {
+      svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: "grid" }));
+      svg.appendChild(svgEl("text", { x: left - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" },
+        tickFormat(tick)));
+    }
+    const slot = plotWidth / spec.bars.length;
+    const barWidth = Math.min(48, slot * 0.7);
+    spec.bars.forEach((bar, i) => {
+      const cx = left + slot * i + slot / 2;
+      const rect = svgEl("rect", {
+        x: cx - barWidth / 2, y: y(bar.value), width: barWidth,
+        height: Math.max(1, top + plotHeight - y(bar.value)), class: `bar ${bar.className || "series-0"}`,
+      });
+      rect.appendChild(svgEl("title", {}, bar.tooltip || `${bar.label}: ${format(bar.value)}`));
+      svg.appendChild(rect);
+      svg.appendChild(svgEl("text", { x: cx, y: y(bar.value) - 5, class: "bar-value", "text-anchor": "middle" },
+        format(bar.value)));
+      svg.appendChild(svgEl("text", { x: cx, y: top + plotHeight + 16, class: "tick", "text-anchor": "middle" },
+        bar.label));
+    });
+    svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: top + plotHeight, y2: top + plotHeight,
+      class: "axis" }));
+    axisLabels(svg, spec, left, top, plotWidth, plotHeight, height);
+    return svg;
+  }
+
+  function axisLabels(svg, spec, left, top, plotWidth, plotHeight, height) {
+    svg.appendChild(svgEl("text", { x: left + plotWidth / 2, y: height - 10, class: "axis-label",
+      "text-anchor": "middle" }, spec.xLabel));
+    const cy = top + plotHeight / 2;
+    svg.appendChild(svgEl("text", { x: 14, y: cy, class: "axis-label", "text-anchor": "middle",
+      transform: `rotate(-90 14 ${cy})` }, spec.yLabel));
+  }
+
+  /** Ticks along a time axis: evenly spaced, labelled with the date (and the time when the span is short). */
+  function timeTicks(first, last) {
+    if (first === last) return [first];
+    const step = (last - first) / 4;
+    return [0, 1, 2, 3, 4].map((i) => first + step * i);
+  }
+
+  function formatTime(ms, span) {
+    const date = new Date(ms);
+    const options = span > 3 * 86400000
+      ? { month: "short", day: "numeric" }
+      : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false };
+    if (span < 600000) options.second = "2-digit";
+    return date.toLocaleString("en-US", options);
+  }
+
+  /**
+   * A line over time with each point's value printed beside it (for example a segment's size per job).
+   *
+   * spec: {title, description, xLabel, yLabel, emptyText, points: [{x: epochMs, y: number, tooltip}]}
+   */
+  function line(container, spec) {
+    if (!spec.points.length) return empty(container, spec);
+    const width = measure(container, 640);
+    const height = 300;
+    // Wide side margins: the first and last time labels are centred on the first and last points.
+    const left = 80;
+    const right = 64;
+    const top = 44;
+    const bottom = 62;
+    const plotWidth = width - left - right;
+    const plotHeight = height - top - bottom;
+    const svg = frame(container, spec, width, height);
+
+    const points = [...spec.points].sort((a, b) => a.x - b.x);
+    const first = points[0].x;
+    const last = points[points.length - 1].x;
+    const span = last - first;
+    const x = (t) => (span === 0 ? left + plotWidth / 2 : left + ((t - first) / span) * plotWidth);
+    const ticks = valueTicks(Math.max(...points.map((p) => p.y)), 4);
+    const max = ticks[ticks.length - 1];
+    const y = (v) => top + plotHeight - (v / max) * plotHeight;
+
+    for (const tick of ticks) {
+      svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: "grid" }));
+      svg.appendChild(svgEl("text", { x: left - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" },
+        compact(tick)));
+    }
+    for (const tick of timeTicks(first, last)) {
+      svg.appendChild(svgEl("text", { x: x(tick), y: top + plotHeight + 16, class: "tick", "text-anchor": "middle" },
+        formatTime(tick, span)));
+    }
+    svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: top + plotHeight, y2: top + plotHeight,
+      class: "axis" }));
+    if (points.length > 1) {
+      const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" ");
+      svg.appendChild(svgEl("path", { d: path, class: "line series-0-stroke" }));
+    }
+    // With many points, print every value only when they do not crowd each other.
+    const labelEvery = Math.max(1, Math.ceil(points.length / 12));
+    points.forEach((p, i) => {
+      const dot = svgEl("circle", { cx: x(p.x), cy: y(p.y), r: 4, class: "dot series-0" });
+      dot.appendChild(svgEl("title", {}, p.tooltip || `${formatTime(p.x, 0)}: ${formatNumber(p.y)}`));
+      svg.appendChild(dot);
+      if (i % labelEvery === 0 || i === points.length - 1) {
+        svg.appendChild(svgEl("text", { x: x(p.x), y: y(p.y) - 9, class: "point-value", "text-anchor": "middle" },
+          formatNumber(p.y)));
+      }
+    });
+    axisLabels(svg, spec, left, top, plotWidth, plotHeight, height);
+    return svg;
+  }
+
+  window.OpensegCharts = { stackedBars, columns, line, formatNumber, niceTicks };
+})();

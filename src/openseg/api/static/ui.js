@@ -1,0 +1,481 @@
+/*
+ * openseg UI: reads one sandbox through the AEP API with the user's credentials and draws its segment
+ * definitions, segment jobs (with charts) and export jobs.
+ *
+ * Credentials come from the form, kept in localStorage. For a ready-made link (the demo prints one) they may
+ * also arrive as `#token=…&key=…&org=…&sandbox=…` (preferred: a fragment never reaches the server's logs)
+ * or as the same query parameters; either way they are saved and removed from the address bar at once.
+ */
+"use strict";
+
+(function () {
+  const Charts = window.OpensegCharts;
+  const STORAGE_KEY = "openseg.credentials";
+  const CREDENTIAL_FIELDS = ["token", "key", "org", "sandbox"];
+  const DEFINITIONS = "/data/core/ups/segment/definitions?limit=1000";
+  const JOBS = "/data/core/ups/segment/jobs?limit=20";
+  const SUCCEEDED_JOBS = "/data/core/ups/segment/jobs?status=SUCCEEDED&limit=100";
+  const EXPORTS = "/data/core/ups/export/jobs?limit=20";
+  const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+  const REFRESH_WHILE_RUNNING_MS = 5000;
+  const STATUS_SERIES = [
+    { key: "realized", label: "Realized (entered)", className: "series-realized" },
+    { key: "existing", label: "Existing (stayed)", className: "series-existing" },
+    { key: "exited", label: "Exited (left)", className: "series-exited" },
+  ];
+
+  const state = {
+    definitions: new Map(), // id -> definition
+    jobs: [], // the last 20, newest first
+    succeeded: [], // succeeded jobs, newest first: the history the trend chart draws
+    selectedJobId: null,
+    trendSegmentId: null,
+    refreshTimer: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------- credentials
+
+  function loadCredentials() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "{}");
+      return saved && typeof saved === "object" ? saved : {};
+    } catch (_) {
+      return {}; // an unreadable entry is as good as none
+    }
+  }
+
+  function saveCredentials(credentials) {
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(credentials));
+  }
+
+  /** Take credentials from the URL fragment or query, save them, and clean them out of the address bar. */
+  function adoptCredentialsFromUrl() {
+    const url = new URL(window.location.href);
+    const fromHash = new URLSearchParams(url.hash.replace(/^#/, ""));
+    const found = {};
+    for (const name of CREDENTIAL_FIELDS) {
+      const value = fromHash.get(name) || url.searchParams.get(name);
+      if (value) found[name] = value;
+      url.searchParams.delete(name);
+    }
+    if (!Object.keys(found).length) return;
+    saveCredentials({ ...loadCredentials(), ...found });
+    url.hash = "";
+    window.history.replaceState(null, "", url.pathname + url.search);
+  }
+
+  function fillForm(credentials) {
+    $("cred-token").value = credentials.token || "";
+    $("cred-key").value = credentials.key || "";
+    $("cred-org").value = credentials.org || "";
+    $("cred-sandbox").value = credentials.sandbox || "prod";
+  }
+
+  function readForm() {
+    return {
+      token: $("cred-token").value.trim(),
+      key: $("cred-key").value.trim(),
+      org: $("cred-org").value.trim(),
+      sandbox: $("cred-sandbox").value.trim() || "prod",
+    };
+  }
+
+  function complete(credentials) {
+    return Boolean(credentials.token && credentials.key && credentials.org);
+  }
+
+  // ---------------------------------------------------------------- the API
+
+  class ApiError extends Error {}
+
+  /** What a failed answer means, in plain words, followed by the server's own detail. */
+  function explain(status, body) {
+    const reason = {
+      400: "The request was refused as invalid",
+      401: "The credentials were not accepted",
+      403: "These credentials may not read this sandbox",
+      404: "Not found",
+      429: "Too many requests",
+    }[status] || (status >= 500 ? "The server failed" : `The server answered ${status}`);
+    // AEP's error bodies carry `detail`; the gateway's auth errors carry `message`.
+    const detail = body && typeof body === "object" ? body.detail || body.message || body.title : "";
+    return detail ? `${reason} (HTTP ${status}): ${detail}` : `${reason} (HTTP ${status}).`;
+  }
+
+  async function api(path) {
+    const credentials = loadCredentials();
+    let response;
+    try {
+      response = await fetch(path, {
+        headers: {
+          Accept: "application/json",
+          Authorization: `Bearer ${credentials.token || ""}`,
+          "x-api-key": credentials.key || "",
+          "x-gw-ims-org-id": credentials.org || "",
+          "x-sandbox-name": credentials.sandbox || "prod",
+        },
+        cache: "no-store",
+      });
+    } catch (_) {
+      throw new ApiError("Could not reach the openseg server. Is it still running?");
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!response.ok) throw new ApiError(explain(response.status, body));
+    return body;
+  }
+
+  // ---------------------------------------------------------------- formatting and DOM helpers
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "className") node.className = value;
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  function formatDuration(ms) {
+    if (ms === undefined || ms === null || Number.isNaN(ms)) return "—";
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+    const minutes = Math.floor(ms / 60000);
+    const seconds = Math.round((ms % 60000) / 1000);
+    return `${minutes} min ${String(seconds).padStart(2, "0")} s`;
+  }
+
+  function formatTime(ms) {
+    if (!ms) return "—";
+    return new Date(ms).toLocaleString("en-US", {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      hour12: false,
+    });
+  }
+
+  function shortId(id) {
+    const text = String(id);
+    return text.length > 12 ? `${text.slice(0, 8)}…` : text;
+  }
+
+  function idCell(id) {
+    return el("code", { title: String(id) }, shortId(id));
+  }
+
+  function statusBadge(status) {
+    return el("span", { className: `badge status-${String(status).toLowerCase()}` }, status);
+  }
+
+  function segmentName(id) {
+    const definition = state.definitions.get(id);
+    return definition ? definition.name : id;
+  }
+
+  function jobDuration(job) {
+    const total = job.metrics && job.metrics.totalTime;
+    if (total && typeof total.totalTimeInMs === "number") return total.totalTimeInMs;
+    if (!TERMINAL.has(job.status) && job.creationTime) return Date.now() - job.creationTime;
+    return null;
+  }
+
+  function errorText(errors) {
+    if (!Array.isArray(errors) || !errors.length) return "";
+    return errors.map((e) => (e && (e.message || e.msg || e.detail || e.code)) || JSON.stringify(e)).join("; ");
+  }
+
+  function showError(id, message) {
+    const node = $(id);
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  function setStatus(message) {
+    $("status").textContent = message;
+  }
+
+  function fillBody(table, rows, emptyText, columns) {
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    if (!rows.length) {
+      body.append(el("tr", {}, el("td", { colspan: columns, className: "empty" }, emptyText)));
+      return;
+    }
+    body.append(...rows);
+  }
+
+  // ---------------------------------------------------------------- segment jobs
+
+  function renderJobs() {
+    const rows = state.jobs.map((job) => {
+      const selected = job.id === state.selectedJobId;
+      const button = el("button", {
+        type: "button", className: "small", "aria-pressed": selected ? "true" : "false",
+        disabled: !job.metrics || !job.metrics.segmentedProfileCounter,
+      }, selected ? "Shown" : "Chart");
+      button.addEventListener("click", () => selectJob(job.id));
+      const segments = (job.segments || []).map((s) => segmentName(s.segmentId));
+      const segmentText = segments.length > 2 ? `${segments.length} segments` : segments.join(", ");
+      const failure = errorText(job.errors);
+      return el("tr", { className: selected ? "selected" : "" },
+        el("td", {}, idCell(job.id)),
+        el("td", {}, statusBadge(job.status), failure ? el("div", { className: "cell-note" }, failure) : null),
+        el("td", {}, formatTime(job.creationTime)),
+        el("td", { className: "num" }, formatDuration(jobDuration(job))),
+        el("td", { title: segments.join("\n") }, segmentText),
+        el("td", { className: "num" },
+          job.metrics && typeof job.metrics.totalProfiles === "number"
+            ? Charts.formatNumber(job.metrics.totalProfiles) : "—"),
+        el("td", {}, button));
+    });
+    fillBody($("jobs-table"), rows, "No segment jobs yet: POST /data/core/ups/segment/jobs starts one.", 7);
+    renderDurations();
+  }
+
+  function renderDurations() {
+    const timed = state.jobs.filter((job) => job.metrics && job.metrics.totalTime
+      && typeof job.metrics.totalTime.totalTimeInMs === "number").slice().reverse();
+    Charts.columns($("chart-durations"), {
+      title: "Duration of the last jobs",
+      description: `Total time of each of the last ${timed.length} finished segment jobs, oldest first.`,
+      xLabel: "Job (oldest → newest)",
+      yLabel: "Total time (s)",
+      emptyText: "No finished job yet.",
+      format: (ms) => formatDuration(ms),
+      tickFormat: (ms) => `${+(ms / 1000).toFixed(1)}`,
+      bars: timed.map((job) => ({
+        label: shortId(job.id).slice(0, 6),
+        value: job.metrics.totalTime.totalTimeInMs,
+        className: job.status === "SUCCEEDED" ? "series-0" : "series-failed",
+        tooltip: `${job.id} (${job.status}, ${formatTime(job.creationTime)}): ${formatDuration(
+          job.metrics.totalTime.totalTimeInMs)}`,
+      })),
+    });
+  }
+
+  function selectJob(jobId) {
+    state.selectedJobId = jobId;
+    renderJobs();
+    renderMembers();
+  }
+
+  /** The job to chart: the user's choice while it is listed, else the latest succeeded one. */
+  function chartedJob() {
+    const chosen = state.jobs.find((job) => job.id === state.selectedJobId);
+    if (chosen) return chosen;
+    const latest = state.jobs.find((job) => job.status === "SUCCEEDED") || state.succeeded[0] || null;
+    state.selectedJobId = latest ? latest.id : null;
+    return latest;
+  }
+
+  function renderMembers() {
+    const job = chartedJob();
+    const counter = (job && job.metrics && job.metrics.segmentedProfileCounter) || {};
+    const byStatus = (job && job.metrics && job.metrics.segmentedProfileByStatusCounter) || {};
+    const rows = Object.keys(counter).map((id) => {
+      const statuses = byStatus[id];
+      const members = counter[id];
+      const values = statuses
+        ? { realized: statuses.realized || 0, existing: statuses.existing || 0, exited: statuses.exited || 0 }
+        : { realized: members, existing: 0, exited: 0 };
+      const exited = values.exited ? ` · ${Charts.formatNumber(values.exited)} exited` : "";
+      return { label: segmentName(id), values, members,
+        valueText: `${Charts.formatNumber(members)} members${exited}` };
+    }).sort((a, b) => b.members - a.members || a.label.localeCompare(b.label));
+    $("members-caption").textContent = job
+      ? `Job ${job.id} (${job.status}), created ${formatTime(job.creationTime)}. Members are realized + existing;`
+        + " exited profiles left the segment in this job."
+      : "";
+    Charts.stackedBars($("chart-members"), {
+      title: job ? `Members per segment, job ${shortId(job.id)}` : "Members per segment",
+      description: rows.map((r) => `${r.label}: ${r.valueText}`).join(". ") || "No succeeded job yet.",
+      xLabel: "Profiles",
+      series: STATUS_SERIES,
+      rows,
+      emptyText: job ? "This job has no segment counts." : "No succeeded segment job yet.",
+    });
+  }
+
+  // ---------------------------------------------------------------- segment size over time
+
+  function renderTrendOptions() {
+    const select = $("trend-segment");
+    const evaluated = new Set(state.succeeded.flatMap((job) =>
+      Object.keys((job.metrics && job.metrics.segmentedProfileCounter) || {})));
+    const ids = [...new Set([...state.definitions.keys(), ...evaluated])];
+    if (!ids.includes(state.trendSegmentId)) {
+      const latest = chartedJob();
+      const first = Object.keys(latest?.metrics?.segmentedProfileCounter || {})[0];
+      state.trendSegmentId = first || ids[0] || null;
+    }
+    select.replaceChildren(...ids.map((id) => el("option", {
+      value: id, selected: id === state.trendSegmentId,
+    }, evaluated.has(id) ? segmentName(id) : `${segmentName(id)} (not evaluated yet)`)));
+    select.disabled = !ids.length;
+  }
+
+  function renderTrend() {
+    const id = state.trendSegmentId;
+    const points = state.succeeded
+      .filter((job) => job.metrics && job.metrics.segmentedProfileCounter
+        && typeof job.metrics.segmentedProfileCounter[id] === "number")
+      .map((job) => ({
+        x: job.creationTime,
+        y: job.metrics.segmentedProfileCounter[id],
+        tooltip: `Job ${job.id}, ${formatTime(job.creationTime)}: `
+          + `${Charts.formatNumber(job.metrics.segmentedProfileCounter[id])} members`,
+      }));
+    const name = id ? segmentName(id) : "";
+    Charts.line($("chart-size"), {
+      title: id ? `Members of “${name}” per succeeded job` : "Segment size over time",
+      description: points.map((p) => p.tooltip).join(". ") || "No succeeded job evaluated this segment yet.",
+      xLabel: "Job creation time",
+      yLabel: "Members",
+      emptyText: id ? "No succeeded job evaluated this segment yet." : "No segment defined yet.",
+      points,
+    });
+  }
+
+  // ---------------------------------------------------------------- definitions
+
+  function evaluationBadges(info) {
+    const names = { batch: "batch", continuous: "streaming", synchronous: "edge" };
+    const enabled = Object.keys(names).filter((kind) => info && info[kind] && info[kind].enabled);
+    if (!enabled.length) return el("span", { className: "muted" }, "none");
+    const wrap = el("span");
+    for (const kind of enabled) wrap.append(el("span", { className: "badge eval" }, names[kind]), " ");
+    return wrap;
+  }
+
+  function latestCount(id) {
+    const job = state.succeeded.find((j) => j.metrics && j.metrics.segmentedProfileCounter
+      && typeof j.metrics.segmentedProfileCounter[id] === "number");
+    return job ? Charts.formatNumber(job.metrics.segmentedProfileCounter[id]) : "—";
+  }
+
+  function renderDefinitions() {
+    const rows = [...state.definitions.values()].map((d) => el("tr", {},
+      el("td", {}, el("strong", {}, d.name), el("div", { className: "cell-note" }, idCell(d.id))),
+      el("td", {}, el("code", { className: "pql" }, (d.expression && d.expression.value) || "")),
+      el("td", {}, evaluationBadges(d.evaluationInfo)),
+      el("td", { className: "num" }, latestCount(d.id)),
+      el("td", {}, formatTime(d.updateTime))));
+    fillBody($("definitions-table"), rows,
+      "No segment definitions yet: POST /data/core/ups/segment/definitions creates one.", 5);
+  }
+
+  // ---------------------------------------------------------------- exports
+
+  function exportBatches(job) {
+    const destination = job.destination || {};
+    if (Array.isArray(destination.batches)) return destination.batches.map((b) => b.batchId);
+    return destination.batchId ? [destination.batchId] : [];
+  }
+
+  function renderExports(records) {
+    const rows = records.map((job) => {
+      const segments = ((job.filter && job.filter.segments) || []).map((s) => segmentName(s.segmentId));
+      const batches = exportBatches(job);
+      const failure = errorText(job.errors);
+      const total = job.metrics && job.metrics.totalTime;
+      const exported = job.metrics && job.metrics["openseg:exportedProfiles"];
+      return el("tr", {},
+        el("td", {}, el("code", {}, String(job.id))),
+        el("td", {}, statusBadge(job.status), failure ? el("div", { className: "cell-note" }, failure) : null),
+        el("td", {}, formatTime(job.creationTime)),
+        el("td", { className: "num" }, formatDuration(total ? total.totalTimeInMs : null)),
+        el("td", {}, segments.join(", ") || "—"),
+        el("td", {}, (job.destination && job.destination.datasetId) ? idCell(job.destination.datasetId) : "—"),
+        el("td", {}, ...batches.flatMap((id, i) => (i ? [el("br"), el("code", {}, id)] : [el("code", {}, id)]))),
+        el("td", { className: "num" }, typeof exported === "number" ? Charts.formatNumber(exported) : "—"));
+    });
+    fillBody($("exports-table"), rows, "No export jobs yet: POST /data/core/ups/export/jobs starts one.", 8);
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  function clearAll() {
+    state.definitions = new Map();
+    state.jobs = [];
+    state.succeeded = [];
+    state.selectedJobId = null;
+    renderEverything();
+    renderExports([]);
+  }
+
+  function renderEverything() {
+    renderJobs();
+    renderMembers();
+    renderTrendOptions();
+    renderTrend();
+    renderDefinitions();
+  }
+
+  async function loadAll() {
+    window.clearTimeout(state.refreshTimer);
+    if (!complete(loadCredentials())) {
+      setStatus("Enter an access token, API key and IMS org to read a sandbox.");
+      clearAll();
+      return;
+    }
+    setStatus("Loading…");
+    const [definitions, jobs, succeeded, exports] = await Promise.allSettled(
+      [api(DEFINITIONS), api(JOBS), api(SUCCEEDED_JOBS), api(EXPORTS)]);
+
+    showError("definitions-error", definitions.status === "rejected" ? definitions.reason.message : "");
+    state.definitions = new Map(definitions.status === "fulfilled"
+      ? (definitions.value.segments || []).map((d) => [d.id, d]) : []);
+    const jobsFailure = [jobs, succeeded].find((r) => r.status === "rejected");
+    showError("jobs-error", jobsFailure ? jobsFailure.reason.message : "");
+    state.jobs = jobs.status === "fulfilled" ? jobs.value.children || [] : [];
+    state.succeeded = succeeded.status === "fulfilled" ? succeeded.value.children || [] : [];
+    renderEverything();
+    showError("exports-error", exports.status === "rejected" ? exports.reason.message : "");
+    renderExports(exports.status === "fulfilled" ? exports.value.records || [] : []);
+
+    const failures = [definitions, jobs, succeeded, exports].filter((r) => r.status === "rejected");
+    const credentials = loadCredentials();
+    setStatus(failures.length
+      ? failures[0].reason.message
+      : `Sandbox “${credentials.sandbox || "prod"}” of ${credentials.org}, loaded ${formatTime(Date.now())}.`);
+    // Keep an eye on jobs that are still queued or running, so their end shows without a manual refresh.
+    const running = state.jobs.some((job) => !TERMINAL.has(job.status));
+    if (running && !failures.length) state.refreshTimer = window.setTimeout(loadAll, REFRESH_WHILE_RUNNING_MS);
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function start() {
+    adoptCredentialsFromUrl();
+    fillForm(loadCredentials());
+    $("credentials").addEventListener("submit", (event) => {
+      event.preventDefault();
+      saveCredentials(readForm());
+      state.selectedJobId = null;
+      loadAll();
+    });
+    $("refresh").addEventListener("click", () => loadAll());
+    $("forget").addEventListener("click", () => {
+      localStorage.removeItem(STORAGE_KEY);
+      fillForm({});
+      loadAll();
+    });
+    $("trend-segment").addEventListener("change", (event) => {
+      state.trendSegmentId = event.target.value;
+      renderTrend();
+    });
+    loadAll();
+  }
+
+  start();
+})();
