@@ -139,3 +139,20 @@ def test_entries_are_unique() -> None:
 def test_corpus_entry_shape() -> None:
     entry = CORPUS[0]
     assert isinstance(entry, CorpusEntry) and entry.segment_id == f"line-{entry.line}"
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_spec_examples_evaluate_identically_on_three_evaluators(dataset: Dataset, tables: dict[str, pa.Table],
+                                                                duckdb_engine: DuckDBEngine,
+                                                                spark_engine: Engine) -> None:
+    """Issue 3's acceptance: every concrete example of the spec's PQL section, on DuckDB, Spark and Python."""
+    from tests.pql.test_spec_examples import CONCRETE
+
+    examples = [(f"spec-{i}", parse(text)) for i, text in enumerate(CONCRETE)]
+    for segment_id, text in zip((s for s, _ in examples), CONCRETE, strict=True):
+        TEXT.setdefault(segment_id, CorpusEntry(segment_id=segment_id, text=text, line=0))
+    expected = python_members(dataset, examples)
+    assert mismatches(expected, engine_members(duckdb_engine, "duckdb", examples, tables)) == []
+    assert mismatches(expected, engine_members(spark_engine, "spark", examples, tables)) == []
+    assert any(0 < len(m) < len(dataset.profiles) for m in expected.values())
