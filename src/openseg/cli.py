@@ -20,7 +20,7 @@ HomeOption = Annotated[Optional[Path], typer.Option("--home", help="state direct
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
-    return Settings.from_env(home=home, **overrides)
+    return Settings.from_env(None, home=home, **overrides)
 
 
 @app.command()

@@ -4,7 +4,8 @@ segment definitions evaluated once, and credentials with a ready-to-paste curl."
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -69,7 +70,7 @@ def _load(services: Services, scope: Scope, profile_count: int, event_count: int
     work.mkdir(parents=True, exist_ok=True)
     emails: list[str] = []
 
-    def remember(records):  # type: ignore[no-untyped-def]
+    def remember(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for record in records:
             emails.append(record["identityMap"]["email"][0]["id"])
             yield record

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from openseg.errors import BadRequest
 
 
@@ -19,7 +21,7 @@ def parse_int(value: str | None, name: str, default: int, *, minimum: int = 0, m
     return number
 
 
-def children_page(children: list[object], *, total: int, start: int, limit: int, path: str,
+def children_page(children: Sequence[object], *, total: int, start: int, limit: int, path: str,
                   extra_query: str = "") -> dict[str, object]:
     """AEP's ``children`` paging (segment jobs, schedules, merge policies): ``_links.next`` is an object
     whose ``href`` is empty on the last page."""

@@ -48,11 +48,11 @@ def _build(tree: Tree, data_type: pa.DataType, value: exp.Expression) -> exp.Exp
 
 
 def project(schema: pa.Schema, paths: Sequence[str], alias: str,
-            always: Sequence[str] = ()) -> list[exp.Expression]:
+            always: Sequence[str] = ()) -> list[exp.Expr]:
     """SELECT items for ``paths`` over the relation ``alias`` with Arrow ``schema`` (all columns when
     ``paths`` is empty), plus the top-level columns in ``always``. Internal ``_`` columns are never
     projected unless listed in ``always``."""
-    items: list[exp.Expression] = []
+    items: list[exp.Expr] = []
     taken: set[str] = set()
     if not paths:
         for name in schema.names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,7 +292,7 @@ def select_members(store: Path, membership_path: str | None, request: ExportRequ
 def _closing(reader: pa.RecordBatchReader, con: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
     """A reader that closes its DuckDB connection once drained."""
 
-    def batches():  # type: ignore[no-untyped-def]
+    def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         finally:

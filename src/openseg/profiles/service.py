@@ -47,7 +47,8 @@ def profile_sources(session: Session, sandbox_id: str) -> list[SourceFile]:
     )
     return [
         SourceFile(path=f.path, dataset_id=f.dataset_id, batch_id=f.batch_id,
-                   ingest_time=ms_to_datetime(completed or f.created), kind=dataset_kind(datasets[f.dataset_id]))
+                   ingest_time=ms_to_datetime(completed or f.created),
+                   kind="event" if dataset_kind(datasets[f.dataset_id]) == "event" else "profile")
         for f, completed in rows
     ]
 
@@ -71,7 +72,8 @@ def after_batch(services: Services, batch_id: str) -> None:
             request_build(session, batch.sandbox_id)
 
 
-def build_sandbox(services: Services, sandbox_id: str, policy_ids: list[str] | None = None) -> dict[str, dict]:
+def build_sandbox(services: Services, sandbox_id: str,
+                  policy_ids: list[str] | None = None) -> dict[str, dict[str, object]]:
     """Build the merged profile store of every merge policy of the sandbox (or of ``policy_ids``)."""
     with services.db.session() as session:
         sources = profile_sources(session, sandbox_id)
@@ -81,7 +83,7 @@ def build_sandbox(services: Services, sandbox_id: str, policy_ids: list[str] | N
             sandbox_org = _org_of(session, sandbox_id)
             found = [policies.ensure_default(session, Scope(sandbox_org, sandbox_id))]
         chosen = [(p.id, policies.spec_of(p)) for p in found if policy_ids is None or p.id in policy_ids]
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, object]] = {}
     for policy_id, spec in chosen:
         path = store_path(services.settings.profiles_dir, sandbox_id, policy_id)
         stats = build_profile_store(sources, spec, path)

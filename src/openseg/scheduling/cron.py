@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Literal
 
-from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]  # no stubs shipped
+from croniter import CroniterBadDateError, croniter
 
 from openseg.scheduling.cron_days import ONE_DAY_A_MONTH, DaysOfMonth, DaysOfWeek, EveryDay
 from openseg.scheduling.cron_parser import (

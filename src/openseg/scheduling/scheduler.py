@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from openseg.catalog.service import Scope
 from openseg.errors import OpensegError
@@ -52,13 +52,13 @@ def tick(services: Services, now: datetime | None = None) -> list[str]:
             scope = Scope(schedule.org_id, schedule.sandbox_id)
             # Claim the fire: only one transaction can move last_fire to this time (on SQLite, where
             # there are no row locks, the losing writer finds nothing left to update).
-            claimed = session.execute(
+            claimed = cast(CursorResult[Any], session.execute(
                 update(Schedule)
                 .where(Schedule.id == schedule.id,
                        or_(Schedule.last_fire.is_(None), Schedule.last_fire < _ms(due)))
                 .values(last_fire=_ms(due), last_run=_ms(now))
                 .execution_options(synchronize_session="fetch")
-            ).rowcount
+            )).rowcount
             if claimed != 1:
                 continue
             try:

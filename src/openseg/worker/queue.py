@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from openseg.clock import now_ms
@@ -41,12 +41,12 @@ class Queue:
             candidates = list(session.scalars(query))
             for item_id in candidates:
                 now = now_ms()
-                claimed = session.execute(
+                claimed = cast(CursorResult[Any], session.execute(
                     update(WorkItem)
                     .where(WorkItem.id == item_id, WorkItem.status == QUEUED)
                     .values(status=RUNNING, claimed_by=worker_id, heartbeat=now, updated=now,
                             attempts=WorkItem.attempts + 1)
-                ).rowcount
+                )).rowcount
                 if claimed == 1:
                     session.flush()
                     item = session.get(WorkItem, item_id)
@@ -70,11 +70,11 @@ class Queue:
         """Re-queue items whose worker stopped heart-beating (crashed or killed); returns how many."""
         cutoff = now_ms() - max_age_ms
         with self.db.session() as session:
-            return int(session.execute(
+            return int(cast(CursorResult[Any], session.execute(
                 update(WorkItem)
                 .where(WorkItem.status == RUNNING, WorkItem.heartbeat <= cutoff)
                 .values(status=QUEUED, claimed_by=None, updated=now_ms())
-            ).rowcount)
+            )).rowcount)
 
     def recover_claimed_by(self, is_dead: Callable[[str], bool]) -> int:
         """Re-queue running items whose claimer ``is_dead`` says is gone; returns how many."""

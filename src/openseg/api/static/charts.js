@@ -166,7 +166,7 @@
    * Vertical columns with their value printed on top (for example the duration of the last jobs).
    *
    * spec: {title, description, xLabel, yLabel, emptyText, format(value) -> text, tickFormat(value) -> text,
-   *        bars: [{label, value, className, tooltip}]}
+   *        legend: [{label, className}] (optional), bars: [{label, value, className, tooltip}]}
    */
   function columns(container, spec) {
     if (!spec.bars.length) return empty(container, spec);
@@ -174,11 +174,12 @@
     const height = 300;
     const left = 64;
     const right = 12;
-    const top = 44;
+    const top = spec.legend && spec.legend.length ? 64 : 44;
     const bottom = 62;
     const plotWidth = width - left - right;
     const plotHeight = height - top - bottom;
     const svg = frame(container, spec, width, height);
+    if (spec.legend && spec.legend.length) legend(svg, spec.legend, left, 42);
     const format = spec.format || formatNumber;
     const tickFormat = spec.tickFormat || compact;
 
@@ -246,7 +247,7 @@
     const height = 300;
     // Wide side margins: the first and last time labels are centred on the first and last points.
     const left = 80;
-    const right = 64;
+    const right = 80;
     const top = 44;
     const bottom = 62;
     const plotWidth = width - left - right;
@@ -257,8 +258,12 @@
     const first = points[0].x;
     const last = points[points.length - 1].x;
     const span = last - first;
-    const x = (t) => (span === 0 ? left + plotWidth / 2 : left + ((t - first) / span) * plotWidth);
-    const ticks = valueTicks(Math.max(...points.map((p) => p.y)), 4);
+    // Keep points off the value axis so the first point's number does not sit on the axis labels.
+    const inset = 28;
+    const x = (t) => (span === 0
+      ? left + plotWidth / 2
+      : left + inset + ((t - first) / span) * (plotWidth - 2 * inset));
+    const ticks = valueTicks(Math.max(...points.map((p) => p.y)), 5);
     const max = ticks[ticks.length - 1];
     const y = (v) => top + plotHeight - (v / max) * plotHeight;
 
@@ -277,17 +282,21 @@
       const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" ");
       svg.appendChild(svgEl("path", { d: path, class: "line series-0-stroke" }));
     }
-    // With many points, print every value only when they do not crowd each other.
-    const labelEvery = Math.max(1, Math.ceil(points.length / 12));
-    points.forEach((p, i) => {
+    // Print values from the newest point back, skipping any that would overlap the one printed after it;
+    // every value stays in its point's tooltip.
+    let lastLabelX = Infinity;
+    for (let i = points.length - 1; i >= 0; i -= 1) {
+      const p = points[i];
       const dot = svgEl("circle", { cx: x(p.x), cy: y(p.y), r: 4, class: "dot series-0" });
       dot.appendChild(svgEl("title", {}, p.tooltip || `${formatTime(p.x, 0)}: ${formatNumber(p.y)}`));
       svg.appendChild(dot);
-      if (i % labelEvery === 0 || i === points.length - 1) {
+      const text = formatNumber(p.y);
+      if (lastLabelX - x(p.x) >= text.length * 7.5 + 8) {
         svg.appendChild(svgEl("text", { x: x(p.x), y: y(p.y) - 9, class: "point-value", "text-anchor": "middle" },
-          formatNumber(p.y)));
+          text));
+        lastLabelX = x(p.x);
       }
-    });
+    }
     axisLabels(svg, spec, left, top, plotWidth, plotHeight, height);
     return svg;
   }

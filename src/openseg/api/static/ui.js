@@ -31,7 +31,10 @@
     selectedJobId: null,
     trendSegmentId: null,
     refreshTimer: null,
+    // Which lists the last load actually read: an unread list must not claim the sandbox is empty.
+    loaded: { definitions: false, jobs: false, exports: false },
   };
+  const NOT_LOADED = "Not loaded: see the message above.";
 
   const $ = (id) => document.getElementById(id);
 
@@ -217,6 +220,7 @@
   // ---------------------------------------------------------------- segment jobs
 
   function renderJobs() {
+    chartedJob(); // settle which job is charted before marking its row
     const rows = state.jobs.map((job) => {
       const selected = job.id === state.selectedJobId;
       const button = el("button", {
@@ -238,7 +242,8 @@
             ? Charts.formatNumber(job.metrics.totalProfiles) : "—"),
         el("td", {}, button));
     });
-    fillBody($("jobs-table"), rows, "No segment jobs yet: POST /data/core/ups/segment/jobs starts one.", 7);
+    fillBody($("jobs-table"), rows, state.loaded.jobs
+      ? "No segment jobs yet: POST /data/core/ups/segment/jobs starts one." : NOT_LOADED, 7);
     renderDurations();
   }
 
@@ -250,8 +255,12 @@
       description: `Total time of each of the last ${timed.length} finished segment jobs, oldest first.`,
       xLabel: "Job (oldest → newest)",
       yLabel: "Total time (s)",
-      emptyText: "No finished job yet.",
+      emptyText: state.loaded.jobs ? "No finished job yet." : NOT_LOADED,
       format: (ms) => formatDuration(ms),
+      // Colour alone must not carry the meaning: say what the red bars are when there are any.
+      legend: timed.some((job) => job.status !== "SUCCEEDED")
+        ? [{ label: "Succeeded", className: "series-0" }, { label: "Failed or cancelled", className: "series-failed" }]
+        : [],
       tickFormat: (ms) => `${+(ms / 1000).toFixed(1)}`,
       bars: timed.map((job) => ({
         label: shortId(job.id).slice(0, 6),
@@ -293,7 +302,7 @@
         valueText: `${Charts.formatNumber(members)} members${exited}` };
     }).sort((a, b) => b.members - a.members || a.label.localeCompare(b.label));
     $("members-caption").textContent = job
-      ? `Job ${job.id} (${job.status}), created ${formatTime(job.creationTime)}. Members are realized + existing;`
+      ? `Job ${job.id}, created ${formatTime(job.creationTime)}. Members are realized + existing profiles;`
         + " exited profiles left the segment in this job."
       : "";
     Charts.stackedBars($("chart-members"), {
@@ -302,7 +311,8 @@
       xLabel: "Profiles",
       series: STATUS_SERIES,
       rows,
-      emptyText: job ? "This job has no segment counts." : "No succeeded segment job yet.",
+      emptyText: job ? "This job has no segment counts."
+        : state.loaded.jobs ? "No succeeded segment job yet." : NOT_LOADED,
     });
   }
 
@@ -341,7 +351,8 @@
       description: points.map((p) => p.tooltip).join(". ") || "No succeeded job evaluated this segment yet.",
       xLabel: "Job creation time",
       yLabel: "Members",
-      emptyText: id ? "No succeeded job evaluated this segment yet." : "No segment defined yet.",
+      emptyText: id ? "No succeeded job evaluated this segment yet."
+        : state.loaded.definitions ? "No segment defined yet." : NOT_LOADED,
       points,
     });
   }
@@ -370,8 +381,8 @@
       el("td", {}, evaluationBadges(d.evaluationInfo)),
       el("td", { className: "num" }, latestCount(d.id)),
       el("td", {}, formatTime(d.updateTime))));
-    fillBody($("definitions-table"), rows,
-      "No segment definitions yet: POST /data/core/ups/segment/definitions creates one.", 5);
+    fillBody($("definitions-table"), rows, state.loaded.definitions
+      ? "No segment definitions yet: POST /data/core/ups/segment/definitions creates one." : NOT_LOADED, 5);
   }
 
   // ---------------------------------------------------------------- exports
@@ -399,7 +410,8 @@
         el("td", {}, ...batches.flatMap((id, i) => (i ? [el("br"), el("code", {}, id)] : [el("code", {}, id)]))),
         el("td", { className: "num" }, typeof exported === "number" ? Charts.formatNumber(exported) : "—"));
     });
-    fillBody($("exports-table"), rows, "No export jobs yet: POST /data/core/ups/export/jobs starts one.", 8);
+    fillBody($("exports-table"), rows, state.loaded.exports
+      ? "No export jobs yet: POST /data/core/ups/export/jobs starts one." : NOT_LOADED, 8);
   }
 
   // ---------------------------------------------------------------- loading
@@ -409,8 +421,25 @@
     state.jobs = [];
     state.succeeded = [];
     state.selectedJobId = null;
+    state.loaded = { definitions: false, jobs: false, exports: false };
     renderEverything();
     renderExports([]);
+  }
+
+  /** Charts are drawn at their container's pixel width: draw them again when the window changes size. */
+  function redrawChartsOnResize() {
+    let pending = null;
+    let lastWidth = window.innerWidth;
+    window.addEventListener("resize", () => {
+      if (window.innerWidth === lastWidth) return;
+      lastWidth = window.innerWidth;
+      window.clearTimeout(pending);
+      pending = window.setTimeout(() => {
+        renderDurations();
+        renderMembers();
+        renderTrend();
+      }, 150);
+    });
   }
 
   function renderEverything() {
@@ -432,6 +461,11 @@
     const [definitions, jobs, succeeded, exports] = await Promise.allSettled(
       [api(DEFINITIONS), api(JOBS), api(SUCCEEDED_JOBS), api(EXPORTS)]);
 
+    state.loaded = {
+      definitions: definitions.status === "fulfilled",
+      jobs: jobs.status === "fulfilled" && succeeded.status === "fulfilled",
+      exports: exports.status === "fulfilled",
+    };
     showError("definitions-error", definitions.status === "rejected" ? definitions.reason.message : "");
     state.definitions = new Map(definitions.status === "fulfilled"
       ? (definitions.value.segments || []).map((d) => [d.id, d]) : []);
@@ -474,6 +508,7 @@
       state.trendSegmentId = event.target.value;
       renderTrend();
     });
+    redrawChartsOnResize();
     loadAll();
   }
 
