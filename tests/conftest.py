@@ -48,9 +48,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("pg_schema_url")
     engine = create_engine(url)
     with engine.begin() as connection:  # work left by an earlier test must not run against this test's lake
-        exists = connection.execute(text("SELECT to_regclass('work_items')")).scalar()
-        if exists:
-            connection.execute(text("DELETE FROM work_items"))
+        for table in ("work_items", "schedules"):
+            if connection.execute(text(f"SELECT to_regclass('{table}')")).scalar():
+                connection.execute(text(f"DELETE FROM {table}"))
     engine.dispose()
     return url
 

@@ -239,3 +239,57 @@ def test_query_service_is_read_only(client: TestClient, org: Org) -> None:
                          ("SELECT 1; SELECT 2", "exactly one statement")]:
         assert_aep_error(client.post("/data/foundation/query/queries", headers=org.headers(), json={"sql": sql}),
                          400, detail_contains=message)
+
+
+def test_a_failed_export_leaves_no_visible_batch(client: TestClient, org: Org, services: Services,
+                                                 drain: Callable[[], int], monkeypatch: Any) -> None:
+    us, _, dataset_id = setup(client, org, drain)
+    from openseg.exports import runner
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runner, "write_parts", broken)
+    created = client.post(EXPORTS, headers=org.headers(), json={
+        "filter": {"segments": [{"segmentId": us}]}, "destination": {"datasetId": dataset_id},
+        "schema": {"name": "_xdm.context.profile"}}).json()
+    drain()
+    job = client.get(f"{EXPORTS}/{created['id']}", headers=org.headers()).json()
+    assert job["status"] == "FAILED"
+    assert "disk full" in job["errors"][0]["msg"]
+    batch_id = job["destination"]["batchId"]
+    assert get_batch(client, org.headers(), batch_id)["status"] == "failed"
+    files = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers()).json()["data"]
+    assert files == []
+    assert not list(services.settings.lake.glob(f"*/{dataset_id}/*/*.parquet"))
+    assert not list(services.settings.lake.glob(f"*/{dataset_id}/.pending-*"))
+
+
+def test_export_schedule_fires_an_export(client: TestClient, org: Org, services: Services,
+                                         drain: Callable[[], int]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from openseg.scheduling.scheduler import tick
+    from openseg.store.models import Schedule
+
+    us, _, dataset_id = setup(client, org, drain)
+    request = {"filter": {"segments": [{"segmentId": us}]}, "destination": {"datasetId": dataset_id},
+               "schema": {"name": "_xdm.context.profile"}}
+    bad = client.post("/data/core/ups/config/schedules", headers=org.headers(), json={
+        "name": "bad", "type": "export", "schedule": "0 0 2 * * ?",
+        "properties": {**request, "destination": {"datasetId": "nope"}}})
+    assert_aep_error(bad, 400, detail_contains="properties: 'destination.datasetId'")
+    schedule = client.post("/data/core/ups/config/schedules", headers=org.headers(), json={
+        "name": "nightly export", "type": "export", "schedule": "0 0 2 * * ?", "state": "active",
+        "properties": request}).json()
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    with services.db.session() as session:
+        row = session.get(Schedule, schedule["id"])
+        assert row is not None
+        row.effective_from = int(start.timestamp() * 1000)
+    tick(services, start + timedelta(hours=2, minutes=1))
+    drain()
+    listed = client.get(EXPORTS, headers=org.headers()).json()["records"]
+    assert [r["status"] for r in listed] == ["SUCCEEDED"]
+    assert emails(batch_rows(client, org, listed[0]["destination"]["batchId"])) == [
+        "p1@example.com", "p3@example.com", "p5@example.com"]

@@ -1,0 +1,182 @@
+"""The built-in web UI at ``/ui``: a page with only local assets, and the API answers its charts are drawn from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from html.parser import HTMLParser
+from importlib.resources import files
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from openseg.api import ui
+from openseg.api.app import create_app
+from openseg.services import Services
+from tests.api.aep import assert_aep_error, assert_gateway_error
+from tests.api.flows import person
+from tests.api.test_definitions import define
+from tests.api.test_exports import export, union_dataset
+from tests.api.test_segment_jobs import load_people, run_job
+from tests.conftest import Org
+
+ASSETS = {
+    "/ui/ui.css": "text/css; charset=utf-8",
+    "/ui/charts.js": "text/javascript; charset=utf-8",
+    "/ui/ui.js": "text/javascript; charset=utf-8",
+}
+#: The one absolute URL the scripts may hold: the SVG namespace, an identifier the browser never fetches.
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
+
+@pytest.fixture
+def app(services: Services) -> FastAPI:
+    """The API with the UI router, whether or not ``create_app`` includes it yet."""
+    application = create_app(services, run_worker=False)
+    if not any(getattr(route, "path", None) == "/ui" for route in application.routes):
+        application.include_router(ui.router)
+    return application
+
+
+class _Page(HTMLParser):
+    """The parts of the page the tests look at: referenced URLs, element ids, labels, form controls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.ids: set[str] = set()
+        self.label_targets: set[str] = set()
+        self.controls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.urls.extend(v for k, v in attributes.items() if k in ("src", "href", "action") and v is not None)
+        if attributes.get("id"):
+            self.ids.add(str(attributes["id"]))
+        if tag == "label" and attributes.get("for"):
+            self.label_targets.add(str(attributes["for"]))
+        if tag in ("input", "select", "textarea"):
+            self.controls.append(str(attributes.get("id")))
+
+
+def parse_page(client: TestClient) -> _Page:
+    page = _Page()
+    page.feed(client.get("/ui").text)
+    return page
+
+
+def test_page_is_served_without_credentials(client: TestClient) -> None:
+    for path in ("/ui", "/ui/"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert response.text.startswith("<!doctype html>")
+        assert "<title>openseg</title>" in response.text
+        assert response.headers["content-security-policy"] == ui.CONTENT_SECURITY_POLICY
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_page_references_only_local_assets(client: TestClient) -> None:
+    page = parse_page(client)
+    assert sorted(page.urls) == sorted(ASSETS)
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", client.get("/ui").text, re.IGNORECASE)
+    for path in ASSETS:
+        text = client.get(path).text
+        assert set(re.findall(r"https?://[^\s\"'`)]+", text)) <= {SVG_NAMESPACE}, path
+        assert "@import" not in text and "url(" not in text and "fetch(\"http" not in text, path
+    # The browser enforces it too: only same-origin scripts, styles and API calls.
+    assert "script-src 'self'" in ui.CONTENT_SECURITY_POLICY and "connect-src 'self'" in ui.CONTENT_SECURITY_POLICY
+    assert "default-src 'none'" in ui.CONTENT_SECURITY_POLICY
+
+
+def test_assets_are_served_from_the_package(client: TestClient) -> None:
+    static = files("openseg.api").joinpath("static")
+    for path, media_type in ASSETS.items():
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == media_type
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.content == static.joinpath(path.removeprefix("/ui/")).read_bytes()
+
+
+@pytest.mark.parametrize(("path", "detail"), [
+    ("/ui/missing.js", "UI asset 'missing.js' was not found"),
+    ("/ui/ui.py", "UI asset 'ui.py' was not found"),
+    ("/ui/ui.html", "UI asset 'ui.html' was not found"),  # the page has one address: /ui
+    ("/ui/..%2Fui.py", "no route matches GET /ui/../ui.py"),
+    ("/ui/static/ui.js", "no route matches GET /ui/static/ui.js"),
+])
+def test_nothing_else_is_served(client: TestClient, path: str, detail: str) -> None:
+    assert_aep_error(client.get(path), 404, detail_contains=detail)
+
+
+def test_page_has_the_chart_areas_tables_and_labelled_inputs(client: TestClient) -> None:
+    page = parse_page(client)
+    assert {"chart-members", "chart-durations", "chart-size"} <= page.ids
+    assert {"jobs-table", "definitions-table", "exports-table", "trend-segment", "status"} <= page.ids
+    assert {"jobs-error", "definitions-error", "exports-error"} <= page.ids
+    assert page.controls == ["cred-token", "cred-key", "cred-org", "cred-sandbox", "trend-segment"]
+    assert set(page.controls) <= page.label_targets
+    html = client.get("/ui").text
+    assert 'id="cred-sandbox" name="sandbox" type="text" required spellcheck="false" value="prod"' in html
+
+
+def test_page_is_not_part_of_the_api_description(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith("/ui")]
+
+
+def _api_paths(script: str) -> list[str]:
+    return re.findall(r'"(/data/[^"]+)"', script)
+
+
+def test_the_script_sends_the_aep_headers_to_the_api_paths_it_names(client: TestClient) -> None:
+    script = client.get("/ui/ui.js").text
+    assert _api_paths(script) == [
+        "/data/core/ups/segment/definitions?limit=1000",
+        "/data/core/ups/segment/jobs?limit=20",
+        "/data/core/ups/segment/jobs?status=SUCCEEDED&limit=100",
+        "/data/core/ups/export/jobs?limit=20",
+    ]
+    for header in ("Authorization: `Bearer ", '"x-api-key"', '"x-gw-ims-org-id"', '"x-sandbox-name"'):
+        assert header in script
+    # What the page turns into plain words: AEP's `detail`, the gateway's `message`.
+    assert "body.detail || body.message" in script
+    for path in _api_paths(script):
+        assert_gateway_error(client.get(path), 401, "401013")
+
+
+def test_the_answers_hold_what_the_charts_draw(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(i) for i in range(6)])  # odd i live in the US
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    rich = define(client, org, "rich", "loyalty.points >= 30")
+    first = run_job(client, org, drain, us["id"], rich["id"])
+    second = run_job(client, org, drain, us["id"])
+    exported = export(client, org, drain, union_dataset(client, org),
+                      filter={"segments": [{"segmentId": us["id"]}]})
+    definitions, jobs, succeeded, exports = (client.get(p, headers=org.headers()).json()
+                                            for p in _api_paths(client.get("/ui/ui.js").text))
+
+    # Names, PQL and evaluation types of the definitions table.
+    assert [(d["id"], d["name"], d["expression"]["value"]) for d in definitions["segments"]] == [
+        (us["id"], "US", 'homeAddress.country = "US"'), (rich["id"], "rich", "loyalty.points >= 30")]
+    assert all(d["evaluationInfo"]["batch"]["enabled"] is True for d in definitions["segments"])
+    # The jobs table and the chart of members per segment, stacked by status, of the latest succeeded job.
+    assert [j["id"] for j in jobs["children"]] == [second["id"], first["id"]]
+    assert [j["id"] for j in succeeded["children"]] == [second["id"], first["id"]]
+    latest = jobs["children"][0]["metrics"]
+    assert latest["segmentedProfileCounter"] == {us["id"]: 3}
+    assert latest["segmentedProfileByStatusCounter"] == {us["id"]: {"realized": 0, "existing": 3, "exited": 0}}
+    assert first["metrics"]["segmentedProfileCounter"] == {us["id"]: 3, rich["id"]: 3}
+    assert all(isinstance(j["metrics"]["totalTime"]["totalTimeInMs"], int) for j in jobs["children"])
+    # The size-over-time line: one point per succeeded job that evaluated the segment, at its creation time.
+    points = [(j["creationTime"], j["metrics"]["segmentedProfileCounter"].get(rich["id"]))
+              for j in succeeded["children"]]
+    assert points == [(second["creationTime"], None), (first["creationTime"], 3)]
+    # The export table: status and destination batch.
+    (record,) = exports["records"]
+    assert record["id"] == exported["id"] and record["status"] == "SUCCEEDED"
+    assert record["destination"]["batchId"] == exported["destination"]["batchId"]
+    assert record["metrics"]["openseg:exportedProfiles"] == 3
