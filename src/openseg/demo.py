@@ -57,6 +57,8 @@ def ensure_demo(services: Services, print_to: Callable[[str], None] = print, *, 
     base = f"http://{settings.host}:{settings.port}"
     print_to("openseg demo ready. Credentials:")
     print_to(f"  export ACCESS_TOKEN={issued.access_token} API_KEY={issued.api_key} IMS_ORG={issued.org_id}")
+    print_to(f"Open the UI (charts of jobs and segment sizes): {base}/ui#token={issued.access_token}"
+             f"&key={issued.api_key}&org={issued.org_id}&sandbox=prod")
     print_to("Try:")
     print_to(
         f"  curl -s {base}/data/core/ups/segment/jobs -H \"Authorization: Bearer $ACCESS_TOKEN\" "

@@ -22,6 +22,7 @@ from openseg.api import (
     query,
     sandboxes,
     schedules,
+    ui,
 )
 from openseg.api.errors import install_error_handlers
 from openseg.services import Services
@@ -73,7 +74,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
 
     for router in (sandboxes.router, catalog.router, ingest.router, data_access.router, merge_policies.router,
                    definitions.router, jobs.router, schedules.router, exports.router,
-                   query.router, preview.router, access.router):
+                   query.router, preview.router, access.router, ui.router):
         app.include_router(router)
     app.add_middleware(TrailingSlash)
     return app
