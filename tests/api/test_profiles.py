@@ -125,3 +125,18 @@ def test_segment_membership_shows_on_the_profile(client: TestClient, org: Org, d
     membership = _profile(client, org, "email", "a@x")["entity"]["segmentMembership"]["ups"]
     assert membership[gold["id"]]["status"] == "realized"
     assert membership[gold["id"]]["lastQualificationTime"].endswith("Z")
+
+
+def test_identity_graphs_over_fifty_are_reported(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    people = create_dataset(client, org.headers())
+    # 60 fragments chained by shared e-mails: one graph of 61 identities, over AEP's 50-identity guardrail.
+    chain = [{"identityMap": {"email": [{"id": f"c{i}@x"}, {"id": f"c{i + 1}@x"}]}} for i in range(60)]
+    upload_batch(client, org.headers(), people, {"chain.json": json_lines(chain)})
+    drain()
+    policies = client.get("/data/core/ups/config/mergePolicies", headers=org.headers()).json()["children"]
+    policy = client.get(f"/data/core/ups/config/mergePolicies/{policies[0]['id']}", headers=org.headers()).json()
+    store = policy["openseg:profileStore"]
+    assert store["oversizedIdentityGraphs"] == 1 and store["fragments"] == 60
+    (sample,) = store["oversizedIdentityGraphSamples"]
+    assert sample["identities"] == 61 and len(sample["splitInto"]) >= 2
+    assert store["profiles"] == len(sample["splitInto"])

@@ -14,6 +14,7 @@ from openseg.api.paging import children_page, parse_int
 from openseg.errors import BadRequest
 from openseg.profiles import policies
 from openseg.services import Services
+from openseg.store.models import ProfileStore
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"
@@ -49,7 +50,8 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
 @router.get("/mergePolicies/{policy_id}")
 def get(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
     with svc.db.session() as session:
-        return policies.policy_json(policies.get_policy(session, scope_of(who), policy_id), who.sandbox.to_json())
+        policy = policies.get_policy(session, scope_of(who), policy_id)
+        return policies.policy_json(policy, who.sandbox.to_json(), session.get(ProfileStore, policy.id))
 
 
 @router.put("/mergePolicies/{policy_id}")

@@ -16,7 +16,7 @@ from openseg.profiles.merge_policy import (
     MergePolicyError,
     MergePolicySpec,
 )
-from openseg.store.models import Dataset, MergePolicy, SegmentDefinition
+from openseg.store.models import Dataset, MergePolicy, ProfileStore, SegmentDefinition
 
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"
 
@@ -159,8 +159,33 @@ def delete_policy(session: Session, scope: Scope, policy_id: str) -> None:
     session.delete(policy)
 
 
-def policy_json(policy: MergePolicy, sandbox: dict[str, Any]) -> dict[str, Any]:
+def store_json(store: ProfileStore | None) -> dict[str, Any] | None:
+    """openseg extension: the state of the policy's merged profile store, including identity graphs over
+    the 50-identity guardrail (not merged further, reported here rather than dropped)."""
+    if store is None or store.built_at is None:
+        return None
+    stats = store.stats or {}
+    oversized = stats.get("oversized_graphs") or []
     return {
+        "builtAt": store.built_at,
+        "policyVersion": store.policy_version,
+        "profiles": stats.get("profiles"),
+        "events": stats.get("events"),
+        "fragments": stats.get("fragments"),
+        "identities": stats.get("identities"),
+        "buildSeconds": stats.get("seconds"),
+        "oversizedIdentityGraphs": len(oversized),
+        "oversizedIdentityGraphSamples": [
+            {"identities": len(g.get("identities", [])), "splitInto": g.get("profile_ids", [])[:10],
+             "someIdentities": [":".join(i) for i in g.get("identities", [])[:5]]}
+            for g in oversized[:5]
+        ],
+        "lastMembershipJobId": store.membership_job_id,
+    }
+
+
+def policy_json(policy: MergePolicy, sandbox: dict[str, Any], store: ProfileStore | None = None) -> dict[str, Any]:
+    body = {
         "id": policy.id,
         "name": policy.name,
         "imsOrgId": policy.org_id,
@@ -173,3 +198,7 @@ def policy_json(policy: MergePolicy, sandbox: dict[str, Any]) -> dict[str, Any]:
         "default": policy.is_default,
         "updateEpoch": policy.updated // 1000,
     }
+    built = store_json(store)
+    if built is not None:
+        body["openseg:profileStore"] = built
+    return body
