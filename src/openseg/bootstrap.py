@@ -5,16 +5,15 @@ from __future__ import annotations
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.catalog.queries import RUN_QUERY, run_query_item
 from openseg.config import Settings
-from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
-from openseg.segmentation.jobs import RUN_SEGMENT_JOB
 from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
 from openseg.exports.runner import run_export
+from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
 from openseg.scheduling.scheduler import tick
+from openseg.segmentation.jobs import RUN_SEGMENT_JOB
 from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.worker.runner import Handler, Worker
-
 
 #: How often the scheduler looks for due schedules.
 SCHEDULER_SECONDS = 15.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ credentials_app = typer.Typer(help="API keys and access tokens.", no_args_is_hel
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(pql_app, name="pql")
 
-HomeOption = Annotated[Optional[Path], typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
+HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
@@ -26,8 +26,8 @@ def _settings(home: Path | None, **overrides: object) -> Settings:
 @app.command()
 def serve(
     home: HomeOption = None,
-    host: Annotated[Optional[str], typer.Option(help="bind address (env OPENSEG_HOST)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port (env OPENSEG_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (env OPENSEG_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (env OPENSEG_PORT)")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="load demo data and print ready-to-use credentials")] = False,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="do not run jobs in this process")] = False,
 ) -> None:
@@ -149,7 +149,7 @@ def export(
     dataset: Annotated[str, typer.Option("--dataset", help="destination dataset id (profile__union)")],
     org: OrgOption,
     sandbox: SandboxOption = "prod",
-    fields: Annotated[Optional[str], typer.Option(help="comma-separated field paths")] = None,
+    fields: Annotated[str | None, typer.Option(help="comma-separated field paths")] = None,
     per_batch: Annotated[bool, typer.Option("--segment-per-batch", help="one batch per segment")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="run/await the export and show progress")] = False,
     home: HomeOption = None,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,8 +14,8 @@ from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.catalog.service import Scope
 from openseg.demo_data import events, link_emails, profiles, write_jsonl
-from openseg.services import Services
 from openseg.segmentation import definitions, jobs
+from openseg.services import Services
 from openseg.store import tenancy
 from openseg.store.models import Dataset
 from openseg.store.tenancy import issue_credentials

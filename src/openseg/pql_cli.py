@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -51,7 +51,7 @@ def check_command(expression: Annotated[str, typer.Argument(help="the PQL expres
 def sql_command(
     expression: Annotated[str, typer.Argument(help="the PQL expression")],
     dialect: Annotated[str, typer.Option(help="duckdb or spark")] = "duckdb",
-    now: Annotated[Optional[str], typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
+    now: Annotated[str | None, typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
 ) -> None:
     """Print the SQL an expression compiles to (the one-pass plan of a one-segment job)."""
     from openseg.segmentation.planner import plan_segments
@@ -94,8 +94,8 @@ def _profile_id(record: dict[str, Any]) -> str:
 def eval_command(
     expression: Annotated[str, typer.Argument(help="the PQL expression")],
     profiles: Annotated[Path, typer.Option("--profiles", help="merged profiles, one JSON object per line")],
-    events: Annotated[Optional[Path], typer.Option("--events", help="experience events, JSON lines")] = None,
-    now: Annotated[Optional[str], typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="experience events, JSON lines")] = None,
+    now: Annotated[str | None, typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
 ) -> None:
     """Print the ``_id`` of each profile in the file that qualifies (events link by any shared identity)."""
     from openseg.pql.to_python import compile_predicate

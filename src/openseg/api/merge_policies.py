@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, query_bool, services, tenant
-from openseg.json_patch import apply_patch
 from openseg.api.paging import children_page, parse_int
 from openseg.errors import BadRequest
+from openseg.json_patch import apply_patch
 from openseg.profiles import policies
 from openseg.services import Services
 from openseg.store.models import ProfileStore

@@ -37,7 +37,7 @@ def process_batch(services: Services, item: WorkItem) -> None:
     lake.remove_tree(pending)
     try:
         result = ingest_files(files, fmt, kind, pending)
-    except Exception as exc:  # a bug or an I/O failure: the batch fails visibly instead of hanging
+    except Exception as exc:  # noqa: BLE001 - a bug or an I/O failure: the batch fails visibly instead of hanging
         result = IngestResult()
         result.add_file_error("(batch)", f"internal error while processing: {type(exc).__name__}: {exc}")
     now = now_ms()

@@ -70,7 +70,7 @@ def execute(services: Services, query_id: str) -> None:
         result = run_query(sql, tables, allowed)
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(result.table, target)
-    except Exception as exc:  # a failing query is the user's answer, not a worker crash
+    except Exception as exc:  # noqa: BLE001 - a failing query is the user's answer, not a worker crash
         message = exc.detail if isinstance(exc, BadRequest) else f"{type(exc).__name__}: {exc}"
         with services.db.session() as session:
             query = session.get(Query, query_id)

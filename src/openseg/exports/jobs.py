@@ -135,5 +135,16 @@ def export_json(job: ExportJob) -> dict[str, Any]:
     return body
 
 
-__all__ = ["ExportRequest", "RUN_EXPORT", "cancel_export", "count_exports", "create_export", "cursor",
-           "export_json", "get_export", "list_exports", "start_from_schedule", "validate_for_schedule"]
+__all__ = [
+    "RUN_EXPORT",
+    "ExportRequest",
+    "cancel_export",
+    "count_exports",
+    "create_export",
+    "cursor",
+    "export_json",
+    "get_export",
+    "list_exports",
+    "start_from_schedule",
+    "validate_for_schedule",
+]

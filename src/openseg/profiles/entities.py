@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow.parquet as pq
-from sqlglot import exp
 from sqlalchemy import select
+from sqlglot import exp
 
 from openseg.catalog.query import json_value
 from openseg.catalog.service import Scope, dataset_kind, is_profile_enabled

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from sqlalchemy import select
 
 from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.pql import parse
-from openseg.profiles.policies import spec_of
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
 from openseg.segmentation import membership
