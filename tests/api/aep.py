@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 
-
-
 def assert_aep_error(response: Any, status: int, *, detail_contains: str = "") -> dict[str, Any]:
     """AEP's RFC 7807-like error body: type, title, status, detail (naming the problem)."""
     assert response.status_code == status, response.text
