@@ -156,3 +156,17 @@ def test_spec_examples_evaluate_identically_on_three_evaluators(dataset: Dataset
     assert mismatches(expected, engine_members(duckdb_engine, "duckdb", examples, tables)) == []
     assert mismatches(expected, engine_members(spark_engine, "spark", examples, tables)) == []
     assert any(0 < len(m) < len(dataset.profiles) for m in expected.values())
+
+
+def test_docs_mark_what_spark_cannot_run() -> None:
+    """docs/pql.md's Spark column says "no" exactly for the constructs Spark refuses."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "pql.md").read_text(encoding="utf-8")
+    spark_cells = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].startswith("`"):
+            spark_cells[cells[0].strip("`")] = cells[3]
+    refused = {name for name, cell in spark_cells.items() if cell.startswith("no")}
+    assert refused == SPARK_UNSUPPORTED
