@@ -63,17 +63,14 @@ def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, pr
     from openseg.engines.duckdb import DuckDBEngine
     from openseg.pql import parse
     from openseg.segmentation import membership
-    from openseg.segmentation.evaluate import evaluate_store, primary_namespaces
+    from openseg.segmentation.evaluate import evaluate_store
 
     parsed = [(segment_id, parse(text)) for segment_id, text in segments]
-    before = membership.read_current(previous)
-    evaluation = evaluate_store(DuckDBEngine(), Path(store), parsed, as_of, before)
-    qualified = membership.qualified_pairs(evaluation.result, evaluation.columns)
-    diff = membership.diff(before, qualified, [s for s, _ in segments], as_of, "bench")
-    primary_namespaces(Path(store), qualified)
-    membership.write_atomically(diff.current, Path(out_dir) / "current.parquet")
-    membership.write_atomically(diff.history, Path(out_dir) / "history.parquet")
-    return {s: c["realized"] + c["existing"] for s, c in diff.counts.items()}
+    current, history = Path(out_dir) / "current.parquet", Path(out_dir) / "history.parquet"
+    evaluation = evaluate_store(DuckDBEngine(), Path(store), parsed, as_of, previous, "bench", current, history)
+    membership.write_atomically(evaluation.current, current)
+    membership.write_atomically(evaluation.history, history)
+    return {s: c["realized"] + c["existing"] for s, c in evaluation.counts.items()}
 
 
 def export_members(store: str, membership_path: str, segment_id: str, out_dir: str) -> int:

@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import parse
-from openseg.segmentation.planner import PlanError, plan_segments
+from openseg.segmentation.planner import PUSHED_FILTERS, SPLIT_WINDOWS, PlanError, plan_segments
 
 AS_OF = dt.datetime(2024, 6, 15, 12, tzinfo=dt.UTC)
 
@@ -43,33 +43,79 @@ def scans(plan_query: exp.Expression, table: str) -> int:
     return sum(1 for t in plan_query.find_all(exp.Table) if t.name == table)
 
 
-def test_identical_aggregates_are_computed_once_in_one_events_scan() -> None:
-    plan = plan_segments(segments(
+def test_identical_aggregates_are_computed_once() -> None:
+    texts = dict(
         recent='xEvent[eventType = "buy" and timestamp occurs <= 7 days before now].count() > 0',
         twice='xEvent[eventType = "buy" and timestamp occurs <= 7 days before now].count() >= 2',
         any_buy='exists E from xEvent where E.eventType = "buy"',
         us='homeAddress.country = "US"',
-    ), AS_OF)
-    assert plan.derived["recent"] == plan.derived["twice"]
-    assert plan.derived["us"] == ()
-    assert len(plan.derived_columns) == 2
-    assert scans(plan.query, "events") == 1
-    assert scans(plan.query, "profiles") == 1
-    assert plan.relations == frozenset({"profiles", "events"})
+    )
+    for dialect, event_scans in (("duckdb", 2), ("spark", 1)):
+        plan = plan_segments(segments(**texts), AS_OF, dialect)
+        assert plan.derived["recent"] == plan.derived["twice"]
+        assert plan.derived["us"] == ()
+        assert len(plan.derived_columns) == 2
+        # DuckDB gets one grouped scan per distinct window (engine-pitfalls.md), Spark one for all.
+        assert scans(plan.query, "events") == event_scans
+        assert scans(plan.query, "profiles") == 1
+        assert plan.relations == frozenset({"profiles", "events"})
+
+
+def _scan_sql(plan_query: exp.Expression) -> dict[str, str]:
+    return {cte.alias: cte.this.sql("duckdb") for cte in plan_query.find_all(exp.CTE) if cte.alias.startswith("ev")}
 
 
 def test_events_scan_is_pruned_to_the_windows() -> None:
-    plan = plan_segments(segments(
+    texts = dict(
         week='xEvent[eventType = "buy" and timestamp occurs <= 7 days before now].count() > 0',
         month='xEvent[eventType = "view" and timestamp occurs this month].count() > 0',
-    ), AS_OF)
-    scan = plan.query.find(exp.CTE).this
-    where = scan.args["where"].this.sql("duckdb")
-    assert where.startswith(
+    )
+    shared = plan_segments(segments(**texts), AS_OF, "spark").query.find(exp.CTE).this
+    where = shared.args["where"].this.sql("duckdb")
+    assert where == (
         "(\"e\".\"timestamp\" >= CAST('2024-06-01 00:00:00.000000' AS TIMESTAMP) "
         "AND \"e\".\"timestamp\" <= CAST('2024-07-01 00:00:00.000000' AS TIMESTAMP)) AND "
+        "((e.\"eventType\" = 'buy' AND e.\"timestamp\" >= CAST('2024-06-08 12:00:00.000000' AS TIMESTAMP) "
+        "AND e.\"timestamp\" <= CAST('2024-06-15 12:00:00.000000' AS TIMESTAMP)) "
+        "OR (e.\"eventType\" = 'view' AND e.\"timestamp\" >= CAST('2024-06-01 00:00:00.000000' AS TIMESTAMP) "
+        "AND e.\"timestamp\" < CAST('2024-07-01 00:00:00.000000' AS TIMESTAMP)))"
     )
-    assert "'buy'" in where and "'view'" in where
+    split = _scan_sql(plan_segments(segments(**texts), AS_OF, "duckdb").query)
+    assert len(split) == 2
+    week = next(sql for sql in split.values() if "'buy'" in sql)
+    # The scan's WHERE holds the window, so the aggregate's FILTER only tests the event type.
+    assert "COUNT(*) FILTER(WHERE e.\"eventType\" = 'buy')" in week
+    assert "WHERE (\"e\".\"timestamp\" >= CAST('2024-06-08 12:00:00.000000' AS TIMESTAMP) AND " in week
+    assert "COALESCE" not in week
+
+
+def test_a_window_without_other_filter_counts_every_row_of_its_scan() -> None:
+    plan = plan_segments(segments(week="xEvent[timestamp occurs <= 7 days before now].count() > 2"), AS_OF)
+    (scan,) = _scan_sql(plan.query).values()
+    assert "FILTER" not in scan and "COUNT(*) AS" in scan
+    result = run(segments(week="xEvent[timestamp occurs <= 7 days before now].count() > 1"))
+    assert result == {"week": {"b"}}
+
+
+def test_many_filters_are_not_or_ed_into_the_scan() -> None:
+    texts = {f"t{i}": f'xEvent[eventType = "type{i}" and timestamp occurs <= 7 days before now].count() > 0'
+             for i in range(PUSHED_FILTERS + 1)}
+    (scan,) = _scan_sql(plan_segments(segments(**texts), AS_OF).query).values()
+    assert " OR " not in scan
+    (few,) = _scan_sql(plan_segments(segments(**dict(list(texts.items())[:PUSHED_FILTERS])), AS_OF).query).values()
+    assert few.count(" OR ") == PUSHED_FILTERS - 1
+
+
+def test_split_and_shared_scans_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = dict(
+        week='xEvent[eventType = "buy" and timestamp occurs <= 7 days before now].count() > 0',
+        ever='xEvent[eventType = "buy"].count() >= 2',
+        views='xEvent[eventType = "view" and timestamp occurs <= 10 days before now].count() = 1',
+        quiet='not (xEvent[timestamp occurs <= 2 days before now].count() > 0)',
+    )
+    split = run(segments(**texts))
+    monkeypatch.setitem(SPLIT_WINDOWS, "duckdb", False)
+    assert run(segments(**texts)) == split == {"week": {"a", "b"}, "ever": {"a"}, "views": {"b"}, "quiet": {"b", "c"}}
 
 
 def test_an_unfiltered_aggregate_disables_pruning() -> None:
@@ -132,6 +178,16 @@ def test_chains_get_their_own_relation_and_share_keys() -> None:
     assert plan.derived["seq"] == plan.derived["seq_us"]
     assert len(plan.derived_columns) == 1
     assert run(segments(seq=chain, seq_us=f'{chain} and homeAddress.country = "FR"')) == {"seq": {"b"}, "seq_us": {"b"}}
+
+
+def test_later_chain_steps_are_bounded_by_the_first_steps_window() -> None:
+    chain = ('chain(xEvent, timestamp, [C0: WHAT(eventType = "view") WHEN(<= 7 days before now), '
+             'C1: WHAT(eventType = "buy") WHEN(<= 3 days after C0)])')
+    plan = plan_segments(segments(seq=chain), AS_OF)
+    sql = plan.sql("duckdb")
+    # Implied by C1 > C0 >= now - 7 days, and lets the engine prune C1's events scan.
+    assert "s1.\"timestamp\" >= CAST('2024-06-08 12:00:00.000000' AS TIMESTAMP)" in sql
+    assert run(segments(seq=chain)) == {"seq": {"b"}}
 
 
 def test_column_names_never_carry_segment_ids() -> None:

@@ -40,6 +40,20 @@ def _unparen(node: exp.Expr) -> exp.Expr:
     return node
 
 
+def filter_form(condition: exp.Expr) -> exp.Expr:
+    """``condition`` for a WHERE or FILTER clause, where NULL and FALSE both drop the row: the two-valued
+    ``COALESCE(p, FALSE)`` wrappers reachable through AND/OR only are removed (not under NOT, where they
+    matter), which spares engines an expression per row and lets DuckDB push the tests into its scans."""
+    if isinstance(condition, exp.Paren):
+        return exp.paren(filter_form(condition.this), copy=False)
+    if isinstance(condition, exp.And | exp.Or):
+        return type(condition)(this=filter_form(condition.this), expression=filter_form(condition.expression))
+    if (isinstance(condition, exp.Coalesce) and len(condition.expressions) == 1
+            and isinstance(condition.expressions[0], exp.Boolean) and not condition.expressions[0].this):
+        return filter_form(condition.this)
+    return condition
+
+
 def not_null(value: exp.Expr) -> exp.Expr:
     """``value IS NOT NULL``."""
     return exp.Not(this=exp.Is(this=value.copy(), expression=exp.null()))

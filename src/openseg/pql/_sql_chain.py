@@ -9,13 +9,14 @@ one alias per non-negated step; negated steps become LEFT JOINs whose matches mu
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from openseg.pql import ast
-from openseg.pql._sql_builders import not_null
+from openseg.pql import _time, ast
+from openseg.pql._sql_builders import filter_form, not_null, timestamp_literal
 
 if TYPE_CHECKING:
     from openseg.pql.to_sql import DerivedColumn, SqlCompiler
@@ -30,12 +31,18 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
     times: dict[str, exp.Expr] = {}
     conditions: dict[str, exp.Expr] = {}
     previous: str | None = None
+    floor: dt.datetime | None = None
     for step in positives:
         alias = aliases[step.name]
         time = _time_of(c, node, alias)
         parts = [not_null(time), _step_condition(c, step, alias, times, time)]
         if previous is not None:
             parts.append(exp.GT(this=time.copy(), expression=times[previous].copy()))
+            if floor is not None:
+                # Implied (later steps are later than an earlier step inside its window), but a constant
+                # bound lets the engine prune this step's events scan instead of joining all of them.
+                parts.append(exp.GTE(this=time.copy(), expression=timestamp_literal(floor)))
+        floor = _latest(floor, _window_floor(c, step))
         conditions[step.name] = exp.and_(*parts)
         times[step.name] = time
         previous = step.name
@@ -45,8 +52,8 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
     for step in positives[1:]:
         alias = aliases[step.name]
         same = exp.EQ(this=exp.column(ID, table=alias), expression=exp.column(ID, table=first))
-        query = query.join(_events(alias), on=exp.and_(same, conditions[step.name]), join_type="inner")
-    query = query.where(conditions[positives[0].name])
+        query = query.join(_events(alias), on=filter_form(exp.and_(same, conditions[step.name])), join_type="inner")
+    query = query.where(filter_form(conditions[positives[0].name]))
 
     absent: list[exp.Expr] = []
     for index, step in enumerate(node.steps):
@@ -62,7 +69,7 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
             parts.append(exp.GT(this=time.copy(), expression=times[before].copy()))
         if after is not None:
             parts.append(exp.LT(this=time.copy(), expression=times[after].copy()))
-        query = query.join(_events(alias), on=exp.and_(*parts), join_type="left")
+        query = query.join(_events(alias), on=filter_form(exp.and_(*parts)), join_type="left")
         absent.append(exp.EQ(this=exp.Count(this=time.copy()), expression=exp.Literal.number(0)))
 
     group: list[exp.Expr] = [exp.column(ID, table=first)]
@@ -108,6 +115,20 @@ def _step_condition(
         return exp.and_(what, c.window(time.copy(), step.when))
     finally:
         c.scope = saved
+
+
+def _window_floor(c: SqlCompiler, step: ast.ChainStep) -> dt.datetime | None:
+    """The earliest time a step's constant ``WHEN`` window admits (None: unbounded or not constant)."""
+    if step.when is None:
+        return None
+    bounds = _time.constant_bounds(step.when, c.as_of)
+    if not bounds or any(b.low is None for b in bounds):
+        return None
+    return min(b.low for b in bounds if b.low is not None)
+
+
+def _latest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _neighbour(steps: tuple[ast.ChainStep, ...], reverse: bool) -> str | None:

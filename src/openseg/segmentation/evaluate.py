@@ -1,9 +1,18 @@
-"""Evaluating segments over a built profile store with the configured engine."""
+"""Evaluating a job's segments over a built profile store: one plan, then the membership diff, counts
+and membership files, all inside one DuckDB connection.
+
+With the DuckDB engine the plan's result never leaves DuckDB: it becomes a temporary table that the
+diff, the counts and the Parquet writes read in place. Another engine (Spark) runs the same plan and
+hands its Arrow result to that connection. engine-pitfalls.md and the benchmarks measured the Arrow
+round trips this replaces (wide result → Python pairs → new connection → Arrow tables → pyarrow
+writes, plus a second read of ``profiles.parquet``) at as much time as the evaluation itself.
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,48 +21,142 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlglot import exp
 
+from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+from openseg.segmentation import membership
 from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
 
 if TYPE_CHECKING:
-    from openseg.engines.base import Engine
+    from openseg.engines.base import Engine, TableSource
     from openseg.services import Services
+
+#: The temporary table holding the plan's result in the job's connection.
+RESULT = "segment_result"
+#: The namespace of each profile's primary identity: the one flagged ``primary`` in ``identityMap``, else
+#: the namespace of ``_profile_id`` as the map spells it, else as ``_profile_id`` spells it. Fixed text.
+NAMESPACE_SQL = """
+    coalesce(list_filter(map_entries(identityMap), lambda e: list_bool_or(
+                 list_transform(e.value, lambda i: coalesce(i."primary", false))))[1].key,
+             list_filter(map_keys(identityMap), lambda k: lower(k) = split_part(_profile_id, ':', 1))[1],
+             split_part(_profile_id, ':', 1))
+"""
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One plan's result: ``_profile_id`` plus a boolean column per segment (``columns`` maps ids)."""
+    """One job's evaluation of the segments of one merge policy, with its membership diff.
 
-    result: pa.Table
+    Attributes:
+        columns: Segment id -> its boolean column in the plan.
+        total_profiles: Profiles in the store.
+        seconds: Time the plan took to run.
+        qualified: Segment id -> profiles qualifying now.
+        by_namespace: Segment id -> qualifying profiles by primary-identity namespace.
+        counts: Segment id -> ``realized`` / ``existing`` / ``exited`` counts of this run.
+        current: The new membership, staged beside its target (publish with ``write_atomically``).
+        history: This run's entries and exits, staged likewise.
+        cost: Per segment, the openseg extension ``openseg:segmentCost``.
+    """
+
     columns: dict[str, str]
     total_profiles: int
     seconds: float
+    qualified: dict[str, int]
+    by_namespace: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, int]]
+    current: membership.StagedFile
+    history: membership.StagedFile
     cost: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
-                      previous: pa.Table | None) -> Evaluation:
-    """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory)."""
-    return evaluate_store(services.engine(), store, segments, as_of, previous)
+                      previous: str | os.PathLike[str] | None, job_id: str, current_target: Path,
+                      history_target: Path) -> Evaluation:
+    """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory) and
+    diff the result against the ``previous`` membership file; see :func:`evaluate_store`."""
+    return evaluate_store(services.engine(), store, segments, as_of, previous, job_id, current_target,
+                          history_target)
 
 
 def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
-                   previous: pa.Table | None) -> Evaluation:
-    """One plan for all ``segments`` over the store's ``profiles.parquet`` and ``events.parquet``."""
+                   previous: str | os.PathLike[str] | None, job_id: str, current_target: Path,
+                   history_target: Path) -> Evaluation:
+    """One plan for all ``segments`` over the store's ``profiles.parquet`` and ``events.parquet``, then the
+    membership diff against ``previous``, the counts, and the new membership and history files.
+
+    Args:
+        engine: Runs the plan.
+        store: The profile store directory.
+        segments: (segment id, parsed PQL) pairs.
+        as_of: Evaluation time (relative windows, ``lastQualificationTime``, history times).
+        previous: The previous membership file, or None (a missing file counts as none).
+        job_id: Recorded in the history rows.
+        current_target: Where the new membership will be published (it is staged beside it).
+        history_target: Where this run's history will be published (staged beside it).
+
+    Returns:
+        The evaluation; its ``current`` and ``history`` files are staged, not yet published.
+    """
+    previous = previous if previous is not None and Path(previous).is_file() else None
     has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
     plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership_available=previous is not None,
                          has_path=has_path)
-    tables: dict[str, Any] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
+    tables: dict[str, TableSource] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
     if previous is not None:
-        tables["membership"] = previous
-    started = time.perf_counter()
-    result = engine.run(plan.query, tables)
-    seconds = time.perf_counter() - started
+        tables["membership"] = str(previous)
+    workspace = engine.connect() if isinstance(engine, DuckDBEngine) else duckdb.connect()
+    with workspace as connection:
+        started = time.perf_counter()
+        _materialize(engine, connection, plan, tables)
+        seconds = time.perf_counter() - started
+        qualified, by_namespace = _qualified_counts(connection, store, plan.columns)
+        differ = membership.MembershipDiffer(connection, list(plan.columns), previous)
+        query = membership.qualified_from_columns(RESULT, plan.columns, differ.ordinals)
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
+        counts = differ.diff(as_of)
+        history = differ.copy_history(history_target, as_of, job_id)
+        current = differ.copy_current(current_target)
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
-    return Evaluation(result=result, columns=dict(plan.columns), total_profiles=total, seconds=seconds,
+    return Evaluation(columns=dict(plan.columns), total_profiles=total, seconds=seconds, qualified=qualified,
+                      by_namespace=by_namespace, counts=counts, current=current, history=history,
                       cost=plan_cost(plan, seconds))
+
+
+def _materialize(engine: Engine, connection: duckdb.DuckDBPyConnection, plan: Plan,
+                 tables: Mapping[str, TableSource]) -> None:
+    """The plan's result as the temporary table ``RESULT`` of ``connection``."""
+    if isinstance(engine, DuckDBEngine):
+        engine.materialize(connection, plan.query, tables, RESULT)
+        return
+    connection.register("segment_result_arrow", engine.run(plan.query, tables))
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT} AS SELECT * FROM segment_result_arrow")
+    connection.unregister("segment_result_arrow")
+
+
+def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, columns: Mapping[str, str]
+                      ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Per segment, the qualifying profiles, in total and by primary-identity namespace, in one grouped
+    pass over the result joined with each profile's namespace."""
+    counted = [exp.alias_(exp.func("count_if", exp.column(column, table="r", quoted=True)), f"n{index}")
+               for index, column in enumerate(columns.values())]
+    namespaces = (exp.select(exp.column("_profile_id"), exp.alias_(exp.maybe_parse(NAMESPACE_SQL, dialect="duckdb"),
+                                                                   "namespace"))
+                  .from_(exp.func("read_parquet", exp.Literal.string(str(store / PROFILES_FILE)))))
+    query = (exp.select(exp.column("namespace", table="ns"), *counted)
+             .from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
+             .join(namespaces.subquery("ns"), using=["_profile_id"], join_type="left")
+             .group_by(exp.column("namespace", table="ns")))
+    qualified = dict.fromkeys(columns, 0)
+    by_namespace: dict[str, dict[str, int]] = {segment_id: {} for segment_id in columns}
+    for namespace, *numbers in connection.execute(query.sql("duckdb")).fetchall():
+        for segment_id, number in zip(columns, numbers, strict=True):
+            qualified[segment_id] += int(number)
+            if number and namespace is not None:
+                by_namespace[segment_id][namespace] = int(number)
+    return qualified, {s: dict(sorted(counts.items())) for s, counts in by_namespace.items()}
 
 
 def plan_cost(plan: Plan, seconds: float) -> dict[str, Any]:
@@ -74,31 +177,20 @@ def plan_cost(plan: Plan, seconds: float) -> dict[str, Any]:
 
 
 def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:
-    """Per segment, qualifying profiles counted by the namespace of their primary identity: the one
-    flagged ``primary`` in ``identityMap``, else the namespace of ``_profile_id`` as the map spells it."""
+    """Per segment, qualifying profiles (``segment_id, _profile_id`` pairs) counted by the namespace of
+    their primary identity (see ``NAMESPACE_SQL``)."""
     if qualified.num_rows == 0:
         return {}
+    namespaces = (exp.select(exp.column("_profile_id"), exp.alias_(exp.maybe_parse(NAMESPACE_SQL, dialect="duckdb"),
+                                                                   "namespace"))
+                  .from_(exp.func("read_parquet", exp.Literal.string(str(store / PROFILES_FILE)))))
     with duckdb.connect() as con:
         con.register("qualified", qualified)
         rows = con.sql(
-            """
-            WITH ns AS (
-                SELECT _profile_id,
-                       coalesce(list_filter(map_entries(identityMap), lambda e: list_bool_or(
-                                    list_transform(e.value, lambda i: coalesce(i."primary", false))))[1].key,
-                                list_filter(map_keys(identityMap),
-                                            lambda k: lower(k) = split_part(_profile_id, ':', 1))[1],
-                                split_part(_profile_id, ':', 1)) AS namespace
-                FROM read_parquet($path)
-            )
-            SELECT q.segment_id, ns.namespace, count(*) AS n
-            FROM qualified q JOIN ns USING (_profile_id)
-            GROUP BY ALL ORDER BY ALL
-            """,
-            params={"path": str(store / PROFILES_FILE)},
+            f"SELECT q.segment_id, ns.namespace, count(*) AS n FROM qualified q "
+            f"JOIN ({namespaces.sql('duckdb')}) ns USING (_profile_id) GROUP BY ALL ORDER BY ALL"
         ).fetchall()
     counts: dict[str, dict[str, int]] = {}
     for segment_id, namespace, n in rows:
         counts.setdefault(segment_id, {})[namespace] = int(n)
     return counts
-

@@ -34,6 +34,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from openseg.pql import ast
+from openseg.pql._sql_builders import filter_form, predicate
 from openseg.pql.to_sql import (
     CHAIN,
     DEFAULT_MAP_PATHS,
@@ -244,25 +245,82 @@ def _window_of(column: DerivedColumn) -> object:
 
 
 def _grouped_scan(relation: str, alias: str, columns: Sequence[DerivedColumn]) -> exp.Select:
-    """One scan of ``relation`` computing every aggregate, its WHERE pruned as far as safe."""
-    select = exp.select(exp.column(ID, table=alias), *(
-        exp.alias_(c.aggregate.copy(), c.key) for c in columns if c.aggregate is not None
-    ), copy=False).from_(exp.alias_(exp.to_table(relation), alias, table=True), copy=False)
-    select.group_by(exp.column(ID, table=alias), copy=False)
+    """One scan of ``relation`` computing every aggregate, its WHERE pruned as far as safe.
+
+    When every aggregate reads the same time window, the WHERE enforces exactly that window, so each
+    aggregate's FILTER drops its copy of the window test (the same predicate, compared as SQL). Filters
+    and the WHERE are written in filter form (see ``filter_form``).
+    """
+    window: exp.Expr | None = None
     where: list[exp.Expr] = []
     if relation == EVENTS and all(c.bounds is not None for c in columns):
-        hull = columns[0].bounds
-        assert hull is not None
+        first = columns[0].bounds
+        assert first is not None
+        hull = first
         for c in columns[1:]:
             assert c.bounds is not None
             hull = hull.hull(c.bounds)
+        if all(c.bounds == first for c in columns):
+            hull = first
+            if first.low is not None or first.high is not None:
+                window = predicate(bounds_condition(_event_timestamp(alias), first))
         if hull.low is not None or hull.high is not None:
             where.append(bounds_condition(exp.column("timestamp", table=alias, quoted=True), hull))
+    aggregates = []
+    for c in columns:
+        if c.aggregate is None:
+            continue
+        aggregate = c.aggregate.copy()
+        for node in list(aggregate.find_all(exp.Filter)):
+            condition = _without(node.expression.this, window)
+            if condition is None:  # the scan reads only rows the FILTER would keep
+                if node is aggregate:
+                    aggregate = node.this
+                else:
+                    node.replace(node.this)
+            else:
+                node.expression.set("this", filter_form(condition))
+        aggregates.append(exp.alias_(aggregate, c.key))
+    select = exp.select(exp.column(ID, table=alias), *aggregates, copy=False).from_(
+        exp.alias_(exp.to_table(relation), alias, table=True), copy=False)
+    select.group_by(exp.column(ID, table=alias), copy=False)
     if all(c.row_filter is not None for c in columns):
-        filters = list({c.row_filter.sql(): c.row_filter for c in columns if c.row_filter is not None}.values())
-        if len(filters) <= PUSHED_FILTERS:
-            where.append(exp.or_(*(f.copy() for f in filters), wrap=True) if len(filters) > 1 else filters[0].copy())
-    return select.where(exp.and_(*where), copy=False) if where else select
+        filters: dict[str, exp.Expr] = {}
+        for c in columns:
+            assert c.row_filter is not None
+            condition = _without(c.row_filter, window)
+            if condition is None:  # some aggregate reads every row of the window
+                filters = {}
+                break
+            filters.setdefault(condition.sql(), condition)
+        if filters and len(filters) <= PUSHED_FILTERS:
+            pushed = [f.copy() for f in filters.values()]
+            where.append(exp.or_(*pushed, wrap=True) if len(pushed) > 1 else pushed[0])
+    return select.where(filter_form(exp.and_(*where)), copy=False) if where else select
+
+
+def _event_timestamp(alias: str) -> exp.Expr:
+    """``alias."timestamp"`` exactly as the compiler spells an event's ``timestamp``."""
+    return exp.Dot(this=exp.Column(this=exp.to_identifier(alias)), expression=exp.to_identifier("timestamp", quoted=True))
+
+
+def _without(condition: exp.Expr, window: exp.Expr | None) -> exp.Expr | None:
+    """``condition`` without its top-level conjuncts equal to ``window`` (None when nothing is left)."""
+    if window is None:
+        return condition
+    text = window.sql()
+    kept = [c for c in _conjuncts(condition) if c.sql() != text]
+    if not kept:
+        return None
+    return exp.and_(*(c.copy() for c in kept)) if len(kept) > 1 else kept[0].copy()
+
+
+def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
+    while isinstance(condition, exp.Paren):
+        condition = condition.this
+    if isinstance(condition, exp.And):
+        return _conjuncts(condition.this) + _conjuncts(condition.expression)
+    return [condition]
 
 
 __all__ = ["Plan", "PlanError", "plan_segments"]

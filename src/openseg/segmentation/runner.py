@@ -8,15 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.pql import parse
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
 from openseg.segmentation import membership
-from openseg.segmentation.evaluate import evaluate_segments, primary_namespaces
+from openseg.segmentation.evaluate import evaluate_segments
 from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
 
 if TYPE_CHECKING:
@@ -45,8 +43,8 @@ class PolicyOutcome:
     policy_id: str
     store_path: Path
     membership_path: Path
-    current: pa.Table
-    history: pa.Table
+    current: membership.StagedFile
+    history: membership.StagedFile
     total_profiles: int
     counts: dict[str, dict[str, int]]
     qualified: dict[str, int]
@@ -141,31 +139,19 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
         store = resolve_store(ensure_store(services, scope, policy))
         _check_cancel(services, job_id)
         as_of = ms_to_datetime(now_ms())
-        previous = membership.read_current(previous_path)
         parsed = [(segment_id, parse(text)) for segment_id, text in members]
-        evaluation = evaluate_segments(services, store, parsed, as_of, previous)
+        membership_path = membership_dir(services, scope.sandbox_id, policy_id) / f"{job_id}.parquet"
+        evaluation = evaluate_segments(services, store, parsed, as_of, previous_path, job_id, membership_path,
+                                       membership_path.parent / "history" / f"{job_id}.parquet")
         _check_cancel(services, job_id)
-        qualified = membership.qualified_pairs(evaluation.result, evaluation.columns)
-        ids = [s for s, _ in members]
-        diff = membership.diff(previous, qualified, ids, as_of, job_id)
-        namespaces = primary_namespaces(store, qualified)
         outcomes[policy_id] = PolicyOutcome(
-            policy_id=policy_id, store_path=store,
-            membership_path=membership_dir(services, scope.sandbox_id, policy_id) / f"{job_id}.parquet",
-            current=diff.current, history=diff.history, total_profiles=evaluation.total_profiles,
-            counts=diff.counts,
-            qualified={s: int(evaluation.result[c].true_count if hasattr(evaluation.result[c], "true_count")
-                              else _true_count(evaluation.result[c])) for s, c in evaluation.columns.items()},
-            by_namespace={s: namespaces.get(s, {}) for s in ids}, cost=evaluation.cost,
+            policy_id=policy_id, store_path=store, membership_path=membership_path,
+            current=evaluation.current, history=evaluation.history, total_profiles=evaluation.total_profiles,
+            counts=evaluation.counts, qualified=evaluation.qualified, by_namespace=evaluation.by_namespace,
+            cost=evaluation.cost,
         )
     seg_end = now_ms()
     return outcomes, {"startTimeInMs": seg_start, "endTimeInMs": seg_end, "totalTimeInMs": seg_end - seg_start}
-
-
-def _true_count(column: pa.ChunkedArray) -> int:
-    import pyarrow.compute as pc
-
-    return int(pc.sum(pc.cast(pc.fill_null(column, False), pa.int64())).as_py() or 0)
 
 
 def _publish(services: Services, job_id: str, started: int, segmentation_time: dict[str, int],

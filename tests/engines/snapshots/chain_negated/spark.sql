@@ -1,6 +1,6 @@
 -- chain(xEvent, timestamp, [C0: WHAT(eventType = "commerce.productViews"), C1: WHAT(eventType = "commerce.purchases") not, C2: WHAT(eventType = "commerce.checkouts") WHEN(<= 7 days after C0)])
-COALESCE(__d_cea3e5fcec886190, FALSE);
--- __d_cea3e5fcec886190
+COALESCE(__d_b1e67650447d4d5c, FALSE);
+-- __d_b1e67650447d4d5c
 SELECT
   _profile_id,
   TRUE AS value
@@ -13,7 +13,7 @@ FROM (
     AND (
       NOT s1.`timestamp` IS NULL
       AND (
-        COALESCE(s1.`eventType` = 'commerce.checkouts', FALSE)
+        s1.`eventType` = 'commerce.checkouts'
         AND (
           s1.`timestamp` >= CAST(s0.`timestamp` AS TIMESTAMP)
           AND s1.`timestamp` <= (
@@ -26,12 +26,11 @@ FROM (
   LEFT JOIN events AS n1
     ON n1._profile_id = s0._profile_id
     AND NOT n1.`timestamp` IS NULL
-    AND COALESCE(n1.`eventType` = 'commerce.purchases', FALSE)
+    AND n1.`eventType` = 'commerce.purchases'
     AND n1.`timestamp` > s0.`timestamp`
     AND n1.`timestamp` < s1.`timestamp`
   WHERE
-    NOT s0.`timestamp` IS NULL
-    AND COALESCE(s0.`eventType` = 'commerce.productViews', FALSE)
+    NOT s0.`timestamp` IS NULL AND s0.`eventType` = 'commerce.productViews'
   GROUP BY
     s0._profile_id,
     s0._id,

@@ -1,0 +1,152 @@
+"""A job's evaluation end to end over a tiny store: plan, diff, counts, namespaces, staged membership files.
+
+The DuckDB engine keeps the plan's result in DuckDB; any other engine hands back Arrow. Both must give
+the same files and counts, so every test runs on both ways.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from openseg.engines.base import Engine, TableSource
+from openseg.engines.duckdb import DuckDBEngine
+from openseg.pql import parse
+from openseg.segmentation import membership
+from openseg.segmentation.evaluate import Evaluation, evaluate_store
+
+T1 = dt.datetime(2024, 6, 15, 12, tzinfo=dt.UTC)
+T2 = dt.datetime(2024, 6, 16, 12, tzinfo=dt.UTC)
+IDENTITY = pa.list_(pa.struct([("id", pa.string()), ("primary", pa.bool_())]))
+
+
+class ArrowEngine(Engine):
+    """An engine that is not DuckDBEngine: its results come back as Arrow, as Spark's do."""
+
+    name = "arrow"
+    dialect = "duckdb"
+
+    def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
+        return DuckDBEngine(threads=1)._execute(sql, tables)
+
+
+@pytest.fixture(params=["duckdb", "arrow"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return DuckDBEngine(threads=2) if request.param == "duckdb" else ArrowEngine()
+
+
+def write_store(store: Path, countries: dict[str, str]) -> None:
+    """Profiles a (ECID primary), b (email flagged primary), c (no flag: the id's namespace) and their events."""
+    store.mkdir(parents=True, exist_ok=True)
+    ids = ["ECID:a", "ECID:b", "Email:c"]
+    identity_maps = [
+        [("ECID", [{"id": "a", "primary": True}])],
+        [("ECID", [{"id": "b", "primary": False}]), ("Email", [{"id": "b@x", "primary": True}])],
+        [("Email", [{"id": "c", "primary": None}])],
+    ]
+    pq.write_table(pa.table({
+        "_profile_id": ids,
+        "homeAddress": pa.array([{"country": countries[i]} for i in ids]),
+        "identityMap": pa.array(identity_maps, pa.map_(pa.string(), IDENTITY)),
+    }), store / "profiles.parquet")
+    pq.write_table(pa.table({
+        "_profile_id": ["ECID:a", "ECID:b", "ECID:b"],
+        "_id": ["e1", "e2", "e3"],
+        "timestamp": pa.array([dt.datetime(2024, 6, 14), dt.datetime(2024, 6, 10), dt.datetime(2024, 6, 12)],
+                              pa.timestamp("us")),
+        "eventType": ["buy", "view", "buy"],
+    }), store / "events.parquet")
+
+
+SEGMENTS = {
+    "us": 'homeAddress.country = "US"',
+    "buyer": 'xEvent[eventType = "buy" and timestamp occurs <= 7 days before now].count() > 0',
+    "us_buyer": 'inSegment("us") and inSegment("buyer")',
+}
+
+
+def evaluate(engine: Engine, store: Path, out: Path, at: dt.datetime, previous: Path | None, job: str) -> Evaluation:
+    parsed = [(segment_id, parse(text)) for segment_id, text in SEGMENTS.items()]
+    current, history = out / f"{job}.parquet", out / "history" / f"{job}.parquet"
+    evaluation = evaluate_store(engine, store, parsed, at, previous, job, current, history)
+    membership.write_atomically(evaluation.current, current)
+    membership.write_atomically(evaluation.history, history)
+    return evaluation
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    return [tuple(row.values()) for row in pq.read_table(path).to_pylist()]
+
+
+def test_first_run_realizes_members_and_counts_them(engine: Engine, tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
+    first = evaluate(engine, store, out, T1, None, "j1")
+    assert first.qualified == {"us": 2, "buyer": 2, "us_buyer": 2}
+    assert first.counts == {s: {"realized": 2, "existing": 0, "exited": 0} for s in SEGMENTS}
+    # The flagged primary identity counts; without one, the namespace of the profile id.
+    assert first.by_namespace == {s: {"ECID": 1, "Email": 1} for s in SEGMENTS}
+    assert first.total_profiles == 3
+    assert rows(out / "j1.parquet") == [
+        ("ECID:a", "buyer", "realized", T1), ("ECID:a", "us", "realized", T1), ("ECID:a", "us_buyer", "realized", T1),
+        ("ECID:b", "buyer", "realized", T1), ("ECID:b", "us", "realized", T1), ("ECID:b", "us_buyer", "realized", T1),
+    ]
+    assert rows(out / "history" / "j1.parquet") == [
+        (s, p, "entered", T1, "j1") for s in ("buyer", "us", "us_buyer") for p in ("ECID:a", "ECID:b")]
+    assert pq.read_table(out / "j1.parquet").schema.remove_metadata().names == membership.MEMBERSHIP_SCHEMA.names
+
+
+def test_second_run_diffs_against_the_previous_file(engine: Engine, tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
+    evaluate(engine, store, out, T1, None, "j1")
+    write_store(store, {"ECID:a": "US", "ECID:b": "DE", "Email:c": "US"})
+    second = evaluate(engine, store, out, T2, out / "j1.parquet", "j2")
+    assert second.counts == {
+        "us": {"realized": 1, "existing": 1, "exited": 1},
+        "buyer": {"realized": 0, "existing": 2, "exited": 0},
+        "us_buyer": {"realized": 0, "existing": 1, "exited": 1},
+    }
+    assert second.by_namespace["us"] == {"ECID": 1, "Email": 1}
+    assert rows(out / "j2.parquet") == [
+        ("ECID:a", "buyer", "existing", T2), ("ECID:a", "us", "existing", T2), ("ECID:a", "us_buyer", "existing", T2),
+        ("ECID:b", "buyer", "existing", T2), ("ECID:b", "us", "exited", T2), ("ECID:b", "us_buyer", "exited", T2),
+        ("Email:c", "us", "realized", T2),
+    ]
+    assert rows(out / "history" / "j2.parquet") == [
+        ("us", "ECID:b", "exited", T2, "j2"), ("us", "Email:c", "entered", T2, "j2"),
+        ("us_buyer", "ECID:b", "exited", T2, "j2"),
+    ]
+
+
+def test_segments_outside_the_job_are_kept_and_readable_by_in_segment(engine: Engine, tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
+    evaluate(engine, store, out, T1, None, "j1")
+    parsed = [("was_us", parse('inSegment("us")'))]
+    only = evaluate_store(engine, store, parsed, T2, out / "j1.parquet", "j2", out / "j2.parquet", out / "h2.parquet")
+    membership.write_atomically(only.current, out / "j2.parquet")
+    assert only.qualified == {"was_us": 2}
+    assert [r for r in rows(out / "j2.parquet") if r[0] == "ECID:a"] == [
+        ("ECID:a", "buyer", "realized", T1), ("ECID:a", "us", "realized", T1), ("ECID:a", "us_buyer", "realized", T1),
+        ("ECID:a", "was_us", "realized", T2),
+    ]
+
+
+def test_staged_files_stay_hidden_until_published_and_vanish_if_never_published(tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
+    parsed = [("us", parse(SEGMENTS["us"]))]
+    evaluation = evaluate_store(DuckDBEngine(threads=1), store, parsed, T1, out / "missing.parquet", "j1",
+                                out / "j1.parquet", out / "history" / "j1.parquet")
+    staged = evaluation.current.path
+    assert staged.is_file() and staged.parent == out and not list(out.rglob("*.parquet"))
+    del evaluation
+    gc.collect()
+    assert not staged.exists() and not list(out.rglob("*.partial"))
