@@ -140,3 +140,19 @@ def test_identity_graphs_over_fifty_are_reported(client: TestClient, org: Org, d
     (sample,) = store["oversizedIdentityGraphSamples"]
     assert sample["identities"] == 61 and len(sample["splitInto"]) >= 2
     assert store["profiles"] == len(sample["splitInto"])
+
+
+def test_a_new_batch_refreshes_the_store_incrementally(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    from tests.api.flows import person
+
+    people = create_dataset(client, org.headers())
+    upload_batch(client, org.headers(), people, {"a.json": json_lines([person(i) for i in range(10)])})
+    drain()
+    # Touches one existing profile (of ten) and adds two: under the 25% share that forces a full rebuild.
+    upload_batch(client, org.headers(), people, {"b.json": json_lines([person(i) for i in range(9, 12)])})
+    drain()
+    (policy,) = client.get("/data/core/ups/config/mergePolicies", headers=org.headers()).json()["children"]
+    store = client.get(f"/data/core/ups/config/mergePolicies/{policy['id']}", headers=org.headers()).json()
+    assert store["openseg:profileStore"]["lastRefresh"] == "incremental"
+    assert store["openseg:profileStore"]["profiles"] == 12 and store["openseg:profileStore"]["fragments"] == 13
+    assert _profile(client, org, "email", "p11@example.com")["entity"]["loyalty"] == {"points": 110}

@@ -40,6 +40,7 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
     )
     store, _ = lake.build()
     assert sorted(os.listdir(store)) == [
+        "_state",
         "events.parquet",
         "identities.parquet",
         "manifest.json",
@@ -72,6 +73,9 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
         }
     ]
     assert read_rows(store / "identities.parquet") == [{"namespace": "email", "id": "a@x", "_profile_id": "email:a@x"}]
+    # Internal to the builder: the record id of each event row (file 1 of the ingest order, row 0).
+    assert os.listdir(store / "_state") == ["event_rids.parquet"]
+    assert read_rows(store / "_state" / "event_rids.parquet") == [{"__rid": 1 << 32}]
 
 
 def test_events_are_sorted_by_profile_then_time_and_event_only_profiles_exist(lake: Lake) -> None:

@@ -100,11 +100,13 @@ SELECT anchor, key, min(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS i
 FROM ({rows}) GROUP BY anchor, key
 """
 
+# One display spelling per namespace (the smallest, so "ECID" beats "ecid"), also among the spellings
+# of earlier records when only some records are stitched (an incremental update).
+_NAMESPACES = """
+CREATE OR REPLACE TEMP TABLE __ns AS SELECT lower(ns) AS ns_l, min(ns) AS ns FROM ({spellings}) GROUP BY 1
+"""
+
 _STATEMENTS = (
-    # One display spelling per namespace (the smallest, so "ECID" beats "ecid").
-    """
-    CREATE OR REPLACE TEMP TABLE __ns AS SELECT lower(ns) AS ns_l, min(ns) AS ns FROM __pairs GROUP BY 1
-    """,
     # Identity numbers in key order, so the smallest number of a component is its smallest key.
     """
     CREATE OR REPLACE TEMP TABLE __ids AS
@@ -133,7 +135,10 @@ _RECORD_KEYS = (
 
 
 def stitch(
-    connection: duckdb.DuckDBPyConnection, relations: Sequence[str], identity_graph: str
+    connection: duckdb.DuckDBPyConnection,
+    relations: Sequence[str],
+    identity_graph: str,
+    known_namespaces: str | None = None,
 ) -> list[OversizedGraph]:
     """Decide which profile every identity anchors, for all records of ``relations``.
 
@@ -149,6 +154,8 @@ def stitch(
         relations: The record relations (fragments, events), each with ``identityMap``, the
             provenance columns of :mod:`openseg.profiles.reading`, :data:`ANCHOR` and :data:`IDENTITY_LIST`.
         identity_graph: ``"pdg"`` or ``"none"`` (see the module docstring).
+        known_namespaces: A relation with a column ``ns`` of namespace spellings seen outside
+            ``relations``, taken into account when choosing each namespace's display spelling.
 
     Returns:
         The oversized graphs (none under ``identityGraph: none``, which never links records).
@@ -158,6 +165,10 @@ def stitch(
         for relation in relations
     )
     connection.execute(_PAIRS.format(rows=rows))
+    spellings = "SELECT ns FROM __pairs"
+    if known_namespaces is not None:
+        spellings += f" UNION ALL SELECT ns FROM {known_namespaces}"
+    connection.execute(_NAMESPACES.format(spellings=spellings))
     for statement in _STATEMENTS:
         connection.execute(statement)
     if identity_graph == "none":
@@ -192,8 +203,7 @@ def _stitch_graph(connection: duckdb.DuckDBPyConnection, relations: Sequence[str
     if over_nodes.size:
         connection.register("__oversized_arrow", pa.table({"iid": over_nodes}))
         connection.execute(
-            "CREATE OR REPLACE TEMP TABLE __oversized_keys AS "
-            "SELECT i.key, i.iid FROM __ids AS i JOIN __oversized_arrow AS o USING (iid)"
+            "CREATE OR REPLACE TEMP TABLE __oversized_keys AS SELECT i.key, i.iid FROM __ids AS i JOIN __oversized_arrow AS o USING (iid)"
         )
         connection.unregister("__oversized_arrow")
         records = " UNION ALL ".join(
@@ -217,8 +227,7 @@ def _stitch_graph(connection: duckdb.DuckDBPyConnection, relations: Sequence[str
         "JOIN __ids AS r ON r.iid = g.root"
     )
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __ident AS "
-        "SELECT k.pid, i.iid, i.is_primary FROM __key_pid AS k JOIN __ids AS i USING (key)"
+        "CREATE OR REPLACE TEMP TABLE __ident AS SELECT k.pid, i.iid, i.is_primary FROM __key_pid AS k JOIN __ids AS i USING (key)"
     )
     connection.unregister("__roots_arrow")
     return _report_oversized(connection, over_nodes, original, roots[over_nodes])

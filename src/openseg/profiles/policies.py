@@ -174,6 +174,7 @@ def store_json(store: ProfileStore | None) -> dict[str, Any] | None:
         "fragments": stats.get("fragments"),
         "identities": stats.get("identities"),
         "buildSeconds": stats.get("seconds"),
+        "lastRefresh": stats.get("refresh"),
         "oversizedIdentityGraphs": len(oversized),
         "oversizedIdentityGraphSamples": [
             {"identities": len(g.get("identities", [])), "splitInto": g.get("profile_ids", [])[:10],

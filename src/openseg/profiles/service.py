@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from openseg.catalog.service import Scope, dataset_kind, is_profile_enabled
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.profiles import policies
-from openseg.profiles.build import build_profile_store
+from openseg.profiles.refresh import refresh_profile_store
 from openseg.profiles.sources import SourceFile
 from openseg.profiles.store import StoreNotFoundError, read_schema, resolve_store
 from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore, WorkItem
@@ -86,8 +86,11 @@ def build_sandbox(services: Services, sandbox_id: str,
     results: dict[str, dict[str, object]] = {}
     for policy_id, spec in chosen:
         path = store_path(services.settings.profiles_dir, sandbox_id, policy_id)
-        stats = build_profile_store(sources, spec, path)
+        # Incremental when only new batches arrived; a full rebuild when anything else changed.
+        stats = refresh_profile_store(sources, spec, path, memory_limit=services.settings.build_memory_limit)
         results[policy_id] = stats.to_dict()
+        if stats.refresh == "unchanged":
+            continue
         with services.db.session() as session:
             record = session.get(ProfileStore, policy_id)
             if record is None:

@@ -3,7 +3,8 @@
 Layout (docs/architecture.md, "The merged profile store"), one directory per sandbox and merge policy:
 ``profiles.parquet``, ``events.parquet``, ``identities.parquet``, ``schema.json``; plus, added here,
 ``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none``,
-``fragments.parquet`` (the unmerged fragments a lookup merges on demand).
+``fragments.parquet`` (the unmerged fragments a lookup merges on demand). ``_state/`` holds what only
+the builder reads (:data:`EVENT_RIDS_FILE`).
 
 Publication is atomic: the store path is a symbolic link to a complete build directory kept beside it
 in ``.<name>.builds/``; a new build is written there in full and the link is swapped with
@@ -30,6 +31,8 @@ IDENTITIES_FILE = "identities.parquet"
 FRAGMENTS_FILE = "fragments.parquet"
 SCHEMA_FILE = "schema.json"
 MANIFEST_FILE = "manifest.json"
+EVENT_RIDS_FILE = "_state/event_rids.parquet"
+"""Internal to the builder: the record id of each row of ``events.parquet`` (see :mod:`openseg.profiles.build`)."""
 KEPT_BUILDS = 2
 _STAGING_PREFIX = "tmp-"
 

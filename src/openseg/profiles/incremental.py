@@ -1,0 +1,403 @@
+"""Bringing a built profile store up to date with new sources, recomputing only what they touch.
+
+New sources sort after every source of the previous build (:mod:`openseg.profiles.refresh` checks that),
+so every earlier record keeps its record id and every new record sorts after it. The update then
+recomputes exactly the profiles a full build would change, from exactly the records that full build
+would use for them:
+
+``pdg``
+    A new record can only join components holding one of its identities. The *touched* units are the
+    previous profiles holding an identity of a new record, widened to the whole original component when
+    that component was over the 50-identity guardrail (its split is a replay of all its records, so all
+    its profiles are replayed again). Components that share no identity with a new record are
+    untouched: no edge reaches them, so their profiles, ids and rows stay as they are.
+``none``
+    A record belongs to the profile keyed by its anchor, so the touched profiles are the anchors of the
+    new records.
+
+The records of the touched profiles (earlier fragments re-read from their source files, earlier events
+from ``events.parquet`` with their record ids from ``_state/event_rids.parquet``) plus the new records
+go through the same stitching, merge and queries as a full build (:mod:`openseg.profiles.build`); the
+store files are then rewritten with the touched profiles' rows replaced (:mod:`openseg.profiles.splice`).
+What only depends on every record (the display spelling of a namespace, the unified schema) is checked
+instead: when a new source would change it, :class:`FullRebuildRequired` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from openseg.profiles._sql import col, render, string
+from openseg.profiles.build import (
+    IDENTITIES_QUERY,
+    BuildStats,
+    count,
+    create_merged_view,
+    events_query,
+    fragments_query,
+    phase,
+    profiles_query,
+    register_sources,
+    write_query,
+)
+from openseg.profiles.identity import ANCHOR, ANCHOR_SQL, IDENTITY_LIST, IDENTITY_LIST_SQL, OversizedGraph, stitch
+from openseg.profiles.lookup import identity_key
+from openseg.profiles.merge_policy import MergePolicySpec
+from openseg.profiles.reading import DATASET, INGEST, RID, KindInput, plan_inputs, read_query
+from openseg.profiles.sources import SourceFile
+from openseg.profiles.splice import append_rows, splice_sorted
+from openseg.profiles.store import (
+    EVENT_RIDS_FILE,
+    EVENTS_FILE,
+    FRAGMENTS_FILE,
+    IDENTITIES_FILE,
+    PROFILES_FILE,
+    SCHEMA_FILE,
+    schema_to_json,
+)
+
+_log = logging.getLogger(__name__)
+
+_ROW = "file_row_number"
+
+
+class FullRebuildRequired(Exception):
+    """The new sources cannot be applied incrementally; the message says why."""
+
+
+@dataclass(frozen=True)
+class _NewRecords:
+    fragments: int
+    unlinked_fragments: int
+    events: int
+    unlinked_events: int
+
+
+def update_store(
+    connection: duckdb.DuckDBPyConnection,
+    previous: Path,
+    manifest: dict[str, Any],
+    sources: list[SourceFile],
+    old_count: int,
+    policy: MergePolicySpec,
+    staging: Path,
+    max_touched_share: float,
+) -> tuple[BuildStats, dict[str, pa.Schema]]:
+    """Write into ``staging`` the store a full build over ``sources`` would write.
+
+    Args:
+        connection: A build connection (:func:`openseg.profiles.build.connect`).
+        previous: The build directory of the store built from ``sources[:old_count]``.
+        manifest: Its manifest.
+        sources: Every source, in ingest order; the first ``old_count`` are the previous build's.
+        old_count: How many sources the previous build read.
+        policy: The merge policy (the previous build's).
+        staging: An empty build directory.
+        max_touched_share: The largest share of the previous profiles an update may recompute; past
+            it a full build is as cheap.
+
+    Returns:
+        The build statistics (``seconds`` left at 0) and the unified input schemas.
+
+    Raises:
+        FullRebuildRequired: If the new sources change the unified schema or a namespace's display
+            spelling, or touch more than ``max_touched_share`` of the profiles.
+    """
+    inputs, files = plan_inputs(sources)
+    for kind, source in inputs.items():
+        if schema_to_json(source.schema) != manifest["inputSchemas"][kind]:
+            raise FullRebuildRequired(f"the new sources change the unified {kind} schema")
+    register_sources(connection, files)
+    old = {kind: replace(i, files=tuple(f for f in i.files if f[0] < old_count)) for kind, i in inputs.items()}
+    new = {kind: replace(i, files=tuple(f for f in i.files if f[0] >= old_count)) for kind, i in inputs.items()}
+    with phase("read new records"):
+        connection.execute(f"CREATE TEMP TABLE __new_frag AS {_records_sql(connection, new['profile'])}")
+        connection.execute(f"CREATE TEMP TABLE __new_evt AS {_records_sql(connection, new['event'])}")
+    counts = _NewRecords(
+        fragments=count(connection, "SELECT count(*) FROM __new_frag"),
+        unlinked_fragments=count(connection, f"SELECT count(*) FROM __new_frag WHERE {ANCHOR} IS NULL"),
+        events=count(connection, "SELECT count(*) FROM __new_evt"),
+        unlinked_events=count(connection, f"SELECT count(*) FROM __new_evt WHERE {ANCHOR} IS NULL"),
+    )
+    previous_stats = BuildStats.from_dict(manifest["stats"])
+    with phase("find touched profiles"):
+        _load_previous_identities(connection, previous, previous_stats.oversized_graphs)
+        _check_namespaces(connection)
+        touched_graphs = _touch(connection, policy, previous_stats.oversized_graphs)
+    touched = connection.sql("SELECT pid FROM __touched ORDER BY pid").to_arrow_table().column(0).combine_chunks()
+    if len(touched) > max_touched_share * max(previous_stats.profiles, 1):
+        raise FullRebuildRequired(f"the new sources touch {len(touched)} of {previous_stats.profiles} profiles")
+
+    with phase("read touched profiles' fragments"):
+        connection.execute(
+            f"CREATE TEMP TABLE __old_frag AS SELECT * FROM ({_records_sql(connection, old['profile'])}) "
+            f"WHERE {ANCHOR} IN (SELECT key FROM __touched_keys)"
+        )
+    with phase("read touched profiles' events"):
+        old_event_pids = _load_previous_events(connection, previous, inputs["event"].schema)
+    with phase("recompute touched profiles"):
+        connection.execute("CREATE TEMP VIEW __frag AS SELECT * FROM __old_frag UNION ALL SELECT * FROM __new_frag")
+        connection.execute(
+            "CREATE TEMP VIEW __evt AS SELECT * FROM __new_evt UNION ALL BY NAME SELECT * FROM __old_evt"
+        )
+        oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph, known_namespaces="__known_ns")
+        create_merged_view(connection, "__frag", inputs["profile"].schema, policy)
+        profile_rows = connection.sql(profiles_query(inputs["profile"].schema)).to_arrow_table()
+        event_rows = connection.sql(events_query(inputs["event"].schema)).to_arrow_table()
+
+    with phase("rewrite profiles"):
+        profiles = splice_sorted(
+            previous / PROFILES_FILE, staging / PROFILES_FILE, "_profile_id", touched, profile_rows
+        )
+    if counts.events == counts.unlinked_events and event_rows.column("_profile_id").to_pylist() == old_event_pids:
+        # No event was added and none changed profile: the events file stays as it is.
+        events = previous_stats.events
+        _link(previous, staging, EVENTS_FILE, EVENT_RIDS_FILE)
+    else:
+        with phase("rewrite events"):
+            rids = (previous / EVENT_RIDS_FILE, staging / EVENT_RIDS_FILE)
+            events = splice_sorted(
+                previous / EVENTS_FILE, staging / EVENTS_FILE, "_profile_id", touched, event_rows, rids
+            )
+    with phase("rewrite identities"):
+        _write_identities(connection, previous, policy, staging)
+    if policy.identity_graph == "none" and counts.fragments > counts.unlinked_fragments:
+        with phase("rewrite fragments"):
+            new_fragments = connection.sql(fragments_query("__new_frag")).to_arrow_table()
+            append_rows(previous / FRAGMENTS_FILE, staging / FRAGMENTS_FILE, new_fragments)
+    elif policy.identity_graph == "none":
+        _link(previous, staging, FRAGMENTS_FILE)
+    # The unified schemas did not change, so neither did the written ones.
+    _link(previous, staging, SCHEMA_FILE)
+
+    kept_graphs = [g for index, g in enumerate(previous_stats.oversized_graphs) if index not in touched_graphs]
+    stats = replace(
+        previous_stats,
+        profiles=profiles,
+        events=events,
+        fragments=previous_stats.fragments + counts.fragments,
+        identities=previous_stats.identities + _count_new_identities(connection),
+        oversized_graphs=tuple(sorted([*kept_graphs, *oversized], key=lambda g: identity_key(*g.identities[0]))),
+        seconds=0.0,
+        event_only_profiles=_count_event_only(staging / PROFILES_FILE),
+        unlinked_fragments=previous_stats.unlinked_fragments + counts.unlinked_fragments,
+        unlinked_events=previous_stats.unlinked_events + counts.unlinked_events,
+        refresh="incremental",
+    )
+    return stats, {kind: source.schema for kind, source in inputs.items()}
+
+
+def _count_new_identities(connection: duckdb.DuckDBPyConnection) -> int:
+    """How many identities of the new records no earlier record carried."""
+    return count(
+        connection,
+        "SELECT count(*) FROM __new_keys "
+        "WHERE key NOT IN (SELECT key FROM __old_ids) AND key NOT IN (SELECT key FROM __old_graph_keys)",
+    )
+
+
+def _count_event_only(profiles: Path) -> int:
+    """How many profiles of a written ``profiles.parquet`` have no profile record."""
+    has_record = pq.read_table(profiles, columns=["_hasProfileRecord"]).column(0)
+    return len(has_record) - int(pc.sum(has_record.cast(pa.int64())).as_py() or 0)
+
+
+def _records_sql(connection: duckdb.DuckDBPyConnection, source: KindInput) -> str:
+    """The records of ``source`` with their anchor and identity list, as the full build reads them."""
+    return f"SELECT *, {ANCHOR_SQL} AS {ANCHOR}, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} FROM ({render(read_query(connection, source))})"
+
+
+def _load_previous_identities(
+    connection: duckdb.DuckDBPyConnection, previous: Path, graphs: tuple[OversizedGraph, ...]
+) -> None:
+    """Load the previous identities (``__old_ids``), oversized graphs and known namespace spellings."""
+    identities = exp.func("read_parquet", string(str(previous / IDENTITIES_FILE)))
+    connection.execute(
+        f"CREATE TEMP TABLE __old_ids AS SELECT lower(namespace) || ':' || id AS key, namespace, id, _profile_id FROM {render(identities)}"
+    )
+    # Identities of an oversized graph that no record anchors are in no profile, so only the build
+    # statistics list them.
+    graph_keys = [(identity_key(ns, i), ns, index) for index, g in enumerate(graphs) for ns, i in g.identities]
+    graph_profiles = [(pid, index) for index, g in enumerate(graphs) for pid in g.profile_ids]
+    connection.register(
+        "__graph_keys_arrow",
+        pa.table(
+            {
+                "key": pa.array([k for k, _, _ in graph_keys], pa.string()),
+                "ns": pa.array([ns for _, ns, _ in graph_keys], pa.string()),
+                "graph": pa.array([g for _, _, g in graph_keys], pa.int64()),
+            }
+        ),
+    )
+    connection.register(
+        "__graph_profiles_arrow",
+        pa.table(
+            {
+                "pid": pa.array([p for p, _ in graph_profiles], pa.string()),
+                "graph": pa.array([g for _, g in graph_profiles], pa.int64()),
+            }
+        ),
+    )
+    connection.execute("CREATE TEMP TABLE __old_graph_keys AS SELECT * FROM __graph_keys_arrow")
+    connection.execute("CREATE TEMP TABLE __old_graph_profiles AS SELECT * FROM __graph_profiles_arrow")
+    connection.unregister("__graph_keys_arrow")
+    connection.unregister("__graph_profiles_arrow")
+    connection.execute(
+        "CREATE TEMP TABLE __known_ns AS SELECT DISTINCT namespace AS ns FROM __old_ids UNION SELECT DISTINCT ns FROM __old_graph_keys"
+    )
+    connection.execute(
+        f"""
+        CREATE TEMP TABLE __new_keys AS
+        SELECT DISTINCT unnest(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS key
+        FROM (SELECT {IDENTITY_LIST} FROM __new_frag UNION ALL SELECT {IDENTITY_LIST} FROM __new_evt)
+        """
+    )
+
+
+def _check_namespaces(connection: duckdb.DuckDBPyConnection) -> None:
+    """Refuse new records whose spelling of a known namespace would become its display spelling."""
+    respelled = connection.execute(
+        f"""
+        SELECT n.ns, k.ns FROM (
+            SELECT lower(struct_extract(i, 'ns')) AS ns_l, min(struct_extract(i, 'ns')) AS ns FROM (
+                SELECT unnest({IDENTITY_LIST}) AS i FROM __new_frag
+                UNION ALL SELECT unnest({IDENTITY_LIST}) AS i FROM __new_evt
+            ) GROUP BY 1
+        ) AS n JOIN __known_ns AS k ON lower(k.ns) = n.ns_l
+        WHERE n.ns < k.ns
+        ORDER BY 1 LIMIT 1
+        """
+    ).fetchall()
+    if respelled:
+        new, known = respelled[0]
+        raise FullRebuildRequired(f"namespace {known!r} is now displayed as {new!r}")
+
+
+def _touch(
+    connection: duckdb.DuckDBPyConnection, policy: MergePolicySpec, graphs: tuple[OversizedGraph, ...]
+) -> set[int]:
+    """Create ``__touched(pid)`` and ``__touched_keys(key)``; return the touched oversized graphs.
+
+    ``__touched`` holds the previous profiles to recompute (under ``none`` also new anchors);
+    ``__touched_keys`` the anchors their records may have.
+    """
+    if policy.identity_graph == "none":
+        connection.execute(
+            f"CREATE TEMP TABLE __touched AS SELECT DISTINCT {ANCHOR} AS pid FROM "
+            f"(SELECT {ANCHOR} FROM __new_frag UNION ALL SELECT {ANCHOR} FROM __new_evt) WHERE {ANCHOR} IS NOT NULL"
+        )
+        connection.execute("CREATE TEMP TABLE __touched_keys AS SELECT pid AS key FROM __touched")
+        return set()
+    connection.execute(
+        "CREATE TEMP TABLE __hit AS SELECT DISTINCT _profile_id AS pid FROM __old_ids WHERE key IN (SELECT key FROM __new_keys)"
+    )
+    touched_graphs = {
+        int(row[0])
+        for row in connection.execute(
+            "SELECT graph FROM __old_graph_keys WHERE key IN (SELECT key FROM __new_keys) "
+            "UNION SELECT graph FROM __old_graph_profiles WHERE pid IN (SELECT pid FROM __hit)"
+        ).fetchall()
+    }
+    connection.register("__touched_graphs_arrow", pa.table({"graph": pa.array(sorted(touched_graphs), pa.int64())}))
+    connection.execute(
+        "CREATE TEMP TABLE __touched AS SELECT pid FROM __hit UNION "
+        "SELECT pid FROM __old_graph_profiles WHERE graph IN (SELECT graph FROM __touched_graphs_arrow)"
+    )
+    connection.execute(
+        "CREATE TEMP TABLE __touched_keys AS SELECT key FROM __old_ids WHERE _profile_id IN (SELECT pid FROM __touched) "
+        "UNION SELECT key FROM __old_graph_keys WHERE graph IN (SELECT graph FROM __touched_graphs_arrow)"
+    )
+    connection.unregister("__touched_graphs_arrow")
+    return touched_graphs
+
+
+def _load_previous_events(connection: duckdb.DuckDBPyConnection, previous: Path, schema: pa.Schema) -> list[str]:
+    """Load the touched profiles' events as records (``__old_evt``); return their previous profile ids."""
+    reader = exp.func(
+        "read_parquet",
+        string(str(previous / EVENTS_FILE)),
+        exp.PropertyEQ(this=exp.to_identifier(_ROW), expression=exp.true()),
+    )
+    query = (
+        exp.select(exp.Star())
+        .from_(reader)
+        .where(exp.In(this=col("_profile_id"), query=exp.select(col("pid")).from_("__touched").subquery()))
+        .order_by(col(_ROW))
+    )
+    rows = connection.sql(render(query)).to_arrow_table()
+    rids = pq.read_table(previous / EVENT_RIDS_FILE).column(0)
+    rows = rows.append_column(RID, rids.take(rows.column(_ROW)))
+    connection.register("__old_evt_arrow", rows)
+    columns: list[exp.Expr] = [col(f.name) for f in schema]
+    columns += [
+        col(RID),
+        exp.alias_(exp.cast(exp.Null(), exp.DataType.build("VARCHAR")), DATASET, quoted=True),
+        exp.alias_(col("_ingestTime"), INGEST, quoted=True),
+    ]
+    connection.execute(
+        f"CREATE TEMP TABLE __old_evt AS SELECT *, {ANCHOR_SQL} AS {ANCHOR}, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} "
+        f"FROM ({render(exp.select(*columns).from_('__old_evt_arrow'))})"
+    )
+    connection.unregister("__old_evt_arrow")
+    pids: list[str] = rows.column("_profile_id").to_pylist()
+    return pids
+
+
+def _write_identities(
+    connection: duckdb.DuckDBPyConnection, previous: Path, policy: MergePolicySpec, staging: Path
+) -> None:
+    """Rewrite ``identities.parquet`` with the touched profiles' identities recomputed."""
+    if policy.identity_graph == "pdg":
+        connection.execute(f"CREATE TEMP TABLE __new_ident AS {IDENTITIES_QUERY}")
+        dropped = "_profile_id IN (SELECT pid FROM __touched)"
+    else:
+        # Under none an identity that anchors a profile anywhere maps to that profile only, so both the
+        # recomputed rows and the kept ones must look at every anchor, not only the touched ones.
+        connection.execute(
+            f"""
+            CREATE TEMP TABLE __new_ident AS
+            SELECT n.ns AS namespace, n.id, p.key AS _profile_id
+            FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid JOIN __ids AS p ON p.iid = x.pid
+            WHERE x.iid = x.pid OR (
+                x.iid NOT IN (SELECT DISTINCT pid FROM __ident)
+                AND n.key NOT IN (SELECT _profile_id FROM {render(exp.func("read_parquet", string(str(previous / PROFILES_FILE))))})
+            )
+            """
+        )
+        dropped = (
+            "_profile_id IN (SELECT pid FROM __touched) OR (key IN (SELECT pid FROM __touched) AND _profile_id <> key)"
+        )
+    write_query(
+        connection,
+        f"""
+        SELECT namespace, id, _profile_id FROM (
+            SELECT key, namespace, id, _profile_id FROM __old_ids WHERE NOT ({dropped})
+            UNION ALL
+            SELECT lower(namespace) || ':' || id AS key, namespace, id, _profile_id FROM __new_ident
+        ) ORDER BY id, key, _profile_id
+        """,
+        staging / IDENTITIES_FILE,
+    )
+
+
+def _link(previous: Path, staging: Path, *names: str) -> None:
+    """Carry unchanged files over to the new build (hard links: builds share one file system)."""
+    for name in names:
+        target = staging / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(previous / name, target)
+        except OSError:
+            shutil.copy2(previous / name, target)
+        _log.debug("profile refresh: kept %s", name)

@@ -1,0 +1,96 @@
+"""Rewriting a sorted store file with some of its keys replaced, in one streaming pass.
+
+``profiles.parquet`` and ``events.parquet`` are sorted by ``_profile_id`` (events then by time and
+record id). An incremental update recomputes a small set of profiles; every other row keeps its place
+and its bytes. :func:`splice_sorted` streams the old file batch by batch, drops the rows of the
+recomputed profiles and slots the recomputed rows in where their key sorts, so the result is sorted as
+a full build would sort it without sorting the whole file again.
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from openseg.profiles.build import ROW_GROUP_ROWS, BatchWriter
+
+
+def splice_sorted(
+    old: Path,
+    out: Path,
+    key: str,
+    drop: pa.Array,
+    insert: pa.Table,
+    side: tuple[Path, Path] | None = None,
+) -> int:
+    """Write ``old`` without the rows whose ``key`` is in ``drop``, plus ``insert``, to ``out``.
+
+    Each key's rows must come wholly from ``old`` or wholly from ``insert`` (a key of ``insert`` that
+    is also in ``old`` must be in ``drop``): then a stable sort on ``key`` alone keeps every key's own
+    row order, whatever the secondary sort order of the file is.
+
+    Args:
+        old: A Parquet file sorted by ``key``.
+        out: The file to write.
+        key: The sort column (no nulls).
+        drop: Keys whose rows in ``old`` are left out.
+        insert: Rows to add, sorted by ``key`` then as the file sorts within a key; the columns of
+            ``old`` (castable to its schema), followed by the side column when ``side`` is given.
+        side: ``(old side file, new side file)``: a one-column file aligned row for row with ``old``,
+            rewritten alongside it (its values for ``insert`` are ``insert``'s last column).
+
+    Returns:
+        The number of rows written.
+    """
+    source = pq.ParquetFile(old)
+    schema = source.schema_arrow
+    side_values: pa.ChunkedArray | None = None
+    split: tuple[str, Path] | None = None
+    if side is not None:
+        side_table = pq.read_table(side[0])
+        side_values = side_table.column(0)
+        schema = schema.append(side_table.schema.field(0))
+        split = (side_table.schema.names[0], side[1])
+    insert = insert.select(schema.names).cast(schema)
+    insert_keys = insert.column(key).to_pylist()
+    cursor = 0
+    offset = 0
+    with BatchWriter(out, schema, split) as writer:
+        for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
+            table = pa.Table.from_batches([batch], schema=source.schema_arrow)
+            if side_values is not None:
+                table = table.append_column(schema.field(len(schema) - 1), side_values.slice(offset, batch.num_rows))
+            offset += batch.num_rows
+            if len(drop):
+                table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=drop)))
+            if table.num_rows == 0:
+                continue
+            # Rows to insert that sort before this batch's last key belong in this batch.
+            end = bisect.bisect_right(insert_keys, table.column(key)[-1].as_py(), lo=cursor)
+            if end > cursor:
+                table = pa.concat_tables([table, insert.slice(cursor, end - cursor)])
+                table = table.take(pc.sort_indices(table, sort_keys=[(key, "ascending")]))
+                cursor = end
+            writer.write(table)
+        writer.write(insert.slice(cursor))
+    if side is not None and side_values is not None and offset != len(side_values):
+        raise ValueError(f"{side[0]}: {len(side_values)} rows, {old} has {offset}")
+    return writer.rows
+
+
+def append_rows(old: Path, out: Path, extra: pa.Table) -> int:
+    """Write the rows of ``old`` followed by ``extra`` (cast to ``old``'s schema) to ``out``.
+
+    Returns:
+        The number of rows written.
+    """
+    source = pq.ParquetFile(old)
+    with BatchWriter(out, source.schema_arrow) as writer:
+        for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
+            writer.write(batch)
+        writer.write(extra.select(source.schema_arrow.names).cast(source.schema_arrow))
+    return writer.rows

@@ -1,0 +1,345 @@
+"""Refreshing a profile store: an incremental update must publish exactly what a full build would."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from openseg.profiles import MergePolicySpec, build_profile_store, get_profile, read_manifest, resolve_store
+from openseg.profiles.refresh import refresh_profile_store
+from openseg.profiles.sources import SourceFile
+
+from .conftest import IDENTITY_MAP_TYPE, Lake, ids, read_rows
+
+FRAGMENT_SCHEMA = pa.schema(
+    [
+        ("identityMap", IDENTITY_MAP_TYPE),
+        ("x", pa.int64()),
+        ("person", pa.struct([("name", pa.string())])),
+        ("extSourceSystemAudit", pa.struct([("lastUpdatedDate", pa.timestamp("us"))])),
+    ]
+)
+EVENT_SCHEMA = pa.schema(
+    [
+        ("_id", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("eventType", pa.string()),
+        ("identityMap", IDENTITY_MAP_TYPE),
+        ("v", pa.int64()),
+    ]
+)
+STORE_FILES = (
+    "profiles.parquet",
+    "events.parquet",
+    "identities.parquet",
+    "fragments.parquet",
+    "_state/event_rids.parquet",
+)
+NAMESPACES = ("email", "ecid", "phone")
+DAY0 = datetime(2024, 1, 1)
+POLICIES = {
+    "pdg": MergePolicySpec("mp"),
+    "none": MergePolicySpec("mp", identity_graph="none"),
+    "pdg-precedence": MergePolicySpec("mp", attribute_merge="dataSetPrecedence", dataset_order=("ds-b", "ds-a")),
+    "none-precedence": MergePolicySpec(
+        "mp", identity_graph="none", attribute_merge="dataSetPrecedence", dataset_order=("ds-b", "ds-a")
+    ),
+}
+
+
+def identity_map(pairs: list[tuple[str, str, bool]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """An identityMap value in the file's map layout (several ids per namespace allowed)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for namespace, identity, primary in pairs:
+        grouped.setdefault(namespace, []).append({"id": identity, "primary": primary})
+    return list(grouped.items())
+
+
+def fragment(
+    pairs: list[tuple[str, str, bool]], x: int | None = None, name: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {"identityMap": identity_map(pairs), "x": x, "person": {"name": name}, **extra}
+
+
+def xdm_event(event_id: str, when: datetime | None, pairs: list[tuple[str, str, bool]], v: int = 0) -> dict[str, Any]:
+    return {"_id": event_id, "timestamp": when, "eventType": "web", "identityMap": identity_map(pairs), "v": v}
+
+
+def add(lake: Lake, kind: str, records: list[dict[str, Any]], day: int, dataset: str = "ds-a") -> SourceFile:
+    schema = FRAGMENT_SCHEMA if kind == "profile" else EVENT_SCHEMA
+    return lake.add(kind, records, dataset=dataset, ingest=DAY0 + timedelta(days=day), schema=schema)  # type: ignore[arg-type]
+
+
+def contents(store: Path) -> dict[str, Any]:
+    """Everything a reader can see in a store, plus the builder's state, in file order."""
+    build = resolve_store(store)
+    seen: dict[str, Any] = {}
+    for name in STORE_FILES:
+        if (build / name).exists():
+            seen[name] = (pq.read_schema(build / name), read_rows(build / name))
+    seen["schema.json"] = json.loads((build / "schema.json").read_text())
+    manifest = read_manifest(store)
+    stats = {k: v for k, v in manifest["stats"].items() if k not in ("seconds", "refresh")}
+    seen["manifest"] = {k: manifest[k] for k in ("policy", "sources", "inputSchemas", "formatVersion")} | {
+        "stats": stats
+    }
+    return seen
+
+
+def assert_same_as_full_build(lake: Lake, store: Path, policy: MergePolicySpec) -> None:
+    full = lake.root / "profiles" / f"full-{len(lake.sources)}"
+    build_profile_store(lake.sources, policy, full)
+    incremental, expected = contents(store), contents(full)
+    for name in expected:
+        assert incremental[name] == expected[name], name
+    assert incremental.keys() == expected.keys()
+
+
+# --- the property --------------------------------------------------------------------------------
+
+_identity = st.tuples(st.integers(0, 200), st.booleans())
+_moment = st.one_of(st.none(), st.sampled_from([DAY0 + timedelta(hours=h) for h in (0, 1, 5)]))
+# (identities, x, name, time): a fragment's lastUpdatedDate or an event's timestamp.
+_record = st.tuples(
+    st.lists(_identity, max_size=4), st.one_of(st.none(), st.integers(0, 3)), st.sampled_from([None, "a", "b"]), _moment
+)
+# A chain (first identity, length) links that many consecutive identities, to pass the guardrail.
+_chain_of = st.tuples(st.integers(0, 200), st.integers(20, 60))
+_no_chain = st.just((0, 0))
+Batch = tuple[str, str, list[tuple[Any, ...]], tuple[int, int]]
+
+
+def _batches(chain: st.SearchStrategy[tuple[int, int]]) -> st.SearchStrategy[list[Batch]]:
+    batch = st.tuples(
+        st.sampled_from(["profile", "event"]),
+        st.sampled_from(["ds-a", "ds-b"]),
+        st.lists(_record, max_size=30),
+        chain,
+    )
+    return st.lists(batch, min_size=2, max_size=4)
+
+
+_SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@_SETTINGS
+@given(
+    policy=st.sampled_from(sorted(POLICIES)),
+    pool=st.sampled_from([4, 12, 70]),
+    batches=_batches(st.one_of(_no_chain, _chain_of)),
+)
+def test_refreshing_batch_by_batch_equals_a_full_build(policy: str, pool: int, batches: list[Batch]) -> None:
+    """Random batches over a pool of identities: small pools merge profiles, chains pass the guardrail."""
+    _refresh_batch_by_batch(POLICIES[policy], pool, batches)
+
+
+@_SETTINGS
+@given(policy=st.sampled_from(["pdg", "pdg-precedence"]), batches=_batches(_chain_of))
+def test_refreshing_oversized_graphs_batch_by_batch_equals_a_full_build(policy: str, batches: list[Batch]) -> None:
+    """Every batch brings a chain of 20 to 60 identities among 200: graphs pass 50, merge and split."""
+    _refresh_batch_by_batch(POLICIES[policy], 200, batches)
+
+
+def _refresh_batch_by_batch(spec: MergePolicySpec, pool: int, batches: list[Batch]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        lake = Lake(Path(directory))
+        (lake.root / "profiles").mkdir()
+        store = lake.root / "profiles" / "store"
+        # Empty files fix both unified schemas from the start (a schema change rebuilds in full).
+        add(lake, "profile", [], 0)
+        add(lake, "event", [], 0)
+        for day, (kind, dataset, drawn, (first, length)) in enumerate(batches, start=1):
+            chain = [([(first + i, i == 0), (first + i + 1, False)], None, None, None) for i in range(length)]
+            records = []
+            for number, (identities, x, name, moment) in enumerate([*drawn, *chain]):
+                pairs = [(NAMESPACES[i % pool % 3], str(i % pool), primary) for i, primary in identities]
+                if kind == "profile":
+                    records.append(fragment(pairs, x, name, extSourceSystemAudit={"lastUpdatedDate": moment}))
+                else:
+                    records.append(xdm_event(f"e{day}.{number}", moment, pairs, v=x or 0))
+            add(lake, kind, records, day, dataset)
+            stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf)
+            assert stats.refresh == ("full" if day == 1 else "incremental")
+            assert_same_as_full_build(lake, store, spec)
+            event(f"{spec.identity_graph}: oversized graphs" if stats.oversized_graphs else "no oversized graph")
+
+
+# --- exact cases ---------------------------------------------------------------------------------
+
+
+def test_a_batch_linking_two_profiles_renames_the_events_of_the_larger_id(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "b", True)], x=1), fragment([("ecid", "9", True)], x=2)], 0)
+    add(lake, "event", [xdm_event("e1", DAY0, [("email", "b", True)]), xdm_event("e2", DAY0, [("ecid", "9", True)])], 1)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    add(lake, "profile", [fragment([("email", "b", True), ("ecid", "9", False)], x=3)], 2)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf)
+    assert (stats.refresh, stats.profiles, stats.events, stats.fragments) == ("incremental", 1, 2, 3)
+    # Both events now belong to ecid:9, the smallest key; at the same time they keep ingest order.
+    assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
+        ("ecid:9", "e1"),
+        ("ecid:9", "e2"),
+    ]
+    assert [(p["_profile_id"], p["x"]) for p in read_rows(store / "profiles.parquet")] == [("ecid:9", 3)]
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+
+
+@pytest.mark.parametrize("policy", ["pdg", "none"])
+def test_unchanged_sources_publish_nothing(lake: Lake, policy: str) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
+    built = refresh_profile_store(lake.sources, POLICIES[policy], store)
+    before = resolve_store(store)
+    again = refresh_profile_store(list(reversed(lake.sources)), POLICIES[policy], store)
+    assert again.refresh == "unchanged" and resolve_store(store) == before
+    assert again.to_dict() | {"seconds": 0, "refresh": "full"} == built.to_dict() | {"seconds": 0}
+
+
+def test_a_removed_source_rebuilds_in_full(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    first = add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
+    add(lake, "profile", [fragment([("email", "b", True)], x=2)], 1)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    lake.sources.remove(first)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    assert (stats.refresh, stats.profiles) == ("full", 1)
+    assert get_profile(store, "email", "a") is None
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+
+
+def test_a_source_rewritten_in_place_rebuilds_in_full(lake: Lake) -> None:
+    # Erasing a profile rewrites lake files at the same path (profiles/entities.py).
+    store = lake.root / "profiles" / "store"
+    source = add(lake, "profile", [fragment([("email", "a", True)], x=1), fragment([("email", "b", True)], x=2)], 0)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [fragment([("email", "b", True)], x=2, extSourceSystemAudit=None)], schema=FRAGMENT_SCHEMA
+        ),
+        source.path,
+    )
+    os.utime(source.path, ns=(1, 1))
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    assert (stats.refresh, stats.profiles) == ("full", 1)
+    assert get_profile(store, "email", "a") is None
+
+
+def test_a_new_policy_version_rebuilds_in_full(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    stats = refresh_profile_store(lake.sources, MergePolicySpec("mp", version=2), store)
+    assert stats.refresh == "full" and read_manifest(store)["policy"]["version"] == 2
+
+
+def test_a_source_sorting_before_earlier_ones_rebuilds_in_full(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1)], 5)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    add(lake, "profile", [fragment([("email", "a", True)], x=2)], 1)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    assert stats.refresh == "full"
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+
+
+@pytest.mark.parametrize("policy", ["pdg", "none"])
+def test_a_new_spelling_of_a_namespace_rebuilds_in_full(
+    lake: Lake, policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("ecid", "1", True)], x=1), fragment([("ecid", "2", True)], x=1)], 0)
+    add(lake, "event", [xdm_event("e0", DAY0, [("ecid", "2", True)])], 1)
+    refresh_profile_store(lake.sources, POLICIES[policy], store)
+    # "ECID" sorts before "ecid", so it becomes the display spelling of every ecid identity.
+    add(lake, "event", [xdm_event("e1", DAY0, [("ECID", "1", True)])], 2)
+    with caplog.at_level(logging.INFO, logger="openseg.profiles.refresh"):
+        stats = refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf)
+    assert stats.refresh == "full"
+    assert "namespace 'ecid' is now displayed as 'ECID'" in caplog.text
+    assert {row["namespace"] for row in read_rows(store / "identities.parquet")} == {"ECID"}
+    assert_same_as_full_build(lake, store, POLICIES[policy])
+
+
+def test_a_new_field_rebuilds_in_full(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    lake.add(
+        "profile", [{"identityMap": ids(("email", "a")), "loyalty": {"tier": "gold"}}], ingest=DAY0 + timedelta(days=1)
+    )
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    assert stats.refresh == "full"
+    profile = get_profile(store, "email", "a")
+    assert profile is not None and (profile["x"], profile["loyalty"]) == (1, {"tier": "gold"})
+
+
+def test_touching_too_many_profiles_rebuilds_in_full(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", str(i), True)], x=i) for i in range(8)], 0)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    add(lake, "profile", [fragment([("email", str(i), True)], x=9) for i in range(3)], 1)
+    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store).refresh == "full"  # 3 of 8 > 25 %
+    add(lake, "profile", [fragment([("email", "1", True)], x=10)], 2)
+    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store).refresh == "incremental"
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+
+
+def test_a_batch_without_events_keeps_the_events_file(lake: Lake) -> None:
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
+    add(lake, "event", [xdm_event("e1", DAY0, [("email", "a", True)])], 1)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    before = resolve_store(store)
+    add(lake, "profile", [fragment([("email", "a", True)], x=2)], 2)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf)
+    after = resolve_store(store)
+    assert stats.refresh == "incremental" and after != before
+    assert os.stat(after / "events.parquet").st_ino == os.stat(before / "events.parquet").st_ino
+    assert [p["x"] for p in read_rows(store / "profiles.parquet")] == [2]
+
+
+def _chain(start: int, length: int, namespace: str = "email") -> list[dict[str, Any]]:
+    """Fragments linking identities start..start+length-1 one after the other."""
+    return [
+        fragment([(namespace, f"{i:03d}", True), (namespace, f"{i + 1:03d}", False)], x=i)
+        for i in range(start, start + length - 1)
+    ]
+
+
+@pytest.mark.parametrize("policy", ["pdg", "pdg-precedence"])
+def test_oversized_graphs_are_replayed_with_their_earlier_records(lake: Lake, policy: str) -> None:
+    spec = POLICIES[policy]
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", _chain(0, 40), 0)
+    add(lake, "profile", _chain(100, 45), 1, dataset="ds-b")
+    add(lake, "event", [xdm_event("e0", DAY0, [("email", "010", True)])], 2)
+    refresh_profile_store(lake.sources, spec, store)
+    # Joining the two chains makes an 85-identity graph, split by the guardrail.
+    add(lake, "profile", [fragment([("email", "039", True), ("email", "100", False)], x=99)], 3)
+    stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf)
+    assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 1
+    assert_same_as_full_build(lake, store, spec)
+    # A later batch touching only a split-off part replays the whole original component again.
+    add(lake, "event", [xdm_event("e1", DAY0, [("email", "120", True), ("phone", "7", False)])], 4)
+    add(lake, "profile", _chain(300, 60, "phone"), 5)
+    stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf)
+    assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 2
+    assert_same_as_full_build(lake, store, spec)
