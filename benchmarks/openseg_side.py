@@ -97,7 +97,8 @@ def merged_build(ingest_dir: str, out_dir: str) -> int:
     sources = [SourceFile(str(path), f"bench-{kind}", f"batch-{path.stem}", ingest_time,
                           "profile" if kind == "profiles" else "event")
                for kind in ("profiles", "events") for path in sorted((Path(ingest_dir) / kind).glob("*.parquet"))]
-    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store")
+    # The same memory cap the service builds with (OPENSEG_BUILD_MEMORY_LIMIT default).
+    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store", memory_limit="3GB")
     return stats.profiles
 
 
