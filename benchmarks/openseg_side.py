@@ -98,7 +98,7 @@ def merged_build(ingest_dir: str, out_dir: str) -> int:
                           "profile" if kind == "profiles" else "event")
                for kind in ("profiles", "events") for path in sorted((Path(ingest_dir) / kind).glob("*.parquet"))]
     # The same memory cap the service builds with (OPENSEG_BUILD_MEMORY_LIMIT default).
-    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store", memory_limit="3GB")
+    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store", memory_limit="2GB")
     return stats.profiles
 
 

@@ -21,7 +21,7 @@ class Settings:
     spark_master: str = "local[2]"
     host: str = "127.0.0.1"
     port: int = 8080
-    build_memory_limit: str | None = "3GB"
+    build_memory_limit: str | None = "2GB"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -45,7 +45,7 @@ class Settings:
             ),
             host=str(overrides.get("host") or env.get("OPENSEG_HOST") or "127.0.0.1"),
             port=int(str(overrides.get("port") or env.get("OPENSEG_PORT") or 8080)),
-            build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "3GB"),
+            build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "2GB"),
         )
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
@@ -78,7 +78,7 @@ ENVIRONMENT = (
     ("OPENSEG_SPARK_MASTER", "local[2]", "Spark master: `local[2]`, `spark://host:7077`, `sc://host`"),
     ("OPENSEG_HOST", "127.0.0.1", "address `openseg serve` binds"),
     ("OPENSEG_PORT", "8080", "port `openseg serve` listens on"),
-    ("OPENSEG_BUILD_MEMORY_LIMIT", "3GB", "DuckDB memory limit of a merged-profile build (it spills to disk beyond)"),
+    ("OPENSEG_BUILD_MEMORY_LIMIT", "2GB", "DuckDB memory limit of a merged-profile build (it spills to disk beyond)"),
     ("OPENSEG_EXPORT_FILE_ROWS", "1000000", "rows per Parquet file an export writes"),
     ("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000", "sandboxes up to this many profiles get exact previews; larger ones a sampled estimate"),
 )

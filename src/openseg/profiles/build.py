@@ -160,6 +160,8 @@ def connect(spill: Path, threads: int | None, memory_limit: str | None) -> duckd
         "temp_directory": str(spill),
         # ORDER BY is still honoured; everything else may stream out of order, which saves memory.
         "preserve_insertion_order": False,
+        # A server's or worker's log is no terminal: no progress bar.
+        "enable_progress_bar": False,
     }
     if threads:
         config["threads"] = threads
