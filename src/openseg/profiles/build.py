@@ -160,8 +160,6 @@ def connect(spill: Path, threads: int | None, memory_limit: str | None) -> duckd
         "temp_directory": str(spill),
         # ORDER BY is still honoured; everything else may stream out of order, which saves memory.
         "preserve_insertion_order": False,
-        # A server's or worker's log is no terminal: no progress bar.
-        "enable_progress_bar": False,
     }
     if threads:
         config["threads"] = threads
@@ -170,6 +168,8 @@ def connect(spill: Path, threads: int | None, memory_limit: str | None) -> duckd
     connection = duckdb.connect(config=config)
     # Time zone conversions (TIMESTAMPTZ -> TIMESTAMP) must land in UTC.
     connection.execute("SET TimeZone = 'UTC'")
+    # A server's or worker's log is no terminal: no progress bar.
+    connection.execute("SET enable_progress_bar = false")
     return connection
 
 
