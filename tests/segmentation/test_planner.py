@@ -194,3 +194,26 @@ def test_column_names_never_carry_segment_ids() -> None:
     plan = plan_segments(segments(**{"x\"; DROP TABLE profiles; --": 'homeAddress.country = "US"'}), AS_OF)
     assert list(plan.columns.values()) == ["seg_0"]
     assert "DROP" not in plan.sql("duckdb")
+
+
+def _scan_wheres(plan_args: list[tuple[str, object]]) -> list[str]:
+    plan = plan_segments(plan_args, AS_OF, "duckdb")  # type: ignore[arg-type]
+    return [cte.this.args["where"].sql("duckdb") for cte in plan.query.find_all(exp.CTE)
+            if cte.alias.startswith("ev") and cte.this.args.get("where") is not None]
+
+
+def test_profile_only_predicates_are_pushed_before_event_scans() -> None:
+    gated = segments(us_buyers='homeAddress.country = "US" and xEvent[eventType = "buy"].count() >= 1',
+                     fr_buyers='homeAddress.country = "FR" and xEvent[eventType = "buy"].count() >= 1')
+    (where,) = _scan_wheres(gated)
+    assert "IN (SELECT p._profile_id FROM profiles AS p WHERE" in where
+    assert "'US'" in where and "'FR'" in where  # the OR of both consumers' gates
+    assert run(gated) == {"us_buyers": {"a"}, "fr_buyers": {"b"}}
+
+
+def test_a_consumer_without_a_gate_keeps_the_scan_whole() -> None:
+    mixed = segments(us_buyers='homeAddress.country = "US" and xEvent[eventType = "buy"].count() >= 1',
+                     buyers='xEvent[eventType = "buy"].count() >= 1',
+                     not_us='not (homeAddress.country = "US") or xEvent[eventType = "buy"].count() >= 1')
+    assert all("IN (SELECT" not in where for where in _scan_wheres(mixed))
+    assert run(mixed) == {"us_buyers": {"a"}, "buyers": {"a", "b"}, "not_us": {"a", "b", "c"}}

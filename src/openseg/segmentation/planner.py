@@ -159,7 +159,9 @@ def plan_segments(
             for column in compiled.derived:
                 derived.setdefault(column.key, column)
 
-    ctes, joins = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False))
+    gates = {segment_id: _gate(expressions[segment_id], as_of, dialect, membership_available, map_paths, has_path)
+             for segment_id in expressions}
+    ctes, joins = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False), per_segment, gates)
     query = exp.select(_star(), copy=False).from_(
         exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), copy=False)
     for name, keys in joins:
@@ -211,11 +213,60 @@ def _star() -> exp.Column:
     return exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS))
 
 
+def _gate(node: ast.Node, as_of: dt.datetime, dialect: str, membership: bool,
+          map_paths: frozenset[tuple[str, ...]], has_path: PathCheck | None) -> exp.Expr | None:
+    """The segment's profile-only conjuncts as one condition over ``p`` (None when it has none).
+
+    A segment ``G and R`` with ``G`` reading only profile attributes is false wherever ``G`` is false,
+    whatever its event part says, so event scans need only the profiles where some consumer's gate holds.
+    """
+    body = node.body if isinstance(node, ast.Lambda) else node
+    operands = body.operands if isinstance(body, ast.And) else (body,)
+    profile_only = [o for o in operands if _profile_only(o)]
+    if not profile_only:
+        return None
+    gate = profile_only[0] if len(profile_only) == 1 else ast.And(tuple(profile_only))
+    compiled = compile_expression(gate, as_of, dialect, membership=membership, map_paths=map_paths,
+                                  has_path=has_path)
+    return None if compiled.derived else compiled.condition
+
+
+def _profile_only(node: ast.Node) -> bool:
+    for child in node.walk():
+        if isinstance(child, ast.InSegment | ast.Chain | ast.StepRef):
+            return False
+        if isinstance(child, ast.FieldPath) and child.root is not ast.Root.PROFILE:
+            if child.root is ast.Root.EVENTS or child.root is ast.Root.VARIABLE:
+                return False
+    return True
+
+
+def _gated(columns: Sequence[DerivedColumn], per_segment: Mapping[str, tuple[str, ...]],
+           gates: Mapping[str, exp.Expr | None]) -> exp.Expr | None:
+    """``e._profile_id IN (profiles where some consumer's gate holds)``, when every consumer has a gate."""
+    keys = {c.key for c in columns}
+    consumers = [s for s, used in per_segment.items() if keys & set(used)]
+    conditions = [gates[s] for s in consumers]
+    if not consumers or any(c is None for c in conditions):
+        return None
+    unique: dict[str, exp.Expr] = {}
+    for condition in conditions:
+        assert condition is not None
+        unique.setdefault(condition.sql(), condition)
+    chosen = [c.copy() for c in unique.values()]
+    profiles = exp.select(exp.column(ID, table=PROFILE_ALIAS), copy=False).from_(
+        exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), copy=False).where(
+        exp.or_(*chosen, wrap=True) if len(chosen) > 1 else chosen[0], copy=False)
+    return exp.In(this=exp.column(ID, table=EVENT_ALIAS), query=exp.Subquery(this=profiles))
+
+
 def _derived_relations(
     derived: Mapping[str, DerivedColumn], split_windows: bool,
+    per_segment: Mapping[str, tuple[str, ...]] | None = None, gates: Mapping[str, exp.Expr | None] | None = None,
 ) -> tuple[list[tuple[str, exp.Select]], list[tuple[str, list[tuple[str, str]]]]]:
     """CTEs computing the derived columns: grouped scans of events (one per window when ``split_windows``)
-    and of membership, and one query per chain."""
+    and of membership, and one query per chain. An events scan whose consumers all have profile-only gates
+    reads only the events of profiles some gate admits (profile-only predicates pushed before the scan)."""
     ctes: list[tuple[str, exp.Select]] = []
     joins: list[tuple[str, list[tuple[str, str]]]] = []
     events = [c for c in derived.values() if c.relation == EVENTS]
@@ -224,7 +275,11 @@ def _derived_relations(
         groups.setdefault(_window_of(column) if split_windows else None, []).append(column)
     for index, columns in enumerate(groups.values()):
         name = f"ev{index}" if len(groups) > 1 else "ev"
-        ctes.append((name, _grouped_scan(EVENTS, EVENT_ALIAS, columns)))
+        scan = _grouped_scan(EVENTS, EVENT_ALIAS, columns)
+        gate = _gated(columns, per_segment, gates) if per_segment is not None and gates is not None else None
+        if gate is not None:
+            scan.where(gate, append=True, copy=False)
+        ctes.append((name, scan))
         joins.append((name, [(c.key, c.key) for c in columns]))
     memberships = [c for c in derived.values() if c.relation == MEMBERSHIP]
     if memberships:
