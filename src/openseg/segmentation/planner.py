@@ -221,7 +221,9 @@ def _gate(node: ast.Node, as_of: dt.datetime, dialect: str, membership: bool,
     whatever its event part says, so event scans need only the profiles where some consumer's gate holds.
     """
     body = node.body if isinstance(node, ast.Lambda) else node
-    operands = body.operands if isinstance(body, ast.And) else (body,)
+    if not isinstance(body, ast.Expr):
+        return None
+    operands: tuple[ast.Expr, ...] = body.operands if isinstance(body, ast.And) else (body,)
     profile_only = [o for o in operands if _profile_only(o)]
     if not profile_only:
         return None
