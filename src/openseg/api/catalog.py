@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
 from openseg.catalog import service as catalog
 from openseg.catalog.service import Scope, dataset_kind
-from openseg.errors import BadRequest
 from openseg.services import Services
 from openseg.store.models import Batch, Dataset
 
@@ -86,17 +85,11 @@ def _page(request: Request) -> tuple[int, int, str | None]:
             parse_int(params.get("start"), "start", 0), params.get("orderBy") or params.get("orderby"))
 
 
-async def _object_body(request: Request) -> dict[str, Any]:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", field="body")
-    return body
-
 
 @router.post("/dataSets", status_code=201)
 async def create_dataset(request: Request, who: Tenant = Depends(tenant),
                          svc: Services = Depends(services)) -> JSONResponse:
-    body = await _object_body(request)
+    body = await json_object(request)
     with svc.db.session() as session:
         dataset = catalog.create_dataset(session, scope_of(who), body)
         return JSONResponse([f"@/dataSets/{dataset.id}"], status_code=201)
@@ -124,7 +117,7 @@ def get_dataset(dataset_id: str, request: Request, who: Tenant = Depends(tenant)
 @router.patch("/dataSets/{dataset_id}")
 async def patch_dataset(dataset_id: str, request: Request, who: Tenant = Depends(tenant),
                         svc: Services = Depends(services)) -> list[str]:
-    body = await _object_body(request)
+    body = await json_object(request)
     with svc.db.session() as session:
         catalog.update_dataset(session, scope_of(who), dataset_id, body)
     return [f"@/dataSets/{dataset_id}"]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles.service import sandbox_schema
@@ -20,12 +20,6 @@ router = APIRouter(prefix="/data/core/ups/segment", tags=["segment definitions"]
 PATH = "/data/core/ups/segment/definitions"
 
 
-async def _object(request: Request) -> dict[str, Any]:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", field="body")
-    return body
-
 
 def _json(session: Any, who: Tenant, definition: Any) -> dict[str, Any]:
     return definitions.definition_json(definition, who.sandbox.to_json(),
@@ -34,7 +28,7 @@ def _json(session: Any, who: Tenant, definition: Any) -> dict[str, Any]:
 
 @router.post("/definitions", status_code=201)
 async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await _object(request)
+    body = await json_object(request)
     scope = scope_of(who)
     with svc.db.session() as session:
         definition = definitions.create_definition(session, scope, body, lambda: sandbox_schema(svc, scope))
@@ -61,7 +55,7 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
 
 @router.post("/definitions/bulk-get")
 async def bulk_get(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await _object(request)
+    body = await json_object(request)
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids):
         raise BadRequest("'ids' must be a list of {\"id\": ...}", field="ids")
@@ -85,7 +79,7 @@ def get(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depen
 @router.patch("/definitions/{definition_id}")
 async def patch(definition_id: str, request: Request, who: Tenant = Depends(tenant),
                 svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await _object(request)
+    body = await json_object(request)
     scope = scope_of(who)
     with svc.db.session() as session:
         definition = definitions.update_definition(session, scope, definition_id, body,

@@ -93,6 +93,14 @@ async def json_body(request: Request) -> Any:
         ) from exc
 
 
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object (400 naming ``body`` otherwise)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", field="body")
+    return body
+
+
 def parse_model(model: type[Model], data: Any) -> Model:
     """Validate ``data`` into ``model``; errors name the field in AEP's 400 body."""
     try:

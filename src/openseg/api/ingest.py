@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from openseg.api.catalog import _object_body, batch_json, scope_of
-from openseg.api.deps import Tenant, services, tenant
+from openseg.api.catalog import batch_json, scope_of
+from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.errors import BadRequest
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/data/foundation/import", tags=["ingestion"])
 @router.post("/batches", status_code=201)
 async def create_batch(request: Request, who: Tenant = Depends(tenant),
                        svc: Services = Depends(services)) -> JSONResponse:
-    body = await _object_body(request)
+    body = await json_object(request)
     with svc.db.session() as session:
         batch = catalog.create_batch(session, scope_of(who), body)
         return JSONResponse(batch_json(batch), status_code=201)

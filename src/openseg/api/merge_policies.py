@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, query_bool, services, tenant
+from openseg.api.deps import Tenant, json_body, json_object, query_bool, services, tenant
 from openseg.api.paging import children_page, parse_int
-from openseg.errors import BadRequest
 from openseg.json_patch import apply_patch
 from openseg.profiles import policies
 from openseg.services import Services
@@ -20,16 +19,10 @@ router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"
 
 
-async def _object(request: Request) -> dict[str, Any]:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", field="body")
-    return body
-
 
 @router.post("/mergePolicies", status_code=201)
 async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await _object(request)
+    body = await json_object(request)
     with svc.db.session() as session:
         policy = policies.create_policy(session, scope_of(who), body)
         return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=201)
@@ -57,7 +50,7 @@ def get(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(s
 @router.put("/mergePolicies/{policy_id}")
 async def put(policy_id: str, request: Request, who: Tenant = Depends(tenant),
               svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await _object(request)
+    body = await json_object(request)
     with svc.db.session() as session:
         policy = policies.replace_policy(session, scope_of(who), policy_id, body)
         return policies.policy_json(policy, who.sandbox.to_json())

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Caller, caller, json_body, services
+from openseg.api.deps import Caller, caller, json_object, services
 from openseg.errors import BadRequest, Conflict, NotFound
 from openseg.services import Services
 from openseg.store import tenancy
@@ -52,9 +52,7 @@ def get_sandbox(name: str, who: Caller = Depends(caller), svc: Services = Depend
 @router.post("/sandboxes", status_code=201)
 async def create_sandbox(request: Request, who: Caller = Depends(caller),
                          svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", field="body")
+    body = await json_object(request)
     name = body.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise BadRequest("'name' must be lower-case letters, digits and hyphens (at most 64)", field="name")

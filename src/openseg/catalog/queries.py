@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from openseg.catalog.query import check_read_only, json_value, run_query, table_name
 from openseg.catalog.service import Scope, successful_files
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest, NotFound
+from openseg.errors import BadRequest
 from openseg.store.models import Dataset, Query, WorkItem
 from openseg.worker.queue import enqueue
 
@@ -47,10 +47,7 @@ def submit_query(session: Session, scope: Scope, body: object) -> Query:
 
 
 def get_query(session: Session, scope: Scope, query_id: str) -> Query:
-    query = session.get(Query, query_id)
-    if query is None or query.sandbox_id != scope.sandbox_id or query.org_id != scope.org_id:
-        raise NotFound.of("query", query_id)
-    return query
+    return scope.get(session, Query, query_id, "query")
 
 
 def execute(services: Services, query_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,6 +15,9 @@ from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
 from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 
+#: A stored resource with ``org_id`` and ``sandbox_id`` columns.
+Owned = TypeVar("Owned")
+
 PROFILE_SCHEMA = "https://ns.adobe.com/xdm/context/profile"
 EVENT_SCHEMA = "https://ns.adobe.com/xdm/context/experienceevent"
 UNION_SCHEMA = "https://ns.adobe.com/xdm/context/profile__union"
@@ -23,10 +26,17 @@ FORMATS = ("json", "parquet")
 
 @dataclass(frozen=True)
 class Scope:
-    """The org and sandbox every catalog operation is confined to."""
+    """The org and sandbox every resource operation is confined to."""
 
     org_id: str
     sandbox_id: str
+
+    def get(self, session: Session, model: type[Owned], resource_id: object, resource: str) -> Owned:
+        """The resource with this id, or 404 when it does not exist here (another org or sandbox alike)."""
+        found = session.get(model, resource_id)
+        if found is None or found.org_id != self.org_id or found.sandbox_id != self.sandbox_id:  # type: ignore[attr-defined]
+            raise NotFound.of(resource, resource_id)
+        return found
 
 
 def dataset_kind(dataset: Dataset) -> str:
@@ -72,10 +82,7 @@ def create_dataset(session: Session, scope: Scope, body: dict[str, Any]) -> Data
 
 
 def get_dataset(session: Session, scope: Scope, dataset_id: str) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None or dataset.org_id != scope.org_id or dataset.sandbox_id != scope.sandbox_id:
-        raise NotFound.of("dataset", dataset_id)
-    return dataset
+    return scope.get(session, Dataset, dataset_id, "dataset")
 
 
 def list_datasets(session: Session, scope: Scope, *, limit: int, start: int, order_by: str | None,
@@ -152,10 +159,7 @@ def create_batch(session: Session, scope: Scope, body: dict[str, Any]) -> Batch:
 
 
 def get_batch(session: Session, scope: Scope, batch_id: str) -> Batch:
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.org_id != scope.org_id or batch.sandbox_id != scope.sandbox_id:
-        raise NotFound.of("batch", batch_id)
-    return batch
+    return scope.get(session, Batch, batch_id, "batch")
 
 
 def list_batches(session: Session, scope: Scope, *, dataset_id: str | None, status: str | None, limit: int,
@@ -231,10 +235,7 @@ def batch_files(session: Session, batch_id: str) -> list[DataFile]:
 
 
 def get_data_file(session: Session, scope: Scope, file_id: str) -> DataFile:
-    data_file = session.get(DataFile, file_id)
-    if data_file is None or data_file.org_id != scope.org_id or data_file.sandbox_id != scope.sandbox_id:
-        raise NotFound.of("dataSetFile", file_id)
-    return data_file
+    return scope.get(session, DataFile, file_id, "dataSetFile")
 
 
 def successful_files(session: Session, sandbox_id: str, dataset_id: str) -> list[DataFile]:

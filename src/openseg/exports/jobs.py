@@ -65,10 +65,9 @@ def validate_for_schedule(session: Session, scope: Scope, properties: Any) -> No
 
 
 def get_export(session: Session, scope: Scope, job_id: str) -> ExportJob:
-    job = session.get(ExportJob, int(job_id)) if job_id.isdigit() else None
-    if job is None or job.sandbox_id != scope.sandbox_id or job.org_id != scope.org_id:
+    if not job_id.isdigit():  # export job ids are integers
         raise NotFound.of("export job", job_id)
-    return job
+    return scope.get(session, ExportJob, int(job_id), "export job")
 
 
 def list_exports(session: Session, scope: Scope, *, limit: int, offset: str | None) -> tuple[list[ExportJob], bool]:

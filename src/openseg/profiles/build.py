@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -138,12 +138,25 @@ def build_profile_store(
     """
     started = time.perf_counter()
     ordered = ingest_order(sources)
-    entries = [source_entry(s) for s in ordered]
-    out_dir = Path(out_dir)
+    return write_build(Path(out_dir), [source_entry(s) for s in ordered], policy,
+                       lambda connection, staging: _build(connection, ordered, policy, staging),
+                       threads=threads, memory_limit=memory_limit, started=started)
+
+
+#: Writes a store's files into a staging directory over a build connection: (stats, union schemas).
+Producer = Callable[[duckdb.DuckDBPyConnection, Path], tuple["BuildStats", dict[str, pa.Schema]]]
+
+
+def write_build(out_dir: Path, entries: list[dict[str, Any]], policy: MergePolicySpec, produce: Producer, *,
+                threads: int | None, memory_limit: str | None, started: float) -> BuildStats:
+    """Run ``produce`` into a fresh staging directory, add the manifest and publish the build atomically.
+
+    Full builds and incremental refreshes both come here; a failure leaves the published store as it was.
+    """
     staging = new_staging_dir(out_dir)
     try:
         with connect(staging / "_spill", threads, memory_limit) as connection:
-            stats, schemas = _build(connection, ordered, policy, staging)
+            stats, schemas = produce(connection, staging)
         shutil.rmtree(staging / "_spill", ignore_errors=True)
         stats = replace(stats, seconds=round(time.perf_counter() - started, 3))
         write_manifest(staging / MANIFEST_FILE, entries, policy, stats.to_dict(), schemas)

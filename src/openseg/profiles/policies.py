@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from openseg.catalog.service import Scope
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.errors import BadRequest, Conflict
 from openseg.profiles.merge_policy import (
     ATTRIBUTE_MERGE_TYPES,
     IDENTITY_GRAPH_TYPES,
@@ -111,10 +111,7 @@ def create_policy(session: Session, scope: Scope, body: dict[str, Any]) -> Merge
 
 
 def get_policy(session: Session, scope: Scope, policy_id: str) -> MergePolicy:
-    policy = session.get(MergePolicy, policy_id)
-    if policy is None or policy.sandbox_id != scope.sandbox_id or policy.org_id != scope.org_id:
-        raise NotFound.of("merge policy", policy_id)
-    return policy
+    return scope.get(session, MergePolicy, policy_id, "merge policy")
 
 
 def list_policies(session: Session, scope: Scope, *, start: int, limit: int,

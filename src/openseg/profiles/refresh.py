@@ -18,24 +18,21 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from openseg.profiles.build import BuildStats, build_profile_store, connect
+from openseg.profiles.build import BuildStats, build_profile_store, write_build
 from openseg.profiles.incremental import FullRebuildRequired, update_store
-from openseg.profiles.manifest import FORMAT_VERSION, source_entry, write_manifest
+from openseg.profiles.manifest import FORMAT_VERSION, source_entry
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.sources import SourceFile, ingest_order
 from openseg.profiles.store import (
     EVENT_RIDS_FILE,
     MANIFEST_FILE,
     StoreNotFoundError,
-    new_staging_dir,
-    publish,
     resolve_store,
 )
 
@@ -154,17 +151,9 @@ def _update(
     started: float,
 ) -> BuildStats:
     assert plan.previous is not None and plan.manifest is not None
-    staging = new_staging_dir(out_dir)
-    try:
-        with connect(staging / "_spill", threads, memory_limit) as connection:
-            stats, schemas = update_store(
-                connection, plan.previous, plan.manifest, ordered, plan.old_count, policy, staging, max_touched_share
-            )
-        shutil.rmtree(staging / "_spill", ignore_errors=True)
-        stats = replace(stats, seconds=round(time.perf_counter() - started, 3))
-        write_manifest(staging / MANIFEST_FILE, entries, policy, stats.to_dict(), schemas)
-        publish(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return stats
+    previous, manifest = plan.previous, plan.manifest
+    return write_build(
+        out_dir, entries, policy,
+        lambda connection, staging: update_store(connection, previous, manifest, ordered, plan.old_count, policy,
+                                                 staging, max_touched_share),
+        threads=threads, memory_limit=memory_limit, started=started)

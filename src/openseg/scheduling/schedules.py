@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, new_uuid, now_ms
-from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.errors import BadRequest, Conflict
 from openseg.json_patch import apply_patch
 from openseg.profiles.policies import count_policies
 from openseg.scheduling.cron import CronError, QuartzCron, frequency
@@ -102,10 +102,7 @@ def create_schedule(session: Session, scope: Scope, body: object,
 
 
 def get_schedule(session: Session, scope: Scope, schedule_id: str) -> Schedule:
-    schedule = session.get(Schedule, schedule_id)
-    if schedule is None or schedule.sandbox_id != scope.sandbox_id or schedule.org_id != scope.org_id:
-        raise NotFound.of("schedule", schedule_id)
-    return schedule
+    return scope.get(session, Schedule, schedule_id, "schedule")
 
 
 def list_schedules(session: Session, scope: Scope, *, start: int, limit: int) -> tuple[list[Schedule], int]:

@@ -173,10 +173,7 @@ def _snapshot(session: Session, definition: SegmentDefinition) -> None:
 
 
 def get_definition(session: Session, scope: Scope, definition_id: str) -> SegmentDefinition:
-    definition = session.get(SegmentDefinition, definition_id)
-    if definition is None or definition.sandbox_id != scope.sandbox_id or definition.org_id != scope.org_id:
-        raise NotFound.of("segment definition", definition_id)
-    return definition
+    return scope.get(session, SegmentDefinition, definition_id, "segment definition")
 
 
 def list_definitions(session: Session, scope: Scope, *, start: int, limit: int) -> tuple[list[SegmentDefinition], int]:

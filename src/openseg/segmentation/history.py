@@ -14,10 +14,7 @@ from sqlalchemy import select
 
 from openseg.catalog.query import json_value
 from openseg.catalog.service import Scope
-from openseg.errors import NotFound
-from openseg.profiles import policies
-from openseg.profiles.service import store_path
-from openseg.profiles.store import IDENTITIES_FILE, StoreNotFoundError, resolve_store
+from openseg.profiles.entities import locate
 from openseg.segmentation.runner import membership_dir
 from openseg.store.models import SegmentJob
 
@@ -65,20 +62,8 @@ def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str
 
 def profile_of(services: Services, scope: Scope, namespace: str, identity: str) -> tuple[str, str]:
     """(profile id, merge policy id) of an identity under the sandbox's default merge policy."""
-    with services.db.session() as session:
-        policy = policies.ensure_default(session, scope)
-    try:
-        store = resolve_store(store_path(services.settings.profiles_dir, scope.sandbox_id, policy.id))
-    except StoreNotFoundError as exc:
-        raise NotFound(f"no profile has identity {namespace}:{identity}", field="entityId") from exc
-    with duckdb.connect() as con:
-        found = con.sql(
-            "SELECT _profile_id FROM read_parquet($path) WHERE lower(namespace) = lower($ns) AND id = $id LIMIT 1",
-            params={"path": str(store / IDENTITIES_FILE), "ns": namespace, "id": identity},
-        ).fetchall()
-    if not found:
-        raise NotFound(f"no profile has identity {namespace}:{identity}", field="entityId")
-    return str(found[0][0]), policy.id
+    located = locate(services, scope, namespace, identity)
+    return located.profile_id, located.policy.id
 
 
 def timeline(services: Services, scope: Scope, profile_id: str, policy_id: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from openseg.catalog.service import Scope
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest, NotFound
+from openseg.errors import BadRequest
 from openseg.store.models import MergePolicy, SegmentDefinition, SegmentJob
 from openseg.worker.queue import enqueue
 
@@ -73,10 +73,7 @@ def create_job(session: Session, scope: Scope, body: object, *, origin: str = "a
 
 
 def get_job(session: Session, scope: Scope, job_id: str) -> SegmentJob:
-    job = session.get(SegmentJob, job_id)
-    if job is None or job.sandbox_id != scope.sandbox_id or job.org_id != scope.org_id:
-        raise NotFound.of("segment job", job_id)
-    return job
+    return scope.get(session, SegmentJob, job_id, "segment job")
 
 
 def list_jobs(session: Session, scope: Scope, *, start: int, limit: int, status: str | None,

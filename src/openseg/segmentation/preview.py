@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
-from openseg.errors import BadRequest, NotFound
+from openseg.errors import BadRequest
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store, sandbox_schema
 from openseg.profiles.store import PROFILES_FILE, resolve_store
@@ -123,10 +123,7 @@ def _entities(store: Any, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def get_preview(session: Session, scope: Scope, preview_id: str) -> Preview:
-    preview = session.get(Preview, preview_id)
-    if preview is None or preview.sandbox_id != scope.sandbox_id or preview.org_id != scope.org_id:
-        raise NotFound.of("preview", preview_id)
-    return preview
+    return scope.get(session, Preview, preview_id, "preview")
 
 
 def preview_json(preview: Preview) -> dict[str, Any]:
