@@ -74,7 +74,20 @@ def test_seed_on_demand_flow(client: TestClient, org: Org, drain: Callable[[], i
     for timing in ("totalTime", "profileSegmentationTime"):
         t = metrics[timing]
         assert t["endTimeInMs"] - t["startTimeInMs"] == t["totalTimeInMs"] >= 0
-    assert set(metrics["openseg:segmentCost"]) == {us["id"], buyers["id"]}
+    # openseg's extension: what each segment's part of the one-pass plan cost. "US" reads profiles only;
+    # "buyers" also reads the events scan (all 6 purchases, 3 profiles with some). The final stage
+    # reads the 10 profiles and the scan's 3 rows, and is shared by both.
+    cost = metrics["openseg:segmentCost"]
+    assert list(cost) == [us["id"], buyers["id"]]
+    final = {"name": "segments", "relation": "profiles", "rows": 10, "rowsScanned": 13, "sharedBy": 2}
+    scan = {"name": "ev", "relation": "events", "rows": 3, "rowsScanned": 6, "sharedBy": 1}
+    assert [{k: v for k, v in stage.items() if k != "seconds"} for stage in cost[us["id"]]["stages"]] == [final]
+    assert [{k: v for k, v in stage.items() if k != "seconds"} for stage in cost[buyers["id"]]["stages"]] == [
+        scan, final]
+    assert cost[us["id"]]["rowsScanned"] == 7 and cost[buyers["id"]]["rowsScanned"] == 6 + 6
+    scan_seconds, final_seconds = (stage["seconds"] for stage in cost[buyers["id"]]["stages"])
+    assert cost[us["id"]]["seconds"] == pytest.approx(final_seconds / 2, abs=1e-5)
+    assert cost[buyers["id"]]["seconds"] == pytest.approx(scan_seconds + final_seconds / 2, abs=1e-5)
 
 
 def test_star_runs_every_definition_and_list_pages(client: TestClient, org: Org, drain: Callable[[], int]) -> None:

@@ -150,3 +150,33 @@ def test_staged_files_stay_hidden_until_published_and_vanish_if_never_published(
     del evaluation
     gc.collect()
     assert not staged.exists() and not list(out.rglob("*.partial"))
+
+
+def test_each_segment_reports_the_time_and_rows_of_its_part_of_the_plan(engine: Engine, tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
+    cost = evaluate(engine, store, out, T1, None, "j1").cost
+    assert list(cost) == ["us", "buyer", "us_buyer"]
+    # "buyer" alone reads the events scan of its 7-day window; all three share the final stage.
+    assert [s["name"] for s in cost["us"]["stages"]] == ["segments"]
+    assert [s["name"] for s in cost["buyer"]["stages"]] == ["ev", "segments"]
+    scan, final = cost["buyer"]["stages"]
+    reports_scans = isinstance(engine, DuckDBEngine)
+    # The scan reads the two events of the window (the one of 2024-06-10 falls outside it: the window
+    # is pushed into the Parquet scan) and yields one row per profile that has some.
+    assert scan == {"name": "ev", "relation": "events", "seconds": scan["seconds"], "rows": 2,
+                    "rowsScanned": 2 if reports_scans else None, "sharedBy": 1}
+    assert final == {"name": "segments", "relation": "profiles", "seconds": final["seconds"], "rows": 3,
+                     "rowsScanned": final["rowsScanned"], "sharedBy": 3}
+    assert scan["seconds"] > 0 and final["seconds"] > 0
+    assert cost["us"]["seconds"] == pytest.approx(final["seconds"] / 3, abs=1e-5)
+    assert cost["buyer"]["seconds"] == pytest.approx(scan["seconds"] + final["seconds"] / 3, abs=1e-5)
+    assert sum(c["seconds"] for c in cost.values()) == pytest.approx(scan["seconds"] + final["seconds"], abs=1e-5)
+    if reports_scans:
+        # The final stage reads the 3 profiles and the scan's 2 rows; its rows are split 2/2/1.
+        assert final["rowsScanned"] == 5
+        assert [c["rowsScanned"] for c in cost.values()] == [2, 2 + 2, 1]
+    else:
+        assert final["rowsScanned"] is None and all(c["rowsScanned"] is None for c in cost.values())
+    assert {s: (c["derivedColumns"], c["sharedDerivedColumns"]) for s, c in cost.items()} == {
+        "us": (0, 0), "buyer": (1, 0), "us_buyer": (0, 0)}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import pyarrow as pa
@@ -17,6 +19,26 @@ from sqlglot import exp
 
 #: A relation the plan reads: a Parquet file/directory path or an Arrow table already in memory.
 TableSource: TypeAlias = str | os.PathLike[str] | pa.Table
+#: A plan in stages: (name, query) pairs, each query reading the relations and the stages before it.
+Stages: TypeAlias = Sequence[tuple[str, exp.Query]]
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What running one stage of a staged plan cost.
+
+    Attributes:
+        name: The stage's name (the relation later stages read its result as).
+        seconds: Wall-clock time it took.
+        rows: Rows it produced.
+        rows_scanned: Rows it read from its inputs, after the filters the engine pushed into the scans
+            (None where the engine does not report it).
+    """
+
+    name: str
+    seconds: float
+    rows: int
+    rows_scanned: int | None = None
 
 
 class NotSupportedOnEngine(Exception):
@@ -66,6 +88,26 @@ class Engine(abc.ABC):
             The result as an Arrow table.
         """
         return self._execute(self.render(plan), tables)
+
+    def run_staged(self, stages: Stages, final: exp.Query, tables: Mapping[str, TableSource]
+                   ) -> tuple[pa.Table, list[StageRun]]:
+        """Run ``stages`` one after the other, each readable by the next under its name, then ``final``;
+        measure each.
+
+        This generic form hands each stage's result back as Arrow; engines override it to keep results
+        where they are (DuckDB temporary tables, Spark cached views).
+
+        Returns:
+            ``final``'s result, and one ``StageRun`` per stage followed by one for ``final`` (named ``""``).
+        """
+        relations: dict[str, TableSource] = dict(tables)
+        runs: list[StageRun] = []
+        for name, query in [*stages, ("", final)]:
+            started = time.perf_counter()
+            result = self.run(query, relations)
+            runs.append(StageRun(name, time.perf_counter() - started, result.num_rows))
+            relations[name] = result
+        return result, runs
 
     @abc.abstractmethod
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:

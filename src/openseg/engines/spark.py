@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+from sqlglot import exp
 
-from openseg.engines.base import Engine, TableSource
+from openseg.engines.base import Engine, StageRun, Stages, TableSource
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -85,6 +88,36 @@ class SparkEngine(Engine):
         self._run_lock = threading.Lock()
 
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
+        with self._views(tables) as spark:
+            return spark.sql(sql).toArrow()
+
+    def run_staged(self, stages: Stages, final: exp.Query, tables: Mapping[str, TableSource]
+                   ) -> tuple[pa.Table, list[StageRun]]:
+        """Each stage becomes a cached temporary view (counted, which computes it), then ``final`` runs over
+        them. Spark does not report rows scanned per query here, so ``rows_scanned`` is None."""
+        runs: list[StageRun] = []
+        with self._views(tables) as spark:
+            cached = []
+            try:
+                for name, query in stages:
+                    started = time.perf_counter()
+                    frame = spark.sql(self.render(query)).cache()
+                    cached.append(frame)
+                    rows = frame.count()
+                    frame.createOrReplaceTempView(name)
+                    runs.append(StageRun(name, time.perf_counter() - started, rows))
+                started = time.perf_counter()
+                result = spark.sql(self.render(final)).toArrow()
+                runs.append(StageRun("", time.perf_counter() - started, result.num_rows))
+                return result, runs
+            finally:
+                for (name, _), frame in zip(stages, cached, strict=False):
+                    spark.catalog.dropTempView(name)
+                    frame.unpersist()
+
+    @contextmanager
+    def _views(self, tables: Mapping[str, TableSource]) -> Iterator[SparkSession]:
+        """The shared session with ``tables`` registered as temporary views, for one run at a time."""
         spark = get_spark_session(self.master)
         with self._run_lock:
             for name, source in tables.items():
@@ -95,7 +128,7 @@ class SparkEngine(Engine):
                 )
                 frame.createOrReplaceTempView(name)
             try:
-                return spark.sql(sql).toArrow()
+                yield spark
             finally:
                 for name in tables:
                     spark.catalog.dropTempView(name)

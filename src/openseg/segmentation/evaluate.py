@@ -27,10 +27,11 @@ from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
 from openseg.segmentation import membership
+from openseg.segmentation.cost import segment_costs
 from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
 
 if TYPE_CHECKING:
-    from openseg.engines.base import Engine, TableSource
+    from openseg.engines.base import Engine, StageRun, TableSource
     from openseg.services import Services
 
 #: The temporary table holding the plan's result in the job's connection.
@@ -110,7 +111,7 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
     workspace = engine.connect() if isinstance(engine, DuckDBEngine) else duckdb.connect()
     with workspace as connection:
         started = time.perf_counter()
-        _materialize(engine, connection, plan, tables)
+        runs = _materialize(engine, connection, plan, tables)
         seconds = time.perf_counter() - started
         qualified, by_namespace = _qualified_counts(connection, store, plan.columns)
         differ = membership.MembershipDiffer(connection, list(plan.columns), previous)
@@ -122,18 +123,21 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
     return Evaluation(columns=dict(plan.columns), total_profiles=total, seconds=seconds, qualified=qualified,
                       by_namespace=by_namespace, counts=counts, current=current, history=history,
-                      cost=plan_cost(plan, seconds))
+                      cost=segment_costs(plan, runs))
 
 
 def _materialize(engine: Engine, connection: duckdb.DuckDBPyConnection, plan: Plan,
-                 tables: Mapping[str, TableSource]) -> None:
-    """The plan's result as the temporary table ``RESULT`` of ``connection``."""
+                 tables: Mapping[str, TableSource]) -> list[StageRun]:
+    """The plan's result as the temporary table ``RESULT`` of ``connection``, run stage by stage so that
+    each stage's cost is measured (``segment_costs``)."""
+    stages = [(stage.name, stage.query) for stage in plan.stages]
     if isinstance(engine, DuckDBEngine):
-        engine.materialize(connection, plan.query, tables, RESULT)
-        return
-    connection.register("segment_result_arrow", engine.run(plan.query, tables))
+        return engine.materialize_staged(connection, stages, plan.final, tables, RESULT)
+    result, runs = engine.run_staged(stages, plan.final, tables)
+    connection.register("segment_result_arrow", result)
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT} AS SELECT * FROM segment_result_arrow")
     connection.unregister("segment_result_arrow")
+    return runs
 
 
 def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, columns: Mapping[str, str]
@@ -157,23 +161,6 @@ def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, column
             if number and namespace is not None:
                 by_namespace[segment_id][namespace] = int(number)
     return qualified, {s: dict(sorted(counts.items())) for s, counts in by_namespace.items()}
-
-
-def plan_cost(plan: Plan, seconds: float) -> dict[str, Any]:
-    """Per segment: the derived columns (event scans, sequences, lookups) its part of the plan reads and
-    whether they are shared with other segments — the openseg extension ``openseg:segmentCost``."""
-    usage: dict[str, int] = {}
-    for keys in plan.derived.values():
-        for key in keys:
-            usage[key] = usage.get(key, 0) + 1
-    return {
-        segment_id: {
-            "derivedColumns": len(keys),
-            "sharedDerivedColumns": sum(1 for k in keys if usage[k] > 1),
-            "planSeconds": round(seconds, 4),
-        }
-        for segment_id, keys in plan.derived.items()
-    }
 
 
 def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:

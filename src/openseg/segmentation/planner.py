@@ -84,8 +84,32 @@ class PlanError(Exception):
 
 
 @dataclass(frozen=True)
+class Stage:
+    """A part of a plan that an engine can run, and measure, on its own: one grouped scan of events or
+    membership, or one chain query. The plan's ``final`` query reads its result under ``name``.
+
+    Attributes:
+        name: The relation the final query joins (a CTE of ``Plan.query``; a temporary table when staged).
+        relation: What it reads: ``events``, ``membership`` or ``chain`` (a sequence query over events).
+        query: The SELECT computing its derived columns, one row per profile.
+        keys: The derived columns it computes.
+        consumers: The segments reading at least one of them, in the job's order.
+    """
+
+    name: str
+    relation: str
+    query: exp.Select
+    keys: tuple[str, ...]
+    consumers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     """A compiled one-pass plan.
+
+    The same plan comes in two forms: ``query``, one statement with every stage as a CTE, and
+    ``stages`` + ``final``, for engines that run (and measure) each stage on its own and then ``final``,
+    which reads each stage's result by its name.
 
     Attributes:
         query: The SELECT returning ``_profile_id`` and one boolean column per segment.
@@ -93,6 +117,8 @@ class Plan:
         derived: Segment id -> keys of the derived columns it reads (for per-segment cost metrics).
         derived_columns: Key -> derived column (each computed once).
         order: Segment ids in evaluation order (dependencies first).
+        stages: The derived relations ``query`` computes first, in order.
+        final: ``query`` without the stages' CTEs: it reads them as relations named after them.
         relations: Relations the query reads (``profiles``, ``events``, ``membership``).
     """
 
@@ -101,6 +127,8 @@ class Plan:
     derived: Mapping[str, tuple[str, ...]]
     derived_columns: Mapping[str, DerivedColumn]
     order: tuple[str, ...]
+    stages: tuple[Stage, ...]
+    final: exp.Select
     relations: frozenset[str] = field(default_factory=frozenset)
 
     def sql(self, dialect: str) -> str:
@@ -161,14 +189,17 @@ def plan_segments(
 
     gates = {segment_id: _gate(expressions[segment_id], as_of, dialect, membership_available, map_paths, has_path)
              for segment_id in expressions}
-    ctes, joins = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False), per_segment, gates)
+    stages = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False), per_segment, gates)
     query = exp.select(_star(), copy=False).from_(
         exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), copy=False)
-    for name, keys in joins:
-        query.select(*(exp.alias_(exp.column(source, table=name), key) for source, key in keys), copy=False)
-        on = exp.EQ(this=exp.column(ID, table=name), expression=exp.column(ID, table=PROFILE_ALIAS))
-        query.join(exp.to_table(name), on=on, join_type="left", copy=False)
+    for stage in stages:
+        sources = ("value",) if stage.relation == CHAIN else stage.keys
+        query.select(*(exp.alias_(exp.column(source, table=stage.name), key)
+                       for source, key in zip(sources, stage.keys, strict=True)), copy=False)
+        on = exp.EQ(this=exp.column(ID, table=stage.name), expression=exp.column(ID, table=PROFILE_ALIAS))
+        query.join(exp.to_table(stage.name), on=on, join_type="left", copy=False)
 
+    ctes: list[tuple[str, exp.Select]] = []
     for index, level in enumerate(levels):
         query.select(*(exp.alias_(conditions[s], columns[s]) for s in level), copy=False)
         ctes.append((f"level{index}", query))
@@ -180,12 +211,18 @@ def plan_segments(
     ), copy=False).from_(exp.alias_(exp.to_table(f"level{len(levels) - 1}"), PROFILE_ALIAS, table=True), copy=False)
     for name, cte in ctes:
         final.with_(name, as_=cte, copy=False)
+    # The one-statement form: the same final query with every stage as a CTE before the levels.
+    whole = final.copy()
+    levels_with = whole.args["with_"]
+    levels_with.set("expressions", [
+        exp.CTE(this=stage.query.copy(), alias=exp.TableAlias(this=exp.to_identifier(stage.name))) for stage in stages
+    ] + list(levels_with.expressions))
 
     relations = {PROFILES} | {c.relation for c in derived.values() if c.relation != CHAIN}
     if any(c.relation == CHAIN for c in derived.values()):
         relations.add(EVENTS)
     order = tuple(segment_id for level in levels for segment_id in level)
-    return Plan(final, columns, per_segment, derived, order, frozenset(relations))
+    return Plan(whole, columns, per_segment, derived, order, tuple(stages), final, frozenset(relations))
 
 
 def _dependencies(node: ast.Node) -> set[str]:
@@ -262,37 +299,36 @@ def _gated(columns: Sequence[DerivedColumn], per_segment: Mapping[str, tuple[str
     return exp.In(this=exp.column(ID, table=EVENT_ALIAS), query=exp.Subquery(this=profiles))
 
 
-def _derived_relations(
-    derived: Mapping[str, DerivedColumn], split_windows: bool,
-    per_segment: Mapping[str, tuple[str, ...]] | None = None, gates: Mapping[str, exp.Expr | None] | None = None,
-) -> tuple[list[tuple[str, exp.Select]], list[tuple[str, list[tuple[str, str]]]]]:
-    """CTEs computing the derived columns: grouped scans of events (one per window when ``split_windows``)
-    and of membership, and one query per chain. An events scan whose consumers all have profile-only gates
-    reads only the events of profiles some gate admits (profile-only predicates pushed before the scan)."""
-    ctes: list[tuple[str, exp.Select]] = []
-    joins: list[tuple[str, list[tuple[str, str]]]] = []
+def _derived_relations(derived: Mapping[str, DerivedColumn], split_windows: bool,
+                       per_segment: Mapping[str, tuple[str, ...]], gates: Mapping[str, exp.Expr | None]) -> list[Stage]:
+    """The stages computing the derived columns: grouped scans of events (one per window when
+    ``split_windows``) and of membership, and one query per chain. An events scan whose consumers all have
+    profile-only gates reads only the events of profiles some gate admits (profile-only predicates pushed
+    before the scan)."""
+
+    def stage(name: str, relation: str, query: exp.Select, columns: Sequence[DerivedColumn]) -> Stage:
+        keys = tuple(c.key for c in columns)
+        consumers = tuple(s for s, used in per_segment.items() if set(keys) & set(used))
+        return Stage(name, relation, query, keys, consumers)
+
+    stages: list[Stage] = []
     events = [c for c in derived.values() if c.relation == EVENTS]
     groups: dict[object, list[DerivedColumn]] = {}
     for column in events:
         groups.setdefault(_window_of(column) if split_windows else None, []).append(column)
     for index, columns in enumerate(groups.values()):
-        name = f"ev{index}" if len(groups) > 1 else "ev"
         scan = _grouped_scan(EVENTS, EVENT_ALIAS, columns)
-        gate = _gated(columns, per_segment, gates) if per_segment is not None and gates is not None else None
+        gate = _gated(columns, per_segment, gates)
         if gate is not None:
             scan.where(gate, append=True, copy=False)
-        ctes.append((name, scan))
-        joins.append((name, [(c.key, c.key) for c in columns]))
+        stages.append(stage(f"ev{index}" if len(groups) > 1 else "ev", EVENTS, scan, columns))
     memberships = [c for c in derived.values() if c.relation == MEMBERSHIP]
     if memberships:
-        ctes.append(("ms", _grouped_scan(MEMBERSHIP, MEMBERSHIP_ALIAS, memberships)))
-        joins.append(("ms", [(c.key, c.key) for c in memberships]))
+        stages.append(stage("ms", MEMBERSHIP, _grouped_scan(MEMBERSHIP, MEMBERSHIP_ALIAS, memberships), memberships))
     for column in derived.values():
         if column.relation == CHAIN:
-            name = f"ch{column.key}"
-            ctes.append((name, column.query()))
-            joins.append((name, [("value", column.key)]))
-    return ctes, joins
+            stages.append(stage(f"ch{column.key}", CHAIN, column.query(), [column]))
+    return stages
 
 
 def _window_of(column: DerivedColumn) -> object:
@@ -380,4 +416,4 @@ def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
     return [condition]
 
 
-__all__ = ["Plan", "PlanError", "plan_segments"]
+__all__ = ["Plan", "PlanError", "Stage", "plan_segments"]
