@@ -15,7 +15,7 @@ from openseg.api import ui
 from openseg.api.app import create_app
 from openseg.services import Services
 from tests.api.aep import assert_aep_error, assert_gateway_error
-from tests.api.flows import person
+from tests.api.flows import event, person
 from tests.api.test_definitions import define
 from tests.api.test_exports import export, union_dataset
 from tests.api.test_segment_jobs import load_people, run_job
@@ -114,7 +114,8 @@ def test_nothing_else_is_served(client: TestClient, path: str, detail: str) -> N
 
 def test_page_has_the_chart_areas_tables_and_labelled_inputs(client: TestClient) -> None:
     page = parse_page(client)
-    assert {"chart-members", "chart-durations", "chart-size"} <= page.ids
+    assert {"chart-members", "chart-cost", "chart-durations", "chart-size"} <= page.ids
+    assert {"members-caption", "cost-caption"} <= page.ids
     assert {"jobs-table", "definitions-table", "exports-table", "trend-segment", "status"} <= page.ids
     assert {"jobs-error", "definitions-error", "exports-error"} <= page.ids
     assert page.controls == ["cred-token", "cred-key", "cred-org", "cred-sandbox", "trend-segment"]
@@ -144,6 +145,8 @@ def test_the_script_sends_the_aep_headers_to_the_api_paths_it_names(client: Test
         assert header in script
     # What the page turns into plain words: AEP's `detail`, the gateway's `message`.
     assert "body.detail || body.message" in script
+    # The cost chart reads openseg's extension of a job's metrics, and draws into its own area.
+    assert '"openseg:segmentCost"' in script and '$("chart-cost")' in script
     for path in _api_paths(script):
         assert_gateway_error(client.get(path), 401, "401013")
 
@@ -180,3 +183,45 @@ def test_the_answers_hold_what_the_charts_draw(client: TestClient, org: Org, dra
     assert record["id"] == exported["id"] and record["status"] == "SUCCEEDED"
     assert record["destination"]["batchId"] == exported["destination"]["batchId"]
     assert record["metrics"]["openseg:exportedProfiles"] == 3
+
+
+def test_the_answers_hold_what_the_cost_chart_draws(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    # commerce.purchases and page views: profile 0 buys twice, profile 1 once and views once.
+    events = [event(i, p) for i, p in [(0, 0), (3, 0), (6, 1), (1, 1)]]
+    load_people(client, org, drain, [person(i) for i in range(6)], events)
+    segments = [
+        define(client, org, "US", 'homeAddress.country = "US"'),  # reads profiles only: the final stage
+        define(client, org, "buyers", 'xEvent[eventType = "commerce.purchases"].count() >= 2'),
+        define(client, org, "viewers", 'xEvent[eventType = "web.webpagedetails.pageViews"].count() >= 1'),
+        # Another window: a scan of events of its own.
+        define(client, org, "recent buyers",
+               'xEvent[eventType = "commerce.purchases" and timestamp occurs <= 30 days before now].count() > 0'),
+    ]
+    ids = [s["id"] for s in segments]
+    job = run_job(client, org, drain, *ids)
+    listed = client.get("/data/core/ups/segment/jobs?limit=20", headers=org.headers()).json()
+    (charted,) = (j for j in listed["children"] if j["id"] == job["id"])
+
+    # Per segment: its seconds, rows scanned (DuckDB reports them) and its stages, the final one last.
+    cost = charted["metrics"]["openseg:segmentCost"]
+    assert set(cost) == set(ids) == set(charted["metrics"]["segmentedProfileCounter"])
+    for segment_id, entry in cost.items():
+        assert entry["seconds"] > 0, segment_id
+        assert isinstance(entry["rowsScanned"], int) and entry["rowsScanned"] > 0
+        stages = entry["stages"]
+        assert stages and all({"name", "relation", "seconds", "rows", "rowsScanned", "sharedBy"} <= set(s)
+                              for s in stages)
+        assert all(isinstance(s["sharedBy"], int) and 1 <= s["sharedBy"] <= len(ids) for s in stages)
+        assert all(isinstance(s["seconds"], float | int) and s["seconds"] >= 0 for s in stages)
+        final = stages[-1]
+        assert (final["name"], final["relation"], final["sharedBy"]) == ("segments", "profiles", len(ids))
+        assert [s["name"] for s in stages].count("segments") == 1
+        # The chart's two stacks, as ui.js splits them, add up to the seconds it prints.
+        own = sum(s["seconds"] for s in stages if s["sharedBy"] == 1 and s["name"] != "segments")
+        shared = sum(s["seconds"] / s["sharedBy"] for s in stages if s["sharedBy"] > 1 or s["name"] == "segments")
+        assert own + shared == pytest.approx(entry["seconds"], abs=1e-5)
+    # Both stacks have something to draw: "buyers" and "viewers" share a scan of events, "recent buyers"
+    # reads one alone; "US" pays only its share of the final stage.
+    assert [s["name"] for s in cost[ids[0]]["stages"]] == ["segments"]
+    assert all([(s["relation"], s["sharedBy"]) for s in cost[i]["stages"]][:-1] == [("events", 2)] for i in ids[1:3])
+    assert [(s["relation"], s["sharedBy"]) for s in cost[ids[3]]["stages"]][:-1] == [("events", 1)]

@@ -103,13 +103,17 @@
   /**
    * Horizontal bars, each a stack of series (for example realized / existing / exited profiles).
    *
-   * spec: {title, description, xLabel, emptyText,
+   * spec: {title, description, xLabel, emptyText, format(value) -> text, tickFormat(value) -> text,
    *        series: [{key, label, className}],
-   *        rows: [{label, values: {key: number}, valueText}]}
-   * `valueText` is printed right of the bar (defaults to the stack's total).
+   *        rows: [{label, values: {key: number}, valueText, tooltips: {key: text}}]}
+   * `valueText` is printed right of the bar (defaults to the stack's total); `tooltips` (optional) replace
+   * the default tooltip of a series' part of the bar. `format` (default: a count) writes values in the
+   * tooltips and the default `valueText`, `tickFormat` (default: 12k, 1.5M) the value axis.
    */
   function stackedBars(container, spec) {
     if (!spec.rows.length) return empty(container, spec);
+    const format = spec.format || formatNumber;
+    const tickFormat = spec.tickFormat || compact;
     const width = measure(container, 900);
     const labelWidth = Math.round(Math.min(260, width * 0.26));
     const valueWidth = 200;
@@ -130,7 +134,8 @@
     for (const tick of ticks) {
       const x = labelWidth + scale(tick);
       svg.appendChild(svgEl("line", { x1: x, x2: x, y1: top - 4, y2: bottom, class: "grid" }));
-      svg.appendChild(svgEl("text", { x: x, y: bottom + 16, class: "tick", "text-anchor": "middle" }, compact(tick)));
+      svg.appendChild(svgEl("text", { x: x, y: bottom + 16, class: "tick", "text-anchor": "middle" },
+        tickFormat(tick)));
     }
     svg.appendChild(svgEl("text", {
       x: labelWidth + plotWidth / 2, y: bottom + 38, class: "axis-label", "text-anchor": "middle",
@@ -150,13 +155,14 @@
         const rect = svgEl("rect", {
           x: x, y: y, width: Math.max(1, scale(value)), height: barHeight, class: `bar ${s.className}`,
         });
-        rect.appendChild(svgEl("title", {}, `${row.label}: ${formatNumber(value)} ${s.label.toLowerCase()}`));
+        const tooltip = row.tooltips && row.tooltips[s.key];
+        rect.appendChild(svgEl("title", {}, tooltip || `${row.label}: ${format(value)} ${s.label.toLowerCase()}`));
         svg.appendChild(rect);
         x += scale(value);
       }
       svg.appendChild(svgEl("text", {
         x: x + 6, y: y + barHeight / 2 + 4, class: "bar-value",
-      }, row.valueText || formatNumber(totals[i])));
+      }, row.valueText || format(totals[i])));
     });
     svg.appendChild(svgEl("line", { x1: labelWidth, x2: labelWidth, y1: top - 4, y2: bottom, class: "axis" }));
     return svg;

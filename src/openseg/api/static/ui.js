@@ -23,6 +23,15 @@
     { key: "existing", label: "Existing (stayed)", className: "series-existing" },
     { key: "exited", label: "Exited (left)", className: "series-exited" },
   ];
+  // openseg's extension of a job's metrics: per segment, its share of the one-pass plan's stages.
+  const SEGMENT_COST = "openseg:segmentCost";
+  // The plan's final stage, which evaluates every segment over all profiles: shared by all of them.
+  const FINAL_STAGE = "segments";
+  const MAX_COST_ROWS = 25;
+  const COST_SERIES = [
+    { key: "own", label: "Stages it reads alone", className: "series-own" },
+    { key: "shared", label: "Its share of shared stages", className: "series-shared" },
+  ];
 
   const state = {
     definitions: new Map(), // id -> definition
@@ -159,6 +168,18 @@
     return `${minutes} min ${String(seconds).padStart(2, "0")} s`;
   }
 
+  /** Seconds as people read them: 0.42 ms, 12 ms, 1.25 s, 2 min 05 s. */
+  function formatSeconds(seconds) {
+    if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "—";
+    const ms = seconds * 1000;
+    if (ms === 0) return "0 s";
+    if (ms < 0.01) return "< 0.01 ms";
+    if (ms < 9.995) return `${+ms.toFixed(2)} ms`;
+    if (ms < 999.5) return `${Math.round(ms)} ms`;
+    if (seconds < 59.995) return `${+seconds.toFixed(2)} s`;
+    return formatDuration(ms);
+  }
+
   function formatTime(ms) {
     if (!ms) return "—";
     return new Date(ms).toLocaleString("en-US", {
@@ -276,6 +297,7 @@
     state.selectedJobId = jobId;
     renderJobs();
     renderMembers();
+    renderCost();
   }
 
   /** The job to chart: the user's choice while it is listed, else the latest succeeded one. */
@@ -313,6 +335,76 @@
       rows,
       emptyText: job ? "This job has no segment counts."
         : state.loaded.jobs ? "No succeeded segment job yet." : NOT_LOADED,
+    });
+  }
+
+  // ---------------------------------------------------------------- cost per segment
+
+  /** One stage as a segment pays for it: `ev0 (events, 763,968 rows scanned): 920 ms ÷ 8 = 115 ms`. */
+  function stageText(stage) {
+    const scanned = typeof stage.rowsScanned === "number"
+      ? `, ${Charts.formatNumber(stage.rowsScanned)} rows scanned` : "";
+    const share = stage.sharedBy > 1 ? ` ÷ ${stage.sharedBy} = ${formatSeconds(stage.seconds / stage.sharedBy)}` : "";
+    return `${stage.name} (${stage.relation}${scanned}): ${formatSeconds(stage.seconds)}${share}`;
+  }
+
+  /** A segment's stages split as the chart stacks them: the ones only it reads, and the shared ones. */
+  function costParts(cost) {
+    const stages = Array.isArray(cost.stages) ? cost.stages.filter((s) => s && typeof s === "object") : [];
+    // The final stage counts as shared even when a job has one segment: it is the plan's, not the segment's.
+    const own = stages.filter((s) => s.sharedBy === 1 && s.name !== FINAL_STAGE);
+    const shared = stages.filter((s) => !own.includes(s));
+    const seconds = (list) => list.reduce((sum, s) => sum + (s.seconds || 0) / Math.max(1, s.sharedBy || 1), 0);
+    return {
+      stages, own, shared,
+      // Without its stages, a segment's time is only known as a whole: draw it as shared.
+      values: { own: seconds(own), shared: stages.length ? seconds(shared) : cost.seconds },
+    };
+  }
+
+  function renderCost() {
+    const job = chartedJob();
+    const costs = (job && job.metrics && job.metrics[SEGMENT_COST]) || {};
+    const all = Object.entries(costs)
+      .filter(([, cost]) => cost && typeof cost === "object" && typeof cost.seconds === "number")
+      .map(([id, cost]) => {
+        const label = String(segmentName(id));
+        const parts = costParts(cost);
+        const scanned = typeof cost.rowsScanned === "number"
+          ? ` · ${Charts.formatNumber(cost.rowsScanned)} rows scanned` : "";
+        const list = (stages) => stages.map((s) => `\n${stageText(s)}`).join("");
+        return {
+          label, seconds: cost.seconds, values: parts.values, stages: parts.stages,
+          valueText: `${formatSeconds(cost.seconds)}${scanned}`,
+          tooltips: {
+            own: `${label}: ${formatSeconds(parts.values.own)} in stages only it reads:${list(parts.own)}`,
+            shared: `${label}: ${formatSeconds(parts.values.shared)}, its share of shared stages:${list(parts.shared)}`,
+          },
+        };
+      })
+      .sort((a, b) => b.seconds - a.seconds || a.label.localeCompare(b.label));
+    const rows = all.slice(0, MAX_COST_ROWS);
+    // Say when segments were left out: a chart of 25 bars must not pass for the whole job.
+    const shown = all.length > rows.length ? `Showing the ${rows.length} costliest of ${all.length} segments. ` : "";
+    const total = all.reduce((sum, row) => sum + row.seconds, 0);
+    $("cost-caption").textContent = job && all.length
+      ? `Job ${job.id}: ${formatSeconds(total)} of plan time over ${all.length} segments. ${shown}`
+        + "Each stage's time is split evenly among the segments reading it; the final"
+        + ` “${FINAL_STAGE}” stage, which evaluates every segment over all profiles, is shared by all of them.`
+      : "";
+    const emptyText = job ? "This job has no cost report (older jobs and jobs that did not succeed have none)."
+      : state.loaded.jobs ? "No succeeded segment job yet." : NOT_LOADED;
+    Charts.stackedBars($("chart-cost"), {
+      title: job ? `Cost per segment, job ${shortId(job.id)}` : "Cost per segment",
+      description: rows.length
+        ? shown + rows.map((r) => `${r.label}: ${r.valueText} (${r.stages.map(stageText).join("; ")})`).join(". ")
+        : emptyText,
+      xLabel: "Share of the plan's time",
+      series: COST_SERIES,
+      rows,
+      format: formatSeconds,
+      tickFormat: (seconds) => (seconds === 0 ? "0" : formatSeconds(seconds)),
+      emptyText,
     });
   }
 
@@ -437,6 +529,7 @@
       pending = window.setTimeout(() => {
         renderDurations();
         renderMembers();
+        renderCost();
         renderTrend();
       }, 150);
     });
@@ -445,6 +538,7 @@
   function renderEverything() {
     renderJobs();
     renderMembers();
+    renderCost();
     renderTrendOptions();
     renderTrend();
     renderDefinitions();
