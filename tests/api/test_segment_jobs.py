@@ -161,6 +161,39 @@ def test_cancel_while_processing(client: TestClient, services: Services, org: Or
     assert not list((services.settings.home / "membership").rglob("*.parquet"))
 
 
+def test_a_running_job_shows_its_progress_and_a_cancel_stops_it_at_the_next_stage(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    load_people(client, org, drain, [person(i) for i in range(3)], [event(i, i % 3) for i in range(6)])
+    buyers = define(client, org, "buyers", 'xEvent[eventType = "commerce.purchases"].count() >= 2')
+    job = client.post(JOBS, headers=org.headers(), json=[{"segmentId": buyers["id"]}]).json()
+    from openseg.engines.duckdb import DuckDBEngine
+    from openseg.segmentation import membership
+
+    seen: list[dict[str, Any]] = []
+    real = DuckDBEngine.materialize_staged
+
+    def watched(self: DuckDBEngine, connection: Any, stages: Any, final: Any, tables: Any, name: str,
+                on_stage: Any) -> Any:
+        def after(run: Any) -> None:
+            on_stage(run)
+            polled = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
+            seen.append({"status": polled["status"], **polled["metrics"]["openseg:progress"]})
+            assert client.delete(f"{JOBS}/{job['id']}", headers=org.headers()).status_code == 204
+        return real(self, connection, stages, final, tables, name, after)
+
+    diffs: list[object] = []
+    monkeypatch.setattr(DuckDBEngine, "materialize_staged", watched)
+    monkeypatch.setattr(membership.MembershipDiffer, "diff", lambda *a: diffs.append(a))
+    drain()
+    # The plan has 2 stages (the events scan, then every segment's condition), then the diff and the files.
+    policy = buyers["mergePolicyId"]
+    assert seen == [{"status": "PROCESSING", "mergePolicyId": policy, "mergePolicy": 1, "mergePolicies": 1,
+                     "step": "ev", "stepsDone": 1, "stepsTotal": 4}]
+    assert client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()["status"] == "CANCELLED"
+    assert diffs == [] and not list((services.settings.home / "membership").rglob("*.parquet"))
+
+
 def test_job_over_deleted_merge_policy_fails_readably(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
     load_people(client, org, drain, [person(1)])
     policy = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={

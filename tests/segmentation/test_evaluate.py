@@ -180,3 +180,13 @@ def test_each_segment_reports_the_time_and_rows_of_its_part_of_the_plan(engine: 
         assert final["rowsScanned"] is None and all(c["rowsScanned"] is None for c in cost.values())
     assert {s: (c["derivedColumns"], c["sharedDerivedColumns"]) for s, c in cost.items()} == {
         "us": (0, 0), "buyer": (1, 0), "us_buyer": (0, 0)}
+
+
+def test_progress_is_told_after_each_stage_the_diff_and_the_files(engine: Engine, tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
+    steps: list[tuple[str, int, int]] = []
+    parsed = [(segment_id, parse(text)) for segment_id, text in SEGMENTS.items()]
+    evaluate_store(engine, store, parsed, T1, None, "j1", out / "j1.parquet", out / "h1.parquet",
+                   progress=lambda *step: steps.append(step))
+    assert steps == [("ev", 1, 4), ("segments", 2, 4), ("membership", 3, 4), ("files", 4, 4)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -39,6 +39,10 @@ class StageRun:
     seconds: float
     rows: int
     rows_scanned: int | None = None
+
+
+#: Called after each stage of a staged run with its measurement (progress reports; may raise to stop).
+StageCallback: TypeAlias = Callable[[StageRun], None]
 
 
 class NotSupportedOnEngine(Exception):
@@ -89,10 +93,10 @@ class Engine(abc.ABC):
         """
         return self._execute(self.render(plan), tables)
 
-    def run_staged(self, stages: Stages, final: exp.Query, tables: Mapping[str, TableSource]
-                   ) -> tuple[pa.Table, list[StageRun]]:
+    def run_staged(self, stages: Stages, final: exp.Query, tables: Mapping[str, TableSource],
+                   on_stage: StageCallback | None = None) -> tuple[pa.Table, list[StageRun]]:
         """Run ``stages`` one after the other, each readable by the next under its name, then ``final``;
-        measure each.
+        measure each, and call ``on_stage`` after each (an exception it raises stops the run).
 
         This generic form hands each stage's result back as Arrow; engines override it to keep results
         where they are (DuckDB temporary tables, Spark cached views).
@@ -107,6 +111,8 @@ class Engine(abc.ABC):
             result = self.run(query, relations)
             runs.append(StageRun(name, time.perf_counter() - started, result.num_rows))
             relations[name] = result
+            if on_stage is not None:
+                on_stage(runs[-1])
         return result, runs
 
     @abc.abstractmethod

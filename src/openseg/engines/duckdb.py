@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.engines.base import Engine, StageRun, Stages, TableSource
+from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource
 
 
 def parquet_glob(source: str | os.PathLike[str]) -> str:
@@ -76,9 +76,11 @@ class DuckDBEngine(Engine):
         connection.execute(_create_temp(name, plan).sql(dialect=self.dialect))
 
     def materialize_staged(self, connection: duckdb.DuckDBPyConnection, stages: Stages, final: exp.Query,
-                           tables: Mapping[str, TableSource], name: str) -> list[StageRun]:
+                           tables: Mapping[str, TableSource], name: str,
+                           on_stage: StageCallback | None = None) -> list[StageRun]:
         """Run each stage into a temporary table named after it, then ``final`` into ``name``, measuring
-        each statement with DuckDB's profiler (wall time, rows produced, rows its scans read).
+        each statement with DuckDB's profiler (wall time, rows produced, rows its scans read). The stages'
+        tables are dropped at the end.
 
         Args:
             connection: A connection from :meth:`connect`; ``tables`` are registered in it.
@@ -86,6 +88,7 @@ class DuckDBEngine(Engine):
             final: The query reading the stages; its result becomes ``name``.
             tables: Relation name -> Parquet path or Arrow table.
             name: The temporary table to create for ``final``'s result.
+            on_stage: Called after each stage (an exception it raises stops the run).
 
         Returns:
             One ``StageRun`` per stage, then one for ``final`` (named ``""``).
@@ -106,8 +109,13 @@ class DuckDBEngine(Engine):
                 rows = int(row[0]) if row else 0
                 scanned = profile.get("query", {}).get("total_rows_scanned")
                 runs.append(StageRun(stage, seconds, rows, int(scanned) if scanned is not None else None))
+                if on_stage is not None:
+                    on_stage(runs[-1])
         finally:
             connection.execute("PRAGMA disable_profiling")
+            # The stages live on in ``name``; their memory is the next statements' (a membership diff).
+            for stage, _ in stages:
+                connection.execute(exp.Drop(tables=[exp.to_table(stage)], kind="TABLE", exists=True).sql(self.dialect))
         return runs
 
 

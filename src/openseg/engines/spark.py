@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.engines.base import Engine, StageRun, Stages, TableSource
+from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -91,8 +91,8 @@ class SparkEngine(Engine):
         with self._views(tables) as spark:
             return spark.sql(sql).toArrow()
 
-    def run_staged(self, stages: Stages, final: exp.Query, tables: Mapping[str, TableSource]
-                   ) -> tuple[pa.Table, list[StageRun]]:
+    def run_staged(self, stages: Stages, final: exp.Query, tables: Mapping[str, TableSource],
+                   on_stage: StageCallback | None = None) -> tuple[pa.Table, list[StageRun]]:
         """Each stage becomes a cached temporary view (counted, which computes it), then ``final`` runs over
         them. Spark does not report rows scanned per query here, so ``rows_scanned`` is None."""
         runs: list[StageRun] = []
@@ -106,9 +106,13 @@ class SparkEngine(Engine):
                     rows = frame.count()
                     frame.createOrReplaceTempView(name)
                     runs.append(StageRun(name, time.perf_counter() - started, rows))
+                    if on_stage is not None:
+                        on_stage(runs[-1])
                 started = time.perf_counter()
                 result = spark.sql(self.render(final)).toArrow()
                 runs.append(StageRun("", time.perf_counter() - started, result.num_rows))
+                if on_stage is not None:
+                    on_stage(runs[-1])
                 return result, runs
             finally:
                 for (name, _), frame in zip(stages, cached, strict=False):

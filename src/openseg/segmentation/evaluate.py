@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,11 +27,11 @@ from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
 from openseg.segmentation import membership
-from openseg.segmentation.cost import segment_costs
+from openseg.segmentation.cost import FINAL, segment_costs
 from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
 
 if TYPE_CHECKING:
-    from openseg.engines.base import Engine, StageRun, TableSource
+    from openseg.engines.base import Engine, StageCallback, StageRun, TableSource
     from openseg.services import Services
 
 #: The temporary table holding the plan's result in the job's connection.
@@ -44,6 +44,14 @@ NAMESPACE_SQL = """
              list_filter(map_keys(identityMap), lambda k: lower(k) = split_part(_profile_id, ':', 1))[1],
              split_part(_profile_id, ':', 1))
 """
+
+
+#: Told where an evaluation is: (step, steps done, steps in all). The steps are the plan's stages by name,
+#: then ``segments`` (every segment's condition), ``membership`` (the diff) and ``files`` (membership and
+#: history written). An exception it raises stops the evaluation (a cancelled job).
+Progress = Callable[[str, int, int], None]
+#: The steps after the plan's stages.
+DIFF_STEP, FILES_STEP = "membership", "files"
 
 
 @dataclass(frozen=True)
@@ -75,16 +83,16 @@ class Evaluation:
 
 def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
                       previous: str | os.PathLike[str] | None, job_id: str, current_target: Path,
-                      history_target: Path) -> Evaluation:
+                      history_target: Path, progress: Progress | None = None) -> Evaluation:
     """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory) and
     diff the result against the ``previous`` membership file; see :func:`evaluate_store`."""
     return evaluate_store(services.engine(), store, segments, as_of, previous, job_id, current_target,
-                          history_target)
+                          history_target, progress)
 
 
 def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
                    previous: str | os.PathLike[str] | None, job_id: str, current_target: Path,
-                   history_target: Path) -> Evaluation:
+                   history_target: Path, progress: Progress | None = None) -> Evaluation:
     """One plan for all ``segments`` over the store's ``profiles.parquet`` and ``events.parquet``, then the
     membership diff against ``previous``, the counts, and the new membership and history files.
 
@@ -97,6 +105,7 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
         job_id: Recorded in the history rows.
         current_target: Where the new membership will be published (it is staged beside it).
         history_target: Where this run's history will be published (staged beside it).
+        progress: Told after each step (see ``Progress``).
 
     Returns:
         The evaluation; its ``current`` and ``history`` files are staged, not yet published.
@@ -108,18 +117,28 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
     tables: dict[str, TableSource] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
     if previous is not None:
         tables["membership"] = str(previous)
+    steps, done = len(plan.stages) + 3, 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(name, done, steps)
+
     workspace = engine.connect() if isinstance(engine, DuckDBEngine) else duckdb.connect()
     with workspace as connection:
         started = time.perf_counter()
-        runs = _materialize(engine, connection, plan, tables)
+        runs = _materialize(engine, connection, plan, tables, lambda run: step(run.name or FINAL))
         seconds = time.perf_counter() - started
         qualified, by_namespace = _qualified_counts(connection, store, plan.columns)
         differ = membership.MembershipDiffer(connection, list(plan.columns), previous)
         query = membership.qualified_from_columns(RESULT, plan.columns, differ.ordinals)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
         counts = differ.diff(as_of)
+        step(DIFF_STEP)
         history = differ.copy_history(history_target, as_of, job_id)
         current = differ.copy_current(current_target)
+        step(FILES_STEP)
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
     return Evaluation(columns=dict(plan.columns), total_profiles=total, seconds=seconds, qualified=qualified,
                       by_namespace=by_namespace, counts=counts, current=current, history=history,
@@ -127,13 +146,13 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
 
 
 def _materialize(engine: Engine, connection: duckdb.DuckDBPyConnection, plan: Plan,
-                 tables: Mapping[str, TableSource]) -> list[StageRun]:
+                 tables: Mapping[str, TableSource], on_stage: StageCallback) -> list[StageRun]:
     """The plan's result as the temporary table ``RESULT`` of ``connection``, run stage by stage so that
     each stage's cost is measured (``segment_costs``)."""
     stages = [(stage.name, stage.query) for stage in plan.stages]
     if isinstance(engine, DuckDBEngine):
-        return engine.materialize_staged(connection, stages, plan.final, tables, RESULT)
-    result, runs = engine.run_staged(stages, plan.final, tables)
+        return engine.materialize_staged(connection, stages, plan.final, tables, RESULT, on_stage)
+    result, runs = engine.run_staged(stages, plan.final, tables, on_stage)
     connection.register("segment_result_arrow", result)
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT} AS SELECT * FROM segment_result_arrow")
     connection.unregister("segment_result_arrow")

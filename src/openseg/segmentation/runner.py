@@ -14,7 +14,7 @@ from openseg.pql import parse
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
 from openseg.segmentation import membership
-from openseg.segmentation.evaluate import evaluate_segments
+from openseg.segmentation.evaluate import Progress, evaluate_segments
 from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
         by_policy[segment["mergePolicy"]["id"]].append((segment["id"], segment["expression"]["value"]))
     outcomes: dict[str, PolicyOutcome] = {}
     seg_start = now_ms()
-    for policy_id, members in by_policy.items():
+    for index, (policy_id, members) in enumerate(by_policy.items()):
         with services.db.session() as session:
             policy = session.get(MergePolicy, policy_id)
             if policy is None or policy.sandbox_id != scope.sandbox_id:
@@ -142,7 +142,8 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
         parsed = [(segment_id, parse(text)) for segment_id, text in members]
         membership_path = membership_dir(services, scope.sandbox_id, policy_id) / f"{job_id}.parquet"
         evaluation = evaluate_segments(services, store, parsed, as_of, previous_path, job_id, membership_path,
-                                       membership_path.parent / "history" / f"{job_id}.parquet")
+                                       membership_path.parent / "history" / f"{job_id}.parquet",
+                                       _reporter(services, job_id, policy_id, index, len(by_policy)))
         _check_cancel(services, job_id)
         outcomes[policy_id] = PolicyOutcome(
             policy_id=policy_id, store_path=store, membership_path=membership_path,
@@ -152,6 +153,24 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
         )
     seg_end = now_ms()
     return outcomes, {"startTimeInMs": seg_start, "endTimeInMs": seg_end, "totalTimeInMs": seg_end - seg_start}
+
+
+def _reporter(services: Services, job_id: str, policy_id: str, index: int, policies: int) -> Progress:
+    """Progress of one merge policy's evaluation into the job's ``metrics["openseg:progress"]`` while it
+    runs; a job cancelled meanwhile stops at the next step."""
+
+    def report(step: str, done: int, total: int) -> None:
+        with services.db.session() as session:
+            job = session.get(SegmentJob, job_id)
+            if job is None or job.status in ("CANCELLING", "CANCELLED"):
+                raise JobCancelled()
+            job.metrics = {**(job.metrics or {}), "openseg:progress": {
+                "mergePolicyId": policy_id, "mergePolicy": index + 1, "mergePolicies": policies,
+                "step": step, "stepsDone": done, "stepsTotal": total,
+            }}
+            job.updated = now_ms()
+
+    return report
 
 
 def _publish(services: Services, job_id: str, started: int, segmentation_time: dict[str, int],

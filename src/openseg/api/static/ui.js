@@ -252,9 +252,11 @@
       const segments = (job.segments || []).map((s) => segmentName(s.segmentId));
       const segmentText = segments.length > 2 ? `${segments.length} segments` : segments.join(", ");
       const failure = errorText(job.errors);
+      const progress = progressText(job);
       return el("tr", { className: selected ? "selected" : "" },
         el("td", {}, idCell(job.id)),
-        el("td", {}, statusBadge(job.status), failure ? el("div", { className: "cell-note" }, failure) : null),
+        el("td", {}, statusBadge(job.status), failure ? el("div", { className: "cell-note" }, failure) : null,
+          progress ? el("div", { className: "cell-note" }, progress) : null),
         el("td", {}, formatTime(job.creationTime)),
         el("td", { className: "num" }, formatDuration(jobDuration(job))),
         el("td", { title: segments.join("\n") }, segmentText),
@@ -291,6 +293,15 @@
           job.metrics.totalTime.totalTimeInMs)}`,
       })),
     });
+  }
+
+  /** "step 2 of 4: ev1" while a job runs (openseg:progress), else "". */
+  function progressText(job) {
+    const progress = job.metrics && job.metrics["openseg:progress"];
+    if (!progress || TERMINAL.has(job.status)) return "";
+    const policies = progress.mergePolicies > 1
+      ? ` (merge policy ${progress.mergePolicy} of ${progress.mergePolicies})` : "";
+    return `step ${progress.stepsDone} of ${progress.stepsTotal}: ${progress.step}${policies}`;
   }
 
   function selectJob(jobId) {
@@ -490,11 +501,13 @@
       const segments = ((job.filter && job.filter.segments) || []).map((s) => segmentName(s.segmentId));
       const batches = exportBatches(job);
       const failure = errorText(job.errors);
+      const progress = progressText(job);
       const total = job.metrics && job.metrics.totalTime;
       const exported = job.metrics && job.metrics["openseg:exportedProfiles"];
       return el("tr", {},
         el("td", {}, el("code", {}, String(job.id))),
-        el("td", {}, statusBadge(job.status), failure ? el("div", { className: "cell-note" }, failure) : null),
+        el("td", {}, statusBadge(job.status), failure ? el("div", { className: "cell-note" }, failure) : null,
+          progress ? el("div", { className: "cell-note" }, progress) : null),
         el("td", {}, formatTime(job.creationTime)),
         el("td", { className: "num" }, formatDuration(total ? total.totalTimeInMs : null)),
         el("td", {}, segments.join(", ") || "—"),
