@@ -58,29 +58,15 @@ class DuckDBEngine(Engine):
                 _register(connection, name, source)
             return connection.sql(sql).to_arrow_table()
 
-    def materialize(self, connection: duckdb.DuckDBPyConnection, plan: exp.Query,
-                    tables: Mapping[str, TableSource], name: str) -> None:
-        """Run ``plan`` into the temporary table ``name`` of ``connection`` (from :meth:`connect`).
-
-        The DuckDB-only way to run a plan: its result stays in DuckDB for the SQL that follows
-        (a membership diff, counts) instead of a round trip through Arrow and a new connection.
-
-        Args:
-            connection: A connection from :meth:`connect`; ``tables`` are registered in it.
-            plan: The sqlglot query to run.
-            tables: Relation name -> Parquet path or Arrow table.
-            name: The temporary table to create (replaced if it exists).
-        """
-        for relation, source in tables.items():
-            _register(connection, relation, source)
-        connection.execute(_create_temp(name, plan).sql(dialect=self.dialect))
-
     def materialize_staged(self, connection: duckdb.DuckDBPyConnection, stages: Stages, final: exp.Query,
                            tables: Mapping[str, TableSource], name: str,
                            on_stage: StageCallback | None = None) -> list[StageRun]:
         """Run each stage into a temporary table named after it, then ``final`` into ``name``, measuring
         each statement with DuckDB's profiler (wall time, rows produced, rows its scans read). The stages'
         tables are dropped at the end.
+
+        The DuckDB-only way to run a plan: its result stays in DuckDB for the SQL that follows (a membership
+        diff, counts) instead of a round trip through Arrow and a new connection.
 
         Args:
             connection: A connection from :meth:`connect`; ``tables`` are registered in it.
