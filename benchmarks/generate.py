@@ -69,6 +69,10 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
 
 
+#: Layout 2 added ``_primaryNamespace`` to ``plain/profiles.parquet``, as the profile store has it.
+LAYOUT = 2
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What was generated, and the ``as_of`` the data (and every segment window) is relative to."""
@@ -81,6 +85,8 @@ class Manifest:
     window_days: int
     chunk_size: int
     jsonl: bool
+    #: The layout of ``plain/`` (``LAYOUT``); cached data of another layout is generated again.
+    layout: int = 1
     plain_profiles: str = "plain/profiles.parquet"
     plain_events: str = "plain/events.parquet"
     plain_identities: str = "plain/identities.parquet"
@@ -230,6 +236,7 @@ def generate(
         window_days=WINDOW_DAYS,
         chunk_size=chunk_size,
         jsonl=jsonl,
+        layout=LAYOUT,
     )
     manifest.save(partial)
     shutil.rmtree(out, ignore_errors=True)

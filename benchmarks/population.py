@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -183,11 +184,12 @@ def merged_identity_map(people: People) -> pa.MapArray:
 
 
 def profiles_table(people: People, as_of: dt.datetime, source: str) -> pa.Table:
-    """The merged profile store rows for these persons (``plain/profiles.parquet``)."""
+    """The merged profile store rows for these persons (``plain/profiles.parquet``), with the columns the
+    build adds (provenance and the primary-identity namespace, worked out as the build does)."""
     n = len(people)
     sources = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), pa.repeat(source, n))
     modified = pa.array(np.full(n, int(as_of.timestamp() * 1_000_000)), type=pa.timestamp("us"))
-    return pa.table(
+    return _with_primary_namespace(pa.table(
         {
             "_profile_id": people.profile_id,
             **people.attributes,
@@ -196,7 +198,18 @@ def profiles_table(people: People, as_of: dt.datetime, source: str) -> pa.Table:
             "_lastModifiedAt": modified,
             "_hasProfileRecord": pa.array(np.ones(n, dtype=bool)),
         }
-    )
+    ))
+
+
+def _with_primary_namespace(table: pa.Table) -> pa.Table:
+    from openseg.profiles.store import primary_namespace
+    from openseg.xdm.schema import PRIMARY_NAMESPACE
+
+    with duckdb.connect() as con:
+        con.register("people", table)
+        namespace = primary_namespace().sql("duckdb")
+        added = con.sql(f'SELECT {namespace} AS "{PRIMARY_NAMESPACE}" FROM people').to_arrow_table()
+    return table.append_column(PRIMARY_NAMESPACE, added.column(0))
 
 
 def identities_table(people: People) -> pa.Table:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks.generate import Manifest, generate, parse_size
+from benchmarks.generate import LAYOUT, Manifest, generate, parse_size
 from benchmarks.handwritten import count_one_pass, count_per_segment
 from benchmarks.measure import measure
 from benchmarks.naive import NaiveResult, run_naive
@@ -44,7 +44,7 @@ def ensure_data(
         Its directory, its manifest, and the generation time (None when it was already cached).
     """
     directory = root / f"{size}-seed{seed}"
-    if (directory / "manifest.json").exists():
+    if (directory / "manifest.json").exists() and Manifest.load(directory).layout == LAYOUT:
         return directory, Manifest.load(directory), None
     if console:
         console.print(f"generating {size} profiles (seed {seed}) into {directory} ...")

@@ -45,6 +45,7 @@ PROFILE_SCHEMA = pa.schema(
         ("_sources", pa.list_(pa.string())),
         ("_lastModifiedAt", pa.timestamp("us")),
         ("_hasProfileRecord", pa.bool_()),
+        ("_primaryNamespace", pa.string()),
     ]
 )
 EVENT_COLUMNS = [
@@ -161,6 +162,13 @@ def test_profile_id_is_the_smallest_identity_and_each_profile_has_one_to_three(t
         sizes.add(len(keys))
         assert row["_profile_id"] == min(keys)
     assert sizes == {1, 2, 3}
+
+
+def test_plain_profiles_carry_the_namespace_of_their_primary_identity(tiny_data: Path) -> None:
+    profiles = pq.read_table(tiny_data / "plain/profiles.parquet", columns=["identityMap", "_primaryNamespace"])
+    for row in profiles.to_pylist():
+        flagged = [namespace for namespace, entries in row["identityMap"] if any(e["primary"] for e in entries)]
+        assert flagged[:1] == [row["_primaryNamespace"]]
 
 
 def test_plain_events_are_sorted_and_belong_to_profiles_within_the_window(tiny_data: Path) -> None:

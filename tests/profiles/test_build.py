@@ -58,6 +58,7 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
             ("_sources", pa.list_(pa.field("element", pa.string()))),
             ("_lastModifiedAt", pa.timestamp("us")),
             ("_hasProfileRecord", pa.bool_()),
+            ("_primaryNamespace", pa.string()),
         ]
     )
     events = read_rows(store / "events.parquet")

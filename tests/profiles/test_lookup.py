@@ -64,6 +64,7 @@ def test_a_profile_is_found_by_any_identity(store: Path) -> None:
         "_sources": ["ds-crm"],
         "_lastModifiedAt": DAY,
         "_hasProfileRecord": True,
+        "_primaryNamespace": "email",
     }
     assert get_profile(store, "EMAIL", "a@x") == profile
 
@@ -153,5 +154,6 @@ def test_identity_graph_none_profile_without_fragments_is_the_event_only_one(lak
         "_sources": [],
         "_lastModifiedAt": DAY,
         "_hasProfileRecord": False,
+            "_primaryNamespace": "ECID",
     }
     assert get_profile_identities(store, "ecid", "5") == [("ECID", "5")]

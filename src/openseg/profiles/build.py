@@ -46,9 +46,11 @@ from openseg.profiles.store import (
     PROFILES_FILE,
     SCHEMA_FILE,
     new_staging_dir,
+    primary_namespace,
     publish,
     write_schema,
 )
+from openseg.xdm.schema import PRIMARY_NAMESPACE
 
 _log = logging.getLogger(__name__)
 
@@ -362,12 +364,14 @@ class BatchWriter:
 
 
 def profiles_query(schema: pa.Schema) -> str:
-    """One row per profile: merged attributes, the union identityMap, provenance columns."""
+    """One row per profile: merged attributes, the union identityMap, provenance columns and the namespace of
+    its primary identity."""
     columns: list[exp.Expr] = [exp.alias_(col("_profile_id", "k"), "_profile_id", quoted=True)]
     for top in schema:
         source = col(IDENTITY_MAP, "i") if top.name == IDENTITY_MAP else col(top.name, "m")
         columns.append(exp.alias_(source, top.name, quoted=True))
     select = render(exp.select(*columns))
+    namespace = render(primary_namespace(col(IDENTITY_MAP, "i"), col("_profile_id", "k")))
     # The rest is fixed text over the store's own temp tables.
     return f"""
     WITH ids AS (
@@ -381,7 +385,8 @@ def profiles_query(schema: pa.Schema) -> str:
     {select},
         coalesce("m"._sources, []::VARCHAR[]) AS _sources,
         coalesce("m"._lastModifiedAt, k.last_ingest) AS _lastModifiedAt,
-        "m".{PROFILE} IS NOT NULL AS _hasProfileRecord
+        "m".{PROFILE} IS NOT NULL AS _hasProfileRecord,
+        {namespace} AS {PRIMARY_NAMESPACE}
     FROM __profile_keys AS "k"
     JOIN "i" USING (pid)
     LEFT JOIN __merged AS "m" ON "m".{PROFILE} = "k"._profile_id

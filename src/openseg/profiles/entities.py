@@ -20,11 +20,11 @@ from openseg.profiles import lookup, policies
 from openseg.profiles.service import ensure_store, request_build
 from openseg.profiles.store import IDENTITIES_FILE, resolve_store
 from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore
+from openseg.xdm.schema import INTERNAL_COLUMNS
 
 if TYPE_CHECKING:
     from openseg.services import Services
 
-INTERNAL = ("_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_ingestTime")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]
     profile = lookup.get_profile(located.store, located.namespace, located.identity, fields)
     if profile is None:
         raise NotFound(f"no profile has identity {located.namespace}:{located.identity}")
-    entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL}
+    entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL_COLUMNS}
     membership = _membership(located)
     if membership:
         entity["segmentMembership"] = {**(entity.get("segmentMembership") or {}), "ups": membership}
@@ -107,7 +107,7 @@ def profile_events(located: Located, *, start: datetime | None, end: datetime | 
     children = []
     for row in rows[:limit]:
         stamp = row.get("timestamp")
-        entity = {k: json_value(v) for k, v in row.items() if k not in INTERNAL}
+        entity = {k: json_value(v) for k, v in row.items() if k not in INTERNAL_COLUMNS}
         children.append({"relatedEntityId": located.profile_id, "entityId": row.get("_id"),
                          "timestamp": int(stamp.replace(tzinfo=UTC).timestamp() * 1000) if stamp else None,
                          "entity": entity})

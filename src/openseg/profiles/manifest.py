@@ -23,8 +23,10 @@ from openseg.profiles.reading import PROVENANCE
 from openseg.profiles.sources import SourceFile, utc_naive
 from openseg.profiles.store import schema_from_json, schema_to_json
 
-FORMAT_VERSION = 2
-"""Version 2 added source fingerprints, input schemas and the event record ids incremental refreshes need."""
+FORMAT_VERSION = 3
+"""Version 2 added source fingerprints, input schemas and the event record ids incremental refreshes need;
+version 3 the primary-identity namespace column of ``profiles.parquet``. A store of another version is
+rebuilt in full."""
 
 
 def source_entry(source: SourceFile) -> dict[str, Any]:

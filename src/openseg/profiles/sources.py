@@ -23,6 +23,8 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openseg.xdm.schema import INTERNAL_COLUMNS
+
 SourceKind = Literal["profile", "event"]
 
 IDENTITY_MAP = "identityMap"
@@ -46,7 +48,7 @@ REQUIRED_FIELDS: dict[str, tuple[pa.Field, ...]] = {
     ),
 }
 # Columns the store adds; a source column with one of these names is ignored.
-RESERVED_COLUMNS = frozenset({"_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_ingestTime"})
+RESERVED_COLUMNS = INTERNAL_COLUMNS
 
 
 class SchemaConflictError(ValueError):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 PROFILES_FILE = "profiles.parquet"
 EVENTS_FILE = "events.parquet"
@@ -34,7 +35,37 @@ MANIFEST_FILE = "manifest.json"
 EVENT_RIDS_FILE = "_state/event_rids.parquet"
 """Internal to the builder: the record id of each row of ``events.parquet`` (see :mod:`openseg.profiles.build`)."""
 KEPT_BUILDS = 2
+#: The namespace of a profile's primary identity: the one flagged ``primary`` in ``identityMap`` (the first
+#: such namespace in map order), else the namespace of ``_profile_id`` as the map spells it, else as
+#: ``_profile_id`` spells it. Fixed text over the two columns; see :func:`primary_namespace`. The lambda
+#: parameters have names no XDM field or table alias of the build's queries has.
+_PRIMARY_NAMESPACE_SQL = """
+    coalesce(list_filter(map_entries(identityMap), lambda __entry: list_bool_or(
+                 list_transform(__entry.value, lambda __identity: coalesce(__identity."primary", false))))[1].key,
+             list_filter(map_keys(identityMap), lambda __key: lower(__key) = split_part(_profile_id, ':', 1))[1],
+             split_part(_profile_id, ':', 1))
+"""
 _STAGING_PREFIX = "tmp-"
+
+
+def primary_namespace(identity_map: exp.Expr | None = None, profile_id: exp.Expr | None = None) -> exp.Expr:
+    """The DuckDB expression of a profile's primary-identity namespace (``PRIMARY_NAMESPACE``, which the
+    build stores in ``profiles.parquet`` so that jobs counting by namespace need not work it out).
+
+    Args:
+        identity_map: The ``identityMap`` column to read (unqualified ``identityMap`` by default).
+        profile_id: The ``_profile_id`` column to read (unqualified ``_profile_id`` by default).
+    """
+    columns = {"identityMap": identity_map, "_profile_id": profile_id}
+
+    def qualify(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and not node.table and columns.get(node.name) is not None:
+            replacement = columns[node.name]
+            assert replacement is not None
+            return replacement.copy()
+        return node
+
+    return exp.maybe_parse(_PRIMARY_NAMESPACE_SQL, dialect="duckdb").transform(qualify)
 
 
 class StoreNotFoundError(FileNotFoundError):

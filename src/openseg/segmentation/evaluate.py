@@ -25,10 +25,11 @@ from sqlglot import exp
 
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, primary_namespace
 from openseg.segmentation import membership
 from openseg.segmentation.cost import FINAL, segment_costs
 from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
+from openseg.xdm.schema import PRIMARY_NAMESPACE
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine, StageCallback, StageRun, TableSource
@@ -36,14 +37,6 @@ if TYPE_CHECKING:
 
 #: The temporary table holding the plan's result in the job's connection.
 RESULT = "segment_result"
-#: The namespace of each profile's primary identity: the one flagged ``primary`` in ``identityMap``, else
-#: the namespace of ``_profile_id`` as the map spells it, else as ``_profile_id`` spells it. Fixed text.
-NAMESPACE_SQL = """
-    coalesce(list_filter(map_entries(identityMap), lambda e: list_bool_or(
-                 list_transform(e.value, lambda i: coalesce(i."primary", false))))[1].key,
-             list_filter(map_keys(identityMap), lambda k: lower(k) = split_part(_profile_id, ':', 1))[1],
-             split_part(_profile_id, ':', 1))
-"""
 
 
 #: Told where an evaluation is: (step, steps done, steps in all). The steps are the plan's stages by name,
@@ -165,9 +158,7 @@ def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, column
     pass over the result joined with each profile's namespace."""
     counted = [exp.alias_(exp.func("count_if", exp.column(column, table="r", quoted=True)), f"n{index}")
                for index, column in enumerate(columns.values())]
-    namespaces = (exp.select(exp.column("_profile_id"), exp.alias_(exp.maybe_parse(NAMESPACE_SQL, dialect="duckdb"),
-                                                                   "namespace"))
-                  .from_(exp.func("read_parquet", exp.Literal.string(str(store / PROFILES_FILE)))))
+    namespaces = _namespaces(store)
     query = (exp.select(exp.column("namespace", table="ns"), *counted)
              .from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
              .join(namespaces.subquery("ns"), using=["_profile_id"], join_type="left")
@@ -182,14 +173,22 @@ def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, column
     return qualified, {s: dict(sorted(counts.items())) for s, counts in by_namespace.items()}
 
 
+def _namespaces(store: Path) -> exp.Select:
+    """``_profile_id, namespace`` of every profile of ``store``: the primary-identity namespace the build
+    stored, or, for a store without that column, worked out from ``identityMap``."""
+    profiles = store / PROFILES_FILE
+    stored = PRIMARY_NAMESPACE in pq.read_schema(profiles).names
+    namespace = exp.column(PRIMARY_NAMESPACE, quoted=True) if stored else primary_namespace()
+    return exp.select(exp.column("_profile_id"), exp.alias_(namespace, "namespace")).from_(
+        exp.func("read_parquet", exp.Literal.string(str(profiles))))
+
+
 def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:
     """Per segment, qualifying profiles (``segment_id, _profile_id`` pairs) counted by the namespace of
-    their primary identity (see ``NAMESPACE_SQL``)."""
+    their primary identity (see ``_namespaces``)."""
     if qualified.num_rows == 0:
         return {}
-    namespaces = (exp.select(exp.column("_profile_id"), exp.alias_(exp.maybe_parse(NAMESPACE_SQL, dialect="duckdb"),
-                                                                   "namespace"))
-                  .from_(exp.func("read_parquet", exp.Literal.string(str(store / PROFILES_FILE)))))
+    namespaces = _namespaces(store)
     with duckdb.connect() as con:
         con.register("qualified", qualified)
         rows = con.sql(

@@ -24,6 +24,7 @@ from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces
 from openseg.segmentation.planner import arrow_paths, plan_segments
 from openseg.store.models import Preview, ProfileStore
+from openseg.xdm.schema import INTERNAL_COLUMNS
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -113,13 +114,13 @@ def _entities(store: Any, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []
     with duckdb.connect() as con:
-        rows = con.sql("SELECT * EXCLUDE (_sources, _hasProfileRecord) FROM read_parquet($path) "
-                       "WHERE _profile_id IN (SELECT unnest($ids)) ORDER BY _profile_id",
+        rows = con.sql("SELECT * FROM read_parquet($path) WHERE _profile_id IN (SELECT unnest($ids)) "
+                       "ORDER BY _profile_id",
                        params={"path": str(store / PROFILES_FILE), "ids": ids}).to_arrow_table().to_pylist()
     from openseg.catalog.query import json_value
 
-    return [{"entityId": row.pop("_profile_id"), "lastModifiedAt": json_value(row.pop("_lastModifiedAt")),
-             "entity": json_value(row)} for row in rows]
+    return [{"entityId": row["_profile_id"], "lastModifiedAt": json_value(row["_lastModifiedAt"]),
+             "entity": json_value({k: v for k, v in row.items() if k not in INTERNAL_COLUMNS})} for row in rows]
 
 
 def get_preview(session: Session, scope: Scope, preview_id: str) -> Preview:

@@ -159,8 +159,13 @@ def _plural(of: FieldType) -> str:
     return f"{head}s {rest}".rstrip() if rest else f"{name}s"
 
 
-# Columns openseg adds to the merged profile and event stores; they are not XDM fields.
-_INTERNAL_COLUMNS = frozenset({"_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_ingestTime"})
+#: The column of ``profiles.parquet`` holding each profile's primary-identity namespace (see
+#: ``openseg.profiles.store.primary_namespace``).
+PRIMARY_NAMESPACE = "_primaryNamespace"
+#: Columns openseg adds to the merged profile and event stores; they are not XDM fields, a source column of
+#: one of these names is ignored, and profiles are shown without them.
+INTERNAL_COLUMNS = frozenset({"_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_ingestTime",
+                              PRIMARY_NAMESPACE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +225,7 @@ def _object_from_arrow(schema: pa.Schema | None) -> FieldType:
     if schema is None:
         return FieldType.object()
     return FieldType.object(
-        {f.name: _from_arrow(f.type) for f in schema if f.name not in _INTERNAL_COLUMNS}
+        {f.name: _from_arrow(f.type) for f in schema if f.name not in INTERNAL_COLUMNS}
     )
 
 
