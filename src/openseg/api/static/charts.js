@@ -178,7 +178,11 @@
     if (!spec.bars.length) return empty(container, spec);
     const width = measure(container, 640);
     const height = 300;
-    const left = 64;
+    const format = spec.format || formatNumber;
+    const tickFormat = spec.tickFormat || compact;
+    const ticks = valueTicks(Math.max(...spec.bars.map((b) => b.value)), 4);
+    // Room for the widest tick label (about 7 px a character) beside the rotated axis title.
+    const left = 30 + 7 * Math.max(...ticks.map((tick) => String(tickFormat(tick)).length));
     const right = 12;
     const top = spec.legend && spec.legend.length ? 64 : 44;
     const bottom = 62;
@@ -186,10 +190,7 @@
     const plotHeight = height - top - bottom;
     const svg = frame(container, spec, width, height);
     if (spec.legend && spec.legend.length) legend(svg, spec.legend, left, 42);
-    const format = spec.format || formatNumber;
-    const tickFormat = spec.tickFormat || compact;
 
-    const ticks = valueTicks(Math.max(...spec.bars.map((b) => b.value)), 4);
     const max = ticks[ticks.length - 1];
     const y = (v) => top + plotHeight - (v / max) * plotHeight;
     for (const tick of ticks) {

@@ -277,14 +277,15 @@
       title: "Duration of the last jobs",
       description: `Total time of each of the last ${timed.length} finished segment jobs, oldest first.`,
       xLabel: "Job (oldest → newest)",
-      yLabel: "Total time (s)",
+      yLabel: "Total time",
       emptyText: state.loaded.jobs ? "No finished job yet." : NOT_LOADED,
       format: (ms) => formatDuration(ms),
       // Colour alone must not carry the meaning: say what the red bars are when there are any.
       legend: timed.some((job) => job.status !== "SUCCEEDED")
         ? [{ label: "Succeeded", className: "series-0" }, { label: "Failed or cancelled", className: "series-failed" }]
         : [],
-      tickFormat: (ms) => `${+(ms / 1000).toFixed(1)}`,
+      // Ticks in the unit the values need (ms for quick jobs): 0.05 s must not print as "0.1".
+      tickFormat: (ms) => (ms === 0 ? "0" : formatSeconds(ms / 1000)),
       bars: timed.map((job) => ({
         label: shortId(job.id).slice(0, 6),
         value: job.metrics.totalTime.totalTimeInMs,
