@@ -22,6 +22,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     build_memory_limit: str | None = "2GB"
+    job_memory_limit: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -46,6 +47,7 @@ class Settings:
             host=str(overrides.get("host") or env.get("OPENSEG_HOST") or "127.0.0.1"),
             port=int(str(overrides.get("port") or env.get("OPENSEG_PORT") or 8080)),
             build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "2GB"),
+            job_memory_limit=env.get("OPENSEG_JOB_MEMORY_LIMIT") or None,
         )
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
@@ -79,6 +81,8 @@ ENVIRONMENT = (
     ("OPENSEG_HOST", "127.0.0.1", "address `openseg serve` binds"),
     ("OPENSEG_PORT", "8080", "port `openseg serve` listens on"),
     ("OPENSEG_BUILD_MEMORY_LIMIT", "2GB", "DuckDB memory limit of a merged-profile build (it spills to disk beyond)"),
+    ("OPENSEG_JOB_MEMORY_LIMIT", "DuckDB's (80% of RAM)",
+     "DuckDB memory limit of a segment job, e.g. `2GB` (it spills to `$OPENSEG_HOME/tmp` beyond)"),
     ("OPENSEG_EXPORT_FILE_ROWS", "1000000", "rows per Parquet file an export writes"),
     ("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000", "sandboxes up to this many profiles get exact previews; larger ones a sampled estimate"),
 )

@@ -38,5 +38,6 @@ class Services:
             else:
                 from openseg.engines.duckdb import DuckDBEngine
 
-                self._engine = DuckDBEngine()
+                self._engine = DuckDBEngine(memory_limit=self.settings.job_memory_limit,
+                                            temp_directory=self.settings.home / "tmp")
         return self._engine

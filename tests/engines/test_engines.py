@@ -105,3 +105,22 @@ def test_not_supported_on_engine_names_engine_and_construct() -> None:
     assert (error.engine, error.construct) == ("spark", "regexGroup")
     assert str(error) == "regexGroup is not supported on spark: no group extraction"
     assert str(NotSupportedOnEngine("duckdb", "chain")) == "chain is not supported on duckdb"
+
+
+def test_jobs_run_with_the_configured_memory_limit_and_spill_under_home(tmp_path: Path) -> None:
+    from openseg.bootstrap import build_services
+    from openseg.config import Settings
+
+    settings = Settings.from_env(home=tmp_path, env={"OPENSEG_JOB_MEMORY_LIMIT": "300MB"})
+    services = build_services(settings)
+    try:
+        engine = services.engine()
+        assert isinstance(engine, DuckDBEngine)
+        with engine.connect() as connection:
+            limit, spill = connection.execute(
+                "SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone() or ("", "")
+        assert limit == "286.1 MiB" and spill == str(tmp_path / "tmp")
+        unset = Settings.from_env(home=tmp_path, env={})
+        assert unset.job_memory_limit is None
+    finally:
+        services.db.dispose()

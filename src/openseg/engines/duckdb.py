@@ -30,14 +30,17 @@ class DuckDBEngine(Engine):
     Args:
         threads: Worker threads DuckDB may use (``None`` keeps DuckDB's default, all cores).
         memory_limit: DuckDB ``memory_limit`` setting, e.g. ``"4GB"`` (``None`` keeps the default).
+        temp_directory: Where DuckDB spills beyond the memory limit (``None`` keeps DuckDB's ``.tmp``).
     """
 
     name = "duckdb"
     dialect = "duckdb"
 
-    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None,
+                 temp_directory: str | os.PathLike[str] | None = None) -> None:
         self.threads = threads
         self.memory_limit = memory_limit
+        self.temp_directory = temp_directory
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """Open a configured in-memory connection."""
@@ -46,6 +49,8 @@ class DuckDBEngine(Engine):
             config["threads"] = self.threads
         if self.memory_limit is not None:
             config["memory_limit"] = self.memory_limit
+        if self.temp_directory is not None:
+            config["temp_directory"] = str(self.temp_directory)
         connection = duckdb.connect(":memory:", config=config)
         # A job's queries run for seconds; DuckDB would otherwise draw a progress bar on the worker's
         # terminal (or into its log).
