@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -58,8 +59,13 @@ def _pql(segments: Sequence[Segment]) -> list[tuple[str, str]]:
 
 
 def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, previous: str | None,
-                out_dir: str) -> dict[str, int]:
-    """A segment job's work, as the worker does it: plan + run, membership diff, files written."""
+                out_dir: str) -> dict[str, Any]:
+    """A segment job's work, as the worker does it: plan + run, membership diff, files written.
+
+    Returns:
+        ``members``: segment id -> its members; ``stages``: each stage of the plan as the job's
+        ``openseg:segmentCost`` reports it (name, relation, seconds, rows, rowsScanned, sharedBy).
+    """
     from openseg.engines.duckdb import DuckDBEngine
     from openseg.pql import parse
     from openseg.segmentation import membership
@@ -70,7 +76,9 @@ def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, pr
     evaluation = evaluate_store(DuckDBEngine(), Path(store), parsed, as_of, previous, "bench", current, history)
     membership.write_atomically(evaluation.current, current)
     membership.write_atomically(evaluation.history, history)
-    return {s: c["realized"] + c["existing"] for s, c in evaluation.counts.items()}
+    stages = {stage["name"]: stage for cost in evaluation.cost.values() for stage in cost["stages"]}
+    return {"members": {s: c["realized"] + c["existing"] for s, c in evaluation.counts.items()},
+            "stages": list(stages.values())}
 
 
 def export_members(store: str, membership_path: str, segment_id: str, out_dir: str) -> int:

@@ -307,9 +307,25 @@ def render_markdown(results: BenchResults) -> str:
         lines += ["", "The job figures cover a segment job's whole work on the same `plain/` files: the one-pass "
                   "plan, the membership diff against the previous run, the namespace counts, and the membership "
                   "and history files written (benchmarks/openseg_side.py)."]
+        lines += _stages(results.openseg.job_100)
     if NOTES.is_file():
         lines += ["", NOTES.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"
+
+
+def _stages(job: Measurement | None, shown: int = 12) -> list[str]:
+    """The costliest stages of a job's plan, from the job's own ``openseg:segmentCost`` (last measured run)."""
+    stages = job.result.get("stages") if job is not None and isinstance(job.result, dict) else None
+    if not stages:
+        return []
+    ranked = sorted(stages, key=lambda stage: -stage["seconds"])
+    lines = ["", f"Where the 100-segment job's plan spends its time (its `openseg:segmentCost`, last run; "
+                 f"{len(stages)} stages, {seconds(sum(s['seconds'] for s in stages))} in all, the costliest first):", ""]
+    for stage in ranked[:shown]:
+        scanned = f"{stage['rowsScanned']:,} rows scanned, " if stage.get("rowsScanned") is not None else ""
+        lines.append(f"- `{stage['name']}` ({stage['relation']}): {seconds(stage['seconds'])}, {scanned}"
+                     f"{stage['rows']:,} rows out, shared by {stage['sharedBy']} segment(s)")
+    return lines
 
 
 def write_report(results: BenchResults, path: Path) -> None:

@@ -114,7 +114,7 @@ def run(
                                                    ("openseg job (100)", openseg.job_100, hw100, hundred)):
             if figure is not None:
                 expected = {s.key: baseline.result[s.key] for s in segments}
-                actual = {s.key: figure.result.get(s.id) for s in segments}
+                actual = {s.key: figure.result["members"].get(s.id) for s in segments}
                 mismatches += _compare(label, expected, actual)
 
     results = BenchResults(

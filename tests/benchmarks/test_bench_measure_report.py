@@ -145,9 +145,15 @@ def test_run_measures_the_baselines_and_openseg(tmp_path: Path) -> None:
     assert "not measured" not in text
     figures = results.openseg
     assert figures.job_10 is not None
-    assert figures.job_10.result == {s.id: results.handwritten_10.result[s.key] for s in SUITE}
+    assert figures.job_10.result["members"] == {s.id: results.handwritten_10.result[s.key] for s in SUITE}
     assert figures.export_300k is not None and figures.export_300k.result == 300
     assert figures.merged_build is not None and figures.merged_build.result == 300
     assert "## openseg" in text and "- openseg-job-100:" in text
+    # The report lists the 100-segment job's costliest stages, from the job's own openseg:segmentCost.
+    assert figures.job_100 is not None
+    stages = {stage["name"]: stage for stage in figures.job_100.result["stages"]}
+    assert stages["segments"]["sharedBy"] == 100 and stages["segments"]["rows"] == 300
+    assert "Where the 100-segment job's plan spends its time" in text
+    assert "- `segments` (profiles): " in text and "shared by 100 segment(s)" in text
     again = bench_run.ensure_data("300", 2, tmp_path / "data")
     assert again[2] is None  # cached: not generated again
