@@ -83,12 +83,15 @@ def test_query_and_export_commands(tmp_path: Path) -> None:
     from openseg.catalog import service as catalog
     from openseg.catalog.service import Scope
     from openseg.store import tenancy
-    from openseg.store.models import SegmentDefinition
+    from openseg.store.models import SegmentDefinition, SegmentJob
 
     with services.db.session() as session:
         sandbox = tenancy.find_sandbox(session, "demo@AdobeOrg", "prod")
         assert sandbox is not None
         scope = Scope("demo@AdobeOrg", sandbox.id)
+        # Every demo event carries an identity of its profile: the store holds the 300 profiles, no event-only ones.
+        (demo_job,) = session.query(SegmentJob).filter_by(sandbox_id=sandbox.id).all()
+        assert demo_job.status == "SUCCEEDED" and demo_job.metrics["totalProfiles"] == 300
         target = catalog.create_dataset(session, scope, {"name": "audience", "schemaRef": {"id": catalog.UNION_SCHEMA}})
         us = session.query(SegmentDefinition).filter_by(sandbox_id=sandbox.id, name="US residents").one()
         target_id, us_id = target.id, us.id

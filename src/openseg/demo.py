@@ -13,7 +13,7 @@ from sqlalchemy import select
 from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.catalog.service import Scope
-from openseg.demo_data import events, link_emails, profiles, write_jsonl
+from openseg.demo_data import events, profiles, write_jsonl
 from openseg.segmentation import definitions, jobs
 from openseg.services import Services
 from openseg.store import tenancy
@@ -70,16 +70,16 @@ def ensure_demo(services: Services, print_to: Callable[[str], None] = print, *, 
 def _load(services: Services, scope: Scope, profile_count: int, event_count: int) -> None:
     work = services.settings.home / "demo-upload"
     work.mkdir(parents=True, exist_ok=True)
-    emails: list[str] = []
+    identities: list[dict[str, Any]] = []
 
     def remember(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for record in records:
-            emails.append(record["identityMap"]["email"][0]["id"])
+            identities.append(record["identityMap"])
             yield record
 
     write_jsonl(remember(profiles(profile_count)), work / "profiles.json")
     now = datetime.now(UTC)
-    write_jsonl(link_emails(events(profile_count, event_count, now), emails), work / "events.json")
+    write_jsonl(events(identities, event_count, now), work / "events.json")
     profile_tags = {"unifiedProfile": ["enabled:true"]}
     for name, schema, file in ((PROFILES_DATASET, catalog.PROFILE_SCHEMA, "profiles.json"),
                                (EVENTS_DATASET, catalog.EVENT_SCHEMA, "events.json")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,21 +56,24 @@ def profiles(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def events(profile_count: int, count: int, now: datetime, seed: int = 11) -> Iterator[dict[str, Any]]:
+def events(identities: Sequence[Mapping[str, Any]], count: int, now: datetime, seed: int = 11
+           ) -> Iterator[dict[str, Any]]:
+    """``count`` events of the profiles whose ``identityMap``s are ``identities``, over the 180 days before
+    ``now``; each carries one identity of its profile, so every event links to a profile."""
     rng = random.Random(seed)
     start = now - timedelta(days=180)
     span = int((now - start).total_seconds())
     for i in range(count):
-        p = rng.randrange(profile_count)
-        # Two thirds of the events carry the ECID (when the profile has one), the rest the email.
-        identity = {"ECID": [{"id": f"{p:012d}0007"}]} if rng.random() < 0.66 else None
+        known = identities[rng.randrange(len(identities))]
+        # Two thirds of the events carry the profile's ECID (when it has one), the rest its email.
+        namespace = "ECID" if "ECID" in known and rng.random() < 0.66 else "email"
         event_type = _pick(rng, EVENT_TYPES)[0]
         when = start + timedelta(seconds=rng.randrange(span))
         record: dict[str, Any] = {
             "_id": f"demo-{i}",
             "timestamp": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "eventType": event_type,
-            "identityMap": identity or {"email": [{"id": f"placeholder{p}"}]},
+            "identityMap": {namespace: [{"id": known[namespace][0]["id"]}]},
             "web": {"webPageDetails": {"name": rng.choice(PAGES)}},
         }
         if event_type.startswith("commerce."):
@@ -79,16 +82,6 @@ def events(profile_count: int, count: int, now: datetime, seed: int = 11) -> Ite
             if event_type == "commerce.purchases":
                 record["commerce"] = {"order": {"priceTotal": round(sum(v for _, _, v in items), 2),
                                                 "currencyCode": "USD"}, "purchases": {"value": 1}}
-        yield record
-
-
-def link_emails(records: Iterator[dict[str, Any]], emails: list[str]) -> Iterator[dict[str, Any]]:
-    """Point email-identified events at the real email of their profile."""
-    for record in records:
-        ids = record["identityMap"].get("email")
-        if ids:
-            p = int(ids[0]["id"].removeprefix("placeholder"))
-            ids[0]["id"] = emails[p]
         yield record
 
 
