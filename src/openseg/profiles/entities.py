@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from openseg.services import Services
 
 
-
 @dataclass(frozen=True)
 class Located:
     """A profile found by one of its identities under one merge policy's store."""

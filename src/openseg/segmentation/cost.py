@@ -17,8 +17,9 @@ For each segment the extension reports::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
+from openseg.engines.base import StageRun
 from openseg.segmentation.planner import Plan
 
 #: The name and relation of the final stage in the report.
@@ -26,21 +27,7 @@ FINAL = "segments"
 FINAL_RELATION = "profiles"
 
 
-class Measured(Protocol):
-    """One stage as an engine ran it (``engines.base.StageRun`` is one): its name (``""`` for the final
-    stage), wall-clock seconds, rows produced and rows its scans read (None where unknown)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def seconds(self) -> float: ...
-    @property
-    def rows(self) -> int: ...
-    @property
-    def rows_scanned(self) -> int | None: ...
-
-
-def segment_costs(plan: Plan, runs: Sequence[Measured]) -> dict[str, dict[str, Any]]:
+def segment_costs(plan: Plan, runs: Sequence[StageRun]) -> dict[str, dict[str, Any]]:
     """Per segment of ``plan``, its share of the measured ``runs`` (see the module docstring).
 
     Args:
