@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from benchmarks.generate import Manifest
 from benchmarks.measure import Measurement, measure
@@ -40,12 +39,18 @@ class OpensegFigures:
         job_100: P2: the same for the 100-segment mix.
         export_300k: P4: exporting 300k qualified profiles to Parquet.
         merged_build: Building the merged profile store (stitching + merge) from the ingest files.
+        lookup: One profile's membership read from the 100-segment job's store (result: ``median_ms``,
+            ``p99_ms`` of ``LOOKUPS`` lookups of random profiles).
+        daily: 30 daily 100-segment jobs, ``as_of`` a day later each (result: the membership directory's
+            bytes after the first job and after the last, snapshots pruned as the service does).
     """
 
     job_10: Measurement | None = None
     job_100: Measurement | None = None
     export_300k: Measurement | None = None
     merged_build: Measurement | None = None
+    lookup: Measurement | None = None
+    daily: Measurement | None = None
 
     def measurements(self) -> list[Measurement]:
         """Every measurement present (for the peak-memory row)."""
@@ -59,12 +64,14 @@ def _pql(segments: Sequence[Segment]) -> list[tuple[str, str]]:
 
 
 def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, previous: str | None,
-                out_dir: str) -> dict[str, Any]:
-    """A segment job's work, as the worker does it: plan + run, membership diff, files written.
+                out_dir: str, job_id: str = "bench") -> dict[str, Any]:
+    """A segment job's work, as the worker does it: plan + run, membership diff, files written, in the
+    membership store ``out_dir`` over its state ``previous`` (a state manifest's path, or None).
 
     Returns:
         ``members``: segment id -> its members; ``stages``: each stage of the plan as the job's
-        ``openseg:segmentCost`` reports it (name, relation, seconds, rows, rowsScanned, sharedBy).
+        ``openseg:segmentCost`` reports it (name, relation, seconds, rows, rowsScanned, sharedBy);
+        ``state``: the path of the new state.
     """
     from openseg.engines.duckdb import DuckDBEngine
     from openseg.pql import parse
@@ -72,27 +79,76 @@ def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, pr
     from openseg.segmentation.evaluate import evaluate_store
 
     parsed = [(segment_id, parse(text)) for segment_id, text in segments]
-    current, history = Path(out_dir) / "current.parquet", Path(out_dir) / "history.parquet"
-    evaluation = evaluate_store(DuckDBEngine(), Path(store), parsed, as_of, previous, "bench", current, history)
-    membership.write_atomically(evaluation.current, current)
-    membership.write_atomically(evaluation.history, history)
+    members = membership.MembershipStore(Path(out_dir))
+    evaluation = evaluate_store(DuckDBEngine(), Path(store), parsed, as_of, members, members.state(previous), job_id)
+    membership.publish(evaluation.staged)
     stages = {stage["name"]: stage for cost in evaluation.cost.values() for stage in cost["stages"]}
     return {"members": {s: c["realized"] + c["existing"] for s, c in evaluation.counts.items()},
-            "stages": list(stages.values())}
+            "stages": list(stages.values()), "state": str(evaluation.staged.state.path)}
 
 
-def export_members(store: str, membership_path: str, segment_id: str, out_dir: str) -> int:
+def export_members(store: str, membership_state: str, segment_id: str, out_dir: str) -> int:
     """An export of one segment's members (all fields, with segmentMembership) to Parquet files."""
     from openseg.exports.request import ExportRequest, SegmentFilter
     from openseg.exports.runner import FILE_ROWS, select_members, write_parts
+    from openseg.segmentation import membership
 
     request = ExportRequest(dataset_id="bench", merge_policy_id="bench", merge_policy_version=1,
                             segments=(SegmentFilter(segment_id, "UPS", ("realized", "existing")),))
     target = Path(out_dir) / "export"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    parts = write_parts(select_members(Path(store), membership_path, request, request.segments), target, FILE_ROWS)
+    members = membership.MembershipStore(Path(membership_state).parent.parent)
+    reader = select_members(Path(store), members, members.state(membership_state), request, request.segments)
+    parts = write_parts(reader, target, FILE_ROWS)
     return sum(rows for _, rows in parts)
+
+
+#: Profile lookups timed for the lookup figure; daily jobs for the disk figure.
+LOOKUPS, DAYS = 200, 30
+
+
+def membership_lookups(state: str, store: str) -> dict[str, float]:
+    """One profile's membership (``/access/entities``'s ``segmentMembership``) read ``LOOKUPS`` times, for
+    random profiles; milliseconds per lookup."""
+    import random
+    import statistics
+    import time
+
+    from openseg.segmentation import membership
+
+    with duckdb.connect() as con:
+        ids = [r[0] for r in con.sql("SELECT _profile_id FROM read_parquet($p) USING SAMPLE 1000 ROWS",
+                                     params={"p": str(Path(store) / "profiles.parquet")}).fetchall()]
+    members = membership.MembershipStore(Path(state).parent.parent)
+    times = []
+    for profile_id in random.Random(7).choices(ids, k=LOOKUPS):
+        started = time.perf_counter()
+        members.lookup(members.state(state), [profile_id])
+        times.append((time.perf_counter() - started) * 1000)
+    return {"median_ms": statistics.median(times), "p99_ms": sorted(times)[int(len(times) * 0.99) - 1]}
+
+
+def _bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def daily_jobs(store: str, segments: list[tuple[str, str]], as_of: datetime, out_dir: str) -> dict[str, int]:
+    """``DAYS`` daily jobs (``as_of`` a day later each, so windows move and members enter and leave), with
+    the service's retention; the membership's bytes on disk after the first and after the last."""
+    from datetime import timedelta
+
+    from openseg.segmentation import membership
+
+    members = membership.MembershipStore(Path(out_dir))
+    state = None
+    sizes = []
+    for day in range(DAYS):
+        path = segment_job(store, segments, as_of + timedelta(days=day), state, out_dir, f"day{day:02d}")["state"]
+        members.prune(membership.State.read(Path(path)), keep=2)
+        state = path
+        sizes.append(_bytes(Path(out_dir)))
+    return {"first": sizes[0], "last": sizes[-1]}
 
 
 def merged_build(ingest_dir: str, out_dir: str) -> int:
@@ -110,7 +166,10 @@ def merged_build(ingest_dir: str, out_dir: str) -> int:
     return stats.profiles
 
 
-def _export_membership(store: Path, path: Path, segment_id: str, count: int) -> None:
+def _export_membership(store: Path, root: Path, segment_id: str, count: int) -> str:
+    """A membership store in which the first ``count`` profiles are in ``segment_id``; its state's path."""
+    from openseg.segmentation import membership
+
     with duckdb.connect() as con:
         ids = con.sql("SELECT _profile_id FROM read_parquet($p) ORDER BY _profile_id LIMIT $n",
                       params={"p": str(store / "profiles.parquet"), "n": count}).to_arrow_table()
@@ -121,7 +180,7 @@ def _export_membership(store: Path, path: Path, segment_id: str, count: int) -> 
         "status": pa.array(["realized"] * ids.num_rows, pa.string()),
         "lastQualificationTime": pa.array([now] * ids.num_rows, pa.timestamp("us", tz="UTC")),
     })
-    pq.write_table(table, path)
+    return str(membership.import_long_form(membership.MembershipStore(root), table, "export").path)
 
 
 def measure_openseg(
@@ -133,22 +192,22 @@ def measure_openseg(
     work = Path(tempfile.mkdtemp(prefix="openseg-bench-"))
     try:
         # A first run makes the membership the measured runs diff against (as a daily job would).
-        warm = work / "warm"
-        warm.mkdir()
-        segment_job(store, _pql(suite), as_of, None, str(warm))
-        job_10 = measure("openseg-job-10", segment_job, store, _pql(suite), as_of,
-                         str(warm / "current.parquet"), str(work / "j10"), repeat=repeat)
-        warm100 = work / "warm100"
-        warm100.mkdir()
-        segment_job(store, _pql(mix), as_of, None, str(warm100))
-        job_100 = measure("openseg-job-100", segment_job, store, _pql(mix), as_of,
-                          str(warm100 / "current.parquet"), str(work / "j100"), repeat=repeat)
+        # Each measured run writes a new state beside the warm one (as the next daily job would).
+        warm = segment_job(store, _pql(suite), as_of, None, str(work / "m10"), "warm")["state"]
+        job_10 = measure("openseg-job-10", segment_job, store, _pql(suite), as_of, warm, str(work / "m10"),
+                         repeat=repeat)
+        warm100 = segment_job(store, _pql(mix), as_of, None, str(work / "m100"), "warm")["state"]
+        job_100 = measure("openseg-job-100", segment_job, store, _pql(mix), as_of, warm100, str(work / "m100"),
+                          repeat=repeat)
         count = min(EXPORT_PROFILES, manifest.profiles)
-        membership_path = work / "export-membership.parquet"
-        _export_membership(Path(store), membership_path, "bench-export", count)
-        export = measure(f"openseg-export-{count}", export_members, store, str(membership_path), "bench-export",
+        export_state = _export_membership(Path(store), work / "export-membership", "bench-export", count)
+        export = measure(f"openseg-export-{count}", export_members, store, export_state, "bench-export",
                          str(work), repeat=repeat)
+        lookup = measure("openseg-membership-lookup", membership_lookups, str(work / "m100" / "states" / "bench.json"),
+                         store, repeat=1)
         build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work), repeat=1)
-        return OpensegFigures(job_10=job_10, job_100=job_100, export_300k=export, merged_build=build)
+        daily = measure("openseg-daily-jobs", daily_jobs, store, _pql(mix), as_of, str(work / "daily"), repeat=1)
+        return OpensegFigures(job_10=job_10, job_100=job_100, export_300k=export, merged_build=build, lookup=lookup,
+                              daily=daily)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -23,6 +23,7 @@ class Settings:
     port: int = 8080
     build_memory_limit: str | None = "2GB"
     job_memory_limit: str | None = None
+    membership_snapshots: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -48,7 +49,10 @@ class Settings:
             port=int(str(overrides.get("port") or env.get("OPENSEG_PORT") or 8080)),
             build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "2GB"),
             job_memory_limit=env.get("OPENSEG_JOB_MEMORY_LIMIT") or None,
+            membership_snapshots=int(env.get("OPENSEG_MEMBERSHIP_SNAPSHOTS") or 2),
         )
+        if settings.membership_snapshots < 1:
+            raise ValueError("OPENSEG_MEMBERSHIP_SNAPSHOTS must be at least 1 (the current membership)")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -83,6 +87,9 @@ ENVIRONMENT = (
     ("OPENSEG_BUILD_MEMORY_LIMIT", "2GB", "DuckDB memory limit of a merged-profile build (it spills to disk beyond)"),
     ("OPENSEG_JOB_MEMORY_LIMIT", "DuckDB's (80% of RAM)",
      "DuckDB memory limit of a segment job, e.g. `2GB` (it spills to `$OPENSEG_HOME/tmp` beyond)"),
+    ("OPENSEG_MEMBERSHIP_SNAPSHOTS", "2",
+     "membership snapshots kept per merge policy (the current one and the previous); older ones are pruned, "
+     "history is kept"),
     ("OPENSEG_EXPORT_FILE_ROWS", "1000000", "rows per Parquet file an export writes"),
     ("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000", "sandboxes up to this many profiles get exact previews; larger ones a sampled estimate"),
 )

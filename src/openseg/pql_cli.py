@@ -53,13 +53,19 @@ def sql_command(
     dialect: Annotated[str, typer.Option(help="duckdb or spark")] = "duckdb",
     now: Annotated[str | None, typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
 ) -> None:
-    """Print the SQL an expression compiles to (the one-pass plan of a one-segment job)."""
+    """Print the SQL an expression compiles to (the one-pass plan of a one-segment job; ``inSegment`` reads
+    the membership store's snapshot, its segments numbered in the order of their ids)."""
+    from openseg.pql import ast
+    from openseg.segmentation.membership import BitsRelation
     from openseg.segmentation.planner import plan_segments
 
     if dialect not in ("duckdb", "spark"):
         typer.echo("--dialect must be duckdb or spark", err=True)
         raise typer.Exit(2)
-    plan = plan_segments([("segment", _parsed(expression))], as_of=_now(now), dialect=dialect)
+    parsed = _parsed(expression)
+    referenced = sorted({n.segment_id for n in parsed.walk() if isinstance(n, ast.InSegment) and n.namespace == "ups"})
+    relation = BitsRelation({segment_id: bit for bit, segment_id in enumerate(referenced)})
+    plan = plan_segments([("segment", parsed)], as_of=_now(now), dialect=dialect, membership=relation)
     typer.echo(plan.query.sql(dialect=dialect, pretty=True))
 
 

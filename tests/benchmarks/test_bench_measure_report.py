@@ -73,10 +73,10 @@ def test_report_without_openseg_marks_its_rows_not_measured() -> None:
     lines = text.splitlines()
     assert lines[:4] == ["# Benchmarks", "", HEADER, "| --- | --- | --- | --- | --- | --- |"]
     table = [line for line in lines if line.startswith("|")]
-    assert len(table) == 2 + 7  # exactly one table: header, rule, one row per target
+    assert len(table) == 2 + 10  # exactly one table: header, rule, one row per target
     assert table[2] == (
         "| P1: 10-segment job vs hand-written one-pass SQL | not measured | "
-        "0.500 s hand-written one-pass | — | ≤ 2.0× | not measured |"
+        "0.500 s hand-written one-pass | — | ≤ 1.5× | not measured |"
     )
     assert table[5] == (
         "| P3: 10-segment job vs naive Python evaluator | not measured | 300.0 s naive Python "
@@ -92,7 +92,9 @@ def test_report_with_openseg_figures_computes_ratios_and_goals() -> None:
         return Measurement("x", (seconds,), peak)
 
     figures = OpensegFigures(
-        job_10=m(1.5, GIB), job_100=m(5.0, 3 * GIB), export_300k=m(2.5, GIB), merged_build=m(40.0, 5 * GIB)
+        job_10=m(1.5, GIB), job_100=m(5.0, 3 * GIB), export_300k=m(2.5, GIB), merged_build=m(40.0, 5 * GIB),
+        lookup=Measurement("lookup", (1.0,), GIB, result={"median_ms": 4.25, "p99_ms": 12.5}),
+        daily=Measurement("daily", (60.0,), GIB, result={"first": 100 * 2**20, "last": 250 * 2**20}),
     )
     got = {
         row.target.split(":")[0] + ("/per" if "per segment" in row.target else ""): row
@@ -108,6 +110,13 @@ def test_report_with_openseg_figures_computes_ratios_and_goals() -> None:
         got["peak memory (openseg, any of the above)"].figure,
         got["peak memory (openseg, any of the above)"].met,
     ) == ("yes", "5.00 GiB", "no")
+    peak_100 = got["peak memory of the 100-segment job"]
+    assert (peak_100.figure, peak_100.goal, peak_100.met) == ("3.00 GiB", "≤ 2.5 GiB", "no")
+    lookup = got["one profile's membership read (100 segments)"]
+    assert (lookup.figure, lookup.met) == ("4.25 ms (p99 12.50 ms)", "yes")
+    daily = got["membership on disk"]
+    assert (daily.figure, daily.baseline, daily.ratio, daily.met) == (
+        "250.0 MiB", "100.0 MiB after one job", "2.50×", "yes")
 
 
 def test_report_is_written_and_summarised(tmp_path: Path) -> None:

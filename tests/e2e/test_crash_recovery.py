@@ -57,27 +57,24 @@ if point == "evaluating":
 elif point == "staging":
     from openseg.segmentation.membership import MembershipDiffer
 
-    copy_current = MembershipDiffer.copy_current
+    stage = MembershipDiffer.stage
 
-    def copy_then_die(self, target):
-        staged = copy_current(self, target)  # kept: a dropped StagedFile deletes its file
+    def stage_then_die(self, job_id):
+        staged = stage(self, job_id)  # kept: a dropped StagedFile deletes its file
         die()
         return staged
 
-    MembershipDiffer.copy_current = copy_then_die
+    MembershipDiffer.stage = stage_then_die
 elif point == "publishing":
     from openseg.segmentation import membership
 
-    write = membership.write_atomically
-    written = []
+    publish = membership.publish
 
-    def write_atomically(table, path):
-        write(table, path)
-        written.append(path)
-        if len(written) == 2:  # the membership file and the history file
-            die()
+    def publish_then_die(staged):
+        publish(staged)
+        die()
 
-    membership.write_atomically = write_atomically
+    membership.publish = publish_then_die
 else:
     raise SystemExit(f"unknown kill point {point}")
 
@@ -160,7 +157,8 @@ def test_a_killed_worker_leaves_the_old_membership_and_the_restarted_one_finishe
     assert members(client, org, us["id"]) == before
     assert statuses(client, org, us["id"]) == in_first
     staged = list(services.settings.home.rglob("*.partial"))
-    assert len(staged) == (2 if point == "staging" else 0)
+    # Killed after staging: the new snapshot, pairs, history and state manifest wait beside their places.
+    assert len(staged) == (4 if point == "staging" else 0)
 
     restarted = subprocess.Popen([str(Path(sys.executable).parent / "openseg"), "worker"], env=worker_env(services),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -21,6 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from openseg.segmentation.membership import BitsRelation, relation_from_long_form
+
 UTC = dt.UTC
 #: The evaluation time every test uses (a Saturday, mid-month, mid-year).
 AS_OF = dt.datetime(2024, 6, 15, 12, 0, 0, tzinfo=UTC)
@@ -234,12 +236,18 @@ class Dataset:
         return pa.Table.from_pylist([_naive(r) for r in self.membership_rows()], schema=MEMBERSHIP_SCHEMA)
 
     def tables(self) -> dict[str, pa.Table]:
-        """The relations a plan reads: ``profiles``, ``events`` and ``membership``."""
+        """The relations a plan reads: ``profiles``, ``events`` and ``membership`` (the membership
+        store's layout of :meth:`membership_table`, read through :func:`membership_relation`)."""
         return {
             "profiles": self.profiles_table(),
             "events": self.events_table(),
-            "membership": self.membership_table(),
+            "membership": relation_from_long_form(self.membership_table(), SEGMENT_IDS)[1],
         }
+
+
+def membership_relation() -> BitsRelation:
+    """How plans read the ``membership`` relation of :meth:`Dataset.tables`."""
+    return relation_from_long_form(pa.Table.from_pylist([], schema=MEMBERSHIP_SCHEMA), SEGMENT_IDS)[0]
 
 
 def generate(seed: int = 0, n_profiles: int = 200) -> Dataset:

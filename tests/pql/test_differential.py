@@ -19,7 +19,7 @@ from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast, functions, parse
 from openseg.pql.to_sql import compile_expression
 from openseg.segmentation.planner import plan_segments
-from tests.pql.datagen import AS_OF, CorpusEntry, Dataset, generate, load_corpus, python_members
+from tests.pql.datagen import AS_OF, CorpusEntry, Dataset, generate, load_corpus, membership_relation, python_members
 
 CORPUS = load_corpus()
 PARSED = [(entry.segment_id, parse(entry.text)) for entry in CORPUS]
@@ -38,7 +38,7 @@ def _calls(node: ast.Node) -> set[str]:
 
 def engine_members(engine: Engine, dialect: str, segments: list[tuple[str, ast.Node]],
                    tables: dict[str, pa.Table], as_of: dt.datetime = AS_OF) -> dict[str, set[str]]:
-    plan = plan_segments(segments, as_of, dialect)
+    plan = plan_segments(segments, as_of, dialect, membership=membership_relation())
     rows = engine.run(plan.query, tables).to_pylist()
     return {s: {row["_profile_id"] for row in rows if row[plan.columns[s]]} for s, _ in segments}
 

@@ -21,7 +21,7 @@ EVENTS = pa.table({"_profile_id": pa.array([], pa.string()), "_id": pa.array([],
 
 
 def _members(text: str, profiles: pa.Table = PROFILES) -> list[str]:
-    plan = plan_segments([("s", parse(text))], AS_OF, "duckdb", membership_available=False)
+    plan = plan_segments([("s", parse(text))], AS_OF, "duckdb")
     rows = DuckDBEngine().run(plan.query, {"profiles": profiles, "events": EVENTS}).to_pylist()
     return sorted(r["_profile_id"] for r in rows if r[plan.columns["s"]])
 

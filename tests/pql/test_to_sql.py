@@ -14,7 +14,7 @@ from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import _sql_calls, ast, functions, parse
 from openseg.pql.to_sql import compile_expression, like_to_regex
 from openseg.segmentation.planner import plan_segments
-from tests.pql.datagen import AS_OF
+from tests.pql.datagen import AS_OF, membership_relation
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "engines" / "snapshots"
 UPDATE = os.environ.get("OPENSEG_UPDATE_SNAPSHOTS") == "1"
@@ -49,7 +49,7 @@ GOLDEN = {
 
 
 def render(text: str, dialect: str) -> str:
-    compiled = compile_expression(parse(text), AS_OF, dialect)
+    compiled = compile_expression(parse(text), AS_OF, dialect, membership=membership_relation())
     parts = [f"-- {text}", compiled.sql(dialect) + ";"]
     for column in compiled.derived:
         parts.append(f"-- {column.key}\n{column.query().sql(dialect=dialect, pretty=True)};")
@@ -90,7 +90,7 @@ def test_golden_sql_avoids_the_known_transpilation_traps() -> None:
 def test_user_strings_are_literals(text: str) -> None:
     profiles = pa.table({"_profile_id": ["a"], "person": pa.array([{"name": {"firstName": "x' OR 1=1 --"}}])})
     compiled = compile_expression(parse(text), AS_OF, "duckdb")
-    plan = plan_segments([("s", parse(text))], AS_OF, "duckdb", membership_available=False)
+    plan = plan_segments([("s", parse(text))], AS_OF, "duckdb")
     result = DuckDBEngine(threads=1).run(plan.query, {"profiles": profiles})
     assert result.column("_profile_id").to_pylist() == ["a"]
     assert result.column(plan.columns["s"]).to_pylist() == [text.startswith('person.name.firstName = "x')]

@@ -11,6 +11,7 @@ import gc
 from collections.abc import Mapping
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -71,17 +72,24 @@ SEGMENTS = {
 }
 
 
-def evaluate(engine: Engine, store: Path, out: Path, at: dt.datetime, previous: Path | None, job: str) -> Evaluation:
-    parsed = [(segment_id, parse(text)) for segment_id, text in SEGMENTS.items()]
-    current, history = out / f"{job}.parquet", out / "history" / f"{job}.parquet"
-    evaluation = evaluate_store(engine, store, parsed, at, previous, job, current, history)
-    membership.write_atomically(evaluation.current, current)
-    membership.write_atomically(evaluation.history, history)
+def evaluate(engine: Engine, store: Path, out: Path, at: dt.datetime, previous: membership.State | None, job: str,
+             segments: dict[str, str] = SEGMENTS) -> Evaluation:
+    parsed = [(segment_id, parse(text)) for segment_id, text in segments.items()]
+    evaluation = evaluate_store(engine, store, parsed, at, membership.MembershipStore(out), previous, job)
+    membership.publish(evaluation.staged)
     return evaluation
 
 
 def rows(path: Path) -> list[tuple[object, ...]]:
     return [tuple(row.values()) for row in pq.read_table(path).to_pylist()]
+
+
+def current(out: Path, state: membership.State) -> list[tuple[object, ...]]:
+    """The membership of ``state`` as AEP shows it, one row per (profile, segment)."""
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        membership.MembershipStore(out).register_long_form(con, state, "m")
+        return con.sql("SELECT * FROM m ORDER BY _profile_id, segment_id").fetchall()
 
 
 def test_first_run_realizes_members_and_counts_them(engine: Engine, tmp_path: Path) -> None:
@@ -93,28 +101,29 @@ def test_first_run_realizes_members_and_counts_them(engine: Engine, tmp_path: Pa
     # The flagged primary identity counts; without one, the namespace of the profile id.
     assert first.by_namespace == {s: {"ECID": 1, "Email": 1} for s in SEGMENTS}
     assert first.total_profiles == 3
-    assert rows(out / "j1.parquet") == [
+    assert current(out, first.staged.state) == [
         ("ECID:a", "buyer", "realized", T1), ("ECID:a", "us", "realized", T1), ("ECID:a", "us_buyer", "realized", T1),
         ("ECID:b", "buyer", "realized", T1), ("ECID:b", "us", "realized", T1), ("ECID:b", "us_buyer", "realized", T1),
     ]
     assert rows(out / "history" / "j1.parquet") == [
         (s, p, "entered", T1, "j1") for s in ("buyer", "us", "us_buyer") for p in ("ECID:a", "ECID:b")]
-    assert pq.read_table(out / "j1.parquet").schema.remove_metadata().names == membership.MEMBERSHIP_SCHEMA.names
+    # One snapshot row per member profile: their segments as bits, all three entered in this run.
+    assert rows(out / "snapshots" / "j1.parquet") == [("ECID:a", 7, 7), ("ECID:b", 7, 7)]
 
 
 def test_second_run_diffs_against_the_previous_file(engine: Engine, tmp_path: Path) -> None:
     store, out = tmp_path / "store", tmp_path / "membership"
     write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
-    evaluate(engine, store, out, T1, None, "j1")
+    first = evaluate(engine, store, out, T1, None, "j1")
     write_store(store, {"ECID:a": "US", "ECID:b": "DE", "Email:c": "US"})
-    second = evaluate(engine, store, out, T2, out / "j1.parquet", "j2")
+    second = evaluate(engine, store, out, T2, first.staged.state, "j2")
     assert second.counts == {
         "us": {"realized": 1, "existing": 1, "exited": 1},
         "buyer": {"realized": 0, "existing": 2, "exited": 0},
         "us_buyer": {"realized": 0, "existing": 1, "exited": 1},
     }
     assert second.by_namespace["us"] == {"ECID": 1, "Email": 1}
-    assert rows(out / "j2.parquet") == [
+    assert current(out, second.staged.state) == [
         ("ECID:a", "buyer", "existing", T2), ("ECID:a", "us", "existing", T2), ("ECID:a", "us_buyer", "existing", T2),
         ("ECID:b", "buyer", "existing", T2), ("ECID:b", "us", "exited", T2), ("ECID:b", "us_buyer", "exited", T2),
         ("Email:c", "us", "realized", T2),
@@ -128,12 +137,10 @@ def test_second_run_diffs_against_the_previous_file(engine: Engine, tmp_path: Pa
 def test_segments_outside_the_job_are_kept_and_readable_by_in_segment(engine: Engine, tmp_path: Path) -> None:
     store, out = tmp_path / "store", tmp_path / "membership"
     write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
-    evaluate(engine, store, out, T1, None, "j1")
-    parsed = [("was_us", parse('inSegment("us")'))]
-    only = evaluate_store(engine, store, parsed, T2, out / "j1.parquet", "j2", out / "j2.parquet", out / "h2.parquet")
-    membership.write_atomically(only.current, out / "j2.parquet")
+    first = evaluate(engine, store, out, T1, None, "j1")
+    only = evaluate(engine, store, out, T2, first.staged.state, "j2", {"was_us": 'inSegment("us")'})
     assert only.qualified == {"was_us": 2}
-    assert [r for r in rows(out / "j2.parquet") if r[0] == "ECID:a"] == [
+    assert [r for r in current(out, only.staged.state) if r[0] == "ECID:a"] == [
         ("ECID:a", "buyer", "realized", T1), ("ECID:a", "us", "realized", T1), ("ECID:a", "us_buyer", "realized", T1),
         ("ECID:a", "was_us", "realized", T2),
     ]
@@ -143,13 +150,13 @@ def test_staged_files_stay_hidden_until_published_and_vanish_if_never_published(
     store, out = tmp_path / "store", tmp_path / "membership"
     write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
     parsed = [("us", parse(SEGMENTS["us"]))]
-    evaluation = evaluate_store(DuckDBEngine(threads=1), store, parsed, T1, out / "missing.parquet", "j1",
-                                out / "j1.parquet", out / "history" / "j1.parquet")
-    staged = evaluation.current.path
-    assert staged.is_file() and staged.parent == out and not list(out.rglob("*.parquet"))
+    evaluation = evaluate_store(DuckDBEngine(threads=1), store, parsed, T1, membership.MembershipStore(out), None, "j1")
+    staged = [f.path for f in evaluation.staged.files()]
+    assert all(path.is_file() for path in staged) and len(staged) == 4
+    assert not list(out.rglob("*.parquet")) and not list(out.rglob("*.json"))
     del evaluation
     gc.collect()
-    assert not staged.exists() and not list(out.rglob("*.partial"))
+    assert not any(path.exists() for path in staged) and not list(out.rglob("*.partial"))
 
 
 def test_each_segment_reports_the_time_and_rows_of_its_part_of_the_plan(engine: Engine, tmp_path: Path) -> None:
@@ -187,6 +194,6 @@ def test_progress_is_told_after_each_stage_the_diff_and_the_files(engine: Engine
     write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "FR"})
     steps: list[tuple[str, int, int]] = []
     parsed = [(segment_id, parse(text)) for segment_id, text in SEGMENTS.items()]
-    evaluate_store(engine, store, parsed, T1, None, "j1", out / "j1.parquet", out / "h1.parquet",
+    evaluate_store(engine, store, parsed, T1, membership.MembershipStore(out), None, "j1",
                    progress=lambda *step: steps.append(step))
     assert steps == [("ev", 1, 4), ("segments", 2, 4), ("membership", 3, 4), ("files", 4, 4)]

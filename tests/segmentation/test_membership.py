@@ -1,49 +1,203 @@
-"""Membership diffs: realized → existing → exited across runs, history of entries and exits."""
+"""The membership store: realized → existing → exited across jobs, segments outside a job kept,
+per-profile writes, retention, and the batch diff and the per-profile path both held to the one rule."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from openseg.segmentation.membership import diff, qualified_pairs
+from openseg.segmentation import membership
+from openseg.segmentation.membership import MembershipStore, PairState, State, transition
 
 T1, T2, T3 = (datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3))
 
 
-def _result(**columns: list[bool]) -> pa.Table:
-    return pa.table({"_profile_id": ["a", "b", "c"], **columns})
+def run_job(store: MembershipStore, previous: State | None, qualifies: Mapping[str, set[str]],
+            segments: list[str], at: datetime, job: str) -> tuple[State, dict[str, dict[str, int]]]:
+    """A job over ``segments`` in which the profile ``p`` qualifies for ``qualifies[p]``, published."""
+    profiles = sorted(qualifies)
+    columns = {segment_id: f"c{index}" for index, segment_id in enumerate(segments)}
+    result = pa.table({"_profile_id": pa.array(profiles, pa.string()),
+                       **{column: pa.array([s in qualifies[p] for p in profiles], pa.bool_())
+                          for s, column in columns.items()}})
+    with duckdb.connect() as con:
+        differ = membership.MembershipDiffer(con, store, previous, segments, job)
+        con.register("result", result)
+        query = membership.qualified_from_columns("result", columns, differ.bits, differ.words)
+        con.execute(f"CREATE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
+        counts = differ.diff(at, {s: sum(s in q for q in qualifies.values()) for s in segments})
+        staged = differ.stage(job)
+    membership.publish(staged)
+    return staged.state, counts
 
 
-def _statuses(table: pa.Table) -> dict[tuple[str, str], str]:
-    return {(r["_profile_id"], r["segment_id"]): r["status"] for r in table.to_pylist()}
+def long_form(store: MembershipStore, state: State | None) -> dict[tuple[str, str], tuple[str, datetime]]:
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        store.register_long_form(con, state, "m")
+        return {(p, s): (status, at) for p, s, status, at in con.sql("SELECT * FROM m").fetchall()}
 
 
-def test_realized_existing_exited_across_three_runs() -> None:
-    first = diff(None, qualified_pairs(_result(s=[True, True, False]), {"S": "s"}), ["S"], T1, "j1")
-    assert _statuses(first.current) == {("a", "S"): "realized", ("b", "S"): "realized"}
-    assert first.counts == {"S": {"realized": 2, "existing": 0, "exited": 0}}
-    second = diff(first.current, qualified_pairs(_result(s=[True, False, True]), {"S": "s"}), ["S"], T2, "j2")
-    assert _statuses(second.current) == {("a", "S"): "existing", ("b", "S"): "exited", ("c", "S"): "realized"}
-    assert second.counts == {"S": {"realized": 1, "existing": 1, "exited": 1}}
-    assert [(r["_profile_id"], r["event"], r["at"], r["job_id"]) for r in second.history.to_pylist()] == [
-        ("b", "exited", T2, "j2"), ("c", "entered", T2, "j2")]
-    third = diff(second.current, qualified_pairs(_result(s=[False, False, True]), {"S": "s"}), ["S"], T3, "j3")
-    assert _statuses(third.current) == {("a", "S"): "exited", ("b", "S"): "exited", ("c", "S"): "existing"}
-    # b left in run 2: it stays exited with the time it left, and is not counted as leaving again.
-    assert third.counts == {"S": {"realized": 0, "existing": 1, "exited": 1}}
-    times = {r["_profile_id"]: r["lastQualificationTime"] for r in third.current.to_pylist()}
-    assert times == {"a": T3, "b": T2, "c": T3}
+def history(store: MembershipStore, jobs: list[str]) -> list[tuple[str, str, str, datetime]]:
+    found = store.history_sql(jobs)
+    if found is None:
+        return []
+    query, params = found
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return sorted(con.sql(f'SELECT _profile_id, segment_id, event, "at" FROM ({query})', params=params).fetchall())
 
 
-def test_segments_outside_the_job_are_kept() -> None:
-    first = diff(None, qualified_pairs(_result(s=[True, False, False], t=[False, True, False]),
-                                       {"S": "s", "T": "t"}), ["S", "T"], T1, "j1")
-    second = diff(first.current, qualified_pairs(_result(s=[False, False, True]), {"S": "s"}), ["S"], T2, "j2")
-    assert _statuses(second.current) == {("a", "S"): "exited", ("c", "S"): "realized", ("b", "T"): "realized"}
+def test_realized_existing_exited_across_three_jobs(tmp_path: Path) -> None:
+    store = MembershipStore(tmp_path)
+    first, counts = run_job(store, None, {"a": {"S"}, "b": {"S"}, "c": set()}, ["S"], T1, "j1")
+    assert counts == {"S": {"realized": 2, "existing": 0, "exited": 0}}
+    assert long_form(store, first) == {("a", "S"): ("realized", T1), ("b", "S"): ("realized", T1)}
+    second, counts = run_job(store, first, {"a": {"S"}, "b": set(), "c": {"S"}}, ["S"], T2, "j2")
+    assert counts == {"S": {"realized": 1, "existing": 1, "exited": 1}}
+    assert long_form(store, second) == {("a", "S"): ("existing", T2), ("b", "S"): ("exited", T2),
+                                        ("c", "S"): ("realized", T2)}
+    third, counts = run_job(store, second, {"a": set(), "b": set(), "c": {"S"}}, ["S"], T3, "j3")
+    # b left in job 2: it stays exited with the time it left, and is not counted as leaving again.
+    assert counts == {"S": {"realized": 0, "existing": 1, "exited": 1}}
+    assert long_form(store, third) == {("a", "S"): ("exited", T3), ("b", "S"): ("exited", T2),
+                                       ("c", "S"): ("existing", T3)}
+    assert history(store, ["j1", "j2", "j3"]) == [
+        ("a", "S", "entered", T1), ("a", "S", "exited", T3), ("b", "S", "entered", T1), ("b", "S", "exited", T2),
+        ("c", "S", "entered", T2)]
+    # Only jobs that succeeded count.
+    assert history(store, ["j1"]) == [("a", "S", "entered", T1), ("b", "S", "entered", T1)]
+    # A profile lookup reads the same.
+    assert store.lookup(third, ["b", "c", "z"]) == {
+        "b": {"S": PairState("exited", T2)}, "c": {"S": PairState("existing", T3)}, "z": {}}
 
 
-def test_nulls_do_not_qualify() -> None:
-    pairs = qualified_pairs(pa.table({"_profile_id": ["a", "b"], "s": pa.array([None, True], pa.bool_())}),
-                            {"S": "s"})
-    assert pairs.to_pylist() == [{"segment_id": "S", "_profile_id": "b"}]
+def test_segments_outside_the_job_are_kept(tmp_path: Path) -> None:
+    store = MembershipStore(tmp_path)
+    first, _ = run_job(store, None, {"a": {"S"}, "b": {"T"}, "c": set()}, ["S", "T"], T1, "j1")
+    second, _ = run_job(store, first, {"a": set(), "b": set(), "c": {"S"}}, ["S"], T2, "j2")
+    assert long_form(store, second) == {("a", "S"): ("exited", T2), ("c", "S"): ("realized", T2),
+                                        ("b", "T"): ("realized", T1)}
+    # Bits never move: S and T keep theirs, a new segment gets the next one.
+    third, _ = run_job(store, second, {"a": {"U"}}, ["U"], T3, "j3")
+    assert {s: b.bit for s, b in third.segments.items()} == {"S": 0, "T": 1, "U": 2}
+
+
+def test_a_snapshot_holds_one_row_per_member_profile_and_unchanged_rows_cost_no_history(tmp_path: Path) -> None:
+    store = MembershipStore(tmp_path)
+    everyone = {f"p{i}": {"S", "T"} for i in range(5)} | {"q": set()}
+    first, _ = run_job(store, None, everyone, ["S", "T"], T1, "j1")
+    _, counts = run_job(store, first, everyone, ["S", "T"], T2, "j2")
+    assert counts == {s: {"realized": 0, "existing": 5, "exited": 0} for s in ("S", "T")}
+    assert pq.read_table(tmp_path / "snapshots" / "j2.parquet").num_rows == 5
+    assert pq.read_table(tmp_path / "history" / "j2.parquet").num_rows == 0
+    assert pq.read_table(tmp_path / "pairs" / "j2.parquet").num_rows == 0
+
+
+def test_per_profile_writes_are_seen_by_lookups_history_and_the_next_job(tmp_path: Path) -> None:
+    store = MembershipStore(tmp_path)
+    first, _ = run_job(store, None, {"a": {"S"}, "b": set()}, ["S"], T1, "j1")
+    at = T1 + timedelta(hours=1)
+    written = store.apply(first, {"a": {"S": False}, "b": {"S": True, "T": True}}, at)
+    assert sorted((r["_profile_id"], r["segment_id"], r["status"], r["event"]) for r in written) == [
+        ("a", "S", "exited", "exited"), ("b", "S", "realized", "entered"), ("b", "T", "realized", "entered")]
+    assert store.lookup(first, ["a", "b"]) == {
+        "a": {"S": PairState("exited", at)}, "b": {"S": PairState("realized", at), "T": PairState("realized", at)}}
+    assert long_form(store, first) == {("a", "S"): ("exited", at), ("b", "S"): ("realized", at),
+                                       ("b", "T"): ("realized", at)}
+    assert ("b", "T", "entered", at) in history(store, ["j1"])
+    # The next job diffs against the membership with those writes folded in: b stays in S (existing),
+    # a re-enters; T, outside the job, keeps b's per-profile state.
+    second, counts = run_job(store, first, {"a": {"S"}, "b": {"S"}}, ["S"], T2, "j2")
+    assert counts == {"S": {"realized": 1, "existing": 1, "exited": 0}}
+    assert long_form(store, second) == {("a", "S"): ("realized", T2), ("b", "S"): ("existing", T2),
+                                        ("b", "T"): ("realized", at)}
+    assert store.changes(second) == []
+
+
+def test_retention_keeps_the_newest_snapshots_and_all_history(tmp_path: Path) -> None:
+    store = MembershipStore(tmp_path)
+    state = None
+    for day in range(1, 6):
+        at = datetime(2026, 1, day, tzinfo=UTC)
+        state, _ = run_job(store, state, {"a": {"S"} if day % 2 else set()}, ["S"], at, f"j{day}")
+        store.prune(state, keep=2)
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["j4.parquet", "j5.parquet"]
+    assert sorted(p.name for p in (tmp_path / "states").iterdir()) == ["j4.json", "j5.json"]
+    assert len(history(store, [f"j{d}" for d in range(1, 6)])) == 5
+
+
+def test_long_form_membership_of_older_stores_is_imported_exactly(tmp_path: Path) -> None:
+    table = pa.table({
+        "_profile_id": ["a", "a", "b", "c"], "segment_id": ["S", "T", "S", "S"],
+        "status": ["existing", "realized", "exited", "realized"],
+        "lastQualificationTime": pa.array([T2, T1, T1, T3], pa.timestamp("us", tz="UTC"))})
+    legacy = tmp_path / "old.parquet"
+    pq.write_table(table, legacy)
+    store = MembershipStore(tmp_path / "m")
+    state = store.state(str(legacy))
+    assert long_form(store, state) == {("a", "S"): ("existing", T2), ("a", "T"): ("realized", T1),
+                                       ("b", "S"): ("exited", T1), ("c", "S"): ("realized", T3)}
+
+
+# ----------------------------------------------------------------------- the one rule, property-tested
+
+PROFILES = ["p0", "p1", "p2", "p3"]
+SEGMENTS = ["S0", "S1", "S2"]
+
+job_step = st.tuples(st.just("job"), st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=3, unique=True),
+                     st.dictionaries(st.sampled_from(PROFILES), st.sets(st.sampled_from(SEGMENTS))))
+profile_step = st.tuples(st.just("profile"), st.just([]), st.dictionaries(
+    st.sampled_from(PROFILES), st.dictionaries(st.sampled_from(SEGMENTS), st.booleans(), min_size=1),
+    min_size=1, max_size=2))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(job_step, profile_step), min_size=1, max_size=6))
+def test_batch_and_per_profile_writes_follow_the_rule(steps: list[tuple[str, list[str], dict]]) -> None:  # type: ignore[type-arg]
+    model: dict[tuple[str, str], PairState] = {}
+    events: list[tuple[str, str, str, datetime]] = []
+    jobs: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        store = MembershipStore(Path(folder))
+        state: State | None = None
+        for index, (kind, segments, data) in enumerate(steps):
+            at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=index)
+            if kind == "job":
+                # Profiles present in the store are the ones listed; the others are gone (they qualify for nothing).
+                evaluations = {p: {s: s in data.get(p, set()) for s in segments} for p in PROFILES}
+                state, counts = run_job(store, state, {p: set(q) for p, q in data.items()}, segments, at, f"j{index}")
+                jobs.append(f"j{index}")
+            else:
+                evaluations = data
+                store.apply(state, data, at)
+            moved: dict[str, dict[str, int]] = {}
+            for profile_id, segment_results in evaluations.items():
+                for segment_id, qualifies in segment_results.items():
+                    outcome = transition(model.get((profile_id, segment_id)), qualifies, at)
+                    if outcome.state is not None:
+                        model[(profile_id, segment_id)] = outcome.state
+                    if outcome.event is not None:
+                        events.append((profile_id, segment_id, outcome.event, at))
+                        tally = moved.setdefault(segment_id, {"entered": 0, "exited": 0})
+                        tally[outcome.event] += 1
+            if kind == "job":
+                for segment_id in segments:
+                    members = sum(1 for (p, s), pair in model.items() if s == segment_id and pair.is_in)
+                    entered = moved.get(segment_id, {}).get("entered", 0)
+                    assert counts[segment_id] == {"realized": entered, "existing": members - entered,
+                                                  "exited": moved.get(segment_id, {}).get("exited", 0)}
+            expected = {key: (pair.status, pair.last_qualification_time) for key, pair in model.items()}
+            assert long_form(store, state) == expected
+            looked_up = store.lookup(state, PROFILES)
+            assert {(p, s): (pair.status, pair.last_qualification_time)
+                    for p, segments_of in looked_up.items() for s, pair in segments_of.items()} == expected
+            assert history(store, jobs) == sorted(events)

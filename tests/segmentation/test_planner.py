@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import parse
+from openseg.segmentation.membership import relation_from_long_form
 from openseg.segmentation.planner import PUSHED_FILTERS, SPLIT_WINDOWS, PlanError, plan_segments
 
 AS_OF = dt.datetime(2024, 6, 15, 12, tzinfo=dt.UTC)
@@ -25,7 +26,9 @@ EVENTS = pa.table({
                            dt.datetime(2024, 6, 12)], pa.timestamp("us")),
     "eventType": ["buy", "buy", "view", "buy"],
 })
-MEMBERSHIP = pa.table({"_profile_id": ["c"], "segment_id": ["old"], "status": ["existing"]})
+RELATION, MEMBERSHIP = relation_from_long_form(pa.table({
+    "_profile_id": ["c"], "segment_id": ["old"], "status": ["existing"],
+    "lastQualificationTime": pa.array([AS_OF], pa.timestamp("us", tz="UTC"))}))
 
 
 def segments(**texts: str) -> list[tuple[str, object]]:
@@ -33,7 +36,7 @@ def segments(**texts: str) -> list[tuple[str, object]]:
 
 
 def run(plan_segments_args: list[tuple[str, object]], membership: bool = True) -> dict[str, set[str]]:
-    plan = plan_segments(plan_segments_args, AS_OF, "duckdb", membership_available=membership)  # type: ignore[arg-type]
+    plan = plan_segments(plan_segments_args, AS_OF, "duckdb", membership=RELATION if membership else None)  # type: ignore[arg-type]
     tables = {"profiles": PROFILES, "events": EVENTS, **({"membership": MEMBERSHIP} if membership else {})}
     rows = DuckDBEngine(threads=1).run(plan.query, tables).to_pylist()
     return {s: {r["_profile_id"] for r in rows if r[plan.columns[s]]} for s, _ in plan_segments_args}
@@ -165,7 +168,7 @@ def test_duplicate_and_missing_segments_are_plan_errors() -> None:
 
 
 def test_without_membership_other_segments_are_empty() -> None:
-    plan = plan_segments(segments(was_old='inSegment("old")'), AS_OF, membership_available=False)
+    plan = plan_segments(segments(was_old='inSegment("old")'), AS_OF)
     assert "membership" not in plan.relations
     assert run(segments(was_old='inSegment("old")', us='homeAddress.country = "US"'), membership=False) == {
         "was_old": set(), "us": {"a"},

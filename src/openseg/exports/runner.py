@@ -25,6 +25,7 @@ from openseg.exports.request import ExportRequest, SegmentFilter, validate_reque
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, resolve_store
+from openseg.segmentation import membership
 from openseg.store.models import Batch, DataFile, Dataset, ExportJob, ProfileStore, WorkItem
 
 if TYPE_CHECKING:
@@ -136,15 +137,17 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
         policy = policies.get_policy(session, scope, request.merge_policy_id)
         session.expunge(policy)
         record = session.get(ProfileStore, policy.id)
-        membership_path = record.membership_path if record else None
+        pointer = record.membership_path if record else None
     store = resolve_store(ensure_store(services, scope, policy))
+    members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
+    state = members.state(pointer)
     export_start = now_ms()
     written: dict[str, list[tuple[str, int]]] = {}
     for target in targets:
         pending = lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
         lake.remove_tree(pending)
         pending.mkdir(parents=True)
-        table_reader = select_members(store, membership_path, request, target.segments)
+        table_reader = select_members(store, members, state, request, target.segments)
         written[target.batch_id] = write_parts(table_reader, pending, FILE_ROWS)
         _check_cancel(services, job_id)
     export_end = now_ms()
@@ -199,18 +202,13 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
         return metrics
 
 
-def _membership_relation(con: duckdb.DuckDBPyConnection, membership_path: str | None) -> None:
-    if membership_path and Path(membership_path).is_file():
-        con.read_parquet(membership_path).create_view("membership")
-    else:
-        con.sql("CREATE VIEW membership AS SELECT NULL::VARCHAR AS _profile_id, NULL::VARCHAR AS segment_id, "
-                "NULL::VARCHAR AS status, NULL::TIMESTAMPTZ AS lastQualificationTime WHERE false")
-
-
-def select_members(store: Path, membership_path: str | None, request: ExportRequest,
-                   segments: tuple[SegmentFilter, ...]) -> pa.RecordBatchReader:
+def select_members(store: Path, members: membership.MembershipStore, state: membership.State | None,
+                   request: ExportRequest, segments: tuple[SegmentFilter, ...]) -> pa.RecordBatchReader:
     """The merged profiles the export writes for ``segments``, projected, with ``segmentMembership``,
-    as a stream of record batches (in the store's ``_profile_id`` order)."""
+    as a stream of record batches (in the store's ``_profile_id`` order).
+
+    Membership comes from the membership store as AEP's ``segmentMembership.ups`` rows (views
+    ``membership``: every segment, and ``chosen``: the filtered segments)."""
     profiles_path = str(store / PROFILES_FILE)
     events_path = str(store / EVENTS_FILE)
     schema = pq.read_schema(profiles_path)
@@ -237,7 +235,7 @@ def select_members(store: Path, membership_path: str | None, request: ExportRequ
                 params["q_to"] = request.qualified_to
                 window += " AND m.lastQualificationTime <= $q_to"
             alternatives.append(f"(m.segment_id = $seg{index} AND list_contains($st{index}, m.status){window})")
-        selection = f"SELECT DISTINCT m._profile_id FROM membership m WHERE {' OR '.join(alternatives) or 'false'}"
+        selection = f"SELECT DISTINCT m._profile_id FROM chosen m WHERE {' OR '.join(alternatives) or 'false'}"
     # Membership maps are built only for the profiles that are exported.
     members_of = "WHERE _profile_id IN (SELECT _profile_id FROM sel)" if selection else ""
     join = "JOIN sel ON sel._profile_id = p._profile_id" if selection else ""
@@ -284,7 +282,8 @@ def select_members(store: Path, membership_path: str | None, request: ExportRequ
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    _membership_relation(con, membership_path)
+    members.register_long_form(con, state, "membership")
+    members.register_long_form(con, state, "chosen", [s.segment_id for s in segments if s.is_ups])
     reader = con.sql(sql, params=params).to_arrow_reader(batch_size=100_000)
     return _closing(reader, con)
 

@@ -25,6 +25,7 @@ import hashlib
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from sqlglot import exp
 
@@ -49,7 +50,17 @@ PROFILE_ALIAS, EVENT_ALIAS, MEMBERSHIP_ALIAS = "p", "e", "m"
 ID = "_profile_id"
 #: Map-typed profile paths (a following path segment is a map key, not a struct field).
 DEFAULT_MAP_PATHS: frozenset[tuple[str, ...]] = frozenset({("identityMap",), ("segmentMembership", "ups")})
-IN_STATUSES = ("realized", "existing")
+
+
+class MembershipRelation(Protocol):
+    """What ``inSegment`` of a segment outside the plan reads: the ``membership`` relation (one or more
+    rows per profile, ``_profile_id`` among its columns) as its owner lays it out. The segmentation
+    package's membership store implements it; the compiler never names its other columns."""
+
+    def member(self, segment_id: str, alias: str) -> exp.Expr | None:
+        """The condition over a row (alias ``alias``) that its profile is in the segment; None when
+        nobody is."""
+        ...
 
 
 #: ``has_path(row, path)``: whether the data of ``row`` ("profile" or "event") holds ``path``.
@@ -115,7 +126,7 @@ def compile_expression(
     dialect: str = "duckdb",
     *,
     segment_columns: Mapping[str, exp.Expr] | None = None,
-    membership: bool = True,
+    membership: MembershipRelation | None = None,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
     has_path: PathCheck | None = None,
 ) -> CompiledExpression:
@@ -126,8 +137,8 @@ def compile_expression(
         as_of: Evaluation time: ``now``, ``today`` and relative windows resolve against it.
         dialect: ``"duckdb"`` or ``"spark"``.
         segment_columns: Segment id -> boolean column computed earlier in the same plan.
-        membership: Whether a ``membership`` relation exists for other ``inSegment`` ids (if not,
-            they are false: nobody has been segmented yet).
+        membership: How to read the ``membership`` relation for other ``inSegment`` ids (None: there is
+            none, they are false: nobody has been segmented yet).
         map_paths: Profile paths whose type is a map.
         has_path: Whether the data holds a field (``"profile"`` or ``"event"``, path); a field it never
             held compiles to null instead of failing in the engine. None: every field exists.
@@ -170,7 +181,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         as_of: dt.datetime,
         dialect: SqlDialect,
         segment_columns: Mapping[str, exp.Expr],
-        membership: bool,
+        membership: MembershipRelation | None,
         map_paths: frozenset[tuple[str, ...]],
         has_path: PathCheck | None = None,
     ) -> None:
@@ -364,12 +375,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_InSegment(self, node: ast.InSegment) -> exp.Expr:
         if node.namespace == "ups" and node.segment_id in self.segment_columns:
             return self.segment_columns[node.segment_id].copy()
-        if node.namespace != "ups" or not self.membership:
+        member = self.membership.member(node.segment_id, MEMBERSHIP_ALIAS) if self.membership else None
+        if node.namespace != "ups" or member is None:
             return FALSE.copy()
-        member = exp.and_(
-            exp.column("segment_id", table=MEMBERSHIP_ALIAS).eq(exp.Literal.string(node.segment_id)),
-            exp.column("status", table=MEMBERSHIP_ALIAS).isin(*(exp.Literal.string(s) for s in IN_STATUSES)),
-        )
         count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=member))
         column = DerivedColumn(
             key=_key(MEMBERSHIP, count), relation=MEMBERSHIP, aggregate=count, row_filter=member,

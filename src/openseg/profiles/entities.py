@@ -19,6 +19,7 @@ from openseg.errors import BadRequest, NotFound
 from openseg.profiles import lookup, policies
 from openseg.profiles.service import ensure_store, request_build
 from openseg.profiles.store import IDENTITIES_FILE, resolve_store
+from openseg.segmentation import membership
 from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
@@ -36,6 +37,7 @@ class Located:
     policy: MergePolicy
     store: Path
     membership_path: str | None
+    members: membership.MembershipStore
 
 
 def _policy(services: Services, scope: Scope, policy_id: str | None) -> tuple[MergePolicy, str | None]:
@@ -56,18 +58,15 @@ def locate(services: Services, scope: Scope, namespace: str, identity: str, poli
     if profile_id is None:
         raise NotFound(f"no profile has identity {namespace}:{identity}",
                        report={"entityId": identity, "entityIdNS": namespace})
-    return Located(profile_id, namespace, identity, policy, store, membership_path)
+    members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
+    return Located(profile_id, namespace, identity, policy, store, membership_path, members)
 
 
 def _membership(located: Located) -> dict[str, Any]:
-    if not located.membership_path or not Path(located.membership_path).is_file():
-        return {}
-    with duckdb.connect() as con:
-        rows = con.sql(
-            "SELECT segment_id, status, lastQualificationTime FROM read_parquet($path) WHERE _profile_id = $pid "
-            "ORDER BY segment_id", params={"path": located.membership_path, "pid": located.profile_id}).fetchall()
-    return {segment_id: {"status": status, "lastQualificationTime": json_value(qualified)}
-            for segment_id, status, qualified in rows}
+    store = located.members
+    pairs = store.lookup(store.state(located.membership_path), [located.profile_id])[located.profile_id]
+    return {segment_id: {"status": pair.status, "lastQualificationTime": json_value(pair.last_qualification_time)}
+            for segment_id, pair in sorted(pairs.items())}
 
 
 def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]:
@@ -80,9 +79,9 @@ def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]
     if profile is None:
         raise NotFound(f"no profile has identity {located.namespace}:{located.identity}")
     entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL_COLUMNS}
-    membership = _membership(located)
-    if membership:
-        entity["segmentMembership"] = {**(entity.get("segmentMembership") or {}), "ups": membership}
+    ups = _membership(located)
+    if ups:
+        entity["segmentMembership"] = {**(entity.get("segmentMembership") or {}), "ups": ups}
     graph = sorted(f"{ns}:{i['id']}" for ns, ids in (entity.get("identityMap") or {}).items() for i in ids)
     return {
         "entityId": profile.get("_profile_id", located.profile_id),

@@ -10,7 +10,6 @@ writes, plus a second read of ``profiles.parquet``) at as much time as the evalu
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -58,8 +58,7 @@ class Evaluation:
         qualified: Segment id -> profiles qualifying now.
         by_namespace: Segment id -> qualifying profiles by primary-identity namespace.
         counts: Segment id -> ``realized`` / ``existing`` / ``exited`` counts of this run.
-        current: The new membership, staged beside its target (publish with ``write_atomically``).
-        history: This run's entries and exits, staged likewise.
+        staged: The new membership, written beside its places (publish with ``membership.publish``).
         cost: Per segment, the openseg extension ``openseg:segmentCost``.
     """
 
@@ -69,48 +68,39 @@ class Evaluation:
     qualified: dict[str, int]
     by_namespace: dict[str, dict[str, int]]
     counts: dict[str, dict[str, int]]
-    current: membership.StagedFile
-    history: membership.StagedFile
+    staged: membership.StagedMembership
     cost: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
-                      previous: str | os.PathLike[str] | None, job_id: str, current_target: Path,
-                      history_target: Path, progress: Progress | None = None) -> Evaluation:
+                      members: membership.MembershipStore, previous: membership.State | None, job_id: str,
+                      progress: Progress | None = None) -> Evaluation:
     """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory) and
-    diff the result against the ``previous`` membership file; see :func:`evaluate_store`."""
-    return evaluate_store(services.engine(), store, segments, as_of, previous, job_id, current_target,
-                          history_target, progress)
+    diff the result against the ``previous`` membership; see :func:`evaluate_store`."""
+    return evaluate_store(services.engine(), store, segments, as_of, members, previous, job_id, progress)
 
 
 def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
-                   previous: str | os.PathLike[str] | None, job_id: str, current_target: Path,
-                   history_target: Path, progress: Progress | None = None) -> Evaluation:
+                   members: membership.MembershipStore, previous: membership.State | None, job_id: str,
+                   progress: Progress | None = None) -> Evaluation:
     """One plan for all ``segments`` over the store's ``profiles.parquet`` and ``events.parquet``, then the
-    membership diff against ``previous``, the counts, and the new membership and history files.
+    membership diff against ``previous``, the counts, and the new membership staged in ``members``.
 
     Args:
         engine: Runs the plan.
         store: The profile store directory.
         segments: (segment id, parsed PQL) pairs.
         as_of: Evaluation time (relative windows, ``lastQualificationTime``, history times).
-        previous: The previous membership file, or None (a missing file counts as none).
-        job_id: Recorded in the history rows.
-        current_target: Where the new membership will be published (it is staged beside it).
-        history_target: Where this run's history will be published (staged beside it).
+        members: The membership store of the merge policy.
+        previous: Its current state (None: no membership yet).
+        job_id: Names the new state and the history rows.
         progress: Told after each step (see ``Progress``).
 
     Returns:
-        The evaluation; its ``current`` and ``history`` files are staged, not yet published.
+        The evaluation; its membership is staged, not yet published.
     """
-    previous = previous if previous is not None and Path(previous).is_file() else None
     has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
-    plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect, membership_available=previous is not None,
-                         has_path=has_path)
-    tables: dict[str, TableSource] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
-    if previous is not None:
-        tables["membership"] = str(previous)
-    steps, done = len(plan.stages) + 3, 0
+    steps, done = 0, 0
 
     def step(name: str) -> None:
         nonlocal done
@@ -120,22 +110,27 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
 
     workspace = engine.connect() if isinstance(engine, DuckDBEngine) else duckdb.connect()
     with workspace as connection:
+        differ = membership.MembershipDiffer(connection, members, previous, [s for s, _ in segments], job_id)
+        relation, previous_bits = differ.plan_inputs()
+        plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect,
+                             membership=relation if previous_bits is not None else None, has_path=has_path)
+        tables: dict[str, TableSource] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
+        if previous_bits is not None:
+            tables["membership"] = previous_bits
+        steps = len(plan.stages) + 3
         started = time.perf_counter()
         runs = _materialize(engine, connection, plan, tables, lambda run: step(run.name or FINAL))
         seconds = time.perf_counter() - started
         qualified, by_namespace = _qualified_counts(connection, store, plan.columns)
-        differ = membership.MembershipDiffer(connection, list(plan.columns), previous)
-        query = membership.qualified_from_columns(RESULT, plan.columns, differ.ordinals)
+        query = membership.qualified_from_columns(RESULT, plan.columns, differ.bits, differ.words)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
-        counts = differ.diff(as_of)
+        counts = differ.diff(as_of, qualified)
         step(DIFF_STEP)
-        history = differ.copy_history(history_target, as_of, job_id)
-        current = differ.copy_current(current_target)
+        staged = differ.stage(job_id)
         step(FILES_STEP)
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
     return Evaluation(columns=dict(plan.columns), total_profiles=total, seconds=seconds, qualified=qualified,
-                      by_namespace=by_namespace, counts=counts, current=current, history=history,
-                      cost=segment_costs(plan, runs))
+                      by_namespace=by_namespace, counts=counts, staged=staged, cost=segment_costs(plan, runs))
 
 
 def _materialize(engine: Engine, connection: duckdb.DuckDBPyConnection, plan: Plan,
@@ -199,3 +194,16 @@ def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, 
     for segment_id, namespace, n in rows:
         counts.setdefault(segment_id, {})[namespace] = int(n)
     return counts
+
+
+def qualified_pairs(result: pa.Table, columns: Mapping[str, str]) -> pa.Table:
+    """Long form ``(segment_id, _profile_id)`` of an evaluation result with one boolean column per segment."""
+    ids = result["_profile_id"]
+    parts = []
+    for segment_id, column in columns.items():
+        chosen = pc.filter(ids, pc.fill_null(result[column], False))
+        parts.append(pa.table({"segment_id": pa.array([segment_id] * len(chosen), pa.string()),
+                               "_profile_id": chosen.cast(pa.string())}))
+    if not parts:
+        return pa.table({"segment_id": pa.array([], pa.string()), "_profile_id": pa.array([], pa.string())})
+    return pa.concat_tables(parts)

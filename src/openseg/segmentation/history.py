@@ -15,7 +15,7 @@ from sqlalchemy import select
 from openseg.catalog.query import json_value
 from openseg.catalog.service import Scope
 from openseg.profiles.entities import locate
-from openseg.segmentation.runner import membership_dir
+from openseg.segmentation.runner import membership_store
 from openseg.store.models import SegmentJob
 
 if TYPE_CHECKING:
@@ -28,33 +28,34 @@ def _succeeded_jobs(services: Services, sandbox_id: str) -> list[str]:
                                                                 SegmentJob.status == "SUCCEEDED")))
 
 
-def _history_files(services: Services, sandbox_id: str, policy_id: str) -> list[str]:
-    folder = membership_dir(services, sandbox_id, policy_id) / "history"
-    return sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
+def _history(services: Services, sandbox_id: str, policy_id: str) -> tuple[str, dict[str, Any]] | None:
+    """Every entry and exit of the policy's membership that counts: those of jobs that SUCCEEDED and
+    of per-profile writes."""
+    return membership_store(services, sandbox_id, policy_id).history_sql(_succeeded_jobs(services, sandbox_id))
 
 
 def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str, at: datetime, *,
                start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """Profiles in the segment at ``at``: their last entry or exit up to then was an entry."""
-    files = _history_files(services, scope.sandbox_id, policy_id)
-    jobs = _succeeded_jobs(services, scope.sandbox_id)
-    if not files or not jobs:
+    history = _history(services, scope.sandbox_id, policy_id)
+    if history is None:
         return [], 0
+    events, params = history
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         rows = con.sql(
-            """
+            f"""
             WITH latest AS (
                 SELECT _profile_id, arg_max(event, "at") AS event,
                        max("at") FILTER (WHERE event = 'entered') AS entered_at
-                FROM read_parquet($files)
-                WHERE segment_id = $segment AND "at" <= $at AND list_contains($jobs, job_id)
+                FROM ({events})
+                WHERE segment_id = $segment AND "at" <= $at
                 GROUP BY _profile_id
             )
             SELECT _profile_id, entered_at, count(*) OVER () AS total FROM latest
             WHERE event = 'entered' ORDER BY _profile_id LIMIT $limit OFFSET $start
             """,
-            params={"files": files, "segment": segment_id, "at": at, "jobs": jobs, "limit": limit, "start": start},
+            params={**params, "segment": segment_id, "at": at, "limit": limit, "start": start},
         ).fetchall()
     total = int(rows[0][2]) if rows else 0
     return [{"entityId": pid, "enteredAt": json_value(entered)} for pid, entered, _ in rows], total
@@ -68,16 +69,15 @@ def profile_of(services: Services, scope: Scope, namespace: str, identity: str) 
 
 def timeline(services: Services, scope: Scope, profile_id: str, policy_id: str) -> list[dict[str, Any]]:
     """Every entry and exit of one profile, oldest first, paired into stays per segment."""
-    files = _history_files(services, scope.sandbox_id, policy_id)
-    jobs = _succeeded_jobs(services, scope.sandbox_id)
-    if not files or not jobs:
+    history = _history(services, scope.sandbox_id, policy_id)
+    if history is None:
         return []
+    events, params = history
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         rows = con.sql(
-            'SELECT segment_id, event, "at", job_id FROM read_parquet($files) '
-            'WHERE _profile_id = $pid AND list_contains($jobs, job_id) ORDER BY "at", segment_id',
-            params={"files": files, "pid": profile_id, "jobs": jobs},
+            f'SELECT segment_id, event, "at", job_id FROM ({events}) WHERE _profile_id = $pid ORDER BY "at", segment_id',
+            params={**params, "pid": profile_id},
         ).fetchall()
     stays: list[dict[str, Any]] = []
     open_stays: dict[str, dict[str, Any]] = {}

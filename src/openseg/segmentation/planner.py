@@ -46,6 +46,7 @@ from openseg.pql.to_sql import (
     PROFILE_ALIAS,
     PROFILES,
     DerivedColumn,
+    MembershipRelation,
     PathCheck,
     bounds_condition,
     compile_expression,
@@ -140,7 +141,7 @@ def plan_segments(
     segments: Sequence[tuple[str, ast.Node]],
     as_of: dt.datetime,
     dialect: str = "duckdb",
-    membership_available: bool = True,
+    membership: MembershipRelation | None = None,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
     has_path: PathCheck | None = None,
 ) -> Plan:
@@ -150,8 +151,8 @@ def plan_segments(
         segments: (segment id, parsed PQL expression) pairs, in any order.
         as_of: Evaluation time.
         dialect: ``"duckdb"`` or ``"spark"`` (decides how engine-specific constructs compile).
-        membership_available: Whether a ``membership`` relation holds earlier results for
-            ``inSegment`` ids outside this job (if not, those are false).
+        membership: How to read the ``membership`` relation (earlier results, laid out by the membership
+            store) for ``inSegment`` ids outside this job (None: there is none, those are false).
         map_paths: Profile paths whose type is a map.
         has_path: Whether the data holds a field (see ``compile_expression``); fields it never held
             read as null. ``arrow_paths`` builds one from the stores' Arrow schemas.
@@ -180,14 +181,14 @@ def plan_segments(
                          for other in _dependencies(expressions[segment_id]) if other in expressions}
             compiled = compile_expression(
                 expressions[segment_id], as_of, dialect, segment_columns=available,
-                membership=membership_available, map_paths=map_paths, has_path=has_path,
+                membership=membership, map_paths=map_paths, has_path=has_path,
             )
             conditions[segment_id] = compiled.condition
             per_segment[segment_id] = tuple(column.key for column in compiled.derived)
             for column in compiled.derived:
                 derived.setdefault(column.key, column)
 
-    gates = {segment_id: _gate(expressions[segment_id], as_of, dialect, membership_available, map_paths, has_path)
+    gates = {segment_id: _gate(expressions[segment_id], as_of, dialect, membership, map_paths, has_path)
              for segment_id in expressions}
     stages = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False), per_segment, gates)
     query = exp.select(_star(), copy=False).from_(
@@ -250,7 +251,7 @@ def _star() -> exp.Column:
     return exp.Column(this=exp.Star(), table=exp.to_identifier(PROFILE_ALIAS))
 
 
-def _gate(node: ast.Node, as_of: dt.datetime, dialect: str, membership: bool,
+def _gate(node: ast.Node, as_of: dt.datetime, dialect: str, membership: MembershipRelation | None,
           map_paths: frozenset[tuple[str, ...]], has_path: PathCheck | None) -> exp.Expr | None:
     """The segment's profile-only conjuncts as one condition over ``p`` (None when it has none).
 

@@ -21,7 +21,7 @@ from openseg.profiles.service import ensure_store, sandbox_schema
 from openseg.profiles.store import PROFILES_FILE, resolve_store
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
-from openseg.segmentation.evaluate import primary_namespaces
+from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
 from openseg.segmentation.planner import arrow_paths, plan_segments
 from openseg.store.models import Preview, ProfileStore
 from openseg.xdm.schema import INTERNAL_COLUMNS
@@ -54,7 +54,8 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     policy = (policies.get_policy(session, scope, policy_id) if isinstance(policy_id, str)
               else policies.ensure_default(session, scope))
     record = session.get(ProfileStore, policy.id)
-    previous = membership.read_current(record.membership_path if record else None)
+    members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
+    relation, previous = members.relation(members.state(record.membership_path if record else None))
     store = resolve_store(ensure_store(services, scope, policy))
     as_of = ms_to_datetime(now_ms())
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
@@ -63,14 +64,14 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     if not exact:
         profiles = _sample(profiles, sample_size / total)
     plan = plan_segments([("preview", analysis.expr)], as_of=as_of, dialect=services.engine().dialect,
-                         membership_available=previous is not None,
+                         membership=relation if previous is not None else None,
                          has_path=arrow_paths(pq.read_schema(store / PROFILES_FILE),
                                               pq.read_schema(store / "events.parquet")))
     tables: dict[str, Any] = {"profiles": profiles, "events": str(store / "events.parquet")}
     if previous is not None:
         tables["membership"] = previous
     result = services.engine().run(plan.query, tables)
-    qualified = membership.qualified_pairs(result, plan.columns)
+    qualified = qualified_pairs(result, plan.columns)
     read = result.num_rows
     hits = qualified.num_rows
     namespaces = primary_namespaces(store, qualified).get("preview", {})

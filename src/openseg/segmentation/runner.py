@@ -42,9 +42,8 @@ class JobCancelled(Exception):
 class PolicyOutcome:
     policy_id: str
     store_path: Path
-    membership_path: Path
-    current: membership.StagedFile
-    history: membership.StagedFile
+    members: membership.MembershipStore
+    staged: membership.StagedMembership
     total_profiles: int
     counts: dict[str, dict[str, int]]
     qualified: dict[str, int]
@@ -52,8 +51,9 @@ class PolicyOutcome:
     cost: dict[str, Any] = field(default_factory=dict)
 
 
-def membership_dir(services: Services, sandbox_id: str, policy_id: str) -> Path:
-    return services.settings.home / "membership" / sandbox_id / policy_id
+def membership_store(services: Services, sandbox_id: str, policy_id: str) -> membership.MembershipStore:
+    """The membership store of a (sandbox, merge policy)."""
+    return membership.store_for(services.settings.home, sandbox_id, policy_id)
 
 
 def run_segment_job(services: Services, item: WorkItem) -> None:
@@ -134,20 +134,20 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
                 names = ", ".join(s for s, _ in members)
                 raise JobFailed("0090000011", f"merge policy '{policy_id}' of segment(s) {names} no longer exists")
             record = session.get(ProfileStore, policy_id)
-            previous_path = record.membership_path if record else None
+            pointer = record.membership_path if record else None
             session.expunge(policy)
         store = resolve_store(ensure_store(services, scope, policy))
         _check_cancel(services, job_id)
         as_of = ms_to_datetime(now_ms())
         parsed = [(segment_id, parse(text)) for segment_id, text in members]
-        membership_path = membership_dir(services, scope.sandbox_id, policy_id) / f"{job_id}.parquet"
-        evaluation = evaluate_segments(services, store, parsed, as_of, previous_path, job_id, membership_path,
-                                       membership_path.parent / "history" / f"{job_id}.parquet",
+        store_of_members = membership_store(services, scope.sandbox_id, policy_id)
+        evaluation = evaluate_segments(services, store, parsed, as_of, store_of_members,
+                                       store_of_members.state(pointer), job_id,
                                        _reporter(services, job_id, policy_id, index, len(by_policy)))
         _check_cancel(services, job_id)
         outcomes[policy_id] = PolicyOutcome(
-            policy_id=policy_id, store_path=store, membership_path=membership_path,
-            current=evaluation.current, history=evaluation.history, total_profiles=evaluation.total_profiles,
+            policy_id=policy_id, store_path=store, members=store_of_members,
+            staged=evaluation.staged, total_profiles=evaluation.total_profiles,
             counts=evaluation.counts, qualified=evaluation.qualified, by_namespace=evaluation.by_namespace,
             cost=evaluation.cost,
         )
@@ -178,22 +178,19 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
     """Write membership files, then flip the pointers and finish the job in one transaction: readers see
     the old membership or the new one, never half."""
     for outcome in outcomes.values():
-        membership.write_atomically(outcome.current, outcome.membership_path)
-        history = outcome.membership_path.parent / "history" / f"{job_id}.parquet"
-        membership.write_atomically(outcome.history, history)
+        membership.publish(outcome.staged)
     with services.db.session() as session:
         job = session.get(SegmentJob, job_id)
         assert job is not None
         if job.status in ("CANCELLING", "CANCELLED"):
             _finish(job, "CANCELLED")
             for outcome in outcomes.values():
-                outcome.membership_path.unlink(missing_ok=True)
-                (outcome.membership_path.parent / "history" / f"{job_id}.parquet").unlink(missing_ok=True)
+                outcome.staged.unpublish()
             return
         for outcome in outcomes.values():
             record = session.get(ProfileStore, outcome.policy_id)
             assert record is not None
-            record.membership_path = str(outcome.membership_path)
+            record.membership_path = str(outcome.staged.state.path)
             record.membership_job_id = job_id
         metrics: dict[str, Any] = {
             "totalTime": {"startTimeInMs": started},
@@ -212,3 +209,6 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
             metrics["openseg:segmentCost"].update(outcome.cost)
         job.metrics = metrics
         _finish(job, "SUCCEEDED")
+    # Retention: older snapshots go once the new state is the current one (history stays).
+    for outcome in outcomes.values():
+        outcome.members.prune(outcome.staged.state, services.settings.membership_snapshots)

@@ -1,12 +1,16 @@
 -- inSegment("seg-gold")
-COALESCE(COALESCE(__d_95be8569fc6ad8bd, 0) > 0, FALSE);
--- __d_95be8569fc6ad8bd
+COALESCE(COALESCE(__d_3784a302efb4b9b6, 0) > 0, FALSE);
+-- __d_3784a302efb4b9b6
 SELECT
   m._profile_id,
   COUNT(*) FILTER(WHERE
-    m.segment_id = 'seg-gold' AND m.status IN ('realized', 'existing')) AS value
+    (
+      m.in_0 & 2
+    ) <> 0) AS value
 FROM membership AS m
 WHERE
-  m.segment_id = 'seg-gold' AND m.status IN ('realized', 'existing')
+  (
+    m.in_0 & 2
+  ) <> 0
 GROUP BY
   m._profile_id;

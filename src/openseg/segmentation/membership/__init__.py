@@ -1,0 +1,61 @@
+"""Segment membership: the membership store is its one owner (layout in ``layout.py``).
+
+Jobs diff and publish through :class:`MembershipDiffer`; every reader and the per-profile write path
+go through :class:`MembershipStore`; ``rule.transition`` is the one rule both follow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openseg.segmentation.membership.differ import (
+    QUALIFIED,
+    MembershipDiffer,
+    StagedFile,
+    StagedMembership,
+    qualified_from_columns,
+)
+from openseg.segmentation.membership.encode import LONG_FORM_SCHEMA, import_long_form, relation_from_long_form
+from openseg.segmentation.membership.layout import HISTORY_SCHEMA, State
+from openseg.segmentation.membership.rule import IN_STATUSES, PairState, Transition, transition
+from openseg.segmentation.membership.store import BitsRelation, MembershipStore, write_atomically
+
+
+def membership_root(home: Path, sandbox_id: str, policy_id: str) -> Path:
+    """The membership directory of a (sandbox, merge policy)."""
+    return home / "membership" / sandbox_id / policy_id
+
+
+def store_for(home: Path, sandbox_id: str, policy_id: str) -> MembershipStore:
+    """The membership store of a (sandbox, merge policy) under ``home``."""
+    return MembershipStore(membership_root(home, sandbox_id, policy_id))
+
+
+def publish(staged: StagedMembership) -> None:
+    """Move a job's staged files to their places, the state manifest last."""
+    for staged_file in staged.files():
+        write_atomically(staged_file, staged_file.final)
+
+
+__all__ = [
+    "HISTORY_SCHEMA",
+    "IN_STATUSES",
+    "LONG_FORM_SCHEMA",
+    "QUALIFIED",
+    "BitsRelation",
+    "MembershipDiffer",
+    "MembershipStore",
+    "PairState",
+    "StagedFile",
+    "StagedMembership",
+    "State",
+    "Transition",
+    "import_long_form",
+    "membership_root",
+    "publish",
+    "qualified_from_columns",
+    "relation_from_long_form",
+    "store_for",
+    "transition",
+    "write_atomically",
+]

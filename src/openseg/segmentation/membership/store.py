@@ -1,0 +1,291 @@
+"""The membership store: the one owner of segment membership (see ``layout.py`` for the files).
+
+Everything outside this package reads and writes membership through :class:`MembershipStore`: jobs diff
+and publish through ``differ.MembershipDiffer``; the planner reads ``inSegment`` through
+:meth:`MembershipStore.relation`; exports, previews, ``/access/entities`` and history through the reads
+below; streaming and edge through :meth:`MembershipStore.apply`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from openseg.segmentation.membership.layout import (
+    CHANGES_SCHEMA,
+    PAIRS_SCHEMA,
+    State,
+    in_column,
+    mask_of,
+    new_column,
+    word_of,
+)
+from openseg.segmentation.membership.rule import IN_STATUSES, REALIZED, PairState, transition
+
+_CHANGE_FILE = re.compile(r"^(\d{12})\.parquet$")
+
+
+@dataclass(frozen=True)
+class BitsRelation:
+    """The relation ``inSegment`` reads (one row per profile in some segment) and how to test it.
+
+    The planner registers the snapshot as its ``membership`` relation; :meth:`member` is the condition
+    that a row's profile is in a segment (None: the segment has no members anywhere).
+    """
+
+    segments: Mapping[str, int]
+
+    def member(self, segment_id: str, alias: str) -> exp.Expr | None:
+        bit = self.segments.get(segment_id)
+        if bit is None:
+            return None
+        return exp.NEQ(this=exp.paren(exp.BitwiseAnd(this=exp.column(in_column(word_of(bit)), table=alias),
+                                                     expression=exp.Literal.number(mask_of(bit)))),
+                       expression=exp.Literal.number(0))
+
+
+class MembershipStore:
+    """The membership of one (sandbox, merge policy), under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # ----------------------------------------------------------------------------------- states
+
+    def state(self, pointer: str | None) -> State | None:
+        """The state the metadata store's pointer names (None: no membership yet)."""
+        if not pointer or not Path(pointer).is_file():
+            return None
+        if pointer.endswith(".parquet"):  # the long-form file of openseg before the bitmap layout
+            return self._import_legacy(Path(pointer))
+        return State.read(Path(pointer))
+
+    def _import_legacy(self, path: Path) -> State:
+        from openseg.segmentation.membership.encode import import_long_form
+
+        name = f"legacy-{path.stem}"
+        existing = self.root / "states" / f"{name}.json"
+        if existing.is_file():
+            return State.read(existing)
+        return import_long_form(self, pq.read_table(path), name)
+
+    def empty(self, name: str) -> State:
+        return State(root=self.root, name=name)
+
+    def changes(self, state: State | None) -> list[tuple[int, Path]]:
+        """Per-profile change files not folded into ``state``, oldest first."""
+        folder = self.root / "changes"
+        if not folder.is_dir():
+            return []
+        through = state.changes_through if state else 0
+        found = []
+        for path in folder.iterdir():
+            match = _CHANGE_FILE.match(path.name)
+            if match and int(match.group(1)) > through:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialises per-profile writers with the listing of changes a job folds (across processes)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def relation(self, state: State | None) -> tuple[BitsRelation, str | None]:
+        """What a plan reads for ``inSegment``: the bit tests and the snapshot file (None: nobody)."""
+        if state is None:
+            return BitsRelation({}), None
+        snapshot = state.snapshot_path
+        return BitsRelation({s: b.bit for s, b in state.segments.items()}), str(snapshot) if snapshot else None
+
+    # ------------------------------------------------------------------------------------ reads
+
+    def lookup(self, state: State | None, profile_ids: Sequence[str]) -> dict[str, dict[str, PairState]]:
+        """Each profile's membership: segment id -> state, with per-profile changes applied."""
+        result: dict[str, dict[str, PairState]] = {p: {} for p in profile_ids}
+        if state is not None:
+            by_bit = {b.bit: (s, b) for s, b in state.segments.items()}
+            snapshot = state.snapshot_path
+            if snapshot is not None:
+                rows = pq.read_table(snapshot, filters=[("_profile_id", "in", list(profile_ids))]).to_pylist()
+                for row in rows:
+                    for bit, (segment_id, entry) in by_bit.items():
+                        word = row.get(in_column(word_of(bit)))
+                        if word is None or not word & mask_of(bit) or entry.evaluated_at is None:
+                            continue
+                        fresh = (row.get(new_column(word_of(bit))) or 0) & mask_of(bit)
+                        result[row["_profile_id"]][segment_id] = PairState(
+                            "realized" if fresh else "existing", entry.evaluated_at)
+            pairs = state.pairs_path
+            if pairs is not None:
+                for row in pq.read_table(pairs, filters=[("_profile_id", "in", list(profile_ids))]).to_pylist():
+                    segment_id, _ = by_bit[row["bit"]]
+                    result[row["_profile_id"]][segment_id] = PairState(row["status"], row["lastQualificationTime"])
+        for _, path in self.changes(state):
+            for row in pq.read_table(path, filters=[("_profile_id", "in", list(profile_ids))]).to_pylist():
+                result[row["_profile_id"]][row["segment_id"]] = PairState(row["status"],
+                                                                          row["lastQualificationTime"])
+        return result
+
+    def register_long_form(self, con: duckdb.DuckDBPyConnection, state: State | None, name: str,
+                           segment_ids: Sequence[str] | None = None) -> None:
+        """Create the view ``name``: ``_profile_id, segment_id, status, lastQualificationTime`` (AEP's
+        ``segmentMembership.ups`` as rows) of ``segment_ids`` (None: all), per-profile changes applied."""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {long_form_sql(self, state, segment_ids)}")
+
+    def history_sql(self, jobs: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
+        """Every entry and exit (``segment_id, _profile_id, event, at, job_id``) of the jobs that ``jobs`` lists as
+        succeeded and of per-profile writes, as a query with its parameters (None: no history)."""
+        job_files = sorted(str(p) for p in (self.root / "history").glob("*.parquet")) \
+            if (self.root / "history").is_dir() else []
+        change_files = [str(path) for _, path in self.changes(None)]
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        if job_files and jobs:
+            parts.append('SELECT segment_id, _profile_id, event, "at", job_id FROM read_parquet($history_files) '
+                         "WHERE list_contains($history_jobs, job_id)")
+            params.update(history_files=job_files, history_jobs=list(jobs))
+        if change_files:
+            parts.append('SELECT segment_id, _profile_id, event, "at", NULL::VARCHAR AS job_id FROM read_parquet($change_files) '
+                         "WHERE event IS NOT NULL")
+            params["change_files"] = change_files
+        return (" UNION ALL ".join(parts), params) if parts else None
+
+    # ---------------------------------------------------------------------- per-profile writes
+
+    def apply(self, state: State | None, evaluations: Mapping[str, Mapping[str, bool]], at: datetime
+              ) -> list[dict[str, Any]]:
+        """Apply the evaluation of a few profiles at ``at`` atomically: profile id -> segment id ->
+        whether it qualifies now. Follows ``rule.transition``; visible to lookups and to the next job's
+        diff once this returns. Returns the rows written (with their history ``event``)."""
+        with self.lock():
+            current = self.lookup(state, list(evaluations))
+            rows: list[dict[str, Any]] = []
+            for profile_id, segments in evaluations.items():
+                for segment_id, qualifies in segments.items():
+                    previous = current[profile_id].get(segment_id)
+                    moved = transition(previous, qualifies, at)
+                    if moved.state is None or moved.state == previous:
+                        continue
+                    rows.append({"_profile_id": profile_id, "segment_id": segment_id, "status": moved.state.status,
+                                 "lastQualificationTime": moved.state.last_qualification_time,
+                                 "event": moved.event, "at": at, "seq": 0})
+            if rows:
+                existing = self.changes(None)
+                following = max([existing[-1][0] if existing else 0, state.changes_through if state else 0]) + 1
+                for row in rows:
+                    row["seq"] = following
+                target = self.root / "changes" / f"{following:012d}.parquet"
+                write_atomically(pa.Table.from_pylist(rows, schema=CHANGES_SCHEMA), target)
+        return rows
+
+    # -------------------------------------------------------------------------------- retention
+
+    def prune(self, current: State, keep: int) -> list[Path]:
+        """Delete the snapshots and pairs of all but the ``keep`` newest states (the current one always
+        stays). History and change files stay: they answer "who was in S at T" for any T."""
+        folder = self.root / "states"
+        states = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        kept = {current.path} | set(states[:max(keep, 1)])
+        referenced: set[Path] = set()
+        for path in kept:
+            state = State.read(path)
+            referenced.update(p for p in (state.snapshot_path, state.pairs_path) if p is not None)
+        removed = []
+        for path in states:
+            if path in kept:
+                continue
+            state = State.read(path)
+            for data in (state.snapshot_path, state.pairs_path):
+                if data is not None and data not in referenced and data.exists():
+                    data.unlink()
+                    removed.append(data)
+            path.unlink()
+            removed.append(path)
+        return removed
+
+
+def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequence[str] | None = None) -> str:
+    """The query behind :meth:`MembershipStore.register_long_form` (DuckDB)."""
+    empty = ("SELECT NULL::VARCHAR AS _profile_id, NULL::VARCHAR AS segment_id, NULL::VARCHAR AS status, "
+             "NULL::TIMESTAMPTZ AS lastQualificationTime WHERE false")
+    wanted = None if segment_ids is None else set(segment_ids)
+    branches = []
+    if state is not None:
+        chosen = {s: b for s, b in state.segments.items() if wanted is None or s in wanted}
+        snapshot, pairs = state.snapshot_path, state.pairs_path
+        if snapshot is not None:
+            source = exp.func("read_parquet", exp.Literal.string(str(snapshot))).sql("duckdb")
+            for segment_id, entry in sorted(chosen.items()):
+                if entry.evaluated_at is None:
+                    continue
+                word, mask = word_of(entry.bit), mask_of(entry.bit)
+                status = (f"CASE WHEN ({new_column(word)} & {mask}) <> 0 THEN 'realized' ELSE 'existing' END")
+                branches.append(
+                    f"SELECT _profile_id, {exp.Literal.string(segment_id).sql('duckdb')} AS segment_id, "
+                    f"{status} AS status, "
+                    f"{exp.Literal.string(entry.evaluated_at.isoformat()).sql('duckdb')}::TIMESTAMPTZ AS "
+                    f"lastQualificationTime, {entry.bit} AS bit FROM {source} WHERE ({in_column(word)} & {mask}) <> 0")
+        derived = " UNION ALL ".join(branches) or f"SELECT *, NULL::INTEGER AS bit FROM ({empty})"
+        if pairs is not None and chosen:
+            names = " UNION ALL ".join(f"SELECT {b.bit} AS bit, {exp.Literal.string(s).sql('duckdb')} AS segment_id"
+                                       for s, b in chosen.items())
+            source = exp.func("read_parquet", exp.Literal.string(str(pairs))).sql("duckdb")
+            explicit = (f"SELECT x._profile_id, n.segment_id, x.status, x.lastQualificationTime, x.bit "
+                        f"FROM {source} x JOIN ({names}) n USING (bit)")
+            derived = (f"SELECT d.* FROM ({derived}) d ANTI JOIN ({explicit}) e USING (_profile_id, bit) "
+                       f"UNION ALL {explicit}")
+        base = f"SELECT _profile_id, segment_id, status, lastQualificationTime FROM ({derived})"
+    else:
+        base = empty
+    changes = [str(path) for _, path in store.changes(state)]
+    if not changes:
+        return base
+    source = exp.func("read_parquet", exp.convert(changes)).sql("duckdb")
+    keep = "" if wanted is None else " WHERE " + (
+        exp.column("segment_id").isin(*(exp.Literal.string(s) for s in sorted(wanted))).sql("duckdb")
+        if wanted else "false")
+    latest = (f"SELECT _profile_id, segment_id, arg_max(status, seq) AS status, "
+              f"arg_max(lastQualificationTime, seq) AS lastQualificationTime FROM "
+              f"{source}{keep} GROUP BY _profile_id, segment_id")
+    return (f"SELECT b.* FROM ({base}) b ANTI JOIN ({latest}) c USING (_profile_id, segment_id) "
+            f"UNION ALL SELECT * FROM ({latest})")
+
+
+class _Staged(Protocol):
+    def publish(self, target: Path | None = None) -> None: ...
+
+
+def write_atomically(table: pa.Table | _Staged, path: Path) -> None:
+    """Write a Parquet file (or move a staged one) so that readers see no file or the whole file."""
+    if not isinstance(table, pa.Table):
+        table.publish(path)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(table, partial, compression="zstd")
+    os.replace(partial, path)
+
+
+def empty_pairs() -> pa.Table:
+    return PAIRS_SCHEMA.empty_table()
+
+
+__all__ = ["IN_STATUSES", "REALIZED", "BitsRelation", "MembershipStore", "long_form_sql", "write_atomically"]
