@@ -598,7 +598,11 @@ class Chain(Expr):
 
 @dataclass(frozen=True, slots=True)
 class InSegment(Expr):
-    """``inSegment("id")`` / ``inSegment("namespace", "id")``: membership realized or existing."""
+    """``inSegment("id")`` / ``inSegment("namespace", "id")``: membership realized or existing.
+
+    Namespaces compare case-insensitively (``"UPS"`` is ``"ups"``, as AEP's ``segmentMembership`` keys
+    are): the node holds the namespace lower-cased, so every evaluator sees one spelling.
+    """
 
     segment_id: str
     namespace: str = "ups"
@@ -608,6 +612,7 @@ class InSegment(Expr):
             self._fail("inSegment needs a segment id")
         if not self.namespace:
             self._fail("inSegment needs a namespace")
+        object.__setattr__(self, "namespace", self.namespace.lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,8 +208,15 @@ class PythonCompiler(ast.Visitor[Fn]):
         namespace, segment_id = node.namespace, node.segment_id
 
         def member(env: Env) -> bool:
-            entry = get_path(env.profile, ("segmentMembership", namespace, segment_id))
-            return isinstance(entry, Mapping) and entry.get("status") in IN_STATUSES
+            namespaces = get_path(env.profile, ("segmentMembership",))
+            if not isinstance(namespaces, Mapping):
+                return False
+            for key, segments in namespaces.items():  # namespaces compare case-insensitively
+                if isinstance(key, str) and key.lower() == namespace and isinstance(segments, Mapping):
+                    entry = segments.get(segment_id)
+                    if isinstance(entry, Mapping) and entry.get("status") in IN_STATUSES:
+                        return True
+            return False
 
         return member
 
