@@ -81,6 +81,17 @@ def test_corpus_qualifies_someone_and_not_everyone_for_most_expressions(python_r
     assert len(informative) >= 0.9 * len(python_results)
 
 
+def test_in_segment_namespaces_compare_case_insensitively(duckdb_engine: DuckDBEngine, tables: dict[str, pa.Table],
+                                                          dataset: Dataset) -> None:
+    spellings = [("lower", parse('inSegment("ups", "seg-vip")')), ("upper", parse('inSegment("UPS", "seg-vip")')),
+                 ("mixed", parse('inSegment("uPs", "seg-vip")')), ("bare", parse('inSegment("seg-vip")'))]
+    by_python = python_members(dataset, spellings)
+    by_duckdb = engine_members(duckdb_engine, "duckdb", spellings, tables)
+    expected = by_python["bare"]
+    assert 0 < len(expected) < len(dataset.profiles)
+    assert by_python == by_duckdb == dict.fromkeys(by_python, expected)
+
+
 def test_duckdb_matches_python(duckdb_engine: DuckDBEngine, tables: dict[str, pa.Table],
                                python_results: dict[str, set[str]]) -> None:
     actual = engine_members(duckdb_engine, "duckdb", PARSED, tables)
