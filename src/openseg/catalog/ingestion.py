@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from openseg.catalog import lake
 from openseg.catalog.records import FileFormatError, iter_json_records, records_to_table
-from openseg.catalog.validation import EVENT, RecordError, parse_rfc3339, validate_record
+from openseg.catalog.validation import EVENT, RecordError, parse_rfc3339, typed_record, validate_record
 
 #: Records per Parquet part written from JSON input.
 PART_ROWS = 100_000
@@ -77,6 +77,9 @@ def _ingest_json(name: str, path: Path, kind: str, out_dir: Path, result: Ingest
     for index, record in enumerate(iter_json_records(path), start=1):
         result.records_read += 1
         problems = validate_record(record, kind)
+        if isinstance(record, dict):
+            record, mistyped = typed_record(record, kind)
+            problems += mistyped
         for field_name, reason in problems:
             result.add_record_error(RecordError(name, index, field_name, reason))
         if problems or not result.ok:

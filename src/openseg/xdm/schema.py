@@ -197,9 +197,18 @@ class Schema:
             ``Schema.standard()`` with the fields found in the data: a standard field keeps its catalog
             type (ingestion refuses values that do not fit it), every other field has its type in the data.
         """
+        return Schema.from_arrow_files([profile_schema] if profile_schema else [], [event_schema] if event_schema else [])
+
+    @staticmethod
+    def from_arrow_files(profile_schemas: Iterable[pa.Schema], event_schemas: Iterable[pa.Schema]) -> Schema:
+        """The standard schema with the fields of every file (of profiles, of events).
+
+        A standard field keeps its catalog type; a field the standard does not define takes its type in
+        the data (where files disagree, the wider type, else the later file's: see ``FieldType.merge``).
+        """
         standard = Schema.standard()
-        return Schema(_over_standard(standard.profile, _object_from_arrow(profile_schema)),
-                      _over_standard(standard.event, _object_from_arrow(event_schema)))
+        return Schema(_over_standard(standard.profile, _objects_from_arrow(profile_schemas)),
+                      _over_standard(standard.event, _objects_from_arrow(event_schemas)))
 
     def merge(self, other: Schema) -> Schema:
         """This schema with ``other``'s fields added; for a field in both, the wider type wins."""
@@ -243,9 +252,14 @@ def _over_standard(standard: FieldType, data: FieldType) -> FieldType:
     return standard
 
 
-def _object_from_arrow(schema: pa.Schema | None) -> FieldType:
-    if schema is None:
-        return FieldType.object()
+def _objects_from_arrow(schemas: Iterable[pa.Schema]) -> FieldType:
+    merged = FieldType.object()
+    for schema in dict.fromkeys(schemas):  # batches mostly share one schema: convert each distinct one once
+        merged = merged.merge(_object_from_arrow(schema))
+    return merged
+
+
+def _object_from_arrow(schema: pa.Schema) -> FieldType:
     return FieldType.object(
         {f.name: _from_arrow(f.type) for f in schema if f.name not in INTERNAL_COLUMNS}
     )
