@@ -3,9 +3,13 @@ fields are accepted as soon as the batch succeeds, dates are typed, and a job se
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
 from openseg.profiles.service import BUILD_PROFILES
@@ -170,3 +174,31 @@ def test_a_tenant_field_brought_by_a_later_batch_is_usable_before_any_build(
     drain()
     run_job(client, org, drain, golfers)
     assert members(client, org, golfers, ("ann", "bob")) == ["bob"]
+
+
+def test_a_parquet_column_that_cannot_hold_its_standard_type_is_refused(
+        client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    table = pa.table({
+        "identityMap": pa.array([[("Email", [{"id": "gus@example.com", "primary": True}])]],
+                                pa.map_(pa.string(), pa.list_(pa.struct([("id", pa.string()), ("primary", pa.bool_())])))),
+        "person": pa.array([{"birthDate": "1991-02-03", "birthYear": 1991}]),
+        "_acme": pa.array([{"interests": ["golf"]}]),
+    })
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    dataset = create_dataset(client, org.headers(), "crm")
+    batch_id = upload_batch(client, org.headers(), dataset, {"crm.parquet": sink.getvalue()}, fmt="parquet")
+    drain()
+    batch = get_batch(client, org.headers(), batch_id)
+    assert batch["status"] == "failed"
+    assert [e["description"] for e in batch["errors"]] == [
+        "record 1 of crm.parquet: field 'person.birthDate' has Parquet type string, which cannot hold "
+        "a date (YYYY-MM-DD) (its XDM type)",
+    ]
+
+    typed = table.set_column(1, "person", pa.array([{"birthDate": date(1991, 2, 3), "birthYear": 1991}]))
+    sink = io.BytesIO()
+    pq.write_table(typed, sink)
+    ok = upload_batch(client, org.headers(), dataset, {"crm.parquet": sink.getvalue()}, fmt="parquet")
+    drain()
+    assert get_batch(client, org.headers(), ok)["status"] == "success"

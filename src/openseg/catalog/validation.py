@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from openseg.xdm.schema import Schema
-from openseg.xdm.values import conform, parse_date_time
+from openseg.xdm.values import arrow_misfits, conform, parse_date_time
 
 PROFILE = "profile"
 EVENT = "event"
@@ -105,3 +107,13 @@ def typed_record(record: dict[str, Any], kind: str) -> tuple[dict[str, Any], lis
     """
     standard = Schema.standard()
     return conform(record, standard.event if kind == EVENT else standard.profile, skip=_CHECKED[kind])
+
+
+def parquet_misfits(schema: pa.Schema, kind: str) -> list[tuple[str, str]]:
+    """The columns of an uploaded Parquet file whose type cannot hold their standard XDM field's values.
+
+    Openseg stores what a Parquet upload holds as it is, so a standard date kept as text would compare as
+    text: such a file is refused, naming the field, rather than read wrongly (JSON dates are parsed).
+    """
+    standard = Schema.standard()
+    return arrow_misfits(schema, standard.event if kind == EVENT else standard.profile, skip=_CHECKED[kind])

@@ -14,6 +14,8 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from openseg.xdm.schema import FieldKind, FieldType
 
 #: A problem with one value: (dotted path, what is wrong), e.g. ("person.birthDate", "must be a date ...").
@@ -128,3 +130,51 @@ def _scalar(value: Any, kind: FieldKind) -> Any:
 def _shown(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def arrow_misfits(schema: pa.Schema, root: FieldType, *, skip: Collection[str] = ()) -> list[Problem]:
+    """The columns of a Parquet file whose Arrow type cannot hold their standard field's values.
+
+    Args:
+        schema: The file's Arrow schema.
+        root: The object type its records should fit (columns it does not name may have any type).
+        skip: Top-level columns checked elsewhere.
+
+    Returns:
+        One problem per column or nested field whose type does not fit (a column of all nulls fits anything).
+    """
+    problems: list[Problem] = []
+    for column in schema:
+        child = root.field(column.name)
+        if column.name not in skip and child is not None:
+            _arrow_fit(column.type, child, column.name, problems)
+    return problems
+
+
+_ARROW_SCALARS = {
+    FieldKind.STRING: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    FieldKind.INTEGER: pa.types.is_integer,
+    FieldKind.NUMBER: lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t),
+    FieldKind.BOOLEAN: pa.types.is_boolean,
+    FieldKind.DATE: pa.types.is_date,
+    FieldKind.DATETIME: pa.types.is_timestamp,
+    FieldKind.OBJECT: pa.types.is_struct,
+    FieldKind.ARRAY: lambda t: pa.types.is_list(t) or pa.types.is_large_list(t),
+    FieldKind.MAP: pa.types.is_map,
+}
+
+
+def _arrow_fit(data_type: pa.DataType, type_: FieldType, path: str, problems: list[Problem]) -> None:
+    if pa.types.is_null(data_type):
+        return
+    if not _ARROW_SCALARS[type_.kind](data_type):
+        problems.append((path, f"has Parquet type {data_type}, which cannot hold {_NAMES[type_.kind]} (its XDM type)"))
+    elif type_.kind is FieldKind.OBJECT:
+        for i in range(data_type.num_fields):
+            field = data_type.field(i)
+            if (child := type_.field(field.name)) is not None:
+                _arrow_fit(field.type, child, f"{path}.{field.name}", problems)
+    elif type_.kind is FieldKind.ARRAY and type_.of is not None:
+        _arrow_fit(data_type.value_type, type_.of, f"{path}[]", problems)
+    elif type_.kind is FieldKind.MAP and type_.of is not None:
+        _arrow_fit(data_type.item_type, type_.of, f"{path}{{}}", problems)
