@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from openseg.api.json_input import parse_json
 from openseg.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from openseg.services import Services
 from openseg.store import tenancy
@@ -81,16 +81,11 @@ def tenant(request: Request, who: Caller = Depends(caller), svc: Services = Depe
 
 
 async def json_body(request: Request) -> Any:
-    """The request body as JSON, whatever Content-Type says (AEP clients vary)."""
+    """The request body as JSON, whatever Content-Type says (AEP clients vary), checked by ``parse_json``."""
     raw = await request.body()
     if not raw.strip():
         raise BadRequest("the request body is empty; a JSON body is required", field="body")
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
-        ) from exc
+    return parse_json(raw)
 
 
 async def json_object(request: Request) -> dict[str, Any]:
