@@ -104,3 +104,47 @@ def test_64_levels_of_nesting_are_still_read(strict_client: TestClient, org: Org
 def test_an_error_quoting_a_lone_surrogate_still_renders() -> None:
     rendered = ErrorResponse({"detail": "segment '\ud800' was not found"}, status_code=404).body
     assert rendered == b'{"detail":"segment \'\\ud800\' was not found"}'
+
+
+SCHEDULES = "/data/core/ups/config/schedules"
+POLICIES = "/data/core/ups/config/mergePolicies"
+
+
+@pytest.mark.parametrize(("operation", "field", "problem"), [
+    ({"op": "add", "path": 1, "value": "n"}, "[0].path", "'path' must be a JSON Pointer string"),
+    ({"op": "add", "path": ["name"], "value": "n"}, "[0].path", "'path' must be a JSON Pointer string"),
+    ({"op": "add", "path": "name", "value": "n"}, "[0].path", "'path' must be a JSON Pointer string"),
+    ({"op": 1, "path": "/name", "value": "n"}, "[0].op", "'op' must be one of add, remove"),
+    ({"op": "bogus", "path": "/name"}, "[0].op", "'op' must be one of add, remove"),
+    ({"op": "add", "path": "/name"}, "[0].value", "'add' needs 'value'"),
+    ({"op": "move", "path": "/name"}, "[0].from", "'move' needs 'from'"),
+    ({"op": "move", "from": 3, "path": "/name"}, "[0].from", "'from' must be a JSON Pointer string"),
+    ({"op": "move", "from": "/type", "path": "/name"}, "[0].from", "from '/type' cannot be changed"),
+    ("add /name", "[0]", "needs 'op' and 'path'"),
+])
+def test_malformed_patch_operations_are_400_naming_the_member(strict_client: TestClient, org: Org,
+                                                             operation: object, field: str, problem: str) -> None:
+    created = strict_client.post(SCHEDULES, headers=org.headers(), json={
+        "name": "nightly", "type": "batch_segmentation", "properties": {"segments": ["*"]},
+        "schedule": "0 0 1 * * ?", "state": "inactive"}).json()
+    default_policy = strict_client.get(POLICIES, headers=org.headers()).json()["children"][0]["id"]
+    for path in (f"{SCHEDULES}/{created['id']}", f"{POLICIES}/{default_policy}"):
+        response = strict_client.patch(path, headers=org.headers(), json=[operation])
+        body = assert_aep_error(response, 400, detail_contains=problem)
+        assert body["report"]["field"] == field, path
+
+
+@pytest.mark.parametrize(("operations", "problem"), [
+    ([{"op": "add", "path": "/properties/segments/99", "value": "x"}], "can't insert outside of list"),
+    ([{"op": "add", "path": "/properties/segments/²", "value": "x"}], "not a valid sequence index"),
+    ([{"op": "replace", "path": "/state/x", "value": 1}], "non-container"),
+    ([{"op": "test", "path": "/name", "value": "active"}], "not equal"),
+])
+def test_patches_that_cannot_apply_are_400(strict_client: TestClient, org: Org, operations: list[object],
+                                           problem: str) -> None:
+    created = strict_client.post(SCHEDULES, headers=org.headers(), json={
+        "name": "nightly", "type": "batch_segmentation", "properties": {"segments": ["*"]},
+        "schedule": "0 0 1 * * ?", "state": "inactive"}).json()
+    response = strict_client.patch(f"{SCHEDULES}/{created['id']}", headers=org.headers(), json=operations)
+    body = assert_aep_error(response, 400, detail_contains=problem)
+    assert body["report"]["field"] == "body"

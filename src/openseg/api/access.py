@@ -13,6 +13,7 @@ from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import entities
+from openseg.request_fields import optional_object, optional_string, string_list
 from openseg.segmentation.history import profile_of, timeline
 from openseg.services import Services
 
@@ -94,10 +95,11 @@ async def post_entities(request: Request, who: Tenant = Depends(tenant),
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("identities"), list) or not body["identities"]:
         raise BadRequest("'identities' must be a non-empty list of {entityId, entityIdNS: {code}}", field="identities")
-    schema = (body.get("schema") or {}).get("name", PROFILE_SCHEMA)
+    schema = optional_object(body, "schema").get("name", PROFILE_SCHEMA)
     if schema != PROFILE_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")
-    fields = body.get("fields") if isinstance(body.get("fields"), list) else None
+    fields = string_list(body, "fields") or None
+    policy_id = optional_string(body, "mergePolicyId")
     scope = scope_of(who)
     found: dict[str, Any] = {}
     for index, identity in enumerate(body["identities"]):
@@ -106,7 +108,7 @@ async def post_entities(request: Request, who: Tenant = Depends(tenant),
         if not isinstance(identity, dict) or not isinstance(identity.get("entityId"), str) or not isinstance(code, str):
             raise BadRequest(f"'identities[{index}]' needs entityId and entityIdNS.code", field=f"identities[{index}]")
         try:
-            located = entities.locate(svc, scope, code, identity["entityId"], body.get("mergePolicyId"))
+            located = entities.locate(svc, scope, code, identity["entityId"], policy_id)
         except NotFound:
             continue
         entity = entities.profile_entity(located, fields)
