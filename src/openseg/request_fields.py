@@ -56,3 +56,18 @@ def json_type(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+#: The largest integer the metadata store and the engines hold (a signed 64-bit column).
+MAX_INT = 2**63 - 1
+
+
+def ascii_integer(text: str, *, maximum: int = MAX_INT) -> int | None:
+    """``text`` as a non-negative integer written in ASCII digits and at most ``maximum``, else ``None``.
+
+    ``str.isdigit`` and ``int`` accept '²', '٣' or '1_000'; ids and paging numbers in URLs must not.
+    """
+    if not text or len(text) > len(str(maximum)) or not all("0" <= char <= "9" for char in text):
+        return None
+    number = int(text)
+    return number if number <= maximum else None

@@ -148,3 +148,109 @@ def test_patches_that_cannot_apply_are_400(strict_client: TestClient, org: Org, 
     response = strict_client.patch(f"{SCHEDULES}/{created['id']}", headers=org.headers(), json=operations)
     body = assert_aep_error(response, 400, detail_contains=problem)
     assert body["report"]["field"] == "body"
+
+
+EXPORTS = "/data/core/ups/export/jobs"
+
+
+@pytest.mark.parametrize("job_id", ["²", "٣", "1_0", "99999999999999999999", "9" * 5000, "-1"])
+def test_export_job_ids_that_are_not_ascii_integers_are_404(strict_client: TestClient, org: Org, job_id: str) -> None:
+    for method in ("GET", "DELETE"):
+        response = strict_client.request(method, f"{EXPORTS}/{job_id}", headers=org.headers())
+        assert_aep_error(response, 404, detail_contains="export job")
+
+
+PAGING_VALUES = ["²", "99999999999999999999", "-99999999999999999999", "9" * 5000]
+
+
+def test_paging_numbers_are_never_a_500_on_any_route(app: FastAPI, strict_client: TestClient, org: Org) -> None:
+    gets = [re.sub(r"\{[^}]+\}", "x1", path) for path, operations in app.openapi()["paths"].items()
+            if path.startswith("/data/") and "get" in operations]
+    assert len(gets) >= 15
+    for path in gets:
+        for name in ("start", "limit", "page", "offset"):
+            for value in PAGING_VALUES:
+                response = strict_client.get(path, headers=org.headers(), params={name: value})
+                assert response.status_code < 500, (path, name, value, response.text)
+                if response.status_code == 400:
+                    assert_aep_error(response, 400)
+
+
+@pytest.mark.parametrize(("path", "name", "value", "problem"), [
+    ("/data/core/ups/segment/jobs", "start", "99999999999999999999", "must be at most 9223372036854775807"),
+    ("/data/core/ups/segment/jobs", "limit", "99999999999999999999", "must be at most 1000"),
+    ("/data/core/ups/segment/jobs", "start", "-99999999999999999999", "must be at least 0"),
+    ("/data/core/ups/segment/jobs", "start", "²", "must be an integer, not '²'"),
+    ("/data/core/ups/segment/definitions", "page", "9223372036854775807", "must be at most"),
+    ("/data/foundation/catalog/dataSets", "start", "٣", "must be an integer"),
+    ("/data/core/ups/config/schedules", "start", "1_0", "must be an integer"),
+    ("/data/core/ups/export/jobs", "offset", "²", "'offset' must be a number"),
+    ("/data/core/ups/export/jobs", "offset", "99999999999999999999", "'offset' must be a number"),
+])
+def test_paging_numbers_are_400_naming_the_parameter(strict_client: TestClient, org: Org, path: str, name: str,
+                                                      value: str, problem: str) -> None:
+    response = strict_client.get(path, headers=org.headers(), params={name: value})
+    body = assert_aep_error(response, 400, detail_contains=problem)
+    assert body["report"]["field"] == name
+
+
+@pytest.mark.parametrize(("name", "value"), [("startTime", "²"), ("endTime", "99999999999999999999"),
+                                             ("startTime", "-9999999999999999")])
+def test_event_time_bounds_are_400(strict_client: TestClient, org: Org, name: str, value: str) -> None:
+    response = strict_client.get("/data/core/ups/access/entities", headers=org.headers(), params={
+        "schema.name": "_xdm.context.experienceevent", "relatedEntityId": "a@b.c", "relatedEntityIdNS": "email",
+        name: value})
+    assert response.status_code in (400, 404), response.text
+    if response.status_code == 400:
+        assert assert_aep_error(response, 400)["report"]["field"] == name
+
+
+def test_a_time_before_year_one_in_utc_is_400(strict_client: TestClient, org: Org) -> None:
+    segment = strict_client.post("/data/core/ups/segment/definitions", headers=org.headers(), json={
+        "name": "all", "expression": {"type": "PQL", "format": "pql/text", "value": "true"}}).json()["id"]
+    response = strict_client.get(f"/data/core/ups/segment/definitions/{segment}/members", headers=org.headers(),
+                                 params={"at": "0001-01-01T00:00:00+01:00"})
+    body = assert_aep_error(response, 400, detail_contains="RFC 3339")
+    assert body["report"]["field"] == "at"
+
+
+def _loading_batch(client: TestClient, org: Org) -> tuple[str, str]:
+    from tests.api.flows import create_dataset
+    dataset = create_dataset(client, org.headers())
+    batch = client.post("/data/foundation/import/batches", headers=org.headers(),
+                        json={"datasetId": dataset, "inputFormat": {"format": "json"}}).json()["id"]
+    return str(batch), dataset
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("people%00.json", "NUL character"),
+    ("a" * 250 + ".json", "at most 249 bytes"),
+    ("é" * 125, "250 bytes long"),
+])
+def test_upload_file_names_with_nul_or_too_long_are_400(strict_client: TestClient, org: Org, name: str,
+                                                        problem: str) -> None:
+    batch, dataset = _loading_batch(strict_client, org)
+    response = strict_client.put(f"/data/foundation/import/batches/{batch}/datasets/{dataset}/files/{name}",
+                                 headers={**org.headers(), "Content-Type": "application/octet-stream"}, content=b"{}")
+    body = assert_aep_error(response, 400, detail_contains=problem)
+    assert body["report"]["field"] in ("file_name", "fileName")
+
+
+def test_the_longest_file_name_is_taken(strict_client: TestClient, org: Org) -> None:
+    batch, dataset = _loading_batch(strict_client, org)
+    response = strict_client.put(f"/data/foundation/import/batches/{batch}/datasets/{dataset}/files/{'a' * 249}",
+                                 headers={**org.headers(), "Content-Type": "application/octet-stream"}, content=b"{}")
+    assert response.status_code == 200, response.text
+
+
+def test_a_nul_in_any_path_or_query_parameter_is_400(app: FastAPI, strict_client: TestClient, org: Org) -> None:
+    for path, operations in app.openapi()["paths"].items():
+        if not path.startswith("/data/") or "{" not in path:
+            continue
+        sample = re.sub(r"\{[^}]+\}", "x%00", path)
+        for method in operations:
+            response = strict_client.request(method.upper(), sample, headers=org.headers())
+            body = assert_aep_error(response, 400, detail_contains="NUL character")
+            assert body["report"]["field"] in re.findall(r"\{([^}]+)\}", path)
+    response = strict_client.get("/data/foundation/catalog/dataSets", headers=org.headers(), params={"name": "a\x00"})
+    assert assert_aep_error(response, 400, detail_contains="NUL")["report"]["field"] == "name"

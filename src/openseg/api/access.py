@@ -13,7 +13,7 @@ from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import entities
-from openseg.request_fields import optional_object, optional_string, string_list
+from openseg.request_fields import ascii_integer, optional_object, optional_string, string_list
 from openseg.segmentation.history import profile_of, timeline
 from openseg.services import Services
 
@@ -46,12 +46,18 @@ def _fields(value: str | None) -> list[str] | None:
     return [f.strip() for f in value.split(",") if f.strip()] if value else None
 
 
+#: Milliseconds from the epoch that stay inside Python's datetime range (years 1 to 9999) either way.
+_MAX_EPOCH_MS = 60_000_000_000_000
+
+
 def _time_ms(value: str | None, name: str) -> datetime | None:
     if value is None or value == "":
         return None
-    if not value.lstrip("-").isdigit():
-        raise BadRequest(f"query parameter '{name}' must be milliseconds since the epoch", field=name)
-    return datetime.fromtimestamp(int(value) / 1000, UTC)
+    magnitude = ascii_integer(value.removeprefix("-"), maximum=_MAX_EPOCH_MS)
+    if magnitude is None:
+        raise BadRequest(f"query parameter '{name}' must be milliseconds since the epoch, between "
+                         f"-{_MAX_EPOCH_MS} and {_MAX_EPOCH_MS}", field=name)
+    return datetime.fromtimestamp((-magnitude if value.startswith("-") else magnitude) / 1000, UTC)
 
 
 @router.get("/entities")

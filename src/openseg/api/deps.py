@@ -66,7 +66,15 @@ def caller(request: Request, svc: Services = Depends(services)) -> Caller:
             raise Unauthorized("x-gw-ims-org-id header is missing", error_code="401002")
         if credential.org_id != org_id:
             raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
+    _refuse_nul(request)
     return Caller(org_id=org_id)
+
+
+def _refuse_nul(request: Request) -> None:
+    """A NUL in a path or query parameter is a 400: PostgreSQL cannot store it and file names cannot hold it."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(f"'{name}' holds a NUL character (%00)", field=name)
 
 
 def tenant(request: Request, who: Caller = Depends(caller), svc: Services = Depends(services)) -> Tenant:

@@ -176,9 +176,17 @@ def list_batches(session: Session, scope: Scope, *, dataset_id: str | None, stat
     return list(session.scalars(query.offset(start).limit(limit)))
 
 
+#: The longest file name (UTF-8 bytes) a batch takes: file systems allow 255, and the upload is written
+#: first to ``.{name}.part`` beside it.
+MAX_FILE_NAME_BYTES = 255 - len("..part")
+
+
 def stage_file_target(staging: Path, batch_id: str, file_name: str) -> Path:
-    if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
+    if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith(".") or "\x00" in file_name:
         raise BadRequest(f"invalid file name '{file_name}'", field="fileName")
+    if len(file_name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+        raise BadRequest(f"the file name is {len(file_name.encode('utf-8'))} bytes long; at most "
+                         f"{MAX_FILE_NAME_BYTES} bytes (UTF-8) are allowed", field="fileName")
     return staging / batch_id / file_name
 
 
