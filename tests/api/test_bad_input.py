@@ -254,3 +254,16 @@ def test_a_nul_in_any_path_or_query_parameter_is_400(app: FastAPI, strict_client
             assert body["report"]["field"] in re.findall(r"\{([^}]+)\}", path)
     response = strict_client.get("/data/foundation/catalog/dataSets", headers=org.headers(), params={"name": "a\x00"})
     assert assert_aep_error(response, 400, detail_contains="NUL")["report"]["field"] == "name"
+
+
+@pytest.mark.parametrize(("sql", "problem"), [
+    ("SELECT 1 /* never closed", "'sql' does not parse"),
+    ("SELECT 'never closed", "'sql' does not parse"),
+    ('SELECT "never closed', "'sql' does not parse"),
+    ("SELECT " + "(" * 5000 + "1" + ")" * 5000, "'sql' is nested too deeply"),
+])
+def test_query_service_sql_that_cannot_be_read_is_400(strict_client: TestClient, org: Org, sql: str,
+                                                       problem: str) -> None:
+    response = strict_client.post("/data/foundation/query/queries", headers=org.headers(), json={"sql": sql})
+    body = assert_aep_error(response, 400, detail_contains=problem)
+    assert body["report"]["field"] == "sql"
