@@ -163,3 +163,16 @@ def test_non_ascii_digits_in_pql_are_a_positioned_400(client: TestClient, org: O
         "name": "digits", "expression": {"type": "PQL", "format": "pql/text", "value": pql}})
     found = assert_aep_error(response, 400, detail_contains="unexpected character")
     assert found["report"]["field"] == "expression.value" and found["report"]["col"] == len(pql)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"ttlInDays": 2**62}, "ttlInDays"),
+    ({"lifecycleState": "x" * 17}, "lifecycleState"),
+    ({"lifecycleState": {"a": 1}}, "lifecycleState"),
+])
+def test_values_beyond_the_store_columns_are_400(client: TestClient, org: Org, body: dict[str, Any],
+                                                 field: str) -> None:
+    """PostgreSQL refuses them with a DataError (SQLite stored them): both must answer the same 400."""
+    response = client.post("/data/core/ups/segment/definitions", headers=org.headers(), json={
+        "name": "x", "expression": {"type": "PQL", "format": "pql/text", "value": "true"}, **body})
+    assert assert_aep_error(response, 400, detail_contains=f"'{field}'")["report"]["field"] == field

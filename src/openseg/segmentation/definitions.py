@@ -25,6 +25,10 @@ PROFILE_SCHEMA_NAME = "_xdm.context.profile"
 FORMATS = ("pql/text", "pql/json")
 SchemaSource = Callable[[], Schema]
 
+#: The store's columns: a 32-bit ``ttl_in_days`` and a 16-character ``lifecycle_state``.
+MAX_TTL_DAYS = 2**31 - 1
+MAX_LIFECYCLE_STATE = 16
+
 
 @dataclass(frozen=True)
 class Analysis:
@@ -136,7 +140,7 @@ def create_definition(session: Session, scope: Scope, body: dict[str, Any], sche
         schema_name=schema_name, merge_policy_id=policy_id, ttl_in_days=ttl,
         evaluation_info=_evaluation_info(body.get("evaluationInfo"), analysis.evaluation_info),
         labels=string_list(body, "labels"), dependencies=list(analysis.references),
-        lifecycle_state=str(body.get("lifecycleState", "published")), version=1, created=now, updated=now,
+        lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now, updated=now,
     )
     session.add(definition)
     _snapshot(session, definition)
@@ -149,8 +153,15 @@ def _expression_json(expression: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ttl(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("'ttlInDays' must be a positive integer", field="ttlInDays")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TTL_DAYS:
+        raise BadRequest(f"'ttlInDays' must be a whole number of days from 1 to {MAX_TTL_DAYS}", field="ttlInDays")
+    return value
+
+
+def _lifecycle_state(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LIFECYCLE_STATE:
+        raise BadRequest(f"'lifecycleState' must be a word such as published (at most {MAX_LIFECYCLE_STATE} "
+                         "characters)", field="lifecycleState")
     return value
 
 
@@ -217,7 +228,7 @@ def update_definition(session: Session, scope: Scope, definition_id: str, body: 
     if "labels" in body:
         definition.labels = string_list(body, "labels")
     if "lifecycleState" in body:
-        definition.lifecycle_state = str(body["lifecycleState"])
+        definition.lifecycle_state = _lifecycle_state(body["lifecycleState"])
     definition.version += 1
     definition.updated = now_ms()
     _snapshot(session, definition)
