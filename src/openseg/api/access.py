@@ -13,6 +13,7 @@ from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import entities
+from openseg.request_fields import ascii_integer, optional_object, optional_string, string_list
 from openseg.segmentation.history import profile_of, timeline
 from openseg.services import Services
 
@@ -45,12 +46,18 @@ def _fields(value: str | None) -> list[str] | None:
     return [f.strip() for f in value.split(",") if f.strip()] if value else None
 
 
+#: Milliseconds from the epoch that stay inside Python's datetime range (years 1 to 9999) either way.
+_MAX_EPOCH_MS = 60_000_000_000_000
+
+
 def _time_ms(value: str | None, name: str) -> datetime | None:
     if value is None or value == "":
         return None
-    if not value.lstrip("-").isdigit():
-        raise BadRequest(f"query parameter '{name}' must be milliseconds since the epoch", field=name)
-    return datetime.fromtimestamp(int(value) / 1000, UTC)
+    magnitude = ascii_integer(value.removeprefix("-"), maximum=_MAX_EPOCH_MS)
+    if magnitude is None:
+        raise BadRequest(f"query parameter '{name}' must be milliseconds since the epoch, between "
+                         f"-{_MAX_EPOCH_MS} and {_MAX_EPOCH_MS}", field=name)
+    return datetime.fromtimestamp((-magnitude if value.startswith("-") else magnitude) / 1000, UTC)
 
 
 @router.get("/entities")
@@ -94,10 +101,11 @@ async def post_entities(request: Request, who: Tenant = Depends(tenant),
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("identities"), list) or not body["identities"]:
         raise BadRequest("'identities' must be a non-empty list of {entityId, entityIdNS: {code}}", field="identities")
-    schema = (body.get("schema") or {}).get("name", PROFILE_SCHEMA)
+    schema = optional_object(body, "schema").get("name", PROFILE_SCHEMA)
     if schema != PROFILE_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")
-    fields = body.get("fields") if isinstance(body.get("fields"), list) else None
+    fields = string_list(body, "fields") or None
+    policy_id = optional_string(body, "mergePolicyId")
     scope = scope_of(who)
     found: dict[str, Any] = {}
     for index, identity in enumerate(body["identities"]):
@@ -106,7 +114,7 @@ async def post_entities(request: Request, who: Tenant = Depends(tenant),
         if not isinstance(identity, dict) or not isinstance(identity.get("entityId"), str) or not isinstance(code, str):
             raise BadRequest(f"'identities[{index}]' needs entityId and entityIdNS.code", field=f"identities[{index}]")
         try:
-            located = entities.locate(svc, scope, code, identity["entityId"], body.get("mergePolicyId"))
+            located = entities.locate(svc, scope, code, identity["entityId"], policy_id)
         except NotFound:
             continue
         entity = entities.profile_entity(located, fields)

@@ -13,6 +13,7 @@ from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles.service import sandbox_schema
+from openseg.request_fields import MAX_INT
 from openseg.segmentation import definitions
 from openseg.services import Services
 
@@ -39,7 +40,7 @@ async def create(request: Request, who: Tenant = Depends(tenant), svc: Services 
 def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
     params = request.query_params
     limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
-    page = parse_int(params.get("page"), "page", 0)
+    page = parse_int(params.get("page"), "page", 0, maximum=MAX_INT // limit)
     start = parse_int(params.get("start"), "start", page * limit)
     with svc.db.session() as session:
         items, total = definitions.list_definitions(session, scope_of(who), start=start, limit=limit)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from openseg.api.json_input import parse_json
 from openseg.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from openseg.services import Services
 from openseg.store import tenancy
@@ -66,7 +66,15 @@ def caller(request: Request, svc: Services = Depends(services)) -> Caller:
             raise Unauthorized("x-gw-ims-org-id header is missing", error_code="401002")
         if credential.org_id != org_id:
             raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
+    _refuse_nul(request)
     return Caller(org_id=org_id)
+
+
+def _refuse_nul(request: Request) -> None:
+    """A NUL in a path or query parameter is a 400: PostgreSQL cannot store it and file names cannot hold it."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(f"'{name}' holds a NUL character (%00)", field=name)
 
 
 def tenant(request: Request, who: Caller = Depends(caller), svc: Services = Depends(services)) -> Tenant:
@@ -81,16 +89,11 @@ def tenant(request: Request, who: Caller = Depends(caller), svc: Services = Depe
 
 
 async def json_body(request: Request) -> Any:
-    """The request body as JSON, whatever Content-Type says (AEP clients vary)."""
+    """The request body as JSON, whatever Content-Type says (AEP clients vary), checked by ``parse_json``."""
     raw = await request.body()
     if not raw.strip():
         raise BadRequest("the request body is empty; a JSON body is required", field="body")
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
-        ) from exc
+    return parse_json(raw)
 
 
 async def json_object(request: Request) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,14 @@ _SERVICES = (
 )
 _CODES = {400: "1001", 404: "1004", 409: "1009", 413: "1013", 422: "1001", 500: "1500", 405: "1005"}
 _TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict", 500: "Internal error"}
+
+
+class ErrorResponse(JSONResponse):
+    """An error body escaped to ASCII: a detail quoting what the client sent (a lone surrogate, say) must
+    still render, or the error handler itself would fail with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def service_code(path: str) -> str:
@@ -46,7 +55,7 @@ def error_body(path: str, status: int, detail: str, report: dict[str, Any] | Non
 
 def error_response(request: Request, status: int, detail: str, report: dict[str, Any] | None = None,
                    title: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(request.url.path, status, detail, report, title), status_code=status)
+    return ErrorResponse(error_body(request.url.path, status, detail, report, title), status_code=status)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -57,11 +66,11 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        return JSONResponse({"error_code": exc.error_code, "message": exc.detail}, status_code=401)
+        return ErrorResponse({"error_code": exc.error_code, "message": exc.detail}, status_code=401)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse({"error_code": exc.error_code, "message": exc.detail}, status_code=403)
+        return ErrorResponse({"error_code": exc.error_code, "message": exc.detail}, status_code=403)
 
     @app.exception_handler(OpensegError)
     async def _domain(request: Request, exc: OpensegError) -> JSONResponse:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from openseg.errors import BadRequest
+from openseg.request_fields import MAX_INT
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
-def parse_int(value: str | None, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def parse_int(value: str | None, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """A paging number (``start``, ``limit``, ``page``): ASCII digits, between ``minimum`` and ``maximum``."""
     if value is None or value == "":
         return default
-    try:
+    if not _INTEGER.fullmatch(value):  # int() would also take '٣', '1_000' and ' 5 '
+        raise BadRequest(f"query parameter '{name}' must be an integer, not '{value[:40]}'", field=name)
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_INT)):  # beyond any bound, and int() refuses more than 4,300 digits
+        number = -(MAX_INT + 1) if value.startswith("-") else MAX_INT + 1
+    else:
         number = int(value)
-    except ValueError as exc:
-        raise BadRequest(f"query parameter '{name}' must be an integer, not '{value}'", field=name) from exc
     if number < minimum:
         raise BadRequest(f"query parameter '{name}' must be at least {minimum}", field=name)
-    if maximum is not None and number > maximum:
+    if number > maximum:
         raise BadRequest(f"query parameter '{name}' must be at most {maximum}", field=name)
     return number
 

@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.engines.base import NotSupportedOnEngine
+from openseg.errors import BadRequest
 from openseg.segmentation import preview
 from openseg.services import Services
 
@@ -19,7 +21,11 @@ router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
 async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
     body = await json_body(request)
     with svc.db.session() as session:
-        created = preview.create_preview(svc, session, scope_of(who), body)
+        try:
+            created = preview.create_preview(svc, session, scope_of(who), body)
+        except NotSupportedOnEngine as exc:
+            raise BadRequest(f"'predicateExpression' cannot run on the {exc.engine} engine: {exc}",
+                             field="predicateExpression") from exc
         return JSONResponse(preview.preview_json(created), status_code=201)
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.deps import Caller, caller, json_object, services
 from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.request_fields import optional_string
 from openseg.services import Services
 from openseg.store import tenancy
 from openseg.store.models import Sandbox
@@ -62,5 +63,5 @@ async def create_sandbox(request: Request, who: Caller = Depends(caller),
     with svc.db.session() as session:
         if tenancy.find_sandbox(session, who.org_id, name) is not None:
             raise Conflict(f"sandbox '{name}' already exists", field="name")
-        sandbox = tenancy.create_sandbox(session, who.org_id, name, title=body.get("title"), type_=sandbox_type)
+        sandbox = tenancy.create_sandbox(session, who.org_id, name, title=optional_string(body, "title"), type_=sandbox_type)
         return JSONResponse(sandbox_json(sandbox), status_code=201)

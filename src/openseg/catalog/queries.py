@@ -13,6 +13,7 @@ from openseg.catalog.query import check_read_only, json_value, run_query, table_
 from openseg.catalog.service import Scope, successful_files
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest
+from openseg.request_fields import optional_string
 from openseg.store.models import Dataset, Query, WorkItem
 from openseg.worker.queue import enqueue
 
@@ -37,8 +38,8 @@ def submit_query(session: Session, scope: Scope, body: object) -> Query:
     sql = body.get("sql")
     check_read_only(sql, set(sandbox_tables(session, scope.sandbox_id)))  # type: ignore[arg-type]
     now = now_ms()
-    query = Query(id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=body.get("name"),
-                  description=body.get("description"), sql=sql, state="SUBMITTED", errors=[], created=now,
+    query = Query(id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=optional_string(body, "name"),
+                  description=optional_string(body, "description"), sql=sql, state="SUBMITTED", errors=[], created=now,
                   updated=now)
     session.add(query)
     session.flush()

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 from openseg.errors import BadRequest
 
@@ -54,6 +54,10 @@ def check_read_only(sql: str, tables: set[str]) -> None:
     except ParseError as exc:
         raise BadRequest(f"'sql' does not parse: {exc.errors[0]['description'] if exc.errors else exc}",
                          field="sql") from exc
+    except TokenError as exc:  # an unterminated quote or comment
+        raise BadRequest(f"'sql' does not parse: {exc}", field="sql") from exc
+    except RecursionError as exc:  # thousands of nested parentheses
+        raise BadRequest("'sql' is nested too deeply to parse", field="sql") from exc
     if len(statements) != 1:
         raise BadRequest("'sql' must be exactly one statement", field="sql")
     statement = statements[0]

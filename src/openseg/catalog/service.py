@@ -13,6 +13,7 @@ from openseg.catalog import lake
 from openseg.catalog.validation import EVENT, PROFILE, UNION
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
+from openseg.request_fields import optional_object, optional_string
 from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 
 #: A stored resource with ``org_id`` and ``sandbox_id`` columns.
@@ -68,12 +69,14 @@ def create_dataset(session: Session, scope: Scope, body: dict[str, Any]) -> Data
     tags = body.get("tags") or {}
     if not isinstance(tags, dict) or not all(isinstance(v, list) for v in tags.values()):
         raise BadRequest("'tags' must be an object of tag name -> list of strings", field="tags")
+    description = optional_string(body, "description")
+    file_description = optional_object(body, "fileDescription")
     now = now_ms()
     known = {"name", "description", "schemaRef", "tags", "fileDescription", "aspect"}
     dataset = Dataset(
         id=new_hex_id(24), org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
-        description=body.get("description"), schema_ref=schema_ref, tags=tags,
-        file_description=body.get("fileDescription") or {}, aspect=body.get("aspect"),
+        description=description, schema_ref=schema_ref, tags=tags,
+        file_description=file_description, aspect=optional_string(body, "aspect"),
         extra={k: v for k, v in body.items() if k not in known}, created=now, updated=now,
     )
     session.add(dataset)
@@ -101,13 +104,13 @@ def update_dataset(session: Session, scope: Scope, dataset_id: str, body: dict[s
             raise BadRequest("'name' must be a non-empty string", field="name")
         dataset.name = body["name"].strip()
     if "description" in body:
-        dataset.description = body["description"]
+        dataset.description = optional_string(body, "description")
     if "tags" in body:
         if not isinstance(body["tags"], dict):
             raise BadRequest("'tags' must be an object of tag name -> list of strings", field="tags")
         dataset.tags = body["tags"]
     if "fileDescription" in body:
-        dataset.file_description = body["fileDescription"]
+        dataset.file_description = optional_object(body, "fileDescription")
     if "schemaRef" in body and body["schemaRef"] != dataset.schema_ref:
         raise BadRequest("'schemaRef' of a dataset cannot change", field="schemaRef")
     dataset.updated = now_ms()
@@ -173,9 +176,17 @@ def list_batches(session: Session, scope: Scope, *, dataset_id: str | None, stat
     return list(session.scalars(query.offset(start).limit(limit)))
 
 
+#: The longest file name (UTF-8 bytes) a batch takes: file systems allow 255, and the upload is written
+#: first to ``.{name}.part`` beside it.
+MAX_FILE_NAME_BYTES = 255 - len("..part")
+
+
 def stage_file_target(staging: Path, batch_id: str, file_name: str) -> Path:
-    if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
+    if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith(".") or "\x00" in file_name:
         raise BadRequest(f"invalid file name '{file_name}'", field="fileName")
+    if len(file_name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+        raise BadRequest(f"the file name is {len(file_name.encode('utf-8'))} bytes long; at most "
+                         f"{MAX_FILE_NAME_BYTES} bytes (UTF-8) are allowed", field="fileName")
     return staging / batch_id / file_name
 
 

@@ -12,6 +12,7 @@ from openseg.catalog.service import Scope
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
 from openseg.exports.request import ExportRequest, validate_request
+from openseg.request_fields import ascii_integer
 from openseg.store.models import Batch, ExportJob
 from openseg.worker.queue import enqueue
 
@@ -65,9 +66,10 @@ def validate_for_schedule(session: Session, scope: Scope, properties: Any) -> No
 
 
 def get_export(session: Session, scope: Scope, job_id: str) -> ExportJob:
-    if not job_id.isdigit():  # export job ids are integers
+    number = ascii_integer(job_id)  # export job ids are integers
+    if number is None:
         raise NotFound.of("export job", job_id)
-    return scope.get(session, ExportJob, int(job_id), "export job")
+    return scope.get(session, ExportJob, number, "export job")
 
 
 def list_exports(session: Session, scope: Scope, *, limit: int, offset: str | None) -> tuple[list[ExportJob], bool]:
@@ -76,12 +78,13 @@ def list_exports(session: Session, scope: Scope, *, limit: int, offset: str | No
     query = select(ExportJob).where(ExportJob.sandbox_id == scope.sandbox_id)
     skip = 0
     if offset:
-        created, _, ident = offset.partition("_")
-        if ident and created.isdigit() and ident.isdigit():
-            query = query.where(or_(ExportJob.created < int(created),
-                                    and_(ExportJob.created == int(created), ExportJob.id < int(ident))))
-        elif offset.isdigit():
-            skip = int(offset)
+        created_text, _, ident_text = offset.partition("_")
+        created, ident, count = ascii_integer(created_text), ascii_integer(ident_text), ascii_integer(offset)
+        if created is not None and ident is not None:
+            query = query.where(or_(ExportJob.created < created,
+                                    and_(ExportJob.created == created, ExportJob.id < ident)))
+        elif count is not None:
+            skip = count
         else:
             raise BadRequest("'offset' must be a number or a '<createdTime>_<id>' cursor", field="offset")
     rows = list(session.scalars(query.order_by(ExportJob.created.desc(), ExportJob.id.desc())

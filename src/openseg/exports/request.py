@@ -13,6 +13,7 @@ from openseg.catalog.service import Scope
 from openseg.catalog.validation import parse_rfc3339
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import policies
+from openseg.request_fields import optional_object
 from openseg.store.models import SegmentDefinition
 
 STATUSES = ("realized", "existing", "exited")
@@ -112,7 +113,7 @@ def validate_request(session: Session, scope: Scope, body: object) -> ExportRequ
         if not isinstance(event_list, dict):
             raise BadRequest("'additionalFields.eventList' must be an object", field="additionalFields.eventList")
         event_fields = _fields(event_list.get("fields"), "additionalFields.eventList.fields")
-        event_filter = event_list.get("filter") or {}
+        event_filter = optional_object(event_list, "filter", field="additionalFields.eventList.filter")
         events_from = _time(event_filter.get("fromIngestTimestamp"),
                             "additionalFields.eventList.filter.fromIngestTimestamp")
     policy_id, policy_version = _merge_policy(session, scope, body.get("mergePolicy"), segments)

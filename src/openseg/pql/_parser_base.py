@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from openseg.pql import ast
 from openseg.pql.errors import PqlError
+from openseg.pql.limits import MAX_NESTING
 from openseg.pql.tokens import Kind, Scanner, Token
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class ParserBase:
         self.text = text
         self.tokens = Scanner(text).tokens()
         self.i = 0
+        self.depth = 0
         self.scopes: list[Scope] = [Scope(item=False)]
         self.errors: list[PqlError] = []
         # Names of the steps of the chain whose WHEN clause is being parsed (StepRef anchors).
@@ -95,6 +97,18 @@ class ParserBase:
         if self.peek().kind is not Kind.IDENT:
             raise self.error_here(what)
         return self.advance()
+
+    def nested(self, parse: Callable[[], T]) -> T:
+        """Run ``parse`` one bracket or ``not`` deeper; beyond ``MAX_NESTING`` that is an error, before
+        the recursion can exhaust the stack."""
+        if self.depth >= MAX_NESTING:
+            raise self.error_at(self.peek(), f"the expression is nested too deeply: at most {MAX_NESTING} "
+                                             "brackets, conditions or 'not's within one another")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     # -- scopes ------------------------------------------------------------------------------------
 

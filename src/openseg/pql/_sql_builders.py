@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlglot import exp
 
@@ -16,6 +17,29 @@ _DATE = exp.DataType.build("DATE")
 _DOUBLE = exp.DataType.build("DOUBLE")
 #: Node types that are never NULL once built by the compiler, so need no COALESCE.
 _TWO_VALUED = (exp.Coalesce, exp.Boolean, exp.And, exp.Or, exp.Not, exp.Is)
+
+
+def all_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
+    """``c1 AND c2 AND ...`` (see ``_balanced``)."""
+    return _balanced(exp.And, conditions)
+
+
+def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
+    """``c1 OR c2 OR ...`` (see ``_balanced``)."""
+    return _balanced(exp.Or, conditions)
+
+
+def _balanced(connector: type[exp.And | exp.Or], conditions: Sequence[exp.Expr]) -> exp.Expr:
+    """The conditions joined as a balanced tree, which renders as the same flat SQL text.
+
+    ``exp.and_`` builds a left-deep chain: 500 ``and``s make a tree 500 levels deep, and sqlglot and the
+    passes below recurse on it. Balanced, it is 9 levels deep.
+    """
+    level = [exp.paren(c, copy=False) if isinstance(c, exp.Connector) else c for c in conditions]
+    while len(level) > 1:
+        level = [connector(this=level[i], expression=level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
 
 
 def predicate(condition: exp.Expr) -> exp.Expr:

@@ -59,7 +59,10 @@ def shift(instant: dt.datetime, amount: int, unit: ast.TimeUnit) -> dt.datetime:
     """``instant`` moved by ``amount`` units (negative moves back), clamping calendar units."""
     delta = _FIXED.get(unit)
     if delta is not None:
-        return instant + amount * delta
+        try:
+            return instant + amount * delta
+        except OverflowError:  # past year 9999 or before year 1, like the calendar units below
+            return dt.datetime.min.replace(tzinfo=UTC) if amount < 0 else dt.datetime.max.replace(tzinfo=UTC)
     months = instant.year * 12 + instant.month - 1 + amount * MONTHS[unit]
     year, month = divmod(months, 12)
     if not 1 <= year <= 9999:

@@ -31,6 +31,7 @@ from typing import Generic, TypeVar
 
 from openseg.pql import functions
 from openseg.pql.errors import PqlError, UnknownNodeError
+from openseg.pql.limits import MAX_DURATION_DAYS, duration_too_long
 
 # --------------------------------------------------------------------------------------------------
 # positions
@@ -254,6 +255,8 @@ class Duration(Expr):
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount < 0:
             self._fail("a duration needs a whole, non-negative amount")
+        if duration_too_long(self.amount, self.unit.value):
+            self._fail(f"a duration can be at most {MAX_DURATION_DAYS} days (10,000 years) long")
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +445,8 @@ class RelativeWindow(TimeWindow):
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount < 0:
             self._fail("a time window needs a whole, non-negative amount")
+        if duration_too_long(self.amount, self.unit.value):
+            self._fail(f"a time window can be at most {MAX_DURATION_DAYS} days (10,000 years) long")
 
 
 @dataclass(frozen=True, slots=True)

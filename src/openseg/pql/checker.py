@@ -8,6 +8,7 @@ problems of one expression are reported together (a ``PqlErrors`` when there are
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 from openseg.pql import ast, functions
@@ -15,6 +16,10 @@ from openseg.pql.errors import PqlError, PqlErrors
 from openseg.pql.functions import ArgType
 from openseg.pql.render import to_text
 from openseg.xdm.schema import FieldKind, FieldType, Schema, field_paths
+
+#: Constructs Python's ``re`` reads but DuckDB's RE2 refuses (so a segment would pass here and fail in every
+#: job): lookaround, atomic groups and backreferences (a backslash and a digit not itself escaped).
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\(\?>|(?<!\\)(?:\\\\)*\\[1-9]")
 
 ANY = FieldType.object()  # stands for "unknown": an empty object accepts any use (see _is_any)
 _BOOL, _INT, _NUM, _STR = FieldType.boolean(), FieldType.integer(), FieldType.number(), FieldType.string()
@@ -276,6 +281,11 @@ class _Checker(ast.Visitor[FieldType]):
             ok = _fits(t, param.type) if wanted is None else (_is_any(wanted) or _is_any(t) or _comparable(t, wanted))
             what = _describe(wanted) if wanted is not None else _arg_words(param.type)
             self._expect(arg, f"the {param.name} of {node.name}() must be {what}", ok)
+            if param.name == "regex" and isinstance(arg, ast.StringLiteral):
+                problem = regex_problem(arg.value)
+                if problem:
+                    self.fail(arg, f"the regex of {node.name}() {to_text(arg)} is not a regular expression the "
+                                   f"engines can run: {problem}")
         return _result(sig.result, receiver)
 
     def _in_item(self, item: FieldType, node: ast.Expr) -> FieldType:
@@ -455,3 +465,15 @@ def _result(result: ArgType, receiver: FieldType) -> FieldType:
         ArgType.MAP_VALUE: element, ArgType.STRING_ARRAY: FieldType.array(_STR),
         ArgType.MAP_VALUES: FieldType.array(element) if not _is_any(element) else ANY,
     }.get(result, ANY)
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a PQL regular expression, or None when it can."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return f"{error.msg} at position {error.pos}" if error.pos is not None else error.msg
+    unsupported = _NOT_RE2.search(pattern)
+    if unsupported:
+        return f"'{unsupported.group()}' (lookaround, backreferences, atomic groups) is not supported"
+    return None

@@ -24,6 +24,7 @@ from openseg.pql import ast
 from openseg.pql._parser_base import RESERVED, UNITS, Scope
 from openseg.pql._special_forms import _COMPARE, _TIMES, SpecialForms
 from openseg.pql.errors import PqlError, PqlErrors
+from openseg.pql.limits import check_depth
 from openseg.pql.tokens import Kind, Token
 
 _ARITH = {"+": ast.ArithOp.ADD, "-": ast.ArithOp.SUB, "*": ast.ArithOp.MUL, "/": ast.ArithOp.DIV,
@@ -65,6 +66,7 @@ class Parser(SpecialForms):
             raise self.errors[0].with_source(self.text)
         if self.errors:
             raise PqlErrors([error.with_source(self.text) for error in self.errors])
+        check_depth(expr, self.text)
         return expr
 
     def _top(self) -> ast.Expr:
@@ -85,7 +87,7 @@ class Parser(SpecialForms):
 
     def expr(self) -> ast.Expr:
         """A full expression (``or`` level)."""
-        return self._nary("or", ast.Or, self._and)
+        return self.nested(lambda: self._nary("or", ast.Or, self._and))
 
     def _and(self) -> ast.Expr:
         return self._nary("and", ast.And, self._not)
@@ -109,7 +111,7 @@ class Parser(SpecialForms):
         token = self.peek()
         if token.is_word("not") or token.is_op("!"):
             self.advance()
-            operand = self._not()
+            operand = self.nested(self._not)
             return ast.Not(operand, span=self.span_from(token))
         return self._comparison()
 
@@ -160,7 +162,7 @@ class Parser(SpecialForms):
         token = self.peek()
         if token.is_op("-"):
             self.advance()
-            operand = self._unary()
+            operand = self.nested(self._unary)
             span = self.span_from(token)
             if isinstance(operand, ast.NumberLiteral):
                 return ast.NumberLiteral(-operand.value, span=span)

@@ -34,6 +34,8 @@ from openseg.pql import _time, ast
 from openseg.pql._sql_builders import (
     FALSE,
     TRUE,
+    all_of,
+    any_of,
     date_literal,
     double_literal,
     interval,
@@ -318,10 +320,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         return _COMPARE[node.op](this=self.visit(node.left), expression=self.visit(node.right))
 
     def visit_And(self, node: ast.And) -> exp.Expr:
-        return exp.and_(*(self.boolean(o) for o in node.operands), wrap=True)
+        return all_of([self.boolean(o) for o in node.operands])
 
     def visit_Or(self, node: ast.Or) -> exp.Expr:
-        return exp.or_(*(self.boolean(o) for o in node.operands), wrap=True)
+        return any_of([self.boolean(o) for o in node.operands])
 
     def visit_Not(self, node: ast.Not) -> exp.Expr:
         return exp.Not(this=exp.paren(self.boolean(node.operand), copy=False))

@@ -105,7 +105,7 @@ class Scanner:
                 raise self._error("unterminated quoted field name", start, len(self.text), ("'`'",))
             self.pos = end + 1
             return Token(Kind.IDENT, self.text[start + 1 : end], self._span(start, self.pos), self.text[start:self.pos])
-        if char.isdigit():
+        if _is_digit(char):
             return self._number()
         if char.isalpha() or char == "_":
             while self.pos < len(self.text) and (self.text[self.pos].isalnum() or self.text[self.pos] == "_"):
@@ -114,7 +114,7 @@ class Scanner:
             return Token(Kind.IDENT, word, self._span(start, self.pos), word)
         if char == "$":
             self.pos += 1
-            while self.pos < len(self.text) and self.text[self.pos].isdigit():
+            while self.pos < len(self.text) and _is_digit(self.text[self.pos]):
                 self.pos += 1
             raw = self.text[start : self.pos]
             if raw != "$1":
@@ -128,20 +128,20 @@ class Scanner:
 
     def _number(self) -> Token:
         start, text = self.pos, self.text
-        while self.pos < len(text) and text[self.pos].isdigit():
+        while self.pos < len(text) and _is_digit(text[self.pos]):
             self.pos += 1
         # A '.' makes a fraction only when a digit follows, so `3.days`-like paths never swallow it.
-        if self.pos + 1 < len(text) and text[self.pos] == "." and text[self.pos + 1].isdigit():
+        if self.pos + 1 < len(text) and text[self.pos] == "." and _is_digit(text[self.pos + 1]):
             self.pos += 1
-            while self.pos < len(text) and text[self.pos].isdigit():
+            while self.pos < len(text) and _is_digit(text[self.pos]):
                 self.pos += 1
         if self.pos < len(text) and text[self.pos] in "eE":
             mark = self.pos
             self.pos += 1
             if self.pos < len(text) and text[self.pos] in "+-":
                 self.pos += 1
-            if self.pos < len(text) and text[self.pos].isdigit():
-                while self.pos < len(text) and text[self.pos].isdigit():
+            if self.pos < len(text) and _is_digit(text[self.pos]):
+                while self.pos < len(text) and _is_digit(text[self.pos]):
                     self.pos += 1
             else:
                 self.pos = mark
@@ -179,3 +179,8 @@ class Scanner:
             chars.append(char)
             self.pos += 1
         raise self._error("unterminated string", start, self.pos, (f"closing {quote}",))
+
+
+def _is_digit(char: str) -> bool:
+    """An ASCII digit: ``str.isdigit`` also takes '²' and '٣', which ``int()`` then refuses."""
+    return "0" <= char <= "9"

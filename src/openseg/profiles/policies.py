@@ -16,6 +16,7 @@ from openseg.profiles.merge_policy import (
     MergePolicyError,
     MergePolicySpec,
 )
+from openseg.request_fields import optional_object
 from openseg.store.models import Dataset, MergePolicy, ProfileStore, SegmentDefinition
 
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"
@@ -65,7 +66,7 @@ def _validated(session: Session, scope: Scope, body: dict[str, Any]) -> dict[str
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA_NAME}", field="schema.name")
     attribute_merge: dict[str, Any] = {"type": merge["type"]}
     if merge["type"] == "dataSetPrecedence":
-        order = (merge.get("data") or {}).get("order")
+        order = optional_object(merge, "data", field="attributeMerge.data").get("order")
         if not isinstance(order, list) or not order or not all(isinstance(d, str) for d in order):
             raise BadRequest("'attributeMerge.data.order' must list dataset ids for dataSetPrecedence",
                              field="attributeMerge.data.order")

@@ -17,12 +17,17 @@ from openseg.pql.capabilities import evaluation_info
 from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
 from openseg.profiles import policies
+from openseg.request_fields import optional_object, optional_string, string_list
 from openseg.store.models import SegmentDefinition, SegmentDefinitionVersion
 from openseg.xdm.schema import Schema
 
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"
 FORMATS = ("pql/text", "pql/json")
 SchemaSource = Callable[[], Schema]
+
+#: The store's columns: a 32-bit ``ttl_in_days`` and a 16-character ``lifecycle_state``.
+MAX_TTL_DAYS = 2**31 - 1
+MAX_LIFECYCLE_STATE = 16
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ def create_definition(session: Session, scope: Scope, body: dict[str, Any], sche
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("'name' is required and must be a non-empty string", field="name")
-    schema_name = (body.get("schema") or {}).get("name", PROFILE_SCHEMA_NAME)
+    schema_name = optional_object(body, "schema").get("name", PROFILE_SCHEMA_NAME)
     if schema_name != PROFILE_SCHEMA_NAME:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA_NAME}", field="schema.name")
     if session.scalars(select(SegmentDefinition.id).where(SegmentDefinition.sandbox_id == scope.sandbox_id,
@@ -131,11 +136,11 @@ def create_definition(session: Session, scope: Scope, body: dict[str, Any], sche
     now = now_ms()
     definition = SegmentDefinition(
         id=definition_id, org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
-        description=body.get("description"), expression=_expression_json(body["expression"]), pql=analysis.text,
+        description=optional_string(body, "description"), expression=_expression_json(body["expression"]), pql=analysis.text,
         schema_name=schema_name, merge_policy_id=policy_id, ttl_in_days=ttl,
         evaluation_info=_evaluation_info(body.get("evaluationInfo"), analysis.evaluation_info),
-        labels=list(body.get("labels") or []), dependencies=list(analysis.references),
-        lifecycle_state=str(body.get("lifecycleState", "published")), version=1, created=now, updated=now,
+        labels=string_list(body, "labels"), dependencies=list(analysis.references),
+        lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now, updated=now,
     )
     session.add(definition)
     _snapshot(session, definition)
@@ -148,8 +153,15 @@ def _expression_json(expression: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ttl(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("'ttlInDays' must be a positive integer", field="ttlInDays")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TTL_DAYS:
+        raise BadRequest(f"'ttlInDays' must be a whole number of days from 1 to {MAX_TTL_DAYS}", field="ttlInDays")
+    return value
+
+
+def _lifecycle_state(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LIFECYCLE_STATE:
+        raise BadRequest(f"'lifecycleState' must be a word such as published (at most {MAX_LIFECYCLE_STATE} "
+                         "characters)", field="lifecycleState")
     return value
 
 
@@ -198,7 +210,7 @@ def update_definition(session: Session, scope: Scope, definition_id: str, body: 
             raise Conflict(f"a segment definition named '{name.strip()}' already exists in this sandbox", field="name")
         definition.name = name.strip()
     if "description" in body:
-        definition.description = body["description"]
+        definition.description = optional_string(body, "description")
     if "expression" in body and body["expression"] != definition.expression:
         analysis = analyze(body["expression"], schema())
         _check_references(session, scope, definition.id, analysis.references)
@@ -214,9 +226,9 @@ def update_definition(session: Session, scope: Scope, definition_id: str, body: 
     if "ttlInDays" in body:
         definition.ttl_in_days = _ttl(body["ttlInDays"])
     if "labels" in body:
-        definition.labels = list(body["labels"] or [])
+        definition.labels = string_list(body, "labels")
     if "lifecycleState" in body:
-        definition.lifecycle_state = str(body["lifecycleState"])
+        definition.lifecycle_state = _lifecycle_state(body["lifecycleState"])
     definition.version += 1
     definition.updated = now_ms()
     _snapshot(session, definition)
