@@ -119,8 +119,11 @@ class MembershipDiffer:
         self.bits = {s: self.state.segments[s].bit for s in self.job_order}
         self.words = self.state.words
         self._register_previous()
+        by_id = {segment_id: rank for rank, segment_id in enumerate(sorted(self.job_order))}
         connection.register("job_bits_arrow", pa.table({
             "segment_id": pa.array(self.job_order, pa.string()),
+            # The segment's rank among the job's ids: history sorts on it (an integer) instead of the id.
+            "ord": pa.array([by_id[s] for s in self.job_order], pa.int32()),
             "bit": pa.array([self.bits[s] for s in self.job_order], pa.int32()),
             "word": pa.array([word_of(self.bits[s]) for s in self.job_order], pa.int32()),
             "mask": pa.array([mask_of(self.bits[s]) for s in self.job_order], pa.int64()),
@@ -265,7 +268,7 @@ class MembershipDiffer:
             SELECT g.segment_id, t._profile_id, t.event, CAST($at AS TIMESTAMPTZ) AS "at",
                    CAST($job AS VARCHAR) AS job_id
             FROM {TRANSITIONS} t JOIN {JOB_BITS} g USING (bit)
-            ORDER BY g.segment_id, t._profile_id
+            ORDER BY g.ord, t._profile_id
         """
 
     def copy_current(self, target: Path) -> StagedFile:
