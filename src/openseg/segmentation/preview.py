@@ -51,6 +51,11 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     analysis = analyze({"type": "PQL", "format": predicate_type, "value": body.get("predicateExpression")},
                        sandbox_schema(services, scope), field="predicateExpression")
     policy_id = body.get("mergePolicyId")
+    if not isinstance(policy_id, str):
+        # A sandbox's first request may create its default policy: commit it before the store build,
+        # which runs in sessions of its own, looks for it.
+        with services.db.session() as own:
+            policies.ensure_default(own, scope)
     policy = (policies.get_policy(session, scope, policy_id) if isinstance(policy_id, str)
               else policies.ensure_default(session, scope))
     record = session.get(ProfileStore, policy.id)
