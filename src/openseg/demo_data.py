@@ -49,7 +49,8 @@ def profiles(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
             "homeAddress": {"country": country, "city": rng.choice(cities), "postalCode": f"{rng.randrange(10000, 99999)}"},
             "personalEmail": {"address": email},
             "loyalty": {"tier": tier, "points": rng.randrange(0, 20000),
-                        "joinDate": (date(2015, 1, 1) + timedelta(days=rng.randrange(3600))).isoformat()},
+                        # An XDM date-time (Loyalty Details), not a date: midnight UTC of the day joined.
+                        "joinDate": f"{date(2015, 1, 1) + timedelta(days=rng.randrange(3600))}T00:00:00Z"},
         }
         if rng.random() < 0.05:
             del record["homeAddress"]["city"]

@@ -9,20 +9,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 import typer
 
-from openseg.catalog.validation import parse_rfc3339
+from openseg.catalog.records import FileFormatError, records_to_table
+from openseg.catalog.validation import EVENT, PROFILE, parse_rfc3339, typed_record
 from openseg.pql import PqlError, ast, parse
 from openseg.pql.checker import check
 from openseg.pql.describe import describe
+from openseg.xdm.schema import Schema
 
 app = typer.Typer(help="Profile Query Language: check, compile and evaluate expressions.", no_args_is_help=True)
 
 
-def _parsed(expression: str) -> ast.Expr:
+def _parsed(expression: str, schema: Schema | None = None) -> ast.Expr:
     try:
         expr = parse(expression)
-        check(expr, source=expression)
+        check(expr, schema, source=expression)
     except PqlError as error:
         typer.echo(str(error.with_source(expression)), err=True)
         raise typer.Exit(2) from error
@@ -80,6 +83,35 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
                     raise typer.Exit(2) from exc
 
 
+def _typed(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The file's records with their standard values typed as ingestion types them (dates, timestamps)."""
+    records = []
+    for number, record in enumerate(_records(path), start=1):
+        if not isinstance(record, dict):
+            typer.echo(f"{path}:{number}: a record must be a JSON object", err=True)
+            raise typer.Exit(2)
+        typed, problems = typed_record(record, kind)
+        for field, reason in problems:
+            typer.echo(f"{path}:{number}: field '{field}' {reason}", err=True)
+        if problems:
+            raise typer.Exit(2)
+        records.append(typed)
+    return records
+
+
+def _arrow_schemas(path: Path | None, records: list[dict[str, Any]]) -> list[pa.Schema]:
+    """The Arrow schema ingestion would give these records (none without records), for the fields the
+    standard does not define (a standard field keeps its catalog type)."""
+    if not records:
+        return []
+    try:
+        # identityMap is standard, and the kind only decides whether `timestamp` is parsed: neither matters here.
+        return [records_to_table([{k: v for k, v in r.items() if k != "identityMap"} for r in records], PROFILE).schema]
+    except FileFormatError as error:
+        typer.echo(f"{path}: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
 def _identities(record: dict[str, Any]) -> set[tuple[str, str]]:
     return {(namespace.lower(), str(i.get("id"))) for namespace, ids in (record.get("identityMap") or {}).items()
             for i in ids or [] if isinstance(i, dict)}
@@ -103,17 +135,23 @@ def eval_command(
     events: Annotated[Path | None, typer.Option("--events", help="experience events, JSON lines")] = None,
     now: Annotated[str | None, typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
 ) -> None:
-    """Print the ``_id`` of each profile in the file that qualifies (events link by any shared identity)."""
+    """Print the ``_id`` of each profile in the file that qualifies (events link by any shared identity).
+
+    Values are typed as ingestion types them (standard ``date``/``date-time`` text becomes dates and
+    timestamps), and the expression is checked against standard XDM plus the fields the files hold.
+    """
     from openseg.pql.to_python import compile_predicate
 
-    predicate = compile_predicate(_parsed(expression), _now(now))
-    people = list(_records(profiles))
+    people = _typed(profiles, PROFILE)
+    happenings = _typed(events, EVENT) if events else []
+    schema = Schema.from_arrow_files(_arrow_schemas(profiles, people), _arrow_schemas(events, happenings))
+    predicate = compile_predicate(_parsed(expression, schema), _now(now))
     owners: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, person in enumerate(people):
         for identity in _identities(person):
             owners[identity].append(index)
     linked: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for event in _records(events) if events else iter(()):
+    for event in happenings:
         if isinstance(event.get("timestamp"), str):
             event["timestamp"] = parse_rfc3339(event["timestamp"]) or event["timestamp"]
         for index in sorted({i for identity in _identities(event) for i in owners.get(identity, [])}):

@@ -17,8 +17,9 @@ STANDARD = Schema.standard()
         ("person.birthDate", FieldType.date()),
         ("homeAddress.stateProvince", FieldType.string()),
         ("loyalty.points", FieldType.number()),
-        ("loyalty.joinDate", FieldType.date()),
-        ("identityMap.email", FieldType.array(FieldType.object(id=FieldType.string(), primary=FieldType.boolean()))),
+        ("loyalty.joinDate", FieldType.datetime()),  # date-time in the Loyalty Details field group
+        ("identityMap.email", FieldType.array(FieldType.object(
+            authenticatedState=FieldType.string(), id=FieldType.string(), primary=FieldType.boolean()))),
         ("segmentMembership.ups.abc.status", FieldType.string()),
         ("segmentMembership.ups.abc.lastQualificationTime", FieldType.datetime()),
         ("homeAddress.cuntry", None),

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from openseg.catalog import lake
 from openseg.catalog.records import FileFormatError, iter_json_records, records_to_table
-from openseg.catalog.validation import EVENT, RecordError, parse_rfc3339, validate_record
+from openseg.catalog.validation import EVENT, RecordError, parquet_misfits, parse_rfc3339, typed_record, validate_record
 
 #: Records per Parquet part written from JSON input.
 PART_ROWS = 100_000
@@ -77,6 +77,9 @@ def _ingest_json(name: str, path: Path, kind: str, out_dir: Path, result: Ingest
     for index, record in enumerate(iter_json_records(path), start=1):
         result.records_read += 1
         problems = validate_record(record, kind)
+        if isinstance(record, dict):
+            record, mistyped = typed_record(record, kind)
+            problems += mistyped
         for field_name, reason in problems:
             result.add_record_error(RecordError(name, index, field_name, reason))
         if problems or not result.ok:
@@ -150,6 +153,11 @@ def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: Ing
     if missing:
         for column in missing:
             result.add_record_error(RecordError(name, 1, column, "is required but the file has no such column"))
+        return
+    misfits = parquet_misfits(source.schema_arrow, kind)
+    for column, reason in misfits:
+        result.add_record_error(RecordError(name, 1, column, reason))
+    if misfits:
         return
     rewrite = kind == EVENT and not pa.types.is_timestamp(source.schema_arrow.field("timestamp").type)
     target = out_dir / lake.part_name(len(result.parts))

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+import pyarrow as pa
+
+from openseg.xdm.schema import Schema
+from openseg.xdm.values import arrow_misfits, conform, parse_date_time
 
 PROFILE = "profile"
 EVENT = "event"
@@ -34,18 +39,7 @@ class RecordError:
 
 def parse_rfc3339(value: object) -> datetime | None:
     """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``), as UTC; None if it is not one."""
-    if not isinstance(value, str) or len(value) < 20 or "T" not in value.upper():
-        return None
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed.astimezone(UTC)
+    return parse_date_time(value)
 
 
 def _identity_map_errors(value: object) -> list[tuple[str, str]]:
@@ -99,3 +93,27 @@ def validate_record(record: object, kind: str) -> list[tuple[str, str]]:
         if not isinstance(event_type, str) or not event_type.strip():
             problems.append(("eventType", "is required on an ExperienceEvent and must be a non-empty string"))
     return problems
+
+
+# Fields validate_record checks itself, per kind (conform would report their problems a second time).
+_CHECKED = {PROFILE: frozenset({"identityMap"}), EVENT: frozenset({"identityMap", "_id", "timestamp", "eventType"})}
+
+
+def typed_record(record: dict[str, Any], kind: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The record with its standard XDM values typed (``date`` and ``date-time`` text parsed), and the
+    values that do not fit their standard field as ``(field, reason)`` pairs.
+
+    Fields the standard does not define (``_tenant.*`` and any other) are kept as they are.
+    """
+    standard = Schema.standard()
+    return conform(record, standard.event if kind == EVENT else standard.profile, skip=_CHECKED[kind])
+
+
+def parquet_misfits(schema: pa.Schema, kind: str) -> list[tuple[str, str]]:
+    """The columns of an uploaded Parquet file whose type cannot hold their standard XDM field's values.
+
+    Openseg stores what a Parquet upload holds as it is, so a standard date kept as text would compare as
+    text: such a file is refused, naming the field, rather than read wrongly (JSON dates are parsed).
+    """
+    standard = Schema.standard()
+    return arrow_misfits(schema, standard.event if kind == EVENT else standard.profile, skip=_CHECKED[kind])

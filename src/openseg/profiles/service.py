@@ -14,7 +14,8 @@ from openseg.clock import ms_to_datetime, now_ms
 from openseg.profiles import policies
 from openseg.profiles.refresh import refresh_profile_store
 from openseg.profiles.sources import SourceFile
-from openseg.profiles.store import StoreNotFoundError, read_schema, resolve_store
+from openseg.profiles.store import StoreNotFoundError, resolve_store
+from openseg.profiles.union_schema import union_schema
 from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore, WorkItem
 from openseg.worker.queue import QUEUED, enqueue
 from openseg.xdm.schema import Schema
@@ -136,12 +137,7 @@ def _built(path: Path) -> bool:
 
 
 def sandbox_schema(services: Services, scope: Scope) -> Schema:
-    """Standard XDM plus the union schema of the sandbox's data (from its default policy's store)."""
+    """Standard XDM plus the fields of every successful batch of the sandbox's profile-enabled datasets."""
     with services.db.session() as session:
-        policy = policies.ensure_default(session, scope)
-    path = store_path(services.settings.profiles_dir, scope.sandbox_id, policy.id)
-    try:
-        schemas = read_schema(path)
-    except (StoreNotFoundError, FileNotFoundError):
-        return Schema.standard()
-    return Schema.from_arrow(schemas.get("profile"), schemas.get("event"))
+        sources = profile_sources(session, scope.sandbox_id)
+    return union_schema(sources)

@@ -1,6 +1,6 @@
 """XDM field trees: which fields a profile and its ExperienceEvents have, and of what type.
 
-A :class:`Schema` is the standard XDM fields (``Schema.standard()``) merged with the union schema
+A :class:`Schema` is the standard XDM fields (``Schema.standard()``, from ``catalog.py``) merged with the union schema
 inferred from ingested data (``Schema.from_arrow``). The PQL checker validates paths against it.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 import pyarrow as pa
 
@@ -181,8 +182,8 @@ class Schema:
 
     @staticmethod
     def standard() -> Schema:
-        """The standard XDM profile and ExperienceEvent fields openseg knows without any data."""
-        return Schema(_standard_profile(), _standard_event())
+        """Every standard XDM profile and ExperienceEvent field (``openseg.xdm.catalog``), without any data."""
+        return _standard()
 
     @staticmethod
     def from_arrow(profile_schema: pa.Schema | None, event_schema: pa.Schema | None) -> Schema:
@@ -193,10 +194,21 @@ class Schema:
             event_schema: Arrow schema of the events (or None).
 
         Returns:
-            ``Schema.standard()`` merged with the fields found in the data.
+            ``Schema.standard()`` with the fields found in the data: a standard field keeps its catalog
+            type (ingestion refuses values that do not fit it), every other field has its type in the data.
         """
-        inferred = Schema(_object_from_arrow(profile_schema), _object_from_arrow(event_schema))
-        return Schema.standard().merge(inferred)
+        return Schema.from_arrow_files([profile_schema] if profile_schema else [], [event_schema] if event_schema else [])
+
+    @staticmethod
+    def from_arrow_files(profile_schemas: Iterable[pa.Schema], event_schemas: Iterable[pa.Schema]) -> Schema:
+        """The standard schema with the fields of every file (of profiles, of events).
+
+        A standard field keeps its catalog type; a field the standard does not define takes its type in
+        the data (where files disagree, the wider type, else the later file's: see ``FieldType.merge``).
+        """
+        standard = Schema.standard()
+        return Schema(_over_standard(standard.profile, _objects_from_arrow(profile_schemas)),
+                      _over_standard(standard.event, _objects_from_arrow(event_schemas)))
 
     def merge(self, other: Schema) -> Schema:
         """This schema with ``other``'s fields added; for a field in both, the wider type wins."""
@@ -221,9 +233,33 @@ class Schema:
         return current
 
 
-def _object_from_arrow(schema: pa.Schema | None) -> FieldType:
-    if schema is None:
-        return FieldType.object()
+@cache
+def _standard() -> Schema:
+    from openseg.xdm.catalog import standard_type
+
+    return Schema(standard_type("profile"), standard_type("event"))
+
+
+def _over_standard(standard: FieldType, data: FieldType) -> FieldType:
+    """``standard`` with the fields of ``data`` it lacks; where both have a field, the standard type stays."""
+    if standard.kind is FieldKind.OBJECT and data.kind is FieldKind.OBJECT:
+        merged = dict(standard.fields)
+        for key, value in data.fields:
+            merged[key] = _over_standard(merged[key], value) if key in merged else value
+        return FieldType.object(merged)
+    if standard.kind is data.kind and standard.of is not None and data.of is not None:
+        return FieldType(standard.kind, _over_standard(standard.of, data.of))
+    return standard
+
+
+def _objects_from_arrow(schemas: Iterable[pa.Schema]) -> FieldType:
+    merged = FieldType.object()
+    for schema in dict.fromkeys(schemas):  # batches mostly share one schema: convert each distinct one once
+        merged = merged.merge(_object_from_arrow(schema))
+    return merged
+
+
+def _object_from_arrow(schema: pa.Schema) -> FieldType:
     return FieldType.object(
         {f.name: _from_arrow(f.type) for f in schema if f.name not in INTERNAL_COLUMNS}
     )
@@ -247,54 +283,6 @@ def _from_arrow(dtype: pa.DataType) -> FieldType:
     if pa.types.is_timestamp(dtype):
         return FieldType.datetime()
     return FieldType.string()
-
-
-def _obj(**fields: FieldType) -> FieldType:
-    return FieldType.object(fields)
-
-
-def _strings(*names: str) -> dict[str, FieldType]:
-    return {name: FieldType.string() for name in names}
-
-
-def _standard_profile() -> FieldType:
-    s = FieldType.string
-    identity = _obj(id=s(), primary=FieldType.boolean())
-    membership = _obj(status=s(), lastQualificationTime=FieldType.datetime())
-    return _obj(
-        _id=s(),
-        person=_obj(name=_obj(**_strings("firstName", "lastName")), birthDate=FieldType.date(), gender=s()),
-        homeAddress=FieldType.object(
-            _strings("country", "countryCode", "city", "postalCode", "state", "stateProvince", "street1")
-        ),
-        personalEmail=_obj(address=s()),
-        mobilePhone=_obj(number=s()),
-        loyalty=_obj(tier=s(), points=FieldType.number(), status=s(), joinDate=FieldType.date()),
-        identityMap=FieldType.map(FieldType.array(identity)),
-        segmentMembership=FieldType.map(FieldType.map(membership)),
-    )
-
-
-def _standard_event() -> FieldType:
-    s = FieldType.string
-    measure = _obj(value=FieldType.number())
-    item = _obj(SKU=s(), name=s(), quantity=FieldType.integer(), priceTotal=FieldType.number())
-    return _obj(
-        _id=s(),
-        timestamp=FieldType.datetime(),
-        eventType=s(),
-        commerce=_obj(
-            order=_obj(priceTotal=FieldType.number(), currencyCode=s(), purchaseID=s()),
-            purchases=measure,
-            productViews=measure,
-            productListAdds=measure,
-            checkouts=measure,
-        ),
-        productListItems=FieldType.array(item),
-        web=_obj(webPageDetails=_obj(name=s(), URL=s())),
-        environment=_obj(browserDetails=_obj(name=s(), version=s())),
-        channel=_obj(_type=s()),
-    )
 
 
 def field_paths(field_type: FieldType, prefix: Iterable[str] = ()) -> list[str]:
