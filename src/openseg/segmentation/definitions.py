@@ -17,11 +17,11 @@ from openseg.pql.capabilities import evaluation_info
 from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
 from openseg.profiles import policies
+from openseg.segmentation.expressions import pql_error, read_expression
 from openseg.store.models import SegmentDefinition, SegmentDefinitionVersion
 from openseg.xdm.schema import Schema
 
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"
-FORMATS = ("pql/text", "pql/json")
 SchemaSource = Callable[[], Schema]
 
 
@@ -35,36 +35,20 @@ class Analysis:
     evaluation_info: dict[str, Any]
 
 
-def pql_error(error: PqlError, field: str = "expression.value") -> BadRequest:
-    """A PQL problem as AEP's 400: the position and what was expected, in the detail and the report."""
-    expected = f"; expected {', '.join(error.expected)}" if error.expected and "expected" not in error.message else ""
-    detail = f"{field}: line {error.line}, column {error.col}: {error.message}{expected}"
-    return BadRequest(detail, field=field, report={"field": field, **error.to_dict()})
-
-
 def analyze(expression: object, schema: Schema, *, field: str = "expression") -> Analysis:
-    """Parse and check an AEP ``expression`` object ``{type: PQL, format, value}``."""
-    if not isinstance(expression, dict):
-        raise BadRequest(f"'{field}' must be an object {{type, format, value}}", field=field)
-    if str(expression.get("type", "PQL")).upper() != "PQL":
-        raise BadRequest(f"'{field}.type' must be PQL", field=f"{field}.type")
-    fmt = expression.get("format", "pql/text")
-    if fmt not in FORMATS:
-        raise BadRequest(f"'{field}.format' must be one of {', '.join(FORMATS)}", field=f"{field}.format")
-    value = expression.get("value")
-    if not isinstance(value, str) or not value.strip():
-        # AEP's pql/json examples carry the PQL text as a string value, and so do we.
-        raise BadRequest(f"'{field}.value' must be a non-empty PQL string", field=f"{field}.value")
+    """Read an AEP ``expression`` object ``{type: PQL, format, value}`` in either format and check it."""
+    read = read_expression(expression, field)
     try:
-        expr = parse(value)
-        check(expr, schema, source=value)
+        check(read.expr, schema, source=read.text)
     except PqlError as error:
-        raise pql_error(error.with_source(value), f"{field}.value") from error
+        raise pql_error(error.with_source(read.text), f"{field}.value",
+                        as_text=read.text if read.from_tree else None) from error
+    expr = read.expr
     references = tuple(
         node.segment_id for node in expr.walk()
         if isinstance(node, ast.InSegment) and node.namespace.lower() == "ups"
     )
-    return Analysis(text=value, expr=expr, references=tuple(dict.fromkeys(references)),
+    return Analysis(text=read.text, expr=expr, references=tuple(dict.fromkeys(references)),
                     evaluation_info=evaluation_info(expr))
 
 
