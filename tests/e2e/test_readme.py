@@ -58,6 +58,9 @@ def test_readme_segmentation_and_export_walkthrough(services: Services, tmp_path
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "line 1, column 23" in out  # the broken definition's 400 names the position
+    assert ('{"nodeType":"fnApply","fnName":"=","params":[{"nodeType":"fieldLookup","fieldName":"country","object":'
+            '{"nodeType":"fieldLookup","fieldName":"homeAddress","object":{"nodeType":"parameterReference",'
+            '"position":1}}},{"nodeType":"literal","literalType":"String","value":"US"}]}\n') in out
     assert re.search(r"SUCCEEDED \{'[0-9a-f-]{36}': 1\}", out), out
     assert '"segmentMembership"' in out and '"realized"' in out
     assert re.search(r"export \d+: SUCCEEDED, batch [0-9a-f]{32}", out), out

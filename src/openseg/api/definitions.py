@@ -15,6 +15,7 @@ from openseg.errors import BadRequest, NotFound
 from openseg.profiles.service import sandbox_schema
 from openseg.request_fields import MAX_INT
 from openseg.segmentation import definitions
+from openseg.segmentation.expressions import convert_definition
 from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/segment", tags=["segment definitions"])
@@ -69,6 +70,12 @@ async def bulk_get(request: Request, who: Tenant = Depends(tenant), svc: Service
             except NotFound:
                 continue
     return {"results": results}
+
+
+@router.post("/conversion")
+async def conversion(request: Request, who: Tenant = Depends(tenant)) -> dict[str, Any]:
+    """AEP's ``POST /segment/conversion``: the definition with its expression in the other PQL format."""
+    return convert_definition(await json_object(request))
 
 
 @router.get("/definitions/{definition_id}")

@@ -1,15 +1,28 @@
 """What an expression needs from the segmentation service: evaluation types and segment references.
 
 AEP decides per definition whether it may be evaluated in streaming (``continuous``) and on the edge
-(``synchronous``) (Experience League, segmentation "streaming segmentation" and "edge segmentation"
-guides): streaming takes profile-only conditions, one event condition (with or without a time window), or a
-sequence of events within 24 hours; edge takes profile-only conditions, one event within 24 hours, or segments of
-segments. openseg can evaluate every shape in streaming, but reports here the reason AEP would refuse,
-so ``evaluationInfo`` reads as AEP's would.
+(``synchronous``). openseg follows the rules AEP applies to new and edited definitions since 20 May 2025,
+quoted in ``shared/design/streaming.md`` §2:
+
+* Streaming (``help/segmentation/methods/streaming-segmentation.md@027b04f``): profile only; a single event
+  "within a time window of less than 24 hours" (``<= 24 hours`` in the page's own example), alone or with
+  profile attributes; several events in a sequence, each within 24 hours. "A single event with no time
+  window" and one "with a time window longer than 24 hours" are batch; "The lookback window is limited to
+  one day"; "the entire event cannot be a negation". ``inSegment`` streams only beside such an event and only
+  when "the segment contained in the inSegment event is profile only"
+  (``help/segmentation/api/streaming-segmentation.md@ad58a75``, which resolves the page's contradiction).
+* Edge (``help/segmentation/methods/edge-segmentation.md@6ffcd3c``): profile only; a single event within
+  24 hours, alone or with profile attributes; segments of segments; not "a single event combined with
+  inSegment, unless the referenced definition is profile-only"; and "The definition must be tied to a merge
+  policy that is active on edge" (``isActiveOnEdge``).
+
+openseg can evaluate every shape, but reports here the reason AEP would refuse, so ``evaluationInfo`` reads
+as AEP's would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from openseg.pql import ast
@@ -39,14 +52,29 @@ def uses_events(expr: ast.Node) -> bool:
     return any(isinstance(node, ast.FieldPath) and node.root is ast.Root.EVENTS for node in expr.walk())
 
 
-def evaluation_info(expr: ast.Expr) -> dict[str, dict[str, Any]]:
+def is_profile_only(expr: ast.Node, referenced: Callable[[str], bool] = lambda _: False) -> bool:
+    """Whether ``expr`` reads only profile attributes: no events, and only ``inSegment`` of profile-only ``ups``
+    definitions (``referenced(id)`` answers for those)."""
+    if uses_events(expr):
+        return False
+    return all(node.namespace == "ups" and referenced(node.segment_id)
+               for node in expr.walk() if isinstance(node, ast.InSegment))
+
+
+def evaluation_info(expr: ast.Expr, *, profile_only: Callable[[str], bool] = lambda _: False,
+                    active_on_edge: bool = True) -> dict[str, dict[str, Any]]:
     """AEP's ``evaluationInfo`` for an expression, with a ``reason`` where AEP would not enable a type.
+
+    Args:
+        expr: The definition's expression.
+        profile_only: Whether the ``ups`` definition with a given id is profile only (for ``inSegment``).
+        active_on_edge: Whether the definition's merge policy has ``isActiveOnEdge: true``.
 
     Returns:
         ``{"batch": {"enabled": True}, "continuous": {"enabled", "reason"?}, "synchronous": {...}}``.
     """
-    continuous = _continuous_refusal(expr)
-    synchronous = _synchronous_refusal(expr)
+    continuous = _continuous_refusal(expr, profile_only)
+    synchronous = _synchronous_refusal(expr, profile_only, active_on_edge)
     return {
         "batch": {"enabled": True},
         "continuous": _entry(continuous),
@@ -58,49 +86,69 @@ def _entry(refusal: str | None) -> dict[str, Any]:
     return {"enabled": True} if refusal is None else {"enabled": False, "reason": refusal}
 
 
-def _event_parts(expr: ast.Node) -> list[ast.Expr]:
-    """The outermost constructs over xEvent (a count over a filter is one part, not two)."""
-    parts: list[ast.Expr] = []
+def _event_parts(expr: ast.Node) -> list[tuple[ast.Expr, bool]]:
+    """The outermost constructs over xEvent (a count over a filter is one part, not two), each with whether
+    it stands under a ``not``."""
+    parts: list[tuple[ast.Expr, bool]] = []
 
-    def scan(node: ast.Node) -> None:
+    def scan(node: ast.Node, negated: bool) -> None:
         if isinstance(node, _EVENT_CONSTRUCTS) and uses_events(node):
-            parts.append(node)
+            parts.append((node, negated))
             return
         for child in node.children():
-            scan(child)
+            scan(child, negated or isinstance(node, ast.Not))
 
-    scan(expr)
+    scan(expr, False)
     return parts
 
 
-def _continuous_refusal(expr: ast.Expr) -> str | None:
-    if any(isinstance(node, ast.InSegment) for node in expr.walk()):
-        return "AEP streams only profile and event conditions; this refers to other segments (inSegment)"
-    parts = _event_parts(expr)
-    if not parts:
-        return None
-    if len(parts) > 1:
-        return "AEP streams at most one event condition or one sequence; this has " + str(len(parts))
-    part = parts[0]
-    if isinstance(part, ast.Chain):
-        if len(part.steps) == 1 or all(step.when is not None and _within_day(step.when) for step in part.steps):
-            return None
-        return "AEP streams a sequence of events only when each step is within 24 hours"
-    if isinstance(part, ast.Aggregate | ast.ForAll):
-        return _single_event_refusal(part)
-    # A single incoming event streams with or without a time restriction.
+def _segment_refusal(expr: ast.Expr, profile_only: Callable[[str], bool], where: str) -> str | None:
+    for node in expr.walk():
+        if isinstance(node, ast.InSegment) and not (node.namespace == "ups" and profile_only(node.segment_id)):
+            return (f"AEP {where} inSegment beside an event only when the referenced definition is profile only; "
+                    f"{node.namespace}:{node.segment_id} is not")
     return None
 
 
-def _synchronous_refusal(expr: ast.Expr) -> str | None:
+def _continuous_refusal(expr: ast.Expr, profile_only: Callable[[str], bool]) -> str | None:
+    parts = _event_parts(expr)
+    has_segments = any(isinstance(node, ast.InSegment) for node in expr.walk())
+    if not parts:
+        if has_segments:
+            return ("AEP streams inSegment only beside an event within 24 hours, not segments of segments "
+                    "(rules of 20 May 2025)")
+        return None
+    if len(parts) > 1:
+        return "AEP streams at most one event condition or one sequence; this has " + str(len(parts))
+    part, negated = parts[0]
+    refusal = _segment_refusal(expr, profile_only, "streams")
+    if refusal is not None:
+        return refusal
+    if negated:
+        return "AEP does not stream an event condition that is negated as a whole"
+    if isinstance(part, ast.Chain):
+        if all(step.when is not None and _within_day(step.when) for step in part.steps):
+            return None
+        if len(part.steps) == 1:
+            return "AEP streams a single event only within 24 hours; this step has no such window"
+        return "AEP streams a sequence of events only when each step is within 24 hours"
+    return _single_event_refusal(part)
+
+
+def _synchronous_refusal(expr: ast.Expr, profile_only: Callable[[str], bool], active_on_edge: bool) -> str | None:
+    if not active_on_edge:
+        return "AEP evaluates on the edge only with a merge policy that is active on edge (isActiveOnEdge: true)"
     parts = _event_parts(expr)
     if not parts:
         return None
-    if any(isinstance(node, ast.InSegment) for node in expr.walk()):
-        return "AEP evaluates segments of segments on the edge only without event conditions"
+    refusal = _segment_refusal(expr, profile_only, "evaluates on the edge")
+    if refusal is not None:
+        return refusal
     if len(parts) > 1:
         return "AEP evaluates on the edge at most one event condition; this has " + str(len(parts))
-    part = parts[0]
+    part, negated = parts[0]
+    if negated:
+        return "AEP evaluates on the edge one event within 24 hours, not its negation"
     if isinstance(part, ast.Chain):
         if len(part.steps) > 1:
             return "AEP does not evaluate sequences of several events on the edge"
@@ -109,8 +157,6 @@ def _synchronous_refusal(expr: ast.Expr) -> str | None:
             return "AEP evaluates on the edge one event within 24 hours; this step has no such window"
         return None
     return _single_event_refusal(part)
-
-
 def _single_event_refusal(part: ast.Expr) -> str | None:
     if isinstance(part, ast.Aggregate):
         if part.kind is not ast.AggregateKind.COUNT:
@@ -149,7 +195,10 @@ def _within_day(window: ast.TimeWindow) -> bool:
         )
         return size is not None and upper_bounded and near_now and window.amount * size <= _DAY_MS
     if isinstance(window, ast.OnWindow):
-        return isinstance(window.anchor, ast.CurrentTime | ast.StepRef)
+        # "The lookback window is limited to one day": yesterday and tomorrow lie outside it.
+        today = (ast.CurrentTimeKind.TODAY, ast.CurrentTimeKind.NOW)
+        return isinstance(window.anchor, ast.StepRef) or (
+            isinstance(window.anchor, ast.CurrentTime) and window.anchor.kind in today)
     if isinstance(window, ast.PeriodWindow):
         return window.relation is ast.PeriodRelation.THIS and window.unit is ast.TimeUnit.DAY
     return False

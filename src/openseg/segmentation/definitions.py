@@ -13,16 +13,16 @@ from openseg.catalog.service import Scope
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest, Conflict, NotFound
 from openseg.pql import ast, parse
-from openseg.pql.capabilities import evaluation_info
+from openseg.pql.capabilities import evaluation_info, is_profile_only
 from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
 from openseg.profiles import policies
 from openseg.request_fields import optional_object, optional_string, string_list
+from openseg.segmentation.expressions import pql_error, read_expression
 from openseg.store.models import SegmentDefinition, SegmentDefinitionVersion
 from openseg.xdm.schema import Schema
 
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"
-FORMATS = ("pql/text", "pql/json")
 SchemaSource = Callable[[], Schema]
 
 #: The store's columns: a 32-bit ``ttl_in_days`` and a 16-character ``lifecycle_state``.
@@ -37,40 +37,22 @@ class Analysis:
     text: str
     expr: ast.Expr
     references: tuple[str, ...]
-    evaluation_info: dict[str, Any]
-
-
-def pql_error(error: PqlError, field: str = "expression.value") -> BadRequest:
-    """A PQL problem as AEP's 400: the position and what was expected, in the detail and the report."""
-    expected = f"; expected {', '.join(error.expected)}" if error.expected and "expected" not in error.message else ""
-    detail = f"{field}: line {error.line}, column {error.col}: {error.message}{expected}"
-    return BadRequest(detail, field=field, report={"field": field, **error.to_dict()})
 
 
 def analyze(expression: object, schema: Schema, *, field: str = "expression") -> Analysis:
-    """Parse and check an AEP ``expression`` object ``{type: PQL, format, value}``."""
-    if not isinstance(expression, dict):
-        raise BadRequest(f"'{field}' must be an object {{type, format, value}}", field=field)
-    if str(expression.get("type", "PQL")).upper() != "PQL":
-        raise BadRequest(f"'{field}.type' must be PQL", field=f"{field}.type")
-    fmt = expression.get("format", "pql/text")
-    if fmt not in FORMATS:
-        raise BadRequest(f"'{field}.format' must be one of {', '.join(FORMATS)}", field=f"{field}.format")
-    value = expression.get("value")
-    if not isinstance(value, str) or not value.strip():
-        # AEP's pql/json examples carry the PQL text as a string value, and so do we.
-        raise BadRequest(f"'{field}.value' must be a non-empty PQL string", field=f"{field}.value")
+    """Read an AEP ``expression`` object ``{type: PQL, format, value}`` in either format and check it."""
+    read = read_expression(expression, field)
     try:
-        expr = parse(value)
-        check(expr, schema, source=value)
+        check(read.expr, schema, source=read.text)
     except PqlError as error:
-        raise pql_error(error.with_source(value), f"{field}.value") from error
+        raise pql_error(error.with_source(read.text), f"{field}.value",
+                        as_text=read.text if read.from_tree else None) from error
+    expr = read.expr
     references = tuple(
         node.segment_id for node in expr.walk()
         if isinstance(node, ast.InSegment) and node.namespace.lower() == "ups"
     )
-    return Analysis(text=value, expr=expr, references=tuple(dict.fromkeys(references)),
-                    evaluation_info=evaluation_info(expr))
+    return Analysis(text=read.text, expr=expr, references=tuple(dict.fromkeys(references)))
 
 
 def _definitions(session: Session, scope: Scope) -> list[SegmentDefinition]:
@@ -102,6 +84,23 @@ def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
             if child not in path:
                 stack.append((child, path + [child]))
     return None
+
+
+def _eligibility(session: Session, scope: Scope, expr: ast.Expr, policy_id: str) -> dict[str, Any]:
+    """AEP's evaluation types for ``expr`` under the merge policy, knowing which referenced segments are
+    profile only (``inSegment`` of those may stream and go to the edge beside an event)."""
+    by_id = {d.id: d for d in _definitions(session, scope)}
+    known: dict[str, bool] = {}
+
+    def profile_only(segment_id: str) -> bool:
+        if segment_id not in known:
+            known[segment_id] = False  # the dependency graph is acyclic; this only guards the recursion
+            definition = by_id.get(segment_id)
+            known[segment_id] = definition is not None and is_profile_only(parse(definition.pql), profile_only)
+        return known[segment_id]
+
+    policy = policies.get_policy(session, scope, policy_id)
+    return evaluation_info(expr, profile_only=profile_only, active_on_edge=policy.is_active_on_edge)
 
 
 def _evaluation_info(requested: object, computed: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +137,8 @@ def create_definition(session: Session, scope: Scope, body: dict[str, Any], sche
         id=definition_id, org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
         description=optional_string(body, "description"), expression=_expression_json(body["expression"]), pql=analysis.text,
         schema_name=schema_name, merge_policy_id=policy_id, ttl_in_days=ttl,
-        evaluation_info=_evaluation_info(body.get("evaluationInfo"), analysis.evaluation_info),
+        evaluation_info=_evaluation_info(body.get("evaluationInfo"),
+                                         _eligibility(session, scope, analysis.expr, policy_id)),
         labels=string_list(body, "labels"), dependencies=list(analysis.references),
         lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now, updated=now,
     )
@@ -211,18 +211,22 @@ def update_definition(session: Session, scope: Scope, definition_id: str, body: 
         definition.name = name.strip()
     if "description" in body:
         definition.description = optional_string(body, "description")
+    if "mergePolicyId" in body:
+        definition.merge_policy_id = _merge_policy_id(session, scope, body["mergePolicyId"])
+    expr: ast.Expr | None = None
     if "expression" in body and body["expression"] != definition.expression:
         analysis = analyze(body["expression"], schema())
         _check_references(session, scope, definition.id, analysis.references)
         definition.expression = _expression_json(body["expression"])
         definition.pql = analysis.text
         definition.dependencies = list(analysis.references)
-        definition.evaluation_info = _evaluation_info(body.get("evaluationInfo"), analysis.evaluation_info)
-    elif "evaluationInfo" in body:
-        computed = evaluation_info(parse(definition.pql))
-        definition.evaluation_info = _evaluation_info(body["evaluationInfo"], computed)
-    if "mergePolicyId" in body:
-        definition.merge_policy_id = _merge_policy_id(session, scope, body["mergePolicyId"])
+        expr = analysis.expr
+    elif "evaluationInfo" in body or "mergePolicyId" in body:
+        expr = parse(definition.pql)
+    if expr is not None:
+        # AEP recomputes eligibility only for edited definitions; others keep what they had.
+        computed = _eligibility(session, scope, expr, definition.merge_policy_id)
+        definition.evaluation_info = _evaluation_info(body.get("evaluationInfo"), computed)
     if "ttlInDays" in body:
         definition.ttl_in_days = _ttl(body["ttlInDays"])
     if "labels" in body:
