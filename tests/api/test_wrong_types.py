@@ -64,6 +64,9 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
         ("POST", "/data/core/ups/segment/definitions/bulk-get"): {"ids": [{"id": segment}]},
         ("PATCH", f"/data/core/ups/segment/definitions/{segment}"): {**definition, "name": "US again"},
         ("POST", "/data/core/ups/segment/jobs"): [{"segmentId": segment}],
+        ("POST", "/data/core/ups/segment/conversion"): {
+            "name": "converted", "schema": {"name": "_xdm.context.profile"}, "ttlInDays": 60,
+            "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'}},
         ("POST", "/data/core/ups/config/schedules"): {**schedule, "name": "another"},
         ("PATCH", f"/data/core/ups/config/schedules/{schedule_id}"): [
             {"op": "replace", "path": "/properties", "value": {"segments": [segment]}}],
