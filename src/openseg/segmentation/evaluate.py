@@ -99,7 +99,10 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
     Returns:
         The evaluation; its membership is staged, not yet published.
     """
-    has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
+    profile_schema = pq.read_schema(store / PROFILES_FILE)
+    has_path = arrow_paths(profile_schema, pq.read_schema(store / EVENTS_FILE))
+    # Members are counted by the namespace the build stored; the plan carries it to the result.
+    carry = (PRIMARY_NAMESPACE,) if PRIMARY_NAMESPACE in profile_schema.names else ()
     steps, done = 0, 0
 
     def step(name: str) -> None:
@@ -113,7 +116,8 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
         differ = membership.MembershipDiffer(connection, members, previous, [s for s, _ in segments], job_id)
         relation, previous_bits = differ.plan_inputs()
         plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect,
-                             membership=relation if previous_bits is not None else None, has_path=has_path)
+                             membership=relation if previous_bits is not None else None, has_path=has_path,
+                             carry=carry)
         tables: dict[str, TableSource] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
         if previous_bits is not None:
             tables["membership"] = previous_bits
@@ -121,7 +125,7 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
         started = time.perf_counter()
         runs = _materialize(engine, connection, plan, tables, lambda run: step(run.name or FINAL))
         seconds = time.perf_counter() - started
-        qualified, by_namespace = _qualified_counts(connection, store, plan.columns)
+        qualified, by_namespace = _qualified_counts(connection, store, plan.columns, carried=bool(carry))
         query = membership.qualified_from_columns(RESULT, plan.columns, differ.bits, differ.words)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
         counts = differ.diff(as_of, qualified)
@@ -147,17 +151,21 @@ def _materialize(engine: Engine, connection: duckdb.DuckDBPyConnection, plan: Pl
     return runs
 
 
-def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, columns: Mapping[str, str]
-                      ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, columns: Mapping[str, str],
+                      carried: bool = False) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Per segment, the qualifying profiles, in total and by primary-identity namespace, in one grouped
-    pass over the result joined with each profile's namespace."""
+    pass over the result (which carries each profile's namespace, or is joined with it)."""
     counted = [exp.alias_(exp.func("count_if", exp.column(column, table="r", quoted=True)), f"n{index}")
                for index, column in enumerate(columns.values())]
-    namespaces = _namespaces(store)
-    query = (exp.select(exp.column("namespace", table="ns"), *counted)
-             .from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
-             .join(namespaces.subquery("ns"), using=["_profile_id"], join_type="left")
-             .group_by(exp.column("namespace", table="ns")))
+    if carried:
+        namespace = exp.column(PRIMARY_NAMESPACE, table="r", quoted=True)
+        query = (exp.select(namespace, *counted).from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
+                 .group_by(namespace.copy()))
+    else:
+        query = (exp.select(exp.column("namespace", table="ns"), *counted)
+                 .from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
+                 .join(_namespaces(store).subquery("ns"), using=["_profile_id"], join_type="left")
+                 .group_by(exp.column("namespace", table="ns")))
     qualified = dict.fromkeys(columns, 0)
     by_namespace: dict[str, dict[str, int]] = {segment_id: {} for segment_id in columns}
     for namespace, *numbers in connection.execute(query.sql("duckdb")).fetchall():

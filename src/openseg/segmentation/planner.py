@@ -144,6 +144,7 @@ def plan_segments(
     membership: MembershipRelation | None = None,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
     has_path: PathCheck | None = None,
+    carry: Sequence[str] = (),
 ) -> Plan:
     """Plan the evaluation of several segments in one query.
 
@@ -156,6 +157,8 @@ def plan_segments(
         map_paths: Profile paths whose type is a map.
         has_path: Whether the data holds a field (see ``compile_expression``); fields it never held
             read as null. ``arrow_paths`` builds one from the stores' Arrow schemas.
+        carry: Profile columns the result also returns, after the segments' (e.g. the namespace a
+            job counts members by, which then needs no second read of the profiles).
 
     Returns:
         The plan.
@@ -209,7 +212,8 @@ def plan_segments(
                 exp.alias_(exp.to_table(f"level{index}"), PROFILE_ALIAS, table=True), copy=False)
     final = exp.select(exp.column(ID, table=PROFILE_ALIAS), *(
         exp.column(columns[segment_id], table=PROFILE_ALIAS) for segment_id, _ in segments
-    ), copy=False).from_(exp.alias_(exp.to_table(f"level{len(levels) - 1}"), PROFILE_ALIAS, table=True), copy=False)
+    ), *(exp.column(name, table=PROFILE_ALIAS, quoted=True) for name in carry), copy=False).from_(
+        exp.alias_(exp.to_table(f"level{len(levels) - 1}"), PROFILE_ALIAS, table=True), copy=False)
     for name, cte in ctes:
         final.with_(name, as_=cte, copy=False)
     # The one-statement form: the same final query with every stage as a CTE before the levels.
