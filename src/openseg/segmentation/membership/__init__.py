@@ -16,7 +16,7 @@ from openseg.segmentation.membership.differ import (
     qualified_from_columns,
 )
 from openseg.segmentation.membership.encode import LONG_FORM_SCHEMA, import_long_form, relation_from_long_form
-from openseg.segmentation.membership.layout import HISTORY_SCHEMA, State
+from openseg.segmentation.membership.layout import State
 from openseg.segmentation.membership.rule import IN_STATUSES, PairState, Transition, transition
 from openseg.segmentation.membership.store import BitsRelation, MembershipStore, write_atomically
 
@@ -38,7 +38,6 @@ def publish(staged: StagedMembership) -> None:
 
 
 __all__ = [
-    "HISTORY_SCHEMA",
     "IN_STATUSES",
     "LONG_FORM_SCHEMA",
     "QUALIFIED",

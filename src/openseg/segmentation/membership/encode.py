@@ -12,7 +12,15 @@ import duckdb
 import pyarrow as pa
 
 from openseg.segmentation.membership.differ import StagedFile
-from openseg.segmentation.membership.layout import SegmentBit, State, in_column, mask_of, new_column, word_of
+from openseg.segmentation.membership.layout import (
+    SegmentBit,
+    State,
+    in_column,
+    mask_of,
+    new_column,
+    word_of,
+    words_for,
+)
 from openseg.segmentation.membership.store import BitsRelation, MembershipStore, write_atomically
 
 LONG_FORM_SCHEMA = pa.schema([
@@ -29,7 +37,7 @@ def _bits(long_form: pa.Table, segment_ids: Sequence[str] | None = None) -> dict
 
 
 def _snapshot(con: duckdb.DuckDBPyConnection, bits: dict[str, int], with_new: bool) -> pa.Table:
-    words = max(1, -(-len(bits) // 63))
+    words = words_for(len(bits))
     con.register("bits_arrow", pa.table({"segment_id": list(bits), "bit": pa.array(list(bits.values()), pa.int32()),
                                          "word": pa.array([word_of(b) for b in bits.values()], pa.int32()),
                                          "mask": pa.array([mask_of(b) for b in bits.values()], pa.int64())}))

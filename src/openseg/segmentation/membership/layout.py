@@ -31,19 +31,6 @@ FORMAT_VERSION = 1
 #: Bits per word: a BIGINT's 63 value bits, so that no engine sees a sign or needs unsigned types.
 WORD_BITS = 63
 
-PAIRS_SCHEMA = pa.schema([
-    ("_profile_id", pa.string()),
-    ("bit", pa.int32()),
-    ("status", pa.string()),
-    ("lastQualificationTime", pa.timestamp("us", tz="UTC")),
-])
-HISTORY_SCHEMA = pa.schema([
-    ("segment_id", pa.string()),
-    ("_profile_id", pa.string()),
-    ("event", pa.string()),
-    ("at", pa.timestamp("us", tz="UTC")),
-    ("job_id", pa.string()),
-])
 CHANGES_SCHEMA = pa.schema([
     ("_profile_id", pa.string()),
     ("segment_id", pa.string()),

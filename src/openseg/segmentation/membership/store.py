@@ -8,7 +8,9 @@ below; streaming and edge through :meth:`MembershipStore.apply`.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
+import functools
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,13 +22,14 @@ from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.segmentation.membership.layout import (
     CHANGES_SCHEMA,
-    PAIRS_SCHEMA,
     State,
+    bit_set,
     in_column,
     mask_of,
     new_column,
@@ -49,11 +52,7 @@ class BitsRelation:
 
     def member(self, segment_id: str, alias: str) -> exp.Expr | None:
         bit = self.segments.get(segment_id)
-        if bit is None:
-            return None
-        return exp.NEQ(this=exp.paren(exp.BitwiseAnd(this=exp.column(in_column(word_of(bit)), table=alias),
-                                                     expression=exp.Literal.number(mask_of(bit)))),
-                       expression=exp.Literal.number(0))
+        return None if bit is None else bit_set(in_column(word_of(bit)), bit, alias)
 
 
 class MembershipStore:
@@ -124,8 +123,7 @@ class MembershipStore:
             by_bit = {b.bit: (s, b) for s, b in state.segments.items()}
             snapshot = state.snapshot_path
             if snapshot is not None:
-                rows = pq.read_table(snapshot, filters=[("_profile_id", "in", list(profile_ids))]).to_pylist()
-                for row in rows:
+                for row in rows_of(snapshot, profile_ids):
                     for bit, (segment_id, entry) in by_bit.items():
                         word = row.get(in_column(word_of(bit)))
                         if word is None or not word & mask_of(bit) or entry.evaluated_at is None:
@@ -135,11 +133,11 @@ class MembershipStore:
                             "realized" if fresh else "existing", entry.evaluated_at)
             pairs = state.pairs_path
             if pairs is not None:
-                for row in pq.read_table(pairs, filters=[("_profile_id", "in", list(profile_ids))]).to_pylist():
+                for row in rows_of(pairs, profile_ids):
                     segment_id, _ = by_bit[row["bit"]]
                     result[row["_profile_id"]][segment_id] = PairState(row["status"], row["lastQualificationTime"])
         for _, path in self.changes(state):
-            for row in pq.read_table(path, filters=[("_profile_id", "in", list(profile_ids))]).to_pylist():
+            for row in rows_of(path, profile_ids):
                 result[row["_profile_id"]][row["segment_id"]] = PairState(row["status"],
                                                                           row["lastQualificationTime"])
         return result
@@ -222,6 +220,42 @@ class MembershipStore:
         return removed
 
 
+@dataclass(frozen=True)
+class _Indexed:
+    """An open Parquet file sorted by ``_profile_id`` and each row group's first id."""
+
+    file: pq.ParquetFile
+    firsts: list[str]
+
+
+@functools.lru_cache(maxsize=32)
+def _indexed(path: str, _mtime_ns: int, _size: int) -> _Indexed:
+    # Keyed by mtime and size as well: a retried job republishes a file under the same name.
+    file = pq.ParquetFile(path)
+    metadata = file.metadata
+    column = metadata.schema.names.index("_profile_id")
+    firsts = []
+    for index in range(metadata.num_row_groups):
+        statistics = metadata.row_group(index).column(column).statistics
+        firsts.append(statistics.min if statistics is not None and statistics.has_min_max else "")
+    return _Indexed(file, firsts)
+
+
+def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of a membership file (sorted by ``_profile_id``) that belong to ``profile_ids``, reading
+    only the row groups that can hold them (a few thousand rows each: a lookup costs milliseconds)."""
+    stat = path.stat()
+    indexed = _indexed(str(path), stat.st_mtime_ns, stat.st_size)
+    groups = sorted({max(bisect.bisect_right(indexed.firsts, p) - 1, 0) for p in profile_ids}) \
+        if indexed.firsts else []
+    if not groups:
+        return []
+    table = indexed.file.read_row_groups(groups)
+    wanted = pa.array(list(profile_ids), pa.string())
+    rows: list[dict[str, Any]] = table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
+    return rows
+
+
 def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequence[str] | None = None) -> str:
     """The query behind :meth:`MembershipStore.register_long_form` (DuckDB)."""
     empty = ("SELECT NULL::VARCHAR AS _profile_id, NULL::VARCHAR AS segment_id, NULL::VARCHAR AS status, "
@@ -280,12 +314,9 @@ def write_atomically(table: pa.Table | _Staged, path: Path) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial, compression="zstd")
+    pq.write_table(table, partial, compression="zstd", row_group_size=8192)
     os.replace(partial, path)
 
-
-def empty_pairs() -> pa.Table:
-    return PAIRS_SCHEMA.empty_table()
 
 
 __all__ = ["IN_STATUSES", "REALIZED", "BitsRelation", "MembershipStore", "long_form_sql", "write_atomically"]
