@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from openseg.pql import ast, parse, to_text
 from openseg.pql.errors import PqlError
 from openseg.pql.json_tree import JsonTreeError, from_json, from_json_text, to_json, to_json_text
+from openseg.pql.limits import duration_too_long
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "pql" / "corpus.pql"
 
@@ -211,14 +212,18 @@ def test_invalid_json_names_line_and_column() -> None:
 _NAMES = st.sampled_from(["homeAddress", "country", "loyalty", "points", "_tenant", "and", "select", "seg-1", "now"])
 _PATHS = st.lists(_NAMES, min_size=1, max_size=3).map(lambda s: ast.FieldPath(ast.Root.PROFILE, tuple(s)))
 _UNITS = st.sampled_from(list(ast.TimeUnit))
+#: Durations within the language's limit of 10,000 years (99 millennia would be refused at construction).
+_DURATIONS = st.tuples(st.integers(0, 99), _UNITS).filter(
+    lambda pair: not duration_too_long(pair[0], pair[1].value)).map(lambda pair: ast.Duration(*pair))
+_AMOUNTS_400 = st.tuples(st.integers(0, 400), _UNITS).filter(lambda pair: not duration_too_long(pair[0], pair[1].value))
 _ANCHORS = st.one_of(
     st.sampled_from([ast.CurrentTime(kind) for kind in ast.CurrentTimeKind]), _PATHS,
     st.dates(min_value=dt.date(1900, 1, 1)).map(ast.DateLiteral),
     st.datetimes(min_value=dt.datetime(1900, 1, 1), timezones=st.just(dt.UTC)).map(ast.DateTimeLiteral),
 )
 _WINDOWS = st.one_of(
-    st.builds(ast.RelativeWindow, st.sampled_from(list(ast.CompareOp)), st.integers(0, 400), _UNITS,
-              st.sampled_from(list(ast.Direction)), _ANCHORS),
+    st.builds(lambda op, amount_unit, direction, anchor: ast.RelativeWindow(op, *amount_unit, direction, anchor),
+              st.sampled_from(list(ast.CompareOp)), _AMOUNTS_400, st.sampled_from(list(ast.Direction)), _ANCHORS),
     st.builds(ast.PointWindow, st.sampled_from(list(ast.Direction)), _ANCHORS),
     st.builds(ast.OnWindow, _ANCHORS),
     st.builds(ast.BetweenWindow, _ANCHORS, _ANCHORS),
@@ -228,7 +233,7 @@ _WINDOWS = st.one_of(
 _LEAVES = st.one_of(
     _PATHS, st.text(max_size=6).map(ast.StringLiteral), st.integers(-10**6, 10**6).map(ast.NumberLiteral),
     st.integers(-10**4, 10**4).map(lambda n: ast.NumberLiteral(n / 8)), st.booleans().map(ast.BooleanLiteral),
-    st.just(ast.NullLiteral()), _ANCHORS, st.builds(ast.Duration, st.integers(0, 99), _UNITS),
+    st.just(ast.NullLiteral()), _ANCHORS, _DURATIONS,
     st.builds(ast.InSegment, st.text("ab-1", min_size=1, max_size=4), st.sampled_from(["ups", "aam"])),
 )
 _CALLS = [("lower", 0), ("equals", 1), ("startsWith", 2), ("abs", 0), ("getYear", 0), ("regexGroup", 2),
