@@ -21,14 +21,9 @@ from openseg.segmentation.membership.rule import IN_STATUSES, PairState, Transit
 from openseg.segmentation.membership.store import BitsRelation, MembershipStore, write_atomically
 
 
-def membership_root(home: Path, sandbox_id: str, policy_id: str) -> Path:
-    """The membership directory of a (sandbox, merge policy)."""
-    return home / "membership" / sandbox_id / policy_id
-
-
 def store_for(home: Path, sandbox_id: str, policy_id: str) -> MembershipStore:
     """The membership store of a (sandbox, merge policy) under ``home``."""
-    return MembershipStore(membership_root(home, sandbox_id, policy_id))
+    return MembershipStore(home / "membership" / sandbox_id / policy_id)
 
 
 def publish(staged: StagedMembership) -> None:
@@ -50,7 +45,6 @@ __all__ = [
     "State",
     "Transition",
     "import_long_form",
-    "membership_root",
     "publish",
     "qualified_from_columns",
     "relation_from_long_form",

@@ -35,7 +35,7 @@ from openseg.segmentation.membership.layout import (
     new_column,
     word_of,
 )
-from openseg.segmentation.membership.rule import IN_STATUSES, REALIZED, PairState, transition
+from openseg.segmentation.membership.rule import PairState, transition
 
 _CHANGE_FILE = re.compile(r"^(\d{12})\.parquet$")
 
@@ -316,7 +316,3 @@ def write_atomically(table: pa.Table | _Staged, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
     pq.write_table(table, partial, compression="zstd", row_group_size=8192)
     os.replace(partial, path)
-
-
-
-__all__ = ["IN_STATUSES", "REALIZED", "BitsRelation", "MembershipStore", "long_form_sql", "write_atomically"]
