@@ -32,7 +32,7 @@ from openseg.segmentation.membership.layout import (
     new_column,
     word_of,
 )
-from openseg.segmentation.membership.store import BitsRelation, MembershipStore
+from openseg.segmentation.membership.store import BitsRelation, MembershipStore, read_parquet
 
 #: Relations the differ creates in its connection.
 PREV_BITS, PREV_PAIRS, MERGED, TRANSITIONS, JOB_BITS = (
@@ -149,11 +149,11 @@ class MembershipDiffer:
             present = set(pq.read_schema(snapshot).names)
             columns = ", ".join(f"{c} AS {c}" if c in present else f"0::BIGINT AS {c}"
                                 for k in range(self.words) for c in (in_column(k), new_column(k)))
-            source = f"SELECT _profile_id, {columns} FROM {_parquet(snapshot)}"
+            source = f"SELECT _profile_id, {columns} FROM {read_parquet(snapshot)}"
         else:
             columns = ", ".join(f"0::BIGINT AS {c}" for k in range(self.words) for c in (in_column(k), new_column(k)))
             source = f"SELECT NULL::VARCHAR AS _profile_id, {columns} WHERE false"
-        pairs_source = (f"SELECT _profile_id, bit, status, lastQualificationTime FROM {_parquet(pairs)}"
+        pairs_source = (f"SELECT _profile_id, bit, status, lastQualificationTime FROM {read_parquet(pairs)}"
                         if pairs is not None else
                         "SELECT NULL::VARCHAR AS _profile_id, NULL::INTEGER AS bit, NULL::VARCHAR AS status, "
                         "NULL::TIMESTAMPTZ AS lastQualificationTime WHERE false")
@@ -319,8 +319,3 @@ def qualified_from_columns(result: str, columns: Mapping[str, str], bits: Mappin
     inner = exp.select(exp.column("_profile_id"), *packed).from_(exp.to_table(result))
     any_in = exp.or_(*(exp.column(f"q_{k}").neq(exp.Literal.number(0)) for k in range(words)))
     return exp.select("*").from_(inner.subquery("packed")).where(any_in)
-
-
-def _parquet(path: Path) -> str:
-    return exp.func("read_parquet", exp.Literal.string(str(path))).sql("duckdb")
-

@@ -256,6 +256,11 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def read_parquet(path: Path) -> str:
+    """``read_parquet('path')`` for DuckDB, the path a literal built by sqlglot."""
+    return exp.func("read_parquet", exp.Literal.string(str(path))).sql("duckdb")
+
+
 def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequence[str] | None = None) -> str:
     """The query behind :meth:`MembershipStore.register_long_form` (DuckDB)."""
     empty = ("SELECT NULL::VARCHAR AS _profile_id, NULL::VARCHAR AS segment_id, NULL::VARCHAR AS status, "
@@ -266,7 +271,7 @@ def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequ
         chosen = {s: b for s, b in state.segments.items() if wanted is None or s in wanted}
         snapshot, pairs = state.snapshot_path, state.pairs_path
         if snapshot is not None:
-            source = exp.func("read_parquet", exp.Literal.string(str(snapshot))).sql("duckdb")
+            source = read_parquet(snapshot)
             for segment_id, entry in sorted(chosen.items()):
                 if entry.evaluated_at is None:
                     continue
@@ -281,7 +286,7 @@ def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequ
         if pairs is not None and chosen:
             names = " UNION ALL ".join(f"SELECT {b.bit} AS bit, {exp.Literal.string(s).sql('duckdb')} AS segment_id"
                                        for s, b in chosen.items())
-            source = exp.func("read_parquet", exp.Literal.string(str(pairs))).sql("duckdb")
+            source = read_parquet(pairs)
             explicit = (f"SELECT x._profile_id, n.segment_id, x.status, x.lastQualificationTime, x.bit "
                         f"FROM {source} x JOIN ({names}) n USING (bit)")
             derived = (f"SELECT d.* FROM ({derived}) d ANTI JOIN ({explicit}) e USING (_profile_id, bit) "
