@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
 from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
-from tests.api.flows import event, person
+from openseg.segmentation.membership import MembershipStore
+from tests.api.flows import event, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_segment_jobs import load_people, run_job
 from tests.conftest import make_org
@@ -62,3 +65,86 @@ def test_spark_engine_matches_duckdb(tmp_path: Path) -> None:
     assert _stages(spark_ids, on_spark) == {name: [(stage, rows, None) for stage, rows, _ in stages]
                                             for name, stages in _stages(ids, on_duckdb).items()}
     assert all(c["seconds"] > 0 for c in on_spark["openseg:segmentCost"].values())
+
+
+T1, T2 = 1_790_000_000_000, 1_790_086_400_000  # two evaluation times, a day apart (ms)
+
+
+def _membership_of_two_jobs(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Two jobs on ``engine`` (the second after two people moved out of the US, one moved in and one
+    arrived; it leaves "US" out and adds a segment reading "US" from the first job's membership), and the
+    membership files they left, with segment and job ids replaced by names so that two runs compare."""
+    home = tmp_path / engine
+    settings = Settings(home=home, database_url=f"sqlite:///{home}/openseg.db", lake=home / "lake", engine=engine)
+    services = build_services(settings)
+    org = make_org(services)
+    clock = [T1]
+    monkeypatch.setattr("openseg.segmentation.runner.now_ms", lambda: clock[0])
+    assert services.worker is not None
+    drain = services.worker.run_until_idle
+    with TestClient(create_app(services, run_worker=False)) as client:
+        people = load_people(client, org, drain, [person(i) for i in range(8)], [event(i, i % 5) for i in range(20)])
+        names = {define(client, org, name, pql)["id"]: name for name, pql in EXPRESSIONS.items()}
+        first = run_job(client, org, drain, *names)["id"]
+        moved = [person(i, homeAddress={"country": "FR", "city": "Paris"}) for i in (1, 3)] + [
+            person(0, homeAddress={"country": "US", "city": "Boston"}), person(9)]
+        upload_batch(client, org.headers(), people, {"people.json": json_lines(moved)})
+        drain()
+        us = next(segment_id for segment_id, name in names.items() if name == "US")
+        names[define(client, org, "US then", f'inSegment("{us}") and homeAddress.country = "FR"')["id"]] = "US then"
+        clock[0] = T2
+        second = run_job(client, org, drain, *(segment_id for segment_id in names if segment_id != us))["id"]
+    services.db.dispose()
+    jobs = {first: "job 1", second: "job 2"}
+    [root] = (home / "membership").glob("*/*")
+
+    def rows(path: Path) -> list[dict[str, Any]]:
+        table = pq.read_table(path)
+        named = [{key: names.get(value, jobs.get(value, value)) if key in ("segment_id", "job_id") else value
+                  for key, value in row.items()} for row in table.to_pylist()]
+        return sorted(named, key=lambda row: [str(value) for value in row.values()])
+
+    files: dict[str, Any] = {}
+    for job_id, job in jobs.items():
+        state = json.loads((root / "states" / f"{job_id}.json").read_text())
+        files[job] = {
+            "layout": {kind: (root / kind / f"{job_id}.parquet").is_dir() for kind in ("snapshots", "pairs", "history")},
+            "schemas": {kind: [(f.name, str(f.type)) for f in pq.read_schema(next(iter(_parts(root / kind / f"{job_id}.parquet"))))]
+                        for kind in ("snapshots", "pairs", "history")},
+            "snapshot": rows(root / "snapshots" / f"{job_id}.parquet"),
+            "pairs": rows(root / "pairs" / f"{job_id}.parquet"),
+            "history": rows(root / "history" / f"{job_id}.parquet"),
+            "segments": {names[s]: entry for s, entry in state["segments"].items()},
+        }
+    # Lookups (``/access/entities``) read either layout.
+    last = MembershipStore(root).state(str(root / "states" / f"{second}.json"))
+    profiles = sorted({row["_profile_id"] for row in files["job 2"]["snapshot"]} | {"nobody"})
+    files["lookup"] = {p: {names[s]: pair for s, pair in segments.items()}
+                       for p, segments in MembershipStore(root).lookup(last, profiles).items()}
+    return files
+
+
+def _parts(path: Path) -> list[Path]:
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_spark_writes_the_same_membership_files_as_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    on_duckdb = _membership_of_two_jobs(tmp_path, "duckdb", monkeypatch)
+    on_spark = _membership_of_two_jobs(tmp_path, "spark", monkeypatch)
+    # DuckDB writes one file per result; Spark's executors write a directory of part files.
+    assert on_duckdb["job 2"]["layout"] == {"snapshots": False, "pairs": False, "history": False}
+    assert on_spark["job 2"]["layout"] == {"snapshots": True, "pairs": True, "history": True}
+    for job in ("job 1", "job 2"):
+        for part in ("schemas", "snapshot", "pairs", "history", "segments"):
+            assert on_spark[job][part] == on_duckdb[job][part], (job, part)
+    assert on_spark["lookup"] == on_duckdb["lookup"] and len(on_duckdb["lookup"]) == 9
+    assert on_duckdb["lookup"]["nobody"] == {}
+    # The second job: people 1 and 3 left the US (and, still US members in the first job's membership, entered
+    # "US then"), person 0 moved in; the files hold entries, the exit and its pair.
+    history = on_duckdb["job 2"]["history"]
+    assert sorted((row["segment_id"], row["event"]) for row in history) == [
+        ("US then", "entered"), ("US then", "entered"), ("not US", "entered"), ("not US", "entered"),
+        ("not US", "exited")]
+    assert [row["status"] for row in on_duckdb["job 2"]["pairs"]] == ["exited"]

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from openseg.engines.duckdb import DuckDBEngine
 from openseg.segmentation import membership
 from openseg.segmentation.membership import MembershipStore, PairState, State, transition
 
@@ -28,11 +29,11 @@ def run_job(store: MembershipStore, previous: State | None, qualifies: Mapping[s
     result = pa.table({"_profile_id": pa.array(profiles, pa.string()),
                        **{column: pa.array([s in qualifies[p] for p in profiles], pa.bool_())
                           for s, column in columns.items()}})
-    with duckdb.connect() as con:
-        differ = membership.MembershipDiffer(con, store, previous, segments, job)
-        con.register("result", result)
-        query = membership.qualified_from_columns("result", columns, differ.bits, differ.words)
-        con.execute(f"CREATE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
+    with DuckDBEngine(threads=1).workspace() as workspace:
+        differ = membership.MembershipDiffer(workspace, store, previous, segments, job)
+        workspace.register("result", result)
+        workspace.define(membership.QUALIFIED,
+                         membership.qualified_from_columns("result", columns, differ.bits, differ.words))
         counts = differ.diff(at, {s: sum(s in q for q in qualifies.values()) for s in segments})
         staged = differ.stage(job)
     membership.publish(staged)

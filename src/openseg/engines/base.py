@@ -1,8 +1,10 @@
-"""The engine interface: run one compiled sqlglot plan over named relations, get Arrow back.
+"""The engine interface: run compiled sqlglot plans over named relations.
 
-An engine knows three things: its name, the sqlglot dialect it renders plans in, and how to
-register a relation (a Parquet path or an in-memory Arrow table) under a name before running.
-Everything else (planning, compiling PQL) is engine-neutral and lives elsewhere.
+An engine knows its name, the sqlglot dialect it renders plans in, and how to run them. A one-off query
+(a preview) goes through :meth:`Engine.run`; a job's whole work goes through a :class:`Workspace`, where
+relations (Parquet files, Arrow tables, materialised results) live between statements and results are
+written to Parquet by the engine itself, so that nothing per-profile passes through the caller. What the
+statements say (planning, compiling PQL, the membership diff) is engine-neutral and lives elsewhere.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import abc
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeAlias
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
-#: A relation the plan reads: a Parquet file/directory path or an Arrow table already in memory.
-TableSource: TypeAlias = str | os.PathLike[str] | pa.Table
+#: A relation the plan reads: a Parquet file or directory path, several Parquet files read as one, or an
+#: Arrow table already in memory.
+TableSource: TypeAlias = str | os.PathLike[str] | tuple[str, ...] | pa.Table
 #: A plan in stages: (name, query) pairs, each query reading the relations and the stages before it.
 Stages: TypeAlias = Sequence[tuple[str, exp.Query]]
 
@@ -60,6 +66,90 @@ class NotSupportedOnEngine(Exception):
         self.reason = reason
         message = f"{construct} is not supported on {engine}"
         super().__init__(f"{message}: {reason}" if reason else message)
+
+
+class Workspace(abc.ABC):
+    """Where one job's statements run, one after the other, on one engine.
+
+    Relations registered or materialised here stay readable by name until the workspace closes
+    (DuckDB: temporary tables of one connection; Spark: cached temporary views). Statements are sqlglot
+    expressions that the workspace renders in its engine's dialect; results the caller needs whole are
+    small (counts), everything per-profile stays in the engine or is written to Parquet by it.
+    """
+
+    #: The sqlglot dialect statements are rendered in.
+    dialect: str = ""
+
+    @abc.abstractmethod
+    def register(self, name: str, source: TableSource) -> None:
+        """Make ``source`` readable as ``name`` (read where it lies, not copied)."""
+
+    @abc.abstractmethod
+    def materialize(self, name: str, query: exp.Query) -> None:
+        """Compute ``query`` once and keep its result as ``name``."""
+
+    def define(self, name: str, query: exp.Query) -> None:
+        """Make ``query`` readable as ``name``, computed where it is read (a view). By default, materialised."""
+        self.materialize(name, query)
+
+    @abc.abstractmethod
+    def fetch(self, query: exp.Query) -> pa.Table:
+        """Run ``query`` and return its (small) result."""
+
+    @abc.abstractmethod
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+        """Write ``query``'s result, in its order, to Parquet (zstd) at ``path``: one file, or a directory of
+        part files where the engine writes in parallel. ``row_group_rows`` asks for small row groups (point
+        lookups read one); engines that size groups in bytes approximate it."""
+
+    def materialize_staged(self, stages: Stages, final: exp.Query, name: str,
+                           on_stage: StageCallback | None = None) -> list[StageRun]:
+        """Materialise each stage under its name, then ``final`` as ``name``, measuring each and calling
+        ``on_stage`` after each (an exception it raises stops the run).
+
+        Returns:
+            One ``StageRun`` per stage, then one for ``final`` (named ``""``).
+        """
+        runs: list[StageRun] = []
+        for stage, query in [*stages, ("", final)]:
+            started = time.perf_counter()
+            self.materialize(stage or name, query)
+            rows = self.count(stage or name)
+            runs.append(StageRun(stage, time.perf_counter() - started, rows))
+            if on_stage is not None:
+                on_stage(runs[-1])
+        return runs
+
+    def count(self, name: str) -> int:
+        """Rows of the relation ``name``."""
+        result = self.fetch(exp.select(exp.func("count", exp.Star()).as_("n")).from_(exp.to_table(name)))
+        return int(result.column(0)[0].as_py() or 0)
+
+    def render(self, query: exp.Expr) -> str:
+        return query.sql(dialect=self.dialect)
+
+
+class ArrowWorkspace(Workspace):
+    """The workspace of an engine that only runs single queries (:meth:`Engine.run`): every materialised
+    result comes back as Arrow and is handed to the next statement. Correct on any engine, but it holds
+    results in this process; DuckDB and Spark keep them in the engine instead."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.relations: dict[str, TableSource] = {}
+
+    def register(self, name: str, source: TableSource) -> None:
+        self.relations[name] = source
+
+    def materialize(self, name: str, query: exp.Query) -> None:
+        self.relations[name] = self.fetch(query)
+
+    def fetch(self, query: exp.Query) -> pa.Table:
+        return self.engine.run(query, self.relations)
+
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+        pq.write_table(self.fetch(query), path, compression="zstd", row_group_size=row_group_rows)
 
 
 class Engine(abc.ABC):
@@ -114,6 +204,11 @@ class Engine(abc.ABC):
             if on_stage is not None:
                 on_stage(runs[-1])
         return result, runs
+
+    @contextmanager
+    def workspace(self) -> Iterator[Workspace]:
+        """A workspace for one job's statements, released when the ``with`` block ends."""
+        yield ArrowWorkspace(self)
 
     @abc.abstractmethod
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:

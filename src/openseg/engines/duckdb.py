@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource
+from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource, Workspace
 
 
 def parquet_glob(source: str | os.PathLike[str]) -> str:
@@ -56,6 +57,13 @@ class DuckDBEngine(Engine):
         # terminal (or into its log).
         connection.execute("SET enable_progress_bar = false")
         return connection
+
+    @contextmanager
+    def workspace(self) -> Iterator[DuckDBWorkspace]:
+        """One connection for the job: its relations are temporary tables and views of that connection."""
+        with self.connect() as connection:
+            connection.execute("SET TimeZone = 'UTC'")
+            yield DuckDBWorkspace(self, connection)
 
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
         with self.connect() as connection:
@@ -110,6 +118,41 @@ class DuckDBEngine(Engine):
         return runs
 
 
+class DuckDBWorkspace(Workspace):
+    """A job's statements on one DuckDB connection: results stay in it as temporary tables, and COPY writes
+    the files."""
+
+    dialect = "duckdb"
+
+    def __init__(self, engine: DuckDBEngine, connection: duckdb.DuckDBPyConnection) -> None:
+        self.engine = engine
+        self.connection = connection
+
+    def register(self, name: str, source: TableSource) -> None:
+        _register(self.connection, name, source)
+
+    def materialize(self, name: str, query: exp.Query) -> None:
+        self.connection.execute(_create_temp(name, query).sql(dialect=self.dialect))
+
+    def define(self, name: str, query: exp.Query) -> None:
+        view = exp.Create(this=exp.to_table(name), kind="VIEW", expression=query, replace=True,
+                          properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+        self.connection.execute(view.sql(dialect=self.dialect))
+
+    def fetch(self, query: exp.Query) -> pa.Table:
+        return self.connection.sql(self.render(query)).to_arrow_table()
+
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+        size = f", ROW_GROUP_SIZE {int(row_group_rows)}" if row_group_rows else ""
+        # The target is a bound parameter, never spliced into the statement.
+        self.connection.execute(f"COPY ({self.render(query)}) TO $target (FORMAT parquet, COMPRESSION zstd{size})",
+                                {"target": str(path)})
+
+    def materialize_staged(self, stages: Stages, final: exp.Query, name: str,
+                           on_stage: StageCallback | None = None) -> list[StageRun]:
+        return self.engine.materialize_staged(self.connection, stages, final, {}, name, on_stage)
+
+
 def _create_temp(name: str, query: exp.Query) -> exp.Create:
     return exp.Create(this=exp.to_table(name), kind="TABLE", expression=query, replace=True,
                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
@@ -119,13 +162,11 @@ def _register(connection: duckdb.DuckDBPyConnection, name: str, source: TableSou
     if isinstance(source, pa.Table):
         connection.register(name, source)
         return
+    files: exp.Expr = (exp.convert([parquet_glob(path) for path in source]) if isinstance(source, tuple)
+                       else exp.Literal.string(parquet_glob(source)))
     # Built with sqlglot so that neither the relation name nor the path is spliced into SQL text.
     read = exp.select(exp.Star()).from_(
-        exp.func(
-            "read_parquet",
-            exp.Literal.string(parquet_glob(source)),
-            exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-        )
+        exp.func("read_parquet", files, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()))
     )
     view = exp.Create(this=exp.to_table(name), kind="VIEW", expression=read, replace=True)
     connection.execute(view.sql(dialect="duckdb"))

@@ -11,15 +11,20 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource
+from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource, Workspace
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Bytes per row group Spark writes when a file is asked for ``row_group_rows`` rows (Spark sizes groups
+#: in bytes): membership rows are a profile id and a few 64-bit words.
+_BYTES_PER_ROW = 64
 
 #: Session settings. ANSI mode is off on purpose: PQL is two-valued and total, so an overflow,
 #: a bad cast or a missing array index must yield NULL (then false), never abort the whole job.
@@ -31,6 +36,9 @@ SESSION_CONFIG: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.ansi.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Timestamps in the files executors write are plain UTC microseconds, as DuckDB and pyarrow write them
+    # (Spark's default, INT96, is a legacy encoding other readers treat differently).
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
@@ -120,19 +128,74 @@ class SparkEngine(Engine):
                     frame.unpersist()
 
     @contextmanager
+    def workspace(self) -> Iterator[SparkWorkspace]:
+        """The shared session for one job: its relations are temporary views (materialised ones cached),
+        dropped at the end. Temporary views are session-global, so the job has the session to itself."""
+        spark = get_spark_session(self.master)
+        with self._run_lock:
+            workspace = SparkWorkspace(spark)
+            try:
+                yield workspace
+            finally:
+                workspace.close()
+
+    @contextmanager
     def _views(self, tables: Mapping[str, TableSource]) -> Iterator[SparkSession]:
         """The shared session with ``tables`` registered as temporary views, for one run at a time."""
         spark = get_spark_session(self.master)
         with self._run_lock:
             for name, source in tables.items():
-                frame = (
-                    spark.createDataFrame(source)
-                    if isinstance(source, pa.Table)
-                    else spark.read.option("mergeSchema", "true").parquet(str(source))
-                )
-                frame.createOrReplaceTempView(name)
+                _frame(spark, source).createOrReplaceTempView(name)
             try:
                 yield spark
             finally:
                 for name in tables:
                     spark.catalog.dropTempView(name)
+
+
+class SparkWorkspace(Workspace):
+    """A job's statements on the shared session: materialised results are cached views on the executors,
+    and the executors write the files (a directory of part files per result); only counts come back."""
+
+    dialect = "spark"
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self._views: list[str] = []
+        self._cached: list[DataFrame] = []
+
+    def register(self, name: str, source: TableSource) -> None:
+        _frame(self.spark, source).createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def materialize(self, name: str, query: exp.Query) -> None:
+        frame = self.spark.sql(self.render(query)).cache()
+        self._cached.append(frame)
+        frame.createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def define(self, name: str, query: exp.Query) -> None:
+        self.spark.sql(self.render(query)).createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def fetch(self, query: exp.Query) -> pa.Table:
+        return self.spark.sql(self.render(query)).toArrow()
+
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+        writer = self.spark.sql(self.render(query)).write.option("compression", "zstd")
+        if row_group_rows:
+            writer = writer.option("parquet.block.size", row_group_rows * _BYTES_PER_ROW)
+        writer.parquet(str(path))
+
+    def close(self) -> None:
+        for name in dict.fromkeys(self._views):
+            self.spark.catalog.dropTempView(name)
+        for frame in self._cached:
+            frame.unpersist()
+
+
+def _frame(spark: SparkSession, source: TableSource) -> DataFrame:
+    if isinstance(source, pa.Table):
+        return spark.createDataFrame(source)
+    paths = [str(path) for path in source] if isinstance(source, tuple) else [str(source)]
+    return spark.read.option("mergeSchema", "true").parquet(*paths)

@@ -1,11 +1,11 @@
 """Evaluating a job's segments over a built profile store: one plan, then the membership diff, counts
-and membership files, all inside one DuckDB connection.
+and membership files, all as statements in one engine workspace.
 
-With the DuckDB engine the plan's result never leaves DuckDB: it becomes a temporary table that the
-diff, the counts and the Parquet writes read in place. Another engine (Spark) runs the same plan and
-hands its Arrow result to that connection. engine-pitfalls.md and the benchmarks measured the Arrow
-round trips this replaces (wide result → Python pairs → new connection → Arrow tables → pyarrow
-writes, plus a second read of ``profiles.parquet``) at as much time as the evaluation itself.
+The plan's result never leaves the engine: it becomes a relation of the workspace (a DuckDB temporary
+table, a cached Spark view) that the diff, the counts and the Parquet writes read in place, and the
+engine writes the files (Spark's executors, DuckDB's COPY); only counts come back to this process.
+engine-pitfalls.md and the benchmarks measured the Arrow round trips this replaces (wide result →
+Python pairs → new connection → Arrow tables → pyarrow writes) at as much time as the evaluation itself.
 """
 
 from __future__ import annotations
@@ -17,22 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, primary_namespace
 from openseg.segmentation import membership
 from openseg.segmentation.cost import FINAL, segment_costs
-from openseg.segmentation.planner import Plan, arrow_paths, plan_segments
+from openseg.segmentation.planner import arrow_paths, plan_segments
 from openseg.xdm.schema import PRIMARY_NAMESPACE
 
 if TYPE_CHECKING:
-    from openseg.engines.base import Engine, StageCallback, StageRun, TableSource
+    from openseg.engines.base import Engine, Workspace
     from openseg.services import Services
 
 #: The temporary table holding the plan's result in the job's connection.
@@ -111,23 +109,20 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
         if progress is not None:
             progress(name, done, steps)
 
-    workspace = engine.connect() if isinstance(engine, DuckDBEngine) else duckdb.connect()
-    with workspace as connection:
-        differ = membership.MembershipDiffer(connection, members, previous, [s for s, _ in segments], job_id)
-        relation, previous_bits = differ.plan_inputs()
+    with engine.workspace() as workspace:
+        workspace.register("profiles", str(store / PROFILES_FILE))
+        workspace.register("events", str(store / EVENTS_FILE))
+        differ = membership.MembershipDiffer(workspace, members, previous, [s for s, _ in segments], job_id)
         plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect,
-                             membership=relation if previous_bits is not None else None, has_path=has_path,
-                             carry=carry)
-        tables: dict[str, TableSource] = {"profiles": str(store / PROFILES_FILE), "events": str(store / EVENTS_FILE)}
-        if previous_bits is not None:
-            tables["membership"] = previous_bits
+                             membership=differ.plan_relation(), has_path=has_path, carry=carry)
         steps = len(plan.stages) + 3
         started = time.perf_counter()
-        runs = _materialize(engine, connection, plan, tables, lambda run: step(run.name or FINAL))
+        stages = [(stage.name, stage.query) for stage in plan.stages]
+        runs = workspace.materialize_staged(stages, plan.final, RESULT, lambda run: step(run.name or FINAL))
         seconds = time.perf_counter() - started
-        qualified, by_namespace = _qualified_counts(connection, store, plan.columns, carried=bool(carry))
-        query = membership.qualified_from_columns(RESULT, plan.columns, differ.bits, differ.words)
-        connection.execute(f"CREATE OR REPLACE TEMP VIEW {membership.QUALIFIED} AS {query.sql('duckdb')}")
+        qualified, by_namespace = _qualified_counts(workspace, plan.columns, carried=bool(carry))
+        workspace.define(membership.QUALIFIED,
+                         membership.qualified_from_columns(RESULT, plan.columns, differ.bits, differ.words))
         counts = differ.diff(as_of, qualified)
         step(DIFF_STEP)
         staged = differ.stage(job_id)
@@ -137,70 +132,53 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
                       by_namespace=by_namespace, counts=counts, staged=staged, cost=segment_costs(plan, runs))
 
 
-def _materialize(engine: Engine, connection: duckdb.DuckDBPyConnection, plan: Plan,
-                 tables: Mapping[str, TableSource], on_stage: StageCallback) -> list[StageRun]:
-    """The plan's result as the temporary table ``RESULT`` of ``connection``, run stage by stage so that
-    each stage's cost is measured (``segment_costs``)."""
-    stages = [(stage.name, stage.query) for stage in plan.stages]
-    if isinstance(engine, DuckDBEngine):
-        return engine.materialize_staged(connection, stages, plan.final, tables, RESULT, on_stage)
-    result, runs = engine.run_staged(stages, plan.final, tables, on_stage)
-    connection.register("segment_result_arrow", result)
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT} AS SELECT * FROM segment_result_arrow")
-    connection.unregister("segment_result_arrow")
-    return runs
-
-
-def _qualified_counts(connection: duckdb.DuckDBPyConnection, store: Path, columns: Mapping[str, str],
-                      carried: bool = False) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def _qualified_counts(workspace: Workspace, columns: Mapping[str, str], carried: bool = False
+                      ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Per segment, the qualifying profiles, in total and by primary-identity namespace, in one grouped
-    pass over the result (which carries each profile's namespace, or is joined with it)."""
+    pass over the result (which carries each profile's namespace, or is joined with the profiles for it)."""
     counted = [exp.alias_(exp.func("count_if", exp.column(column, table="r", quoted=True)), f"n{index}")
                for index, column in enumerate(columns.values())]
     if carried:
-        namespace = exp.column(PRIMARY_NAMESPACE, table="r", quoted=True)
-        query = (exp.select(namespace, *counted).from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
-                 .group_by(namespace.copy()))
+        namespace: exp.Expr = exp.column(PRIMARY_NAMESPACE, table="r", quoted=True)
+        query = (exp.select(exp.alias_(namespace, "namespace"), *counted)
+                 .from_(exp.alias_(exp.to_table(RESULT), "r", table=True)).group_by(namespace.copy()))
     else:
+        namespaces = exp.select(exp.column("_profile_id"), exp.alias_(primary_namespace(), "namespace")).from_("profiles")
         query = (exp.select(exp.column("namespace", table="ns"), *counted)
                  .from_(exp.alias_(exp.to_table(RESULT), "r", table=True))
-                 .join(_namespaces(store).subquery("ns"), using=["_profile_id"], join_type="left")
+                 .join(namespaces.subquery("ns"), on=exp.column("_profile_id", table="r").eq(
+                     exp.column("_profile_id", table="ns")), join_type="left")
                  .group_by(exp.column("namespace", table="ns")))
     qualified = dict.fromkeys(columns, 0)
     by_namespace: dict[str, dict[str, int]] = {segment_id: {} for segment_id in columns}
-    for namespace, *numbers in connection.execute(query.sql("duckdb")).fetchall():
+    for row in workspace.fetch(query).to_pylist():
+        namespace_value, numbers = row["namespace"], [row[f"n{index}"] for index in range(len(columns))]
         for segment_id, number in zip(columns, numbers, strict=True):
             qualified[segment_id] += int(number)
-            if number and namespace is not None:
-                by_namespace[segment_id][namespace] = int(number)
+            if number and namespace_value is not None:
+                by_namespace[segment_id][namespace_value] = int(number)
     return qualified, {s: dict(sorted(counts.items())) for s, counts in by_namespace.items()}
 
 
-def _namespaces(store: Path) -> exp.Select:
-    """``_profile_id, namespace`` of every profile of ``store``: the primary-identity namespace the build
-    stored, or, for a store without that column, worked out from ``identityMap``."""
-    profiles = store / PROFILES_FILE
-    stored = PRIMARY_NAMESPACE in pq.read_schema(profiles).names
-    namespace = exp.column(PRIMARY_NAMESPACE, quoted=True) if stored else primary_namespace()
-    return exp.select(exp.column("_profile_id"), exp.alias_(namespace, "namespace")).from_(
-        exp.func("read_parquet", exp.Literal.string(str(profiles))))
-
-
-def primary_namespaces(store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:
+def primary_namespaces(engine: Engine, store: Path, qualified: pa.Table) -> dict[str, dict[str, int]]:
     """Per segment, qualifying profiles (``segment_id, _profile_id`` pairs) counted by the namespace of
-    their primary identity (see ``_namespaces``)."""
+    their primary identity: the one the build stored, or, for a store without that column, worked out
+    from ``identityMap``."""
     if qualified.num_rows == 0:
         return {}
-    namespaces = _namespaces(store)
-    with duckdb.connect() as con:
-        con.register("qualified", qualified)
-        rows = con.sql(
-            f"SELECT q.segment_id, ns.namespace, count(*) AS n FROM qualified q "
-            f"JOIN ({namespaces.sql('duckdb')}) ns USING (_profile_id) GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
+    profiles = store / PROFILES_FILE
+    stored = PRIMARY_NAMESPACE in pq.read_schema(profiles).names
+    namespace = exp.column(PRIMARY_NAMESPACE, table="p", quoted=True) if stored else primary_namespace(
+        exp.column("identityMap", table="p"), exp.column("_profile_id", table="p"))
+    segment, count = exp.column("segment_id", table="q"), exp.func("count", exp.Star())
+    query = (exp.select(segment, exp.alias_(namespace, "namespace"), exp.alias_(count, "n"))
+             .from_(exp.alias_(exp.to_table("qualified"), "q", table=True))
+             .join(exp.alias_(exp.to_table("profiles"), "p", table=True),
+                   on=exp.column("_profile_id", table="q").eq(exp.column("_profile_id", table="p")))
+             .group_by(segment.copy(), namespace.copy()).order_by(exp.column("segment_id"), exp.column("namespace")))
     counts: dict[str, dict[str, int]] = {}
-    for segment_id, namespace, n in rows:
-        counts.setdefault(segment_id, {})[namespace] = int(n)
+    for row in engine.run(query, {"qualified": qualified, "profiles": str(profiles)}).to_pylist():
+        counts.setdefault(row["segment_id"], {})[row["namespace"]] = int(row["n"])
     return counts
 
 

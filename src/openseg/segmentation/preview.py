@@ -79,7 +79,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     qualified = qualified_pairs(result, plan.columns)
     read = result.num_rows
     hits = qualified.num_rows
-    namespaces = primary_namespaces(store, qualified).get("preview", {})
+    namespaces = primary_namespaces(services.engine(), store, qualified).get("preview", {})
     if exact:
         estimate, error = hits, 0.0
     else:

@@ -1,4 +1,4 @@
-"""A job's membership diff over bitmaps, inside one DuckDB connection.
+"""A job's membership diff over bitmaps, as statements in the engine's workspace.
 
 The job's qualified profiles arrive as one row per profile with a word of bits per 63 segments
 (:func:`qualified_from_columns`); the previous membership is its bitmap snapshot with the per-profile
@@ -6,21 +6,26 @@ changes since folded in. The diff is then a join of two one-row-per-profile rela
 arithmetic: ``in = q & job | old & ~job``, ``entered = q & ~old & job``, ``exited = old & ~q & job``
 (``rule.transition`` for every pair at once, property-tested against it). Only entries and exits become
 rows (the history); unchanged members cost one bit.
+
+Every statement is a sqlglot expression the workspace renders in its engine's dialect (DuckDB, Spark):
+the diff runs where the plan's result lies, and the engine writes the files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
 from sqlglot import exp
 
 from openseg.segmentation.membership.layout import (
@@ -32,20 +37,43 @@ from openseg.segmentation.membership.layout import (
     new_column,
     word_of,
 )
-from openseg.segmentation.membership.store import BitsRelation, MembershipStore, read_parquet
+from openseg.segmentation.membership.store import BitsRelation, MembershipStore, parquet_schema
 
-#: Relations the differ creates in its connection.
+if TYPE_CHECKING:
+    from openseg.engines.base import Workspace
+
+#: Relations the differ creates in its workspace.
+PREV_SNAPSHOT, PREV_PAIRS_FILE, CHANGE_FILES, CHANGE_BITS, FOLDED = (
+    "previous_snapshot", "previous_pairs_file", "change_files", "change_bits", "folded_changes")
 PREV_BITS, PREV_PAIRS, MERGED, TRANSITIONS, JOB_BITS = (
     "previous_bits", "previous_pairs", "merged_bits", "membership_transitions", "job_bits")
 #: The relation a diff reads the job's qualified profiles from: ``_profile_id, q_0, q_1, ...``.
 QUALIFIED = "qualified_bits"
+#: The relation the job's plan reads ``inSegment`` of segments outside the job from.
+MEMBERSHIP = "membership"
 #: Rows per row group of a snapshot: a profile lookup reads one group (≈ 3 ms at 8,192 rows, 25 ms at
 #: DuckDB's default 122,880; measured at 1M profiles × 100 segments).
 LOOKUP_ROW_GROUP = 8192
 
 
+def statement(sql: str) -> exp.Query:
+    """One of this module's statements as a sqlglot expression, for the workspace to render in its
+    engine's dialect. The text is fixed: this module's relation and column names, integers, and literals
+    rendered by sqlglot (:func:`literal`); never user input."""
+    parsed = sqlglot.parse_one(sql, read="duckdb")
+    assert isinstance(parsed, exp.Query), sql
+    return parsed
+
+
+def literal(value: str | datetime) -> str:
+    """A string or timestamp constant as SQL text rendered by sqlglot."""
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("TIMESTAMPTZ")).sql("duckdb")
+    return exp.Literal.string(value).sql("duckdb")
+
+
 class StagedFile:
-    """A file written beside its final path, published by renaming it there.
+    """A file (or a directory of part files) written beside its final path, published by renaming it there.
 
     Its name ends in ``.partial`` so that readers never see it; if it is never published (a cancelled
     or failed job) it is deleted when the object is garbage collected.
@@ -55,13 +83,20 @@ class StagedFile:
         final.parent.mkdir(parents=True, exist_ok=True)
         self.final = final
         self.path = final.with_name(f".{final.name}.{tag}.partial")
-        self._cleanup = weakref.finalize(self, _unlink, str(self.path))
+        self._cleanup = weakref.finalize(self, _remove, str(self.path))
 
     def publish(self, target: Path | None = None) -> None:
         """Move the file to its place in one rename (readers see the old file or the new one)."""
         target = target or self.final
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, target)
+        if self.path.is_dir() and target.is_dir():  # a retried job's directory: set the old one aside first
+            aside = target.with_name(f".{target.name}.replaced")
+            _remove(str(aside))
+            os.replace(target, aside)
+            os.replace(self.path, target)
+            _remove(str(aside))
+        else:
+            os.replace(self.path, target)
         self._cleanup.detach()
 
     def discard(self) -> None:
@@ -71,8 +106,11 @@ class StagedFile:
         return f"StagedFile({str(self.path)!r})"
 
 
-def _unlink(path: str) -> None:
-    Path(path).unlink(missing_ok=True)
+def _remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 @dataclass
@@ -92,24 +130,23 @@ class StagedMembership:
     def unpublish(self) -> None:
         """Remove the published files again (a job cancelled at its last step)."""
         for staged in self.files():
-            staged.final.unlink(missing_ok=True)
+            _remove(str(staged.final))
 
 
 class MembershipDiffer:
-    """The membership diff of one job (the segments ``segment_ids``) inside a DuckDB connection.
+    """The membership diff of one job (the segments ``segment_ids``) in an engine's workspace.
 
     Usage: create it (it registers the previous membership and gives every job segment a bit), hand
-    :meth:`plan_inputs` to the planner, create :data:`QUALIFIED` from the plan's result with
+    :meth:`plan_relation` to the planner, create :data:`QUALIFIED` from the plan's result with
     :func:`qualified_from_columns`, call :meth:`diff`, then :meth:`stage`.
     """
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, store: MembershipStore, previous: State | None,
+    def __init__(self, workspace: Workspace, store: MembershipStore, previous: State | None,
                  segment_ids: Sequence[str], name: str) -> None:
-        self.connection = connection
+        self.workspace = workspace
         self.store = store
         self.previous = previous
         self.job_order = list(dict.fromkeys(segment_ids))
-        connection.execute("SET TimeZone = 'UTC'")
         with store.lock():
             self.changes = store.changes(previous)
         change_segments = self._change_segments()
@@ -122,7 +159,7 @@ class MembershipDiffer:
         self.words = self.state.words
         self._register_previous()
         by_id = {segment_id: rank for rank, segment_id in enumerate(sorted(self.job_order))}
-        connection.register("job_bits_arrow", pa.table({
+        workspace.register(JOB_BITS, pa.table({
             "segment_id": pa.array(self.job_order, pa.string()),
             # The segment's rank among the job's ids: history sorts on it (an integer) instead of the id.
             "ord": pa.array([by_id[s] for s in self.job_order], pa.int32()),
@@ -130,8 +167,6 @@ class MembershipDiffer:
             "word": pa.array([word_of(self.bits[s]) for s in self.job_order], pa.int32()),
             "mask": pa.array([mask_of(self.bits[s]) for s in self.job_order], pa.int64()),
         }))
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {JOB_BITS} AS SELECT * FROM job_bits_arrow")
-        connection.unregister("job_bits_arrow")
 
     # ------------------------------------------------------------------------------ the previous
 
@@ -142,66 +177,70 @@ class MembershipDiffer:
                    ["segment_id"].to_pylist())
 
     def _register_previous(self) -> None:
-        con, previous = self.connection, self.previous
+        ws, previous = self.workspace, self.previous
         snapshot = previous.snapshot_path if previous else None
         pairs = previous.pairs_path if previous else None
         if snapshot is not None:
-            present = set(pq.read_schema(snapshot).names)
-            columns = ", ".join(f"{c} AS {c}" if c in present else f"0::BIGINT AS {c}"
+            ws.register(PREV_SNAPSHOT, str(snapshot))
+            present = set(parquet_schema(snapshot).names)
+            columns = ", ".join(c if c in present else f"CAST(0 AS BIGINT) AS {c}"
                                 for k in range(self.words) for c in (in_column(k), new_column(k)))
-            source = f"SELECT _profile_id, {columns} FROM {read_parquet(snapshot)}"
+            source = f"SELECT _profile_id, {columns} FROM {PREV_SNAPSHOT}"
         else:
-            columns = ", ".join(f"0::BIGINT AS {c}" for k in range(self.words) for c in (in_column(k), new_column(k)))
-            source = f"SELECT NULL::VARCHAR AS _profile_id, {columns} WHERE false"
-        pairs_source = (f"SELECT _profile_id, bit, status, lastQualificationTime FROM {read_parquet(pairs)}"
-                        if pairs is not None else
-                        "SELECT NULL::VARCHAR AS _profile_id, NULL::INTEGER AS bit, NULL::VARCHAR AS status, "
-                        "NULL::TIMESTAMPTZ AS lastQualificationTime WHERE false")
+            columns = ", ".join(f"CAST(0 AS BIGINT) AS {c}" for k in range(self.words)
+                                for c in (in_column(k), new_column(k)))
+            source = f"SELECT CAST(NULL AS VARCHAR) AS _profile_id, {columns} WHERE false"
+        if pairs is not None:
+            ws.register(PREV_PAIRS_FILE, str(pairs))
+            pairs_source = f"SELECT _profile_id, bit, status, lastQualificationTime FROM {PREV_PAIRS_FILE}"
+        else:
+            pairs_source = ("SELECT CAST(NULL AS VARCHAR) AS _profile_id, CAST(NULL AS INTEGER) AS bit, "
+                            "CAST(NULL AS VARCHAR) AS status, CAST(NULL AS TIMESTAMPTZ) AS lastQualificationTime "
+                            "WHERE false")
         if not self.changes:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {PREV_BITS} AS {source}")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {PREV_PAIRS} AS {pairs_source}")
+            ws.define(PREV_BITS, statement(source))
+            ws.define(PREV_PAIRS, statement(pairs_source))
             return
         # Fold the per-profile changes: the latest state of each changed pair replaces its bits and pair.
-        con.register("change_bits_arrow", pa.table({
+        ws.register(CHANGE_FILES, tuple(str(p) for _, p in self.changes))
+        ws.register(CHANGE_BITS, pa.table({
             "segment_id": pa.array(list(self.state.segments), pa.string()),
             "bit": pa.array([b.bit for b in self.state.segments.values()], pa.int32())}))
-        files = exp.func("read_parquet", exp.convert([str(p) for _, p in self.changes])).sql("duckdb")
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE folded_changes AS
+        ws.materialize(FOLDED, statement(f"""
             SELECT c._profile_id, g.bit, arg_max(c.status, c.seq) AS status,
                    arg_max(c.lastQualificationTime, c.seq) AS lastQualificationTime
-            FROM {files} c JOIN change_bits_arrow g USING (segment_id) GROUP BY ALL
-        """)
-        con.unregister("change_bits_arrow")
+            FROM {CHANGE_FILES} c JOIN {CHANGE_BITS} g ON c.segment_id = g.segment_id
+            GROUP BY c._profile_id, g.bit
+        """))
+        one = "CAST(1 AS BIGINT)"
         masks = ", ".join(
-            f"bit_or(CASE WHEN bit // {WORD_BITS} = {k} THEN 1::BIGINT << (bit % {WORD_BITS}) ELSE 0 END) AS clear_{k}, "
+            f"bit_or(CASE WHEN bit // {WORD_BITS} = {k} THEN {one} << (bit % {WORD_BITS}) ELSE 0 END) AS clear_{k}, "
             f"bit_or(CASE WHEN bit // {WORD_BITS} = {k} AND status IN ('realized', 'existing') "
-            f"THEN 1::BIGINT << (bit % {WORD_BITS}) ELSE 0 END) AS set_{k}" for k in range(self.words))
+            f"THEN {one} << (bit % {WORD_BITS}) ELSE 0 END) AS set_{k}" for k in range(self.words))
         folded = ", ".join(
             f"(coalesce(s.{in_column(k)}, 0) & ~coalesce(m.clear_{k}, 0)) | coalesce(m.set_{k}, 0) AS {in_column(k)}, "
             f"coalesce(s.{new_column(k)}, 0) & ~coalesce(m.clear_{k}, 0) AS {new_column(k)}" for k in range(self.words))
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {PREV_BITS} AS
+        ws.materialize(PREV_BITS, statement(f"""
             SELECT coalesce(s._profile_id, m._profile_id) AS _profile_id, {folded}
-            FROM ({source}) s FULL OUTER JOIN (SELECT _profile_id, {masks} FROM folded_changes GROUP BY _profile_id) m
-            USING (_profile_id)
-        """)
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {PREV_PAIRS} AS
-            SELECT * FROM ({pairs_source}) ANTI JOIN folded_changes USING (_profile_id, bit)
-            UNION ALL SELECT _profile_id, bit, status, lastQualificationTime FROM folded_changes
-        """)
+            FROM ({source}) s
+            FULL OUTER JOIN (SELECT _profile_id, {masks} FROM {FOLDED} GROUP BY _profile_id) m
+            ON s._profile_id = m._profile_id
+        """))
+        ws.materialize(PREV_PAIRS, statement(f"""
+            SELECT x._profile_id, x.bit, x.status, x.lastQualificationTime FROM ({pairs_source}) x
+            ANTI JOIN {FOLDED} f ON x._profile_id = f._profile_id AND x.bit = f.bit
+            UNION ALL SELECT _profile_id, bit, status, lastQualificationTime FROM {FOLDED}
+        """))
 
-    def plan_inputs(self) -> tuple[BitsRelation, str | pa.Table | None]:
-        """What the job's plan reads for ``inSegment`` of segments outside the job: the bit tests and the
-        previous membership (the snapshot file, or the bits with per-profile changes folded in)."""
+    def plan_relation(self) -> BitsRelation | None:
+        """What the job's plan reads for ``inSegment`` of segments outside the job: the bit tests, over the
+        relation :data:`MEMBERSHIP` (the previous bits with per-profile changes folded in), or None when
+        there is no membership yet."""
         if self.previous is None and not self.changes:
-            return BitsRelation({}), None
-        relation = BitsRelation({s: b.bit for s, b in self.state.segments.items()})
-        if not self.changes and self.previous is not None and self.previous.snapshot_path is not None:
-            return relation, str(self.previous.snapshot_path)
+            return None
         columns = ", ".join(in_column(k) for k in range(self.words))
-        return relation, self.connection.sql(f"SELECT _profile_id, {columns} FROM {PREV_BITS}").to_arrow_table()
+        self.workspace.define(MEMBERSHIP, statement(f"SELECT _profile_id, {columns} FROM {PREV_BITS}"))
+        return BitsRelation({s: b.bit for s, b in self.state.segments.items()})
 
     # ------------------------------------------------------------------------------------- diff
 
@@ -215,24 +254,24 @@ class MembershipDiffer:
             job_masks[word_of(bit)] |= mask_of(bit)
         columns = []
         for k in range(self.words):
-            q, old, new, job = f"coalesce(q.q_{k}, 0)", f"coalesce(p.{in_column(k)}, 0)", \
-                f"coalesce(p.{new_column(k)}, 0)", job_masks[k]
-            columns += [f"({q} & {job}) | ({old} & {~job}) AS {in_column(k)}",
-                        f"({q} & ~{old} & {job}) | ({new} & {~job}) AS {new_column(k)}",
+            q, old, new = f"coalesce(q.q_{k}, 0)", f"coalesce(p.{in_column(k)}, 0)", f"coalesce(p.{new_column(k)}, 0)"
+            # Cast: a mask of all 63 bits negated is -2^63, which is no integer literal in either dialect.
+            job, others = f"CAST({job_masks[k]} AS BIGINT)", f"~CAST({job_masks[k]} AS BIGINT)"
+            columns += [f"({q} & {job}) | ({old} & {others}) AS {in_column(k)}",
+                        f"({q} & ~{old} & {job}) | ({new} & {others}) AS {new_column(k)}",
                         f"{q} & ~{old} & {job} AS ent_{k}", f"{old} & ~{q} & {job} AS ex_{k}"]
-        self.connection.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {MERGED} AS
+        self.workspace.materialize(MERGED, statement(f"""
             SELECT coalesce(q._profile_id, p._profile_id) AS _profile_id, {", ".join(columns)}
-            FROM {QUALIFIED} q FULL OUTER JOIN {PREV_BITS} p USING (_profile_id)
-        """)
-        moves = [f"SELECT m._profile_id, g.bit, '{event}' AS event FROM {MERGED} m JOIN {JOB_BITS} g "
+            FROM {QUALIFIED} q FULL OUTER JOIN {PREV_BITS} p ON q._profile_id = p._profile_id
+        """))
+        moves = [f"SELECT m._profile_id, g.bit, {literal(event)} AS event FROM {MERGED} m JOIN {JOB_BITS} g "
                  f"ON g.word = {k} AND (m.{prefix}_{k} & g.mask) <> 0 WHERE m.{prefix}_{k} <> 0"
                  for k in range(self.words) if job_masks[k] for prefix, event in (("ent", "entered"), ("ex", "exited"))]
-        self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {TRANSITIONS} AS {' UNION ALL '.join(moves)}")
-        rows = self.connection.execute(
-            f"SELECT bit, count(*) FILTER (WHERE event = 'entered'), count(*) FILTER (WHERE event = 'exited') "
-            f"FROM {TRANSITIONS} GROUP BY bit").fetchall()
-        by_bit = {bit: (int(entered), int(exited)) for bit, entered, exited in rows}
+        self.workspace.materialize(TRANSITIONS, statement(" UNION ALL ".join(moves)))
+        rows = self.workspace.fetch(statement(
+            f"SELECT bit, count(*) FILTER (WHERE event = 'entered') AS entered, "
+            f"count(*) FILTER (WHERE event = 'exited') AS exited FROM {TRANSITIONS} GROUP BY bit")).to_pylist()
+        by_bit = {row["bit"]: (int(row["entered"]), int(row["exited"])) for row in rows}
         counts = {}
         for segment_id in self.job_order:
             entered, exited = by_bit.get(self.bits[segment_id], (0, 0))
@@ -242,49 +281,50 @@ class MembershipDiffer:
 
     # ------------------------------------------------------------------------------------ files
 
-    def current_query(self) -> str:
+    def current_query(self) -> exp.Query:
         """The new snapshot: profiles in at least one segment, by profile."""
         columns = ", ".join(c for k in range(self.words) for c in (in_column(k), new_column(k)))
         any_in = " OR ".join(f"{in_column(k)} <> 0" for k in range(self.words))
-        return f"SELECT _profile_id, {columns} FROM {MERGED} WHERE {any_in} ORDER BY _profile_id"
+        return statement(f"SELECT _profile_id, {columns} FROM {MERGED} WHERE {any_in} ORDER BY _profile_id")
 
-    def pairs_query(self) -> str:
+    def pairs_query(self, at: datetime) -> exp.Query:
         """The new explicit pairs: those of other segments as they were, exited pairs of job segments
-        still out (keeping the time they left), and this run's exits at ``$at``."""
+        still out (keeping the time they left), and this run's exits at ``at``."""
         word = "CASE g.word " + " ".join(f"WHEN {k} THEN m.{in_column(k)}" for k in range(self.words)) + " END"
-        return f"""
+        return statement(f"""
             SELECT _profile_id, bit, status, lastQualificationTime FROM {PREV_PAIRS}
             WHERE bit NOT IN (SELECT bit FROM {JOB_BITS})
             UNION ALL
             SELECT x._profile_id, x.bit, x.status, x.lastQualificationTime
-            FROM {PREV_PAIRS} x JOIN {JOB_BITS} g USING (bit) LEFT JOIN {MERGED} m USING (_profile_id)
+            FROM {PREV_PAIRS} x JOIN {JOB_BITS} g ON x.bit = g.bit LEFT JOIN {MERGED} m ON x._profile_id = m._profile_id
             WHERE x.status = 'exited' AND (coalesce({word}, 0) & g.mask) = 0
             UNION ALL
-            SELECT _profile_id, bit, 'exited', CAST($at AS TIMESTAMPTZ) FROM {TRANSITIONS} WHERE event = 'exited'
+            SELECT _profile_id, bit, 'exited' AS status, {literal(at)} AS lastQualificationTime
+            FROM {TRANSITIONS} WHERE event = 'exited'
             ORDER BY _profile_id, bit
-        """
+        """)
 
-    def history_query(self) -> str:
-        """This run's entries and exits (parameters ``at`` and ``job``), by segment and profile."""
-        return f"""
-            SELECT g.segment_id, t._profile_id, t.event, CAST($at AS TIMESTAMPTZ) AS "at",
-                   CAST($job AS VARCHAR) AS job_id
-            FROM {TRANSITIONS} t JOIN {JOB_BITS} g USING (bit)
+    def history_query(self, at: datetime, job_id: str) -> exp.Query:
+        """This run's entries and exits at ``at`` by the job ``job_id``, by segment and profile."""
+        return statement(f"""
+            SELECT g.segment_id, t._profile_id, t.event, {literal(at)} AS "at",
+                   CAST({literal(job_id)} AS VARCHAR) AS job_id
+            FROM {TRANSITIONS} t JOIN {JOB_BITS} g ON t.bit = g.bit
             ORDER BY g.ord, t._profile_id
-        """
+        """)
 
     def copy_current(self, target: Path) -> StagedFile:
         staged = StagedFile(target, "current")
-        self._copy(self.current_query(), staged.path, {}, row_group=LOOKUP_ROW_GROUP)
+        self.workspace.write(self.current_query(), staged.path, row_group_rows=LOOKUP_ROW_GROUP)
         return staged
 
     def stage(self, job_id: str) -> StagedMembership:
         """Write the new membership beside its places (see :class:`StagedMembership`)."""
         root, name, at = self.store.root, self.state.name, self.at
         history = StagedFile(root / "history" / f"{job_id}.parquet", "history")
-        self._copy(self.history_query(), history.path, {"at": at, "job": job_id})
+        self.workspace.write(self.history_query(at, job_id), history.path)
         pairs = StagedFile(root / "pairs" / f"{name}.parquet", "pairs")
-        self._copy(self.pairs_query(), pairs.path, {"at": at}, row_group=LOOKUP_ROW_GROUP)
+        self.workspace.write(self.pairs_query(at), pairs.path, row_group_rows=LOOKUP_ROW_GROUP)
         snapshot = self.copy_current(root / "snapshots" / f"{name}.parquet")
         segments = dict(self.state.segments)
         for segment_id, bit in self.bits.items():
@@ -293,12 +333,6 @@ class MembershipDiffer:
         manifest = StagedFile(state.path, "state")
         manifest.path.write_text(json.dumps(state.to_json(), indent=1))
         return StagedMembership(state, snapshot, pairs, history, manifest)
-
-    def _copy(self, query: str, path: Path, params: Mapping[str, object], row_group: int | None = None) -> None:
-        # The target is a bound parameter, never spliced into the statement.
-        size = f", ROW_GROUP_SIZE {int(row_group)}" if row_group else ""
-        self.connection.execute(f"COPY ({query}) TO $target (FORMAT parquet, COMPRESSION zstd{size})",
-                                {**params, "target": str(path)})
 
 
 def qualified_from_columns(result: str, columns: Mapping[str, str], bits: Mapping[str, int], words: int) -> exp.Query:

@@ -13,6 +13,7 @@ import fcntl
 import functools
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,7 +152,7 @@ class MembershipStore:
     def history_sql(self, jobs: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
         """Every entry and exit (``segment_id, _profile_id, event, at, job_id``) of the jobs that ``jobs`` lists as
         succeeded and of per-profile writes, as a query with its parameters (None: no history)."""
-        job_files = sorted(str(p) for p in (self.root / "history").glob("*.parquet")) \
+        job_files = sorted(str(part) for p in (self.root / "history").glob("*.parquet") for part in parquet_files(p)) \
             if (self.root / "history").is_dir() else []
         change_files = [str(path) for _, path in self.changes(None)]
         parts: list[str] = []
@@ -213,7 +214,10 @@ class MembershipStore:
             state = State.read(path)
             for data in (state.snapshot_path, state.pairs_path):
                 if data is not None and data not in referenced and data.exists():
-                    data.unlink()
+                    if data.is_dir():  # part files an engine wrote in parallel
+                        shutil.rmtree(data)
+                    else:
+                        data.unlink()
                     removed.append(data)
             path.unlink()
             removed.append(path)
@@ -242,23 +246,38 @@ def _indexed(path: str, _mtime_ns: int, _size: int) -> _Indexed:
 
 
 def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows of a membership file (sorted by ``_profile_id``) that belong to ``profile_ids``, reading
-    only the row groups that can hold them (a few thousand rows each: a lookup costs milliseconds)."""
-    stat = path.stat()
-    indexed = _indexed(str(path), stat.st_mtime_ns, stat.st_size)
-    groups = sorted({max(bisect.bisect_right(indexed.firsts, p) - 1, 0) for p in profile_ids}) \
-        if indexed.firsts else []
-    if not groups:
-        return []
-    table = indexed.file.read_row_groups(groups)
+    """The rows of a membership file (sorted by ``_profile_id``; or a directory of such part files) that
+    belong to ``profile_ids``, reading only the row groups that can hold them (a few thousand rows each: a
+    lookup costs milliseconds)."""
+    rows: list[dict[str, Any]] = []
     wanted = pa.array(list(profile_ids), pa.string())
-    rows: list[dict[str, Any]] = table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
+    for part in parquet_files(path):
+        stat = part.stat()
+        indexed = _indexed(str(part), stat.st_mtime_ns, stat.st_size)
+        groups = sorted({max(bisect.bisect_right(indexed.firsts, p) - 1, 0) for p in profile_ids}) \
+            if indexed.firsts else []
+        if not groups:
+            continue
+        table = indexed.file.read_row_groups(groups)
+        rows += table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
     return rows
 
 
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a membership file: itself, or the part files of a directory (an engine that
+    writes in parallel, Spark, writes one per task), in name order."""
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def parquet_schema(path: Path) -> pa.Schema:
+    """The schema of a membership file or directory of part files."""
+    return pq.read_schema(parquet_files(path)[0])
+
+
 def read_parquet(path: Path) -> str:
-    """``read_parquet('path')`` for DuckDB, the path a literal built by sqlglot."""
-    return exp.func("read_parquet", exp.Literal.string(str(path))).sql("duckdb")
+    """``read_parquet(...)`` of a membership file or directory for DuckDB, the paths literals built by sqlglot."""
+    files = [str(part) for part in parquet_files(path)]
+    return exp.func("read_parquet", exp.convert(files if path.is_dir() else files[0])).sql("duckdb")
 
 
 def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequence[str] | None = None) -> str:
