@@ -262,7 +262,7 @@ def test_a_failed_export_leaves_no_visible_batch(client: TestClient, org: Org, s
     files = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers()).json()["data"]
     assert files == []
     assert not list(services.settings.lake.glob(f"*/{dataset_id}/*/*.parquet"))
-    assert not list(services.settings.lake.glob(f"*/{dataset_id}/.pending-*"))
+    assert not list(services.settings.lake.glob(f"*/{dataset_id}/.*.partial"))
 
 
 def test_export_schedule_fires_an_export(client: TestClient, org: Org, services: Services,

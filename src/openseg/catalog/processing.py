@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
-from openseg.catalog.ingestion import IngestResult, ingest_files, publish
+from openseg.catalog.ingestion import IngestResult, ingest_files
 from openseg.catalog.service import dataset_kind, staged_files
 from openseg.clock import now_ms
 from openseg.store.models import Batch, DataFile, Dataset, WorkItem
@@ -32,17 +33,15 @@ def process_batch(services: Services, item: WorkItem) -> None:
         sandbox_id, dataset_id, batch_id = batch.sandbox_id, dataset.id, batch.id
         batch.started = now_ms()
 
-    pending = lake.pending_dir(settings.lake, sandbox_id, dataset_id, batch_id)
-    final = lake.batch_dir(settings.lake, sandbox_id, dataset_id, batch_id)
-    lake.remove_tree(pending)
+    staged = StagedDir(lake.batch_dir(settings.lake, sandbox_id, dataset_id, batch_id))
     try:
-        result = ingest_files(files, fmt, kind, pending)
+        result = ingest_files(files, fmt, kind, staged.path)
     except Exception as exc:  # noqa: BLE001 - a bug or an I/O failure: the batch fails visibly instead of hanging
         result = IngestResult()
         result.add_file_error("(batch)", f"internal error while processing: {type(exc).__name__}: {exc}")
     now = now_ms()
     if not result.ok:
-        lake.remove_tree(pending)
+        staged.discard()
         with services.db.session() as session:
             batch = session.get(Batch, batch_id)
             assert batch is not None
@@ -55,7 +54,8 @@ def process_batch(services: Services, item: WorkItem) -> None:
         lake.remove_tree(settings.staging / batch_id)
         return
 
-    publish(pending, final)
+    staged.publish()
+    final = staged.final
     with services.db.session() as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None
