@@ -35,6 +35,23 @@ def test_a_tag_tells_apart_files_staged_for_one_path() -> None:
     assert partial_name("a.json") == ".a.json.partial"
 
 
+@pytest.mark.parametrize("name", ["a" * 255, "é" * 127, "a" * 250 + "é" * 2])
+def test_names_too_long_for_a_suffix_are_staged_under_a_shortened_hidden_name(tmp_path: Path, name: str) -> None:
+    staged = StagedFile(tmp_path / name)
+    assert staged.path.name.startswith(".") and staged.path.name.endswith(".partial")
+    assert len(staged.path.name.encode()) <= atomic_files.NAME_MAX
+    assert staged.path != StagedFile(tmp_path / (name[:-1] + "b")).path
+    staged.path.write_text("new")
+    staged.publish()
+    assert listing(tmp_path) == [name]
+    directory = StagedDir(tmp_path / name[:-1])
+    directory.publish()
+    replacing = StagedDir(tmp_path / name[:-1])
+    (replacing.path / "part").write_text("new")
+    replacing.publish()
+    assert listing(tmp_path) == sorted([name, name[:-1]])
+
+
 def test_publishing_a_file_replaces_the_old_one_whole(tmp_path: Path) -> None:
     final = tmp_path / "data.txt"
     final.write_text("old")

@@ -1,9 +1,9 @@
 """Files and directories published in one rename: staged beside their final path, then renamed into place.
 
-A staged file or directory is written under a hidden name beside its final path,
-``.{name}.partial`` (or ``.{name}.{tag}.partial`` when several are staged beside one another), so it
-is on the same file system and a rename publishes it. Until then readers of the final path see only
-what was there before. Use one writer per final path and tag at a time.
+A staged file or directory is written under a hidden name beside its final path, ``.{name}.partial``
+(or ``.{name}.{tag}.partial`` when several are staged beside one another; a name too long for that is
+cut and gains a digest), so it is on the same file system and a rename publishes it. Until then readers
+of the final path see only what was there before. Use one writer per final path and tag at a time.
 
 What readers of the final path see:
 
@@ -28,6 +28,7 @@ an exception, or when the object is garbage-collected.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import weakref
@@ -35,14 +36,28 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+#: The longest file name, in bytes, that common file systems (ext4, XFS, APFS, tmpfs) take.
+NAME_MAX = 255
+
 
 def partial_name(name: str, tag: str = "") -> str:
     """The hidden name a file or directory called ``name`` is staged under."""
-    return f".{name}.{tag}.partial" if tag else f".{name}.partial"
+    return _hidden_name(name, f"{tag}.partial" if tag else "partial")
 
 
 def _aside_name(name: str) -> str:
-    return f".{name}.old"
+    return _hidden_name(name, "old")
+
+
+def _hidden_name(name: str, suffix: str) -> str:
+    """``.{name}.{suffix}``; where that is longer than :data:`NAME_MAX`, the name is cut and a digest of
+    the whole name added, so that every name that fits a folder can be staged beside itself."""
+    hidden = f".{name}.{suffix}"
+    if len(hidden.encode()) <= NAME_MAX:
+        return hidden
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    room = max(0, NAME_MAX - len(f".~{digest}.{suffix}".encode()))
+    return f".{name.encode()[:room].decode(errors='ignore')}~{digest}.{suffix}"
 
 
 def _remove(path: str) -> None:
