@@ -176,9 +176,10 @@ def list_batches(session: Session, scope: Scope, *, dataset_id: str | None, stat
     return list(session.scalars(query.offset(start).limit(limit)))
 
 
-#: The longest file name (UTF-8 bytes) a batch takes: file systems allow 255, and the upload is written
-#: first to ``.{name}.part`` beside it.
-MAX_FILE_NAME_BYTES = 255 - len("..part")
+#: The longest file name (UTF-8 bytes) a batch takes. File systems allow 255; the six bytes short of that
+#: made room for the upload's staging name ``.{name}.part``, which ``atomic_files`` no longer needs (it
+#: shortens a staging name that would be too long), and stay so that the limit clients see is unchanged.
+MAX_FILE_NAME_BYTES = 249
 
 
 def stage_file_target(staging: Path, batch_id: str, file_name: str) -> Path:
