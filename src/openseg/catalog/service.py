@@ -238,6 +238,38 @@ def abort_batch(session: Session, scope: Scope, batch_id: str, staging: Path) ->
     return batch
 
 
+def record_batch_success(session: Session, batch: Batch, directory: Path, parts: list[tuple[str, int]], *,
+                         records_read: int, now: int) -> None:
+    """Mark a batch whose Parquet parts are published successful: ingestion and exports both end here.
+
+    Args:
+        session: The metadata session the batch belongs to.
+        batch: The batch.
+        directory: Its published folder in the lake.
+        parts: The file name and rows of each Parquet part in ``directory``, in order; each becomes a data file.
+        records_read: The records read from its input (for an export, the rows written).
+        now: The completion time (ms since the epoch).
+    """
+    for name, rows in parts:
+        path = directory / name
+        session.add(DataFile(
+            id=f"{batch.id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch.id,
+            dataset_id=batch.dataset_id, sandbox_id=batch.sandbox_id, org_id=batch.org_id, name=name,
+            path=str(path), length=path.stat().st_size, records=rows, created=now,
+        ))
+    batch.status, batch.errors = "success", []
+    batch.records_read, batch.records_written = records_read, sum(rows for _, rows in parts)
+    batch.updated = batch.completed = now
+    record_last_batch(session, batch)
+
+
+def record_last_batch(session: Session, batch: Batch) -> None:
+    """Show a batch that has just ended as its dataset's ``lastBatchId`` and ``lastBatchStatus``."""
+    dataset = session.get(Dataset, batch.dataset_id)
+    if dataset is not None:
+        dataset.last_batch_id, dataset.last_batch_status, dataset.updated = batch.id, batch.status, batch.updated
+
+
 def staged_files(session: Session, batch_id: str) -> list[StagedFile]:
     return list(session.scalars(select(StagedFile).where(StagedFile.batch_id == batch_id).order_by(StagedFile.id)))
 

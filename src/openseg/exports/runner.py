@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
-from openseg.catalog.service import Scope
+from openseg.catalog.service import Scope, record_batch_success
 from openseg.clock import now_ms
 from openseg.errors import OpensegError
 from openseg.exports.projection import project
@@ -27,7 +27,7 @@ from openseg.profiles import policies
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, resolve_store
 from openseg.segmentation import membership
-from openseg.store.models import Batch, DataFile, Dataset, ExportJob, ProfileStore, WorkItem
+from openseg.store.models import Batch, ExportJob, ProfileStore, WorkItem
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -169,19 +169,10 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
         for batch_id, parts in written.items():
             batch = session.get(Batch, batch_id)
             assert batch is not None
-            for name, rows in parts:
-                path = finals[batch_id] / name
-                session.add(DataFile(
-                    id=f"{batch_id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch_id,
-                    dataset_id=request.dataset_id, sandbox_id=scope.sandbox_id, org_id=scope.org_id, name=name,
-                    path=str(path), length=path.stat().st_size, records=rows, created=now))
             rows_written = sum(rows for _, rows in parts)
             records += rows_written
-            batch.status, batch.records_read, batch.records_written = "success", rows_written, rows_written
-            batch.started, batch.updated, batch.completed = export_start, now, now
-        dataset = session.get(Dataset, request.dataset_id)
-        if dataset is not None:
-            dataset.last_batch_id, dataset.last_batch_status, dataset.updated = list(written)[-1], "success", now
+            batch.started = export_start
+            record_batch_success(session, batch, finals[batch_id], parts, records_read=rows_written, now=now)
         write_end = now_ms()
         metrics = {
             "totalTime": {"startTimeInMs": job.created, "endTimeInMs": write_end,
