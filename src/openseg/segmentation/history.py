@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from sqlalchemy import select
 
-from openseg.catalog.query import json_value
+from openseg.catalog.read_only_sql import json_value
 from openseg.catalog.service import Scope
 from openseg.profiles.entities import locate
 from openseg.segmentation.runner import membership_store

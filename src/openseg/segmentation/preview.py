@@ -123,7 +123,7 @@ def _entities(store: Any, ids: list[str]) -> list[dict[str, Any]]:
         rows = con.sql("SELECT * FROM read_parquet($path) WHERE _profile_id IN (SELECT unnest($ids)) "
                        "ORDER BY _profile_id",
                        params={"path": str(store / PROFILES_FILE), "ids": ids}).to_arrow_table().to_pylist()
-    from openseg.catalog.query import json_value
+    from openseg.catalog.read_only_sql import json_value
 
     return [{"entityId": row["_profile_id"], "lastModifiedAt": json_value(row["_lastModifiedAt"]),
              "entity": json_value({k: v for k, v in row.items() if k not in INTERNAL_COLUMNS})} for row in rows]
