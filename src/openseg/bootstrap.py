@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openseg.catalog.processing import INGEST_BATCH, process_batch
-from openseg.catalog.queries import RUN_QUERY, run_query_item
+from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
 from openseg.config import Settings
 from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
 from openseg.exports.runner import run_export
