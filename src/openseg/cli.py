@@ -88,7 +88,7 @@ def main() -> None:  # pragma: no cover
 
 
 def _scope(services, org: str, sandbox: str):  # type: ignore[no-untyped-def]
-    from openseg.catalog.service import Scope
+    from openseg.scope import Scope
     from openseg.store import tenancy
 
     with services.db.session() as session:

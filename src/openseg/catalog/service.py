@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,30 +13,16 @@ from openseg.catalog.validation import EVENT, PROFILE, UNION
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
 from openseg.request_fields import optional_object, optional_string
-from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 
-#: A stored resource with ``org_id`` and ``sandbox_id`` columns.
-Owned = TypeVar("Owned")
+# Scope is re-exported until profiles/service.py, profiles/entities.py, scheduling/scheduler.py,
+# scheduling/schedules.py and segmentation/runner.py move over to openseg.scope.
+from openseg.scope import Scope as Scope
+from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 
 PROFILE_SCHEMA = "https://ns.adobe.com/xdm/context/profile"
 EVENT_SCHEMA = "https://ns.adobe.com/xdm/context/experienceevent"
 UNION_SCHEMA = "https://ns.adobe.com/xdm/context/profile__union"
 FORMATS = ("json", "parquet")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The org and sandbox every resource operation is confined to."""
-
-    org_id: str
-    sandbox_id: str
-
-    def get(self, session: Session, model: type[Owned], resource_id: object, resource: str) -> Owned:
-        """The resource with this id, or 404 when it does not exist here (another org or sandbox alike)."""
-        found = session.get(model, resource_id)
-        if found is None or found.org_id != self.org_id or found.sandbox_id != self.sandbox_id:  # type: ignore[attr-defined]
-            raise NotFound.of(resource, resource_id)
-        return found
 
 
 def dataset_kind(dataset: Dataset) -> str:

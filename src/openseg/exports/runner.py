@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
-from openseg.catalog.service import Scope, record_batch_success
+from openseg.catalog.service import record_batch_success
 from openseg.clock import now_ms
 from openseg.errors import OpensegError
 from openseg.exports.projection import project
@@ -26,6 +26,7 @@ from openseg.exports.request import ExportRequest, SegmentFilter, validate_reque
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, resolve_store
+from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.store.models import Batch, ExportJob, ProfileStore, WorkItem
 

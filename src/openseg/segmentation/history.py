@@ -13,8 +13,8 @@ import duckdb
 from sqlalchemy import select
 
 from openseg.catalog.read_only_sql import json_value
-from openseg.catalog.service import Scope
 from openseg.profiles.entities import locate
+from openseg.scope import Scope
 from openseg.segmentation.runner import membership_store
 from openseg.store.models import SegmentJob
 

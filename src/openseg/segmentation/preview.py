@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.errors import BadRequest
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store, sandbox_schema
 from openseg.profiles.store import PROFILES_FILE, resolve_store
+from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
