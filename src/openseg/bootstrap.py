@@ -13,7 +13,7 @@ from openseg.segmentation.jobs import RUN_SEGMENT_JOB
 from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
-from openseg.worker.runner import Handler, Worker
+from openseg.worker.loop import Handler, Worker
 
 #: How often the scheduler looks for due schedules.
 SCHEDULER_SECONDS = 15.0
