@@ -81,7 +81,7 @@ def test_query_and_export_commands(tmp_path: Path) -> None:
                                   "--home", str(tmp_path)], env=env)
     assert refused.exit_code == 2 and "read-only" in refused.output
     from openseg.catalog import service as catalog
-    from openseg.catalog.service import Scope
+    from openseg.scope import Scope
     from openseg.store import tenancy
     from openseg.store.models import SegmentDefinition, SegmentJob
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openseg.catalog.processing import INGEST_BATCH, process_batch
-from openseg.catalog.queries import RUN_QUERY, run_query_item
+from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
 from openseg.config import Settings
 from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
 from openseg.exports.runner import run_export
@@ -13,7 +13,7 @@ from openseg.segmentation.jobs import RUN_SEGMENT_JOB
 from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
-from openseg.worker.runner import Handler, Worker
+from openseg.worker.loop import Handler, Worker
 
 #: How often the scheduler looks for due schedules.
 SCHEDULER_SECONDS = 15.0

@@ -88,7 +88,7 @@ def main() -> None:  # pragma: no cover
 
 
 def _scope(services, org: str, sandbox: str):  # type: ignore[no-untyped-def]
-    from openseg.catalog.service import Scope
+    from openseg.scope import Scope
     from openseg.store import tenancy
 
     with services.db.session() as session:
@@ -116,25 +116,25 @@ def query(
     from rich.table import Table
 
     from openseg.bootstrap import build_services
-    from openseg.catalog import queries
+    from openseg.catalog import query_jobs
     from openseg.errors import OpensegError
 
     services = build_services(_settings(home))
     scope = _scope(services, org, sandbox)
     try:
         with services.db.session() as session:
-            submitted = queries.submit_query(session, scope, {"sql": sql, "name": "cli"})
+            submitted = query_jobs.submit_query(session, scope, {"sql": sql, "name": "cli"})
             query_id = submitted.id
     except OpensegError as exc:
         typer.echo(exc.detail, err=True)
         raise typer.Exit(2) from exc
-    queries.execute(services, query_id)
+    query_jobs.execute(services, query_id)
     with services.db.session() as session:
-        done = queries.get_query(session, scope, query_id)
+        done = query_jobs.get_query(session, scope, query_id)
         if done.state != "SUCCESS":
             typer.echo("; ".join(e["message"] for e in done.errors), err=True)
             raise typer.Exit(1)
-        result = queries.query_results(done, start=0, limit=limit)
+        result = query_jobs.query_results(done, start=0, limit=limit)
     table = Table(*[c["name"] for c in result["columns"]])
     for row in result["rows"]:
         table.add_row(*[json.dumps(v) if isinstance(v, dict | list) else str(v) for v in row])

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
-from openseg.catalog.service import Scope
 from openseg.demo_data import events, profiles, write_jsonl
+from openseg.scope import Scope
 from openseg.segmentation import definitions, jobs
 from openseg.services import Services
 from openseg.store import tenancy

@@ -11,7 +11,7 @@ from openseg.store.db import Database
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine
-    from openseg.worker.runner import Worker
+    from openseg.worker.loop import Worker
 
 BatchHook = Callable[["Services", str], None]
 #: Creates an export job from a stored export request (set by bootstrap); returns the job id.

@@ -108,6 +108,21 @@ def test_seed_export_flow(client: TestClient, org: Org, drain: Callable[[], int]
                        "rows": [["First1", "US"], ["First3", "US"]], "rowCount": 3}
 
 
+def test_an_export_batch_ends_as_an_ingested_batch_does(client: TestClient, org: Org,
+                                                         drain: Callable[[], int]) -> None:
+    us, _, dataset_id = setup(client, org, drain)
+    job = export(client, org, drain, dataset_id, filter={"segments": [{"segmentId": us}]})
+    batch = get_batch(client, org.headers(), job["destination"]["batchId"])
+    assert batch["status"] == "success" and batch["errors"] == []
+    assert batch["metrics"] == {"recordsRead": 3, "recordsWritten": 3, "failedRecordCount": 0}
+    assert batch["started"] <= batch["completed"] == batch["updated"]
+    dataset = client.get(f"/data/foundation/catalog/dataSets/{dataset_id}", headers=org.headers()).json()[dataset_id]
+    assert (dataset["lastBatchId"], dataset["lastBatchStatus"]) == (batch["id"], "success")
+    assert dataset["updated"] == batch["completed"]
+    (listed,) = client.get(f"/data/foundation/export/batches/{batch['id']}/files", headers=org.headers()).json()["data"]
+    assert listed["dataSetFileId"] == f"{batch['id']}-00000" and listed["created"] == str(batch["completed"])
+
+
 def test_segment_per_batch(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
     us, buyers, dataset_id = setup(client, org, drain)
     job = export(client, org, drain, dataset_id, filter={"segments": [{"segmentId": us}, {"segmentId": buyers}]},
@@ -262,7 +277,7 @@ def test_a_failed_export_leaves_no_visible_batch(client: TestClient, org: Org, s
     files = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers()).json()["data"]
     assert files == []
     assert not list(services.settings.lake.glob(f"*/{dataset_id}/*/*.parquet"))
-    assert not list(services.settings.lake.glob(f"*/{dataset_id}/.pending-*"))
+    assert not list(services.settings.lake.glob(f"*/{dataset_id}/.*.partial"))
 
 
 def test_export_schedule_fires_an_export(client: TestClient, org: Org, services: Services,

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from openseg.catalog.service import Scope
 from openseg.demo import ensure_demo
+from openseg.scope import Scope
 from openseg.segmentation import preview
 from openseg.services import Services
 from openseg.store import tenancy

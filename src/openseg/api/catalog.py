@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
 from openseg.catalog import service as catalog
-from openseg.catalog.service import Scope, dataset_kind
+from openseg.catalog.service import dataset_kind
+from openseg.scope import Scope
 from openseg.services import Services
 from openseg.store.models import Batch, Dataset
 

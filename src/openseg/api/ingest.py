@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from openseg.api.catalog import batch_json, scope_of
 from openseg.api.deps import Tenant, json_object, services, tenant
+from openseg.atomic_files import StagedFile
 from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.errors import BadRequest
@@ -35,15 +35,14 @@ async def upload_file(batch_id: str, dataset_id: str, file_name: str, request: R
     with svc.db.session() as session:
         catalog.check_upload(session, scope, batch_id, dataset_id)
     target = catalog.stage_file_target(svc.settings.staging, batch_id, file_name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
     length = 0
     # Stream to disk: files of several GB never sit in memory.
-    with partial.open("wb") as handle:
-        async for chunk in request.stream():
-            handle.write(chunk)
-            length += len(chunk)
-    os.replace(partial, target)
+    with StagedFile(target) as upload:
+        with upload.path.open("wb") as handle:
+            async for chunk in request.stream():
+                handle.write(chunk)
+                length += len(chunk)
+        upload.publish()
     with svc.db.session() as session:
         batch = catalog.check_upload(session, scope, batch_id, dataset_id)
         catalog.record_upload(session, batch, file_name, target, length)

@@ -1,8 +1,7 @@
-"""Processing a completed batch: validate every record, write Parquet to the lake atomically."""
+"""Processing a completed batch: validate every record and convert it to Parquet parts."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,9 +185,3 @@ def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: Ing
     result.parts.append((target.name, offset))
     result.records_written += offset
 
-
-def publish(pending: Path, final: Path) -> None:
-    """Make a written batch visible in one rename (atomic on one file system)."""
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(pending, final)

@@ -14,11 +14,6 @@ def batch_dir(lake: Path, sandbox_id: str, dataset_id: str, batch_id: str) -> Pa
     return dataset_dir(lake, sandbox_id, dataset_id) / batch_id
 
 
-def pending_dir(lake: Path, sandbox_id: str, dataset_id: str, batch_id: str) -> Path:
-    """Where a batch is written before it becomes visible (renamed to its batch dir in one step)."""
-    return dataset_dir(lake, sandbox_id, dataset_id) / f".pending-{batch_id}"
-
-
 def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
-from openseg.catalog.ingestion import IngestResult, ingest_files, publish
-from openseg.catalog.service import dataset_kind, staged_files
+from openseg.catalog.ingestion import IngestResult, ingest_files
+from openseg.catalog.service import dataset_kind, record_batch_success, record_last_batch, staged_files
 from openseg.clock import now_ms
-from openseg.store.models import Batch, DataFile, Dataset, WorkItem
+from openseg.store.models import Batch, Dataset, WorkItem
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -32,17 +33,15 @@ def process_batch(services: Services, item: WorkItem) -> None:
         sandbox_id, dataset_id, batch_id = batch.sandbox_id, dataset.id, batch.id
         batch.started = now_ms()
 
-    pending = lake.pending_dir(settings.lake, sandbox_id, dataset_id, batch_id)
-    final = lake.batch_dir(settings.lake, sandbox_id, dataset_id, batch_id)
-    lake.remove_tree(pending)
+    staged = StagedDir(lake.batch_dir(settings.lake, sandbox_id, dataset_id, batch_id))
     try:
-        result = ingest_files(files, fmt, kind, pending)
+        result = ingest_files(files, fmt, kind, staged.path)
     except Exception as exc:  # noqa: BLE001 - a bug or an I/O failure: the batch fails visibly instead of hanging
         result = IngestResult()
         result.add_file_error("(batch)", f"internal error while processing: {type(exc).__name__}: {exc}")
     now = now_ms()
     if not result.ok:
-        lake.remove_tree(pending)
+        staged.discard()
         with services.db.session() as session:
             batch = session.get(Batch, batch_id)
             assert batch is not None
@@ -51,34 +50,15 @@ def process_batch(services: Services, item: WorkItem) -> None:
             batch.records_read = result.records_read
             batch.records_written = 0
             batch.updated = batch.completed = now
-            _record_last_batch(session.get(Dataset, dataset_id), batch)
+            record_last_batch(session, batch)
         lake.remove_tree(settings.staging / batch_id)
         return
 
-    publish(pending, final)
+    staged.publish()
     with services.db.session() as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None
-        for name, rows in result.parts:
-            path = final / name
-            session.add(DataFile(
-                id=f"{batch_id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch_id,
-                dataset_id=dataset_id, sandbox_id=sandbox_id, org_id=batch.org_id, name=name, path=str(path),
-                length=path.stat().st_size, records=rows, created=now,
-            ))
-        batch.status = "success"
-        batch.errors = []
-        batch.records_read = result.records_read
-        batch.records_written = result.records_written
-        batch.updated = batch.completed = now
-        _record_last_batch(session.get(Dataset, dataset_id), batch)
+        record_batch_success(session, batch, staged.final, result.parts, records_read=result.records_read, now=now)
     lake.remove_tree(settings.staging / batch_id)
     for hook in services.after_batch:
         hook(services, batch_id)
-
-
-def _record_last_batch(dataset: Dataset | None, batch: Batch) -> None:
-    if dataset is not None:
-        dataset.last_batch_id = batch.id
-        dataset.last_batch_status = batch.status
-        dataset.updated = now_ms()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,30 +13,16 @@ from openseg.catalog.validation import EVENT, PROFILE, UNION
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
 from openseg.request_fields import optional_object, optional_string
-from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 
-#: A stored resource with ``org_id`` and ``sandbox_id`` columns.
-Owned = TypeVar("Owned")
+# Scope is re-exported until profiles/service.py, profiles/entities.py, scheduling/scheduler.py,
+# scheduling/schedules.py and segmentation/runner.py move over to openseg.scope.
+from openseg.scope import Scope as Scope
+from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 
 PROFILE_SCHEMA = "https://ns.adobe.com/xdm/context/profile"
 EVENT_SCHEMA = "https://ns.adobe.com/xdm/context/experienceevent"
 UNION_SCHEMA = "https://ns.adobe.com/xdm/context/profile__union"
 FORMATS = ("json", "parquet")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The org and sandbox every resource operation is confined to."""
-
-    org_id: str
-    sandbox_id: str
-
-    def get(self, session: Session, model: type[Owned], resource_id: object, resource: str) -> Owned:
-        """The resource with this id, or 404 when it does not exist here (another org or sandbox alike)."""
-        found = session.get(model, resource_id)
-        if found is None or found.org_id != self.org_id or found.sandbox_id != self.sandbox_id:  # type: ignore[attr-defined]
-            raise NotFound.of(resource, resource_id)
-        return found
 
 
 def dataset_kind(dataset: Dataset) -> str:
@@ -176,9 +161,10 @@ def list_batches(session: Session, scope: Scope, *, dataset_id: str | None, stat
     return list(session.scalars(query.offset(start).limit(limit)))
 
 
-#: The longest file name (UTF-8 bytes) a batch takes: file systems allow 255, and the upload is written
-#: first to ``.{name}.part`` beside it.
-MAX_FILE_NAME_BYTES = 255 - len("..part")
+#: The longest file name (UTF-8 bytes) a batch takes. File systems allow 255; the six bytes short of that
+#: made room for the upload's staging name ``.{name}.part``, which ``atomic_files`` no longer needs (it
+#: shortens a staging name that would be too long), and stay so that the limit clients see is unchanged.
+MAX_FILE_NAME_BYTES = 249
 
 
 def stage_file_target(staging: Path, batch_id: str, file_name: str) -> Path:
@@ -235,6 +221,38 @@ def abort_batch(session: Session, scope: Scope, batch_id: str, staging: Path) ->
     batch.updated = batch.completed = now_ms()
     lake.remove_tree(staging / batch.id)
     return batch
+
+
+def record_batch_success(session: Session, batch: Batch, directory: Path, parts: list[tuple[str, int]], *,
+                         records_read: int, now: int) -> None:
+    """Mark a batch whose Parquet parts are published successful: ingestion and exports both end here.
+
+    Args:
+        session: The metadata session the batch belongs to.
+        batch: The batch.
+        directory: Its published folder in the lake.
+        parts: The file name and rows of each Parquet part in ``directory``, in order; each becomes a data file.
+        records_read: The records read from its input (for an export, the rows written).
+        now: The completion time (ms since the epoch).
+    """
+    for name, rows in parts:
+        path = directory / name
+        session.add(DataFile(
+            id=f"{batch.id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch.id,
+            dataset_id=batch.dataset_id, sandbox_id=batch.sandbox_id, org_id=batch.org_id, name=name,
+            path=str(path), length=path.stat().st_size, records=rows, created=now,
+        ))
+    batch.status, batch.errors = "success", []
+    batch.records_read, batch.records_written = records_read, sum(rows for _, rows in parts)
+    batch.updated = batch.completed = now
+    record_last_batch(session, batch)
+
+
+def record_last_batch(session: Session, batch: Batch) -> None:
+    """Show a batch that has just ended as its dataset's ``lastBatchId`` and ``lastBatchStatus``."""
+    dataset = session.get(Dataset, batch.dataset_id)
+    if dataset is not None:
+        dataset.last_batch_id, dataset.last_batch_status, dataset.updated = batch.id, batch.status, batch.updated
 
 
 def staged_files(session: Session, batch_id: str) -> list[StagedFile]:

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from openseg.catalog.service import Scope
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
 from openseg.exports.request import ExportRequest, validate_request
 from openseg.request_fields import ascii_integer
+from openseg.scope import Scope
 from openseg.store.models import Batch, ExportJob
 from openseg.worker.queue import enqueue
 

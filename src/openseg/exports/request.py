@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from openseg.catalog import service as catalog
-from openseg.catalog.service import Scope
 from openseg.catalog.validation import parse_rfc3339
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import policies
 from openseg.request_fields import optional_object
+from openseg.scope import Scope
 from openseg.store.models import SegmentDefinition
 
 STATUSES = ("realized", "existing", "exited")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,9 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlglot import exp
 
+from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
-from openseg.catalog.ingestion import publish
-from openseg.catalog.service import Scope
+from openseg.catalog.service import record_batch_success
 from openseg.clock import now_ms
 from openseg.errors import OpensegError
 from openseg.exports.projection import project
@@ -25,8 +26,9 @@ from openseg.exports.request import ExportRequest, SegmentFilter, validate_reque
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, resolve_store
+from openseg.scope import Scope
 from openseg.segmentation import membership
-from openseg.store.models import Batch, DataFile, Dataset, ExportJob, ProfileStore, WorkItem
+from openseg.store.models import Batch, ExportJob, ProfileStore, WorkItem
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -76,10 +78,8 @@ def run_export(services: Services, item: WorkItem) -> None:
             job = session.get(ExportJob, job_id)
             assert job is not None
             _abandon_batches(session, job, "aborted")
-        _cleanup(services, scope, request, targets)
     except Exception as exc:
         log.exception("export job %s failed", job_id)
-        _cleanup(services, scope, request, targets)
         with services.db.session() as session:
             job = session.get(ExportJob, job_id)
             assert job is not None
@@ -119,11 +119,6 @@ def _batch_ids(destination: dict[str, Any]) -> list[str]:
     return [destination["batchId"]]
 
 
-def _cleanup(services: Services, scope: Scope, request: ExportRequest, targets: list[Target]) -> None:
-    for target in targets:
-        lake.remove_tree(lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id))
-
-
 def _check_cancel(services: Services, job_id: int) -> None:
     with services.db.session() as session:
         job = session.get(ExportJob, job_id)
@@ -143,21 +138,21 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
     state = members.state(pointer)
     export_start = now_ms()
     written: dict[str, list[tuple[str, int]]] = {}
-    for target in targets:
-        pending = lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
-        lake.remove_tree(pending)
-        pending.mkdir(parents=True)
-        table_reader = select_members(store, members, state, request, target.segments)
-        written[target.batch_id] = write_parts(table_reader, pending, FILE_ROWS)
-        _check_cancel(services, job_id)
-    export_end = now_ms()
-    write_start = now_ms()
     finals = {}
-    for target in targets:
-        pending = lake.pending_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
-        final = lake.batch_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)
-        publish(pending, final)
-        finals[target.batch_id] = final
+    with ExitStack() as discard_on_failure:
+        staged = {}
+        for target in targets:
+            pending = discard_on_failure.enter_context(StagedDir(
+                lake.batch_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)))
+            table_reader = select_members(store, members, state, request, target.segments)
+            written[target.batch_id] = write_parts(table_reader, pending.path, FILE_ROWS)
+            staged[target.batch_id] = pending
+            _check_cancel(services, job_id)
+        export_end = now_ms()
+        write_start = now_ms()
+        for batch_id, pending in staged.items():
+            pending.publish()
+            finals[batch_id] = pending.final
     with services.db.session() as session:
         job = session.get(ExportJob, job_id)
         assert job is not None
@@ -175,19 +170,10 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
         for batch_id, parts in written.items():
             batch = session.get(Batch, batch_id)
             assert batch is not None
-            for name, rows in parts:
-                path = finals[batch_id] / name
-                session.add(DataFile(
-                    id=f"{batch_id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch_id,
-                    dataset_id=request.dataset_id, sandbox_id=scope.sandbox_id, org_id=scope.org_id, name=name,
-                    path=str(path), length=path.stat().st_size, records=rows, created=now))
             rows_written = sum(rows for _, rows in parts)
             records += rows_written
-            batch.status, batch.records_read, batch.records_written = "success", rows_written, rows_written
-            batch.started, batch.updated, batch.completed = export_start, now, now
-        dataset = session.get(Dataset, request.dataset_id)
-        if dataset is not None:
-            dataset.last_batch_id, dataset.last_batch_status, dataset.updated = list(written)[-1], "success", now
+            batch.started = export_start
+            record_batch_success(session, batch, finals[batch_id], parts, records_read=rows_written, now=now)
         write_end = now_ms()
         metrics = {
             "totalTime": {"startTimeInMs": job.created, "endTimeInMs": write_end,

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openseg.catalog.service import Scope
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest, Conflict
 from openseg.profiles.merge_policy import (
@@ -17,6 +16,7 @@ from openseg.profiles.merge_policy import (
     MergePolicySpec,
 )
 from openseg.request_fields import optional_object
+from openseg.scope import Scope
 from openseg.store.models import Dataset, MergePolicy, ProfileStore, SegmentDefinition
 
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"

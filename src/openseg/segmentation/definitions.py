@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openseg.catalog.service import Scope
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest, Conflict, NotFound
 from openseg.pql import ast, parse
@@ -18,6 +17,7 @@ from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
 from openseg.profiles import policies
 from openseg.request_fields import optional_object, optional_string, string_list
+from openseg.scope import Scope
 from openseg.segmentation.expressions import pql_error, read_expression
 from openseg.store.models import SegmentDefinition, SegmentDefinitionVersion
 from openseg.xdm.schema import Schema

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from sqlalchemy import select
 
-from openseg.catalog.query import json_value
-from openseg.catalog.service import Scope
+from openseg.catalog.read_only_sql import json_value
 from openseg.profiles.entities import locate
+from openseg.scope import Scope
 from openseg.segmentation.runner import membership_store
 from openseg.store.models import SegmentJob
 

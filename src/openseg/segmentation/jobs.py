@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openseg.catalog.service import Scope
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest
+from openseg.scope import Scope
 from openseg.store.models import MergePolicy, SegmentDefinition, SegmentJob
 from openseg.worker.queue import enqueue
 

@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.errors import BadRequest
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store, sandbox_schema
 from openseg.profiles.store import PROFILES_FILE, resolve_store
+from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
@@ -123,7 +123,7 @@ def _entities(store: Any, ids: list[str]) -> list[dict[str, Any]]:
         rows = con.sql("SELECT * FROM read_parquet($path) WHERE _profile_id IN (SELECT unnest($ids)) "
                        "ORDER BY _profile_id",
                        params={"path": str(store / PROFILES_FILE), "ids": ids}).to_arrow_table().to_pylist()
-    from openseg.catalog.query import json_value
+    from openseg.catalog.read_only_sql import json_value
 
     return [{"entityId": row["_profile_id"], "lastModifiedAt": json_value(row["_lastModifiedAt"]),
              "entity": json_value({k: v for k, v in row.items() if k not in INTERNAL_COLUMNS})} for row in rows]

@@ -9,11 +9,12 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openseg.catalog.query import check_read_only, json_value, run_query, table_name
-from openseg.catalog.service import Scope, successful_files
+from openseg.catalog.read_only_sql import check_read_only, json_value, run_query, table_name
+from openseg.catalog.service import successful_files
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest
 from openseg.request_fields import optional_string
+from openseg.scope import Scope
 from openseg.store.models import Dataset, Query, WorkItem
 from openseg.worker.queue import enqueue
 
