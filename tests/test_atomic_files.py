@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from openseg import atomic_files
-from openseg.atomic_files import StagedDir, StagedFile, partial_name
+from openseg.atomic_files import StagedDir, StagedFile, StagedOutput, partial_name
 
 
 def listing(folder: Path) -> list[str]:
@@ -228,3 +228,25 @@ def test_an_old_directory_left_aside_after_the_new_one_went_in_is_removed(tmp_pa
     (aside / "part-00000.parquet").write_text("old")
     StagedDir(final).discard()
     assert listing(tmp_path) == ["batch"] and (final / "part-00000.parquet").read_text() == "new"
+
+
+def test_an_engine_output_is_published_whether_it_wrote_a_file_or_a_directory_of_parts(tmp_path: Path) -> None:
+    single = StagedOutput(tmp_path / "one.parquet", "current")
+    single.path.write_text("whole")
+    single.publish()
+    parts = StagedOutput(tmp_path / "many.parquet", "current")
+    parts.path.mkdir()  # what Spark's executors leave: a directory of part files
+    (parts.path / "part-00000.parquet").write_text("a")
+    parts.publish()
+    again = StagedOutput(tmp_path / "many.parquet", "current")  # a retried job writes the same name
+    again.path.mkdir()
+    (again.path / "part-00001.parquet").write_text("b")
+    again.publish()
+    assert (tmp_path / "one.parquet").read_text() == "whole"
+    assert listing(tmp_path / "many.parquet") == ["part-00001.parquet"]
+    assert listing(tmp_path) == ["many.parquet", "one.parquet"]
+    dropped = StagedOutput(tmp_path / "never.parquet")
+    dropped.path.mkdir()
+    del dropped
+    gc.collect()
+    assert listing(tmp_path) == ["many.parquet", "one.parquet"]

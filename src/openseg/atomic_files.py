@@ -134,18 +134,43 @@ class StagedDir(Staged):
         self.path.mkdir()
 
     def _rename_into(self, target: Path) -> None:
-        if not os.path.lexists(target):
-            os.rename(self.path, target)
-            return
-        aside = target.with_name(_aside_name(target.name))
-        _remove(str(aside))
-        os.rename(target, aside)
-        try:
-            os.rename(self.path, target)
-        except BaseException:
-            os.rename(aside, target)
-            raise
-        _remove(str(aside))
+        _replace_dir(self.path, target)
+
+
+class StagedOutput(Staged):
+    """What an engine writes at :attr:`path`: one file, or a directory of part files where it writes in
+    parallel (Spark). Published as a :class:`StagedFile` or a :class:`StagedDir`, whichever it is.
+
+    Args:
+        final: Where the output is published; its folder is created.
+        tag: Tells apart outputs staged for the same final path at the same time.
+    """
+
+    def __init__(self, final: Path, tag: str = "") -> None:
+        super().__init__(final, tag)
+        _restore_aside(final)
+
+    def _rename_into(self, target: Path) -> None:
+        if self.path.is_dir():
+            _replace_dir(self.path, target)
+        else:
+            os.replace(self.path, target)
+
+
+def _replace_dir(path: Path, target: Path) -> None:
+    """Rename the directory ``path`` to ``target``, setting an existing ``target`` aside first."""
+    if not os.path.lexists(target):
+        os.rename(path, target)
+        return
+    aside = target.with_name(_aside_name(target.name))
+    _remove(str(aside))
+    os.rename(target, aside)
+    try:
+        os.rename(path, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    _remove(str(aside))
 
 
 def _restore_aside(final: Path) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from openseg.segmentation.membership.differ import (
     QUALIFIED,
     MembershipDiffer,
-    StagedFile,
     StagedMembership,
     qualified_from_columns,
 )
@@ -29,7 +28,7 @@ def store_for(home: Path, sandbox_id: str, policy_id: str) -> MembershipStore:
 def publish(staged: StagedMembership) -> None:
     """Move a job's staged files to their places, the state manifest last."""
     for staged_file in staged.files():
-        write_atomically(staged_file, staged_file.final)
+        staged_file.publish()
 
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "MembershipDiffer",
     "MembershipStore",
     "PairState",
-    "StagedFile",
     "StagedMembership",
     "State",
     "Transition",

@@ -14,9 +14,7 @@ the diff runs where the plan's result lies, and the engine writes the files.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,6 +26,7 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
+from openseg.atomic_files import Staged, StagedFile, StagedOutput
 from openseg.segmentation.membership.layout import (
     WORD_BITS,
     SegmentBit,
@@ -72,65 +71,27 @@ def literal(value: str | datetime) -> str:
     return exp.Literal.string(value).sql("duckdb")
 
 
-class StagedFile:
-    """A file (or a directory of part files) written beside its final path, published by renaming it there.
-
-    Its name ends in ``.partial`` so that readers never see it; if it is never published (a cancelled
-    or failed job) it is deleted when the object is garbage collected.
-    """
-
-    def __init__(self, final: Path, tag: str) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.final = final
-        self.path = final.with_name(f".{final.name}.{tag}.partial")
-        self._cleanup = weakref.finalize(self, _remove, str(self.path))
-
-    def publish(self, target: Path | None = None) -> None:
-        """Move the file to its place in one rename (readers see the old file or the new one)."""
-        target = target or self.final
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_dir() and target.is_dir():  # a retried job's directory: set the old one aside first
-            aside = target.with_name(f".{target.name}.replaced")
-            _remove(str(aside))
-            os.replace(target, aside)
-            os.replace(self.path, target)
-            _remove(str(aside))
-        else:
-            os.replace(self.path, target)
-        self._cleanup.detach()
-
-    def discard(self) -> None:
-        self._cleanup()
-
-    def __repr__(self) -> str:
-        return f"StagedFile({str(self.path)!r})"
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        Path(path).unlink(missing_ok=True)
-
-
 @dataclass
 class StagedMembership:
     """A job's new membership, written beside its places: the snapshot, the pairs, the history and the
     state manifest (published last; the metadata store's pointer then names :attr:`state`'s path)."""
 
     state: State
-    snapshot: StagedFile
-    pairs: StagedFile
-    history: StagedFile
+    snapshot: StagedOutput
+    pairs: StagedOutput
+    history: StagedOutput
     manifest: StagedFile
 
-    def files(self) -> list[StagedFile]:
+    def files(self) -> list[Staged]:
         return [self.snapshot, self.pairs, self.history, self.manifest]
 
     def unpublish(self) -> None:
         """Remove the published files again (a job cancelled at its last step)."""
         for staged in self.files():
-            _remove(str(staged.final))
+            if staged.final.is_dir():
+                shutil.rmtree(staged.final)
+            else:
+                staged.final.unlink(missing_ok=True)
 
 
 class MembershipDiffer:
@@ -313,17 +274,17 @@ class MembershipDiffer:
             ORDER BY g.ord, t._profile_id
         """)
 
-    def copy_current(self, target: Path) -> StagedFile:
-        staged = StagedFile(target, "current")
+    def copy_current(self, target: Path) -> StagedOutput:
+        staged = StagedOutput(target, "current")
         self.workspace.write(self.current_query(), staged.path, row_group_rows=LOOKUP_ROW_GROUP)
         return staged
 
     def stage(self, job_id: str) -> StagedMembership:
         """Write the new membership beside its places (see :class:`StagedMembership`)."""
         root, name, at = self.store.root, self.state.name, self.at
-        history = StagedFile(root / "history" / f"{job_id}.parquet", "history")
+        history = StagedOutput(root / "history" / f"{job_id}.parquet", "history")
         self.workspace.write(self.history_query(at, job_id), history.path)
-        pairs = StagedFile(root / "pairs" / f"{name}.parquet", "pairs")
+        pairs = StagedOutput(root / "pairs" / f"{name}.parquet", "pairs")
         self.workspace.write(self.pairs_query(at), pairs.path, row_group_rows=LOOKUP_ROW_GROUP)
         snapshot = self.copy_current(root / "snapshots" / f"{name}.parquet")
         segments = dict(self.state.segments)

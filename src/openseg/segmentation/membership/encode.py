@@ -11,7 +11,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from openseg.segmentation.membership.differ import StagedFile
+from openseg.atomic_files import StagedFile
 from openseg.segmentation.membership.layout import (
     SegmentBit,
     State,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
-import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from openseg.atomic_files import StagedFile
 from openseg.segmentation.membership.layout import (
     CHANGES_SCHEMA,
     State,
@@ -327,16 +327,8 @@ def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequ
             f"UNION ALL SELECT * FROM ({latest})")
 
 
-class _Staged(Protocol):
-    def publish(self, target: Path | None = None) -> None: ...
-
-
-def write_atomically(table: pa.Table | _Staged, path: Path) -> None:
-    """Write a Parquet file (or move a staged one) so that readers see no file or the whole file."""
-    if not isinstance(table, pa.Table):
-        table.publish(path)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial, compression="zstd", row_group_size=8192)
-    os.replace(partial, path)
+def write_atomically(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file so that readers see no file or the whole file."""
+    with StagedFile(path) as staged:
+        pq.write_table(table, staged.path, compression="zstd", row_group_size=8192)
+        staged.publish()
