@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from benchmarks.generate import Manifest
+from benchmarks.load import status_under_load
 from benchmarks.measure import Measurement, measure
 from benchmarks.segments import Segment
 
@@ -43,6 +44,8 @@ class OpensegFigures:
             ``p99_ms`` of ``LOOKUPS`` lookups of random profiles).
         daily: 30 daily 100-segment jobs, ``as_of`` a day later each (result: the membership directory's
             bytes after the first job and after the last, snapshots pruned as the service does).
+        status_load: P6: a job's status read by 50 clients while the service ingests, builds and runs it
+            (result: see ``benchmarks.load.status_under_load``).
     """
 
     job_10: Measurement | None = None
@@ -51,6 +54,7 @@ class OpensegFigures:
     merged_build: Measurement | None = None
     lookup: Measurement | None = None
     daily: Measurement | None = None
+    status_load: Measurement | None = None
 
     def measurements(self) -> list[Measurement]:
         """Every measurement present (for the peak-memory row)."""
@@ -207,7 +211,9 @@ def measure_openseg(
                          store, repeat=1)
         build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work), repeat=1)
         daily = measure("openseg-daily-jobs", daily_jobs, store, _pql(mix), as_of, str(work / "daily"), repeat=1)
+        status_load = measure("openseg-status-under-load", status_under_load, data_dir, manifest, list(suite),
+                              repeat=1)
         return OpensegFigures(job_10=job_10, job_100=job_100, export_300k=export, merged_build=build, lookup=lookup,
-                              daily=daily)
+                              daily=daily, status_load=status_load)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -230,6 +230,7 @@ def rows(results: BenchResults) -> list[Row]:
         _peak_of_job_100(figures.job_100),
         _lookup_row(figures.lookup),
         _daily_row(figures.daily),
+        _status_row(figures.status_load),
     ]
 
 
@@ -255,6 +256,16 @@ def _daily_row(daily: Measurement | None) -> Row:
     first, last = daily.result["first"], daily.result["last"]
     return Row(target, f"{last / 2**20:.1f} MiB", f"{first / 2**20:.1f} MiB after one job", f"{last / first:.2f}×",
                "≤ 3×", _yes(last <= 3 * first))
+
+
+def _status_row(load: Measurement | None) -> Row:
+    target = "P6: GET /segment/jobs/{id} p99, 50 clients polling during ingestion, build and job"
+    if load is None or not isinstance(load.result, dict):
+        return Row(target, NOT_MEASURED, "—", "—", "≤ 50 ms", NOT_MEASURED)
+    r = load.result
+    figure = (f"{r['p99_ms']:.1f} ms (p50 {r['p50_ms']:.1f} ms, max {r['max_ms']:.0f} ms; {r['requests']:,} reads, "
+              f"{r['errors']} errors, over {r['window_s']:.0f} s)")
+    return Row(target, figure, "—", "—", "≤ 50 ms", _yes(r["p99_ms"] <= 50 and r["errors"] == 0))
 
 
 def _detail(label: str, m: Measurement) -> str:

@@ -73,7 +73,7 @@ def test_report_without_openseg_marks_its_rows_not_measured() -> None:
     lines = text.splitlines()
     assert lines[:4] == ["# Benchmarks", "", HEADER, "| --- | --- | --- | --- | --- | --- |"]
     table = [line for line in lines if line.startswith("|")]
-    assert len(table) == 2 + 10  # exactly one table: header, rule, one row per target
+    assert len(table) == 2 + 11  # exactly one table: header, rule, one row per target
     assert table[2] == (
         "| P1: 10-segment job vs hand-written one-pass SQL | not measured | "
         "0.500 s hand-written one-pass | — | ≤ 1.5× | not measured |"
@@ -95,6 +95,8 @@ def test_report_with_openseg_figures_computes_ratios_and_goals() -> None:
         job_10=m(1.5, GIB), job_100=m(5.0, 3 * GIB), export_300k=m(2.5, GIB), merged_build=m(40.0, 5 * GIB),
         lookup=Measurement("lookup", (1.0,), GIB, result={"median_ms": 4.25, "p99_ms": 12.5}),
         daily=Measurement("daily", (60.0,), GIB, result={"first": 100 * 2**20, "last": 250 * 2**20}),
+        status_load=Measurement("load", (90.0,), GIB, result={
+            "p50_ms": 8.5, "p99_ms": 61.25, "max_ms": 130.0, "requests": 4500, "errors": 0, "window_s": 90.4}),
     )
     got = {
         row.target.split(":")[0] + ("/per" if "per segment" in row.target else ""): row
@@ -117,6 +119,8 @@ def test_report_with_openseg_figures_computes_ratios_and_goals() -> None:
     daily = got["membership on disk"]
     assert (daily.figure, daily.baseline, daily.ratio, daily.met) == (
         "250.0 MiB", "100.0 MiB after one job", "2.50×", "yes")
+    assert (got["P6"].figure, got["P6"].goal, got["P6"].met) == (
+        "61.2 ms (p50 8.5 ms, max 130 ms; 4,500 reads, 0 errors, over 90 s)", "≤ 50 ms", "no")
 
 
 def test_report_is_written_and_summarised(tmp_path: Path) -> None:
@@ -158,6 +162,13 @@ def test_run_measures_the_baselines_and_openseg(tmp_path: Path) -> None:
     assert figures.export_300k is not None and figures.export_300k.result == 300
     assert figures.merged_build is not None and figures.merged_build.result == 300
     assert "## openseg" in text and "- openseg-job-100:" in text
+    # P6 served a real process: it ingested the data set, built the store and ran the job while polled.
+    assert figures.status_load is not None
+    load = figures.status_load.result
+    assert (load["status"], load["errors"]) == ("SUCCEEDED", 0)
+    # Every person of the data set (identities seen only in events add profiles without a record).
+    assert load["profiles"] >= results.manifest.profiles
+    assert load["requests"] >= 50 and 0 < load["p50_ms"] <= load["p99_ms"] <= load["max_ms"]
     # The report lists the 100-segment job's costliest stages, from the job's own openseg:segmentCost.
     assert figures.job_100 is not None
     stages = {stage["name"]: stage for stage in figures.job_100.result["stages"]}

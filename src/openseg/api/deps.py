@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from openseg.api.json_input import parse_json
 from openseg.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -48,6 +49,24 @@ def services(request: Request) -> Services:
 
 def caller(request: Request, svc: Services = Depends(services)) -> Caller:
     """Authenticate the AEP gateway headers: bearer token, API key and org."""
+    with svc.db.session() as session:
+        return _authenticate(request, session)
+
+
+def tenant(request: Request, svc: Services = Depends(services)) -> Tenant:
+    """The authenticated caller's sandbox from ``x-sandbox-name`` (absent means the default ``prod``, as in
+    AEP); one metadata-store session for both (a status poll is mostly this)."""
+    name = request.headers.get("x-sandbox-name") or tenancy.DEFAULT_SANDBOX
+    with svc.db.session() as session:
+        who = _authenticate(request, session)
+        sandbox = tenancy.find_sandbox(session, who.org_id, name)
+        if sandbox is None:
+            raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
+        ref = SandboxRef(id=sandbox.id, name=sandbox.name, type=sandbox.type, default=sandbox.is_default)
+    return Tenant(org_id=who.org_id, sandbox=ref)
+
+
+def _authenticate(request: Request, session: Session) -> Caller:
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -56,16 +75,15 @@ def caller(request: Request, svc: Services = Depends(services)) -> Caller:
     if not api_key:
         raise Unauthorized("Api Key is missing: send the 'x-api-key' header", error_code="401001")
     org_id = request.headers.get("x-gw-ims-org-id", "")
-    with svc.db.session() as session:
-        credential = tenancy.credential_for_token(session, token.strip())
-        if credential is None:
-            raise Unauthorized("Oauth token is not valid")
-        if credential.api_key_hash != hash_secret(api_key):
-            raise Unauthorized("Api Key is invalid for this access token", error_code="401001")
-        if not org_id:
-            raise Unauthorized("x-gw-ims-org-id header is missing", error_code="401002")
-        if credential.org_id != org_id:
-            raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
+    credential = tenancy.credential_for_token(session, token.strip())
+    if credential is None:
+        raise Unauthorized("Oauth token is not valid")
+    if credential.api_key_hash != hash_secret(api_key):
+        raise Unauthorized("Api Key is invalid for this access token", error_code="401001")
+    if not org_id:
+        raise Unauthorized("x-gw-ims-org-id header is missing", error_code="401002")
+    if credential.org_id != org_id:
+        raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
     _refuse_nul(request)
     return Caller(org_id=org_id)
 
@@ -75,17 +93,6 @@ def _refuse_nul(request: Request) -> None:
     for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
         if isinstance(value, str) and "\x00" in value:
             raise BadRequest(f"'{name}' holds a NUL character (%00)", field=name)
-
-
-def tenant(request: Request, who: Caller = Depends(caller), svc: Services = Depends(services)) -> Tenant:
-    """The caller's sandbox from ``x-sandbox-name`` (absent means the default ``prod``, as in AEP)."""
-    name = request.headers.get("x-sandbox-name") or tenancy.DEFAULT_SANDBOX
-    with svc.db.session() as session:
-        sandbox = tenancy.find_sandbox(session, who.org_id, name)
-        if sandbox is None:
-            raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
-        ref = SandboxRef(id=sandbox.id, name=sandbox.name, type=sandbox.type, default=sandbox.is_default)
-    return Tenant(org_id=who.org_id, sandbox=ref)
 
 
 async def json_body(request: Request) -> Any:
