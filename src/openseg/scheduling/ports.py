@@ -110,10 +110,18 @@ class SchedulingUnitOfWork(Protocol):
     again after it has been left, each time a new transaction.
     """
 
-    schedules: ScheduleRepository
-    segment_definitions: SegmentDefinitionRepository
-    merge_policies: MergePolicyRepository
-    jobs: JobStarter
+    # Read-only members, so an implementation may declare its own repository classes.
+    @property
+    def schedules(self) -> ScheduleRepository: ...
+
+    @property
+    def segment_definitions(self) -> SegmentDefinitionRepository: ...
+
+    @property
+    def merge_policies(self) -> MergePolicyRepository: ...
+
+    @property
+    def jobs(self) -> JobStarter: ...
 
     def __enter__(self) -> Self: ...
 

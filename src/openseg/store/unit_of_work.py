@@ -15,13 +15,7 @@ from typing import Any, Self
 from sqlalchemy.orm import Session
 
 from openseg.errors import OpensegError
-from openseg.scheduling.ports import (
-    JobStarter,
-    MergePolicyRepository,
-    SandboxScope,
-    ScheduleRepository,
-    SegmentDefinitionRepository,
-)
+from openseg.scheduling.ports import SandboxScope
 from openseg.store.db import Database
 from openseg.store.repositories import (
     SqlAlchemyMergePolicyRepository,
@@ -78,10 +72,10 @@ class SqlAlchemyUnitOfWork:
     what was not committed and closes the session. One instance serves one block at a time.
     """
 
-    schedules: ScheduleRepository
-    segment_definitions: SegmentDefinitionRepository
-    merge_policies: MergePolicyRepository
-    jobs: JobStarter
+    schedules: SqlAlchemyScheduleRepository
+    segment_definitions: SqlAlchemySegmentDefinitionRepository
+    merge_policies: SqlAlchemyMergePolicyRepository
+    jobs: SessionJobStarter
 
     def __init__(self, db: Database, jobs: JobServices) -> None:
         self._db = db
