@@ -128,7 +128,11 @@ def _get(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> Sc
 
 
 def get_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> Schedule:
-    """Raises: NotFound: No such schedule in this org and sandbox."""
+    """The schedule with this id in the scope.
+
+    Raises:
+        NotFound: No such schedule in this org and sandbox.
+    """
     with uow:
         return _get(uow, scope, schedule_id)
 
@@ -165,7 +169,11 @@ def update_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id:
 
 
 def delete_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> None:
-    """Raises: NotFound: No such schedule in this org and sandbox."""
+    """Delete a schedule (the jobs it started stay).
+
+    Raises:
+        NotFound: No such schedule in this org and sandbox.
+    """
     with uow:
         uow.schedules.remove(_get(uow, scope, schedule_id).id)
         uow.commit()
