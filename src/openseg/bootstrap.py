@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
+
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
 from openseg.config import Settings
 from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
 from openseg.exports.runner import run_export
 from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
+from openseg.scheduling.ports import SandboxScope
 from openseg.scheduling.scheduler import tick
-from openseg.segmentation.jobs import RUN_SEGMENT_JOB
+from openseg.scope import Scope
+from openseg.segmentation.jobs import RUN_SEGMENT_JOB, create_job
 from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
+from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork
 from openseg.worker.loop import Handler, Worker
 
 #: How often the scheduler looks for due schedules.
@@ -25,12 +34,33 @@ def handlers() -> dict[str, Handler]:
             RUN_EXPORT: run_export, RUN_QUERY: run_query_item}
 
 
+def _scope(scope: SandboxScope) -> Scope:
+    return Scope(scope.org_id, scope.sandbox_id)
+
+
+def _start_segment_job(session: Session, scope: SandboxScope, segment_ids: list[str], origin: str) -> str:
+    return create_job(session, _scope(scope), [{"segmentId": s} for s in segment_ids], origin=origin).id
+
+
+def _start_export(session: Session, scope: SandboxScope, request: Mapping[str, Any]) -> str:
+    return start_from_schedule(session, _scope(scope), request)
+
+
+def _check_export(session: Session, scope: SandboxScope, request: Mapping[str, Any]) -> None:
+    validate_for_schedule(session, _scope(scope), request)
+
+
+def unit_of_work_factory(db: Database) -> Callable[[], SqlAlchemyUnitOfWork]:
+    """Fresh units of work on ``db``, starting the jobs schedules create through their services."""
+    jobs = JobServices(start_segment_job=_start_segment_job, start_export=_start_export, check_export=_check_export)
+    return partial(SqlAlchemyUnitOfWork, db, jobs)
+
+
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     settings.ensure_dirs()
     db = Database(settings.database_url)
     if migrate:
         db.migrate()
-    services = Services(settings=settings, db=db, after_batch=[after_batch], export_starter=start_from_schedule,
-                        export_validator=validate_for_schedule)
+    services = Services(settings=settings, db=db, uow=unit_of_work_factory(db), after_batch=[after_batch])
     services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),))
     return services

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from openseg.errors import NotFound
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
 #: A stored resource with ``org_id`` and ``sandbox_id`` columns.
 Owned = TypeVar("Owned")
+
+
+class Session(Protocol):
+    """What :meth:`Scope.get` needs of a metadata-store session (a SQLAlchemy session has it)."""
+
+    def get(self, entity: type[Owned], ident: Any, /) -> Owned | None: ...
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,20 @@ from openseg.store.db import Database
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine
+    from openseg.store.unit_of_work import SqlAlchemyUnitOfWork
     from openseg.worker.loop import Worker
 
 BatchHook = Callable[["Services", str], None]
-#: Creates an export job from a stored export request (set by bootstrap); returns the job id.
-ExportStarter = Callable[..., str]
 
 
 @dataclass
 class Services:
     settings: Settings
     db: Database
+    #: Opens a fresh unit of work on the metadata store (``store.unit_of_work``; scheduling takes one).
+    uow: Callable[[], SqlAlchemyUnitOfWork]
     after_batch: list[BatchHook] = field(default_factory=list)
     worker: Worker | None = None
-    export_starter: ExportStarter | None = None
-    export_validator: Callable[..., None] | None = None
     _engine: Engine | None = field(default=None, repr=False)
 
     def engine(self) -> Engine:

@@ -11,18 +11,38 @@ from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import children_page, parse_int
 from openseg.scheduling import schedules
+from openseg.scheduling.cron import frequency
+from openseg.scheduling.model import Schedule
 from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["schedules"])
 PATH = "/data/core/ups/config/schedules"
 
 
+def schedule_json(schedule: Schedule, sandbox: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": schedule.id,
+        "imsOrgId": schedule.org_id,
+        "sandbox": sandbox,
+        "name": schedule.name,
+        "state": schedule.state,
+        "type": schedule.type,
+        "schedule": schedule.schedule,
+        "properties": schedule.properties,
+        "createEpoch": schedule.created // 1000,
+        "updateEpoch": schedule.updated // 1000,
+        "frequency": frequency(schedule.schedule),
+        "lastRun": schedule.last_run,
+        "lastJobId": schedule.last_job_id,
+        "nextRun": schedule.next_run,
+    }
+
+
 @router.post("/schedules")
 async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
     body = await json_body(request)
-    with svc.db.session() as session:
-        schedule = schedules.create_schedule(session, scope_of(who), body, svc.export_validator)
-        return JSONResponse(schedules.schedule_json(schedule, who.sandbox.to_json()), status_code=200)
+    schedule = schedules.create_schedule(svc.uow(), scope_of(who), body)
+    return JSONResponse(schedule_json(schedule, who.sandbox.to_json()), status_code=200)
 
 
 @router.get("/schedules")
@@ -30,23 +50,19 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
     params = request.query_params
     limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
     start = parse_int(params.get("start"), "start", 0)
-    with svc.db.session() as session:
-        items, total = schedules.list_schedules(session, scope_of(who), start=start, limit=limit)
-        children = [schedules.schedule_json(s, who.sandbox.to_json()) for s in items]
+    items, total = schedules.list_schedules(svc.uow(), scope_of(who), start=start, limit=limit)
+    children = [schedule_json(s, who.sandbox.to_json()) for s in items]
     return children_page(children, total=total, start=start, limit=limit, path=PATH)
 
 
 @router.get("/schedules/{schedule_id}")
 def get(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    with svc.db.session() as session:
-        return schedules.schedule_json(schedules.get_schedule(session, scope_of(who), schedule_id),
-                                       who.sandbox.to_json())
+    return schedule_json(schedules.get_schedule(svc.uow(), scope_of(who), schedule_id), who.sandbox.to_json())
 
 
 async def _patch(schedule_id: str, request: Request, who: Tenant, svc: Services) -> Response:
     operations = await json_body(request)
-    with svc.db.session() as session:
-        schedules.update_schedule(session, scope_of(who), schedule_id, operations, svc.export_validator)
+    schedules.update_schedule(svc.uow(), scope_of(who), schedule_id, operations)
     return Response(status_code=204)
 
 
@@ -65,6 +81,5 @@ async def post_patch(schedule_id: str, request: Request, who: Tenant = Depends(t
 
 @router.delete("/schedules/{schedule_id}")
 def delete(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
-    with svc.db.session() as session:
-        schedules.delete_schedule(session, scope_of(who), schedule_id)
+    schedules.delete_schedule(svc.uow(), scope_of(who), schedule_id)
     return Response(status_code=204)

@@ -1,84 +1,74 @@
 """The scheduler: active schedules fire at their time and create their job, exactly once.
 
-A fire is recorded in the same transaction that creates its job, under a row lock on PostgreSQL
-(``FOR UPDATE SKIP LOCKED``), so several workers never fire one schedule twice and a crash leaves
-either both or neither. A fire missed while nothing was running is owed once (``plan_fire``).
+A fire is claimed in the same unit of work that creates its job (``ScheduleRepository.active`` holds
+row locks on PostgreSQL, ``claim_fire`` is a conditional write everywhere), so several workers never
+fire one schedule twice and a crash leaves either both or neither. A fire missed while nothing was
+running is owed once (``timing.plan_fire``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
-
-from openseg.catalog.service import Scope
 from openseg.errors import OpensegError
-from openseg.scheduling.schedules import check_policy_guardrail, due_fire
+from openseg.scheduling.model import Schedule, to_ms
+from openseg.scheduling.ports import SchedulingUnitOfWork, UnitOfWorkSource
+from openseg.scheduling.schedules import check_policy_guardrail
 from openseg.scheduling.timing import utc_now
-from openseg.segmentation.jobs import create_job
-from openseg.store.models import Schedule
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from openseg.services import Services
+__all__ = ["tick"]
 
 log = logging.getLogger("openseg.scheduler")
 
-#: Creates the job of an ``export`` schedule from its stored request; returns the job id.
-ExportStarter = Callable[["Session", Scope, Any], str]
 
+def tick(source: UnitOfWorkSource, now: datetime | None = None) -> list[str]:
+    """Fire every active schedule that is due at ``now``, in one unit of work.
 
-def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
+    Args:
+        source: Opens the unit of work: the Services container (the worker's periodic work gets it).
+        now: The current time; the system clock when omitted.
 
-
-def tick(services: Services, now: datetime | None = None) -> list[str]:
-    """Fire every active schedule that is due at ``now``; returns the ids of the jobs created."""
+    Returns:
+        The ids of the jobs created.
+    """
     now = now or utc_now()
     created: list[str] = []
-    with services.db.session() as session:
-        query = select(Schedule).where(Schedule.state == "active").order_by(Schedule.id)
-        if services.db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        for schedule in session.scalars(query):
-            due, next_run = due_fire(schedule, now)
-            schedule.next_run = _ms(next_run)
-            if due is None:
-                continue
-            scope = Scope(schedule.org_id, schedule.sandbox_id)
-            # Claim the fire: only one transaction can move last_fire to this time (on SQLite, where
-            # there are no row locks, the losing writer finds nothing left to update).
-            claimed = cast(CursorResult[Any], session.execute(
-                update(Schedule)
-                .where(Schedule.id == schedule.id,
-                       or_(Schedule.last_fire.is_(None), Schedule.last_fire < _ms(due)))
-                .values(last_fire=_ms(due), last_run=_ms(now))
-                .execution_options(synchronize_session="fetch")
-            )).rowcount
-            if claimed != 1:
-                continue
-            try:
-                check_policy_guardrail(session, scope)
-                with session.begin_nested():
-                    job_id = _start(services, session, scope, schedule)
-            except OpensegError as exc:
-                # The fire is spent (it is not retried in a loop); the reason is kept on the schedule.
-                log.warning("schedule %s could not start its job: %s", schedule.id, exc.detail)
-                schedule.last_job_id = f"error: {exc.detail}"[:64]
-                continue
-            schedule.last_job_id = job_id
-            created.append(job_id)
+    with source.uow() as uow:
+        for schedule in uow.schedules.active():
+            job_id = _fire(uow, schedule, now)
+            if job_id is not None:
+                created.append(job_id)
+        uow.commit()
     return created
 
 
-def _start(services: Services, session: Session, scope: Scope, schedule: Schedule) -> str:
+def _fire(uow: SchedulingUnitOfWork, schedule: Schedule, now: datetime) -> str | None:
+    """Claim the fire due at ``now``, if any, and start its job; returns the job id."""
+    plan = schedule.plan(now)
+    schedule = replace(schedule, next_run=to_ms(plan.next_run))
+    due, ran_at = to_ms(plan.due), to_ms(now)
+    # Only one unit of work can move last_fire to this time: another worker's claim (or, on SQLite,
+    # the losing writer) finds nothing left to claim.
+    if due is None or not uow.schedules.claim_fire(schedule.id, fire=due, ran_at=ran_at):
+        uow.schedules.update(schedule)
+        return None
+    schedule = replace(schedule, last_fire=due, last_run=ran_at)
+    try:
+        check_policy_guardrail(uow, schedule.sandbox_id)
+        job_id = _start(uow, schedule)
+    except OpensegError as exc:
+        # The fire is spent (it is not retried in a loop); the reason is kept on the schedule.
+        log.warning("schedule %s could not start its job: %s", schedule.id, exc.detail)
+        uow.schedules.update(replace(schedule, last_job_id=f"error: {exc.detail}"[:64]))
+        return None
+    uow.schedules.update(replace(schedule, last_job_id=job_id))
+    return job_id
+
+
+def _start(uow: SchedulingUnitOfWork, schedule: Schedule) -> str:
     if schedule.type == "batch_segmentation":
-        body = [{"segmentId": s} for s in schedule.properties.get("segments", [])]
-        return create_job(session, scope, body, origin=f"schedule:{schedule.id}").id
-    if services.export_starter is None:
-        raise OpensegError("export schedules need the export service")
-    return services.export_starter(session, scope, schedule.properties)
+        return uow.jobs.start_segment_job(schedule, list(schedule.properties.get("segments", [])),
+                                          origin=f"schedule:{schedule.id}")
+    return uow.jobs.start_export(schedule, schedule.properties)

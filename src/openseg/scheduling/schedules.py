@@ -1,31 +1,40 @@
-"""Schedules (UPS ``/config/schedules``): validation, the seed's guardrails, JSON Patch updates."""
+"""Schedules (UPS ``/config/schedules``): validation, the seed's guardrails, JSON Patch updates.
+
+Each service function takes a fresh unit of work (``ports.SchedulingUnitOfWork``), runs in one
+transaction of it and commits on success; an error leaves nothing written.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from openseg.catalog.service import Scope
-from openseg.clock import ms_to_datetime, new_uuid, now_ms
-from openseg.errors import BadRequest, Conflict
+from openseg.clock import new_uuid, now_ms
+from openseg.errors import BadRequest, Conflict, NotFound
 from openseg.json_patch import apply_patch
-from openseg.profiles.policies import count_policies
-from openseg.scheduling.cron import CronError, QuartzCron, frequency
-from openseg.scheduling.timing import plan_fire
-from openseg.store.models import Schedule, SegmentDefinition
+from openseg.scheduling.cron import CronError, QuartzCron
+from openseg.scheduling.model import Schedule
+from openseg.scheduling.ports import SandboxScope, SchedulingUnitOfWork
+
+__all__ = [
+    "MAX_MERGE_POLICIES",
+    "PATCHABLE",
+    "STATES",
+    "TYPES",
+    "check_policy_guardrail",
+    "create_schedule",
+    "delete_schedule",
+    "get_schedule",
+    "list_schedules",
+    "parse_cron",
+    "update_schedule",
+]
 
 TYPES = ("batch_segmentation", "export")
 STATES = ("active", "inactive")
 #: AEP: scheduled evaluation is available in sandboxes with at most 5 merge policies.
 MAX_MERGE_POLICIES = 5
 PATCHABLE = ("/state", "/schedule", "/name", "/properties")
-
-#: Validates an export request (the export issue supplies it); raises BadRequest naming the field.
-ExportValidator = Callable[[Session, Scope, Any], None]
 
 
 def parse_cron(text: object) -> QuartzCron:
@@ -39,7 +48,7 @@ def parse_cron(text: object) -> QuartzCron:
     return cron
 
 
-def _validate(session: Session, scope: Scope, body: dict[str, Any], export_validator: ExportValidator | None) -> dict[str, Any]:
+def _validate(uow: SchedulingUnitOfWork, scope: SandboxScope, body: dict[str, Any]) -> dict[str, Any]:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("'name' is required and must be a non-empty string", field="name")
@@ -55,25 +64,29 @@ def _validate(session: Session, scope: Scope, body: dict[str, Any], export_valid
             raise BadRequest("'properties.segments' must list segment ids, or [\"*\"] for all",
                              field="properties.segments")
         if "*" not in segments:
-            known = set(session.scalars(select(SegmentDefinition.id).where(
-                SegmentDefinition.sandbox_id == scope.sandbox_id, SegmentDefinition.id.in_(segments))))
+            known = uow.segment_definitions.existing_ids(scope.sandbox_id, segments)
             unknown = [s for s in segments if s not in known]
             if unknown:
                 raise BadRequest(f"'properties.segments' names unknown segment definitions: {', '.join(unknown)}",
                                  field="properties.segments")
-    elif export_validator is not None:
-        export_validator(session, scope, properties)
+    else:
+        uow.jobs.check_export(scope, properties)
     cron = parse_cron(body.get("schedule"))
     state = body.get("state", "inactive")
     if state not in STATES:
         raise BadRequest("'state' must be active or inactive", field="state")
     if state == "active":
-        check_policy_guardrail(session, scope)
+        check_policy_guardrail(uow, scope.sandbox_id)
     return {"name": name.strip(), "type": kind, "properties": properties, "schedule": cron.text, "state": state}
 
 
-def check_policy_guardrail(session: Session, scope: Scope) -> None:
-    policies = count_policies(session, scope.sandbox_id)
+def check_policy_guardrail(uow: SchedulingUnitOfWork, sandbox_id: str) -> None:
+    """Refuse scheduled evaluation in a sandbox with more merge policies than AEP allows.
+
+    Raises:
+        BadRequest: With the guardrail, its limit and the sandbox's count in the report.
+    """
+    policies = uow.merge_policies.count(sandbox_id)
     if policies > MAX_MERGE_POLICIES:
         raise BadRequest(
             f"scheduled evaluation is not available in a sandbox with more than {MAX_MERGE_POLICIES} merge "
@@ -82,89 +95,85 @@ def check_policy_guardrail(session: Session, scope: Scope) -> None:
                     "mergePolicies": policies})
 
 
-def create_schedule(session: Session, scope: Scope, body: object,
-                    export_validator: ExportValidator | None = None) -> Schedule:
+def create_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, body: object) -> Schedule:
+    """Create the sandbox's schedule of a type (UPS ``POST /config/schedules``).
+
+    Raises:
+        BadRequest: The body is invalid, or activating it would break a guardrail.
+        Conflict: The sandbox already has a schedule of this type.
+    """
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
-    values = _validate(session, scope, body, export_validator)
-    existing = session.scalars(select(Schedule).where(Schedule.sandbox_id == scope.sandbox_id,
-                                                      Schedule.type == values["type"])).first()
-    if existing is not None:
-        raise Conflict(f"this sandbox already has a {values['type']} schedule: '{existing.id}' ({existing.name}); "
-                       "update or delete it instead", report={"existingScheduleId": existing.id})
-    now = now_ms()
-    schedule = Schedule(id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id, effective_from=now,
-                        created=now, updated=now, **values)
-    schedule.next_run = _next_run(schedule, now)
-    session.add(schedule)
-    session.flush()
+    with uow:
+        values = _validate(uow, scope, body)
+        existing = uow.schedules.of_type(scope.sandbox_id, values["type"])
+        if existing is not None:
+            raise Conflict(f"this sandbox already has a {values['type']} schedule: '{existing.id}' ({existing.name}); "
+                           "update or delete it instead", report={"existingScheduleId": existing.id})
+        now = now_ms()
+        schedule = Schedule(id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id, effective_from=now,
+                            created=now, updated=now, **values)
+        schedule = replace(schedule, next_run=schedule.next_run_after(now))
+        uow.schedules.add(schedule)
+        uow.commit()
     return schedule
 
 
-def get_schedule(session: Session, scope: Scope, schedule_id: str) -> Schedule:
-    return scope.get(session, Schedule, schedule_id, "schedule")
+def _get(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> Schedule:
+    found = uow.schedules.get(schedule_id)
+    # Another org's or sandbox's schedule is as absent as one that never existed.
+    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("schedule", schedule_id)
+    return found
 
 
-def list_schedules(session: Session, scope: Scope, *, start: int, limit: int) -> tuple[list[Schedule], int]:
-    query = select(Schedule).where(Schedule.sandbox_id == scope.sandbox_id)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    return list(session.scalars(query.order_by(Schedule.created, Schedule.id).offset(start).limit(limit))), total
+def get_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> Schedule:
+    """The schedule with this id in the scope.
+
+    Raises:
+        NotFound: No such schedule in this org and sandbox.
+    """
+    with uow:
+        return _get(uow, scope, schedule_id)
 
 
-def update_schedule(session: Session, scope: Scope, schedule_id: str, operations: Any,
-                    export_validator: ExportValidator | None = None) -> Schedule:
-    schedule = get_schedule(session, scope, schedule_id)
-    current = {"name": schedule.name, "type": schedule.type, "properties": schedule.properties,
-               "schedule": schedule.schedule, "state": schedule.state}
-    patched = apply_patch(current, operations, allowed=PATCHABLE)
-    values = _validate(session, scope, patched, export_validator)
-    now = now_ms()
-    if values["schedule"] != schedule.schedule or (values["state"] == "active" and schedule.state != "active"):
-        # A new time or a re-activation owes no fire for times already past.
-        schedule.effective_from = now
-    for key, value in values.items():
-        setattr(schedule, key, value)
-    schedule.updated = now
-    schedule.next_run = _next_run(schedule, now)
+def list_schedules(uow: SchedulingUnitOfWork, scope: SandboxScope, *, start: int,
+                   limit: int) -> tuple[list[Schedule], int]:
+    """One page of the sandbox's schedules, oldest first, and how many there are in all."""
+    with uow:
+        return uow.schedules.page(scope.sandbox_id, start=start, limit=limit)
+
+
+def update_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str, operations: Any) -> Schedule:
+    """Apply a JSON Patch to the name, state, expression or properties of a schedule.
+
+    Raises:
+        NotFound: No such schedule in this org and sandbox.
+        BadRequest: The patch touches another path, or its result is invalid.
+    """
+    with uow:
+        schedule = _get(uow, scope, schedule_id)
+        current = {"name": schedule.name, "type": schedule.type, "properties": schedule.properties,
+                   "schedule": schedule.schedule, "state": schedule.state}
+        patched = apply_patch(current, operations, allowed=PATCHABLE)
+        values = _validate(uow, scope, patched)
+        now = now_ms()
+        if values["schedule"] != schedule.schedule or (values["state"] == "active" and schedule.state != "active"):
+            # A new time or a re-activation owes no fire for times already past.
+            schedule = replace(schedule, effective_from=now)
+        schedule = replace(schedule, **values, updated=now)
+        schedule = replace(schedule, next_run=schedule.next_run_after(now))
+        uow.schedules.update(schedule)
+        uow.commit()
     return schedule
 
 
-def delete_schedule(session: Session, scope: Scope, schedule_id: str) -> None:
-    session.delete(get_schedule(session, scope, schedule_id))
+def delete_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> None:
+    """Delete a schedule (the jobs it started stay).
 
-
-def _next_run(schedule: Schedule, now: int) -> int | None:
-    if schedule.state != "active":
-        return None
-    following = QuartzCron.parse(schedule.schedule).next_fire_after(ms_to_datetime(now))
-    return _ms(following)
-
-
-def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
-
-
-def due_fire(schedule: Schedule, now: datetime) -> tuple[datetime | None, datetime | None]:
-    """(the fire owed now, the next run) for an active schedule."""
-    plan = plan_fire(QuartzCron.parse(schedule.schedule), created_at=ms_to_datetime(schedule.effective_from),
-                     last_fire=ms_to_datetime(schedule.last_fire) if schedule.last_fire else None, now=now)
-    return plan.due, plan.next_run
-
-
-def schedule_json(schedule: Schedule, sandbox: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": schedule.id,
-        "imsOrgId": schedule.org_id,
-        "sandbox": sandbox,
-        "name": schedule.name,
-        "state": schedule.state,
-        "type": schedule.type,
-        "schedule": schedule.schedule,
-        "properties": schedule.properties,
-        "createEpoch": schedule.created // 1000,
-        "updateEpoch": schedule.updated // 1000,
-        "frequency": frequency(schedule.schedule),
-        "lastRun": schedule.last_run,
-        "lastJobId": schedule.last_job_id,
-        "nextRun": schedule.next_run,
-    }
+    Raises:
+        NotFound: No such schedule in this org and sandbox.
+    """
+    with uow:
+        uow.schedules.remove(_get(uow, scope, schedule_id).id)
+        uow.commit()

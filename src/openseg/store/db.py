@@ -55,10 +55,14 @@ class Database:
     def migrate(self) -> None:
         migrate(self.engine)
 
+    def new_session(self) -> Session:
+        """A session the caller commits and closes (``store.unit_of_work`` does)."""
+        return self._sessions()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on error."""
-        session = self._sessions()
+        session = self.new_session()
         try:
             yield session
             session.commit()
