@@ -96,9 +96,8 @@ def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services 
 
 
 @router.post("/entities")
-async def post_entities(request: Request, who: Tenant = Depends(tenant),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await json_body(request)
+def post_entities(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                  body: Any = Depends(json_body)) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("identities"), list) or not body["identities"]:
         raise BadRequest("'identities' must be a non-empty list of {entityId, entityIdNS: {code}}", field="identities")
     schema = optional_object(body, "schema").get("name", PROFILE_SCHEMA)

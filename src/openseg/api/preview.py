@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
 
 
 @router.post("/preview")
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     with svc.db.session() as session:
         try:
             created = preview.create_preview(svc, session, scope_of(who), body)

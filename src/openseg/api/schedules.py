@@ -18,8 +18,8 @@ PATH = "/data/core/ups/config/schedules"
 
 
 @router.post("/schedules")
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     with svc.db.session() as session:
         schedule = schedules.create_schedule(session, scope_of(who), body, svc.export_validator)
         return JSONResponse(schedules.schedule_json(schedule, who.sandbox.to_json()), status_code=200)
@@ -43,24 +43,23 @@ def get(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
                                        who.sandbox.to_json())
 
 
-async def _patch(schedule_id: str, request: Request, who: Tenant, svc: Services) -> Response:
-    operations = await json_body(request)
+def _patch(schedule_id: str, who: Tenant, svc: Services, operations: Any) -> Response:
     with svc.db.session() as session:
         schedules.update_schedule(session, scope_of(who), schedule_id, operations, svc.export_validator)
     return Response(status_code=204)
 
 
 @router.patch("/schedules/{schedule_id}")
-async def patch(schedule_id: str, request: Request, who: Tenant = Depends(tenant),
-                svc: Services = Depends(services)) -> Response:
-    return await _patch(schedule_id, request, who, svc)
+def patch(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+          operations: Any = Depends(json_body)) -> Response:
+    return _patch(schedule_id, who, svc, operations)
 
 
 @router.post("/schedules/{schedule_id}")
-async def post_patch(schedule_id: str, request: Request, who: Tenant = Depends(tenant),
-                     svc: Services = Depends(services)) -> Response:
+def post_patch(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+               operations: Any = Depends(json_body)) -> Response:
     """The seed prints POST with a JSON Patch body; it is the same as PATCH."""
-    return await _patch(schedule_id, request, who, svc)
+    return _patch(schedule_id, who, svc, operations)
 
 
 @router.delete("/schedules/{schedule_id}")
