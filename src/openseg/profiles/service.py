@@ -90,16 +90,17 @@ def build_sandbox(services: Services, sandbox_id: str,
         # Incremental when only new batches arrived; a full rebuild when anything else changed.
         stats = refresh_profile_store(sources, spec, path, memory_limit=services.settings.build_memory_limit)
         results[policy_id] = stats.to_dict()
-        if stats.refresh == "unchanged":
-            continue
         with services.db.session() as session:
             record = session.get(ProfileStore, policy_id)
+            if stats.refresh == "unchanged" and record is not None and record.policy_version == spec.version:
+                continue
             if record is None:
                 record = ProfileStore(merge_policy_id=policy_id, sandbox_id=sandbox_id)
                 session.add(record)
             record.path = str(path)
             record.policy_version = spec.version
-            record.built_at = now_ms()
+            if stats.refresh != "unchanged" or record.built_at is None:
+                record.built_at = now_ms()
             record.stats = results[policy_id]
     return results
 
