@@ -200,3 +200,23 @@ def test_a_sandbox_without_profile_data_answers_404_without_a_build(client: Test
     bulk = client.post(ENTITIES, headers=org.headers(),
                        json={"identities": [{"entityId": "nobody@example.com", "entityIdNS": {"code": "email"}}]})
     assert (bulk.status_code, bulk.json()) == (200, {}) and HEADER not in bulk.headers
+
+
+def test_a_new_or_changed_merge_policy_queues_its_build(client: TestClient, org: Org, services: Services,
+                                                        drain: Callable[[], int],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "BUILD_MISSING_ON_READ", False)  # the worker, not the read, must build it
+    load_people(client, org, drain, [person(1)])
+    assert builds(services) == []
+    created = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={
+        "name": "no graph", "identityGraph": {"type": "none"}, "attributeMerge": {"type": "timestampOrdered"}})
+    assert created.status_code == 201, created.text
+    assert len(builds(services)) == 1
+    drain()
+    found = lookup(client, org, "p1@example.com", mergePolicyId=created.json()["id"])
+    assert found.status_code == 200, found.text
+    assert build_header(found)[0] == "current"
+    renamed = client.patch(f"/data/core/ups/config/mergePolicies/{created.json()['id']}", headers=org.headers(),
+                           json=[{"op": "replace", "path": "/name", "value": "still no graph"}])
+    assert renamed.status_code == 200, renamed.text
+    assert len(builds(services)) == 1

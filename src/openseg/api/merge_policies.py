@@ -12,6 +12,7 @@ from openseg.api.deps import Tenant, json_body, json_object, query_bool, service
 from openseg.api.paging import children_page, parse_int
 from openseg.json_patch import apply_patch
 from openseg.profiles import policies
+from openseg.profiles.service import request_build
 from openseg.services import Services
 from openseg.store.models import ProfileStore
 
@@ -25,6 +26,7 @@ def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     with svc.db.session() as session:
         policy = policies.create_policy(session, scope_of(who), body)
+        request_build(session, who.sandbox.id)  # the worker builds the new policy's store
         return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=201)
 
 
@@ -52,6 +54,7 @@ def put(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(s
         body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     with svc.db.session() as session:
         policy = policies.replace_policy(session, scope_of(who), policy_id, body)
+        request_build(session, who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
         return policies.policy_json(policy, who.sandbox.to_json())
 
 
@@ -63,6 +66,7 @@ def patch(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
         patched = apply_patch(current, operations,
                               allowed=("/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge"))
         policy = policies.replace_policy(session, scope_of(who), policy_id, patched)
+        request_build(session, who.sandbox.id)
         return policies.policy_json(policy, who.sandbox.to_json())
 
 
