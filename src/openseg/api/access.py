@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
+from openseg.api.profile_build import mark
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import entities
 from openseg.request_fields import ascii_integer, optional_object, optional_string, string_list
-from openseg.segmentation.history import profile_of, timeline
+from openseg.segmentation.history import timeline
 from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/access", tags=["profile access"])
@@ -28,14 +29,18 @@ def _required(request: Request, name: str) -> str:
 
 
 @router.get("/membership-history")
-def membership_history(request: Request, who: Tenant = Depends(tenant),
+def membership_history(request: Request, response: Response, who: Tenant = Depends(tenant),
                        svc: Services = Depends(services)) -> dict[str, Any]:
     """Every entry into and exit from every segment of one profile (found by any of its identities)."""
     entity_id = _required(request, "entityId")
     namespace = _required(request, "entityIdNS")
-    profile_id, policy_id = profile_of(svc, scope_of(who), namespace, entity_id)
-    return {"entityId": entity_id, "entityIdNS": namespace, "profileId": profile_id, "mergePolicyId": policy_id,
-            "history": timeline(svc, scope_of(who), profile_id, policy_id)}
+    located = entities.locate(svc, scope_of(who), namespace, entity_id)
+    build = located.build.to_json()
+    mark(response, build)
+    return {"entityId": entity_id, "entityIdNS": namespace, "profileId": located.profile_id,
+            "mergePolicyId": located.policy.id,
+            "history": timeline(svc, scope_of(who), located.profile_id, located.policy.id),
+            "openseg:profileBuild": build}
 
 
 PROFILE_SCHEMA = "_xdm.context.profile"
@@ -61,7 +66,8 @@ def _time_ms(value: str | None, name: str) -> datetime | None:
 
 
 @router.get("/entities")
-def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+def get_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
+                 svc: Services = Depends(services)) -> dict[str, Any]:
     params = request.query_params
     schema = params.get("schema.name", PROFILE_SCHEMA)
     scope = scope_of(who)
@@ -69,6 +75,7 @@ def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services 
         located = entities.locate(svc, scope, _required(request, "entityIdNS"), _required(request, "entityId"),
                                   params.get("mergePolicyId"))
         body = entities.profile_entity(located, _fields(params.get("fields")))
+        mark(response, located.build.to_json())
         return {body["entityId"]: body}
     if schema != EVENT_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
@@ -84,6 +91,7 @@ def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services 
     children, following = entities.profile_events(
         located, start=_time_ms(params.get("startTime"), "startTime"), end=_time_ms(params.get("endTime"), "endTime"),
         limit=limit, descending=orderby.startswith("-"), after=start)
+    mark(response, located.build.to_json())
     href = ""
     if following:
         kept = [(k, v) for k, v in params.multi_items() if k != "start"]
@@ -96,9 +104,8 @@ def get_entities(request: Request, who: Tenant = Depends(tenant), svc: Services 
 
 
 @router.post("/entities")
-async def post_entities(request: Request, who: Tenant = Depends(tenant),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await json_body(request)
+def post_entities(response: Response, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                  body: Any = Depends(json_body)) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("identities"), list) or not body["identities"]:
         raise BadRequest("'identities' must be a non-empty list of {entityId, entityIdNS: {code}}", field="identities")
     schema = optional_object(body, "schema").get("name", PROFILE_SCHEMA)
@@ -106,24 +113,31 @@ async def post_entities(request: Request, who: Tenant = Depends(tenant),
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")
     fields = string_list(body, "fields") or None
     policy_id = optional_string(body, "mergePolicyId")
-    scope = scope_of(who)
-    found: dict[str, Any] = {}
+    wanted: list[tuple[str, str]] = []
     for index, identity in enumerate(body["identities"]):
         namespace = identity.get("entityIdNS") if isinstance(identity, dict) else None
         code = namespace.get("code") if isinstance(namespace, dict) else namespace
         if not isinstance(identity, dict) or not isinstance(identity.get("entityId"), str) or not isinstance(code, str):
             raise BadRequest(f"'identities[{index}]' needs entityId and entityIdNS.code", field=f"identities[{index}]")
+        wanted.append((code, identity["entityId"]))
+    reader = entities.open_reader(svc, scope_of(who), policy_id)
+    found: dict[str, Any] = {}
+    for code, entity_id in wanted:
         try:
-            located = entities.locate(svc, scope, code, identity["entityId"], policy_id)
+            located = entities.find(reader, code, entity_id)
         except NotFound:
             continue
         entity = entities.profile_entity(located, fields)
         found[entity["entityId"]] = entity
+    mark(response, reader.build.to_json() if reader.build is not None else None)
     return found
 
 
 @router.delete("/entities")
 def delete_entity(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
-    """Erase a profile: every fragment and event of its identity graph leaves the lake."""
-    entities.erase(svc, scope_of(who), _required(request, "entityIdNS"), _required(request, "entityId"))
-    return Response(status_code=202)
+    """Erase a profile: every fragment and event of its identity graph (as the last build knows it) leaves the lake."""
+    located = entities.locate(svc, scope_of(who), _required(request, "entityIdNS"), _required(request, "entityId"))
+    entities.erase(svc, scope_of(who), located)
+    response = Response(status_code=202)
+    mark(response, located.build.to_json())
+    return response

@@ -88,9 +88,8 @@ def _page(request: Request) -> tuple[int, int, str | None]:
 
 
 @router.post("/dataSets", status_code=201)
-async def create_dataset(request: Request, who: Tenant = Depends(tenant),
-                         svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_object(request)
+def create_dataset(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                   body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     with svc.db.session() as session:
         dataset = catalog.create_dataset(session, scope_of(who), body)
         return JSONResponse([f"@/dataSets/{dataset.id}"], status_code=201)
@@ -116,9 +115,8 @@ def get_dataset(dataset_id: str, request: Request, who: Tenant = Depends(tenant)
 
 
 @router.patch("/dataSets/{dataset_id}")
-async def patch_dataset(dataset_id: str, request: Request, who: Tenant = Depends(tenant),
-                        svc: Services = Depends(services)) -> list[str]:
-    body = await json_object(request)
+def patch_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                  body: dict[str, Any] = Depends(json_object)) -> list[str]:
     with svc.db.session() as session:
         catalog.update_dataset(session, scope_of(who), dataset_id, body)
     return [f"@/dataSets/{dataset_id}"]

@@ -29,8 +29,8 @@ def _json(session: Any, who: Tenant, definition: Any) -> dict[str, Any]:
 
 
 @router.post("/definitions", status_code=201)
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_object(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     scope = scope_of(who)
     with svc.db.session() as session:
         definition = definitions.create_definition(session, scope, body, lambda: sandbox_schema(svc, scope))
@@ -56,8 +56,8 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
 
 
 @router.post("/definitions/bulk-get")
-async def bulk_get(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await json_object(request)
+def bulk_get(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+             body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids):
         raise BadRequest("'ids' must be a list of {\"id\": ...}", field="ids")
@@ -73,9 +73,9 @@ async def bulk_get(request: Request, who: Tenant = Depends(tenant), svc: Service
 
 
 @router.post("/conversion")
-async def conversion(request: Request, who: Tenant = Depends(tenant)) -> dict[str, Any]:
+def conversion(who: Tenant = Depends(tenant), body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     """AEP's ``POST /segment/conversion``: the definition with its expression in the other PQL format."""
-    return convert_definition(await json_object(request))
+    return convert_definition(body)
 
 
 @router.get("/definitions/{definition_id}")
@@ -85,9 +85,8 @@ def get(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depen
 
 
 @router.patch("/definitions/{definition_id}")
-async def patch(definition_id: str, request: Request, who: Tenant = Depends(tenant),
-                svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await json_object(request)
+def patch(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+          body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     scope = scope_of(who)
     with svc.db.session() as session:
         definition = definitions.update_definition(session, scope, definition_id, body,

@@ -95,17 +95,25 @@ def _refuse_nul(request: Request) -> None:
             raise BadRequest(f"'{name}' holds a NUL character (%00)", field=name)
 
 
-async def json_body(request: Request) -> Any:
-    """The request body as JSON, whatever Content-Type says (AEP clients vary), checked by ``parse_json``."""
-    raw = await request.body()
+async def raw_body(request: Request) -> bytes:
+    """The request body's bytes: the one awaiting dependency, so that handlers can be plain functions
+    (FastAPI runs those in its thread pool, off the event loop)."""
+    return await request.body()
+
+
+def json_body(raw: bytes = Depends(raw_body)) -> Any:
+    """The request body as JSON, whatever Content-Type says (AEP clients vary), checked by ``parse_json``.
+
+    A dependency (``body: Any = Depends(json_body)``), declared after the tenant so that authentication
+    errors come first; parsed in the thread pool like the handler.
+    """
     if not raw.strip():
         raise BadRequest("the request body is empty; a JSON body is required", field="body")
     return parse_json(raw)
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object (400 naming ``body`` otherwise)."""
-    body = await json_body(request)
+def json_object(body: Any = Depends(json_body)) -> dict[str, Any]:
+    """The request body as a JSON object (400 naming ``body`` otherwise); a dependency like ``json_body``."""
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     return body

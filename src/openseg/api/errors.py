@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openseg.api.profile_build import mark
 from openseg.errors import Forbidden, OpensegError, Unauthorized
+from openseg.profiles.entities import ProfileNotFound
 
 #: The service code in AEP's error ``type`` URLs, by path prefix.
 _SERVICES = (
@@ -75,6 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpensegError)
     async def _domain(request: Request, exc: OpensegError) -> JSONResponse:
         return error_response(request, exc.status, exc.detail, exc.report or None, exc.title)
+
+    @app.exception_handler(ProfileNotFound)
+    async def _no_profile(request: Request, exc: ProfileNotFound) -> JSONResponse:
+        # A 404 read from a stale build may be a profile ingested since: say which build answered.
+        response = error_response(request, exc.status, exc.detail, exc.report or None, exc.title)
+        mark(response, exc.build.to_json() if exc.build is not None else None)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,8 +17,8 @@ router = APIRouter(prefix="/data/core/ups/export", tags=["export jobs"])
 
 
 @router.post("/jobs")
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     with svc.db.session() as session:
         job = exports.create_export(session, scope_of(who), body)
         return JSONResponse(exports.export_json(job), status_code=200)

@@ -18,8 +18,8 @@ PATH = "/data/core/ups/segment/jobs"
 
 
 @router.post("/jobs", status_code=200)
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     with svc.db.session() as session:
         job = jobs.create_job(session, scope_of(who), body)
         return JSONResponse(jobs.job_json(job, who.sandbox.to_json()), status_code=200)

@@ -12,6 +12,7 @@ from openseg.api.deps import Tenant, json_body, json_object, query_bool, service
 from openseg.api.paging import children_page, parse_int
 from openseg.json_patch import apply_patch
 from openseg.profiles import policies
+from openseg.profiles.service import request_build
 from openseg.services import Services
 from openseg.store.models import ProfileStore
 
@@ -21,10 +22,11 @@ PATH = "/data/core/ups/config/mergePolicies"
 
 
 @router.post("/mergePolicies", status_code=201)
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_object(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     with svc.db.session() as session:
         policy = policies.create_policy(session, scope_of(who), body)
+        request_build(session, who.sandbox.id)  # the worker builds the new policy's store
         return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=201)
 
 
@@ -48,23 +50,23 @@ def get(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(s
 
 
 @router.put("/mergePolicies/{policy_id}")
-async def put(policy_id: str, request: Request, who: Tenant = Depends(tenant),
-              svc: Services = Depends(services)) -> dict[str, Any]:
-    body = await json_object(request)
+def put(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+        body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     with svc.db.session() as session:
         policy = policies.replace_policy(session, scope_of(who), policy_id, body)
+        request_build(session, who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
         return policies.policy_json(policy, who.sandbox.to_json())
 
 
 @router.patch("/mergePolicies/{policy_id}")
-async def patch(policy_id: str, request: Request, who: Tenant = Depends(tenant),
-                svc: Services = Depends(services)) -> dict[str, Any]:
-    operations = await json_body(request)
+def patch(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+          operations: Any = Depends(json_body)) -> dict[str, Any]:
     with svc.db.session() as session:
         current = policies.policy_json(policies.get_policy(session, scope_of(who), policy_id), who.sandbox.to_json())
         patched = apply_patch(current, operations,
                               allowed=("/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge"))
         policy = policies.replace_policy(session, scope_of(who), policy_id, patched)
+        request_build(session, who.sandbox.id)
         return policies.policy_json(policy, who.sandbox.to_json())
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.profile_build import mark
 from openseg.engines.base import NotSupportedOnEngine
 from openseg.errors import BadRequest
 from openseg.segmentation import preview
@@ -18,21 +19,27 @@ router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
 
 
 @router.post("/preview")
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     with svc.db.session() as session:
         try:
             created = preview.create_preview(svc, session, scope_of(who), body)
         except NotSupportedOnEngine as exc:
             raise BadRequest(f"'predicateExpression' cannot run on the {exc.engine} engine: {exc}",
                              field="predicateExpression") from exc
-        return JSONResponse(preview.preview_json(created), status_code=201)
+        answer = preview.preview_json(created)
+    response = JSONResponse(answer, status_code=201)
+    mark(response, answer.get("openseg:profileBuild"))
+    return response
 
 
 @router.get("/preview/{preview_id}")
-def get(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+def get(preview_id: str, response: Response, who: Tenant = Depends(tenant),
+        svc: Services = Depends(services)) -> dict[str, Any]:
     with svc.db.session() as session:
-        return preview.preview_json(preview.get_preview(session, scope_of(who), preview_id))
+        body = preview.preview_json(preview.get_preview(session, scope_of(who), preview_id))
+    mark(response, body.get("openseg:profileBuild"))
+    return body
 
 
 @router.delete("/preview/{preview_id}")
@@ -43,6 +50,9 @@ def delete(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depen
 
 
 @router.get("/estimate/{preview_id}")
-def estimate(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+def estimate(preview_id: str, response: Response, who: Tenant = Depends(tenant),
+             svc: Services = Depends(services)) -> dict[str, Any]:
     with svc.db.session() as session:
-        return preview.estimate_json(preview.get_preview(session, scope_of(who), preview_id))
+        body = preview.estimate_json(preview.get_preview(session, scope_of(who), preview_id))
+    mark(response, body.get("openseg:profileBuild"))
+    return body

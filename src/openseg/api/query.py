@@ -17,8 +17,8 @@ router = APIRouter(prefix="/data/foundation/query", tags=["query service"])
 
 
 @router.post("/queries")
-async def submit(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def submit(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     with svc.db.session() as session:
         query = query_jobs.submit_query(session, scope_of(who), body)
         return JSONResponse(query_jobs.query_json(query), status_code=202)

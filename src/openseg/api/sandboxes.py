@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from openseg.api.deps import Caller, caller, json_object, services
@@ -51,9 +51,8 @@ def get_sandbox(name: str, who: Caller = Depends(caller), svc: Services = Depend
 
 
 @router.post("/sandboxes", status_code=201)
-async def create_sandbox(request: Request, who: Caller = Depends(caller),
-                         svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_object(request)
+def create_sandbox(who: Caller = Depends(caller), svc: Services = Depends(services),
+                   body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     name = body.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise BadRequest("'name' must be lower-case letters, digits and hyphens (at most 64)", field="name")

@@ -39,8 +39,8 @@ def schedule_json(schedule: Schedule, sandbox: dict[str, Any]) -> dict[str, Any]
 
 
 @router.post("/schedules")
-async def create(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
-    body = await json_body(request)
+def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+           body: Any = Depends(json_body)) -> JSONResponse:
     schedule = schedules.create_schedule(svc.uow(), scope_of(who), body)
     return JSONResponse(schedule_json(schedule, who.sandbox.to_json()), status_code=200)
 
@@ -60,23 +60,22 @@ def get(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
     return schedule_json(schedules.get_schedule(svc.uow(), scope_of(who), schedule_id), who.sandbox.to_json())
 
 
-async def _patch(schedule_id: str, request: Request, who: Tenant, svc: Services) -> Response:
-    operations = await json_body(request)
+def _patch(schedule_id: str, who: Tenant, svc: Services, operations: Any) -> Response:
     schedules.update_schedule(svc.uow(), scope_of(who), schedule_id, operations)
     return Response(status_code=204)
 
 
 @router.patch("/schedules/{schedule_id}")
-async def patch(schedule_id: str, request: Request, who: Tenant = Depends(tenant),
-                svc: Services = Depends(services)) -> Response:
-    return await _patch(schedule_id, request, who, svc)
+def patch(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+          operations: Any = Depends(json_body)) -> Response:
+    return _patch(schedule_id, who, svc, operations)
 
 
 @router.post("/schedules/{schedule_id}")
-async def post_patch(schedule_id: str, request: Request, who: Tenant = Depends(tenant),
-                     svc: Services = Depends(services)) -> Response:
+def post_patch(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+               operations: Any = Depends(json_body)) -> Response:
     """The seed prints POST with a JSON Patch body; it is the same as PATCH."""
-    return await _patch(schedule_id, request, who, svc)
+    return _patch(schedule_id, who, svc, operations)
 
 
 @router.delete("/schedules/{schedule_id}")

@@ -17,8 +17,8 @@ from openseg.catalog.query import json_value
 from openseg.catalog.service import Scope, dataset_kind, is_profile_enabled
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import lookup, policies
-from openseg.profiles.service import ensure_store, request_build
-from openseg.profiles.store import IDENTITIES_FILE, resolve_store
+from openseg.profiles.service import ProfileStoreNotBuilt, ServingStore, request_build, serving_store
+from openseg.profiles.store import IDENTITIES_FILE
 from openseg.segmentation import membership
 from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore
 from openseg.xdm.schema import INTERNAL_COLUMNS
@@ -38,28 +38,75 @@ class Located:
     store: Path
     membership_path: str | None
     members: membership.MembershipStore
+    build: ServingStore
 
 
-def _policy(services: Services, scope: Scope, policy_id: str | None) -> tuple[MergePolicy, str | None]:
+class ProfileNotFound(NotFound):
+    """No profile of the build read holds the identity; ``build`` says which build that was (None when the
+    sandbox has no profile data at all), since a stale build may not know a profile ingested since."""
+
+    def __init__(self, namespace: str, identity: str, build: ServingStore | None) -> None:
+        super().__init__(f"no profile has identity {namespace}:{identity}",
+                         report={"entityId": identity, "entityIdNS": namespace})
+        self.build = build
+
+
+@dataclass(frozen=True)
+class ProfileReader:
+    """One merge policy's last complete profile build and its membership, as one request reads them.
+
+    ``build`` is None when the sandbox has no profile data and nothing was ever built: every identity is
+    unknown.
+    """
+
+    policy: MergePolicy
+    build: ServingStore | None
+    membership_path: str | None
+    members: membership.MembershipStore
+
+
+def open_reader(services: Services, scope: Scope, policy_id: str | None = None) -> ProfileReader:
+    """The build lookups read under the policy (the sandbox's default when None), never built here.
+
+    Raises:
+        ProfileStoreNotBuilt: If the policy has no complete build yet (one is queued).
+    """
     with services.db.session() as session:
         policy = (policies.get_policy(session, scope, policy_id) if policy_id
                   else policies.ensure_default(session, scope))
         record = session.get(ProfileStore, policy.id)
         membership_path = record.membership_path if record else None
         session.expunge(policy)
-    return policy, membership_path
+    build: ServingStore | None
+    try:
+        build = serving_store(services, scope, policy)
+    except ProfileStoreNotBuilt as exc:
+        if exc.has_data:
+            raise
+        build = None
+    members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
+    return ProfileReader(policy, build, membership_path, members)
+
+
+def find(reader: ProfileReader, namespace: str, identity: str) -> Located:
+    """The merged profile of the reader's build holding ``namespace:identity`` (404 when none does)."""
+    if reader.build is None:
+        raise ProfileNotFound(namespace, identity, None)
+    profile_id = lookup.resolve_profile_id(reader.build.path, namespace, identity)
+    if profile_id is None:
+        raise ProfileNotFound(namespace, identity, reader.build)
+    return Located(profile_id, namespace, identity, reader.policy, reader.build.path, reader.membership_path,
+                   reader.members, reader.build)
 
 
 def locate(services: Services, scope: Scope, namespace: str, identity: str, policy_id: str | None = None) -> Located:
-    """The merged profile holding ``namespace:identity`` under the policy (404 when none does)."""
-    policy, membership_path = _policy(services, scope, policy_id)
-    store = resolve_store(ensure_store(services, scope, policy))
-    profile_id = lookup.resolve_profile_id(store, namespace, identity)
-    if profile_id is None:
-        raise NotFound(f"no profile has identity {namespace}:{identity}",
-                       report={"entityId": identity, "entityIdNS": namespace})
-    members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
-    return Located(profile_id, namespace, identity, policy, store, membership_path, members)
+    """The merged profile holding ``namespace:identity`` under the policy, in its last complete build.
+
+    Raises:
+        ProfileStoreNotBuilt: If the policy has no complete build yet (one is queued).
+        ProfileNotFound: If no profile of that build holds the identity.
+    """
+    return find(open_reader(services, scope, policy_id), namespace, identity)
 
 
 def _membership(located: Located) -> dict[str, Any]:
@@ -77,7 +124,7 @@ def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]
     """
     profile = lookup.get_profile(located.store, located.namespace, located.identity, fields)
     if profile is None:
-        raise NotFound(f"no profile has identity {located.namespace}:{located.identity}")
+        raise ProfileNotFound(located.namespace, located.identity, located.build)
     entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL_COLUMNS}
     ups = _membership(located)
     if ups:
@@ -113,13 +160,13 @@ def profile_events(located: Located, *, start: datetime | None, end: datetime | 
     return children, following
 
 
-def erase(services: Services, scope: Scope, namespace: str, identity: str) -> dict[str, int]:
-    """Delete every fragment and event of the profile holding the identity from the lake, then rebuild.
+def erase(services: Services, scope: Scope, located: Located) -> dict[str, int]:
+    """Delete every fragment and event of a located profile from the lake, then queue a build.
 
-    Files are rewritten without the profile's records (each replaced atomically), so the identity graph
-    shrinks and no later build can bring the profile back.
+    Files are rewritten without the records carrying any identity the profile has in the build it was
+    located in (each file replaced atomically), so the identity graph shrinks and no later build can
+    bring the profile back.
     """
-    located = locate(services, scope, namespace, identity)
     with duckdb.connect() as con:
         identities = con.sql("SELECT lower(namespace) AS ns, id FROM read_parquet($path) WHERE _profile_id = $pid",
                              params={"path": str(located.store / IDENTITIES_FILE), "pid": located.profile_id}

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.errors import BadRequest
 from openseg.profiles import policies
-from openseg.profiles.service import ensure_store, sandbox_schema
-from openseg.profiles.store import PROFILES_FILE, resolve_store
+from openseg.profiles.service import sandbox_schema, serving_store
+from openseg.profiles.store import PROFILES_FILE
 from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
@@ -52,8 +52,8 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
                        sandbox_schema(services, scope), field="predicateExpression")
     policy_id = body.get("mergePolicyId")
     if not isinstance(policy_id, str):
-        # A sandbox's first request may create its default policy: commit it before the store build,
-        # which runs in sessions of its own, looks for it.
+        # A sandbox's first request may create its default policy: commit it before serving_store, whose
+        # sessions of its own (and the build it may queue) look for it.
         with services.db.session() as own:
             policies.ensure_default(own, scope)
     policy = (policies.get_policy(session, scope, policy_id) if isinstance(policy_id, str)
@@ -61,7 +61,8 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     record = session.get(ProfileStore, policy.id)
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
     relation, previous = members.relation(members.state(record.membership_path if record else None))
-    store = resolve_store(ensure_store(services, scope, policy))
+    build = serving_store(services, scope, policy)
+    store = build.path
     as_of = ms_to_datetime(now_ms())
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows
     exact = total <= exact_limit
@@ -100,6 +101,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
             "profilesReadSoFar": read, "totalProfiles": total, "qualifiedInSample": hits,
             "namespaces": {ns: round(n * scale) for ns, n in namespaces.items()},
             "profiles": _entities(store, sample_ids),
+            "profileBuild": build.to_json(),
         },
         created=now, updated=now,
     )
@@ -141,6 +143,7 @@ def preview_json(preview: Preview) -> dict[str, Any]:
         "results": result["profiles"],
         "page": {"offset": 0, "size": len(result["profiles"]), "totalCount": result["estimatedSize"]},
         "openseg:exact": result["exact"],
+        **_profile_build(result),
         "_links": {"estimate": {"href": f"/data/core/ups/estimate/{preview.id}"}},
     }
 
@@ -156,9 +159,16 @@ def estimate_json(preview: Preview) -> dict[str, Any]:
         "confidenceInterval": "95%",
         "openseg:confidenceBounds": {"low": low, "high": high},
         "openseg:exact": result["exact"],
+        **_profile_build(result),
         "profilesReadSoFar": result["profilesReadSoFar"],
         "totalProfiles": result["totalProfiles"],
         "estimatedNamespaceDistribution": [{"namespaceId": ns, "estimatedSize": n}
                                            for ns, n in sorted(result["namespaces"].items())],
         "_links": {"preview": {"href": f"/data/core/ups/preview/{preview.id}"}},
     }
+
+
+def _profile_build(result: dict[str, Any]) -> dict[str, Any]:
+    """``openseg:profileBuild``: the build a preview read and whether it was stale (absent on older previews)."""
+    build = result.get("profileBuild")
+    return {"openseg:profileBuild": build} if build is not None else {}

@@ -1,0 +1,80 @@
+"""No route blocks the event loop: handlers and their dependencies are plain functions (FastAPI runs those
+in its thread pool) unless they truly await something, and those hand every other step to the pool."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+#: The only coroutine functions a route may reach, each with what it awaits.
+ASYNC_ALLOWED = {
+    "openseg.api.deps.raw_body": "awaits the request body; parsing and the handler run in the thread pool",
+    "openseg.api.ingest.upload_file": "streams an upload of any size to disk chunk by chunk",
+}
+
+#: Calls an allowed coroutine may make on the event loop itself: none of them waits on a disk, a
+#: database or an engine. Everything else must be awaited or handed to ``run_in_threadpool``.
+LOOP_SAFE_CALLS = {"scope_of", "with_name", "bytearray", "bytes", "len", "clear", "stream", "body", "Response"}
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    if dependant.call is not None:
+        yield dependant.call
+    for dependency in dependant.dependencies:
+        yield from _calls(dependency)
+
+
+def _name(call: Callable[..., Any]) -> str:
+    return f"{call.__module__}.{call.__qualname__}"
+
+
+def _coroutines(app: FastAPI) -> dict[str, Callable[..., Any]]:
+    found = {}
+    for context in iter_route_contexts(app.routes):  # into included routers too
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            for call in _calls(route.dependant):
+                if inspect.iscoroutinefunction(call):
+                    found[_name(call)] = call
+    return found
+
+
+def test_route_handlers_and_dependencies_are_plain_functions(app: FastAPI) -> None:
+    coroutines = _coroutines(app)
+    assert sorted(set(coroutines) - set(ASYNC_ALLOWED)) == []
+    assert sorted(set(ASYNC_ALLOWED) - set(coroutines)) == []  # the list stays as short as the truth
+
+
+def _called_name(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def _blocking_calls(function: Callable[..., Any]) -> list[str]:
+    """Calls in the body of ``function`` that run on the event loop: neither awaited, nor handed to the
+    thread pool, nor in :data:`LOOP_SAFE_CALLS`."""
+    definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    assert isinstance(definition, ast.AsyncFunctionDef)
+    off_loop: set[int] = set()
+    for node in ast.walk(definition):
+        if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+            off_loop.add(id(node.value))
+            if _called_name(node.value) == "run_in_threadpool":
+                off_loop.update(id(inner) for inner in ast.walk(node.value) if isinstance(inner, ast.Call))
+        if isinstance(node, ast.AsyncFor) and isinstance(node.iter, ast.Call):
+            off_loop.add(id(node.iter))
+    calls = [node for statement in definition.body for node in ast.walk(statement) if isinstance(node, ast.Call)]
+    return [f"line {node.lineno}: {ast.unparse(node)}" for node in calls
+            if id(node) not in off_loop and _called_name(node) not in LOOP_SAFE_CALLS]
+
+
+def test_allowed_coroutines_hand_every_blocking_step_to_the_thread_pool(app: FastAPI) -> None:
+    for name, function in _coroutines(app).items():
+        assert _blocking_calls(function) == [], name
