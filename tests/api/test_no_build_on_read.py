@@ -8,12 +8,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import select
 
-from openseg.profiles import service
 from openseg.profiles.service import BUILD_PROFILES
 from openseg.services import Services
 from openseg.store.models import WorkItem
@@ -107,9 +105,7 @@ def test_a_stale_read_queues_the_build_when_none_is_waiting(client: TestClient, 
 
 
 def test_a_policy_without_a_build_answers_409_and_queues_one(client: TestClient, org: Org, services: Services,
-                                                             drain: Callable[[], int],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "BUILD_MISSING_ON_READ", False)  # issue #13's behaviour (see its comment)
+                                                             drain: Callable[[], int]) -> None:
     ingest_only(client, org, services, create_dataset(client, org.headers()), [person(1)])
     (policy,) = client.get("/data/core/ups/config/mergePolicies?default=true", headers=org.headers()).json()["children"]
     set_builds(services, "queued", "failed")
@@ -203,9 +199,7 @@ def test_a_sandbox_without_profile_data_answers_404_without_a_build(client: Test
 
 
 def test_a_new_or_changed_merge_policy_queues_its_build(client: TestClient, org: Org, services: Services,
-                                                        drain: Callable[[], int],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "BUILD_MISSING_ON_READ", False)  # the worker, not the read, must build it
+                                                        drain: Callable[[], int]) -> None:
     load_people(client, org, drain, [person(1)])
     assert builds(services) == []
     created = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={

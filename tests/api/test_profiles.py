@@ -65,10 +65,18 @@ def test_fragments_stitch_into_one_profile_found_by_either_identity(client: Test
     assert only["entity"]["person"] == {"name": {"firstName": "Ann"}} and "loyalty" not in only["entity"]
 
 
+def _lookup_status(client: TestClient, org: Org, namespace: str, entity_id: str, policy_id: str) -> int:
+    return client.get(f"{ENTITIES}?schema.name=_xdm.context.profile&entityId={entity_id}&entityIdNS={namespace}"
+                      f"&mergePolicyId={policy_id}", headers=org.headers()).status_code
+
+
 def test_identity_graph_none_keeps_them_apart(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
     _stitch_fixture(client, org, drain)
     policy = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={
         "name": "no graph", "identityGraph": {"type": "none"}, "attributeMerge": {"type": "timestampOrdered"}}).json()
+    # A new policy's store is built by the worker (the policy's creation queued it), never by a read.
+    assert _lookup_status(client, org, "email", "a@x", policy["id"]) == 409
+    drain()
     by_email = _profile(client, org, "email", "a@x", mergePolicyId=policy["id"])
     by_ecid = _profile(client, org, "ECID", "1", mergePolicyId=policy["id"])
     assert by_email["entityId"] != by_ecid["entityId"]
@@ -89,6 +97,8 @@ def test_timestamp_ordered_and_dataset_precedence(client: TestClient, org: Org, 
     policy = client.post("/data/core/ups/config/mergePolicies", headers=org.headers(), json={
         "name": "crm first", "identityGraph": {"type": "pdg"},
         "attributeMerge": {"type": "dataSetPrecedence", "data": {"order": [crm, web]}}}).json()
+    assert _lookup_status(client, org, "email", "b@x", policy["id"]) == 409
+    drain()
     assert _profile(client, org, "email", "b@x", mergePolicyId=policy["id"])["entity"]["homeAddress"] == {"country": "US"}
 
 

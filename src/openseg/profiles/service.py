@@ -141,14 +141,6 @@ def ensure_store(services: Services, scope: Scope, policy: MergePolicy) -> Path:
     return path
 
 
-#: Interim, pending a decision (issue #13, deliverable 3, asks for a 409 here): a merge policy with data to
-#: merge but no complete build at all is still built by its first read. Two API tests look a profile up
-#: under a policy created a moment before, with no worker run between, and expect its merge
-#: (tests/api/test_profiles.py::test_identity_graph_none_keeps_them_apart and
-#: ::test_timestamp_ordered_and_dataset_precedence). With False, that read answers 409 and queues the build.
-BUILD_MISSING_ON_READ = True
-
-
 class ProfileStoreNotBuilt(Conflict):
     """A merge policy's profile store has no complete build yet; one is queued or under way.
 
@@ -186,7 +178,7 @@ def serving_store(services: Services, scope: Scope, policy: MergePolicy) -> Serv
     The build is stale when a build of the sandbox is queued or running, when the policy changed since
     the build, or when a batch of a profile source succeeded after it. A stale build is served, and a
     build is queued unless one is already queued or running (the worker runs it). A policy with no build
-    at all is built here while :data:`BUILD_MISSING_ON_READ` holds (interim).
+    at all answers 409 (a new policy's build was queued when it was created).
 
     Raises:
         ProfileStoreNotBuilt: If the policy has no complete build yet (a 409); a build is queued.
@@ -198,23 +190,16 @@ def serving_store(services: Services, scope: Scope, policy: MergePolicy) -> Serv
         pending = _build_pending(session, scope.sandbox_id)
         newest = _newest_source_batch(session, scope.sandbox_id)
         resolved = _resolved(path)
-        build_now = resolved is None and newest > 0 and BUILD_MISSING_ON_READ
         behind = record is None or record.policy_version != policy.version or newest > (built_at or 0)
-        if (resolved is None or behind) and pending is None and not build_now:
+        if (resolved is None or behind) and pending is None:
             request_build(session, scope.sandbox_id)
-    if build_now:
-        build_sandbox(services, scope.sandbox_id, [policy.id])
-        with services.db.session() as session:
-            record = session.get(ProfileStore, policy.id)
-            built_at = record.built_at if record is not None else None
-        resolved, behind = resolve_store(path), False
     if resolved is None:
         state = pending or QUEUED
         raise ProfileStoreNotBuilt(
             f"merge policy '{policy.id}' has no profile store yet: a build is {state}; retry when it completes",
             report={"mergePolicyId": policy.id, "profileBuild": state}, has_data=newest > 0)
     return ServingStore(resolved, ms_to_datetime(built_at) if built_at is not None else None,
-                        (pending is not None and not build_now) or behind)
+                        pending is not None or behind)
 
 
 def _resolved(path: Path) -> Path | None:
