@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,7 @@ class Evaluation:
         counts: Segment id -> ``realized`` / ``existing`` / ``exited`` counts of this run.
         staged: The new membership, written beside its places (publish with ``membership.publish``).
         cost: Per segment, the openseg extension ``openseg:segmentCost``.
+        failures: Segments left out because they could not be evaluated: segment id -> why.
     """
 
     columns: dict[str, str]
@@ -68,6 +69,7 @@ class Evaluation:
     counts: dict[str, dict[str, int]]
     staged: membership.StagedMembership
     cost: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
@@ -78,11 +80,28 @@ def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[
     return evaluate_store(services.engine(), store, segments, as_of, members, previous, job_id, progress)
 
 
+class SegmentsFailed(Exception):
+    """Every segment of an evaluation failed; ``failures``: segment id -> why."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{s}: {m}" for s, m in failures.items()))
+        self.failures = dict(failures)
+
+
+class _Stopped(Exception):
+    """The progress callback raised (a cancelled job): passed through, never blamed on a segment."""
+
+
 def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
                    members: membership.MembershipStore, previous: membership.State | None, job_id: str,
                    progress: Progress | None = None) -> Evaluation:
     """One plan for all ``segments`` over the store's ``profiles.parquet`` and ``events.parquet``, then the
     membership diff against ``previous``, the counts, and the new membership staged in ``members``.
+
+    A segment that cannot be evaluated (the engine refuses or fails on its condition) fails alone: when
+    the plan fails, each segment is tried by itself to find the ones to blame, and the job runs again
+    without them. They are left out of the diff, so their previous membership stays; the evaluation lists
+    them in ``failures``.
 
     Args:
         engine: Runs the plan.
@@ -96,7 +115,73 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
 
     Returns:
         The evaluation; its membership is staged, not yet published.
+
+    Raises:
+        SegmentsFailed: Every segment failed.
     """
+    try:
+        return _evaluate(engine, store, segments, as_of, members, previous, job_id, progress)
+    except _Stopped as stopped:
+        raise _cause(stopped) from None
+    except Exception:
+        failures = failing_segments(engine, store, segments, as_of, members, previous)
+        if not failures:
+            raise  # the plan failed, but no segment fails alone: nothing to blame on one
+    remaining = [(segment_id, expr) for segment_id, expr in segments if segment_id not in failures]
+    if not remaining:
+        raise SegmentsFailed(failures)
+    try:
+        evaluation = _evaluate(engine, store, remaining, as_of, members, previous, job_id, progress)
+    except _Stopped as stopped:
+        raise _cause(stopped) from None
+    return replace(evaluation, failures=failures)
+
+
+def failing_segments(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
+                     members: membership.MembershipStore, previous: membership.State | None) -> dict[str, str]:
+    """The segments whose condition the engine cannot evaluate, each by itself, with why: first those it
+    refuses to compile or bind (cheap: nothing is read), else those whose evaluation fails when run."""
+    profile_schema = pq.read_schema(store / PROFILES_FILE)
+    has_path = arrow_paths(profile_schema, pq.read_schema(store / EVENTS_FILE))
+    failures: dict[str, str] = {}
+    with engine.workspace() as workspace:
+        workspace.register("profiles", str(store / PROFILES_FILE))
+        workspace.register("events", str(store / EVENTS_FILE))
+        plans: dict[str, tuple[exp.Query, str]] = {}
+        for segment_id, expr in segments:
+            try:
+                differ = membership.MembershipDiffer(workspace, members, previous, [segment_id], "check")
+                plan = plan_segments([(segment_id, expr)], as_of=as_of, dialect=engine.dialect,
+                                     membership=differ.plan_relation(), has_path=has_path)
+                workspace.fetch(plan.query.limit(0))
+                plans[segment_id] = (plan.query, plan.columns[segment_id])
+            except Exception as error:  # noqa: BLE001 - whatever the engine or compiler raised is the reason
+                failures[segment_id] = _reason(error)
+        if failures:
+            return failures
+        for segment_id, (query, column) in plans.items():
+            # Counting the segment's column makes the engine evaluate it on every profile.
+            counted = exp.select(exp.func("count_if", exp.column(column, quoted=True))).from_(query.subquery("q"))
+            try:
+                workspace.fetch(counted)
+            except Exception as error:  # noqa: BLE001 - as above
+                failures[segment_id] = _reason(error)
+    return failures
+
+
+def _cause(stopped: _Stopped) -> BaseException:
+    assert stopped.__cause__ is not None
+    return stopped.__cause__
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def _evaluate(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
+              members: membership.MembershipStore, previous: membership.State | None, job_id: str,
+              progress: Progress | None = None) -> Evaluation:
     profile_schema = pq.read_schema(store / PROFILES_FILE)
     has_path = arrow_paths(profile_schema, pq.read_schema(store / EVENTS_FILE))
     # Members are counted by the namespace the build stored; the plan carries it to the result.
@@ -107,7 +192,10 @@ def evaluate_store(engine: Engine, store: Path, segments: Sequence[tuple[str, as
         nonlocal done
         done += 1
         if progress is not None:
-            progress(name, done, steps)
+            try:
+                progress(name, done, steps)
+            except Exception as stop:
+                raise _Stopped() from stop
 
     with engine.workspace() as workspace:
         workspace.register("profiles", str(store / PROFILES_FILE))

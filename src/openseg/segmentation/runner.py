@@ -14,7 +14,7 @@ from openseg.pql import parse
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
 from openseg.segmentation import membership
-from openseg.segmentation.evaluate import Progress, evaluate_segments
+from openseg.segmentation.evaluate import Progress, SegmentsFailed, evaluate_segments
 from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
 
 if TYPE_CHECKING:
@@ -26,12 +26,18 @@ log = logging.getLogger("openseg.segmentation")
 MAX_ATTEMPTS = 3
 
 
-class JobFailed(Exception):
-    """A user-facing failure: ``code`` and message go to the job's ``errors``."""
+#: The error code of a segment that could not be evaluated (the job's other segments complete).
+SEGMENT_FAILED = "0090000012"
 
-    def __init__(self, code: str, message: str) -> None:
+
+class JobFailed(Exception):
+    """A user-facing failure: ``code`` and message go to the job's ``errors`` (with one entry per failed
+    segment when ``segments`` names them)."""
+
+    def __init__(self, code: str, message: str, segments: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.segments = segments or {}
 
 
 class JobCancelled(Exception):
@@ -76,8 +82,8 @@ def run_segment_job(services: Services, item: WorkItem) -> None:
         segments = list(job.segments)
         job_id = job.id
     try:
-        outcomes, segmentation_time = _evaluate(services, scope, job_id, segments)
-        _publish(services, job_id, started, segmentation_time, outcomes)
+        outcomes, failed, segmentation_time = _evaluate(services, scope, job_id, segments)
+        _publish(services, job_id, started, segmentation_time, outcomes, failed)
     except JobCancelled:
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
@@ -87,7 +93,11 @@ def run_segment_job(services: Services, item: WorkItem) -> None:
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
             assert job is not None
-            _fail(job, exc.code, str(exc))
+            if exc.segments:
+                job.errors = [*(job.errors or []), *segment_errors(exc.segments)]
+                _finish(job, "FAILED")
+            else:
+                _fail(job, exc.code, str(exc))
     except Exception as exc:
         log.exception("segment job %s failed", job_id)
         with services.db.session() as session:
@@ -119,13 +129,16 @@ def _check_cancel(services: Services, job_id: str) -> None:
             raise JobCancelled()
 
 
-def _evaluate(services: Services, scope: Scope, job_id: str,
-              segments: list[dict[str, Any]]) -> tuple[dict[str, PolicyOutcome], dict[str, int]]:
+def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict[str, Any]]
+              ) -> tuple[dict[str, PolicyOutcome], dict[str, str], dict[str, int]]:
+    """Evaluate the job's segments, one plan per merge policy: the outcomes, the segments that could not be
+    evaluated (segment id -> why; they keep their membership) and the segmentation time."""
     by_policy: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for entry in segments:
         segment = entry["segment"]
         by_policy[segment["mergePolicy"]["id"]].append((segment["id"], segment["expression"]["value"]))
     outcomes: dict[str, PolicyOutcome] = {}
+    failed_segments: dict[str, str] = {}
     seg_start = now_ms()
     for index, (policy_id, members) in enumerate(by_policy.items()):
         with services.db.session() as session:
@@ -139,11 +152,24 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
         store = resolve_store(ensure_store(services, scope, policy))
         _check_cancel(services, job_id)
         as_of = ms_to_datetime(now_ms())
-        parsed = [(segment_id, parse(text)) for segment_id, text in members]
+        parsed, failures = [], {}
+        for segment_id, text in members:
+            try:
+                parsed.append((segment_id, parse(text)))
+            except Exception as error:  # noqa: BLE001 - a definition stored before a check existed
+                failures[segment_id] = f"{type(error).__name__}: {error}"
         store_of_members = membership_store(services, scope.sandbox_id, policy_id)
-        evaluation = evaluate_segments(services, store, parsed, as_of, store_of_members,
-                                       store_of_members.state(pointer), job_id,
-                                       _reporter(services, job_id, policy_id, index, len(by_policy)))
+        try:
+            if not parsed:
+                raise SegmentsFailed({})
+            evaluation = evaluate_segments(services, store, parsed, as_of, store_of_members,
+                                           store_of_members.state(pointer), job_id,
+                                           _reporter(services, job_id, policy_id, index, len(by_policy)))
+        except SegmentsFailed as failed:
+            # Nothing of this merge policy could be evaluated: its membership stays as it was.
+            failed_segments.update(failures | failed.failures)
+            continue
+        failed_segments.update(failures | evaluation.failures)
         _check_cancel(services, job_id)
         outcomes[policy_id] = PolicyOutcome(
             policy_id=policy_id, store_path=store, members=store_of_members,
@@ -152,7 +178,11 @@ def _evaluate(services: Services, scope: Scope, job_id: str,
             cost=evaluation.cost,
         )
     seg_end = now_ms()
-    return outcomes, {"startTimeInMs": seg_start, "endTimeInMs": seg_end, "totalTimeInMs": seg_end - seg_start}
+    if failed_segments and not outcomes:
+        raise JobFailed(SEGMENT_FAILED, "no segment of the job could be evaluated: " + "; ".join(
+            f"{segment_id}: {reason}" for segment_id, reason in failed_segments.items()), failed_segments)
+    return outcomes, failed_segments, {"startTimeInMs": seg_start, "endTimeInMs": seg_end,
+                                       "totalTimeInMs": seg_end - seg_start}
 
 
 def _reporter(services: Services, job_id: str, policy_id: str, index: int, policies: int) -> Progress:
@@ -173,8 +203,14 @@ def _reporter(services: Services, job_id: str, policy_id: str, index: int, polic
     return report
 
 
+def segment_errors(failed: dict[str, str]) -> list[dict[str, str]]:
+    """One ``errors[]`` entry per segment that could not be evaluated: code, segment id and why."""
+    return [{"code": SEGMENT_FAILED, "msg": f"segment {segment_id} could not be evaluated and keeps its previous "
+             f"membership: {reason}", "segmentId": segment_id} for segment_id, reason in failed.items()]
+
+
 def _publish(services: Services, job_id: str, started: int, segmentation_time: dict[str, int],
-             outcomes: dict[str, PolicyOutcome]) -> None:
+             outcomes: dict[str, PolicyOutcome], failed: dict[str, str] | None = None) -> None:
     """Write membership files, then flip the pointers and finish the job in one transaction: readers see
     the old membership or the new one, never half."""
     for outcome in outcomes.values():
@@ -208,6 +244,8 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
             metrics["segmentedProfileByStatusCounter"].update(outcome.counts)
             metrics["openseg:segmentCost"].update(outcome.cost)
         job.metrics = metrics
+        if failed:
+            job.errors = [*(job.errors or []), *segment_errors(failed)]
         _finish(job, "SUCCEEDED")
     # Retention: older snapshots go once the new state is the current one (history stays).
     for outcome in outcomes.values():
