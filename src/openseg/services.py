@@ -26,6 +26,7 @@ class Services:
     after_batch: list[BatchHook] = field(default_factory=list)
     worker: Worker | None = None
     _engine: Engine | None = field(default=None, repr=False)
+    _reader: Engine | None = field(default=None, repr=False)
 
     def engine(self) -> Engine:
         """The evaluation engine of ``OPENSEG_ENGINE`` (created once; Spark sessions are expensive)."""
@@ -40,3 +41,13 @@ class Services:
                 self._engine = DuckDBEngine(memory_limit=self.settings.job_memory_limit,
                                             temp_directory=self.settings.home / "tmp")
         return self._engine
+
+    def reader(self) -> Engine:
+        """The engine of requests that read a few rows of local files (membership history): embedded
+        DuckDB whatever ``OPENSEG_ENGINE`` says, since such a read must answer in milliseconds and a Spark
+        query costs more than that to start."""
+        if self._reader is None:
+            from openseg.engines.duckdb import DuckDBEngine
+
+            self._reader = DuckDBEngine(threads=2)
+        return self._reader

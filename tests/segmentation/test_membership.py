@@ -48,13 +48,12 @@ def long_form(store: MembershipStore, state: State | None) -> dict[tuple[str, st
 
 
 def history(store: MembershipStore, jobs: list[str]) -> list[tuple[str, str, str, datetime]]:
-    found = store.history_sql(jobs)
+    found = store.history(jobs)
     if found is None:
         return []
-    query, params = found
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        return sorted(con.sql(f'SELECT _profile_id, segment_id, event, "at" FROM ({query})', params=params).fetchall())
+    query, tables = found
+    rows = DuckDBEngine(threads=1).run(query, tables).to_pylist()
+    return sorted((r["_profile_id"], r["segment_id"], r["event"], r["at"]) for r in rows)
 
 
 def test_realized_existing_exited_across_three_jobs(tmp_path: Path) -> None:

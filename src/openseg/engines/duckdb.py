@@ -53,6 +53,8 @@ class DuckDBEngine(Engine):
         if self.temp_directory is not None:
             config["temp_directory"] = str(self.temp_directory)
         connection = duckdb.connect(":memory:", config=config)
+        # Times are UTC in every statement, as on Spark (SESSION_CONFIG), whatever the host's zone.
+        connection.execute("SET TimeZone = 'UTC'")
         # A job's queries run for seconds; DuckDB would otherwise draw a progress bar on the worker's
         # terminal (or into its log).
         connection.execute("SET enable_progress_bar = false")
@@ -62,7 +64,6 @@ class DuckDBEngine(Engine):
     def workspace(self) -> Iterator[DuckDBWorkspace]:
         """One connection for the job: its relations are temporary tables and views of that connection."""
         with self.connect() as connection:
-            connection.execute("SET TimeZone = 'UTC'")
             yield DuckDBWorkspace(self, connection)
 
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlalchemy import select
+from sqlglot import exp
 
 from openseg.catalog.read_only_sql import json_value
 from openseg.profiles.entities import locate
 from openseg.scope import Scope
+from openseg.segmentation.membership.differ import literal, statement
 from openseg.segmentation.runner import membership_store
 from openseg.store.models import SegmentJob
 
@@ -28,10 +29,10 @@ def _succeeded_jobs(services: Services, sandbox_id: str) -> list[str]:
                                                                 SegmentJob.status == "SUCCEEDED")))
 
 
-def _history(services: Services, sandbox_id: str, policy_id: str) -> tuple[str, dict[str, Any]] | None:
+def _history(services: Services, sandbox_id: str, policy_id: str) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
     """Every entry and exit of the policy's membership that counts: those of jobs that SUCCEEDED and
-    of per-profile writes."""
-    return membership_store(services, sandbox_id, policy_id).history_sql(_succeeded_jobs(services, sandbox_id))
+    of per-profile writes (a query and the files it reads)."""
+    return membership_store(services, sandbox_id, policy_id).history(_succeeded_jobs(services, sandbox_id))
 
 
 def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str, at: datetime, *,
@@ -40,25 +41,21 @@ def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str
     history = _history(services, scope.sandbox_id, policy_id)
     if history is None:
         return [], 0
-    events, params = history
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = con.sql(
-            f"""
-            WITH latest AS (
-                SELECT _profile_id, arg_max(event, "at") AS event,
-                       max("at") FILTER (WHERE event = 'entered') AS entered_at
-                FROM ({events})
-                WHERE segment_id = $segment AND "at" <= $at
-                GROUP BY _profile_id
-            )
-            SELECT _profile_id, entered_at, count(*) OVER () AS total FROM latest
-            WHERE event = 'entered' ORDER BY _profile_id LIMIT $limit OFFSET $start
-            """,
-            params={**params, "segment": segment_id, "at": at, "limit": limit, "start": start},
-        ).fetchall()
-    total = int(rows[0][2]) if rows else 0
-    return [{"entityId": pid, "enteredAt": json_value(entered)} for pid, entered, _ in rows], total
+    events, tables = history
+    query = statement(f"""
+        WITH latest AS (
+            SELECT _profile_id, arg_max(event, "at") AS event,
+                   max("at") FILTER (WHERE event = 'entered') AS entered_at
+            FROM history
+            WHERE segment_id = {literal(segment_id)} AND "at" <= {literal(at)}
+            GROUP BY _profile_id
+        )
+        SELECT _profile_id, entered_at, count(*) OVER () AS total FROM latest
+        WHERE event = 'entered' ORDER BY _profile_id LIMIT {int(limit)} OFFSET {int(start)}
+    """)
+    rows = services.reader().run(_with_history(query, events), tables).to_pylist()
+    total = int(rows[0]["total"]) if rows else 0
+    return [{"entityId": row["_profile_id"], "enteredAt": json_value(row["entered_at"])} for row in rows], total
 
 
 def profile_of(services: Services, scope: Scope, namespace: str, identity: str) -> tuple[str, str]:
@@ -72,13 +69,11 @@ def timeline(services: Services, scope: Scope, profile_id: str, policy_id: str) 
     history = _history(services, scope.sandbox_id, policy_id)
     if history is None:
         return []
-    events, params = history
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = con.sql(
-            f'SELECT segment_id, event, "at", job_id FROM ({events}) WHERE _profile_id = $pid ORDER BY "at", segment_id',
-            params={**params, "pid": profile_id},
-        ).fetchall()
+    events, tables = history
+    query = statement(f'SELECT segment_id, event, "at", job_id FROM history WHERE _profile_id = {literal(profile_id)} '
+                      'ORDER BY "at", segment_id')
+    rows = [(r["segment_id"], r["event"], r["at"], r["job_id"])
+            for r in services.reader().run(_with_history(query, events), tables).to_pylist()]
     stays: list[dict[str, Any]] = []
     open_stays: dict[str, dict[str, Any]] = {}
     for segment_id, event, at, job_id in rows:
@@ -91,3 +86,10 @@ def timeline(services: Services, scope: Scope, profile_id: str, policy_id: str) 
             open_stays.pop(segment_id).update(exitedAt=json_value(at), exitedByJob=job_id)
     return stays
 
+
+def _with_history(query: exp.Query, events: exp.Query) -> exp.Query:
+    """``query`` reading the history as the relation ``history`` (its first CTE, so others may read it)."""
+    query = query.with_("history", as_=events)
+    with_ = query.args["with_"]
+    with_.set("expressions", [with_.expressions[-1], *with_.expressions[:-1]])
+    return query

@@ -39,6 +39,8 @@ from openseg.segmentation.membership.layout import (
 from openseg.segmentation.membership.rule import PairState, transition
 
 _CHANGE_FILE = re.compile(r"^(\d{12})\.parquet$")
+#: The relations :meth:`MembershipStore.history` reads: the jobs' history files and the change files.
+HISTORY_FILES, CHANGE_FILES = "history_files", "change_files"
 
 
 @dataclass(frozen=True)
@@ -149,23 +151,31 @@ class MembershipStore:
         ``segmentMembership.ups`` as rows) of ``segment_ids`` (None: all), per-profile changes applied."""
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {long_form_sql(self, state, segment_ids)}")
 
-    def history_sql(self, jobs: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
+    def history(self, jobs: Sequence[str]) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
         """Every entry and exit (``segment_id, _profile_id, event, at, job_id``) of the jobs that ``jobs`` lists as
-        succeeded and of per-profile writes, as a query with its parameters (None: no history)."""
-        job_files = sorted(str(part) for p in (self.root / "history").glob("*.parquet") for part in parquet_files(p)) \
-            if (self.root / "history").is_dir() else []
-        change_files = [str(path) for _, path in self.changes(None)]
-        parts: list[str] = []
-        params: dict[str, Any] = {}
+        succeeded and of per-profile writes: a query and the relations it reads (names -> Parquet files), for
+        an engine to run (None: no history)."""
+        job_files = tuple(sorted(str(part) for p in (self.root / "history").glob("*.parquet")
+                                 for part in parquet_files(p))) if (self.root / "history").is_dir() else ()
+        change_files = tuple(str(path) for _, path in self.changes(None))
+        columns = [exp.column(c, quoted=True) for c in ("segment_id", "_profile_id", "event", "at")]
+        parts: list[exp.Query] = []
+        tables: dict[str, tuple[str, ...]] = {}
         if job_files and jobs:
-            parts.append('SELECT segment_id, _profile_id, event, "at", job_id FROM read_parquet($history_files) '
-                         "WHERE list_contains($history_jobs, job_id)")
-            params.update(history_files=job_files, history_jobs=list(jobs))
+            tables[HISTORY_FILES] = job_files
+            parts.append(exp.select(*columns, exp.column("job_id")).from_(HISTORY_FILES)
+                         .where(exp.column("job_id").isin(*(exp.Literal.string(j) for j in jobs))))
         if change_files:
-            parts.append('SELECT segment_id, _profile_id, event, "at", NULL::VARCHAR AS job_id FROM read_parquet($change_files) '
-                         "WHERE event IS NOT NULL")
-            params["change_files"] = change_files
-        return (" UNION ALL ".join(parts), params) if parts else None
+            tables[CHANGE_FILES] = change_files
+            no_job = exp.alias_(exp.cast(exp.null(), exp.DataType.build("VARCHAR")), "job_id")
+            parts.append(exp.select(*columns, no_job).from_(CHANGE_FILES)
+                         .where(exp.column("event").is_(exp.null()).not_()))
+        if not parts:
+            return None
+        query = parts[0]
+        for part in parts[1:]:
+            query = exp.union(query, part, distinct=False)
+        return query, tables
 
     # ---------------------------------------------------------------------- per-profile writes
 
