@@ -8,10 +8,10 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
+from sqlglot import exp
 
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.errors import BadRequest
@@ -23,10 +23,12 @@ from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
 from openseg.segmentation.planner import arrow_paths, plan_segments
+from openseg.segmentation.statements import statement
 from openseg.store.models import Preview, ProfileStore
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
 if TYPE_CHECKING:
+    from openseg.engines.base import Engine
     from openseg.services import Services
 
 #: Sandboxes with at most this many merged profiles are counted exactly.
@@ -68,7 +70,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     exact = total <= exact_limit
     profiles: Any = str(store / PROFILES_FILE)
     if not exact:
-        profiles = _sample(profiles, sample_size / total)
+        profiles = _sample(services.reader(), profiles, sample_size / total)
     plan = plan_segments([("preview", analysis.expr)], as_of=as_of, dialect=services.engine().dialect,
                          membership=relation if previous is not None else None,
                          has_path=arrow_paths(pq.read_schema(store / PROFILES_FILE),
@@ -100,7 +102,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
             "confidenceInterval": [max(0, round(estimate - Z_95 * error)), round(estimate + Z_95 * error)],
             "profilesReadSoFar": read, "totalProfiles": total, "qualifiedInSample": hits,
             "namespaces": {ns: round(n * scale) for ns, n in namespaces.items()},
-            "profiles": _entities(store, sample_ids),
+            "profiles": _entities(services.reader(), store, sample_ids),
             "profileBuild": build.to_json(),
         },
         created=now, updated=now,
@@ -110,21 +112,18 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     return preview
 
 
-def _sample(path: str, fraction: float) -> pa.Table:
-    with duckdb.connect() as con:
-        return con.sql(
-            f"SELECT * FROM read_parquet($path) USING SAMPLE {min(100.0, fraction * 100):.6f}% (bernoulli, 42)",
-            params={"path": path},
-        ).to_arrow_table()
+def _sample(reader: Engine, path: str, fraction: float) -> pa.Table:
+    """A Bernoulli sample of ``fraction`` of the profiles (seeded: the same preview samples the same)."""
+    query = statement(f"SELECT * FROM profiles USING SAMPLE {min(100.0, fraction * 100):.6f}% (bernoulli, 42)")
+    return reader.run(query, {"profiles": path})
 
 
-def _entities(store: Any, ids: list[str]) -> list[dict[str, Any]]:
+def _entities(reader: Engine, store: Any, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []
-    with duckdb.connect() as con:
-        rows = con.sql("SELECT * FROM read_parquet($path) WHERE _profile_id IN (SELECT unnest($ids)) "
-                       "ORDER BY _profile_id",
-                       params={"path": str(store / PROFILES_FILE), "ids": ids}).to_arrow_table().to_pylist()
+    query = (exp.select(exp.Star()).from_("profiles")
+             .where(exp.column("_profile_id").isin(*(exp.Literal.string(i) for i in ids))).order_by("_profile_id"))
+    rows = reader.run(query, {"profiles": str(store / PROFILES_FILE)}).to_pylist()
     from openseg.catalog.read_only_sql import json_value
 
     return [{"entityId": row["_profile_id"], "lastModifiedAt": json_value(row["_lastModifiedAt"]),

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlglot
 from sqlglot import exp
 
 from openseg.atomic_files import Staged, StagedFile, StagedOutput
@@ -37,6 +36,7 @@ from openseg.segmentation.membership.layout import (
     word_of,
 )
 from openseg.segmentation.membership.store import BitsRelation, MembershipStore, parquet_schema
+from openseg.segmentation.statements import literal, statement
 
 if TYPE_CHECKING:
     from openseg.engines.base import Workspace
@@ -53,22 +53,6 @@ MEMBERSHIP = "membership"
 #: Rows per row group of a snapshot: a profile lookup reads one group (≈ 3 ms at 8,192 rows, 25 ms at
 #: DuckDB's default 122,880; measured at 1M profiles × 100 segments).
 LOOKUP_ROW_GROUP = 8192
-
-
-def statement(sql: str) -> exp.Query:
-    """One of this module's statements as a sqlglot expression, for the workspace to render in its
-    engine's dialect. The text is fixed: this module's relation and column names, integers, and literals
-    rendered by sqlglot (:func:`literal`); never user input."""
-    parsed = sqlglot.parse_one(sql, read="duckdb")
-    assert isinstance(parsed, exp.Query), sql
-    return parsed
-
-
-def literal(value: str | datetime) -> str:
-    """A string or timestamp constant as SQL text rendered by sqlglot."""
-    if isinstance(value, datetime):
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("TIMESTAMPTZ")).sql("duckdb")
-    return exp.Literal.string(value).sql("duckdb")
 
 
 @dataclass
