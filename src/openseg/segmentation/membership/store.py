@@ -381,8 +381,10 @@ def long_form_query(state: State | None, segment_ids: Sequence[str] | None,
             explicit = exp.select("x._profile_id", "n.segment_id", "x.status", "x.lastQualificationTime",
                                   "x.bit").from_(tables["pairs"].copy().as_("x")).join(
                 names.subquery("n"), using=["bit"])
+            # Columns by name: Spark's ``*`` over a USING join puts the USING columns first.
             derived = exp.union(
-                exp.select("d.*").from_(derived.subquery("d")).join(
+                exp.select(*(exp.column(c, table="d") for c in (*LONG_FORM_COLUMNS, "bit"))).from_(
+                    derived.subquery("d")).join(
                     explicit.subquery("e"), using=["_profile_id", "bit"], join_type="anti"),
                 explicit, distinct=False)
         base = exp.select(*LONG_FORM_COLUMNS).from_(derived.subquery("derived"))
@@ -396,7 +398,7 @@ def long_form_query(state: State | None, segment_ids: Sequence[str] | None,
         exp.ArgMax(this=exp.column("lastQualificationTime"), expression=exp.column("seq")).as_("lastQualificationTime"),
     ).from_(tables["changes"].copy()).where(keep).group_by("_profile_id", "segment_id")
     return exp.union(
-        exp.select("b.*").from_(base.subquery("b")).join(
+        exp.select(*(exp.column(c, table="b") for c in LONG_FORM_COLUMNS)).from_(base.subquery("b")).join(
             latest.subquery("c"), using=["_profile_id", "segment_id"], join_type="anti"),
         exp.select(*LONG_FORM_COLUMNS).from_(latest.subquery("latest")), distinct=False)
 
