@@ -93,8 +93,10 @@ def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, pr
 
 def export_members(store: str, membership_state: str, segment_id: str, out_dir: str) -> int:
     """An export of one segment's members (all fields, with segmentMembership) to Parquet files."""
+    from openseg.engines.duckdb import DuckDBEngine
     from openseg.exports.request import ExportRequest, SegmentFilter
-    from openseg.exports.runner import FILE_ROWS, select_members, write_parts
+    from openseg.exports.runner import FILE_ROWS, write_parts
+    from openseg.exports.selection import select_members
     from openseg.segmentation import membership
 
     request = ExportRequest(dataset_id="bench", merge_policy_id="bench", merge_policy_version=1,
@@ -103,8 +105,10 @@ def export_members(store: str, membership_state: str, segment_id: str, out_dir: 
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     members = membership.MembershipStore(Path(membership_state).parent.parent)
-    reader = select_members(Path(store), members, members.state(membership_state), request, request.segments)
-    parts = write_parts(reader, target, FILE_ROWS)
+    with DuckDBEngine().workspace() as workspace:
+        query = select_members(workspace, Path(store), members, members.state(membership_state), request,
+                               request.segments)
+        parts = write_parts(workspace, query, target, FILE_ROWS)
     return sum(rows for _, rows in parts)
 
 

@@ -308,3 +308,19 @@ def test_export_schedule_fires_an_export(client: TestClient, org: Org, services:
     assert [r["status"] for r in listed] == ["SUCCEEDED"]
     assert emails(batch_rows(client, org, listed[0]["destination"]["batchId"])) == [
         "p1@example.com", "p3@example.com", "p5@example.com"]
+
+
+def test_an_export_is_split_into_parts_of_at_most_file_rows(client: TestClient, org: Org, services: Services,
+                                                             drain: Callable[[], int], monkeypatch: Any) -> None:
+    from openseg.exports import runner
+
+    _, _, dataset_id = setup(client, org, drain)
+    monkeypatch.setattr(runner, "FILE_ROWS", 4)
+    everyone = export(client, org, drain, dataset_id, fields="homeAddress.country")
+    batch_id = everyone["destination"]["batchId"]
+    [folder] = services.settings.lake.glob(f"*/{dataset_id}/{batch_id}")
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert [pq.read_metadata(folder / name).num_rows for name in ("part-00000.parquet", "part-00001.parquet")] == [4, 2]
+    files = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers()).json()["data"]
+    assert len(files) == 2 and len(batch_rows(client, org, batch_id)) == 6
+    assert everyone["metrics"]["openseg:exportedProfiles"] == 6

@@ -148,3 +148,101 @@ def test_spark_writes_the_same_membership_files_as_duckdb(tmp_path: Path, monkey
         ("US then", "entered"), ("US then", "entered"), ("not US", "entered"), ("not US", "entered"),
         ("not US", "exited")]
     assert [row["status"] for row in on_duckdb["job 2"]["pairs"]] == ["exited"]
+
+
+def _exports(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Three exports on ``engine`` after two jobs (person 1 left the US in the second; person 9 arrived), in
+    part files of at most 3 rows: the exported rows (segment ids replaced by names, maps as dicts, sorted), the
+    files' names and rows, their schema, and whether Spark wrote them."""
+    from openseg.catalog import lake
+    from tests.api.test_exports import export, union_dataset
+
+    home = tmp_path / f"export-{engine}"
+    settings = Settings(home=home, database_url=f"sqlite:///{home}/openseg.db", lake=home / "lake", engine=engine)
+    services = build_services(settings)
+    org = make_org(services)
+    clock = [T1]
+    monkeypatch.setattr("openseg.segmentation.runner.now_ms", lambda: clock[0])
+    monkeypatch.setattr("openseg.exports.runner.FILE_ROWS", 3)
+    assert services.worker is not None
+    drain = services.worker.run_until_idle
+    found: dict[str, Any] = {}
+    with TestClient(create_app(services, run_worker=False)) as client:
+        people = load_people(client, org, drain, [person(i) for i in range(8)], [event(i, i % 5) for i in range(20)])
+        ids = {name: define(client, org, name, EXPRESSIONS[name])["id"] for name in ("US", "buyers", "spend")}
+        run_job(client, org, drain, *ids.values())
+        moved = [person(1, homeAddress={"country": "FR", "city": "Paris"}), person(9)]
+        upload_batch(client, org.headers(), people, {"people.json": json_lines(moved)})
+        drain()
+        clock[0] = T2
+        run_job(client, org, drain, *ids.values())
+        dataset_id = union_dataset(client, org)
+        requests = {
+            "members": {"fields": "person.name.firstName,homeAddress.country", "filter": {"segments": [
+                {"segmentId": ids["US"], "status": ["realized", "existing", "exited"]}, {"segmentId": ids["buyers"]}]},
+                "additionalFields": {"eventList": {"fields": "eventType,commerce.order.priceTotal"}}},
+            "everyone": {"filter": {"emptyProfiles": True}, "additionalFields": {"eventList": {}}},
+            "nobody": {"filter": {"segments": [{"segmentId": ids["US"]}],
+                                  "segmentQualificationTime": {"endTime": "2019-09-02T00:00:00Z"}}},
+        }
+        if engine == "spark":
+            # The executors write the export: nothing per-profile may come back to the driver.
+            from pyspark.sql import DataFrame
+
+            def collected(*args: Any, **kwargs: Any) -> Any:
+                raise AssertionError("an export collected rows to the driver")
+
+            for method in ("toArrow", "collect", "toPandas", "toLocalIterator"):
+                monkeypatch.setattr(DataFrame, method, collected)
+        for name, body in requests.items():
+            batch_id = export(client, org, drain, dataset_id, **body)["destination"]["batchId"]
+            [folder] = settings.lake.glob(f"*/{dataset_id}/{batch_id}")
+            parts = sorted(folder.iterdir())
+            names = {segment_id: segment for segment, segment_id in ids.items()}
+            rows = [_named(row, names) for part in parts for row in pq.read_table(part).to_pylist()]
+            found[name] = {
+                "rows": sorted(rows, key=repr),
+                "files": [(part.name, pq.read_metadata(part).num_rows) for part in parts],
+                "schema": [(field.name, str(field.type).replace(" not null", "")) for field in pq.read_schema(parts[0])],
+                "by spark": {b"org.apache.spark.version" in (pq.read_metadata(part).metadata or {}) for part in parts},
+            }
+            assert [file for file, _ in found[name]["files"]] == [lake.part_name(i) for i in range(len(parts))]
+    services.db.dispose()
+    return found
+
+
+def _named(value: Any, names: dict[str, str]) -> Any:
+    """An exported value with maps (lists of pairs) as dicts and segment ids replaced by names."""
+    if isinstance(value, list) and value and all(isinstance(item, tuple) for item in value):
+        return {names.get(key, key): _named(item, names) for key, item in value}
+    if isinstance(value, list):
+        return [_named(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: _named(item, names) for key, item in value.items()}
+    return value
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_spark_exports_the_same_rows_as_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    on_duckdb = _exports(tmp_path, "duckdb", monkeypatch)
+    on_spark = _exports(tmp_path, "spark", monkeypatch)
+    for name in ("members", "everyone", "nobody"):
+        assert on_spark[name]["rows"] == on_duckdb[name]["rows"], name
+        assert on_spark[name]["schema"] == on_duckdb[name]["schema"], name
+        assert on_duckdb[name]["by spark"] == {False} and on_spark[name]["by spark"] == {True}, name
+        for found in (on_duckdb, on_spark):  # parts of at most 3 rows, none empty unless the export is
+            rows = [count for _, count in found[name]["files"]]
+            assert sum(rows) == len(found[name]["rows"]), name
+            assert rows == [0] or all(0 < count <= 3 for count in rows), name
+    members = {row["person"]["name"]["firstName"]: row for row in on_duckdb["members"]["rows"]}
+    # US: the odd ones, but First1 left at the second job and First9 arrived; buyers: First0 and First3.
+    assert sorted(members) == ["First0", "First1", "First3", "First5", "First7", "First9"]
+    assert members["First1"]["homeAddress"] == {"country": "FR"}
+    assert members["First1"]["segmentMembership"]["ups"]["US"] == {
+        "status": "exited", "lastQualificationTime": "2026-09-22T14:13:20.000Z"}
+    assert members["First3"]["segmentMembership"]["ups"]["US"] == {
+        "status": "existing", "lastQualificationTime": "2026-09-22T14:13:20.000Z"}
+    assert [e["commerce"]["order"]["priceTotal"] for e in members["First0"]["eventList"]] == [10.5, 15.5, 20.5, 25.5]
+    assert len(on_duckdb["everyone"]["rows"]) == 9 and on_duckdb["nobody"]["rows"] == []
+    assert on_duckdb["nobody"]["files"] == on_spark["nobody"]["files"] == [("part-00000.parquet", 0)]

@@ -97,10 +97,15 @@ class Workspace(abc.ABC):
         """Run ``query`` and return its (small) result."""
 
     @abc.abstractmethod
-    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+              file_rows: int | None = None) -> None:
         """Write ``query``'s result, in its order, to Parquet (zstd) at ``path``: one file, or a directory of
         part files where the engine writes in parallel. ``row_group_rows`` asks for small row groups (point
-        lookups read one); engines that size groups in bytes approximate it."""
+        lookups read one); engines that size groups in bytes approximate it.
+
+        With ``file_rows``, ``path`` is always a directory (created, or empty) holding nothing but part files
+        of at most ``file_rows`` rows each, in the result's order by name; none is empty unless the result
+        is, which is then one file with no rows and the result's schema."""
 
     def materialize_staged(self, stages: Stages, final: exp.Query, name: str,
                            on_stage: StageCallback | None = None) -> list[StageRun]:
@@ -148,8 +153,53 @@ class ArrowWorkspace(Workspace):
     def fetch(self, query: exp.Query) -> pa.Table:
         return self.engine.run(query, self.relations)
 
-    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
-        pq.write_table(self.fetch(query), path, compression="zstd", row_group_size=row_group_rows)
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+              file_rows: int | None = None) -> None:
+        if file_rows:
+            write_part_files(self.fetch(query).to_reader(), path, file_rows)
+        else:
+            pq.write_table(self.fetch(query), path, compression="zstd", row_group_size=row_group_rows)
+
+
+def write_part_files(reader: pa.RecordBatchReader, directory: Path, file_rows: int) -> list[Path]:
+    """Stream ``reader`` into the directory ``directory`` (created, or empty) as ``part-00000.parquet``,
+    ``part-00001.parquet``, ... of at most ``file_rows`` rows each (zstd; a row group per batch). An empty
+    stream still writes one zero-row file with its schema, so that readers see an empty table.
+
+    The way for an engine that streams its results in this process to honour ``Workspace.write``'s
+    ``file_rows`` (DuckDB's COPY splits files by bytes or threads, never by rows).
+
+    Returns:
+        The files written, in order.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    parts: list[Path] = []
+    writer: pq.ParquetWriter | None = None
+    rows_in_file = 0
+
+    def roll() -> pq.ParquetWriter:
+        parts.append(directory / f"part-{len(parts):05d}.parquet")
+        return pq.ParquetWriter(parts[-1], reader.schema, compression="zstd")
+
+    try:
+        for batch in reader:
+            offset = 0
+            while offset < batch.num_rows:
+                if writer is None or rows_in_file >= file_rows:
+                    if writer is not None:
+                        writer.close()
+                    writer, rows_in_file = roll(), 0
+                take = min(file_rows - rows_in_file, batch.num_rows - offset)
+                writer.write_batch(batch.slice(offset, take))
+                rows_in_file += take
+                offset += take
+        if writer is None:
+            writer = roll()
+            writer.write_table(reader.schema.empty_table())
+    finally:
+        if writer is not None:
+            writer.close()
+    return parts
 
 
 class Engine(abc.ABC):

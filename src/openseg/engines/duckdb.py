@@ -13,7 +13,18 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource, Workspace
+from openseg.engines.base import (
+    Engine,
+    StageCallback,
+    StageRun,
+    Stages,
+    TableSource,
+    Workspace,
+    write_part_files,
+)
+
+#: Rows per Arrow batch a result streams in when DuckDB's COPY cannot write it (see ``DuckDBWorkspace.write``).
+_BATCH_ROWS = 100_000
 
 
 def parquet_glob(source: str | os.PathLike[str]) -> str:
@@ -143,7 +154,14 @@ class DuckDBWorkspace(Workspace):
     def fetch(self, query: exp.Query) -> pa.Table:
         return self.connection.sql(self.render(query)).to_arrow_table()
 
-    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+              file_rows: int | None = None) -> None:
+        if file_rows:
+            # COPY splits its output by bytes or by thread, not by rows: the result streams to part files here
+            # (in batches, never whole).
+            write_part_files(self.connection.sql(self.render(query)).to_arrow_reader(batch_size=_BATCH_ROWS),
+                             path, file_rows)
+            return
         size = f", ROW_GROUP_SIZE {int(row_group_rows)}" if row_group_rows else ""
         # The target is a bound parameter, never spliced into the statement.
         self.connection.execute(f"COPY ({self.render(query)}) TO $target (FORMAT parquet, COMPRESSION zstd{size})",

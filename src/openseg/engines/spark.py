@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource, Workspace
@@ -181,17 +182,38 @@ class SparkWorkspace(Workspace):
     def fetch(self, query: exp.Query) -> pa.Table:
         return self.spark.sql(self.render(query)).toArrow()
 
-    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None) -> None:
+    def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+              file_rows: int | None = None) -> None:
         writer = self.spark.sql(self.render(query)).write.option("compression", "zstd")
         if row_group_rows:
             writer = writer.option("parquet.block.size", row_group_rows * _BYTES_PER_ROW)
+        if file_rows:
+            writer = writer.option("maxRecordsPerFile", file_rows)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # Spark writes only where nothing is
         writer.parquet(str(path))
+        if file_rows:
+            _keep_parts(path)
 
     def close(self) -> None:
         for name in dict.fromkeys(self._views):
             self.spark.catalog.dropTempView(name)
         for frame in self._cached:
             frame.unpersist()
+
+
+def _keep_parts(directory: Path) -> None:
+    """Leave only the part files with rows in a directory Spark wrote (or the first, when none has any).
+
+    Spark's task 0 writes a file even when its partition is empty (so that an empty result has its schema),
+    and the committer leaves ``_SUCCESS`` and checksum files; readers of the directory see part files only.
+    Only the files' footers are read here, never their rows.
+    """
+    parts = sorted(directory.glob("part-*.parquet"))
+    kept = [part for part in parts if pq.read_metadata(part).num_rows] or parts[:1]
+    for entry in directory.iterdir():
+        if entry not in kept:
+            entry.unlink()
 
 
 def _frame(spark: SparkSession, source: TableSource) -> DataFrame:

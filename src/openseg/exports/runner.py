@@ -1,17 +1,15 @@
-"""Running an export job: select members, project, write Parquet parts, publish batches atomically."""
+"""Running an export job: the engine selects, projects and writes the Parquet parts; batches are published
+atomically."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlglot import exp
@@ -21,16 +19,17 @@ from openseg.catalog import lake
 from openseg.catalog.service import record_batch_success
 from openseg.clock import now_ms
 from openseg.errors import OpensegError
-from openseg.exports.projection import project
 from openseg.exports.request import ExportRequest, SegmentFilter, validate_request
+from openseg.exports.selection import select_members
 from openseg.profiles import policies
 from openseg.profiles.service import ensure_store
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, resolve_store
+from openseg.profiles.store import resolve_store
 from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.store.models import Batch, ExportJob, ProfileStore, WorkItem
 
 if TYPE_CHECKING:
+    from openseg.engines.base import Workspace
     from openseg.services import Services
 
 log = logging.getLogger("openseg.exports")
@@ -139,13 +138,13 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
     export_start = now_ms()
     written: dict[str, list[tuple[str, int]]] = {}
     finals = {}
-    with ExitStack() as discard_on_failure:
+    with services.engine().workspace() as workspace, ExitStack() as discard_on_failure:
         staged = {}
         for target in targets:
             pending = discard_on_failure.enter_context(StagedDir(
                 lake.batch_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)))
-            table_reader = select_members(store, members, state, request, target.segments)
-            written[target.batch_id] = write_parts(table_reader, pending.path, FILE_ROWS)
+            query = select_members(workspace, store, members, state, request, target.segments)
+            written[target.batch_id] = write_parts(workspace, query, pending.path, FILE_ROWS)
             staged[target.batch_id] = pending
             _check_cancel(services, job_id)
         export_end = now_ms()
@@ -188,132 +187,19 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
         return metrics
 
 
-def select_members(store: Path, members: membership.MembershipStore, state: membership.State | None,
-                   request: ExportRequest, segments: tuple[SegmentFilter, ...]) -> pa.RecordBatchReader:
-    """The merged profiles the export writes for ``segments``, projected, with ``segmentMembership``,
-    as a stream of record batches (in the store's ``_profile_id`` order).
+def write_parts(workspace: Workspace, query: exp.Query, out_dir: Path, rows_per_file: int) -> list[tuple[str, int]]:
+    """Have the engine write ``query``'s rows into ``out_dir`` as Parquet files of at most ``rows_per_file``
+    rows, named as the lake names a batch's files; an empty export still writes one zero-row file with the
+    export's schema, so readers see an empty table.
 
-    Membership comes from the membership store as AEP's ``segmentMembership.ups`` rows (views
-    ``membership``: every segment, and ``chosen``: the filtered segments)."""
-    profiles_path = str(store / PROFILES_FILE)
-    events_path = str(store / EVENTS_FILE)
-    schema = pq.read_schema(profiles_path)
-    params: dict[str, Any] = {"profiles_path": profiles_path}
-    conditions: list[str] = []
-    if not request.empty_profiles:
-        conditions.append("p._hasProfileRecord")
-    if request.from_ingest is not None:
-        params["from_ingest"] = request.from_ingest.replace(tzinfo=None)
-        conditions.append("p._lastModifiedAt > $from_ingest")
-    selection = ""
-    if segments:
-        alternatives = []
-        for index, segment in enumerate(segments):
-            if not segment.is_ups:
-                continue  # imported audiences (AAM...) are not held by openseg: they select nobody
-            params[f"seg{index}"] = segment.segment_id
-            params[f"st{index}"] = list(segment.statuses)
-            window = ""
-            if request.qualified_from is not None:
-                params["q_from"] = request.qualified_from
-                window += " AND m.lastQualificationTime >= $q_from"
-            if request.qualified_to is not None:
-                params["q_to"] = request.qualified_to
-                window += " AND m.lastQualificationTime <= $q_to"
-            alternatives.append(f"(m.segment_id = $seg{index} AND list_contains($st{index}, m.status){window})")
-        selection = f"SELECT DISTINCT m._profile_id FROM chosen m WHERE {' OR '.join(alternatives) or 'false'}"
-    # Membership maps are built only for the profiles that are exported.
-    members_of = "WHERE _profile_id IN (SELECT _profile_id FROM sel)" if selection else ""
-    join = "JOIN sel ON sel._profile_id = p._profile_id" if selection else ""
-    items = project(schema, request.fields, "p", always=("identityMap",))
-    projection = ", ".join(item.sql("duckdb") for item in items)
-    events_join = ""
-    events_item = ""
-    if request.event_fields is not None:
-        event_schema = pq.read_schema(events_path)
-        event_items = project(event_schema, request.event_fields, "e", always=("_id", "timestamp"))
-        packed = exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier(i.alias_or_name, quoted=True),
-                                                        expression=i.unalias() if isinstance(i, exp.Alias) else i)
-                                         for i in event_items]).sql("duckdb")
-        event_filter = ["e._profile_id IN (SELECT _profile_id FROM sel)"] if selection else []
-        if request.events_from_ingest is not None:
-            params["events_from"] = request.events_from_ingest.replace(tzinfo=None)
-            event_filter.append("e._ingestTime > $events_from")
-        where_events = f"WHERE {' AND '.join(event_filter)}" if event_filter else ""
-        events_join = (f"LEFT JOIN (SELECT e._profile_id, list({packed} ORDER BY e.timestamp) AS eventList "
-                       f"FROM read_parquet($events_path) e {where_events} GROUP BY e._profile_id) ev "
-                       "ON ev._profile_id = p._profile_id")
-        events_item = ", coalesce(ev.eventList, []) AS eventList"
-        params["events_path"] = events_path
-    where = " AND ".join(conditions) or "true"
-    sql = f"""
-        WITH sel AS ({selection or "SELECT NULL::VARCHAR AS _profile_id WHERE false"}),
-        mm AS (
-            SELECT _profile_id, map_from_entries(list(struct_pack(
-                key := segment_id,
-                value := struct_pack(status := status,
-                                     lastQualificationTime := strftime(lastQualificationTime AT TIME ZONE 'UTC',
-                                                                       '%Y-%m-%dT%H:%M:%S.%gZ')))
-                ORDER BY segment_id)) AS ups
-            FROM membership {members_of} GROUP BY _profile_id
-        )
-        SELECT {projection},
-               CASE WHEN mm.ups IS NULL THEN NULL ELSE MAP {{'ups': mm.ups}} END AS segmentMembership
-               {events_item}
-        FROM read_parquet($profiles_path) p
-        {join}
-        LEFT JOIN mm ON mm._profile_id = p._profile_id
-        {events_join}
-        WHERE {where}
+    Returns:
+        Each file's name and rows (read from its Parquet footer).
     """
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    members.register_long_form(con, state, "membership")
-    members.register_long_form(con, state, "chosen", [s.segment_id for s in segments if s.is_ups])
-    reader = con.sql(sql, params=params).to_arrow_reader(batch_size=100_000)
-    return _closing(reader, con)
-
-
-def _closing(reader: pa.RecordBatchReader, con: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
-    """A reader that closes its DuckDB connection once drained."""
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        finally:
-            con.close()
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
-
-
-def write_parts(reader: pa.RecordBatchReader, out_dir: Path, rows_per_file: int) -> list[tuple[str, int]]:
-    """Stream into Parquet files of at most ``rows_per_file`` rows; an empty export still writes one
-    zero-row file with the export's schema, so readers see an empty table."""
-    parts: list[tuple[str, int]] = []
-    writer: pq.ParquetWriter | None = None
-    rows_in_file = 0
-
-    def roll() -> pq.ParquetWriter:
-        parts.append((lake.part_name(len(parts)), 0))
-        return pq.ParquetWriter(out_dir / parts[-1][0], reader.schema, compression="zstd")
-
-    try:
-        for batch in reader:
-            offset = 0
-            while offset < batch.num_rows:
-                if writer is None or rows_in_file >= rows_per_file:
-                    if writer is not None:
-                        writer.close()
-                    writer, rows_in_file = roll(), 0
-                take = min(rows_per_file - rows_in_file, batch.num_rows - offset)
-                writer.write_batch(batch.slice(offset, take))
-                rows_in_file += take
-                parts[-1] = (parts[-1][0], rows_in_file)
-                offset += take
-        if writer is None:
-            writer = roll()
-            writer.write_table(reader.schema.empty_table())
-    finally:
-        if writer is not None:
-            writer.close()
+    workspace.write(query, out_dir, file_rows=rows_per_file)
+    parts = []
+    for index, part in enumerate(sorted(out_dir.glob("*.parquet"))):
+        name = lake.part_name(index)
+        if part.name != name:
+            part.rename(out_dir / name)
+        parts.append((name, pq.read_metadata(out_dir / name).num_rows))
     return parts

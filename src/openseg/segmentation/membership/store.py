@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -145,11 +144,38 @@ class MembershipStore:
                                                                           row["lastQualificationTime"])
         return result
 
-    def register_long_form(self, con: duckdb.DuckDBPyConnection, state: State | None, name: str,
+    def define_long_form(self, workspace: Relations, state: State | None, name: str,
+                         segment_ids: Sequence[str] | None = None) -> None:
+        """Define the view ``name`` in ``workspace``: ``_profile_id, segment_id, status, lastQualificationTime``
+        (AEP's ``segmentMembership.ups`` as rows) of ``segment_ids`` (None: all), per-profile changes applied.
+
+        The membership files it reads are registered beside it as ``{name}_snapshot``, ``{name}_pairs`` and
+        ``{name}_changes``, read where they lie; the view is an engine-neutral sqlglot query the workspace
+        renders in its dialect.
+        """
+        tables: dict[str, exp.Table] = {}
+        for kind, source in self._long_form_files(state).items():
+            tables[kind] = exp.to_table(f"{name}_{kind}")
+            workspace.register(tables[kind].name, source)
+        workspace.define(name, long_form_query(state, segment_ids, tables))
+
+    def register_long_form(self, con: Connection, state: State | None, name: str,
                            segment_ids: Sequence[str] | None = None) -> None:
-        """Create the view ``name``: ``_profile_id, segment_id, status, lastQualificationTime`` (AEP's
-        ``segmentMembership.ups`` as rows) of ``segment_ids`` (None: all), per-profile changes applied."""
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {long_form_sql(self, state, segment_ids)}")
+        """:meth:`define_long_form` on a DuckDB connection (temporary views of it), for callers that hold one."""
+        self.define_long_form(_DuckDBViews(con), state, name, segment_ids)
+
+    def _long_form_files(self, state: State | None) -> dict[str, str | tuple[str, ...]]:
+        """What the long form of ``state`` reads: ``snapshot`` and ``pairs`` (a file, or a directory of part
+        files), and the ``changes`` files not folded into it."""
+        files: dict[str, str | tuple[str, ...]] = {}
+        if state is not None:
+            for kind, path in (("snapshot", state.snapshot_path), ("pairs", state.pairs_path)):
+                if path is not None:
+                    files[kind] = str(path)
+        changes = tuple(str(path) for _, path in self.changes(state))
+        if changes:
+            files["changes"] = changes
+        return files
 
     def history(self, jobs: Sequence[str]) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
         """Every entry and exit (``segment_id, _profile_id, event, at, job_id``) of the jobs that ``jobs`` lists as
@@ -284,57 +310,107 @@ def parquet_schema(path: Path) -> pa.Schema:
     return pq.read_schema(parquet_files(path)[0])
 
 
-def read_parquet(path: Path) -> str:
-    """``read_parquet(...)`` of a membership file or directory for DuckDB, the paths literals built by sqlglot."""
-    files = [str(part) for part in parquet_files(path)]
-    return exp.func("read_parquet", exp.convert(files if path.is_dir() else files[0])).sql("duckdb")
+class Relations(Protocol):
+    """Where the long form is defined: an engine's workspace (``openseg.engines.base.Workspace``)."""
+
+    def register(self, name: str, source: str | tuple[str, ...]) -> None: ...
+
+    def define(self, name: str, query: exp.Query) -> None: ...
 
 
-def long_form_sql(store: MembershipStore, state: State | None, segment_ids: Sequence[str] | None = None) -> str:
-    """The query behind :meth:`MembershipStore.register_long_form` (DuckDB)."""
-    empty = ("SELECT NULL::VARCHAR AS _profile_id, NULL::VARCHAR AS segment_id, NULL::VARCHAR AS status, "
-             "NULL::TIMESTAMPTZ AS lastQualificationTime WHERE false")
+class Connection(Protocol):
+    """A DuckDB connection, as far as :meth:`MembershipStore.register_long_form` uses it."""
+
+    def execute(self, query: str) -> object: ...
+
+
+class _DuckDBViews:
+    """:class:`Relations` as temporary views of a DuckDB connection."""
+
+    def __init__(self, con: Connection) -> None:
+        self.con = con
+
+    def register(self, name: str, source: str | tuple[str, ...]) -> None:
+        paths = [Path(source)] if isinstance(source, str) else [Path(path) for path in source]
+        files = [str(part) for path in paths for part in parquet_files(path)]
+        self.define(name, exp.select(exp.Star()).from_(exp.func("read_parquet", exp.convert(files))))
+
+    def define(self, name: str, query: exp.Query) -> None:
+        view = exp.Create(this=exp.to_table(name), kind="VIEW", expression=query, replace=True,
+                          properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+        self.con.execute(view.sql("duckdb"))
+
+
+#: The long form's columns, in order.
+LONG_FORM_COLUMNS = ("_profile_id", "segment_id", "status", "lastQualificationTime")
+
+
+def _timestamp(value: datetime) -> exp.Expr:
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("TIMESTAMPTZ"))
+
+
+def _nothing(*columns: tuple[str, str]) -> exp.Select:
+    """No rows, with the columns ``(name, type)``."""
+    return exp.select(*(exp.cast(exp.null(), exp.DataType.build(kind)).as_(column) for column, kind in columns)
+                      ).where(exp.false())
+
+
+def _union_all(queries: Sequence[exp.Query]) -> exp.Query:
+    return queries[0] if len(queries) == 1 else exp.union(*queries, distinct=False)
+
+
+def long_form_query(state: State | None, segment_ids: Sequence[str] | None,
+                    tables: Mapping[str, exp.Table]) -> exp.Query:
+    """The query behind :meth:`MembershipStore.define_long_form`, reading the relations ``tables`` (``snapshot``,
+    ``pairs``, ``changes``: those the state has). Segment ids and times are literals."""
+    empty = _nothing(("_profile_id", "VARCHAR"), ("segment_id", "VARCHAR"), ("status", "VARCHAR"),
+                     ("lastQualificationTime", "TIMESTAMPTZ"))
     wanted = None if segment_ids is None else set(segment_ids)
-    branches = []
+    base: exp.Query = empty
     if state is not None:
         chosen = {s: b for s, b in state.segments.items() if wanted is None or s in wanted}
-        snapshot, pairs = state.snapshot_path, state.pairs_path
-        if snapshot is not None:
-            source = read_parquet(snapshot)
-            for segment_id, entry in sorted(chosen.items()):
-                if entry.evaluated_at is None:
-                    continue
-                word, mask = word_of(entry.bit), mask_of(entry.bit)
-                status = (f"CASE WHEN ({new_column(word)} & {mask}) <> 0 THEN 'realized' ELSE 'existing' END")
-                branches.append(
-                    f"SELECT _profile_id, {exp.Literal.string(segment_id).sql('duckdb')} AS segment_id, "
-                    f"{status} AS status, "
-                    f"{exp.Literal.string(entry.evaluated_at.isoformat()).sql('duckdb')}::TIMESTAMPTZ AS "
-                    f"lastQualificationTime, {entry.bit} AS bit FROM {source} WHERE ({in_column(word)} & {mask}) <> 0")
-        derived = " UNION ALL ".join(branches) or f"SELECT *, NULL::INTEGER AS bit FROM ({empty})"
-        if pairs is not None and chosen:
-            names = " UNION ALL ".join(f"SELECT {b.bit} AS bit, {exp.Literal.string(s).sql('duckdb')} AS segment_id"
-                                       for s, b in chosen.items())
-            source = read_parquet(pairs)
-            explicit = (f"SELECT x._profile_id, n.segment_id, x.status, x.lastQualificationTime, x.bit "
-                        f"FROM {source} x JOIN ({names}) n USING (bit)")
-            derived = (f"SELECT d.* FROM ({derived}) d ANTI JOIN ({explicit}) e USING (_profile_id, bit) "
-                       f"UNION ALL {explicit}")
-        base = f"SELECT _profile_id, segment_id, status, lastQualificationTime FROM ({derived})"
-    else:
-        base = empty
-    changes = [str(path) for _, path in store.changes(state)]
-    if not changes:
+        # Members by their bits: one scan of the snapshot per segment, for the segments evaluated by a job.
+        branches: list[exp.Query] = [
+            exp.select(
+                "_profile_id", exp.Literal.string(segment_id).as_("segment_id"),
+                exp.case().when(bit_set(new_column(word_of(entry.bit)), entry.bit), exp.Literal.string("realized"))
+                .else_(exp.Literal.string("existing")).as_("status"),
+                _timestamp(entry.evaluated_at).as_("lastQualificationTime"),
+                exp.Literal.number(entry.bit).as_("bit"),
+            ).from_(tables["snapshot"].copy()).where(bit_set(in_column(word_of(entry.bit)), entry.bit))
+            for segment_id, entry in sorted(chosen.items())
+            if entry.evaluated_at is not None and "snapshot" in tables]
+        derived = _union_all(branches) if branches else exp.select(
+            *LONG_FORM_COLUMNS, exp.cast(exp.null(), exp.DataType.build("INTEGER")).as_("bit")).from_(
+            empty.subquery("nobody"))
+        if "pairs" in tables and chosen:
+            # Explicit pairs (exits, per-profile writes since the last job) replace what the bits say.
+            names = _union_all([exp.select(exp.Literal.number(entry.bit).as_("bit"),
+                                           exp.Literal.string(segment_id).as_("segment_id"))
+                                for segment_id, entry in chosen.items()])
+            explicit = exp.select("x._profile_id", "n.segment_id", "x.status", "x.lastQualificationTime",
+                                  "x.bit").from_(tables["pairs"].copy().as_("x")).join(
+                names.subquery("n"), using=["bit"])
+            # Columns by name: Spark's ``*`` over a USING join puts the USING columns first.
+            derived = exp.union(
+                exp.select(*(exp.column(c, table="d") for c in (*LONG_FORM_COLUMNS, "bit"))).from_(
+                    derived.subquery("d")).join(
+                    explicit.subquery("e"), using=["_profile_id", "bit"], join_type="anti"),
+                explicit, distinct=False)
+        base = exp.select(*LONG_FORM_COLUMNS).from_(derived.subquery("derived"))
+    if "changes" not in tables:
         return base
-    source = exp.func("read_parquet", exp.convert(changes)).sql("duckdb")
-    keep = "" if wanted is None else " WHERE " + (
-        exp.column("segment_id").isin(*(exp.Literal.string(s) for s in sorted(wanted))).sql("duckdb")
-        if wanted else "false")
-    latest = (f"SELECT _profile_id, segment_id, arg_max(status, seq) AS status, "
-              f"arg_max(lastQualificationTime, seq) AS lastQualificationTime FROM "
-              f"{source}{keep} GROUP BY _profile_id, segment_id")
-    return (f"SELECT b.* FROM ({base}) b ANTI JOIN ({latest}) c USING (_profile_id, segment_id) "
-            f"UNION ALL SELECT * FROM ({latest})")
+    keep = None if wanted is None else (
+        exp.column("segment_id").isin(*(exp.Literal.string(s) for s in sorted(wanted))) if wanted else exp.false())
+    latest = exp.select(
+        "_profile_id", "segment_id",
+        exp.ArgMax(this=exp.column("status"), expression=exp.column("seq")).as_("status"),
+        exp.ArgMax(this=exp.column("lastQualificationTime"), expression=exp.column("seq")).as_("lastQualificationTime"),
+    ).from_(tables["changes"].copy()).where(keep).group_by("_profile_id", "segment_id")
+    return exp.union(
+        exp.select(*(exp.column(c, table="b") for c in LONG_FORM_COLUMNS)).from_(base.subquery("b")).join(
+            latest.subquery("c"), using=["_profile_id", "segment_id"], join_type="anti"),
+        exp.select(*LONG_FORM_COLUMNS).from_(latest.subquery("latest")), distinct=False)
 
 
 def write_atomically(table: pa.Table, path: Path) -> None:
