@@ -29,7 +29,6 @@ from typing import Protocol
 
 from sqlglot import exp
 
-from openseg.engines.base import NotSupportedOnEngine
 from openseg.pql import _time, ast
 from openseg.pql._sql_builders import (
     FALSE,
@@ -45,6 +44,7 @@ from openseg.pql._sql_builders import (
     timestamp_literal,
 )
 from openseg.pql.dialects import DECIMAL, SqlDialect, get_dialect, lambda_
+from openseg.pql.errors import NotSupportedOnEngine
 
 #: Relation names a compiled expression reads, and their aliases.
 PROFILES, EVENTS, MEMBERSHIP, CHAIN = "profiles", "events", "membership", "chain"

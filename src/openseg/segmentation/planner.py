@@ -165,7 +165,7 @@ def plan_segments(
 
     Raises:
         PlanError: For duplicate segment ids or an ``inSegment`` cycle.
-        NotSupportedOnEngine: When the engine cannot run a construct of some segment.
+        NotSupportedOnEngine: When the engine cannot run a construct of some segment (``openseg.pql.errors``).
     """
     expressions = dict(segments)
     if len(expressions) != len(segments):
