@@ -17,15 +17,14 @@ from sqlglot import exp
 
 from openseg.pql import _time, ast
 from openseg.pql._sql_builders import filter_form, not_null, timestamp_literal
+from openseg.pql.derived import CHAIN, EVENTS, ID, DerivedColumn, column_key
 
 if TYPE_CHECKING:
-    from openseg.pql.to_sql import DerivedColumn, SqlCompiler
+    from openseg.pql.to_sql import SqlCompiler
 
 
 def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
     """The derived column (TRUE for profiles with a matching sequence) of one chain."""
-    from openseg.pql.to_sql import CHAIN, ID, DerivedColumn, _key
-
     positives = [step for step in node.steps if not step.negated]
     aliases = {step.name: f"s{index}" for index, step in enumerate(positives)}
     times: dict[str, exp.Expr] = {}
@@ -85,12 +84,10 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
         )
     else:
         result = query.select(exp.alias_(exp.true(), "value")).group_by(exp.column(ID, table=first))
-    return DerivedColumn(key=_key(CHAIN, result), relation=CHAIN, default=exp.false(), standalone=result)
+    return DerivedColumn(key=column_key(CHAIN, result), relation=CHAIN, default=exp.false(), standalone=result)
 
 
 def _events(alias: str) -> exp.Expr:
-    from openseg.pql.to_sql import EVENTS
-
     return exp.alias_(exp.to_table(EVENTS), alias, table=True)
 
 

@@ -35,7 +35,7 @@ from sqlglot import exp
 
 from openseg.pql import ast
 from openseg.pql._sql_builders import filter_form, predicate
-from openseg.pql.to_sql import (
+from openseg.pql.derived import (
     CHAIN,
     DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
@@ -49,8 +49,8 @@ from openseg.pql.to_sql import (
     MembershipRelation,
     PathCheck,
     bounds_condition,
-    compile_expression,
 )
+from openseg.pql.to_sql import compile_expression
 
 
 def arrow_paths(profile: pa.Schema, event: pa.Schema) -> PathCheck:
