@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
@@ -42,6 +42,9 @@ from openseg.pql._sql_builders import (
     safe_size,
     timestamp_literal,
 )
+from openseg.pql._sql_calls import array_aggregate, compile_call
+from openseg.pql._sql_chain import compile_chain
+from openseg.pql._sql_context import Scope
 from openseg.pql.derived import (
     DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
@@ -111,21 +114,11 @@ _COMPARE: Mapping[ast.CompareOp, type[exp.Binary]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Scope:
-    """What paths resolve to where an expression is compiled."""
-
-    row: str  # "profile" or "event"
-    item: exp.Expr | None = None
-    variables: Mapping[str, exp.Expr] = field(default_factory=dict)
-    steps: Mapping[str, exp.Expr] = field(default_factory=dict)
-    #: Whether ``item`` is an event row, and which variables are bound to event rows (for ``has_path``).
-    event_item: bool = False
-    event_variables: frozenset[str] = frozenset()
-
-
 class SqlCompiler(ast.Visitor[exp.Expr]):
-    """Visitor producing sqlglot expressions; collects derived columns as it goes."""
+    """Visitor producing sqlglot expressions; collects derived columns as it goes.
+
+    It is the ``_sql_context.SqlContext`` that ``_sql_calls`` and ``_sql_chain`` call back into.
+    """
 
     def __init__(
         self,
@@ -143,7 +136,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         self.membership = membership
         self.map_paths = map_paths
         self.derived: dict[str, DerivedColumn] = {}
-        self.scope = _Scope("profile")
+        self.scope = Scope("profile")
         self.lambda_depth = 0
 
     # ---------------------------------------------------------------------------------- helpers
@@ -158,7 +151,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         """The error for a construct no SQL engine here can run."""
         return NotSupportedOnEngine(self.dialect.name, construct, reason)
 
-    def _in_scope(self, scope: _Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expr:
+    def _in_scope(self, scope: Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expr:
         saved, self.scope = self.scope, scope
         try:
             return self.boolean(node) if as_boolean else self.visit(node)
@@ -319,8 +312,6 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         return exp.Neg(this=exp.paren(self.visit(node.operand), copy=False))
 
     def visit_Call(self, node: ast.Call) -> exp.Expr:
-        from openseg.pql._sql_calls import compile_call
-
         return compile_call(self, node)
 
     def visit_InSegment(self, node: ast.InSegment) -> exp.Expr:
@@ -433,26 +424,22 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_Aggregate(self, node: ast.Aggregate) -> exp.Expr:
         if _is_events(node.source):
             return self._event_aggregate(node.kind, node.source, node.value, None, None)
-        from openseg.pql._sql_calls import array_aggregate
-
         return array_aggregate(self, node)
 
     def visit_Chain(self, node: ast.Chain) -> exp.Expr:
-        from openseg.pql._sql_chain import compile_chain
-
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
         return self._register(compile_chain(self, node))
 
     # ---------------------------------------------------------------------------- event columns
 
-    def event_scope(self, alias: str = EVENT_ALIAS, variable: str | None = None) -> _Scope:
+    def event_scope(self, alias: str = EVENT_ALIAS, variable: str | None = None) -> Scope:
         """The scope of one event row under ``alias``."""
         if self.scope.row == "event":
             raise self.unsupported("nested event list", "an event condition cannot read xEvent again")
         item: exp.Expr = exp.Column(this=exp.to_identifier(alias))
         variables = {variable: item} if variable else {}
-        return _Scope("event", item=item, variables=variables, event_item=True,
+        return Scope("event", item=item, variables=variables, event_item=True,
                       event_variables=frozenset(variables))
 
     def event_conditions(self, source: ast.Expr, variable: str | None, alias: str = EVENT_ALIAS
@@ -487,7 +474,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         column = self._event_column(kind, value, scope, row_filter, bounds)
         return self._register(column)
 
-    def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: _Scope,
+    def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: Scope,
                       row_filter: exp.Expr | None, bounds: _time.Bounds | None) -> DerivedColumn:
         def filtered(aggregate: exp.Expr) -> exp.Expr:
             if row_filter is None:
