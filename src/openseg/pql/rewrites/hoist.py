@@ -31,20 +31,23 @@ def hoist_aggregates(tree: ScanTree, options: Options) -> ScanTree:
         The tree with the grouped scans.
     """
     groups: dict[tuple[str, object], list[DerivedColumn]] = {}
+    slots: list[Scan | tuple[str, object]] = []  # kept scans and groups, where each first appears
     seen: set[str] = set()
-    kept: list[Scan] = []
     for scan in tree.scans:
         if scan.relation == CHAIN or scan.where or scan.profiles is not None:
-            kept.append(scan)
+            slots.append(scan)
             continue
         for column in scan.columns:
             if column.key in seen:
                 continue
             seen.add(column.key)
-            window = _window_of(column) if options.split_windows and scan.relation == EVENTS else None
-            groups.setdefault((scan.relation, window), []).append(column)
-    grouped = [Scan(relation, tuple(columns)) for (relation, _), columns in groups.items()]
-    scans = sorted([*grouped, *kept], key=lambda scan: _ORDER.get(scan.relation, len(_ORDER)))  # stable
+            group = (scan.relation, _window_of(column) if options.split_windows and scan.relation == EVENTS else None)
+            if group not in groups:
+                groups[group] = []
+                slots.append(group)
+            groups[group].append(column)
+    scans = [slot if isinstance(slot, Scan) else Scan(slot[0], tuple(groups[slot])) for slot in slots]
+    scans.sort(key=lambda scan: _ORDER.get(scan.relation, len(_ORDER)))  # stable: first-seen order within each
     return replace(tree, scans=tuple(scans))
 
 
