@@ -2,8 +2,9 @@
 
 Like ``sqlglot.optimizer.RULES``, each rule is a named function that takes a tree and returns a new one
 without modifying its input, and :func:`rewrite` runs them in order. Rules only make plans cheaper: a
-plan gives the same result with any prefix of them, or none (then every derived column gets its own
-scan of every row), which ``tests/pql/test_rules.py`` checks on generated data.
+plan gives the same result with any subset of them, in their order, or none (then every derived column
+gets its own scan of every row), which ``tests/pql/test_rules.py`` checks on the corpus and on generated
+data.
 
 1. :func:`hoist_aggregates` — the aggregates of all segments move into shared grouped scans, each once.
 2. :func:`prune_windows` — an events scan reads only the time range its aggregates look at; a window

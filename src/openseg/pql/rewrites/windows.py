@@ -41,7 +41,7 @@ def _pruned(scan: Scan) -> Scan:
         hull = hull.hull(other)
     exact = all(b == first for b in bounds)
     if exact:
-        hull = first
+        hull = first  # not the hull, which closes open ends: the WHERE must be exactly the shared window
     where = scan.where
     if hull.low is not None or hull.high is not None:
         window = bounds_condition(exp.column("timestamp", table=EVENT_ALIAS, quoted=True), hull)
