@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlglot import exp
 
-from openseg.engines.base import Engine, NotSupportedOnEngine
+from openseg.engines.base import Engine
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.engines.spark import SparkEngine, get_spark_session
+from openseg.pql.errors import NotSupportedOnEngine
 
 spark_only = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 

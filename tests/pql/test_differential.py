@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openseg.engines.base import Engine, NotSupportedOnEngine
+from openseg.engines.base import Engine
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast, functions, parse
+from openseg.pql.errors import NotSupportedOnEngine
 from openseg.pql.to_sql import compile_expression
 from openseg.segmentation.planner import plan_segments
 from tests.pql.datagen import AS_OF, CorpusEntry, Dataset, generate, load_corpus, membership_relation, python_members

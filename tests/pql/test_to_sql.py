@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from openseg.engines.base import NotSupportedOnEngine
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import _sql_calls, ast, functions, parse
+from openseg.pql.errors import NotSupportedOnEngine
 from openseg.pql.to_sql import compile_expression, like_to_regex
 from openseg.segmentation.planner import plan_segments
 from tests.pql.datagen import AS_OF, membership_relation

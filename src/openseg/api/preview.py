@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.profile_build import mark
-from openseg.engines.base import NotSupportedOnEngine
 from openseg.errors import BadRequest
+from openseg.pql.errors import NotSupportedOnEngine
 from openseg.segmentation import preview
 from openseg.services import Services
 

@@ -51,23 +51,6 @@ class StageRun:
 StageCallback: TypeAlias = Callable[[StageRun], None]
 
 
-class NotSupportedOnEngine(Exception):
-    """A PQL construct that the named engine cannot evaluate.
-
-    Attributes:
-        engine: The engine (dialect) name, e.g. ``"spark"``.
-        construct: The PQL construct, e.g. ``"regexGroup"``.
-        reason: Why the engine cannot run it.
-    """
-
-    def __init__(self, engine: str, construct: str, reason: str = "") -> None:
-        self.engine = engine
-        self.construct = construct
-        self.reason = reason
-        message = f"{construct} is not supported on {engine}"
-        super().__init__(f"{message}: {reason}" if reason else message)
-
-
 class Workspace(abc.ABC):
     """Where one job's statements run, one after the other, on one engine.
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from openseg.pql import ast
+from openseg.pql._py_context import Env, Fn, PyContext
 from openseg.pql._py_values import (
     _number,
     aggregate_values,
@@ -19,10 +21,7 @@ from openseg.pql._py_values import (
     to_text,
 )
 
-if TYPE_CHECKING:
-    from openseg.pql.to_python import Env, Fn, PythonCompiler
-
-_Handler = Callable[["PythonCompiler", ast.Call], "Fn"]
+_Handler = Callable[[PyContext, ast.Call], Fn]
 _HANDLERS: dict[str, _Handler] = {}
 
 
@@ -35,7 +34,7 @@ def _handles(*names: str) -> Callable[[_Handler], _Handler]:
     return register
 
 
-def compile_call(compiler: PythonCompiler, node: ast.Call) -> Fn:
+def compile_call(compiler: PyContext, node: ast.Call) -> Fn:
     """Compile one ``Call`` node (raises ``TypeError`` for a name without a translation)."""
     handler = _HANDLERS.get(node.name)
     if handler is None:
@@ -48,7 +47,7 @@ def handled_names() -> frozenset[str]:
     return frozenset(_HANDLERS)
 
 
-def _unary(compiler: PythonCompiler, node: ast.Call, op: Callable[[Any], Any]) -> Fn:
+def _unary(compiler: PyContext, node: ast.Call, op: Callable[[Any], Any]) -> Fn:
     """Apply ``op`` to the receiver; a missing receiver gives None."""
     assert node.target is not None
     target = compiler.visit(node.target)
@@ -60,7 +59,7 @@ def _unary(compiler: PythonCompiler, node: ast.Call, op: Callable[[Any], Any]) -
     return apply
 
 
-def _binary(compiler: PythonCompiler, node: ast.Call, op: Callable[[Any, Any], Any]) -> Fn:
+def _binary(compiler: PyContext, node: ast.Call, op: Callable[[Any, Any], Any]) -> Fn:
     """Apply ``op`` to the receiver and the first argument; either missing gives None."""
     assert node.target is not None
     target, arg = compiler.visit(node.target), compiler.visit(node.args[0])
@@ -85,14 +84,14 @@ def _list(value: Any) -> list[Any] | None:
 
 
 @_handles("isNull")
-def _is_null(c: PythonCompiler, node: ast.Call) -> Fn:
+def _is_null(c: PyContext, node: ast.Call) -> Fn:
     assert node.target is not None
     target = c.visit(node.target)
     return lambda env: target(env) is None
 
 
 @_handles("isNotNull", "exists")
-def _is_not_null(c: PythonCompiler, node: ast.Call) -> Fn:
+def _is_not_null(c: PyContext, node: ast.Call) -> Fn:
     assert node.target is not None
     target = c.visit(node.target)
     return lambda env: target(env) is not None
@@ -109,7 +108,7 @@ _STRING_TESTS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
 
 
 @_handles(*_STRING_TESTS)
-def _string_test(c: PythonCompiler, node: ast.Call) -> Fn:
+def _string_test(c: PyContext, node: ast.Call) -> Fn:
     test, negate = _STRING_TESTS[node.name]
     assert node.target is not None
     target, other = c.visit(node.target), c.visit(node.args[0])
@@ -127,7 +126,7 @@ def _string_test(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("matches")
-def _matches(c: PythonCompiler, node: ast.Call) -> Fn:
+def _matches(c: PyContext, node: ast.Call) -> Fn:
     def test(value: Any, pattern: Any) -> bool | None:
         compiled = regex(pattern) if isinstance(pattern, str) else None
         return None if compiled is None or not isinstance(value, str) else compiled.search(value) is not None
@@ -136,7 +135,7 @@ def _matches(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("regexGroup")
-def _regex_group(c: PythonCompiler, node: ast.Call) -> Fn:
+def _regex_group(c: PyContext, node: ast.Call) -> Fn:
     assert node.target is not None
     target, pattern, group = c.visit(node.target), c.visit(node.args[0]), c.visit(node.args[1])
 
@@ -153,27 +152,27 @@ def _regex_group(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("lower")
-def _lower(c: PythonCompiler, node: ast.Call) -> Fn:
+def _lower(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _typed(str, str.lower))
 
 
 @_handles("upper")
-def _upper(c: PythonCompiler, node: ast.Call) -> Fn:
+def _upper(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _typed(str, str.upper))
 
 
 @_handles("trim")
-def _trim(c: PythonCompiler, node: ast.Call) -> Fn:
+def _trim(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _typed(str, lambda s: s.strip(" ")))
 
 
 @_handles("length")
-def _length(c: PythonCompiler, node: ast.Call) -> Fn:
+def _length(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _typed(str, len))
 
 
 @_handles("concat")
-def _concat(c: PythonCompiler, node: ast.Call) -> Fn:
+def _concat(c: PyContext, node: ast.Call) -> Fn:
     parts = [c.visit(arg) for arg in node.args]
 
     def join(env: Env) -> str | None:
@@ -199,32 +198,32 @@ def _distinct(items: list[Any]) -> list[Any]:
 
 
 @_handles("includes")
-def _includes(c: PythonCompiler, node: ast.Call) -> Fn:
+def _includes(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, lambda a, v: _contains(a, v) if _list(a) is not None else None)
 
 
 @_handles("intersects")
-def _intersects(c: PythonCompiler, node: ast.Call) -> Fn:
+def _intersects(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, _typed((list, tuple), lambda a, b: any(_contains(list(b), x) for x in a)))
 
 
 @_handles("intersection")
-def _intersection(c: PythonCompiler, node: ast.Call) -> Fn:
+def _intersection(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, _typed((list, tuple), lambda a, b: [x for x in _distinct(list(a)) if _contains(list(b), x)]))
 
 
 @_handles("subsetOf")
-def _subset_of(c: PythonCompiler, node: ast.Call) -> Fn:
+def _subset_of(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, _typed((list, tuple), lambda a, b: all(_contains(list(b), x) for x in a)))
 
 
 @_handles("supersetOf")
-def _superset_of(c: PythonCompiler, node: ast.Call) -> Fn:
+def _superset_of(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, _typed((list, tuple), lambda a, b: all(_contains(list(a), x) for x in b)))
 
 
 @_handles("distinct")
-def _distinct_call(c: PythonCompiler, node: ast.Call) -> Fn:
+def _distinct_call(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda a: _distinct(list(a)) if _list(a) is not None else None)
 
 
@@ -236,19 +235,19 @@ def _count_arg(node: ast.Call, index: int) -> int:
 
 
 @_handles("first")
-def _first(c: PythonCompiler, node: ast.Call) -> Fn:
+def _first(c: PyContext, node: ast.Call) -> Fn:
     n = _count_arg(node, 0)
     return _unary(c, node, lambda a: list(a)[:n] if _list(a) is not None else None)
 
 
 @_handles("last")
-def _last(c: PythonCompiler, node: ast.Call) -> Fn:
+def _last(c: PyContext, node: ast.Call) -> Fn:
     n = _count_arg(node, 0)
     return _unary(c, node, lambda a: (list(a)[-n:] if n else []) if _list(a) is not None else None)
 
 
 @_handles("topN", "bottomN")
-def _top_n(c: PythonCompiler, node: ast.Call) -> Fn:
+def _top_n(c: PyContext, node: ast.Call) -> Fn:
     n, top = _count_arg(node, 1), node.name == "topN"
     key = c.visit(node.args[0])
     assert node.target is not None
@@ -276,19 +275,19 @@ def _with_item(env: Env, item: Any) -> Env:
 
 
 @_handles("head")
-def _head(c: PythonCompiler, node: ast.Call) -> Fn:
+def _head(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda a: next(iter(a), None) if _list(a) is not None else None)
 
 
 @_handles("isEmpty")
-def _is_empty(c: PythonCompiler, node: ast.Call) -> Fn:
+def _is_empty(c: PyContext, node: ast.Call) -> Fn:
     assert node.target is not None
     target = c.visit(node.target)
     return lambda env: not (_list(target(env)) or [])
 
 
 @_handles("isNotEmpty")
-def _is_not_empty(c: PythonCompiler, node: ast.Call) -> Fn:
+def _is_not_empty(c: PyContext, node: ast.Call) -> Fn:
     assert node.target is not None
     target = c.visit(node.target)
     return lambda env: bool(_list(target(env)) or [])
@@ -298,22 +297,22 @@ def _is_not_empty(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("get")
-def _get(c: PythonCompiler, node: ast.Call) -> Fn:
+def _get(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, lambda m, k: m.get(k) if isinstance(m, Mapping) else None)
 
 
 @_handles("keys")
-def _keys(c: PythonCompiler, node: ast.Call) -> Fn:
+def _keys(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda m: list(m.keys()) if isinstance(m, Mapping) else None)
 
 
 @_handles("values")
-def _values(c: PythonCompiler, node: ast.Call) -> Fn:
+def _values(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda m: list(m.values()) if isinstance(m, Mapping) else None)
 
 
 @_handles("containsKey")
-def _contains_key(c: PythonCompiler, node: ast.Call) -> Fn:
+def _contains_key(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, lambda m, k: k in m if isinstance(m, Mapping) else None)
 
 
@@ -321,22 +320,22 @@ def _contains_key(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("abs")
-def _abs(c: PythonCompiler, node: ast.Call) -> Fn:
+def _abs(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda v: abs(v) if _number(v) else None)
 
 
 @_handles("round")
-def _round(c: PythonCompiler, node: ast.Call) -> Fn:
+def _round(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, round_half_away)
 
 
 @_handles("floor")
-def _floor(c: PythonCompiler, node: ast.Call) -> Fn:
+def _floor(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda v: math.floor(v) if _number(v) else None)
 
 
 @_handles("ceil")
-def _ceil(c: PythonCompiler, node: ast.Call) -> Fn:
+def _ceil(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, lambda v: math.ceil(v) if _number(v) else None)
 
 
@@ -344,7 +343,7 @@ def _ceil(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("currentYear", "currentMonth", "currentDayOfMonth")
-def _current(c: PythonCompiler, node: ast.Call) -> Fn:
+def _current(c: PyContext, node: ast.Call) -> Fn:
     part = {"currentYear": "year", "currentMonth": "month", "currentDayOfMonth": "day"}[node.name]
     value = getattr(c.as_of, part)
     return lambda env: value
@@ -355,22 +354,22 @@ def _date_part(part: str) -> Callable[[Any], Any]:
 
 
 @_handles("getYear")
-def _get_year(c: PythonCompiler, node: ast.Call) -> Fn:
+def _get_year(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _date_part("year"))
 
 
 @_handles("getMonth")
-def _get_month(c: PythonCompiler, node: ast.Call) -> Fn:
+def _get_month(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _date_part("month"))
 
 
 @_handles("getDayOfMonth")
-def _get_day(c: PythonCompiler, node: ast.Call) -> Fn:
+def _get_day(c: PyContext, node: ast.Call) -> Fn:
     return _unary(c, node, _date_part("day"))
 
 
 @_handles("age")
-def _age(c: PythonCompiler, node: ast.Call) -> Fn:
+def _age(c: PyContext, node: ast.Call) -> Fn:
     today = c.as_of.date()
 
     def age(value: Any) -> int | None:
@@ -383,7 +382,7 @@ def _age(c: PythonCompiler, node: ast.Call) -> Fn:
 
 
 @_handles("anniversary")
-def _anniversary(c: PythonCompiler, node: ast.Call) -> Fn:
+def _anniversary(c: PyContext, node: ast.Call) -> Fn:
     assert node.target is not None
     target = c.visit(node.target)
     anchor = c.visit(node.args[0] if node.args else ast.CurrentTime(ast.CurrentTimeKind.TODAY))
@@ -398,11 +397,9 @@ def _anniversary(c: PythonCompiler, node: ast.Call) -> Fn:
 # ------------------------------------------------------------------------------------------ chain
 
 
-def compile_chain(c: PythonCompiler, node: ast.Chain) -> Fn:
+def compile_chain(c: PyContext, node: ast.Chain) -> Fn:
     """Whether events match the chain's steps in order (semantics in ``_sql_chain``'s docstring)."""
-    from dataclasses import replace
-
-    source = c._items(node.source)
+    source = c.items(node.source)
     time_of = c.visit(node.time_field)
     steps = [(step, c.boolean(step.what), c.window(step.when) if step.when is not None else None)
              for step in node.steps]

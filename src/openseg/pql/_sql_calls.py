@@ -7,18 +7,15 @@ does not know, so a function added to the registry cannot silently compile to no
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from openseg.pql import _time, ast
 from openseg.pql._sql_builders import FALSE, TRUE, not_null, predicate, safe_size, to_double
+from openseg.pql._sql_context import SqlContext
 from openseg.pql.dialects import DECIMAL, lambda_
 
-if TYPE_CHECKING:
-    from openseg.pql.to_sql import SqlCompiler
-
-_Handler = Callable[["SqlCompiler", ast.Call], exp.Expr]
+_Handler = Callable[[SqlContext, ast.Call], exp.Expr]
 _HANDLERS: dict[str, _Handler] = {}
 
 
@@ -31,7 +28,7 @@ def _handles(*names: str) -> Callable[[_Handler], _Handler]:
     return register
 
 
-def compile_call(compiler: SqlCompiler, node: ast.Call) -> exp.Expr:
+def compile_call(compiler: SqlContext, node: ast.Call) -> exp.Expr:
     """Compile one ``Call`` node.
 
     Raises:
@@ -49,12 +46,12 @@ def handled_names() -> frozenset[str]:
     return frozenset(_HANDLERS)
 
 
-def _target(compiler: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _target(compiler: SqlContext, node: ast.Call) -> exp.Expr:
     assert node.target is not None
     return compiler.visit(node.target)
 
 
-def _int_arg(compiler: SqlCompiler, node: ast.Call, index: int) -> int:
+def _int_arg(compiler: SqlContext, node: ast.Call, index: int) -> int:
     arg = node.args[index]
     if not (isinstance(arg, ast.NumberLiteral) and arg.is_integer):
         raise compiler.unsupported(node.name, "the count must be a whole number literal")
@@ -65,24 +62,24 @@ def _int_arg(compiler: SqlCompiler, node: ast.Call, index: int) -> int:
 
 
 @_handles("isNull")
-def _is_null(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _is_null(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Is(this=_target(c, node), expression=exp.null())
 
 
 @_handles("isNotNull", "exists")
-def _is_not_null(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _is_not_null(c: SqlContext, node: ast.Call) -> exp.Expr:
     return not_null(_target(c, node))
 
 
 # -------------------------------------------------------------------------------------- strings
 
 
-def _case_pair(c: SqlCompiler, node: ast.Call) -> tuple[exp.Expr, exp.Expr, ast.Expr | None]:
+def _case_pair(c: SqlContext, node: ast.Call) -> tuple[exp.Expr, exp.Expr, ast.Expr | None]:
     flag = node.args[1] if len(node.args) > 1 else None
     return _target(c, node), c.visit(node.args[0]), flag
 
 
-def _with_case(c: SqlCompiler, node: ast.Call, test: Callable[[exp.Expr, exp.Expr], exp.Expr]
+def _with_case(c: SqlContext, node: ast.Call, test: Callable[[exp.Expr, exp.Expr], exp.Expr]
                ) -> exp.Expr:
     value, other, flag = _case_pair(c, node)
     sensitive = test(value, other)
@@ -107,7 +104,7 @@ _STRING_TESTS: dict[str, tuple[str | None, bool]] = {
 
 
 @_handles(*_STRING_TESTS)
-def _string_test(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _string_test(c: SqlContext, node: ast.Call) -> exp.Expr:
     construct, negate = _STRING_TESTS[node.name]
 
     def test(a: exp.Expr, b: exp.Expr) -> exp.Expr:
@@ -121,12 +118,12 @@ def _string_test(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("matches")
-def _matches(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _matches(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.RegexpLike(this=_target(c, node), expression=c.visit(node.args[0]))
 
 
 @_handles("regexGroup")
-def _regex_group(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _regex_group(c: SqlContext, node: ast.Call) -> exp.Expr:
     value, regex, group = _target(c, node), c.visit(node.args[0]), c.visit(node.args[1])
     # Both engines return '' when the regex does not match; PQL's value is missing then.
     matched = exp.RegexpLike(this=value, expression=regex)
@@ -135,27 +132,27 @@ def _regex_group(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("lower")
-def _lower(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _lower(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Lower(this=_target(c, node))
 
 
 @_handles("upper")
-def _upper(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _upper(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Upper(this=_target(c, node))
 
 
 @_handles("trim")
-def _trim(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _trim(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Trim(this=_target(c, node))
 
 
 @_handles("length")
-def _length(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _length(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Length(this=_target(c, node))
 
 
 @_handles("concat")
-def _concat(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _concat(c: SqlContext, node: ast.Call) -> exp.Expr:
     parts = [
         c.visit(arg) if isinstance(arg, ast.StringLiteral) else exp.cast(c.visit(arg), "VARCHAR")
         for arg in node.args
@@ -170,7 +167,7 @@ def _concat(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("includes")
-def _includes(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _includes(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_contains", _target(c, node), c.visit(node.args[0]))
 
 
@@ -180,21 +177,21 @@ def _empty(node: ast.Expr) -> bool:
 
 
 @_handles("intersects")
-def _intersects(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _intersects(c: SqlContext, node: ast.Call) -> exp.Expr:
     if _empty(node.args[0]):
         return FALSE.copy()
     return c.dialect.build("array_overlaps", _target(c, node), c.visit(node.args[0]))
 
 
 @_handles("intersection")
-def _intersection(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _intersection(c: SqlContext, node: ast.Call) -> exp.Expr:
     if _empty(node.args[0]):
         var = f"_s{c.lambda_depth}"
         return c.dialect.build("array_filter", _target(c, node), lambda_([var], FALSE.copy()))
     return c.dialect.build("array_intersect", _target(c, node), c.visit(node.args[0]))
 
 
-def _all_in(c: SqlCompiler, items: exp.Expr, container: exp.Expr) -> exp.Expr:
+def _all_in(c: SqlContext, items: exp.Expr, container: exp.Expr) -> exp.Expr:
     """Every item of ``items`` is in ``container`` (NULL when ``items`` is missing)."""
     var = f"_s{c.lambda_depth}"
     missing = exp.Not(this=predicate(c.dialect.build("array_contains", container, exp.column(var))))
@@ -203,14 +200,14 @@ def _all_in(c: SqlCompiler, items: exp.Expr, container: exp.Expr) -> exp.Expr:
 
 
 @_handles("subsetOf")
-def _subset_of(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _subset_of(c: SqlContext, node: ast.Call) -> exp.Expr:
     if _empty(node.args[0]):
         return exp.EQ(this=safe_size(c.dialect, _target(c, node)), expression=exp.Literal.number(0))
     return _all_in(c, _target(c, node), c.visit(node.args[0]))
 
 
 @_handles("supersetOf")
-def _superset_of(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _superset_of(c: SqlContext, node: ast.Call) -> exp.Expr:
     array = _target(c, node)
     if _empty(node.args[0]):
         return not_null(array)
@@ -218,18 +215,18 @@ def _superset_of(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("distinct")
-def _distinct(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _distinct(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_distinct", _target(c, node), f"_d{c.lambda_depth}")
 
 
 @_handles("first")
-def _first(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _first(c: SqlContext, node: ast.Call) -> exp.Expr:
     count = exp.Literal.number(_int_arg(c, node, 0))
     return c.dialect.build("array_slice", _target(c, node), exp.Literal.number(1), count)
 
 
 @_handles("last")
-def _last(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _last(c: SqlContext, node: ast.Call) -> exp.Expr:
     array, n = _target(c, node), _int_arg(c, node, 0)
     start = exp.Greatest(
         this=exp.Add(this=exp.Sub(this=c.dialect.build("array_size", array.copy()), expression=exp.Literal.number(n)),
@@ -240,7 +237,7 @@ def _last(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("topN", "bottomN")
-def _top_n(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _top_n(c: SqlContext, node: ast.Call) -> exp.Expr:
     # DuckDB: sort (-key | key, position, item) structs ascending, NULL keys last, then keep the items.
     array, n = _target(c, node), _int_arg(c, node, 1)
     var, key = c.item_lambda(array, None, node.args[0], as_boolean=False)
@@ -261,18 +258,18 @@ def _top_n(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("head")
-def _head(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _head(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_element", _target(c, node), exp.Literal.number(1))
 
 
 @_handles("isEmpty")
-def _is_empty(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _is_empty(c: SqlContext, node: ast.Call) -> exp.Expr:
     size = safe_size(c.dialect, _target(c, node))
     return exp.Coalesce(this=exp.EQ(this=size, expression=exp.Literal.number(0)), expressions=[TRUE.copy()])
 
 
 @_handles("isNotEmpty")
-def _is_not_empty(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _is_not_empty(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.GT(this=safe_size(c.dialect, _target(c, node)), expression=exp.Literal.number(0))
 
 
@@ -280,22 +277,22 @@ def _is_not_empty(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("get")
-def _get(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _get(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Bracket(this=_target(c, node), expressions=[c.visit(node.args[0])])
 
 
 @_handles("keys")
-def _keys(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _keys(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Anonymous(this="map_keys", expressions=[_target(c, node)])
 
 
 @_handles("values")
-def _values(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _values(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Anonymous(this="map_values", expressions=[_target(c, node)])
 
 
 @_handles("containsKey")
-def _contains_key(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _contains_key(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("map_contains_key", _target(c, node), c.visit(node.args[0]))
 
 
@@ -303,23 +300,23 @@ def _contains_key(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("abs")
-def _abs(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _abs(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Abs(this=_target(c, node))
 
 
 @_handles("round")
-def _round(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _round(c: SqlContext, node: ast.Call) -> exp.Expr:
     # ROUND on DOUBLE/DECIMAL rounds halves away from zero in DuckDB and Spark alike.
     return exp.Round(this=_target(c, node))
 
 
 @_handles("floor")
-def _floor(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _floor(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Floor(this=_target(c, node))
 
 
 @_handles("ceil")
-def _ceil(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _ceil(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Ceil(this=_target(c, node))
 
 
@@ -327,28 +324,28 @@ def _ceil(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("currentYear", "currentMonth", "currentDayOfMonth")
-def _current(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _current(c: SqlContext, node: ast.Call) -> exp.Expr:
     part = {"currentYear": "year", "currentMonth": "month", "currentDayOfMonth": "day"}[node.name]
     return exp.Literal.number(getattr(c.as_of, part))
 
 
 @_handles("getYear")
-def _get_year(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _get_year(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Year(this=_target(c, node))
 
 
 @_handles("getMonth")
-def _get_month(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _get_month(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Month(this=_target(c, node))
 
 
 @_handles("getDayOfMonth")
-def _get_day(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _get_day(c: SqlContext, node: ast.Call) -> exp.Expr:
     return exp.Day(this=_target(c, node))
 
 
 @_handles("age")
-def _age(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _age(c: SqlContext, node: ast.Call) -> exp.Expr:
     value, today = _target(c, node), c.as_of.date()
     month, day = exp.Month(this=value.copy()), exp.Day(this=value.copy())
     later = exp.or_(
@@ -362,7 +359,7 @@ def _age(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 
 
 @_handles("anniversary")
-def _anniversary(c: SqlCompiler, node: ast.Call) -> exp.Expr:
+def _anniversary(c: SqlContext, node: ast.Call) -> exp.Expr:
     value = _target(c, node)
     anchor_node = node.args[0] if node.args else ast.CurrentTime(ast.CurrentTimeKind.TODAY)
     constant = _time.constant_anchor(anchor_node, c.as_of)
@@ -380,7 +377,7 @@ def _anniversary(c: SqlCompiler, node: ast.Call) -> exp.Expr:
 # ------------------------------------------------------------------------------ array aggregates
 
 
-def array_aggregate(c: SqlCompiler, node: ast.Aggregate) -> exp.Expr:
+def array_aggregate(c: SqlContext, node: ast.Aggregate) -> exp.Expr:
     """``count/sum/average/min/max`` over an array (a missing array counts and sums to 0)."""
     array = c.visit(node.source)
     if node.value is not None:

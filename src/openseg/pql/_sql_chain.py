@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from openseg.pql import _time, ast
 from openseg.pql._sql_builders import filter_form, not_null, timestamp_literal
+from openseg.pql._sql_context import SqlContext
+from openseg.pql.derived import CHAIN, EVENTS, ID, DerivedColumn, column_key
 
-if TYPE_CHECKING:
-    from openseg.pql.to_sql import DerivedColumn, SqlCompiler
 
-
-def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
+def compile_chain(c: SqlContext, node: ast.Chain) -> DerivedColumn:
     """The derived column (TRUE for profiles with a matching sequence) of one chain."""
-    from openseg.pql.to_sql import CHAIN, ID, DerivedColumn, _key
-
     positives = [step for step in node.steps if not step.negated]
     aliases = {step.name: f"s{index}" for index, step in enumerate(positives)}
     times: dict[str, exp.Expr] = {}
@@ -85,16 +81,14 @@ def compile_chain(c: SqlCompiler, node: ast.Chain) -> DerivedColumn:
         )
     else:
         result = query.select(exp.alias_(exp.true(), "value")).group_by(exp.column(ID, table=first))
-    return DerivedColumn(key=_key(CHAIN, result), relation=CHAIN, default=exp.false(), standalone=result)
+    return DerivedColumn(key=column_key(CHAIN, result), relation=CHAIN, default=exp.false(), standalone=result)
 
 
 def _events(alias: str) -> exp.Expr:
-    from openseg.pql.to_sql import EVENTS
-
     return exp.alias_(exp.to_table(EVENTS), alias, table=True)
 
 
-def _time_of(c: SqlCompiler, node: ast.Chain, alias: str) -> exp.Expr:
+def _time_of(c: SqlContext, node: ast.Chain, alias: str) -> exp.Expr:
     scope = c.event_scope(alias)
     saved, c.scope = c.scope, scope
     try:
@@ -104,7 +98,7 @@ def _time_of(c: SqlCompiler, node: ast.Chain, alias: str) -> exp.Expr:
 
 
 def _step_condition(
-    c: SqlCompiler, step: ast.ChainStep, alias: str, times: dict[str, exp.Expr], time: exp.Expr
+    c: SqlContext, step: ast.ChainStep, alias: str, times: dict[str, exp.Expr], time: exp.Expr
 ) -> exp.Expr:
     scope = replace(c.event_scope(alias), steps=dict(times))
     saved, c.scope = c.scope, scope
@@ -117,7 +111,7 @@ def _step_condition(
         c.scope = saved
 
 
-def _window_floor(c: SqlCompiler, step: ast.ChainStep) -> dt.datetime | None:
+def _window_floor(c: SqlContext, step: ast.ChainStep) -> dt.datetime | None:
     """The earliest time a step's constant ``WHEN`` window admits (None: unbounded or not constant)."""
     if step.when is None:
         return None

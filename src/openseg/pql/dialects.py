@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from openseg.engines.base import NotSupportedOnEngine
+from openseg.pql.errors import NotSupportedOnEngine
 
 Builder = Callable[..., exp.Expr]
 

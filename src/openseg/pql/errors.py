@@ -3,6 +3,10 @@
 The parser, the AST constructors and the checker all raise :class:`PqlError`. Only the API edge turns it
 into AEP's 400 body (``to_dict`` gives the ``report`` part); the CLI prints ``str(err)``, which is the
 message followed by the offending line and a caret under the column.
+
+:class:`NotSupportedOnEngine` has no position: the expression is valid, but the SQL backend cannot compile
+one of its constructs for an engine's dialect. It lives here, beside the compiler that raises it, so that
+``pql`` imports no engine module and the engines import nothing from ``pql``.
 """
 
 from __future__ import annotations
@@ -115,3 +119,20 @@ class PqlErrors(PqlError):
 
 class UnknownNodeError(TypeError):
     """A visitor met a node class it has no ``visit_<Node>`` method for."""
+
+
+class NotSupportedOnEngine(Exception):
+    """A PQL construct that the named engine cannot evaluate.
+
+    Attributes:
+        engine: The engine (dialect) name, e.g. ``"spark"``.
+        construct: The PQL construct, e.g. ``"regexGroup"``.
+        reason: Why the engine cannot run it.
+    """
+
+    def __init__(self, engine: str, construct: str, reason: str = "") -> None:
+        self.engine = engine
+        self.construct = construct
+        self.reason = reason
+        message = f"{construct} is not supported on {engine}"
+        super().__init__(f"{message}: {reason}" if reason else message)

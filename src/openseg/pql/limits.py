@@ -9,12 +9,10 @@ one another beyond these limits, which no real segment needs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import Protocol
 
 from openseg.pql.errors import PqlError
-
-if TYPE_CHECKING:
-    from openseg.pql import ast
 
 #: Brackets ``( [ {`` and ``not``s open within one another while parsing.
 MAX_NESTING = 32
@@ -27,18 +25,39 @@ _UNIT_DAYS = {"millisecond": 1 / 86_400_000, "second": 1 / 86_400, "minute": 1 /
               "week": 7, "month": 31, "year": 366, "decade": 3_660, "century": 36_600, "millennium": 366_000}
 
 
+class _Span(Protocol):
+    """Where a node sits (``ast.Span``)."""
+
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def col(self) -> int: ...
+
+
+class _Tree(Protocol):
+    """A syntax tree node as ``check_depth`` reads it (``ast.Node``, which imports this module's limits)."""
+
+    @property
+    def span(self) -> _Span: ...
+    def children(self) -> Iterator[_Tree]: ...
+
+
 def duration_too_long(amount: int, unit: str) -> bool:
     """Whether ``amount`` ``unit``s exceed ``MAX_DURATION_DAYS``."""
     return amount * _UNIT_DAYS[unit] > MAX_DURATION_DAYS
 
 
-def check_depth(expr: ast.Node, source: str) -> None:
+def check_depth(expr: _Tree, source: str) -> None:
     """Refuse a tree deeper than ``MAX_DEPTH``, pointing at the node that crosses the limit.
 
     Raises:
         PqlError: located at the innermost node of the first path found deeper than the limit.
     """
-    stack: list[tuple[ast.Node, int]] = [(expr, 1)]
+    stack: list[tuple[_Tree, int]] = [(expr, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:

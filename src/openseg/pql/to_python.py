@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from openseg.pql import _time, ast
+from openseg.pql._py_calls import compile_call, compile_chain
+from openseg.pql._py_context import Env, Event, Fn, Profile, WindowFn
 from openseg.pql._py_values import (
     IN_STATUSES,
     aggregate_values,
@@ -25,23 +27,7 @@ from openseg.pql._py_values import (
     like_regex,
 )
 
-Profile = Mapping[str, Any]
-Event = Mapping[str, Any]
 Predicate = Callable[[Profile, Sequence[Event]], bool]
-
-
-@dataclass(frozen=True)
-class Env:
-    """What an expression is evaluated against."""
-
-    profile: Profile
-    events: Sequence[Event]
-    item: Any = None
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    steps: Mapping[str, dt.datetime] = field(default_factory=dict)
-
-
-Fn = Callable[[Env], Any]
 
 
 def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
@@ -64,7 +50,7 @@ def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
 
 
 class PythonCompiler(ast.Visitor[Fn]):
-    """Visitor producing closures ``fn(env) -> value``."""
+    """Visitor producing closures ``fn(env) -> value`` (the ``_py_context.PyContext`` of ``_py_calls``)."""
 
     def __init__(self, as_of: dt.datetime) -> None:
         self.as_of = _time.as_instant(as_of)
@@ -200,8 +186,6 @@ class PythonCompiler(ast.Visitor[Fn]):
         return negate
 
     def visit_Call(self, node: ast.Call) -> Fn:
-        from openseg.pql._py_calls import compile_call
-
         return compile_call(self, node)
 
     def visit_InSegment(self, node: ast.InSegment) -> Fn:
@@ -226,7 +210,7 @@ class PythonCompiler(ast.Visitor[Fn]):
         value, window = self.visit(node.value), self.window(node.window)
         return lambda env: window(env, instant_or_none(value(env)))
 
-    def window(self, node: ast.TimeWindow) -> Callable[[Env, dt.datetime | None], bool]:
+    def window(self, node: ast.TimeWindow) -> WindowFn:
         """``fn(env, instant) -> bool``: whether the instant lies in the window."""
         bounds = _time.constant_bounds(node, self.as_of)
         if bounds is not None:
@@ -265,7 +249,8 @@ class PythonCompiler(ast.Visitor[Fn]):
 
     # --------------------------------------------------------------------------------- collections
 
-    def _items(self, source: ast.Expr) -> Fn:
+    def items(self, source: ast.Expr) -> Fn:
+        """The items of a list source (none when it is missing)."""
         fn = self.visit(source)
 
         def items(env: Env) -> list[Any]:
@@ -284,26 +269,26 @@ class PythonCompiler(ast.Visitor[Fn]):
         return holds
 
     def visit_EventFilter(self, node: ast.EventFilter) -> Fn:
-        items, holds = self._items(node.source), self._condition(None, node.condition)
+        items, holds = self.items(node.source), self._condition(None, node.condition)
         return lambda env: [item for item in items(env) if holds(env, item)]
 
     def visit_Select(self, node: ast.Select) -> Fn:
-        items = self._items(node.source)
+        items = self.items(node.source)
         if node.where is None:
             return items
         holds = self._condition(node.variable, node.where)
         return lambda env: [item for item in items(env) if holds(env, item)]
 
     def visit_Exists(self, node: ast.Exists) -> Fn:
-        items, holds = self._items(node.source), self._condition(node.variable, node.condition)
+        items, holds = self.items(node.source), self._condition(node.variable, node.condition)
         return lambda env: any(holds(env, item) for item in items(env))
 
     def visit_ForAll(self, node: ast.ForAll) -> Fn:
-        items, holds = self._items(node.source), self._condition(node.variable, node.condition)
+        items, holds = self.items(node.source), self._condition(node.variable, node.condition)
         return lambda env: all(holds(env, item) for item in items(env))
 
     def visit_Aggregate(self, node: ast.Aggregate) -> Fn:
-        items, kind = self._items(node.source), node.kind
+        items, kind = self.items(node.source), node.kind
         if node.value is None:
             return lambda env: aggregate_values(kind, items(env))
         value = self.visit(node.value)
@@ -311,8 +296,6 @@ class PythonCompiler(ast.Visitor[Fn]):
                                             count=len(items(env)))
 
     def visit_Chain(self, node: ast.Chain) -> Fn:
-        from openseg.pql._py_calls import compile_chain
-
         return compile_chain(self, node)
 
 

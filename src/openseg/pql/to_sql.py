@@ -3,7 +3,8 @@
 Compiling an expression gives a two-valued boolean over the profile row (alias ``p``) and the *derived
 columns* it reads: per-profile event aggregates, quantifiers over events, sequences and segment
 memberships. Each derived column has a deterministic key (the same filter and window give the same key,
-so the planner computes it once for every segment) and a query yielding ``(_profile_id, value)``.
+so the planner computes it once for every segment) and a query yielding ``(_profile_id, value)``; the
+columns, relation names and what the planner supplies live in ``derived`` (the planner's side of the seam).
 
 Semantics shared with ``to_python`` (docs/pql.md has the user-facing version):
 
@@ -21,15 +22,12 @@ User values only ever become literals; identifiers come only from field paths.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import string
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
-from openseg.engines.base import NotSupportedOnEngine
 from openseg.pql import _time, ast
 from openseg.pql._sql_builders import (
     FALSE,
@@ -44,70 +42,24 @@ from openseg.pql._sql_builders import (
     safe_size,
     timestamp_literal,
 )
+from openseg.pql._sql_calls import array_aggregate, compile_call
+from openseg.pql._sql_chain import compile_chain
+from openseg.pql._sql_context import Scope
+from openseg.pql.derived import (
+    DEFAULT_MAP_PATHS,
+    EVENT_ALIAS,
+    EVENTS,
+    MEMBERSHIP,
+    MEMBERSHIP_ALIAS,
+    PROFILE_ALIAS,
+    DerivedColumn,
+    MembershipRelation,
+    PathCheck,
+    bounds_condition,
+    column_key,
+)
 from openseg.pql.dialects import DECIMAL, SqlDialect, get_dialect, lambda_
-
-#: Relation names a compiled expression reads, and their aliases.
-PROFILES, EVENTS, MEMBERSHIP, CHAIN = "profiles", "events", "membership", "chain"
-PROFILE_ALIAS, EVENT_ALIAS, MEMBERSHIP_ALIAS = "p", "e", "m"
-ID = "_profile_id"
-#: Map-typed profile paths (a following path segment is a map key, not a struct field).
-DEFAULT_MAP_PATHS: frozenset[tuple[str, ...]] = frozenset({("identityMap",), ("segmentMembership", "ups")})
-
-
-class MembershipRelation(Protocol):
-    """What ``inSegment`` of a segment outside the plan reads: the ``membership`` relation (one or more
-    rows per profile, ``_profile_id`` among its columns) as its owner lays it out. The segmentation
-    package's membership store implements it; the compiler never names its other columns."""
-
-    def member(self, segment_id: str, alias: str) -> exp.Expr | None:
-        """The condition over a row (alias ``alias``) that its profile is in the segment; None when
-        nobody is."""
-        ...
-
-
-#: ``has_path(row, path)``: whether the data of ``row`` ("profile" or "event") holds ``path``.
-PathCheck = Callable[[str, tuple[str, ...]], bool]
-
-
-@dataclass(frozen=True)
-class DerivedColumn:
-    """A per-profile value computed from another relation than the profile row.
-
-    Attributes:
-        key: Deterministic column name (equal keys mean equal values).
-        relation: ``events``, ``membership`` (grouped scans) or ``chain`` (its own query).
-        aggregate: For grouped scans, the aggregate over the relation's rows (alias ``e``/``m``).
-        row_filter: The rows the aggregate reads (None: all rows), OR-ed into the scan's WHERE.
-        bounds: Event time range the aggregate reads (None: unbounded), for pruning the scan.
-        default: The value for a profile without rows.
-        standalone: For ``chain``, the query yielding ``(_profile_id, value)``.
-    """
-
-    key: str
-    relation: str
-    aggregate: exp.Expr | None = None
-    row_filter: exp.Expr | None = None
-    bounds: _time.Bounds | None = None
-    default: exp.Expr = field(default_factory=exp.null)
-    standalone: exp.Select | None = None
-
-    def query(self) -> exp.Select:
-        """The query yielding ``(_profile_id, value)`` for the profiles with rows."""
-        if self.standalone is not None:
-            return self.standalone
-        assert self.aggregate is not None
-        alias = EVENT_ALIAS if self.relation == EVENTS else MEMBERSHIP_ALIAS
-        select = (
-            exp.select(exp.column(ID, table=alias), exp.alias_(self.aggregate.copy(), "value"))
-            .from_(exp.alias_(exp.to_table(self.relation), alias, table=True))
-            .group_by(exp.column(ID, table=alias))
-        )
-        return select.where(self.row_filter.copy()) if self.row_filter is not None else select
-
-    def reference(self) -> exp.Expr:
-        """The column as the profile-level condition reads it (the default filled in)."""
-        column = exp.column(self.key)
-        return column if isinstance(self.default, exp.Null) else exp.Coalesce(this=column, expressions=[self.default])
+from openseg.pql.errors import NotSupportedOnEngine
 
 
 @dataclass(frozen=True)
@@ -162,21 +114,11 @@ _COMPARE: Mapping[ast.CompareOp, type[exp.Binary]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Scope:
-    """What paths resolve to where an expression is compiled."""
-
-    row: str  # "profile" or "event"
-    item: exp.Expr | None = None
-    variables: Mapping[str, exp.Expr] = field(default_factory=dict)
-    steps: Mapping[str, exp.Expr] = field(default_factory=dict)
-    #: Whether ``item`` is an event row, and which variables are bound to event rows (for ``has_path``).
-    event_item: bool = False
-    event_variables: frozenset[str] = frozenset()
-
-
 class SqlCompiler(ast.Visitor[exp.Expr]):
-    """Visitor producing sqlglot expressions; collects derived columns as it goes."""
+    """Visitor producing sqlglot expressions; collects derived columns as it goes.
+
+    It is the ``_sql_context.SqlContext`` that ``_sql_calls`` and ``_sql_chain`` call back into.
+    """
 
     def __init__(
         self,
@@ -194,7 +136,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         self.membership = membership
         self.map_paths = map_paths
         self.derived: dict[str, DerivedColumn] = {}
-        self.scope = _Scope("profile")
+        self.scope = Scope("profile")
         self.lambda_depth = 0
 
     # ---------------------------------------------------------------------------------- helpers
@@ -209,7 +151,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         """The error for a construct no SQL engine here can run."""
         return NotSupportedOnEngine(self.dialect.name, construct, reason)
 
-    def _in_scope(self, scope: _Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expr:
+    def _in_scope(self, scope: Scope, node: ast.Node, as_boolean: bool = False) -> exp.Expr:
         saved, self.scope = self.scope, scope
         try:
             return self.boolean(node) if as_boolean else self.visit(node)
@@ -370,8 +312,6 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         return exp.Neg(this=exp.paren(self.visit(node.operand), copy=False))
 
     def visit_Call(self, node: ast.Call) -> exp.Expr:
-        from openseg.pql._sql_calls import compile_call
-
         return compile_call(self, node)
 
     def visit_InSegment(self, node: ast.InSegment) -> exp.Expr:
@@ -382,7 +322,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             return FALSE.copy()
         count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=member))
         column = DerivedColumn(
-            key=_key(MEMBERSHIP, count), relation=MEMBERSHIP, aggregate=count, row_filter=member,
+            key=column_key(MEMBERSHIP, count), relation=MEMBERSHIP, aggregate=count, row_filter=member,
             default=exp.Literal.number(0),
         )
         return exp.GT(this=self._register(column), expression=exp.Literal.number(0))
@@ -484,26 +424,22 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_Aggregate(self, node: ast.Aggregate) -> exp.Expr:
         if _is_events(node.source):
             return self._event_aggregate(node.kind, node.source, node.value, None, None)
-        from openseg.pql._sql_calls import array_aggregate
-
         return array_aggregate(self, node)
 
     def visit_Chain(self, node: ast.Chain) -> exp.Expr:
-        from openseg.pql._sql_chain import compile_chain
-
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
         return self._register(compile_chain(self, node))
 
     # ---------------------------------------------------------------------------- event columns
 
-    def event_scope(self, alias: str = EVENT_ALIAS, variable: str | None = None) -> _Scope:
+    def event_scope(self, alias: str = EVENT_ALIAS, variable: str | None = None) -> Scope:
         """The scope of one event row under ``alias``."""
         if self.scope.row == "event":
             raise self.unsupported("nested event list", "an event condition cannot read xEvent again")
         item: exp.Expr = exp.Column(this=exp.to_identifier(alias))
         variables = {variable: item} if variable else {}
-        return _Scope("event", item=item, variables=variables, event_item=True,
+        return Scope("event", item=item, variables=variables, event_item=True,
                       event_variables=frozenset(variables))
 
     def event_conditions(self, source: ast.Expr, variable: str | None, alias: str = EVENT_ALIAS
@@ -538,7 +474,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         column = self._event_column(kind, value, scope, row_filter, bounds)
         return self._register(column)
 
-    def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: _Scope,
+    def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: Scope,
                       row_filter: exp.Expr | None, bounds: _time.Bounds | None) -> DerivedColumn:
         def filtered(aggregate: exp.Expr) -> exp.Expr:
             if row_filter is None:
@@ -561,7 +497,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
                 aggregate = exp.Div(this=total, expression=count)
             else:
                 aggregate = filtered((exp.Min if kind is ast.AggregateKind.MIN else exp.Max)(this=item))
-        return DerivedColumn(_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
+        return DerivedColumn(column_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
 
 
 def _is_events(node: ast.Expr) -> bool:
@@ -569,12 +505,6 @@ def _is_events(node: ast.Expr) -> bool:
     while isinstance(node, ast.EventFilter | ast.Select):
         node = node.source
     return isinstance(node, ast.FieldPath) and node.root is ast.Root.EVENTS
-
-
-def _key(relation: str, aggregate: exp.Expr) -> str:
-    """A deterministic column name for an aggregate (equal SQL, equal key)."""
-    digest = hashlib.sha256(f"{relation}|{aggregate.sql()}".encode()).hexdigest()[:16]
-    return f"__d_{digest}"
 
 
 def event_bounds(conditions: Sequence[ast.Expr], as_of: dt.datetime) -> _time.Bounds | None:
@@ -600,18 +530,6 @@ def _intersect(a: _time.Bounds, b: _time.Bounds) -> _time.Bounds:
     low = b.low if a.low is None else a.low if b.low is None else max(a.low, b.low)
     high = b.high if a.high is None else a.high if b.high is None else min(a.high, b.high)
     return _time.Bounds(low, high, True, True)
-
-
-def bounds_condition(value: exp.Expr, bounds: _time.Bounds) -> exp.Expr:
-    """``value`` within ``bounds`` as SQL (TRUE when unbounded)."""
-    parts: list[exp.Expr] = []
-    if bounds.low is not None:
-        low = exp.GTE if bounds.low_inclusive else exp.GT
-        parts.append(low(this=value.copy(), expression=timestamp_literal(bounds.low)))
-    if bounds.high is not None:
-        high = exp.LTE if bounds.high_inclusive else exp.LT
-        parts.append(high(this=value.copy(), expression=timestamp_literal(bounds.high)))
-    return exp.and_(*parts) if parts else not_null(value)
 
 
 _REGEX_SPECIAL = frozenset(string.punctuation)

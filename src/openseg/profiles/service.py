@@ -172,13 +172,14 @@ class ServingStore:
         return {"stale": self.stale, "builtAt": rfc3339(self.built_at) if self.built_at is not None else None}
 
 
-def serving_store(services: Services, scope: Scope, policy: MergePolicy) -> ServingStore:
+def serving_store(services: Services, scope: Scope, policy: MergePolicy, *, build_empty: bool = False) -> ServingStore:
     """The store a request reads: the last complete build of ``policy``, which a request does not rebuild.
 
     The build is stale when a build of the sandbox is queued or running, when the policy changed since
     the build, or when a batch of a profile source succeeded after it. A stale build is served, and a
     build is queued unless one is already queued or running (the worker runs it). A policy with no build
-    at all answers 409 (a new policy's build was queued when it was created).
+    at all answers 409 (a new policy's build was queued when it was created), unless the sandbox has no
+    profile data at all and ``build_empty`` asks for the empty store then (it reads nothing; previews).
 
     Raises:
         ProfileStoreNotBuilt: If the policy has no complete build yet (a 409); a build is queued.
@@ -191,8 +192,17 @@ def serving_store(services: Services, scope: Scope, policy: MergePolicy) -> Serv
         newest = _newest_source_batch(session, scope.sandbox_id)
         resolved = _resolved(path)
         behind = record is None or record.policy_version != policy.version or newest > (built_at or 0)
-        if (resolved is None or behind) and pending is None:
+        empty = resolved is None and newest == 0 and build_empty
+        if (resolved is None or behind) and pending is None and not empty:
             request_build(session, scope.sandbox_id)
+    if empty:
+        # A sandbox without any profile data: its store of nobody reads no file and takes milliseconds to
+        # write, so a first preview answers "nobody" rather than 409.
+        build_sandbox(services, scope.sandbox_id, [policy.id])
+        with services.db.session() as session:
+            record = session.get(ProfileStore, policy.id)
+            built_at = record.built_at if record is not None else None
+        resolved, behind = _resolved(path), False
     if resolved is None:
         state = pending or QUEUED
         raise ProfileStoreNotBuilt(

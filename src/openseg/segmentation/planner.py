@@ -11,11 +11,13 @@ The plan for segments S1..Sn is::
                     LEFT JOIN ev0 ON ... LEFT JOIN ms ON ... LEFT JOIN ch_k ON ...)
     SELECT p._profile_id, p.seg_0, p.seg_1, ... FROM level0 AS p      -- or further levels
 
-* Identical derived columns (same key: same filter and window) are computed once for all segments.
-* Event aggregates are computed in grouped scans of ``events``, each WHERE pruned to the hull of its
-  aggregates' time ranges and, for a few filtered aggregates, the OR of their filters. Whether each
-  distinct time window gets its own scan or all share one is chosen per engine (``SPLIT_WINDOWS``):
-  engine-pitfalls.md measured splitting as a large win on DuckDB and a loss on Spark.
+* The derived relations (the ``ev``, ``ms`` and ``ch`` stages) start as one scan per distinct derived
+  column (same key: same filter and window) and are rewritten by the rules of ``pql.rewrites.RULES``:
+  aggregates hoisted into shared grouped scans, each WHERE pruned to the hull of its aggregates' time
+  ranges and, for a few filtered aggregates, the OR of their filters, and profile-only predicates pushed
+  before the events scans. Whether each distinct time window gets its own scan or all share one is chosen
+  per engine (``SPLIT_WINDOWS``): engine-pitfalls.md measured splitting as a large win on DuckDB and a
+  loss on Spark.
 * ``inSegment`` of a segment in the same job reads that segment's column: segments are computed level by
   level in topological order, each level an outer query over the previous one (a cycle is a PlanError).
 
@@ -34,23 +36,20 @@ import pyarrow as pa
 from sqlglot import exp
 
 from openseg.pql import ast
-from openseg.pql._sql_builders import filter_form, predicate
-from openseg.pql.to_sql import (
+from openseg.pql.derived import (
     CHAIN,
     DEFAULT_MAP_PATHS,
-    EVENT_ALIAS,
     EVENTS,
     ID,
     MEMBERSHIP,
-    MEMBERSHIP_ALIAS,
     PROFILE_ALIAS,
     PROFILES,
     DerivedColumn,
     MembershipRelation,
     PathCheck,
-    bounds_condition,
-    compile_expression,
 )
+from openseg.pql.rewrites import RULES, Options, Rule, ScanTree, profile_conjuncts, rewrite, scan_tree
+from openseg.pql.to_sql import compile_expression
 
 
 def arrow_paths(profile: pa.Schema, event: pa.Schema) -> PathCheck:
@@ -145,6 +144,7 @@ def plan_segments(
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
     has_path: PathCheck | None = None,
     carry: Sequence[str] = (),
+    rules: Sequence[Rule] = RULES,
 ) -> Plan:
     """Plan the evaluation of several segments in one query.
 
@@ -159,13 +159,15 @@ def plan_segments(
             read as null. ``arrow_paths`` builds one from the stores' Arrow schemas.
         carry: Profile columns the result also returns, after the segments' (e.g. the namespace a
             job counts members by, which then needs no second read of the profiles).
+        rules: The rewrites of the derived relations (``pql.rewrites.RULES``); with none, each derived
+            column is computed in its own scan of every row, which gives the same result, slower.
 
     Returns:
         The plan.
 
     Raises:
         PlanError: For duplicate segment ids or an ``inSegment`` cycle.
-        NotSupportedOnEngine: When the engine cannot run a construct of some segment.
+        NotSupportedOnEngine: When the engine cannot run a construct of some segment (``openseg.pql.errors``).
     """
     expressions = dict(segments)
     if len(expressions) != len(segments):
@@ -193,7 +195,8 @@ def plan_segments(
 
     gates = {segment_id: _gate(expressions[segment_id], as_of, dialect, membership, map_paths, has_path)
              for segment_id in expressions}
-    stages = _derived_relations(derived, SPLIT_WINDOWS.get(dialect, False), per_segment, gates)
+    options = Options(split_windows=SPLIT_WINDOWS.get(dialect, False), pushed_filters=PUSHED_FILTERS)
+    stages = _stages(rewrite(scan_tree(derived.values(), per_segment, gates), options, rules))
     query = exp.select(_star(), copy=False).from_(
         exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), copy=False)
     for stage in stages:
@@ -257,168 +260,33 @@ def _star() -> exp.Column:
 
 def _gate(node: ast.Node, as_of: dt.datetime, dialect: str, membership: MembershipRelation | None,
           map_paths: frozenset[tuple[str, ...]], has_path: PathCheck | None) -> exp.Expr | None:
-    """The segment's profile-only conjuncts as one condition over ``p`` (None when it has none).
-
-    A segment ``G and R`` with ``G`` reading only profile attributes is false wherever ``G`` is false,
-    whatever its event part says, so event scans need only the profiles where some consumer's gate holds.
-    """
-    body = node.body if isinstance(node, ast.Lambda) else node
-    if not isinstance(body, ast.Expr):
+    """The segment's profile-only conjuncts (``profile_conjuncts``) compiled over ``p``; None when it has none."""
+    gate = profile_conjuncts(node)
+    if gate is None:
         return None
-    operands: tuple[ast.Expr, ...] = body.operands if isinstance(body, ast.And) else (body,)
-    profile_only = [o for o in operands if _profile_only(o)]
-    if not profile_only:
-        return None
-    gate = profile_only[0] if len(profile_only) == 1 else ast.And(tuple(profile_only))
     compiled = compile_expression(gate, as_of, dialect, membership=membership, map_paths=map_paths,
                                   has_path=has_path)
     return None if compiled.derived else compiled.condition
 
 
-def _profile_only(node: ast.Node) -> bool:
-    for child in node.walk():
-        if isinstance(child, ast.InSegment | ast.Chain | ast.StepRef):
-            return False
-        if isinstance(child, ast.FieldPath) and child.root is not ast.Root.PROFILE:
-            if child.root is ast.Root.EVENTS or child.root is ast.Root.VARIABLE:
-                return False
-    return True
-
-
-def _gated(columns: Sequence[DerivedColumn], per_segment: Mapping[str, tuple[str, ...]],
-           gates: Mapping[str, exp.Expr | None]) -> exp.Expr | None:
-    """``e._profile_id IN (profiles where some consumer's gate holds)``, when every consumer has a gate."""
-    keys = {c.key for c in columns}
-    consumers = [s for s, used in per_segment.items() if keys & set(used)]
-    conditions = [gates[s] for s in consumers]
-    if not consumers or any(c is None for c in conditions):
-        return None
-    unique: dict[str, exp.Expr] = {}
-    for condition in conditions:
-        assert condition is not None
-        unique.setdefault(condition.sql(), condition)
-    chosen = [c.copy() for c in unique.values()]
-    profiles = exp.select(exp.column(ID, table=PROFILE_ALIAS), copy=False).from_(
-        exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), copy=False).where(
-        exp.or_(*chosen, wrap=True) if len(chosen) > 1 else chosen[0], copy=False)
-    return exp.In(this=exp.column(ID, table=EVENT_ALIAS), query=exp.Subquery(this=profiles))
-
-
-def _derived_relations(derived: Mapping[str, DerivedColumn], split_windows: bool,
-                       per_segment: Mapping[str, tuple[str, ...]], gates: Mapping[str, exp.Expr | None]) -> list[Stage]:
-    """The stages computing the derived columns: grouped scans of events (one per window when
-    ``split_windows``) and of membership, and one query per chain. An events scan whose consumers all have
-    profile-only gates reads only the events of profiles some gate admits (profile-only predicates pushed
-    before the scan)."""
-
-    def stage(name: str, relation: str, query: exp.Select, columns: Sequence[DerivedColumn]) -> Stage:
-        keys = tuple(c.key for c in columns)
-        consumers = tuple(s for s, used in per_segment.items() if set(keys) & set(used))
-        return Stage(name, relation, query, keys, consumers)
-
-    stages: list[Stage] = []
-    events = [c for c in derived.values() if c.relation == EVENTS]
-    groups: dict[object, list[DerivedColumn]] = {}
-    for column in events:
-        groups.setdefault(_window_of(column) if split_windows else None, []).append(column)
-    for index, columns in enumerate(groups.values()):
-        scan = _grouped_scan(EVENTS, EVENT_ALIAS, columns)
-        gate = _gated(columns, per_segment, gates)
-        if gate is not None:
-            scan.where(gate, append=True, copy=False)
-        stages.append(stage(f"ev{index}" if len(groups) > 1 else "ev", EVENTS, scan, columns))
-    memberships = [c for c in derived.values() if c.relation == MEMBERSHIP]
-    if memberships:
-        stages.append(stage("ms", MEMBERSHIP, _grouped_scan(MEMBERSHIP, MEMBERSHIP_ALIAS, memberships), memberships))
-    for column in derived.values():
-        if column.relation == CHAIN:
-            stages.append(stage(f"ch{column.key}", CHAIN, column.query(), [column]))
+def _stages(tree: ScanTree) -> list[Stage]:
+    """The rewritten scans as named stages: ``ev``/``ev<i>`` for events, ``ms``/``ms<i>`` for membership,
+    ``ch<key>`` for a chain; each with the segments reading it."""
+    counts = {relation: sum(1 for scan in tree.scans if scan.relation == relation) for relation in (EVENTS, MEMBERSHIP)}
+    prefixes = {EVENTS: "ev", MEMBERSHIP: "ms"}
+    seen = dict.fromkeys(prefixes, 0)
+    stages = []
+    for scan in tree.scans:
+        if scan.relation == CHAIN:
+            name = f"ch{scan.keys[0]}"
+        else:
+            index = seen[scan.relation]
+            seen[scan.relation] += 1
+            name = prefixes[scan.relation] + (str(index) if counts[scan.relation] > 1 else "")
+        keys = set(scan.keys)
+        consumers = tuple(s for s, used in tree.readers.items() if keys & set(used))
+        stages.append(Stage(name, scan.relation, scan.query(), scan.keys, consumers))
     return stages
-
-
-def _window_of(column: DerivedColumn) -> object:
-    """The scan an event aggregate belongs to when windows are split: its exact time range."""
-    bounds = column.bounds
-    return None if bounds is None else (bounds.low, bounds.high, bounds.low_inclusive, bounds.high_inclusive)
-
-
-def _grouped_scan(relation: str, alias: str, columns: Sequence[DerivedColumn]) -> exp.Select:
-    """One scan of ``relation`` computing every aggregate, its WHERE pruned as far as safe.
-
-    When every aggregate reads the same time window, the WHERE enforces exactly that window, so each
-    aggregate's FILTER drops its copy of the window test (the same predicate, compared as SQL). Filters
-    and the WHERE are written in filter form (see ``filter_form``).
-    """
-    window: exp.Expr | None = None
-    where: list[exp.Expr] = []
-    if relation == EVENTS and all(c.bounds is not None for c in columns):
-        first = columns[0].bounds
-        assert first is not None
-        hull = first
-        for c in columns[1:]:
-            assert c.bounds is not None
-            hull = hull.hull(c.bounds)
-        if all(c.bounds == first for c in columns):
-            hull = first
-            if first.low is not None or first.high is not None:
-                window = predicate(bounds_condition(_event_timestamp(alias), first))
-        if hull.low is not None or hull.high is not None:
-            where.append(bounds_condition(exp.column("timestamp", table=alias, quoted=True), hull))
-    aggregates = []
-    for c in columns:
-        if c.aggregate is None:
-            continue
-        aggregate = c.aggregate.copy()
-        for node in list(aggregate.find_all(exp.Filter)):
-            condition = _without(node.expression.this, window)
-            if condition is None:  # the scan reads only rows the FILTER would keep
-                if node is aggregate:
-                    aggregate = node.this
-                else:
-                    node.replace(node.this)
-            else:
-                node.expression.set("this", filter_form(condition))
-        aggregates.append(exp.alias_(aggregate, c.key))
-    select = exp.select(exp.column(ID, table=alias), *aggregates, copy=False).from_(
-        exp.alias_(exp.to_table(relation), alias, table=True), copy=False)
-    select.group_by(exp.column(ID, table=alias), copy=False)
-    if all(c.row_filter is not None for c in columns):
-        filters: dict[str, exp.Expr] = {}
-        for c in columns:
-            assert c.row_filter is not None
-            condition = _without(c.row_filter, window)
-            if condition is None:  # some aggregate reads every row of the window
-                filters = {}
-                break
-            filters.setdefault(condition.sql(), condition)
-        if filters and len(filters) <= PUSHED_FILTERS:
-            pushed = [f.copy() for f in filters.values()]
-            where.append(exp.or_(*pushed, wrap=True) if len(pushed) > 1 else pushed[0])
-    return select.where(filter_form(exp.and_(*where)), copy=False) if where else select
-
-
-def _event_timestamp(alias: str) -> exp.Expr:
-    """``alias."timestamp"`` exactly as the compiler spells an event's ``timestamp``."""
-    return exp.Dot(this=exp.Column(this=exp.to_identifier(alias)), expression=exp.to_identifier("timestamp", quoted=True))
-
-
-def _without(condition: exp.Expr, window: exp.Expr | None) -> exp.Expr | None:
-    """``condition`` without its top-level conjuncts equal to ``window`` (None when nothing is left)."""
-    if window is None:
-        return condition
-    text = window.sql()
-    kept = [c for c in _conjuncts(condition) if c.sql() != text]
-    if not kept:
-        return None
-    return exp.and_(*(c.copy() for c in kept)) if len(kept) > 1 else kept[0].copy()
-
-
-def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
-    while isinstance(condition, exp.Paren):
-        condition = condition.this
-    if isinstance(condition, exp.And):
-        return _conjuncts(condition.this) + _conjuncts(condition.expression)
-    return [condition]
 
 
 __all__ = ["Plan", "PlanError", "Stage", "plan_segments"]

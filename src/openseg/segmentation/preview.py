@@ -63,7 +63,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     record = session.get(ProfileStore, policy.id)
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
     relation, previous = members.relation(members.state(record.membership_path if record else None))
-    build = serving_store(services, scope, policy)
+    build = serving_store(services, scope, policy, build_empty=True)  # a sandbox without data previews nobody
     store = build.path
     as_of = ms_to_datetime(now_ms())
     total = pq.ParquetFile(store / PROFILES_FILE).metadata.num_rows

@@ -1,0 +1,58 @@
+"""What a compiled Python predicate runs against, and the compiler as its helpers see it (Python backend).
+
+``to_python.PythonCompiler`` hands ``Call`` nodes and chains to ``_py_calls``, which calls back into it
+through :class:`PyContext` rather than importing the compiler, so ``to_python`` imports it at module level
+and the backend is split into files without an import cycle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from openseg.pql import ast
+
+Profile = Mapping[str, Any]
+Event = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Env:
+    """What an expression is evaluated against."""
+
+    profile: Profile
+    events: Sequence[Event]
+    item: Any = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    steps: Mapping[str, dt.datetime] = field(default_factory=dict)
+
+
+#: A compiled expression: its value in an environment.
+Fn = Callable[[Env], Any]
+#: A compiled time window: whether an instant (None: missing) lies in it.
+WindowFn = Callable[[Env, dt.datetime | None], bool]
+
+
+class PyContext(Protocol):
+    """The compiler's methods its helpers call back (``to_python.PythonCompiler`` has them)."""
+
+    #: Evaluation time (a UTC instant).
+    as_of: dt.datetime
+
+    def visit(self, node: ast.Node) -> Fn:
+        """Compile ``node``."""
+        ...
+
+    def boolean(self, node: ast.Node) -> Fn:
+        """Compile ``node`` as a two-valued predicate."""
+        ...
+
+    def window(self, node: ast.TimeWindow) -> WindowFn:
+        """Compile a time window."""
+        ...
+
+    def items(self, source: ast.Expr) -> Fn:
+        """Compile a list source: its items, no items when it is missing."""
+        ...
