@@ -51,6 +51,13 @@ def _target(compiler: SqlContext, node: ast.Call) -> exp.Expr:
     return compiler.visit(node.target)
 
 
+def _temporal_target(compiler: SqlContext, node: ast.Call) -> exp.Expr:
+    """The target of a date function; a field the data never held (a bare NULL) is a typed one, which the
+    engine's date functions accept (``year(NULL)`` matches no overload)."""
+    value = _target(compiler, node)
+    return exp.cast(value, exp.DataType.build("TIMESTAMP")) if isinstance(value, exp.Null) else value
+
+
 def _int_arg(compiler: SqlContext, node: ast.Call, index: int) -> int:
     arg = node.args[index]
     if not (isinstance(arg, ast.NumberLiteral) and arg.is_integer):
@@ -331,22 +338,22 @@ def _current(c: SqlContext, node: ast.Call) -> exp.Expr:
 
 @_handles("getYear")
 def _get_year(c: SqlContext, node: ast.Call) -> exp.Expr:
-    return exp.Year(this=_target(c, node))
+    return exp.Year(this=_temporal_target(c, node))
 
 
 @_handles("getMonth")
 def _get_month(c: SqlContext, node: ast.Call) -> exp.Expr:
-    return exp.Month(this=_target(c, node))
+    return exp.Month(this=_temporal_target(c, node))
 
 
 @_handles("getDayOfMonth")
 def _get_day(c: SqlContext, node: ast.Call) -> exp.Expr:
-    return exp.Day(this=_target(c, node))
+    return exp.Day(this=_temporal_target(c, node))
 
 
 @_handles("age")
 def _age(c: SqlContext, node: ast.Call) -> exp.Expr:
-    value, today = _target(c, node), c.as_of.date()
+    value, today = _temporal_target(c, node), c.as_of.date()
     month, day = exp.Month(this=value.copy()), exp.Day(this=value.copy())
     later = exp.or_(
         exp.GT(this=month, expression=exp.Literal.number(today.month)),
@@ -360,7 +367,7 @@ def _age(c: SqlContext, node: ast.Call) -> exp.Expr:
 
 @_handles("anniversary")
 def _anniversary(c: SqlContext, node: ast.Call) -> exp.Expr:
-    value = _target(c, node)
+    value = _temporal_target(c, node)
     anchor_node = node.args[0] if node.args else ast.CurrentTime(ast.CurrentTimeKind.TODAY)
     constant = _time.constant_anchor(anchor_node, c.as_of)
     month: exp.Expr
