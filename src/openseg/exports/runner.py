@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlglot import exp
 
+from openseg import job_lifecycle as lifecycle
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
 from openseg.catalog.service import record_batch_success
@@ -38,10 +39,6 @@ log = logging.getLogger("openseg.exports")
 FILE_ROWS = int(os.environ.get("OPENSEG_EXPORT_FILE_ROWS", "1000000"))
 
 
-class ExportCancelled(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Target:
     batch_id: str
@@ -57,10 +54,7 @@ def run_export(services: Services, item: WorkItem) -> None:
         if job.status == "CANCELLED":
             _abandon_batches(session, job, "aborted")
             return
-        started = now_ms()
-        job.status = "PROCESSING"
-        job.metrics = {"totalTime": {"startTimeInMs": job.created}}
-        job.updated = started
+        lifecycle.start(job, since=job.created)
         scope = Scope(job.org_id, job.sandbox_id)
         try:
             request = validate_request(session, scope, job.request)
@@ -72,7 +66,7 @@ def run_export(services: Services, item: WorkItem) -> None:
         job_id = job.id
     try:
         metrics = _export(services, scope, job_id, request, targets)
-    except ExportCancelled:
+    except lifecycle.Cancelled:
         with services.db.session() as session:
             job = session.get(ExportJob, job_id)
             assert job is not None
@@ -95,13 +89,7 @@ def _targets(destination: dict[str, Any], request: ExportRequest) -> list[Target
 
 
 def _fail(job: ExportJob, message: str) -> None:
-    now = now_ms()
-    job.errors = [*(job.errors or []), {"code": "0090000009", "msg": message}]
-    total = dict((job.metrics or {}).get("totalTime") or {"startTimeInMs": job.created})
-    total.update(endTimeInMs=now, totalTimeInMs=now - total["startTimeInMs"])
-    job.metrics = {**(job.metrics or {}), "totalTime": total}
-    job.status = "FAILED"
-    job.updated = now
+    lifecycle.fail(job, lifecycle.UNEXPECTED, message)
 
 
 def _abandon_batches(session: Any, job: ExportJob, status: str) -> None:
@@ -120,9 +108,7 @@ def _batch_ids(destination: dict[str, Any]) -> list[str]:
 
 def _check_cancel(services: Services, job_id: int) -> None:
     with services.db.session() as session:
-        job = session.get(ExportJob, job_id)
-        if job is None or job.status == "CANCELLED":
-            raise ExportCancelled()
+        lifecycle.check_cancel(session.get(ExportJob, job_id))
 
 
 def _export(services: Services, scope: Scope, job_id: int, request: ExportRequest,

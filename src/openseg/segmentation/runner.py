@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openseg import job_lifecycle as lifecycle
 from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.pql import parse
@@ -40,10 +41,6 @@ class JobFailed(Exception):
         self.segments = segments or {}
 
 
-class JobCancelled(Exception):
-    pass
-
-
 @dataclass
 class PolicyOutcome:
     policy_id: str
@@ -66,67 +63,46 @@ def run_segment_job(services: Services, item: WorkItem) -> None:
     """Worker handler: evaluate, diff, then publish membership and metrics in one transaction."""
     with services.db.session() as session:
         job = session.get(SegmentJob, item.ref_id)
-        if job is None or job.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        if job is None or job.status in lifecycle.FINAL:
             return
         if job.status == "CANCELLING":
-            _finish(job, "CANCELLED")
+            lifecycle.finish(job, "CANCELLED")
             return
         if item.attempts > MAX_ATTEMPTS:
-            _fail(job, "0090000010", f"the job was interrupted {item.attempts - 1} times; giving up")
+            lifecycle.fail(job, "0090000010", f"the job was interrupted {item.attempts - 1} times; giving up")
             return
-        job.status = "PROCESSING"
-        started = now_ms()
-        job.metrics = {"totalTime": {"startTimeInMs": started}}
-        job.updated = started
+        started = lifecycle.start(job)
         scope = Scope(job.org_id, job.sandbox_id)
         segments = list(job.segments)
         job_id = job.id
     try:
         outcomes, failed, segmentation_time = _evaluate(services, scope, job_id, segments)
         _publish(services, job_id, started, segmentation_time, outcomes, failed)
-    except JobCancelled:
+    except lifecycle.Cancelled:
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
             assert job is not None
-            _finish(job, "CANCELLED")
+            lifecycle.finish(job, "CANCELLED")
     except JobFailed as exc:
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
             assert job is not None
             if exc.segments:
-                job.errors = [*(job.errors or []), *segment_errors(exc.segments)]
-                _finish(job, "FAILED")
+                lifecycle.add_errors(job, segment_errors(exc.segments))
+                lifecycle.finish(job, "FAILED")
             else:
-                _fail(job, exc.code, str(exc))
+                lifecycle.fail(job, exc.code, str(exc))
     except Exception as exc:
         log.exception("segment job %s failed", job_id)
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
             assert job is not None
-            _fail(job, "0090000009", f"evaluation failed: {type(exc).__name__}: {exc}")
-
-
-def _finish(job: SegmentJob, status: str) -> None:
-    now = now_ms()
-    metrics = dict(job.metrics or {})
-    total = dict(metrics.get("totalTime") or {"startTimeInMs": now})
-    total.update(endTimeInMs=now, totalTimeInMs=now - total["startTimeInMs"])
-    metrics["totalTime"] = total
-    job.metrics = metrics
-    job.status = status
-    job.updated = now
-
-
-def _fail(job: SegmentJob, code: str, message: str) -> None:
-    job.errors = [*(job.errors or []), {"code": code, "msg": message}]
-    _finish(job, "FAILED")
+            lifecycle.fail(job, lifecycle.UNEXPECTED, f"evaluation failed: {type(exc).__name__}: {exc}")
 
 
 def _check_cancel(services: Services, job_id: str) -> None:
     with services.db.session() as session:
-        job = session.get(SegmentJob, job_id)
-        if job is None or job.status in ("CANCELLING", "CANCELLED"):
-            raise JobCancelled()
+        lifecycle.check_cancel(session.get(SegmentJob, job_id))
 
 
 def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict[str, Any]]
@@ -192,13 +168,12 @@ def _reporter(services: Services, job_id: str, policy_id: str, index: int, polic
     def report(step: str, done: int, total: int) -> None:
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
-            if job is None or job.status in ("CANCELLING", "CANCELLED"):
-                raise JobCancelled()
-            job.metrics = {**(job.metrics or {}), "openseg:progress": {
+            lifecycle.check_cancel(job)
+            assert job is not None
+            lifecycle.progress(job, "openseg:progress", {
                 "mergePolicyId": policy_id, "mergePolicy": index + 1, "mergePolicies": policies,
                 "step": step, "stepsDone": done, "stepsTotal": total,
-            }}
-            job.updated = now_ms()
+            })
 
     return report
 
@@ -219,7 +194,7 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
         job = session.get(SegmentJob, job_id)
         assert job is not None
         if job.status in ("CANCELLING", "CANCELLED"):
-            _finish(job, "CANCELLED")
+            lifecycle.finish(job, "CANCELLED")
             for outcome in outcomes.values():
                 outcome.staged.unpublish()
             return
@@ -245,8 +220,8 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
             metrics["openseg:segmentCost"].update(outcome.cost)
         job.metrics = metrics
         if failed:
-            job.errors = [*(job.errors or []), *segment_errors(failed)]
-        _finish(job, "SUCCEEDED")
+            lifecycle.add_errors(job, segment_errors(failed))
+        lifecycle.finish(job, "SUCCEEDED")
     # Retention: older snapshots go once the new state is the current one (history stays).
     for outcome in outcomes.values():
         outcome.members.prune(outcome.staged.state, services.settings.membership_snapshots)
