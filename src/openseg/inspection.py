@@ -19,13 +19,14 @@ import pyarrow.parquet as pq
 
 from openseg.catalog.read_only_sql import json_value
 from openseg.clock import ms_to_datetime, now_ms, rfc3339
-from openseg.errors import Conflict, NotFound
+from openseg.errors import BadRequest, Conflict, NotFound
 from openseg.pql import parse
 from openseg.profiles import lookup
-from openseg.profiles.service import store_path
+from openseg.profiles.service import sandbox_schema, store_path
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.scope import Scope
 from openseg.segmentation import definitions, membership
+from openseg.segmentation.dry_run import dry_run
 from openseg.segmentation.explain import Condition, Explainer, LastEvaluation, disagreement
 from openseg.store.models import ProfileStore
 
@@ -150,3 +151,42 @@ def _rows(path: Path, profile_id: str) -> list[dict[str, Any]]:
     # Both files are sorted by _profile_id: the filter reads only the row groups that can hold it.
     table = pq.read_table(path, filters=[("_profile_id", "=", profile_id)])
     return list(table.to_pylist(maps_as_pydicts="strict"))
+
+
+# -------------------------------------------------------------------------------------------- dry run
+
+
+def dry_run_segment(services: Services, scope: Scope, segment_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What saving ``body["expression"]`` (the current expression when absent) would do to the segment's
+    membership now: would enter, exit and stay, with samples (contract.md, "Dry run"). Nothing is written.
+
+    Raises:
+        BadRequest: An unknown field, or an expression a PATCH of the definition would refuse.
+        NotFound: An unknown segment.
+        Conflict: The segment's merge policy has no profile store yet.
+    """
+    unknown = sorted(set(body) - {"expression"})
+    if unknown:
+        raise BadRequest(f"unknown field '{unknown[0]}': a dry run takes only 'expression'", field=unknown[0])
+    proposed = None
+    with services.db.session() as session:
+        definitions.get_definition(session, scope, segment_id)  # an unknown segment is a 404 whatever the body
+        if "expression" in body:
+            analysis = definitions.analyze(body["expression"], sandbox_schema(services, scope))
+            # The other refusals of a PATCH: unknown segments and inSegment cycles.
+            definitions._check_references(session, scope, segment_id, analysis.references)
+            proposed = analysis.expr
+    segment = _segment(services, scope, segment_id)
+    expr = proposed if proposed is not None else parse(segment.pql)
+    as_of = ms_to_datetime(now_ms())
+    result = dry_run(services.engine(), segment.store, segment_id, expr, as_of, segment.members, segment.state)
+    return {
+        "segmentId": segment_id,
+        "asOf": rfc3339(as_of),
+        "current": result.current,
+        "proposed": result.proposed,
+        "wouldEnter": result.would_enter,
+        "wouldExit": result.would_exit,
+        "wouldStay": result.would_stay,
+        "samples": {"enter": list(result.enter), "exit": list(result.exit)},
+    }

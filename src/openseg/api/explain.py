@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from openseg import inspection
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, services, tenant
+from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/segment/definitions", tags=["segment definitions"])
@@ -21,3 +21,11 @@ def explain(definition_id: str, entity_id: Annotated[str, Query(alias="entityId"
     """Why one profile (any of its identities) is or is not in the segment: each condition of the expression
     with its PQL, English and value for the profile."""
     return inspection.explain_segment(svc, scope_of(who), definition_id, entity_namespace, entity_id)
+
+
+@router.post("/{definition_id}/dryRun")
+def dry_run(definition_id: str, who: Tenant = Depends(tenant), body: dict[str, Any] = Depends(json_object),
+            svc: Services = Depends(services)) -> dict[str, Any]:
+    """What saving ``expression`` (or the current one, with ``{}``) would do to the segment's membership now:
+    who would enter, exit and stay. Nothing is written."""
+    return inspection.dry_run_segment(svc, scope_of(who), definition_id, body)
