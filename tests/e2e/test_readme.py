@@ -66,3 +66,25 @@ def test_readme_segmentation_and_export_walkthrough(services: Services, tmp_path
     assert re.search(r"export \d+: SUCCEEDED, batch [0-9a-f]{32}", out), out
     assert '"rows":[["US",1]]' in out.replace(" ", "")
     assert out.count("204\n") == 2 and '"schedule": "0 15 10 * * ?"' in out and '"state": "active"' in out
+
+
+def test_readme_explain_and_dry_run_walkthrough(services: Services, tmp_path: Path) -> None:
+    """The explain and dry-run walk-through continues the two before it, in the same shell."""
+    titles = ("Walk-through: credentials → dataset → batch → data access",
+              "Walk-through: the seed's segmentation and export flow",
+              "Walk-through: why a profile is in a segment, and what a change would do")
+    script = "set -euo pipefail\n" + "\n".join(block for title in titles for block in bash_blocks(readme_section(title)))
+    bin_dir = str(Path(sys.executable).parent)
+    with running_server(services) as base:
+        env = {**os.environ, "OPENSEG": base, "OPENSEG_HOME": str(services.settings.home),
+               "OPENSEG_DATABASE_URL": services.settings.database_url, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert '"profileId": "email:ann@example.com"' in out and '"qualifies": true' in out
+    assert '"status": "realized"' in out and '"agreesWithMembership": true' in out
+    assert "qualifies: no; last job: not a member (agrees)\n" in out
+    assert '✗ homeAddress.country = "US"  — home address country is "US" [found "FR"]\n' in out
+    assert '"wouldEnter": 1,\n    "wouldExit": 0,\n    "wouldStay": 1,' in out
+    assert '"enter": [\n            "email:bob@example.com"\n        ]' in out
+    assert "{'realized': 1, 'existing': 1, 'exited': 0}}" in out
