@@ -118,6 +118,25 @@ def test_a_change_of_data_since_the_last_job_is_named(client: TestClient, org: O
     assert body["explanation"]["found"] == "FR"
 
 
+def test_a_changed_definition_and_a_referenced_segment_evaluated_since_are_named(
+        client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    us, loyal = _segments(client, org, drain)
+    france = {"expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'}}
+    assert client.patch(f"{PATH}/{us}", headers=org.headers(), json=france).status_code == 200
+    changed = _explain(client, org, us, "p5@example.com")
+    assert changed["qualifies"] is False and changed["membership"]["status"] == "realized"
+    assert changed["reason"].startswith("the definition changed at ")
+    assert changed["reason"].split(", ")[1].startswith("after the last job evaluated it at ")
+    # "loyal US" reads the membership of "US", which p5 still has: its explanation agrees.
+    assert _explain(client, org, loyal, "p5@example.com")["agreesWithMembership"] is True
+    run_job(client, org, drain, us)  # p5 leaves "US"; "loyal US" is not evaluated again
+    body = _explain(client, org, loyal, "p5@example.com")
+    assert body["qualifies"] is False and body["membership"]["status"] == "realized"
+    assert body["explanation"]["children"][0]["value"] is False
+    assert body["reason"].startswith("segments it reads with inSegment were evaluated again after ")
+    assert body["reason"].endswith(f": {us}")
+
+
 def test_a_segment_no_job_has_evaluated(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
     load_people(client, org, drain, PEOPLE)
     us = define(client, org, "US", 'homeAddress.country = "US"')["id"]

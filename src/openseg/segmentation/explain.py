@@ -218,7 +218,7 @@ class LastEvaluation:
         definition_updated_at: When the definition last changed.
         store_built_at: When the profile store now read was built.
         references_evaluated_at: When each segment the expression reads with ``inSegment`` was last
-            evaluated by a job.
+            evaluated by a job (None: never).
     """
 
     evaluated_at: dt.datetime | None
@@ -243,7 +243,7 @@ def disagreement(expr: ast.Node, qualifies: bool, is_member: bool, last: LastEva
         return (f"the profile data changed since the last job evaluated the segment at {when}: the profile store "
                 f"was built again at {_text(last.store_built_at)}")
     later = sorted(segment for segment, at in (last.references_evaluated_at or {}).items()
-                   if at is None or at > evaluated)
+                   if at is not None and at > evaluated)
     if later:
         return f"segments it reads with inSegment were evaluated again after {when}: {', '.join(later)}"
     if reads_the_clock(expr):
