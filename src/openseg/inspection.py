@@ -97,12 +97,17 @@ def explain_segment(services: Services, scope: Scope, segment_id: str, namespace
     expr = parse(segment.pql)
     explanation = Explainer(expr, as_of).explain(profile, _profile_events(segment.store, profile_id))
     pair = pairs.get(segment_id)
-    evaluated = segment.state.segments if segment.state is not None else {}
+    bits = segment.state.segments if segment.state is not None else {}
+
+    def evaluated_at(evaluated: str) -> datetime | None:
+        entry = bits.get(evaluated)
+        return entry.evaluated_at if entry is not None else None
+
     last = LastEvaluation(
-        evaluated_at=evaluated[segment_id].evaluated_at if segment_id in evaluated else None,
-        definition_updated_at=segment.updated_at, store_built_at=segment.built_at,
-        references_evaluated_at={c.segment_id: evaluated[c.segment_id].evaluated_at if c.segment_id in evaluated
-                                 else None for c in explanation.walk() if c.segment_id is not None})
+        evaluated_at=evaluated_at(segment_id), definition_updated_at=segment.updated_at,
+        store_built_at=segment.built_at,
+        references_evaluated_at={c.segment_id: evaluated_at(c.segment_id) for c in explanation.walk()
+                                 if c.segment_id is not None})
     reason = disagreement(expr, explanation.value, pair is not None and pair.is_in, last, as_of)
     entity = {"entityId": identity, "entityIdNS": namespace}
     return {
