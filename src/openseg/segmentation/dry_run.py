@@ -101,24 +101,20 @@ def _compare(workspace: Workspace, qualified: exp.Select, current: exp.Select | 
     q, c = exp.column(_ID, table="q"), exp.column(_ID, table="c")
     workspace.materialize(MOVES, exp.select(
         exp.alias_(exp.func("coalesce", q, c), _ID),
-        exp.alias_(q.is_(exp.null()).not_(), "proposed"),
-        exp.alias_(c.is_(exp.null()).not_(), "current"),
+        exp.alias_(q.is_(exp.null()).not_(), "qualifies"),
+        exp.alias_(c.is_(exp.null()).not_(), "is_member"),
     ).from_(qualified.subquery("q")).join(current.subquery("c"), on=q.eq(c), join_type="full outer"))
-    proposed, now = exp.column("proposed"), exp.column("current")
-    counts = workspace.fetch(exp.select(
-        exp.alias_(exp.func("count_if", now), "current"),
-        exp.alias_(exp.func("count_if", proposed), "proposed"),
-        exp.alias_(exp.func("count_if", exp.and_(proposed, exp.not_(now))), "enter"),
-        exp.alias_(exp.func("count_if", exp.and_(now, exp.not_(proposed))), "exit"),
-        exp.alias_(exp.func("count_if", exp.and_(proposed, now)), "stay"),
-    ).from_(MOVES)).to_pylist()[0]
+    qualifies, member = exp.column("qualifies"), exp.column("is_member")
+    enter, leave = exp.and_(qualifies, exp.not_(member)), exp.and_(member, exp.not_(qualifies))
+    counts = workspace.fetch(exp.select(*(exp.alias_(exp.func("count_if", condition), name) for name, condition in (
+        ("current", member), ("proposed", qualifies), ("enter", enter), ("exit", leave),
+        ("stay", exp.and_(qualifies, member))))).from_(MOVES)).to_pylist()[0]
 
     def sample(condition: exp.Expr) -> tuple[str, ...]:
         ids = workspace.fetch(exp.select(exp.column(_ID)).from_(MOVES).where(condition)
                               .order_by(exp.column(_ID)).limit(samples))
         return tuple(str(value) for value in ids.column(0).to_pylist())
 
-    return DryRun(current=int(counts["current"] or 0), proposed=int(counts["proposed"] or 0),
-                  would_enter=int(counts["enter"] or 0), would_exit=int(counts["exit"] or 0),
-                  would_stay=int(counts["stay"] or 0),
-                  enter=sample(exp.and_(proposed, exp.not_(now))), exit=sample(exp.and_(now, exp.not_(proposed))))
+    number = {name: int(value or 0) for name, value in counts.items()}
+    return DryRun(current=number["current"], proposed=number["proposed"], would_enter=number["enter"],
+                  would_exit=number["exit"], would_stay=number["stay"], enter=sample(enter), exit=sample(leave))
