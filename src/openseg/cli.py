@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -200,3 +200,56 @@ def export(
         raise typer.Exit(1)
     batches = [b["batchId"] for b in destination.get("batches", [])] or [destination["batchId"]]
     typer.echo(f"export {job_id} SUCCEEDED: batches {', '.join(batches)}")
+
+
+@app.command()
+def explain(
+    segment: Annotated[str, typer.Argument(help="segment definition id")],
+    entity: Annotated[str, typer.Option("--entity", help="an identity of the profile, e.g. ann@example.com")],
+    ns: Annotated[str, typer.Option("--ns", help="the identity's namespace, e.g. email")],
+    org: OrgOption,
+    sandbox: SandboxOption = "prod",
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON body the HTTP API answers")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Why a profile is or is not in a segment: each condition of its expression, true or false for it."""
+    from openseg import inspection
+    from openseg.bootstrap import build_services
+    from openseg.errors import OpensegError
+
+    services = build_services(_settings(home))
+    try:
+        body = inspection.explain_segment(services, _scope(services, org, sandbox), segment, ns, entity)
+    except OpensegError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        services.db.dispose()
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    membership = body["membership"]
+    held = f"{membership['status']} since {membership['lastQualificationTime']}" if membership else "not a member"
+    agreement = "agrees" if body["agreesWithMembership"] else f"differs: {body['reason']}"
+    typer.echo(f"segment {segment}, profile {body['profileId']}, at {body['asOf']}")
+    typer.echo(f"qualifies: {'yes' if body['qualifies'] else 'no'}; last job: {held} ({agreement})")
+    for line in _condition_lines(body["explanation"], entity, ns):
+        typer.echo(line)
+
+
+def _condition_lines(node: dict[str, Any], entity: str, ns: str, depth: int = 0) -> list[str]:
+    """One line per condition, indented under its and / or / not: its value, PQL, English and evidence."""
+    notes = []
+    if "found" in node:
+        notes.append(f"found {json.dumps(node['found'])}")
+    events = node.get("events")
+    if isinstance(events, dict):
+        sample = f": {', '.join(events['sample'])}" if events["sample"] else ""
+        notes.append(f"{events['matched']} matching event(s){sample}")
+    if "segmentId" in node:
+        notes.append(f"see openseg explain {node['segmentId']} --entity {entity} --ns {ns}")
+    evidence = f" [{'; '.join(notes)}]" if notes else ""
+    lines = [f"{'  ' * depth}{'✓' if node['value'] else '✗'} {node['pql']}  — {node['description']}{evidence}"]
+    for child in node["children"]:
+        lines += _condition_lines(child, entity, ns, depth + 1)
+    return lines

@@ -62,6 +62,8 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
             {"op": "replace", "path": "/attributeMerge", "value": policy["attributeMerge"]}],
         ("POST", "/data/core/ups/segment/definitions"): definition,
         ("POST", "/data/core/ups/segment/definitions/bulk-get"): {"ids": [{"id": segment}]},
+        ("POST", f"/data/core/ups/segment/definitions/{segment}/dryRun"): {
+            "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'}},
         ("PATCH", f"/data/core/ups/segment/definitions/{segment}"): {**definition, "name": "US again"},
         ("POST", "/data/core/ups/segment/jobs"): [{"segmentId": segment}],
         ("POST", "/data/core/ups/segment/conversion"): {

@@ -14,6 +14,7 @@ from openseg.api import (
     catalog,
     data_access,
     definitions,
+    explain,
     exports,
     ingest,
     jobs,
@@ -73,7 +74,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     for router in (sandboxes.router, catalog.router, ingest.router, data_access.router, merge_policies.router,
-                   definitions.router, jobs.router, schedules.router, exports.router,
+                   definitions.router, explain.router, jobs.router, schedules.router, exports.router,
                    query.router, preview.router, access.router, ui.router):
         app.include_router(router)
     app.add_middleware(TrailingSlash)
