@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 
 from openseg.catalog.read_only_sql import json_value
 from openseg.clock import ms_to_datetime, now_ms, rfc3339
-from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.errors import BadRequest, NotFound
 from openseg.pql import parse
-from openseg.profiles import lookup
-from openseg.profiles.service import sandbox_schema, store_path
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
+from openseg.profiles import lookup, policies
+from openseg.profiles.service import sandbox_schema, serving_store
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
 from openseg.scope import Scope
 from openseg.segmentation import definitions, membership
 from openseg.segmentation.dry_run import dry_run
@@ -55,18 +55,15 @@ def _segment(services: Services, scope: Scope, segment_id: str) -> _Segment:
     with services.db.session() as session:
         definition = definitions.get_definition(session, scope, segment_id)
         policy_id, pql, updated = definition.merge_policy_id, definition.pql, definition.updated
+        policy = policies.get_policy(session, scope, policy_id)
+        session.expunge(policy)
         record = session.get(ProfileStore, policy_id)
         pointer = record.membership_path if record else None
-        built_at = record.built_at if record else None
-    try:
-        store = resolve_store(store_path(services.settings.profiles_dir, scope.sandbox_id, policy_id))
-    except StoreNotFoundError as exc:
-        raise Conflict(f"merge policy '{policy_id}' of segment '{segment_id}' has no profile store yet; it is "
-                       "built after a batch of profile data succeeds and before a segment job runs, retry then",
-                       report={"mergePolicyId": policy_id}) from exc
+    # The last complete build (a stale one queues a build; none at all answers 409 and queues one).
+    build = serving_store(services, scope, policy)
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy_id)
-    return _Segment(segment_id, pql, ms_to_datetime(updated), store,
-                    ms_to_datetime(built_at) if built_at is not None else None, members, members.state(pointer))
+    return _Segment(segment_id, pql, ms_to_datetime(updated), build.path, build.built_at, members,
+                    members.state(pointer))
 
 
 # -------------------------------------------------------------------------------------------- explain
