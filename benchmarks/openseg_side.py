@@ -94,8 +94,8 @@ def segment_job(store: str, segments: list[tuple[str, str]], as_of: datetime, pr
 def export_members(store: str, membership_state: str, segment_id: str, out_dir: str) -> int:
     """An export of one segment's members (all fields, with segmentMembership) to Parquet files."""
     from openseg.engines.duckdb import DuckDBEngine
+    from openseg.exports.job_execution import FILE_ROWS, write_parts
     from openseg.exports.request import ExportRequest, SegmentFilter
-    from openseg.exports.runner import FILE_ROWS, write_parts
     from openseg.exports.selection import select_members
     from openseg.segmentation import membership
 

@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
 from openseg.config import Settings
+from openseg.exports.job_execution import run_export
 from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
-from openseg.exports.runner import run_export
 from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
 from openseg.scheduling.ports import SandboxScope
 from openseg.scheduling.scheduler import tick
 from openseg.scope import Scope
+from openseg.segmentation.job_execution import run_segment_job
 from openseg.segmentation.jobs import RUN_SEGMENT_JOB, create_job
-from openseg.segmentation.runner import run_segment_job
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork

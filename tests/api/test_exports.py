@@ -259,12 +259,12 @@ def test_query_service_is_read_only(client: TestClient, org: Org) -> None:
 def test_a_failed_export_leaves_no_visible_batch(client: TestClient, org: Org, services: Services,
                                                  drain: Callable[[], int], monkeypatch: Any) -> None:
     us, _, dataset_id = setup(client, org, drain)
-    from openseg.exports import runner
+    from openseg.exports import job_execution
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OSError("disk full")
 
-    monkeypatch.setattr(runner, "write_parts", broken)
+    monkeypatch.setattr(job_execution, "write_parts", broken)
     created = client.post(EXPORTS, headers=org.headers(), json={
         "filter": {"segments": [{"segmentId": us}]}, "destination": {"datasetId": dataset_id},
         "schema": {"name": "_xdm.context.profile"}}).json()
@@ -312,10 +312,10 @@ def test_export_schedule_fires_an_export(client: TestClient, org: Org, services:
 
 def test_an_export_is_split_into_parts_of_at_most_file_rows(client: TestClient, org: Org, services: Services,
                                                              drain: Callable[[], int], monkeypatch: Any) -> None:
-    from openseg.exports import runner
+    from openseg.exports import job_execution
 
     _, _, dataset_id = setup(client, org, drain)
-    monkeypatch.setattr(runner, "FILE_ROWS", 4)
+    monkeypatch.setattr(job_execution, "FILE_ROWS", 4)
     everyone = export(client, org, drain, dataset_id, fields="homeAddress.country")
     batch_id = everyone["destination"]["batchId"]
     [folder] = services.settings.lake.glob(f"*/{dataset_id}/{batch_id}")

@@ -146,16 +146,16 @@ def test_cancel_while_processing(client: TestClient, services: Services, org: Or
     load_people(client, org, drain, [person(1)])
     us = define(client, org, "US", 'homeAddress.country = "US"')
     job = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}]).json()
-    from openseg.segmentation import runner
+    from openseg.segmentation import job_execution
 
-    real = runner.evaluate_segments
+    real = job_execution.evaluate_segments
 
     def cancel_midway(*args: Any, **kwargs: Any) -> Any:
         assert client.delete(f"{JOBS}/{job['id']}", headers=org.headers()).status_code == 204
         assert client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()["status"] == "CANCELLING"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "evaluate_segments", cancel_midway)
+    monkeypatch.setattr(job_execution, "evaluate_segments", cancel_midway)
     drain()
     assert client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()["status"] == "CANCELLED"
     assert not list((services.settings.home / "membership").rglob("*.parquet"))

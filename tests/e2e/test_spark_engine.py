@@ -79,7 +79,7 @@ def _membership_of_two_jobs(tmp_path: Path, engine: str, monkeypatch: pytest.Mon
     services = build_services(settings)
     org = make_org(services)
     clock = [T1]
-    monkeypatch.setattr("openseg.segmentation.runner.now_ms", lambda: clock[0])
+    monkeypatch.setattr("openseg.segmentation.job_execution.now_ms", lambda: clock[0])
     assert services.worker is not None
     drain = services.worker.run_until_idle
     with TestClient(create_app(services, run_worker=False)) as client:
@@ -162,8 +162,8 @@ def _exports(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch) -> di
     services = build_services(settings)
     org = make_org(services)
     clock = [T1]
-    monkeypatch.setattr("openseg.segmentation.runner.now_ms", lambda: clock[0])
-    monkeypatch.setattr("openseg.exports.runner.FILE_ROWS", 3)
+    monkeypatch.setattr("openseg.segmentation.job_execution.now_ms", lambda: clock[0])
+    monkeypatch.setattr("openseg.exports.job_execution.FILE_ROWS", 3)
     assert services.worker is not None
     drain = services.worker.run_until_idle
     found: dict[str, Any] = {}

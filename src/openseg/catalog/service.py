@@ -15,7 +15,7 @@ from openseg.errors import BadRequest, NotFound
 from openseg.request_fields import optional_object, optional_string
 
 # Scope is re-exported until profiles/service.py, profiles/entities.py, scheduling/scheduler.py,
-# scheduling/schedules.py and segmentation/runner.py move over to openseg.scope.
+# scheduling/schedules.py and segmentation/job_execution.py move over to openseg.scope.
 from openseg.scope import Scope as Scope
 from openseg.store.models import Batch, DataFile, Dataset, StagedFile
 

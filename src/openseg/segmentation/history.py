@@ -15,7 +15,7 @@ from sqlglot import exp
 from openseg.catalog.read_only_sql import json_value
 from openseg.profiles.entities import locate
 from openseg.scope import Scope
-from openseg.segmentation.runner import membership_store
+from openseg.segmentation.job_execution import membership_store
 from openseg.segmentation.statements import literal, statement
 from openseg.store.models import SegmentJob
 
