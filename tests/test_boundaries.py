@@ -35,6 +35,7 @@ KNOWN_DEBT = {
     "exports-no-infrastructure": 15,
     "scheduling-no-infrastructure": 0,
     "engines-no-domain": 0,
+    "container-not-worker": 0,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from openseg.config import Settings
 from openseg.store.db import Database
@@ -12,9 +12,29 @@ from openseg.store.db import Database
 if TYPE_CHECKING:
     from openseg.engines.base import Engine
     from openseg.store.unit_of_work import SqlAlchemyUnitOfWork
-    from openseg.worker.loop import Worker
 
 BatchHook = Callable[["Services", str], None]
+
+
+class Worker(Protocol):
+    """What the container's callers use of the worker (``worker.loop.Worker``, which imports this module:
+    declared here so that the two do not import each other)."""
+
+    worker_id: str
+
+    def run_once(self) -> bool: ...
+
+    def run_until_idle(self, max_items: int = 10_000) -> int: ...
+
+    def recover(self, max_age_ms: int = ...) -> int: ...
+
+    def recover_dead_local(self) -> int: ...
+
+    def serve_forever(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 30.0) -> None: ...
 
 
 @dataclass
