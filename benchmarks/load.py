@@ -43,7 +43,7 @@ EVENT = "https://ns.adobe.com/xdm/context/experienceevent"
 
 
 def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Segment],
-                      clients: int = CLIENTS, interval: float = INTERVAL) -> dict[str, Any]:
+                      clients: int = CLIENTS, interval: float = INTERVAL, separate_worker: bool = False) -> dict[str, Any]:
     """Serve a fresh home, load the data set, run a job over ``segments`` and poll its status with
     ``clients`` concurrent clients, each every ``interval`` seconds (0: back to back), until it finishes
     (see the module docstring).
@@ -57,9 +57,14 @@ def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Seg
     headers = _credentials(home)
     port = _free_port()
     env = {**os.environ, "OPENSEG_HOME": str(home)}
-    command = [str(Path(sys.executable).with_name("openseg")), "serve", "--home", str(home), "--port", str(port)]
+    openseg = str(Path(sys.executable).with_name("openseg"))
+    command = [openseg, "serve", "--home", str(home), "--port", str(port)]
+    if separate_worker:
+        command.append("--no-worker")
     server = subprocess.Popen(command,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([openseg, "worker", "--home", str(home)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) if separate_worker else None
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
@@ -79,8 +84,10 @@ def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Seg
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
             job = client.get(f"/data/core/ups/segment/jobs/{job_id}").json()
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        for process in (server, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
     ordered = sorted(latencies)
     segmentation = job.get("metrics", {}).get("profileSegmentationTime", {}).get("totalTimeInMs", 0) / 1000
     return {
@@ -194,7 +201,8 @@ def main() -> None:
 
     size = os.environ.get("BENCH_SIZE", "100k")
     data_dir, manifest, _ = ensure_data(size, int(os.environ.get("BENCH_SEED", DEFAULT_SEED)))
-    result = status_under_load(data_dir, manifest, SUITE, interval=float(os.environ.get("LOAD_INTERVAL", INTERVAL)))
+    result = status_under_load(data_dir, manifest, SUITE, interval=float(os.environ.get("LOAD_INTERVAL", INTERVAL)),
+                               separate_worker=os.environ.get("LOAD_SEPARATE_WORKER") == "1")
     print({key: round(value, 2) if isinstance(value, float) else value for key, value in result.items()})
 
 

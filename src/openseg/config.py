@@ -24,6 +24,7 @@ class Settings:
     build_memory_limit: str | None = "2GB"
     job_memory_limit: str | None = None
     membership_snapshots: int = 2
+    worker_nice: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -50,9 +51,12 @@ class Settings:
             build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "2GB"),
             job_memory_limit=env.get("OPENSEG_JOB_MEMORY_LIMIT") or None,
             membership_snapshots=int(env.get("OPENSEG_MEMBERSHIP_SNAPSHOTS") or 2),
+            worker_nice=int(env.get("OPENSEG_WORKER_NICE") or 10),
         )
         if settings.membership_snapshots < 1:
             raise ValueError("OPENSEG_MEMBERSHIP_SNAPSHOTS must be at least 1 (the current membership)")
+        if not 0 <= settings.worker_nice <= 19:
+            raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -90,6 +94,9 @@ ENVIRONMENT = (
     ("OPENSEG_MEMBERSHIP_SNAPSHOTS", "2",
      "membership snapshots kept per merge policy (the current one and the previous); older ones are pruned, "
      "history is kept"),
+    ("OPENSEG_WORKER_NICE", "10",
+     "how much lower than the API's the worker's CPU priority is (0-19; Linux nice): jobs and builds yield the "
+     "CPU to requests"),
     ("OPENSEG_EXPORT_FILE_ROWS", "1000000", "rows per Parquet file an export writes"),
     ("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000", "sandboxes up to this many profiles get exact previews; larger ones a sampled estimate"),
 )

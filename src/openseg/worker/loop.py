@@ -99,6 +99,7 @@ class Worker:
                     log.exception("periodic work %s failed", getattr(work, "__name__", work))
 
     def serve_forever(self) -> None:
+        _lower_priority(self.services.settings.worker_nice)
         self.recover_dead_local()
         self.recover()
         while not self._stop.is_set():
@@ -123,6 +124,19 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower this thread's CPU priority by ``nice`` (Linux schedules threads, and the threads an engine
+    starts from this one inherit it): jobs and builds then use the CPU the API's requests leave, so a
+    status read stays quick while a job runs on a small machine. Where the platform cannot, nothing."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+    except OSError:  # pragma: no cover - not permitted here: run at the same priority
+        log.warning("could not lower the worker's CPU priority")
 
 
 def _alive(pid: int) -> bool:
