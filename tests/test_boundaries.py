@@ -30,9 +30,9 @@ CONTRACTS: dict[str, dict[str, Any]] = {
 KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
-    "segmentation-no-infrastructure": 23,
-    "profiles-no-infrastructure": 20,
-    "exports-no-infrastructure": 15,
+    "segmentation-no-infrastructure": 22,
+    "profiles-no-infrastructure": 19,
+    "exports-no-infrastructure": 13,
     "scheduling-no-infrastructure": 0,
     "engines-no-domain": 0,
     "container-not-worker": 0,
