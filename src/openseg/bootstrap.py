@@ -28,6 +28,11 @@ from openseg.worker.loop import Handler, Worker
 SCHEDULER_SECONDS = 15.0
 
 
+#: The worker's lanes (a thread each): Query Service queries run beside the jobs, never in front of them
+#: (a tenant's long query does not hold up another tenant's segment job), and jobs never block queries.
+LANES = ((INGEST_BATCH, BUILD_PROFILES, RUN_SEGMENT_JOB, RUN_EXPORT), (RUN_QUERY,))
+
+
 def handlers() -> dict[str, Handler]:
     """Every kind of queued work and the function that runs it."""
     return {INGEST_BATCH: process_batch, BUILD_PROFILES: run_build, RUN_SEGMENT_JOB: run_segment_job,
@@ -62,5 +67,5 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         db.migrate()
     services = Services(settings=settings, db=db, uow=unit_of_work_factory(db), after_batch=[after_batch])
-    services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),))
+    services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),), lanes=LANES)
     return services

@@ -56,7 +56,7 @@ def worker(home: HomeOption = None) -> None:
     assert services.worker is not None
     typer.echo(f"openseg worker {services.worker.worker_id} on {services.settings.database_url.split('@')[-1]}")
     try:
-        services.worker.serve_forever()
+        services.worker.serve_lanes()
     except KeyboardInterrupt:
         pass
 

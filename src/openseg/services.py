@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,7 +22,7 @@ class Worker(Protocol):
 
     worker_id: str
 
-    def run_once(self) -> bool: ...
+    def run_once(self, kinds: Sequence[str] | None = None) -> bool: ...
 
     def run_until_idle(self, max_items: int = 10_000) -> int: ...
 
@@ -30,7 +30,9 @@ class Worker(Protocol):
 
     def recover_dead_local(self) -> int: ...
 
-    def serve_forever(self) -> None: ...
+    def serve_forever(self, kinds: Sequence[str] | None = None, first: bool = True) -> None: ...
+
+    def serve_lanes(self) -> None: ...
 
     def start(self) -> None: ...
 

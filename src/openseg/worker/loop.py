@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from openseg.store.models import WorkItem
@@ -28,8 +28,19 @@ HEARTBEAT_SECONDS = 5.0
 
 
 class Worker:
+    """Runs queued work items with ``handlers``, in one thread per lane once started.
+
+    Args:
+        services: The container the handlers get.
+        handlers: Work item kind -> the function that runs it.
+        poll_seconds: How long an idle lane waits before looking again.
+        periodic: (interval, work) run by the first lane (the scheduler).
+        lanes: The kinds each thread takes (default: one thread taking every kind). Kinds in separate lanes
+            never wait for each other: a long query does not hold up a segment job.
+    """
+
     def __init__(self, services: Services, handlers: dict[str, Handler], *, poll_seconds: float = 0.5,
-                 periodic: tuple[Periodic, ...] = ()) -> None:
+                 periodic: tuple[Periodic, ...] = (), lanes: Sequence[Sequence[str]] = ()) -> None:
         self.services = services
         self.handlers = handlers
         self.periodic = periodic
@@ -37,13 +48,16 @@ class Worker:
         self.queue = Queue(services.db)
         self.poll_seconds = poll_seconds
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lanes = [tuple(lane) for lane in lanes] or [tuple(handlers)]
+        unknown = {kind for lane in self.lanes for kind in lane} - set(handlers)
+        if unknown:
+            raise ValueError(f"lanes name work no handler runs: {sorted(unknown)}")
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.idle = threading.Event()
+        self._threads: list[threading.Thread] = []
 
-    def run_once(self) -> bool:
-        """Run one queued item; False when there was nothing to do."""
-        item = self.queue.claim(self.worker_id, tuple(self.handlers))
+    def run_once(self, kinds: Sequence[str] | None = None) -> bool:
+        """Run one queued item (of ``kinds``; default: any this worker handles); False when there was none."""
+        item = self.queue.claim(self.worker_id, tuple(kinds or self.handlers))
         if item is None:
             return False
         handler = self.handlers[item.kind]
@@ -98,32 +112,48 @@ class Worker:
                 except Exception:  # pragma: no cover - logged; the next interval tries again
                     log.exception("periodic work %s failed", getattr(work, "__name__", work))
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, kinds: Sequence[str] | None = None, first: bool = True) -> None:
+        """Run items of ``kinds`` (default: all) until stopped; the ``first`` lane also recovers abandoned
+        items and runs the periodic work."""
         _lower_priority(self.services.settings.worker_nice)
-        self.recover_dead_local()
-        self.recover()
+        if first:
+            self.recover_dead_local()
+            self.recover()
         while not self._stop.is_set():
-            self.run_periodic()
+            if first:
+                self.run_periodic()
             try:
-                busy = self.run_once()
+                busy = self.run_once(kinds)
             except Exception:  # pragma: no cover - e.g. the database is briefly unavailable
                 log.exception("worker loop error")
                 busy = False
             if not busy:
-                self.idle.set()
                 self._stop.wait(self.poll_seconds)
-                self.recover()
-            else:
-                self.idle.clear()
+                if first:
+                    self.recover()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="openseg-worker", daemon=True)
-        self._thread.start()
+        """One thread per lane."""
+        for index, kinds in enumerate(self.lanes):
+            thread = threading.Thread(target=self.serve_forever, args=(kinds, index == 0),
+                                      name=f"openseg-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def serve_lanes(self) -> None:
+        """Run every lane until stopped or interrupted (``openseg worker``: the lanes as threads)."""
+        self.start()
+        try:
+            while any(thread.is_alive() for thread in self._threads):
+                for thread in self._threads:
+                    thread.join(0.5)
+        finally:
+            self.stop()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
 
 def _lower_priority(nice: int) -> None:
