@@ -1,8 +1,9 @@
 """The unit of work over the metadata store: one session, one transaction, the repositories on it.
 
-``SqlAlchemyUnitOfWork`` implements ``scheduling.ports.SchedulingUnitOfWork``; as more domain packages
-declare their ports it grows their repositories, each package seeing only the attributes its own
-protocol names. ``bootstrap`` wires a factory of it into ``Services.uow``.
+``SqlAlchemyUnitOfWork`` implements ``scheduling.ports.SchedulingUnitOfWork`` and
+``segmentation.ports.SegmentationUnitOfWork``; as more domain packages declare their ports it grows their
+repositories, each package seeing only the attributes its own protocol names. ``bootstrap`` wires a
+factory of it into ``Services.uow``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from openseg.store.repositories import (
     SqlAlchemyMergePolicyRepository,
     SqlAlchemyScheduleRepository,
     SqlAlchemySegmentDefinitionRepository,
+    SqlAlchemySegmentJobRepository,
+    SqlAlchemyWorkQueue,
 )
 
 __all__ = ["JobServices", "SessionJobStarter", "SqlAlchemyUnitOfWork"]
@@ -66,7 +69,8 @@ class SessionJobStarter:
 
 
 class SqlAlchemyUnitOfWork:
-    """A unit of work on the metadata store (see ``scheduling.ports.SchedulingUnitOfWork``).
+    """A unit of work on the metadata store (see ``scheduling.ports.SchedulingUnitOfWork``,
+    ``segmentation.ports.SegmentationUnitOfWork``).
 
     Entering opens a session and puts the repositories on it; ``commit`` commits it; leaving rolls back
     what was not committed and closes the session. One instance serves one block at a time.
@@ -75,6 +79,8 @@ class SqlAlchemyUnitOfWork:
     schedules: SqlAlchemyScheduleRepository
     segment_definitions: SqlAlchemySegmentDefinitionRepository
     merge_policies: SqlAlchemyMergePolicyRepository
+    segment_jobs: SqlAlchemySegmentJobRepository
+    work_queue: SqlAlchemyWorkQueue
     jobs: SessionJobStarter
 
     def __init__(self, db: Database, jobs: JobServices) -> None:
@@ -89,6 +95,8 @@ class SqlAlchemyUnitOfWork:
         self.schedules = SqlAlchemyScheduleRepository(session, lock_rows=self._db.is_postgres)
         self.segment_definitions = SqlAlchemySegmentDefinitionRepository(session)
         self.merge_policies = SqlAlchemyMergePolicyRepository(session)
+        self.segment_jobs = SqlAlchemySegmentJobRepository(session)
+        self.work_queue = SqlAlchemyWorkQueue(session)
         self.jobs = SessionJobStarter(session, self._jobs)
         return self
 
