@@ -30,7 +30,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
 KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
-    "segmentation-no-infrastructure": 23,
+    "segmentation-no-infrastructure": 17,
     "profiles-no-infrastructure": 20,
     "exports-no-infrastructure": 15,
     "scheduling-no-infrastructure": 0,

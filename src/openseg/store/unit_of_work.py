@@ -31,16 +31,16 @@ __all__ = ["JobServices", "SessionJobStarter", "SqlAlchemyUnitOfWork"]
 
 @dataclass(frozen=True)
 class JobServices:
-    """The job services a schedule starts, as they are today: functions of a session. ``bootstrap``
-    supplies them, so the store imports no domain package.
+    """The job services a schedule starts. ``bootstrap`` supplies them, so the store imports no domain
+    package's services. Segment jobs run on the unit of work; exports are still functions of a session.
 
     Attributes:
-        start_segment_job: ``(session, scope, segment ids, origin) -> job id``.
+        start_segment_job: ``(unit of work, scope, segment ids, origin) -> job id``, in the open unit of work.
         start_export: ``(session, scope, export request) -> job id``; ``None`` without the export service.
         check_export: ``(session, scope, export request)``, raising ``BadRequest``; ``None`` accepts any.
     """
 
-    start_segment_job: Callable[[Session, SandboxScope, list[str], str], str]
+    start_segment_job: Callable[[SqlAlchemyUnitOfWork, SandboxScope, list[str], str], str]
     start_export: Callable[[Session, SandboxScope, Mapping[str, Any]], str] | None = None
     check_export: Callable[[Session, SandboxScope, Mapping[str, Any]], None] | None = None
 
@@ -49,13 +49,14 @@ class SessionJobStarter:
     """``scheduling.ports.JobStarter`` in the unit of work's session: a job that cannot be created is
     rolled back to a savepoint, so the rest of the transaction (the claimed fire) stays."""
 
-    def __init__(self, session: Session, services: JobServices) -> None:
+    def __init__(self, uow: SqlAlchemyUnitOfWork, session: Session, services: JobServices) -> None:
+        self._uow = uow
         self._session = session
         self._services = services
 
     def start_segment_job(self, scope: SandboxScope, segment_ids: list[str], *, origin: str) -> str:
         with self._session.begin_nested():
-            return self._services.start_segment_job(self._session, scope, segment_ids, origin)
+            return self._services.start_segment_job(self._uow, scope, segment_ids, origin)
 
     def start_export(self, scope: SandboxScope, request: Mapping[str, Any]) -> str:
         if self._services.start_export is None:
@@ -97,7 +98,7 @@ class SqlAlchemyUnitOfWork:
         self.merge_policies = SqlAlchemyMergePolicyRepository(session)
         self.segment_jobs = SqlAlchemySegmentJobRepository(session)
         self.work_queue = SqlAlchemyWorkQueue(session)
-        self.jobs = SessionJobStarter(session, self._jobs)
+        self.jobs = SessionJobStarter(self, session, self._jobs)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
