@@ -30,7 +30,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
 KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
-    "segmentation-no-infrastructure": 22,
+    "segmentation-no-infrastructure": 16,
     "profiles-no-infrastructure": 19,
     "exports-no-infrastructure": 13,
     "scheduling-no-infrastructure": 0,

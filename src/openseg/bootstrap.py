@@ -18,7 +18,7 @@ from openseg.scheduling.ports import SandboxScope
 from openseg.scheduling.scheduler import tick
 from openseg.scope import Scope
 from openseg.segmentation.job_execution import run_segment_job
-from openseg.segmentation.jobs import RUN_SEGMENT_JOB, create_job
+from openseg.segmentation.jobs import RUN_SEGMENT_JOB, queue_job
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork
@@ -43,8 +43,8 @@ def _scope(scope: SandboxScope) -> Scope:
     return Scope(scope.org_id, scope.sandbox_id)
 
 
-def _start_segment_job(session: Session, scope: SandboxScope, segment_ids: list[str], origin: str) -> str:
-    return create_job(session, _scope(scope), [{"segmentId": s} for s in segment_ids], origin=origin).id
+def _start_segment_job(uow: SqlAlchemyUnitOfWork, scope: SandboxScope, segment_ids: list[str], origin: str) -> str:
+    return queue_job(uow, scope, [{"segmentId": s} for s in segment_ids], origin=origin).id
 
 
 def _start_export(session: Session, scope: SandboxScope, request: Mapping[str, Any]) -> str:

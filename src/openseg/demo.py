@@ -103,16 +103,15 @@ def _define_and_run(services: Services, scope: Scope) -> None:
     from openseg.profiles.service import sandbox_schema
 
     ids: dict[str, str] = {}
-    with services.db.session() as session:
-        for name, pql in DEMO_SEGMENTS.items():
-            body = {"name": name, "expression": {"type": "PQL", "format": "pql/text", "value": pql}}
-            ids[name] = definitions.create_definition(session, scope, body, lambda: sandbox_schema(services, scope)).id
-    with services.db.session() as session:
-        both = (f'inSegment("{ids["US residents"]}") and inSegment("{ids["Gold and platinum members"]}")')
-        definitions.create_definition(session, scope, {
-            "name": "US gold and platinum", "expression": {"type": "PQL", "format": "pql/text", "value": both},
-        }, lambda: sandbox_schema(services, scope))
-        jobs.create_job(session, scope, [{"segmentId": "*"}], origin="demo")
+    for name, pql in DEMO_SEGMENTS.items():
+        body = {"name": name, "expression": {"type": "PQL", "format": "pql/text", "value": pql}}
+        ids[name] = definitions.create_definition(services.uow(), scope, body,
+                                                  lambda: sandbox_schema(services, scope)).id
+    both = (f'inSegment("{ids["US residents"]}") and inSegment("{ids["Gold and platinum members"]}")')
+    definitions.create_definition(services.uow(), scope, {
+        "name": "US gold and platinum", "expression": {"type": "PQL", "format": "pql/text", "value": both},
+    }, lambda: sandbox_schema(services, scope))
+    jobs.create_job(services.uow(), scope, [{"segmentId": "*"}], origin="demo")
     assert services.worker is not None
     services.worker.run_until_idle()
 

@@ -52,9 +52,9 @@ class _Segment:
 def _segment(services: Services, scope: Scope, segment_id: str) -> _Segment:
     """The definition (404 when unknown) and the last complete build of its merge policy's store (409 when
     there is none: a request never builds one)."""
+    definition = definitions.get_definition(services.uow(), scope, segment_id)
+    policy_id, pql, updated = definition.merge_policy_id, definition.pql, definition.updated
     with services.db.session() as session:
-        definition = definitions.get_definition(session, scope, segment_id)
-        policy_id, pql, updated = definition.merge_policy_id, definition.pql, definition.updated
         policy = policies.get_policy(session, scope, policy_id)
         session.expunge(policy)
         record = session.get(ProfileStore, policy_id)
@@ -171,13 +171,9 @@ def dry_run_segment(services: Services, scope: Scope, segment_id: str, body: dic
     if unknown:
         raise BadRequest(f"unknown field '{unknown[0]}': a dry run takes only 'expression'", field=unknown[0])
     proposed = None
-    with services.db.session() as session:
-        definitions.get_definition(session, scope, segment_id)  # an unknown segment is a 404 whatever the body
-        if "expression" in body:
-            analysis = definitions.analyze(body["expression"], sandbox_schema(services, scope))
-            # The other refusals of a PATCH: unknown segments and inSegment cycles.
-            definitions._check_references(session, scope, segment_id, analysis.references)
-            proposed = analysis.expr
+    if "expression" in body:  # refused as a PATCH would refuse it; an unknown segment is a 404 whatever the body
+        proposed = definitions.check_expression(services.uow(), scope, segment_id, body["expression"],
+                                                lambda: sandbox_schema(services, scope)).expr
     segment = _segment(services, scope, segment_id)
     expr = proposed if proposed is not None else parse(segment.pql)
     as_of = ms_to_datetime(now_ms())

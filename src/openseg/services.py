@@ -43,7 +43,8 @@ class Worker(Protocol):
 class Services:
     settings: Settings
     db: Database
-    #: Opens a fresh unit of work on the metadata store (``store.unit_of_work``; scheduling takes one).
+    #: Opens a fresh unit of work on the metadata store (``store.unit_of_work``; the scheduling services and
+    #: the segment definition and job services take one).
     uow: Callable[[], SqlAlchemyUnitOfWork]
     after_batch: list[BatchHook] = field(default_factory=list)
     worker: Worker | None = None

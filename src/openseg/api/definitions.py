@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
-from openseg.errors import BadRequest, NotFound
+from openseg.errors import BadRequest
 from openseg.profiles.service import sandbox_schema
 from openseg.request_fields import MAX_INT
 from openseg.segmentation import definitions
@@ -23,18 +23,17 @@ PATH = "/data/core/ups/segment/definitions"
 
 
 
-def _json(session: Any, who: Tenant, definition: Any) -> dict[str, Any]:
-    return definitions.definition_json(definition, who.sandbox.to_json(),
-                                       definitions.dependents(session, scope_of(who), definition.id))
+def _json(who: Tenant, described: definitions.Described) -> dict[str, Any]:
+    definition, dependents = described
+    return definitions.definition_json(definition, who.sandbox.to_json(), dependents)
 
 
 @router.post("/definitions", status_code=201)
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     scope = scope_of(who)
-    with svc.db.session() as session:
-        definition = definitions.create_definition(session, scope, body, lambda: sandbox_schema(svc, scope))
-        return JSONResponse(_json(session, who, definition), status_code=201)
+    definition = definitions.create_definition(svc.uow(), scope, body, lambda: sandbox_schema(svc, scope))
+    return JSONResponse(_json(who, (definition, [])), status_code=201)  # nothing can use it yet: no dependents
 
 
 @router.get("/definitions")
@@ -43,9 +42,8 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
     limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
     page = parse_int(params.get("page"), "page", 0, maximum=MAX_INT // limit)
     start = parse_int(params.get("start"), "start", page * limit)
-    with svc.db.session() as session:
-        items, total = definitions.list_definitions(session, scope_of(who), start=start, limit=limit)
-        segments = [_json(session, who, d) for d in items]
+    items, total = definitions.list_definitions(svc.uow(), scope_of(who), start=start, limit=limit)
+    segments = [_json(who, d) for d in items]
     following = start + len(segments)
     return {
         "segments": segments,
@@ -61,15 +59,8 @@ def bulk_get(who: Tenant = Depends(tenant), svc: Services = Depends(services),
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids):
         raise BadRequest("'ids' must be a list of {\"id\": ...}", field="ids")
-    results: dict[str, Any] = {}
-    with svc.db.session() as session:
-        for entry in ids:
-            try:
-                results[entry["id"]] = _json(session, who, definitions.get_definition(session, scope_of(who),
-                                                                                       entry["id"]))
-            except NotFound:
-                continue
-    return {"results": results}
+    found = definitions.read_definitions(svc.uow(), scope_of(who), [entry["id"] for entry in ids])
+    return {"results": {definition_id: _json(who, d) for definition_id, d in found.items()}}
 
 
 @router.post("/conversion")
@@ -80,24 +71,20 @@ def conversion(who: Tenant = Depends(tenant), body: dict[str, Any] = Depends(jso
 
 @router.get("/definitions/{definition_id}")
 def get(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    with svc.db.session() as session:
-        return _json(session, who, definitions.get_definition(session, scope_of(who), definition_id))
+    return _json(who, definitions.read_definition(svc.uow(), scope_of(who), definition_id))
 
 
 @router.patch("/definitions/{definition_id}")
 def patch(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
           body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     scope = scope_of(who)
-    with svc.db.session() as session:
-        definition = definitions.update_definition(session, scope, definition_id, body,
-                                                   lambda: sandbox_schema(svc, scope))
-        return _json(session, who, definition)
+    return _json(who, definitions.update_definition(svc.uow(), scope, definition_id, body,
+                                                    lambda: sandbox_schema(svc, scope)))
 
 
 @router.delete("/definitions/{definition_id}")
 def delete(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
-    with svc.db.session() as session:
-        definitions.delete_definition(session, scope_of(who), definition_id)
+    definitions.delete_definition(svc.uow(), scope_of(who), definition_id)
     return Response(status_code=204)
 
 
@@ -118,9 +105,7 @@ def members(definition_id: str, request: Request, who: Tenant = Depends(tenant),
         if parsed is None:
             raise BadRequest("'at' must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z", field="at")
         at = parsed
-    with svc.db.session() as session:
-        definition = definitions.get_definition(session, scope_of(who), definition_id)
-        policy_id = definition.merge_policy_id
+    policy_id = definitions.get_definition(svc.uow(), scope_of(who), definition_id).merge_policy_id
     rows, total = members_at(svc, scope_of(who), definition_id, policy_id, at, start=start, limit=limit)
     following = start + len(rows)
     return {

@@ -20,9 +20,8 @@ PATH = "/data/core/ups/segment/jobs"
 @router.post("/jobs", status_code=200)
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: Any = Depends(json_body)) -> JSONResponse:
-    with svc.db.session() as session:
-        job = jobs.create_job(session, scope_of(who), body)
-        return JSONResponse(jobs.job_json(job, who.sandbox.to_json()), status_code=200)
+    job = jobs.create_job(svc.uow(), scope_of(who), body)
+    return JSONResponse(jobs.job_json(job, who.sandbox.to_json()), status_code=200)
 
 
 @router.get("/jobs")
@@ -31,10 +30,9 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
     limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
     start = parse_int(params.get("start"), "start", 0)
     sort = (params.get("sort") or "creationTime:desc").lower()
-    with svc.db.session() as session:
-        items, total = jobs.list_jobs(session, scope_of(who), start=start, limit=limit,
-                                      status=params.get("status"), descending=not sort.endswith(":asc"))
-        children = [jobs.job_json(j, who.sandbox.to_json()) for j in items]
+    items, total = jobs.list_jobs(svc.uow(), scope_of(who), start=start, limit=limit, status=params.get("status"),
+                                  descending=not sort.endswith(":asc"))
+    children = [jobs.job_json(j, who.sandbox.to_json()) for j in items]
     status = params.get("status")
     return children_page(children, total=total, start=start, limit=limit, path=PATH,
                          extra_query=f"&status={status}" if status else "")
@@ -44,12 +42,10 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
 def get(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
     # Clients poll this while a job runs: the body (plain JSON already) is written as is, skipping
     # FastAPI's generic encoder, which took most of a status read's time.
-    with svc.db.session() as session:
-        return JSONResponse(jobs.job_json(jobs.get_job(session, scope_of(who), job_id), who.sandbox.to_json()))
+    return JSONResponse(jobs.job_json(jobs.get_job(svc.uow(), scope_of(who), job_id), who.sandbox.to_json()))
 
 
 @router.delete("/jobs/{job_id}")
 def cancel(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
-    with svc.db.session() as session:
-        jobs.cancel_job(session, scope_of(who), job_id)
+    jobs.cancel_job(svc.uow(), scope_of(who), job_id)
     return Response(status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,11 +16,11 @@ from openseg.profiles.merge_policy import (
     MergePolicyError,
     MergePolicySpec,
 )
+from openseg.profiles.model import PROFILE_SCHEMA_NAME
+from openseg.profiles.model import MergePolicy as MergePolicyValue
 from openseg.request_fields import optional_object
 from openseg.scope import Scope
 from openseg.store.models import Dataset, MergePolicy, ProfileStore, SegmentDefinition
-
-PROFILE_SCHEMA_NAME = "_xdm.context.profile"
 
 
 def spec_of(policy: MergePolicy) -> MergePolicySpec:
@@ -38,12 +39,8 @@ def ensure_default(session: Session, scope: Scope) -> MergePolicy:
     ).first()
     if existing is not None:
         return existing
-    now = now_ms()
-    policy = MergePolicy(
-        id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id, name="Default timestamp-ordered",
-        schema_name=PROFILE_SCHEMA_NAME, identity_graph="pdg", attribute_merge={"type": "timestampOrdered"},
-        is_default=True, is_active_on_edge=False, version=1, created=now, updated=now,
-    )
+    policy = MergePolicy(**asdict(MergePolicyValue.default_for(scope.org_id, scope.sandbox_id, policy_id=new_uuid(),
+                                                               now=now_ms())))
     session.add(policy)
     session.flush()
     return policy

@@ -1,13 +1,14 @@
-"""Segment definitions (UPS ``/segment/definitions``): PQL checked at the door, versions, dependencies."""
+"""Segment definitions (UPS ``/segment/definitions``): PQL checked at the door, versions, dependencies.
+
+Each service function takes a fresh unit of work (``ports.SegmentationUnitOfWork``), runs in one
+transaction of it and commits on success; an error leaves nothing written.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from openseg.clock import new_uuid, now_ms
 from openseg.errors import BadRequest, Conflict, NotFound
@@ -15,15 +16,35 @@ from openseg.pql import ast, parse
 from openseg.pql.capabilities import evaluation_info, is_profile_only
 from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
-from openseg.profiles import policies
+from openseg.profiles.model import PROFILE_SCHEMA_NAME, MergePolicy
 from openseg.request_fields import optional_object, optional_string, string_list
-from openseg.scope import Scope
 from openseg.segmentation.expressions import pql_error, read_expression
-from openseg.store.models import SegmentDefinition, SegmentDefinitionVersion
+from openseg.segmentation.model import SegmentDefinition
+from openseg.segmentation.ports import SandboxScope, SegmentationUnitOfWork
 from openseg.xdm.schema import Schema
 
-PROFILE_SCHEMA_NAME = "_xdm.context.profile"
+__all__ = [
+    "MAX_LIFECYCLE_STATE",
+    "MAX_TTL_DAYS",
+    "PROFILE_SCHEMA_NAME",
+    "Analysis",
+    "Described",
+    "SchemaSource",
+    "analyze",
+    "check_expression",
+    "create_definition",
+    "definition_json",
+    "delete_definition",
+    "get_definition",
+    "list_definitions",
+    "read_definition",
+    "read_definitions",
+    "update_definition",
+]
+
 SchemaSource = Callable[[], Schema]
+#: A definition as the API shows it: with the ids of the definitions that use it (``dependents``).
+Described = tuple[SegmentDefinition, list[str]]
 
 #: The store's columns: a 32-bit ``ttl_in_days`` and a 16-character ``lifecycle_state``.
 MAX_TTL_DAYS = 2**31 - 1
@@ -55,18 +76,22 @@ def analyze(expression: object, schema: Schema, *, field: str = "expression") ->
     return Analysis(text=read.text, expr=expr, references=tuple(dict.fromkeys(references)))
 
 
-def _definitions(session: Session, scope: Scope) -> list[SegmentDefinition]:
-    return list(session.scalars(select(SegmentDefinition).where(SegmentDefinition.sandbox_id == scope.sandbox_id)))
+def _get(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str) -> SegmentDefinition:
+    found = uow.segment_definitions.get(definition_id)
+    # Another org's or sandbox's definition is as absent as one that never existed.
+    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("segment definition", definition_id)
+    return found
 
 
-def _check_references(session: Session, scope: Scope, definition_id: str, references: tuple[str, ...]) -> None:
-    """Referenced segments must exist in the sandbox, and the dependency graph must stay acyclic."""
-    existing = {d.id: d for d in _definitions(session, scope)}
-    unknown = [r for r in references if r not in existing and r != definition_id]
+def _check_references(existing: list[SegmentDefinition], definition_id: str, references: tuple[str, ...]) -> None:
+    """Referenced segments must exist in the sandbox (``existing``), and the dependency graph must stay acyclic."""
+    known = {d.id for d in existing}
+    unknown = [r for r in references if r not in known and r != definition_id]
     if unknown:
         raise BadRequest(f"inSegment refers to segment definitions that do not exist: {', '.join(unknown)}",
                          field="expression.value", report={"unknownSegments": unknown})
-    graph = {d.id: list(d.dependencies or []) for d in existing.values()}
+    graph = {d.id: list(d.dependencies or []) for d in existing}
     graph[definition_id] = list(references)
     path = _find_cycle(graph, definition_id)
     if path:
@@ -86,10 +111,14 @@ def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
     return None
 
 
-def _eligibility(session: Session, scope: Scope, expr: ast.Expr, policy_id: str) -> dict[str, Any]:
+def _dependents(existing: list[SegmentDefinition], definition_id: str) -> list[str]:
+    return sorted(d.id for d in existing if definition_id in (d.dependencies or []))
+
+
+def _eligibility(existing: list[SegmentDefinition], expr: ast.Expr, policy: MergePolicy) -> dict[str, Any]:
     """AEP's evaluation types for ``expr`` under the merge policy, knowing which referenced segments are
     profile only (``inSegment`` of those may stream and go to the edge beside an event)."""
-    by_id = {d.id: d for d in _definitions(session, scope)}
+    by_id = {d.id: d for d in existing}
     known: dict[str, bool] = {}
 
     def profile_only(segment_id: str) -> bool:
@@ -99,7 +128,6 @@ def _eligibility(session: Session, scope: Scope, expr: ast.Expr, policy_id: str)
             known[segment_id] = definition is not None and is_profile_only(parse(definition.pql), profile_only)
         return known[segment_id]
 
-    policy = policies.get_policy(session, scope, policy_id)
     return evaluation_info(expr, profile_only=profile_only, active_on_edge=policy.is_active_on_edge)
 
 
@@ -117,35 +145,32 @@ def _evaluation_info(requested: object, computed: dict[str, Any]) -> dict[str, A
     return info
 
 
-def create_definition(session: Session, scope: Scope, body: dict[str, Any], schema: SchemaSource) -> SegmentDefinition:
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("'name' is required and must be a non-empty string", field="name")
-    schema_name = optional_object(body, "schema").get("name", PROFILE_SCHEMA_NAME)
-    if schema_name != PROFILE_SCHEMA_NAME:
-        raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA_NAME}", field="schema.name")
-    if session.scalars(select(SegmentDefinition.id).where(SegmentDefinition.sandbox_id == scope.sandbox_id,
-                                                          SegmentDefinition.name == name.strip())).first():
-        raise Conflict(f"a segment definition named '{name.strip()}' already exists in this sandbox", field="name")
-    analysis = analyze(body.get("expression"), schema())
-    definition_id = new_uuid()
-    _check_references(session, scope, definition_id, analysis.references)
-    policy_id = _merge_policy_id(session, scope, body.get("mergePolicyId"))
-    ttl = _ttl(body.get("ttlInDays", 30))
-    now = now_ms()
-    definition = SegmentDefinition(
-        id=definition_id, org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
-        description=optional_string(body, "description"), expression=_expression_json(body["expression"]), pql=analysis.text,
-        schema_name=schema_name, merge_policy_id=policy_id, ttl_in_days=ttl,
-        evaluation_info=_evaluation_info(body.get("evaluationInfo"),
-                                         _eligibility(session, scope, analysis.expr, policy_id)),
-        labels=string_list(body, "labels"), dependencies=list(analysis.references),
-        lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now, updated=now,
-    )
-    session.add(definition)
-    _snapshot(session, definition)
-    session.flush()
-    return definition
+def _policy(uow: SegmentationUnitOfWork, scope: SandboxScope, policy_id: str) -> MergePolicy:
+    found = uow.merge_policies.get(policy_id)
+    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("merge policy", policy_id)
+    return found
+
+
+def _default_policy(uow: SegmentationUnitOfWork, scope: SandboxScope) -> MergePolicy:
+    """The sandbox's default merge policy, created on first need (every sandbox has one)."""
+    existing = next((p for p in uow.merge_policies.in_sandbox(scope.sandbox_id) if p.is_default), None)
+    if existing is not None:
+        return existing
+    policy = MergePolicy.default_for(scope.org_id, scope.sandbox_id, policy_id=new_uuid(), now=now_ms())
+    uow.merge_policies.add(policy)
+    return policy
+
+
+def _merge_policy(uow: SegmentationUnitOfWork, scope: SandboxScope, value: object) -> MergePolicy:
+    if value is None:
+        return _default_policy(uow, scope)
+    if not isinstance(value, str):
+        raise BadRequest("'mergePolicyId' must be a string", field="mergePolicyId")
+    try:
+        return _policy(uow, scope, value)
+    except NotFound as exc:
+        raise BadRequest(f"merge policy '{value}' does not exist in this sandbox", field="mergePolicyId") from exc
 
 
 def _expression_json(expression: dict[str, Any]) -> dict[str, Any]:
@@ -165,91 +190,184 @@ def _lifecycle_state(value: object) -> str:
     return value
 
 
-def _merge_policy_id(session: Session, scope: Scope, value: object) -> str:
-    if value is None:
-        return policies.ensure_default(session, scope).id
-    if not isinstance(value, str):
-        raise BadRequest("'mergePolicyId' must be a string", field="mergePolicyId")
-    try:
-        return policies.get_policy(session, scope, value).id
-    except NotFound as exc:
-        raise BadRequest(f"merge policy '{value}' does not exist in this sandbox", field="mergePolicyId") from exc
+def _name_taken(existing: list[SegmentDefinition], name: str, *, other_than: str | None = None) -> Conflict | None:
+    if any(d.name == name and d.id != other_than for d in existing):
+        return Conflict(f"a segment definition named '{name}' already exists in this sandbox", field="name")
+    return None
 
 
-def _snapshot(session: Session, definition: SegmentDefinition) -> None:
-    session.add(SegmentDefinitionVersion(
-        definition_id=definition.id, version=definition.version, name=definition.name,
-        expression=definition.expression, pql=definition.pql, merge_policy_id=definition.merge_policy_id,
-        created=definition.updated,
-    ))
-
-
-def get_definition(session: Session, scope: Scope, definition_id: str) -> SegmentDefinition:
-    return scope.get(session, SegmentDefinition, definition_id, "segment definition")
-
-
-def list_definitions(session: Session, scope: Scope, *, start: int, limit: int) -> tuple[list[SegmentDefinition], int]:
-    query = select(SegmentDefinition).where(SegmentDefinition.sandbox_id == scope.sandbox_id)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    items = list(session.scalars(query.order_by(SegmentDefinition.created, SegmentDefinition.id)
-                                 .offset(start).limit(limit)))
-    return items, total
-
-
-def update_definition(session: Session, scope: Scope, definition_id: str, body: dict[str, Any],
+def create_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, body: dict[str, Any],
                       schema: SchemaSource) -> SegmentDefinition:
-    definition = get_definition(session, scope, definition_id)
-    if "name" in body:
-        name = body["name"]
-        if not isinstance(name, str) or not name.strip():
-            raise BadRequest("'name' must be a non-empty string", field="name")
-        clash = session.scalars(select(SegmentDefinition.id).where(
-            SegmentDefinition.sandbox_id == scope.sandbox_id, SegmentDefinition.name == name.strip(),
-            SegmentDefinition.id != definition.id)).first()
-        if clash:
-            raise Conflict(f"a segment definition named '{name.strip()}' already exists in this sandbox", field="name")
-        definition.name = name.strip()
-    if "description" in body:
-        definition.description = optional_string(body, "description")
-    if "mergePolicyId" in body:
-        definition.merge_policy_id = _merge_policy_id(session, scope, body["mergePolicyId"])
-    expr: ast.Expr | None = None
-    if "expression" in body and body["expression"] != definition.expression:
-        analysis = analyze(body["expression"], schema())
-        _check_references(session, scope, definition.id, analysis.references)
-        definition.expression = _expression_json(body["expression"])
-        definition.pql = analysis.text
-        definition.dependencies = list(analysis.references)
-        expr = analysis.expr
-    elif "evaluationInfo" in body or "mergePolicyId" in body:
-        expr = parse(definition.pql)
-    if expr is not None:
-        # AEP recomputes eligibility only for edited definitions; others keep what they had.
-        computed = _eligibility(session, scope, expr, definition.merge_policy_id)
-        definition.evaluation_info = _evaluation_info(body.get("evaluationInfo"), computed)
-    if "ttlInDays" in body:
-        definition.ttl_in_days = _ttl(body["ttlInDays"])
-    if "labels" in body:
-        definition.labels = string_list(body, "labels")
-    if "lifecycleState" in body:
-        definition.lifecycle_state = _lifecycle_state(body["lifecycleState"])
-    definition.version += 1
-    definition.updated = now_ms()
-    _snapshot(session, definition)
+    """Create a segment definition (UPS ``POST /segment/definitions``) as its version 1.
+
+    Args:
+        uow: A fresh unit of work; committed when the definition is stored.
+        scope: The org and sandbox it belongs to.
+        body: AEP's definition body (``name``, ``expression`` and the optional fields).
+        schema: The sandbox's union schema, read only when the body is otherwise valid so far.
+
+    Returns:
+        The stored definition. Nothing can refer to it yet: it has no dependents.
+
+    Raises:
+        BadRequest: An invalid field, an expression that does not check, an unknown segment or merge policy,
+            or an ``inSegment`` cycle.
+        Conflict: The sandbox has a definition of that name.
+    """
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("'name' is required and must be a non-empty string", field="name")
+    schema_name = optional_object(body, "schema").get("name", PROFILE_SCHEMA_NAME)
+    if schema_name != PROFILE_SCHEMA_NAME:
+        raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA_NAME}", field="schema.name")
+    with uow:
+        existing = uow.segment_definitions.in_sandbox(scope.sandbox_id)
+        clash = _name_taken(existing, name.strip())
+        if clash is not None:
+            raise clash
+        analysis = analyze(body.get("expression"), schema())
+        definition_id = new_uuid()
+        _check_references(existing, definition_id, analysis.references)
+        policy = _merge_policy(uow, scope, body.get("mergePolicyId"))
+        ttl = _ttl(body.get("ttlInDays", 30))
+        now = now_ms()
+        definition = SegmentDefinition(
+            id=definition_id, org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
+            description=optional_string(body, "description"), expression=_expression_json(body["expression"]),
+            pql=analysis.text, schema_name=schema_name, merge_policy_id=policy.id, ttl_in_days=ttl,
+            evaluation_info=_evaluation_info(body.get("evaluationInfo"), _eligibility(existing, analysis.expr, policy)),
+            labels=string_list(body, "labels"), dependencies=list(analysis.references),
+            lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now,
+            updated=now,
+        )
+        uow.segment_definitions.add(definition)
+        uow.commit()
     return definition
 
 
-def dependents(session: Session, scope: Scope, definition_id: str) -> list[str]:
-    return sorted(d.id for d in _definitions(session, scope) if definition_id in (d.dependencies or []))
+def get_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str) -> SegmentDefinition:
+    """The definition with this id in the scope.
+
+    Raises:
+        NotFound: No such definition in this org and sandbox.
+    """
+    with uow:
+        return _get(uow, scope, definition_id)
 
 
-def delete_definition(session: Session, scope: Scope, definition_id: str) -> None:
-    definition = get_definition(session, scope, definition_id)
-    users = dependents(session, scope, definition.id)
-    if users:
-        raise Conflict(f"segment definition '{definition_id}' is used by inSegment in: {', '.join(users)}",
-                       report={"dependents": users})
-    session.delete(definition)
+def read_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str) -> Described:
+    """The definition with this id in the scope, and the ids of the definitions that use it (``inSegment``).
+
+    Raises:
+        NotFound: No such definition in this org and sandbox.
+    """
+    with uow:
+        definition = _get(uow, scope, definition_id)
+        return definition, _dependents(uow.segment_definitions.in_sandbox(scope.sandbox_id), definition.id)
+
+
+def read_definitions(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_ids: list[str]) -> dict[str, Described]:
+    """Those of ``definition_ids`` that exist in the scope (AEP's bulk get skips the others), each with its
+    dependents, in the order asked."""
+    with uow:
+        existing = uow.segment_definitions.in_sandbox(scope.sandbox_id)
+        by_id = {d.id: d for d in existing if d.org_id == scope.org_id}
+        return {i: (by_id[i], _dependents(existing, i)) for i in definition_ids if i in by_id}
+
+
+def list_definitions(uow: SegmentationUnitOfWork, scope: SandboxScope, *, start: int,
+                     limit: int) -> tuple[list[Described], int]:
+    """One page of the sandbox's definitions, oldest first, each with its dependents, and how many there are."""
+    with uow:
+        existing = uow.segment_definitions.in_sandbox(scope.sandbox_id)
+    return [(d, _dependents(existing, d.id)) for d in existing[start:start + limit]], len(existing)
+
+
+def update_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str, body: dict[str, Any],
+                      schema: SchemaSource) -> Described:
+    """Change the fields ``body`` has (UPS ``PATCH /segment/definitions/{id}``); a new version each time.
+
+    Returns:
+        The definition as stored, and its dependents.
+
+    Raises:
+        NotFound: No such definition in this org and sandbox.
+        BadRequest: As :func:`create_definition`, for the fields given.
+        Conflict: Another definition of the sandbox has the new name.
+    """
+    with uow:
+        definition = _get(uow, scope, definition_id)
+        existing = uow.segment_definitions.in_sandbox(scope.sandbox_id)
+        changes: dict[str, Any] = {}
+        if "name" in body:
+            name = body["name"]
+            if not isinstance(name, str) or not name.strip():
+                raise BadRequest("'name' must be a non-empty string", field="name")
+            clash = _name_taken(existing, name.strip(), other_than=definition.id)
+            if clash is not None:
+                raise clash
+            changes["name"] = name.strip()
+        if "description" in body:
+            changes["description"] = optional_string(body, "description")
+        policy: MergePolicy | None = None
+        if "mergePolicyId" in body:
+            policy = _merge_policy(uow, scope, body["mergePolicyId"])
+            changes["merge_policy_id"] = policy.id
+        expr: ast.Expr | None = None
+        if "expression" in body and body["expression"] != definition.expression:
+            analysis = analyze(body["expression"], schema())
+            _check_references(existing, definition.id, analysis.references)
+            changes.update(expression=_expression_json(body["expression"]), pql=analysis.text,
+                           dependencies=list(analysis.references))
+            expr = analysis.expr
+        elif "evaluationInfo" in body or "mergePolicyId" in body:
+            expr = parse(definition.pql)
+        if expr is not None:
+            # AEP recomputes eligibility only for edited definitions; others keep what they had.
+            computed = _eligibility(existing, expr, policy or _policy(uow, scope, definition.merge_policy_id))
+            changes["evaluation_info"] = _evaluation_info(body.get("evaluationInfo"), computed)
+        if "ttlInDays" in body:
+            changes["ttl_in_days"] = _ttl(body["ttlInDays"])
+        if "labels" in body:
+            changes["labels"] = string_list(body, "labels")
+        if "lifecycleState" in body:
+            changes["lifecycle_state"] = _lifecycle_state(body["lifecycleState"])
+        definition = replace(definition, **changes, version=definition.version + 1, updated=now_ms())
+        uow.segment_definitions.update(definition)
+        uow.commit()
+    return definition, _dependents(existing, definition.id)
+
+
+def check_expression(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str, expression: object,
+                     schema: SchemaSource) -> Analysis:
+    """Check ``expression`` as a PATCH of the definition would before storing it (a dry run's proposal).
+
+    Raises:
+        NotFound: No such definition in this org and sandbox (whatever the expression).
+        BadRequest: The expression does not check, names unknown segments or makes an ``inSegment`` cycle.
+    """
+    with uow:
+        _get(uow, scope, definition_id)
+        analysis = analyze(expression, schema())
+        _check_references(uow.segment_definitions.in_sandbox(scope.sandbox_id), definition_id, analysis.references)
+        return analysis
+
+
+def delete_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str) -> None:
+    """Delete a definition (UPS ``DELETE /segment/definitions/{id}``).
+
+    Raises:
+        NotFound: No such definition in this org and sandbox.
+        Conflict: Other definitions use it with ``inSegment`` (named in the report).
+    """
+    with uow:
+        definition = _get(uow, scope, definition_id)
+        users = _dependents(uow.segment_definitions.in_sandbox(scope.sandbox_id), definition.id)
+        if users:
+            raise Conflict(f"segment definition '{definition_id}' is used by inSegment in: {', '.join(users)}",
+                           report={"dependents": users})
+        uow.segment_definitions.remove(definition.id)
+        uow.commit()
 
 
 def definition_json(definition: SegmentDefinition, sandbox: dict[str, Any], dependents_: list[str]) -> dict[str, Any]:

@@ -1,18 +1,32 @@
-"""Segment jobs (UPS ``/segment/jobs``): create, read, list, cancel — the records the worker runs."""
+"""Segment jobs (UPS ``/segment/jobs``): create, read, list, cancel — the records the worker runs.
+
+Each service function takes a fresh unit of work (``ports.SegmentationUnitOfWork``), runs in one
+transaction of it and commits on success; an error leaves nothing written. :func:`queue_job` works inside
+a unit of work the caller already holds (a schedule's fire starts its job in its own transaction).
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest
-from openseg.scope import Scope
-from openseg.store.models import MergePolicy, SegmentDefinition, SegmentJob
-from openseg.worker.queue import enqueue
+from openseg.errors import BadRequest, NotFound
+from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.ports import SandboxScope, SegmentationUnitOfWork
+
+__all__ = [
+    "RUN_SEGMENT_JOB",
+    "STATUSES",
+    "TERMINAL",
+    "cancel_job",
+    "create_job",
+    "get_job",
+    "job_json",
+    "list_jobs",
+    "queue_job",
+]
 
 RUN_SEGMENT_JOB = "segment_job"
 STATUSES = ("NEW", "QUEUED", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED")
@@ -31,8 +45,7 @@ def _segment_entry(definition: SegmentDefinition, policy_version: int) -> dict[s
     }
 
 
-def create_job(session: Session, scope: Scope, body: object, *, origin: str = "api") -> SegmentJob:
-    """Snapshot the requested definitions (their current version) and queue the job."""
+def _requested(body: object) -> list[str]:
     if not isinstance(body, list) or not body:
         raise BadRequest("the body must be a non-empty array of {\"segmentId\": ...}", field="body")
     requested: list[str] = []
@@ -41,9 +54,24 @@ def create_job(session: Session, scope: Scope, body: object, *, origin: str = "a
         if not isinstance(segment_id, str) or not segment_id:
             raise BadRequest(f"item {index} needs a 'segmentId' string", field=f"[{index}].segmentId")
         requested.append(segment_id)
-    everything = {d.id: d for d in session.scalars(
-        select(SegmentDefinition).where(SegmentDefinition.sandbox_id == scope.sandbox_id)
-        .order_by(SegmentDefinition.created, SegmentDefinition.id))}
+    return requested
+
+
+def queue_job(uow: SegmentationUnitOfWork, scope: SandboxScope, body: object, *, origin: str = "api") -> SegmentJob:
+    """Snapshot the requested definitions (their current version) and queue the job, in the unit of work
+    the caller holds open and commits.
+
+    Args:
+        uow: An open unit of work; nothing is committed here.
+        scope: The org and sandbox of the job.
+        body: AEP's array of ``{"segmentId": ...}``; ``"*"`` is every definition not ``inactive``.
+        origin: Who asked (``api``, ``schedule``, ``demo``), kept with the job.
+
+    Raises:
+        BadRequest: A malformed body, or segment ids the sandbox does not have.
+    """
+    requested = _requested(body)
+    everything = {d.id: d for d in uow.segment_definitions.in_sandbox(scope.sandbox_id)}
     if "*" in requested:
         chosen = [d for d in everything.values() if d.lifecycle_state != "inactive"]
         if not chosen:
@@ -54,51 +82,87 @@ def create_job(session: Session, scope: Scope, body: object, *, origin: str = "a
             raise BadRequest(f"segment definitions not found in this sandbox: {', '.join(unknown)}",
                              field="segmentId", report={"unknownSegments": unknown})
         chosen = [everything[s] for s in dict.fromkeys(requested)]
-    versions = {p.id: p.version for p in session.scalars(
-        select(MergePolicy).where(MergePolicy.sandbox_id == scope.sandbox_id))}
+    versions = {p.id: p.version for p in uow.merge_policies.in_sandbox(scope.sandbox_id)}
     now = now_ms()
-    compute_id = int(session.scalar(select(func.count()).select_from(SegmentJob)
-                                    .where(SegmentJob.org_id == scope.org_id)) or 0) + 1
+    # The job is recorded and queued in one transaction, so it is never seen NEW (not yet queued).
     job = SegmentJob(
-        id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id, compute_job_id=compute_id,
-        request_id=secrets.token_urlsafe(24), status="NEW",
-        segments=[_segment_entry(d, versions.get(d.merge_policy_id, 1)) for d in chosen],
+        id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id,
+        compute_job_id=uow.segment_jobs.count_in_org(scope.org_id) + 1, request_id=secrets.token_urlsafe(24),
+        status="QUEUED", segments=[_segment_entry(d, versions.get(d.merge_policy_id, 1)) for d in chosen],
         errors=[], metrics={}, origin=origin, created=now, updated=now,
     )
-    session.add(job)
-    session.flush()
-    enqueue(session, RUN_SEGMENT_JOB, job.id)
-    job.status = "QUEUED"
+    uow.segment_jobs.add(job)
+    uow.work_queue.enqueue(RUN_SEGMENT_JOB, job.id)
     return job
 
 
-def get_job(session: Session, scope: Scope, job_id: str) -> SegmentJob:
-    return scope.get(session, SegmentJob, job_id, "segment job")
+def create_job(uow: SegmentationUnitOfWork, scope: SandboxScope, body: object, *, origin: str = "api") -> SegmentJob:
+    """Create and queue a segment job (UPS ``POST /segment/jobs``); see :func:`queue_job`.
+
+    Raises:
+        BadRequest: A malformed body, or segment ids the sandbox does not have.
+    """
+    with uow:
+        job = queue_job(uow, scope, body, origin=origin)
+        uow.commit()
+    return job
 
 
-def list_jobs(session: Session, scope: Scope, *, start: int, limit: int, status: str | None,
+def _get(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
+    found = uow.segment_jobs.get(job_id)
+    # Another org's or sandbox's job is as absent as one that never existed.
+    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
+        raise NotFound.of("segment job", job_id)
+    return found
+
+
+def get_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
+    """The job with this id in the scope.
+
+    Raises:
+        NotFound: No such job in this org and sandbox.
+    """
+    with uow:
+        return _get(uow, scope, job_id)
+
+
+def list_jobs(uow: SegmentationUnitOfWork, scope: SandboxScope, *, start: int, limit: int, status: str | None,
               descending: bool) -> tuple[list[SegmentJob], int]:
-    query = select(SegmentJob).where(SegmentJob.sandbox_id == scope.sandbox_id)
+    """One page of the sandbox's jobs by creation time, and how many there are.
+
+    Args:
+        status: Comma-separated statuses to keep (any case); all when empty.
+
+    Raises:
+        BadRequest: An unknown status.
+    """
+    statuses = None
     if status:
-        wanted = [s.strip().upper() for s in status.split(",")]
-        bad = [s for s in wanted if s not in STATUSES]
+        statuses = [s.strip().upper() for s in status.split(",")]
+        bad = [s for s in statuses if s not in STATUSES]
         if bad:
             raise BadRequest(f"unknown status {', '.join(bad)}; one of {', '.join(STATUSES)}", field="status")
-        query = query.where(SegmentJob.status.in_(wanted))
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    order = (SegmentJob.created.desc(), SegmentJob.id.desc()) if descending else (SegmentJob.created, SegmentJob.id)
-    return list(session.scalars(query.order_by(*order).offset(start).limit(limit))), total
+    with uow:
+        return uow.segment_jobs.page(scope.sandbox_id, start=start, limit=limit, statuses=statuses,
+                                     newest_first=descending)
 
 
-def cancel_job(session: Session, scope: Scope, job_id: str) -> SegmentJob:
-    """A queued job is cancelled at once; a running one is asked to stop and ends CANCELLED without
-    writing any membership."""
-    job = get_job(session, scope, job_id)
-    if job.status in TERMINAL:
-        raise BadRequest(f"segment job '{job_id}' is {job.status}; only a queued or running job can be cancelled",
-                         field="id")
-    job.status = "CANCELLED" if job.status in ("NEW", "QUEUED") else "CANCELLING"
-    job.updated = now_ms()
+def cancel_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
+    """Cancel a job (UPS ``DELETE /segment/jobs/{id}``): a queued job is cancelled at once; a running one is
+    asked to stop and ends CANCELLED without writing any membership.
+
+    Raises:
+        NotFound: No such job in this org and sandbox.
+        BadRequest: The job has ended already.
+    """
+    with uow:
+        job = _get(uow, scope, job_id)
+        if job.status in TERMINAL:
+            raise BadRequest(f"segment job '{job_id}' is {job.status}; only a queued or running job can be cancelled",
+                             field="id")
+        job = replace(job, status="CANCELLED" if job.status in ("NEW", "QUEUED") else "CANCELLING", updated=now_ms())
+        uow.segment_jobs.update_status(job.id, job.status, updated=job.updated)
+        uow.commit()
     return job
 
 

@@ -1,30 +1,58 @@
 """Repositories over the metadata store: the SQLAlchemy side of the domain packages' ports.
 
-Each class implements a domain protocol (``scheduling/ports.py`` so far) over one session, which the
-unit of work (``store/unit_of_work.py``) owns: a repository never commits. Domain values are mapped to
-and from the ORM rows of ``store/models.py`` field for field.
+Each class implements domain protocols (``scheduling/ports.py``, ``segmentation/ports.py``) over one
+session, which the unit of work (``store/unit_of_work.py``) owns: a repository never commits. One class
+may serve several packages, each protocol naming the part it uses. Domain values are mapped to and from
+the ORM rows of ``store/models.py`` field for field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, fields
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from openseg.profiles.model import MergePolicy
 from openseg.scheduling.model import Schedule
-from openseg.store.models import MergePolicy, SegmentDefinition
+from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.store.models import MergePolicy as MergePolicyRow
 from openseg.store.models import Schedule as ScheduleRow
+from openseg.store.models import SegmentDefinition as SegmentDefinitionRow
+from openseg.store.models import SegmentDefinitionVersion
+from openseg.store.models import SegmentJob as SegmentJobRow
+from openseg.worker.queue import enqueue
 
-__all__ = ["SqlAlchemyMergePolicyRepository", "SqlAlchemyScheduleRepository", "SqlAlchemySegmentDefinitionRepository"]
+__all__ = [
+    "SqlAlchemyMergePolicyRepository",
+    "SqlAlchemyScheduleRepository",
+    "SqlAlchemySegmentDefinitionRepository",
+    "SqlAlchemySegmentJobRepository",
+    "SqlAlchemyWorkQueue",
+]
 
 _SCHEDULE_FIELDS = tuple(f.name for f in fields(Schedule))
+_DEFINITION_FIELDS = tuple(f.name for f in fields(SegmentDefinition))
+_POLICY_FIELDS = tuple(f.name for f in fields(MergePolicy))
+_JOB_FIELDS = tuple(f.name for f in fields(SegmentJob))
 
 
 def _schedule(row: ScheduleRow) -> Schedule:
     return Schedule(**{name: getattr(row, name) for name in _SCHEDULE_FIELDS})
+
+
+def _definition(row: SegmentDefinitionRow) -> SegmentDefinition:
+    return SegmentDefinition(**{name: getattr(row, name) for name in _DEFINITION_FIELDS})
+
+
+def _policy(row: MergePolicyRow) -> MergePolicy:
+    return MergePolicy(**{name: getattr(row, name) for name in _POLICY_FIELDS})
+
+
+def _job(row: SegmentJobRow) -> SegmentJob:
+    return SegmentJob(**{name: getattr(row, name) for name in _JOB_FIELDS})
 
 
 class SqlAlchemyScheduleRepository:
@@ -92,22 +120,118 @@ class SqlAlchemyScheduleRepository:
 
 
 class SqlAlchemySegmentDefinitionRepository:
-    """``scheduling.ports.SegmentDefinitionRepository`` over ``segment_definitions``."""
+    """``segmentation.ports.SegmentDefinitionRepository`` (and scheduling's) over ``segment_definitions``,
+    each version kept in ``segment_definition_versions``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    def add(self, definition: SegmentDefinition) -> None:
+        self._session.add(SegmentDefinitionRow(**asdict(definition)))
+        self._keep_version(definition)
+        self._session.flush()
+
+    def get(self, definition_id: str) -> SegmentDefinition | None:
+        row = self._session.get(SegmentDefinitionRow, definition_id)
+        return None if row is None else _definition(row)
+
+    def in_sandbox(self, sandbox_id: str) -> list[SegmentDefinition]:
+        rows = self._session.scalars(select(SegmentDefinitionRow).where(SegmentDefinitionRow.sandbox_id == sandbox_id)
+                                     .order_by(SegmentDefinitionRow.created, SegmentDefinitionRow.id))
+        return [_definition(row) for row in rows]
+
     def existing_ids(self, sandbox_id: str, segment_ids: Iterable[str]) -> set[str]:
-        return set(self._session.scalars(select(SegmentDefinition.id).where(
-            SegmentDefinition.sandbox_id == sandbox_id, SegmentDefinition.id.in_(list(segment_ids)))))
+        return set(self._session.scalars(select(SegmentDefinitionRow.id).where(
+            SegmentDefinitionRow.sandbox_id == sandbox_id, SegmentDefinitionRow.id.in_(list(segment_ids)))))
+
+    def update(self, definition: SegmentDefinition) -> None:
+        row = self._session.get(SegmentDefinitionRow, definition.id)
+        if row is None:
+            raise LookupError(f"segment definition {definition.id} is not stored")
+        for name in _DEFINITION_FIELDS:
+            setattr(row, name, getattr(definition, name))
+        self._keep_version(definition)
+        self._session.flush()
+
+    def remove(self, definition_id: str) -> None:
+        row = self._session.get(SegmentDefinitionRow, definition_id)
+        if row is not None:
+            self._session.delete(row)
+            self._session.flush()
+
+    def _keep_version(self, definition: SegmentDefinition) -> None:
+        self._session.add(SegmentDefinitionVersion(
+            definition_id=definition.id, version=definition.version, name=definition.name,
+            expression=definition.expression, pql=definition.pql, merge_policy_id=definition.merge_policy_id,
+            created=definition.updated,
+        ))
 
 
 class SqlAlchemyMergePolicyRepository:
-    """``scheduling.ports.MergePolicyRepository`` over ``merge_policies``."""
+    """``segmentation.ports.MergePolicyRepository`` (and scheduling's) over ``merge_policies``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    def add(self, policy: MergePolicy) -> None:
+        self._session.add(MergePolicyRow(**asdict(policy)))
+        self._session.flush()
+
+    def get(self, policy_id: str) -> MergePolicy | None:
+        row = self._session.get(MergePolicyRow, policy_id)
+        return None if row is None else _policy(row)
+
+    def in_sandbox(self, sandbox_id: str) -> list[MergePolicy]:
+        rows = self._session.scalars(select(MergePolicyRow).where(MergePolicyRow.sandbox_id == sandbox_id)
+                                     .order_by(MergePolicyRow.created, MergePolicyRow.id))
+        return [_policy(row) for row in rows]
+
     def count(self, sandbox_id: str) -> int:
-        return int(self._session.scalar(select(func.count()).select_from(MergePolicy)
-                                        .where(MergePolicy.sandbox_id == sandbox_id)) or 0)
+        return int(self._session.scalar(select(func.count()).select_from(MergePolicyRow)
+                                        .where(MergePolicyRow.sandbox_id == sandbox_id)) or 0)
+
+
+class SqlAlchemySegmentJobRepository:
+    """``segmentation.ports.SegmentJobRepository`` over ``segment_jobs``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, job: SegmentJob) -> None:
+        self._session.add(SegmentJobRow(**asdict(job)))
+        self._session.flush()
+
+    def get(self, job_id: str) -> SegmentJob | None:
+        row = self._session.get(SegmentJobRow, job_id)
+        return None if row is None else _job(row)
+
+    def page(self, sandbox_id: str, *, start: int, limit: int, statuses: Collection[str] | None,
+             newest_first: bool) -> tuple[list[SegmentJob], int]:
+        query = select(SegmentJobRow).where(SegmentJobRow.sandbox_id == sandbox_id)
+        if statuses is not None:
+            query = query.where(SegmentJobRow.status.in_(list(statuses)))
+        total = int(self._session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        order = ((SegmentJobRow.created.desc(), SegmentJobRow.id.desc()) if newest_first
+                 else (SegmentJobRow.created, SegmentJobRow.id))
+        return [_job(row) for row in self._session.scalars(query.order_by(*order).offset(start).limit(limit))], total
+
+    def count_in_org(self, org_id: str) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(SegmentJobRow)
+                                        .where(SegmentJobRow.org_id == org_id)) or 0)
+
+    def update_status(self, job_id: str, status: str, *, updated: int) -> None:
+        row = self._session.get(SegmentJobRow, job_id)
+        if row is None:
+            raise LookupError(f"segment job {job_id} is not stored")
+        row.status, row.updated = status, updated
+        self._session.flush()
+
+
+class SqlAlchemyWorkQueue:
+    """``segmentation.ports.WorkQueue``: items of ``worker.queue`` added in the unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def enqueue(self, kind: str, ref_id: str) -> None:
+        enqueue(self._session, kind, ref_id)

@@ -1,8 +1,9 @@
 """The unit of work over the metadata store: one session, one transaction, the repositories on it.
 
-``SqlAlchemyUnitOfWork`` implements ``scheduling.ports.SchedulingUnitOfWork``; as more domain packages
-declare their ports it grows their repositories, each package seeing only the attributes its own
-protocol names. ``bootstrap`` wires a factory of it into ``Services.uow``.
+``SqlAlchemyUnitOfWork`` implements ``scheduling.ports.SchedulingUnitOfWork`` and
+``segmentation.ports.SegmentationUnitOfWork``; as more domain packages declare their ports it grows their
+repositories, each package seeing only the attributes its own protocol names. ``bootstrap`` wires a
+factory of it into ``Services.uow``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from openseg.store.repositories import (
     SqlAlchemyMergePolicyRepository,
     SqlAlchemyScheduleRepository,
     SqlAlchemySegmentDefinitionRepository,
+    SqlAlchemySegmentJobRepository,
+    SqlAlchemyWorkQueue,
 )
 
 __all__ = ["JobServices", "SessionJobStarter", "SqlAlchemyUnitOfWork"]
@@ -28,16 +31,16 @@ __all__ = ["JobServices", "SessionJobStarter", "SqlAlchemyUnitOfWork"]
 
 @dataclass(frozen=True)
 class JobServices:
-    """The job services a schedule starts, as they are today: functions of a session. ``bootstrap``
-    supplies them, so the store imports no domain package.
+    """The job services a schedule starts. ``bootstrap`` supplies them, so the store imports no domain
+    package's services. Segment jobs run on the unit of work; exports are still functions of a session.
 
     Attributes:
-        start_segment_job: ``(session, scope, segment ids, origin) -> job id``.
+        start_segment_job: ``(unit of work, scope, segment ids, origin) -> job id``, in the open unit of work.
         start_export: ``(session, scope, export request) -> job id``; ``None`` without the export service.
         check_export: ``(session, scope, export request)``, raising ``BadRequest``; ``None`` accepts any.
     """
 
-    start_segment_job: Callable[[Session, SandboxScope, list[str], str], str]
+    start_segment_job: Callable[[SqlAlchemyUnitOfWork, SandboxScope, list[str], str], str]
     start_export: Callable[[Session, SandboxScope, Mapping[str, Any]], str] | None = None
     check_export: Callable[[Session, SandboxScope, Mapping[str, Any]], None] | None = None
 
@@ -46,13 +49,14 @@ class SessionJobStarter:
     """``scheduling.ports.JobStarter`` in the unit of work's session: a job that cannot be created is
     rolled back to a savepoint, so the rest of the transaction (the claimed fire) stays."""
 
-    def __init__(self, session: Session, services: JobServices) -> None:
+    def __init__(self, uow: SqlAlchemyUnitOfWork, session: Session, services: JobServices) -> None:
+        self._uow = uow
         self._session = session
         self._services = services
 
     def start_segment_job(self, scope: SandboxScope, segment_ids: list[str], *, origin: str) -> str:
         with self._session.begin_nested():
-            return self._services.start_segment_job(self._session, scope, segment_ids, origin)
+            return self._services.start_segment_job(self._uow, scope, segment_ids, origin)
 
     def start_export(self, scope: SandboxScope, request: Mapping[str, Any]) -> str:
         if self._services.start_export is None:
@@ -66,7 +70,8 @@ class SessionJobStarter:
 
 
 class SqlAlchemyUnitOfWork:
-    """A unit of work on the metadata store (see ``scheduling.ports.SchedulingUnitOfWork``).
+    """A unit of work on the metadata store (see ``scheduling.ports.SchedulingUnitOfWork``,
+    ``segmentation.ports.SegmentationUnitOfWork``).
 
     Entering opens a session and puts the repositories on it; ``commit`` commits it; leaving rolls back
     what was not committed and closes the session. One instance serves one block at a time.
@@ -75,6 +80,8 @@ class SqlAlchemyUnitOfWork:
     schedules: SqlAlchemyScheduleRepository
     segment_definitions: SqlAlchemySegmentDefinitionRepository
     merge_policies: SqlAlchemyMergePolicyRepository
+    segment_jobs: SqlAlchemySegmentJobRepository
+    work_queue: SqlAlchemyWorkQueue
     jobs: SessionJobStarter
 
     def __init__(self, db: Database, jobs: JobServices) -> None:
@@ -89,7 +96,9 @@ class SqlAlchemyUnitOfWork:
         self.schedules = SqlAlchemyScheduleRepository(session, lock_rows=self._db.is_postgres)
         self.segment_definitions = SqlAlchemySegmentDefinitionRepository(session)
         self.merge_policies = SqlAlchemyMergePolicyRepository(session)
-        self.jobs = SessionJobStarter(session, self._jobs)
+        self.segment_jobs = SqlAlchemySegmentJobRepository(session)
+        self.work_queue = SqlAlchemyWorkQueue(session)
+        self.jobs = SessionJobStarter(self, session, self._jobs)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
