@@ -150,20 +150,28 @@ RESOURCES = ("dataset", "union", "batch", "file", "policy", "segment", "schedule
              "query", "preview")
 
 
+def resources_and_bodies(app: FastAPI, client: TestClient, org: Org) -> tuple[dict[str, str],
+                                                                          dict[tuple[str, str], Any]]:
+    """``valid_bodies`` for ``org`` (which creates a dataset, a merge policy, a segment and a schedule):
+    the ids of those resources, and the bodies by (method, route template)."""
+    bodies = valid_bodies(client, org)
+    ids: dict[str, str] = {"sandbox": "dev", "ui_asset": "ui.js"}
+    keyed: dict[tuple[str, str], Any] = {}
+    templates = [(m, t, _regex(t)) for m, t in served_routes(app)]
+    for (method, path), body in bodies.items():
+        (template, match) = next((t, r.match(path)) for m, t, r in templates if m == method and r.match(path))
+        assert match is not None
+        ids.update({PARAMETERS[k]: v for k, v in match.groupdict().items() if k in PARAMETERS})
+        keyed[(method, template)] = body
+    ids["union"] = bodies[("POST", "/data/core/ups/export/jobs")]["destination"]["datasetId"]
+    return ids, keyed
+
+
 def victim(app: FastAPI, client: TestClient, services: Services, drain: Callable[[], int]) -> Victim:
     """An org with one of each resource in ``prod`` (and an empty ``dev`` sandbox), built through the API."""
     org = make_org(services)
     headers = org.headers()
-    bodies = valid_bodies(client, org)
-    ids: dict[str, str] = {"sandbox": "dev", "ui_asset": "ui.js"}
-    templates = [(m, t, _regex(t)) for m, t in served_routes(app)]
-    for method, path in bodies:
-        for route_method, template, regex in templates:
-            match = regex.match(path)
-            if route_method == method and match:
-                ids.update({PARAMETERS[k]: v for k, v in match.groupdict().items() if k in PARAMETERS})
-    union = bodies[("POST", "/data/core/ups/export/jobs")]["destination"]["datasetId"]
-    ids["union"] = union
+    ids, bodies = resources_and_bodies(app, client, org)
     assert client.post("/data/foundation/sandbox-management/sandboxes", headers=headers,
                        json={"name": "dev", "title": "Development", "type": "development"}).status_code == 201
     ids["batch"] = upload_batch(client, headers, ids["dataset"],
@@ -188,11 +196,7 @@ def victim(app: FastAPI, client: TestClient, services: Services, drain: Callable
     assert preview.status_code == 201, preview.text
     ids["preview"] = preview.json()["previewId"]
     drain()
-    keyed = {}
-    for (method, path), body in bodies.items():
-        template = next(t for m, t, regex in templates if m == method and regex.match(path))
-        keyed[(method, template)] = body
-    found = Victim(org=org, ids=ids, bodies=keyed)
+    found = Victim(org=org, ids=ids, bodies=bodies)
     found.markers = {ids[k] for k in RESOURCES} | {"First1", "Last2"}
     return found
 
@@ -311,3 +315,69 @@ def _expect(variant: str, method: str, template: str, response: Any, target: Vic
     if response.status_code < 400:
         leaked = target.leaks(response)
         assert not leaked, f"the answer holds the victim's {leaked}"
+
+
+@dataclass(frozen=True)
+class InSandbox(Org):
+    """An org's credentials whose requests go to ``sandbox`` unless told otherwise (for ``valid_bodies``)."""
+
+    sandbox: str = "dev"
+
+    def headers(self, sandbox: str | None = None) -> dict[str, str]:
+        return super().headers(sandbox or self.sandbox)
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+    if children is None:
+        yield path, value
+        return
+    for key, inner in children:
+        yield from _leaves(inner, (*path, key))
+
+
+def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    copied = json.loads(json.dumps(body))
+    inner = copied
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = value
+    return copied
+
+
+@pytest.mark.parametrize("where", ["another org", "another sandbox"])
+def test_each_reference_to_another_tenants_resource_alone_is_refused(
+        app: FastAPI, strict_client: TestClient, services: Services, drain: Callable[[], int], where: str) -> None:
+    """Every id of the victim's in a body, sent alone in a body that is otherwise valid in the attacker's own
+    tenant (its own dataset, policy, segment...), answers 400 or 404: no check hides behind another."""
+    client = strict_client
+    target = victim(app, client, services, drain)
+    attacker = make_org(services) if where == "another org" else InSandbox(
+        org_id=target.org.org_id, api_key=target.org.api_key, token=target.org.token)
+    own_ids, own_bodies = resources_and_bodies(app, client, attacker)
+    own = Victim(org=attacker, ids={**target.ids, **own_ids}, bodies=own_bodies)
+    victim_ids = {target.ids[k] for k in RESOURCES}
+    before = snapshot(client, app, target)
+    problems, sent = [], 0
+    for (method, template), body in target.bodies.items():
+        for path, value in _leaves(body):
+            if not isinstance(value, str) or value not in victim_ids:  # job ids are small integers, like versions
+                continue
+            sent += 1
+            mixed = _replaced(own_bodies[(method, template)], path, value)
+            response = client.request(method, own.fill(method, template), headers=attacker.headers(), json=mixed)
+            where_ = f"{method} {template} {'.'.join(map(str, path))}={value}"
+            if (method, template) in ANSWERS_WHAT_IT_FINDS and response.status_code == 200:
+                leaked = target.leaks(response)
+                if leaked:
+                    problems.append(f"{where_} -> 200 holding {leaked}")
+            elif response.status_code not in (400, 404):
+                problems.append(f"{where_} -> {response.status_code} {response.text[:300]}")
+            else:
+                assert_aep_error(response, response.status_code)
+    drain()
+    assert sent >= 10
+    assert not problems, f"{len(problems)} references reached another tenant:\n" + "\n".join(problems)
+    after = snapshot(client, app, target)
+    assert [route for route in before if before[route] != after[route]] == []
+
