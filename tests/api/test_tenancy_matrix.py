@@ -381,3 +381,27 @@ def test_each_reference_to_another_tenants_resource_alone_is_refused(
     after = snapshot(client, app, target)
     assert [route for route in before if before[route] != after[route]] == []
 
+
+@pytest.mark.parametrize("where", ["another org", "another sandbox"])
+def test_preview_refuses_in_segment_of_another_tenant(client: TestClient, services: Services, org: Org,
+                                                      where: str) -> None:
+    """Regression: ``POST /preview`` accepted ``inSegment`` of another org's (or sandbox's) segment id."""
+    from tests.api.test_definitions import define
+
+    segment = define(client, org, "US", 'homeAddress.country = "US"')["id"]
+    if where == "another org":
+        headers = make_org(services).headers()
+    else:
+        assert client.post("/data/foundation/sandbox-management/sandboxes", headers=org.headers(),
+                           json={"name": "dev", "title": "Development", "type": "development"}).status_code == 201
+        headers = org.headers("dev")
+    response = client.post("/data/core/ups/preview", headers=headers, json={
+        "predicateExpression": f'inSegment("{segment}")', "predicateType": "pql/text",
+        "predicateModel": "_xdm.context.profile"})
+    body = assert_aep_error(response, 400, detail_contains=segment)
+    assert body["report"]["field"] == "predicateExpression"
+    # In the segment's own sandbox the same preview is accepted.
+    own = client.post("/data/core/ups/preview", headers=org.headers(), json={
+        "predicateExpression": f'inSegment("{segment}")', "predicateType": "pql/text",
+        "predicateModel": "_xdm.context.profile"})
+    assert own.status_code == 201, own.text
