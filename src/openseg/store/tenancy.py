@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,7 +35,7 @@ class IssuedCredentials:
     sandbox_name: str
     sandbox_only: bool = False
 
-    def to_json(self) -> dict[str, str | bool]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "apiKey": self.api_key,
             "accessToken": self.access_token,
