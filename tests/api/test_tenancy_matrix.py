@@ -405,3 +405,21 @@ def test_preview_refuses_in_segment_of_another_tenant(client: TestClient, servic
         "predicateExpression": f'inSegment("{segment}")', "predicateType": "pql/text",
         "predicateModel": "_xdm.context.profile"})
     assert own.status_code == 201, own.text
+
+
+def test_credentials_scoped_to_a_sandbox_work_there_only(client: TestClient, services: Services, org: Org) -> None:
+    with services.db.session() as session:
+        issued = issue_credentials(session, org.org_id, "dev", sandbox_only=True)
+    scoped = Org(org_id=org.org_id, api_key=issued.api_key, token=issued.access_token)
+    created = client.post("/data/foundation/catalog/dataSets", headers=scoped.headers("dev"),
+                          json={"name": "dev people", "schemaRef": {"id": "https://ns.adobe.com/xdm/context/profile"}})
+    assert created.status_code == 201, created.text
+    dataset_id = created.json()[0].split("/")[-1]
+    assert dataset_id in client.get("/data/foundation/catalog/dataSets", headers=scoped.headers("dev")).json()
+    # The org-wide credentials read dev too; the scoped ones read neither prod (the default) nor a sandbox
+    # that does not exist (403 before the 404, so a scoped key learns no sandbox names).
+    assert dataset_id in client.get("/data/foundation/catalog/dataSets", headers=org.headers("dev")).json()
+    for sandbox in ("prod", None, "nosuch"):
+        response = client.get("/data/foundation/catalog/dataSets", headers=scoped.headers(sandbox))
+        body = assert_aep_error(response, 403, detail_contains="scoped to sandbox 'dev'")
+        assert body["report"]["field"] == "x-sandbox-name"
