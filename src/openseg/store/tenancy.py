@@ -21,9 +21,11 @@ def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-#: Separates a sandbox-scoped access token's random part from the sandbox it is scoped to. Neither
-#: ``secrets.token_urlsafe`` nor a sandbox name holds a dot; the stored hash covers the whole token, so the
-#: scope cannot be changed without making the token unknown.
+#: Separates a sandbox-scoped access token's random part from the sandbox it is scoped to: the random part
+#: (``secrets.token_urlsafe``) holds no dot, so the first dot starts the sandbox name. The stored hash covers
+#: the whole token, so the scope cannot be changed without making the token unknown. (The scope lives in the
+#: token rather than in a column so that no migration is needed; a ``credentials.sandbox`` column would do
+#: the same.)
 _SCOPE_SEPARATOR = "."
 
 
