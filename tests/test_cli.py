@@ -16,12 +16,27 @@ def test_credentials_create_json(tmp_path: Path) -> None:
                            env={"OPENSEG_DATABASE_URL": ""})
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert set(body) == {"apiKey", "accessToken", "imsOrgId", "sandboxName"}
+    assert set(body) == {"apiKey", "accessToken", "imsOrgId", "sandboxName", "openseg:sandboxOnly"}
     assert body["imsOrgId"] == "ACME@AdobeOrg" and body["sandboxName"] == "prod"
+    assert body["openseg:sandboxOnly"] is False
     again = json.loads(runner.invoke(app, ["credentials", "create", "--org", "ACME@AdobeOrg", "--home", str(tmp_path),
                                            "--sandbox", "dev", "--json"], env={"OPENSEG_DATABASE_URL": ""}).output)
     assert again["sandboxName"] == "dev" and again["apiKey"] != body["apiKey"]
     assert (tmp_path / "openseg.db").exists()
+
+
+def test_credentials_create_sandbox_only(tmp_path: Path) -> None:
+    """--sandbox-only scopes the credentials to --sandbox; the API answers 403 in the org's other sandboxes
+    (tests/api/test_tenancy_matrix.py)."""
+    runner = CliRunner()
+    result = runner.invoke(app, ["credentials", "create", "--org", "ACME@AdobeOrg", "--home", str(tmp_path),
+                                 "--sandbox", "dev", "--sandbox-only", "--json"], env={"OPENSEG_DATABASE_URL": ""})
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["sandboxName"] == "dev" and body["openseg:sandboxOnly"] is True
+    from openseg.store.tenancy import token_sandbox
+
+    assert token_sandbox(body["accessToken"]) == "dev"
 
 
 def test_pql_check_points_at_the_error() -> None:

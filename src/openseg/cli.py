@@ -65,16 +65,19 @@ def worker(home: HomeOption = None) -> None:
 def credentials_create(
     org: Annotated[str, typer.Option("--org", help="IMS org id, e.g. ACME@AdobeOrg")],
     sandbox: Annotated[str, typer.Option("--sandbox", help="sandbox name")] = "prod",
+    sandbox_only: Annotated[bool, typer.Option(
+        "--sandbox-only", help="scope the credentials to --sandbox (403 in the org's other sandboxes)")] = False,
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Create (or reuse) the org and sandbox, and a new API key + access token."""
+    """Create (or reuse) the org and sandbox, and a new API key + access token (for every sandbox of the org
+    unless --sandbox-only)."""
     from openseg.bootstrap import build_services
     from openseg.store.tenancy import issue_credentials
 
     services = build_services(_settings(home))
     with services.db.session() as session:
-        issued = issue_credentials(session, org, sandbox)
+        issued = issue_credentials(session, org, sandbox, sandbox_only=sandbox_only)
     if as_json:
         typer.echo(json.dumps(issued.to_json()))
     else:

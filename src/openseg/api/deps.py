@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from openseg.api.json_input import parse_json
-from openseg.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
 from openseg.services import Services
 from openseg.store import tenancy
 from openseg.store.tenancy import hash_secret
@@ -33,6 +33,16 @@ class SandboxRef:
 @dataclass(frozen=True)
 class Caller:
     org_id: str
+    #: The one sandbox the credentials may use, or None for credentials that reach every sandbox of the org.
+    sandbox_only: str | None = None
+
+
+class SandboxForbidden(OpensegError):
+    """Credentials scoped to one sandbox used in another: a 403 in AEP's error body (not the gateway's, which
+    is about the key and org)."""
+
+    status = 403
+    title = "Forbidden"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,9 @@ def tenant(request: Request, svc: Services = Depends(services)) -> Tenant:
     name = request.headers.get("x-sandbox-name") or tenancy.DEFAULT_SANDBOX
     with svc.db.session() as session:
         who = _authenticate(request, session)
+        if who.sandbox_only is not None and who.sandbox_only != name:
+            raise SandboxForbidden(f"these credentials are scoped to sandbox '{who.sandbox_only}': they cannot "
+                                   f"access sandbox '{name}'", field="x-sandbox-name")
         sandbox = tenancy.find_sandbox(session, who.org_id, name)
         if sandbox is None:
             raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
@@ -85,7 +98,7 @@ def _authenticate(request: Request, session: Session) -> Caller:
     if credential.org_id != org_id:
         raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
     _refuse_nul(request)
-    return Caller(org_id=org_id)
+    return Caller(org_id=org_id, sandbox_only=tenancy.token_sandbox(token.strip()))
 
 
 def _refuse_nul(request: Request) -> None:

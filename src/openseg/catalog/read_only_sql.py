@@ -1,8 +1,9 @@
 """Query Service: read-only SQL over a sandbox's datasets (each a table named after the dataset).
 
-Two walls keep a query read-only and inside its sandbox: sqlglot accepts one query statement that
-reads only known tables, and DuckDB runs it with external access off except for the sandbox's lake
-directory, with the configuration locked.
+Two walls keep a query read-only and inside its sandbox: every node of sqlglot's tree is checked (one
+query statement; tables of the sandbox or CTEs in scope where they are read; no function that reads
+files, settings or the catalog), and DuckDB runs it with external access off except for the sandbox's
+lake directory, with the configuration locked.
 """
 
 from __future__ import annotations
@@ -27,9 +28,25 @@ MAX_ROWS = 100_000
 #: Seconds a query may run before it is interrupted.
 TIMEOUT_SECONDS = 120.0
 
-_FORBIDDEN = (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Copy,
-              exp.Merge, exp.TruncateTable, exp.Set, exp.Pragma, exp.Use, exp.Attach, exp.Detach, exp.Install,
-              exp.LoadData, exp.Transaction, exp.Commit, exp.Rollback)
+#: Statements and clauses that write, change settings or reach outside the query, by what a 400 calls them.
+_FORBIDDEN: dict[type[exp.Expr], str] = {
+    exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Create: "CREATE", exp.Drop: "DROP",
+    exp.Alter: "ALTER", exp.Copy: "COPY", exp.Merge: "MERGE", exp.TruncateTable: "TRUNCATE", exp.Set: "SET",
+    exp.Pragma: "PRAGMA", exp.Use: "USE", exp.Attach: "ATTACH", exp.Detach: "DETACH", exp.Install: "INSTALL",
+    exp.LoadData: "LOAD", exp.Transaction: "BEGIN", exp.Commit: "COMMIT", exp.Rollback: "ROLLBACK",
+    exp.Describe: "DESCRIBE", exp.Show: "SHOW", exp.Summarize: "SUMMARIZE", exp.ReadCSV: "read_csv",
+    exp.ReadParquet: "read_parquet",
+}
+
+#: DuckDB functions that read files, list paths, reveal settings or the catalog (which names the server's
+#: paths), or run SQL text of their own; checked by name because sqlglot parses most as ``Anonymous``.
+_FORBIDDEN_FUNCTIONS = frozenset({
+    "glob", "current_setting", "getenv", "query", "query_table", "sniff_csv", "read_text", "read_blob",
+    "which_secret", "checkpoint", "force_checkpoint", "json_execute_serialized_sql", "delta_scan", "st_read",
+    "load_aws_credentials", "current_database", "current_schema", "current_schemas", "file_exists",
+})
+_FORBIDDEN_PREFIXES = ("read_", "parquet_", "duckdb_", "pragma_", "iceberg_", "sqlite_", "postgres_", "mysql_",
+                       "scan_", "st_read")
 
 
 def table_name(dataset_name: str) -> str:
@@ -61,17 +78,79 @@ def check_read_only(sql: str, tables: set[str]) -> None:
     if len(statements) != 1:
         raise BadRequest("'sql' must be exactly one statement", field="sql")
     statement = statements[0]
-    if not isinstance(statement, exp.Query) or any(isinstance(n, _FORBIDDEN) for n in statement.walk()):
-        raise BadRequest("the Query Service is read-only: only SELECT queries are accepted (no DDL or DML)",
+    for node in statement.walk():
+        _check_node(node, tables)
+    if not isinstance(statement, exp.Query):
+        raise BadRequest(f"the Query Service is read-only: only SELECT queries are accepted, not {_kind(statement)}",
                          field="sql")
-    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
-    for table in statement.find_all(exp.Table):
-        if isinstance(table.this, exp.Func) or not table.name:
-            raise BadRequest("table functions are not available in the Query Service", field="sql")
-        name = table.name.lower()
-        if name not in tables and name not in ctes:
-            raise BadRequest(f"unknown table '{table.name}'; tables: {', '.join(sorted(tables)) or '(none)'}",
-                             field="sql")
+
+
+def _kind(statement: exp.Expr) -> str:
+    if isinstance(statement, exp.Command):
+        return str(statement.this).upper()
+    return _FORBIDDEN.get(type(statement), statement.key.upper())
+
+
+def _check_node(node: exp.Expr, tables: set[str]) -> None:
+    """One node of the query's tree: no forbidden statement or function, and tables of this sandbox only."""
+    what = _FORBIDDEN.get(type(node))
+    if what is None and isinstance(node, exp.Command):
+        what = _kind(node)
+    if what is not None:
+        raise BadRequest(f"{what} is not available: the Query Service is read-only, SELECT queries over this "
+                         "sandbox's datasets", field="sql")
+    if isinstance(node, exp.Func):
+        name = _function_name(node)
+        if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_PREFIXES):
+            raise BadRequest(f"the function {name}() is not available in the Query Service: it reads only this "
+                             "sandbox's datasets, not files, settings or the catalog", field="sql")
+    if isinstance(node, exp.Table):
+        _check_table(node, tables)
+
+
+def _function_name(node: exp.Func) -> str:
+    return (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+
+
+def _check_table(table: exp.Table, tables: set[str]) -> None:
+    if isinstance(table.this, exp.Func):
+        raise BadRequest(f"table functions are not available in the Query Service: {_function_name(table.this)}() "
+                         "(it reads only this sandbox's datasets)", field="sql")
+    if not table.name:
+        raise BadRequest("table functions are not available in the Query Service", field="sql")
+    name = table.name
+    if any(c in name for c in "/\\."):  # a table name never holds these; a path or file name does
+        raise BadRequest(f"'{name}' is a file path, not a table: the Query Service reads only this sandbox's "
+                         "datasets", field="sql")
+    if table.args.get("db") or table.args.get("catalog"):
+        raise BadRequest(f"'{table.sql('duckdb')}' is a qualified table name; name a table of this sandbox "
+                         f"alone: {', '.join(sorted(tables)) or '(none)'}", field="sql")
+    if name.lower() not in tables and name.lower() not in _visible_ctes(table):
+        raise BadRequest(f"unknown table '{name}'; tables: {', '.join(sorted(tables)) or '(none)'}", field="sql")
+
+
+def _visible_ctes(table: exp.Table) -> set[str]:
+    """The CTE names in scope where ``table`` is read: a CTE is visible in its query's body and in the CTEs
+    after it (and in itself when RECURSIVE), not elsewhere; a same-named CTE in another subquery does not
+    make a catalog table (``duckdb_views``, which names the server's paths) readable."""
+    visible: set[str] = set()
+    node: exp.Expr = table
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(parent, exp.With) and isinstance(node, exp.CTE):
+            ctes = list(parent.expressions)
+            upto = ctes.index(node) + (1 if parent.args.get("recursive") else 0)
+            visible.update(cte.alias_or_name.lower() for cte in ctes[:upto])
+            owner = parent.parent  # the query this WITH belongs to: its other CTEs are not visible here
+            if owner is None:
+                break
+            node = owner
+            continue
+        with_ = parent.args.get("with_")
+        if isinstance(with_, exp.With) and with_ is not node:
+            visible.update(cte.alias_or_name.lower() for cte in with_.expressions)
+        node = parent
+    return visible
 
 
 def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: Path, *, max_rows: int = MAX_ROWS,

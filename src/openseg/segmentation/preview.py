@@ -24,7 +24,7 @@ from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
 from openseg.segmentation.planner import arrow_paths, plan_segments
 from openseg.segmentation.statements import statement
-from openseg.store.models import Preview, ProfileStore
+from openseg.store.models import Preview, ProfileStore, SegmentDefinition
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
         raise BadRequest("'predicateModel' must be _xdm.context.profile", field="predicateModel")
     analysis = analyze({"type": "PQL", "format": predicate_type, "value": body.get("predicateExpression")},
                        sandbox_schema(services, scope), field="predicateExpression")
+    _check_segments(session, scope, analysis.references)
     policy_id = body.get("mergePolicyId")
     if not isinstance(policy_id, str):
         # A sandbox's first request may create its default policy: commit it before serving_store, whose
@@ -110,6 +111,18 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
     session.add(preview)
     session.flush()
     return preview
+
+
+def _check_segments(session: Session, scope: Scope, segment_ids: tuple[str, ...]) -> None:
+    """``inSegment`` may name only segments of the caller's sandbox: another org's or sandbox's id is unknown."""
+    unknown = []
+    for segment_id in segment_ids:
+        found = session.get(SegmentDefinition, segment_id)
+        if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
+            unknown.append(segment_id)
+    if unknown:
+        raise BadRequest(f"inSegment refers to segment definitions that do not exist in this sandbox: "
+                         f"{', '.join(unknown)}", field="predicateExpression", report={"unknownSegments": unknown})
 
 
 def _sample(reader: Engine, path: str, fraction: float) -> pa.Table:
