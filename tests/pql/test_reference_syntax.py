@@ -1,0 +1,36 @@
+"""Forms from Adobe's PQL reference pages parse to the same tree as their long spelling."""
+
+from __future__ import annotations
+
+import pytest
+
+from openseg.pql import parse
+
+SAME = [
+    # datetime-functions.md lists `from` as a direction: "3 days from now" lies after now.
+    ("loyalty.joinDate occurs <= 3 days from now", "loyalty.joinDate occurs <= 3 days after now"),
+    ("loyalty.joinDate occurs = 1 day from today", "loyalty.joinDate occurs = 1 day after today"),
+    # logical-quantifiers.md: `: condition` is `where condition`.
+    ('exists E from xEvent : E.eventType = "a"', 'exists E from xEvent where E.eventType = "a"'),
+    ('forall E from xEvent : E.eventType = "a"', 'forall E from xEvent where E.eventType = "a"'),
+    # ... and several bindings nest, each condition joined by `and` to the next binding.
+    ('exists E from xEvent where (E.commerce.order.priceTotal > 50), I from E.productListItems where I.SKU = "PS"',
+     'exists E from xEvent where (E.commerce.order.priceTotal > 50 and '
+     'exists I from E.productListItems where I.SKU = "PS")'),
+    ('forall E from xEvent : E.eventType = "a", I from E.productListItems : I.SKU = "PS"',
+     'forall E from xEvent where (E.eventType = "a" and forall I from E.productListItems where I.SKU = "PS")'),
+    ('exists E from xEvent : E.eventType = "a", I from E.productListItems : I.SKU = "PS", '
+     'J from I.productAddMethod : J = "x"',
+     'exists E from xEvent where (E.eventType = "a" and exists I from E.productListItems where '
+     '(I.SKU = "PS" and exists J from I.productAddMethod where J = "x"))'),
+]
+
+
+@pytest.mark.parametrize(("short", "long"), SAME)
+def test_reference_spelling_is_the_long_spelling(short: str, long: str) -> None:
+    assert parse(short) == parse(long)
+
+
+def test_a_comma_after_a_quantifier_inside_a_call_still_separates_arguments() -> None:
+    tree = parse('if(exists E from xEvent : E.eventType = "a", 1, 0) = 1')
+    assert tree == parse('if(exists E from xEvent where E.eventType = "a", 1, 0) = 1')
