@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from openseg.pql import parse
+from openseg.pql._py_values import power
 
 SAME = [
     # datetime-functions.md lists `from` as a direction: "3 days from now" lies after now.
@@ -34,3 +37,25 @@ def test_reference_spelling_is_the_long_spelling(short: str, long: str) -> None:
 def test_a_comma_after_a_quantifier_inside_a_call_still_separates_arguments() -> None:
     tree = parse('if(exists E from xEvent : E.eventType = "a", 1, 0) = 1')
     assert tree == parse('if(exists E from xEvent where E.eventType = "a", 1, 0) = 1')
+
+
+POWER = [
+    # `^` binds tighter than unary minus and `*`, and to the right.
+    ("-2 ^ 2 = -4", "-(2 ^ 2) = -4"),
+    ("2 ^ 3 ^ 2 = 512", "2 ^ (3 ^ 2) = 512"),
+    ("loyalty.points * 2 ^ 2 > 1", "loyalty.points * (2 ^ 2) > 1"),
+]
+
+
+@pytest.mark.parametrize(("short", "long"), POWER)
+def test_power_precedence(short: str, long: str) -> None:
+    assert parse(short) == parse(long)
+
+
+@pytest.mark.parametrize(("base", "exponent", "expected"), [
+    (2.0, 3.0, 8.0), (2.0, -1.0, 0.5), (-2.0, 3.0, -8.0), (0.0, 0.0, 1.0),
+    (0.0, -1.0, None), (-8.0, 0.5, None),  # not real numbers: missing, as `x / 0` is
+    (10.0, 400.0, math.inf), (-10.0, 401.0, -math.inf),  # IEEE overflow, as DuckDB and Spark give
+])
+def test_power_values(base: float, exponent: float, expected: float | None) -> None:
+    assert power(base, exponent) == expected

@@ -95,6 +95,8 @@ def arithmetic(op: ast.ArithOp, left: Any, right: Any) -> Any:
     """``left op right``; missing operands or division by zero give None; ``/`` is floating point."""
     if not (_number(left) and _number(right)):
         return None
+    if op is ast.ArithOp.POW:
+        return power(float(left), float(right))
     if isinstance(left, Decimal) != isinstance(right, Decimal) and (isinstance(left, float) or isinstance(right, float)):
         left, right = float(left), float(right)
     if op is ast.ArithOp.DIV:
@@ -110,6 +112,18 @@ def arithmetic(op: ast.ArithOp, left: Any, right: Any) -> Any:
     if op is ast.ArithOp.SUB:
         return left - right
     return left * right
+
+
+def power(base: float, exponent: float) -> float | None:
+    """``base ^ exponent`` as the SQL engines compute it, missing where it is not a real number."""
+    if (base == 0 and exponent < 0) or (base < 0 and not exponent.is_integer()):
+        return None
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        # IEEE 754 (DuckDB, Spark) overflows to infinity, negative for a negative base and an odd power.
+        odd = exponent.is_integer() and int(exponent) % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
 
 
 def round_half_away(value: Any) -> Any:

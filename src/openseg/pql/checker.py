@@ -254,7 +254,7 @@ class _Checker(ast.Visitor[FieldType]):
             return left
         for operand, t in ((node.left, left), (node.right, right)):
             self._expect(operand, f"'{node.op.value}' needs numbers", t.is_numeric or _is_any(t))
-        if node.op is ast.ArithOp.DIV or left.kind is FieldKind.NUMBER or right.kind is FieldKind.NUMBER:
+        if node.op in (ast.ArithOp.DIV, ast.ArithOp.POW) or left.kind is FieldKind.NUMBER or right.kind is FieldKind.NUMBER:
             return _NUM
         return _INT if left.kind is FieldKind.INTEGER and right.kind is FieldKind.INTEGER else ANY
 

@@ -34,6 +34,7 @@ _ARITH_WORDS = {
     ast.ArithOp.MUL: "times",
     ast.ArithOp.DIV: "divided by",
     ast.ArithOp.MOD: "modulo",
+    ast.ArithOp.POW: "to the power of",
 }
 _AGGREGATE_WORDS = {
     ast.AggregateKind.SUM: "the total",
