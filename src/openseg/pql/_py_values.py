@@ -70,10 +70,23 @@ def _comparable(left: Any, right: Any) -> tuple[Any, Any] | None:
     return None
 
 
+def _same_item(left: Any, right: Any) -> bool:
+    if left is None or right is None:
+        return left is None and right is None
+    return compare(ast.CompareOp.EQ, left, right)
+
+
 def compare(op: ast.CompareOp, left: Any, right: Any) -> bool:
     """``left op right``; false when either is missing or they do not compare."""
     if left is None or right is None:
         return False
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        # Arrays compare as DuckDB and Spark compare them: same length, pairwise equal, and a null item
+        # equal to a null item. The checker allows only = and != on arrays.
+        if op not in (ast.CompareOp.EQ, ast.CompareOp.NE):
+            return False
+        same = len(left) == len(right) and all(_same_item(a, b) for a, b in zip(left, right, strict=True))
+        return same if op is ast.CompareOp.EQ else not same
     pair = _comparable(left, right)
     if pair is None:
         return False
