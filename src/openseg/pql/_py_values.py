@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from openseg.pql import _time, ast
+from openseg.pql import _time, ast, regex_dialect
 
 IN_STATUSES = frozenset({"realized", "existing"})
 _SCALE = Decimal("0.000001")  # DECIMAL(38, 6), as the SQL backend sums
@@ -193,9 +193,9 @@ def like_regex(pattern: str) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=256)
 def regex(pattern: str) -> re.Pattern[str] | None:
-    """A compiled user regular expression (None when Python cannot read it)."""
+    """A compiled user regular expression (None when Python cannot read it), in PQL's regex dialect."""
     try:
-        return re.compile(pattern)
+        return regex_dialect.compile_python(pattern)
     except re.error:
         return None
 
