@@ -77,10 +77,11 @@ class SpecialForms(ParserBase):
             return self.build(lambda: ast.Aggregate(kind, receiver, values[0] if values else None, span=span))
         if sig.node == "Exists" or (sig.node == "Call|Exists" and values):
             return self.build(lambda: ast.Exists(variable, receiver, values[0], span=span))
+        if variable is not None and sig.node in ("EventFilter", "Call"):
+            # Only Exists/ForAll/aggregates keep a lambda variable; these read the item's fields.
+            raise self.error_at(name_token, f"{sig.name} reads the fields of each item: write its "
+                                            f"expression without '{variable} =>'")
         if sig.node == "EventFilter":
-            if variable is not None:
-                raise self.error_at(name_token, f"filter reads the fields of each item: write "
-                                                f"{sig.name}(condition) without '{variable} =>'")
             return self.build(lambda: ast.EventFilter(receiver, values[0], span=span))
         if sig.node == "ForAll":
             return self.build(lambda: ast.ForAll(variable, receiver, values[0], span=span))

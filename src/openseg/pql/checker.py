@@ -268,10 +268,11 @@ class _Checker(ast.Visitor[FieldType]):
         if node.target is not None and sig.receiver is not None:
             self._expect(node.target, f"{node.name}() needs {_arg_words(sig.receiver)}", _fits(receiver, sig.receiver))
         element = receiver.of if receiver.of is not None else ANY
+        item_value = ANY
         for index, arg in enumerate(node.args):
             param = sig.params[min(index, len(sig.params) - 1)]
             if param.type is ArgType.ITEM_VALUE:
-                t = self._in_item(element, arg)
+                t = item_value = self._in_item(element, arg)
             else:
                 t = self.visit(arg)
             wanted = element if param.type is ArgType.ELEMENT else None
@@ -283,6 +284,8 @@ class _Checker(ast.Visitor[FieldType]):
                 if problem:
                     self.fail(arg, f"the regex of {node.name}() {to_text(arg)} is not a regular expression the "
                                    f"engines can run alike: {problem} (PQL's regex dialect: docs/pql.md)")
+        if sig.result is ArgType.ITEM_VALUES:
+            return FieldType.array(item_value) if not _is_any(item_value) else ANY
         return _result(sig.result, receiver)
 
     def _in_item(self, item: FieldType, node: ast.Expr) -> FieldType:
