@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from openseg.pql import parse
+from openseg.pql import ast, parse
 from openseg.pql._py_values import power
+from openseg.pql.errors import PqlError
 
 SAME = [
     # datetime-functions.md lists `from` as a direction: "3 days from now" lies after now.
@@ -59,3 +60,19 @@ def test_power_precedence(short: str, long: str) -> None:
 ])
 def test_power_values(base: float, exponent: float, expected: float | None) -> None:
     assert power(base, exponent) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "scores.map(x => x * x).count() > 0",
+    'xEvent.filter(e => e.eventType = "a").count() > 0',
+    "xEvent[productListItems.topN(x => x.priceTotal, 1).count() > 0].count() > 0",
+])
+def test_a_lambda_on_an_item_expression_function_is_a_parse_error(text: str) -> None:
+    with pytest.raises(PqlError, match="reads the fields of each item: write its expression without"):
+        parse(text)
+
+
+def test_filter_and_map_are_item_expressions() -> None:
+    assert parse('xEvent.filter(eventType = "a").count() > 1') == parse('xEvent[eventType = "a"].count() > 1')
+    mapped = parse("xEvent[productListItems.map(priceTotal).includes(100)].count() > 0")
+    assert any(isinstance(n, ast.Call) and n.name == "map" for n in mapped.walk())
