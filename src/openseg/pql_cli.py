@@ -17,6 +17,7 @@ from openseg.catalog.validation import EVENT, PROFILE, parse_rfc3339, typed_reco
 from openseg.pql import PqlError, ast, parse
 from openseg.pql.checker import check
 from openseg.pql.describe import describe
+from openseg.pql.errors import NotSupportedOnEngine
 from openseg.xdm.schema import Schema
 
 app = typer.Typer(help="Profile Query Language: check, compile and evaluate expressions.", no_args_is_help=True)
@@ -68,7 +69,12 @@ def sql_command(
     parsed = _parsed(expression)
     referenced = sorted({n.segment_id for n in parsed.walk() if isinstance(n, ast.InSegment) and n.namespace == "ups"})
     relation = BitsRelation({segment_id: bit for bit, segment_id in enumerate(referenced)})
-    plan = plan_segments([("segment", parsed)], as_of=_now(now), dialect=dialect, membership=relation)
+    try:
+        plan = plan_segments([("segment", parsed)], as_of=_now(now), dialect=dialect, membership=relation)
+    except NotSupportedOnEngine as error:
+        # One line, like a check error: the construct, the engine and why (no traceback).
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(plan.query.sql(dialect=dialect, pretty=True))
 
 

@@ -49,3 +49,14 @@ def test_support_cells_are_words_a_reader_understands() -> None:
         for cell in row[2:]:
             # "yes", "no", or either followed by a short note, e.g. "no (NotSupportedOnEngine)".
             assert cell.split()[0] in {"yes", "no", "partial"}, f"{row[0]}: {cell}"
+
+
+def test_every_reference_page_example_in_the_doc_is_in_the_differential_corpus() -> None:
+    from tests.pql.datagen import load_corpus
+
+    corpus = {entry.text for entry in load_corpus()}
+    section = DOC[DOC.index("## Adobe's reference pages"):DOC.index("## Differences from AEP")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| page", "| -"))]
+    examples = [ex for row in rows for ex in re.findall(r"`([^`]+)`", row.rstrip(" |").split(" | ")[-1])]
+    assert len(rows) >= 17 and len(examples) >= len(rows)
+    assert [ex for ex in examples if ex not in corpus] == []

@@ -45,7 +45,7 @@ SNAPSHOTS = [
     ("d occurs soon", 1, 10, ("expected a time window such as '<= 7 days before now', 'before', 'after', "
                              "'between', 'on', 'this month' or 'in last 7 days', found soon")),
     ("d occurs < 3 parsecs before now", 1, 14, "expected a time unit such as days, weeks or months, found parsecs"),
-    ("d occurs < 3 days around now", 1, 19, "expected 'before' or 'after', found around"),
+    ("d occurs < 3 days around now", 1, 19, "expected 'before', 'after' or 'from', found around"),
     ('d = date("2020-13-01")', 1, 10, 'not a valid date: "2020-13-01" (write "YYYY-MM-DD")'),
     ("xEvent.eventType = 1", 1, 8, ("xEvent is a list of events; filter it with xEvent[eventType = ...] instead "
                                    "of reading xEvent.eventType")),

@@ -164,3 +164,15 @@ def test_every_node_class_has_a_visit_method() -> None:
 
     missing = {cls.__name__ for cls in ast.NODE_CLASSES if not hasattr(PythonCompiler, f"visit_{cls.__name__}")}
     assert missing == {"ChainStep", "RelativeWindow", "PointWindow", "OnWindow", "BetweenWindow", "PeriodWindow"}
+
+
+@pytest.mark.parametrize(("left", "op", "right", "expected"), [
+    (["a", "b"], "=", ["a", "b"], True), (["a", "b"], "=", ["b", "a"], False), ([], "=", [], True),
+    ([1, 2], "=", [1.0, 2.0], True), ([1, None], "=", [1, None], True), ([1, None], "!=", [1, 2], True),
+    ([1], "!=", [1, 2], True), ([1], "!=", [1], False), (None, "!=", [1], False),
+])
+def test_arrays_compare_as_the_sql_engines_compare_them(left: object, op: str, right: object,
+                                                       expected: bool) -> None:
+    from openseg.pql._py_values import compare
+
+    assert compare(ast.CompareOp(op), left, right) is expected

@@ -268,6 +268,19 @@ def _top_n(c: PyContext, node: ast.Call) -> Fn:
     return pick
 
 
+@_handles("map")
+def _map(c: PyContext, node: ast.Call) -> Fn:
+    value = c.visit(node.args[0])
+    assert node.target is not None
+    target = c.visit(node.target)
+
+    def apply(env: Env) -> list[Any] | None:
+        items = _list(target(env))
+        return None if items is None else [value(_with_item(env, item)) for item in items]
+
+    return apply
+
+
 def _with_item(env: Env, item: Any) -> Env:
     from dataclasses import replace
 

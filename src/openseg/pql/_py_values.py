@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from openseg.pql import _time, ast
+from openseg.pql import _time, ast, regex_dialect
 
 IN_STATUSES = frozenset({"realized", "existing"})
 _SCALE = Decimal("0.000001")  # DECIMAL(38, 6), as the SQL backend sums
@@ -70,10 +70,23 @@ def _comparable(left: Any, right: Any) -> tuple[Any, Any] | None:
     return None
 
 
+def _same_item(left: Any, right: Any) -> bool:
+    if left is None or right is None:
+        return left is None and right is None
+    return compare(ast.CompareOp.EQ, left, right)
+
+
 def compare(op: ast.CompareOp, left: Any, right: Any) -> bool:
     """``left op right``; false when either is missing or they do not compare."""
     if left is None or right is None:
         return False
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        # Arrays compare as DuckDB and Spark compare them: same length, pairwise equal, and a null item
+        # equal to a null item. The checker allows only = and != on arrays.
+        if op not in (ast.CompareOp.EQ, ast.CompareOp.NE):
+            return False
+        same = len(left) == len(right) and all(_same_item(a, b) for a, b in zip(left, right, strict=True))
+        return same if op is ast.CompareOp.EQ else not same
     pair = _comparable(left, right)
     if pair is None:
         return False
@@ -95,6 +108,8 @@ def arithmetic(op: ast.ArithOp, left: Any, right: Any) -> Any:
     """``left op right``; missing operands or division by zero give None; ``/`` is floating point."""
     if not (_number(left) and _number(right)):
         return None
+    if op is ast.ArithOp.POW:
+        return power(float(left), float(right))
     if isinstance(left, Decimal) != isinstance(right, Decimal) and (isinstance(left, float) or isinstance(right, float)):
         left, right = float(left), float(right)
     if op is ast.ArithOp.DIV:
@@ -110,6 +125,18 @@ def arithmetic(op: ast.ArithOp, left: Any, right: Any) -> Any:
     if op is ast.ArithOp.SUB:
         return left - right
     return left * right
+
+
+def power(base: float, exponent: float) -> float | None:
+    """``base ^ exponent`` as the SQL engines compute it, missing where it is not a real number."""
+    if (base == 0 and exponent < 0) or (base < 0 and not exponent.is_integer()):
+        return None
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        # IEEE 754 (DuckDB, Spark) overflows to infinity, negative for a negative base and an odd power.
+        odd = exponent.is_integer() and int(exponent) % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
 
 
 def round_half_away(value: Any) -> Any:
@@ -166,9 +193,9 @@ def like_regex(pattern: str) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=256)
 def regex(pattern: str) -> re.Pattern[str] | None:
-    """A compiled user regular expression (None when Python cannot read it)."""
+    """A compiled user regular expression (None when Python cannot read it), in PQL's regex dialect."""
     try:
-        return re.compile(pattern)
+        return regex_dialect.compile_python(pattern)
     except re.error:
         return None
 

@@ -77,6 +77,12 @@ class SpecialForms(ParserBase):
             return self.build(lambda: ast.Aggregate(kind, receiver, values[0] if values else None, span=span))
         if sig.node == "Exists" or (sig.node == "Call|Exists" and values):
             return self.build(lambda: ast.Exists(variable, receiver, values[0], span=span))
+        if variable is not None and sig.node in ("EventFilter", "Call"):
+            # Only Exists/ForAll/aggregates keep a lambda variable; these read the item's fields.
+            raise self.error_at(name_token, f"{sig.name} reads the fields of each item: write its "
+                                            f"expression without '{variable} =>'")
+        if sig.node == "EventFilter":
+            return self.build(lambda: ast.EventFilter(receiver, values[0], span=span))
         if sig.node == "ForAll":
             return self.build(lambda: ast.ForAll(variable, receiver, values[0], span=span))
         return self.build(lambda: ast.Call(sig.name, receiver, values, span=span))
@@ -173,21 +179,43 @@ class SpecialForms(ParserBase):
     # -- quantifiers -------------------------------------------------------------------------------
 
     def quantifier(self, keyword: Token) -> ast.Expr:
-        """``exists X from S where C``, ``forall X from S where C``, ``select X from S [where C]``."""
+        """``exists X from S where C``, ``forall X from S where C``, ``select X from S [where C]``.
+
+        AEP's logical-quantifiers page also writes the condition after ``:`` and binds several variables
+        in one quantifier: ``exists E from xEvent where C1, I from E.productListItems where C2`` is
+        ``exists E from xEvent where (C1 and exists I from E.productListItems where C2)`` (``forall`` alike).
+        """
+        return self._binding(keyword.text.lower(), keyword)
+
+    def _binding(self, word: str, start: Token) -> ast.Expr:
         variable = self.expect_name("a variable name").text
         self.expect_word("from", "in")
         source = self.postfix()
-        word = keyword.text.lower()
         condition: ast.Expr | None = None
-        if word != "select" or self.peek().is_word("where"):
-            self.expect_word("where")
-            condition = self.scoped(Scope(item=False, variables={variable: ast.Root.VARIABLE}), self.expr)
-        span = self.span_from(keyword)
+        if word != "select" or self.peek().is_word("where") or self.peek().is_op(":"):
+            condition = self.scoped(Scope(item=False, variables={variable: ast.Root.VARIABLE}),
+                                    lambda: self._quantified(word))
+        span = self.span_from(start)
         if word == "select":
             return self.build(lambda: ast.Select(variable, source, condition, span=span))
         assert condition is not None
         cls = ast.Exists if word == "exists" else ast.ForAll
         return self.build(lambda: cls(variable, source, condition, span=span))
+
+    def _quantified(self, word: str) -> ast.Expr:
+        # `where C` or `: C`, then (exists and forall) `, Y from T where D`: a nested binding.
+        if not self.peek().is_op(":"):
+            self.expect_word("where")
+        else:
+            self.advance()
+        condition = self.expr()
+        if word == "select" or not (self.peek().is_op(",") and self.peek(1).kind is Kind.IDENT
+                                    and self.peek(2).is_word("from")):
+            return condition
+        self.advance()
+        inner = self._binding(word, self.peek())
+        span = condition.span.to(inner.span)
+        return self.build(lambda: ast.And((condition, inner), span=span))
 
     # -- time windows ------------------------------------------------------------------------------
 
@@ -244,7 +272,9 @@ class SpecialForms(ParserBase):
         if start.is_word("within") and not self.peek().is_word("before", "after"):
             direction = ast.Direction.BEFORE  # "within N units" alone looks back from now.
         else:
-            direction = ast.Direction(self.expect_word("before", "after").text.lower())
+            # AEP's occurs page lists `from` beside before/after: `3 days from now` is 3 days after now.
+            written = self.expect_word("before", "after", "from").text.lower()
+            direction = ast.Direction.AFTER if written == "from" else ast.Direction(written)
         if self.starts_expression(self.peek()):
             anchor = self.additive()
         else:

@@ -264,6 +264,13 @@ def _top_n(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_transform", sliced, lambda_([var], unpack))
 
 
+@_handles("map")
+def _map(c: SqlContext, node: ast.Call) -> exp.Expr:
+    array = _target(c, node)
+    var, value = c.item_lambda(array, None, node.args[0], as_boolean=False)
+    return c.dialect.build("array_transform", array.copy(), lambda_([var], value))
+
+
 @_handles("head")
 def _head(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_element", _target(c, node), exp.Literal.number(1))

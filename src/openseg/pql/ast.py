@@ -84,6 +84,7 @@ class ArithOp(str, Enum):
     MUL = "*"
     DIV = "/"
     MOD = "%"
+    POW = "^"
 
 
 class Root(str, Enum):
@@ -384,7 +385,7 @@ class If(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Arithmetic(Expr):
-    """``left op right`` with ``+ - * / %``."""
+    """``left op right`` with ``+ - * / %`` and ``^`` (power)."""
 
     op: ArithOp
     left: Expr

@@ -8,10 +8,9 @@ problems of one expression are reported together (a ``PqlErrors`` when there are
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 
-from openseg.pql import ast, functions
+from openseg.pql import ast, functions, regex_dialect
 from openseg.pql.errors import PqlError, PqlErrors
 from openseg.pql.functions import ArgType
 from openseg.pql.render import to_text
@@ -19,8 +18,6 @@ from openseg.xdm.schema import FieldKind, FieldType, Schema, field_paths
 
 #: Constructs Python's ``re`` reads but DuckDB's RE2 refuses (so a segment would pass here and fail in every
 #: job): lookaround, atomic groups and backreferences (a backslash and a digit not itself escaped).
-_NOT_RE2 = re.compile(r"\(\?<?[=!]|\(\?>|(?<!\\)(?:\\\\)*\\[1-9]")
-
 ANY = FieldType.object()  # stands for "unknown": an empty object accepts any use (see _is_any)
 _BOOL, _INT, _NUM, _STR = FieldType.boolean(), FieldType.integer(), FieldType.number(), FieldType.string()
 _DATE, _DATETIME = FieldType.date(), FieldType.datetime()
@@ -254,7 +251,7 @@ class _Checker(ast.Visitor[FieldType]):
             return left
         for operand, t in ((node.left, left), (node.right, right)):
             self._expect(operand, f"'{node.op.value}' needs numbers", t.is_numeric or _is_any(t))
-        if node.op is ast.ArithOp.DIV or left.kind is FieldKind.NUMBER or right.kind is FieldKind.NUMBER:
+        if node.op in (ast.ArithOp.DIV, ast.ArithOp.POW) or left.kind is FieldKind.NUMBER or right.kind is FieldKind.NUMBER:
             return _NUM
         return _INT if left.kind is FieldKind.INTEGER and right.kind is FieldKind.INTEGER else ANY
 
@@ -271,10 +268,11 @@ class _Checker(ast.Visitor[FieldType]):
         if node.target is not None and sig.receiver is not None:
             self._expect(node.target, f"{node.name}() needs {_arg_words(sig.receiver)}", _fits(receiver, sig.receiver))
         element = receiver.of if receiver.of is not None else ANY
+        item_value = ANY
         for index, arg in enumerate(node.args):
             param = sig.params[min(index, len(sig.params) - 1)]
             if param.type is ArgType.ITEM_VALUE:
-                t = self._in_item(element, arg)
+                t = item_value = self._in_item(element, arg)
             else:
                 t = self.visit(arg)
             wanted = element if param.type is ArgType.ELEMENT else None
@@ -285,7 +283,9 @@ class _Checker(ast.Visitor[FieldType]):
                 problem = regex_problem(arg.value)
                 if problem:
                     self.fail(arg, f"the regex of {node.name}() {to_text(arg)} is not a regular expression the "
-                                   f"engines can run: {problem}")
+                                   f"engines can run alike: {problem} (PQL's regex dialect: docs/pql.md)")
+        if sig.result is ArgType.ITEM_VALUES:
+            return FieldType.array(item_value) if not _is_any(item_value) else ANY
         return _result(sig.result, receiver)
 
     def _in_item(self, item: FieldType, node: ast.Expr) -> FieldType:
@@ -468,12 +468,6 @@ def _result(result: ArgType, receiver: FieldType) -> FieldType:
 
 
 def regex_problem(pattern: str) -> str | None:
-    """Why ``pattern`` cannot be a PQL regular expression, or None when it can."""
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        return f"{error.msg} at position {error.pos}" if error.pos is not None else error.msg
-    unsupported = _NOT_RE2.search(pattern)
-    if unsupported:
-        return f"'{unsupported.group()}' (lookaround, backreferences, atomic groups) is not supported"
-    return None
+    """Why ``pattern`` is outside PQL's regex dialect (``regex_dialect``), or None when it is inside."""
+    found = regex_dialect.problem(pattern)
+    return None if found is None else str(found)

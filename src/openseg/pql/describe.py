@@ -34,6 +34,7 @@ _ARITH_WORDS = {
     ast.ArithOp.MUL: "times",
     ast.ArithOp.DIV: "divided by",
     ast.ArithOp.MOD: "modulo",
+    ast.ArithOp.POW: "to the power of",
 }
 _AGGREGATE_WORDS = {
     ast.AggregateKind.SUM: "the total",
@@ -71,6 +72,7 @@ _CALL_PHRASES = {
     "last": "the last {0} of {t}",
     "topN": "the {1} of {t} with the largest {0}",
     "bottomN": "the {1} of {t} with the smallest {0}",
+    "map": "the {0} of each of {t}",
     "head": "the first of {t}",
     "isEmpty": "{t} is empty",
     "isNotEmpty": "{t} is not empty",

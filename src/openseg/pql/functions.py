@@ -36,6 +36,7 @@ class ArgType(str, Enum):
     MAP_VALUE = "map value"  # the value type of the receiver map (results only)
     MAP_VALUES = "array of map values"  # results only
     ITEM_VALUE = "item value"  # an expression over one item of the receiver (paths are item-relative)
+    ITEM_VALUES = "array of item values"  # results only: an array of the item value argument's type
     PREDICATE = "predicate"  # a boolean expression over one item of the receiver
     EVENTS = "events"  # xEvent or an event filter
     STEPS = "steps"  # the bracketed step list of chain()
@@ -234,6 +235,12 @@ _SIGNATURES: tuple[Signature, ...] = (
     _sig("bottomN", Category.ARRAY, A.ARRAY, (Param("value", A.ITEM_VALUE), Param("n", A.INTEGER)), A.SAME,
          (_M,), "the n items with the smallest value of an item expression",
          'xEvent[productListItems.bottomN(priceTotal, 1).exists(name = "Socks")].count() > 0'),
+    _sig("filter", Category.ARRAY, A.ARRAY, (Param("condition", A.PREDICATE),), A.SAME, (_M,),
+         "the items matching the condition on their fields (the same as `array[condition]`)",
+         'xEvent[productListItems.filter(priceTotal > 100).count() >= 1].count() > 0', node="EventFilter"),
+    _sig("map", Category.ARRAY, A.ARRAY, (Param("value", A.ITEM_VALUE),), A.ITEM_VALUES, (_M,),
+         "the value of an item expression for each item, in order",
+         'xEvent[productListItems.map(priceTotal * quantity).includes(100)].count() > 0'),
     _sig("head", Category.ARRAY, A.ARRAY, (), A.ELEMENT, (_M,), "the first item",
          'identityMap.email.head().isNotNull()'),
     _sig("isEmpty", Category.ARRAY, A.ARRAY, (), A.BOOLEAN, (_M,), "the array has no items (or is missing)",

@@ -12,6 +12,7 @@ bare path has) is resolved while parsing. Precedence, loosest first::
     additive    + -
     term        * / %
     unary       -x
+    power       a ^ b                        (right-associative; -a ^ b is -(a ^ b))
     postfix     a.b, a.f(args), a[condition]
     primary     literals, paths, f(args), (expr), [items], exists/forall/select, 3 days
 """
@@ -28,7 +29,7 @@ from openseg.pql.limits import check_depth
 from openseg.pql.tokens import Kind, Token
 
 _ARITH = {"+": ast.ArithOp.ADD, "-": ast.ArithOp.SUB, "*": ast.ArithOp.MUL, "/": ast.ArithOp.DIV,
-          "%": ast.ArithOp.MOD}
+          "%": ast.ArithOp.MOD, "^": ast.ArithOp.POW}
 _LITERAL_WORDS = {"true": True, "false": False}
 
 
@@ -167,7 +168,15 @@ class Parser(SpecialForms):
             if isinstance(operand, ast.NumberLiteral):
                 return ast.NumberLiteral(-operand.value, span=span)
             return ast.Negate(operand, span=span)
-        return self.postfix()
+        return self._power()
+
+    def _power(self) -> ast.Expr:
+        base = self.postfix()
+        if not self.peek().is_op("^"):
+            return base
+        self.advance()
+        exponent = self.nested(self._unary)
+        return ast.Arithmetic(ast.ArithOp.POW, base, exponent, span=base.span.to(exponent.span))
 
     # -- postfix -----------------------------------------------------------------------------------
 

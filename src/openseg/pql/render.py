@@ -7,7 +7,7 @@ import json
 from openseg.pql import ast
 
 # Binding strength; a child weaker than its parent's slot gets parentheses.
-_OR, _AND, _NOT, _CMP, _ADD, _MUL, _UNARY, _POSTFIX = range(8)
+_OR, _AND, _NOT, _CMP, _ADD, _MUL, _UNARY, _POW, _POSTFIX = range(9)
 
 
 def to_text(node: ast.Node) -> str:
@@ -86,6 +86,9 @@ class _Renderer(ast.Visitor[str]):
         return f"if({self.visit(node.condition)}, {self.visit(node.then)}, {self.visit(node.otherwise)})"
 
     def visit_Arithmetic(self, node: ast.Arithmetic) -> str:
+        if node.op is ast.ArithOp.POW:
+            # Right-associative, and its exponent may be negated: `a ^ -b`, `(a ^ b) ^ c`.
+            return f"{self._wrap(node.left, _POW + 1)} ^ {self._wrap(node.right, _UNARY)}"
         strength = _ADD if node.op in (ast.ArithOp.ADD, ast.ArithOp.SUB) else _MUL
         # Left-associative: the right operand needs parentheses at equal strength.
         return f"{self._wrap(node.left, strength)} {node.op.value} {self._wrap(node.right, strength + 1)}"
@@ -170,6 +173,8 @@ def _strength(node: ast.Expr) -> int:
         return _CMP
     if isinstance(node, ast.Exists | ast.ForAll | ast.Select) and node.variable is not None:
         return _OR  # `where` takes everything after it: parenthesise inside larger expressions
+    if isinstance(node, ast.Arithmetic) and node.op is ast.ArithOp.POW:
+        return _POW
     if isinstance(node, ast.Arithmetic):
         return _ADD if node.op in (ast.ArithOp.ADD, ast.ArithOp.SUB) else _MUL
     if isinstance(node, ast.Negate) or (isinstance(node, ast.NumberLiteral) and node.value < 0):

@@ -303,6 +303,8 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             double = exp.DataType.build("DOUBLE")
             divisor = exp.Nullif(this=exp.cast(right, double), expression=exp.Literal.number(0))
             return exp.Div(this=exp.cast(left, double), expression=divisor)
+        if node.op is ast.ArithOp.POW:
+            return _power(left, right)
         if node.op is ast.ArithOp.MOD:
             return exp.Mod(this=left, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
         operator = {ast.ArithOp.ADD: exp.Add, ast.ArithOp.SUB: exp.Sub, ast.ArithOp.MUL: exp.Mul}[node.op]
@@ -552,3 +554,19 @@ def like_to_regex(pattern: str) -> str:
         else:
             parts.append(char)
     return "(?s)^" + "".join(parts) + "$"
+
+
+def _power(base: exp.Expr, exponent: exp.Expr) -> exp.Expr:
+    """``base ^ exponent`` as a DOUBLE, missing where it is not a real number.
+
+    Both engines follow IEEE 754 (0 to a negative power is infinity, a negative base to a fractional power
+    NaN), and they order NaN differently from Python; PQL's value is missing there instead, as for ``/ 0``.
+    """
+    double = exp.DataType.build("DOUBLE")
+    b, e = exp.cast(base, double), exp.cast(exponent, double)
+    zero = exp.Literal.number(0)
+    undefined = exp.or_(
+        exp.and_(exp.EQ(this=b.copy(), expression=zero), exp.LT(this=e.copy(), expression=zero.copy())),
+        exp.and_(exp.LT(this=b.copy(), expression=zero.copy()), exp.NEQ(this=e.copy(), expression=exp.Floor(this=e.copy()))),
+    )
+    return exp.Case(ifs=[exp.If(this=exp.Not(this=exp.paren(undefined, copy=False)), true=exp.Pow(this=b, expression=e))])
