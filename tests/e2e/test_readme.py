@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from openseg.services import Services
@@ -32,7 +33,9 @@ def run_walkthrough(services: Services, *titles: str) -> subprocess.CompletedPro
         found = bash_blocks(readme_section(title))
         assert found, f"README section {title!r} has no bash blocks"
         blocks += found
-    script = "set -euo pipefail\n" + "\n".join(blocks)
+    # Each run is a new org: on PostgreSQL the metadata store outlives one test, and the walk-throughs create
+    # the same names (a definition "US residents") in the org they name.
+    script = "set -euo pipefail\n" + "\n".join(blocks).replace("ACME@AdobeOrg", f"ACME{uuid.uuid4().hex[:8].upper()}@AdobeOrg")
     bin_dir = str(Path(sys.executable).parent)
     with running_server(services) as base:
         env = {**os.environ, "OPENSEG": base, "OPENSEG_HOME": str(services.settings.home),
