@@ -31,7 +31,7 @@ KNOWN_DEBT = {
     "pql-standalone": 2,
     "pql-no-infrastructure": 0,
     "segmentation-no-infrastructure": 26,
-    "profiles-no-infrastructure": 20,
+    "profiles-no-infrastructure": 15,
     "exports-no-infrastructure": 15,
     "scheduling-no-infrastructure": 0,
     "engines-no-domain": 0,
