@@ -31,7 +31,7 @@ KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
     "segmentation-no-infrastructure": 16,
-    "profiles-no-infrastructure": 19,
+    "profiles-no-infrastructure": 14,
     "exports-no-infrastructure": 13,
     "scheduling-no-infrastructure": 0,
     "engines-no-domain": 0,

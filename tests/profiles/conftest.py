@@ -11,7 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from openseg.engines.duckdb import DuckDBEngine
 from openseg.profiles import BuildStats, MergePolicySpec, SourceFile, build_profile_store
+
+#: The engine the store tests build on.
+ENGINE = DuckDBEngine(threads=2)
 
 IDENTITY_MAP_TYPE = pa.map_(
     pa.string(), pa.list_(pa.struct([pa.field("id", pa.string()), pa.field("primary", pa.bool_())]))
@@ -69,7 +73,7 @@ class Lake:
     def build(self, policy: MergePolicySpec | None = None, name: str = "store") -> tuple[Path, BuildStats]:
         """Build the store of ``policy`` (default: pdg + timestampOrdered) from every file so far."""
         store = self.root / "profiles" / name
-        stats = build_profile_store(self.sources, policy or MergePolicySpec("mp-default"), store)
+        stats = build_profile_store(self.sources, policy or MergePolicySpec("mp-default"), store, engine=ENGINE)
         return store, stats
 
 

@@ -23,7 +23,7 @@ from openseg.profiles import (
 )
 from openseg.profiles.sources import IDENTITY_MAP_TYPE, IDENTITY_TYPE
 
-from .conftest import Lake, ids, read_rows
+from .conftest import ENGINE, Lake, ids, read_rows
 
 
 def _event(event_id: str, when: datetime, *pairs: tuple[str, str], **extra: object) -> dict[str, object]:
@@ -278,7 +278,7 @@ def test_reading_a_store_never_built_raises(tmp_path: Path) -> None:
 
 
 def test_an_empty_lake_builds_an_empty_store(tmp_path: Path) -> None:
-    stats = build_profile_store([], MergePolicySpec("mp"), tmp_path / "store")
+    stats = build_profile_store([], MergePolicySpec("mp"), tmp_path / "store", engine=ENGINE)
     assert (stats.profiles, stats.events, stats.fragments) == (0, 0, 0)
     assert read_rows(tmp_path / "store" / "profiles.parquet") == []
     assert pq.read_schema(tmp_path / "store" / "events.parquet").names == [

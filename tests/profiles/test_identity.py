@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from openseg.engines.graph import connected_components
 from openseg.profiles import MergePolicySpec, OversizedGraph, get_events, get_profile, resolve_profile_id
-from openseg.profiles.identity import connected_components, split_oversized
+from openseg.profiles.identity import split_oversized
 
 from .conftest import Lake, ids, read_rows
 

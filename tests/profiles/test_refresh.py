@@ -21,7 +21,7 @@ from openseg.profiles import MergePolicySpec, build_profile_store, get_profile, 
 from openseg.profiles.refresh import refresh_profile_store
 from openseg.profiles.sources import SourceFile
 
-from .conftest import IDENTITY_MAP_TYPE, Lake, ids, read_rows
+from .conftest import ENGINE, IDENTITY_MAP_TYPE, Lake, ids, read_rows
 
 FRAGMENT_SCHEMA = pa.schema(
     [
@@ -100,7 +100,7 @@ def contents(store: Path) -> dict[str, Any]:
 
 def assert_same_as_full_build(lake: Lake, store: Path, policy: MergePolicySpec) -> None:
     full = lake.root / "profiles" / f"full-{len(lake.sources)}"
-    build_profile_store(lake.sources, policy, full)
+    build_profile_store(lake.sources, policy, full, engine=ENGINE)
     incremental, expected = contents(store), contents(full)
     for name in expected:
         assert incremental[name] == expected[name], name
@@ -176,7 +176,7 @@ def _refresh_batch_by_batch(spec: MergePolicySpec, pool: int, batches: list[Batc
                 else:
                     records.append(xdm_event(f"e{day}.{number}", moment, pairs, v=x or 0))
             add(lake, kind, records, day, dataset)
-            stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf)
+            stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf, engine=ENGINE)
             assert stats.refresh == ("full" if day == 1 else "incremental")
             assert_same_as_full_build(lake, store, spec)
             event(f"{spec.identity_graph}: oversized graphs" if stats.oversized_graphs else "no oversized graph")
@@ -189,9 +189,9 @@ def test_a_batch_linking_two_profiles_renames_the_events_of_the_larger_id(lake: 
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", "b", True)], x=1), fragment([("ecid", "9", True)], x=2)], 0)
     add(lake, "event", [xdm_event("e1", DAY0, [("email", "b", True)]), xdm_event("e2", DAY0, [("ecid", "9", True)])], 1)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     add(lake, "profile", [fragment([("email", "b", True), ("ecid", "9", False)], x=3)], 2)
-    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
     assert (stats.refresh, stats.profiles, stats.events, stats.fragments) == ("incremental", 1, 2, 3)
     # Both events now belong to ecid:9, the smallest key; at the same time they keep ingest order.
     assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
@@ -206,9 +206,9 @@ def test_a_batch_linking_two_profiles_renames_the_events_of_the_larger_id(lake: 
 def test_unchanged_sources_publish_nothing(lake: Lake, policy: str) -> None:
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
-    built = refresh_profile_store(lake.sources, POLICIES[policy], store)
+    built = refresh_profile_store(lake.sources, POLICIES[policy], store, engine=ENGINE)
     before = resolve_store(store)
-    again = refresh_profile_store(list(reversed(lake.sources)), POLICIES[policy], store)
+    again = refresh_profile_store(list(reversed(lake.sources)), POLICIES[policy], store, engine=ENGINE)
     assert again.refresh == "unchanged" and resolve_store(store) == before
     assert again.to_dict() | {"seconds": 0, "refresh": "full"} == built.to_dict() | {"seconds": 0}
 
@@ -217,9 +217,9 @@ def test_a_removed_source_rebuilds_in_full(lake: Lake) -> None:
     store = lake.root / "profiles" / "store"
     first = add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
     add(lake, "profile", [fragment([("email", "b", True)], x=2)], 1)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     lake.sources.remove(first)
-    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert (stats.refresh, stats.profiles) == ("full", 1)
     assert get_profile(store, "email", "a") is None
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
@@ -229,7 +229,7 @@ def test_a_source_rewritten_in_place_rebuilds_in_full(lake: Lake) -> None:
     # Erasing a profile rewrites lake files at the same path (profiles/entities.py).
     store = lake.root / "profiles" / "store"
     source = add(lake, "profile", [fragment([("email", "a", True)], x=1), fragment([("email", "b", True)], x=2)], 0)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     pq.write_table(
         pa.Table.from_pylist(
             [fragment([("email", "b", True)], x=2, extSourceSystemAudit=None)], schema=FRAGMENT_SCHEMA
@@ -237,7 +237,7 @@ def test_a_source_rewritten_in_place_rebuilds_in_full(lake: Lake) -> None:
         source.path,
     )
     os.utime(source.path, ns=(1, 1))
-    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert (stats.refresh, stats.profiles) == ("full", 1)
     assert get_profile(store, "email", "a") is None
 
@@ -245,17 +245,17 @@ def test_a_source_rewritten_in_place_rebuilds_in_full(lake: Lake) -> None:
 def test_a_new_policy_version_rebuilds_in_full(lake: Lake) -> None:
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
-    stats = refresh_profile_store(lake.sources, MergePolicySpec("mp", version=2), store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
+    stats = refresh_profile_store(lake.sources, MergePolicySpec("mp", version=2), store, engine=ENGINE)
     assert stats.refresh == "full" and read_manifest(store)["policy"]["version"] == 2
 
 
 def test_a_source_sorting_before_earlier_ones_rebuilds_in_full(lake: Lake) -> None:
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", "a", True)], x=1)], 5)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     add(lake, "profile", [fragment([("email", "a", True)], x=2)], 1)
-    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert stats.refresh == "full"
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
@@ -267,11 +267,11 @@ def test_a_new_spelling_of_a_namespace_rebuilds_in_full(
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("ecid", "1", True)], x=1), fragment([("ecid", "2", True)], x=1)], 0)
     add(lake, "event", [xdm_event("e0", DAY0, [("ecid", "2", True)])], 1)
-    refresh_profile_store(lake.sources, POLICIES[policy], store)
+    refresh_profile_store(lake.sources, POLICIES[policy], store, engine=ENGINE)
     # "ECID" sorts before "ecid", so it becomes the display spelling of every ecid identity.
     add(lake, "event", [xdm_event("e1", DAY0, [("ECID", "1", True)])], 2)
     with caplog.at_level(logging.INFO, logger="openseg.profiles.refresh"):
-        stats = refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf)
+        stats = refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf, engine=ENGINE)
     assert stats.refresh == "full"
     assert "namespace 'ecid' is now displayed as 'ECID'" in caplog.text
     assert {row["namespace"] for row in read_rows(store / "identities.parquet")} == {"ECID"}
@@ -281,11 +281,11 @@ def test_a_new_spelling_of_a_namespace_rebuilds_in_full(
 def test_a_new_field_rebuilds_in_full(lake: Lake) -> None:
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     lake.add(
         "profile", [{"identityMap": ids(("email", "a")), "loyalty": {"tier": "gold"}}], ingest=DAY0 + timedelta(days=1)
     )
-    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert stats.refresh == "full"
     profile = get_profile(store, "email", "a")
     assert profile is not None and (profile["x"], profile["loyalty"]) == (1, {"tier": "gold"})
@@ -294,11 +294,11 @@ def test_a_new_field_rebuilds_in_full(lake: Lake) -> None:
 def test_touching_too_many_profiles_rebuilds_in_full(lake: Lake) -> None:
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", str(i), True)], x=i) for i in range(8)], 0)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     add(lake, "profile", [fragment([("email", str(i), True)], x=9) for i in range(3)], 1)
-    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store).refresh == "full"  # 3 of 8 > 25 %
+    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE).refresh == "full"  # 3 of 8 > 25 %
     add(lake, "profile", [fragment([("email", "1", True)], x=10)], 2)
-    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store).refresh == "incremental"
+    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE).refresh == "incremental"
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 
@@ -306,10 +306,10 @@ def test_a_batch_without_events_keeps_the_events_file(lake: Lake) -> None:
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", "a", True)], x=1)], 0)
     add(lake, "event", [xdm_event("e1", DAY0, [("email", "a", True)])], 1)
-    refresh_profile_store(lake.sources, POLICIES["pdg"], store)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     before = resolve_store(store)
     add(lake, "profile", [fragment([("email", "a", True)], x=2)], 2)
-    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
     after = resolve_store(store)
     assert stats.refresh == "incremental" and after != before
     assert os.stat(after / "events.parquet").st_ino == os.stat(before / "events.parquet").st_ino
@@ -331,15 +331,15 @@ def test_oversized_graphs_are_replayed_with_their_earlier_records(lake: Lake, po
     add(lake, "profile", _chain(0, 40), 0)
     add(lake, "profile", _chain(100, 45), 1, dataset="ds-b")
     add(lake, "event", [xdm_event("e0", DAY0, [("email", "010", True)])], 2)
-    refresh_profile_store(lake.sources, spec, store)
+    refresh_profile_store(lake.sources, spec, store, engine=ENGINE)
     # Joining the two chains makes an 85-identity graph, split by the guardrail.
     add(lake, "profile", [fragment([("email", "039", True), ("email", "100", False)], x=99)], 3)
-    stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf)
+    stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf, engine=ENGINE)
     assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 1
     assert_same_as_full_build(lake, store, spec)
     # A later batch touching only a split-off part replays the whole original component again.
     add(lake, "event", [xdm_event("e1", DAY0, [("email", "120", True), ("phone", "7", False)])], 4)
     add(lake, "profile", _chain(300, 60, "phone"), 5)
-    stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf)
+    stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf, engine=ENGINE)
     assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 2
     assert_same_as_full_build(lake, store, spec)

@@ -22,6 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from openseg.engines import graph
+from openseg.engines.parquet import BatchWriter
+
 #: A relation the plan reads: a Parquet file or directory path, several Parquet files read as one, or an
 #: Arrow table already in memory.
 TableSource: TypeAlias = str | os.PathLike[str] | tuple[str, ...] | pa.Table
@@ -89,6 +92,40 @@ class Workspace(abc.ABC):
         With ``file_rows``, ``path`` is always a directory (created, or empty) holding nothing but part files
         of at most ``file_rows`` rows each, in the result's order by name; none is empty unless the result
         is, which is then one file with no rows and the result's schema."""
+
+    def register_numbered(self, name: str, files: Sequence[tuple[int, str]], file_column: str,
+                          row_column: str) -> None:
+        """Make Parquet ``files`` of one schema readable as ``name``, each row with two more BIGINT columns: the
+        number given with its file (``file_column``) and its position in that file, from 0 (``row_column``).
+        A profile build numbers its records with them. By default the files are read here (pyarrow) and
+        registered as one Arrow table."""
+        tables = []
+        for number, path in files:
+            table = pq.read_table(path)
+            rows = table.num_rows
+            table = table.append_column(file_column, pa.array([number] * rows, pa.int64()))
+            tables.append(table.append_column(row_column, pa.array(range(rows), pa.int64())))
+        self.register(name, pa.concat_tables(tables))
+
+    def write_file(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+                   split: tuple[str, Path] | None = None) -> None:
+        """Write ``query``'s result, in its order, as one Parquet file (zstd) at ``path``, for readers that open
+        it as a file (the merged profile store). ``split``: ``(column, path)``, the query's last column goes,
+        row for row, to a file of its own instead; the query's order must then be total. By default the result
+        is fetched and written here."""
+        result = self.fetch(query)
+        with BatchWriter(path, result.schema, split, row_group_rows) as writer:
+            writer.write(result)
+
+    def components(self, name: str, edges: exp.Query) -> None:
+        """Create ``name(node, root)``: for every node on an edge of ``edges`` (columns ``a`` and ``b``, BIGINT
+        node numbers ≥ 0), the smallest node of its connected component. By default in rounds of statements
+        (:func:`openseg.engines.graph.label_components`), so the graph stays in the engine."""
+        graph.label_components(self, name, edges)
+
+    def drop(self, name: str) -> None:
+        """Release the relation ``name`` (and the memory it holds) before the workspace closes. By default
+        nothing is released."""
 
     def materialize_staged(self, stages: Stages, final: exp.Query, name: str,
                            on_stage: StageCallback | None = None) -> list[StageRun]:
@@ -184,6 +221,9 @@ def write_part_files(reader: pa.RecordBatchReader, directory: Path, file_rows: i
             writer.close()
     return parts
 
+    def drop(self, name: str) -> None:
+        self.relations.pop(name, None)
+
 
 class Engine(abc.ABC):
     """Runs sqlglot plans. Subclasses set ``name`` and ``dialect`` and implement ``_execute``."""
@@ -242,6 +282,13 @@ class Engine(abc.ABC):
     def workspace(self) -> Iterator[Workspace]:
         """A workspace for one job's statements, released when the ``with`` block ends."""
         yield ArrowWorkspace(self)
+
+    def with_limits(self, memory_limit: str | None = None, spill: Path | None = None) -> Engine:
+        """This engine for one large job of its own (a profile build): using at most ``memory_limit`` of memory
+        (e.g. ``"2GB"``) and spilling beyond it to ``spill``, and free to produce rows in any order where a
+        statement asks for none. An engine whose resources are set elsewhere (Spark's cluster) is returned as
+        it is."""
+        return self
 
     @abc.abstractmethod
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:

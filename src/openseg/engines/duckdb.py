@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
@@ -22,6 +23,8 @@ from openseg.engines.base import (
     Workspace,
     write_part_files,
 )
+from openseg.engines.graph import connected_components
+from openseg.engines.parquet import BatchWriter
 
 #: Rows per Arrow batch a result streams in when DuckDB's COPY cannot write it (see ``DuckDBWorkspace.write``).
 _BATCH_ROWS = 100_000
@@ -43,16 +46,23 @@ class DuckDBEngine(Engine):
         threads: Worker threads DuckDB may use (``None`` keeps DuckDB's default, all cores).
         memory_limit: DuckDB ``memory_limit`` setting, e.g. ``"4GB"`` (``None`` keeps the default).
         temp_directory: Where DuckDB spills beyond the memory limit (``None`` keeps DuckDB's ``.tmp``).
+        preserve_insertion_order: DuckDB's setting of that name: False lets a statement without ORDER BY
+            produce its rows in any order, which saves memory (ORDER BY is still honoured).
     """
 
     name = "duckdb"
     dialect = "duckdb"
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None,
-                 temp_directory: str | os.PathLike[str] | None = None) -> None:
+                 temp_directory: str | os.PathLike[str] | None = None, preserve_insertion_order: bool = True) -> None:
         self.threads = threads
         self.memory_limit = memory_limit
         self.temp_directory = temp_directory
+        self.preserve_insertion_order = preserve_insertion_order
+
+    def with_limits(self, memory_limit: str | None = None, spill: Path | None = None) -> DuckDBEngine:
+        return DuckDBEngine(self.threads, memory_limit or self.memory_limit,
+                            spill if spill is not None else self.temp_directory, preserve_insertion_order=False)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """Open a configured in-memory connection."""
@@ -63,6 +73,8 @@ class DuckDBEngine(Engine):
             config["memory_limit"] = self.memory_limit
         if self.temp_directory is not None:
             config["temp_directory"] = str(self.temp_directory)
+        if not self.preserve_insertion_order:
+            config["preserve_insertion_order"] = False
         connection = duckdb.connect(":memory:", config=config)
         # Times are UTC in every statement, as on Spark (SESSION_CONFIG), whatever the host's zone.
         connection.execute("SET TimeZone = 'UTC'")
@@ -170,6 +182,50 @@ class DuckDBWorkspace(Workspace):
     def materialize_staged(self, stages: Stages, final: exp.Query, name: str,
                            on_stage: StageCallback | None = None) -> list[StageRun]:
         return self.engine.materialize_staged(self.connection, stages, final, {}, name, on_stage)
+
+    def register_numbered(self, name: str, files: Sequence[tuple[int, str]], file_column: str,
+                          row_column: str) -> None:
+        # read_parquet's virtual columns: the file's position in the list, and the row's in its file.
+        numbers = exp.convert([number for number, _ in files])
+        # 0-based, as sqlglot takes list positions (it renders DuckDB's 1-based index).
+        position = exp.cast(exp.column("file_index", "r"), "BIGINT")
+        read = exp.select(
+            exp.Star(),
+            exp.alias_(exp.cast(exp.Bracket(this=numbers, expressions=[position]), "BIGINT"), file_column, quoted=True),
+            exp.alias_(exp.cast(exp.column("file_row_number", "r"), "BIGINT"), row_column, quoted=True),
+        ).from_(exp.alias_(exp.func("read_parquet", exp.convert([path for _, path in files])), "r"))
+        view = exp.Create(this=exp.to_table(name), kind="VIEW", expression=read, replace=True,
+                          properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+        self.connection.execute(view.sql(dialect=self.dialect))
+
+    def write_file(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+                   split: tuple[str, Path] | None = None) -> None:
+        # DuckDB's Arrow stream into pyarrow's writer: measured faster than COPY on sorted nested XDM events.
+        reader = self.connection.sql(self.render(query)).to_arrow_reader(row_group_rows or 1_000_000)
+        with BatchWriter(path, reader.schema, split, row_group_rows) as writer:
+            for batch in reader:
+                writer.write(batch)
+
+    def components(self, name: str, edges: exp.Query) -> None:
+        # The graph is in this process already: label it with numpy rather than in rounds of statements.
+        table = self.fetch(exp.select("a", "b").from_(edges.subquery("e")))
+        left = table.column("a").to_numpy().astype(np.int64, copy=False)
+        right = table.column("b").to_numpy().astype(np.int64, copy=False)
+        size = int(max(left.max(initial=-1), right.max(initial=-1))) + 1
+        roots = connected_components(size, left, right)
+        on_edge = np.zeros(size, dtype=bool)
+        on_edge[left] = True
+        on_edge[right] = True
+        nodes = np.flatnonzero(on_edge).astype(np.int64)
+        self.connection.register(name, pa.table({"node": nodes, "root": roots[nodes]}))
+
+    def drop(self, name: str) -> None:
+        for kind in ("TABLE", "VIEW"):
+            try:
+                self.connection.execute(exp.Drop(tables=[exp.to_table(name)], kind=kind, exists=True).sql(self.dialect))
+            except duckdb.CatalogException:
+                continue  # a view is no table, and an Arrow table neither
+        self.connection.unregister(name)
 
 
 def _create_temp(name: str, query: exp.Query) -> exp.Create:

@@ -1,13 +1,14 @@
-"""Small sqlglot helpers shared by the profile store's DuckDB queries.
+"""Small sqlglot helpers shared by the profile store's queries.
 
 Every query of the profile store is built from these constructors: identifiers come from field names
-the unified schema holds, values are literals or ``?`` parameters, never pasted text.
+the unified schema holds, values are literals or ``?`` parameters, never pasted text. Fixed statements are
+DuckDB-dialect text parsed once (:func:`statement`); a workspace renders them in its engine's dialect.
 """
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
 DIALECT = "duckdb"
@@ -38,10 +39,80 @@ def string(value: str) -> exp.Literal:
     return exp.Literal.string(value)
 
 
-def duckdb_type(connection: duckdb.DuckDBPyConnection, arrow_type: pa.DataType) -> exp.DataType:
-    """The DuckDB type DuckDB itself maps an Arrow type to, as a sqlglot type."""
-    relation = connection.from_arrow(pa.table({"x": pa.array([], type=arrow_type)}))
-    return exp.DataType.build(str(relation.types[0]), dialect=DIALECT)
+def statement(sql: str) -> exp.Query:
+    """A fixed statement of the store (its own relation and column names, never input) as a sqlglot query."""
+    parsed = portable(sqlglot.parse_one(sql, read=DIALECT))
+    assert isinstance(parsed, exp.Query), sql
+    return parsed
+
+
+def expression(sql: str) -> exp.Expr:
+    """A fixed expression of the store, as :func:`statement` reads it."""
+    return portable(sqlglot.parse_one(sql, read=DIALECT))
+
+
+def portable(tree: exp.Expr) -> exp.Expr:
+    """``tree`` with DuckDB list functions that sqlglot renders in no other dialect spelled portably:
+    ``list_bool_or(list_transform(xs, f))`` becomes ``len(list_filter(xs, f)) > 0`` (Spark: ``size(filter(...))``;
+    a NULL list is no match either way)."""
+
+    def rewrite(node: exp.Expr) -> exp.Expr:
+        if (isinstance(node, exp.Anonymous) and node.name.lower() == "list_bool_or" and len(node.expressions) == 1
+                and isinstance(node.expressions[0], exp.Transform)):
+            mapped = node.expressions[0]
+            matches = exp.ArrayFilter(this=mapped.this, expression=mapped.expression)
+            return exp.GT(this=exp.ArraySize(this=matches), expression=exp.Literal.number(0))
+        return node
+
+    return tree.transform(rewrite)
+
+
+#: Arrow types the unified schemas hold (after :func:`openseg.profiles.sources.normalize_type`), as the SQL
+#: type names DuckDB gives them.
+_PRIMITIVES: dict[pa.DataType, str] = {
+    pa.bool_(): "BOOLEAN",
+    pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.uint8(): "UTINYINT",
+    pa.uint16(): "USMALLINT",
+    pa.uint32(): "UINTEGER",
+    pa.uint64(): "UBIGINT",
+    pa.float16(): "FLOAT",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.binary(): "BLOB",
+    pa.large_binary(): "BLOB",
+    pa.date32(): "DATE",
+    pa.date64(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP",
+}
+
+
+def sql_type(arrow_type: pa.DataType) -> exp.DataType:
+    """The SQL type of an Arrow type, as DuckDB maps it (``TIMESTAMP`` is UTC without a zone: Spark's
+    ``TIMESTAMP_NTZ``).
+
+    Raises:
+        TypeError: For an Arrow type no profile source holds after normalisation.
+    """
+    if arrow_type in _PRIMITIVES:
+        return exp.DataType.build(_PRIMITIVES[arrow_type], dialect=DIALECT)
+    if pa.types.is_decimal(arrow_type):
+        return exp.DataType.build(f"DECIMAL({arrow_type.precision}, {arrow_type.scale})", dialect=DIALECT)
+    if pa.types.is_struct(arrow_type):
+        children = [arrow_type.field(i) for i in range(arrow_type.num_fields)]
+        return exp.DataType(this=exp.DataType.Type.STRUCT, nested=True, expressions=[
+            exp.ColumnDef(this=ident(child.name), kind=sql_type(child.type)) for child in children])
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return exp.DataType(this=exp.DataType.Type.ARRAY, nested=True, expressions=[sql_type(arrow_type.value_type)])
+    if pa.types.is_map(arrow_type):
+        return exp.DataType(this=exp.DataType.Type.MAP, nested=True,
+                            expressions=[sql_type(arrow_type.key_type), sql_type(arrow_type.item_type)])
+    raise TypeError(f"no SQL type for the Arrow type {arrow_type}")
 
 
 def cast(expression: exp.Expr, to: exp.DataType) -> exp.Cast:

@@ -1,9 +1,11 @@
 """Building the merged profile store of one merge policy from the lake's files.
 
-The whole build runs in one embedded DuckDB connection: fragments are read once into a temp table,
-events are streamed from their files twice (identities, then the final sorted write), identities are
-stitched with :mod:`openseg.profiles.identity`, fragments merged with :mod:`openseg.profiles.merge`,
-and the store is published atomically (:mod:`openseg.profiles.store`). A build is a full rebuild: it is
+The whole build runs as statements in one engine workspace (DuckDB by default, Spark where it scales out):
+fragments are read once into a materialised relation, events are read from their files twice (identities,
+then the final sorted write), identities are stitched with :mod:`openseg.profiles.identity`, fragments merged
+with :mod:`openseg.profiles.merge`, the engine writes the store's files (DuckDB streams them into this
+process's Parquet writer; on Spark the executors write them) and the store is published atomically
+(:mod:`openseg.profiles.store`). Only counts come back from the engine. A build is a full rebuild: it is
 a pure function of the sources and the policy, which is what makes it safe to re-run when a batch lands
 (:mod:`openseg.profiles.refresh` decides when an incremental update can stand in for it).
 
@@ -19,23 +21,21 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from openseg.profiles._sql import col, render
-from openseg.profiles.identity import ANCHOR, ANCHOR_SQL, IDENTITY_LIST, IDENTITY_LIST_SQL, OversizedGraph, stitch
+from openseg.profiles._sql import col, render, statement
+from openseg.profiles.identity import ANCHOR, IDENTITY_LIST, STITCH_WORK, OversizedGraph, records_query, stitch
 from openseg.profiles.manifest import source_entry, write_manifest
 from openseg.profiles.merge import merge_query, ranked_query
 from openseg.profiles.merge_policy import MergePolicySpec
-from openseg.profiles.reading import INGEST, RID, SOURCES_TABLE, plan_inputs, read_query
+from openseg.profiles.reading import INGEST, PROVENANCE, RID, SOURCES_TABLE, plan_inputs, read_query
 from openseg.profiles.sources import IDENTITY_MAP, SourceFile, ingest_order
 from openseg.profiles.store import (
     EVENT_RIDS_FILE,
@@ -52,10 +52,15 @@ from openseg.profiles.store import (
 )
 from openseg.xdm.schema import PRIMARY_NAMESPACE
 
+if TYPE_CHECKING:
+    from openseg.engines.base import Engine, Workspace
+
 _log = logging.getLogger(__name__)
 
 PROFILE = "__profile"
 KEYS = "__keys"
+#: Where DuckDB spills beyond a build's memory limit: inside the build, removed when it is done.
+SPILL_DIR = "_spill"
 # Row groups small enough that a lookup by `_profile_id` reads one of them (min/max statistics).
 ROW_GROUP_ROWS = 100_000
 RefreshKind = Literal["full", "incremental", "unchanged"]
@@ -119,7 +124,7 @@ def build_profile_store(
     policy: MergePolicySpec,
     out_dir: Path,
     *,
-    threads: int | None = None,
+    engine: Engine,
     memory_limit: str | None = None,
 ) -> BuildStats:
     """Build (or rebuild) the merged profile store of ``policy`` at ``out_dir``.
@@ -128,9 +133,9 @@ def build_profile_store(
         sources: The successful batches' files, profile fragments and events, in any order.
         policy: The merge policy to apply.
         out_dir: The store path (``{home}/profiles/{sandboxId}/{mergePolicyId}``); replaced atomically.
-        threads: DuckDB threads (default: all cores).
-        memory_limit: DuckDB memory limit such as ``"3GB"`` (default: DuckDB's); DuckDB spills to a
-            directory inside the build beyond it.
+        engine: Runs the build's statements and writes the files.
+        memory_limit: The most memory the build may use, such as ``"3GB"`` (default: the engine's); DuckDB
+            spills to a directory inside the build beyond it (:meth:`~openseg.engines.base.Engine.with_limits`).
 
     Returns:
         The build statistics (also written to ``manifest.json``).
@@ -140,26 +145,28 @@ def build_profile_store(
     """
     started = time.perf_counter()
     ordered = ingest_order(sources)
-    return write_build(Path(out_dir), [source_entry(s) for s in ordered], policy,
-                       lambda connection, staging: _build(connection, ordered, policy, staging),
-                       threads=threads, memory_limit=memory_limit, started=started)
+
+    def produce(staging: Path) -> tuple[BuildStats, dict[str, pa.Schema]]:
+        with engine.with_limits(memory_limit, staging / SPILL_DIR).workspace() as workspace:
+            return _build(workspace, ordered, policy, staging)
+
+    return write_build(Path(out_dir), [source_entry(s) for s in ordered], policy, produce, started=started)
 
 
-#: Writes a store's files into a staging directory over a build connection: (stats, union schemas).
-Producer = Callable[[duckdb.DuckDBPyConnection, Path], tuple["BuildStats", dict[str, pa.Schema]]]
+#: Writes a store's files into a staging directory: (stats, union schemas).
+Producer = Callable[[Path], tuple["BuildStats", dict[str, pa.Schema]]]
 
 
 def write_build(out_dir: Path, entries: list[dict[str, Any]], policy: MergePolicySpec, produce: Producer, *,
-                threads: int | None, memory_limit: str | None, started: float) -> BuildStats:
+                started: float) -> BuildStats:
     """Run ``produce`` into a fresh staging directory, add the manifest and publish the build atomically.
 
     Full builds and incremental refreshes both come here; a failure leaves the published store as it was.
     """
     staging = new_staging_dir(out_dir)
     try:
-        with connect(staging / "_spill", threads, memory_limit) as connection:
-            stats, schemas = produce(connection, staging)
-        shutil.rmtree(staging / "_spill", ignore_errors=True)
+        stats, schemas = produce(staging)
+        shutil.rmtree(staging / SPILL_DIR, ignore_errors=True)
         stats = replace(stats, seconds=round(time.perf_counter() - started, 3))
         write_manifest(staging / MANIFEST_FILE, entries, policy, stats.to_dict(), schemas)
         publish(staging, out_dir)
@@ -169,69 +176,41 @@ def write_build(out_dir: Path, entries: list[dict[str, Any]], policy: MergePolic
     return stats
 
 
-def connect(spill: Path, threads: int | None, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for a build: UTC, spilling to ``spill``, order kept only where asked."""
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "temp_directory": str(spill),
-        # ORDER BY is still honoured; everything else may stream out of order, which saves memory.
-        "preserve_insertion_order": False,
-    }
-    if threads:
-        config["threads"] = threads
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    connection = duckdb.connect(config=config)
-    # Time zone conversions (TIMESTAMPTZ -> TIMESTAMP) must land in UTC.
-    connection.execute("SET TimeZone = 'UTC'")
-    # A server's or worker's log is no terminal: no progress bar.
-    connection.execute("SET enable_progress_bar = false")
-    return connection
-
-
 def _build(
-    connection: duckdb.DuckDBPyConnection,
+    workspace: Workspace,
     sources: list[SourceFile],
     policy: MergePolicySpec,
     staging: Path,
 ) -> tuple[BuildStats, dict[str, pa.Schema]]:
     inputs, files = plan_inputs(sources)
-    register_sources(connection, files)
+    register_sources(workspace, files)
     profile_schema, event_schema = inputs["profile"].schema, inputs["event"].schema
 
     with phase("read fragments"):
-        connection.execute(
-            f"CREATE TEMP TABLE __frag AS SELECT *, {ANCHOR_SQL} AS {ANCHOR}, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} "
-            f"FROM ({render(read_query(connection, inputs['profile']))})"
-        )
-    connection.execute(
-        f"CREATE TEMP VIEW __evt AS SELECT *, {ANCHOR_SQL} AS {ANCHOR}, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} "
-        f"FROM ({render(read_query(connection, inputs['event']))})"
-    )
+        workspace.materialize("__frag", records_query(read_query(workspace, inputs["profile"], "__frag_files")))
+    workspace.define("__evt", records_query(read_query(workspace, inputs["event"], "__evt_files")))
     with phase("stitch identities"):
-        oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph)
-    fragments = count(connection, "SELECT count(*) FROM __frag")
-    unlinked_fragments = count(connection, f"SELECT count(*) FROM __frag WHERE {ANCHOR} IS NULL")
-    identities = count(connection, "SELECT count(*) FROM __ids")
+        oversized = stitch(workspace, ["__frag", "__evt"], policy.identity_graph)
+    fragments = workspace.count("__frag")
+    unlinked_fragments = count(workspace, f"SELECT count(*) FROM __frag WHERE {ANCHOR} IS NULL")
+    identities = workspace.count("__ids")
     with phase("merge and write profiles"):
-        create_merged_view(connection, "__frag", profile_schema, policy)
-        profiles = write_query(connection, profiles_query(profile_schema), staging / PROFILES_FILE)
+        define_merged(workspace, "__frag", profile_schema, policy)
+        workspace.write_file(profiles_query(profile_schema), staging / PROFILES_FILE, ROW_GROUP_ROWS)
     with phase("write identities"):
-        write_query(connection, IDENTITIES_QUERY, staging / IDENTITIES_FILE)
+        workspace.write_file(IDENTITIES_QUERY, staging / IDENTITIES_FILE, ROW_GROUP_ROWS)
         if policy.identity_graph == "none":
-            write_query(connection, fragments_query("__frag"), staging / FRAGMENTS_FILE)
+            workspace.write_file(fragments_query("__frag", profile_schema), staging / FRAGMENTS_FILE, ROW_GROUP_ROWS)
     # The events sort is the biggest step: free the memory the earlier steps held first.
-    for table in ("__frag", "__pairs", "__ident", "__profile_keys", "__ids", "__ns"):
-        connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    for relation in ("__frag", "__ident", "__profile_keys", "__ids", *STITCH_WORK):
+        workspace.drop(relation)
     with phase("write events"):
-        events = write_query(
-            connection, events_query(event_schema), staging / EVENTS_FILE, split=(RID, staging / EVENT_RIDS_FILE)
-        )
+        workspace.write_file(events_query(event_schema), staging / EVENTS_FILE, ROW_GROUP_ROWS,
+                             split=(RID, staging / EVENT_RIDS_FILE))
+    profiles, events = rows(staging / PROFILES_FILE), rows(staging / EVENTS_FILE)
     write_schema(staging / SCHEMA_FILE, pq.read_schema(staging / PROFILES_FILE), pq.read_schema(staging / EVENTS_FILE))
-    event_only = count(
-        connection,
-        "SELECT count(*) FROM read_parquet(?) WHERE NOT _hasProfileRecord",
-        [str(staging / PROFILES_FILE)],
-    )
+    workspace.register("__written_profiles", str(staging / PROFILES_FILE))
+    event_only = count(workspace, "SELECT count(*) FROM __written_profiles WHERE NOT _hasProfileRecord")
     stats = BuildStats(
         profiles=profiles,
         events=events,
@@ -241,34 +220,30 @@ def _build(
         seconds=0.0,
         event_only_profiles=event_only,
         unlinked_fragments=unlinked_fragments,
-        unlinked_events=sum(pq.ParquetFile(f.path).metadata.num_rows for _, f, _ in inputs["event"].files) - events,
+        unlinked_events=sum(rows(Path(f.path)) for _, f, _ in inputs["event"].files) - events,
     )
     return stats, {kind: source.schema for kind, source in inputs.items()}
 
 
-def register_sources(connection: duckdb.DuckDBPyConnection, files: pa.Table) -> None:
-    """Load the table of source files (from :func:`~openseg.profiles.reading.plan_inputs`) the reads join to."""
-    connection.register("__source_files_arrow", files)
-    connection.execute(f"CREATE TEMP TABLE {SOURCES_TABLE} AS SELECT * FROM __source_files_arrow")
-    connection.unregister("__source_files_arrow")
+def register_sources(workspace: Workspace, files: pa.Table) -> None:
+    """Register the table of source files (from :func:`~openseg.profiles.reading.plan_inputs`) the reads join to."""
+    workspace.register(SOURCES_TABLE, files)
 
 
-def create_merged_view(
-    connection: duckdb.DuckDBPyConnection, fragments: str, schema: pa.Schema, policy: MergePolicySpec
-) -> None:
-    """Create ``__merged``: one merged row per profile of the fragments in ``fragments``.
+def define_merged(workspace: Workspace, fragments: str, schema: pa.Schema, policy: MergePolicySpec) -> None:
+    """Define ``__merged``: one merged row per profile of the fragments in ``fragments``.
 
-    Needs the ``__key_pid`` table of :func:`~openseg.profiles.identity.stitch`.
+    Needs the ``__key_pid`` relation of :func:`~openseg.profiles.identity.stitch`.
     """
-    connection.execute(
-        f"CREATE OR REPLACE TEMP VIEW __frag_pid AS "
-        f"SELECT f.* EXCLUDE ({ANCHOR}, {IDENTITY_LIST}), k._profile_id AS {PROFILE} "
-        f"FROM {fragments} AS f JOIN __key_pid AS k ON k.key = f.{ANCHOR}"
-    )
-    ranked = render(ranked_query("__frag_pid", schema, policy))
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW __ranked AS {ranked}")
-    merged = render(merge_query("__ranked", schema, PROFILE))
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW __merged AS {merged}")
+    columns = [col(name, "f") for name in (*schema.names, *PROVENANCE)]
+    workspace.define("__frag_pid", (
+        exp.select(*columns, exp.alias_(col("_profile_id", "k"), PROFILE, quoted=True))
+        .from_(exp.alias_(exp.to_table(fragments), "f", quoted=True))
+        .join(exp.alias_(exp.to_table("__key_pid"), "k", quoted=True),
+              on=exp.EQ(this=col("key", "k"), expression=col(ANCHOR, "f")))
+    ))
+    workspace.define("__ranked", ranked_query("__frag_pid", schema, policy))
+    workspace.define("__merged", merge_query("__ranked", schema, PROFILE))
 
 
 @contextmanager
@@ -279,91 +254,17 @@ def phase(name: str) -> Iterator[None]:
     _log.debug("profile store: %s took %.2f s", name, time.perf_counter() - started)
 
 
-def count(connection: duckdb.DuckDBPyConnection, query: str, parameters: list[object] | None = None) -> int:
-    """The single integer a query yields."""
-    # fetchall: DuckDB 2 keeps a partly fetched result open and refuses the next statement.
-    return int(connection.execute(query, parameters or []).fetchall()[0][0])
+def count(workspace: Workspace, query: str) -> int:
+    """The single integer a fixed statement yields."""
+    return int(workspace.fetch(statement(query)).column(0)[0].as_py() or 0)
 
 
-def write_query(
-    connection: duckdb.DuckDBPyConnection, query: str, path: Path, split: tuple[str, Path] | None = None
-) -> int:
-    """Stream a query's rows into a Parquet file; return the row count.
-
-    Args:
-        connection: The connection to run ``query`` in.
-        query: The rows to write, in the order to write them.
-        path: The Parquet file to write.
-        split: ``(column, path)``: write that (last) column to a file of its own instead, row for row.
-    """
-    reader = connection.sql(query).to_arrow_reader(ROW_GROUP_ROWS)
-    with BatchWriter(path, reader.schema, split) as writer:
-        for batch in reader:
-            writer.write(batch)
-    return writer.rows
+def rows(path: Path) -> int:
+    """The rows of a Parquet file (from its footer)."""
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-class BatchWriter:
-    """Writes record batches to a Parquet file (and optionally one column to a second file).
-
-    DuckDB's Arrow stream feeding pyarrow's writer was measured faster than DuckDB's own writer on
-    sorted nested XDM events (2 cores). Writing runs in a second thread so that compressing one batch
-    overlaps with producing the next (both release the GIL).
-    """
-
-    def __init__(self, path: Path, schema: pa.Schema, split: tuple[str, Path] | None = None) -> None:
-        self._split = split[0] if split else None
-        if split is not None:
-            if schema.names[-1] != split[0]:
-                raise ValueError(f"split: {split[0]!r} is not the last column")
-            split_path = split[1]
-            split_path.parent.mkdir(parents=True, exist_ok=True)
-            self._side: pq.ParquetWriter | None = pq.ParquetWriter(
-                split_path, pa.schema([schema.field(split[0])]), compression="zstd"
-            )
-            schema = schema.remove(len(schema) - 1)
-        else:
-            self._side = None
-        self.schema = schema
-        self._main = pq.ParquetWriter(path, schema, compression="zstd")
-        self._pool = ThreadPoolExecutor(1)
-        self._pending: Future[None] | None = None
-        self.rows = 0
-
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        """Queue ``batch`` (with the split column last, if any) for writing."""
-        if batch.num_rows == 0:
-            return
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._pool.submit(self._write, batch)
-        self.rows += batch.num_rows
-
-    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        if self._side is not None:
-            last = batch.num_columns - 1
-            self._side.write_table(pa.table([batch.column(last)], names=[self._split]), row_group_size=ROW_GROUP_ROWS)
-            batch = batch.remove_column(last)
-        if isinstance(batch, pa.RecordBatch):
-            self._main.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
-        else:
-            self._main.write_table(batch, row_group_size=ROW_GROUP_ROWS)
-
-    def __enter__(self) -> BatchWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if self._pending is not None and exc_info[0] is None:
-                self._pending.result()
-        finally:
-            self._pool.shutdown(wait=True)
-            self._main.close()
-            if self._side is not None:
-                self._side.close()
-
-
-def profiles_query(schema: pa.Schema) -> str:
+def profiles_query(schema: pa.Schema) -> exp.Query:
     """One row per profile: merged attributes, the union identityMap, provenance columns and the namespace of
     its primary identity."""
     columns: list[exp.Expr] = [exp.alias_(col("_profile_id", "k"), "_profile_id", quoted=True)]
@@ -372,11 +273,11 @@ def profiles_query(schema: pa.Schema) -> str:
         columns.append(exp.alias_(source, top.name, quoted=True))
     select = render(exp.select(*columns))
     namespace = render(primary_namespace(col(IDENTITY_MAP, "i"), col("_profile_id", "k")))
-    # The rest is fixed text over the store's own temp tables.
-    return f"""
+    # The rest is fixed text over the store's own relations.
+    return statement(f"""
     WITH ids AS (
         SELECT x.pid, n.ns, list_sort(list(struct_pack(id := n.id, "primary" := x.is_primary))) AS ids
-        FROM __ident AS x JOIN __ids AS n USING (iid)
+        FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid
         GROUP BY x.pid, n.ns
     ), "i" AS (
         SELECT pid, map_from_entries(list_sort(list(struct_pack(key := ns, value := ids)))) AS identityMap
@@ -388,13 +289,13 @@ def profiles_query(schema: pa.Schema) -> str:
         "m".{PROFILE} IS NOT NULL AS _hasProfileRecord,
         {namespace} AS {PRIMARY_NAMESPACE}
     FROM __profile_keys AS "k"
-    JOIN "i" USING (pid)
+    JOIN "i" ON "i".pid = "k".pid
     LEFT JOIN __merged AS "m" ON "m".{PROFILE} = "k"._profile_id
     ORDER BY "k".pid
-    """
+    """)
 
 
-def events_query(schema: pa.Schema) -> str:
+def events_query(schema: pa.Schema) -> exp.Query:
     """One row per linked event, ordered as ``events.parquet``, with the record id as last column."""
     columns: list[exp.Expr] = [exp.alias_(col("_profile_id", "r"), "_profile_id", quoted=True)]
     columns += [exp.alias_(col(f.name, "e"), f.name, quoted=True) for f in schema]
@@ -403,33 +304,34 @@ def events_query(schema: pa.Schema) -> str:
     select = render(exp.select(*columns))
     # Joining on the anchor keeps the hash table narrow (one row per identity, not per event); the
     # integer pid orders like _profile_id and sorts faster.
-    return f"""
+    return statement(f"""
     {select}
     FROM __evt AS "e" JOIN __key_pid AS "r" ON "r".key = "e".{ANCHOR}
     ORDER BY "r".pid, "e"."timestamp" NULLS LAST, "e".{RID}
-    """
+    """)
 
 
 # Under pdg every identity is in one profile. Under none an identity keying a profile maps to that
 # profile only; one carried only beside other anchors maps to every profile whose records carry it.
-IDENTITIES_QUERY = """
+IDENTITIES_QUERY = statement("""
 SELECT n.ns AS namespace, n.id, p.key AS _profile_id
 FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid JOIN __ids AS p ON p.iid = x.pid
 WHERE x.iid = x.pid OR x.iid NOT IN (SELECT DISTINCT pid FROM __ident)
 ORDER BY n.id, n.key, p.key
-"""
+""")
 
 
-def fragments_query(relation: str) -> str:
-    """The rows of ``fragments.parquet`` from the fragments in ``relation`` (a store temp table).
+def fragments_query(relation: str, schema: pa.Schema) -> exp.Query:
+    """The rows of ``fragments.parquet`` from the fragments in ``relation`` (records with the unified fragment
+    ``schema``, their provenance, anchor and identities).
 
     Under identityGraph none a lookup merges the fragments carrying one identity (see identity.py), so
     the unmerged fragments are kept, each with the keys of its identities.
     """
-    return f"""
-    SELECT * EXCLUDE ({ANCHOR}, {IDENTITY_LIST}),
-           list_sort(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS {KEYS}
+    columns = ", ".join(render(col(name)) for name in (*schema.names, *PROVENANCE))
+    return statement(f"""
+    SELECT {columns}, list_sort(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS {KEYS}
     FROM {relation}
     WHERE {ANCHOR} IS NOT NULL
     ORDER BY {RID}
-    """
+    """)

@@ -32,17 +32,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
-import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
+from sqlglot import exp
 
+from openseg.profiles._sql import expression, statement
 from openseg.profiles.reading import INGEST, RID
 
-MAX_GRAPH_IDENTITIES = 50
+if TYPE_CHECKING:
+    from openseg.engines.base import Workspace
 
-IntArray = npt.NDArray[np.int64]
+MAX_GRAPH_IDENTITIES = 50
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class OversizedGraph:
 
 
 # --- SQL over the record relations ------------------------------------------------------------
-# These statements use only the store's own relation and column names; no value is pasted in.
+# These statements use only the store's own relation and column names; no value is pasted in. They are
+# DuckDB-dialect text parsed once (``_sql.statement``); the workspace renders them in its engine's dialect.
 
 IDENTITY_LIST = "__identities"
 """Column holding a record's identities: ``STRUCT(key, ns, id, is_primary)[]``."""
@@ -83,39 +85,45 @@ ANCHOR_SQL = f"""coalesce(
         list_filter(__e.value, lambda __v: __v.id <> ''), lambda __v: {_KEY})))))"""
 """A record's anchor: its smallest primary key, else its smallest key (cheaper than sorting structs)."""
 
+
+def records_query(read: exp.Query) -> exp.Select:
+    """The records ``read`` yields, with their anchor (:data:`ANCHOR`) and identities (:data:`IDENTITY_LIST`)."""
+    return exp.select(
+        exp.Star(),
+        exp.alias_(expression(ANCHOR_SQL), ANCHOR),
+        exp.alias_(expression(IDENTITY_LIST_SQL), IDENTITY_LIST),
+    ).from_(read.subquery("records"))
+
+
 _PAIR_ROWS = """
 SELECT anchor, struct_extract(item, 'key') AS key, struct_extract(item, 'ns') AS ns,
        struct_extract(item, 'id') AS id, struct_extract(item, 'is_primary') AS is_primary, ingest
 FROM (
     SELECT {anchor} AS anchor, {ingest} AS ingest, unnest({identities}) AS item FROM {relation}
-)
+) AS {relation}_items
 """
 
 # Each (anchor, identity) once: the links records make, plus every anchor with itself. Aggregated
 # straight from the scans so the ~1.5 rows per record are never materialised.
 _PAIRS = """
-CREATE OR REPLACE TEMP TABLE __pairs AS
 SELECT anchor, key, min(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary,
        max(ingest) AS last_ingest
-FROM ({rows}) GROUP BY anchor, key
+FROM ({rows}) AS pair_rows GROUP BY anchor, key
 """
 
 # One display spelling per namespace (the smallest, so "ECID" beats "ecid"), also among the spellings
 # of earlier records when only some records are stitched (an incremental update).
 _NAMESPACES = """
-CREATE OR REPLACE TEMP TABLE __ns AS SELECT lower(ns) AS ns_l, min(ns) AS ns FROM ({spellings}) GROUP BY 1
+SELECT lower(ns) AS ns_l, min(ns) AS ns FROM ({spellings}) AS spellings GROUP BY lower(ns)
 """
 
-_STATEMENTS = (
-    # Identity numbers in key order, so the smallest number of a component is its smallest key.
-    """
-    CREATE OR REPLACE TEMP TABLE __ids AS
-    SELECT (row_number() OVER (ORDER BY p.key) - 1)::BIGINT AS iid, p.key, n.ns, p.id, p.is_primary
-    FROM (SELECT key, any_value(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary
-          FROM __pairs GROUP BY key) AS p
-    JOIN __ns AS n ON n.ns_l = lower(p.ns)
-    """,
-)
+# Identity numbers in key order, so the smallest number of a component is its smallest key.
+_IDS = """
+SELECT CAST(row_number() OVER (ORDER BY p.key) - 1 AS BIGINT) AS iid, p.key, n.ns, p.id, p.is_primary
+FROM (SELECT key, any_value(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary
+      FROM __pairs GROUP BY key) AS p
+JOIN __ns AS n ON n.ns_l = lower(p.ns)
+"""
 
 _EDGES = """
 SELECT a.iid AS a, b.iid AS b
@@ -126,23 +134,26 @@ WHERE p.anchor <> p.key
 _OVERSIZED_RECORDS = """
 SELECT rid, anchor, keys FROM (
     {records}
-) WHERE anchor IN (SELECT key FROM __oversized_keys)
+) AS records WHERE anchor IN (SELECT key FROM __oversized_keys)
 ORDER BY rid
 """
 _RECORD_KEYS = (
     "SELECT {rid} AS rid, {anchor} AS anchor, list_transform({identities}, lambda __i: __i.key) AS keys FROM {relation}"
 )
 
+#: Relations :func:`stitch` creates (besides its result relations), which a caller may drop once done.
+STITCH_WORK = ("__pairs", "__ns", "__graph", "__roots", "__oversized", "__oversized_keys", "__split")
+
 
 def stitch(
-    connection: duckdb.DuckDBPyConnection,
+    workspace: Workspace,
     relations: Sequence[str],
     identity_graph: str,
     known_namespaces: str | None = None,
 ) -> list[OversizedGraph]:
     """Decide which profile every identity anchors, for all records of ``relations``.
 
-    Creates the temp tables
+    Creates the relations
     ``__ids(iid, key, ns, id, is_primary)`` (every identity, ``ns`` in its display spelling),
     ``__key_pid(key, pid, _profile_id)`` (the profile of every anchor, and under ``pdg`` of every
     identity of a profile), ``__ident(pid, iid, is_primary)`` (the identities of each profile) and
@@ -150,7 +161,7 @@ def stitch(
     profile its anchor (column :data:`ANCHOR`) maps to in ``__key_pid``; ``pid`` orders like ``_profile_id``.
 
     Args:
-        connection: A DuckDB connection holding the relations.
+        workspace: The workspace holding the relations.
         relations: The record relations (fragments, events), each with ``identityMap``, the
             provenance columns of :mod:`openseg.profiles.reading`, :data:`ANCHOR` and :data:`IDENTITY_LIST`.
         identity_graph: ``"pdg"`` or ``"none"`` (see the module docstring).
@@ -164,131 +175,99 @@ def stitch(
         _PAIR_ROWS.format(anchor=ANCHOR, identities=IDENTITY_LIST, ingest=INGEST, relation=relation)
         for relation in relations
     )
-    connection.execute(_PAIRS.format(rows=rows))
+    workspace.materialize("__pairs", statement(_PAIRS.format(rows=rows)))
     spellings = "SELECT ns FROM __pairs"
     if known_namespaces is not None:
         spellings += f" UNION ALL SELECT ns FROM {known_namespaces}"
-    connection.execute(_NAMESPACES.format(spellings=spellings))
-    for statement in _STATEMENTS:
-        connection.execute(statement)
+    workspace.materialize("__ns", statement(_NAMESPACES.format(spellings=spellings)))
+    workspace.materialize("__ids", statement(_IDS))
     if identity_graph == "none":
-        connection.execute(
-            "CREATE OR REPLACE TEMP TABLE __key_pid AS "
+        workspace.materialize("__key_pid", statement(
             "SELECT DISTINCT i.key, i.iid AS pid, i.key AS _profile_id "
             "FROM __ids AS i JOIN (SELECT DISTINCT anchor FROM __pairs) AS a ON a.anchor = i.key"
-        )
-        connection.execute(
-            "CREATE OR REPLACE TEMP TABLE __ident AS "
+        ))
+        workspace.materialize("__ident", statement(
             "SELECT k.pid, i.iid, p.is_primary FROM __pairs AS p "
             "JOIN __key_pid AS k ON k.key = p.anchor JOIN __ids AS i ON i.key = p.key"
-        )
+        ))
         oversized: list[OversizedGraph] = []
     else:
-        oversized = _stitch_graph(connection, relations)
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __profile_keys AS "
+        oversized = _stitch_graph(workspace, relations)
+    workspace.materialize("__profile_keys", statement(
         "SELECT k.pid, any_value(k._profile_id) AS _profile_id, max(p.last_ingest) AS last_ingest "
         "FROM __pairs AS p JOIN __key_pid AS k ON k.key = p.anchor GROUP BY k.pid"
-    )
+    ))
     return oversized
 
 
-def _stitch_graph(connection: duckdb.DuckDBPyConnection, relations: Sequence[str]) -> list[OversizedGraph]:
-    nodes = int(connection.execute("SELECT count(*) FROM __ids").fetchall()[0][0])
-    edges = connection.sql(_EDGES).fetchnumpy()
-    roots = connected_components(nodes, np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64))
-    sizes = np.bincount(roots, minlength=nodes)
-    over_nodes = np.flatnonzero(sizes[roots] > MAX_GRAPH_IDENTITIES)
-    original = roots[over_nodes].copy()
-    if over_nodes.size:
-        connection.register("__oversized_arrow", pa.table({"iid": over_nodes}))
-        connection.execute(
-            "CREATE OR REPLACE TEMP TABLE __oversized_keys AS SELECT i.key, i.iid FROM __ids AS i JOIN __oversized_arrow AS o USING (iid)"
-        )
-        connection.unregister("__oversized_arrow")
+def _stitch_graph(workspace: Workspace, relations: Sequence[str]) -> list[OversizedGraph]:
+    workspace.components("__roots", statement(_EDGES))
+    # Components over the guardrail are rare and small (a few hundred identities): they are replayed here.
+    over = workspace.fetch(statement(
+        f"SELECT node, root FROM __roots WHERE root IN "
+        f"(SELECT root FROM __roots GROUP BY root HAVING count(*) > {MAX_GRAPH_IDENTITIES}) ORDER BY node"
+    ))
+    over_nodes = over.column("node").to_pylist()
+    original = over.column("root").to_pylist()
+    split_roots: list[int] = []
+    if over_nodes:
+        workspace.register("__oversized", pa.table({"iid": pa.array(over_nodes, pa.int64())}))
+        workspace.materialize("__oversized_keys", statement(
+            "SELECT i.key, i.iid FROM __ids AS i JOIN __oversized AS o ON o.iid = i.iid"
+        ))
         records = " UNION ALL ".join(
             _RECORD_KEYS.format(rid=RID, anchor=ANCHOR, identities=IDENTITY_LIST, relation=relation)
             for relation in relations
         )
-        rows = connection.sql(_OVERSIZED_RECORDS.format(records=records)).to_arrow_table()
-        numbers = dict(connection.execute("SELECT key, iid FROM __oversized_keys").fetchall())
+        rows = workspace.fetch(statement(_OVERSIZED_RECORDS.format(records=records)))
+        keys = workspace.fetch(statement("SELECT key, iid FROM __oversized_keys"))
+        numbers: dict[str, int] = dict(zip(keys.column("key").to_pylist(), keys.column("iid").to_pylist(), strict=True))
         anchors = [numbers[key] for key in rows.column("anchor").to_pylist()]
         identity_lists = [sorted(numbers[k] for k in keys) for keys in rows.column("keys").to_pylist()]
         split = split_oversized(anchors, identity_lists)
-        roots[over_nodes] = [split.get(int(node), int(node)) for node in over_nodes]
-    connection.register("__roots_arrow", pa.table({"iid": np.arange(nodes, dtype=np.int64), "root": roots}))
+        split_roots = [split.get(node, node) for node in over_nodes]
+        workspace.register("__split", pa.table({"iid": pa.array(over_nodes, pa.int64()),
+                                                "root": pa.array(split_roots, pa.int64())}))
+        root = "coalesce(s.root, g.root, i.iid)"
+        split_join = "LEFT JOIN __split AS s ON s.iid = i.iid"
+    else:
+        root, split_join = "coalesce(g.root, i.iid)", ""
+    workspace.materialize("__graph", statement(
+        f"SELECT i.iid, i.key, {root} AS root FROM __ids AS i LEFT JOIN __roots AS g ON g.node = i.iid {split_join}"
+    ))
     # A graph is a profile only if some record is anchored in it (guardrail splits can leave bare ones).
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __key_pid AS "
-        "WITH live AS (SELECT DISTINCT g.root FROM __roots_arrow AS g JOIN __ids AS i USING (iid) "
-        "              JOIN (SELECT DISTINCT anchor FROM __pairs) AS a ON a.anchor = i.key) "
-        "SELECT i.key, g.root AS pid, r.key AS _profile_id "
-        "FROM __roots_arrow AS g JOIN live USING (root) JOIN __ids AS i USING (iid) "
-        "JOIN __ids AS r ON r.iid = g.root"
-    )
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE __ident AS SELECT k.pid, i.iid, i.is_primary FROM __key_pid AS k JOIN __ids AS i USING (key)"
-    )
-    connection.unregister("__roots_arrow")
-    return _report_oversized(connection, over_nodes, original, roots[over_nodes])
+    workspace.materialize("__key_pid", statement(
+        "WITH live AS (SELECT DISTINCT g.root FROM __graph AS g "
+        "              JOIN (SELECT DISTINCT anchor FROM __pairs) AS a ON a.anchor = g.key) "
+        "SELECT g.key, g.root AS pid, r.key AS _profile_id "
+        "FROM __graph AS g JOIN live ON live.root = g.root JOIN __ids AS r ON r.iid = g.root"
+    ))
+    workspace.materialize("__ident", statement(
+        "SELECT k.pid, i.iid, i.is_primary FROM __key_pid AS k JOIN __ids AS i ON i.key = k.key"
+    ))
+    return _report_oversized(workspace, over_nodes, original, split_roots)
 
 
 def _report_oversized(
-    connection: duckdb.DuckDBPyConnection, nodes: IntArray, original: IntArray, split: IntArray
+    workspace: Workspace, nodes: list[int], original: list[int], split: list[int]
 ) -> list[OversizedGraph]:
-    if not nodes.size:
+    if not nodes:
         return []
-    connection.register("__oversized_arrow", pa.table({"iid": nodes, "component": original, "root": split}))
-    rows = connection.execute(
-        """
-        SELECT o.component, list({'ns': i.ns, 'id': i.id} ORDER BY i.iid) AS identities,
-               list(k._profile_id) FILTER (WHERE k._profile_id IS NOT NULL) AS profiles
-        FROM __oversized_arrow AS o
-        JOIN __ids AS i ON i.iid = o.iid
-        LEFT JOIN __key_pid AS k ON k.key = i.key
-        GROUP BY o.component ORDER BY o.component
-        """
-    ).fetchall()
-    connection.unregister("__oversized_arrow")
+    rows = workspace.fetch(statement(
+        "SELECT o.iid, i.ns, i.id, k._profile_id FROM __oversized AS o JOIN __ids AS i ON i.iid = o.iid "
+        "LEFT JOIN __key_pid AS k ON k.key = i.key ORDER BY o.iid"
+    )).to_pylist()
+    component = dict(zip(nodes, original, strict=True))
+    graphs: dict[int, tuple[list[tuple[str, str]], set[str]]] = {}
+    for row in rows:
+        identities, profiles = graphs.setdefault(component[row["iid"]], ([], set()))
+        identities.append((row["ns"], row["id"]))
+        if row["_profile_id"] is not None:
+            profiles.add(row["_profile_id"])
     return [
-        OversizedGraph(
-            identities=tuple((item["ns"], item["id"]) for item in identities),
-            profile_ids=tuple(sorted(set(profiles or ()))),
-        )
-        for _, identities, profiles in rows
+        OversizedGraph(identities=tuple(identities), profile_ids=tuple(sorted(profiles)))
+        for _, (identities, profiles) in sorted(graphs.items())
     ]
-
-
-def connected_components(nodes: int, left: IntArray, right: IntArray) -> IntArray:
-    """Label every node with the smallest node of its connected component.
-
-    Vectorised hook-and-compress (Shiloach–Vishkin style): each round hooks the larger root of every
-    edge that still joins two trees onto the smaller one, then compresses paths by pointer jumping.
-    Labels only ever decrease, so the final root of a component is its smallest node.
-
-    Args:
-        nodes: The number of nodes, numbered ``0 .. nodes - 1``.
-        left: Edge ends.
-        right: The other edge ends, aligned with ``left``.
-
-    Returns:
-        An array mapping each node to its component's smallest node.
-    """
-    parent: IntArray = np.arange(nodes, dtype=np.int64)
-    while left.size:
-        low = np.minimum(parent[left], parent[right])
-        high = np.maximum(parent[left], parent[right])
-        joining = low != high
-        if not joining.any():
-            break
-        left, right, low, high = left[joining], right[joining], low[joining], high[joining]
-        np.minimum.at(parent, high, low)
-        while True:
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
-    return parent
 
 
 def split_oversized(anchors: Sequence[int], identity_lists: Sequence[Sequence[int]]) -> dict[int, int]:

@@ -30,31 +30,29 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlglot import exp
 
-from openseg.profiles._sql import col, render, string
+from openseg.profiles._sql import col, render, statement
 from openseg.profiles.build import (
     IDENTITIES_QUERY,
+    ROW_GROUP_ROWS,
     BuildStats,
     count,
-    create_merged_view,
+    define_merged,
     events_query,
     fragments_query,
     phase,
     profiles_query,
     register_sources,
-    write_query,
 )
-from openseg.profiles.identity import ANCHOR, ANCHOR_SQL, IDENTITY_LIST, IDENTITY_LIST_SQL, OversizedGraph, stitch
+from openseg.profiles.identity import ANCHOR, IDENTITY_LIST, OversizedGraph, records_query, stitch
 from openseg.profiles.lookup import identity_key
 from openseg.profiles.merge_policy import MergePolicySpec
-from openseg.profiles.reading import DATASET, INGEST, RID, KindInput, plan_inputs, read_query
+from openseg.profiles.reading import DATASET, INGEST, RID, plan_inputs, read_query
 from openseg.profiles.sources import SourceFile
 from openseg.profiles.splice import append_rows, splice_sorted
 from openseg.profiles.store import (
@@ -67,9 +65,13 @@ from openseg.profiles.store import (
     schema_to_json,
 )
 
+if TYPE_CHECKING:
+    from openseg.engines.base import Workspace
+
 _log = logging.getLogger(__name__)
 
-_ROW = "file_row_number"
+#: Columns numbering the rows of the previous build's events file and its record-id file.
+_FILE, _ROW = "__file", "__row"
 
 
 class FullRebuildRequired(Exception):
@@ -85,7 +87,7 @@ class _NewRecords:
 
 
 def update_store(
-    connection: duckdb.DuckDBPyConnection,
+    workspace: Workspace,
     previous: Path,
     manifest: dict[str, Any],
     sources: list[SourceFile],
@@ -96,8 +98,11 @@ def update_store(
 ) -> tuple[BuildStats, dict[str, pa.Schema]]:
     """Write into ``staging`` the store a full build over ``sources`` would write.
 
+    The touched profiles' rows are recomputed in ``workspace`` and fetched into this process, which splices
+    them into the previous files.
+
     Args:
-        connection: A build connection (:func:`openseg.profiles.build.connect`).
+        workspace: Where the statements run.
         previous: The build directory of the store built from ``sources[:old_count]``.
         manifest: Its manifest.
         sources: Every source, in ingest order; the first ``old_count`` are the previous build's.
@@ -118,43 +123,41 @@ def update_store(
     for kind, source in inputs.items():
         if schema_to_json(source.schema) != manifest["inputSchemas"][kind]:
             raise FullRebuildRequired(f"the new sources change the unified {kind} schema")
-    register_sources(connection, files)
+    register_sources(workspace, files)
     old = {kind: replace(i, files=tuple(f for f in i.files if f[0] < old_count)) for kind, i in inputs.items()}
     new = {kind: replace(i, files=tuple(f for f in i.files if f[0] >= old_count)) for kind, i in inputs.items()}
     with phase("read new records"):
-        connection.execute(f"CREATE TEMP TABLE __new_frag AS {_records_sql(connection, new['profile'])}")
-        connection.execute(f"CREATE TEMP TABLE __new_evt AS {_records_sql(connection, new['event'])}")
+        workspace.materialize("__new_frag", records_query(read_query(workspace, new["profile"], "__new_frag_files")))
+        workspace.materialize("__new_evt", records_query(read_query(workspace, new["event"], "__new_evt_files")))
     counts = _NewRecords(
-        fragments=count(connection, "SELECT count(*) FROM __new_frag"),
-        unlinked_fragments=count(connection, f"SELECT count(*) FROM __new_frag WHERE {ANCHOR} IS NULL"),
-        events=count(connection, "SELECT count(*) FROM __new_evt"),
-        unlinked_events=count(connection, f"SELECT count(*) FROM __new_evt WHERE {ANCHOR} IS NULL"),
+        fragments=workspace.count("__new_frag"),
+        unlinked_fragments=count(workspace, f"SELECT count(*) FROM __new_frag WHERE {ANCHOR} IS NULL"),
+        events=workspace.count("__new_evt"),
+        unlinked_events=count(workspace, f"SELECT count(*) FROM __new_evt WHERE {ANCHOR} IS NULL"),
     )
     previous_stats = BuildStats.from_dict(manifest["stats"])
     with phase("find touched profiles"):
-        _load_previous_identities(connection, previous, previous_stats.oversized_graphs)
-        _check_namespaces(connection)
-        touched_graphs = _touch(connection, policy, previous_stats.oversized_graphs)
-    touched = connection.sql("SELECT pid FROM __touched ORDER BY pid").to_arrow_table().column(0).combine_chunks()
+        _load_previous_identities(workspace, previous, previous_stats.oversized_graphs)
+        _check_namespaces(workspace)
+        touched_graphs = _touch(workspace, policy, previous_stats.oversized_graphs)
+    touched = workspace.fetch(statement("SELECT pid FROM __touched ORDER BY pid")).column(0).combine_chunks()
     if len(touched) > max_touched_share * max(previous_stats.profiles, 1):
         raise FullRebuildRequired(f"the new sources touch {len(touched)} of {previous_stats.profiles} profiles")
 
     with phase("read touched profiles' fragments"):
-        connection.execute(
-            f"CREATE TEMP TABLE __old_frag AS SELECT * FROM ({_records_sql(connection, old['profile'])}) "
-            f"WHERE {ANCHOR} IN (SELECT key FROM __touched_keys)"
-        )
+        old_fragments = records_query(read_query(workspace, old["profile"], "__old_frag_files"))
+        workspace.materialize("__old_frag", statement(
+            f"SELECT * FROM ({render(old_fragments)}) AS records WHERE {ANCHOR} IN (SELECT key FROM __touched_keys)"
+        ))
     with phase("read touched profiles' events"):
-        old_event_pids = _load_previous_events(connection, previous, inputs["event"].schema)
+        old_event_pids = _load_previous_events(workspace, previous, inputs["event"].schema)
     with phase("recompute touched profiles"):
-        connection.execute("CREATE TEMP VIEW __frag AS SELECT * FROM __old_frag UNION ALL SELECT * FROM __new_frag")
-        connection.execute(
-            "CREATE TEMP VIEW __evt AS SELECT * FROM __new_evt UNION ALL BY NAME SELECT * FROM __old_evt"
-        )
-        oversized = stitch(connection, ["__frag", "__evt"], policy.identity_graph, known_namespaces="__known_ns")
-        create_merged_view(connection, "__frag", inputs["profile"].schema, policy)
-        profile_rows = connection.sql(profiles_query(inputs["profile"].schema)).to_arrow_table()
-        event_rows = connection.sql(events_query(inputs["event"].schema)).to_arrow_table()
+        workspace.define("__frag", statement("SELECT * FROM __old_frag UNION ALL SELECT * FROM __new_frag"))
+        workspace.define("__evt", statement("SELECT * FROM __new_evt UNION ALL SELECT * FROM __old_evt"))
+        oversized = stitch(workspace, ["__frag", "__evt"], policy.identity_graph, known_namespaces="__known_ns")
+        define_merged(workspace, "__frag", inputs["profile"].schema, policy)
+        profile_rows = workspace.fetch(profiles_query(inputs["profile"].schema))
+        event_rows = workspace.fetch(events_query(inputs["event"].schema))
 
     with phase("rewrite profiles"):
         profiles = splice_sorted(
@@ -171,10 +174,10 @@ def update_store(
                 previous / EVENTS_FILE, staging / EVENTS_FILE, "_profile_id", touched, event_rows, rids
             )
     with phase("rewrite identities"):
-        _write_identities(connection, previous, policy, staging)
+        _write_identities(workspace, previous, policy, staging)
     if policy.identity_graph == "none" and counts.fragments > counts.unlinked_fragments:
         with phase("rewrite fragments"):
-            new_fragments = connection.sql(fragments_query("__new_frag")).to_arrow_table()
+            new_fragments = workspace.fetch(fragments_query("__new_frag", inputs["profile"].schema))
             append_rows(previous / FRAGMENTS_FILE, staging / FRAGMENTS_FILE, new_fragments)
     elif policy.identity_graph == "none":
         _link(previous, staging, FRAGMENTS_FILE)
@@ -187,7 +190,7 @@ def update_store(
         profiles=profiles,
         events=events,
         fragments=previous_stats.fragments + counts.fragments,
-        identities=previous_stats.identities + _count_new_identities(connection),
+        identities=previous_stats.identities + _count_new_identities(workspace),
         oversized_graphs=tuple(sorted([*kept_graphs, *oversized], key=lambda g: identity_key(*g.identities[0]))),
         seconds=0.0,
         event_only_profiles=_count_event_only(staging / PROFILES_FILE),
@@ -198,10 +201,10 @@ def update_store(
     return stats, {kind: source.schema for kind, source in inputs.items()}
 
 
-def _count_new_identities(connection: duckdb.DuckDBPyConnection) -> int:
+def _count_new_identities(workspace: Workspace) -> int:
     """How many identities of the new records no earlier record carried."""
     return count(
-        connection,
+        workspace,
         "SELECT count(*) FROM __new_keys "
         "WHERE key NOT IN (SELECT key FROM __old_ids) AND key NOT IN (SELECT key FROM __old_graph_keys)",
     )
@@ -213,182 +216,134 @@ def _count_event_only(profiles: Path) -> int:
     return len(has_record) - int(pc.sum(has_record.cast(pa.int64())).as_py() or 0)
 
 
-def _records_sql(connection: duckdb.DuckDBPyConnection, source: KindInput) -> str:
-    """The records of ``source`` with their anchor and identity list, as the full build reads them."""
-    return f"SELECT *, {ANCHOR_SQL} AS {ANCHOR}, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} FROM ({render(read_query(connection, source))})"
-
-
-def _load_previous_identities(
-    connection: duckdb.DuckDBPyConnection, previous: Path, graphs: tuple[OversizedGraph, ...]
-) -> None:
+def _load_previous_identities(workspace: Workspace, previous: Path, graphs: tuple[OversizedGraph, ...]) -> None:
     """Load the previous identities (``__old_ids``), oversized graphs and known namespace spellings."""
-    identities = exp.func("read_parquet", string(str(previous / IDENTITIES_FILE)))
-    connection.execute(
-        f"CREATE TEMP TABLE __old_ids AS SELECT lower(namespace) || ':' || id AS key, namespace, id, _profile_id FROM {render(identities)}"
-    )
+    workspace.register("__previous_identities", str(previous / IDENTITIES_FILE))
+    workspace.materialize("__old_ids", statement(
+        "SELECT lower(namespace) || ':' || id AS key, namespace, id, _profile_id FROM __previous_identities"
+    ))
     # Identities of an oversized graph that no record anchors are in no profile, so only the build
     # statistics list them.
     graph_keys = [(identity_key(ns, i), ns, index) for index, g in enumerate(graphs) for ns, i in g.identities]
     graph_profiles = [(pid, index) for index, g in enumerate(graphs) for pid in g.profile_ids]
-    connection.register(
-        "__graph_keys_arrow",
-        pa.table(
-            {
-                "key": pa.array([k for k, _, _ in graph_keys], pa.string()),
-                "ns": pa.array([ns for _, ns, _ in graph_keys], pa.string()),
-                "graph": pa.array([g for _, _, g in graph_keys], pa.int64()),
-            }
-        ),
-    )
-    connection.register(
-        "__graph_profiles_arrow",
-        pa.table(
-            {
-                "pid": pa.array([p for p, _ in graph_profiles], pa.string()),
-                "graph": pa.array([g for _, g in graph_profiles], pa.int64()),
-            }
-        ),
-    )
-    connection.execute("CREATE TEMP TABLE __old_graph_keys AS SELECT * FROM __graph_keys_arrow")
-    connection.execute("CREATE TEMP TABLE __old_graph_profiles AS SELECT * FROM __graph_profiles_arrow")
-    connection.unregister("__graph_keys_arrow")
-    connection.unregister("__graph_profiles_arrow")
-    connection.execute(
-        "CREATE TEMP TABLE __known_ns AS SELECT DISTINCT namespace AS ns FROM __old_ids UNION SELECT DISTINCT ns FROM __old_graph_keys"
-    )
-    connection.execute(
-        f"""
-        CREATE TEMP TABLE __new_keys AS
-        SELECT DISTINCT unnest(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS key
-        FROM (SELECT {IDENTITY_LIST} FROM __new_frag UNION ALL SELECT {IDENTITY_LIST} FROM __new_evt)
-        """
-    )
+    workspace.register("__old_graph_keys", pa.table({
+        "key": pa.array([k for k, _, _ in graph_keys], pa.string()),
+        "ns": pa.array([ns for _, ns, _ in graph_keys], pa.string()),
+        "graph": pa.array([g for _, _, g in graph_keys], pa.int64()),
+    }))
+    workspace.register("__old_graph_profiles", pa.table({
+        "pid": pa.array([p for p, _ in graph_profiles], pa.string()),
+        "graph": pa.array([g for _, g in graph_profiles], pa.int64()),
+    }))
+    workspace.materialize("__known_ns", statement(
+        "SELECT DISTINCT namespace AS ns FROM __old_ids UNION SELECT DISTINCT ns FROM __old_graph_keys"
+    ))
+    workspace.materialize("__new_keys", statement(f"""
+        SELECT DISTINCT key FROM (
+            SELECT unnest(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS key
+            FROM (SELECT {IDENTITY_LIST} FROM __new_frag UNION ALL SELECT {IDENTITY_LIST} FROM __new_evt) AS records
+        ) AS keys
+    """))
 
 
-def _check_namespaces(connection: duckdb.DuckDBPyConnection) -> None:
+def _check_namespaces(workspace: Workspace) -> None:
     """Refuse new records whose spelling of a known namespace would become its display spelling."""
-    respelled = connection.execute(
-        f"""
-        SELECT n.ns, k.ns FROM (
+    respelled = workspace.fetch(statement(f"""
+        SELECT n.ns AS new, k.ns AS known FROM (
             SELECT lower(struct_extract(i, 'ns')) AS ns_l, min(struct_extract(i, 'ns')) AS ns FROM (
                 SELECT unnest({IDENTITY_LIST}) AS i FROM __new_frag
                 UNION ALL SELECT unnest({IDENTITY_LIST}) AS i FROM __new_evt
-            ) GROUP BY 1
+            ) AS identities GROUP BY lower(struct_extract(i, 'ns'))
         ) AS n JOIN __known_ns AS k ON lower(k.ns) = n.ns_l
         WHERE n.ns < k.ns
-        ORDER BY 1 LIMIT 1
-        """
-    ).fetchall()
+        ORDER BY n.ns LIMIT 1
+    """)).to_pylist()
     if respelled:
-        new, known = respelled[0]
-        raise FullRebuildRequired(f"namespace {known!r} is now displayed as {new!r}")
+        raise FullRebuildRequired(f"namespace {respelled[0]['known']!r} is now displayed as {respelled[0]['new']!r}")
 
 
-def _touch(
-    connection: duckdb.DuckDBPyConnection, policy: MergePolicySpec, graphs: tuple[OversizedGraph, ...]
-) -> set[int]:
+def _touch(workspace: Workspace, policy: MergePolicySpec, graphs: tuple[OversizedGraph, ...]) -> set[int]:
     """Create ``__touched(pid)`` and ``__touched_keys(key)``; return the touched oversized graphs.
 
     ``__touched`` holds the previous profiles to recompute (under ``none`` also new anchors);
     ``__touched_keys`` the anchors their records may have.
     """
     if policy.identity_graph == "none":
-        connection.execute(
-            f"CREATE TEMP TABLE __touched AS SELECT DISTINCT {ANCHOR} AS pid FROM "
-            f"(SELECT {ANCHOR} FROM __new_frag UNION ALL SELECT {ANCHOR} FROM __new_evt) WHERE {ANCHOR} IS NOT NULL"
-        )
-        connection.execute("CREATE TEMP TABLE __touched_keys AS SELECT pid AS key FROM __touched")
+        workspace.materialize("__touched", statement(
+            f"SELECT DISTINCT {ANCHOR} AS pid FROM "
+            f"(SELECT {ANCHOR} FROM __new_frag UNION ALL SELECT {ANCHOR} FROM __new_evt) AS anchors "
+            f"WHERE {ANCHOR} IS NOT NULL"
+        ))
+        workspace.materialize("__touched_keys", statement("SELECT pid AS key FROM __touched"))
         return set()
-    connection.execute(
-        "CREATE TEMP TABLE __hit AS SELECT DISTINCT _profile_id AS pid FROM __old_ids WHERE key IN (SELECT key FROM __new_keys)"
-    )
+    workspace.materialize("__hit", statement(
+        "SELECT DISTINCT _profile_id AS pid FROM __old_ids WHERE key IN (SELECT key FROM __new_keys)"
+    ))
     touched_graphs = {
-        int(row[0])
-        for row in connection.execute(
+        int(graph)
+        for graph in workspace.fetch(statement(
             "SELECT graph FROM __old_graph_keys WHERE key IN (SELECT key FROM __new_keys) "
             "UNION SELECT graph FROM __old_graph_profiles WHERE pid IN (SELECT pid FROM __hit)"
-        ).fetchall()
+        )).column(0).to_pylist()
     }
-    connection.register("__touched_graphs_arrow", pa.table({"graph": pa.array(sorted(touched_graphs), pa.int64())}))
-    connection.execute(
-        "CREATE TEMP TABLE __touched AS SELECT pid FROM __hit UNION "
-        "SELECT pid FROM __old_graph_profiles WHERE graph IN (SELECT graph FROM __touched_graphs_arrow)"
-    )
-    connection.execute(
-        "CREATE TEMP TABLE __touched_keys AS SELECT key FROM __old_ids WHERE _profile_id IN (SELECT pid FROM __touched) "
-        "UNION SELECT key FROM __old_graph_keys WHERE graph IN (SELECT graph FROM __touched_graphs_arrow)"
-    )
-    connection.unregister("__touched_graphs_arrow")
+    workspace.register("__touched_graphs", pa.table({"graph": pa.array(sorted(touched_graphs), pa.int64())}))
+    workspace.materialize("__touched", statement(
+        "SELECT pid FROM __hit UNION "
+        "SELECT pid FROM __old_graph_profiles WHERE graph IN (SELECT graph FROM __touched_graphs)"
+    ))
+    workspace.materialize("__touched_keys", statement(
+        "SELECT key FROM __old_ids WHERE _profile_id IN (SELECT pid FROM __touched) "
+        "UNION SELECT key FROM __old_graph_keys WHERE graph IN (SELECT graph FROM __touched_graphs)"
+    ))
     return touched_graphs
 
 
-def _load_previous_events(connection: duckdb.DuckDBPyConnection, previous: Path, schema: pa.Schema) -> list[str]:
-    """Load the touched profiles' events as records (``__old_evt``); return their previous profile ids."""
-    reader = exp.func(
-        "read_parquet",
-        string(str(previous / EVENTS_FILE)),
-        exp.PropertyEQ(this=exp.to_identifier(_ROW), expression=exp.true()),
-    )
-    query = (
-        exp.select(exp.Star())
-        .from_(reader)
-        .where(exp.In(this=col("_profile_id"), query=exp.select(col("pid")).from_("__touched").subquery()))
-        .order_by(col(_ROW))
-    )
-    rows = connection.sql(render(query)).to_arrow_table()
-    rids = pq.read_table(previous / EVENT_RIDS_FILE).column(0)
-    rows = rows.append_column(RID, rids.take(rows.column(_ROW)))
-    connection.register("__old_evt_arrow", rows)
-    columns: list[exp.Expr] = [col(f.name) for f in schema]
-    columns += [
-        col(RID),
-        exp.alias_(exp.cast(exp.Null(), exp.DataType.build("VARCHAR")), DATASET, quoted=True),
-        exp.alias_(col("_ingestTime"), INGEST, quoted=True),
-    ]
-    connection.execute(
-        f"CREATE TEMP TABLE __old_evt AS SELECT *, {ANCHOR_SQL} AS {ANCHOR}, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST} "
-        f"FROM ({render(exp.select(*columns).from_('__old_evt_arrow'))})"
-    )
-    connection.unregister("__old_evt_arrow")
-    pids: list[str] = rows.column("_profile_id").to_pylist()
+def _load_previous_events(workspace: Workspace, previous: Path, schema: pa.Schema) -> list[str]:
+    """Load the touched profiles' events as records (``__old_evt``), each with its record id from the row of
+    ``_state/event_rids.parquet`` beside it; return their previous profile ids, in the file's order."""
+    workspace.register_numbered("__previous_events", [(0, str(previous / EVENTS_FILE))], _FILE, _ROW)
+    workspace.register_numbered("__previous_rids", [(0, str(previous / EVENT_RIDS_FILE))], _FILE, _ROW)
+    workspace.materialize("__old_evt_rows", statement(
+        "SELECT * FROM __previous_events WHERE _profile_id IN (SELECT pid FROM __touched)"
+    ))
+    columns = ", ".join(render(col(f.name, "e")) for f in schema)
+    workspace.materialize("__old_evt", records_query(statement(f"""
+        SELECT {columns}, r.{RID} AS {RID}, CAST(NULL AS VARCHAR) AS {DATASET}, e._ingestTime AS {INGEST}
+        FROM __old_evt_rows AS e JOIN __previous_rids AS r ON r.{_ROW} = e.{_ROW}
+    """)))
+    pids: list[str] = workspace.fetch(statement(
+        f"SELECT _profile_id FROM __old_evt_rows ORDER BY {_ROW}"
+    )).column(0).to_pylist()
     return pids
 
 
-def _write_identities(
-    connection: duckdb.DuckDBPyConnection, previous: Path, policy: MergePolicySpec, staging: Path
-) -> None:
+def _write_identities(workspace: Workspace, previous: Path, policy: MergePolicySpec, staging: Path) -> None:
     """Rewrite ``identities.parquet`` with the touched profiles' identities recomputed."""
     if policy.identity_graph == "pdg":
-        connection.execute(f"CREATE TEMP TABLE __new_ident AS {IDENTITIES_QUERY}")
+        workspace.materialize("__new_ident", IDENTITIES_QUERY)
         dropped = "_profile_id IN (SELECT pid FROM __touched)"
     else:
         # Under none an identity that anchors a profile anywhere maps to that profile only, so both the
         # recomputed rows and the kept ones must look at every anchor, not only the touched ones.
-        connection.execute(
-            f"""
-            CREATE TEMP TABLE __new_ident AS
+        workspace.register("__previous_profiles", str(previous / PROFILES_FILE))
+        workspace.materialize("__new_ident", statement("""
             SELECT n.ns AS namespace, n.id, p.key AS _profile_id
             FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid JOIN __ids AS p ON p.iid = x.pid
             WHERE x.iid = x.pid OR (
                 x.iid NOT IN (SELECT DISTINCT pid FROM __ident)
-                AND n.key NOT IN (SELECT _profile_id FROM {render(exp.func("read_parquet", string(str(previous / PROFILES_FILE))))})
+                AND n.key NOT IN (SELECT _profile_id FROM __previous_profiles)
             )
-            """
-        )
+        """))
         dropped = (
             "_profile_id IN (SELECT pid FROM __touched) OR (key IN (SELECT pid FROM __touched) AND _profile_id <> key)"
         )
-    write_query(
-        connection,
-        f"""
+    workspace.write_file(statement(f"""
         SELECT namespace, id, _profile_id FROM (
             SELECT key, namespace, id, _profile_id FROM __old_ids WHERE NOT ({dropped})
             UNION ALL
             SELECT lower(namespace) || ':' || id AS key, namespace, id, _profile_id FROM __new_ident
-        ) ORDER BY id, key, _profile_id
-        """,
-        staging / IDENTITIES_FILE,
-    )
+        ) AS identities ORDER BY id, key, _profile_id
+    """), staging / IDENTITIES_FILE, ROW_GROUP_ROWS)
 
 
 def _link(previous: Path, staging: Path, *names: str) -> None:

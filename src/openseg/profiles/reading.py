@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.profiles._sql import cast, col, duckdb_type, field, is_null, string, struct_pack
+from openseg.profiles._sql import cast, col, field, is_null, sql_type, string, struct_pack
 from openseg.profiles.sources import (
     IDENTITY_MAP,
     IDENTITY_MAP_TYPE,
@@ -31,12 +31,16 @@ from openseg.profiles.sources import (
     utc_naive,
 )
 
+if TYPE_CHECKING:
+    from openseg.engines.base import Workspace
+
 RID = "__rid"
 DATASET = "__dataset_id"
 INGEST = "__ingest_time"
 SOURCES_TABLE = "__source_files"
 PROVENANCE = (RID, DATASET, INGEST)
-_FILE_COLUMN = "__source_path"
+_FILE_COLUMN = "__file_idx"
+_ROW_COLUMN = "__file_row"
 
 
 @dataclass(frozen=True)
@@ -87,108 +91,102 @@ def plan_inputs(sources: Sequence[SourceFile]) -> tuple[dict[str, KindInput], pa
     return inputs, table
 
 
-def read_query(connection: duckdb.DuckDBPyConnection, source: KindInput) -> exp.Query:
+def read_query(workspace: Workspace, source: KindInput, name: str) -> exp.Query:
     """A query yielding every record of ``source`` in the unified schema plus provenance columns.
 
+    Each group of files with one stored schema is registered in ``workspace`` as ``{name}_{n}``, numbered
+    (:meth:`~openseg.engines.base.Workspace.register_numbered`); the query joins them to the table of source
+    files (:data:`SOURCES_TABLE`, see :func:`plan_inputs`), which must be registered too.
+
     Args:
-        connection: Used only to map Arrow types to DuckDB types.
+        workspace: Where the files are read.
         source: The files and unified schema of one kind.
+        name: Prefix of the relations registered for its files.
 
     Returns:
         ``SELECT <unified columns>, __rid, __dataset_id, __ingest_time`` over all files (no rows and
         the same columns when there are no files).
     """
-    targets = {f.name: duckdb_type(connection, f.type) for f in source.schema}
-    groups: dict[pa.Schema, list[str]] = {}
-    for _, file, stored in source.files:
-        groups.setdefault(stored, []).append(file.path)
+    targets = {f.name: sql_type(f.type) for f in source.schema}
+    groups: dict[pa.Schema, list[tuple[int, str]]] = {}
+    for index, file, stored in source.files:
+        groups.setdefault(stored, []).append((index, file.path))
     if not groups:
-        empty = [exp.alias_(cast(exp.Null(), t), name, quoted=True) for name, t in targets.items()]
+        empty = [exp.alias_(cast(exp.Null(), t), column, quoted=True) for column, t in targets.items()]
         empty += [
-            exp.alias_(cast(exp.Null(), exp.DataType.build(t)), name, quoted=True)
-            for name, t in ((RID, "BIGINT"), (DATASET, "VARCHAR"), (INGEST, "TIMESTAMP"))
+            exp.alias_(cast(exp.Null(), sql_type(t)), column, quoted=True)
+            for column, t in ((RID, pa.int64()), (DATASET, pa.string()), (INGEST, pa.timestamp("us")))
         ]
         return exp.select(*empty).where(exp.false())
-    selects = [_group_select(connection, source, stored, paths, targets) for stored, paths in groups.items()]
+    selects = []
+    for number, (stored, files) in enumerate(groups.items()):
+        relation = f"{name}_{number}"
+        workspace.register_numbered(relation, files, _FILE_COLUMN, _ROW_COLUMN)
+        selects.append(_group_select(relation, source, stored))
     query: exp.Query = selects[0]
     for select in selects[1:]:
         query = exp.union(query, select, distinct=False)
     return query
 
 
-def _group_select(
-    connection: duckdb.DuckDBPyConnection,
-    source: KindInput,
-    stored: pa.Schema,
-    paths: list[str],
-    targets: dict[str, exp.DataType],
-) -> exp.Select:
+def _group_select(relation: str, source: KindInput, stored: pa.Schema) -> exp.Select:
     raw = {f.name: f.type for f in stored if f.name not in RESERVED_COLUMNS}
     columns = [
         exp.alias_(
-            _convert(
-                connection,
-                col(name, "r") if name in raw else None,
-                raw.get(name),
-                f.type,
-                (name,),
-                source.kind,
-                targets[name],
-            ),
+            _convert(col(name, "r") if name in raw else None, raw.get(name), f.type, (name,), source.kind),
             name,
             quoted=True,
         )
         for name, f in ((f.name, f) for f in source.schema)
     ]
     rid = exp.BitwiseOr(
-        this=exp.BitwiseLeftShift(
-            this=cast(col("file_idx", "s"), exp.DataType.build("BIGINT")), expression=exp.Literal.number(32)
-        ),
-        expression=cast(col("file_row_number", "r"), exp.DataType.build("BIGINT")),
+        this=exp.BitwiseLeftShift(this=col(_FILE_COLUMN, "r"), expression=exp.Literal.number(32)),
+        expression=col(_ROW_COLUMN, "r"),
     )
     columns += [
         exp.alias_(rid, RID, quoted=True),
         exp.alias_(col("dataset_id", "s"), DATASET, quoted=True),
         exp.alias_(col("ingest_time", "s"), INGEST, quoted=True),
     ]
-    reader = exp.func(
-        "read_parquet",
-        exp.Array(expressions=[string(p) for p in paths]),
-        exp.PropertyEQ(this=exp.to_identifier("filename"), expression=string(_FILE_COLUMN)),
-        exp.PropertyEQ(this=exp.to_identifier("file_row_number"), expression=exp.true()),
-    )
     return (
         exp.select(*columns)
-        .from_(exp.alias_(reader, "r", quoted=True))
+        .from_(exp.alias_(exp.to_table(relation), "r", quoted=True))
         .join(
             exp.alias_(exp.to_table(SOURCES_TABLE), "s", quoted=True),
-            on=exp.EQ(this=col("path", "s"), expression=col(_FILE_COLUMN, "r")),
+            on=exp.EQ(this=col("file_idx", "s"), expression=col(_FILE_COLUMN, "r")),
         )
     )
 
 
 def _convert(
-    connection: duckdb.DuckDBPyConnection,
     value: exp.Expr | None,
     raw: pa.DataType | None,
     target: pa.DataType,
     path: tuple[str, ...],
     kind: SourceKind,
-    target_sql: exp.DataType | None = None,
+    depth: int = 0,
 ) -> exp.Expr:
-    """Convert ``value`` (stored as ``raw``) to ``target``; ``None`` means the file lacks it."""
-    target_sql = target_sql or duckdb_type(connection, target)
+    """Convert ``value`` (stored as ``raw``) to ``target``; ``None`` means the file lacks it.
+
+    A cast converts a value whose shape is the target's (the same struct fields in the same order, at every
+    level): engines cast structs by position (Spark) or by name (DuckDB), which agree then. Any other struct is
+    rebuilt field by field, and a list of them element by element, so every engine fills missing fields with
+    NULL and drops extra ones alike.
+    """
+    target_sql = sql_type(target)
     if value is None or raw is None:
         return cast(exp.Null(), target_sql)
     if path == (IDENTITY_MAP,):
-        return _identity_map(connection, value, raw)
+        return _identity_map(value, raw)
     if raw == target:
         return value
     if path in TIME_FIELDS[kind] and (pa.types.is_string(raw) or pa.types.is_large_string(raw)):
         # CAST(text AS TIMESTAMP) ignores a UTC offset; going through TIMESTAMPTZ honours it (the
-        # connection's time zone is UTC).
+        # session's time zone is UTC).
         return cast(exp.TryCast(this=value, to=exp.DataType.build("TIMESTAMPTZ")), target_sql)
-    if pa.types.is_struct(raw) and pa.types.is_struct(target) and _holds_text_time(raw, path, kind):
+    if pa.types.is_struct(raw) and pa.types.is_struct(target) and (
+        _holds_text_time(raw, path, kind) or not _same_shape(raw, target)
+    ):
         items = []
         for i in range(target.num_fields):
             child = target.field(i)
@@ -197,18 +195,49 @@ def _convert(
                 (
                     child.name,
                     _convert(
-                        connection,
                         field(value, child.name) if index >= 0 else None,
                         raw.field(index).type if index >= 0 else None,
                         child.type,
                         (*path, child.name),
                         kind,
+                        depth,
                     ),
                 )
             )
-        return exp.case().when(is_null(value), exp.Null()).else_(struct_pack(items))
-    # DuckDB casts structs by field name, filling missing fields with NULL and dropping extra ones.
+        return exp.case().when(is_null(value), cast(exp.Null(), target_sql)).else_(struct_pack(items))
+    if _is_list(raw) and _is_list(target) and not _same_shape(raw.value_type, target.value_type):
+        # Elements are not addressable as paths (arrays merge whole): converted by type alone.
+        element = exp.to_identifier(f"__element{depth}")
+        converted = _convert(exp.column(element), raw.value_type, target.value_type, (), kind, depth + 1)
+        return exp.Transform(this=value, expression=exp.Lambda(this=converted, expressions=[element]))
     return cast(value, target_sql)
+
+
+def _is_list(data_type: pa.DataType) -> bool:
+    return bool(pa.types.is_list(data_type) or pa.types.is_large_list(data_type))
+
+
+def _same_shape(raw: pa.DataType, target: pa.DataType) -> bool:
+    """Whether a cast converts ``raw`` to ``target`` alike on every engine: the same nesting, and structs with
+    the same field names in the same order (leaf types may differ)."""
+    if pa.types.is_struct(raw) or pa.types.is_struct(target):
+        return bool(
+            pa.types.is_struct(raw)
+            and pa.types.is_struct(target)
+            and [raw.field(i).name for i in range(raw.num_fields)]
+            == [target.field(i).name for i in range(target.num_fields)]
+            and all(_same_shape(raw.field(i).type, target.field(i).type) for i in range(raw.num_fields))
+        )
+    if _is_list(raw) or _is_list(target):
+        return bool(_is_list(raw) and _is_list(target) and _same_shape(raw.value_type, target.value_type))
+    if pa.types.is_map(raw) or pa.types.is_map(target):
+        return bool(
+            pa.types.is_map(raw)
+            and pa.types.is_map(target)
+            and _same_shape(raw.key_type, target.key_type)
+            and _same_shape(raw.item_type, target.item_type)
+        )
+    return True
 
 
 def _holds_text_time(raw: pa.DataType, path: tuple[str, ...], kind: SourceKind) -> bool:
@@ -225,19 +254,30 @@ def _holds_text_time(raw: pa.DataType, path: tuple[str, ...], kind: SourceKind) 
     return False
 
 
-def _identity_map(connection: duckdb.DuckDBPyConnection, value: exp.Expr, raw: pa.DataType) -> exp.Expr:
+def _identity_map(value: exp.Expr, raw: pa.DataType) -> exp.Expr:
     """``identityMap`` as ``MAP(VARCHAR, STRUCT(id, primary)[])`` from a map or a struct of lists."""
-    map_type = duckdb_type(connection, IDENTITY_MAP_TYPE)
+    map_type = sql_type(IDENTITY_MAP_TYPE)
+    ids = pa.list_(IDENTITY_TYPE)
     if not pa.types.is_struct(raw):
-        return cast(value, map_type)
+        if _same_shape(raw, IDENTITY_MAP_TYPE):
+            return cast(value, map_type)
+        # Identities with other fields (or in another order): rebuilt entry by entry.
+        name = exp.to_identifier("__entry")
+        rebuilt_ids = _convert(field(exp.column(name), "value"), raw.item_type, ids, (), "profile", 1)
+        pair = struct_pack([("key", field(exp.column(name), "key")), ("value", rebuilt_ids)])
+        each = exp.Transform(this=exp.func("map_entries", value), expression=exp.Lambda(this=pair, expressions=[name]))
+        return cast(exp.func("map_from_entries", each), map_type)
     # pyarrow infers a struct with one field per namespace from JSON objects: rebuild the map,
     # leaving out namespaces a record does not carry (a NULL field), as the JSON had no such key.
-    ids_type = duckdb_type(connection, pa.list_(IDENTITY_TYPE))
+    entry_type = sql_type(pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", ids)])))
     entries = []
     for i in range(raw.num_fields):
         namespace = raw.field(i).name
-        ids = field(value, namespace)
-        entry = struct_pack([("key", string(namespace)), ("value", cast(ids, ids_type))])
-        entries.append(exp.case().when(is_null(ids), exp.Array(expressions=[])).else_(exp.Array(expressions=[entry])))
+        namespace_ids = field(value, namespace)
+        entry = struct_pack([("key", string(namespace)), ("value", _convert(namespace_ids, raw.field(i).type, ids, (), "profile", 1))])
+        entries.append(
+            exp.case().when(is_null(namespace_ids), cast(exp.Array(expressions=[]), entry_type))
+            .else_(exp.Array(expressions=[entry]))
+        )
     rebuilt = exp.func("map_from_entries", exp.func("flatten", exp.Array(expressions=entries)))
     return exp.case().when(is_null(value), cast(exp.Null(), map_type)).else_(cast(rebuilt, map_type))

@@ -22,9 +22,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from openseg.profiles.build import BuildStats, build_profile_store, write_build
+import pyarrow as pa
+
+from openseg.profiles.build import SPILL_DIR, BuildStats, build_profile_store, write_build
 from openseg.profiles.incremental import FullRebuildRequired, update_store
 from openseg.profiles.manifest import FORMAT_VERSION, source_entry
 from openseg.profiles.merge_policy import MergePolicySpec
@@ -35,6 +37,9 @@ from openseg.profiles.store import (
     StoreNotFoundError,
     resolve_store,
 )
+
+if TYPE_CHECKING:
+    from openseg.engines.base import Engine
 
 _log = logging.getLogger(__name__)
 
@@ -96,7 +101,7 @@ def refresh_profile_store(
     policy: MergePolicySpec,
     out_dir: Path,
     *,
-    threads: int | None = None,
+    engine: Engine,
     memory_limit: str | None = None,
     max_touched_share: float = DEFAULT_MAX_TOUCHED_SHARE,
 ) -> BuildStats:
@@ -110,8 +115,8 @@ def refresh_profile_store(
         sources: Every file of every successful batch, fragments and events, in any order.
         policy: The merge policy to apply.
         out_dir: The store path (``{home}/profiles/{sandboxId}/{mergePolicyId}``).
-        threads: DuckDB threads (default: all cores).
-        memory_limit: DuckDB memory limit such as ``"3GB"``.
+        engine: Runs the statements and writes the files.
+        memory_limit: The most memory a build may use, such as ``"3GB"`` (default: the engine's).
         max_touched_share: The largest share of the existing profiles an incremental update may
             recompute before a full build is preferred.
 
@@ -133,10 +138,10 @@ def refresh_profile_store(
         return replace(stats, refresh="unchanged", seconds=round(time.perf_counter() - started, 3))
     if plan.kind == "incremental" and plan.previous is not None and plan.manifest is not None:
         try:
-            return _update(plan, ordered, entries, policy, out_dir, threads, memory_limit, max_touched_share, started)
+            return _update(plan, ordered, entries, policy, out_dir, engine, memory_limit, max_touched_share, started)
         except FullRebuildRequired as reason:
             _log.info("profile refresh of %s: full build instead (%s)", out_dir, reason)
-    return build_profile_store(ordered, policy, out_dir, threads=threads, memory_limit=memory_limit)
+    return build_profile_store(ordered, policy, out_dir, engine=engine, memory_limit=memory_limit)
 
 
 def _update(
@@ -145,15 +150,17 @@ def _update(
     entries: list[dict[str, Any]],
     policy: MergePolicySpec,
     out_dir: Path,
-    threads: int | None,
+    engine: Engine,
     memory_limit: str | None,
     max_touched_share: float,
     started: float,
 ) -> BuildStats:
     assert plan.previous is not None and plan.manifest is not None
     previous, manifest = plan.previous, plan.manifest
-    return write_build(
-        out_dir, entries, policy,
-        lambda connection, staging: update_store(connection, previous, manifest, ordered, plan.old_count, policy,
-                                                 staging, max_touched_share),
-        threads=threads, memory_limit=memory_limit, started=started)
+
+    def produce(staging: Path) -> tuple[BuildStats, dict[str, pa.Schema]]:
+        with engine.with_limits(memory_limit, staging / SPILL_DIR).workspace() as workspace:
+            return update_store(workspace, previous, manifest, ordered, plan.old_count, policy, staging,
+                                max_touched_share)
+
+    return write_build(out_dir, entries, policy, produce, started=started)

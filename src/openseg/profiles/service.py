@@ -96,7 +96,8 @@ def build_sandbox(services: Services, sandbox_id: str,
     for policy_id, spec in chosen:
         path = store_path(services.settings.profiles_dir, sandbox_id, policy_id)
         # Incremental when only new batches arrived; a full rebuild when anything else changed.
-        stats = refresh_profile_store(sources, spec, path, memory_limit=services.settings.build_memory_limit)
+        stats = refresh_profile_store(sources, spec, path, engine=services.engine(),
+                                      memory_limit=services.settings.build_memory_limit)
         results[policy_id] = stats.to_dict()
         with services.db.session() as session:
             record = session.get(ProfileStore, policy_id)

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from openseg.profiles.build import ROW_GROUP_ROWS, BatchWriter
+from openseg.engines.parquet import BatchWriter
+from openseg.profiles.build import ROW_GROUP_ROWS
 
 
 def splice_sorted(
@@ -59,7 +60,7 @@ def splice_sorted(
     insert_keys = insert.column(key).to_pylist()
     cursor = 0
     offset = 0
-    with BatchWriter(out, schema, split) as writer:
+    with BatchWriter(out, schema, split, ROW_GROUP_ROWS) as writer:
         for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
             table = pa.Table.from_batches([batch], schema=source.schema_arrow)
             if side_values is not None:
@@ -89,7 +90,7 @@ def append_rows(old: Path, out: Path, extra: pa.Table) -> int:
         The number of rows written.
     """
     source = pq.ParquetFile(old)
-    with BatchWriter(out, source.schema_arrow) as writer:
+    with BatchWriter(out, source.schema_arrow, row_group_rows=ROW_GROUP_ROWS) as writer:
         for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
             writer.write(batch)
         writer.write(extra.select(source.schema_arrow.names).cast(source.schema_arrow))

@@ -1,0 +1,82 @@
+"""Writing a stream of Arrow record batches to one Parquet file, compressing in a second thread.
+
+Engines that hand results to this process (DuckDB's Arrow stream, :class:`~openseg.engines.base.ArrowWorkspace`)
+write single files with it, and so does the profile store's splice, which rewrites a sorted file in place.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class BatchWriter:
+    """Writes record batches to a Parquet file (zstd), and optionally one column to a second file.
+
+    DuckDB's Arrow stream feeding pyarrow's writer was measured faster than DuckDB's own writer on
+    sorted nested XDM events (2 cores). Writing runs in a second thread so that compressing one batch
+    overlaps with producing the next (both release the GIL).
+
+    Args:
+        path: The Parquet file to write.
+        schema: The batches' schema.
+        split: ``(column, path)``: write that column (the last) to a file of its own instead, row for row.
+        row_group_rows: Rows per row group (at most).
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, split: tuple[str, Path] | None = None,
+                 row_group_rows: int | None = None) -> None:
+        self._split = split[0] if split else None
+        self._row_group_rows = row_group_rows
+        if split is not None:
+            if schema.names[-1] != split[0]:
+                raise ValueError(f"split: {split[0]!r} is not the last column")
+            split_path = split[1]
+            split_path.parent.mkdir(parents=True, exist_ok=True)
+            self._side: pq.ParquetWriter | None = pq.ParquetWriter(
+                split_path, pa.schema([schema.field(split[0])]), compression="zstd"
+            )
+            schema = schema.remove(len(schema) - 1)
+        else:
+            self._side = None
+        self.schema = schema
+        self._main = pq.ParquetWriter(path, schema, compression="zstd")
+        self._pool = ThreadPoolExecutor(1)
+        self._pending: Future[None] | None = None
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Queue ``batch`` (with the split column last, if any) for writing."""
+        if batch.num_rows == 0:
+            return
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._write, batch)
+        self.rows += batch.num_rows
+
+    def _write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if self._side is not None:
+            last = batch.num_columns - 1
+            self._side.write_table(pa.table([batch.column(last)], names=[self._split]),
+                                   row_group_size=self._row_group_rows)
+            batch = batch.remove_column(last)
+        if isinstance(batch, pa.RecordBatch):
+            self._main.write_batch(batch, row_group_size=self._row_group_rows)
+        else:
+            self._main.write_table(batch, row_group_size=self._row_group_rows)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self._pending is not None and exc_info[0] is None:
+                self._pending.result()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._main.close()
+            if self._side is not None:
+                self._side.close()

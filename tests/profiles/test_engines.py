@@ -1,0 +1,148 @@
+"""The build is statements in an engine's workspace: another engine builds the same store.
+
+``SingleQueryEngine`` only runs one query at a time (``Engine._execute``), so its workspace is the generic
+``ArrowWorkspace``: every relation comes back as Arrow, files are written from fetched results, and connected
+components run as rounds of statements (``engines.graph.label_components``), as on Spark, instead of DuckDB's
+in-process numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlglot import exp
+
+from openseg.engines.base import Engine, TableSource
+from openseg.engines.duckdb import DuckDBEngine, DuckDBWorkspace
+from openseg.engines.graph import connected_components
+from openseg.profiles import MergePolicySpec, build_profile_store, read_manifest
+from openseg.profiles.store import EVENT_RIDS_FILE
+
+from .conftest import ENGINE, Lake, ids, read_rows
+
+
+class SingleQueryEngine(Engine):
+    """Runs each query alone on a fresh DuckDB connection; nothing of DuckDBWorkspace."""
+
+    name = "single-query"
+    dialect = "duckdb"
+
+    def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
+        return DuckDBEngine(threads=1)._execute(sql, tables)
+
+
+STORE_FILES = ("profiles.parquet", "events.parquet", "identities.parquet", EVENT_RIDS_FILE)
+
+
+def _stores(lake: Lake, policy: MergePolicySpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    built = []
+    for name, engine in (("duckdb", ENGINE), ("single-query", SingleQueryEngine())):
+        store = lake.root / "profiles" / name
+        build_profile_store(lake.sources, policy, store, engine=engine)
+        files = {file: read_rows(store / file) for file in STORE_FILES}
+        if policy.identity_graph == "none":
+            files["fragments.parquet"] = read_rows(store / "fragments.parquet")
+        stats = read_manifest(store)["stats"]
+        built.append({"files": files, "stats": {k: v for k, v in stats.items() if k != "seconds"}})
+    return built[0], built[1]
+
+
+def _chains_and_a_hub(lake: Lake) -> None:
+    """A chain a-b-c-d over fragments and events (several rounds of labels), a pair, and a hub of 55
+    identities (over the guardrail, split in ingest order)."""
+    t0 = datetime(2024, 1, 1)
+    lake.add("profile", [{"identityMap": ids(("email", "a"), ("ECID", "b"), primary="a"), "n": 1},
+                         {"identityMap": ids(("email", "x"), ("phone", "y")), "n": 2}])
+    lake.add("profile", [{"identityMap": ids(("ECID", "c"), ("phone", "d")), "n": 3}], ingest=t0 + timedelta(days=1))
+    lake.add("event", [
+        {"_id": "e1", "timestamp": t0, "eventType": "web", "identityMap": ids(("ECID", "b"), ("ECID", "c"))},
+        {"_id": "e2", "timestamp": t0 + timedelta(hours=1), "eventType": "web", "identityMap": ids(("phone", "d"))},
+        {"_id": "e3", "timestamp": None, "eventType": "web", "identityMap": ids(("phone", "y"))},
+    ])
+    lake.add("profile", [{"identityMap": ids(("hub", "0"), ("member", f"{i:02d}"), primary=f"{i:02d}"), "n": 10 + i}
+                         for i in range(55)], ingest=t0 + timedelta(days=2))
+
+
+@pytest.mark.parametrize("policy", [MergePolicySpec("mp"), MergePolicySpec("mp-none", identity_graph="none")],
+                         ids=["pdg", "none"])
+def test_a_single_query_engine_builds_the_store_duckdb_builds(lake: Lake, policy: MergePolicySpec) -> None:
+    _chains_and_a_hub(lake)
+    on_duckdb, elsewhere = _stores(lake, policy)
+    assert elsewhere == on_duckdb
+    if policy.identity_graph == "pdg":
+        # a-b-c-d, x-y, and the hub with its first 49 members plus the 6 members refused after them.
+        assert on_duckdb["stats"]["profiles"] == 1 + 1 + 1 + 6
+        assert len(on_duckdb["stats"]["oversized_graphs"]) == 1
+
+
+def test_labelling_in_statements_agrees_with_numpy() -> None:
+    rng = np.random.default_rng(7)
+    nodes = 300
+    left = rng.integers(0, nodes, 220).astype(np.int64)
+    right = rng.integers(0, nodes, 220).astype(np.int64)
+    # A long chain too: labels must travel far.
+    left = np.concatenate([left, np.arange(400, 480, dtype=np.int64)])
+    right = np.concatenate([right, np.arange(401, 481, dtype=np.int64)])
+    roots = connected_components(481, left, right)
+    with SingleQueryEngine().workspace() as workspace:
+        workspace.register("edges", pa.table({"a": left, "b": right}))
+        workspace.components("labels", exp.select("a", "b").from_("edges"))
+        labels = workspace.fetch(exp.select("node", "root").from_("labels").order_by("node")).to_pylist()
+    on_edge = sorted(set(left.tolist()) | set(right.tolist()))
+    assert labels == [{"node": node, "root": int(roots[node])} for node in on_edge]
+
+
+def test_identity_maps_with_more_fields_per_identity_keep_id_and_primary(lake: Lake) -> None:
+    rich = pa.map_(pa.string(), pa.list_(pa.struct([("authenticatedState", pa.string()), ("id", pa.string()),
+                                                     ("primary", pa.bool_())])))
+    lake.add("profile", [{"identityMap": [("email", [{"authenticatedState": "authenticated", "id": "a",
+                                                      "primary": True}])]}],
+             schema=pa.schema([("identityMap", rich)]))
+    store, _ = lake.build()
+    (profile,) = read_rows(store / "profiles.parquet")
+    assert profile["identityMap"] == {"email": [{"id": "a", "primary": True}]}
+    assert pq.read_schema(store / "profiles.parquet").field("identityMap").type.item_type.value_type.names == [
+        "id", "primary"]
+
+
+class RecordingEngine(DuckDBEngine):
+    """DuckDB that records the settings of each workspace it opens."""
+
+    def __init__(self, seen: list[dict[str, Any]], **settings: Any) -> None:
+        super().__init__(**settings)
+        self.seen = seen
+
+    def with_limits(self, memory_limit: str | None = None, spill: Path | None = None) -> DuckDBEngine:
+        limited = super().with_limits(memory_limit, spill)
+        return RecordingEngine(self.seen, threads=limited.threads, memory_limit=limited.memory_limit,
+                               temp_directory=limited.temp_directory,
+                               preserve_insertion_order=limited.preserve_insertion_order)
+
+    @contextmanager
+    def workspace(self) -> Iterator[DuckDBWorkspace]:
+        with super().workspace() as workspace:
+            row = workspace.connection.execute(
+                "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
+                "current_setting('preserve_insertion_order')").fetchall()[0]
+            self.seen.append({"memory_limit": row[0], "spill": row[1], "ordered": row[2]})
+            yield workspace
+
+
+def test_a_build_runs_within_its_memory_limit_and_spills_inside_the_build(lake: Lake) -> None:
+    lake.add("profile", [{"identityMap": ids(("email", "a"))}])
+    seen: list[dict[str, Any]] = []
+    build_profile_store(lake.sources, MergePolicySpec("mp"), lake.root / "store", engine=RecordingEngine(seen),
+                        memory_limit="123MB")
+    [settings] = seen
+    assert settings["memory_limit"] == "117.3 MiB"  # DuckDB's spelling of 123 MB
+    assert Path(settings["spill"]).name == "_spill" and Path(settings["spill"]).parent.parent.name == ".store.builds"
+    assert settings["ordered"] is False
+    assert not list((lake.root / ".store.builds").glob("*/_spill"))
