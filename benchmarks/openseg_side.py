@@ -170,7 +170,10 @@ def merged_build(ingest_dir: str, out_dir: str) -> int:
                           "profile" if kind == "profiles" else "event")
                for kind in ("profiles", "events") for path in sorted((Path(ingest_dir) / kind).glob("*.parquet"))]
     # The same memory cap the service builds with (OPENSEG_BUILD_MEMORY_LIMIT default).
-    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store", memory_limit="2GB")
+    from openseg.engines.duckdb import DuckDBEngine
+
+    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store", memory_limit="2GB",
+                                engine=DuckDBEngine())
     return stats.profiles
 
 
