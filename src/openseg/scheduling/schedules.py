@@ -10,11 +10,12 @@ from dataclasses import replace
 from typing import Any
 
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.errors import BadRequest, Conflict
 from openseg.json_patch import apply_patch
 from openseg.scheduling.cron import CronError, QuartzCron
 from openseg.scheduling.model import Schedule
 from openseg.scheduling.ports import SandboxScope, SchedulingUnitOfWork
+from openseg.scope import in_scope
 
 __all__ = [
     "MAX_MERGE_POLICIES",
@@ -120,11 +121,7 @@ def create_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, body: object
 
 
 def _get(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> Schedule:
-    found = uow.schedules.get(schedule_id)
-    # Another org's or sandbox's schedule is as absent as one that never existed.
-    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
-        raise NotFound.of("schedule", schedule_id)
-    return found
+    return in_scope(uow.schedules.get(schedule_id), scope, "schedule", schedule_id)
 
 
 def get_schedule(uow: SchedulingUnitOfWork, scope: SandboxScope, schedule_id: str) -> Schedule:

@@ -18,6 +18,7 @@ from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
 from openseg.profiles.model import PROFILE_SCHEMA_NAME, MergePolicy
 from openseg.request_fields import optional_object, optional_string, string_list
+from openseg.scope import in_scope
 from openseg.segmentation.expressions import pql_error, read_expression
 from openseg.segmentation.model import SegmentDefinition
 from openseg.segmentation.ports import SandboxScope, SegmentationUnitOfWork
@@ -77,11 +78,7 @@ def analyze(expression: object, schema: Schema, *, field: str = "expression") ->
 
 
 def _get(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_id: str) -> SegmentDefinition:
-    found = uow.segment_definitions.get(definition_id)
-    # Another org's or sandbox's definition is as absent as one that never existed.
-    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
-        raise NotFound.of("segment definition", definition_id)
-    return found
+    return in_scope(uow.segment_definitions.get(definition_id), scope, "segment definition", definition_id)
 
 
 def _check_references(existing: list[SegmentDefinition], definition_id: str, references: tuple[str, ...]) -> None:

@@ -141,12 +141,10 @@ def failing_segments(engine: Engine, store: Path, segments: Sequence[tuple[str, 
                      members: membership.MembershipStore, previous: membership.State | None) -> dict[str, str]:
     """The segments whose condition the engine cannot evaluate, each by itself, with why: first those it
     refuses to compile or bind (cheap: nothing is read), else those whose evaluation fails when run."""
-    profile_schema = pq.read_schema(store / PROFILES_FILE)
-    has_path = arrow_paths(profile_schema, pq.read_schema(store / EVENTS_FILE))
+    has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
     failures: dict[str, str] = {}
     with engine.workspace() as workspace:
-        workspace.register("profiles", str(store / PROFILES_FILE))
-        workspace.register("events", str(store / EVENTS_FILE))
+        _register_store(workspace, store)
         plans: dict[str, tuple[exp.Query, str]] = {}
         for segment_id, expr in segments:
             try:
@@ -167,6 +165,12 @@ def failing_segments(engine: Engine, store: Path, segments: Sequence[tuple[str, 
             except Exception as error:  # noqa: BLE001 - as above
                 failures[segment_id] = _reason(error)
     return failures
+
+
+def _register_store(workspace: Workspace, store: Path) -> None:
+    """The profile store's files as the relations plans read (``profiles``, ``events``)."""
+    workspace.register("profiles", str(store / PROFILES_FILE))
+    workspace.register("events", str(store / EVENTS_FILE))
 
 
 def _cause(stopped: _Stopped) -> BaseException:
@@ -198,8 +202,7 @@ def _evaluate(engine: Engine, store: Path, segments: Sequence[tuple[str, ast.Exp
                 raise _Stopped() from stop
 
     with engine.workspace() as workspace:
-        workspace.register("profiles", str(store / PROFILES_FILE))
-        workspace.register("events", str(store / EVENTS_FILE))
+        _register_store(workspace, store)
         differ = membership.MembershipDiffer(workspace, members, previous, [s for s, _ in segments], job_id)
         plan = plan_segments(list(segments), as_of=as_of, dialect=engine.dialect,
                              membership=differ.plan_relation(), has_path=has_path, carry=carry)

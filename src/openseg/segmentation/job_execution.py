@@ -135,17 +135,18 @@ def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict
             except Exception as error:  # noqa: BLE001 - a definition stored before a check existed
                 failures[segment_id] = f"{type(error).__name__}: {error}"
         store_of_members = membership_store(services, scope.sandbox_id, policy_id)
+        failed_segments.update(failures)
+        if not parsed:
+            continue  # nothing of this merge policy could be parsed: its membership stays as it was
         try:
-            if not parsed:
-                raise SegmentsFailed({})
             evaluation = evaluate_segments(services, store, parsed, as_of, store_of_members,
                                            store_of_members.state(pointer), job_id,
                                            _reporter(services, job_id, policy_id, index, len(by_policy)))
         except SegmentsFailed as failed:
             # Nothing of this merge policy could be evaluated: its membership stays as it was.
-            failed_segments.update(failures | failed.failures)
+            failed_segments.update(failed.failures)
             continue
-        failed_segments.update(failures | evaluation.failures)
+        failed_segments.update(evaluation.failures)
         _check_cancel(services, job_id)
         outcomes[policy_id] = PolicyOutcome(
             policy_id=policy_id, store_path=store, members=store_of_members,

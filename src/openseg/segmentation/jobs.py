@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest, NotFound
+from openseg.errors import BadRequest
+from openseg.scope import in_scope
 from openseg.segmentation.model import SegmentDefinition, SegmentJob
 from openseg.segmentation.ports import SandboxScope, SegmentationUnitOfWork
 
@@ -109,11 +110,7 @@ def create_job(uow: SegmentationUnitOfWork, scope: SandboxScope, body: object, *
 
 
 def _get(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
-    found = uow.segment_jobs.get(job_id)
-    # Another org's or sandbox's job is as absent as one that never existed.
-    if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
-        raise NotFound.of("segment job", job_id)
-    return found
+    return in_scope(uow.segment_jobs.get(job_id), scope, "segment job", job_id)
 
 
 def get_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
