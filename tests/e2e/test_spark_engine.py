@@ -222,6 +222,92 @@ def _named(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
+def _stitched_store(tmp_path: Path, engine: str) -> dict[str, Any]:
+    """People (four also known by an ECID), events by email or by ECID only (one ECID nobody has: an
+    event-only profile), then a second batch (person 2 again, by ECID alone, and a new person), built on
+    ``engine`` by the worker; the store's files and a job's counts. On Spark, every result the build's
+    workspaces hand to this process and every file written for it are recorded."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _build_and_run(tmp_path, engine, monkeypatch)
+
+
+def _build_and_run(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from pyspark.sql.classic.dataframe import DataFrame
+    from pyspark.sql.readwriter import DataFrameWriter
+
+    from openseg.engines import parquet
+    from openseg.profiles import refresh
+
+    seen: dict[str, list[Any]] = {"fetched": [], "spark_writes": [], "arrow_writes": []}
+    building = [False]
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        building[0] = True
+        try:
+            return original_build(*args, **kwargs)
+        finally:
+            building[0] = False
+
+    def watch(method: Any, record: Any) -> Any:
+        def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = method(self, *args, **kwargs)
+            if building[0]:
+                record(self, args, result)
+            return result
+        return watched
+
+    original_build = refresh.build_profile_store
+    monkeypatch.setattr(refresh, "build_profile_store", build)
+    monkeypatch.setattr(DataFrame, "toArrow", watch(DataFrame.toArrow, lambda _, __, table: seen["fetched"].append(
+        table.num_rows)))
+    monkeypatch.setattr(DataFrame, "collect", watch(DataFrame.collect, lambda _, __, rows: seen["fetched"].append(
+        len(rows))))
+    monkeypatch.setattr(DataFrameWriter, "parquet", watch(DataFrameWriter.parquet, lambda _, args, __: seen[
+        "spark_writes"].append(Path(args[0]).name)))
+    monkeypatch.setattr(parquet.BatchWriter, "__init__", watch(parquet.BatchWriter.__init__, lambda _, args, __: seen[
+        "arrow_writes"].append(Path(args[0]).name)))
+
+    # Batches complete at the same (made-up) times in both runs: their ingest times are in the store.
+    ticks = iter(range(T1 - 86_400_000, T1, 1000))
+    monkeypatch.setattr("openseg.catalog.processing.now_ms", lambda: next(ticks))
+    monkeypatch.setattr("openseg.catalog.service.now_ms", lambda: next(ticks))
+    home = tmp_path / engine
+    settings = Settings(home=home, database_url=f"sqlite:///{home}/openseg.db", lake=home / "lake", engine=engine)
+    services = build_services(settings)
+    org = make_org(services)
+    assert services.worker is not None
+    drain = services.worker.run_until_idle
+    with_ecid = [person(i, identityMap={"email": [{"id": f"p{i}@example.com", "primary": True}],
+                                        "ECID": [{"id": f"c{i}"}]}) if i < 4 else person(i) for i in range(8)]
+    by_ecid = [event(100 + i, 0, identityMap={"ECID": [{"id": ecid}]}) for i, ecid in enumerate(["c1", "c1", "c3", "c9"])]
+    with TestClient(create_app(services, run_worker=False)) as client:
+        people = load_people(client, org, drain, with_ecid, [event(i, i % 5) for i in range(20)] + by_ecid)
+        later = [{"identityMap": {"ECID": [{"id": "c2", "primary": True}]}, "loyalty": {"points": 999}}, person(9)]
+        upload_batch(client, org.headers(), people, {"people.json": json_lines(later)})
+        drain()
+        ids = {name: define(client, org, name, pql)["id"] for name, pql in EXPRESSIONS.items()}
+        job = run_job(client, org, drain, *ids.values())
+    services.db.dispose()
+    [store] = [path for path in (home / "profiles").glob("*/*") if path.is_symlink()]  # not the builds beside it
+    built = store.resolve()
+
+    def rows(name: str) -> list[dict[str, Any]]:
+        named = [{**row, "_sources": ["people" if source == people else source for source in row["_sources"]]}
+                 if "_sources" in row else row for row in pq.read_table(built / name).to_pylist()]
+        return sorted(named, key=lambda row: [str(value) for value in row.values()])
+
+    return {
+        "files": {name: rows(name) for name in ("profiles.parquet", "events.parquet", "identities.parquet")},
+        "schema": json.loads((built / "schema.json").read_text()),
+        "stats": {k: v for k, v in json.loads((built / "manifest.json").read_text())["stats"].items()
+                  if k not in ("seconds", "refresh")},
+        "refresh": json.loads((built / "manifest.json").read_text())["stats"]["refresh"],
+        "counts": {name: job["metrics"]["segmentedProfileCounter"][segment_id] for name, segment_id in ids.items()},
+        "events_order": [(row["_profile_id"], row["timestamp"]) for row in pq.read_table(built / "events.parquet").to_pylist()],
+        "seen": seen,
+    }
+
+
 @pytest.mark.spark
 @pytest.mark.xdist_group("spark")
 def test_spark_exports_the_same_rows_as_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,3 +332,26 @@ def test_spark_exports_the_same_rows_as_duckdb(tmp_path: Path, monkeypatch: pyte
     assert [e["commerce"]["order"]["priceTotal"] for e in members["First0"]["eventList"]] == [10.5, 15.5, 20.5, 25.5]
     assert len(on_duckdb["everyone"]["rows"]) == 9 and on_duckdb["nobody"]["rows"] == []
     assert on_duckdb["nobody"]["files"] == on_spark["nobody"]["files"] == [("part-00000.parquet", 0)]
+
+
+def test_spark_builds_the_same_profile_store_as_duckdb(tmp_path: Path) -> None:
+    on_duckdb = _stitched_store(tmp_path, "duckdb")
+    on_spark = _stitched_store(tmp_path, "spark")
+    for part in ("files", "schema", "stats", "counts"):
+        assert on_spark[part] == on_duckdb[part], part
+    # Stitched through the ECIDs: 8 people + person 9 + the event-only ECID c9; person 2's second record merged.
+    profiles = {row["_profile_id"]: row for row in on_duckdb["files"]["profiles.parquet"]}
+    assert len(profiles) == 10 and not profiles["ecid:c9"]["_hasProfileRecord"]
+    assert profiles["ecid:c2"]["loyalty"] == {"points": 999} and profiles["ecid:c2"]["_sources"] == ["people"]
+    # The second batch: DuckDB updated the store in place, Spark rebuilt it; the same store either way.
+    assert (on_duckdb["refresh"], on_spark["refresh"]) == ("incremental", "full")
+    # events.parquet is sorted by profile, then time, on both engines.
+    assert on_spark["events_order"] == sorted(on_spark["events_order"]) == on_duckdb["events_order"]
+    # On Spark nothing per-profile came back to this process: every result the builds fetched is one row (a
+    # count, a sum of labels) or none (no graph over the guardrail); the executors wrote every store file.
+    seen = on_spark["seen"]
+    assert seen["fetched"] and set(seen["fetched"]) <= {0, 1}, seen["fetched"]
+    assert seen["arrow_writes"] == []
+    written = [".profiles.parquet.parts", ".identities.parquet.parts", ".events.parquet.parts", ".event_rids.parquet.parts"]
+    assert seen["spark_writes"] == written * 2  # two builds
+    assert on_duckdb["seen"]["spark_writes"] == []

@@ -24,7 +24,8 @@ from openseg.engines.base import Engine, TableSource
 from openseg.engines.duckdb import DuckDBEngine, DuckDBWorkspace
 from openseg.engines.graph import connected_components
 from openseg.profiles import MergePolicySpec, build_profile_store, read_manifest
-from openseg.profiles.store import EVENT_RIDS_FILE
+from openseg.profiles.refresh import refresh_profile_store
+from openseg.profiles.store import EVENT_RIDS_FILE, schema_to_json
 
 from .conftest import ENGINE, Lake, ids, read_rows
 
@@ -42,10 +43,10 @@ class SingleQueryEngine(Engine):
 STORE_FILES = ("profiles.parquet", "events.parquet", "identities.parquet", EVENT_RIDS_FILE)
 
 
-def _stores(lake: Lake, policy: MergePolicySpec) -> tuple[dict[str, Any], dict[str, Any]]:
+def _stores(lake: Lake, policy: MergePolicySpec, other: Engine | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     built = []
-    for name, engine in (("duckdb", ENGINE), ("single-query", SingleQueryEngine())):
-        store = lake.root / "profiles" / name
+    for name, engine in (("duckdb", ENGINE), ("other", other or SingleQueryEngine())):
+        store = lake.root / "profiles" / f"{name}-{policy.id}"
         build_profile_store(lake.sources, policy, store, engine=engine)
         files = {file: read_rows(store / file) for file in STORE_FILES}
         if policy.identity_graph == "none":
@@ -81,6 +82,38 @@ def test_a_single_query_engine_builds_the_store_duckdb_builds(lake: Lake, policy
         # a-b-c-d, x-y, and the hub with its first 49 members plus the 6 members refused after them.
         assert on_duckdb["stats"]["profiles"] == 1 + 1 + 1 + 6
         assert len(on_duckdb["stats"]["oversized_graphs"]) == 1
+
+
+def _uneven_files(lake: Lake) -> None:
+    """Files whose schemas differ: a struct missing a field and holding an int where another holds a double, a
+    column of nulls only, identity maps inferred as structs with more fields, a text time with an offset."""
+    t0 = datetime(2024, 2, 1)
+    lake.add("profile", [{"identityMap": ids(("email", "u1")), "loyalty": {"points": 10}, "tags": None}], ingest=t0)
+    lake.add("profile", [{"identityMap": ids(("email", "u1")), "loyalty": {"tier": "gold", "points": 2.5},
+                          "tags": ["a", "b"]}], ingest=t0 + timedelta(hours=1))
+    lake.add("profile", [{"identityMap": {"email": [{"id": "u2", "primary": True}], "ECID": None}},
+                         {"identityMap": {"email": None, "ECID": [{"id": 5, "authenticatedState": "ambiguous"}]}}],
+             identity_as="struct", ingest=t0 + timedelta(hours=2))
+    lake.add("event", [{"_id": "u-e1", "timestamp": "2024-02-01T10:00:00+02:00", "eventType": "web",
+                        "identityMap": {"ECID": [{"id": "5"}]}}], identity_as="struct", ingest=t0 + timedelta(hours=3))
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_spark_builds_the_store_duckdb_builds(lake: Lake) -> None:
+    from openseg.engines.spark import SparkEngine
+
+    _chains_and_a_hub(lake)
+    _uneven_files(lake)
+    for policy in (MergePolicySpec("mp"), MergePolicySpec("mp-none", identity_graph="none")):
+        on_duckdb, on_spark = _stores(lake, policy, SparkEngine())
+        # The same rows in the same order, and the same types (as schema.json writes them: Spark also marks some
+        # columns and nested fields NOT NULL where it knows them to be).
+        assert on_spark == on_duckdb, policy.id
+        for file in STORE_FILES:
+            on = {name: schema_to_json(pq.read_schema(lake.root / "profiles" / f"{name}-{policy.id}" / file))
+                  for name in ("duckdb", "other")}
+            assert on["other"] == on["duckdb"], file
 
 
 def test_labelling_in_statements_agrees_with_numpy() -> None:
@@ -146,3 +179,14 @@ def test_a_build_runs_within_its_memory_limit_and_spills_inside_the_build(lake: 
     assert Path(settings["spill"]).name == "_spill" and Path(settings["spill"]).parent.parent.name == ".store.builds"
     assert settings["ordered"] is False
     assert not list((lake.root / ".store.builds").glob("*/_spill"))
+
+
+def test_an_engine_outside_this_process_refreshes_with_full_builds(lake: Lake) -> None:
+    lake.add("profile", [{"identityMap": ids(("email", "a"))}])
+    engine = SingleQueryEngine()
+    store = lake.root / "profiles" / "store"
+    refresh_profile_store(lake.sources, MergePolicySpec("mp"), store, engine=engine)
+    lake.add("profile", [{"identityMap": ids(("email", "b"))}], ingest=datetime(2024, 1, 2))
+    assert refresh_profile_store(lake.sources, MergePolicySpec("mp"), store, engine=engine).refresh == "full"
+    assert refresh_profile_store(lake.sources, MergePolicySpec("mp"), store, engine=engine).refresh == "unchanged"
+    assert [row["_profile_id"] for row in read_rows(store / "profiles.parquet")] == ["email:a", "email:b"]

@@ -232,6 +232,10 @@ class Engine(abc.ABC):
     name: str = ""
     #: sqlglot dialect the plan is rendered in.
     dialect: str = ""
+    #: Whether the engine runs in this process, so that fetching a large result costs no transfer: work that
+    #: fetches per-profile rows (an incremental profile refresh, which splices them into sorted files here)
+    #: runs only on such an engine. Spark's driver must not collect them.
+    in_process: bool = False
 
     def render(self, plan: exp.Expr) -> str:
         """Render a plan as SQL text in this engine's dialect.

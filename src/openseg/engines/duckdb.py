@@ -52,6 +52,7 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
     dialect = "duckdb"
+    in_process = True
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None,
                  temp_directory: str | os.PathLike[str] | None = None, preserve_insertion_order: bool = True) -> None:

@@ -7,9 +7,10 @@ runs are serialised with a lock because temporary views are session-global.
 from __future__ import annotations
 
 import atexit
+import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from openseg.engines import graph
 from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource, Workspace
 
 if TYPE_CHECKING:
@@ -164,6 +166,8 @@ class SparkWorkspace(Workspace):
         self.spark = spark
         self._views: list[str] = []
         self._cached: list[DataFrame] = []
+        #: Materialised relations by name, to release one before the workspace closes.
+        self._frames: dict[str, DataFrame] = {}
 
     def register(self, name: str, source: TableSource) -> None:
         _frame(self.spark, source).createOrReplaceTempView(name)
@@ -172,6 +176,7 @@ class SparkWorkspace(Workspace):
     def materialize(self, name: str, query: exp.Query) -> None:
         frame = self.spark.sql(self.render(query)).cache()
         self._cached.append(frame)
+        self._frames[name] = frame
         frame.createOrReplaceTempView(name)
         self._views.append(name)
 
@@ -195,6 +200,67 @@ class SparkWorkspace(Workspace):
         if file_rows:
             _keep_parts(path)
 
+    def register_numbered(self, name: str, files: Sequence[tuple[int, str]], file_column: str,
+                          row_column: str) -> None:
+        """The executors read the files; each row's file is told by its URI (``_metadata.file_path``: a local
+        file as ``java.io.File`` spells it, ``file:/a%20b/x.parquet``) and its row by ``_metadata.row_index``."""
+        from pyspark.sql import functions as F
+
+        jvm = self.spark.sparkContext._jvm
+        assert jvm is not None
+        numbers = []
+        for number, path in files:
+            if "://" in path:
+                uri = jvm.org.apache.hadoop.fs.Path(path).toUri().toString()
+            else:
+                uri = jvm.java.io.File(path).getAbsoluteFile().toURI().toString()
+            numbers.append((uri, number))
+        by_path = self.spark.createDataFrame(numbers, "__path STRING, __number BIGINT")
+        frame = self.spark.read.parquet(*[path for _, path in files])
+        columns = [frame[f"`{column}`"] for column in frame.columns]
+        numbered = (frame.select(*columns, F.col("_metadata.file_path").alias("__path"),
+                                 F.col("_metadata.row_index").alias(row_column))
+                    .join(F.broadcast(by_path), "__path")
+                    .select(*[F.col(f"`{column}`") for column in frame.columns],
+                            F.col("__number").alias(file_column), F.col(row_column)))
+        numbered.createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def write_file(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+                   split: tuple[str, Path] | None = None) -> None:
+        """One executor writes the file, in the query's order: the sorted result is coalesced into one
+        partition (coalescing keeps the order of the sorted partitions) and its one part file moved to
+        ``path``. With ``split`` the query runs twice (the main columns, then the side column); its total order
+        keeps them aligned row for row."""
+        frame = self.spark.sql(self.render(query))
+        if split is None:
+            _write_one(frame, path, row_group_rows)
+            return
+        column, side = split
+        if frame.columns[-1] != column:
+            raise ValueError(f"split: {column!r} is not the last column")
+        _write_one(frame.select(*[frame[f"`{c}`"] for c in frame.columns[:-1]]), path, row_group_rows)
+        side.parent.mkdir(parents=True, exist_ok=True)
+        _write_one(frame.select(frame[f"`{column}`"]), side, row_group_rows)
+
+    def components(self, name: str, edges: exp.Query) -> None:
+        # Each round of labels is checkpointed on the executors: planning a round then reads one relation,
+        # not every earlier round's plan (each round reads the previous one three times).
+        graph.label_components(self, name, edges, keep=self._checkpoint)
+
+    def _checkpoint(self, name: str, query: exp.Query) -> None:
+        frame = self.spark.sql(self.render(query)).localCheckpoint(eager=True)
+        self._cached.append(frame)
+        self._frames[name] = frame
+        frame.createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        frame = self._frames.pop(name, None)
+        if frame is not None:
+            frame.unpersist()
+
     def close(self) -> None:
         for name in dict.fromkeys(self._views):
             self.spark.catalog.dropTempView(name)
@@ -214,6 +280,17 @@ def _keep_parts(directory: Path) -> None:
     for entry in directory.iterdir():
         if entry not in kept:
             entry.unlink()
+
+
+def _write_one(frame: DataFrame, path: Path, row_group_rows: int | None) -> None:
+    parts = path.with_name(f".{path.name}.parts")
+    writer = frame.coalesce(1).write.mode("overwrite").option("compression", "zstd")
+    if row_group_rows:
+        writer = writer.option("parquet.block.size", row_group_rows * _BYTES_PER_ROW)
+    writer.parquet(str(parts))
+    [part] = sorted(parts.glob("part-*.parquet"))
+    part.rename(path)
+    shutil.rmtree(parts)
 
 
 def _frame(spark: SparkSession, source: TableSource) -> DataFrame:

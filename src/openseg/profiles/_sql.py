@@ -26,12 +26,12 @@ def col(name: str, table: str | None = None) -> exp.Column:
 
 def field(struct: exp.Expr, name: str) -> exp.Expr:
     """``struct_extract(struct, 'name')``: unambiguous even where a table alias shares the name."""
-    return exp.func("struct_extract", struct, exp.Literal.string(name))
+    return exp.func("struct_extract", struct, exp.Literal.string(name), dialect=DIALECT)
 
 
 def struct_pack(items: list[tuple[str, exp.Expr]]) -> exp.Expr:
     """``struct_pack(name := value, ...)`` keeping the given field order."""
-    return exp.func("struct_pack", *[exp.PropertyEQ(this=ident(n), expression=v) for n, v in items])
+    return exp.func("struct_pack", *[exp.PropertyEQ(this=ident(n), expression=v) for n, v in items], dialect=DIALECT)
 
 
 def string(value: str) -> exp.Literal:

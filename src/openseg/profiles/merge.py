@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from sqlglot import exp
 
-from openseg.profiles._sql import col, field, is_null, struct_pack
+from openseg.profiles._sql import DIALECT, col, field, is_null, struct_pack
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import DATASET, INGEST, RID
 from openseg.profiles.sources import IDENTITY_MAP
@@ -92,7 +92,7 @@ def merge_query(relation: str, schema: pa.Schema, group_key: str) -> exp.Select:
         )
         for leaf in leaves
     ]
-    sources = exp.func("list_sort", exp.ArrayAgg(this=exp.Distinct(expressions=[col(DATASET)])))
+    sources = exp.func("list_sort", exp.ArrayAgg(this=exp.Distinct(expressions=[col(DATASET)])), dialect=DIALECT)
     inner = (
         exp.select(
             col(group_key),

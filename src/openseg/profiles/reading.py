@@ -146,7 +146,8 @@ def _group_select(relation: str, source: KindInput, stored: pa.Schema) -> exp.Se
     columns += [
         exp.alias_(rid, RID, quoted=True),
         exp.alias_(col("dataset_id", "s"), DATASET, quoted=True),
-        exp.alias_(col("ingest_time", "s"), INGEST, quoted=True),
+        # A timestamp without zone (UTC) however the engine registered the Arrow table (Spark: as zoned).
+        exp.alias_(cast(col("ingest_time", "s"), sql_type(pa.timestamp("us"))), INGEST, quoted=True),
     ]
     return (
         exp.select(*columns)
@@ -174,7 +175,8 @@ def _convert(
     NULL and drops extra ones alike.
     """
     target_sql = sql_type(target)
-    if value is None or raw is None:
+    if value is None or raw is None or pa.types.is_null(raw):
+        # A column a file holds only nulls in has no type of its own (Spark reads it as INT).
         return cast(exp.Null(), target_sql)
     if path == (IDENTITY_MAP,):
         return _identity_map(value, raw)

@@ -4,7 +4,9 @@
 
 - the same sources (same files, same fingerprints) and the same policy: nothing to do;
 - the previous sources, unchanged, followed in ingest order by new ones: an incremental update
-  (:mod:`openseg.profiles.incremental`) that recomputes only the profiles the new records touch;
+  (:mod:`openseg.profiles.incremental`) that recomputes only the profiles the new records touch, on an engine
+  that runs in this process (DuckDB: the update splices the recomputed rows into the files here); on any other
+  (Spark) a full build;
 - anything else (a source removed or rewritten, as erasing a profile does; a source that sorts before
   one already read; another policy or policy version; a build from an older format): a full build.
 
@@ -137,6 +139,12 @@ def refresh_profile_store(
         stats = BuildStats.from_dict(plan.manifest["stats"])
         return replace(stats, refresh="unchanged", seconds=round(time.perf_counter() - started, 3))
     if plan.kind == "incremental" and plan.previous is not None and plan.manifest is not None:
+        if not engine.in_process:
+            # The update splices the recomputed profiles' rows into the sorted files in this process; an
+            # engine that spreads them over executors (Spark) rebuilds instead, and its executors write.
+            _log.info("profile refresh of %s: full build instead (%s splices nothing in this process)",
+                      out_dir, engine.name)
+            return build_profile_store(ordered, policy, out_dir, engine=engine, memory_limit=memory_limit)
         try:
             return _update(plan, ordered, entries, policy, out_dir, engine, memory_limit, max_touched_share, started)
         except FullRebuildRequired as reason:
