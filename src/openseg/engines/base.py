@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.engines import graph
-from openseg.engines.parquet import BatchWriter
+from openseg.engines.parquet import COMPRESSION, COMPRESSION_LEVEL, BatchWriter
 
 #: A relation the plan reads: a Parquet file or directory path, several Parquet files read as one, or an
 #: Arrow table already in memory.
@@ -178,7 +178,8 @@ class ArrowWorkspace(Workspace):
         if file_rows:
             write_part_files(self.fetch(query).to_reader(), path, file_rows)
         else:
-            pq.write_table(self.fetch(query), path, compression="zstd", row_group_size=row_group_rows)
+            pq.write_table(self.fetch(query), path, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
+                           row_group_size=row_group_rows)
 
 
 def write_part_files(reader: pa.RecordBatchReader, directory: Path, file_rows: int) -> list[Path]:
@@ -199,7 +200,7 @@ def write_part_files(reader: pa.RecordBatchReader, directory: Path, file_rows: i
 
     def roll() -> pq.ParquetWriter:
         parts.append(directory / f"part-{len(parts):05d}.parquet")
-        return pq.ParquetWriter(parts[-1], reader.schema, compression="zstd")
+        return pq.ParquetWriter(parts[-1], reader.schema, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL)
 
     try:
         for batch in reader:

@@ -24,7 +24,7 @@ from openseg.engines.base import (
     write_part_files,
 )
 from openseg.engines.graph import connected_components
-from openseg.engines.parquet import BatchWriter
+from openseg.engines.parquet import COMPRESSION, COMPRESSION_LEVEL, BatchWriter
 
 #: Rows per Arrow batch a result streams in when DuckDB's COPY cannot write it (see ``DuckDBWorkspace.write``).
 _BATCH_ROWS = 100_000
@@ -177,7 +177,8 @@ class DuckDBWorkspace(Workspace):
             return
         size = f", ROW_GROUP_SIZE {int(row_group_rows)}" if row_group_rows else ""
         # The target is a bound parameter, never spliced into the statement.
-        self.connection.execute(f"COPY ({self.render(query)}) TO $target (FORMAT parquet, COMPRESSION zstd{size})",
+        self.connection.execute(f"COPY ({self.render(query)}) TO $target (FORMAT parquet, COMPRESSION {COMPRESSION}, "
+                                f"COMPRESSION_LEVEL {COMPRESSION_LEVEL}{size})",
                                 {"target": str(path)})
 
     def materialize_staged(self, stages: Stages, final: exp.Query, name: str,

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from openseg.engines import graph
 from openseg.engines.base import Engine, StageCallback, StageRun, Stages, TableSource, Workspace
+from openseg.engines.parquet import COMPRESSION, COMPRESSION_LEVEL
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -189,7 +190,8 @@ class SparkWorkspace(Workspace):
 
     def write(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
               file_rows: int | None = None) -> None:
-        writer = self.spark.sql(self.render(query)).write.option("compression", "zstd")
+        writer = self.spark.sql(self.render(query)).write.option("compression", COMPRESSION)
+        writer = writer.option("parquet.compression.codec.zstd.level", COMPRESSION_LEVEL)
         if row_group_rows:
             writer = writer.option("parquet.block.size", row_group_rows * _BYTES_PER_ROW)
         if file_rows:
