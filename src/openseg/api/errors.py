@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openseg import failures
 from openseg.api.profile_build import mark
 from openseg.errors import Forbidden, OpensegError, Unauthorized
 from openseg.profiles.entities import ProfileNotFound
@@ -100,6 +101,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route matches {request.method} {request.url.path}"
         return error_response(request, exc.status_code, detail)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        # A full disk is the operator's to fix, and nothing was kept of the request: 507, plainly said.
+        if failures.is_disk_full(exc):
+            return error_response(request, 507, failures.DISK_FULL_MESSAGE, {"code": failures.DISK_FULL},
+                                  "Insufficient storage")
+        return error_response(request, 500, f"internal error: {type(exc).__name__}")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from openseg import failures
 from openseg.catalog import lake
 from openseg.catalog.records import FileFormatError, iter_json_records, records_to_table
 from openseg.catalog.validation import EVENT, RecordError, parquet_misfits, parse_rfc3339, typed_record, validate_record
@@ -60,6 +61,8 @@ def ingest_files(files: list[tuple[str, Path]], fmt: str, kind: str, out_dir: Pa
         except FileFormatError as exc:
             result.add_file_error(name, str(exc))
         except (pa.ArrowInvalid, OSError) as exc:
+            if failures.is_disk_full(exc):
+                raise  # the machine's fault, not the file's: the whole batch fails with it
             result.add_file_error(name, f"cannot be read as {fmt}: {exc}")
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openseg import failures
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
 from openseg.catalog.ingestion import IngestResult, ingest_files
@@ -38,7 +39,11 @@ def process_batch(services: Services, item: WorkItem) -> None:
         result = ingest_files(files, fmt, kind, staged.path)
     except Exception as exc:  # noqa: BLE001 - a bug or an I/O failure: the batch fails visibly instead of hanging
         result = IngestResult()
-        result.add_file_error("(batch)", f"internal error while processing: {type(exc).__name__}: {exc}")
+        if failures.is_disk_full(exc):
+            result.error_count += 1
+            result.errors.append({"code": failures.DISK_FULL, "description": failures.DISK_FULL_MESSAGE})
+        else:
+            result.add_file_error("(batch)", f"internal error while processing: {failures.describe(exc)}")
     now = now_ms()
     if not result.ok:
         staged.discard()

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openseg import failures
 from openseg.catalog.read_only_sql import check_read_only, json_value, run_query, table_name
 from openseg.catalog.service import successful_files
 from openseg.clock import new_uuid, now_ms
@@ -70,7 +71,7 @@ def execute(services: Services, query_id: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(result.table, target)
     except Exception as exc:  # noqa: BLE001 - a failing query is the user's answer, not a worker crash
-        message = exc.detail if isinstance(exc, BadRequest) else f"{type(exc).__name__}: {exc}"
+        message = exc.detail if isinstance(exc, BadRequest) else failures.describe(exc, services.settings.lake)
         with services.db.session() as session:
             query = session.get(Query, query_id)
             assert query is not None

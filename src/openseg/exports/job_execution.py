@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlglot import exp
 
+from openseg import failures
 from openseg import job_lifecycle as lifecycle
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
@@ -76,7 +77,8 @@ def run_export(services: Services, item: WorkItem) -> None:
         with services.db.session() as session:
             job = session.get(ExportJob, job_id)
             assert job is not None
-            _fail(job, f"Error writing profiles to dataset '{request.dataset_id}': {type(exc).__name__}: {exc}")
+            reason = failures.describe(exc, services.settings.lake)
+            _fail(job, f"Error writing profiles to dataset '{request.dataset_id}': {reason}")
             _abandon_batches(session, job, "failed")
     else:
         log.info("export job %s succeeded: %s", job_id, metrics)

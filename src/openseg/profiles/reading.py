@@ -26,7 +26,7 @@ from openseg.profiles.sources import (
     SourceFile,
     SourceKind,
     normalize_schema,
-    read_file_schema,
+    source_schema,
     unify_schemas,
     utc_naive,
 )
@@ -70,7 +70,7 @@ def plan_inputs(sources: Sequence[SourceFile]) -> tuple[dict[str, KindInput], pa
     """
     per_kind: dict[str, list[tuple[int, SourceFile, pa.Schema]]] = {"profile": [], "event": []}
     for index, source in enumerate(sources):
-        per_kind[source.kind].append((index, source, read_file_schema(source.path)))
+        per_kind[source.kind].append((index, source, source_schema(source)))
     inputs = {
         kind: KindInput(
             kind=kind,  # type: ignore[arg-type]

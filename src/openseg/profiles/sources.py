@@ -23,6 +23,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openseg import failures
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
 SourceKind = Literal["profile", "event"]
@@ -93,6 +94,22 @@ def utc_naive(moment: datetime) -> datetime:
 def read_file_schema(path: str) -> pa.Schema:
     """The Arrow schema stored in a Parquet file, without metadata."""
     return pq.read_schema(path).remove_metadata()
+
+
+def source_schema(source: SourceFile) -> pa.Schema:
+    """The Arrow schema of a batch's file; a file that cannot be read is told as its batch."""
+    try:
+        return read_file_schema(source.path)
+    except (pa.ArrowInvalid, OSError) as unreadable:
+        raise unreadable_source(source, unreadable) from unreadable
+
+
+def unreadable_source(source: SourceFile, error: Exception) -> Exception:
+    """What to raise for a batch file that could not be read: a full disk as it is, anything else as
+    :class:`~openseg.failures.DamagedBatch` naming the batch and its dataset."""
+    if failures.is_disk_full(error):
+        return error
+    return failures.DamagedBatch(source.dataset_id, source.batch_id, "not a readable Parquet file")
 
 
 def normalize_schema(schema: pa.Schema, kind: SourceKind) -> pa.Schema:

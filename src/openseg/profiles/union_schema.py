@@ -14,7 +14,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from openseg.profiles.sources import SourceFile
+from openseg.profiles.sources import SourceFile, unreadable_source
 from openseg.xdm.schema import Schema
 
 
@@ -34,7 +34,11 @@ def union_schema(sources: Sequence[SourceFile]) -> Schema:
             modified = os.stat(source.path).st_mtime_ns
         except FileNotFoundError:  # its dataset was deleted since the catalog was read
             continue
-        (events if source.kind == "event" else profiles).append(_footer_schema(source.path, modified))
+        try:
+            schema = _footer_schema(source.path, modified)
+        except (pa.ArrowInvalid, OSError) as unreadable:
+            raise unreadable_source(source, unreadable) from unreadable
+        (events if source.kind == "event" else profiles).append(schema)
     return Schema.from_arrow_files(profiles, events)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openseg import failures
 from openseg import job_lifecycle as lifecycle
 from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
@@ -97,7 +98,11 @@ def run_segment_job(services: Services, item: WorkItem) -> None:
         with services.db.session() as session:
             job = session.get(SegmentJob, job_id)
             assert job is not None
-            lifecycle.fail(job, lifecycle.UNEXPECTED, f"evaluation failed: {type(exc).__name__}: {exc}")
+            if failures.is_disk_full(exc):
+                lifecycle.fail(job, failures.DISK_FULL, failures.describe(exc))
+            else:
+                reason = failures.describe(exc, services.settings.lake)
+                lifecycle.fail(job, lifecycle.UNEXPECTED, f"evaluation failed: {reason}")
 
 
 def _check_cancel(services: Services, job_id: str) -> None:
