@@ -1,0 +1,199 @@
+"""The worker killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store or
+writes an export, then started again: every piece of work ends as if the kill never happened, and until then
+nothing of it is visible half-written.
+
+As in ``test_crash_recovery.py`` (the segment job's points), the worker is the real ``openseg worker`` in its
+own process and kills itself at an exact point, so the test does not depend on timing:
+- ``lake-before`` / ``lake-after``: just before / just after a batch directory (an ingested batch, or an
+  export's batch) is renamed into the lake, before the metadata store records it;
+- ``store-before`` / ``store-after``: the same around the publication of a merged-profile build.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openseg.api.app import create_app
+from openseg.bootstrap import build_services
+from openseg.catalog.processing import INGEST_BATCH
+from openseg.config import Settings
+from openseg.services import Services
+from tests.api.flows import create_dataset, json_lines, person, upload_batch
+from tests.api.test_definitions import define
+from tests.api.test_exports import EXPORTS, batch_rows, emails, union_dataset
+from tests.api.test_segment_jobs import run_job
+from tests.conftest import Org, make_org
+from tests.e2e.test_crash_recovery import worker_env
+
+#: Runs ``openseg worker`` after arranging for the process to SIGKILL itself at the point named by argv[1].
+WORKER_THAT_DIES = """
+import os, signal, sys
+
+point = sys.argv[1]
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def dying(publish, after):
+    def publish_and_die(*args, **kwargs):
+        if not after:
+            die()
+        published = publish(*args, **kwargs)
+        die()
+        return published
+    return publish_and_die
+
+
+where, when = point.split("-")
+if where == "lake":
+    from openseg.atomic_files import StagedDir
+
+    StagedDir.publish = dying(StagedDir.publish, when == "after")
+elif where == "store":
+    from openseg.profiles import build
+
+    build.publish = dying(build.publish, when == "after")
+else:
+    raise SystemExit(f"unknown kill point {point}")
+
+from openseg.cli import app
+
+sys.argv = ["openseg", "worker"]
+app()
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=tmp_path / "lake")
+    services = build_services(settings)
+    with TestClient(create_app(services, run_worker=False)) as client:
+        yield services, make_org(services), client
+    services.db.dispose()
+
+
+def kill_worker_at(services: Services, point: str) -> None:
+    died = subprocess.run([sys.executable, "-c", WORKER_THAT_DIES, point], env=worker_env(services),
+                          capture_output=True, text=True, timeout=120)
+    assert died.returncode == -signal.SIGKILL, died.stdout + died.stderr
+
+
+def restart_worker_until(services: Services, done: Callable[[], bool]) -> None:
+    restarted = subprocess.Popen([str(Path(sys.executable).parent / "openseg"), "worker"], env=worker_env(services),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        restarted.send_signal(signal.SIGINT)
+        output = restarted.communicate(timeout=30)[0]
+    assert done(), output
+
+
+def batch(client: TestClient, org: Org, batch_id: str) -> dict[str, Any]:
+    answer = client.get(f"/data/foundation/catalog/batches/{batch_id}", headers=org.headers())
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()[batch_id])
+
+
+def lookup(client: TestClient, org: Org, i: int) -> int:
+    return client.get("/data/core/ups/access/entities", headers=org.headers(), params={
+        "schema.name": "_xdm.context.profile", "entityId": f"p{i}@example.com", "entityIdNS": "email"}).status_code
+
+
+def no_partial_files(root: Path) -> bool:
+    return not [p for p in root.rglob("*") if ".partial" in p.name]
+
+
+@pytest.mark.parametrize("point", ["lake-before", "lake-after"])
+def test_a_batch_whose_worker_was_killed_is_ingested_once_by_the_next(
+        home: tuple[Services, Org, TestClient], point: str) -> None:
+    services, org, client = home
+    people = create_dataset(client, org.headers())
+    batch_id = upload_batch(client, org.headers(), people, {"people.json": json_lines([person(i) for i in range(6)])})
+
+    kill_worker_at(services, point)
+    # Killed mid-ingestion: the batch is not done, and no reader sees any of its files.
+    assert batch(client, org, batch_id)["status"] != "success"
+    listed = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers())
+    assert listed.status_code in (200, 404), listed.text
+    assert listed.status_code == 404 or listed.json()["data"] == []
+
+    restart_worker_until(services, lambda: batch(client, org, batch_id)["status"] in ("success", "failed"))
+    done = batch(client, org, batch_id)
+    assert done["status"] == "success", done
+    assert done["metrics"]["recordsWritten"] == 6
+    assert len(list((services.settings.lake).rglob("*.parquet"))) == 1
+    assert no_partial_files(services.settings.lake)
+
+
+@pytest.mark.parametrize("point", ["store-before", "store-after"])
+def test_a_build_whose_worker_was_killed_is_published_whole_by_the_next(
+        home: tuple[Services, Org, TestClient], point: str) -> None:
+    services, org, client = home
+    assert services.worker is not None
+    people = create_dataset(client, org.headers())
+    upload_batch(client, org.headers(), people, {"people.json": json_lines([person(i) for i in range(6)])})
+    while services.worker.run_once((INGEST_BATCH,)):
+        pass  # ingested here; the build it queued is left to the worker that dies
+
+    kill_worker_at(services, point)
+    # Killed before publishing: there is no build to read yet (409). Killed after: the build is whole on disk,
+    # and readers see all of it. Never half of one.
+    assert [lookup(client, org, i) for i in range(6)] == [409 if point == "store-before" else 200] * 6
+
+    restart_worker_until(services, lambda: lookup(client, org, 1) == 200)
+    assert [lookup(client, org, i) for i in range(6)] == [200] * 6
+    assert no_partial_files(services.settings.home)
+
+
+@pytest.mark.parametrize("point", ["lake-before", "lake-after"])
+def test_an_export_whose_worker_was_killed_is_written_once_by_the_next(
+        home: tuple[Services, Org, TestClient], point: str) -> None:
+    services, org, client = home
+    assert services.worker is not None
+    drain = services.worker.run_until_idle
+    people = create_dataset(client, org.headers())
+    upload_batch(client, org.headers(), people, {"people.json": json_lines([person(i) for i in range(6)])})
+    drain()
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    run_job(client, org, drain, us["id"])
+    target = union_dataset(client, org)
+    created = client.post(EXPORTS, headers=org.headers(), json={
+        "destination": {"datasetId": target}, "schema": {"name": "_xdm.context.profile"},
+        "filter": {"segments": [{"segmentId": us["id"]}]}})
+    assert created.is_success, created.text
+    job_id = created.json()["id"]
+
+    def job() -> dict[str, Any]:
+        return dict(client.get(f"{EXPORTS}/{job_id}", headers=org.headers()).json())
+
+    def exported_batches() -> list[dict[str, Any]]:
+        listed = client.get("/data/foundation/catalog/batches", headers=org.headers(),
+                            params={"dataSet": target}).json()
+        return [b for b in listed.values() if b["status"] == "success"]
+
+    kill_worker_at(services, point)
+    # Killed mid-export: the job is not done and the dataset has no batch of it yet.
+    assert job()["status"] not in ("SUCCEEDED", "FAILED")
+    assert exported_batches() == []
+
+    restart_worker_until(services, lambda: job()["status"] in ("SUCCEEDED", "FAILED"))
+    assert job()["status"] == "SUCCEEDED", job()
+    (exported,) = exported_batches()
+    batch_id = next(b for b, body in client.get("/data/foundation/catalog/batches", headers=org.headers(),
+                                                params={"dataSet": target}).json().items() if body == exported)
+    assert emails(batch_rows(client, org, batch_id)) == ["p1@example.com", "p3@example.com", "p5@example.com"]
+    assert no_partial_files(services.settings.lake)
