@@ -69,8 +69,9 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
 
 
-#: Layout 2 added ``_primaryNamespace`` to ``plain/profiles.parquet``, as the profile store has it.
-LAYOUT = 2
+#: Layout 2 added ``_primaryNamespace`` to ``plain/profiles.parquet``, as the profile store has it; layout 3
+#: writes ``loyalty.joinDate`` as the date-time XDM says it is (a date was refused at ingestion).
+LAYOUT = 3
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Seg
         window = time.perf_counter() - started
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
             job = client.get(f"/data/core/ups/segment/jobs/{job_id}").json()
+            check_batches(client)
     finally:
         for process in (server, worker):
             if process is not None:
@@ -101,6 +102,16 @@ def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Seg
         "status": final,
         "profiles": job.get("metrics", {}).get("totalProfiles"),
     }
+
+
+def check_batches(client: httpx.Client) -> None:
+    """Raise unless every batch of the data set was ingested (a refused batch would leave the figures measured
+    over a part of the data)."""
+    batches = client.get("/data/foundation/catalog/batches", params={"limit": "100"}).json()
+    failed = {batch_id: body.get("errors") for batch_id, body in batches.items()
+              if body.get("status") not in ("success", "replaced")}
+    if failed:
+        raise RuntimeError(f"batches not ingested: {failed}")
 
 
 def _credentials(home: Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ import pyarrow as pa
 from benchmarks.generate import Manifest
 from benchmarks.load import status_under_load
 from benchmarks.measure import Measurement, measure
+from benchmarks.mixed import mixed_under_load
 from benchmarks.segments import Segment
 
 # Imported with the module, outside every timer: a measured run times the job, not the first import of
@@ -54,6 +55,8 @@ class OpensegFigures:
             bytes after the first job and after the last, snapshots pruned as the service does).
         status_load: P6: a job's status read by 50 clients while the service ingests, builds and runs it
             (result: see ``benchmarks.load.status_under_load``).
+        mixed_load: P6b: 50 clients' mixed calls while segment jobs and exports run back to back (result:
+            see ``benchmarks.mixed.mixed_under_load``).
     """
 
     job_10: Measurement | None = None
@@ -63,6 +66,7 @@ class OpensegFigures:
     lookup: Measurement | None = None
     daily: Measurement | None = None
     status_load: Measurement | None = None
+    mixed_load: Measurement | None = None
 
     def measurements(self) -> list[Measurement]:
         """Every measurement present (for the peak-memory row)."""
@@ -223,7 +227,9 @@ def measure_openseg(
         daily = measure("openseg-daily-jobs", daily_jobs, store, _pql(mix), as_of, str(work / "daily"), repeat=1)
         status_load = measure("openseg-status-under-load", status_under_load, data_dir, manifest, list(suite),
                               repeat=1)
+        mixed_load = measure("openseg-mixed-calls-under-load", mixed_under_load, data_dir, manifest, list(suite),
+                             repeat=1)
         return OpensegFigures(job_10=job_10, job_100=job_100, export_300k=export, merged_build=build, lookup=lookup,
-                              daily=daily, status_load=status_load)
+                              daily=daily, status_load=status_load, mixed_load=mixed_load)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -160,7 +160,9 @@ def _loyalty(rng: np.random.Generator, n: int, as_of: dt.datetime) -> pa.StructA
     points = np.round(mean * rng.lognormal(-0.18, 0.6, n)).astype(np.int64)
     joined_from = (dt.date(2015, 1, 1) - _EPOCH).days
     joined_to = (as_of.date() - _EPOCH).days - 1
-    joined = pa.array(rng.integers(joined_from, joined_to + 1, n).astype(np.int32), type=pa.date32())
+    # XDM's loyalty.joinDate is a date-time: midnight UTC of the day joined.
+    days = rng.integers(joined_from, joined_to + 1, n).astype(np.int64)
+    joined = pa.array(days * 86_400_000_000, type=pa.timestamp("us", tz="UTC"))
     return struct(
         {"tier": pick(vocab.LOYALTY_TIERS, tier), "points": pa.array(points), "joinDate": joined},
         null=rng.random(n) < 0.4,  # non-members have no loyalty object at all

@@ -231,6 +231,7 @@ def rows(results: BenchResults) -> list[Row]:
         _lookup_row(figures.lookup),
         _daily_row(figures.daily),
         _status_row(figures.status_load),
+        _mixed_row(figures.mixed_load),
     ]
 
 
@@ -266,6 +267,33 @@ def _status_row(load: Measurement | None) -> Row:
     figure = (f"{r['p99_ms']:.1f} ms (p50 {r['p50_ms']:.1f} ms, max {r['max_ms']:.0f} ms; {r['requests']:,} reads, "
               f"{r['errors']} errors, over {r['window_s']:.0f} s)")
     return Row(target, figure, "—", "—", "≤ 50 ms", _yes(r["p99_ms"] <= 50 and r["errors"] == 0))
+
+
+def _mixed_row(load: Measurement | None) -> Row:
+    target = "P6b: GET /segment/jobs/{id} p99 among 50 clients' mixed calls while jobs and exports run"
+    if load is None or not isinstance(load.result, dict):
+        return Row(target, NOT_MEASURED, "—", "—", "≤ 50 ms, 0 errors, 0 stuck", NOT_MEASURED)
+    r = load.result
+    status = r["routes"]["GET /segment/jobs/{id}"]
+    jobs, exports = r["jobs"], r["exports"]
+    figure = (f"{status['p99_ms']:.1f} ms; {r['requests']:,} calls of {len(r['routes'])} kinds over {r['seconds']:.0f} s, "
+              f"{r['errors']} errors; {jobs['ran']} jobs and {exports['ran']} exports ran, "
+              f"{jobs['failed'] + exports['failed']} failed, {jobs['stuck'] + exports['stuck']} stuck")
+    met = (status["p99_ms"] <= 50 and r["errors"] == 0 and jobs["failed"] + exports["failed"] == 0
+           and jobs["stuck"] + exports["stuck"] == 0)
+    return Row(target, figure, "—", "—", "≤ 50 ms, 0 errors, 0 stuck", _yes(met))
+
+
+def _mixed_routes(load: Measurement | None) -> list[str]:
+    """Each route's latencies in the mixed-call run (P6b)."""
+    if load is None or not isinstance(load.result, dict):
+        return []
+    lines = ["", "Each call of the mixed-call run (P6b; `benchmarks/mixed.py`, `python -m benchmarks.mixed` runs it "
+             "alone), one call a second per client:", ""]
+    for label, figures in load.result["routes"].items():
+        lines.append(f"- `{label}`: p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms "
+                     f"({figures['requests']:,} calls, {figures['errors']} errors)")
+    return lines
 
 
 def _detail(label: str, m: Measurement) -> str:
@@ -346,6 +374,7 @@ def render_markdown(results: BenchResults) -> str:
                   "plan, the membership diff against the previous run, the namespace counts, and the membership "
                   "and history files written (benchmarks/openseg_side.py)."]
         lines += _stages(results.openseg.job_100)
+        lines += _mixed_routes(results.openseg.mixed_load)
     if NOTES.is_file():
         lines += ["", NOTES.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"

@@ -40,7 +40,7 @@ PROFILE_SCHEMA = pa.schema(
             ),
         ),
         ("personalEmail", pa.struct([("address", pa.string())])),
-        ("loyalty", pa.struct([("tier", pa.string()), ("points", pa.int64()), ("joinDate", pa.date32())])),
+        ("loyalty", pa.struct([("tier", pa.string()), ("points", pa.int64()), ("joinDate", pa.timestamp("us", tz="UTC"))])),
         ("identityMap", IDENTITY_MAP),
         ("_sources", pa.list_(pa.string())),
         ("_lastModifiedAt", pa.timestamp("us")),

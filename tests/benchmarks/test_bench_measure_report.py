@@ -73,7 +73,7 @@ def test_report_without_openseg_marks_its_rows_not_measured() -> None:
     lines = text.splitlines()
     assert lines[:4] == ["# Benchmarks", "", HEADER, "| --- | --- | --- | --- | --- | --- |"]
     table = [line for line in lines if line.startswith("|")]
-    assert len(table) == 2 + 11  # exactly one table: header, rule, one row per target
+    assert len(table) == 2 + 12  # exactly one table: header, rule, one row per target
     assert table[2] == (
         "| P1: 10-segment job vs hand-written one-pass SQL | not measured | "
         "0.500 s hand-written one-pass | — | ≤ 1.5× | not measured |"
@@ -136,7 +136,8 @@ def test_report_is_written_and_summarised(tmp_path: Path) -> None:
     assert "P2: 100-segment job vs one query per segment" in output and "MISMATCH" in output
 
 
-def test_run_measures_the_baselines_and_openseg(tmp_path: Path) -> None:
+def test_run_measures_the_baselines_and_openseg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIXED_SECONDS", "3")  # the mixed-call window (P6b), short here
     console = Console(record=True, width=220)
     results = bench_run.run(
         "300",
@@ -169,6 +170,14 @@ def test_run_measures_the_baselines_and_openseg(tmp_path: Path) -> None:
     # Every person of the data set (identities seen only in events add profiles without a record).
     assert load["profiles"] >= results.manifest.profiles
     assert load["requests"] >= 50 and 0 < load["p50_ms"] <= load["p99_ms"] <= load["max_ms"]
+    # P6b served a real process too: every kind of call answered, and every job and export it started ended.
+    assert figures.mixed_load is not None
+    mixed = figures.mixed_load.result
+    assert (mixed["errors"], mixed["first_errors"]) == (0, {})
+    assert mixed["jobs"]["ran"] >= 1 and mixed["exports"]["ran"] >= 1
+    assert (mixed["jobs"]["failed"], mixed["jobs"]["stuck"], mixed["exports"]["failed"], mixed["exports"]["stuck"]) == (0,) * 4
+    assert all(route["requests"] >= 1 for route in mixed["routes"].values())
+    assert "Each call of the mixed-call run" in text
     # The report lists the 100-segment job's costliest stages, from the job's own openseg:segmentCost.
     assert figures.job_100 is not None
     stages = {stage["name"]: stage for stage in figures.job_100.result["stages"]}
