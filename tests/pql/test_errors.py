@@ -47,8 +47,8 @@ SNAPSHOTS = [
     ("d occurs < 3 parsecs before now", 1, 14, "expected a time unit such as days, weeks or months, found parsecs"),
     ("d occurs < 3 days around now", 1, 19, "expected 'before', 'after' or 'from', found around"),
     ('d = date("2020-13-01")', 1, 10, 'not a valid date: "2020-13-01" (write "YYYY-MM-DD")'),
-    ("xEvent.eventType = 1", 1, 8, ("xEvent is a list of events; filter it with xEvent[eventType = ...] instead "
-                                   "of reading xEvent.eventType")),
+    ("xEvent.eventType.name.lower().x = 1", 1, 31, ("cannot read field x of a computed value; only fields of the "
+                                                  "profile, events and variables can be read")),
     ('chain(xEvent, timestamp, [C0: WHAT(a = 1) WHEN(<= 1 day after C1), C1: WHAT(b = 1)])', 1, 63,
      "step C0 refers to C1, which is not an earlier step"),
     ('chain(xEvent, timestamp, [C0: WHAT(a = 1), C0: WHAT(b = 1)])', 1, 44, "chain step C0 is named twice"),

@@ -38,10 +38,12 @@ class Scope:
     Attributes:
         item: Bare paths here are fields of the current item (inside ``xEvent[...]``, ``.any(...)``...).
         variables: Names bound here and the root they stand for.
+        values: Names bound by ``let`` here and the expression each stands for.
     """
 
     item: bool
     variables: dict[str, ast.Root] = field(default_factory=dict)
+    values: dict[str, ast.Expr] = field(default_factory=dict)
 
 
 class ParserBase:
@@ -120,11 +122,21 @@ class ParserBase:
         finally:
             self.scopes.pop()
 
-    def resolve(self, name: str) -> ast.Root | None:
-        """The root a bound name stands for, innermost binding first; None when unbound."""
-        for scope in reversed(self.scopes):
+    def resolve(self, name: str) -> ast.Root | ast.Expr | None:
+        """What a bound name stands for, innermost binding first: the root of a variable, the expression of
+        a ``let``; None when unbound."""
+        for index in range(len(self.scopes) - 1, -1, -1):
+            scope = self.scopes[index]
             if name in scope.variables:
                 return scope.variables[name]
+            if name in scope.values:
+                value = scope.values[name]
+                inner = any(s.item for s in self.scopes[index + 1:])
+                if inner and any(isinstance(n, ast.FieldPath) and n.root is ast.Root.ITEM for n in value.walk()):
+                    written = self.tokens[max(self.i - 1, 0)]  # the name, just consumed
+                    raise self.error_at(written, f"{name} reads a field of the current item, so it cannot be used "
+                                                 "inside a condition on another list")
+                return value
         return None
 
     @property

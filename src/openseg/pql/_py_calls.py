@@ -309,6 +309,26 @@ def _is_not_empty(c: PyContext, node: ast.Call) -> Fn:
 # ------------------------------------------------------------------------------------------- maps
 
 
+@_handles("groupBy")
+def _group_by(c: PyContext, node: ast.Call) -> Fn:
+    key = c.visit(node.args[0])
+    assert node.target is not None
+    target = c.visit(node.target)
+
+    def apply(env: Env) -> dict[Any, list[Any]] | None:
+        items = _list(target(env))
+        if items is None:
+            return None
+        groups: dict[Any, list[Any]] = {}
+        for item in items:
+            value = key(_with_item(env, item))
+            if value is not None:
+                groups.setdefault(value, []).append(item)
+        return groups
+
+    return apply
+
+
 @_handles("get")
 def _get(c: PyContext, node: ast.Call) -> Fn:
     return _binary(c, node, lambda m, k: m.get(k) if isinstance(m, Mapping) else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from openseg.pql import ast, functions
+from openseg.pql import _sugar, ast, functions
 from openseg.pql._parser_base import UNITS, ParserBase, Scope
 from openseg.pql.functions import ArgType, Form, Signature
 from openseg.pql.tokens import Kind, Token
@@ -15,6 +15,11 @@ _COMPARE = {"=": ast.CompareOp.EQ, "==": ast.CompareOp.EQ, "!=": ast.CompareOp.N
 _AGGREGATES = {kind.value: kind for kind in ast.AggregateKind}
 _TIMES = {kind.value: kind for kind in ast.CurrentTimeKind}
 _ITEM_ARGS = (ArgType.PREDICATE, ArgType.ITEM_VALUE)
+#: Aggregates written `sum X.v over X from S where C` (misc-functions.md).
+AGGREGATE_WORDS = frozenset({"sum", "average", "min", "max"})
+#: Receivers of functions that apply to one value (not a list): on `xEvent.a` they apply to each event's a.
+_SCALAR_RECEIVERS = frozenset({ArgType.ANY, ArgType.STRING, ArgType.INTEGER, ArgType.NUMBER, ArgType.BOOLEAN,
+                               ArgType.TEMPORAL, ArgType.DATE, ArgType.DATETIME, ArgType.MAP})
 
 
 class SpecialForms(ParserBase):
@@ -72,6 +77,11 @@ class SpecialForms(ParserBase):
         span = receiver.span.to(self.span_from(name_token))
         values = tuple(arg for arg, _ in args)
         variable = args[0][1] if args else None
+        projected = _sugar.projection(receiver)
+        if projected is not None:
+            lifted = self._on_each_event(sig, projected, values, span)
+            if lifted is not None:
+                return lifted
         if sig.node == "Aggregate":
             kind = _AGGREGATES[sig.name]
             return self.build(lambda: ast.Aggregate(kind, receiver, values[0] if values else None, span=span))
@@ -86,6 +96,76 @@ class SpecialForms(ParserBase):
         if sig.node == "ForAll":
             return self.build(lambda: ast.ForAll(variable, receiver, values[0], span=span))
         return self.build(lambda: ast.Call(sig.name, receiver, values, span=span))
+
+    def _on_each_event(self, sig: Signature, projected: tuple[ast.Expr, ast.Expr], values: tuple[ast.Expr, ...],
+                       span: ast.Span) -> ast.Expr | None:
+        """A method on ``xEvent.a`` (see ``_sugar``): an aggregate aggregates the events' a, a test holds for
+        some event, a value function applies to each event's a; None for list functions (``distinct``...)."""
+        events, item = projected
+        if sig.node == "Aggregate" and not values:
+            kind = _AGGREGATES[sig.name]
+            value = None if kind is ast.AggregateKind.COUNT else item
+            return self.build(lambda: ast.Aggregate(kind, events, value, span=span))
+        if sig.node != "Call" or sig.receiver not in _SCALAR_RECEIVERS:
+            return None
+        call = self.build(lambda: ast.Call(sig.name, item, values, span=span))
+        if sig.result is ArgType.BOOLEAN:
+            return ast.Exists(None, events, call, span=span)
+        return _sugar.project(events, call, span)
+
+    def let(self, start: Token) -> ast.Expr:
+        """``let S = value in body`` (misc-functions.md): ``body`` with ``S`` standing for ``value``.
+
+        The value is read up to ``in`` (a sum, a path, arithmetic: parenthesise a condition); the body takes
+        the rest of the expression, like a lambda's.
+        """
+        self.advance()
+        name = self.expect_name("a variable name after 'let'")
+        self.expect_op("=", "'=' after the variable name")
+        value = self.nested(self.additive)
+        self.expect_word("in")
+        scope = Scope(item=self.scopes[-1].item, values={name.text: value})
+        return self.scoped(scope, self.expr)
+
+    def over_ahead(self) -> str | None:
+        """The variable of ``sum value over X from ...`` when the tokens ahead read so, else None."""
+        depth, index = 0, self.i + 1
+        while index < len(self.tokens) - 2:
+            token = self.tokens[index]
+            if token.is_op("(", "["):
+                depth += 1
+            elif token.is_op(")", "]"):
+                if depth == 0:
+                    return None
+                depth -= 1
+            elif depth == 0 and (token.is_op(",") or token.is_word("and", "or", "where")):
+                return None
+            elif depth == 0 and token.is_word("over") and self.tokens[index + 1].kind is Kind.IDENT \
+                    and self.tokens[index + 2].is_word("from", "in"):
+                return self.tokens[index + 1].text
+            index += 1
+        return None
+
+    def aggregate_over(self, start: Token) -> ast.Expr:
+        """``sum X.v over X from S [where C]`` (also ``average``, ``min``, ``max``): the aggregate of ``X.v``
+        over the items of ``S`` matching ``C``, i.e. ``(select X from S where C).sum(v)``."""
+        variable = self.over_ahead()
+        assert variable is not None
+        kind = _AGGREGATES[self.advance().text.lower()]
+        bound = Scope(item=False, variables={variable: ast.Root.VARIABLE})
+        value = self.scoped(bound, self.additive)
+        self.expect_word("over")
+        self.expect_name("the variable")
+        self.expect_word("from", "in")
+        source = self.postfix()
+        where: ast.Expr | None = None
+        if self.peek().is_word("where") or self.peek().is_op(":"):
+            self.advance()
+            where = self.scoped(bound, self.expr)
+        span = self.span_from(start)
+        items = source if where is None else self.build(lambda: ast.Select(variable, source, where, span=span))
+        item_value = self.build(lambda: _sugar.bound_to_item(value, variable))
+        return self.build(lambda: ast.Aggregate(kind, items, item_value, span=span))
 
     def _signature(self, name_token: Token) -> Signature:
         sig = functions.lookup(name_token.text)
@@ -310,15 +390,45 @@ class SpecialForms(ParserBase):
         self.expect_op("[", "'[' starting the list of steps")
         names = self._step_names_ahead()
         steps: list[ast.ChainStep] = []
+        counts: list[tuple[ast.ChainStep, ast.NumberLiteral]] = []
+        wheres: list[ast.Expr] = []
         while True:
-            steps.append(self._step(names))
+            step, count, where = self._step(names)
+            steps.append(step)
+            if count is not None:
+                counts.append((step, count))
+            if where is not None:
+                wheres.append(where)
             if not self.peek().is_op(","):
                 break
             self.advance()
         self.expect_op("]", "',' or ']'")
         self.expect_op(")")
         span = self.span_from(name_token)
-        return self.build(lambda: ast.Chain(source, time_field, tuple(steps), span=span))
+        chain: ast.Expr
+        if counts:
+            chain = self._frequency(source, time_field, steps, counts[0], span)
+        else:
+            chain = self.build(lambda: ast.Chain(source, time_field, tuple(steps), span=span))
+        # WHERE(C) in a step is a condition on the profile that must hold with the sequence.
+        return chain if not wheres else ast.And((*wheres, chain), span=span)
+
+    def _frequency(self, source: ast.Expr, time_field: ast.FieldPath, steps: list[ast.ChainStep],
+                   counted: tuple[ast.ChainStep, ast.NumberLiteral], span: ast.Span) -> ast.Expr:
+        """``chain(xEvent, t, [A: WHAT(c) WHEN(w) COUNT(n)])``: at least n events match c within w (the
+        edge segmentation page's "frequency event"), i.e. ``xEvent[c and t occurs w].count() >= n``."""
+        step, count = counted
+        if len(steps) != 1 or step.negated:
+            raise self.error_span(count.span, "COUNT(n) is supported in a chain of one step that is not negated "
+                                              "(at least n such events); for more, compare xEvent[...].count()")
+        condition = step.what
+        if step.when is not None:
+            occurs = ast.Occurs(time_field, step.when, span=step.when.span)
+            condition = ast.And((*(step.what.operands if isinstance(step.what, ast.And) else (step.what,)), occurs),
+                                span=step.span)
+        events = ast.EventFilter(source, condition, span=span)
+        total = ast.Aggregate(ast.AggregateKind.COUNT, events, span=span)
+        return ast.Compare(ast.CompareOp.GE, total, count, span=span)
 
     def _step_names_ahead(self) -> frozenset[str]:
         # Steps may only anchor on earlier steps, but knowing every name lets `after C2` (a later step)
@@ -337,7 +447,9 @@ class SpecialForms(ParserBase):
             index += 1
         return frozenset(names)
 
-    def _step(self, names: frozenset[str]) -> ast.ChainStep:
+    def _step(self, names: frozenset[str]
+              ) -> tuple[ast.ChainStep, ast.NumberLiteral | None, ast.Expr | None]:
+        """One step; with its ``COUNT(n)`` and ``WHERE(condition)`` (edge segmentation pages), if written."""
         start = self.expect_name("a step name such as C0")
         self.expect_op(":", "':' after the step name")
         negated = False
@@ -349,20 +461,38 @@ class SpecialForms(ParserBase):
         what = self.scoped(Scope(item=True), self.expr)
         self.expect_op(")")
         when: ast.TimeWindow | None = None
-        if self.peek().is_word("when"):
-            self.advance()
+        count: ast.NumberLiteral | None = None
+        where: ast.Expr | None = None
+        while self.peek().is_word("when", "count", "where") and self.peek(1).is_op("("):
+            clause = self.advance()
+            word = clause.text.lower()
+            if {"when": when, "count": count, "where": where}[word] is not None:
+                raise self.error_at(clause, f"{clause.text.upper()} is written twice in step {start.text}")
             self.expect_op("(")
-            outer, self.step_names = self.step_names, names
-            try:
-                when = self.window()
-            finally:
-                self.step_names = outer
+            if word == "when":
+                outer, self.step_names = self.step_names, names
+                try:
+                    when = self.window()
+                finally:
+                    self.step_names = outer
+            elif word == "count":
+                token = self.peek()
+                if token.kind is not Kind.NUMBER or not token.text.isdigit() or int(token.text) < 1:
+                    raise self.error_here("a whole number of events, at least 1")
+                self.advance()
+                count = ast.NumberLiteral(int(token.text), span=token.span)
+            else:
+                where = self.scoped(Scope(item=False), self.expr)
             self.expect_op(")")
         if self.peek().is_word("not"):
             self.advance()
             negated = True
+        if negated and where is not None:
+            raise self.error_span(where.span, "WHERE(...) is a condition on the profile; write it outside the "
+                                              "negated step, e.g. C and not chain(...)")
         span = self.span_from(start)
-        return self.build(lambda: ast.ChainStep(start.text, what, when, negated, span=span))
+        step = self.build(lambda: ast.ChainStep(start.text, what, when, negated, span=span))
+        return step, count, where
 
 
 def _param(sig: Signature, index: int) -> functions.Param | None:

@@ -271,6 +271,25 @@ def _map(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_transform", array.copy(), lambda_([var], value))
 
 
+@_handles("groupBy")
+def _group_by(c: SqlContext, node: ast.Call) -> exp.Expr:
+    # A map from each distinct non-null key (first appearance first) to the items with that key, in order.
+    array = _target(c, node)
+    var, key = c.item_lambda(array, None, node.args[0], as_boolean=False)
+    keys = c.dialect.build("array_distinct", c.dialect.build("array_transform", array.copy(), lambda_([var], key)),
+                           f"_g{c.lambda_depth}")
+    group_key = f"_k{c.lambda_depth}"
+    c.lambda_depth += 1
+    try:
+        var, item_key = c.item_lambda(array, None, node.args[0], as_boolean=False)
+    finally:
+        c.lambda_depth -= 1
+    members = c.dialect.build("array_filter", array.copy(),
+                              lambda_([var], exp.EQ(this=item_key, expression=exp.column(group_key))))
+    groups = c.dialect.build("array_transform", keys.copy(), lambda_([group_key], members))
+    return exp.Case(ifs=[exp.If(this=not_null(array), true=c.dialect.build("map_from_arrays", keys, groups))])
+
+
 @_handles("head")
 def _head(c: SqlContext, node: ast.Call) -> exp.Expr:
     return c.dialect.build("array_element", _target(c, node), exp.Literal.number(1))

@@ -286,6 +286,11 @@ class _Checker(ast.Visitor[FieldType]):
                                    f"engines can run alike: {problem} (PQL's regex dialect: docs/pql.md)")
         if sig.result is ArgType.ITEM_VALUES:
             return FieldType.array(item_value) if not _is_any(item_value) else ANY
+        if sig.result is ArgType.GROUPS:
+            # Map keys are strings (XDM maps, and one key type for every engine).
+            self._expect(node.args[0], f"the key of {node.name}() must be a string",
+                         item_value.kind is FieldKind.STRING or _is_any(item_value))
+            return FieldType.map(FieldType.array(element)) if not _is_any(element) else FieldType.map(ANY)
         return _result(sig.result, receiver)
 
     def _in_item(self, item: FieldType, node: ast.Expr) -> FieldType:

@@ -73,6 +73,7 @@ _CALL_PHRASES = {
     "topN": "the {1} of {t} with the largest {0}",
     "bottomN": "the {1} of {t} with the smallest {0}",
     "map": "the {0} of each of {t}",
+    "groupBy": "{t} grouped by {0}",
     "head": "the first of {t}",
     "isEmpty": "{t} is empty",
     "isNotEmpty": "{t} is not empty",

@@ -37,6 +37,7 @@ class ArgType(str, Enum):
     MAP_VALUES = "array of map values"  # results only
     ITEM_VALUE = "item value"  # an expression over one item of the receiver (paths are item-relative)
     ITEM_VALUES = "array of item values"  # results only: an array of the item value argument's type
+    GROUPS = "map of item groups"  # results only: each value of the item value argument -> its items
     PREDICATE = "predicate"  # a boolean expression over one item of the receiver
     EVENTS = "events"  # xEvent or an event filter
     STEPS = "steps"  # the bracketed step list of chain()
@@ -241,6 +242,9 @@ _SIGNATURES: tuple[Signature, ...] = (
     _sig("map", Category.ARRAY, A.ARRAY, (Param("value", A.ITEM_VALUE),), A.ITEM_VALUES, (_M,),
          "the value of an item expression for each item, in order",
          'xEvent[productListItems.map(priceTotal * quantity).includes(100)].count() > 0'),
+    _sig("groupBy", Category.ARRAY, A.ARRAY, (Param("key", A.ITEM_VALUE),), A.GROUPS, (_M,),
+         "the items grouped by the (string) value of an item expression: a map from each value to its items",
+         'xEvent[productListItems.groupBy(SKU).get("SKU-1").count() >= 2].count() > 0'),
     _sig("head", Category.ARRAY, A.ARRAY, (), A.ELEMENT, (_M,), "the first item",
          'identityMap.email.head().isNotNull()'),
     _sig("isEmpty", Category.ARRAY, A.ARRAY, (), A.BOOLEAN, (_M,), "the array has no items (or is missing)",

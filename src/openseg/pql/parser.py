@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from openseg.pql import ast
+from openseg.pql import _sugar, ast
 from openseg.pql._parser_base import RESERVED, UNITS, Scope
-from openseg.pql._special_forms import _COMPARE, _TIMES, SpecialForms
+from openseg.pql._special_forms import _COMPARE, _TIMES, AGGREGATE_WORDS, SpecialForms
 from openseg.pql.errors import PqlError, PqlErrors
 from openseg.pql.limits import check_depth
 from openseg.pql.tokens import Kind, Token
@@ -68,6 +68,12 @@ class Parser(SpecialForms):
         if self.errors:
             raise PqlErrors([error.with_source(self.text) for error in self.errors])
         check_depth(expr, self.text)
+        listed = _sugar.unconsumed_projection(expr)
+        if listed is not None:
+            shown = self.text[listed.span.start:listed.span.end]
+            raise self.error_span(listed.span, f"{shown} is a value of each event, which can be compared "
+                                               "(xEvent.a > 0: some event has it), tested or aggregated "
+                                               "(xEvent.a.sum()); for more, write exists E from xEvent where E.a ...")
         return expr
 
     def _top(self) -> ast.Expr:
@@ -119,6 +125,10 @@ class Parser(SpecialForms):
     # -- comparison --------------------------------------------------------------------------------
 
     def _comparison(self) -> ast.Expr:
+        # A comparison on a value of each event (`xEvent.a > 0`) means that some event has it (_sugar).
+        return _sugar.some_event(self._plain_comparison())
+
+    def _plain_comparison(self) -> ast.Expr:
         left = self.additive()
         token = self.peek()
         if token.kind is Kind.OP and token.text in _COMPARE:
@@ -200,9 +210,15 @@ class Parser(SpecialForms):
     def _field(self, node: ast.Expr, name: Token) -> ast.Expr:
         if isinstance(node, ast.FieldPath) and node.root is not ast.Root.EVENTS:
             return ast.FieldPath(node.root, (*node.segments, name.text), node.name, span=node.span.to(name.span))
-        if isinstance(node, ast.FieldPath):
-            raise self.error_at(name, f"xEvent is a list of events; filter it with xEvent[{name.text} = ...] "
-                                      f"instead of reading xEvent.{name.text}")
+        span = node.span.to(name.span)
+        if _sugar.is_event_list(node):
+            # `xEvent.a`: the field a of each event (AEP's shorthand; see _sugar).
+            return _sugar.project(node, ast.FieldPath(ast.Root.ITEM, (name.text,), span=name.span), span)
+        projected = _sugar.projection(node)
+        if projected is not None and isinstance(projected[1], ast.FieldPath):
+            item = projected[1]
+            path = ast.FieldPath(ast.Root.ITEM, (*item.segments, name.text), span=item.span.to(name.span))
+            return _sugar.project(projected[0], path, span)
         raise self.error_at(name, f"cannot read field {name.text} of a computed value; "
                                   f"only fields of the profile, events and variables can be read")
 
@@ -266,6 +282,10 @@ class Parser(SpecialForms):
         if word in ("exists", "forall", "select") and after.kind is Kind.IDENT and self.peek(2).is_word("from", "in"):
             self.advance()
             return self.quantifier(token)
+        if word == "let" and after.kind is Kind.IDENT and self.peek(2).is_op("="):
+            return self.let(token)
+        if word in AGGREGATE_WORDS and after.kind is Kind.IDENT and self.over_ahead() is not None:
+            return self.aggregate_over(token)
         if word in _TIMES and not after.is_op("."):
             self.advance()
             return ast.CurrentTime(_TIMES[word], span=token.span)
@@ -280,6 +300,8 @@ class Parser(SpecialForms):
         self.advance()
         name = token.text
         bound = self.resolve(name)
+        if isinstance(bound, ast.Expr):
+            return bound  # a `let` name stands for its expression
         if bound is not None:
             return ast.FieldPath(bound, (), name, span=token.span)
         if name == "xEvent" and not token.quoted:
