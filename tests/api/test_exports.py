@@ -9,7 +9,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
+from openseg.exports.jobs import RUN_EXPORT
 from openseg.services import Services
+from openseg.store.models import ExportJob
+from openseg.worker.queue import enqueue
 from tests.api.aep import assert_aep_error
 from tests.api.flows import UNION, create_dataset, event, get_batch, person
 from tests.api.test_definitions import define
@@ -333,7 +336,7 @@ def test_an_export_is_split_into_parts_of_at_most_file_rows(client: TestClient, 
 
 
 def test_deleting_a_finished_export_removes_its_record_and_keeps_its_files(
-        client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
     us, _, dataset_id = setup(client, org, drain)
     body = {"filter": {"segments": [{"segmentId": us}]}}
     first, last = export(client, org, drain, dataset_id, **body), export(client, org, drain, dataset_id, **body)
@@ -348,3 +351,9 @@ def test_deleting_a_finished_export_removes_its_record_and_keeps_its_files(
         "p1@example.com", "p3@example.com", "p5@example.com"]
     assert get_batch(client, org.headers(), last["destination"]["batchId"])["status"] == "success"
     assert export(client, org, drain, dataset_id, **body)["id"] > last["id"]
+    with services.db.session() as session:  # its work item replayed (after a crash) runs nothing
+        enqueue(session, RUN_EXPORT, str(last["id"]))
+    assert drain() == 1
+    with services.db.session() as session:
+        stored = session.get(ExportJob, last["id"])
+        assert stored is not None and stored.status == "DELETED"

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from openseg.segmentation.jobs import RUN_SEGMENT_JOB
 from openseg.services import Services
 from openseg.store.models import SegmentJob, WorkItem
+from openseg.worker.queue import enqueue
 from tests.api.aep import assert_aep_error
 from tests.api.flows import EVENT, create_dataset, event, json_lines, person, upload_batch
 from tests.api.test_definitions import define
@@ -281,7 +283,7 @@ def test_fields_the_data_never_held_read_as_missing(client: TestClient, org: Org
 
 
 def test_deleting_a_finished_job_removes_its_record_and_keeps_its_membership(
-        client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
     load_people(client, org, drain, [person(1), person(2), person(3)])
     us = define(client, org, "US", 'homeAddress.country = "US"')
     first = run_job(client, org, drain, us["id"])
@@ -308,6 +310,13 @@ def test_deleting_a_finished_job_removes_its_record_and_keeps_its_membership(
     # A later job still numbers on: compute job ids are never given twice.
     third = run_job(client, org, drain, us["id"])
     assert third["computeJobId"] == second["computeJobId"] + 1
+    # Its work item replayed (a crash between a job's end and its item's) runs nothing.
+    with services.db.session() as session:
+        enqueue(session, RUN_SEGMENT_JOB, first["id"])
+    assert drain() == 1
+    with services.db.session() as session:
+        stored = session.get(SegmentJob, first["id"])
+        assert stored is not None and stored.status == "DELETED_SUCCESS"
 
 
 def test_bulk_get_answers_each_job(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
