@@ -14,7 +14,7 @@ def define(client: TestClient, org: Org, name: str, pql: str, **extra: object) -
     body = {"name": name, "schema": {"name": "_xdm.context.profile"},
             "expression": {"type": "PQL", "format": "pql/text", "value": pql}, **extra}
     response = client.post(PATH, headers=org.headers(), json=body)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     return dict(response.json())
 
 
@@ -64,8 +64,10 @@ def test_versions_dependencies_and_delete(client: TestClient, org: Org) -> None:
     assert_aep_error(cycle, 400, detail_contains="cycle")
     patched = client.patch(f"{PATH}/{base['id']}", headers=org.headers(), json={"name": "United States"})
     assert patched.status_code == 200 and patched.json()["version"] == 2
-    assert client.delete(f"{PATH}/{derived['id']}", headers=org.headers()).status_code == 204
-    assert client.delete(f"{PATH}/{base['id']}", headers=org.headers()).status_code == 204
+    for deleted in (derived, base):  # AEP answers 200 with {status, message} (segmentation.yaml)
+        answer = client.delete(f"{PATH}/{deleted['id']}", headers=org.headers())
+        assert (answer.status_code, answer.json()) == (
+            200, {"status": True, "message": f"segment definition {deleted['id']} was deleted"})
     assert_aep_error(client.get(f"{PATH}/{base['id']}", headers=org.headers()), 404)
 
 
@@ -87,8 +89,11 @@ def test_list_without_limit_and_paging(client: TestClient, org: Org) -> None:
     assert first["link"] == {"next": ""}
     page = client.get(f"{PATH}?limit=2", headers=org.headers()).json()
     assert page["link"]["next"] == f"{PATH}?start=2&limit=2"
-    bulk = client.post(f"{PATH}/bulk-get", headers=org.headers(), json={"ids": [{"id": ids[1]}, {"id": "x"}]}).json()
-    assert list(bulk["results"]) == [ids[1]]
+    bulk = client.post(f"{PATH}/bulk-get", headers=org.headers(), json={"ids": [{"id": ids[1]}, {"id": "x"}]})
+    assert bulk.status_code == 207, bulk.text
+    assert bulk.json()["results"] == {
+        ids[1]: client.get(f"{PATH}/{ids[1]}", headers=org.headers()).json(),
+        "x": {"errors": {"404": [{"code": 404, "message": "segment definition 'x' was not found"}]}}}
 
 
 def test_merge_policy_in_use_cannot_be_deleted(client: TestClient, org: Org) -> None:
@@ -97,3 +102,17 @@ def test_merge_policy_in_use_cannot_be_deleted(client: TestClient, org: Org) -> 
     segment = define(client, org, "x", 'homeAddress.country = "US"', mergePolicyId=policy["id"])
     blocked = client.delete(f"/data/core/ups/config/mergePolicies/{policy['id']}", headers=org.headers())
     assert_aep_error(blocked, 409, detail_contains=segment["id"])
+
+
+def test_payload_schema_is_kept_and_shown(client: TestClient, org: Org) -> None:
+    """AEP's ``payloadSchema`` (a string openseg does not interpret) is echoed on create, read and PATCH."""
+    created = define(client, org, "with payload", 'homeAddress.country = "US"', payloadSchema="string")
+    assert created["payloadSchema"] == "string"
+    assert client.get(f"{PATH}/{created['id']}", headers=org.headers()).json()["payloadSchema"] == "string"
+    patched = client.patch(f"{PATH}/{created['id']}", headers=org.headers(), json={"payloadSchema": "other"})
+    assert patched.status_code == 200 and patched.json()["payloadSchema"] == "other"
+    assert "payloadSchema" not in define(client, org, "without", 'homeAddress.country = "FR"')
+    bad = client.post(PATH, headers=org.headers(), json={
+        "name": "bad payload", "payloadSchema": 5,
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'}})
+    assert_aep_error(bad, 400, detail_contains="'payloadSchema' must be a string")

@@ -9,7 +9,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
+from openseg.exports.jobs import RUN_EXPORT
 from openseg.services import Services
+from openseg.store.models import ExportJob
+from openseg.worker.queue import enqueue
 from tests.api.aep import assert_aep_error
 from tests.api.flows import UNION, create_dataset, event, get_batch, person
 from tests.api.test_definitions import define
@@ -72,6 +75,7 @@ def test_seed_export_flow(client: TestClient, org: Org, drain: Callable[[], int]
     assert created.status_code == 200
     job = created.json()
     assert isinstance(job["id"], int) and job["jobType"] == "BATCH" and job["status"] == "NEW"
+    assert job["errors"] == []  # segmentation.yaml shows errors on every export job
     assert job["destination"]["datasetId"] == dataset_id and job["destination"]["segmentPerBatch"] is False
     batch_id = job["destination"]["batchId"]
     assert job["mergePolicy"]["version"] == 1
@@ -239,10 +243,15 @@ def test_list_paging_and_cancel(client: TestClient, org: Org, services: Services
     assert page["link"]["next"] == f"/export/jobs/?limit=2&offset={page['page']['pageOffset']}"
     rest = client.get(f"{EXPORTS}?limit=2&offset={page['page']['pageOffset']}", headers=org.headers()).json()
     assert [r["id"] for r in rest["records"]] == [ids[0]] and rest["link"]["next"] == ""
-    assert client.delete(f"{EXPORTS}/{ids[1]}", headers=org.headers()).status_code == 204
+    cancel = client.delete(f"{EXPORTS}/{ids[1]}", headers=org.headers())  # segmentation.yaml: 200 with a body
+    assert (cancel.status_code, cancel.json()) == (200, {"status": True,
+                                                         "message": "Export job has been marked for cancelling"})
     drain()
     cancelled = client.get(f"{EXPORTS}/{ids[1]}", headers=org.headers()).json()
     assert cancelled["status"] == "CANCELLED"
+    only = client.get(f"{EXPORTS}?status=cancelled", headers=org.headers()).json()  # segmentation.yaml's filter
+    assert [r["id"] for r in only["records"]] == [ids[1]]
+    assert_aep_error(client.get(f"{EXPORTS}?status=DONE", headers=org.headers()), 400, detail_contains="'status'")
     assert get_batch(client, org.headers(), cancelled["destination"]["batchId"])["status"] == "aborted"
 
 
@@ -324,3 +333,27 @@ def test_an_export_is_split_into_parts_of_at_most_file_rows(client: TestClient, 
     files = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers()).json()["data"]
     assert len(files) == 2 and len(batch_rows(client, org, batch_id)) == 6
     assert everyone["metrics"]["openseg:exportedProfiles"] == 6
+
+
+def test_deleting_a_finished_export_removes_its_record_and_keeps_its_files(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    us, _, dataset_id = setup(client, org, drain)
+    body = {"filter": {"segments": [{"segmentId": us}]}}
+    first, last = export(client, org, drain, dataset_id, **body), export(client, org, drain, dataset_id, **body)
+    deleted = client.delete(f"{EXPORTS}/{last['id']}", headers=org.headers())
+    assert (deleted.status_code, deleted.json()) == (
+        200, {"status": True, "message": f"Export job {last['id']} has been deleted"})
+    assert_aep_error(client.get(f"{EXPORTS}/{last['id']}", headers=org.headers()), 404)
+    assert_aep_error(client.delete(f"{EXPORTS}/{last['id']}", headers=org.headers()), 404)
+    assert [r["id"] for r in client.get(EXPORTS, headers=org.headers()).json()["records"]] == [first["id"]]
+    # The exported batch stays, and a new export never takes the deleted one's id.
+    assert emails(batch_rows(client, org, last["destination"]["batchId"])) == [
+        "p1@example.com", "p3@example.com", "p5@example.com"]
+    assert get_batch(client, org.headers(), last["destination"]["batchId"])["status"] == "success"
+    assert export(client, org, drain, dataset_id, **body)["id"] > last["id"]
+    with services.db.session() as session:  # its work item replayed (after a crash) runs nothing
+        enqueue(session, RUN_EXPORT, str(last["id"]))
+    assert drain() == 1
+    with services.db.session() as session:
+        stored = session.get(ExportJob, last["id"])
+        assert stored is not None and stored.status == "DELETED"

@@ -25,14 +25,22 @@ def test_exact_preview_and_estimate(client: TestClient, org: Org, drain: Callabl
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["state"] == "RESULT_READY" and body["openseg:exact"] is True
+    # segmentation.yaml requires these on a created preview: openseg runs its query once, at once.
+    assert (body["previewQueryId"], body["previewQueryStatus"], body["previewExecutionId"]) == (
+        body["previewId"], "RESULT_READY", 1)
     assert [r["entityId"] for r in body["results"]] == [f"email:p{i}@example.com" for i in (1, 3, 5)]
     assert body["results"][0]["entity"]["homeAddress"]["country"] == "US"
     estimate = client.get(f"/data/core/ups/estimate/{body['previewId']}", headers=org.headers()).json()
     assert estimate["estimatedSize"] == 3 and estimate["standardError"] == 0
     assert estimate["confidenceInterval"] == "95%" and estimate["profilesReadSoFar"] == 7
-    assert estimate["estimatedNamespaceDistribution"] == [{"namespaceId": "email", "estimatedSize": 3}]
+    assert estimate["estimatedNamespaceDistribution"] == [
+        {"namespaceId": "email", "estimatedSize": 3, "profilesMatchedSoFar": 3}]
+    assert (estimate["numRowsToRead"], estimate["totalRows"], estimate["profilesMatchedSoFar"]) == (7, 7, 3)
+    assert estimate["_links"] == {"preview": f"/data/core/ups/preview/{body['previewId']}"}  # a string in the spec
     assert client.get(f"/data/core/ups/preview/{body['previewId']}", headers=org.headers()).json() == body
-    assert client.delete(f"/data/core/ups/preview/{body['previewId']}", headers=org.headers()).status_code == 204
+    deleted = client.delete(f"/data/core/ups/preview/{body['previewId']}", headers=org.headers())
+    assert (deleted.status_code, deleted.json()) == (  # segmentation.yaml: 200 with {status, message}
+        200, {"status": True, "message": f"preview {body['previewId']} was deleted"})
     assert_aep_error(client.get(f"/data/core/ups/estimate/{body['previewId']}", headers=org.headers()), 404)
 
 
@@ -56,6 +64,7 @@ def test_large_sandbox_gets_a_sampled_estimate(services: Services) -> None:
     assert truth["openseg:exact"] is True and guess["openseg:exact"] is False
     assert truth["totalProfiles"] == guess["totalProfiles"] >= 4000
     assert 500 < guess["profilesReadSoFar"] < 1500
-    assert guess["standardError"] > 0
+    assert guess["standardError"] > 0 and isinstance(guess["standardError"], int)  # an int32 in the spec
+    assert guess["profilesMatchedSoFar"] == sum(n["profilesMatchedSoFar"] for n in guess["estimatedNamespaceDistribution"])
     bounds = guess["openseg:confidenceBounds"]
     assert bounds["low"] <= truth["estimatedSize"] <= bounds["high"]

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from openseg.segmentation.jobs import RUN_SEGMENT_JOB
 from openseg.services import Services
 from openseg.store.models import SegmentJob, WorkItem
+from openseg.worker.queue import enqueue
 from tests.api.aep import assert_aep_error
 from tests.api.flows import EVENT, create_dataset, event, json_lines, person, upload_batch
 from tests.api.test_definitions import define
@@ -59,6 +61,9 @@ def test_seed_on_demand_flow(client: TestClient, org: Org, drain: Callable[[], i
     assert job["_links"] == {"cancel": {"href": f"/segment/jobs/{job['id']}", "method": "DELETE"},
                              "checkStatus": {"href": f"/segment/jobs/{job['id']}", "method": "GET"}}
     assert isinstance(job["creationTime"], int) and job["imsOrgId"] == org.org_id
+    # segmentation.yaml requires metrics (with totalTime and profileSegmentationTime) on a new job too.
+    assert job["metrics"] == {"totalTime": {"startTimeInMs": job["creationTime"]}, "profileSegmentationTime": {}}
+    assert job["updateEpoch"] == job["updateTime"] // 1000 and job["schema"] == {"name": "_xdm.context.profile"}
 
     drain()
     done = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
@@ -138,7 +143,9 @@ def test_cancelled_job_writes_no_membership(client: TestClient, services: Servic
     cancelled = client.get(f"{JOBS}/{job['id']}", headers=org.headers()).json()
     assert cancelled["status"] == "CANCELLED" and "segmentedProfileCounter" not in cancelled.get("metrics", {})
     assert not list((services.settings.home / "membership").rglob("*.parquet"))
-    assert_aep_error(client.delete(f"{JOBS}/{job['id']}", headers=org.headers()), 400, detail_contains="CANCELLED")
+    # AEP's DELETE is "cancel or delete": on a job that has ended it deletes the record.
+    assert client.delete(f"{JOBS}/{job['id']}", headers=org.headers()).status_code == 204
+    assert_aep_error(client.get(f"{JOBS}/{job['id']}", headers=org.headers()), 404, detail_contains=job["id"])
 
 
 def test_cancel_while_processing(client: TestClient, services: Services, org: Org, drain: Callable[[], int],
@@ -273,3 +280,66 @@ def test_fields_the_data_never_held_read_as_missing(client: TestClient, org: Org
     no_events = define(client, org, "no buyers", 'xEvent[commerce.order.priceTotal > 10].count() = 0')
     job = run_job(client, org, drain, absent["id"], negated["id"], no_events["id"])
     assert job["metrics"]["segmentedProfileCounter"] == {absent["id"]: 0, negated["id"]: 1, no_events["id"]: 1}
+
+
+def test_deleting_a_finished_job_removes_its_record_and_keeps_its_membership(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(1), person(2), person(3)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    first = run_job(client, org, drain, us["id"])
+    second = run_job(client, org, drain, us["id"])
+    members = f"/data/core/ups/segment/definitions/{us['id']}/members"
+    before = client.get(members, headers=org.headers()).json()["members"]
+    assert [m["entityId"] for m in before] == ["email:p1@example.com", "email:p3@example.com"]
+
+    assert client.delete(f"{JOBS}/{first['id']}", headers=org.headers()).status_code == 204
+    assert_aep_error(client.get(f"{JOBS}/{first['id']}", headers=org.headers()), 404, detail_contains=first["id"])
+    assert_aep_error(client.delete(f"{JOBS}/{first['id']}", headers=org.headers()), 404)
+    listed = client.get(JOBS, headers=org.headers()).json()
+    assert [j["id"] for j in listed["children"]] == [second["id"]] and listed["_page"]["totalCount"] == 1
+    assert client.get(f"{JOBS}?status=SUCCEEDED", headers=org.headers()).json()["_page"]["totalCount"] == 1
+    # What the job produced stays: the members it made (its history), and each profile's membership.
+    assert client.get(members, headers=org.headers()).json()["members"] == before
+    history = client.get("/data/core/ups/access/membership-history?entityId=p1@example.com&entityIdNS=email",
+                         headers=org.headers()).json()["history"]
+    assert [stay["enteredByJob"] for stay in history] == [first["id"]]
+    entity = client.get("/data/core/ups/access/entities", headers=org.headers(), params={
+        "schema.name": "_xdm.context.profile", "entityId": "p1@example.com", "entityIdNS": "email"}).json()
+    (profile,) = entity.values()
+    assert profile["entity"]["segmentMembership"]["ups"][us["id"]]["status"] == "existing"
+    # A later job still numbers on: compute job ids are never given twice.
+    third = run_job(client, org, drain, us["id"])
+    assert third["computeJobId"] == second["computeJobId"] + 1
+    # Its work item replayed (a crash between a job's end and its item's) runs nothing.
+    with services.db.session() as session:
+        enqueue(session, RUN_SEGMENT_JOB, first["id"])
+    assert drain() == 1
+    with services.db.session() as session:
+        stored = session.get(SegmentJob, first["id"])
+        assert stored is not None and stored.status == "DELETED_SUCCESS"
+
+
+def test_bulk_get_answers_each_job(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
+    """segmentation.yaml: 207 with one entry per id, as a single GET shows the job; others are not found."""
+    load_people(client, org, drain, [person(1)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    done = run_job(client, org, drain, us["id"])
+    queued = client.post(JOBS, headers=org.headers(), json=[{"segmentId": us["id"]}]).json()
+    client.post("/data/foundation/sandbox-management/sandboxes", headers=org.headers(), json={"name": "dev"})
+    ids = [done["id"], queued["id"], "nope"]
+    response = client.post(f"{JOBS}/bulk-get", headers=org.headers(), json={"ids": [{"id": i} for i in ids]})
+    assert response.status_code == 207, response.text
+    assert response.json() == {"results": {
+        done["id"]: client.get(f"{JOBS}/{done['id']}", headers=org.headers()).json(),
+        queued["id"]: client.get(f"{JOBS}/{queued['id']}", headers=org.headers()).json(),
+        "nope": {"errors": {"404": [{"code": 404, "message": "segment job 'nope' was not found"}]}}}}
+    from_dev = client.post(f"{JOBS}/bulk-get", headers=org.headers("dev"), json={"ids": [{"id": done["id"]}]})
+    assert from_dev.json() == {"results": {done["id"]: {"errors": {"404": [
+        {"code": 404, "message": f"segment job '{done['id']}' was not found"}]}}}}
+    assert client.delete(f"{JOBS}/{done['id']}", headers=org.headers()).status_code == 204
+    deleted = client.post(f"{JOBS}/bulk-get", headers=org.headers(), json={"ids": [{"id": done["id"]}]}).json()
+    assert list(deleted["results"][done["id"]]) == ["errors"]
+    assert_aep_error(client.post(f"{JOBS}/bulk-get", headers=org.headers(), json={"ids": [{"id": 5}]}), 400,
+                     detail_contains="'ids' must be a list")
+    nul = client.post(f"{JOBS}/bulk-get", headers=org.headers(), json={"ids": [{"id": "a"}, {"id": "a\u0000b"}]})
+    assert assert_aep_error(nul, 400, detail_contains="'ids[1].id' holds a NUL")["report"]["field"] == "ids[1].id"

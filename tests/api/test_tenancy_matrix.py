@@ -62,8 +62,11 @@ QUERY = {
 }
 #: Requests whose query string names the victim's profile: like an id in the path, they must not reach it.
 PROFILE_ROUTES = {key for key, params in QUERY.items() if params.get("entityId") == PROFILE["entityId"]}
-#: Calls that may name another tenant's resources and answer 200: with none of them (the leak check).
-ANSWERS_WHAT_IT_FINDS = {("POST", "/data/core/ups/segment/definitions/bulk-get")}
+#: Calls that may name another tenant's resources and answer: the bulk gets (207, an entry per id asked), where
+#: another tenant's id comes back only as a not-found entry (see ``Victim.leaks``).
+ANSWERS_WHAT_IT_FINDS = {("POST", "/data/core/ups/segment/definitions/bulk-get"),
+                         ("POST", "/data/core/ups/segment/jobs/bulk-get"),
+                         ("POST", "/data/core/ups/config/mergePolicies/bulk-get")}
 #: Bytes for the one upload route.
 RAW_BODIES = {("PUT", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"): b"{}"}
 
@@ -119,10 +122,18 @@ class Victim:
 
     def leaks(self, response: Any) -> list[str]:
         """The victim's ids and names in an answer: anywhere in its text when long enough to be unique (ids of
-        32 hex digits, profile names), and as the value of an id field (job ids are small integers)."""
-        found = {m for m in self.markers if len(m) >= 5 and m in response.text}
-        if response.headers.get("content-type", "").startswith("application/json"):
-            found |= {v for key, v in _scalars(response.json()) if key.lower().endswith("id") and v in self.markers}
+        32 hex digits, profile names), and as the value of an id field (job ids are small integers).
+
+        A bulk get's answer (``{"results": {id: entry}}``) names each id asked, the victim's too: an id may appear
+        only as the key of its not-found entry (``{"errors": {"404": [...]}}``), which says nothing of it."""
+        text = response.text
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else None
+        if isinstance(body, dict) and isinstance(body.get("results"), dict) and response.status_code == 207:
+            body = {key: entry for key, entry in body["results"].items() if not _not_found(entry)}
+            text = json.dumps(body)
+        found = {m for m in self.markers if len(m) >= 5 and m in text}
+        if body is not None:
+            found |= {v for key, v in _scalars(body) if key.lower().endswith("id") and v in self.markers}
         return sorted(found)
 
     def names_victim(self, method: str, template: str) -> bool:
@@ -131,6 +142,11 @@ class Victim:
         sent = set(self.fill(method, template).split("/"))
         sent |= {v for _, v in _scalars(self.request(method, template).get("json"))}
         return (method, template) in PROFILE_ROUTES or bool(ids & sent)
+
+
+def _not_found(entry: Any) -> bool:
+    """A bulk get's entry for an id it did not find."""
+    return isinstance(entry, dict) and set(entry) == {"errors"} and set(entry["errors"]) == {"404"}
 
 
 def _scalars(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
@@ -184,6 +200,7 @@ def victim(app: FastAPI, client: TestClient, services: Services, drain: Callable
     job = client.post("/data/core/ups/segment/jobs", headers=headers, json=[{"segmentId": ids["segment"]}])
     assert job.status_code == 200, job.text
     ids["segment_job"] = str(job.json()["id"])
+    bodies[("POST", "/data/core/ups/segment/jobs/bulk-get")] = {"ids": [{"id": ids["segment_job"]}]}
     drain()
     export = client.post("/data/core/ups/export/jobs", headers=headers, json=bodies[("POST", "/data/core/ups/export/jobs")])
     assert export.status_code == 200, export.text
@@ -367,7 +384,7 @@ def test_each_reference_to_another_tenants_resource_alone_is_refused(
             mixed = _replaced(own_bodies[(method, template)], path, value)
             response = client.request(method, own.fill(method, template), headers=attacker.headers(), json=mixed)
             where_ = f"{method} {template} {'.'.join(map(str, path))}={value}"
-            if (method, template) in ANSWERS_WHAT_IT_FINDS and response.status_code == 200:
+            if (method, template) in ANSWERS_WHAT_IT_FINDS and response.status_code == 207:
                 leaked = target.leaks(response)
                 if leaked:
                     problems.append(f"{where_} -> 200 holding {leaked}")

@@ -37,6 +37,7 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
     definition = {"name": "FR", "description": "people in France", "schema": {"name": "_xdm.context.profile"},
                   "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'},
                   "mergePolicyId": policy_id, "ttlInDays": 30, "labels": ["C1"], "lifecycleState": "published",
+                  "payloadSchema": "string",
                   "evaluationInfo": {"batch": {"enabled": True}, "continuous": {"enabled": False}}}
     export = {"fields": "identityMap,homeAddress.country", "mergePolicy": {"id": policy_id, "version": 1},
               "filter": {"segments": [{"segmentId": segment, "segmentNs": "UPS", "status": ["realized"]}],
@@ -82,6 +83,8 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
         ("POST", "/data/core/ups/access/entities"): {
             "schema": {"name": "_xdm.context.profile"}, "fields": ["person.name"], "mergePolicyId": policy_id,
             "identities": [{"entityId": "ann@example.com", "entityIdNS": {"code": "email"}}]},
+        ("POST", "/data/core/ups/segment/jobs/bulk-get"): {"ids": [{"id": "no-such-job"}]},
+        ("POST", "/data/core/ups/config/mergePolicies/bulk-get"): {"ids": [{"id": policy_id}]},
     }
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from openseg.api import bulk
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
@@ -28,12 +29,13 @@ def _json(who: Tenant, described: definitions.Described) -> dict[str, Any]:
     return definitions.definition_json(definition, who.sandbox.to_json(), dependents)
 
 
-@router.post("/definitions", status_code=201)
+@router.post("/definitions", status_code=200)
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    """AEP answers a created definition with 200 (``segmentation.yaml``), not 201."""
     scope = scope_of(who)
     definition = definitions.create_definition(svc.uow(), scope, body, lambda: sandbox_schema(svc, scope))
-    return JSONResponse(_json(who, (definition, [])), status_code=201)  # nothing can use it yet: no dependents
+    return JSONResponse(_json(who, (definition, [])), status_code=200)  # nothing can use it yet: no dependents
 
 
 @router.get("/definitions")
@@ -53,14 +55,12 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
     }
 
 
-@router.post("/definitions/bulk-get")
+@router.post("/definitions/bulk-get", status_code=bulk.MULTI_STATUS)
 def bulk_get(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-             body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids):
-        raise BadRequest("'ids' must be a list of {\"id\": ...}", field="ids")
-    found = definitions.read_definitions(svc.uow(), scope_of(who), [entry["id"] for entry in ids])
-    return {"results": {definition_id: _json(who, d) for definition_id, d in found.items()}}
+             body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    ids = bulk.requested_ids(body)
+    found = definitions.read_definitions(svc.uow(), scope_of(who), ids)
+    return bulk.multi_status(ids, found, "segment definition", lambda d: _json(who, d))
 
 
 @router.post("/conversion")
@@ -83,9 +83,10 @@ def patch(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Dep
 
 
 @router.delete("/definitions/{definition_id}")
-def delete(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+def delete(definition_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    """AEP answers 200 with ``{"status", "message"}`` (``segmentation.yaml``)."""
     definitions.delete_definition(svc.uow(), scope_of(who), definition_id)
-    return Response(status_code=204)
+    return {"status": True, "message": f"segment definition {definition_id} was deleted"}
 
 
 @router.get("/definitions/{definition_id}/members")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
@@ -27,15 +28,16 @@ def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
 @router.get("/jobs")
 def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
     limit = parse_int(request.query_params.get("limit"), "limit", 50, minimum=1, maximum=1000)
-    offset = request.query_params.get("offset")
+    offset, status = request.query_params.get("offset"), request.query_params.get("status")
     with svc.db.session() as session:
-        rows, more = exports.list_exports(session, scope_of(who), limit=limit, offset=offset)
+        rows, more = exports.list_exports(session, scope_of(who), limit=limit, offset=offset, status=status)
         records = [exports.export_json(j) for j in rows]
         last = exports.cursor(rows[-1]) if rows else ""
+    following = f"/export/jobs/?limit={limit}&offset={last}" + (f"&status={quote(status)}" if status else "")
     return {
         "records": records,
         "page": {"sortField": "createdTime", "sort": "desc", "pageOffset": last, "pageSize": len(records)},
-        "link": {"next": f"/export/jobs/?limit={limit}&offset={last}" if more else ""},
+        "link": {"next": following if more else ""},
     }
 
 
@@ -46,7 +48,10 @@ def get(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(serv
 
 
 @router.delete("/jobs/{job_id}")
-def cancel(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+def cancel_or_delete(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    """AEP's "cancel or delete": 200 with ``{"status", "message"}`` (``segmentation.yaml``)."""
     with svc.db.session() as session:
-        exports.cancel_export(session, scope_of(who), job_id)
-    return Response(status_code=204)
+        cancelled = exports.delete_export(session, scope_of(who), job_id)
+    if cancelled is not None:
+        return {"status": True, "message": "Export job has been marked for cancelling"}
+    return {"status": True, "message": f"Export job {job_id} has been deleted"}

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from openseg.api import bulk
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.deps import Tenant, json_body, json_object, services, tenant
 from openseg.api.paging import children_page, parse_int
 from openseg.segmentation import jobs
 from openseg.services import Services
@@ -38,6 +39,14 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
                          extra_query=f"&status={status}" if status else "")
 
 
+@router.post("/jobs/bulk-get", status_code=bulk.MULTI_STATUS)
+def bulk_get(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+             body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    ids = bulk.requested_ids(body)
+    found = jobs.read_jobs(svc.uow(), scope_of(who), ids)
+    return bulk.multi_status(ids, found, "segment job", lambda job: jobs.job_json(job, who.sandbox.to_json()))
+
+
 @router.get("/jobs/{job_id}")
 def get(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> JSONResponse:
     # Clients poll this while a job runs: the body (plain JSON already) is written as is, skipping
@@ -46,6 +55,7 @@ def get(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(serv
 
 
 @router.delete("/jobs/{job_id}")
-def cancel(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
-    jobs.cancel_job(svc.uow(), scope_of(who), job_id)
+def cancel_or_delete(job_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+    """AEP's "cancel or delete": a queued or running job is cancelled, a finished one deleted; 204 either way."""
+    jobs.delete_job(svc.uow(), scope_of(who), job_id)
     return Response(status_code=204)

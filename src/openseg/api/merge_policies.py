@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from openseg.api import bulk
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, json_object, query_bool, services, tenant
 from openseg.api.paging import children_page, parse_int
+from openseg.errors import NotFound
 from openseg.json_patch import apply_patch
 from openseg.profiles import policies
 from openseg.profiles.service import request_build
@@ -18,16 +20,20 @@ from openseg.store.models import ProfileStore
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"
+#: The paths AEP's PATCH takes (``profile.yaml``: ``/identityGraph.type``, ``/attributeMerge.type``,
+#: ``/schema.name``, and ``/idActiveOnEdge`` as it spells ``isActiveOnEdge``) as the JSON Pointers they mean.
+AEP_PATCH_PATHS = {"/identityGraph.type": "/identityGraph/type", "/attributeMerge.type": "/attributeMerge/type",
+                   "/schema.name": "/schema/name", "/idActiveOnEdge": "/isActiveOnEdge"}
 
 
-
-@router.post("/mergePolicies", status_code=201)
+@router.post("/mergePolicies", status_code=200)
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    """AEP answers a created merge policy with 200 (``profile.yaml``), not 201."""
     with svc.db.session() as session:
         policy = policies.create_policy(session, scope_of(who), body)
         request_build(session, who.sandbox.id)  # the worker builds the new policy's store
-        return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=201)
+        return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=200)
 
 
 @router.get("/mergePolicies")
@@ -39,7 +45,24 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
     with svc.db.session() as session:
         items, total = policies.list_policies(session, scope_of(who), start=start, limit=limit, default=default)
         children = [policies.policy_json(p, who.sandbox.to_json()) for p in items]
-    return children_page(children, total=total, start=start, limit=limit, path=PATH)
+    page: dict[str, Any] = dict(children_page(children, total=total, start=start, limit=limit, path=PATH))
+    page["_page"] = {"count": len(children), **page["_page"]}  # profile.yaml requires count: policies on this page
+    return page
+
+
+@router.post("/mergePolicies/bulk-get", status_code=bulk.MULTI_STATUS)
+def bulk_get(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+             body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    ids, scope = bulk.requested_ids(body), scope_of(who)
+    with svc.db.session() as session:
+        found: dict[str, Any] = {}
+        for policy_id in ids:
+            try:
+                found[policy_id] = policies.get_policy(session, scope, policy_id)
+            except NotFound:
+                continue
+        return bulk.multi_status(ids, found, "merge policy", lambda policy: policies.policy_json(
+            policy, who.sandbox.to_json(), session.get(ProfileStore, policy.id)))
 
 
 @router.get("/mergePolicies/{policy_id}")
@@ -61,10 +84,12 @@ def put(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(s
 @router.patch("/mergePolicies/{policy_id}")
 def patch(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
           operations: Any = Depends(json_body)) -> dict[str, Any]:
+    """JSON Patch over the policy as GET shows it; AEP's dotted paths (``/identityGraph.type``) are taken too.
+    A change of identity graph or attribute merge is a new version, whose store the worker rebuilds."""
     with svc.db.session() as session:
         current = policies.policy_json(policies.get_policy(session, scope_of(who), policy_id), who.sandbox.to_json())
-        patched = apply_patch(current, operations,
-                              allowed=("/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge"))
+        patched = _one_order(current, apply_patch(current, _pointers(operations), allowed=(
+            "/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge", "/schema")))
         policy = policies.replace_policy(session, scope_of(who), policy_id, patched)
         request_build(session, who.sandbox.id)
         return policies.policy_json(policy, who.sandbox.to_json())
@@ -75,3 +100,24 @@ def delete(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depend
     with svc.db.session() as session:
         policies.delete_policy(session, scope_of(who), policy_id)
     return Response(status_code=200)
+
+
+def _pointers(operations: Any) -> Any:
+    """The operations with AEP's dotted paths as JSON Pointers (anything malformed is left to ``apply_patch``)."""
+    if not isinstance(operations, list):
+        return operations
+    return [{**op, "path": AEP_PATCH_PATHS.get(op["path"], op["path"])}
+            if isinstance(op, dict) and isinstance(op.get("path"), str) else op for op in operations]
+
+
+def _one_order(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """A policy shows its dataset order twice (AEP's ``attributeMerge.order``, openseg's ``data.order``): a patch
+    of either one changes the order, the other follows."""
+    merge, old = after.get("attributeMerge"), before["attributeMerge"].get("order")
+    if not isinstance(merge, dict) or "order" not in merge or not isinstance(merge.get("data"), dict):
+        return after
+    if merge["order"] == old:
+        merge = {**merge, "order": merge["data"].get("order")}
+    elif merge["data"].get("order") == old:
+        merge = {**merge, "data": {**merge["data"], "order": merge["order"]}}
+    return {**after, "attributeMerge": merge}

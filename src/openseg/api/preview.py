@@ -43,10 +43,11 @@ def get(preview_id: str, response: Response, who: Tenant = Depends(tenant),
 
 
 @router.delete("/preview/{preview_id}")
-def delete(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+def delete(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    """AEP answers 200 with ``{"status", "message"}`` (``segmentation.yaml``)."""
     with svc.db.session() as session:
         session.delete(preview.get_preview(session, scope_of(who), preview_id))
-    return Response(status_code=204)
+    return {"status": True, "message": f"preview {preview_id} was deleted"}
 
 
 @router.get("/estimate/{preview_id}")

@@ -50,7 +50,7 @@ def run_export(services: Services, item: WorkItem) -> None:
     """Worker handler for export jobs."""
     with services.db.session() as session:
         job = session.get(ExportJob, int(item.ref_id))
-        if job is None or job.status in ("SUCCEEDED", "FAILED"):
+        if job is None or job.status in ("SUCCEEDED", "FAILED", "DELETED"):  # DELETED: see exports.jobs.DELETED
             return
         if job.status == "CANCELLED":
             _abandon_batches(session, job, "aborted")

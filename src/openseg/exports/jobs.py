@@ -1,4 +1,4 @@
-"""Export jobs (UPS ``/export/jobs``): create with batches reserved up front, read, list, cancel."""
+"""Export jobs (UPS ``/export/jobs``): create with batches reserved up front, read, list, cancel, delete."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from openseg.worker.queue import enqueue
 
 RUN_EXPORT = "export_job"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+STATUSES = ("NEW", "PROCESSING", *TERMINAL)
+#: The status of a finished export that ``DELETE`` removed: no read shows it (AEP deletes the record); the row
+#: stays so that its integer id is never given to another export. Its batches (the exported files) stay.
+DELETED = "DELETED"
 
 
 def _reserve_batch(session: Session, scope: Scope, dataset_id: str) -> str:
@@ -69,13 +73,22 @@ def get_export(session: Session, scope: Scope, job_id: str) -> ExportJob:
     number = ascii_integer(job_id)  # export job ids are integers
     if number is None:
         raise NotFound.of("export job", job_id)
-    return scope.get(session, ExportJob, number, "export job")
+    job = scope.get(session, ExportJob, number, "export job")
+    if job.status == DELETED:
+        raise NotFound.of("export job", job_id)
+    return job
 
 
-def list_exports(session: Session, scope: Scope, *, limit: int, offset: str | None) -> tuple[list[ExportJob], bool]:
+def list_exports(session: Session, scope: Scope, *, limit: int, offset: str | None,
+                 status: str | None = None) -> tuple[list[ExportJob], bool]:
     """Newest first. ``offset`` is a count to skip, or the seed's cursor ``<createdTime>_<id>`` of the
-    last record already seen. Returns the page and whether more follow."""
-    query = select(ExportJob).where(ExportJob.sandbox_id == scope.sandbox_id)
+    last record already seen; ``status`` keeps the jobs in that status (any case). Returns the page and
+    whether more follow."""
+    query = select(ExportJob).where(ExportJob.sandbox_id == scope.sandbox_id, ExportJob.status != DELETED)
+    if status:
+        if status.upper() not in STATUSES:
+            raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}", field="status")
+        query = query.where(ExportJob.status == status.upper())
     skip = 0
     if offset:
         created_text, _, ident_text = offset.partition("_")
@@ -107,6 +120,18 @@ def cancel_export(session: Session, scope: Scope, job_id: str) -> ExportJob:
     return job
 
 
+def delete_export(session: Session, scope: Scope, job_id: str) -> ExportJob | None:
+    """AEP's ``DELETE /export/jobs/{id}``, "cancel or delete": a new or running export is cancelled (as
+    :func:`cancel_export`); a finished one is deleted, its exported batches kept. Returns the cancelled job, or
+    None when it was deleted."""
+    job = get_export(session, scope, job_id)
+    if job.status not in TERMINAL:
+        return cancel_export(session, scope, job_id)
+    job.status = DELETED
+    job.updated = now_ms()
+    return None
+
+
 def cursor(job: ExportJob) -> str:
     return f"{job.created}_{job.id}"
 
@@ -132,18 +157,20 @@ def export_json(job: ExportJob) -> dict[str, Any]:
     for key in ("fields", "mergePolicy", "filter", "additionalFields"):
         if key in request:
             body[key] = request[key]
-    if job.errors:
-        body["errors"] = job.errors
+    body["errors"] = job.errors or []
     return body
 
 
 __all__ = [
+    "DELETED",
     "RUN_EXPORT",
+    "STATUSES",
     "ExportRequest",
     "cancel_export",
     "count_exports",
     "create_export",
     "cursor",
+    "delete_export",
     "export_json",
     "get_export",
     "list_exports",

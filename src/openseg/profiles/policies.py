@@ -64,6 +64,11 @@ def _validated(session: Session, scope: Scope, body: dict[str, Any]) -> dict[str
     attribute_merge: dict[str, Any] = {"type": merge["type"]}
     if merge["type"] == "dataSetPrecedence":
         order = optional_object(merge, "data", field="attributeMerge.data").get("order")
+        if "order" in merge:  # AEP's spelling (profile.yaml); openseg's contract has data.order
+            if order is not None and order != merge["order"]:
+                raise BadRequest("'attributeMerge.order' and 'attributeMerge.data.order' differ: send one",
+                                 field="attributeMerge.order")
+            order = merge["order"]
         if not isinstance(order, list) or not order or not all(isinstance(d, str) for d in order):
             raise BadRequest("'attributeMerge.data.order' must list dataset ids for dataSetPrecedence",
                              field="attributeMerge.data.order")
@@ -189,7 +194,7 @@ def policy_json(policy: MergePolicy, sandbox: dict[str, Any], store: ProfileStor
         "schema": {"name": policy.schema_name},
         "version": policy.version,
         "identityGraph": {"type": policy.identity_graph},
-        "attributeMerge": policy.attribute_merge,
+        "attributeMerge": _attribute_merge(policy.attribute_merge),
         "isActiveOnEdge": policy.is_active_on_edge,
         "default": policy.is_default,
         "updateEpoch": policy.updated // 1000,
@@ -198,3 +203,9 @@ def policy_json(policy: MergePolicy, sandbox: dict[str, Any], store: ProfileStor
     if built is not None:
         body["openseg:profileStore"] = built
     return body
+
+
+def _attribute_merge(stored: dict[str, Any]) -> dict[str, Any]:
+    """``attributeMerge`` with the dataset order both as openseg's ``data.order`` and AEP's ``order``."""
+    order = (stored.get("data") or {}).get("order")
+    return {**stored, "order": order} if order is not None else stored

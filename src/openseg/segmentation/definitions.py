@@ -235,7 +235,7 @@ def create_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, body: di
             evaluation_info=_evaluation_info(body.get("evaluationInfo"), _eligibility(existing, analysis.expr, policy)),
             labels=string_list(body, "labels"), dependencies=list(analysis.references),
             lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now,
-            updated=now,
+            updated=now, payload_schema=optional_string(body, "payloadSchema"),
         )
         uow.segment_definitions.add(definition)
         uow.commit()
@@ -264,8 +264,8 @@ def read_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definition
 
 
 def read_definitions(uow: SegmentationUnitOfWork, scope: SandboxScope, definition_ids: list[str]) -> dict[str, Described]:
-    """Those of ``definition_ids`` that exist in the scope (AEP's bulk get skips the others), each with its
-    dependents, in the order asked."""
+    """Those of ``definition_ids`` that exist in the scope, each with its dependents, in the order asked (the
+    bulk get answers the others as not found)."""
     with uow:
         existing = uow.segment_definitions.in_sandbox(scope.sandbox_id)
         by_id = {d.id: d for d in existing if d.org_id == scope.org_id}
@@ -329,6 +329,8 @@ def update_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definiti
             changes["labels"] = string_list(body, "labels")
         if "lifecycleState" in body:
             changes["lifecycle_state"] = _lifecycle_state(body["lifecycleState"])
+        if "payloadSchema" in body:
+            changes["payload_schema"] = optional_string(body, "payloadSchema")
         definition = replace(definition, **changes, version=definition.version + 1, updated=now_ms())
         uow.segment_definitions.update(definition)
         uow.commit()
@@ -368,7 +370,8 @@ def delete_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definiti
 
 
 def definition_json(definition: SegmentDefinition, sandbox: dict[str, Any], dependents_: list[str]) -> dict[str, Any]:
-    return {
+    """The definition as AEP shows it (``payloadSchema`` only when it was given: the spec's type is a string)."""
+    body: dict[str, Any] = {
         "id": definition.id,
         "schema": {"name": definition.schema_name},
         "profileInstanceId": "ups",
@@ -389,3 +392,6 @@ def definition_json(definition: SegmentDefinition, sandbox: dict[str, Any], depe
         "updateTime": definition.updated,
         "updateEpoch": definition.updated // 1000,
     }
+    if definition.payload_schema is not None:
+        body["payloadSchema"] = definition.payload_schema
+    return body

@@ -16,6 +16,7 @@ from openseg.catalog.read_only_sql import json_value
 from openseg.profiles.entities import locate
 from openseg.scope import Scope
 from openseg.segmentation.job_execution import membership_store
+from openseg.segmentation.jobs import PUBLISHED
 from openseg.segmentation.statements import literal, statement
 from openseg.store.models import SegmentJob
 
@@ -24,9 +25,10 @@ if TYPE_CHECKING:
 
 
 def _succeeded_jobs(services: Services, sandbox_id: str) -> list[str]:
+    """The jobs whose membership was published: those that SUCCEEDED, deleted since or not."""
     with services.db.session() as session:
         return list(session.scalars(select(SegmentJob.id).where(SegmentJob.sandbox_id == sandbox_id,
-                                                                SegmentJob.status == "SUCCEEDED")))
+                                                                SegmentJob.status.in_(PUBLISHED))))
 
 
 def _history(services: Services, sandbox_id: str, policy_id: str) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:

@@ -17,6 +17,7 @@ from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
 from openseg.segmentation import membership
 from openseg.segmentation.evaluate import Progress, SegmentsFailed, evaluate_segments
+from openseg.segmentation.jobs import DELETED
 from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def run_segment_job(services: Services, item: WorkItem) -> None:
     """Worker handler: evaluate, diff, then publish membership and metrics in one transaction."""
     with services.db.session() as session:
         job = session.get(SegmentJob, item.ref_id)
-        if job is None or job.status in lifecycle.FINAL:
+        if job is None or job.status in lifecycle.FINAL or job.status in DELETED.values():
             return
         if job.status == "CANCELLING":
             lifecycle.finish(job, "CANCELLED")

@@ -1,4 +1,4 @@
-"""Segment jobs (UPS ``/segment/jobs``): create, read, list, cancel — the records the worker runs.
+"""Segment jobs (UPS ``/segment/jobs``): create, read, list, cancel, delete — the records the worker runs.
 
 Each service function takes a fresh unit of work (``ports.SegmentationUnitOfWork``), runs in one
 transaction of it and commits on success; an error leaves nothing written. :func:`queue_job` works inside
@@ -12,26 +12,36 @@ from dataclasses import replace
 from typing import Any
 
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest
+from openseg.errors import BadRequest, NotFound
 from openseg.scope import in_scope
 from openseg.segmentation.model import SegmentDefinition, SegmentJob
 from openseg.segmentation.ports import SandboxScope, SegmentationUnitOfWork
 
 __all__ = [
+    "DELETED",
+    "PUBLISHED",
     "RUN_SEGMENT_JOB",
     "STATUSES",
     "TERMINAL",
     "cancel_job",
     "create_job",
+    "delete_job",
     "get_job",
     "job_json",
     "list_jobs",
     "queue_job",
+    "read_jobs",
 ]
 
 RUN_SEGMENT_JOB = "segment_job"
 STATUSES = ("NEW", "QUEUED", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+#: A finished job that ``DELETE`` removed keeps its row under one of these statuses, which no read shows (AEP
+#: deletes the record): the membership a job published keeps its history (that of jobs in ``PUBLISHED``
+#: counts), and compute job numbers, counted over the org's rows, are never given twice.
+DELETED = {"SUCCEEDED": "DELETED_SUCCESS", "FAILED": "DELETED_FAILURE", "CANCELLED": "DELETED_CANCEL"}
+#: The statuses of jobs whose membership was published: their history files are facts.
+PUBLISHED = ("SUCCEEDED", DELETED["SUCCEEDED"])
 
 
 def _segment_entry(definition: SegmentDefinition, policy_version: int) -> dict[str, Any]:
@@ -110,7 +120,10 @@ def create_job(uow: SegmentationUnitOfWork, scope: SandboxScope, body: object, *
 
 
 def _get(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
-    return in_scope(uow.segment_jobs.get(job_id), scope, "segment job", job_id)
+    job = in_scope(uow.segment_jobs.get(job_id), scope, "segment job", job_id)
+    if job.status not in STATUSES:  # deleted
+        raise NotFound.of("segment job", job_id)
+    return job
 
 
 def get_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
@@ -123,6 +136,19 @@ def get_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> Se
         return _get(uow, scope, job_id)
 
 
+def read_jobs(uow: SegmentationUnitOfWork, scope: SandboxScope, job_ids: list[str]) -> dict[str, SegmentJob]:
+    """Those of ``job_ids`` that exist in the scope, in the order asked (a bulk get answers the others as
+    not found)."""
+    found: dict[str, SegmentJob] = {}
+    with uow:
+        for job_id in job_ids:
+            try:
+                found[job_id] = _get(uow, scope, job_id)
+            except NotFound:
+                continue
+    return found
+
+
 def list_jobs(uow: SegmentationUnitOfWork, scope: SandboxScope, *, start: int, limit: int, status: str | None,
               descending: bool) -> tuple[list[SegmentJob], int]:
     """One page of the sandbox's jobs by creation time, and how many there are.
@@ -133,7 +159,7 @@ def list_jobs(uow: SegmentationUnitOfWork, scope: SandboxScope, *, start: int, l
     Raises:
         BadRequest: An unknown status.
     """
-    statuses = None
+    statuses = list(STATUSES)  # never the deleted
     if status:
         statuses = [s.strip().upper() for s in status.split(",")]
         bad = [s for s in statuses if s not in STATUSES]
@@ -145,8 +171,9 @@ def list_jobs(uow: SegmentationUnitOfWork, scope: SandboxScope, *, start: int, l
 
 
 def cancel_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob:
-    """Cancel a job (UPS ``DELETE /segment/jobs/{id}``): a queued job is cancelled at once; a running one is
-    asked to stop and ends CANCELLED without writing any membership.
+    """Cancel a job (what ``DELETE /segment/jobs/{id}`` does to one that has not ended, see :func:`delete_job`):
+    a queued job is cancelled at once; a running one is asked to stop and ends CANCELLED without writing any
+    membership.
 
     Raises:
         NotFound: No such job in this org and sandbox.
@@ -157,15 +184,46 @@ def cancel_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) ->
         if job.status in TERMINAL:
             raise BadRequest(f"segment job '{job_id}' is {job.status}; only a queued or running job can be cancelled",
                              field="id")
-        job = replace(job, status="CANCELLED" if job.status in ("NEW", "QUEUED") else "CANCELLING", updated=now_ms())
-        uow.segment_jobs.update_status(job.id, job.status, updated=job.updated)
+        job = _cancelled(uow, job)
         uow.commit()
     return job
 
 
+def _cancelled(uow: SegmentationUnitOfWork, job: SegmentJob) -> SegmentJob:
+    job = replace(job, status="CANCELLED" if job.status in ("NEW", "QUEUED") else "CANCELLING", updated=now_ms())
+    uow.segment_jobs.update_status(job.id, job.status, updated=job.updated)
+    return job
+
+
+def delete_job(uow: SegmentationUnitOfWork, scope: SandboxScope, job_id: str) -> SegmentJob | None:
+    """AEP's ``DELETE /segment/jobs/{id}``, "cancel or delete": a queued or running job is cancelled as
+    :func:`cancel_job` does; a finished one is deleted — no read finds it again — while what it produced stays
+    (the membership it published and its history).
+
+    Returns:
+        The cancelled job, or None when the job was deleted.
+
+    Raises:
+        NotFound: No such job in this org and sandbox.
+    """
+    with uow:
+        job = _get(uow, scope, job_id)
+        cancelled: SegmentJob | None = None
+        if job.status in TERMINAL:
+            uow.segment_jobs.update_status(job.id, DELETED[job.status], updated=now_ms())
+        else:
+            cancelled = _cancelled(uow, job)
+        uow.commit()
+    return cancelled
+
+
 def job_json(job: SegmentJob, sandbox: dict[str, Any]) -> dict[str, Any]:
+    """The job as AEP shows it. ``metrics`` is always there (``segmentation.yaml`` requires it, with
+    ``totalTime`` and ``profileSegmentationTime``): before the worker reports, the total time starts at the
+    job's creation and the segmentation time is empty."""
     href = f"/segment/jobs/{job.id}"
-    body: dict[str, Any] = {
+    metrics = {"totalTime": {"startTimeInMs": job.created}, "profileSegmentationTime": {}, **(job.metrics or {})}
+    return {
         "profileInstanceId": "ups",
         "errors": job.errors or [],
         "computeJobId": job.compute_job_id,
@@ -175,12 +233,12 @@ def job_json(job: SegmentJob, sandbox: dict[str, Any]) -> dict[str, Any]:
         "segments": job.segments,
         "requestId": job.request_id,
         "computeGatewayJobId": job.id,
+        "metrics": metrics,
+        "schema": {"name": "_xdm.context.profile"},
         "updateTime": job.updated,
+        "updateEpoch": job.updated // 1000,
         "imsOrgId": job.org_id,
         "sandbox": sandbox,
         "creationTime": job.created,
         "_links": {"cancel": {"href": href, "method": "DELETE"}, "checkStatus": {"href": href, "method": "GET"}},
     }
-    if job.metrics:
-        body["metrics"] = job.metrics
-    return body

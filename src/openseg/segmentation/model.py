@@ -40,6 +40,8 @@ class SegmentDefinition:
     version: int
     created: int
     updated: int
+    #: AEP's ``payloadSchema``: a string the definition carries and shows, which openseg does not interpret.
+    payload_schema: str | None = None
 
 
 @dataclass(frozen=True)

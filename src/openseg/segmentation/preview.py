@@ -103,6 +103,7 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
             "confidenceInterval": [max(0, round(estimate - Z_95 * error)), round(estimate + Z_95 * error)],
             "profilesReadSoFar": read, "totalProfiles": total, "qualifiedInSample": hits,
             "namespaces": {ns: round(n * scale) for ns, n in namespaces.items()},
+            "namespacesMatched": dict(namespaces),
             "profiles": _entities(services.reader(), store, sample_ids),
             "profileBuild": build.to_json(),
         },
@@ -148,10 +149,16 @@ def get_preview(session: Session, scope: Scope, preview_id: str) -> Preview:
 
 
 def preview_json(preview: Preview) -> dict[str, Any]:
+    """The preview as AEP shows it (``previewQueryId``, ``previewQueryStatus`` and ``previewExecutionId`` are
+    required when it is created: openseg runs each preview's query once, at once, so the query is the preview
+    and its one execution is number 1)."""
     result = preview.result
     return {
         "state": preview.state,
         "previewId": preview.id,
+        "previewQueryId": preview.id,
+        "previewQueryStatus": preview.state,
+        "previewExecutionId": 1,
         "results": result["profiles"],
         "page": {"offset": 0, "size": len(result["profiles"]), "totalCount": result["estimatedSize"]},
         "openseg:exact": result["exact"],
@@ -161,22 +168,29 @@ def preview_json(preview: Preview) -> dict[str, Any]:
 
 
 def estimate_json(preview: Preview) -> dict[str, Any]:
+    """The estimate as AEP shows it: ``standardError`` a whole number of profiles, ``_links.preview`` a string,
+    ``profilesMatchedSoFar`` the profiles read that qualified (``segmentation.yaml``); openseg adds the 95%
+    interval's bounds (``openseg:confidenceBounds``)."""
     result = preview.result
     low, high = result["confidenceInterval"]
+    matched = result.get("namespacesMatched", result["namespaces"])
     return {
         "state": preview.state,
         "previewId": preview.id,
         "estimatedSize": result["estimatedSize"],
-        "standardError": result["standardError"],
+        "standardError": round(result["standardError"]),
         "confidenceInterval": "95%",
         "openseg:confidenceBounds": {"low": low, "high": high},
         "openseg:exact": result["exact"],
         **_profile_build(result),
         "profilesReadSoFar": result["profilesReadSoFar"],
+        "numRowsToRead": result["profilesReadSoFar"],
+        "profilesMatchedSoFar": result["qualifiedInSample"],
         "totalProfiles": result["totalProfiles"],
-        "estimatedNamespaceDistribution": [{"namespaceId": ns, "estimatedSize": n}
+        "totalRows": result["totalProfiles"],
+        "estimatedNamespaceDistribution": [{"namespaceId": ns, "estimatedSize": n, "profilesMatchedSoFar": matched.get(ns, 0)}
                                            for ns, n in sorted(result["namespaces"].items())],
-        "_links": {"preview": {"href": f"/data/core/ups/preview/{preview.id}"}},
+        "_links": {"preview": f"/data/core/ups/preview/{preview.id}"},
     }
 
 

@@ -188,6 +188,7 @@ class SegmentDefinition(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
+    payload_schema: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SegmentDefinitionVersion(Base):
