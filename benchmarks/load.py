@@ -154,7 +154,7 @@ def _define(client: httpx.Client, segment: Segment, ids: dict[str, str]) -> str:
     response = client.post("/data/core/ups/segment/definitions", json={
         "name": segment.key, "schema": {"name": "_xdm.context.profile"},
         "expression": {"type": "PQL", "format": "pql/text", "value": segment.pql(ids)}})
-    if response.status_code != 201:
+    if response.status_code != 200:
         raise RuntimeError(f"defining {segment.key}: {response.status_code} {response.text}")
     return str(response.json()["id"])
 
