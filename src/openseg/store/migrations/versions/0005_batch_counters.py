@@ -1,13 +1,13 @@
 """batch counters: size, failed records, tags and Catalog's other batch fields
 
-Revision ID: 0005
+Revision ID: 0005_batch_counters
 Revises: 0004
 Create Date: 2026-12-02 19:50:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
+revision = '0005_batch_counters'
 down_revision = '0004'
 branch_labels = None
 depends_on = None
