@@ -35,7 +35,10 @@ def test_every_route_requires_credentials(app: FastAPI, client: TestClient, org:
     assert len(routes) >= 15
     for method, path in routes:
         response = client.request(method, path)
-        assert_gateway_error(response, 401, "401013")
+        if method == "HEAD":  # an answer to HEAD carries no body: its status is what there is to check
+            assert response.status_code == 401, path
+        else:
+            assert_gateway_error(response, 401, "401013")
 
 
 def test_wrong_token_or_key_is_401(client: TestClient, org: Org) -> None:
@@ -52,7 +55,10 @@ def test_key_of_another_org_is_403_on_every_route(app: FastAPI, client: TestClie
     headers = {**org.headers(), "x-gw-ims-org-id": other.org_id}
     for method, path in _routes(app):
         response = client.request(method, path, headers=headers)
-        assert_gateway_error(response, 403, "403010")
+        if method == "HEAD":  # no body on a HEAD answer
+            assert response.status_code == 403, path
+        else:
+            assert_gateway_error(response, 403, "403010")
 
 
 def test_unknown_sandbox_is_404(client: TestClient, org: Org) -> None:

@@ -16,6 +16,8 @@ from tests.conftest import Org
 NOT_JSON = {
     ("PUT", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"),
     ("POST", "/data/foundation/import/batches/{batch_id}"),
+    ("POST", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"),  # ?action=
+    ("PATCH", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"),  # a part
 }
 
 
@@ -250,6 +252,9 @@ def test_a_nul_in_any_path_or_query_parameter_is_400(app: FastAPI, strict_client
         sample = re.sub(r"\{[^}]+\}", "x%00", path)
         for method in operations:
             response = strict_client.request(method.upper(), sample, headers=org.headers())
+            if method == "head":  # no body on a HEAD answer: the status is what there is to check
+                assert response.status_code == 400, sample
+                continue
             body = assert_aep_error(response, 400, detail_contains="NUL character")
             assert body["report"]["field"] in re.findall(r"\{([^}]+)\}", path)
     response = strict_client.get("/data/foundation/catalog/dataSets", headers=org.headers(), params={"name": "a\x00"})

@@ -4,6 +4,7 @@ in its thread pool) unless they truly await something, and those hand every othe
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import textwrap
 from collections.abc import Callable, Iterator
@@ -17,11 +18,15 @@ from fastapi.routing import APIRoute, iter_route_contexts
 ASYNC_ALLOWED = {
     "openseg.api.deps.raw_body": "awaits the request body; parsing and the handler run in the thread pool",
     "openseg.api.ingest.upload_file": "streams an upload of any size to disk chunk by chunk",
+    "openseg.api.ingest.upload_file_part": "streams one part of a large file to disk chunk by chunk",
 }
 
 #: Calls an allowed coroutine may make on the event loop itself: none of them waits on a disk, a
 #: database or an engine. Everything else must be awaited or handed to ``run_in_threadpool``.
-LOOP_SAFE_CALLS = {"scope_of", "with_name", "bytearray", "bytes", "len", "clear", "stream", "body", "Response"}
+LOOP_SAFE_CALLS = {"scope_of", "with_name", "bytearray", "bytes", "len", "clear", "stream", "body", "Response",
+                   "BadRequest"}
+#: Coroutines the allowed ones await (not routes themselves), held to the same rule.
+AWAITED_HELPERS = ("openseg.api.ingest._receive",)
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
@@ -78,3 +83,6 @@ def _blocking_calls(function: Callable[..., Any]) -> list[str]:
 def test_allowed_coroutines_hand_every_blocking_step_to_the_thread_pool(app: FastAPI) -> None:
     for name, function in _coroutines(app).items():
         assert _blocking_calls(function) == [], name
+    for name in AWAITED_HELPERS:
+        module, _, attribute = name.rpartition(".")
+        assert _blocking_calls(getattr(importlib.import_module(module), attribute)) == [], name

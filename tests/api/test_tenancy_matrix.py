@@ -42,7 +42,7 @@ ORG_LEVEL = re.compile(r"^/data/foundation/sandbox-management/")
 PARAMETERS = {
     "dataset_id": "dataset", "batch_id": "batch", "file_id": "file", "file_name": "file_name",
     "policy_id": "policy", "definition_id": "segment", "schedule_id": "schedule", "query_id": "query",
-    "preview_id": "preview",
+    "preview_id": "preview", "field": "batch_field",
 }
 #: Path parameters whose resource depends on the path's prefix.
 PREFIXED_PARAMETERS = {
@@ -59,6 +59,9 @@ QUERY = {
     ("GET", "/data/core/ups/segment/definitions/{definition_id}/explain"): PROFILE,
     ("POST", "/data/foundation/import/batches/{batch_id}"): {"action": "COMPLETE"},
     ("GET", "/data/foundation/export/files/{file_id}"): {"path": "{file_name}"},  # the file's bytes
+    ("GET", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/preview"): {"format": "json"},
+    ("POST", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"):
+        {"action": "INITIALIZE"},
 }
 #: Requests whose query string names the victim's profile: like an id in the path, they must not reach it.
 PROFILE_ROUTES = {key for key, params in QUERY.items() if params.get("entityId") == PROFILE["entityId"]}
@@ -68,7 +71,10 @@ ANSWERS_WHAT_IT_FINDS = {("POST", "/data/core/ups/segment/definitions/bulk-get")
                          ("POST", "/data/core/ups/segment/jobs/bulk-get"),
                          ("POST", "/data/core/ups/config/mergePolicies/bulk-get")}
 #: Bytes for the one upload route.
-RAW_BODIES = {("PUT", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"): b"{}"}
+RAW_BODIES = {("PUT", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"): b"{}",
+              ("PATCH", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"): b"{}"}
+#: GET routes that answer 404 to everyone, the victim too (openseg has no dataset credentials to give).
+NEVER_FOUND = {("GET", "/data/foundation/catalog/dataSets/{dataset_id}/credentials")}
 
 
 def served_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -171,7 +177,7 @@ def resources_and_bodies(app: FastAPI, client: TestClient, org: Org) -> tuple[di
     """``valid_bodies`` for ``org`` (which creates a dataset, a merge policy, a segment and a schedule):
     the ids of those resources, and the bodies by (method, route template)."""
     bodies = valid_bodies(client, org)
-    ids: dict[str, str] = {"sandbox": "dev", "ui_asset": "ui.js"}
+    ids: dict[str, str] = {"sandbox": "dev", "ui_asset": "ui.js", "batch_field": "status"}
     keyed: dict[tuple[str, str], Any] = {}
     templates = [(m, t, _regex(t)) for m, t in served_routes(app)]
     for (method, path), body in bodies.items():
@@ -222,7 +228,7 @@ def snapshot(client: TestClient, app: FastAPI, target: Victim) -> dict[str, tupl
     """What the victim reads of its own sandbox on every GET route: each answers 200."""
     seen = {}
     for method, template in served_routes(app):
-        if method != "GET" or (method, template) in PUBLIC or ORG_LEVEL.match(template):
+        if method != "GET" or (method, template) in PUBLIC | NEVER_FOUND or ORG_LEVEL.match(template):
             continue
         response = client.get(target.fill(method, template), headers=target.org.headers(),
                               params=target.request(method, template)["params"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,7 +49,23 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
                                                  "filter": {"fromIngestTimestamp": "2024-01-01T00:00:00Z"}}},
               "destination": {"datasetId": union, "segmentPerBatch": False},
               "schema": {"name": "_xdm.context.profile"}}
+    record = {"status": "success", "relatedObjects": [{"type": "dataSet", "id": people}], "recordCount": 1,
+              "tags": {"team": ["crm"]}, "externalId": "ext-1"}
+    created = client.post("/data/foundation/catalog/batches", headers=headers, json=record)
+    assert created.status_code == 201, created.text
+    record_id = created.json()[0].removeprefix("@/batches/")
     return {
+        ("PUT", f"/data/foundation/catalog/dataSets/{people}"): {
+            "name": "replaced", "description": "d", "tags": {"unifiedProfile": ["enabled:true"]},
+            "fileDescription": {"format": "parquet"}},
+        ("POST", "/data/foundation/catalog/batches"): record,
+        ("PUT", f"/data/foundation/catalog/batches/{record_id}"): record,
+        ("PATCH", f"/data/foundation/catalog/batches/{record_id}"): {"status": "failed", "failedRecordCount": 1},
+        ("POST", f"/data/foundation/catalog/batches/{uuid.uuid4().hex}"): record,
+        ("PATCH", f"/data/foundation/catalog/v2/dataSets/{people}"): {
+            "description": "d", "tags": {"adobe/pqs/table": ["people"]},
+            "extensions": {"adobe_lakeHouse": {"rowExpiration": {"ttlValue": "P3Y"}}},
+            "classification": {"dataBehavior": "record", "managedBy": "CUSTOMER"}},
         ("POST", "/data/foundation/sandbox-management/sandboxes"): {"name": "dev-1", "title": "Dev", "type": "development"},
         ("POST", "/data/foundation/catalog/dataSets"): {
             "name": "more", "description": "d", "schemaRef": {"id": PROFILE, "contentType": "application/json"},

@@ -7,13 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Tenant, json_object, services, tenant
+from openseg.api.deps import Tenant, json_body, json_object, services, tenant
 from openseg.api.paging import parse_int
+from openseg.catalog import batch_records
 from openseg.catalog import service as catalog
-from openseg.catalog.service import dataset_kind
+from openseg.catalog.batch_records import batch_object as batch_json
+from openseg.catalog.service import dataset_kind, is_profile_enabled
+from openseg.errors import BadRequest, NotFound
+from openseg.profiles.service import request_build
 from openseg.scope import Scope
 from openseg.services import Services
-from openseg.store.models import Batch, Dataset
+from openseg.store.models import Dataset
 
 router = APIRouter(prefix="/data/foundation/catalog", tags=["catalog"])
 
@@ -24,11 +28,13 @@ def scope_of(who: Tenant) -> Scope:
 
 def dataset_json(dataset: Dataset) -> dict[str, Any]:
     body: dict[str, Any] = dict(dataset.extra or {})
+    kept = body.get("classification")  # managedBy and the like, kept from a create, PUT or v2 PATCH
     body.update({
         "name": dataset.name,
         "schemaRef": dataset.schema_ref,
         "tags": dataset.tags or {},
-        "classification": {"dataBehavior": "time-series" if dataset_kind(dataset) == "event" else "record"},
+        "classification": {**(kept if isinstance(kept, dict) else {}),
+                           "dataBehavior": "time-series" if dataset_kind(dataset) == "event" else "record"},
         "fileDescription": dataset.file_description or {},
         "imsOrg": dataset.org_id,
         "sandboxId": dataset.sandbox_id,
@@ -44,32 +50,6 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
     if dataset.last_batch_id:
         body["lastBatchId"] = dataset.last_batch_id
         body["lastBatchStatus"] = dataset.last_batch_status
-    return body
-
-
-def batch_json(batch: Batch) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": batch.id,
-        "imsOrg": batch.org_id,
-        "sandboxId": batch.sandbox_id,
-        "status": batch.status,
-        "relatedObjects": [{"type": "dataSet", "id": batch.dataset_id}],
-        "inputFormat": batch.input_format,
-        "metrics": {
-            "recordsRead": batch.records_read,
-            "recordsWritten": batch.records_written,
-            "failedRecordCount": sum(1 for e in batch.errors or [] if "record" in e),
-        },
-        "errors": batch.errors or [],
-        "created": batch.created,
-        "updated": batch.updated,
-        "createdUser": "openseg",
-        "version": "1.0.0",
-    }
-    if batch.started:
-        body["started"] = batch.started
-    if batch.completed:
-        body["completed"] = batch.completed
     return body
 
 
@@ -114,11 +94,34 @@ def get_dataset(dataset_id: str, request: Request, who: Tenant = Depends(tenant)
         return {dataset.id: _project(dataset_json(dataset), request.query_params.get("properties"))}
 
 
+@router.put("/dataSets/{dataset_id}")
+def replace_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                    body: dict[str, Any] = Depends(json_object)) -> list[str]:
+    with svc.db.session() as session:
+        catalog.replace_dataset(session, scope_of(who), dataset_id, body)
+    return [f"@/dataSets/{dataset_id}"]
+
+
 @router.patch("/dataSets/{dataset_id}")
 def patch_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                  body: Any = Depends(json_body)) -> list[str]:
+    """The fields to change as an object, or as a JSON Patch (the spec's ``application/json-patch+json``
+    example adds ``/tags/unifiedProfile``)."""
+    with svc.db.session() as session:
+        if isinstance(body, list):
+            catalog.patch_dataset(session, scope_of(who), dataset_id, body)
+        elif isinstance(body, dict):
+            catalog.update_dataset(session, scope_of(who), dataset_id, body)
+        else:
+            raise BadRequest("the body must be a JSON object of fields, or a JSON Patch array", field="body")
+    return [f"@/dataSets/{dataset_id}"]
+
+
+@router.patch("/v2/dataSets/{dataset_id}")
+def merge_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
                   body: dict[str, Any] = Depends(json_object)) -> list[str]:
     with svc.db.session() as session:
-        catalog.update_dataset(session, scope_of(who), dataset_id, body)
+        catalog.merge_dataset(session, scope_of(who), dataset_id, body)
     return [f"@/dataSets/{dataset_id}"]
 
 
@@ -126,8 +129,17 @@ def patch_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services 
 def delete_dataset(dataset_id: str, who: Tenant = Depends(tenant),
                    svc: Services = Depends(services)) -> list[str]:
     with svc.db.session() as session:
-        catalog.delete_dataset(session, scope_of(who), dataset_id, svc.settings.lake)
+        catalog.delete_dataset(session, scope_of(who), dataset_id, svc.settings.lake, home=svc.settings.home)
     return [f"@/dataSets/{dataset_id}"]
+
+
+@router.get("/dataSets/{dataset_id}/credentials")
+def dataset_credentials(dataset_id: str, who: Tenant = Depends(tenant)) -> None:
+    """AEP hands out storage credentials for a dataset's files (deprecated there); openseg has none to give."""
+    raise NotFound(f"openseg gives no storage credentials for dataset '{dataset_id}': read its files through Data "
+                   "Access (GET /data/foundation/export/batches/{batchId}/files, then /export/files/{fileId}) and "
+                   "write them through batch ingestion (/data/foundation/import/batches)",
+                   report={"resource": "credentials", "id": dataset_id})
 
 
 @router.get("/batches")
@@ -141,8 +153,81 @@ def list_batches(request: Request, who: Tenant = Depends(tenant),
         return {b.id: _project(batch_json(b), params.get("properties")) for b in batches}
 
 
+@router.post("/batches", status_code=201)
+def create_batch(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                 body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    """A Catalog record of a batch processed elsewhere; batches to ingest are created at /import/batches."""
+    with svc.db.session() as session:
+        batch = batch_records.create_batch(session, scope_of(who), body)
+        return JSONResponse([f"@/batches/{batch.id}"], status_code=201,
+                            headers={"Location": f"/data/foundation/catalog/batches/{batch.id}"})
+
+
+@router.post("/batches/{batch_id}", status_code=201)
+def create_batch_with_id(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                         body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    """``createBatchWithId``: a Catalog batch record under the id the caller chose."""
+    with svc.db.session() as session:
+        batch = batch_records.create_batch(session, scope_of(who), body, batch_id=batch_id)
+        return JSONResponse([f"@/batches/{batch.id}"], status_code=201,
+                            headers={"Location": f"/data/foundation/catalog/batches/{batch.id}"})
+
+
+@router.get("/batches/uniques/{field}")
+def unique_batch_values(field: str, request: Request, who: Tenant = Depends(tenant),
+                        svc: Services = Depends(services)) -> list[str]:
+    params = request.query_params
+    limit = parse_int(params.get("limit"), "limit", 50, minimum=1, maximum=100)
+    with svc.db.session() as session:
+        return batch_records.unique_values(session, scope_of(who), field, status=params.get("status"),
+                                           dataset_id=params.get("dataSet"), limit=limit)
+
+
+@router.get("/lastBatches")
+def list_last_batches(request: Request, who: Tenant = Depends(tenant),
+                      svc: Services = Depends(services)) -> dict[str, Any]:
+    params = request.query_params
+    limit, start, _ = _page(request)
+    ids = params.get("dataSetId")
+    filters = {name: params[name] for name in batch_records.LAST_BATCH_FILTERS if params.get(name)}
+    with svc.db.session() as session:
+        found = batch_records.last_batches(
+            session, scope_of(who), dataset_ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+            filters=filters, start=start, limit=limit)
+    return {key: _project(entry, params.get("properties")) for key, entry in found.items()}
+
+
 @router.get("/batches/{batch_id}")
 def get_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
     with svc.db.session() as session:
         batch = catalog.get_batch(session, scope_of(who), batch_id)
         return {batch.id: batch_json(batch)}
+
+
+@router.put("/batches/{batch_id}")
+def replace_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                  body: dict[str, Any] = Depends(json_object)) -> list[str]:
+    with svc.db.session() as session:
+        batch_records.replace_batch(session, scope_of(who), batch_id, body)
+    return [f"@/batches/{batch_id}"]
+
+
+@router.patch("/batches/{batch_id}")
+def patch_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                body: dict[str, Any] = Depends(json_object)) -> list[str]:
+    with svc.db.session() as session:
+        batch_records.patch_batch(session, scope_of(who), batch_id, body)
+    return [f"@/batches/{batch_id}"]
+
+
+@router.delete("/batches/{batch_id}")
+def delete_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> list[str]:
+    """Deprecated in AEP's Catalog, still answered: the batch and its files go."""
+    settings = svc.settings
+    with svc.db.session() as session:
+        batch = batch_records.delete_batch(session, scope_of(who), batch_id, lake_root=settings.lake,
+                                           staging=settings.staging, home=settings.home)
+        dataset = session.get(Dataset, batch.dataset_id)
+        if batch.status == "success" and dataset is not None and is_profile_enabled(dataset):
+            request_build(session, batch.sandbox_id)  # its records leave the merged profiles
+    return [f"@/batches/{batch_id}"]

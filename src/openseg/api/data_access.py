@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, services, tenant
+from openseg.api.paging import parse_int
 from openseg.catalog import service as catalog
+from openseg.catalog.batch_meta import meta_files
+from openseg.catalog.failed_records import failed_files
 from openseg.errors import NotFound
 from openseg.services import Services
 
@@ -31,12 +35,72 @@ def batch_files(batch_id: str, request: Request, who: Tenant = Depends(tenant),
                 "version": "1.0.0",
                 "created": str(f.created),
                 "updated": str(f.created),
+                "records": str(f.records),
+                "size": str(f.length),
                 "isValid": True,
                 "_links": {"self": {"href": f"{base}/data/foundation/export/files/{f.id}"}},
             }
             for f in files
         ]
     return {"data": data, "_page": {"limit": 100, "count": len(data)}}
+
+
+def _listing(names_and_lengths: list[tuple[str, int]], href: str, request: Request) -> dict[str, Any]:
+    """AEP's ``files`` listing: ``{data: [{name, length, _links.self.href}], _page: {limit, count}}``."""
+    params = request.query_params
+    start = parse_int(params.get("start"), "start", 0)
+    limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=100)
+    page = names_and_lengths[start:start + limit]
+    data = [{"name": name, "length": str(length), "_links": {"self": {"href": f"{href}?path={quote(name)}"}}}
+            for name, length in page]
+    return {"data": data, "_page": {"limit": limit, "count": len(data)}}
+
+
+@router.get("/batches/{batch_id}/failed", response_model=None)
+def failed_batch_files(batch_id: str, request: Request, who: Tenant = Depends(tenant),
+                       svc: Services = Depends(services)) -> dict[str, Any] | FileResponse:
+    """The failed records of a failed batch, one file per input file that had any (``?path=`` downloads one)."""
+    with svc.db.session() as session:
+        batch = catalog.get_batch(session, scope_of(who), batch_id)
+        sandbox_id = batch.sandbox_id
+    files = failed_files(svc.settings.home, sandbox_id, batch_id)
+    path_param = request.query_params.get("path")
+    if path_param is None:
+        href = f"{str(request.base_url).rstrip('/')}/data/foundation/export/batches/{batch_id}/failed"
+        return _listing([(name, path.stat().st_size) for name, path in files.items()], href, request)
+    if path_param not in files:
+        raise NotFound(f"failed batch '{batch_id}' has no file '{path_param}'", field="path")
+    return FileResponse(files[path_param], media_type="application/octet-stream", filename=path_param)
+
+
+@router.get("/batches/{batch_id}/meta", response_model=None)
+def batch_meta(batch_id: str, request: Request, who: Tenant = Depends(tenant),
+               svc: Services = Depends(services)) -> dict[str, Any] | Response:
+    """The batch's meta files (``input_files``, ``row_errors_sample.json``); ``?path=`` downloads one."""
+    with svc.db.session() as session:
+        batch = catalog.get_batch(session, scope_of(who), batch_id)
+        files = meta_files(batch, catalog.staged_files(session, batch.id))
+    path_param = request.query_params.get("path")
+    if path_param is None:
+        href = f"{str(request.base_url).rstrip('/')}/data/foundation/export/batches/{batch_id}/meta"
+        return _listing([(name, len(content)) for name, content in files.items()], href, request)
+    if path_param not in files:
+        raise NotFound(f"batch '{batch_id}' has no meta file '{path_param}'; it has: "
+                       f"{', '.join(files) or 'none'}", field="path")
+    return Response(files[path_param], media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{path_param}"'})
+
+
+@router.head("/files/{file_id}", response_model=None)
+def file_headers(file_id: str, request: Request, who: Tenant = Depends(tenant),
+                 svc: Services = Depends(services)) -> Response:
+    """The headers a GET would answer with: ``Accept-Ranges``, ``Content-Length``, ``Content-Type``."""
+    answer = file_or_listing(file_id, request, who, svc)
+    if isinstance(answer, FileResponse):
+        return answer  # Starlette sends a file's headers alone to a HEAD request
+    body = JSONResponse(answer)
+    return Response(status_code=200, headers={"Accept-Ranges": "none", "Content-Length": str(len(body.body)),
+                                              "Content-Type": "application/json"})
 
 
 @router.get("/files/{file_id}", response_model=None)

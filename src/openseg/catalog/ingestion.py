@@ -30,18 +30,30 @@ class IngestResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
     parts: list[tuple[str, int]] = field(default_factory=list)  # (file name, rows)
+    #: The 1-based numbers of the failed records of each file, every one of them (``errors`` keeps the first
+    #: :data:`MAX_REPORTED_ERRORS`): Data Access serves these records back (``/batches/{id}/failed``).
+    failed_records: dict[str, set[int]] = field(default_factory=dict)
+    #: Files that failed whole (not JSON, not Parquet, a column that cannot hold its field).
+    failed_files: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
         return self.error_count == 0
 
+    @property
+    def failed_record_count(self) -> int:
+        """Records named by at least one error (a record with two bad fields counts once)."""
+        return sum(len(records) for records in self.failed_records.values())
+
     def add_record_error(self, error: RecordError) -> None:
         self.error_count += 1
+        self.failed_records.setdefault(error.file, set()).add(error.record)
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(error.to_json())
 
     def add_file_error(self, file: str, reason: str) -> None:
         self.error_count += 1
+        self.failed_files.add(file)
         self.errors.append({"code": "ING-1101-400", "description": f"file {file}: {reason}", "file": file})
 
 
@@ -155,11 +167,13 @@ def _ingest_parquet(name: str, path: Path, kind: str, out_dir: Path, result: Ing
     if missing:
         for column in missing:
             result.add_record_error(RecordError(name, 1, column, "is required but the file has no such column"))
+        result.failed_files.add(name)
         return
     misfits = parquet_misfits(source.schema_arrow, kind)
     for column, reason in misfits:
         result.add_record_error(RecordError(name, 1, column, reason))
     if misfits:
+        result.failed_files.add(name)
         return
     rewrite = kind == EVENT and not pa.types.is_timestamp(source.schema_arrow.field("timestamp").type)
     target = out_dir / lake.part_name(len(result.parts))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from openseg import failures
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
+from openseg.catalog.failed_records import failed_dir, keep_failed_records
 from openseg.catalog.ingestion import IngestResult, ingest_files
 from openseg.catalog.service import dataset_kind, record_batch_success, record_last_batch, staged_files
 from openseg.clock import now_ms
@@ -47,6 +48,10 @@ def process_batch(services: Services, item: WorkItem) -> None:
     now = now_ms()
     if not result.ok:
         staged.discard()
+        try:
+            keep_failed_records(files, fmt, result, failed_dir(settings.home, sandbox_id, batch_id))
+        except (OSError, ValueError) as exc:
+            result.add_file_error("(batch)", f"its failed records could not be kept: {type(exc).__name__}: {exc}")
         with services.db.session() as session:
             batch = session.get(Batch, batch_id)
             assert batch is not None
@@ -54,6 +59,7 @@ def process_batch(services: Services, item: WorkItem) -> None:
             batch.errors = result.errors
             batch.records_read = result.records_read
             batch.records_written = 0
+            batch.failed_records = result.failed_record_count
             batch.updated = batch.completed = now
             record_last_batch(session, batch)
         lake.remove_tree(settings.staging / batch_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openseg.catalog import lake
+from openseg.catalog.failed_records import remove_failed_records
 from openseg.catalog.validation import EVENT, PROFILE, UNION
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
+from openseg.json_patch import apply_patch
 from openseg.request_fields import optional_object, optional_string
 
 # Scope is re-exported until profiles/service.py, profiles/entities.py, scheduling/scheduler.py,
@@ -43,7 +46,15 @@ def is_profile_enabled(dataset: Dataset) -> bool:
 
 # -- datasets ---------------------------------------------------------------------------------------------
 
-def create_dataset(session: Session, scope: Scope, body: dict[str, Any]) -> Dataset:
+#: Fields a JSON Patch of a dataset may touch (``PATCH /dataSets/{id}`` with an array body).
+DATASET_PATCHABLE = ("name", "description", "tags", "fileDescription")
+#: Fields of a dataset's answer that a client may send back in a PUT: openseg sets them.
+_DATASET_READ_ONLY = {"imsOrg", "sandboxId", "created", "updated", "createdUser", "createdClient", "updatedUser",
+                      "version", "lastBatchId", "lastBatchStatus", "id"}
+
+
+def _dataset_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a dataset from a full body (a create or a PUT); 400 naming the first bad field."""
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("'name' is required and must be a non-empty string", field="name")
@@ -54,18 +65,33 @@ def create_dataset(session: Session, scope: Scope, body: dict[str, Any]) -> Data
     tags = body.get("tags") or {}
     if not isinstance(tags, dict) or not all(isinstance(v, list) for v in tags.values()):
         raise BadRequest("'tags' must be an object of tag name -> list of strings", field="tags")
-    description = optional_string(body, "description")
-    file_description = optional_object(body, "fileDescription")
-    now = now_ms()
     known = {"name", "description", "schemaRef", "tags", "fileDescription", "aspect"}
-    dataset = Dataset(
-        id=new_hex_id(24), org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=name.strip(),
-        description=description, schema_ref=schema_ref, tags=tags,
-        file_description=file_description, aspect=optional_string(body, "aspect"),
-        extra={k: v for k, v in body.items() if k not in known}, created=now, updated=now,
-    )
+    return {
+        "name": name.strip(), "description": optional_string(body, "description"), "schema_ref": schema_ref,
+        "tags": tags, "file_description": optional_object(body, "fileDescription"),
+        "aspect": optional_string(body, "aspect"),
+        "extra": {k: v for k, v in body.items() if k not in known and k not in _DATASET_READ_ONLY},
+    }
+
+
+def create_dataset(session: Session, scope: Scope, body: dict[str, Any]) -> Dataset:
+    now = now_ms()
+    dataset = Dataset(id=new_hex_id(24), org_id=scope.org_id, sandbox_id=scope.sandbox_id, created=now, updated=now,
+                      **_dataset_fields(body))
     session.add(dataset)
     session.flush()
+    return dataset
+
+
+def replace_dataset(session: Session, scope: Scope, dataset_id: str, body: dict[str, Any]) -> Dataset:
+    """``PUT /dataSets/{id}``: the dataset becomes ``body`` (a field left out is cleared; the schema stays)."""
+    dataset = get_dataset(session, scope, dataset_id)
+    fields = _dataset_fields({"schemaRef": dataset.schema_ref, **body})
+    if fields["schema_ref"] != dataset.schema_ref:
+        raise BadRequest("'schemaRef' of a dataset cannot change", field="schemaRef")
+    for column, value in fields.items():
+        setattr(dataset, column, value)
+    dataset.updated = now_ms()
     return dataset
 
 
@@ -102,9 +128,62 @@ def update_dataset(session: Session, scope: Scope, dataset_id: str, body: dict[s
     return dataset
 
 
-def delete_dataset(session: Session, scope: Scope, dataset_id: str, lake_root: Path) -> None:
+def patch_dataset(session: Session, scope: Scope, dataset_id: str, operations: list[Any]) -> Dataset:
+    """``PATCH /dataSets/{id}`` with a JSON Patch (RFC 6902) over the dataset's writable fields."""
+    dataset = get_dataset(session, scope, dataset_id)
+    current: dict[str, Any] = {"name": dataset.name, "tags": dict(dataset.tags or {}),
+                               "fileDescription": dict(dataset.file_description or {})}
+    if dataset.description is not None:
+        current["description"] = dataset.description
+    patched = apply_patch(current, operations, allowed=tuple(f"/{k}" for k in DATASET_PATCHABLE))
+    return update_dataset(session, scope, dataset_id, {
+        "name": patched.get("name"), "description": patched.get("description"), "tags": patched.get("tags") or {},
+        "fileDescription": patched.get("fileDescription"),
+    })
+
+
+def merge_dataset(session: Session, scope: Scope, dataset_id: str, body: dict[str, Any]) -> Dataset:
+    """``PATCH /v2/dataSets/{id}``: ``body`` merged in depth (nested objects are merged, missing ones created,
+    a ``null`` removes a member, as in a JSON merge patch); the schema and the data behaviour stay."""
+    dataset = get_dataset(session, scope, dataset_id)
+    if "schemaRef" in body and body["schemaRef"] != dataset.schema_ref:
+        raise BadRequest("'schemaRef' of a dataset cannot change", field="schemaRef")
+    classification = optional_object(body, "classification")
+    behaviour = "time-series" if dataset_kind(dataset) == EVENT else "record"
+    if classification.get("dataBehavior", behaviour) != behaviour:
+        raise BadRequest(f"'classification.dataBehavior' follows the dataset's schema: it is '{behaviour}'",
+                         field="classification.dataBehavior")
+    current: dict[str, Any] = {**(dataset.extra or {}), "name": dataset.name, "tags": dict(dataset.tags or {}),
+                               "fileDescription": dict(dataset.file_description or {})}
+    if dataset.description is not None:
+        current["description"] = dataset.description
+    merged = _merged(current, {k: v for k, v in body.items() if k != "schemaRef" and k not in _DATASET_READ_ONLY})
+    fields = _dataset_fields({**merged, "schemaRef": dataset.schema_ref, "aspect": dataset.aspect})
+    for column, value in fields.items():
+        setattr(dataset, column, value)
+    dataset.updated = now_ms()
+    return dataset
+
+
+def _merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def delete_dataset(session: Session, scope: Scope, dataset_id: str, lake_root: Path, *,
+                   home: Path | None = None) -> None:
+    """Remove a dataset, its batches and its lake folder (and, given ``home``, its batches' failed records)."""
     dataset = get_dataset(session, scope, dataset_id)
     for batch in session.scalars(select(Batch).where(Batch.dataset_id == dataset.id)):
+        if home is not None:
+            remove_failed_records(home, batch.sandbox_id, batch.id)
         session.delete(batch)
     session.delete(dataset)
     lake.remove_tree(lake.dataset_dir(lake_root, scope.sandbox_id, dataset.id))
@@ -136,10 +215,19 @@ def create_batch(session: Session, scope: Scope, body: dict[str, Any]) -> Batch:
     fmt = str(input_format.get("format", "")).lower() if isinstance(input_format, dict) else ""
     if fmt not in FORMATS:
         raise BadRequest(f"'inputFormat.format' must be one of {', '.join(FORMATS)}", field="inputFormat.format")
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, list) for v in tags.values()):
+        raise BadRequest("'tags' must be an object of tag name -> list of strings", field="tags")
+    extra: dict[str, Any] = {}
+    if body.get("externalId") is not None:
+        extra["externalId"] = optional_string(body, "externalId")
+    if body.get("replay") is not None:
+        extra["replay"] = optional_object(body, "replay")
     now = now_ms()
     batch = Batch(
         id=new_hex_id(32), org_id=scope.org_id, sandbox_id=scope.sandbox_id, dataset_id=dataset.id,
-        status="loading", input_format={"format": fmt}, created=now, updated=now,
+        status="loading", input_format={"format": fmt}, origin="ingestion", tags=tags, extra=extra, created=now,
+        updated=now,
     )
     session.add(batch)
     session.flush()
@@ -182,6 +270,9 @@ def check_upload(session: Session, scope: Scope, batch_id: str, dataset_id: str)
         raise BadRequest(
             f"batch '{batch_id}' belongs to dataset '{batch.dataset_id}', not '{dataset_id}'", field="datasetId"
         )
+    if batch.origin != "ingestion":
+        raise BadRequest(f"batch '{batch_id}' was created by {batch.origin}, not by the batch ingestion API: "
+                         "files cannot be uploaded to it", field="batchId")
     if batch.status != "loading":
         raise BadRequest(f"batch '{batch_id}' is {batch.status}: files can only be uploaded while it is loading",
                          field="batchId")
@@ -196,24 +287,47 @@ def record_upload(session: Session, batch: Batch, name: str, path: Path, length:
         session.add(StagedFile(batch_id=batch.id, name=name, path=str(path), length=length, created=now_ms()))
     else:  # re-uploading a file replaces it, as AEP does
         existing.length = length
+    session.flush()
+    batch.size = session.scalar(select(func.coalesce(func.sum(StagedFile.length), 0))
+                                .where(StagedFile.batch_id == batch.id))
     batch.updated = now_ms()
 
 
-def complete_batch(session: Session, scope: Scope, batch_id: str) -> Batch:
-    batch = get_batch(session, scope, batch_id)
+def staged_file(session: Session, batch_id: str, name: str) -> StagedFile | None:
+    return session.scalars(select(StagedFile).where(StagedFile.batch_id == batch_id, StagedFile.name == name)).first()
+
+
+def complete_batch(session: Session, scope: Scope, batch_id: str, unfinished: Sequence[str] = ()) -> Batch:
+    """Mark a loading batch ``processing``; ``unfinished`` names its large files that were never completed."""
+    batch = _ingestion_batch(session, scope, batch_id)
     if batch.status != "loading":
         raise BadRequest(f"batch '{batch_id}' is already {batch.status}; only a loading batch can be completed",
                          field="action")
-    files = session.scalar(select(func.count()).select_from(StagedFile).where(StagedFile.batch_id == batch.id))
+    if unfinished:
+        raise BadRequest(f"batch '{batch_id}' has large files that were initialized but not completed: "
+                         f"{', '.join(sorted(unfinished))}; complete each (POST .../files/{{name}}?action=COMPLETE) "
+                         "before completing the batch", field="action")
+    files, size = session.execute(
+        select(func.count(), func.coalesce(func.sum(StagedFile.length), 0)).where(StagedFile.batch_id == batch.id)
+    ).one()
     if not files:
         raise BadRequest(f"batch '{batch_id}' has no files; upload at least one before COMPLETE", field="action")
+    batch.size = int(size)
     batch.status = "processing"
     batch.updated = now_ms()
     return batch
 
 
-def abort_batch(session: Session, scope: Scope, batch_id: str, staging: Path) -> Batch:
+def _ingestion_batch(session: Session, scope: Scope, batch_id: str) -> Batch:
     batch = get_batch(session, scope, batch_id)
+    if batch.origin != "ingestion":
+        raise BadRequest(f"batch '{batch_id}' was created by {batch.origin}, not by the batch ingestion API: "
+                         "its status is not changed through /data/foundation/import", field="batchId")
+    return batch
+
+
+def abort_batch(session: Session, scope: Scope, batch_id: str, staging: Path) -> Batch:
+    batch = _ingestion_batch(session, scope, batch_id)
     if batch.status != "loading":
         raise BadRequest(f"batch '{batch_id}' is {batch.status}; only a loading batch can be aborted",
                          field="action")
@@ -235,14 +349,18 @@ def record_batch_success(session: Session, batch: Batch, directory: Path, parts:
         records_read: The records read from its input (for an export, the rows written).
         now: The completion time (ms since the epoch).
     """
+    written = 0
     for name, rows in parts:
         path = directory / name
+        written += path.stat().st_size
         session.add(DataFile(
             id=f"{batch.id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch.id,
             dataset_id=batch.dataset_id, sandbox_id=batch.sandbox_id, org_id=batch.org_id, name=name,
             path=str(path), length=path.stat().st_size, records=rows, created=now,
         ))
-    batch.status, batch.errors = "success", []
+    batch.status, batch.errors, batch.failed_records = "success", [], 0
+    if batch.size is None:  # an export's batch: the bytes it wrote (an ingested one: the bytes uploaded)
+        batch.size = written
     batch.records_read, batch.records_written = records_read, sum(rows for _, rows in parts)
     batch.updated = batch.completed = now
     record_last_batch(session, batch)

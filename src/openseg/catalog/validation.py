@@ -33,7 +33,7 @@ class RecordError:
             "record": self.record,
             "field": self.field,
             "reason": self.reason,
-            "rows": [self.record],
+            "rows": [str(self.record)],  # Catalog's errors[].rows: strings ("3" or a range "3-5")
         }
 
 
