@@ -84,7 +84,7 @@ class Batch(Base):
     started: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     completed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Bytes uploaded, records that failed, and what Catalog's PUT / PATCH keep verbatim (tags, externalId,
-    # availableDates, replay...). Null on batches ingested before revision 0005.
+    # availableDates, replay...). Null on batches ingested before revision 0006.
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     failed_records: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     tags: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

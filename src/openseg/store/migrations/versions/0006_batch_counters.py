@@ -1,14 +1,14 @@
 """batch counters: size, failed records, tags and Catalog's other batch fields
 
-Revision ID: 0005_batch_counters
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 19:50:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_batch_counters'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
