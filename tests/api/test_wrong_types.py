@@ -82,6 +82,12 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
         ("POST", "/data/core/ups/access/entities"): {
             "schema": {"name": "_xdm.context.profile"}, "fields": ["person.name"], "mergePolicyId": policy_id,
             "identities": [{"entityId": "ann@example.com", "entityIdNS": {"code": "email"}}]},
+        ("POST", "/data/foundation/flowservice/connections"): {
+            "name": "web", "description": "d", "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+            "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"},
+            "auth": {"specName": "Streaming Connection", "params": {
+                "sourceId": "web", "dataType": "xdm", "name": "web", "authenticationRequired": False,
+                "datasetId": people}}},
     }
 
 
