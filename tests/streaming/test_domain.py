@@ -70,6 +70,9 @@ class FakeLog:
     def last_seq(self) -> int:
         return len(self.entries)
 
+    def prune(self, through: int) -> int:
+        raise AssertionError("not used")
+
 
 CONNECTION = Connection(id="c0ffee00-0000-0000-0000-000000000000", org_id="O@AdobeOrg", sandbox_id="s",
                         sandbox_name="prod", inlet_id="ab" * 32, name="web", description=None, dataset_id="d1",

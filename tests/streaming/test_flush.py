@@ -51,9 +51,10 @@ def test_a_flush_writes_valid_records_as_a_batch_and_invalid_ones_as_a_failed_ba
     # Typed as batch ingestion types them: the timestamp is a UTC timestamp, not text.
     assert {r["timestamp"].isoformat() for r in records} == {"2026-12-01T10:00:00+00:00"}
     assert sorted(r["commerce"]["order"]["priceTotal"] for r in records) == [10.5, 11.5, 12.5]
-    # Nothing is written twice: a second flush finds nothing new.
+    # Nothing is written twice: a second flush finds nothing new. The log keeps nothing the lake has.
     assert streamer(services).run_until_idle() == 0
     assert len(batches(client, org, dataset_id)) == 2
+    assert services.stream_log().read(0, 100) == [] and services.stream_log().last_seq() == 4
 
 
 def test_a_flush_killed_before_its_transaction_is_redone_once(client: TestClient, services: Services, org: Org,

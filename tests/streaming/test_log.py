@@ -84,3 +84,15 @@ def test_the_writer_thread_ends_when_idle_and_starts_again(tmp_path: Path, monke
         time.sleep(0.01)
     assert log._writer is None
     assert log.append([entry(2)]) == [2]
+
+
+def test_pruned_messages_are_gone_and_their_seqs_never_come_back(tmp_path: Path) -> None:
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    assert log.last_seq() == 0
+    log.append([entry(1), entry(2), entry(3)])
+    assert log.prune(2) == 2
+    assert [m.seq for m in log.read(0, 10)] == [3]
+    assert log.prune(3) == 1 and log.read(0, 10) == []
+    assert log.last_seq() == 3  # an empty log still knows how far it got
+    assert log.append([entry(4)]) == [4]
+    assert SqliteStreamLog(tmp_path / "log.sqlite").last_seq() == 4

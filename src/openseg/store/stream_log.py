@@ -148,8 +148,17 @@ class SqliteStreamLog:
         )) for row in rows]
 
     def last_seq(self) -> int:
+        # AUTOINCREMENT keeps the highest seq ever given in sqlite_sequence, also once pruning emptied the table
+        # (and never gives a pruned seq again).
         with self._reading:
-            return int(self._reader.execute("SELECT coalesce(max(seq), 0) FROM stream_log").fetchone()[0])
+            row = self._reader.execute("SELECT seq FROM sqlite_sequence WHERE name = 'stream_log'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def prune(self, through: int) -> int:
+        """Delete the messages up to ``through`` (every consumer has them); returns how many went."""
+        with self._reading:
+            cursor = self._reader.execute("DELETE FROM stream_log WHERE seq <= ?", (through,))
+            return int(cursor.rowcount)
 
 
 @contextmanager

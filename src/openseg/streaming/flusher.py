@@ -73,6 +73,9 @@ def flush(stream_log: StreamLog, sink: LakeSink, *, max_records: int = FLUSH_REC
         return Flushed(0, (), offset)
     through = messages[-1].seq
     ids = sink.write(consumer, plan_batches(stream_log.log_id, messages), through)
+    # The lake is the log's only consumer so far: what it holds leaves the log (a crash before this line
+    # leaves it to the next flush, which prunes everything up to its own offset).
+    stream_log.prune(through)
     return Flushed(len(messages), tuple(ids), through)
 
 

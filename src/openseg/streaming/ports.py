@@ -39,7 +39,13 @@ class StreamLog(Protocol):
         """Messages with ``seq > after``, oldest first, at most ``limit``."""
         ...
 
-    def last_seq(self) -> int: ...
+    def last_seq(self) -> int:
+        """The highest ``seq`` ever given (0 for an empty log), pruned messages included."""
+        ...
+
+    def prune(self, through: int) -> int:
+        """Forget the messages up to ``through``, which every consumer has applied; how many went."""
+        ...
 
 
 class LakeSink(Protocol):
