@@ -163,3 +163,43 @@ def test_only_one_flusher_holds_the_log(services: Services) -> None:
         assert streamer(services).run_until_idle() == 0
     with sink.exclusive() as again:
         assert again is True
+
+
+def test_streamed_records_build_the_same_profiles_as_the_same_records_sent_by_batch(
+        client: TestClient, services: Services, drain: Callable[[], int]) -> None:
+    from tests.api.flows import event, json_lines, upload_batch
+    from tests.conftest import make_org
+
+    people = [person(i) for i in range(8)] + [person(2, loyalty={"points": 7})]
+    events = [event(i, i % 5) for i in range(20)]
+    streamed, batched = make_org(services), make_org(services)
+    for_stream = {"people": create_dataset(client, streamed.headers()),
+                  "events": create_dataset(client, streamed.headers(), "events", EVENT_SCHEMA)}
+    people_inlet = create_inlet(client, streamed, for_stream["people"])
+    events_inlet = create_inlet(client, streamed, for_stream["events"])
+    for record in people:
+        _post(client, people_inlet, record, schema=PROFILE_SCHEMA)
+    for record in events:
+        _post(client, events_inlet, record)
+    assert streamer(services).run_until_idle() == len(people) + len(events)
+    upload_batch(client, batched.headers(), create_dataset(client, batched.headers()),
+                 {"people.json": json_lines(people)})
+    upload_batch(client, batched.headers(), create_dataset(client, batched.headers(), "events", EVENT_SCHEMA),
+                 {"events.json": json_lines(events)})
+    drain()
+
+    def seen(org: Org) -> tuple[dict[str, Any], dict[str, Any]]:
+        (policy,) = client.get("/data/core/ups/config/mergePolicies", headers=org.headers()).json()["children"]
+        store = client.get(f"/data/core/ups/config/mergePolicies/{policy['id']}", headers=org.headers()).json()
+        stats = {k: store["openseg:profileStore"][k] for k in ("profiles", "fragments", "events")}
+        entities = {}
+        for i in range(8):
+            response = client.get("/data/core/ups/access/entities", headers=org.headers(), params={
+                "schema.name": "_xdm.context.profile", "entityId": f"p{i}@example.com", "entityIdNS": "email"})
+            assert response.status_code == 200, response.text
+            (body,) = response.json().values()
+            entities[f"p{i}"] = body["entity"]
+        return stats, entities
+
+    assert seen(streamed) == seen(batched)
+    assert seen(streamed)[1]["p2"]["loyalty"] == {"points": 7}
