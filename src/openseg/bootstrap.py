@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
+from openseg.catalog.streaming import CatalogLakeSink
 from openseg.config import Settings
 from openseg.exports.job_execution import run_export
 from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
@@ -22,6 +24,7 @@ from openseg.segmentation.jobs import RUN_SEGMENT_JOB, queue_job
 from openseg.services import Services
 from openseg.store.db import Database
 from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork
+from openseg.streaming.flusher import Streamer
 from openseg.worker.loop import Handler, Worker
 
 #: How often the scheduler looks for due schedules.
@@ -67,5 +70,16 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         db.migrate()
     services = Services(settings=settings, db=db, uow=unit_of_work_factory(db), after_batch=[after_batch])
-    services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),), lanes=LANES)
+    services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),), lanes=LANES,
+                             daemons=(partial(_stream, services),))
     return services
+
+
+def _stream(services: Services, stop: threading.Event) -> None:
+    streamer(services).run(stop)
+
+
+def streamer(services: Services) -> Streamer:
+    """The streaming consumer of this host's stream log (a daemon of the worker; ``openseg streamer`` alone)."""
+    sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock")
+    return Streamer(services.stream_log(), sink)

@@ -15,6 +15,8 @@ app = typer.Typer(help="openseg: customer segmentation speaking AEP's APIs.", no
 credentials_app = typer.Typer(help="API keys and access tokens.", no_args_is_help=True)
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(pql_app, name="pql")
+streaming_app = typer.Typer(help="Streaming ingestion: inlets (AEP's streaming connections).", no_args_is_help=True)
+app.add_typer(streaming_app, name="streaming")
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
 
@@ -256,3 +258,59 @@ def _condition_lines(node: dict[str, Any], entity: str, ns: str, depth: int = 0)
     for child in node["children"]:
         lines += _condition_lines(child, entity, ns, depth + 1)
     return lines
+
+
+@streaming_app.command("create")
+def streaming_create(
+    dataset: Annotated[str, typer.Option("--dataset", help="the dataset id the inlet writes to")],
+    org: OrgOption,
+    sandbox: SandboxOption = "prod",
+    name: Annotated[str, typer.Option("--name", help="the connection's name")] = "openseg streaming",
+    authenticated: Annotated[bool, typer.Option(
+        "--authenticated", help="messages must carry the org's credentials")] = False,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="the server's public address (default http://OPENSEG_HOST:OPENSEG_PORT)")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Create a streaming connection to a dataset and print its inlet URL (POST messages there)."""
+    from openseg.bootstrap import build_services
+    from openseg.clock import now_ms
+    from openseg.errors import OpensegError
+    from openseg.streaming import connections
+
+    services = build_services(_settings(home))
+    scope = _scope(services, org, sandbox)
+    store = services.streaming_store()
+    body = {"name": name, "connectionSpec": {"id": connections.STREAMING_SPEC_ID, "version": "1.0"},
+            "auth": {"specName": connections.SPEC_NAME,
+                     "params": {"dataType": "xdm", "name": name, "datasetId": dataset,
+                                "authenticationRequired": authenticated}}}
+    try:
+        created = connections.create_connection(store, store, connections.Where(org, scope.sandbox_id, sandbox),
+                                                body, now_ms())
+    except OpensegError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        services.db.dispose()
+    settings = services.settings
+    typer.echo(f"connection {created.id}")
+    typer.echo(connections.inlet_url(base_url or f"http://{settings.host}:{settings.port}", created))
+
+
+@app.command()
+def streamer(home: HomeOption = None) -> None:
+    """Run the streamer alone: it flushes this host's stream log into lake batches (``openseg serve`` and
+    ``openseg worker`` run one too; one per host flushes at a time)."""
+    import threading
+
+    from openseg.bootstrap import build_services
+    from openseg.bootstrap import streamer as make_streamer
+
+    services = build_services(_settings(home))
+    typer.echo(f"openseg streamer on {services.stream_log().path}")
+    stop = threading.Event()
+    try:
+        make_streamer(services).run(stop)
+    except KeyboardInterrupt:
+        stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -11,9 +12,12 @@ from openseg.store.db import Database
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine
+    from openseg.store.stream_log import SqliteStreamLog
+    from openseg.store.streaming import SqlAlchemyStreamingStore
     from openseg.store.unit_of_work import SqlAlchemyUnitOfWork
 
 BatchHook = Callable[["Services", str], None]
+_STREAM_LOG_LOCK = threading.Lock()
 
 
 class Worker(Protocol):
@@ -50,6 +54,8 @@ class Services:
     worker: Worker | None = None
     _engine: Engine | None = field(default=None, repr=False)
     _reader: Engine | None = field(default=None, repr=False)
+    _stream_log: SqliteStreamLog | None = field(default=None, repr=False)
+    _streaming_store: SqlAlchemyStreamingStore | None = field(default=None, repr=False)
 
     def engine(self) -> Engine:
         """The evaluation engine of ``OPENSEG_ENGINE`` (created once; Spark sessions are expensive)."""
@@ -74,3 +80,21 @@ class Services:
 
             self._reader = DuckDBEngine(threads=2)
         return self._reader
+
+    def stream_log(self) -> SqliteStreamLog:
+        """The durable log streamed messages are acknowledged into (``$OPENSEG_HOME/stream/log.sqlite``):
+        one per process, so that its writer thread groups the commits of every request."""
+        with _STREAM_LOG_LOCK:
+            if self._stream_log is None:
+                from openseg.store.stream_log import SqliteStreamLog
+
+                self._stream_log = SqliteStreamLog(self.settings.home / "stream" / "log.sqlite")
+        return self._stream_log
+
+    def streaming_store(self) -> SqlAlchemyStreamingStore:
+        """Streaming connections and the datasets they write to, on the metadata store."""
+        if self._streaming_store is None:
+            from openseg.store.streaming import SqlAlchemyStreamingStore
+
+            self._streaming_store = SqlAlchemyStreamingStore(self.db)
+        return self._streaming_store

@@ -34,7 +34,12 @@ from tests.conftest import Org, make_org
 PUBLIC = {
     ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"), ("GET", "/ui"), ("GET", "/ui/{name}"),
+    # Streaming inlets, as in AEP: an unauthenticated inlet takes messages from anyone who knows its id
+    # (256 random bits); authenticated inlets are tested in tests/streaming/test_collection.py.
+    ("POST", "/collection/{inlet_id}"), ("POST", "/collection/batch/{inlet_id}"),
 }
+#: What a public route answers when it is not 200: a batch of streamed messages is AEP's 207.
+PUBLIC_STATUS = {("POST", "/collection/batch/{inlet_id}"): 207}
 #: Org-level routes (``caller``, not ``tenant``): sandbox management answers any credentials of the org.
 ORG_LEVEL = re.compile(r"^/data/foundation/sandbox-management/")
 
@@ -42,7 +47,7 @@ ORG_LEVEL = re.compile(r"^/data/foundation/sandbox-management/")
 PARAMETERS = {
     "dataset_id": "dataset", "batch_id": "batch", "file_id": "file", "file_name": "file_name",
     "policy_id": "policy", "definition_id": "segment", "schedule_id": "schedule", "query_id": "query",
-    "preview_id": "preview", "field": "batch_field",
+    "preview_id": "preview", "field": "batch_field", "connection_id": "connection", "inlet_id": "inlet",
 }
 #: Path parameters whose resource depends on the path's prefix.
 PREFIXED_PARAMETERS = {
@@ -75,6 +80,10 @@ RAW_BODIES = {("PUT", "/data/foundation/import/batches/{batch_id}/datasets/{data
               ("PATCH", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"): b"{}"}
 #: GET routes that answer 404 to everyone, the victim too (openseg has no dataset credentials to give).
 NEVER_FOUND = {("GET", "/data/foundation/catalog/dataSets/{dataset_id}/credentials")}
+_MESSAGE = {"header": {"schemaRef": {"id": "https://ns.adobe.com/xdm/context/profile"}},
+            "body": {"xdmEntity": {"identityMap": {"email": [{"id": "m@example.com"}]}}}}
+RAW_BODIES[("POST", "/collection/{inlet_id}")] = json.dumps(_MESSAGE).encode()
+RAW_BODIES[("POST", "/collection/batch/{inlet_id}")] = json.dumps({"messages": [_MESSAGE]}).encode()
 
 
 def served_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -169,7 +178,7 @@ def _scalars(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 #: The victim's resources whose ids, sent by another tenant, must lead nowhere.
 RESOURCES = ("dataset", "union", "batch", "file", "policy", "segment", "schedule", "segment_job", "export_job",
-             "query", "preview")
+             "query", "preview", "connection")
 
 
 def resources_and_bodies(app: FastAPI, client: TestClient, org: Org) -> tuple[dict[str, str],
@@ -218,6 +227,12 @@ def victim(app: FastAPI, client: TestClient, services: Services, drain: Callable
     preview = client.post("/data/core/ups/preview", headers=headers, json=bodies[("POST", "/data/core/ups/preview")])
     assert preview.status_code == 201, preview.text
     ids["preview"] = preview.json()["previewId"]
+    connection = client.post("/data/foundation/flowservice/connections", headers=headers,
+                             json=bodies[("POST", "/data/foundation/flowservice/connections")])
+    assert connection.status_code == 201, connection.text
+    ids["connection"] = connection.json()["id"]
+    item = client.get(f"/data/foundation/flowservice/connections/{ids['connection']}", headers=headers).json()
+    ids["inlet"] = item["items"][0]["auth"]["params"]["inletId"]
     drain()
     found = Victim(org=org, ids=ids, bodies=bodies)
     found.markers = {ids[k] for k in RESOURCES} | {"First1", "Last2"}
@@ -317,7 +332,7 @@ def _expect(variant: str, method: str, template: str, response: Any, target: Vic
     """What ``variant`` may get from one route: the access check's answer, or nothing of the victim's."""
     public = (method, template) in PUBLIC
     if public:
-        assert response.status_code == 200
+        assert response.status_code == PUBLIC_STATUS.get((method, template), 200)
     elif variant in ("no credentials", "wrong token"):
         assert_gateway_error(response, 401, "401013")
     elif variant == "another org's key":

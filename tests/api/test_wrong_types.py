@@ -102,6 +102,12 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
             "identities": [{"entityId": "ann@example.com", "entityIdNS": {"code": "email"}}]},
         ("POST", "/data/core/ups/segment/jobs/bulk-get"): {"ids": [{"id": "no-such-job"}]},
         ("POST", "/data/core/ups/config/mergePolicies/bulk-get"): {"ids": [{"id": policy_id}]},
+        ("POST", "/data/foundation/flowservice/connections"): {
+            "name": "web", "description": "d", "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+            "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"},
+            "auth": {"specName": "Streaming Connection", "params": {
+                "sourceId": "web", "dataType": "xdm", "name": "web", "authenticationRequired": False,
+                "datasetId": people}}},
     }
 
 

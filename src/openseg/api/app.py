@@ -12,10 +12,12 @@ from openseg import __version__
 from openseg.api import (
     access,
     catalog,
+    collection,
     data_access,
     definitions,
     explain,
     exports,
+    flowservice,
     ingest,
     jobs,
     merge_policies,
@@ -77,5 +79,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
                    definitions.router, explain.router, jobs.router, schedules.router, exports.router,
                    query.router, preview.router, access.router, ui.router):
         app.include_router(router)
+    app.include_router(flowservice.router)
+    app.include_router(collection.router)
     app.add_middleware(TrailingSlash)
     return app

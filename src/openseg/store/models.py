@@ -297,3 +297,34 @@ class Preview(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class StreamingConnection(Base):
+    """A Flow Service streaming connection: an inlet (64 hex characters) bound to a dataset."""
+
+    __tablename__ = "streaming_connections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(128), index=True)
+    sandbox_id: Mapped[str] = mapped_column(ForeignKey("sandboxes.id"), index=True)
+    inlet_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dataset_id: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(512))
+    data_type: Mapped[str] = mapped_column(String(16))
+    authentication_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    etag: Mapped[str] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class StreamOffset(Base):
+    """How far a consumer of a stream log has got (``consumer`` names the consumer and the log); written in
+    the same transaction as what the consumer applied, so nothing is applied twice."""
+
+    __tablename__ = "stream_offsets"
+
+    consumer: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)

@@ -21,6 +21,8 @@ log = logging.getLogger("openseg.worker")
 Handler = Callable[["Services", WorkItem], None]
 #: Work run every so often (the scheduler's tick), with its interval in seconds.
 Periodic = tuple[float, Callable[["Services"], object]]
+#: A loop that runs in its own thread beside the lanes until the event is set (the streamer).
+Daemon = Callable[[threading.Event], None]
 
 #: An item whose worker has not heart-beaten for this long is taken to be abandoned.
 STALE_AFTER_MS = 60_000
@@ -37,10 +39,12 @@ class Worker:
         periodic: (interval, work) run by the first lane (the scheduler).
         lanes: The kinds each thread takes (default: one thread taking every kind). Kinds in separate lanes
             never wait for each other: a long query does not hold up a segment job.
+        daemons: Loops started in a thread each beside the lanes and stopped with them (the streamer).
     """
 
     def __init__(self, services: Services, handlers: dict[str, Handler], *, poll_seconds: float = 0.5,
-                 periodic: tuple[Periodic, ...] = (), lanes: Sequence[Sequence[str]] = ()) -> None:
+                 periodic: tuple[Periodic, ...] = (), lanes: Sequence[Sequence[str]] = (),
+                 daemons: Sequence[Daemon] = ()) -> None:
         self.services = services
         self.handlers = handlers
         self.periodic = periodic
@@ -52,6 +56,7 @@ class Worker:
         unknown = {kind for lane in self.lanes for kind in lane} - set(handlers)
         if unknown:
             raise ValueError(f"lanes name work no handler runs: {sorted(unknown)}")
+        self.daemons = tuple(daemons)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -137,6 +142,10 @@ class Worker:
         for index, kinds in enumerate(self.lanes):
             thread = threading.Thread(target=self.serve_forever, args=(kinds, index == 0),
                                       name=f"openseg-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for index, daemon in enumerate(self.daemons):
+            thread = threading.Thread(target=daemon, args=(self._stop,), name=f"openseg-daemon-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
 

@@ -1,0 +1,102 @@
+"""Streaming ingestion: ``POST /collection/{inletId}`` and ``POST /collection/batch/{inletId}``.
+
+No credentials are needed unless the inlet is authenticated (as in AEP): the inlet id is a 256-bit secret,
+and an unknown one is a 404. Errors take the Data Collection Core Service's shape
+(``help/ingestion/quality/streaming-validation.md``), not the platform's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from openseg.api.deps import caller, query_bool, raw_body, services
+from openseg.api.json_input import parse_json
+from openseg.clock import now_ms
+from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
+from openseg.services import Services
+from openseg.streaming.collection import Collector, MessageRefused, check_size, find_inlet
+from openseg.streaming.model import Connection
+
+router = APIRouter(prefix="/collection", tags=["streaming"])
+
+_INLET_PROBLEM = "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet"
+_AUTH_PROBLEM = "https://ns.adobe.com/adobecloud/problem/data-collection-service-authorization"
+
+
+def _problem(status: int, title: str, message: str, problem: str = _INLET_PROBLEM,
+             cause: dict[str, Any] | None = None) -> JSONResponse:
+    report: dict[str, Any] = {"message": message}
+    if cause is not None:
+        report["cause"] = cause
+    return JSONResponse({"type": problem, "status": status, "title": title, "report": report}, status_code=status)
+
+
+def _error(exc: OpensegError, inlet_id: str) -> JSONResponse:
+    if isinstance(exc, MessageRefused):
+        cause = None
+        if exc.causes:
+            cause = {"_streamingValidation": [{
+                "schemaLocation": "#", "pointerToViolation": "#", "causingExceptions": exc.causes,
+                "message": f"{len(exc.causes)} schema violations found"}]}
+        return _problem(400, exc.title, exc.detail, cause=cause)
+    if isinstance(exc, Unauthorized):
+        return _problem(401, "Authorization", f"[{inlet_id}] {exc.detail}", _AUTH_PROBLEM)
+    if isinstance(exc, Forbidden):
+        return _problem(403, "Forbidden", f"[{inlet_id}] {exc.detail}", _AUTH_PROBLEM)
+    if isinstance(exc, NotFound):
+        return _problem(404, "Not Found", f"inletId: [{inlet_id}] is not a known inlet")
+    return _problem(exc.status, exc.title, exc.detail)
+
+
+def _inlet(request: Request, svc: Services, inlet_id: str) -> Connection:
+    """The inlet, once its credentials (if it needs any) are those of its org."""
+    connection = find_inlet(svc.streaming_store(), inlet_id)
+    if connection.authentication_required:
+        who = caller(request, svc)
+        if who.org_id != connection.org_id:
+            raise Forbidden(f"org '{who.org_id}' may not write to an inlet of another org")
+        if who.sandbox_only is not None and who.sandbox_only != connection.sandbox_name:
+            raise Forbidden(f"these credentials are scoped to sandbox '{who.sandbox_only}': they cannot write to "
+                            f"an inlet of sandbox '{connection.sandbox_name}'")
+    return connection
+
+
+def _collector(svc: Services) -> Collector:
+    store = svc.streaming_store()
+    return Collector(store, store, svc.stream_log(), now_ms)
+
+
+def _message(raw: bytes) -> Any:
+    check_size(len(raw))
+    if not raw.strip():
+        raise MessageRefused("the request body is empty; a JSON message is required")
+    return parse_json(raw)
+
+
+@router.post("/batch/{inlet_id}", status_code=207)
+def collect_batch(inlet_id: str, request: Request, svc: Services = Depends(services),
+                  raw: bytes = Depends(raw_body)) -> JSONResponse:
+    try:
+        connection = _inlet(request, svc, inlet_id)
+        # "The syncValidation query parameter is only available for the single message endpoint".
+        if query_bool(request.query_params.get("syncValidation"), "syncValidation"):
+            raise BadRequest("syncValidation is only available for the single message endpoint")
+        body = _collector(svc).collect_batch(connection, _message(raw))
+    except OpensegError as exc:
+        return _error(exc, inlet_id)
+    return JSONResponse(body, status_code=207)
+
+
+@router.post("/{inlet_id}")
+def collect(inlet_id: str, request: Request, svc: Services = Depends(services),
+            raw: bytes = Depends(raw_body)) -> JSONResponse:
+    try:
+        connection = _inlet(request, svc, inlet_id)
+        sync = query_bool(request.query_params.get("syncValidation"), "syncValidation")
+        body = _collector(svc).collect(connection, _message(raw), sync=sync)
+    except OpensegError as exc:
+        return _error(exc, inlet_id)
+    return JSONResponse(body)

@@ -1,0 +1,178 @@
+"""The stream log in a SQLite file (``$OPENSEG_HOME/stream/log.sqlite``): ``streaming.ports.StreamLog``.
+
+Why SQLite and not the metadata database or a hand-made file (see docs/architecture.md, "Streaming
+ingestion"): a commit in WAL mode with ``synchronous=FULL`` is one append and one fsync of the WAL, so an
+acknowledged message is on disk and survives a kill of every process; readers (the streamer, possibly in
+another process) never block the writer; ``seq`` (the rowid) grows in commit order because SQLite has one
+writer at a time, which is what makes an offset enough to resume; and no job, build or query of the
+metadata database ever holds the lock the acknowledgements wait for.
+
+Group commit: callers hand their entries to one writer thread, which commits everything that arrived
+while it was busy in one transaction (one fsync) and wakes each caller when its entries are on disk.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openseg.streaming.model import LogEntry, LoggedMessage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    xaction_id TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    inlet_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    sandbox_id TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    record TEXT NOT NULL,
+    problems TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_INSERT = ("INSERT INTO stream_log (xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, "
+           "record, problems) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+#: The writer thread ends after this long without appends (a new append starts it again).
+IDLE_SECONDS = 2.0
+
+
+@dataclass
+class _Pending:
+    entries: Sequence[LogEntry]
+    done: threading.Event = field(default_factory=threading.Event)
+    seqs: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    return connection
+
+
+class SqliteStreamLog:
+    """The durable log of accepted messages, with group commit.
+
+    Args:
+        path: The SQLite file (created with its folder).
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        setup = _connect(path)
+        try:
+            setup.executescript(_SCHEMA)
+            setup.execute("INSERT OR IGNORE INTO log_meta (key, value) VALUES ('log_id', ?)", (uuid.uuid4().hex,))
+            self.log_id: str = setup.execute("SELECT value FROM log_meta WHERE key = 'log_id'").fetchone()[0]
+        finally:
+            setup.close()
+        self._queue: list[_Pending] = []
+        self._ready = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._reader = _connect(path)
+        self._reading = threading.Lock()
+
+    def append(self, entries: Sequence[LogEntry]) -> list[int]:
+        pending = _Pending(entries)
+        with self._ready:
+            self._queue.append(pending)
+            self._ready.notify()
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="openseg-stream-log", daemon=True)
+                self._writer.start()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.seqs
+
+    def _write_loop(self) -> None:
+        connection = _connect(self.path)
+        try:
+            while True:
+                with self._ready:
+                    if not self._queue:
+                        self._ready.wait(IDLE_SECONDS)
+                    if not self._queue:
+                        self._writer = None
+                        return
+                    group, self._queue = self._queue, []
+                self._commit(connection, group)
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _commit(connection: sqlite3.Connection, group: list[_Pending]) -> None:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for pending in group:
+                for entry in pending.entries:
+                    cursor = connection.execute(_INSERT, (
+                        entry.xaction_id, entry.received_ms, entry.inlet_id, entry.org_id, entry.sandbox_id,
+                        entry.dataset_id, entry.kind, json.dumps(entry.record, separators=(",", ":")),
+                        json.dumps(entry.problems),
+                    ))
+                    assert cursor.lastrowid is not None
+                    pending.seqs.append(cursor.lastrowid)
+            connection.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - every caller of the group hears of it: none is acknowledged
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for pending in group:
+                pending.seqs.clear()
+                pending.error = exc
+        finally:
+            for pending in group:
+                pending.done.set()
+
+    def read(self, after: int, limit: int) -> list[LoggedMessage]:
+        with self._reading:
+            rows = self._reader.execute(
+                "SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, "
+                "problems FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+        return [LoggedMessage(seq=row[0], entry=LogEntry(
+            xaction_id=row[1], received_ms=row[2], inlet_id=row[3], org_id=row[4], sandbox_id=row[5],
+            dataset_id=row[6], kind=row[7], record=json.loads(row[8]),
+            problems=tuple((str(f), str(r)) for f, r in json.loads(row[9])),
+        )) for row in rows]
+
+    def last_seq(self) -> int:
+        # AUTOINCREMENT keeps the highest seq ever given in sqlite_sequence, also once pruning emptied the table
+        # (and never gives a pruned seq again).
+        with self._reading:
+            row = self._reader.execute("SELECT seq FROM sqlite_sequence WHERE name = 'stream_log'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def prune(self, through: int) -> int:
+        """Delete the messages up to ``through`` (every consumer has them); returns how many went."""
+        with self._reading:
+            cursor = self._reader.execute("DELETE FROM stream_log WHERE seq <= ?", (through,))
+            return int(cursor.rowcount)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` while inside; yields False at once when someone else holds it
+    (the kernel drops a dead process's lock, so a killed flusher never blocks the next one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

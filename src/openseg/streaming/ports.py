@@ -1,0 +1,64 @@
+"""What streaming ingestion needs from storage, as protocols: the metadata store implements the
+repositories (``store/streaming.py``), a SQLite file the log (``store/stream_log.py``) and the catalog the
+lake (``catalog/streaming.py``). Tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, StreamBatch
+
+
+class ConnectionRepository(Protocol):
+    def add(self, connection: Connection) -> None: ...
+
+    def get(self, org_id: str, sandbox_id: str, connection_id: str) -> Connection | None: ...
+
+    def by_inlet(self, inlet_or_connection_id: str) -> Connection | None:
+        """The connection whose inlet id or connection id this is, in any org (the inlet id is the secret)."""
+        ...
+
+
+class DatasetLookup(Protocol):
+    def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None: ...
+
+
+class StreamLog(Protocol):
+    """The durable, append-only log of accepted messages."""
+
+    #: Tells this log apart from another host's (consumer offsets are kept per log).
+    log_id: str
+
+    def append(self, entries: Sequence[LogEntry]) -> list[int]:
+        """Append durably (on disk when this returns) and give each entry's ``seq``, in order."""
+        ...
+
+    def read(self, after: int, limit: int) -> list[LoggedMessage]:
+        """Messages with ``seq > after``, oldest first, at most ``limit``."""
+        ...
+
+    def last_seq(self) -> int:
+        """The highest ``seq`` ever given (0 for an empty log), pruned messages included."""
+        ...
+
+    def prune(self, through: int) -> int:
+        """Forget the messages up to ``through``, which every consumer has applied; how many went."""
+        ...
+
+
+class LakeSink(Protocol):
+    """Where the flusher writes: lake batches of each dataset, and its offset in the same transaction."""
+
+    def offset(self, consumer: str) -> int: ...
+
+    def write(self, consumer: str, batches: Sequence[StreamBatch], through: int) -> list[str]:
+        """Publish ``batches`` and set ``consumer``'s offset to ``through`` atomically: after a crash either
+        all of them and the new offset are visible, or none and the old offset. Returns the ids of the
+        batches that succeeded."""
+        ...
+
+    def exclusive(self) -> AbstractContextManager[bool]:
+        """Holds the right to flush this log (one flusher at a time); yields False when another has it."""
+        ...

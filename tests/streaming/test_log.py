@@ -1,0 +1,98 @@
+"""The stream log: durable appends in commit order, group commit, reopening after a restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from openseg.store.stream_log import SqliteStreamLog
+from openseg.streaming.model import LogEntry
+
+
+def entry(i: int, **record: object) -> LogEntry:
+    return LogEntry(xaction_id=f"1:1:{i}", received_ms=1_700_000_000_000 + i, inlet_id="a" * 64, org_id="O@AdobeOrg",
+                    sandbox_id="s", dataset_id="d", kind="event", record={"_id": f"e{i}", **record},
+                    problems=(("timestamp", "is required"),) if i % 2 else ())
+
+
+def test_appends_come_back_in_order_with_everything_they_held(tmp_path: Path) -> None:
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    assert log.append([entry(1), entry(2)]) == [1, 2]
+    assert log.append([entry(3)]) == [3]
+    assert log.last_seq() == 3
+    assert [m.seq for m in log.read(1, 10)] == [2, 3]
+    assert [m.entry for m in log.read(0, 2)] == [entry(1), entry(2)]
+    again = SqliteStreamLog(tmp_path / "log.sqlite")  # a restarted process
+    assert again.log_id == log.log_id
+    assert [m.entry for m in again.read(0, 10)] == [entry(1), entry(2), entry(3)]
+    assert again.append([entry(4)]) == [4]
+
+
+def test_appends_waiting_for_the_writer_commit_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    commits: list[int] = []
+    started = threading.Event()
+    real = SqliteStreamLog._commit
+
+    def counting(connection, group):  # type: ignore[no-untyped-def]
+        if not started.is_set():  # the first commit is slow: the other 15 callers queue up behind it meanwhile
+            started.set()
+            deadline = time.monotonic() + 10
+            while len(log._queue) < 15 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        commits.append(sum(len(p.entries) for p in group))
+        real(connection, group)
+
+    monkeypatch.setattr(SqliteStreamLog, "_commit", staticmethod(counting))
+    seqs: dict[int, list[int]] = {}
+
+    def append(i: int) -> None:
+        seqs[i] = log.append([entry(i)])
+
+    first = threading.Thread(target=append, args=(0,))
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=append, args=(i,)) for i in range(1, 16)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(20)
+    assert commits == [1, 15]
+    assert sorted(s for (s,) in seqs.values()) == list(range(1, 17))
+    assert {m.entry.record["_id"]: m.seq for m in log.read(0, 100)} == {f"e{i}": s for i, (s,) in seqs.items()}
+
+
+def test_a_failed_commit_acknowledges_nothing_of_its_group(tmp_path: Path) -> None:
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    log.append([entry(1)])
+    with pytest.raises(TypeError):
+        log.append([entry(2), entry(3, when=object())])  # not JSON: the whole append fails
+    assert [m.entry.record["_id"] for m in log.read(0, 10)] == ["e1"]
+    assert log.append([entry(4)]) == [2]  # 2 and 3 were rolled back: seq goes on from the last committed
+    assert [m.entry.record["_id"] for m in log.read(0, 10)] == ["e1", "e4"]
+
+
+def test_the_writer_thread_ends_when_idle_and_starts_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("openseg.store.stream_log.IDLE_SECONDS", 0.05)
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    log.append([entry(1)])
+    deadline = time.monotonic() + 5
+    while log._writer is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log._writer is None
+    assert log.append([entry(2)]) == [2]
+
+
+def test_pruned_messages_are_gone_and_their_seqs_never_come_back(tmp_path: Path) -> None:
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    assert log.last_seq() == 0
+    log.append([entry(1), entry(2), entry(3)])
+    assert log.prune(2) == 2
+    assert [m.seq for m in log.read(0, 10)] == [3]
+    assert log.prune(3) == 1 and log.read(0, 10) == []
+    assert log.last_seq() == 3  # an empty log still knows how far it got
+    assert log.append([entry(4)]) == [4]
+    assert SqliteStreamLog(tmp_path / "log.sqlite").last_seq() == 4
