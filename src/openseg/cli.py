@@ -128,7 +128,7 @@ def query(
     scope = _scope(services, org, sandbox)
     try:
         with services.db.session() as session:
-            submitted = query_jobs.submit_query(session, scope, {"sql": sql, "name": "cli"})
+            submitted = query_jobs.submit_query(session, scope, {"sql": sql, "name": "cli"}, client="openseg CLI")
             query_id = submitted.id
     except OpensegError as exc:
         typer.echo(exc.detail, err=True)

@@ -35,6 +35,7 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
     schedule = {"name": "nightly", "type": "batch_segmentation", "properties": {"segments": ["*"]},
                 "schedule": "0 0 1 * * ?", "state": "inactive"}
     schedule_id = client.post("/data/core/ups/config/schedules", headers=headers, json=schedule).json()["id"]
+    query_id = client.post("/data/foundation/query/queries", headers=headers, json={"sql": "SELECT 1 AS one"}).json()["id"]
     definition = {"name": "FR", "description": "people in France", "schema": {"name": "_xdm.context.profile"},
                   "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'},
                   "mergePolicyId": policy_id, "ttlInDays": 30, "labels": ["C1"], "lifecycleState": "published",
@@ -94,6 +95,7 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
             {"op": "add", "path": "/schedule", "value": "0 15 10 * * ?"}],
         ("POST", "/data/core/ups/export/jobs"): export,
         ("POST", "/data/foundation/query/queries"): {"sql": "SELECT 1 AS one", "name": "q", "description": "d"},
+        ("PATCH", f"/data/foundation/query/queries/{query_id}"): {"op": "cancel"},
         ("POST", "/data/core/ups/preview"): {"predicateExpression": 'homeAddress.country = "US"',
                                             "predicateType": "pql/text", "predicateModel": "_xdm.context.profile",
                                             "graphType": "simple", "mergePolicyId": policy_id},

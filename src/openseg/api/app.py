@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,6 +30,40 @@ from openseg.api import (
 )
 from openseg.api.errors import install_error_handlers
 from openseg.services import Services
+
+#: Routes that AEP's Segmentation, Profile, Catalog, Batch ingestion, Data Access and Query Service APIs do not
+#: have (docs/aep-compatibility.md lists those APIs' operations): /openapi.json marks them with the tag
+#: ``openseg extension`` and ``x-openseg-extension: true``. The sandbox routes follow the paths of AEP's
+#: Sandbox Management API, which is not among the APIs openseg is checked against.
+EXTENSIONS = frozenset({
+    ("GET", "/health"),
+    ("GET", "/data/foundation/sandbox-management/sandboxes"),
+    ("POST", "/data/foundation/sandbox-management/sandboxes"),
+    ("GET", "/data/foundation/sandbox-management/sandboxes/{name}"),
+    ("GET", "/data/core/ups/segment/definitions/{definition_id}/members"),
+    ("GET", "/data/core/ups/segment/definitions/{definition_id}/explain"),
+    ("POST", "/data/core/ups/segment/definitions/{definition_id}/dryRun"),
+    ("POST", "/data/core/ups/config/schedules/{schedule_id}"),
+    ("GET", "/data/foundation/query/queries/{query_id}/results"),
+    ("GET", "/data/core/ups/access/membership-history"),
+})
+EXTENSION_TAG = "openseg extension"
+
+
+def mark_extensions(app: FastAPI) -> None:
+    """Mark the operations of ``EXTENSIONS`` as openseg's own in the app's OpenAPI document (made once)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)
+            for path, item in document["paths"].items():
+                for method, operation in item.items():
+                    if (method.upper(), path) in EXTENSIONS:
+                        operation["tags"] = [*operation.get("tags", []), EXTENSION_TAG]
+                        operation["x-openseg-extension"] = True
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class TrailingSlash:
@@ -67,6 +102,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         description="Customer segmentation speaking Adobe Experience Platform's Segmentation and Profile APIs.",
         lifespan=lifespan,
         redirect_slashes=False,
+        openapi_tags=[{"name": EXTENSION_TAG, "description": "openseg's own routes: not in AEP's APIs"}],
     )
     app.state.services = services
     install_error_handlers(app)
@@ -81,5 +117,6 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         app.include_router(router)
     app.include_router(flowservice.router)
     app.include_router(collection.router)
+    mark_extensions(app)
     app.add_middleware(TrailingSlash)
     return app

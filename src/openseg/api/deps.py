@@ -35,6 +35,8 @@ class Caller:
     org_id: str
     #: The one sandbox the credentials may use, or None for credentials that reach every sandbox of the org.
     sandbox_only: str | None = None
+    #: The id of the credentials used (not a secret): who submitted a query (the Query Service's ``userId``).
+    credential_id: str | None = None
 
 
 class SandboxForbidden(OpensegError):
@@ -51,6 +53,7 @@ class Tenant:
 
     org_id: str
     sandbox: SandboxRef
+    credential_id: str | None = None
 
 
 def services(request: Request) -> Services:
@@ -76,7 +79,7 @@ def tenant(request: Request, svc: Services = Depends(services)) -> Tenant:
         if sandbox is None:
             raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
         ref = SandboxRef(id=sandbox.id, name=sandbox.name, type=sandbox.type, default=sandbox.is_default)
-    return Tenant(org_id=who.org_id, sandbox=ref)
+    return Tenant(org_id=who.org_id, sandbox=ref, credential_id=who.credential_id)
 
 
 def _authenticate(request: Request, session: Session) -> Caller:
@@ -98,7 +101,7 @@ def _authenticate(request: Request, session: Session) -> Caller:
     if credential.org_id != org_id:
         raise Forbidden(f"Api Key is not allowed to access org '{org_id}'")
     _refuse_nul(request)
-    return Caller(org_id=org_id, sandbox_only=tenancy.token_sandbox(token.strip()))
+    return Caller(org_id=org_id, sandbox_only=tenancy.token_sandbox(token.strip()), credential_id=credential.id)
 
 
 def _refuse_nul(request: Request) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -282,6 +282,13 @@ class Query(Base):
     elapsed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
+    #: The query definition as accepted (AEP's ``request``: dbName, sql, name, description).
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The credentials that submitted it (openseg has no users: AEP's ``userId`` is the credential's id).
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Soft-deleted (``PATCH {"op": "soft_delete"}``): left out of the list, still readable by id.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Preview(Base):
