@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -48,6 +51,9 @@ def test_overlap_of_two_segments(page: Page, demo: Demo) -> None:
     both = demo.definition_named("US gold and platinum")  # inSegment(US) and inSegment(gold), evaluated by the demo
     members = {d["id"]: demo.call("GET", f"{DEFINITIONS}/{d['id']}/members?limit=1")["_page"]["totalCount"]
                for d in (us, gold, both)}
+    previews: list[str] = []
+    page.on("response", lambda r: previews.append(r.json()["previewId"])
+            if r.request.method == "POST" and r.url.endswith("/data/core/ups/preview") else None)
     page.select_option("#overlap-a", us["id"])
     page.select_option("#overlap-b", gold["id"])
     chart = page.locator("#chart-overlap svg")
@@ -57,6 +63,18 @@ def test_overlap_of_two_segments(page: Page, demo: Demo) -> None:
     expect(chart.locator(".overlap-value")).to_have_text([
         f"{members[us['id']] - shared:,} only A", f"{shared:,} both", f"{members[gold['id']] - shared:,} only B"])
     page.locator("#overlap-section").screenshot(path=str(SCREENSHOTS / "overlap.png"))
+    # The page deletes each preview once it has read its count.
+    assert previews
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_exists(demo, p) for p in previews):
+        time.sleep(0.1)
+    assert not [p for p in previews if _exists(demo, p)]
+
+
+def _exists(demo: Demo, preview_id: str) -> bool:
+    response = httpx.get(f"{demo.base}/data/core/ups/preview/{preview_id}", headers=demo.headers())
+    assert response.status_code in (200, 404), response.text
+    return response.status_code == 200
 
 
 def test_cost_per_segment(page: Page, demo: Demo) -> None:

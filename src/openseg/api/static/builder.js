@@ -299,6 +299,11 @@
     }
   }
 
+  /** Delete a preview once read: one is made at every pause in typing. */
+  function forget(previewId) {
+    UI.api(`${PREVIEW}/${encodeURIComponent(previewId)}`, { method: "DELETE" }).catch(() => {});
+  }
+
   /** Estimate the expression (a preview) and, for a saved definition, dry-run it; ignore stale answers. */
   async function check() {
     const pql = $("builder-pql").value.trim();
@@ -317,6 +322,7 @@
       preview = await UI.api(PREVIEW, { method: "POST", body: {
         predicateExpression: pql, predicateType: "pql/text", predicateModel: "_xdm.context.profile" } });
       preview.estimate = await UI.api(`${ESTIMATE}/${encodeURIComponent(preview.previewId)}`);
+      forget(preview.previewId);
     } catch (error) {
       if (request !== builder.checkRequest) return;
       showPqlError(error, pql);

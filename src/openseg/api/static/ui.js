@@ -532,6 +532,8 @@
       method: "POST",
       body: { predicateExpression: pql, predicateType: "pql/text", predicateModel: "_xdm.context.profile" },
     });
+    // Read once: delete it rather than leave a preview behind at every redraw.
+    api(`${PREVIEW}/${encodeURIComponent(body.previewId)}`, { method: "DELETE" }).catch(() => {});
     return { size: body.page.totalCount, exact: body["openseg:exact"] !== false };
   }
 
