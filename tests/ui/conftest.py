@@ -1,4 +1,8 @@
-"""One demo server and one Chromium for all browser tests of a run (they share the ``browser`` xdist group).
+"""One demo server and one Chromium per test process for the browser tests (session fixtures).
+
+The tests are marked ``xdist_group("browser")`` so that ``--dist loadgroup`` sends them all to one worker.
+(With pytest 9.2 and pytest-xdist 3.8 the group has no effect: xdist renames ``item._nodeid``, which pytest 9
+no longer reads; a second worker that draws one of them then starts its own server and browser, about 10 s.)
 
 Chromium is Debian's (``make browser`` installs it); nothing is downloaded at test time. Without it the
 tests fail, naming the make target: they never skip.

@@ -135,3 +135,18 @@ def test_typed_pql_shows_the_error_at_its_position(page: Page, demo: Demo) -> No
     expect(error).to_be_hidden()
     us = demo.call("POST", "/data/core/ups/preview", {"predicateExpression": 'homeAddress.country = "US"'})
     expect(page.locator("#builder-estimate-size")).to_have_text(f"{us['page']['totalCount']:,}")
+
+
+def test_an_existing_definition_opens_as_pql_with_its_dry_run(page: Page, demo: Demo) -> None:
+    us = demo.definition_named("US residents")
+    members = demo.call("GET", f"/data/core/ups/segment/definitions/{us['id']}/members?limit=1")["_page"]["totalCount"]
+    page.select_option("#builder-load", us["id"])
+    expect(page.locator("#builder-name")).to_have_value("US residents")
+    expect(page.locator("#builder-pql")).to_have_value('homeAddress.country = "US"')
+    expect(page.locator("#builder-pql-mode")).to_contain_text("Edited by hand")
+    # Unchanged, nobody would move; widened to Canada, Canada's residents would enter.
+    expect(page.locator("#builder-dryrun-counts")).to_have_text("+0 / −0")
+    expect(page.locator("#builder-dryrun")).to_contain_text(f"0 would enter, 0 would exit, {members:,} stay")
+    page.locator("#builder-pql").fill('homeAddress.country in ["US", "CA"]')
+    canada = demo.call("POST", "/data/core/ups/preview", {"predicateExpression": 'homeAddress.country = "CA"'})
+    expect(page.locator("#builder-dryrun-counts")).to_have_text(f"+{canada['page']['totalCount']} / −0")
