@@ -19,12 +19,13 @@ from tests.api.flows import event, person
 from tests.api.test_definitions import define
 from tests.api.test_exports import export, union_dataset
 from tests.api.test_segment_jobs import load_people, run_job
-from tests.conftest import Org
+from tests.conftest import Org, make_org
 
 ASSETS = {
     "/ui/ui.css": "text/css; charset=utf-8",
     "/ui/charts.js": "text/javascript; charset=utf-8",
     "/ui/ui.js": "text/javascript; charset=utf-8",
+    "/ui/builder.js": "text/javascript; charset=utf-8",
 }
 #: The one absolute URL the scripts may hold: the SVG namespace, an identifier the browser never fetches.
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
@@ -114,11 +115,14 @@ def test_nothing_else_is_served(client: TestClient, path: str, detail: str) -> N
 
 def test_page_has_the_chart_areas_tables_and_labelled_inputs(client: TestClient) -> None:
     page = parse_page(client)
-    assert {"chart-members", "chart-cost", "chart-durations", "chart-size"} <= page.ids
+    assert {"chart-members", "chart-cost", "chart-durations", "chart-size", "chart-overlap"} <= page.ids
     assert {"members-caption", "cost-caption"} <= page.ids
     assert {"jobs-table", "definitions-table", "exports-table", "trend-segment", "status"} <= page.ids
     assert {"jobs-error", "definitions-error", "exports-error"} <= page.ids
-    assert page.controls == ["cred-token", "cred-key", "cred-org", "cred-sandbox", "trend-segment"]
+    assert page.controls == ["cred-token", "cred-key", "cred-org", "cred-sandbox", "schema-search", "builder-name",
+                             "builder-load", "builder-pql", "explain-id", "explain-ns", "trend-segment", "overlap-a",
+                             "overlap-b"]
+    assert {"builder-tree", "builder-estimate", "builder-dryrun", "builder-pql-error", "explain-result"} <= page.ids
     assert set(page.controls) <= page.label_targets
     html = client.get("/ui").text
     assert 'id="cred-sandbox" name="sandbox" type="text" required spellcheck="false" value="prod"' in html
@@ -133,22 +137,28 @@ def _api_paths(script: str) -> list[str]:
     return re.findall(r'"(/data/[^"]+)"', script)
 
 
+#: The lists ui.js loads on every refresh, in order.
+LISTS = ["/data/core/ups/segment/definitions?limit=1000", "/data/core/ups/segment/jobs?limit=20",
+         "/data/core/ups/segment/jobs?status=SUCCEEDED&limit=100", "/data/core/ups/export/jobs?limit=20"]
+
+
 def test_the_script_sends_the_aep_headers_to_the_api_paths_it_names(client: TestClient) -> None:
     script = client.get("/ui/ui.js").text
-    assert _api_paths(script) == [
-        "/data/core/ups/segment/definitions?limit=1000",
-        "/data/core/ups/segment/jobs?limit=20",
-        "/data/core/ups/segment/jobs?status=SUCCEEDED&limit=100",
-        "/data/core/ups/export/jobs?limit=20",
-    ]
+    # The lists, then the bases of the membership history (.../{id}/members?at=) and of the overlap's previews.
+    assert _api_paths(script) == [*LISTS, "/data/core/ups/segment/definitions", "/data/core/ups/preview"]
+    # The builder: the union schema, definitions (save, dry run, explain), jobs, previews and estimates.
+    assert _api_paths(client.get("/ui/builder.js").text) == [
+        "/data/core/ups/segment/schema", "/data/core/ups/segment/definitions", "/data/core/ups/segment/jobs",
+        "/data/core/ups/preview", "/data/core/ups/estimate"]
     for header in ("Authorization: `Bearer ", '"x-api-key"', '"x-gw-ims-org-id"', '"x-sandbox-name"'):
         assert header in script
     # What the page turns into plain words: AEP's `detail`, the gateway's `message`.
     assert "body.detail || body.message" in script
     # The cost chart reads openseg's extension of a job's metrics, and draws into its own area.
     assert '"openseg:segmentCost"' in script and '$("chart-cost")' in script
-    for path in _api_paths(script):
+    for path in [*LISTS, "/data/core/ups/segment/schema"]:
         assert_gateway_error(client.get(path), 401, "401013")
+    assert_gateway_error(client.post("/data/core/ups/preview", json={}), 401, "401013")
 
 
 def test_the_answers_hold_what_the_charts_draw(client: TestClient, org: Org, drain: Callable[[], int]) -> None:
@@ -160,7 +170,7 @@ def test_the_answers_hold_what_the_charts_draw(client: TestClient, org: Org, dra
     exported = export(client, org, drain, union_dataset(client, org),
                       filter={"segments": [{"segmentId": us["id"]}]})
     definitions, jobs, succeeded, exports = (client.get(p, headers=org.headers()).json()
-                                            for p in _api_paths(client.get("/ui/ui.js").text))
+                                            for p in LISTS)
 
     # Names, PQL and evaluation types of the definitions table.
     assert [(d["id"], d["name"], d["expression"]["value"]) for d in definitions["segments"]] == [
@@ -225,3 +235,28 @@ def test_the_answers_hold_what_the_cost_chart_draws(client: TestClient, org: Org
     assert [s["name"] for s in cost[ids[0]]["stages"]] == ["segments"]
     assert all([(s["relation"], s["sharedBy"]) for s in cost[i]["stages"]][:-1] == [("events", 2)] for i in ids[1:3])
     assert [(s["relation"], s["sharedBy"]) for s in cost[ids[3]]["stages"]][:-1] == [("events", 1)]
+
+
+def test_the_union_schema_lists_standard_and_tenant_fields_with_types(client: TestClient, org: Org, services: Services,
+                                                                       drain: Callable[[], int]) -> None:
+    schema = client.get("/data/core/ups/segment/schema", headers=org.headers())
+    assert schema.status_code == 200
+    before = schema.json()
+    profile = {f["path"]: f for f in before["profile"]}
+    assert profile["homeAddress.country"] == {"path": "homeAddress.country", "type": "string", "standard": True}
+    assert profile["loyalty.points"]["type"] in ("integer", "number")
+    assert not [f for f in before["profile"] + before["event"] if not f["standard"]]  # no data yet: standard XDM only
+    assert {"path": "eventType", "type": "string", "standard": True} in before["event"]
+    assert {"path": "productListItems", "type": "array of objects", "standard": True} in before["event"]
+
+    # A batch with a tenant field group: its fields appear, typed from the data, marked as not standard.
+    load_people(client, org, drain, [person(i, _acme={"householdSize": i, "interests": ["golf"]}) for i in range(3)])
+    after = client.get("/data/core/ups/segment/schema", headers=org.headers()).json()
+    tenant = [f for f in after["profile"] if not f["standard"]]
+    assert tenant == [{"path": "_acme.householdSize", "type": "integer", "standard": False},
+                      {"path": "_acme.interests", "type": "array of strings", "standard": False}]
+    assert len(after["profile"]) == len(before["profile"]) + 2
+    # Another org sees none of them.
+    other = make_org(services)
+    assert not [f for f in client.get("/data/core/ups/segment/schema", headers=other.headers()).json()["profile"]
+                if not f["standard"]]

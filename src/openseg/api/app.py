@@ -26,6 +26,7 @@ from openseg.api import (
     query,
     sandboxes,
     schedules,
+    schema,
     ui,
 )
 from openseg.api.errors import install_error_handlers
@@ -113,7 +114,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
 
     for router in (sandboxes.router, catalog.router, ingest.router, data_access.router, merge_policies.router,
                    definitions.router, explain.router, jobs.router, schedules.router, exports.router,
-                   query.router, preview.router, access.router, ui.router):
+                   query.router, preview.router, access.router, schema.router, ui.router):
         app.include_router(router)
     app.include_router(flowservice.router)
     app.include_router(collection.router)

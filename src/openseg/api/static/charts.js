@@ -308,5 +308,151 @@
     return svg;
   }
 
-  window.OpensegCharts = { stackedBars, columns, line, formatNumber, niceTicks };
+  /**
+   * A segment's size over time (a line, each point's value printed) above the profiles that entered (columns
+   * up) and exited (columns down) at each point.
+   *
+   * spec: {title, description, xLabel, yLabel, emptyText, points: [{x: epochMs, y, entered, exited, tooltip}]}
+   */
+  function sizeOverTime(container, spec) {
+    if (!spec.points.length) return empty(container, spec);
+    const width = measure(container, 640);
+    const left = 80;
+    const right = 80;
+    const top = 64;
+    const sizeHeight = 190;
+    const gap = 34;
+    const flowHeight = 120;
+    const bottom = 62;
+    const height = top + sizeHeight + gap + flowHeight + bottom;
+    const plotWidth = width - left - right;
+    const svg = frame(container, spec, width, height);
+    legend(svg, [{ label: "Members", className: "series-0" }, { label: "Entered", className: "series-entered" },
+      { label: "Exited", className: "series-exited" }], left, 42);
+
+    const points = [...spec.points].sort((a, b) => a.x - b.x);
+    const first = points[0].x;
+    const last = points[points.length - 1].x;
+    const span = last - first;
+    const inset = 28;
+    const x = (t) => (span === 0 ? left + plotWidth / 2
+      : left + inset + ((t - first) / span) * (plotWidth - 2 * inset));
+
+    // The size line.
+    const ticks = valueTicks(Math.max(...points.map((p) => p.y)), 4);
+    const max = ticks[ticks.length - 1];
+    const y = (v) => top + sizeHeight - (v / max) * sizeHeight;
+    for (const tick of ticks) {
+      svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: "grid" }));
+      svg.appendChild(svgEl("text", { x: left - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" },
+        compact(tick)));
+    }
+    if (points.length > 1) {
+      const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" ");
+      svg.appendChild(svgEl("path", { d: path, class: "line series-0-stroke" }));
+    }
+    for (const p of points) {
+      const dot = svgEl("circle", { cx: x(p.x), cy: y(p.y), r: 4, class: "dot series-0 size-point" });
+      dot.appendChild(svgEl("title", {}, p.tooltip || `${formatTime(p.x, 0)}: ${formatNumber(p.y)}`));
+      svg.appendChild(dot);
+      svg.appendChild(svgEl("text", { x: x(p.x), y: y(p.y) - 9, class: "point-value size-value",
+        "text-anchor": "middle" }, formatNumber(p.y)));
+    }
+    svg.appendChild(svgEl("text", { x: 14, y: top + sizeHeight / 2, class: "axis-label", "text-anchor": "middle",
+      transform: `rotate(-90 14 ${top + sizeHeight / 2})` }, spec.yLabel));
+
+    // Entries above and exits below a zero line.
+    const flowTop = top + sizeHeight + gap;
+    const zero = flowTop + flowHeight / 2;
+    const flowMax = Math.max(1, ...points.map((p) => Math.max(p.entered, p.exited)));
+    const h = (v) => (v / flowMax) * (flowHeight / 2 - 14);
+    const slot = points.length > 1 ? (plotWidth - 2 * inset) / (points.length - 1) : plotWidth;
+    const barWidth = Math.max(6, Math.min(28, slot * 0.35));
+    svg.appendChild(svgEl("text", { x: 14, y: zero, class: "axis-label", "text-anchor": "middle",
+      transform: `rotate(-90 14 ${zero})` }, "Changes"));
+    for (const p of points) {
+      for (const [value, sign, className] of [[p.entered, -1, "series-entered"], [p.exited, 1, "series-exited"]]) {
+        const rect = svgEl("rect", {
+          x: x(p.x) - barWidth / 2, y: sign < 0 ? zero - h(value) : zero, width: barWidth,
+          height: Math.max(value ? 1 : 0, h(value)), class: `bar ${className} flow-bar`,
+        });
+        rect.appendChild(svgEl("title", {}, p.tooltip || ""));
+        svg.appendChild(rect);
+        if (!value) continue; // a job that moved nobody either way prints nothing there
+        svg.appendChild(svgEl("text", {
+          x: x(p.x), y: sign < 0 ? zero - h(value) - 4 : zero + h(value) + 13, class: `flow-value ${className}-text`,
+          "text-anchor": "middle",
+        }, sign < 0 ? `+${formatNumber(value)}` : `−${formatNumber(value)}`));
+      }
+    }
+    svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: zero, y2: zero, class: "axis" }));
+    for (const tick of timeTicks(first, last)) {
+      svg.appendChild(svgEl("text", { x: x(tick), y: flowTop + flowHeight + 16, class: "tick", "text-anchor": "middle" },
+        formatTime(tick, span)));
+    }
+    svg.appendChild(svgEl("text", { x: left + plotWidth / 2, y: height - 10, class: "axis-label",
+      "text-anchor": "middle" }, spec.xLabel));
+    return svg;
+  }
+
+  /**
+   * The overlap of two audiences: two bars on one scale, placed so that their shared part lines up, with the
+   * profiles only in A, in both and only in B printed.
+   *
+   * spec: {title, description, emptyText, a: {label, size}, b: {label, size}, both}
+   */
+  function overlap(container, spec) {
+    if (!spec.a || !spec.b) return empty(container, spec);
+    const onlyA = spec.a.size - spec.both;
+    const onlyB = spec.b.size - spec.both;
+    const union = onlyA + spec.both + onlyB;
+    const jaccard = union ? spec.both / union : 0;
+    const description = `${spec.a.label}: ${formatNumber(spec.a.size)} members; ${spec.b.label}: `
+      + `${formatNumber(spec.b.size)}; in both: ${formatNumber(spec.both)} (${(jaccard * 100).toFixed(1)}% of either)`;
+    const width = measure(container, 640);
+    const labelWidth = Math.round(Math.min(240, width * 0.25));
+    const plotWidth = width - labelWidth - 40;
+    const top = 66;
+    const barHeight = 26;
+    const rowGap = 12;
+    const height = top + 2 * barHeight + rowGap + 78;
+    const svg = frame(container, { ...spec, description: spec.description || description }, width, height);
+    legend(svg, [{ label: "Only A", className: "series-only-a" }, { label: "Both", className: "series-both" },
+      { label: "Only B", className: "series-only-b" }], labelWidth, 42);
+    const scale = (v) => (union ? (v / union) * plotWidth : 0);
+    const rows = [
+      { label: spec.a.label, size: spec.a.size, parts: [[0, onlyA, "series-only-a", "only A"], [onlyA, spec.both, "series-both", "both"]] },
+      { label: spec.b.label, size: spec.b.size, parts: [[onlyA, spec.both, "series-both", "both"], [onlyA + spec.both, onlyB, "series-only-b", "only B"]] },
+    ];
+    rows.forEach((row, i) => {
+      const y = top + i * (barHeight + rowGap);
+      const label = svgEl("text", { x: labelWidth - 8, y: y + barHeight / 2 + 4, class: "bar-label",
+        "text-anchor": "end" }, truncate(row.label, Math.floor(labelWidth / 7.5)));
+      label.appendChild(svgEl("title", {}, `${row.label}: ${formatNumber(row.size)} members`));
+      svg.appendChild(label);
+      for (const [start, size, className, name] of row.parts) {
+        if (size <= 0) continue;
+        const rect = svgEl("rect", { x: labelWidth + scale(start), y, width: Math.max(1, scale(size)),
+          height: barHeight, class: `bar ${className}` });
+        rect.appendChild(svgEl("title", {}, `${formatNumber(size)} profiles ${name}`));
+        svg.appendChild(rect);
+      }
+    });
+    // The numbers under the bars, each centred on its part.
+    const numbersY = top + 2 * barHeight + rowGap + 24;
+    const parts = [[0, onlyA, "only A"], [onlyA, spec.both, "both"], [onlyA + spec.both, onlyB, "only B"]];
+    let lastEnd = -Infinity;
+    for (const [start, size, name] of parts) {
+      const text = `${formatNumber(size)} ${name}`;
+      const cx = Math.max(labelWidth + scale(start + size / 2), lastEnd + text.length * 3.8 + 6);
+      svg.appendChild(svgEl("text", { x: cx, y: numbersY, class: "bar-value overlap-value", "text-anchor": "middle" },
+        text));
+      lastEnd = cx + text.length * 3.8;
+    }
+    svg.appendChild(svgEl("text", { x: labelWidth, y: numbersY + 26, class: "axis-label overlap-summary" },
+      `${formatNumber(union)} profiles in either; ${(jaccard * 100).toFixed(1)}% of them in both (Jaccard index).`));
+    return svg;
+  }
+
+  window.OpensegCharts = { stackedBars, columns, line, sizeOverTime, overlap, formatNumber, niceTicks };
 })();

@@ -16,6 +16,10 @@
   const JOBS = "/data/core/ups/segment/jobs?limit=20";
   const SUCCEEDED_JOBS = "/data/core/ups/segment/jobs?status=SUCCEEDED&limit=100";
   const EXPORTS = "/data/core/ups/export/jobs?limit=20";
+  // Membership history (openseg extension): ".../definitions/{id}/members?at=T" counts the members at T.
+  const DEFINITION = "/data/core/ups/segment/definitions";
+  const PREVIEW = "/data/core/ups/preview";
+  const MAX_TREND_JOBS = 20;
   const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
   const REFRESH_WHILE_RUNNING_MS = 5000;
   const STATUS_SERIES = [
@@ -100,7 +104,15 @@
 
   // ---------------------------------------------------------------- the API
 
-  class ApiError extends Error {}
+  /** A refused request: the plain-words message, plus the status and AEP error body (its `report` holds a PQL
+   * error's line and column). */
+  class ApiError extends Error {
+    constructor(message, status, body) {
+      super(message);
+      this.status = status;
+      this.body = body;
+    }
+  }
 
   /** What a failed answer means, in plain words, followed by the server's own detail. */
   function explain(status, body) {
@@ -116,20 +128,25 @@
     return detail ? `${reason} (HTTP ${status}): ${detail}` : `${reason} (HTTP ${status}).`;
   }
 
-  async function api(path) {
+  /** Call the API: GET by default; `options.method` and `options.body` (sent as JSON) for the others. */
+  async function api(path, options) {
     const credentials = loadCredentials();
+    const method = (options && options.method) || "GET";
+    const headers = {
+      Accept: "application/json",
+      Authorization: `Bearer ${credentials.token || ""}`,
+      "x-api-key": credentials.key || "",
+      "x-gw-ims-org-id": credentials.org || "",
+      "x-sandbox-name": credentials.sandbox || "prod",
+    };
+    const init = { method, headers, cache: "no-store" };
+    if (options && options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+    }
     let response;
     try {
-      response = await fetch(path, {
-        headers: {
-          Accept: "application/json",
-          Authorization: `Bearer ${credentials.token || ""}`,
-          "x-api-key": credentials.key || "",
-          "x-gw-ims-org-id": credentials.org || "",
-          "x-sandbox-name": credentials.sandbox || "prod",
-        },
-        cache: "no-store",
-      });
+      response = await fetch(path, init);
     } catch (_) {
       throw new ApiError("Could not reach the openseg server. Is it still running?");
     }
@@ -139,7 +156,7 @@
     } catch (_) {
       body = null;
     }
-    if (!response.ok) throw new ApiError(explain(response.status, body));
+    if (!response.ok) throw new ApiError(explain(response.status, body), response.status, body);
     return body;
   }
 
@@ -438,26 +455,119 @@
     select.disabled = !ids.length;
   }
 
-  function renderTrend() {
-    const id = state.trendSegmentId;
-    const points = state.succeeded
+  /** The succeeded jobs (oldest first, the last 20) that evaluated segment `id`. */
+  function jobsOf(id) {
+    return state.succeeded
       .filter((job) => job.metrics && job.metrics.segmentedProfileCounter
         && typeof job.metrics.segmentedProfileCounter[id] === "number")
-      .map((job) => ({
-        x: job.creationTime,
-        y: job.metrics.segmentedProfileCounter[id],
-        tooltip: `Job ${job.id}, ${formatTime(job.creationTime)}: `
-          + `${Charts.formatNumber(job.metrics.segmentedProfileCounter[id])} members`,
-      }));
+      .slice(0, MAX_TREND_JOBS).reverse();
+  }
+
+  /** Members of segment `id` at `ms`, from the membership history. */
+  async function membersAt(id, ms) {
+    const at = new Date(ms).toISOString();
+    const body = await api(`${DEFINITION}/${encodeURIComponent(id)}/members?limit=1&at=${encodeURIComponent(at)}`);
+    return body._page.totalCount;
+  }
+
+  let trendRequest = 0;
+
+  /** Size of the segment after each succeeded job (membership history at the job's end), with the profiles
+   * each job added (realized) and removed (exited). */
+  async function renderTrend() {
+    const id = state.trendSegmentId;
+    const request = ++trendRequest;
+    const jobs = id ? jobsOf(id) : [];
     const name = id ? segmentName(id) : "";
-    Charts.line($("chart-size"), {
-      title: id ? `Members of “${name}” per succeeded job` : "Segment size over time",
-      description: points.map((p) => p.tooltip).join(". ") || "No succeeded job evaluated this segment yet.",
-      xLabel: "Job creation time",
+    const spec = {
+      title: id ? `Members of “${name}” over time` : "Audience size over time",
+      xLabel: "Job end time",
       yLabel: "Members",
       emptyText: id ? "No succeeded job evaluated this segment yet."
         : state.loaded.definitions ? "No segment defined yet." : NOT_LOADED,
-      points,
+      points: [],
+    };
+    $("trend-caption").textContent = "";
+    if (!jobs.length) {
+      Charts.sizeOverTime($("chart-size"), spec);
+      return;
+    }
+    let sizes;
+    try {
+      sizes = await Promise.all(jobs.map((job) => membersAt(id, job.updateTime || job.creationTime)));
+    } catch (error) {
+      if (request !== trendRequest) return;
+      Charts.sizeOverTime($("chart-size"), { ...spec, emptyText: error.message });
+      return;
+    }
+    if (request !== trendRequest) return; // another segment was chosen meanwhile
+    spec.points = jobs.map((job, i) => {
+      const statuses = (job.metrics.segmentedProfileByStatusCounter || {})[id] || {};
+      const when = job.updateTime || job.creationTime;
+      const point = { x: when, y: sizes[i], entered: statuses.realized || 0, exited: statuses.exited || 0 };
+      point.tooltip = `Job ${job.id}, ${formatTime(when)}: ${Charts.formatNumber(point.y)} members, `
+        + `${Charts.formatNumber(point.entered)} entered, ${Charts.formatNumber(point.exited)} exited`;
+      return point;
+    });
+    spec.description = spec.points.map((p) => p.tooltip).join(". ");
+    $("trend-caption").textContent = "Members after each succeeded job that evaluated the segment, read from the "
+      + "membership history; below, the profiles each job added (entered) and removed (exited).";
+    Charts.sizeOverTime($("chart-size"), spec);
+  }
+
+  // ---------------------------------------------------------------- overlap of two segments
+
+  function renderOverlapOptions() {
+    const ids = [...state.definitions.keys()];
+    for (const [select, fallback] of [[$("overlap-a"), ids[0]], [$("overlap-b"), ids[1] || ids[0]]]) {
+      const chosen = ids.includes(select.value) ? select.value : fallback;
+      select.replaceChildren(...ids.map((id) => el("option", { value: id, selected: id === chosen }, segmentName(id))));
+      select.disabled = !ids.length;
+    }
+  }
+
+  /** How many profiles a PQL predicate selects now (a preview; `exact` false when sampled). */
+  async function previewCount(pql) {
+    const body = await api(PREVIEW, {
+      method: "POST",
+      body: { predicateExpression: pql, predicateType: "pql/text", predicateModel: "_xdm.context.profile" },
+    });
+    // Read once: delete it rather than leave a preview behind at every redraw.
+    api(`${PREVIEW}/${encodeURIComponent(body.previewId)}`, { method: "DELETE" }).catch(() => {});
+    return { size: body.page.totalCount, exact: body["openseg:exact"] !== false };
+  }
+
+  let overlapRequest = 0;
+
+  async function renderOverlap() {
+    const a = $("overlap-a").value;
+    const b = $("overlap-b").value;
+    const request = ++overlapRequest;
+    const spec = { title: "Overlap", emptyText: state.loaded.definitions ? "Define two segments to compare them."
+      : NOT_LOADED };
+    if (!a || !b) {
+      Charts.overlap($("chart-overlap"), spec);
+      return;
+    }
+    const inA = `inSegment(${JSON.stringify(a)})`;
+    const inB = `inSegment(${JSON.stringify(b)})`;
+    let counts;
+    try {
+      counts = await Promise.all([previewCount(inA), previewCount(inB), previewCount(`${inA} and ${inB}`)]);
+    } catch (error) {
+      if (request === overlapRequest) Charts.overlap($("chart-overlap"), { ...spec, emptyText: error.message });
+      return;
+    }
+    if (request !== overlapRequest) return;
+    const [sizeA, sizeB, both] = counts;
+    const exact = counts.every((c) => c.exact);
+    $("overlap-caption").textContent = "Current members of each segment and of both (previews of inSegment(A), "
+      + `inSegment(B) and both${exact ? "" : "; sampled estimates"}).`;
+    Charts.overlap($("chart-overlap"), {
+      title: `Overlap of “${segmentName(a)}” and “${segmentName(b)}”`,
+      a: { label: segmentName(a), size: sizeA.size },
+      b: { label: segmentName(b), size: sizeB.size },
+      both: both.size,
     });
   }
 
@@ -556,7 +666,13 @@
     renderTrendOptions();
     renderTrend();
     renderDefinitions();
+    renderOverlapOptions();
+    renderOverlap();
+    for (const listener of loadedListeners) listener();
   }
+
+  /** Called after every (re)load, so the builder sees the current definitions. */
+  const loadedListeners = [];
 
   async function loadAll() {
     window.clearTimeout(state.refreshTimer);
@@ -616,9 +732,16 @@
       state.trendSegmentId = event.target.value;
       renderTrend();
     });
+    $("overlap-a").addEventListener("change", () => renderOverlap());
+    $("overlap-b").addEventListener("change", () => renderOverlap());
     redrawChartsOnResize();
     loadAll();
   }
+
+  // What the builder (builder.js) shares with this page.
+  window.OpensegUI = {
+    api, el, state, loadAll, formatTime, segmentName, onLoaded: (listener) => loadedListeners.push(listener),
+  };
 
   start();
 })();
