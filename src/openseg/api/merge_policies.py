@@ -15,6 +15,7 @@ from openseg.profiles import policies
 from openseg.profiles.service import request_build
 from openseg.services import Services
 from openseg.store.models import ProfileStore
+from openseg.store.repositories import SqlAlchemyWorkQueue
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"
@@ -26,7 +27,7 @@ def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     with svc.db.session() as session:
         policy = policies.create_policy(session, scope_of(who), body)
-        request_build(session, who.sandbox.id)  # the worker builds the new policy's store
+        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)  # the worker builds the new policy's store
         return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=201)
 
 
@@ -54,7 +55,7 @@ def put(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(s
         body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     with svc.db.session() as session:
         policy = policies.replace_policy(session, scope_of(who), policy_id, body)
-        request_build(session, who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
+        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
         return policies.policy_json(policy, who.sandbox.to_json())
 
 
@@ -66,7 +67,7 @@ def patch(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
         patched = apply_patch(current, operations,
                               allowed=("/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge"))
         policy = policies.replace_policy(session, scope_of(who), policy_id, patched)
-        request_build(session, who.sandbox.id)
+        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)
         return policies.policy_json(policy, who.sandbox.to_json())
 
 
