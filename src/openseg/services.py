@@ -47,8 +47,9 @@ class Worker(Protocol):
 class Services:
     settings: Settings
     db: Database
-    #: Opens a fresh unit of work on the metadata store (``store.unit_of_work``; the scheduling services and
-    #: the segment definition and job services take one).
+    #: Opens a fresh unit of work on the metadata store (``store.unit_of_work``; the scheduling services, the
+    #: segment definition and job services take one; the profile store services, profile access and the export
+    #: runner open their own through this, taking the container as ``ProfileServices`` / ``ExportServices``).
     uow: Callable[[], SqlAlchemyUnitOfWork]
     after_batch: list[BatchHook] = field(default_factory=list)
     worker: Worker | None = None

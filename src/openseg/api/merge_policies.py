@@ -17,6 +17,7 @@ from openseg.profiles import policies
 from openseg.profiles.service import request_build
 from openseg.services import Services
 from openseg.store.models import ProfileStore
+from openseg.store.repositories import SqlAlchemyWorkQueue
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"
@@ -32,7 +33,7 @@ def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
     """AEP answers a created merge policy with 200 (``profile.yaml``), not 201."""
     with svc.db.session() as session:
         policy = policies.create_policy(session, scope_of(who), body)
-        request_build(session, who.sandbox.id)  # the worker builds the new policy's store
+        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)  # the worker builds the new policy's store
         return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=200)
 
 
@@ -77,7 +78,7 @@ def put(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(s
         body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
     with svc.db.session() as session:
         policy = policies.replace_policy(session, scope_of(who), policy_id, body)
-        request_build(session, who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
+        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
         return policies.policy_json(policy, who.sandbox.to_json())
 
 
@@ -91,7 +92,7 @@ def patch(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
         patched = _one_order(current, apply_patch(current, _pointers(operations), allowed=(
             "/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge", "/schema")))
         policy = policies.replace_policy(session, scope_of(who), policy_id, patched)
-        request_build(session, who.sandbox.id)
+        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)
         return policies.policy_json(policy, who.sandbox.to_json())
 
 

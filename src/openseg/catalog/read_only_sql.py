@@ -13,7 +13,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +21,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from openseg.errors import BadRequest
+from openseg.json_values import json_value as json_value  # re-exported for its callers here
 
 #: Rows a query may return (the rest is cut, and the result says so).
 MAX_ROWS = 100_000
@@ -187,25 +187,3 @@ def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: Path, *, max_
         return QueryResult(table.slice(0, max_rows), truncated, time.perf_counter() - started)
     finally:
         con.close()
-
-
-def json_value(value: Any) -> Any:
-    """A result cell as JSON: dates and times as RFC 3339 text, decimals as numbers."""
-    import datetime as dt
-    import decimal
-
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {k: json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if value and isinstance(value[0], tuple) and len(value[0]) == 2:  # a map
-            return {str(k): json_value(v) for k, v in value}
-        return [json_value(v) for v in value]
-    return value

@@ -11,28 +11,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
-from sqlalchemy import select
 from sqlglot import exp
 
 from openseg import failures
 from openseg import job_lifecycle as lifecycle
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
-from openseg.catalog.service import record_batch_success
 from openseg.clock import now_ms
 from openseg.errors import OpensegError
-from openseg.exports.request import ExportRequest, SegmentFilter, validate_request
+from openseg.exports.model import ExportJob
+from openseg.exports.ports import ExportServices, ExportsUnitOfWork
+from openseg.exports.request import ExportRequest, SegmentFilter, validate
 from openseg.exports.selection import select_members
-from openseg.profiles import policies
+from openseg.profiles.ports import QueuedWork
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
-from openseg.scope import Scope
+from openseg.scope import Scope, in_scope
 from openseg.segmentation import membership
-from openseg.store.models import Batch, ExportJob, ProfileStore, WorkItem
 
 if TYPE_CHECKING:
     from openseg.engines.base import Workspace
-    from openseg.services import Services
 
 log = logging.getLogger("openseg.exports")
 
@@ -46,40 +44,48 @@ class Target:
     segments: tuple[SegmentFilter, ...]
 
 
-def run_export(services: Services, item: WorkItem) -> None:
+def run_export(services: ExportServices, item: QueuedWork) -> None:
     """Worker handler for export jobs."""
-    with services.db.session() as session:
-        job = session.get(ExportJob, int(item.ref_id))
+    with services.uow() as uow:
+        job = uow.export_jobs.get(int(item.ref_id))
         if job is None or job.status in ("SUCCEEDED", "FAILED", "DELETED"):  # DELETED: see exports.jobs.DELETED
             return
         if job.status == "CANCELLED":
-            _abandon_batches(session, job, "aborted")
+            _abandon_batches(uow, job, "aborted")
+            uow.commit()
             return
         lifecycle.start(job, since=job.created)
         scope = Scope(job.org_id, job.sandbox_id)
         try:
-            request = validate_request(session, scope, job.request)
+            request = validate(uow, scope, job.request)
         except OpensegError as exc:
             _fail(job, f"the export request is no longer valid: {exc.detail}")
-            _abandon_batches(session, job, "failed")
+            _abandon_batches(uow, job, "failed")
+            uow.export_jobs.update(job)
+            uow.commit()
             return
         targets = _targets(job.destination, request)
         job_id = job.id
+        uow.export_jobs.update(job)
+        uow.commit()
     try:
         metrics = _export(services, scope, job_id, request, targets)
     except lifecycle.Cancelled:
-        with services.db.session() as session:
-            job = session.get(ExportJob, job_id)
+        with services.uow() as uow:
+            job = uow.export_jobs.get(job_id)
             assert job is not None
-            _abandon_batches(session, job, "aborted")
+            _abandon_batches(uow, job, "aborted")
+            uow.commit()
     except Exception as exc:
         log.exception("export job %s failed", job_id)
-        with services.db.session() as session:
-            job = session.get(ExportJob, job_id)
+        with services.uow() as uow:
+            job = uow.export_jobs.get(job_id)
             assert job is not None
             reason = failures.describe(exc, services.settings.lake)
             _fail(job, f"Error writing profiles to dataset '{request.dataset_id}': {reason}")
-            _abandon_batches(session, job, "failed")
+            _abandon_batches(uow, job, "failed")
+            uow.export_jobs.update(job)
+            uow.commit()
     else:
         log.info("export job %s succeeded: %s", job_id, metrics)
 
@@ -94,12 +100,8 @@ def _fail(job: ExportJob, message: str) -> None:
     lifecycle.fail(job, lifecycle.UNEXPECTED, message)
 
 
-def _abandon_batches(session: Any, job: ExportJob, status: str) -> None:
-    for batch_id in _batch_ids(job.destination):
-        batch = session.get(Batch, batch_id)
-        if batch is not None and batch.status == "loading":
-            batch.status = status
-            batch.updated = batch.completed = now_ms()
+def _abandon_batches(uow: ExportsUnitOfWork, job: ExportJob, status: str) -> None:
+    uow.export_batches.abandon(_batch_ids(job.destination), status, now=now_ms())
 
 
 def _batch_ids(destination: dict[str, Any]) -> list[str]:
@@ -108,17 +110,17 @@ def _batch_ids(destination: dict[str, Any]) -> list[str]:
     return [destination["batchId"]]
 
 
-def _check_cancel(services: Services, job_id: int) -> None:
-    with services.db.session() as session:
-        lifecycle.check_cancel(session.get(ExportJob, job_id))
+def _check_cancel(services: ExportServices, job_id: int) -> None:
+    with services.uow() as uow:
+        lifecycle.check_cancel(uow.export_jobs.get(job_id))
 
 
-def _export(services: Services, scope: Scope, job_id: int, request: ExportRequest,
+def _export(services: ExportServices, scope: Scope, job_id: int, request: ExportRequest,
             targets: list[Target]) -> dict[str, Any]:
-    with services.db.session() as session:
-        policy = policies.get_policy(session, scope, request.merge_policy_id)
-        session.expunge(policy)
-        record = session.get(ProfileStore, policy.id)
+    with services.uow() as uow:
+        policy = in_scope(uow.merge_policies.get(request.merge_policy_id), scope, "merge policy",
+                          request.merge_policy_id)
+        record = uow.profile_stores.get(policy.id)
         pointer = record.membership_path if record else None
     store = resolve_store(ensure_store(services, scope, policy))
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
@@ -140,27 +142,22 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
         for batch_id, pending in staged.items():
             pending.publish()
             finals[batch_id] = pending.final
-    with services.db.session() as session:
-        job = session.get(ExportJob, job_id)
+    with services.uow() as uow:
+        job = uow.export_jobs.get(job_id)
         assert job is not None
         if job.status == "CANCELLED":
             for final in finals.values():
                 lake.remove_tree(final)
-            _abandon_batches(session, job, "aborted")
+            _abandon_batches(uow, job, "aborted")
+            uow.commit()
             return {}
         now = now_ms()
         # The dataset reflects the latest export: earlier export batches stop being read.
-        for old in session.scalars(select(Batch).where(Batch.dataset_id == request.dataset_id,
-                                                       Batch.origin == "export", Batch.status == "success")):
-            old.status, old.updated = "replaced", now
+        uow.export_batches.replace_exported(request.dataset_id, now=now)
         records = 0
         for batch_id, parts in written.items():
-            batch = session.get(Batch, batch_id)
-            assert batch is not None
-            rows_written = sum(rows for _, rows in parts)
-            records += rows_written
-            batch.started = export_start
-            record_batch_success(session, batch, finals[batch_id], parts, records_read=rows_written, now=now)
+            records += sum(rows for _, rows in parts)
+            uow.export_batches.publish(batch_id, finals[batch_id], parts, started=export_start, now=now)
         write_end = now_ms()
         metrics = {
             "totalTime": {"startTimeInMs": job.created, "endTimeInMs": write_end,
@@ -172,6 +169,8 @@ def _export(services: Services, scope: Scope, job_id: int, request: ExportReques
             "openseg:exportedProfiles": records,
         }
         job.metrics, job.status, job.updated = metrics, "SUCCEEDED", write_end
+        uow.export_jobs.update(job)
+        uow.commit()
         return metrics
 
 

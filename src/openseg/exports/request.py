@@ -6,15 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from openseg.catalog import service as catalog
 from openseg.catalog.validation import parse_rfc3339
 from openseg.errors import BadRequest, NotFound
-from openseg.profiles import policies
+from openseg.exports.model import UNION_SCHEMA
+from openseg.exports.ports import ExportLookups
+from openseg.profiles.defaults import default_policy
 from openseg.request_fields import optional_object
-from openseg.scope import Scope
-from openseg.store.models import SegmentDefinition
+from openseg.scope import Scope, in_scope
+from openseg.store.repositories import SqlAlchemyExportLookups
 
 STATUSES = ("realized", "existing", "exited")
 DEFAULT_STATUS = ("realized", "existing")
@@ -79,8 +78,18 @@ def _bool(value: object, name: str, default: bool) -> bool:
     return value
 
 
-def validate_request(session: Session, scope: Scope, body: object) -> ExportRequest:
-    """Check every field of the seed's table; errors name the field."""
+def validate_request(session: Any, scope: Scope, body: object) -> ExportRequest:
+    """:func:`validate` in a metadata-store session, for ``exports/jobs.py``, which still holds one."""
+    return validate(SqlAlchemyExportLookups(session), scope, body)
+
+
+def validate(lookups: ExportLookups, scope: Scope, body: object) -> ExportRequest:
+    """Check every field of the seed's table; errors name the field.
+
+    Raises:
+        BadRequest: Naming the field at fault (a destination, segment or merge policy that does not exist in
+            the sandbox included).
+    """
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     schema = body.get("schema")
@@ -90,18 +99,17 @@ def validate_request(session: Session, scope: Scope, body: object) -> ExportRequ
     if not isinstance(destination, dict) or not isinstance(destination.get("datasetId"), str):
         raise BadRequest("'destination.datasetId' is required", field="destination.datasetId")
     dataset_id = destination["datasetId"]
-    try:
-        dataset = catalog.get_dataset(session, scope, dataset_id)
-    except NotFound as exc:
+    kind = lookups.datasets.kind(scope, dataset_id)
+    if kind is None:
         raise BadRequest(f"'destination.datasetId': dataset '{dataset_id}' does not exist in this sandbox",
-                         field="destination.datasetId") from exc
-    if catalog.dataset_kind(dataset) != "union":
+                         field="destination.datasetId")
+    if kind != "union":
         raise BadRequest(f"'destination.datasetId': dataset '{dataset_id}' is not based on the profile union schema "
-                         f"({catalog.UNION_SCHEMA})", field="destination.datasetId")
+                         f"({UNION_SCHEMA})", field="destination.datasetId")
     filter_ = body.get("filter") or {}
     if not isinstance(filter_, dict):
         raise BadRequest("'filter' must be an object", field="filter")
-    segments = _segments(session, scope, filter_.get("segments"))
+    segments = _segments(lookups, scope, filter_.get("segments"))
     qualification = filter_.get("segmentQualificationTime") or {}
     if not isinstance(qualification, dict):
         raise BadRequest("'filter.segmentQualificationTime' must be an object", field="filter.segmentQualificationTime")
@@ -116,7 +124,7 @@ def validate_request(session: Session, scope: Scope, body: object) -> ExportRequ
         event_filter = optional_object(event_list, "filter", field="additionalFields.eventList.filter")
         events_from = _time(event_filter.get("fromIngestTimestamp"),
                             "additionalFields.eventList.filter.fromIngestTimestamp")
-    policy_id, policy_version = _merge_policy(session, scope, body.get("mergePolicy"), segments)
+    policy_id, policy_version = _merge_policy(lookups, scope, body.get("mergePolicy"), segments)
     return ExportRequest(
         dataset_id=dataset_id, merge_policy_id=policy_id, merge_policy_version=policy_version,
         fields=_fields(body.get("fields"), "fields"), segments=segments,
@@ -130,7 +138,7 @@ def validate_request(session: Session, scope: Scope, body: object) -> ExportRequ
     )
 
 
-def _segments(session: Session, scope: Scope, value: object) -> tuple[SegmentFilter, ...]:
+def _segments(lookups: ExportLookups, scope: Scope, value: object) -> tuple[SegmentFilter, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -148,7 +156,7 @@ def _segments(session: Session, scope: Scope, value: object) -> tuple[SegmentFil
             raise BadRequest(f"'{where}.status' must list some of {', '.join(STATUSES)}", field=f"{where}.status")
         segment = SegmentFilter(entry["segmentId"], namespace, tuple(dict.fromkeys(statuses)))
         if segment.is_ups:
-            definition = session.get(SegmentDefinition, segment.segment_id)
+            definition = lookups.segment_definitions.get(segment.segment_id)
             if definition is None or definition.sandbox_id != scope.sandbox_id:
                 raise BadRequest(f"'{where}.segmentId': segment definition '{segment.segment_id}' does not exist "
                                  "in this sandbox", field=f"{where}.segmentId")
@@ -156,24 +164,27 @@ def _segments(session: Session, scope: Scope, value: object) -> tuple[SegmentFil
     return tuple(filters)
 
 
-def _merge_policy(session: Session, scope: Scope, value: object, segments: tuple[SegmentFilter, ...]) -> tuple[str, int]:
+def _merge_policy(lookups: ExportLookups, scope: Scope, value: object,
+                  segments: tuple[SegmentFilter, ...]) -> tuple[str, int]:
     """The request's policy; else the (single) policy of its UPS segments; else the sandbox default."""
+    policies = lookups.merge_policies
     if value is not None:
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
             raise BadRequest("'mergePolicy.id' must be a string", field="mergePolicy.id")
         try:
-            policy = policies.get_policy(session, scope, value["id"])
+            policy = in_scope(policies.get(value["id"]), scope, "merge policy", value["id"])
         except NotFound as exc:
             raise BadRequest(f"'mergePolicy.id': merge policy '{value['id']}' does not exist in this sandbox",
                              field="mergePolicy.id") from exc
         return policy.id, policy.version
-    used = {session.get(SegmentDefinition, s.segment_id).merge_policy_id  # type: ignore[union-attr]
+    used = {lookups.segment_definitions.get(s.segment_id).merge_policy_id  # type: ignore[union-attr]
             for s in segments if s.is_ups}
     if len(used) > 1:
         raise BadRequest("the segments use different merge policies: set 'mergePolicy' to choose one",
                          field="mergePolicy")
     if used:
-        policy = policies.get_policy(session, scope, used.pop())
+        policy_id = used.pop()
+        policy = in_scope(policies.get(policy_id), scope, "merge policy", policy_id)
     else:
-        policy = policies.ensure_default(session, scope)
+        policy = default_policy(policies, scope)
     return policy.id, policy.version

@@ -6,25 +6,23 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
-from sqlalchemy import select
 from sqlglot import exp
 
-from openseg.catalog.query import json_value
-from openseg.catalog.service import Scope, dataset_kind, is_profile_enabled
 from openseg.errors import BadRequest, NotFound
-from openseg.profiles import lookup, policies
+from openseg.json_values import json_value
+from openseg.profiles import lookup
+from openseg.profiles.defaults import default_policy
+from openseg.profiles.model import MergePolicy
+from openseg.profiles.ports import ProfileServices
 from openseg.profiles.service import ProfileStoreNotBuilt, ServingStore, request_build, serving_store
 from openseg.profiles.store import IDENTITIES_FILE
+from openseg.scope import Scope, in_scope
 from openseg.segmentation import membership
-from openseg.store.models import Batch, DataFile, Dataset, MergePolicy, ProfileStore
 from openseg.xdm.schema import INTERNAL_COLUMNS
-
-if TYPE_CHECKING:
-    from openseg.services import Services
 
 
 @dataclass(frozen=True)
@@ -65,18 +63,19 @@ class ProfileReader:
     members: membership.MembershipStore
 
 
-def open_reader(services: Services, scope: Scope, policy_id: str | None = None) -> ProfileReader:
+def open_reader(services: ProfileServices, scope: Scope, policy_id: str | None = None) -> ProfileReader:
     """The build lookups read under the policy (the sandbox's default when None), never built here.
 
     Raises:
+        NotFound: If ``policy_id`` names no merge policy of the sandbox.
         ProfileStoreNotBuilt: If the policy has no complete build yet (one is queued).
     """
-    with services.db.session() as session:
-        policy = (policies.get_policy(session, scope, policy_id) if policy_id
-                  else policies.ensure_default(session, scope))
-        record = session.get(ProfileStore, policy.id)
+    with services.uow() as uow:
+        policy = (in_scope(uow.merge_policies.get(policy_id), scope, "merge policy", policy_id) if policy_id
+                  else default_policy(uow.merge_policies, scope))
+        record = uow.profile_stores.get(policy.id)
         membership_path = record.membership_path if record else None
-        session.expunge(policy)
+        uow.commit()
     build: ServingStore | None
     try:
         build = serving_store(services, scope, policy)
@@ -99,7 +98,7 @@ def find(reader: ProfileReader, namespace: str, identity: str) -> Located:
                    reader.members, reader.build)
 
 
-def locate(services: Services, scope: Scope, namespace: str, identity: str, policy_id: str | None = None) -> Located:
+def locate(services: ProfileServices, scope: Scope, namespace: str, identity: str, policy_id: str | None = None) -> Located:
     """The merged profile holding ``namespace:identity`` under the policy, in its last complete build.
 
     Raises:
@@ -160,7 +159,7 @@ def profile_events(located: Located, *, start: datetime | None, end: datetime | 
     return children, following
 
 
-def erase(services: Services, scope: Scope, located: Located) -> dict[str, int]:
+def erase(services: ProfileServices, scope: Scope, located: Located) -> dict[str, int]:
     """Delete every fragment and event of a located profile from the lake, then queue a build.
 
     Files are rewritten without the records carrying any identity the profile has in the build it was
@@ -173,20 +172,15 @@ def erase(services: Services, scope: Scope, located: Located) -> dict[str, int]:
                              ).fetchall()
     keys = sorted({f"{ns}\x1f{i}" for ns, i in identities})
     removed = {"fragments": 0, "events": 0, "files": 0}
-    with services.db.session() as session:
-        datasets = {d.id: d for d in session.scalars(select(Dataset).where(Dataset.sandbox_id == scope.sandbox_id))
-                    if is_profile_enabled(d) and dataset_kind(d) in ("profile", "event")}
-        files = list(session.scalars(select(DataFile).join(Batch, Batch.id == DataFile.batch_id).where(
-            DataFile.dataset_id.in_(list(datasets)), Batch.status == "success")))
-        for data_file in files:
-            kept, dropped = _rewrite_without(Path(data_file.path), keys)
+    with services.uow() as uow:
+        for source in uow.profile_sources.files(scope.sandbox_id):
+            kept, dropped = _rewrite_without(Path(source.path), keys)
             if dropped:
-                kind = "events" if dataset_kind(datasets[data_file.dataset_id]) == "event" else "fragments"
-                removed[kind] += dropped
+                removed["events" if source.kind == "event" else "fragments"] += dropped
                 removed["files"] += 1
-                data_file.records = kept
-                data_file.length = Path(data_file.path).stat().st_size
-        request_build(session, scope.sandbox_id)
+                uow.profile_sources.update_file(source.path, records=kept, length=Path(source.path).stat().st_size)
+        request_build(uow.work_queue, scope.sandbox_id)
+        uow.commit()
     return removed
 
 

@@ -1,8 +1,8 @@
 """Repositories over the metadata store: the SQLAlchemy side of the domain packages' ports.
 
-Each class implements domain protocols (``scheduling/ports.py``, ``segmentation/ports.py``) over one
-session, which the unit of work (``store/unit_of_work.py``) owns: a repository never commits. One class
-may serve several packages, each protocol naming the part it uses. Domain values are mapped to and from
+Each class implements domain protocols (``scheduling/ports.py``, ``segmentation/ports.py``,
+``profiles/ports.py``) over one session, which the unit of work (``store/unit_of_work.py``) owns: a
+repository never commits. One class may serve several packages, each protocol naming the part it uses. Domain values are mapped to and from
 the ORM rows of ``store/models.py`` field for field.
 """
 
@@ -10,23 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from openseg.profiles.model import MergePolicy
+from openseg.catalog.service import dataset_kind, is_profile_enabled, record_batch_success
+from openseg.clock import ms_to_datetime
+from openseg.exports.model import ExportJob
+from openseg.profiles.model import MergePolicy, ProfileStoreRecord
+from openseg.profiles.sources import SourceFile
 from openseg.scheduling.model import Schedule
+from openseg.scope import Tenancy
 from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.store.models import Batch, DataFile, Dataset, Sandbox, SegmentDefinitionVersion, WorkItem
+from openseg.store.models import ExportJob as ExportJobRow
 from openseg.store.models import MergePolicy as MergePolicyRow
+from openseg.store.models import ProfileStore as ProfileStoreRow
 from openseg.store.models import Schedule as ScheduleRow
 from openseg.store.models import SegmentDefinition as SegmentDefinitionRow
-from openseg.store.models import SegmentDefinitionVersion
 from openseg.store.models import SegmentJob as SegmentJobRow
-from openseg.worker.queue import enqueue
+from openseg.worker.queue import QUEUED, RUNNING, enqueue
 
 __all__ = [
+    "SqlAlchemyDatasetRepository",
+    "SqlAlchemyExportBatchRepository",
+    "SqlAlchemyExportJobRepository",
+    "SqlAlchemyExportLookups",
     "SqlAlchemyMergePolicyRepository",
+    "SqlAlchemyProfileSourceRepository",
+    "SqlAlchemyProfileStoreRepository",
     "SqlAlchemyScheduleRepository",
     "SqlAlchemySegmentDefinitionRepository",
     "SqlAlchemySegmentJobRepository",
@@ -37,6 +51,8 @@ _SCHEDULE_FIELDS = tuple(f.name for f in fields(Schedule))
 _DEFINITION_FIELDS = tuple(f.name for f in fields(SegmentDefinition))
 _POLICY_FIELDS = tuple(f.name for f in fields(MergePolicy))
 _JOB_FIELDS = tuple(f.name for f in fields(SegmentJob))
+_PROFILE_STORE_FIELDS = tuple(f.name for f in fields(ProfileStoreRecord))
+_EXPORT_JOB_FIELDS = tuple(f.name for f in fields(ExportJob))
 
 
 def _schedule(row: ScheduleRow) -> Schedule:
@@ -235,3 +251,150 @@ class SqlAlchemyWorkQueue:
 
     def enqueue(self, kind: str, ref_id: str) -> None:
         enqueue(self._session, kind, ref_id)
+
+    def pending(self, kind: str, ref_id: str) -> set[str]:
+        return set(self._session.scalars(select(WorkItem.status).where(
+            WorkItem.kind == kind, WorkItem.ref_id == ref_id, WorkItem.status.in_((QUEUED, RUNNING)))))
+
+
+class SqlAlchemyProfileStoreRepository:
+    """``profiles.ports.ProfileStoreRepository`` over ``profile_stores``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, policy_id: str) -> ProfileStoreRecord | None:
+        row = self._session.get(ProfileStoreRow, policy_id)
+        return None if row is None else ProfileStoreRecord(**{name: getattr(row, name) for name in _PROFILE_STORE_FIELDS})
+
+    def put(self, record: ProfileStoreRecord) -> None:
+        row = self._session.get(ProfileStoreRow, record.merge_policy_id)
+        if row is None:
+            self._session.add(ProfileStoreRow(**asdict(record)))
+        else:
+            for name in _PROFILE_STORE_FIELDS:
+                setattr(row, name, getattr(record, name))
+        self._session.flush()
+
+
+class SqlAlchemyProfileSourceRepository:
+    """``profiles.ports.ProfileSourceRepository``: the catalog's datasets, batches and files as profile builds
+    read them."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _source_datasets(self, sandbox_id: str) -> dict[str, Dataset]:
+        """The sandbox's profile-enabled profile and event datasets, by id."""
+        return {d.id: d for d in self._session.scalars(select(Dataset).where(Dataset.sandbox_id == sandbox_id))
+                if is_profile_enabled(d) and dataset_kind(d) in ("profile", "event")}
+
+    def files(self, sandbox_id: str) -> list[SourceFile]:
+        datasets = self._source_datasets(sandbox_id)
+        if not datasets:
+            return []
+        rows = self._session.execute(
+            select(DataFile, Batch.completed).join(Batch, Batch.id == DataFile.batch_id)
+            .where(DataFile.dataset_id.in_(datasets), Batch.status == "success")
+            .order_by(Batch.completed, DataFile.id))
+        return [SourceFile(path=f.path, dataset_id=f.dataset_id, batch_id=f.batch_id,
+                           ingest_time=ms_to_datetime(completed or f.created),
+                           kind="event" if dataset_kind(datasets[f.dataset_id]) == "event" else "profile")
+                for f, completed in rows]
+
+    def newest_batch(self, sandbox_id: str) -> int:
+        datasets = self._source_datasets(sandbox_id)
+        if not datasets:
+            return 0
+        newest = self._session.scalar(select(func.max(Batch.completed)).join(DataFile, DataFile.batch_id == Batch.id)
+                                      .where(DataFile.dataset_id.in_(datasets), Batch.status == "success"))
+        return int(newest or 0)
+
+    def source_batch_sandbox(self, batch_id: str) -> str | None:
+        batch = self._session.get(Batch, batch_id)
+        dataset = self._session.get(Dataset, batch.dataset_id) if batch else None
+        if batch is None or dataset is None or not is_profile_enabled(dataset) or dataset_kind(dataset) == "union":
+            return None
+        return batch.sandbox_id
+
+    def org_of(self, sandbox_id: str) -> str | None:
+        sandbox = self._session.get(Sandbox, sandbox_id)
+        return None if sandbox is None else sandbox.org_id
+
+    def update_file(self, path: str, *, records: int, length: int) -> None:
+        for data_file in self._session.scalars(select(DataFile).where(DataFile.path == path)):
+            data_file.records, data_file.length = records, length
+        self._session.flush()
+
+
+class SqlAlchemyDatasetRepository:
+    """``exports.ports.DatasetRepository`` over ``datasets``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def kind(self, scope: Tenancy, dataset_id: str) -> str | None:
+        dataset = self._session.get(Dataset, dataset_id)
+        if dataset is None or dataset.org_id != scope.org_id or dataset.sandbox_id != scope.sandbox_id:
+            return None
+        return dataset_kind(dataset)
+
+
+class SqlAlchemyExportLookups:
+    """``exports.ports.ExportLookups`` on a session, for the export services that still hold one
+    (``exports/jobs.py``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.datasets = SqlAlchemyDatasetRepository(session)
+        self.segment_definitions = SqlAlchemySegmentDefinitionRepository(session)
+        self.merge_policies = SqlAlchemyMergePolicyRepository(session)
+
+
+class SqlAlchemyExportJobRepository:
+    """``exports.ports.ExportJobRepository`` over ``export_jobs``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, job_id: int) -> ExportJob | None:
+        row = self._session.get(ExportJobRow, job_id)
+        return None if row is None else ExportJob(**{name: getattr(row, name) for name in _EXPORT_JOB_FIELDS})
+
+    def update(self, job: ExportJob) -> None:
+        row = self._session.get(ExportJobRow, job.id)
+        if row is None:
+            raise LookupError(f"export job {job.id} is not stored")
+        for name in _EXPORT_JOB_FIELDS:
+            setattr(row, name, getattr(job, name))
+        self._session.flush()
+
+
+class SqlAlchemyExportBatchRepository:
+    """``exports.ports.ExportBatchRepository`` over ``batches`` (and the ``files`` and dataset a published batch
+    records, through ``catalog.service.record_batch_success``)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def abandon(self, batch_ids: list[str], status: str, *, now: int) -> None:
+        for batch_id in batch_ids:
+            batch = self._session.get(Batch, batch_id)
+            if batch is not None and batch.status == "loading":
+                batch.status = status
+                batch.updated = batch.completed = now
+        self._session.flush()
+
+    def replace_exported(self, dataset_id: str, *, now: int) -> None:
+        for old in self._session.scalars(select(Batch).where(Batch.dataset_id == dataset_id, Batch.origin == "export",
+                                                             Batch.status == "success")):
+            old.status, old.updated = "replaced", now
+        self._session.flush()
+
+    def publish(self, batch_id: str, directory: Path, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
+        batch = self._session.get(Batch, batch_id)
+        if batch is None:
+            raise LookupError(f"batch {batch_id} is not stored")
+        batch.started = started
+        record_batch_success(self._session, batch, directory, parts, records_read=sum(rows for _, rows in parts),
+                             now=now)
+        self._session.flush()

@@ -1,9 +1,9 @@
 """The unit of work over the metadata store: one session, one transaction, the repositories on it.
 
-``SqlAlchemyUnitOfWork`` implements ``scheduling.ports.SchedulingUnitOfWork`` and
-``segmentation.ports.SegmentationUnitOfWork``; as more domain packages declare their ports it grows their
-repositories, each package seeing only the attributes its own protocol names. ``bootstrap`` wires a
-factory of it into ``Services.uow``.
+``SqlAlchemyUnitOfWork`` implements ``scheduling.ports.SchedulingUnitOfWork``,
+``segmentation.ports.SegmentationUnitOfWork``, ``profiles.ports.ProfilesUnitOfWork`` and
+``exports.ports.ExportsUnitOfWork``; as more domain packages declare their ports it grows their
+repositories, each package seeing only the attributes its own protocol names. ``bootstrap`` wires a factory of it into ``Services.uow``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from openseg.errors import OpensegError
 from openseg.scheduling.ports import SandboxScope
 from openseg.store.db import Database
 from openseg.store.repositories import (
+    SqlAlchemyDatasetRepository,
+    SqlAlchemyExportBatchRepository,
+    SqlAlchemyExportJobRepository,
     SqlAlchemyMergePolicyRepository,
+    SqlAlchemyProfileSourceRepository,
+    SqlAlchemyProfileStoreRepository,
     SqlAlchemyScheduleRepository,
     SqlAlchemySegmentDefinitionRepository,
     SqlAlchemySegmentJobRepository,
@@ -71,7 +76,8 @@ class SessionJobStarter:
 
 class SqlAlchemyUnitOfWork:
     """A unit of work on the metadata store (see ``scheduling.ports.SchedulingUnitOfWork``,
-    ``segmentation.ports.SegmentationUnitOfWork``).
+    ``segmentation.ports.SegmentationUnitOfWork``, ``profiles.ports.ProfilesUnitOfWork``,
+    ``exports.ports.ExportsUnitOfWork``).
 
     Entering opens a session and puts the repositories on it; ``commit`` commits it; leaving rolls back
     what was not committed and closes the session. One instance serves one block at a time.
@@ -83,6 +89,11 @@ class SqlAlchemyUnitOfWork:
     segment_jobs: SqlAlchemySegmentJobRepository
     work_queue: SqlAlchemyWorkQueue
     jobs: SessionJobStarter
+    profile_stores: SqlAlchemyProfileStoreRepository
+    profile_sources: SqlAlchemyProfileSourceRepository
+    datasets: SqlAlchemyDatasetRepository
+    export_jobs: SqlAlchemyExportJobRepository
+    export_batches: SqlAlchemyExportBatchRepository
 
     def __init__(self, db: Database, jobs: JobServices) -> None:
         self._db = db
@@ -99,6 +110,11 @@ class SqlAlchemyUnitOfWork:
         self.segment_jobs = SqlAlchemySegmentJobRepository(session)
         self.work_queue = SqlAlchemyWorkQueue(session)
         self.jobs = SessionJobStarter(self, session, self._jobs)
+        self.profile_stores = SqlAlchemyProfileStoreRepository(session)
+        self.profile_sources = SqlAlchemyProfileSourceRepository(session)
+        self.datasets = SqlAlchemyDatasetRepository(session)
+        self.export_jobs = SqlAlchemyExportJobRepository(session)
+        self.export_batches = SqlAlchemyExportBatchRepository(session)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

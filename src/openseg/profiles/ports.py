@@ -1,0 +1,154 @@
+"""What the profile services need from storage, the work queue and the container: ports, as Protocols.
+
+The metadata store implements them (``store/repositories.py``, ``store/unit_of_work.py``), tests fake
+them in memory (``tests/profiles/fakes.py``). Each protocol names only the methods the profile store
+services (``service.py``) and profile access (``entities.py``) call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
+
+from openseg.profiles.model import MergePolicy, ProfileStoreRecord
+from openseg.profiles.sources import SourceFile
+
+if TYPE_CHECKING:
+    from openseg.engines.base import Engine
+
+__all__ = [
+    "MergePolicyRepository",
+    "PolicyVersion",
+    "ProfileServices",
+    "ProfileSettings",
+    "ProfileSourceRepository",
+    "ProfileStoreRepository",
+    "ProfilesUnitOfWork",
+    "QueuedWork",
+    "WorkQueue",
+]
+
+
+class PolicyVersion(Protocol):
+    """A merge policy as far as its store's freshness goes: which one, at which version."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class MergePolicyRepository(Protocol):
+    """The merge policies whose stores are built and read."""
+
+    def add(self, policy: MergePolicy) -> None: ...
+
+    def get(self, policy_id: str) -> MergePolicy | None:
+        """The policy with this id in any org or sandbox (the service checks the scope)."""
+
+    def in_sandbox(self, sandbox_id: str) -> list[MergePolicy]:
+        """Every policy of the sandbox, oldest first (by creation time, then id)."""
+
+
+class ProfileStoreRepository(Protocol):
+    """What is known of each merge policy's built profile store."""
+
+    def get(self, policy_id: str) -> ProfileStoreRecord | None: ...
+
+    def put(self, record: ProfileStoreRecord) -> None:
+        """Store ``record`` as its policy's, over whatever was stored for that policy before."""
+
+
+class ProfileSourceRepository(Protocol):
+    """The catalog as profile builds read it: the files of the sandbox's profile-enabled profile and event
+    datasets (union datasets, the export targets, are never a source)."""
+
+    def files(self, sandbox_id: str) -> list[SourceFile]:
+        """Every file of every successful batch of those datasets, by batch completion, then file id."""
+
+    def newest_batch(self, sandbox_id: str) -> int:
+        """When the newest successful batch holding such files completed (ms since the epoch; 0 if none)."""
+
+    def source_batch_sandbox(self, batch_id: str) -> str | None:
+        """The sandbox of the batch when its dataset is a profile source (profile-enabled, not a union
+        dataset), whatever the batch's status; else None."""
+
+    def org_of(self, sandbox_id: str) -> str | None:
+        """The org the sandbox belongs to (None when there is no such sandbox)."""
+
+    def update_file(self, path: str, *, records: int, length: int) -> None:
+        """Record that the source file at ``path`` now holds ``records`` rows in ``length`` bytes."""
+
+
+class WorkQueue(Protocol):
+    """The worker's queue, written in the unit of work."""
+
+    def enqueue(self, kind: str, ref_id: str) -> None:
+        """Queue work of ``kind`` on the resource ``ref_id`` (for example ``build_profiles`` and a sandbox)."""
+
+    def pending(self, kind: str, ref_id: str) -> set[str]:
+        """The states (``"queued"``, ``"running"``) of the queue's unfinished work of ``kind`` on ``ref_id``."""
+
+
+class ProfilesUnitOfWork(Protocol):
+    """One transaction over the repositories the profile services use.
+
+    Use it as a context manager: ``commit()`` makes the work so far durable; leaving the block without
+    committing (or by an exception) rolls back whatever was not committed.
+    """
+
+    # Read-only members, so an implementation may declare its own repository classes.
+    @property
+    def merge_policies(self) -> MergePolicyRepository: ...
+
+    @property
+    def profile_stores(self) -> ProfileStoreRepository: ...
+
+    @property
+    def profile_sources(self) -> ProfileSourceRepository: ...
+
+    @property
+    def work_queue(self) -> WorkQueue: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class ProfileSettings(Protocol):
+    """The settings profile services read (``openseg.config.Settings`` has them)."""
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def profiles_dir(self) -> Path: ...
+
+    @property
+    def build_memory_limit(self) -> str | None: ...
+
+
+class ProfileServices(Protocol):
+    """What the profile services take from the container (``openseg.services.Services`` is one; tests wire
+    a fake): settings, fresh units of work, and the engine builds run on."""
+
+    @property
+    def settings(self) -> ProfileSettings: ...
+
+    def uow(self) -> ProfilesUnitOfWork: ...
+
+    def engine(self) -> Engine: ...
+
+
+class QueuedWork(Protocol):
+    """A queue item as a worker handler reads it (``store.models.WorkItem`` is one)."""
+
+    @property
+    def ref_id(self) -> str: ...
