@@ -18,6 +18,7 @@ from openseg.profiles.service import request_build
 from openseg.scope import Scope
 from openseg.services import Services
 from openseg.store.models import Dataset
+from openseg.store.repositories import SqlAlchemyWorkQueue
 
 router = APIRouter(prefix="/data/foundation/catalog", tags=["catalog"])
 
@@ -229,5 +230,5 @@ def delete_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = D
                                            staging=settings.staging, home=settings.home)
         dataset = session.get(Dataset, batch.dataset_id)
         if batch.status == "success" and dataset is not None and is_profile_enabled(dataset):
-            request_build(session, batch.sandbox_id)  # its records leave the merged profiles
+            request_build(SqlAlchemyWorkQueue(session), batch.sandbox_id)  # its records leave the merged profiles
     return [f"@/batches/{batch_id}"]
