@@ -150,3 +150,22 @@ def test_an_existing_definition_opens_as_pql_with_its_dry_run(page: Page, demo: 
     page.locator("#builder-pql").fill('homeAddress.country in ["US", "CA"]')
     canada = demo.call("POST", "/data/core/ups/preview", {"predicateExpression": 'homeAddress.country = "CA"'})
     expect(page.locator("#builder-dryrun-counts")).to_have_text(f"+{canada['page']['totalCount']} / −0")
+
+
+def test_date_conditions_compare_with_a_day_or_a_window(page: Page, demo: Demo) -> None:
+    fields = {f["path"]: f["type"] for f in demo.call("GET", "/data/core/ups/segment/schema")["profile"]}
+    assert (fields["person.birthDate"], fields["loyalty.joinDate"]) == ("date", "datetime")
+    for path, operator, value, pql in (
+            ("person.birthDate", "<", "1970-01-01", 'person.birthDate < date("1970-01-01")'),
+            ("loyalty.joinDate", ">=", "2020-01-01", 'loyalty.joinDate >= datetime("2020-01-01T00:00:00Z")'),
+            ("loyalty.joinDate", "inLast", "1000", "loyalty.joinDate occurs <= 1000 days before now")):
+        page.reload()  # a fresh builder for each condition
+        page.fill("#schema-search", path)
+        page.click(f'#schema-fields button[data-path="{path}"]')
+        page.locator("#builder-tree [data-role=operator]").select_option(operator)
+        page.locator("#builder-tree [data-role=value]").fill(value)
+        expect(page.locator("#builder-pql")).to_have_value(pql)
+        preview = demo.call("POST", "/data/core/ups/preview", {"predicateExpression": pql, "predicateType": "pql/text"})
+        expected = preview["page"]["totalCount"]
+        assert 0 < expected < 400, (pql, expected)
+        expect(page.locator("#builder-estimate-size")).to_have_text(f"{expected:,}")

@@ -29,6 +29,8 @@
     number: [["=", "="], ["!=", "≠"], [">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"],
       ["isNotNull", "exists"], ["isNull", "does not exist"]],
     boolean: [["true", "is true"], ["false", "is false"], ["isNotNull", "exists"], ["isNull", "does not exist"]],
+    date: [["<", "is before"], [">=", "is on or after"], ["inLast", "is in the last N days"],
+      ["isNotNull", "exists"], ["isNull", "does not exist"]],
     other: [["isNotNull", "exists"], ["isNull", "does not exist"]],
   };
   const COUNT_OPERATORS = [">=", ">", "=", "<=", "<"];
@@ -56,6 +58,7 @@
     if (type === "string") return "string";
     if (type === "integer" || type === "number") return "number";
     if (type === "boolean") return "boolean";
+    if (type === "date" || type === "datetime") return "date";
     return "other";
   }
 
@@ -73,6 +76,16 @@
     if (c.op === "isNull" || c.op === "isNotNull") return `${c.path}.${c.op}()`;
     if (kind === "boolean") return `${c.path} = ${c.op}`;
     if (c.value === "" || (kind === "number" && !Number.isFinite(Number(c.value)))) return "";
+    if (kind === "date") {
+      if (c.op === "inLast") {
+        const days = Number(c.value);
+        return Number.isInteger(days) && days > 0 ? `${c.path} occurs <= ${days} days before now` : "";
+      }
+      // A date field compares with date("YYYY-MM-DD"), a date-time field with datetime("...Z").
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(c.value)) return "";
+      const moment = c.type === "date" ? `date(${quote(c.value)})` : `datetime(${quote(`${c.value}T00:00:00Z`)})`;
+      return `${c.path} ${c.op} ${moment}`;
+    }
     if (c.op === "in") {
       const values = c.value.split(",").map((v) => v.trim()).filter(Boolean);
       return `${c.path} in [${values.map((v) => literal(v, kind)).join(", ")}]`;
@@ -188,7 +201,9 @@
         el("span", { className: "muted" }, item.type || ""),
         bind(select("operator", OPERATORS[kind], item.op), item, "op"));
       if (!["isNull", "isNotNull", "true", "false"].includes(item.op)) {
-        row.append(bind(input("value", item.value, { placeholder: item.op === "in" ? "a, b, c" : "value" }), item, "value"));
+        const placeholder = item.op === "in" ? "a, b, c" : item.op === "inLast" ? "days"
+          : kind === "date" ? "YYYY-MM-DD" : "value";
+        row.append(bind(input("value", item.value, { placeholder }), item, "value"));
       }
     } else if (item.kind === "events") {
       row.append(el("span", { className: "kind" }, "Events"),
