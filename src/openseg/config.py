@@ -25,6 +25,9 @@ class Settings:
     job_memory_limit: str | None = None
     membership_snapshots: int = 2
     worker_nice: int = 10
+    query_memory_limit: str = "1GB"
+    query_threads: int = 1
+    query_timeout: float = 120.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -52,11 +55,16 @@ class Settings:
             job_memory_limit=env.get("OPENSEG_JOB_MEMORY_LIMIT") or None,
             membership_snapshots=int(env.get("OPENSEG_MEMBERSHIP_SNAPSHOTS") or 2),
             worker_nice=int(env.get("OPENSEG_WORKER_NICE") or 10),
+            query_memory_limit=str(env.get("OPENSEG_QUERY_MEMORY_LIMIT") or "1GB"),
+            query_threads=int(env.get("OPENSEG_QUERY_THREADS") or 1),
+            query_timeout=float(env.get("OPENSEG_QUERY_TIMEOUT") or 120),
         )
         if settings.membership_snapshots < 1:
             raise ValueError("OPENSEG_MEMBERSHIP_SNAPSHOTS must be at least 1 (the current membership)")
         if not 0 <= settings.worker_nice <= 19:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
+        if settings.query_threads < 1 or settings.query_timeout <= 0:
+            raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -97,6 +105,9 @@ ENVIRONMENT = (
     ("OPENSEG_WORKER_NICE", "10",
      "how much lower than the API's the worker's CPU priority is (0-19; Linux nice): jobs and builds yield the "
      "CPU to requests"),
+    ("OPENSEG_QUERY_MEMORY_LIMIT", "1GB", "memory one Query Service query may use (beyond it the query fails, naming the limit)"),
+    ("OPENSEG_QUERY_THREADS", "1", "threads one Query Service query may use (1: a query never takes every core from jobs)"),
+    ("OPENSEG_QUERY_TIMEOUT", "120", "seconds a Query Service query may run before it is stopped"),
     ("OPENSEG_EXPORT_FILE_ROWS", "1000000", "rows per Parquet file an export writes"),
     ("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000", "sandboxes up to this many profiles get exact previews; larger ones a sampled estimate"),
 )

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from openseg import failures
-from openseg.catalog.read_only_sql import check_read_only, json_value, run_query, table_name
+from openseg.catalog.read_only_sql import QueryLimitExceeded, check_read_only, json_value, run_query, table_name
 from openseg.catalog.service import successful_files
 from openseg.clock import ms_to_datetime, new_uuid, now_ms, rfc3339
 from openseg.errors import BadRequest, Conflict
@@ -98,11 +98,14 @@ def execute(services: Services, query_id: str) -> None:
     target = services.settings.home / "queries" / f"{query_id}.parquet"
     try:
         check_read_only(sql, set(tables))
-        result = run_query(sql, tables, allowed)
+        settings = services.settings
+        result = run_query(sql, tables, allowed, timeout=settings.query_timeout,
+                           memory_limit=settings.query_memory_limit, threads=settings.query_threads)
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(result.table, target)
     except Exception as exc:  # noqa: BLE001 - a failing query is the user's answer, not a worker crash
-        message = exc.detail if isinstance(exc, BadRequest) else failures.describe(exc, services.settings.lake)
+        message = (exc.detail if isinstance(exc, BadRequest) else str(exc) if isinstance(exc, QueryLimitExceeded)
+                   else failures.describe(exc, services.settings.lake))
         with services.db.session() as session:
             query = session.get(Query, query_id)
             assert query is not None

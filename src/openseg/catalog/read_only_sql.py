@@ -27,6 +27,13 @@ from openseg.json_values import json_value as json_value  # re-exported for its 
 MAX_ROWS = 100_000
 #: Seconds a query may run before it is interrupted.
 TIMEOUT_SECONDS = 120.0
+#: Memory and threads a query may use (``OPENSEG_QUERY_MEMORY_LIMIT``, ``OPENSEG_QUERY_THREADS``).
+MEMORY_LIMIT = "1GB"
+THREADS = 1
+
+
+class QueryLimitExceeded(Exception):
+    """A query met one of its limits (time or memory) and was stopped; the message names the limit."""
 
 #: Statements and clauses that write, change settings or reach outside the query, by what a 400 calls them.
 _FORBIDDEN: dict[type[exp.Expr], str] = {
@@ -154,10 +161,14 @@ def _visible_ctes(table: exp.Table) -> set[str]:
 
 
 def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: Path, *, max_rows: int = MAX_ROWS,
-              timeout: float = TIMEOUT_SECONDS) -> QueryResult:
-    """Run a checked query; ``tables`` maps table names to their Parquet files."""
+              timeout: float = TIMEOUT_SECONDS, memory_limit: str = MEMORY_LIMIT, threads: int = THREADS) -> QueryResult:
+    """Run a checked query; ``tables`` maps table names to their Parquet files.
+
+    The query is bounded: ``timeout`` seconds (then interrupted), ``memory_limit`` of memory and ``threads``
+    threads (a recursive CTE that never ends meets one of the two first), at most ``max_rows`` rows kept.
+    """
     started = time.perf_counter()
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads})
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name, files in tables.items():
@@ -179,7 +190,12 @@ def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: Path, *, max_
                 if rows > max_rows:
                     break
         except duckdb.InterruptException as exc:
-            raise TimeoutError(f"the query ran longer than {timeout:.0f} s and was stopped") from exc
+            raise QueryLimitExceeded(
+                f"the query ran longer than its time limit ({timeout:g} s, OPENSEG_QUERY_TIMEOUT) and was stopped") from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise QueryLimitExceeded(
+                f"the query needed more memory than its limit ({memory_limit}, OPENSEG_QUERY_MEMORY_LIMIT) and was "
+                "stopped") from exc
         finally:
             timer.cancel()
         table = pa.Table.from_batches(batches, schema=reader.schema)
