@@ -1,4 +1,4 @@
-"""The worker killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store or
+"""The worker, or the whole server with the worker inside, killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store or
 writes an export, then started again: every piece of work ends as if the kill never happened, and until then
 nothing of it is visible half-written.
 
@@ -12,6 +12,7 @@ own process and kills itself at an exact point, so the test does not depend on t
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,7 +35,14 @@ from tests.api.test_segment_jobs import run_job
 from tests.conftest import Org, make_org
 from tests.e2e.test_crash_recovery import worker_env
 
-#: Runs ``openseg worker`` after arranging for the process to SIGKILL itself at the point named by argv[1].
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+#: Runs ``openseg`` with the arguments after argv[1] (``worker``, or ``serve`` with its worker inside) after
+#: arranging for the process to SIGKILL itself at the point named by argv[1].
 WORKER_THAT_DIES = """
 import os, signal, sys
 
@@ -69,7 +77,7 @@ else:
 
 from openseg.cli import app
 
-sys.argv = ["openseg", "worker"]
+sys.argv = ["openseg", *sys.argv[2:]]
 app()
 """
 
@@ -83,8 +91,11 @@ def home(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
     services.db.dispose()
 
 
-def kill_worker_at(services: Services, point: str) -> None:
-    died = subprocess.run([sys.executable, "-c", WORKER_THAT_DIES, point], env=worker_env(services),
+def kill_worker_at(services: Services, point: str, process: str = "worker") -> None:
+    """Run the worker (``process="worker"``) or the whole server (``"serve"``: API, worker and scheduler in
+    one process, as ``make run`` starts it) until it kills itself at ``point``."""
+    command = ["worker"] if process == "worker" else ["serve", "--port", str(_free_port())]
+    died = subprocess.run([sys.executable, "-c", WORKER_THAT_DIES, point, *command], env=worker_env(services),
                           capture_output=True, text=True, timeout=120)
     assert died.returncode == -signal.SIGKILL, died.stdout + died.stderr
 
@@ -118,13 +129,14 @@ def no_partial_files(root: Path) -> bool:
 
 
 @pytest.mark.parametrize("point", ["lake-before", "lake-after"])
+@pytest.mark.parametrize("process", ["worker", "serve"])
 def test_a_batch_whose_worker_was_killed_is_ingested_once_by_the_next(
-        home: tuple[Services, Org, TestClient], point: str) -> None:
+        home: tuple[Services, Org, TestClient], point: str, process: str) -> None:
     services, org, client = home
     people = create_dataset(client, org.headers())
     batch_id = upload_batch(client, org.headers(), people, {"people.json": json_lines([person(i) for i in range(6)])})
 
-    kill_worker_at(services, point)
+    kill_worker_at(services, point, process)
     # Killed mid-ingestion: the batch is not done, and no reader sees any of its files.
     assert batch(client, org, batch_id)["status"] != "success"
     listed = client.get(f"/data/foundation/export/batches/{batch_id}/files", headers=org.headers())
@@ -140,8 +152,9 @@ def test_a_batch_whose_worker_was_killed_is_ingested_once_by_the_next(
 
 
 @pytest.mark.parametrize("point", ["store-before", "store-after"])
+@pytest.mark.parametrize("process", ["worker", "serve"])
 def test_a_build_whose_worker_was_killed_is_published_whole_by_the_next(
-        home: tuple[Services, Org, TestClient], point: str) -> None:
+        home: tuple[Services, Org, TestClient], point: str, process: str) -> None:
     services, org, client = home
     assert services.worker is not None
     people = create_dataset(client, org.headers())
@@ -149,7 +162,7 @@ def test_a_build_whose_worker_was_killed_is_published_whole_by_the_next(
     while services.worker.run_once((INGEST_BATCH,)):
         pass  # ingested here; the build it queued is left to the worker that dies
 
-    kill_worker_at(services, point)
+    kill_worker_at(services, point, process)
     # Killed before publishing: there is no build to read yet (409). Killed after: the build is whole on disk,
     # and readers see all of it. Never half of one.
     assert [lookup(client, org, i) for i in range(6)] == [409 if point == "store-before" else 200] * 6
@@ -160,8 +173,9 @@ def test_a_build_whose_worker_was_killed_is_published_whole_by_the_next(
 
 
 @pytest.mark.parametrize("point", ["lake-before", "lake-after"])
+@pytest.mark.parametrize("process", ["worker", "serve"])
 def test_an_export_whose_worker_was_killed_is_written_once_by_the_next(
-        home: tuple[Services, Org, TestClient], point: str) -> None:
+        home: tuple[Services, Org, TestClient], point: str, process: str) -> None:
     services, org, client = home
     assert services.worker is not None
     drain = services.worker.run_until_idle
@@ -185,7 +199,7 @@ def test_an_export_whose_worker_was_killed_is_written_once_by_the_next(
                             params={"dataSet": target}).json()
         return [b for b in listed.values() if b["status"] == "success"]
 
-    kill_worker_at(services, point)
+    kill_worker_at(services, point, process)
     # Killed mid-export: the job is not done and the dataset has no batch of it yet.
     assert job()["status"] not in ("SUCCEEDED", "FAILED")
     assert exported_batches() == []
