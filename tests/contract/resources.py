@@ -8,6 +8,7 @@ it (with what it depends on), through the same HTTP calls a user makes.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -191,7 +192,8 @@ BUILDERS: dict[str, Callable[[World], str]] = {
     "preview": _preview, "query": _query, "profile": _profile, "namespace": lambda world: "email",
     "profile_schema": lambda world: PROFILE, "file_path": _file_path, "large_file": _large_file,
     "catalog_batch": _catalog_batch, "event_dataset": _event_dataset, "inlet": _inlet,
-    "new_batch_id": lambda world: "contract-batch-1", "batch_field": lambda world: "status",
+    "new_batch_id": lambda world: f"contract-{uuid.uuid4().hex[:16]}",  # batch ids are unique across orgs
+    "batch_field": lambda world: "status",
     "upload_format": lambda world: "json",
 }
 
