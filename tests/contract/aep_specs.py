@@ -1,6 +1,6 @@
 """Adobe's published OpenAPI specs (``../shared/aep-openapi/``), read as the contract openseg is held to.
 
-One ``Operation`` per (method, path) of the six services openseg speaks, with the path openseg serves it at
+One ``Operation`` per (method, path) of the seven services openseg speaks, with the path openseg serves it at
 (the spec's server path, e.g. ``/data/core/ups``, before the spec's path), the spec's own example request,
 and a validator of a response body against the spec's response schema.
 """
@@ -21,7 +21,8 @@ from referencing.jsonschema import DRAFT4
 
 #: The repository's sibling ``shared/`` folder (as in CI: a copy of shared/ beside the clone).
 SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "aep-openapi"
-SERVICES = ("segmentation", "profile", "catalog", "batch-ingestion", "data-access", "query-service")
+SERVICES = ("segmentation", "profile", "catalog", "batch-ingestion", "data-access", "query-service",
+            "streaming-ingestion")
 METHODS = ("get", "post", "put", "patch", "delete", "head")
 
 
@@ -85,7 +86,7 @@ def base_path(service: str) -> str:
 
 
 def operations() -> list[Operation]:
-    """Every operation of the six specs, in spec order."""
+    """Every operation of the seven specs, in spec order."""
     found = []
     for service in SERVICES:
         base = base_path(service)
@@ -117,7 +118,10 @@ def example_of(document: dict[str, Any], schema: Any, depth: int = 0) -> Any:
     if not isinstance(schema, dict) or depth > 12:
         return None
     if "example" in schema:
-        return copy.deepcopy(schema["example"])
+        example = copy.deepcopy(schema["example"])
+        # An array's example written as its one item (datasetPatchRequestV2's tags: "q2_sales_data" for an
+        # array of strings): the list of that item, as the schema types it.
+        return [example] if schema.get("type") == "array" and not isinstance(example, list) else example
     for combined in ("allOf", "oneOf", "anyOf"):
         if combined in schema:
             parts = [example_of(document, s, depth + 1) for s in schema[combined]]

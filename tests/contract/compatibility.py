@@ -28,9 +28,11 @@ class Row:
 
 
 def rows(text: str | None = None) -> list[Row]:
-    """The table's rows; a line of the table that is not a well-formed row is an error, not skipped."""
-    found = []
+    """The rows of the specs' table; a line of it that is not a well-formed row is an error, not skipped."""
+    found: list[Row] = []
     for line in (TABLE.read_text() if text is None else text).splitlines():
+        if line.startswith("## ") and found:
+            break  # the table ends at the next section (the AEP operations outside the specs)
         if not line.startswith("| ") or line == _HEADER:
             continue
         match = _ROW.match(line)

@@ -8,12 +8,13 @@ it (with what it depends on), through the same HTTP calls a user makes.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.flows import PROFILE, UNION, create_dataset, json_lines, person, upload_batch
+from tests.api.flows import EVENT, PROFILE, UNION, create_dataset, json_lines, person, upload_batch
 from tests.conftest import Org
 from tests.contract.aep_specs import Operation
 
@@ -138,6 +139,46 @@ def _file_name(world: World) -> str:
     return "upload.json"
 
 
+def _file_path(world: World) -> str:
+    """The name of the Data Access file's one file (its ``?path=``)."""
+    listing = world.call("GET", f"/data/foundation/export/files/{world['file']}", 200)["data"]
+    return str(listing[0]["name"])
+
+
+def _large_file(world: World) -> str:
+    """A large file of the open batch, initialized (POST ?action=INITIALIZE) and waiting for its parts."""
+    name = "large.json"
+    world.call("POST", f"/data/foundation/import/batches/{world['open_batch']}/datasets/{world['dataset']}/files/"
+               f"{name}", 200, params={"action": "INITIALIZE"})
+    return name
+
+
+def _catalog_batch(world: World) -> str:
+    """A batch recorded through Catalog (a record of work done elsewhere: every field of it is the user's)."""
+    body = {"status": "success", "externalId": "/elsewhere/1", "recordCount": 3,
+            "relatedObjects": [{"type": "dataSet", "id": world["dataset"]}]}
+    created = world.client.post("/data/foundation/catalog/batches", headers=world.headers, json=body)
+    assert created.status_code == 201, created.text
+    return str(created.json()[0].split("/")[-1])
+
+
+def _inlet(world: World) -> str:
+    """A streaming connection's inlet id (an unauthenticated inlet, over the Profile dataset)."""
+    body = {"name": "ACME Streaming", "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+            "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"},
+            "auth": {"specName": "Streaming Connection",
+                     "params": {"sourceId": "ACME Streaming", "dataType": "xdm", "name": "ACME Streaming",
+                                "datasetId": world["dataset"]}}}
+    created = world.call("POST", "/data/foundation/flowservice/connections", 201, json=body)
+    (item,) = world.call("GET", f"/data/foundation/flowservice/connections/{created['id']}", 200)["items"]
+    return str(item["auth"]["params"]["inletId"])
+
+
+def _event_dataset(world: World) -> str:
+    """An ExperienceEvent dataset (its ``classification.dataBehavior`` is ``time-series``)."""
+    return create_dataset(world.client, world.headers, "events", schema=EVENT)
+
+
 def _profile(world: World) -> str:
     """The e-mail of a profile the sandbox holds (its dataset ingested)."""
     world["dataset"]
@@ -149,7 +190,11 @@ BUILDERS: dict[str, Callable[[World], str]] = {
     "open_batch": _open_batch, "file": _file, "file_name": _file_name, "policy": _policy, "segment": _segment,
     "segment_job": _segment_job, "union": _union, "export_job": _export_job, "schedule": _schedule,
     "preview": _preview, "query": _query, "profile": _profile, "namespace": lambda world: "email",
-    "profile_schema": lambda world: PROFILE,
+    "profile_schema": lambda world: PROFILE, "file_path": _file_path, "large_file": _large_file,
+    "catalog_batch": _catalog_batch, "event_dataset": _event_dataset, "inlet": _inlet,
+    "new_batch_id": lambda world: f"contract-{uuid.uuid4().hex[:16]}",  # batch ids are unique across orgs
+    "batch_field": lambda world: "status",
+    "upload_format": lambda world: "json",
 }
 
 #: Path parameter of the specs -> the resource that fills it.
@@ -157,7 +202,24 @@ PATH_PARAMETERS: dict[str, str] = {
     "SEGMENT_ID": "segment", "SEGMENT_JOB_ID": "segment_job", "EXPORT_JOB_ID": "export_job",
     "PREVIEW_ID": "preview", "ESTIMATE_ID": "preview", "SCHEDULE_ID": "schedule", "mergePolicyId": "policy",
     "BATCH_ID": "batch", "batchId": "batch", "DATASET_ID": "dataset", "datasetId": "dataset", "id": "dataset",
-    "dataSetFileId": "file", "filePath": "file_name", "queryid": "query",
+    "dataSetFileId": "file", "filePath": "file_name", "queryid": "query", "FIELD": "batch_field",
+    "CONNECTION_ID": "inlet",
+}
+#: Where one operation's path parameter needs another resource than its name's, and why.
+OPERATION_PARAMETERS: dict[tuple[str, str], str] = {
+    # createBatchWithId names a batch that does not exist yet.
+    ("POST /data/foundation/catalog/batches/{BATCH_ID}", "BATCH_ID"): "new_batch_id",
+    # The examples rewrite a batch's status and counters: a batch recorded through Catalog (on a batch openseg
+    # ingests those are openseg's, and Catalog changes only what describes it; docs/aep-compatibility.md).
+    ("PUT /data/foundation/catalog/batches/{BATCH_ID}", "BATCH_ID"): "catalog_batch",
+    ("PATCH /data/foundation/catalog/batches/{BATCH_ID}", "BATCH_ID"): "catalog_batch",
+    # The example's classification is `time-series`: an ExperienceEvent dataset's.
+    ("PATCH /data/foundation/catalog/v2/dataSets/{DATASET_ID}", "DATASET_ID"): "event_dataset",
+    # A part (PATCH) and the upload status (HEAD) are of a large file, initialized first.
+    ("PATCH /data/foundation/import/batches/{batchId}/datasets/{datasetId}/files/{filePath}", "filePath"):
+        "large_file",
+    ("HEAD /data/foundation/import/batches/{batchId}/datasets/{datasetId}/files/{filePath}", "filePath"):
+        "large_file",
 }
 #: Operations that act on a batch still open for uploads (uploading to it, completing it).
 OPEN_BATCH_OPERATIONS = {"batch-ingestion"}
@@ -165,6 +227,8 @@ OPEN_BATCH_OPERATIONS = {"batch-ingestion"}
 
 def path_value(world: World, operation: Operation, name: str) -> str:
     """The real id for path parameter ``name`` of ``operation``."""
+    if (operation.key, name) in OPERATION_PARAMETERS:
+        return world[OPERATION_PARAMETERS[(operation.key, name)]]
     if name not in PATH_PARAMETERS:
         raise LookupError(f"no resource fills {{{name}}} of {operation.key}: add it to PATH_PARAMETERS and "
                           "BUILDERS in tests/contract/resources.py")

@@ -9,6 +9,11 @@ from fastapi.testclient import TestClient
 from tests.contract import compatibility
 from tests.contract.aep_specs import operations
 
+#: AEP operations whose spec is not among ``../shared/aep-openapi/``: Flow Service's streaming connections (the
+#: inlets of ``/collection``), as docs/aep-compatibility.md lists them.
+AEP_WITHOUT_SPEC = {("POST", "/data/foundation/flowservice/connections"),
+                    ("GET", "/data/foundation/flowservice/connections/{connection_id}")}
+
 
 def _shape(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path)
@@ -22,7 +27,8 @@ def _documented(client: TestClient) -> dict[tuple[str, str], dict[str, object]]:
 
 
 def test_every_route_is_an_aep_operation_or_an_openseg_extension(client: TestClient) -> None:
-    aep = {(op.method, _shape(op.openseg_path)) for op in operations()}
+    aep = {(op.method, _shape(op.openseg_path)) for op in operations()} | {
+        (method, _shape(path)) for method, path in AEP_WITHOUT_SPEC}
     documented = _documented(client)
     extensions = {key for key, op in documented.items() if op.get("x-openseg-extension") is True}
     tagged = {key for key, op in documented.items() if "openseg extension" in op.get("tags", [])}  # type: ignore[operator]
@@ -32,6 +38,15 @@ def test_every_route_is_an_aep_operation_or_an_openseg_extension(client: TestCli
     assert {("GET", "/data/core/ups/segment/definitions/{definition_id}/explain"),
             ("POST", "/data/core/ups/segment/definitions/{definition_id}/dryRun"),
             ("GET", "/data/foundation/query/queries/{query_id}/results"), ("GET", "/health")} <= extensions
+
+
+def test_the_aep_operations_without_a_spec_are_served_and_listed_in_the_compatibility_doc(
+        client: TestClient) -> None:
+    assert AEP_WITHOUT_SPEC <= set(_documented(client))
+    section = compatibility.TABLE.read_text().split("## AEP operations outside these specs")[1].split("\n## ")[0]
+    listed = {(m["method"], _shape(m["path"])) for m in re.finditer(r"^\| (?P<method>[A-Z]+) \| `(?P<path>[^`]+)` \|",
+                                                                     section, re.MULTILINE)}
+    assert listed == {(method, _shape(path)) for method, path in AEP_WITHOUT_SPEC}
 
 
 def test_every_implemented_aep_operation_is_documented_at_its_aep_path(client: TestClient) -> None:

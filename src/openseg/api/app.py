@@ -47,6 +47,7 @@ EXTENSIONS = frozenset({
     ("POST", "/data/core/ups/config/schedules/{schedule_id}"),
     ("GET", "/data/foundation/query/queries/{query_id}/results"),
     ("GET", "/data/core/ups/access/membership-history"),
+    ("GET", "/data/core/ups/segment/schema"),
 })
 EXTENSION_TAG = "openseg extension"
 

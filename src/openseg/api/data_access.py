@@ -15,6 +15,7 @@ from openseg.api.paging import parse_int
 from openseg.catalog import service as catalog
 from openseg.catalog.batch_meta import meta_files
 from openseg.catalog.failed_records import failed_files
+from openseg.catalog.previews import dataset_preview
 from openseg.errors import NotFound
 from openseg.services import Services
 
@@ -118,3 +119,10 @@ def file_or_listing(file_id: str, request: Request, who: Tenant = Depends(tenant
     if path_param != name or not path.is_file():
         raise NotFound(f"file '{path_param}' is not part of dataSetFile '{file_id}'", field="path")
     return FileResponse(path, media_type="application/octet-stream", filename=name)
+
+
+@router.get("/datasets/{dataset_id}/preview")
+def preview_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
+    """The dataset's first 100 records (of its successful batches, oldest first) as ``{"data": [...]}``."""
+    with svc.db.session() as session:
+        return dataset_preview(session, scope_of(who), dataset_id)

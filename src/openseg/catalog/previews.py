@@ -1,4 +1,5 @@
-"""A batch's data preview (``GET /import/batches/{id}/datasets/{ds}/preview``): its first rows, as text.
+"""A batch's data preview (``GET /import/batches/{id}/datasets/{ds}/preview``): its first rows, as text; and
+a dataset's (Data Access ``GET /export/datasets/{id}/preview``): its first records.
 
 AEP's ``PreviewResponse`` gives columns (``cid``, ``name``) and rows keyed by ``cid`` whose values are
 strings; a nested value (an object, a list, a number) is its JSON text. Columns are the records' top-level
@@ -10,13 +11,13 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from openseg.catalog.records import FileFormatError, iter_json_records
-from openseg.catalog.service import FORMATS, batch_files, get_batch, staged_files
+from openseg.catalog.service import FORMATS, batch_files, get_batch, get_dataset, staged_files, successful_files
 from openseg.errors import BadRequest, NotFound
 from openseg.scope import Scope
 
@@ -49,6 +50,32 @@ def batch_preview(session: Session, scope: Scope, batch_id: str, dataset_id: str
             "preview": preview(files, fmt, rows)}
 
 
+def dataset_preview(session: Session, scope: Scope, dataset_id: str) -> dict[str, Any]:
+    """Data Access's ``preview`` of a dataset: the first ``DEFAULT_ROWS`` records of its successful batches
+    (oldest first) as ``{"data": [record, ...]}``, each record as ingested (its empty fields left out); no
+    records yet is an empty list.
+
+    Raises:
+        NotFound: the dataset is not in the sandbox.
+    """
+    dataset = get_dataset(session, scope, dataset_id)
+    records: list[dict[str, Any]] = []
+    for data_file in successful_files(session, scope.sandbox_id, dataset.id):
+        if len(records) >= DEFAULT_ROWS:
+            break
+        if Path(data_file.path).is_file():
+            records += _first_parquet_records(Path(data_file.path), DEFAULT_ROWS - len(records), maps_as_pydicts="strict")
+    return {"data": [json.loads(json.dumps(_without_nulls(r), default=_json_default)) for r in records]}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def preview(files: list[Path], fmt: str, rows: int) -> dict[str, Any]:
     """The first ``rows`` records of ``files`` (read in order) as AEP's ``Preview`` object.
 
@@ -73,16 +100,22 @@ def preview(files: list[Path], fmt: str, rows: int) -> dict[str, Any]:
     }
 
 
+def _first_parquet_records(path: Path, count: int, maps_as_pydicts: Literal["lossy", "strict"] | None = None,
+                           ) -> list[dict[str, Any]]:
+    """The first ``count`` rows of a Parquet file; with ``maps_as_pydicts`` a map (``identityMap``) is a dict,
+    else its list of (key, value) pairs."""
+    found: list[dict[str, Any]] = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=max(count, 1)):
+        found += batch.to_pylist(maps_as_pydicts=maps_as_pydicts)[: count - len(found)]
+        if len(found) >= count:
+            break
+    return found
+
+
 def _first_records(path: Path, fmt: str, count: int) -> list[dict[str, Any]]:
     if fmt == "parquet":
-        source = pq.ParquetFile(path)
-        found: list[dict[str, Any]] = []
-        for batch in source.iter_batches(batch_size=max(count, 1)):
-            found += batch.to_pylist()[: count - len(found)]
-            if len(found) >= count:
-                break
-        return found
-    found = []
+        return _first_parquet_records(path, count)
+    found: list[dict[str, Any]] = []
     for record in iter_json_records(path):
         if len(found) >= count:
             break
