@@ -31,7 +31,7 @@ KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
     "segmentation-no-infrastructure": 16,
-    "profiles-no-infrastructure": 4,
+    "profiles-no-infrastructure": 2,
     "exports-no-infrastructure": 5,
     "scheduling-no-infrastructure": 0,
     "streaming-no-infrastructure": 0,

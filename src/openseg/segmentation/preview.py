@@ -24,7 +24,7 @@ from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
 from openseg.segmentation.planner import arrow_paths, plan_segments
 from openseg.segmentation.statements import statement
-from openseg.store.models import Preview, ProfileStore, SegmentDefinition
+from openseg.store.models import Preview, SegmentDefinition
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
 if TYPE_CHECKING:
@@ -54,14 +54,10 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
                        sandbox_schema(services, scope), field="predicateExpression")
     _check_segments(session, scope, analysis.references)
     policy_id = body.get("mergePolicyId")
-    if not isinstance(policy_id, str):
-        # A sandbox's first request may create its default policy: commit it before serving_store, whose
-        # sessions of its own (and the build it may queue) look for it.
-        with services.db.session() as own:
-            policies.ensure_default(own, scope)
-    policy = (policies.get_policy(session, scope, policy_id) if isinstance(policy_id, str)
-              else policies.ensure_default(session, scope))
-    record = session.get(ProfileStore, policy.id)
+    # A sandbox's first request may create its default policy: committed before serving_store, whose units of
+    # work of its own (and the build it may queue) look for it.
+    policy, record = (policies.read_policy(services.uow(), scope, policy_id) if isinstance(policy_id, str)
+                      else policies.read_default(services.uow(), scope))
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
     relation, previous = members.relation(members.state(record.membership_path if record else None))
     build = serving_store(services, scope, policy, build_empty=True)  # a sandbox without data previews nobody

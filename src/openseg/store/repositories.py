@@ -184,7 +184,7 @@ class SqlAlchemySegmentDefinitionRepository:
 
 
 class SqlAlchemyMergePolicyRepository:
-    """``segmentation.ports.MergePolicyRepository`` (and scheduling's) over ``merge_policies``."""
+    """``segmentation.ports.MergePolicyRepository`` (and scheduling's, profiles') over ``merge_policies``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -201,6 +201,24 @@ class SqlAlchemyMergePolicyRepository:
         rows = self._session.scalars(select(MergePolicyRow).where(MergePolicyRow.sandbox_id == sandbox_id)
                                      .order_by(MergePolicyRow.created, MergePolicyRow.id))
         return [_policy(row) for row in rows]
+
+    def update(self, policy: MergePolicy) -> None:
+        row = self._session.get(MergePolicyRow, policy.id)
+        if row is None:
+            raise LookupError(f"merge policy {policy.id} is not stored")
+        for name in _POLICY_FIELDS:
+            setattr(row, name, getattr(policy, name))
+        self._session.flush()
+
+    def remove(self, policy_id: str) -> None:
+        row = self._session.get(MergePolicyRow, policy_id)
+        if row is not None:
+            self._session.delete(row)
+            self._session.flush()
+
+    def users(self, policy_id: str) -> set[str]:
+        return set(self._session.scalars(select(SegmentDefinitionRow.id)
+                                         .where(SegmentDefinitionRow.merge_policy_id == policy_id)))
 
     def count(self, sandbox_id: str) -> int:
         return int(self._session.scalar(select(func.count()).select_from(MergePolicyRow)
@@ -316,6 +334,10 @@ class SqlAlchemyProfileSourceRepository:
         if batch is None or dataset is None or not is_profile_enabled(dataset) or dataset_kind(dataset) == "union":
             return None
         return batch.sandbox_id
+
+    def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
+        return set(self._session.scalars(select(Dataset.id).where(Dataset.sandbox_id == sandbox_id,
+                                                                  Dataset.id.in_(list(dataset_ids)))))
 
     def org_of(self, sandbox_id: str) -> str | None:
         sandbox = self._session.get(Sandbox, sandbox_id)
