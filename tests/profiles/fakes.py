@@ -40,7 +40,7 @@ class FakeStore:
     """The committed state: merge policies, profile store records, the catalog's profile sources, the queue.
 
     ``queue`` holds ``[kind, ref id, state]`` items; ``file_sizes`` what erasure recorded of a rewritten file;
-    ``definitions`` the merge policy of each segment definition, ``datasets`` the sandbox of each dataset.
+    ``policy_users`` the merge policy of each segment definition, ``dataset_sandboxes`` each dataset's sandbox.
     """
 
     policies: dict[str, MergePolicy] = field(default_factory=dict)
@@ -49,8 +49,8 @@ class FakeStore:
     batches: dict[str, SourceBatch] = field(default_factory=dict)
     file_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     queue: list[list[str]] = field(default_factory=list)
-    definitions: dict[str, str] = field(default_factory=dict)
-    datasets: dict[str, str] = field(default_factory=dict)
+    policy_users: dict[str, str] = field(default_factory=dict)
+    dataset_sandboxes: dict[str, str] = field(default_factory=dict)
 
 
 class FakeMergePolicyRepository:
@@ -110,7 +110,7 @@ class FakeProfileSourceRepository:
         return None if batch is None else batch.sandbox_id
 
     def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
-        return {d for d in dataset_ids if self.store.datasets.get(d) == sandbox_id}
+        return {d for d in dataset_ids if self.store.dataset_sandboxes.get(d) == sandbox_id}
 
     def org_of(self, sandbox_id: str) -> str | None:
         return self.store.sandboxes.get(sandbox_id)
@@ -156,7 +156,7 @@ class FakeUnitOfWork:
 
     def _begin(self) -> None:
         working = self._working = copy.deepcopy(self.store)
-        self.merge_policies = FakeMergePolicyRepository(working.policies, working.definitions)
+        self.merge_policies = FakeMergePolicyRepository(working.policies, working.policy_users)
         self.profile_stores = FakeProfileStoreRepository(working.profile_stores)
         self.profile_sources = FakeProfileSourceRepository(working)
         self.work_queue = FakeWorkQueue(working.queue)

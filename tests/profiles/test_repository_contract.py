@@ -66,7 +66,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
         def fake_land(scope: Scope, batch_id: str, kind: str, enabled: bool, status: str, completed: int,
                       paths: list[str]) -> list[SourceFile]:
-            store.datasets[f"ds-{batch_id}"] = scope.sandbox_id
+            store.dataset_sandboxes[f"ds-{batch_id}"] = scope.sandbox_id
             if not enabled or kind == "union":  # not a profile source: the fake's catalog holds no more
                 return []
             files = _expected(batch_id, f"ds-{batch_id}", kind, completed, paths)
@@ -81,7 +81,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
                     item[2] = state
 
         def fake_use(scope: Scope, segment_id: str, policy_id: str) -> None:
-            store.definitions[segment_id] = policy_id
+            store.policy_users[segment_id] = policy_id
 
         yield World(lambda: unit, Scope(), Scope(sandbox_id="sandbox-dev"), fake_land, fake_state,
                     lambda path: store.file_sizes[path], fake_use)

@@ -185,7 +185,7 @@ def test_erasure_rewrites_the_files_records_their_sizes_and_queues_a_build(servi
 
 
 def test_a_new_default_policy_takes_over_and_queues_one_build(services: FakeServices) -> None:
-    services.store.datasets["ds-crm"] = HERE.sandbox_id
+    services.store.dataset_sandboxes["ds-crm"] = HERE.sandbox_id
     made = policies.create_policy(services.uow(), HERE, {
         "name": " CRM first ", "identityGraph": {"type": "none"}, "default": True,
         "attributeMerge": {"type": "dataSetPrecedence", "data": {"order": ["ds-crm"]}}})
@@ -203,7 +203,7 @@ def test_a_new_default_policy_takes_over_and_queues_one_build(services: FakeServ
 
 
 def test_a_policy_names_only_datasets_of_its_sandbox(services: FakeServices) -> None:
-    services.store.datasets.update({"ds-crm": HERE.sandbox_id, "ds-dev": "sandbox-dev"})
+    services.store.dataset_sandboxes.update({"ds-crm": HERE.sandbox_id, "ds-dev": "sandbox-dev"})
     with pytest.raises(BadRequest, match="datasets that do not exist: ds-dev") as raised:
         policies.create_policy(services.uow(), HERE, {
             "name": "p", "identityGraph": {"type": "pdg"},
@@ -216,13 +216,13 @@ def test_a_policy_in_use_or_default_is_not_deleted(services: FakeServices) -> No
     default = policy(services, "mp-default")
     other = policies.create_policy(services.uow(), HERE, {
         "name": "p", "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"}})
-    services.store.definitions.update({"seg-b": other.id, "seg-a": other.id})
+    services.store.policy_users.update({"seg-b": other.id, "seg-a": other.id})
     with pytest.raises(Conflict, match="used by segment definitions: seg-a, seg-b") as raised:
         policies.delete_policy(services.uow(), HERE, other.id)
     assert raised.value.report == {"segmentDefinitions": ["seg-a", "seg-b"]}
     with pytest.raises(Conflict, match="is the sandbox's default"):
         policies.delete_policy(services.uow(), HERE, default.id)
-    services.store.definitions.clear()
+    services.store.policy_users.clear()
     policies.delete_policy(services.uow(), HERE, other.id)
     assert list(services.store.policies) == [default.id]
     with pytest.raises(NotFound):
