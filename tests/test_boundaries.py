@@ -32,7 +32,7 @@ KNOWN_DEBT = {
     "pql-no-infrastructure": 0,
     "segmentation-no-infrastructure": 16,
     "profiles-no-infrastructure": 2,
-    "exports-no-infrastructure": 5,
+    "exports-no-infrastructure": 1,
     "scheduling-no-infrastructure": 0,
     "streaming-no-infrastructure": 0,
     "streaming-through-ports": 0,

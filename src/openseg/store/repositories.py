@@ -13,11 +13,11 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled, record_batch_success
-from openseg.clock import ms_to_datetime
+from openseg.clock import ms_to_datetime, new_hex_id
 from openseg.exports.model import ExportJob
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.sources import SourceFile
@@ -37,7 +37,6 @@ __all__ = [
     "SqlAlchemyDatasetRepository",
     "SqlAlchemyExportBatchRepository",
     "SqlAlchemyExportJobRepository",
-    "SqlAlchemyExportLookups",
     "SqlAlchemyMergePolicyRepository",
     "SqlAlchemyProfileSourceRepository",
     "SqlAlchemyProfileStoreRepository",
@@ -65,6 +64,10 @@ def _definition(row: SegmentDefinitionRow) -> SegmentDefinition:
 
 def _policy(row: MergePolicyRow) -> MergePolicy:
     return MergePolicy(**{name: getattr(row, name) for name in _POLICY_FIELDS})
+
+
+def _export_job(row: ExportJobRow) -> ExportJob:
+    return ExportJob(**{name: getattr(row, name) for name in _EXPORT_JOB_FIELDS})
 
 
 def _job(row: SegmentJobRow) -> SegmentJob:
@@ -362,25 +365,33 @@ class SqlAlchemyDatasetRepository:
         return dataset_kind(dataset)
 
 
-class SqlAlchemyExportLookups:
-    """``exports.ports.ExportLookups`` on a session, for the export services that still hold one
-    (``exports/jobs.py``)."""
-
-    def __init__(self, session: Session) -> None:
-        self.datasets = SqlAlchemyDatasetRepository(session)
-        self.segment_definitions = SqlAlchemySegmentDefinitionRepository(session)
-        self.merge_policies = SqlAlchemyMergePolicyRepository(session)
-
-
 class SqlAlchemyExportJobRepository:
     """``exports.ports.ExportJobRepository`` over ``export_jobs``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    def add(self, job: ExportJob) -> ExportJob:
+        row = ExportJobRow(**{name: getattr(job, name) for name in _EXPORT_JOB_FIELDS if name != "id"})
+        self._session.add(row)
+        self._session.flush()
+        return _export_job(row)
+
     def get(self, job_id: int) -> ExportJob | None:
         row = self._session.get(ExportJobRow, job_id)
-        return None if row is None else ExportJob(**{name: getattr(row, name) for name in _EXPORT_JOB_FIELDS})
+        return None if row is None else _export_job(row)
+
+    def page(self, sandbox_id: str, *, statuses: Collection[str], before: tuple[int, int] | None, skip: int,
+             limit: int) -> list[ExportJob]:
+        query = select(ExportJobRow).where(ExportJobRow.sandbox_id == sandbox_id,
+                                           ExportJobRow.status.in_(list(statuses)))
+        if before is not None:
+            created, ident = before
+            query = query.where(or_(ExportJobRow.created < created,
+                                    and_(ExportJobRow.created == created, ExportJobRow.id < ident)))
+        rows = self._session.scalars(query.order_by(ExportJobRow.created.desc(), ExportJobRow.id.desc())
+                                     .offset(skip).limit(limit))
+        return [_export_job(row) for row in rows]
 
     def update(self, job: ExportJob) -> None:
         row = self._session.get(ExportJobRow, job.id)
@@ -397,6 +408,13 @@ class SqlAlchemyExportBatchRepository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def reserve(self, scope: Tenancy, dataset_id: str, *, now: int) -> str:
+        batch = Batch(id=new_hex_id(32), org_id=scope.org_id, sandbox_id=scope.sandbox_id, dataset_id=dataset_id,
+                      status="loading", input_format={"format": "parquet"}, origin="export", created=now, updated=now)
+        self._session.add(batch)
+        self._session.flush()
+        return batch.id
 
     def abandon(self, batch_ids: list[str], status: str, *, now: int) -> None:
         for batch_id in batch_ids:
