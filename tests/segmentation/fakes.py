@@ -99,6 +99,9 @@ class FakeSegmentJobRepository:
     def count_in_org(self, org_id: str) -> int:
         return sum(1 for j in self.rows.values() if j.org_id == org_id)
 
+    def ids_in(self, sandbox_id: str, statuses: Collection[str]) -> set[str]:
+        return {j.id for j in self.rows.values() if j.sandbox_id == sandbox_id and j.status in statuses}
+
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         assert job_id in self.rows, "only a stored job is updated"
         self.rows[job_id] = replace(self.rows[job_id], status=status, updated=updated)

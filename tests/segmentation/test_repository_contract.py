@@ -177,6 +177,9 @@ def test_segment_jobs_and_their_queued_work(world: World) -> None:
         assert page(here.sandbox_id, start=1, limit=10, statuses=["QUEUED", "PROCESSING"],
                     newest_first=False) == ([c], 2)
         assert page(elsewhere.sandbox_id, start=0, limit=10, statuses=[], newest_first=False) == ([], 0)
+        assert uow.segment_jobs.ids_in(here.sandbox_id, ("SUCCEEDED", "PROCESSING")) == {a.id, c.id}
+        assert uow.segment_jobs.ids_in(here.sandbox_id, ("DELETED",)) == set()
+        assert uow.segment_jobs.ids_in(elsewhere.sandbox_id, ("QUEUED",)) == {named["d"]}
         uow.segment_jobs.update_status(c.id, "CANCELLING", updated=7_000)
         uow.commit()
     with world.units() as uow:

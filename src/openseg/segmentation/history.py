@@ -9,16 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlglot import exp
 
-from openseg.catalog.read_only_sql import json_value
+from openseg.json_values import json_value
 from openseg.profiles.entities import locate
 from openseg.scope import Scope
 from openseg.segmentation.job_execution import membership_store
 from openseg.segmentation.jobs import PUBLISHED
 from openseg.segmentation.statements import literal, statement
-from openseg.store.models import SegmentJob
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -26,9 +24,8 @@ if TYPE_CHECKING:
 
 def _succeeded_jobs(services: Services, sandbox_id: str) -> list[str]:
     """The jobs whose membership was published: those that SUCCEEDED, deleted since or not."""
-    with services.db.session() as session:
-        return list(session.scalars(select(SegmentJob.id).where(SegmentJob.sandbox_id == sandbox_id,
-                                                                SegmentJob.status.in_(PUBLISHED))))
+    with services.uow() as uow:
+        return sorted(uow.segment_jobs.ids_in(sandbox_id, PUBLISHED))
 
 
 def _history(services: Services, sandbox_id: str, policy_id: str) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:

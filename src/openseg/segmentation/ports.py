@@ -82,6 +82,9 @@ class SegmentJobRepository(Protocol):
     def count_in_org(self, org_id: str) -> int:
         """How many jobs the org has had, in every sandbox."""
 
+    def ids_in(self, sandbox_id: str, statuses: Collection[str]) -> set[str]:
+        """The ids of the sandbox's jobs in one of ``statuses``."""
+
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         """Set the job's status and update time, and nothing else of it (a worker may be writing the rest)."""
 

@@ -134,7 +134,7 @@ def _entities(reader: Engine, store: Any, ids: list[str]) -> list[dict[str, Any]
     query = (exp.select(exp.Star()).from_("profiles")
              .where(exp.column("_profile_id").isin(*(exp.Literal.string(i) for i in ids))).order_by("_profile_id"))
     rows = reader.run(query, {"profiles": str(store / PROFILES_FILE)}).to_pylist()
-    from openseg.catalog.read_only_sql import json_value
+    from openseg.json_values import json_value
 
     return [{"entityId": row["_profile_id"], "lastModifiedAt": json_value(row["_lastModifiedAt"]),
              "entity": json_value({k: v for k, v in row.items() if k not in INTERNAL_COLUMNS})} for row in rows]

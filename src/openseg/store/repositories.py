@@ -256,6 +256,10 @@ class SqlAlchemySegmentJobRepository:
         return int(self._session.scalar(select(func.count()).select_from(SegmentJobRow)
                                         .where(SegmentJobRow.org_id == org_id)) or 0)
 
+    def ids_in(self, sandbox_id: str, statuses: Collection[str]) -> set[str]:
+        return set(self._session.scalars(select(SegmentJobRow.id).where(SegmentJobRow.sandbox_id == sandbox_id,
+                                                                        SegmentJobRow.status.in_(list(statuses)))))
+
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         row = self._session.get(SegmentJobRow, job_id)
         if row is None:
