@@ -12,10 +12,11 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from openseg.profiles.model import MergePolicy
-from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 
 __all__ = [
     "MergePolicyRepository",
+    "PreviewRepository",
     "SandboxScope",
     "SegmentDefinitionRepository",
     "SegmentJobRepository",
@@ -96,6 +97,18 @@ class WorkQueue(Protocol):
         """Queue work of ``kind`` on the resource ``ref_id`` (for example ``segment_job`` and a job id)."""
 
 
+class PreviewRepository(Protocol):
+    """Segment previews (their estimates are part of them)."""
+
+    def add(self, preview: Preview) -> None: ...
+
+    def get(self, preview_id: str) -> Preview | None:
+        """The preview with this id in any org or sandbox (the service checks the scope)."""
+
+    def remove(self, preview_id: str) -> None:
+        """Delete the preview with this id (nothing when there is none)."""
+
+
 class SegmentationUnitOfWork(Protocol):
     """One transaction over the repositories the definition and job services use.
 
@@ -116,6 +129,9 @@ class SegmentationUnitOfWork(Protocol):
 
     @property
     def work_queue(self) -> WorkQueue: ...
+
+    @property
+    def previews(self) -> PreviewRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -23,10 +23,11 @@ from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.sources import SourceFile
 from openseg.scheduling.model import Schedule
 from openseg.scope import Tenancy
-from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 from openseg.store.models import Batch, DataFile, Dataset, Sandbox, SegmentDefinitionVersion, WorkItem
 from openseg.store.models import ExportJob as ExportJobRow
 from openseg.store.models import MergePolicy as MergePolicyRow
+from openseg.store.models import Preview as PreviewRow
 from openseg.store.models import ProfileStore as ProfileStoreRow
 from openseg.store.models import Schedule as ScheduleRow
 from openseg.store.models import SegmentDefinition as SegmentDefinitionRow
@@ -38,6 +39,7 @@ __all__ = [
     "SqlAlchemyExportBatchRepository",
     "SqlAlchemyExportJobRepository",
     "SqlAlchemyMergePolicyRepository",
+    "SqlAlchemyPreviewRepository",
     "SqlAlchemyProfileSourceRepository",
     "SqlAlchemyProfileStoreRepository",
     "SqlAlchemyScheduleRepository",
@@ -52,6 +54,7 @@ _POLICY_FIELDS = tuple(f.name for f in fields(MergePolicy))
 _JOB_FIELDS = tuple(f.name for f in fields(SegmentJob))
 _PROFILE_STORE_FIELDS = tuple(f.name for f in fields(ProfileStoreRecord))
 _EXPORT_JOB_FIELDS = tuple(f.name for f in fields(ExportJob))
+_PREVIEW_FIELDS = tuple(f.name for f in fields(Preview))
 
 
 def _schedule(row: ScheduleRow) -> Schedule:
@@ -266,6 +269,27 @@ class SqlAlchemySegmentJobRepository:
             raise LookupError(f"segment job {job_id} is not stored")
         row.status, row.updated = status, updated
         self._session.flush()
+
+
+class SqlAlchemyPreviewRepository:
+    """``segmentation.ports.PreviewRepository`` over ``previews``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, preview: Preview) -> None:
+        self._session.add(PreviewRow(**asdict(preview)))
+        self._session.flush()
+
+    def get(self, preview_id: str) -> Preview | None:
+        row = self._session.get(PreviewRow, preview_id)
+        return None if row is None else Preview(**{name: getattr(row, name) for name in _PREVIEW_FIELDS})
+
+    def remove(self, preview_id: str) -> None:
+        row = self._session.get(PreviewRow, preview_id)
+        if row is not None:
+            self._session.delete(row)
+            self._session.flush()
 
 
 class SqlAlchemyWorkQueue:

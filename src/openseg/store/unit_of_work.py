@@ -23,6 +23,7 @@ from openseg.store.repositories import (
     SqlAlchemyExportBatchRepository,
     SqlAlchemyExportJobRepository,
     SqlAlchemyMergePolicyRepository,
+    SqlAlchemyPreviewRepository,
     SqlAlchemyProfileSourceRepository,
     SqlAlchemyProfileStoreRepository,
     SqlAlchemyScheduleRepository,
@@ -94,6 +95,7 @@ class SqlAlchemyUnitOfWork:
     datasets: SqlAlchemyDatasetRepository
     export_jobs: SqlAlchemyExportJobRepository
     export_batches: SqlAlchemyExportBatchRepository
+    previews: SqlAlchemyPreviewRepository
 
     def __init__(self, db: Database, jobs: JobServices) -> None:
         self._db = db
@@ -115,6 +117,7 @@ class SqlAlchemyUnitOfWork:
         self.datasets = SqlAlchemyDatasetRepository(session)
         self.export_jobs = SqlAlchemyExportJobRepository(session)
         self.export_batches = SqlAlchemyExportBatchRepository(session)
+        self.previews = SqlAlchemyPreviewRepository(session)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
