@@ -30,9 +30,9 @@ CONTRACTS: dict[str, dict[str, Any]] = {
 KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
-    "segmentation-no-infrastructure": 16,
-    "profiles-no-infrastructure": 4,
-    "exports-no-infrastructure": 5,
+    "segmentation-no-infrastructure": 3,
+    "profiles-no-infrastructure": 2,
+    "exports-no-infrastructure": 0,
     "scheduling-no-infrastructure": 0,
     "streaming-no-infrastructure": 0,
     "streaming-through-ports": 0,

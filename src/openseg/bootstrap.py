@@ -7,14 +7,12 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.config import Settings
 from openseg.exports.job_execution import run_export
-from openseg.exports.jobs import RUN_EXPORT, start_from_schedule, validate_for_schedule
+from openseg.exports.jobs import RUN_EXPORT, check_for_schedule, queue_from_schedule
 from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
 from openseg.scheduling.ports import SandboxScope
 from openseg.scheduling.scheduler import tick
@@ -50,12 +48,12 @@ def _start_segment_job(uow: SqlAlchemyUnitOfWork, scope: SandboxScope, segment_i
     return queue_job(uow, scope, [{"segmentId": s} for s in segment_ids], origin=origin).id
 
 
-def _start_export(session: Session, scope: SandboxScope, request: Mapping[str, Any]) -> str:
-    return start_from_schedule(session, _scope(scope), request)
+def _start_export(uow: SqlAlchemyUnitOfWork, scope: SandboxScope, request: Mapping[str, Any]) -> str:
+    return queue_from_schedule(uow, _scope(scope), request)
 
 
-def _check_export(session: Session, scope: SandboxScope, request: Mapping[str, Any]) -> None:
-    validate_for_schedule(session, _scope(scope), request)
+def _check_export(uow: SqlAlchemyUnitOfWork, scope: SandboxScope, request: Mapping[str, Any]) -> None:
+    check_for_schedule(uow, _scope(scope), request)
 
 
 def unit_of_work_factory(db: Database) -> Callable[[], SqlAlchemyUnitOfWork]:

@@ -179,8 +179,7 @@ def export(
     if fields:
         body["fields"] = fields
     try:
-        with services.db.session() as session:
-            job_id = exports.create_export(session, scope, body, origin="cli").id
+        job_id = exports.create_export(services.uow(), scope, body, origin="cli").id
     except OpensegError as exc:
         typer.echo(exc.detail, err=True)
         raise typer.Exit(2) from exc

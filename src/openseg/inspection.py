@@ -28,7 +28,6 @@ from openseg.scope import Scope
 from openseg.segmentation import definitions, membership
 from openseg.segmentation.dry_run import dry_run
 from openseg.segmentation.explain import Condition, Explainer, LastEvaluation, disagreement
-from openseg.store.models import ProfileStore
 
 if TYPE_CHECKING:
     from openseg.services import Services
@@ -54,11 +53,8 @@ def _segment(services: Services, scope: Scope, segment_id: str) -> _Segment:
     there is none: a request never builds one)."""
     definition = definitions.get_definition(services.uow(), scope, segment_id)
     policy_id, pql, updated = definition.merge_policy_id, definition.pql, definition.updated
-    with services.db.session() as session:
-        policy = policies.get_policy(session, scope, policy_id)
-        session.expunge(policy)
-        record = session.get(ProfileStore, policy_id)
-        pointer = record.membership_path if record else None
+    policy, record = policies.read_policy(services.uow(), scope, policy_id)
+    pointer = record.membership_path if record else None
     # The last complete build (a stale one queues a build; none at all answers 409 and queues one).
     build = serving_store(services, scope, policy)
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy_id)

@@ -56,11 +56,11 @@ def test_large_sandbox_gets_a_sampled_estimate(services: Services) -> None:
         sandbox = tenancy.find_sandbox(session, "demo@AdobeOrg", "prod")
         assert sandbox is not None
         scope = Scope("demo@AdobeOrg", sandbox.id)
-        exact = preview.create_preview(services, session, scope, {"predicateExpression": 'homeAddress.country = "US"'})
-        sampled = preview.create_preview(services, session, scope, {"predicateExpression": 'homeAddress.country = "US"'},
-                                         exact_limit=1000, sample_size=1000)
-        truth = preview.estimate_json(exact)
-        guess = preview.estimate_json(sampled)
+    exact = preview.create_preview(services, scope, {"predicateExpression": 'homeAddress.country = "US"'})
+    sampled = preview.create_preview(services, scope, {"predicateExpression": 'homeAddress.country = "US"'},
+                                     exact_limit=1000, sample_size=1000)
+    truth = preview.estimate_json(exact)
+    guess = preview.estimate_json(sampled)
     assert truth["openseg:exact"] is True and guess["openseg:exact"] is False
     assert truth["totalProfiles"] == guess["totalProfiles"] >= 4000
     assert 500 < guess["profilesReadSoFar"] < 1500

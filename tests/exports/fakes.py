@@ -7,6 +7,7 @@ the destination's batches.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -70,6 +71,18 @@ class FakeExportJobRepository:
     def __init__(self, rows: dict[int, ExportJob]) -> None:
         self.rows = rows
 
+    def add(self, job: ExportJob) -> ExportJob:
+        number = max(self.rows, default=0) + 1  # the store numbers export jobs
+        self.rows[number] = replace(job, id=number)
+        return replace(job, id=number)
+
+    def page(self, sandbox_id: str, *, statuses: Collection[str], before: tuple[int, int] | None, skip: int,
+             limit: int) -> list[ExportJob]:
+        found = sorted((j for j in self.rows.values() if j.sandbox_id == sandbox_id and j.status in statuses
+                        and (before is None or (j.created, j.id) < before)),
+                       key=lambda j: (j.created, j.id), reverse=True)
+        return [replace(j) for j in found[skip:skip + limit]]
+
     def get(self, job_id: int) -> ExportJob | None:
         found = self.rows.get(job_id)
         return None if found is None else replace(found)  # a copy, as a row read again would be
@@ -82,6 +95,11 @@ class FakeExportJobRepository:
 class FakeExportBatchRepository:
     def __init__(self, rows: dict[str, StoredBatch]) -> None:
         self.rows = rows
+
+    def reserve(self, scope: Tenancy, dataset_id: str, *, now: int) -> str:
+        batch_id = f"batch-{len(self.rows) + 1}"
+        self.rows[batch_id] = StoredBatch(dataset_id, "loading", updated=now)
+        return batch_id
 
     def abandon(self, batch_ids: list[str], status: str, *, now: int) -> None:
         for batch_id in batch_ids:

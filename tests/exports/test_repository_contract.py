@@ -187,3 +187,45 @@ def test_publishing_an_export_replaces_the_last_one(world: World, tmp_path: Path
     assert world.read(reserved) == StoredBatch(
         dataset_id, "success", "export", updated=7_000, started=6_000, completed=7_000,
         files=((str(directory / "part-00000.parquet"), 2), (str(directory / "part-00001.parquet"), 1)))
+
+
+def test_export_jobs_are_numbered_by_the_store_and_paged_newest_first(world: World) -> None:
+    here = world.here
+    with world.units() as uow:
+        uow.export_jobs.add(replace(new_job(here, 0), created=500))
+        # not committed: never stored
+    with world.units() as uow:
+        assert uow.export_jobs.page(here.sandbox_id, statuses=("NEW",), before=None, skip=0, limit=10) == []
+        made = [uow.export_jobs.add(replace(new_job(scope, 0), created=created, status=status))
+                for scope, created, status in ((here, 1_000, "NEW"), (here, 3_000, "FAILED"), (here, 1_000, "NEW"),
+                                               (here, 2_000, "DELETED"), (world.elsewhere, 9_000, "NEW"))]
+        uow.commit()
+    first, failed, second, deleted, other = made
+    assert first.id < failed.id < second.id < deleted.id < other.id
+    assert made[0] == replace(new_job(here, first.id), created=1_000)
+    live = ("NEW", "FAILED")
+    with world.units() as uow:
+        assert uow.export_jobs.get(deleted.id) == deleted
+
+        def page(statuses: tuple[str, ...] = live, before: tuple[int, int] | None = None, skip: int = 0,
+                 limit: int = 10) -> list[int]:
+            return [j.id for j in uow.export_jobs.page(here.sandbox_id, statuses=statuses, before=before, skip=skip,
+                                                       limit=limit)]
+
+        assert page() == [failed.id, second.id, first.id]  # by creation time, then id, both descending
+        assert page(("NEW",)) == [second.id, first.id]
+        assert page(limit=2) == [failed.id, second.id]
+        assert page(skip=1, limit=1) == [second.id]
+        assert page(before=(1_000, second.id)) == [first.id]
+        assert page(before=(3_000, failed.id)) == [second.id, first.id]
+        assert page(before=(3_000, failed.id + 1_000)) == [failed.id, second.id, first.id]
+
+
+def test_a_reserved_batch_is_loading_until_its_export_publishes(world: World) -> None:
+    dataset_id = world.dataset(world.here, "union")
+    with world.units() as uow:
+        first = uow.export_batches.reserve(world.here, dataset_id, now=4_000)
+        second = uow.export_batches.reserve(world.here, dataset_id, now=4_000)
+        uow.commit()
+    assert first != second
+    assert world.read(first) == world.read(second) == StoredBatch(dataset_id, "loading", "export", updated=4_000)

@@ -17,8 +17,8 @@ import pytest
 
 from openseg.catalog import lake as lake_dir
 from openseg.clock import ms_to_datetime
-from openseg.errors import BadRequest
-from openseg.exports import job_execution
+from openseg.errors import BadRequest, NotFound
+from openseg.exports import job_execution, jobs
 from openseg.exports.model import UNION_SCHEMA, ExportJob
 from openseg.exports.request import validate
 from openseg.profiles import service
@@ -176,3 +176,53 @@ def test_a_cancelled_export_aborts_its_batch_and_keeps_its_record(services: Fake
     assert store.jobs[9] == queued
     assert store.export_batches["batch-9"].status == "aborted"
     job_execution.run_export(services, Item("404"))  # a job gone is nothing to do
+
+
+# ------------------------------------------------------------------------------------ the job resource
+
+
+def test_an_export_per_segment_reserves_a_batch_each_and_is_queued(store: FakeStore,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "now_ms", lambda: NOW)
+    policy(store, "mp-1", default=True)
+    definition(store, "seg-a", "mp-1")
+    definition(store, "seg-b", "mp-1")
+    body = request(destination={"datasetId": "ds-union", "segmentPerBatch": True},
+                   filter={"segments": [{"segmentId": "seg-a"}, {"segmentId": "seg-b", "status": ["exited"]}]})
+    job = jobs.create_export(FakeUnitOfWork(store), HERE, body, origin="cli")
+    assert store.jobs == {job.id: job}
+    assert (job.status, job.origin, job.created, job.request["mergePolicy"]) == (
+        "NEW", "cli", NOW, {"id": "mp-1", "version": 3})
+    assert job.destination == {"datasetId": "ds-union", "segmentPerBatch": True, "batches": [
+        {"segmentId": "seg-a", "segmentNs": "UPS", "status": ["realized", "existing"], "batchId": "batch-1"},
+        {"segmentId": "seg-b", "segmentNs": "UPS", "status": ["exited"], "batchId": "batch-2"}]}
+    assert store.export_batches == {f"batch-{n}": StoredBatch("ds-union", "loading", updated=NOW) for n in (1, 2)}
+    assert store.queue == [[jobs.RUN_EXPORT, str(job.id), "queued"]]
+    with pytest.raises(BadRequest, match="'destination.datasetId'"):
+        jobs.create_export(FakeUnitOfWork(store), HERE, request(destination={"datasetId": "ds-nope"}))
+    assert list(store.jobs) == [job.id] and len(store.export_batches) == 2  # nothing of the refused one
+
+
+def test_export_jobs_are_listed_cancelled_and_deleted(store: FakeStore) -> None:
+    policy(store, "mp-1", default=True)
+    made = [jobs.create_export(FakeUnitOfWork(store), HERE, request()) for _ in range(3)]
+    assert jobs.cancel_export(FakeUnitOfWork(store), HERE, str(made[0].id)).status == "CANCELLED"
+    with pytest.raises(BadRequest, match=f"export job {made[0].id} is CANCELLED"):
+        jobs.cancel_export(FakeUnitOfWork(store), HERE, str(made[0].id))
+    assert jobs.delete_export(FakeUnitOfWork(store), HERE, str(made[0].id)) is None  # finished: deleted
+    assert jobs.delete_export(FakeUnitOfWork(store), HERE, str(made[1].id)).status == "CANCELLED"  # type: ignore[union-attr]
+    assert store.jobs[made[0].id].status == jobs.DELETED
+    for unknown in (str(made[0].id), "12x", str(made[2].id + 1)):
+        with pytest.raises(NotFound):
+            jobs.get_export(FakeUnitOfWork(store), HERE, unknown)
+    with pytest.raises(NotFound):
+        jobs.get_export(FakeUnitOfWork(store), Scope(sandbox_id="sandbox-dev"), str(made[2].id))
+    rows, more = jobs.list_exports(FakeUnitOfWork(store), HERE, limit=1, offset=None)
+    assert ([j.id for j in rows], more) == ([made[2].id], True)
+    rows, more = jobs.list_exports(FakeUnitOfWork(store), HERE, limit=5, offset=jobs.cursor(rows[0]))
+    assert ([j.id for j in rows], more) == ([made[1].id], False)
+    rows, _ = jobs.list_exports(FakeUnitOfWork(store), HERE, limit=5, offset=None, status="cancelled")
+    assert [j.id for j in rows] == [made[1].id]
+    with pytest.raises(BadRequest, match="'status' must be one of") as raised:
+        jobs.list_exports(FakeUnitOfWork(store), HERE, limit=5, offset=None, status="deleted")
+    assert raised.value.field == "status"

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +39,8 @@ class SourceBatch:
 class FakeStore:
     """The committed state: merge policies, profile store records, the catalog's profile sources, the queue.
 
-    ``queue`` holds ``[kind, ref id, state]`` items; ``file_sizes`` what erasure recorded of a rewritten file.
+    ``queue`` holds ``[kind, ref id, state]`` items; ``file_sizes`` what erasure recorded of a rewritten file;
+    ``policy_users`` the merge policy of each segment definition, ``dataset_sandboxes`` each dataset's sandbox.
     """
 
     policies: dict[str, MergePolicy] = field(default_factory=dict)
@@ -47,11 +49,14 @@ class FakeStore:
     batches: dict[str, SourceBatch] = field(default_factory=dict)
     file_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     queue: list[list[str]] = field(default_factory=list)
+    policy_users: dict[str, str] = field(default_factory=dict)
+    dataset_sandboxes: dict[str, str] = field(default_factory=dict)
 
 
 class FakeMergePolicyRepository:
-    def __init__(self, rows: dict[str, MergePolicy]) -> None:
+    def __init__(self, rows: dict[str, MergePolicy], definitions: dict[str, str]) -> None:
         self.rows = rows
+        self.definitions = definitions
 
     def add(self, policy: MergePolicy) -> None:
         assert policy.id not in self.rows, "ids are unique"
@@ -62,6 +67,17 @@ class FakeMergePolicyRepository:
 
     def in_sandbox(self, sandbox_id: str) -> list[MergePolicy]:
         return sorted((p for p in self.rows.values() if p.sandbox_id == sandbox_id), key=lambda p: (p.created, p.id))
+
+    def update(self, policy: MergePolicy) -> None:
+        if policy.id not in self.rows:
+            raise LookupError(f"merge policy {policy.id} is not stored")
+        self.rows[policy.id] = policy
+
+    def remove(self, policy_id: str) -> None:
+        self.rows.pop(policy_id, None)
+
+    def users(self, policy_id: str) -> set[str]:
+        return {segment_id for segment_id, used in self.definitions.items() if used == policy_id}
 
 
 class FakeProfileStoreRepository:
@@ -92,6 +108,9 @@ class FakeProfileSourceRepository:
     def source_batch_sandbox(self, batch_id: str) -> str | None:
         batch = self.store.batches.get(batch_id)
         return None if batch is None else batch.sandbox_id
+
+    def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
+        return {d for d in dataset_ids if self.store.dataset_sandboxes.get(d) == sandbox_id}
 
     def org_of(self, sandbox_id: str) -> str | None:
         return self.store.sandboxes.get(sandbox_id)
@@ -137,7 +156,7 @@ class FakeUnitOfWork:
 
     def _begin(self) -> None:
         working = self._working = copy.deepcopy(self.store)
-        self.merge_policies = FakeMergePolicyRepository(working.policies)
+        self.merge_policies = FakeMergePolicyRepository(working.policies, working.policy_users)
         self.profile_stores = FakeProfileStoreRepository(working.profile_stores)
         self.profile_sources = FakeProfileSourceRepository(working)
         self.work_queue = FakeWorkQueue(working.queue)

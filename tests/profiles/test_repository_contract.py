@@ -19,9 +19,10 @@ from sqlalchemy import select, update
 from openseg.bootstrap import build_services
 from openseg.clock import ms_to_datetime
 from openseg.config import Settings
-from openseg.profiles.model import ProfileStoreRecord
+from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.ports import ProfilesUnitOfWork
 from openseg.profiles.sources import SourceFile
+from openseg.segmentation.model import SegmentDefinition
 from openseg.store.models import Batch, DataFile, Dataset, WorkItem
 from openseg.store.tenancy import create_sandbox, find_sandbox
 from tests.conftest import BACKENDS, make_org
@@ -38,7 +39,8 @@ class World:
 
     ``land(scope, batch id, dataset kind, profile-enabled, batch status, completed, file paths)`` stores a
     batch of a new dataset with one file per path, and returns the source files the ports should see of it.
-    ``set_state(kind, ref id, state)`` moves the queue's items; ``file(path)`` is a file's (records, length).
+    ``set_state(kind, ref id, state)`` moves the queue's items; ``file(path)`` is a file's (records, length);
+    ``use(scope, segment id, policy id)`` stores a segment definition using that merge policy.
     """
 
     units: Callable[[], ProfilesUnitOfWork]
@@ -47,6 +49,7 @@ class World:
     land: Callable[[Scope, str, str, bool, str, int, list[str]], list[SourceFile]]
     set_state: Callable[[str, str, str], None]
     file: Callable[[str], tuple[int, int]]
+    use: Callable[[Scope, str, str], None]
 
 
 def _expected(batch_id: str, dataset_id: str, kind: str, completed: int, paths: list[str]) -> list[SourceFile]:
@@ -63,6 +66,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
         def fake_land(scope: Scope, batch_id: str, kind: str, enabled: bool, status: str, completed: int,
                       paths: list[str]) -> list[SourceFile]:
+            store.dataset_sandboxes[f"ds-{batch_id}"] = scope.sandbox_id
             if not enabled or kind == "union":  # not a profile source: the fake's catalog holds no more
                 return []
             files = _expected(batch_id, f"ds-{batch_id}", kind, completed, paths)
@@ -76,8 +80,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
                 if item[:2] == [kind, ref_id]:
                     item[2] = state
 
+        def fake_use(scope: Scope, segment_id: str, policy_id: str) -> None:
+            store.policy_users[segment_id] = policy_id
+
         yield World(lambda: unit, Scope(), Scope(sandbox_id="sandbox-dev"), fake_land, fake_state,
-                    lambda path: store.file_sizes[path])
+                    lambda path: store.file_sizes[path], fake_use)
         return
     url = f"sqlite:///{tmp_path / 'openseg.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
     services = build_services(Settings(home=tmp_path / "home", database_url=url, lake=tmp_path / "home" / "lake"))
@@ -117,7 +124,17 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
                 found = session.scalars(select(DataFile).where(DataFile.path == path)).one()
                 return found.records, found.length
 
-        yield World(services.uow, Scope(org.org_id, prod.id), Scope(org.org_id, dev.id), land, set_state, file)
+        def use(scope: Scope, segment_id: str, policy_id: str) -> None:
+            with services.uow() as uow:
+                uow.segment_definitions.add(SegmentDefinition(
+                    id=segment_id, org_id=scope.org_id, sandbox_id=scope.sandbox_id, name=segment_id, description=None,
+                    expression={"type": "PQL", "format": "pql/text", "value": "age > 30"}, pql="age > 30",
+                    schema_name="_xdm.context.profile", merge_policy_id=policy_id, ttl_in_days=30,
+                    evaluation_info={"batch": {"enabled": True}}, labels=[], dependencies=[],
+                    lifecycle_state="published", version=1, created=1_000, updated=1_000))
+                uow.commit()
+
+        yield World(services.uow, Scope(org.org_id, prod.id), Scope(org.org_id, dev.id), land, set_state, file, use)
     finally:
         services.db.dispose()
 
@@ -195,3 +212,44 @@ def test_the_queue_says_which_work_is_pending(world: World) -> None:
     world.set_state(kind, sandbox, "done")
     with world.units() as uow:
         assert uow.work_queue.pending(kind, sandbox) == set()
+
+
+def test_merge_policies_are_updated_and_removed_and_know_the_segments_using_them(world: World) -> None:
+    here, t = world.here, tag()
+    kept = MergePolicy.default_for(here.org_id, here.sandbox_id, policy_id=f"mp-a{t}", now=1_000)
+    gone = replace(kept, id=f"mp-b{t}", name="second", is_default=False, created=2_000, updated=2_000)
+    with world.units() as uow:
+        uow.merge_policies.add(kept)
+        uow.merge_policies.add(gone)
+        uow.commit()
+    world.use(here, f"seg-{t}", kept.id)
+    renamed = replace(kept, name="renamed", attribute_merge={"type": "dataSetPrecedence", "data": {"order": ["d"]}},
+                      version=2, updated=3_000)
+    with world.units() as uow:
+        assert uow.merge_policies.users(kept.id) == {f"seg-{t}"}
+        assert uow.merge_policies.users(gone.id) == set()
+        uow.merge_policies.update(renamed)
+        uow.merge_policies.remove(gone.id)
+        uow.merge_policies.remove(f"mp-nope{t}")  # nothing to remove: nothing happens
+        # not committed: both as they were when the unit of work ends
+    with world.units() as uow:
+        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [kept, gone]
+        uow.merge_policies.update(renamed)
+        uow.merge_policies.remove(gone.id)
+        uow.commit()
+    with world.units() as uow:
+        assert uow.merge_policies.get(kept.id) == renamed
+        assert uow.merge_policies.get(gone.id) is None
+        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [renamed]
+
+
+def test_known_datasets_are_those_of_the_sandbox_of_any_kind(world: World) -> None:
+    here, elsewhere, t = world.here, world.elsewhere, tag()
+    world.land(here, f"b1{t}", "profile", True, "success", 2_000, [])
+    world.land(here, f"b2{t}", "union", False, "loading", 3_000, [])
+    world.land(elsewhere, f"b3{t}", "profile", True, "success", 4_000, [])
+    asked = [f"ds-b1{t}", f"ds-b2{t}", f"ds-b3{t}", f"ds-nope{t}"]
+    with world.units() as uow:
+        assert uow.profile_sources.known_datasets(here.sandbox_id, asked) == {f"ds-b1{t}", f"ds-b2{t}"}
+        assert uow.profile_sources.known_datasets(elsewhere.sandbox_id, asked) == {f"ds-b3{t}"}
+        assert uow.profile_sources.known_datasets(here.sandbox_id, []) == set()

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from openseg.clock import ms_to_datetime
-from openseg.errors import NotFound
-from openseg.profiles import entities, service
+from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.profiles import entities, policies, service
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.service import BUILD_PROFILES, ProfileStoreNotBuilt, ServingStore
 from openseg.profiles.store import resolve_store
@@ -36,6 +36,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The services' wall clock, moved by the test."""
     now = [NOW]
     monkeypatch.setattr(service, "now_ms", lambda: now[0])
+    monkeypatch.setattr(policies, "now_ms", lambda: now[0])
     return now
 
 
@@ -178,3 +179,51 @@ def test_erasure_rewrites_the_files_records_their_sizes_and_queues_a_build(servi
                                          events_file: (0, Path(events_file).stat().st_size)}
     assert pq.read_table(profiles_file).num_rows == 1
     assert builds_queued(services) == [[BUILD_PROFILES, HERE.sandbox_id, "queued"]]
+
+
+# ------------------------------------------------------------------------------------------ merge policies
+
+
+def test_a_new_default_policy_takes_over_and_queues_one_build(services: FakeServices) -> None:
+    services.store.dataset_sandboxes["ds-crm"] = HERE.sandbox_id
+    made = policies.create_policy(services.uow(), HERE, {
+        "name": " CRM first ", "identityGraph": {"type": "none"}, "default": True,
+        "attributeMerge": {"type": "dataSetPrecedence", "data": {"order": ["ds-crm"]}}})
+    assert (made.name, made.version, made.is_default, made.attribute_merge) == (
+        "CRM first", 1, True, {"type": "dataSetPrecedence", "data": {"order": ["ds-crm"]}})
+    first = next(p for p in services.store.policies.values() if p.id != made.id)
+    assert (first.name, first.is_default, first.updated) == ("Default timestamp-ordered", False, NOW)
+    assert services.store.queue == [[BUILD_PROFILES, HERE.sandbox_id, "queued"]]
+    page, total = policies.list_policies(services.uow(), HERE, start=0, limit=10, default=True)
+    assert ([p.id for p in page], total) == ([made.id], 1)
+    with pytest.raises(BadRequest, match="make another one default instead"):
+        policies.replace_policy(services.uow(), HERE, made.id, {
+            "name": "x", "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"}})
+    assert services.store.policies[made.id] == made  # rolled back
+
+
+def test_a_policy_names_only_datasets_of_its_sandbox(services: FakeServices) -> None:
+    services.store.dataset_sandboxes.update({"ds-crm": HERE.sandbox_id, "ds-dev": "sandbox-dev"})
+    with pytest.raises(BadRequest, match="datasets that do not exist: ds-dev") as raised:
+        policies.create_policy(services.uow(), HERE, {
+            "name": "p", "identityGraph": {"type": "pdg"},
+            "attributeMerge": {"type": "dataSetPrecedence", "order": ["ds-crm", "ds-dev"]}})
+    assert raised.value.field == "attributeMerge.data.order"
+    assert services.store.policies == {} and services.store.queue == []  # nothing committed
+
+
+def test_a_policy_in_use_or_default_is_not_deleted(services: FakeServices) -> None:
+    default = policy(services, "mp-default")
+    other = policies.create_policy(services.uow(), HERE, {
+        "name": "p", "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"}})
+    services.store.policy_users.update({"seg-b": other.id, "seg-a": other.id})
+    with pytest.raises(Conflict, match="used by segment definitions: seg-a, seg-b") as raised:
+        policies.delete_policy(services.uow(), HERE, other.id)
+    assert raised.value.report == {"segmentDefinitions": ["seg-a", "seg-b"]}
+    with pytest.raises(Conflict, match="is the sandbox's default"):
+        policies.delete_policy(services.uow(), HERE, default.id)
+    services.store.policy_users.clear()
+    policies.delete_policy(services.uow(), HERE, other.id)
+    assert list(services.store.policies) == [default.id]
+    with pytest.raises(NotFound):
+        policies.read_policy(services.uow(), Scope(sandbox_id="sandbox-dev"), default.id)

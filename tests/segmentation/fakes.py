@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from openseg.profiles.model import MergePolicy
-from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class FakeStore:
     policies: dict[str, MergePolicy] = field(default_factory=dict)
     jobs: dict[str, SegmentJob] = field(default_factory=dict)
     queued: list[tuple[str, str]] = field(default_factory=list)
+    previews: dict[str, Preview] = field(default_factory=dict)
 
 
 class FakeSegmentDefinitionRepository:
@@ -99,6 +100,9 @@ class FakeSegmentJobRepository:
     def count_in_org(self, org_id: str) -> int:
         return sum(1 for j in self.rows.values() if j.org_id == org_id)
 
+    def ids_in(self, sandbox_id: str, statuses: Collection[str]) -> set[str]:
+        return {j.id for j in self.rows.values() if j.sandbox_id == sandbox_id and j.status in statuses}
+
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         assert job_id in self.rows, "only a stored job is updated"
         self.rows[job_id] = replace(self.rows[job_id], status=status, updated=updated)
@@ -112,6 +116,21 @@ class FakeWorkQueue:
         self.items.append((kind, ref_id))
 
 
+class FakePreviewRepository:
+    def __init__(self, rows: dict[str, Preview]) -> None:
+        self.rows = rows
+
+    def add(self, preview: Preview) -> None:
+        assert preview.id not in self.rows, "ids are unique"
+        self.rows[preview.id] = preview
+
+    def get(self, preview_id: str) -> Preview | None:
+        return self.rows.get(preview_id)
+
+    def remove(self, preview_id: str) -> None:
+        self.rows.pop(preview_id, None)
+
+
 class FakeUnitOfWork:
     """``SegmentationUnitOfWork`` over a :class:`FakeStore`; counts its commits."""
 
@@ -119,6 +138,7 @@ class FakeUnitOfWork:
     merge_policies: FakeMergePolicyRepository
     segment_jobs: FakeSegmentJobRepository
     work_queue: FakeWorkQueue
+    previews: FakePreviewRepository
 
     def __init__(self, store: FakeStore | None = None) -> None:
         self.store = store if store is not None else FakeStore()
@@ -141,6 +161,7 @@ class FakeUnitOfWork:
         self.merge_policies = FakeMergePolicyRepository(dict(self.store.policies))
         self.segment_jobs = FakeSegmentJobRepository(dict(self.store.jobs))
         self.work_queue = FakeWorkQueue(list(self.store.queued))
+        self.previews = FakePreviewRepository(dict(self.store.previews))
 
     def commit(self) -> None:
         assert self._open, "commit inside the with block"
@@ -149,6 +170,7 @@ class FakeUnitOfWork:
         self.store.policies = dict(self.merge_policies.rows)
         self.store.jobs = dict(self.segment_jobs.rows)
         self.store.queued = list(self.work_queue.items)
+        self.store.previews = dict(self.previews.rows)
         self.commits += 1
 
     def rollback(self) -> None:

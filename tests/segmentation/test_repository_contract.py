@@ -18,7 +18,7 @@ from sqlalchemy import select
 from openseg.bootstrap import build_services
 from openseg.config import Settings
 from openseg.profiles.model import MergePolicy
-from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 from openseg.segmentation.ports import SegmentationUnitOfWork
 from openseg.store.models import SegmentDefinitionVersion, WorkItem
 from openseg.store.tenancy import create_sandbox, find_sandbox
@@ -177,8 +177,35 @@ def test_segment_jobs_and_their_queued_work(world: World) -> None:
         assert page(here.sandbox_id, start=1, limit=10, statuses=["QUEUED", "PROCESSING"],
                     newest_first=False) == ([c], 2)
         assert page(elsewhere.sandbox_id, start=0, limit=10, statuses=[], newest_first=False) == ([], 0)
+        assert uow.segment_jobs.ids_in(here.sandbox_id, ("SUCCEEDED", "PROCESSING")) == {a.id, c.id}
+        assert uow.segment_jobs.ids_in(here.sandbox_id, ("DELETED",)) == set()
+        assert uow.segment_jobs.ids_in(elsewhere.sandbox_id, ("QUEUED",)) == {named["d"]}
         uow.segment_jobs.update_status(c.id, "CANCELLING", updated=7_000)
         uow.commit()
     with world.units() as uow:
         assert uow.segment_jobs.get(c.id) == replace(c, status="CANCELLING", updated=7_000)
     assert world.queued(set(named.values())) == [("segment_job", each.id) for each in jobs]
+
+
+def test_previews_are_added_read_and_removed(world: World) -> None:
+    here, named = world.here, ids("a", "b")
+    made = [Preview(id=named[key], org_id=here.org_id, sandbox_id=here.sandbox_id,
+                    request={"predicateExpression": "age > 30"}, state="RESULT_READY",
+                    result={"exact": True, "estimatedSize": n, "profiles": [{"entityId": "p1"}]},
+                    created=1_000 + n, updated=1_000 + n) for n, key in enumerate("ab")]
+    with world.units() as uow:
+        for preview in made:
+            uow.previews.add(preview)
+        # not committed: never stored
+    with world.units() as uow:
+        assert uow.previews.get(made[0].id) is None
+        for preview in made:
+            uow.previews.add(preview)
+        uow.commit()
+    with world.units() as uow:
+        assert [uow.previews.get(p.id) for p in made] == made
+        uow.previews.remove(made[0].id)
+        uow.previews.remove("nope")  # nothing to remove: nothing happens
+        uow.commit()
+    with world.units() as uow:
+        assert uow.previews.get(made[0].id) is None and uow.previews.get(made[1].id) == made[1]

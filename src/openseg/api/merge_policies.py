@@ -11,13 +11,10 @@ from openseg.api import bulk
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, json_object, query_bool, services, tenant
 from openseg.api.paging import children_page, parse_int
-from openseg.errors import NotFound
 from openseg.json_patch import apply_patch
 from openseg.profiles import policies
-from openseg.profiles.service import request_build
+from openseg.profiles.model import MergePolicy
 from openseg.services import Services
-from openseg.store.models import ProfileStore
-from openseg.store.repositories import SqlAlchemyWorkQueue
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"
@@ -30,11 +27,9 @@ AEP_PATCH_PATHS = {"/identityGraph.type": "/identityGraph/type", "/attributeMerg
 @router.post("/mergePolicies", status_code=200)
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
-    """AEP answers a created merge policy with 200 (``profile.yaml``), not 201."""
-    with svc.db.session() as session:
-        policy = policies.create_policy(session, scope_of(who), body)
-        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)  # the worker builds the new policy's store
-        return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=200)
+    """AEP answers a created merge policy with 200 (``profile.yaml``), not 201. The worker builds its store."""
+    policy = policies.create_policy(svc.uow(), scope_of(who), body)
+    return JSONResponse(policies.policy_json(policy, who.sandbox.to_json()), status_code=200)
 
 
 @router.get("/mergePolicies")
@@ -43,9 +38,8 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
     limit = parse_int(params.get("limit"), "limit", 20, minimum=1, maximum=100)
     start = parse_int(params.get("start"), "start", 0)
     default = query_bool(params.get("default"), "default") if params.get("default") else None
-    with svc.db.session() as session:
-        items, total = policies.list_policies(session, scope_of(who), start=start, limit=limit, default=default)
-        children = [policies.policy_json(p, who.sandbox.to_json()) for p in items]
+    items, total = policies.list_policies(svc.uow(), scope_of(who), start=start, limit=limit, default=default)
+    children = [policies.policy_json(p, who.sandbox.to_json()) for p in items]
     page: dict[str, Any] = dict(children_page(children, total=total, start=start, limit=limit, path=PATH))
     page["_page"] = {"count": len(children), **page["_page"]}  # profile.yaml requires count: policies on this page
     return page
@@ -54,32 +48,24 @@ def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depen
 @router.post("/mergePolicies/bulk-get", status_code=bulk.MULTI_STATUS)
 def bulk_get(who: Tenant = Depends(tenant), svc: Services = Depends(services),
              body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
-    ids, scope = bulk.requested_ids(body), scope_of(who)
-    with svc.db.session() as session:
-        found: dict[str, Any] = {}
-        for policy_id in ids:
-            try:
-                found[policy_id] = policies.get_policy(session, scope, policy_id)
-            except NotFound:
-                continue
-        return bulk.multi_status(ids, found, "merge policy", lambda policy: policies.policy_json(
-            policy, who.sandbox.to_json(), session.get(ProfileStore, policy.id)))
+    ids = bulk.requested_ids(body)
+    found = policies.read_policies(svc.uow(), scope_of(who), ids)
+    return bulk.multi_status(ids, found, "merge policy", lambda pair: policies.policy_json(
+        pair[0], who.sandbox.to_json(), pair[1]))
 
 
 @router.get("/mergePolicies/{policy_id}")
 def get(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    with svc.db.session() as session:
-        policy = policies.get_policy(session, scope_of(who), policy_id)
-        return policies.policy_json(policy, who.sandbox.to_json(), session.get(ProfileStore, policy.id))
+    policy, store = policies.read_policy(svc.uow(), scope_of(who), policy_id)
+    return policies.policy_json(policy, who.sandbox.to_json(), store)
 
 
 @router.put("/mergePolicies/{policy_id}")
 def put(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
         body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
-    with svc.db.session() as session:
-        policy = policies.replace_policy(session, scope_of(who), policy_id, body)
-        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)  # a new version: the policy's build is stale until rebuilt
-        return policies.policy_json(policy, who.sandbox.to_json())
+    """A new version: the policy's build is stale until the worker rebuilds it."""
+    policy = policies.replace_policy(svc.uow(), scope_of(who), policy_id, body)
+    return policies.policy_json(policy, who.sandbox.to_json())
 
 
 @router.patch("/mergePolicies/{policy_id}")
@@ -87,19 +73,19 @@ def patch(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
           operations: Any = Depends(json_body)) -> dict[str, Any]:
     """JSON Patch over the policy as GET shows it; AEP's dotted paths (``/identityGraph.type``) are taken too.
     A change of identity graph or attribute merge is a new version, whose store the worker rebuilds."""
-    with svc.db.session() as session:
-        current = policies.policy_json(policies.get_policy(session, scope_of(who), policy_id), who.sandbox.to_json())
-        patched = _one_order(current, apply_patch(current, _pointers(operations), allowed=(
+
+    def patched(stored: MergePolicy) -> dict[str, Any]:
+        current = policies.policy_json(stored, who.sandbox.to_json())
+        return _one_order(current, apply_patch(current, _pointers(operations), allowed=(
             "/name", "/identityGraph", "/attributeMerge", "/default", "/isActiveOnEdge", "/schema")))
-        policy = policies.replace_policy(session, scope_of(who), policy_id, patched)
-        request_build(SqlAlchemyWorkQueue(session), who.sandbox.id)
-        return policies.policy_json(policy, who.sandbox.to_json())
+
+    policy = policies.replace_policy(svc.uow(), scope_of(who), policy_id, patched)
+    return policies.policy_json(policy, who.sandbox.to_json())
 
 
 @router.delete("/mergePolicies/{policy_id}")
 def delete(policy_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
-    with svc.db.session() as session:
-        policies.delete_policy(session, scope_of(who), policy_id)
+    policies.delete_policy(svc.uow(), scope_of(who), policy_id)
     return Response(status_code=200)
 
 

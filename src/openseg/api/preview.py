@@ -21,13 +21,12 @@ router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
 @router.post("/preview")
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
            body: Any = Depends(json_body)) -> JSONResponse:
-    with svc.db.session() as session:
-        try:
-            created = preview.create_preview(svc, session, scope_of(who), body)
-        except NotSupportedOnEngine as exc:
-            raise BadRequest(f"'predicateExpression' cannot run on the {exc.engine} engine: {exc}",
-                             field="predicateExpression") from exc
-        answer = preview.preview_json(created)
+    try:
+        created = preview.create_preview(svc, scope_of(who), body)
+    except NotSupportedOnEngine as exc:
+        raise BadRequest(f"'predicateExpression' cannot run on the {exc.engine} engine: {exc}",
+                         field="predicateExpression") from exc
+    answer = preview.preview_json(created)
     response = JSONResponse(answer, status_code=201)
     mark(response, answer.get("openseg:profileBuild"))
     return response
@@ -36,8 +35,7 @@ def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
 @router.get("/preview/{preview_id}")
 def get(preview_id: str, response: Response, who: Tenant = Depends(tenant),
         svc: Services = Depends(services)) -> dict[str, Any]:
-    with svc.db.session() as session:
-        body = preview.preview_json(preview.get_preview(session, scope_of(who), preview_id))
+    body = preview.preview_json(preview.get_preview(svc.uow(), scope_of(who), preview_id))
     mark(response, body.get("openseg:profileBuild"))
     return body
 
@@ -45,15 +43,13 @@ def get(preview_id: str, response: Response, who: Tenant = Depends(tenant),
 @router.delete("/preview/{preview_id}")
 def delete(preview_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
     """AEP answers 200 with ``{"status", "message"}`` (``segmentation.yaml``)."""
-    with svc.db.session() as session:
-        session.delete(preview.get_preview(session, scope_of(who), preview_id))
+    preview.delete_preview(svc.uow(), scope_of(who), preview_id)
     return {"status": True, "message": f"preview {preview_id} was deleted"}
 
 
 @router.get("/estimate/{preview_id}")
 def estimate(preview_id: str, response: Response, who: Tenant = Depends(tenant),
              svc: Services = Depends(services)) -> dict[str, Any]:
-    with svc.db.session() as session:
-        body = preview.estimate_json(preview.get_preview(session, scope_of(who), preview_id))
+    body = preview.estimate_json(preview.get_preview(svc.uow(), scope_of(who), preview_id))
     mark(response, body.get("openseg:profileBuild"))
     return body

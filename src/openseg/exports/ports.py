@@ -8,6 +8,7 @@ profile store (:class:`ExportsUnitOfWork`, which is a profile unit of work too, 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol
 
@@ -57,9 +58,19 @@ class ExportLookups(Protocol):
 
 
 class ExportJobRepository(Protocol):
-    """Export job records, as the worker runs them (``exports/jobs.py`` creates them)."""
+    """Export job records: created and listed by ``exports/jobs.py``, run by the worker."""
+
+    def add(self, job: ExportJob) -> ExportJob:
+        """Store ``job`` under a new id (the store numbers export jobs: ``job.id`` is ignored) and return it with
+        that id."""
 
     def get(self, job_id: int) -> ExportJob | None: ...
+
+    def page(self, sandbox_id: str, *, statuses: Collection[str], before: tuple[int, int] | None, skip: int,
+             limit: int) -> list[ExportJob]:
+        """The sandbox's jobs in one of ``statuses``, newest first (by creation time, then id, both descending):
+        only those older than ``before`` (a creation time and id) when given, the first ``skip`` left out, at
+        most ``limit``."""
 
     def update(self, job: ExportJob) -> None:
         """Write every field of ``job`` over the stored one with its id."""
@@ -67,6 +78,9 @@ class ExportJobRepository(Protocol):
 
 class ExportBatchRepository(Protocol):
     """The destination dataset's batches an export reserved, publishes or gives up."""
+
+    def reserve(self, scope: Tenancy, dataset_id: str, *, now: int) -> str:
+        """A new ``loading`` batch of the dataset for an export (readers skip it until published); its id."""
 
     def abandon(self, batch_ids: list[str], status: str, *, now: int) -> None:
         """Set those of the batches still ``loading`` to ``status`` (``aborted``, ``failed``), ended at ``now``."""

@@ -13,7 +13,6 @@ from openseg.exports.ports import ExportLookups
 from openseg.profiles.defaults import default_policy
 from openseg.request_fields import optional_object
 from openseg.scope import Scope, in_scope
-from openseg.store.repositories import SqlAlchemyExportLookups
 
 STATUSES = ("realized", "existing", "exited")
 DEFAULT_STATUS = ("realized", "existing")
@@ -76,11 +75,6 @@ def _bool(value: object, name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise BadRequest(f"'{name}' must be true or false", field=name)
     return value
-
-
-def validate_request(session: Any, scope: Scope, body: object) -> ExportRequest:
-    """:func:`validate` in a metadata-store session, for ``exports/jobs.py``, which still holds one."""
-    return validate(SqlAlchemyExportLookups(session), scope, body)
 
 
 def validate(lookups: ExportLookups, scope: Scope, body: object) -> ExportRequest:

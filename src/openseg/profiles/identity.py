@@ -304,3 +304,8 @@ def split_oversized(anchors: Sequence[int], identity_lists: Sequence[Sequence[in
                 parent[high] = low
                 size[low] += size[high]
     return {node: find(node) for node in list(parent)}
+
+
+def identity_key(namespace: str, identity: str) -> str:
+    """The key of an identity: namespaces compare case-insensitively, ids exactly."""
+    return f"{namespace.lower()}:{identity}"

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from openseg.profiles._sql import render
 from openseg.profiles.build import KEYS, PROFILE
+from openseg.profiles.identity import identity_key
 from openseg.profiles.merge import merge_query, ranked_query
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import PROVENANCE
@@ -45,11 +46,6 @@ STORE_COLUMNS = ("_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecor
 
 class InvalidCursorError(ValueError):
     """An events paging cursor was not produced by :func:`events_cursor`."""
-
-
-def identity_key(namespace: str, identity: str) -> str:
-    """The key of an identity: namespaces compare case-insensitively, ids exactly."""
-    return f"{namespace.lower()}:{identity}"
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

@@ -1,52 +1,41 @@
-"""Merge policy resources (UPS ``/config/mergePolicies``): validation, defaults, versions."""
+"""Merge policy resources (UPS ``/config/mergePolicies``): validation, defaults, versions.
+
+The services take a unit of work (``profiles.ports.ProfilesUnitOfWork``), open it and commit what they
+change; a new policy or a new version queues a build of the sandbox's stores in the same transaction.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from openseg.clock import new_uuid, now_ms
-from openseg.errors import BadRequest, Conflict
+from openseg.errors import BadRequest, Conflict, NotFound
+from openseg.profiles.defaults import default_policy
 from openseg.profiles.merge_policy import (
     ATTRIBUTE_MERGE_TYPES,
     IDENTITY_GRAPH_TYPES,
     MergePolicyError,
     MergePolicySpec,
 )
-from openseg.profiles.model import PROFILE_SCHEMA_NAME
-from openseg.profiles.model import MergePolicy as MergePolicyValue
+from openseg.profiles.model import PROFILE_SCHEMA_NAME, MergePolicy, ProfileStoreRecord
+from openseg.profiles.ports import MergePolicyRepository, ProfilesUnitOfWork
+from openseg.profiles.service import request_build
 from openseg.request_fields import optional_object
-from openseg.scope import Scope
-from openseg.store.models import Dataset, MergePolicy, ProfileStore, SegmentDefinition
+from openseg.scope import Tenancy, in_scope
 
 
-def spec_of(policy: MergePolicy) -> MergePolicySpec:
-    """The engine-side view of a stored policy."""
-    order = tuple((policy.attribute_merge.get("data") or {}).get("order") or ())
-    return MergePolicySpec(
-        id=policy.id, identity_graph=policy.identity_graph,  # type: ignore[arg-type]
-        attribute_merge=policy.attribute_merge["type"], dataset_order=order, version=policy.version,
-    )
+def read_default(uow: ProfilesUnitOfWork, scope: Tenancy) -> tuple[MergePolicy, ProfileStoreRecord | None]:
+    """The sandbox's default policy (created on first need and committed) with its profile store's record."""
+    with uow:
+        policy = default_policy(uow.merge_policies, scope)
+        record = uow.profile_stores.get(policy.id)
+        uow.commit()
+    return policy, record
 
 
-def ensure_default(session: Session, scope: Scope) -> MergePolicy:
-    """Every sandbox has a default policy: pdg + timestampOrdered (contract.md), created on first need."""
-    existing = session.scalars(
-        select(MergePolicy).where(MergePolicy.sandbox_id == scope.sandbox_id, MergePolicy.is_default.is_(True))
-    ).first()
-    if existing is not None:
-        return existing
-    policy = MergePolicy(**asdict(MergePolicyValue.default_for(scope.org_id, scope.sandbox_id, policy_id=new_uuid(),
-                                                               now=now_ms())))
-    session.add(policy)
-    session.flush()
-    return policy
-
-
-def _validated(session: Session, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
+def _validated(uow: ProfilesUnitOfWork, scope: Tenancy, body: dict[str, Any]) -> dict[str, Any]:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("'name' is required and must be a non-empty string", field="name")
@@ -72,8 +61,7 @@ def _validated(session: Session, scope: Scope, body: dict[str, Any]) -> dict[str
         if not isinstance(order, list) or not order or not all(isinstance(d, str) for d in order):
             raise BadRequest("'attributeMerge.data.order' must list dataset ids for dataSetPrecedence",
                              field="attributeMerge.data.order")
-        known = set(session.scalars(select(Dataset.id).where(Dataset.sandbox_id == scope.sandbox_id,
-                                                             Dataset.id.in_(order))))
+        known = uow.profile_sources.known_datasets(scope.sandbox_id, order)
         unknown = [d for d in order if d not in known]
         if unknown:
             raise BadRequest(f"'attributeMerge.data.order' names datasets that do not exist: {', '.join(unknown)}",
@@ -92,74 +80,107 @@ def _validated(session: Session, scope: Scope, body: dict[str, Any]) -> dict[str
             "is_active_on_edge": bool(body.get("isActiveOnEdge", False))}
 
 
-def _make_default(session: Session, scope: Scope, policy: MergePolicy) -> None:
-    for other in session.scalars(select(MergePolicy).where(MergePolicy.sandbox_id == scope.sandbox_id,
-                                                           MergePolicy.id != policy.id,
-                                                           MergePolicy.is_default.is_(True))):
-        other.is_default = False
-        other.updated = now_ms()
+def _get(policies: MergePolicyRepository, scope: Tenancy, policy_id: str) -> MergePolicy:
+    return in_scope(policies.get(policy_id), scope, "merge policy", policy_id)
 
 
-def create_policy(session: Session, scope: Scope, body: dict[str, Any]) -> MergePolicy:
-    ensure_default(session, scope)
-    values = _validated(session, scope, body)
-    now = now_ms()
-    policy = MergePolicy(id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id,
-                         schema_name=PROFILE_SCHEMA_NAME, version=1, created=now, updated=now, **values)
-    session.add(policy)
-    session.flush()
-    if policy.is_default:
-        _make_default(session, scope, policy)
+def _make_default(policies: MergePolicyRepository, scope: Tenancy, policy: MergePolicy) -> None:
+    for other in policies.in_sandbox(scope.sandbox_id):
+        if other.id != policy.id and other.is_default:
+            policies.update(replace(other, is_default=False, updated=now_ms()))
+
+
+def create_policy(uow: ProfilesUnitOfWork, scope: Tenancy, body: dict[str, Any]) -> MergePolicy:
+    """A new policy (its sandbox's default is made first when there is none); the worker builds its store."""
+    with uow:
+        default_policy(uow.merge_policies, scope)
+        values = _validated(uow, scope, body)
+        now = now_ms()
+        policy = MergePolicy(id=new_uuid(), org_id=scope.org_id, sandbox_id=scope.sandbox_id,
+                             schema_name=PROFILE_SCHEMA_NAME, version=1, created=now, updated=now, **values)
+        uow.merge_policies.add(policy)
+        if policy.is_default:
+            _make_default(uow.merge_policies, scope, policy)
+        request_build(uow.work_queue, scope.sandbox_id)
+        uow.commit()
     return policy
 
 
-def get_policy(session: Session, scope: Scope, policy_id: str) -> MergePolicy:
-    return scope.get(session, MergePolicy, policy_id, "merge policy")
+def get_policy(uow: ProfilesUnitOfWork, scope: Tenancy, policy_id: str) -> MergePolicy:
+    """The policy, or 404 when it does not exist in the scope."""
+    with uow:
+        return _get(uow.merge_policies, scope, policy_id)
 
 
-def list_policies(session: Session, scope: Scope, *, start: int, limit: int,
+def read_policies(uow: ProfilesUnitOfWork, scope: Tenancy, policy_ids: list[str]
+                  ) -> dict[str, tuple[MergePolicy, ProfileStoreRecord | None]]:
+    """Each policy of ``policy_ids`` found in the scope, with its profile store's record (ids not found are
+    left out)."""
+    found: dict[str, tuple[MergePolicy, ProfileStoreRecord | None]] = {}
+    with uow:
+        for policy_id in policy_ids:
+            try:
+                policy = _get(uow.merge_policies, scope, policy_id)
+            except NotFound:
+                continue
+            found[policy_id] = (policy, uow.profile_stores.get(policy.id))
+    return found
+
+
+def read_policy(uow: ProfilesUnitOfWork, scope: Tenancy, policy_id: str
+                ) -> tuple[MergePolicy, ProfileStoreRecord | None]:
+    """The policy (404 when it does not exist in the scope) with its profile store's record."""
+    with uow:
+        policy = _get(uow.merge_policies, scope, policy_id)
+        return policy, uow.profile_stores.get(policy.id)
+
+
+def list_policies(uow: ProfilesUnitOfWork, scope: Tenancy, *, start: int, limit: int,
                   default: bool | None = None) -> tuple[list[MergePolicy], int]:
-    ensure_default(session, scope)
-    query = select(MergePolicy).where(MergePolicy.sandbox_id == scope.sandbox_id)
-    if default is not None:
-        query = query.where(MergePolicy.is_default.is_(default))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = list(session.scalars(query.order_by(MergePolicy.created, MergePolicy.id).offset(start).limit(limit)))
-    return items, int(total)
+    """A page of the sandbox's policies, oldest first, and how many there are (the default one is created
+    first when there is none)."""
+    with uow:
+        default_policy(uow.merge_policies, scope)
+        found = [p for p in uow.merge_policies.in_sandbox(scope.sandbox_id)
+                 if default is None or p.is_default is default]
+        uow.commit()
+    return found[start:start + limit], len(found)
 
 
-def count_policies(session: Session, sandbox_id: str) -> int:
-    return int(session.scalar(select(func.count()).select_from(MergePolicy)
-                              .where(MergePolicy.sandbox_id == sandbox_id)) or 0)
-
-
-def replace_policy(session: Session, scope: Scope, policy_id: str, body: dict[str, Any]) -> MergePolicy:
-    policy = get_policy(session, scope, policy_id)
-    values = _validated(session, scope, body)
-    if policy.is_default and not values["is_default"]:
-        raise BadRequest("a sandbox always has a default merge policy: make another one default instead",
-                         field="default")
-    for key, value in values.items():
-        setattr(policy, key, value)
-    policy.version += 1
-    policy.updated = now_ms()
-    if policy.is_default:
-        _make_default(session, scope, policy)
+def replace_policy(uow: ProfilesUnitOfWork, scope: Tenancy, policy_id: str,
+                   body: dict[str, Any] | Callable[[MergePolicy], dict[str, Any]]) -> MergePolicy:
+    """The policy replaced by ``body`` (or by what ``body`` makes of the stored policy: a patch) as its next
+    version; the worker rebuilds its store."""
+    with uow:
+        policy = _get(uow.merge_policies, scope, policy_id)
+        values = _validated(uow, scope, body(policy) if callable(body) else body)
+        if policy.is_default and not values["is_default"]:
+            raise BadRequest("a sandbox always has a default merge policy: make another one default instead",
+                             field="default")
+        policy = replace(policy, **values, version=policy.version + 1, updated=now_ms())
+        uow.merge_policies.update(policy)
+        if policy.is_default:
+            _make_default(uow.merge_policies, scope, policy)
+        request_build(uow.work_queue, scope.sandbox_id)
+        uow.commit()
     return policy
 
 
-def delete_policy(session: Session, scope: Scope, policy_id: str) -> None:
-    policy = get_policy(session, scope, policy_id)
-    users = list(session.scalars(select(SegmentDefinition.id).where(SegmentDefinition.merge_policy_id == policy.id)))
-    if users:
-        raise Conflict(f"merge policy '{policy_id}' is used by segment definitions: {', '.join(sorted(users))}",
-                       report={"segmentDefinitions": sorted(users)})
-    if policy.is_default:
-        raise Conflict(f"merge policy '{policy_id}' is the sandbox's default; make another policy default first")
-    session.delete(policy)
+def delete_policy(uow: ProfilesUnitOfWork, scope: Tenancy, policy_id: str) -> None:
+    """Delete the policy: 409 while segment definitions use it, or while it is the sandbox's default."""
+    with uow:
+        policy = _get(uow.merge_policies, scope, policy_id)
+        users = sorted(uow.merge_policies.users(policy.id))
+        if users:
+            raise Conflict(f"merge policy '{policy_id}' is used by segment definitions: {', '.join(users)}",
+                           report={"segmentDefinitions": users})
+        if policy.is_default:
+            raise Conflict(f"merge policy '{policy_id}' is the sandbox's default; make another policy default first")
+        uow.merge_policies.remove(policy.id)
+        uow.commit()
 
 
-def store_json(store: ProfileStore | None) -> dict[str, Any] | None:
+def store_json(store: ProfileStoreRecord | None) -> dict[str, Any] | None:
     """openseg extension: the state of the policy's merged profile store, including identity graphs over
     the 50-identity guardrail (not merged further, reported here rather than dropped)."""
     if store is None or store.built_at is None:
@@ -185,7 +206,7 @@ def store_json(store: ProfileStore | None) -> dict[str, Any] | None:
     }
 
 
-def policy_json(policy: MergePolicy, sandbox: dict[str, Any], store: ProfileStore | None = None) -> dict[str, Any]:
+def policy_json(policy: MergePolicy, sandbox: dict[str, Any], store: ProfileStoreRecord | None = None) -> dict[str, Any]:
     body = {
         "id": policy.id,
         "name": policy.name,

@@ -2,11 +2,12 @@
 
 The metadata store implements them (``store/repositories.py``, ``store/unit_of_work.py``), tests fake
 them in memory (``tests/profiles/fakes.py``). Each protocol names only the methods the profile store
-services (``service.py``) and profile access (``entities.py``) call.
+services (``service.py``), merge policies (``policies.py``) and profile access (``entities.py``) call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -51,6 +52,15 @@ class MergePolicyRepository(Protocol):
     def in_sandbox(self, sandbox_id: str) -> list[MergePolicy]:
         """Every policy of the sandbox, oldest first (by creation time, then id)."""
 
+    def update(self, policy: MergePolicy) -> None:
+        """Write every field of ``policy`` over the stored one with its id."""
+
+    def remove(self, policy_id: str) -> None:
+        """Delete the policy with this id (nothing when there is none)."""
+
+    def users(self, policy_id: str) -> set[str]:
+        """The ids of the segment definitions (in any sandbox) that use the policy."""
+
 
 class ProfileStoreRepository(Protocol):
     """What is known of each merge policy's built profile store."""
@@ -74,6 +84,9 @@ class ProfileSourceRepository(Protocol):
     def source_batch_sandbox(self, batch_id: str) -> str | None:
         """The sandbox of the batch when its dataset is a profile source (profile-enabled, not a union
         dataset), whatever the batch's status; else None."""
+
+    def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
+        """Those of ``dataset_ids`` that name datasets of the sandbox (of any kind)."""
 
     def org_of(self, sandbox_id: str) -> str | None:
         """The org the sandbox belongs to (None when there is no such sandbox)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +31,13 @@ from openseg.xdm.schema import PRIMARY_NAMESPACE
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine, Workspace
-    from openseg.services import Services
+
+
+class EngineSource(Protocol):
+    """Where a job's engine comes from (``openseg.services.Services`` is one): the engine of the deployment."""
+
+    def engine(self) -> Engine: ...
+
 
 #: The temporary table holding the plan's result in the job's connection.
 RESULT = "segment_result"
@@ -72,7 +78,7 @@ class Evaluation:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def evaluate_segments(services: Services, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
+def evaluate_segments(services: EngineSource, store: Path, segments: Sequence[tuple[str, ast.Expr]], as_of: datetime,
                       members: membership.MembershipStore, previous: membership.State | None, job_id: str,
                       progress: Progress | None = None) -> Evaluation:
     """Run every segment of one merge policy in one plan over ``store`` (a resolved build directory) and

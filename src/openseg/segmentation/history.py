@@ -7,37 +7,51 @@ job interrupted before it published are never read as facts.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select
 from sqlglot import exp
 
-from openseg.catalog.read_only_sql import json_value
+from openseg.json_values import json_value
 from openseg.profiles.entities import locate
+from openseg.profiles.ports import ProfileServices, ProfilesUnitOfWork
 from openseg.scope import Scope
-from openseg.segmentation.job_execution import membership_store
+from openseg.segmentation import membership
 from openseg.segmentation.jobs import PUBLISHED
+from openseg.segmentation.ports import SegmentJobRepository
 from openseg.segmentation.statements import literal, statement
-from openseg.store.models import SegmentJob
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.engines.base import Engine
 
 
-def _succeeded_jobs(services: Services, sandbox_id: str) -> list[str]:
+class HistoryUnitOfWork(ProfilesUnitOfWork, Protocol):
+    """A profile unit of work that reads segment jobs too (locating a profile reads the profile store)."""
+
+    @property
+    def segment_jobs(self) -> SegmentJobRepository: ...
+
+
+class HistoryServices(ProfileServices, Protocol):
+    """What membership history takes from the container (``openseg.services.Services`` is one)."""
+
+    def uow(self) -> HistoryUnitOfWork: ...
+
+    def reader(self) -> Engine: ...
+
+
+def _succeeded_jobs(services: HistoryServices, sandbox_id: str) -> list[str]:
     """The jobs whose membership was published: those that SUCCEEDED, deleted since or not."""
-    with services.db.session() as session:
-        return list(session.scalars(select(SegmentJob.id).where(SegmentJob.sandbox_id == sandbox_id,
-                                                                SegmentJob.status.in_(PUBLISHED))))
+    with services.uow() as uow:
+        return sorted(uow.segment_jobs.ids_in(sandbox_id, PUBLISHED))
 
 
-def _history(services: Services, sandbox_id: str, policy_id: str) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
+def _history(services: HistoryServices, sandbox_id: str, policy_id: str) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
     """Every entry and exit of the policy's membership that counts: those of jobs that SUCCEEDED and
     of per-profile writes (a query and the files it reads)."""
-    return membership_store(services, sandbox_id, policy_id).history(_succeeded_jobs(services, sandbox_id))
+    return membership.store_for(services.settings.home, sandbox_id, policy_id).history(_succeeded_jobs(services, sandbox_id))
 
 
-def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str, at: datetime, *,
+def members_at(services: HistoryServices, scope: Scope, segment_id: str, policy_id: str, at: datetime, *,
                start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """Profiles in the segment at ``at``: their last entry or exit up to then was an entry."""
     history = _history(services, scope.sandbox_id, policy_id)
@@ -60,13 +74,13 @@ def members_at(services: Services, scope: Scope, segment_id: str, policy_id: str
     return [{"entityId": row["_profile_id"], "enteredAt": json_value(row["entered_at"])} for row in rows], total
 
 
-def profile_of(services: Services, scope: Scope, namespace: str, identity: str) -> tuple[str, str]:
+def profile_of(services: HistoryServices, scope: Scope, namespace: str, identity: str) -> tuple[str, str]:
     """(profile id, merge policy id) of an identity under the sandbox's default merge policy."""
     located = locate(services, scope, namespace, identity)
     return located.profile_id, located.policy.id
 
 
-def timeline(services: Services, scope: Scope, profile_id: str, policy_id: str) -> list[dict[str, Any]]:
+def timeline(services: HistoryServices, scope: Scope, profile_id: str, policy_id: str) -> list[dict[str, Any]]:
     """Every entry and exit of one profile, oldest first, paired into stays per segment."""
     history = _history(services, scope.sandbox_id, policy_id)
     if history is None:

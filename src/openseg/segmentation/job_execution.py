@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from openseg import failures
 from openseg import job_lifecycle as lifecycle
-from openseg.catalog.service import Scope
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.pql import parse
 from openseg.profiles.service import ensure_store
 from openseg.profiles.store import resolve_store
+from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.evaluate import Progress, SegmentsFailed, evaluate_segments
 from openseg.segmentation.jobs import DELETED

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SegmentDefinition", "SegmentJob"]
+__all__ = ["Preview", "SegmentDefinition", "SegmentJob"]
 
 
 @dataclass(frozen=True)
@@ -62,5 +62,20 @@ class SegmentJob:
     errors: list[Any] = field(hash=False)
     metrics: dict[str, Any] = field(hash=False)
     origin: str
+    created: int
+    updated: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A segment preview and its estimate (UPS ``/preview``, ``/estimate``): the request, and the counts and
+    sample profiles it found (``result``)."""
+
+    id: str
+    org_id: str
+    sandbox_id: str
+    request: dict[str, Any] = field(hash=False)
+    state: str
+    result: dict[str, Any] = field(hash=False)
     created: int
     updated: int

@@ -12,10 +12,11 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from openseg.profiles.model import MergePolicy
-from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 
 __all__ = [
     "MergePolicyRepository",
+    "PreviewRepository",
     "SandboxScope",
     "SegmentDefinitionRepository",
     "SegmentJobRepository",
@@ -82,6 +83,9 @@ class SegmentJobRepository(Protocol):
     def count_in_org(self, org_id: str) -> int:
         """How many jobs the org has had, in every sandbox."""
 
+    def ids_in(self, sandbox_id: str, statuses: Collection[str]) -> set[str]:
+        """The ids of the sandbox's jobs in one of ``statuses``."""
+
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         """Set the job's status and update time, and nothing else of it (a worker may be writing the rest)."""
 
@@ -91,6 +95,18 @@ class WorkQueue(Protocol):
 
     def enqueue(self, kind: str, ref_id: str) -> None:
         """Queue work of ``kind`` on the resource ``ref_id`` (for example ``segment_job`` and a job id)."""
+
+
+class PreviewRepository(Protocol):
+    """Segment previews (their estimates are part of them)."""
+
+    def add(self, preview: Preview) -> None: ...
+
+    def get(self, preview_id: str) -> Preview | None:
+        """The preview with this id in any org or sandbox (the service checks the scope)."""
+
+    def remove(self, preview_id: str) -> None:
+        """Delete the preview with this id (nothing when there is none)."""
 
 
 class SegmentationUnitOfWork(Protocol):
@@ -113,6 +129,9 @@ class SegmentationUnitOfWork(Protocol):
 
     @property
     def work_queue(self) -> WorkQueue: ...
+
+    @property
+    def previews(self) -> PreviewRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -6,30 +6,48 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy.orm import Session
 from sqlglot import exp
 
 from openseg.clock import ms_to_datetime, now_ms
 from openseg.errors import BadRequest
 from openseg.profiles import policies
+from openseg.profiles.ports import ProfileServices, ProfilesUnitOfWork
 from openseg.profiles.service import sandbox_schema, serving_store
 from openseg.profiles.store import PROFILES_FILE
-from openseg.scope import Scope
+from openseg.scope import Scope, in_scope
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
 from openseg.segmentation.evaluate import primary_namespaces, qualified_pairs
+from openseg.segmentation.model import Preview
 from openseg.segmentation.planner import arrow_paths, plan_segments
+from openseg.segmentation.ports import PreviewRepository, SegmentDefinitionRepository
 from openseg.segmentation.statements import statement
-from openseg.store.models import Preview, ProfileStore, SegmentDefinition
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine
-    from openseg.services import Services
+
+
+class PreviewUnitOfWork(ProfilesUnitOfWork, Protocol):
+    """A profile unit of work that holds previews and reads segment definitions too."""
+
+    @property
+    def segment_definitions(self) -> SegmentDefinitionRepository: ...
+
+    @property
+    def previews(self) -> PreviewRepository: ...
+
+
+class PreviewServices(ProfileServices, Protocol):
+    """What a preview takes from the container (``openseg.services.Services`` is one)."""
+
+    def uow(self) -> PreviewUnitOfWork: ...
+
+    def reader(self) -> Engine: ...
 
 #: Sandboxes with at most this many merged profiles are counted exactly.
 EXACT_LIMIT = int(os.environ.get("OPENSEG_PREVIEW_EXACT_LIMIT", "2000000"))
@@ -40,7 +58,7 @@ PREVIEW_PROFILES = 20
 Z_95 = 1.959964
 
 
-def create_preview(services: Services, session: Session, scope: Scope, body: object,
+def create_preview(services: PreviewServices, scope: Scope, body: object,
                    exact_limit: int = EXACT_LIMIT, sample_size: int = SAMPLE_SIZE) -> Preview:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
@@ -52,16 +70,13 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
         raise BadRequest("'predicateModel' must be _xdm.context.profile", field="predicateModel")
     analysis = analyze({"type": "PQL", "format": predicate_type, "value": body.get("predicateExpression")},
                        sandbox_schema(services, scope), field="predicateExpression")
-    _check_segments(session, scope, analysis.references)
+    with services.uow() as uow:
+        _check_segments(uow.segment_definitions, scope, analysis.references)
     policy_id = body.get("mergePolicyId")
-    if not isinstance(policy_id, str):
-        # A sandbox's first request may create its default policy: commit it before serving_store, whose
-        # sessions of its own (and the build it may queue) look for it.
-        with services.db.session() as own:
-            policies.ensure_default(own, scope)
-    policy = (policies.get_policy(session, scope, policy_id) if isinstance(policy_id, str)
-              else policies.ensure_default(session, scope))
-    record = session.get(ProfileStore, policy.id)
+    # A sandbox's first request may create its default policy: committed before serving_store, whose units of
+    # work of its own (and the build it may queue) look for it.
+    policy, record = (policies.read_policy(services.uow(), scope, policy_id) if isinstance(policy_id, str)
+                      else policies.read_default(services.uow(), scope))
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
     relation, previous = members.relation(members.state(record.membership_path if record else None))
     build = serving_store(services, scope, policy, build_empty=True)  # a sandbox without data previews nobody
@@ -109,16 +124,17 @@ def create_preview(services: Services, session: Session, scope: Scope, body: obj
         },
         created=now, updated=now,
     )
-    session.add(preview)
-    session.flush()
+    with services.uow() as uow:
+        uow.previews.add(preview)
+        uow.commit()
     return preview
 
 
-def _check_segments(session: Session, scope: Scope, segment_ids: tuple[str, ...]) -> None:
+def _check_segments(definitions: SegmentDefinitionRepository, scope: Scope, segment_ids: tuple[str, ...]) -> None:
     """``inSegment`` may name only segments of the caller's sandbox: another org's or sandbox's id is unknown."""
     unknown = []
     for segment_id in segment_ids:
-        found = session.get(SegmentDefinition, segment_id)
+        found = definitions.get(segment_id)
         if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
             unknown.append(segment_id)
     if unknown:
@@ -138,14 +154,24 @@ def _entities(reader: Engine, store: Any, ids: list[str]) -> list[dict[str, Any]
     query = (exp.select(exp.Star()).from_("profiles")
              .where(exp.column("_profile_id").isin(*(exp.Literal.string(i) for i in ids))).order_by("_profile_id"))
     rows = reader.run(query, {"profiles": str(store / PROFILES_FILE)}).to_pylist()
-    from openseg.catalog.read_only_sql import json_value
+    from openseg.json_values import json_value
 
     return [{"entityId": row["_profile_id"], "lastModifiedAt": json_value(row["_lastModifiedAt"]),
              "entity": json_value({k: v for k, v in row.items() if k not in INTERNAL_COLUMNS})} for row in rows]
 
 
-def get_preview(session: Session, scope: Scope, preview_id: str) -> Preview:
-    return scope.get(session, Preview, preview_id, "preview")
+def get_preview(uow: PreviewUnitOfWork, scope: Scope, preview_id: str) -> Preview:
+    """The preview, or 404 when it does not exist in the scope."""
+    with uow:
+        return in_scope(uow.previews.get(preview_id), scope, "preview", preview_id)
+
+
+def delete_preview(uow: PreviewUnitOfWork, scope: Scope, preview_id: str) -> None:
+    """Delete the preview (404 when it does not exist in the scope)."""
+    with uow:
+        in_scope(uow.previews.get(preview_id), scope, "preview", preview_id)
+        uow.previews.remove(preview_id)
+        uow.commit()
 
 
 def preview_json(preview: Preview) -> dict[str, Any]:

@@ -13,20 +13,21 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled, record_batch_success
-from openseg.clock import ms_to_datetime
+from openseg.clock import ms_to_datetime, new_hex_id
 from openseg.exports.model import ExportJob
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.sources import SourceFile
 from openseg.scheduling.model import Schedule
 from openseg.scope import Tenancy
-from openseg.segmentation.model import SegmentDefinition, SegmentJob
+from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 from openseg.store.models import Batch, DataFile, Dataset, Sandbox, SegmentDefinitionVersion, WorkItem
 from openseg.store.models import ExportJob as ExportJobRow
 from openseg.store.models import MergePolicy as MergePolicyRow
+from openseg.store.models import Preview as PreviewRow
 from openseg.store.models import ProfileStore as ProfileStoreRow
 from openseg.store.models import Schedule as ScheduleRow
 from openseg.store.models import SegmentDefinition as SegmentDefinitionRow
@@ -37,8 +38,8 @@ __all__ = [
     "SqlAlchemyDatasetRepository",
     "SqlAlchemyExportBatchRepository",
     "SqlAlchemyExportJobRepository",
-    "SqlAlchemyExportLookups",
     "SqlAlchemyMergePolicyRepository",
+    "SqlAlchemyPreviewRepository",
     "SqlAlchemyProfileSourceRepository",
     "SqlAlchemyProfileStoreRepository",
     "SqlAlchemyScheduleRepository",
@@ -53,6 +54,7 @@ _POLICY_FIELDS = tuple(f.name for f in fields(MergePolicy))
 _JOB_FIELDS = tuple(f.name for f in fields(SegmentJob))
 _PROFILE_STORE_FIELDS = tuple(f.name for f in fields(ProfileStoreRecord))
 _EXPORT_JOB_FIELDS = tuple(f.name for f in fields(ExportJob))
+_PREVIEW_FIELDS = tuple(f.name for f in fields(Preview))
 
 
 def _schedule(row: ScheduleRow) -> Schedule:
@@ -65,6 +67,10 @@ def _definition(row: SegmentDefinitionRow) -> SegmentDefinition:
 
 def _policy(row: MergePolicyRow) -> MergePolicy:
     return MergePolicy(**{name: getattr(row, name) for name in _POLICY_FIELDS})
+
+
+def _export_job(row: ExportJobRow) -> ExportJob:
+    return ExportJob(**{name: getattr(row, name) for name in _EXPORT_JOB_FIELDS})
 
 
 def _job(row: SegmentJobRow) -> SegmentJob:
@@ -184,7 +190,7 @@ class SqlAlchemySegmentDefinitionRepository:
 
 
 class SqlAlchemyMergePolicyRepository:
-    """``segmentation.ports.MergePolicyRepository`` (and scheduling's) over ``merge_policies``."""
+    """``segmentation.ports.MergePolicyRepository`` (and scheduling's, profiles') over ``merge_policies``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -201,6 +207,24 @@ class SqlAlchemyMergePolicyRepository:
         rows = self._session.scalars(select(MergePolicyRow).where(MergePolicyRow.sandbox_id == sandbox_id)
                                      .order_by(MergePolicyRow.created, MergePolicyRow.id))
         return [_policy(row) for row in rows]
+
+    def update(self, policy: MergePolicy) -> None:
+        row = self._session.get(MergePolicyRow, policy.id)
+        if row is None:
+            raise LookupError(f"merge policy {policy.id} is not stored")
+        for name in _POLICY_FIELDS:
+            setattr(row, name, getattr(policy, name))
+        self._session.flush()
+
+    def remove(self, policy_id: str) -> None:
+        row = self._session.get(MergePolicyRow, policy_id)
+        if row is not None:
+            self._session.delete(row)
+            self._session.flush()
+
+    def users(self, policy_id: str) -> set[str]:
+        return set(self._session.scalars(select(SegmentDefinitionRow.id)
+                                         .where(SegmentDefinitionRow.merge_policy_id == policy_id)))
 
     def count(self, sandbox_id: str) -> int:
         return int(self._session.scalar(select(func.count()).select_from(MergePolicyRow)
@@ -235,12 +259,37 @@ class SqlAlchemySegmentJobRepository:
         return int(self._session.scalar(select(func.count()).select_from(SegmentJobRow)
                                         .where(SegmentJobRow.org_id == org_id)) or 0)
 
+    def ids_in(self, sandbox_id: str, statuses: Collection[str]) -> set[str]:
+        return set(self._session.scalars(select(SegmentJobRow.id).where(SegmentJobRow.sandbox_id == sandbox_id,
+                                                                        SegmentJobRow.status.in_(list(statuses)))))
+
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         row = self._session.get(SegmentJobRow, job_id)
         if row is None:
             raise LookupError(f"segment job {job_id} is not stored")
         row.status, row.updated = status, updated
         self._session.flush()
+
+
+class SqlAlchemyPreviewRepository:
+    """``segmentation.ports.PreviewRepository`` over ``previews``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, preview: Preview) -> None:
+        self._session.add(PreviewRow(**asdict(preview)))
+        self._session.flush()
+
+    def get(self, preview_id: str) -> Preview | None:
+        row = self._session.get(PreviewRow, preview_id)
+        return None if row is None else Preview(**{name: getattr(row, name) for name in _PREVIEW_FIELDS})
+
+    def remove(self, preview_id: str) -> None:
+        row = self._session.get(PreviewRow, preview_id)
+        if row is not None:
+            self._session.delete(row)
+            self._session.flush()
 
 
 class SqlAlchemyWorkQueue:
@@ -317,6 +366,10 @@ class SqlAlchemyProfileSourceRepository:
             return None
         return batch.sandbox_id
 
+    def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
+        return set(self._session.scalars(select(Dataset.id).where(Dataset.sandbox_id == sandbox_id,
+                                                                  Dataset.id.in_(list(dataset_ids)))))
+
     def org_of(self, sandbox_id: str) -> str | None:
         sandbox = self._session.get(Sandbox, sandbox_id)
         return None if sandbox is None else sandbox.org_id
@@ -340,25 +393,33 @@ class SqlAlchemyDatasetRepository:
         return dataset_kind(dataset)
 
 
-class SqlAlchemyExportLookups:
-    """``exports.ports.ExportLookups`` on a session, for the export services that still hold one
-    (``exports/jobs.py``)."""
-
-    def __init__(self, session: Session) -> None:
-        self.datasets = SqlAlchemyDatasetRepository(session)
-        self.segment_definitions = SqlAlchemySegmentDefinitionRepository(session)
-        self.merge_policies = SqlAlchemyMergePolicyRepository(session)
-
-
 class SqlAlchemyExportJobRepository:
     """``exports.ports.ExportJobRepository`` over ``export_jobs``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    def add(self, job: ExportJob) -> ExportJob:
+        row = ExportJobRow(**{name: getattr(job, name) for name in _EXPORT_JOB_FIELDS if name != "id"})
+        self._session.add(row)
+        self._session.flush()
+        return _export_job(row)
+
     def get(self, job_id: int) -> ExportJob | None:
         row = self._session.get(ExportJobRow, job_id)
-        return None if row is None else ExportJob(**{name: getattr(row, name) for name in _EXPORT_JOB_FIELDS})
+        return None if row is None else _export_job(row)
+
+    def page(self, sandbox_id: str, *, statuses: Collection[str], before: tuple[int, int] | None, skip: int,
+             limit: int) -> list[ExportJob]:
+        query = select(ExportJobRow).where(ExportJobRow.sandbox_id == sandbox_id,
+                                           ExportJobRow.status.in_(list(statuses)))
+        if before is not None:
+            created, ident = before
+            query = query.where(or_(ExportJobRow.created < created,
+                                    and_(ExportJobRow.created == created, ExportJobRow.id < ident)))
+        rows = self._session.scalars(query.order_by(ExportJobRow.created.desc(), ExportJobRow.id.desc())
+                                     .offset(skip).limit(limit))
+        return [_export_job(row) for row in rows]
 
     def update(self, job: ExportJob) -> None:
         row = self._session.get(ExportJobRow, job.id)
@@ -375,6 +436,13 @@ class SqlAlchemyExportBatchRepository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def reserve(self, scope: Tenancy, dataset_id: str, *, now: int) -> str:
+        batch = Batch(id=new_hex_id(32), org_id=scope.org_id, sandbox_id=scope.sandbox_id, dataset_id=dataset_id,
+                      status="loading", input_format={"format": "parquet"}, origin="export", created=now, updated=now)
+        self._session.add(batch)
+        self._session.flush()
+        return batch.id
 
     def abandon(self, batch_ids: list[str], status: str, *, now: int) -> None:
         for batch_id in batch_ids:

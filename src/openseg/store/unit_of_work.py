@@ -23,6 +23,7 @@ from openseg.store.repositories import (
     SqlAlchemyExportBatchRepository,
     SqlAlchemyExportJobRepository,
     SqlAlchemyMergePolicyRepository,
+    SqlAlchemyPreviewRepository,
     SqlAlchemyProfileSourceRepository,
     SqlAlchemyProfileStoreRepository,
     SqlAlchemyScheduleRepository,
@@ -37,17 +38,17 @@ __all__ = ["JobServices", "SessionJobStarter", "SqlAlchemyUnitOfWork"]
 @dataclass(frozen=True)
 class JobServices:
     """The job services a schedule starts. ``bootstrap`` supplies them, so the store imports no domain
-    package's services. Segment jobs run on the unit of work; exports are still functions of a session.
+    package's services. Each runs in the open unit of work.
 
     Attributes:
-        start_segment_job: ``(unit of work, scope, segment ids, origin) -> job id``, in the open unit of work.
-        start_export: ``(session, scope, export request) -> job id``; ``None`` without the export service.
-        check_export: ``(session, scope, export request)``, raising ``BadRequest``; ``None`` accepts any.
+        start_segment_job: ``(unit of work, scope, segment ids, origin) -> job id``.
+        start_export: ``(unit of work, scope, export request) -> job id``; ``None`` without the export service.
+        check_export: ``(unit of work, scope, export request)``, raising ``BadRequest``; ``None`` accepts any.
     """
 
     start_segment_job: Callable[[SqlAlchemyUnitOfWork, SandboxScope, list[str], str], str]
-    start_export: Callable[[Session, SandboxScope, Mapping[str, Any]], str] | None = None
-    check_export: Callable[[Session, SandboxScope, Mapping[str, Any]], None] | None = None
+    start_export: Callable[[SqlAlchemyUnitOfWork, SandboxScope, Mapping[str, Any]], str] | None = None
+    check_export: Callable[[SqlAlchemyUnitOfWork, SandboxScope, Mapping[str, Any]], None] | None = None
 
 
 class SessionJobStarter:
@@ -67,11 +68,11 @@ class SessionJobStarter:
         if self._services.start_export is None:
             raise OpensegError("export schedules need the export service")
         with self._session.begin_nested():
-            return self._services.start_export(self._session, scope, request)
+            return self._services.start_export(self._uow, scope, request)
 
     def check_export(self, scope: SandboxScope, request: Mapping[str, Any]) -> None:
         if self._services.check_export is not None:
-            self._services.check_export(self._session, scope, request)
+            self._services.check_export(self._uow, scope, request)
 
 
 class SqlAlchemyUnitOfWork:
@@ -94,6 +95,7 @@ class SqlAlchemyUnitOfWork:
     datasets: SqlAlchemyDatasetRepository
     export_jobs: SqlAlchemyExportJobRepository
     export_batches: SqlAlchemyExportBatchRepository
+    previews: SqlAlchemyPreviewRepository
 
     def __init__(self, db: Database, jobs: JobServices) -> None:
         self._db = db
@@ -115,6 +117,7 @@ class SqlAlchemyUnitOfWork:
         self.datasets = SqlAlchemyDatasetRepository(session)
         self.export_jobs = SqlAlchemyExportJobRepository(session)
         self.export_batches = SqlAlchemyExportBatchRepository(session)
+        self.previews = SqlAlchemyPreviewRepository(session)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
