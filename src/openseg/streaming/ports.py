@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from openseg.segmentation.membership import MembershipStore, State
+from openseg.segmentation.streaming import ContinuousDefinition
 from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, StreamBatch
 
 
@@ -61,4 +64,49 @@ class LakeSink(Protocol):
 
     def exclusive(self) -> AbstractContextManager[bool]:
         """Holds the right to flush this log (one flusher at a time); yields False when another has it."""
+        ...
+
+
+@dataclass(frozen=True)
+class BaseProfile:
+    """A profile as the last complete profile build holds it (``row`` None: the build has no such profile)."""
+
+    profile_id: str
+    row: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    #: The highest log ``seq`` the build holds (its streamed batches' ``openseg:streamSeq.last``).
+    watermark: int
+
+
+class SegmentationTarget(Protocol):
+    """What streaming segmentation reads and writes: continuous definitions, the last profile build, the
+    membership store (and its own progress, for messages that touched no membership)."""
+
+    def continuous(self, sandbox_id: str) -> list[ContinuousDefinition]:
+        """The sandbox's definitions with ``evaluationInfo.continuous.enabled``."""
+        ...
+
+    def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
+        """Whether profile builds read the dataset (profile-enabled, not a union dataset)."""
+        ...
+
+    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
+        """The profile of the policy's last build holding one of ``identities`` ((namespace, id) pairs);
+        None when the policy has no build."""
+        ...
+
+    def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
+        """The membership store of (sandbox, policy) and its current state."""
+        ...
+
+    def memberships(self) -> list[MembershipStore]:
+        """Every membership store there is (where a consumer's positions are looked for)."""
+        ...
+
+    def progress(self, consumer: str) -> int:
+        """The log ``seq`` through which ``consumer`` has applied everything (0: none)."""
+        ...
+
+    def record_progress(self, consumer: str, through: int) -> None:
+        """Remember (durably) that ``consumer`` has applied everything through ``through``."""
         ...
