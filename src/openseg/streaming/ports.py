@@ -9,7 +9,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openseg.segmentation.membership import MembershipStore, State
+from openseg.segmentation.membership.layout import State
+from openseg.segmentation.membership.store import MembershipStore
 from openseg.segmentation.streaming import ContinuousDefinition
 from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, StreamBatch
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openseg.segmentation.membership import LogPosition, MembershipStore
+from openseg.segmentation.membership.store import LogPosition, MembershipStore
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
