@@ -17,7 +17,7 @@ from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.catalog.streaming import STREAM_SEQ
 from openseg.profiles import lookup
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
-from openseg.segmentation import membership
+from openseg.segmentation.membership import MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
 from openseg.store.models import Batch, Dataset
 from openseg.streaming.ports import BaseProfile
@@ -90,16 +90,15 @@ class StoresSegmentationTarget:
         new_id = min(lookup.identity_key(namespace, identity) for namespace, identity in identities)
         return BaseProfile(new_id, None, [], self._watermark(sandbox_id, built_at))
 
-    def membership(self, sandbox_id: str, policy_id: str) -> tuple[membership.MembershipStore, membership.State | None]:
-        store = membership.store_for(self.services.settings.home, sandbox_id, policy_id)
+    def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
+        store = store_for(self.services.settings.home, sandbox_id, policy_id)
         with self.services.uow() as uow:
             record = uow.profile_stores.get(policy_id)
             uow.commit()
         return store, store.state(record.membership_path if record else None)
 
-    def memberships(self) -> list[membership.MembershipStore]:
-        root = self.services.settings.home / "membership"
-        return [membership.MembershipStore(path) for path in sorted(root.glob("*/*")) if path.is_dir()]
+    def memberships(self) -> list[MembershipStore]:
+        return all_stores(self.services.settings.home)
 
     def progress(self, consumer: str) -> int:
         if not self.progress_path.is_file():

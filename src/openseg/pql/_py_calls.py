@@ -409,7 +409,7 @@ def _age(c: PyContext, node: ast.Call) -> Fn:
         born, now = instant_or_none(target(env)), today(env)
         if born is None:
             return None
-        return now.year - born.year - (1 if (born.month, born.day) > (now.month, now.day) else 0)
+        return int(now.year - born.year - (1 if (born.month, born.day) > (now.month, now.day) else 0))
 
     return age
 

@@ -12,14 +12,23 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from openseg.pql import parse
 from openseg.pql.to_python import TimedPredicate, compile_timed
-from openseg.segmentation.membership.rule import PairState
 
 #: The namespace of openseg's own segments in ``segmentMembership``.
 UPS = "ups"
+
+
+class Pair(Protocol):
+    """A profile's membership of one segment as the membership store reads it (``membership.PairState``)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def last_qualification_time(self) -> dt.datetime: ...
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,7 @@ def overlay_events(events: Sequence[Mapping[str, Any]], streamed: Sequence[Mappi
 
 
 def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments, profile: Mapping[str, Any],
-             events: Sequence[Mapping[str, Any]], membership: Mapping[str, PairState], at: dt.datetime
+             events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair], at: dt.datetime
              ) -> dict[str, bool]:
     """Whether the profile qualifies at ``at`` for each definition, in dependency order: ``inSegment`` reads
     the profile's membership with the earlier definitions' new answers in it (as a job's plan does)."""
@@ -154,6 +163,7 @@ def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegm
 __all__ = [
     "CompiledSegments",
     "ContinuousDefinition",
+    "Pair",
     "dependency_order",
     "evaluate",
     "event_time",

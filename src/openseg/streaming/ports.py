@@ -4,15 +4,15 @@ lake (``catalog/streaming.py``). Tests fake them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from openseg.segmentation.membership.layout import State
-from openseg.segmentation.membership.store import MembershipStore
-from openseg.segmentation.streaming import ContinuousDefinition
-from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, StreamBatch
+from openseg.segmentation.streaming import ContinuousDefinition, Pair
+from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, LogRange, StreamBatch
 
 
 class ConnectionRepository(Protocol):
@@ -79,6 +79,32 @@ class BaseProfile:
     watermark: int
 
 
+class Position(Protocol):
+    @property
+    def after(self) -> int: ...
+
+    @property
+    def through(self) -> int: ...
+
+
+class Memberships(Protocol):
+    """One membership store, as streaming segmentation reads and writes it (``membership.MembershipStore``)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    def lookup(self, state: Any, profile_ids: Sequence[str]) -> Mapping[str, Mapping[str, Pair]]: ...
+
+    def apply(self, state: Any, evaluations: Mapping[str, Mapping[str, bool]], at: dt.datetime,
+              position: LogRange | None = None) -> list[dict[str, Any]]:
+        """Move each pair by the membership rule and record ``position`` with the changes, atomically."""
+        ...
+
+    def log_position(self, consumer: str) -> Position | None:
+        """The newest position ``consumer`` recorded here."""
+        ...
+
+
 class SegmentationTarget(Protocol):
     """What streaming segmentation reads and writes: continuous definitions, the last profile build, the
     membership store (and its own progress, for messages that touched no membership)."""
@@ -96,11 +122,11 @@ class SegmentationTarget(Protocol):
         None when the policy has no build."""
         ...
 
-    def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
+    def membership(self, sandbox_id: str, policy_id: str) -> tuple[Memberships, Any]:
         """The membership store of (sandbox, policy) and its current state."""
         ...
 
-    def memberships(self) -> list[MembershipStore]:
+    def memberships(self) -> Sequence[Memberships]:
         """Every membership store there is (where a consumer's positions are looked for)."""
         ...
 

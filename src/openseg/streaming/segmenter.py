@@ -5,7 +5,7 @@ Each micro-batch (the messages after the consumer's offset) is first laid over t
 overlay: the streamed records newer than the profile's last build, held here per profile and merged on
 read), then each touched profile is evaluated once, at the clock's time, for every continuous definition of
 its sandbox (``segmentation/streaming.py``), and each membership store gets one ``MembershipStore.apply``
-whose change file also records the log messages it applied (``LogPosition``). A micro-batch that changed no
+whose change file also records the log messages it applied (``LogRange``). A micro-batch that changed no
 membership records its progress through the target instead.
 
 Exactly once: a crash between two stores' writes leaves the newest change file with a ``through`` above the
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openseg.segmentation.membership.store import LogPosition, MembershipStore
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
@@ -30,8 +29,8 @@ from openseg.segmentation.streaming import (
     overlay_events,
     overlay_profile,
 )
-from openseg.streaming.model import LoggedMessage
-from openseg.streaming.ports import BaseProfile, SegmentationTarget, StreamLog
+from openseg.streaming.model import LoggedMessage, LogRange
+from openseg.streaming.ports import BaseProfile, Memberships, SegmentationTarget, StreamLog
 
 log = logging.getLogger("openseg.streaming")
 
@@ -116,7 +115,7 @@ class StreamSegmenter:
             self._offset = done if newest is None or newest.through <= done else newest.after
         return self._offset
 
-    def _applied_through(self, store: MembershipStore) -> int:
+    def _applied_through(self, store: Memberships) -> int:
         """The newest log ``seq`` this consumer applied to ``store``."""
         if store.root not in self._applied:
             position = store.log_position(self.consumer)
@@ -142,7 +141,7 @@ class StreamSegmenter:
             evaluations = {
                 profile_id: evaluate(definitions, self.compiled, profile, events, current[profile_id], at)
                 for profile_id, (profile, events) in profiles.items()}
-            rows = store.apply(state, evaluations, at, LogPosition(self.consumer, after, through))
+            rows = store.apply(state, evaluations, at, LogRange(self.consumer, after, through))
             self._applied[store.root] = through
             changes += len(rows)
         self.target.record_progress(self.consumer, through)

@@ -25,6 +25,12 @@ def store_for(home: Path, sandbox_id: str, policy_id: str) -> MembershipStore:
     return MembershipStore(home / "membership" / sandbox_id / policy_id)
 
 
+def all_stores(home: Path) -> list[MembershipStore]:
+    """Every membership store under ``home``, one per (sandbox, merge policy) that has one."""
+    root = home / "membership"
+    return [MembershipStore(path) for path in sorted(root.glob("*/*")) if path.is_dir()]
+
+
 def publish(staged: StagedMembership) -> None:
     """Move a job's staged files to their places, the state manifest last."""
     for staged_file in staged.files():
@@ -43,6 +49,7 @@ __all__ = [
     "StagedMembership",
     "State",
     "Transition",
+    "all_stores",
     "import_long_form",
     "publish",
     "qualified_from_columns",

@@ -45,6 +45,19 @@ HISTORY_FILES, CHANGE_FILES = "history_files", "change_files"
 LOG_POSITION_KEY = b"openseg:logPosition"
 
 
+class Position(Protocol):
+    """What :meth:`MembershipStore.apply` records of a log position (:class:`LogPosition` is one)."""
+
+    @property
+    def consumer(self) -> str: ...
+
+    @property
+    def after(self) -> int: ...
+
+    @property
+    def through(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class LogPosition:
     """The stream log messages a change file applied: ``consumer``'s messages ``after < seq <= through`` (the
@@ -219,7 +232,7 @@ class MembershipStore:
     # ---------------------------------------------------------------------- per-profile writes
 
     def apply(self, state: State | None, evaluations: Mapping[str, Mapping[str, bool]], at: datetime,
-              position: LogPosition | None = None) -> list[dict[str, Any]]:
+              position: Position | None = None) -> list[dict[str, Any]]:
         """Apply the evaluation of a few profiles at ``at`` atomically: profile id -> segment id ->
         whether it qualifies now. Follows ``rule.transition``; visible to lookups and to the next job's
         diff once this returns. Returns the rows written (with their history ``event``).
