@@ -128,3 +128,32 @@ def test_the_log_keeps_what_streaming_segmentation_has_not_read(
     assert restarted.run_until_idle() == 0  # nothing new for the lake; the segmenter reads message 2 ...
     assert restarted.segmenter.offset == 2
     assert services.stream_log().read(0, 10) == []  # ... and then it leaves the log
+
+
+def test_a_job_after_the_flush_finds_the_members_streaming_found(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    people = load_people(client, org, drain, [person(i) for i in range(6)])  # odd i in the US
+    gold = define(client, org, "US gold", 'homeAddress.country = "US" and loyalty.tier = "gold"')
+    assert gold["evaluationInfo"]["continuous"] == {"enabled": True}
+    inlet = create_inlet(client, org, people)
+    for i in (1, 2, 3):  # 1 and 3 enter; 2 is gold but in France
+        post(client, inlet, person(i, loyalty={"points": 5, "tier": "gold"}), schema=PROFILE_SCHEMA)
+    post(client, inlet, person(7, loyalty={"tier": "gold"}), schema=PROFILE_SCHEMA)  # a profile the build lacks
+    consumers = streamer(services, Clock())
+    assert consumers.run_until_idle() == 4
+    streamed = {f"p{i}@example.com" for i in range(6) if gold["id"] in ups(client, org, f"p{i}@example.com")}
+    assert streamed == {"p1@example.com", "p3@example.com"}
+    drain()  # the flushed batch refreshes the profile store
+    assert ups(client, org, "p7@example.com") == {
+        gold["id"]: {"status": "realized", "lastQualificationTime": "2026-12-02T10:00:00Z"}}
+    created = client.post("/data/core/ups/segment/jobs", headers=org.headers(), json=[{"segmentId": gold["id"]}])
+    assert created.status_code == 200, created.text
+    drain()
+    job = client.get(f"/data/core/ups/segment/jobs/{created.json()['id']}", headers=org.headers()).json()
+    assert job["status"] == "SUCCEEDED", job
+    members = client.get(f"{DEFINITIONS}/{gold['id']}/members", headers=org.headers()).json()["members"]
+    assert sorted(m["entityId"] for m in members) == ["email:p1@example.com", "email:p3@example.com",
+                                                      "email:p7@example.com"]
+    # The job saw the streamed entries as the previous membership: no second entry for anyone.
+    assert job["metrics"]["segmentedProfileByStatusCounter"][gold["id"]] == {"realized": 0, "existing": 3,
+                                                                              "exited": 0}
