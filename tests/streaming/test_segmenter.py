@@ -216,3 +216,53 @@ def test_a_crash_between_two_stores_applies_every_message_once(target: FakeTarge
     assert ups(target, "policy-b", "email:p1@example.com") == {"seg-b": ("realized", later.now)}
     assert target.progress(consumer_name(log)) == 1
     assert StreamSegmenter(log, target, later).offset == 1
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.through = 0
+        self.written: list[int] = []
+
+    def offset(self, consumer: str) -> int:
+        return self.through
+
+    def write(self, consumer: str, batches: Sequence[Any], through: int) -> list[str]:
+        self.written.append(through)
+        self.through = through
+        return []
+
+    def exclusive(self) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext(True)
+
+
+def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) -> None:
+    import threading
+    import time
+
+    from openseg.streaming.flusher import Streamer
+
+    log = FakeLog()
+    log.add("event", click(1, T0, "e1"))
+    tries: list[int] = []
+
+    def broken(sandbox_id: str) -> list[ContinuousDefinition]:
+        tries.append(1)
+        raise RuntimeError("metadata store down")
+
+    target.continuous = broken  # type: ignore[method-assign]
+    segmenter = StreamSegmenter(log, target, Clock())
+    sink = FakeSink()
+    streamer = Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=streamer.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not sink.written and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert sink.written == [1]  # the lake has the message
+    assert tries == [1]  # tried once, then left alone until the retry time
+    assert segmenter.offset == 0  # and the log keeps it for segmentation

@@ -27,6 +27,8 @@ log = logging.getLogger("openseg.streaming")
 FLUSH_RECORDS = 10_000
 #: How long a message may wait in the log before it is flushed.
 FLUSH_SECONDS = 1.0
+#: How long streaming segmentation waits after a failure before it tries the same messages again.
+SEGMENT_RETRY_SECONDS = 5.0
 
 
 def consumer_name(stream_log: StreamLog) -> str:
@@ -100,6 +102,7 @@ class Streamer:
         self.log = stream_log
         self.sink = sink
         self.segmenter = segmenter
+        self._segment_retry_at = float("-inf")
         self.flush_seconds = flush_seconds
         self.max_records = max_records
         self.poll_seconds = poll_seconds
@@ -110,8 +113,16 @@ class Streamer:
         return () if self.segmenter is None else (self.segmenter.offset,)
 
     def _segment(self) -> None:
-        if self.segmenter is not None and self.log.last_seq() > self.segmenter.offset:
-            self.segmenter.run_once()
+        """One micro-batch of streaming segmentation, if messages wait. A failure is logged and retried after
+        ``SEGMENT_RETRY_SECONDS``, without stopping the flushes (the log keeps what it has not applied)."""
+        if self.segmenter is None or self.monotonic() < self._segment_retry_at:
+            return
+        try:
+            if self.log.last_seq() > self.segmenter.offset:
+                self.segmenter.run_once()
+        except Exception:
+            log.exception("streaming segmentation failed; retrying in %.0f s", SEGMENT_RETRY_SECONDS)
+            self._segment_retry_at = self.monotonic() + SEGMENT_RETRY_SECONDS
 
     def run_until_idle(self) -> int:
         """Segment and flush everything logged so far (tests and the CLI); returns how many messages were
