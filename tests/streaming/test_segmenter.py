@@ -164,6 +164,15 @@ def test_records_the_build_holds_leave_the_overlay(target: FakeTarget) -> None:
     segmenter.run_once()
     assert ups(target, "policy-a", "email:p1@example.com") == {}
     assert [seq for seq, _, _ in segmenter.overlay.records[("sb", "policy-a", "email:p1@example.com")]] == [2]
+    # A newer build holding message 3 drops it from every profile of the store, also one not touched again.
+    log.add("event", click(5, T0, "c"))
+    segmenter.run_once()
+    assert ("sb", "policy-a", "email:p5@example.com") in segmenter.overlay.records
+    target.watermark = 3
+    log.add("event", click(1, T0, "d"))
+    segmenter.run_once()
+    assert sorted(segmenter.overlay.records) == [("sb", "policy-a", "email:p1@example.com")]
+    assert [seq for seq, _, _ in segmenter.overlay.records[("sb", "policy-a", "email:p1@example.com")]] == [4]
 
 
 def test_a_new_profile_and_a_dependant_segment_change_in_the_same_micro_batch(target: FakeTarget) -> None:

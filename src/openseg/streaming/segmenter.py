@@ -64,6 +64,11 @@ class Overlay:
     def add(self, key: tuple[str, str, str], seq: int, kind: str, record: dict[str, Any]) -> None:
         self.records.setdefault(key, []).append((seq, kind, record))
 
+    def forget(self, sandbox_id: str, policy_id: str, watermark: int) -> None:
+        """Drop every record of the (sandbox, policy) a build holds (``seq <= watermark``), of every profile."""
+        for key in [k for k in self.records if k[:2] == (sandbox_id, policy_id)]:
+            self.rebase(key, watermark)
+
     def rebase(self, key: tuple[str, str, str], watermark: int) -> list[tuple[int, str, dict[str, Any]]]:
         """The profile's records after ``watermark`` (the older ones are forgotten: the build has them)."""
         kept = [entry for entry in self.records.get(key, []) if entry[0] > watermark]
@@ -101,6 +106,7 @@ class StreamSegmenter:
         self.overlay = Overlay()
         self._offset: int | None = None
         self._applied: dict[Path, int] = {}
+        self._watermarks: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------------------------ offsets
 
@@ -176,6 +182,10 @@ class StreamSegmenter:
                 keys.setdefault((entry.sandbox_id, policy_id), {})[base.profile_id] = base
         touched: dict[tuple[str, str], dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
         for (sandbox_id, policy_id), profiles in keys.items():
+            watermark = max(base.watermark for base in profiles.values())
+            if watermark > self._watermarks.get((sandbox_id, policy_id), 0):  # a new build: forget what it holds
+                self.overlay.forget(sandbox_id, policy_id, watermark)
+                self._watermarks[(sandbox_id, policy_id)] = watermark
             for profile_id, base in profiles.items():
                 streamed = self.overlay.rebase((sandbox_id, policy_id, profile_id), base.watermark)
                 profile = overlay_profile(base.row, [r for _, kind, r in streamed if kind == PROFILE])
