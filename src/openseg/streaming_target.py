@@ -38,6 +38,7 @@ class StoresSegmentationTarget:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.progress_path = services.settings.home / "stream" / "segments.json"
+        self._watermarks: dict[tuple[str, int], int] = {}
 
     def continuous(self, sandbox_id: str) -> list[ContinuousDefinition]:
         with self.services.uow() as uow:
@@ -68,10 +69,13 @@ class StoresSegmentationTarget:
         """The highest log ``seq`` among the streamed batches completed before the build was published."""
         if built_at is None:
             return 0
-        with self.services.db.session() as session:
-            formats = session.scalars(select(Batch.input_format).where(
-                Batch.sandbox_id == sandbox_id, Batch.origin == "streaming", Batch.completed <= built_at)).all()
-        return max((int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
+        if (sandbox_id, built_at) not in self._watermarks:  # a build's watermark never changes
+            with self.services.db.session() as session:
+                formats = session.scalars(select(Batch.input_format).where(
+                    Batch.sandbox_id == sandbox_id, Batch.origin == "streaming", Batch.completed <= built_at)).all()
+            self._watermarks[(sandbox_id, built_at)] = max(
+                (int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
+        return self._watermarks[(sandbox_id, built_at)]
 
     def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
         build = self._build(policy_id)

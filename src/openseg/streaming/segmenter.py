@@ -158,7 +158,10 @@ class StreamSegmenter:
                   ) -> dict[tuple[str, str], dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]]:
         """Add the messages to the overlay; the merged profile and events of each profile they touch, per
         (sandbox, merge policy) of a continuous definition, skipping what a store already applied."""
+        # What the micro-batch asks of the target more than once is asked once.
         definitions: dict[str, list[ContinuousDefinition]] = {}
+        sources: dict[tuple[str, str], bool] = {}
+        stores: dict[tuple[str, str], Memberships] = {}
         keys: dict[tuple[str, str], dict[str, BaseProfile]] = {}
         for message in messages:
             entry = message.entry
@@ -168,11 +171,17 @@ class StreamSegmenter:
                 definitions[entry.sandbox_id] = self.target.continuous(entry.sandbox_id)
             policies = sorted({d.merge_policy_id for d in definitions[entry.sandbox_id]})
             identities = identities_of(entry.record)
-            if not policies or not identities or not self.target.is_profile_source(entry.sandbox_id, entry.dataset_id):
+            if not policies or not identities:
+                continue
+            source = (entry.sandbox_id, entry.dataset_id)
+            if source not in sources:
+                sources[source] = self.target.is_profile_source(*source)
+            if not sources[source]:
                 continue
             for policy_id in policies:
-                store, _ = self.target.membership(entry.sandbox_id, policy_id)
-                if message.seq <= self._applied_through(store):
+                if (entry.sandbox_id, policy_id) not in stores:
+                    stores[(entry.sandbox_id, policy_id)] = self.target.membership(entry.sandbox_id, policy_id)[0]
+                if message.seq <= self._applied_through(stores[(entry.sandbox_id, policy_id)]):
                     continue
                 base = self.target.base(entry.sandbox_id, policy_id, identities)
                 if base is None:
