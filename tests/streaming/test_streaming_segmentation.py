@@ -157,3 +157,36 @@ def test_a_job_after_the_flush_finds_the_members_streaming_found(
     # The job saw the streamed entries as the previous membership: no second entry for anyone.
     assert job["metrics"]["segmentedProfileByStatusCounter"][gold["id"]] == {"realized": 0, "existing": 3,
                                                                               "exited": 0}
+
+
+def test_an_edit_is_evaluated_at_its_new_version_and_one_made_batch_only_stops_streaming(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    people = load_people(client, org, drain, [person(1), person(2)])  # p1 in the US, p2 in France
+    segment = define(client, org, "in the US", 'homeAddress.country = "US"')
+    inlet = create_inlet(client, org, people)
+    clock = Clock()
+    consumers = streamer(services, clock)
+    post(client, inlet, person(1, loyalty={"points": 1}), schema=PROFILE_SCHEMA)
+    post(client, inlet, person(2, loyalty={"points": 1}), schema=PROFILE_SCHEMA)
+    assert consumers.segmenter is not None and consumers.segmenter.run_until_idle() == 2
+    assert segment["id"] in ups(client, org, "p1@example.com") and ups(client, org, "p2@example.com") == {}
+    path = f"{DEFINITIONS}/{segment['id']}"
+    edited = client.patch(path, headers=org.headers(), json={
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'}})
+    assert edited.status_code == 200, edited.text
+    clock.now = T0 + dt.timedelta(minutes=1)
+    post(client, inlet, person(1, loyalty={"points": 2}), schema=PROFILE_SCHEMA)
+    post(client, inlet, person(2, loyalty={"points": 2}), schema=PROFILE_SCHEMA)
+    assert consumers.segmenter.run_until_idle() == 2  # the same consumer: the new version is compiled
+    assert ups(client, org, "p1@example.com")[segment["id"]]["status"] == "exited"
+    assert ups(client, org, "p2@example.com")[segment["id"]]["status"] == "realized"
+    batch_only = client.patch(path, headers=org.headers(), json={"expression": {
+        "type": "PQL", "format": "pql/text", "value": 'xEvent[eventType = "x"].count() = 0'}})
+    assert batch_only.status_code == 200, batch_only.text
+    assert batch_only.json()["evaluationInfo"]["continuous"]["enabled"] is False
+    clock.now = T0 + dt.timedelta(minutes=2)
+    post(client, inlet, person(1, loyalty={"points": 3}), schema=PROFILE_SCHEMA)
+    assert consumers.segmenter.run_until_idle() == 1
+    # Everyone qualifies for the batch-only expression, but nothing streams it: p1 stays exited.
+    assert ups(client, org, "p1@example.com")[segment["id"]] == {
+        "status": "exited", "lastQualificationTime": "2026-12-02T10:01:00Z"}
