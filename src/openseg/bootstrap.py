@@ -23,6 +23,8 @@ from openseg.services import Services
 from openseg.store.db import Database
 from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork
 from openseg.streaming.flusher import Streamer
+from openseg.streaming.segmenter import StreamSegmenter
+from openseg.streaming_target import StoresSegmentationTarget
 from openseg.worker.loop import Handler, Worker
 
 #: How often the scheduler looks for due schedules.
@@ -80,4 +82,5 @@ def _stream(services: Services, stop: threading.Event) -> None:
 def streamer(services: Services) -> Streamer:
     """The streaming consumer of this host's stream log (a daemon of the worker; ``openseg streamer`` alone)."""
     sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock")
-    return Streamer(services.stream_log(), sink)
+    stream_log = services.stream_log()
+    return Streamer(stream_log, sink, segmenter=StreamSegmenter(stream_log, StoresSegmentationTarget(services)))

@@ -378,8 +378,7 @@ def _ceil(c: PyContext, node: ast.Call) -> Fn:
 @_handles("currentYear", "currentMonth", "currentDayOfMonth")
 def _current(c: PyContext, node: ast.Call) -> Fn:
     part = {"currentYear": "year", "currentMonth": "month", "currentDayOfMonth": "day"}[node.name]
-    value = getattr(c.as_of, part)
-    return lambda env: value
+    return c.timed(lambda as_of: getattr(as_of, part))
 
 
 def _date_part(part: str) -> Callable[[Any], Any]:
@@ -403,15 +402,16 @@ def _get_day(c: PyContext, node: ast.Call) -> Fn:
 
 @_handles("age")
 def _age(c: PyContext, node: ast.Call) -> Fn:
-    today = c.as_of.date()
+    assert node.target is not None
+    target, today = c.visit(node.target), c.timed(lambda as_of: as_of.date())
 
-    def age(value: Any) -> int | None:
-        born = instant_or_none(value)
+    def age(env: Env) -> int | None:
+        born, now = instant_or_none(target(env)), today(env)
         if born is None:
             return None
-        return today.year - born.year - (1 if (born.month, born.day) > (today.month, today.day) else 0)
+        return int(now.year - born.year - (1 if (born.month, born.day) > (now.month, now.day) else 0))
 
-    return _unary(c, node, age)
+    return age
 
 
 @_handles("anniversary")

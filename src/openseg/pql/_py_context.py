@@ -27,6 +27,8 @@ class Env:
     item: Any = None
     variables: Mapping[str, Any] = field(default_factory=dict)
     steps: Mapping[str, dt.datetime] = field(default_factory=dict)
+    #: The evaluation time of a predicate compiled without one (``compile_timed``); None otherwise.
+    as_of: dt.datetime | None = None
 
 
 #: A compiled expression: its value in an environment.
@@ -38,8 +40,9 @@ WindowFn = Callable[[Env, dt.datetime | None], bool]
 class PyContext(Protocol):
     """The compiler's methods its helpers call back (``to_python.PythonCompiler`` has them)."""
 
-    #: Evaluation time (a UTC instant).
-    as_of: dt.datetime
+    def timed(self, value: Callable[[dt.datetime], Any]) -> Fn:
+        """``value`` of the evaluation time: fixed at compile time, or read from ``Env.as_of``."""
+        ...
 
     def visit(self, node: ast.Node) -> Fn:
         """Compile ``node``."""

@@ -28,6 +28,8 @@ from openseg.pql._py_values import (
 )
 
 Predicate = Callable[[Profile, Sequence[Event]], bool]
+#: A predicate compiled without an evaluation time: ``predicate(profile, events, as_of)``.
+TimedPredicate = Callable[[Profile, Sequence[Event], dt.datetime], bool]
 
 
 def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
@@ -49,11 +51,33 @@ def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
     return predicate
 
 
-class PythonCompiler(ast.Visitor[Fn]):
-    """Visitor producing closures ``fn(env) -> value`` (the ``_py_context.PyContext`` of ``_py_calls``)."""
+def compile_timed(node: ast.Node) -> TimedPredicate:
+    """Compile a PQL expression once to ``predicate(profile, events, as_of) -> bool``, the evaluation time an
+    input of each call (streaming evaluates one compiled definition at every message's time). Its values are
+    those of :func:`compile_predicate` at the same ``as_of``."""
+    fn = PythonCompiler(None).boolean(node)
 
-    def __init__(self, as_of: dt.datetime) -> None:
-        self.as_of = _time.as_instant(as_of)
+    def predicate(profile: Profile, events: Sequence[Event], as_of: dt.datetime) -> bool:
+        return bool(fn(Env(profile, events, as_of=_time.as_instant(as_of))))
+
+    return predicate
+
+
+class PythonCompiler(ast.Visitor[Fn]):
+    """Visitor producing closures ``fn(env) -> value`` (the ``_py_context.PyContext`` of ``_py_calls``).
+
+    ``as_of`` None: the closures read the evaluation time from ``Env.as_of`` (:func:`compile_timed`).
+    """
+
+    def __init__(self, as_of: dt.datetime | None) -> None:
+        self.as_of = None if as_of is None else _time.as_instant(as_of)
+
+    def timed(self, value: Callable[[dt.datetime], Any]) -> Fn:
+        """``value(as_of)``: computed once when the time is fixed, else at each call from ``Env.as_of``."""
+        if self.as_of is not None:
+            fixed = value(self.as_of)
+            return lambda env: fixed
+        return lambda env: value(env.as_of)  # type: ignore[arg-type]
 
     def boolean(self, node: ast.Node) -> Fn:
         """``node`` as a two-valued predicate (lists mean "at least one item")."""
@@ -84,7 +108,8 @@ class PythonCompiler(ast.Visitor[Fn]):
         return _const(node.value)
 
     def visit_CurrentTime(self, node: ast.CurrentTime) -> Fn:
-        return _const(_time.current_value(node.kind, self.as_of))
+        kind = node.kind
+        return self.timed(lambda as_of: _time.current_value(kind, as_of))
 
     def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> Fn:
         items = [self.visit(item) for item in node.items]
@@ -212,9 +237,10 @@ class PythonCompiler(ast.Visitor[Fn]):
 
     def window(self, node: ast.TimeWindow) -> WindowFn:
         """``fn(env, instant) -> bool``: whether the instant lies in the window."""
-        bounds = _time.constant_bounds(node, self.as_of)
-        if bounds is not None:
-            return lambda env, t: t is not None and any(b.contains(t) for b in bounds)
+        # Whether the bounds are constant depends on the window's shape only, not on the time.
+        if _time.constant_bounds(node, self.as_of or _PROBE) is not None:
+            bounds = self.timed(lambda as_of: _time.constant_bounds(node, as_of))
+            return lambda env, t: t is not None and any(b.contains(t) for b in bounds(env))
         if isinstance(node, ast.BetweenWindow):
             start, end = self._window_end(node.start, True), self._window_end(node.end, False)
             return lambda env, t: t is not None and start(env, t) and end(env, t)
@@ -231,14 +257,15 @@ class PythonCompiler(ast.Visitor[Fn]):
         return contains
 
     def _window_end(self, end: ast.Expr, is_start: bool) -> Callable[[Env, dt.datetime], bool]:
-        constant = _time.constant_anchor(end, self.as_of)
-        if constant is not None:
-            instant = _time.as_instant(constant)
+        probe = _time.constant_anchor(end, self.as_of or _PROBE)
+        if probe is not None:
+            # Whether an end is a date depends on its node, not on the time: the probe tells.
+            anchor = self.timed(lambda as_of: _time.as_instant(_time.constant_anchor(end, as_of)))  # type: ignore[arg-type]
             if is_start:
-                return lambda env, t: t >= instant
-            if _time.is_date(constant):
-                return lambda env, t: t < instant + dt.timedelta(days=1)
-            return lambda env, t: t <= instant
+                return lambda env, t: t >= anchor(env)
+            if _time.is_date(probe):
+                return lambda env, t: t < anchor(env) + dt.timedelta(days=1)
+            return lambda env, t: t <= anchor(env)
         value = self.visit(end)
 
         def test(env: Env, t: dt.datetime) -> bool:
@@ -299,8 +326,12 @@ class PythonCompiler(ast.Visitor[Fn]):
         return compile_chain(self, node)
 
 
+#: Any instant: whether a window or bound is constant is asked of its shape with it.
+_PROBE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
 def _const(value: Any) -> Fn:
     return lambda env: value
 
 
-__all__ = ["Env", "Predicate", "PythonCompiler", "compile_predicate"]
+__all__ = ["Env", "Predicate", "PythonCompiler", "TimedPredicate", "compile_predicate", "compile_timed"]

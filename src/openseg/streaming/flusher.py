@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from openseg.streaming.model import LoggedMessage, StreamBatch
 from openseg.streaming.ports import LakeSink, StreamLog
+from openseg.streaming.segmenter import StreamSegmenter
 
 log = logging.getLogger("openseg.streaming")
 
@@ -26,6 +27,8 @@ log = logging.getLogger("openseg.streaming")
 FLUSH_RECORDS = 10_000
 #: How long a message may wait in the log before it is flushed.
 FLUSH_SECONDS = 1.0
+#: How long streaming segmentation waits after a failure before it tries the same messages again.
+SEGMENT_RETRY_SECONDS = 5.0
 
 
 def consumer_name(stream_log: StreamLog) -> str:
@@ -64,50 +67,74 @@ class Flushed:
     through: int
 
 
-def flush(stream_log: StreamLog, sink: LakeSink, *, max_records: int = FLUSH_RECORDS) -> Flushed:
-    """Write the messages after the flusher's offset (at most ``max_records``) to the lake."""
+def flush(stream_log: StreamLog, sink: LakeSink, *, max_records: int = FLUSH_RECORDS,
+          others: Sequence[int] = ()) -> Flushed:
+    """Write the messages after the flusher's offset (at most ``max_records``) to the lake, then prune the log
+    below the lowest offset of the lake and the ``others`` consumers (streaming segmentation)."""
     consumer = consumer_name(stream_log)
     offset = sink.offset(consumer)
     messages = stream_log.read(offset, max_records)
     if not messages:
+        if others:  # another consumer may have moved on since the last flush
+            stream_log.prune(min([offset, *others]))
         return Flushed(0, (), offset)
     through = messages[-1].seq
     ids = sink.write(consumer, plan_batches(stream_log.log_id, messages), through)
-    # The lake is the log's only consumer so far: what it holds leaves the log (a crash before this line
-    # leaves it to the next flush, which prunes everything up to its own offset).
-    stream_log.prune(through)
+    # What every consumer has leaves the log (a crash before this line leaves it to the next flush).
+    stream_log.prune(min([through, *others]))
     return Flushed(len(messages), tuple(ids), through)
 
 
 class Streamer:
-    """The streaming consumer: flushes the log to the lake every ``flush_seconds``, or at once when
-    ``max_records`` are waiting. Deliverable 2 (streaming segmentation) adds its per-message evaluation
-    here, as a second consumer of the same log with its own offset.
+    """The streaming consumers: streaming segmentation evaluates every message as soon as it is logged, and
+    the log is flushed to the lake every ``flush_seconds``, or at once when ``max_records`` are waiting.
 
     Args:
         stream_log: The log the collection endpoints append to.
         sink: The lake.
+        segmenter: Streaming segmentation, the second consumer (None: the lake only).
         monotonic: Seconds of a monotonic clock (tests inject one).
     """
 
-    def __init__(self, stream_log: StreamLog, sink: LakeSink, *, flush_seconds: float = FLUSH_SECONDS,
-                 max_records: int = FLUSH_RECORDS, poll_seconds: float = 0.1,
+    def __init__(self, stream_log: StreamLog, sink: LakeSink, *, segmenter: StreamSegmenter | None = None,
+                 flush_seconds: float = FLUSH_SECONDS, max_records: int = FLUSH_RECORDS, poll_seconds: float = 0.1,
                  monotonic: Callable[[], float] | None = None) -> None:
         self.log = stream_log
         self.sink = sink
+        self.segmenter = segmenter
+        self._segment_retry_at = float("-inf")
         self.flush_seconds = flush_seconds
         self.max_records = max_records
         self.poll_seconds = poll_seconds
         self.monotonic = monotonic or time.monotonic
 
+    def _others(self) -> tuple[int, ...]:
+        """The offsets of the log's other consumers (pruning stays above them)."""
+        return () if self.segmenter is None else (self.segmenter.offset,)
+
+    def _segment(self) -> None:
+        """One micro-batch of streaming segmentation, if messages wait. A failure is logged and retried after
+        ``SEGMENT_RETRY_SECONDS``, without stopping the flushes (the log keeps what it has not applied)."""
+        if self.segmenter is None or self.monotonic() < self._segment_retry_at:
+            return
+        try:
+            if self.log.last_seq() > self.segmenter.offset:
+                self.segmenter.run_once()
+        except Exception:
+            log.exception("streaming segmentation failed; retrying in %.0f s", SEGMENT_RETRY_SECONDS)
+            self._segment_retry_at = self.monotonic() + SEGMENT_RETRY_SECONDS
+
     def run_until_idle(self) -> int:
-        """Flush everything logged so far (tests and the CLI); returns how many messages were written."""
+        """Segment and flush everything logged so far (tests and the CLI); returns how many messages were
+        written to the lake."""
         total = 0
         with self.sink.exclusive() as mine:
             if not mine:
                 return 0
+            if self.segmenter is not None:
+                self.segmenter.run_until_idle()
             while True:
-                flushed = flush(self.log, self.sink, max_records=self.max_records)
+                flushed = flush(self.log, self.sink, max_records=self.max_records, others=self._others())
                 total += flushed.records
                 if flushed.records == 0:
                     return total
@@ -121,9 +148,11 @@ class Streamer:
                     # While it holds the lock only this flusher moves the offset: read it once.
                     offset = self.sink.offset(consumer_name(self.log)) if mine else 0
                     while mine and not stop.is_set():
+                        self._segment()
                         waiting = self.log.last_seq() - offset
                         if waiting >= self.max_records or (waiting > 0 and self.monotonic() >= due):
-                            offset = flush(self.log, self.sink, max_records=self.max_records).through
+                            offset = flush(self.log, self.sink, max_records=self.max_records,
+                                           others=self._others()).through
                             due = self.monotonic() + self.flush_seconds
                             continue
                         if waiting == 0:

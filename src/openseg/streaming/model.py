@@ -93,3 +93,12 @@ class StreamBatch:
     last_seq: int
     records: tuple[dict[str, Any], ...] = ()
     failures: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class LogRange:
+    """The log messages ``after < seq <= through`` a consumer applied (what it records with their effects)."""
+
+    consumer: str
+    after: int
+    through: int

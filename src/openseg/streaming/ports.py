@@ -4,11 +4,15 @@ lake (``catalog/streaming.py``). Tests fake them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
-from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, StreamBatch
+from openseg.segmentation.streaming import ContinuousDefinition, Pair
+from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, LogRange, StreamBatch
 
 
 class ConnectionRepository(Protocol):
@@ -61,4 +65,75 @@ class LakeSink(Protocol):
 
     def exclusive(self) -> AbstractContextManager[bool]:
         """Holds the right to flush this log (one flusher at a time); yields False when another has it."""
+        ...
+
+
+@dataclass(frozen=True)
+class BaseProfile:
+    """A profile as the last complete profile build holds it (``row`` None: the build has no such profile)."""
+
+    profile_id: str
+    row: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    #: The highest log ``seq`` the build holds (its streamed batches' ``openseg:streamSeq.last``).
+    watermark: int
+
+
+class Position(Protocol):
+    @property
+    def after(self) -> int: ...
+
+    @property
+    def through(self) -> int: ...
+
+
+class Memberships(Protocol):
+    """One membership store, as streaming segmentation reads and writes it (``membership.MembershipStore``)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    def lookup(self, state: Any, profile_ids: Sequence[str]) -> Mapping[str, Mapping[str, Pair]]: ...
+
+    def apply(self, state: Any, evaluations: Mapping[str, Mapping[str, bool]], at: dt.datetime,
+              position: LogRange | None = None) -> list[dict[str, Any]]:
+        """Move each pair by the membership rule and record ``position`` with the changes, atomically."""
+        ...
+
+    def log_position(self, consumer: str) -> Position | None:
+        """The newest position ``consumer`` recorded here."""
+        ...
+
+
+class SegmentationTarget(Protocol):
+    """What streaming segmentation reads and writes: continuous definitions, the last profile build, the
+    membership store (and its own progress, for messages that touched no membership)."""
+
+    def continuous(self, sandbox_id: str) -> list[ContinuousDefinition]:
+        """The sandbox's definitions with ``evaluationInfo.continuous.enabled``."""
+        ...
+
+    def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
+        """Whether profile builds read the dataset (profile-enabled, not a union dataset)."""
+        ...
+
+    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
+        """The profile of the policy's last build holding one of ``identities`` ((namespace, id) pairs);
+        None when the policy has no build."""
+        ...
+
+    def membership(self, sandbox_id: str, policy_id: str) -> tuple[Memberships, Any]:
+        """The membership store of (sandbox, policy) and its current state."""
+        ...
+
+    def memberships(self) -> Sequence[Memberships]:
+        """Every membership store there is (where a consumer's positions are looked for)."""
+        ...
+
+    def progress(self, consumer: str) -> int:
+        """The log ``seq`` through which ``consumer`` has applied everything (0: none)."""
+        ...
+
+    def record_progress(self, consumer: str, through: int) -> None:
+        """Remember (durably) that ``consumer`` has applied everything through ``through``."""
         ...

@@ -17,12 +17,18 @@ from openseg.segmentation.membership.differ import (
 from openseg.segmentation.membership.encode import LONG_FORM_SCHEMA, import_long_form, relation_from_long_form
 from openseg.segmentation.membership.layout import State
 from openseg.segmentation.membership.rule import IN_STATUSES, PairState, Transition, transition
-from openseg.segmentation.membership.store import BitsRelation, MembershipStore, write_atomically
+from openseg.segmentation.membership.store import BitsRelation, LogPosition, MembershipStore, write_atomically
 
 
 def store_for(home: Path, sandbox_id: str, policy_id: str) -> MembershipStore:
     """The membership store of a (sandbox, merge policy) under ``home``."""
     return MembershipStore(home / "membership" / sandbox_id / policy_id)
+
+
+def all_stores(home: Path) -> list[MembershipStore]:
+    """Every membership store under ``home``, one per (sandbox, merge policy) that has one."""
+    root = home / "membership"
+    return [MembershipStore(path) for path in sorted(root.glob("*/*")) if path.is_dir()]
 
 
 def publish(staged: StagedMembership) -> None:
@@ -36,12 +42,14 @@ __all__ = [
     "LONG_FORM_SCHEMA",
     "QUALIFIED",
     "BitsRelation",
+    "LogPosition",
     "MembershipDiffer",
     "MembershipStore",
     "PairState",
     "StagedMembership",
     "State",
     "Transition",
+    "all_stores",
     "import_long_form",
     "publish",
     "qualified_from_columns",

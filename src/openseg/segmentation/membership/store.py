@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
+import json
 import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +41,31 @@ from openseg.segmentation.membership.rule import PairState, transition
 _CHANGE_FILE = re.compile(r"^(\d{12})\.parquet$")
 #: The relations :meth:`MembershipStore.history` reads: the jobs' history files and the change files.
 HISTORY_FILES, CHANGE_FILES = "history_files", "change_files"
+#: The Parquet key-value metadata of a change file naming the log messages it applied (:class:`LogPosition`).
+LOG_POSITION_KEY = b"openseg:logPosition"
+
+
+class Position(Protocol):
+    """What :meth:`MembershipStore.apply` records of a log position (:class:`LogPosition` is one)."""
+
+    @property
+    def consumer(self) -> str: ...
+
+    @property
+    def after(self) -> int: ...
+
+    @property
+    def through(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """The stream log messages a change file applied: ``consumer``'s messages ``after < seq <= through`` (the
+    consumer's offset lives in the files it writes, so one atomic write holds both effects and progress)."""
+
+    consumer: str
+    after: int
+    through: int
 
 
 @dataclass(frozen=True)
@@ -205,11 +231,14 @@ class MembershipStore:
 
     # ---------------------------------------------------------------------- per-profile writes
 
-    def apply(self, state: State | None, evaluations: Mapping[str, Mapping[str, bool]], at: datetime
-              ) -> list[dict[str, Any]]:
+    def apply(self, state: State | None, evaluations: Mapping[str, Mapping[str, bool]], at: datetime,
+              position: Position | None = None) -> list[dict[str, Any]]:
         """Apply the evaluation of a few profiles at ``at`` atomically: profile id -> segment id ->
         whether it qualifies now. Follows ``rule.transition``; visible to lookups and to the next job's
-        diff once this returns. Returns the rows written (with their history ``event``)."""
+        diff once this returns. Returns the rows written (with their history ``event``).
+
+        ``position``: the log messages this evaluation applied, written in the same change file (one is
+        written for it even when no pair moved) and read back by :meth:`log_position`."""
         with self.lock():
             current = self.lookup(state, list(evaluations))
             rows: list[dict[str, Any]] = []
@@ -222,14 +251,30 @@ class MembershipStore:
                     rows.append({"_profile_id": profile_id, "segment_id": segment_id, "status": moved.state.status,
                                  "lastQualificationTime": moved.state.last_qualification_time,
                                  "event": moved.event, "at": at, "seq": 0})
-            if rows:
+            if rows or position is not None:
                 existing = self.changes(None)
                 following = max([existing[-1][0] if existing else 0, state.changes_through if state else 0]) + 1
                 for row in rows:
                     row["seq"] = following
                 target = self.root / "changes" / f"{following:012d}.parquet"
-                write_atomically(pa.Table.from_pylist(rows, schema=CHANGES_SCHEMA), target)
+                table = pa.Table.from_pylist(rows, schema=CHANGES_SCHEMA)
+                if position is not None:
+                    table = table.replace_schema_metadata({LOG_POSITION_KEY: json.dumps(
+                        {"consumer": position.consumer, "after": position.after, "through": position.through})})
+                write_atomically(table, target)
         return rows
+
+    def log_position(self, consumer: str) -> LogPosition | None:
+        """The newest log position ``consumer`` wrote with :meth:`apply` (None: it never wrote here)."""
+        for _, path in reversed(self.changes(None)):
+            metadata = pq.read_schema(path).metadata or {}
+            raw = metadata.get(LOG_POSITION_KEY)
+            if raw is None:
+                continue
+            found = json.loads(raw)
+            if found["consumer"] == consumer:
+                return LogPosition(consumer, int(found["after"]), int(found["through"]))
+        return None
 
     # -------------------------------------------------------------------------------- retention
 

@@ -1,0 +1,173 @@
+"""Streaming (continuous) segmentation of one profile: which continuous segments it is in now.
+
+A definition with ``evaluationInfo.continuous.enabled`` is compiled once per version to a Python predicate
+whose evaluation time is an input (``pql.to_python.compile_timed``), and evaluated over the whole merged
+profile: the last build's profile row and events with the streamed records newer than that build laid over
+them (:func:`overlay_profile`). What it returns goes to ``MembershipStore.apply``, which moves each pair by
+the same rule as a batch job (``membership/rule.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from openseg.pql import parse
+from openseg.pql.to_python import TimedPredicate, compile_timed
+
+#: The namespace of openseg's own segments in ``segmentMembership``.
+UPS = "ups"
+
+
+class Pair(Protocol):
+    """A profile's membership of one segment as the membership store reads it (``membership.PairState``)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def last_qualification_time(self) -> dt.datetime: ...
+
+
+@dataclass(frozen=True)
+class ContinuousDefinition:
+    """A segment definition evaluated on every streamed message (``evaluationInfo.continuous.enabled``)."""
+
+    id: str
+    version: int
+    merge_policy_id: str
+    pql: str
+    #: The ids it reads with ``inSegment`` (they are evaluated before it when they are continuous too).
+    dependencies: tuple[str, ...] = ()
+
+
+def is_continuous(evaluation_info: Mapping[str, Any] | None) -> bool:
+    """Whether a definition's ``evaluationInfo`` enables continuous (streaming) evaluation."""
+    continuous = (evaluation_info or {}).get("continuous")
+    return isinstance(continuous, Mapping) and continuous.get("enabled") is True
+
+
+@dataclass
+class CompiledSegments:
+    """Predicates compiled once per definition version (an edit compiles the new version once)."""
+
+    _compiled: dict[tuple[str, int], TimedPredicate] = field(default_factory=dict)
+
+    def predicate(self, definition: ContinuousDefinition) -> TimedPredicate:
+        key = (definition.id, definition.version)
+        if key not in self._compiled:
+            for old in [k for k in self._compiled if k[0] == definition.id]:
+                del self._compiled[old]
+            self._compiled[key] = compile_timed(parse(definition.pql))
+        return self._compiled[key]
+
+
+def dependency_order(definitions: Iterable[ContinuousDefinition]) -> list[ContinuousDefinition]:
+    """The definitions with every one a definition reads (``inSegment``) before it, else by id."""
+    by_id = {d.id: d for d in sorted(definitions, key=lambda d: d.id)}
+    ordered: list[ContinuousDefinition] = []
+    placed: set[str] = set()
+
+    def place(definition: ContinuousDefinition, path: frozenset[str]) -> None:
+        if definition.id in placed or definition.id in path:
+            return
+        for dependency in definition.dependencies:
+            if dependency in by_id:
+                place(by_id[dependency], path | {definition.id})
+        placed.add(definition.id)
+        ordered.append(definition)
+
+    for definition in by_id.values():
+        place(definition, frozenset())
+    return ordered
+
+
+def _merged(base: Any, fragment: Any) -> Any:
+    """``fragment`` laid over ``base``: objects merge field by field, a missing or null value never overrides,
+    anything else replaces (as the merge of the profile store does for the newer fragment)."""
+    if isinstance(base, Mapping) and isinstance(fragment, Mapping):
+        result = dict(base)
+        for key, value in fragment.items():
+            if value is not None:
+                result[key] = _merged(base.get(key), value)
+        return result
+    return base if fragment is None else fragment
+
+
+def _identity_map(base: Any, fragment: Any) -> dict[str, list[Any]]:
+    """The union of two identity maps, each identity once."""
+    result: dict[str, list[Any]] = {}
+    for source in (base, fragment):
+        for namespace, identities in (source or {}).items():
+            known = result.setdefault(namespace, [])
+            for identity in identities or []:
+                if all(existing.get("id") != identity.get("id") for existing in known):
+                    known.append(identity)
+    return result
+
+
+def overlay_profile(row: Mapping[str, Any] | None, fragments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The merged profile: the build's row with the streamed profile fragments laid over it, oldest first."""
+    profile: dict[str, Any] = dict(row or {})
+    for fragment in fragments:
+        identities = _identity_map(profile.get("identityMap"), fragment.get("identityMap"))
+        profile = _merged(profile, fragment)
+        if identities:
+            profile["identityMap"] = identities
+    return profile
+
+
+def event_time(event: Mapping[str, Any]) -> dt.datetime | None:
+    """An event's ``timestamp`` as a UTC instant (streamed records carry RFC 3339 text)."""
+    value = event.get("timestamp")
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return None
+
+
+def overlay_events(events: Sequence[Mapping[str, Any]], streamed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The build's events and the streamed ones newer than it, each ``_id`` once (the streamed copy wins),
+    oldest first, timestamps as instants."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    for event in [*events, *streamed]:
+        typed = {**event, "timestamp": event_time(event)}
+        if event.get("_id") is None:
+            anonymous.append(typed)
+        else:
+            by_id[event["_id"]] = typed
+    merged = [*by_id.values(), *anonymous]
+    return sorted(merged, key=lambda e: e["timestamp"] or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments, profile: Mapping[str, Any],
+             events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair], at: dt.datetime
+             ) -> dict[str, bool]:
+    """Whether the profile qualifies at ``at`` for each definition, in dependency order: ``inSegment`` reads
+    the profile's membership with the earlier definitions' new answers in it (as a job's plan does)."""
+    ups: dict[str, dict[str, Any]] = {s: {"status": p.status, "lastQualificationTime": p.last_qualification_time}
+                                      for s, p in membership.items()}
+    answers: dict[str, bool] = {}
+    for definition in dependency_order(definitions):
+        subject = {**profile, "segmentMembership": {**(profile.get("segmentMembership") or {}), UPS: ups}}
+        qualifies = compiled.predicate(definition)(subject, events, at)
+        answers[definition.id] = qualifies
+        ups = {**ups, definition.id: {"status": "realized" if qualifies else "exited", "lastQualificationTime": at}}
+    return answers
+
+
+__all__ = [
+    "CompiledSegments",
+    "ContinuousDefinition",
+    "Pair",
+    "dependency_order",
+    "evaluate",
+    "event_time",
+    "is_continuous",
+    "overlay_events",
+    "overlay_profile",
+]

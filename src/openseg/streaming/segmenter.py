@@ -1,0 +1,213 @@
+"""Streaming segmentation: the log's second consumer re-evaluates continuous segments for the profiles each
+message touches, and writes ``realized`` / ``exited`` through the membership store, without a segment job.
+
+Each micro-batch (the messages after the consumer's offset) is first laid over the profiles it touches (the
+overlay: the streamed records newer than the profile's last build, held here per profile and merged on
+read), then each touched profile is evaluated once, at the clock's time, for every continuous definition of
+its sandbox (``segmentation/streaming.py``), and each membership store gets one ``MembershipStore.apply``
+whose change file also records the log messages it applied (``LogRange``). A micro-batch that changed no
+membership records its progress through the target instead.
+
+Exactly once: a crash between two stores' writes leaves the newest change file with a ``through`` above the
+recorded progress; the consumer then resumes after that file's ``after`` and skips, per store, the messages
+the store's own newest position already covers. Nothing is applied twice, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openseg.segmentation.streaming import (
+    CompiledSegments,
+    ContinuousDefinition,
+    evaluate,
+    overlay_events,
+    overlay_profile,
+)
+from openseg.streaming.model import LoggedMessage, LogRange
+from openseg.streaming.ports import BaseProfile, Memberships, SegmentationTarget, StreamLog
+
+log = logging.getLogger("openseg.streaming")
+
+#: At most this many messages make one micro-batch.
+MICRO_BATCH = 1_000
+PROFILE, EVENT = "profile", "event"
+
+
+def consumer_name(stream_log: StreamLog) -> str:
+    """Streaming segmentation's name for its offset in this log."""
+    return f"segments:{stream_log.log_id}"
+
+
+def identities_of(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A record's ``(namespace, id)`` pairs, its primary identities first, each group by key."""
+    found: list[tuple[bool, str, str]] = []
+    for namespace, entries in (record.get("identityMap") or {}).items():
+        for entry in entries or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
+                found.append((not entry.get("primary"), namespace.lower(), entry["id"]))
+    return [(namespace, identity) for _, namespace, identity in sorted(found)]
+
+
+@dataclass
+class Overlay:
+    """The streamed records of each profile newer than its last build: ``(sandbox, policy, profile) ->
+    [(seq, kind, record)]`` in log order; a build holding them (its watermark) drops them."""
+
+    records: dict[tuple[str, str, str], list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
+
+    def add(self, key: tuple[str, str, str], seq: int, kind: str, record: dict[str, Any]) -> None:
+        self.records.setdefault(key, []).append((seq, kind, record))
+
+    def forget(self, sandbox_id: str, policy_id: str, watermark: int) -> None:
+        """Drop every record of the (sandbox, policy) a build holds (``seq <= watermark``), of every profile."""
+        for key in [k for k in self.records if k[:2] == (sandbox_id, policy_id)]:
+            self.rebase(key, watermark)
+
+    def rebase(self, key: tuple[str, str, str], watermark: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """The profile's records after ``watermark`` (the older ones are forgotten: the build has them)."""
+        kept = [entry for entry in self.records.get(key, []) if entry[0] > watermark]
+        if kept:
+            self.records[key] = kept
+        else:
+            self.records.pop(key, None)
+        return kept
+
+
+@dataclass(frozen=True)
+class Segmented:
+    messages: int
+    changes: int
+    through: int
+
+
+class StreamSegmenter:
+    """Continuous segmentation of streamed messages, one micro-batch at a time.
+
+    Args:
+        stream_log: The log (read after this consumer's offset).
+        target: Definitions, profile builds and membership stores.
+        clock: The evaluation time of each micro-batch (UTC; tests inject one).
+    """
+
+    def __init__(self, stream_log: StreamLog, target: SegmentationTarget,
+                 clock: Callable[[], dt.datetime] | None = None, *, max_records: int = MICRO_BATCH) -> None:
+        self.log = stream_log
+        self.target = target
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.max_records = max_records
+        self.consumer = consumer_name(stream_log)
+        self.compiled = CompiledSegments()
+        self.overlay = Overlay()
+        self._offset: int | None = None
+        self._applied: dict[Path, int] = {}
+        self._watermarks: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------------------------ offsets
+
+    @property
+    def offset(self) -> int:
+        """Where the next micro-batch starts: everything up to it is applied in every store."""
+        if self._offset is None:
+            done = self.target.progress(self.consumer)
+            positions = [p for store in self.target.memberships() if (p := store.log_position(self.consumer))]
+            newest = max(positions, key=lambda p: p.through, default=None)
+            # A micro-batch whose stores were not all written before a crash is read again from its start.
+            self._offset = done if newest is None or newest.through <= done else newest.after
+        return self._offset
+
+    def _applied_through(self, store: Memberships) -> int:
+        """The newest log ``seq`` this consumer applied to ``store``."""
+        if store.root not in self._applied:
+            position = store.log_position(self.consumer)
+            self._applied[store.root] = position.through if position else 0
+        return self._applied[store.root]
+
+    # --------------------------------------------------------------------------------- evaluation
+
+    def run_once(self) -> Segmented:
+        """Evaluate the next micro-batch (nothing when the log holds nothing after the offset)."""
+        after = self.offset
+        messages = self.log.read(after, self.max_records)
+        if not messages:
+            return Segmented(0, 0, after)
+        through = messages[-1].seq
+        at = self.clock()
+        touched = self._lay_over(messages)
+        changes = 0
+        for (sandbox_id, policy_id), profiles in touched.items():
+            store, state = self.target.membership(sandbox_id, policy_id)
+            definitions = [d for d in self.target.continuous(sandbox_id) if d.merge_policy_id == policy_id]
+            current = store.lookup(state, list(profiles))
+            evaluations = {
+                profile_id: evaluate(definitions, self.compiled, profile, events, current[profile_id], at)
+                for profile_id, (profile, events) in profiles.items()}
+            rows = store.apply(state, evaluations, at, LogRange(self.consumer, after, through))
+            self._applied[store.root] = through
+            changes += len(rows)
+        self.target.record_progress(self.consumer, through)
+        self._offset = through
+        return Segmented(len(messages), changes, through)
+
+    def _lay_over(self, messages: list[LoggedMessage]
+                  ) -> dict[tuple[str, str], dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]]:
+        """Add the messages to the overlay; the merged profile and events of each profile they touch, per
+        (sandbox, merge policy) of a continuous definition, skipping what a store already applied."""
+        # What the micro-batch asks of the target more than once is asked once.
+        definitions: dict[str, list[ContinuousDefinition]] = {}
+        sources: dict[tuple[str, str], bool] = {}
+        stores: dict[tuple[str, str], Memberships] = {}
+        keys: dict[tuple[str, str], dict[str, BaseProfile]] = {}
+        for message in messages:
+            entry = message.entry
+            if entry.problems or entry.kind not in (PROFILE, EVENT):
+                continue
+            if entry.sandbox_id not in definitions:
+                definitions[entry.sandbox_id] = self.target.continuous(entry.sandbox_id)
+            policies = sorted({d.merge_policy_id for d in definitions[entry.sandbox_id]})
+            identities = identities_of(entry.record)
+            if not policies or not identities:
+                continue
+            source = (entry.sandbox_id, entry.dataset_id)
+            if source not in sources:
+                sources[source] = self.target.is_profile_source(*source)
+            if not sources[source]:
+                continue
+            for policy_id in policies:
+                if (entry.sandbox_id, policy_id) not in stores:
+                    stores[(entry.sandbox_id, policy_id)] = self.target.membership(entry.sandbox_id, policy_id)[0]
+                if message.seq <= self._applied_through(stores[(entry.sandbox_id, policy_id)]):
+                    continue
+                base = self.target.base(entry.sandbox_id, policy_id, identities)
+                if base is None:
+                    continue
+                key = (entry.sandbox_id, policy_id, base.profile_id)
+                self.overlay.add(key, message.seq, entry.kind, entry.record)
+                keys.setdefault((entry.sandbox_id, policy_id), {})[base.profile_id] = base
+        touched: dict[tuple[str, str], dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+        for (sandbox_id, policy_id), profiles in keys.items():
+            watermark = max(base.watermark for base in profiles.values())
+            if watermark > self._watermarks.get((sandbox_id, policy_id), 0):  # a new build: forget what it holds
+                self.overlay.forget(sandbox_id, policy_id, watermark)
+                self._watermarks[(sandbox_id, policy_id)] = watermark
+            for profile_id, base in profiles.items():
+                streamed = self.overlay.rebase((sandbox_id, policy_id, profile_id), base.watermark)
+                profile = overlay_profile(base.row, [r for _, kind, r in streamed if kind == PROFILE])
+                profile.setdefault("_profile_id", profile_id)
+                events = overlay_events(base.events, [r for _, kind, r in streamed if kind == EVENT])
+                touched.setdefault((sandbox_id, policy_id), {})[profile_id] = (profile, events)
+        return touched
+
+    def run_until_idle(self) -> int:
+        """Evaluate every message logged so far; how many were read."""
+        total = 0
+        while True:
+            done = self.run_once()
+            total += done.messages
+            if done.messages == 0:
+                return total

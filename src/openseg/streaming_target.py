@@ -1,0 +1,121 @@
+"""Streaming segmentation's ``SegmentationTarget`` (``streaming/ports.py``) on the real stores: definitions
+from the metadata store, profiles from each merge policy's last complete build, membership from the
+membership store, and the consumer's progress in ``$OPENSEG_HOME/stream/segments.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.parquet as pq
+from sqlalchemy import select
+
+from openseg.catalog.service import dataset_kind, is_profile_enabled
+from openseg.catalog.streaming import STREAM_SEQ
+from openseg.profiles import lookup
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
+from openseg.segmentation.membership import MembershipStore, State, all_stores, store_for
+from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
+from openseg.store.models import Batch, Dataset
+from openseg.streaming.ports import BaseProfile
+
+if TYPE_CHECKING:
+    from openseg.services import Services
+
+
+def _rows(path: Path, profile_id: str) -> list[dict[str, Any]]:
+    # The store's files are sorted by _profile_id: the filter reads only the row groups that can hold it.
+    table = pq.read_table(path, filters=[("_profile_id", "=", profile_id)])
+    return list(table.to_pylist(maps_as_pydicts="strict"))
+
+
+class StoresSegmentationTarget:
+    """Args: services: The container (settings, metadata store)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.progress_path = services.settings.home / "stream" / "segments.json"
+        self._watermarks: dict[tuple[str, int], int] = {}
+
+    def continuous(self, sandbox_id: str) -> list[ContinuousDefinition]:
+        with self.services.uow() as uow:
+            definitions = uow.segment_definitions.in_sandbox(sandbox_id)
+            uow.commit()
+        return [ContinuousDefinition(d.id, d.version, d.merge_policy_id, d.pql,
+                                     tuple(str(x) for x in d.dependencies or ()))
+                for d in definitions if is_continuous(d.evaluation_info)]
+
+    def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
+        with self.services.db.session() as session:
+            dataset = session.get(Dataset, dataset_id)
+            return (dataset is not None and dataset.sandbox_id == sandbox_id and is_profile_enabled(dataset)
+                    and dataset_kind(dataset) != "union")
+
+    def _build(self, policy_id: str) -> tuple[Path, int | None] | None:
+        with self.services.uow() as uow:
+            record = uow.profile_stores.get(policy_id)
+            uow.commit()
+        if record is None or record.path is None:
+            return None
+        try:
+            return resolve_store(record.path), record.built_at
+        except StoreNotFoundError:
+            return None
+
+    def _watermark(self, sandbox_id: str, built_at: int | None) -> int:
+        """The highest log ``seq`` among the streamed batches completed before the build was published."""
+        if built_at is None:
+            return 0
+        if (sandbox_id, built_at) not in self._watermarks:  # a build's watermark never changes
+            with self.services.db.session() as session:
+                formats = session.scalars(select(Batch.input_format).where(
+                    Batch.sandbox_id == sandbox_id, Batch.origin == "streaming", Batch.completed <= built_at)).all()
+            self._watermarks[(sandbox_id, built_at)] = max(
+                (int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
+        return self._watermarks[(sandbox_id, built_at)]
+
+    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
+        build = self._build(policy_id)
+        if build is None:
+            return None
+        store, built_at = build
+        for namespace, identity in identities:
+            profile_id = lookup.resolve_profile_id(store, namespace, identity)
+            if profile_id is not None:
+                rows = _rows(store / PROFILES_FILE, profile_id)
+                events = sorted(_rows(store / EVENTS_FILE, profile_id),
+                                key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or ""))
+                return BaseProfile(profile_id, rows[0] if rows else None, events,
+                                   self._watermark(sandbox_id, built_at))
+        # A profile the build does not know yet: keyed by its smallest key, as a build would key it.
+        new_id = min(lookup.identity_key(namespace, identity) for namespace, identity in identities)
+        return BaseProfile(new_id, None, [], self._watermark(sandbox_id, built_at))
+
+    def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
+        store = store_for(self.services.settings.home, sandbox_id, policy_id)
+        with self.services.uow() as uow:
+            record = uow.profile_stores.get(policy_id)
+            uow.commit()
+        return store, store.state(record.membership_path if record else None)
+
+    def memberships(self) -> list[MembershipStore]:
+        return all_stores(self.services.settings.home)
+
+    def progress(self, consumer: str) -> int:
+        if not self.progress_path.is_file():
+            return 0
+        return int(json.loads(self.progress_path.read_text()).get(consumer, 0))
+
+    def record_progress(self, consumer: str, through: int) -> None:
+        saved = json.loads(self.progress_path.read_text()) if self.progress_path.is_file() else {}
+        saved[consumer] = through
+        self.progress_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.progress_path.with_suffix(".json.partial")
+        with partial.open("w") as handle:
+            json.dump(saved, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, self.progress_path)
