@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
-from openseg.services import Services
+from openseg.container import Services
 from openseg.store.tenancy import issue_credentials
 
 PG_URL = os.environ.get("OPENSEG_TEST_DATABASE_URL", "")

@@ -11,6 +11,7 @@ from openseg.catalog.processing import INGEST_BATCH, process_batch
 from openseg.catalog.query_jobs import RUN_QUERY, run_query_item
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.config import Settings
+from openseg.container import Services
 from openseg.exports.job_execution import run_export
 from openseg.exports.jobs import RUN_EXPORT, check_for_schedule, queue_from_schedule
 from openseg.profiles.service import BUILD_PROFILES, after_batch, run_build
@@ -19,7 +20,6 @@ from openseg.scheduling.scheduler import tick
 from openseg.scope import Scope
 from openseg.segmentation.job_execution import run_segment_job
 from openseg.segmentation.jobs import RUN_SEGMENT_JOB, queue_job
-from openseg.services import Services
 from openseg.store.db import Database
 from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork
 from openseg.streaming.flusher import Streamer

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
+from openseg.container import Services
 from openseg.demo_data import events, profiles, write_jsonl
 from openseg.scope import Scope
 from openseg.segmentation import definitions, jobs
-from openseg.services import Services
 from openseg.store import tenancy
 from openseg.store.models import Dataset
 from openseg.store.tenancy import issue_credentials

@@ -30,7 +30,7 @@ from openseg.segmentation.dry_run import dry_run
 from openseg.segmentation.explain import Condition, Explainer, LastEvaluation, disagreement
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 DEFINITIONS = "/data/core/ups/segment/definitions"
 

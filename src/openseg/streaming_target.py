@@ -23,7 +23,7 @@ from openseg.store.models import Batch, Dataset
 from openseg.streaming.ports import BaseProfile
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 
 def _rows(path: Path, profile_id: str) -> list[dict[str, Any]]:

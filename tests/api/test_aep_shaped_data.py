@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
+from openseg.container import Services
 from openseg.profiles.service import BUILD_PROFILES
-from openseg.services import Services
 from openseg.store.models import WorkItem
 from tests.api.aep import assert_aep_error
 from tests.api.flows import EVENT, create_dataset, get_batch, json_lines, upload_batch

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error, assert_gateway_error
 from tests.conftest import Org, make_org
 

@@ -13,7 +13,7 @@ import jsonschema
 import yaml
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error
 from tests.api.flows import PROFILE, create_dataset, get_batch, json_lines, person, upload_batch
 from tests.conftest import Org, make_org

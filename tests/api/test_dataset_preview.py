@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_catalog_ops import assert_spec_response

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from openseg.clock import utcnow
+from openseg.container import Services
 from openseg.segmentation import membership
-from openseg.services import Services
 from openseg.store.models import ProfileStore, SegmentDefinition, SegmentJob
 from tests.api.aep import assert_aep_error
 from tests.api.flows import event, person

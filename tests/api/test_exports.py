@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
+from openseg.container import Services
 from openseg.exports.jobs import RUN_EXPORT
-from openseg.services import Services
 from openseg.store.models import ExportJob
 from openseg.worker.queue import enqueue
 from tests.api.aep import assert_aep_error

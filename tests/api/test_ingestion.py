@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error
 from tests.api.flows import EVENT, create_dataset, event, get_batch, json_lines, person, upload_batch
 from tests.conftest import Org

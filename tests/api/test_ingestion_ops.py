@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from openseg.store.models import Batch
 from tests.api.aep import assert_aep_error
 from tests.api.flows import create_dataset, get_batch, json_lines, person, upload_batch

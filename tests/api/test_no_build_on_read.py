@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import select
 
+from openseg.container import Services
 from openseg.profiles.service import BUILD_PROFILES
-from openseg.services import Services
 from openseg.store.models import WorkItem
 from tests.api.aep import assert_aep_error
 from tests.api.flows import create_dataset, get_batch, json_lines, person, upload_batch

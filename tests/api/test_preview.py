@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from openseg.container import Services
 from openseg.demo import ensure_demo
 from openseg.scope import Scope
 from openseg.segmentation import preview
-from openseg.services import Services
 from openseg.store import tenancy
 from tests.api.aep import assert_aep_error
 from tests.api.flows import person

@@ -17,7 +17,7 @@ from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.catalog.read_only_sql import QueryLimitExceeded, check_read_only, run_query
 from openseg.config import Settings
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.flows import person
 from tests.api.test_segment_jobs import load_people
 from tests.conftest import Org, make_org

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.conftest import Org

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from openseg.store.models import Query
 from tests.api.aep import assert_aep_error
 from tests.api.flows import create_dataset, json_lines, person, upload_batch

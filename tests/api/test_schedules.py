@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from openseg.bootstrap import build_services
+from openseg.container import Services
 from openseg.scheduling.scheduler import tick
-from openseg.services import Services
 from openseg.store.models import Schedule, SegmentJob
 from tests.api.aep import assert_aep_error
 from tests.api.test_definitions import define

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from openseg.container import Services
 from openseg.segmentation.jobs import RUN_SEGMENT_JOB
-from openseg.services import Services
 from openseg.store.models import SegmentJob, WorkItem
 from openseg.worker.queue import enqueue
 from tests.api.aep import assert_aep_error

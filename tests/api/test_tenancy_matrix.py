@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from openseg.store.tenancy import issue_credentials, token_sandbox
 from tests.api.aep import assert_aep_error, assert_gateway_error
 from tests.api.flows import json_lines, person, upload_batch

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from openseg.api import ui
 from openseg.api.app import create_app
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error, assert_gateway_error
 from tests.api.flows import event, person
 from tests.api.test_definitions import define

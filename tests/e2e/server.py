@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 
 from openseg.api.app import create_app
-from openseg.services import Services
+from openseg.container import Services
 
 
 def free_port() -> int:

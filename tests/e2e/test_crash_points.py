@@ -27,7 +27,7 @@ from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.config import Settings
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_exports import EXPORTS, batch_rows, emails, union_dataset

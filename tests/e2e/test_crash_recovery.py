@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
-from openseg.services import Services
+from openseg.container import Services
 from openseg.store.models import ProfileStore, SegmentJob
 from tests.api.flows import person
 from tests.api.test_definitions import define

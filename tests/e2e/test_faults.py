@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_segment_jobs import JOBS, load_people, run_job

@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.e2e.server import running_server
 
 ROOT = Path(__file__).resolve().parents[2]

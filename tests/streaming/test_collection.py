@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.flows import create_dataset
 from tests.api.test_bad_input import BAD_BODIES
 from tests.conftest import Org, make_org

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from openseg.cli import app
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.aep import assert_aep_error
 from tests.api.flows import UNION, create_dataset
 from tests.conftest import Org

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from openseg.bootstrap import streamer
 from openseg.catalog.streaming import CatalogLakeSink
-from openseg.services import Services
+from openseg.container import Services
 from openseg.streaming.flusher import consumer_name, flush
 from tests.api.flows import create_dataset, person
 from tests.conftest import Org

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
-from openseg.services import Services
+from openseg.container import Services
 from tests.api.flows import create_dataset
 from tests.conftest import Org, make_org
 from tests.e2e.server import free_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openseg.services import Services
+from openseg.container import Services
 from tests.e2e.test_readme import run_walkthrough
 
 

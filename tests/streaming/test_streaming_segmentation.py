@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from openseg.catalog.streaming import CatalogLakeSink
-from openseg.services import Services
+from openseg.container import Services
 from openseg.streaming.flusher import Streamer, flush
 from openseg.streaming.segmenter import StreamSegmenter
 from openseg.streaming_target import StoresSegmentationTarget

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from openseg.bootstrap import LANES, handlers
-from openseg.services import Services
+from openseg.container import Services
 from openseg.worker.loop import Worker
 from openseg.worker.queue import enqueue
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from openseg.services import Services
+from openseg.container import Services
 from openseg.store.models import WorkItem
 from openseg.worker.queue import Queue, enqueue
 

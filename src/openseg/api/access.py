@@ -12,11 +12,11 @@ from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
 from openseg.api.profile_build import mark
+from openseg.container import Services
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import entities
 from openseg.request_fields import ascii_integer, optional_object, optional_string, string_list
 from openseg.segmentation.history import timeline
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/access", tags=["profile access"])
 

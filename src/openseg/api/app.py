@@ -30,7 +30,7 @@ from openseg.api import (
     ui,
 )
 from openseg.api.errors import install_error_handlers
-from openseg.services import Services
+from openseg.container import Services
 
 #: Routes that AEP's Segmentation, Profile, Catalog, Batch ingestion, Data Access and Query Service APIs do not
 #: have (docs/aep-compatibility.md lists those APIs' operations): /openapi.json marks them with the tag

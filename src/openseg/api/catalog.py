@@ -13,10 +13,10 @@ from openseg.catalog import batch_records
 from openseg.catalog import service as catalog
 from openseg.catalog.batch_records import batch_object as batch_json
 from openseg.catalog.service import dataset_kind, is_profile_enabled
+from openseg.container import Services
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles.service import request_build
 from openseg.scope import Scope
-from openseg.services import Services
 from openseg.store.models import Dataset
 from openseg.store.repositories import SqlAlchemyWorkQueue
 

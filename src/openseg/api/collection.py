@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from openseg.api.deps import caller, query_bool, raw_body, services
 from openseg.api.json_input import parse_json
 from openseg.clock import now_ms
+from openseg.container import Services
 from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
-from openseg.services import Services
 from openseg.streaming.collection import Collector, MessageRefused, check_size, find_inlet
 from openseg.streaming.model import Connection
 

@@ -16,8 +16,8 @@ from openseg.catalog import service as catalog
 from openseg.catalog.batch_meta import meta_files
 from openseg.catalog.failed_records import failed_files
 from openseg.catalog.previews import dataset_preview
+from openseg.container import Services
 from openseg.errors import NotFound
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/foundation/export", tags=["data access"])
 

@@ -12,12 +12,12 @@ from openseg.api import bulk
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.api.paging import parse_int
+from openseg.container import Services
 from openseg.errors import BadRequest
 from openseg.profiles.service import sandbox_schema
 from openseg.request_fields import MAX_INT
 from openseg.segmentation import definitions
 from openseg.segmentation.expressions import convert_definition
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/segment", tags=["segment definitions"])
 PATH = "/data/core/ups/segment/definitions"

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from openseg.api.json_input import parse_json
+from openseg.container import Services
 from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
-from openseg.services import Services
 from openseg.store import tenancy
 from openseg.store.tenancy import hash_secret
 

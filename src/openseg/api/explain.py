@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from openseg import inspection
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_object, services, tenant
-from openseg.services import Services
+from openseg.container import Services
 
 router = APIRouter(prefix="/data/core/ups/segment/definitions", tags=["segment definitions"])
 

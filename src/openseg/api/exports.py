@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
+from openseg.container import Services
 from openseg.exports import jobs as exports
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/export", tags=["export jobs"])
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.deps import Tenant, json_object, services, tenant
 from openseg.clock import now_ms
-from openseg.services import Services
+from openseg.container import Services
 from openseg.streaming import connections
 
 router = APIRouter(prefix="/data/foundation/flowservice", tags=["streaming"])

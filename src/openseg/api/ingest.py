@@ -19,9 +19,9 @@ from openseg.catalog import service as catalog
 from openseg.catalog.batch_records import batch_object as batch_json
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.clock import new_hex_id
+from openseg.container import Services
 from openseg.errors import BadRequest, NotFound
 from openseg.scope import Scope
-from openseg.services import Services
 from openseg.worker.queue import enqueue
 
 router = APIRouter(prefix="/data/foundation/import", tags=["ingestion"])

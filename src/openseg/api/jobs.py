@@ -11,8 +11,8 @@ from openseg.api import bulk
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, json_object, services, tenant
 from openseg.api.paging import children_page, parse_int
+from openseg.container import Services
 from openseg.segmentation import jobs
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/segment", tags=["segment jobs"])
 PATH = "/data/core/ups/segment/jobs"

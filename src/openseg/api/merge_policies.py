@@ -11,10 +11,10 @@ from openseg.api import bulk
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, json_object, query_bool, services, tenant
 from openseg.api.paging import children_page, parse_int
+from openseg.container import Services
 from openseg.json_patch import apply_patch
 from openseg.profiles import policies
 from openseg.profiles.model import MergePolicy
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["merge policies"])
 PATH = "/data/core/ups/config/mergePolicies"

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.profile_build import mark
+from openseg.container import Services
 from openseg.errors import BadRequest
 from openseg.pql.errors import NotSupportedOnEngine
 from openseg.segmentation import preview
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
 

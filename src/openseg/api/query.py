@@ -11,8 +11,8 @@ from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import parse_int
 from openseg.catalog import query_jobs
+from openseg.container import Services
 from openseg.errors import BadRequest
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/foundation/query", tags=["query service"])
 

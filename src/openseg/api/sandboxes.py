@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from openseg.api.deps import Caller, caller, json_object, services
+from openseg.container import Services
 from openseg.errors import BadRequest, Conflict, NotFound
 from openseg.request_fields import optional_string
-from openseg.services import Services
 from openseg.store import tenancy
 from openseg.store.models import Sandbox
 

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, json_body, services, tenant
 from openseg.api.paging import children_page, parse_int
+from openseg.container import Services
 from openseg.scheduling import schedules
 from openseg.scheduling.cron import frequency
 from openseg.scheduling.model import Schedule
-from openseg.services import Services
 
 router = APIRouter(prefix="/data/core/ups/config", tags=["schedules"])
 PATH = "/data/core/ups/config/schedules"

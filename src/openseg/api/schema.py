@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, services, tenant
+from openseg.container import Services
 from openseg.profiles.service import sandbox_schema
-from openseg.services import Services
 from openseg.xdm.schema import FieldKind, FieldType, Schema
 
 router = APIRouter(prefix="/data/core/ups/segment", tags=["segment definitions"])

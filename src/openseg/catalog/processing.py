@@ -15,7 +15,7 @@ from openseg.clock import now_ms
 from openseg.store.models import Batch, Dataset, WorkItem
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 INGEST_BATCH = "ingest_batch"
 

@@ -26,7 +26,7 @@ from openseg.store.models import Dataset, Query, WorkItem
 from openseg.worker.queue import enqueue
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 RUN_QUERY = "query"
 #: States after which a query no longer changes (a cancel is refused with 409, as AEP answers).

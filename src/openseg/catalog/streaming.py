@@ -22,7 +22,7 @@ from openseg.store.stream_log import exclusive_lock
 from openseg.streaming.model import StreamBatch
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 log = logging.getLogger("openseg.streaming")
 

@@ -117,7 +117,7 @@ class ExportSettings(ProfileSettings, Protocol):
 
 
 class ExportServices(ProfileServices, Protocol):
-    """What running an export takes from the container (``openseg.services.Services`` is one)."""
+    """What running an export takes from the container (``openseg.container.Services`` is one)."""
 
     @property
     def settings(self) -> ExportSettings: ...

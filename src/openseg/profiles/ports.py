@@ -149,7 +149,7 @@ class ProfileSettings(Protocol):
 
 
 class ProfileServices(Protocol):
-    """What the profile services take from the container (``openseg.services.Services`` is one; tests wire
+    """What the profile services take from the container (``openseg.container.Services`` is one; tests wire
     a fake): settings, fresh units of work, and the engine builds run on."""
 
     @property

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 
 class EngineSource(Protocol):
-    """Where a job's engine comes from (``openseg.services.Services`` is one): the engine of the deployment."""
+    """Where a job's engine comes from (``openseg.container.Services`` is one): the engine of the deployment."""
 
     def engine(self) -> Engine: ...
 

@@ -32,7 +32,7 @@ class HistoryUnitOfWork(ProfilesUnitOfWork, Protocol):
 
 
 class HistoryServices(ProfileServices, Protocol):
-    """What membership history takes from the container (``openseg.services.Services`` is one)."""
+    """What membership history takes from the container (``openseg.container.Services`` is one)."""
 
     def uow(self) -> HistoryUnitOfWork: ...
 

@@ -21,7 +21,7 @@ from openseg.segmentation.jobs import DELETED
 from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 log = logging.getLogger("openseg.segmentation")
 

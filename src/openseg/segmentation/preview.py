@@ -43,7 +43,7 @@ class PreviewUnitOfWork(ProfilesUnitOfWork, Protocol):
 
 
 class PreviewServices(ProfileServices, Protocol):
-    """What a preview takes from the container (``openseg.services.Services`` is one)."""
+    """What a preview takes from the container (``openseg.container.Services`` is one)."""
 
     def uow(self) -> PreviewUnitOfWork: ...
 

@@ -14,7 +14,7 @@ from openseg.store.models import WorkItem
 from openseg.worker.queue import Queue
 
 if TYPE_CHECKING:
-    from openseg.services import Services
+    from openseg.container import Services
 
 log = logging.getLogger("openseg.worker")
 
