@@ -16,6 +16,7 @@ from sqlalchemy import select
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.catalog.streaming import STREAM_SEQ
 from openseg.profiles import lookup
+from openseg.profiles.identity import identity_key
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.segmentation.membership import MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
@@ -91,7 +92,7 @@ class StoresSegmentationTarget:
                 return BaseProfile(profile_id, rows[0] if rows else None, events,
                                    self._watermark(sandbox_id, built_at))
         # A profile the build does not know yet: keyed by its smallest key, as a build would key it.
-        new_id = min(lookup.identity_key(namespace, identity) for namespace, identity in identities)
+        new_id = min(identity_key(namespace, identity) for namespace, identity in identities)
         return BaseProfile(new_id, None, [], self._watermark(sandbox_id, built_at))
 
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:

@@ -5,14 +5,13 @@ Build a store with :func:`build_profile_store`; read it with :func:`get_profile`
 """
 
 from openseg.profiles.build import BuildStats, build_profile_store
-from openseg.profiles.identity import MAX_GRAPH_IDENTITIES, OversizedGraph
+from openseg.profiles.identity import MAX_GRAPH_IDENTITIES, OversizedGraph, identity_key
 from openseg.profiles.lookup import (
     InvalidCursorError,
     events_cursor,
     get_events,
     get_profile,
     get_profile_identities,
-    identity_key,
     resolve_profile_id,
 )
 from openseg.profiles.merge_policy import MergePolicyError, MergePolicySpec
