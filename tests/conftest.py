@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,21 @@ def make_org(services: Services, sandbox: str = "prod") -> Org:
     with services.db.session() as session:
         issued = issue_credentials(session, org_id, sandbox)
     return Org(org_id=org_id, api_key=issued.api_key, token=issued.access_token)
+
+
+@contextmanager
+def own_home(home: Path, metadata_dir: Path | None = None, **settings: object) -> Iterator[tuple[Services, Org, TestClient]]:
+    """A service over its own ``home`` (lake inside it; the SQLite metadata file in ``metadata_dir``, default
+    the home), an org with credentials, and a client of its app without the worker thread (tests drain, or
+    start a worker process)."""
+    database = metadata_dir or home
+    services = build_services(Settings(home=home, database_url=f"sqlite:///{database}/openseg.db", lake=home / "lake",
+                                       **settings))  # type: ignore[arg-type]  # test-only overrides, by name
+    try:
+        with TestClient(create_app(services, run_worker=False)) as client:
+            yield services, make_org(services), client
+    finally:
+        services.db.dispose()
 
 
 @pytest.fixture

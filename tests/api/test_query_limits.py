@@ -13,14 +13,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.api.app import create_app
-from openseg.bootstrap import build_services
 from openseg.catalog.read_only_sql import QueryLimitExceeded, check_read_only, run_query
-from openseg.config import Settings
 from openseg.container import Services
 from tests.api.flows import person
 from tests.api.test_segment_jobs import load_people
-from tests.conftest import Org, make_org
+from tests.conftest import Org, own_home
 
 ENDLESS = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t"
 
@@ -57,12 +54,8 @@ def test_a_query_uses_the_threads_it_is_given(tmp_path: Path) -> None:
 
 @pytest.fixture
 def strict(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=tmp_path / "lake",
-                        query_timeout=0.5, query_memory_limit="64MB")
-    services = build_services(settings)
-    with TestClient(create_app(services, run_worker=False)) as client:
-        yield services, make_org(services), client
-    services.db.dispose()
+    with own_home(tmp_path, query_timeout=0.5, query_memory_limit="64MB") as served:
+        yield served
 
 
 def test_the_service_applies_its_settings_and_the_failure_says_which(

@@ -23,16 +23,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.api.app import create_app
-from openseg.bootstrap import build_services
 from openseg.catalog.processing import INGEST_BATCH
-from openseg.config import Settings
 from openseg.container import Services
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_exports import EXPORTS, batch_rows, emails, union_dataset
 from tests.api.test_segment_jobs import run_job
-from tests.conftest import Org, make_org
+from tests.conftest import Org, own_home
 from tests.e2e.test_crash_recovery import worker_env
 
 
@@ -84,11 +81,8 @@ app()
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=tmp_path / "lake")
-    services = build_services(settings)
-    with TestClient(create_app(services, run_worker=False)) as client:
-        yield services, make_org(services), client
-    services.db.dispose()
+    with own_home(tmp_path) as served:
+        yield served
 
 
 def kill_worker_at(services: Services, point: str, process: str = "worker") -> None:

@@ -24,15 +24,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.api.app import create_app
-from openseg.bootstrap import build_services
-from openseg.config import Settings
 from openseg.container import Services
 from openseg.store.models import ProfileStore, SegmentJob
 from tests.api.flows import person
 from tests.api.test_definitions import define
 from tests.api.test_segment_jobs import JOBS, load_people, run_job
-from tests.conftest import Org, make_org
+from tests.conftest import Org, own_home
 
 #: Runs ``openseg worker`` after arranging for the process to SIGKILL itself at the point named by argv[1].
 WORKER_THAT_DIES = """
@@ -87,11 +84,8 @@ app()
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=tmp_path / "lake")
-    services = build_services(settings)
-    with TestClient(create_app(services, run_worker=False)) as client:
-        yield services, make_org(services), client
-    services.db.dispose()
+    with own_home(tmp_path) as served:
+        yield served
 
 
 def worker_env(services: Services) -> dict[str, str]:

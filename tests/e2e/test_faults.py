@@ -20,14 +20,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.api.app import create_app
-from openseg.bootstrap import build_services
-from openseg.config import Settings
 from openseg.container import Services
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_segment_jobs import JOBS, load_people, run_job
-from tests.conftest import Org, make_org
+from tests.conftest import Org, own_home
 
 #: The tmpfs's size: room for a small home, and little more.
 HOME_SIZE = "24m"
@@ -46,11 +43,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def service(tmp_path: Path, small_disk: Path) -> Iterator[tuple[Services, Org, TestClient]]:
-    settings = Settings(home=small_disk, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=small_disk / "lake")
-    services = build_services(settings)
-    with TestClient(create_app(services, run_worker=False)) as client:
-        yield services, make_org(services), client
-    services.db.dispose()
+    with own_home(small_disk, metadata_dir=tmp_path) as served:  # the metadata store stays off the full disk
+        yield served
 
 
 def fill(disk: Path) -> Path:
@@ -149,11 +143,8 @@ def test_a_batch_that_fills_the_disk_fails_visibly_and_leaves_no_part_of_itself(
 
 @pytest.fixture
 def plain(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=tmp_path / "lake")
-    services = build_services(settings)
-    with TestClient(create_app(services, run_worker=False)) as client:
-        yield services, make_org(services), client
-    services.db.dispose()
+    with own_home(tmp_path) as served:
+        yield served
 
 
 def test_a_damaged_lake_file_is_named_by_its_batch_everywhere_it_is_read(

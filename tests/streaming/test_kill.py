@@ -22,12 +22,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from openseg.api.app import create_app
-from openseg.bootstrap import build_services
-from openseg.config import Settings
 from openseg.container import Services
 from tests.api.flows import create_dataset
-from tests.conftest import Org, make_org
+from tests.conftest import Org, own_home
 from tests.e2e.server import free_port
 from tests.streaming.inlets import EVENT_SCHEMA, click, create_inlet, envelope, lake_records
 
@@ -54,11 +51,8 @@ MESSAGES = 300
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/openseg.db", lake=tmp_path / "lake")
-    services = build_services(settings)
-    with TestClient(create_app(services, run_worker=False)) as client:
-        yield services, make_org(services), client
-    services.db.dispose()
+    with own_home(tmp_path) as served:
+        yield served
 
 
 def _env(services: Services) -> dict[str, str]:
