@@ -16,6 +16,7 @@ from openseg.api import (
     collection,
     data_access,
     definitions,
+    edge,
     explain,
     exports,
     flowservice,
@@ -48,6 +49,9 @@ EXTENSIONS = frozenset({
     ("GET", "/data/foundation/query/queries/{query_id}/results"),
     ("GET", "/data/core/ups/access/membership-history"),
     ("GET", "/data/core/ups/segment/schema"),
+    ("POST", "/data/core/edge/datastreams"),
+    ("GET", "/data/core/edge/datastreams"),
+    ("GET", "/data/core/edge/datastreams/{datastream_id}"),
 })
 EXTENSION_TAG = "openseg extension"
 
@@ -119,6 +123,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         app.include_router(router)
     app.include_router(flowservice.router)
     app.include_router(collection.router)
+    app.include_router(edge.router)
     mark_extensions(app)
     app.add_middleware(TrailingSlash)
     return app

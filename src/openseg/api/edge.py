@@ -1,0 +1,119 @@
+"""The Edge Network Server API (``/ee/v2/interact``, ``/ee/v2/collect``) and openseg's datastreams
+(``/data/core/edge/datastreams``, an extension: AEP configures datastreams in its UI).
+
+The ``/ee/v2`` routes take the platform's credentials, as ``server.adobedc.net`` does
+(``help/server-api/authentication.md``), and find the datastream in the caller's org and sandbox
+(``x-sandbox-name``, optional there as everywhere: absent means ``prod``). Their errors are the Edge
+Network's problem details (``application/problem+json``), not the platform's error body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from openseg.api.deps import Tenant, json_object, query_bool, raw_body, services, tenant
+from openseg.api.json_input import parse_json
+from openseg.api.paging import children_page, parse_int
+from openseg.clock import new_uuid, now_ms
+from openseg.container import Services
+from openseg.edge_target import StoresEdgeTarget
+from openseg.errors import OpensegError
+from openseg.store.datastreams import SqlAlchemyDatastreams
+from openseg.streaming import datastreams, edge
+from openseg.streaming.collection import check_size
+
+router = APIRouter(tags=["edge"])
+DATASTREAMS = "/data/core/edge/datastreams"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def _edge(request: Request, svc: Services) -> edge.Edge:
+    """The app's one ``Edge``: its compiled predicates serve every request."""
+    found = getattr(request.app.state, "edge", None)
+    if found is None:
+        found = edge.Edge(StoresEdgeTarget(svc), svc.stream_log(), lambda: dt.datetime.now(dt.UTC))
+        request.app.state.edge = found
+    return found  # type: ignore[no-any-return]
+
+
+def _body(raw: bytes) -> Any:
+    check_size(len(raw))
+    if not raw.strip():
+        raise edge.InvalidRequest("the request body is empty; a JSON body is required", field="body")
+    return parse_json(raw)
+
+
+def _request(request: Request) -> tuple[str, str | None]:
+    """The request id (the caller's ``requestId``, else a new one) and the datastream id (``dataStreamId``, or
+    ``configId`` as the Web SDK names it)."""
+    params = request.query_params
+    return params.get("requestId") or str(uuid.uuid4()), params.get("dataStreamId") or params.get("configId")
+
+
+def _problem(exc: OpensegError, who: Tenant, request_id: str, datastream_id: str | None) -> JSONResponse:
+    body = edge.problem(exc, request_id=request_id, org_id=who.org_id, config_id=datastream_id)
+    return ProblemResponse(body, status_code=exc.status)
+
+
+@router.post("/ee/v2/interact")
+def interact(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+             raw: bytes = Depends(raw_body)) -> JSONResponse:
+    """One event: the synchronous segments its profile qualifies for, this event included."""
+    request_id, datastream_id = _request(request)
+    try:
+        body = _body(raw)
+        service = _edge(request, svc)
+        datastream = service.datastream(edge.Tenant(who.org_id, who.sandbox.id), datastream_id)
+        handle = service.interact(datastream, body)
+    except OpensegError as exc:
+        return _problem(exc, who, request_id, datastream_id)
+    return JSONResponse({"requestId": request_id, "handle": handle})
+
+
+@router.post("/ee/v2/collect", status_code=202)
+def collect(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+            raw: bytes = Depends(raw_body)) -> Response:
+    """Events in bulk: 202 with the request id once they are durable; 204 and no body with ``silent=true``."""
+    request_id, datastream_id = _request(request)
+    try:
+        body = _body(raw)
+        silent = query_bool(request.query_params.get("silent"), "silent")
+        service = _edge(request, svc)
+        service.collect(service.datastream(edge.Tenant(who.org_id, who.sandbox.id), datastream_id), body)
+    except OpensegError as exc:
+        return _problem(exc, who, request_id, datastream_id)
+    return Response(status_code=204) if silent else JSONResponse({"requestId": request_id}, status_code=202)
+
+
+@router.post(DATASTREAMS, status_code=201)
+def create_datastream(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                      body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+    store = SqlAlchemyDatastreams(svc.db)
+    created = datastreams.create_datastream(store, store, who.org_id, who.sandbox.id, body,
+                                            datastream_id=new_uuid(), now=now_ms())
+    return JSONResponse(datastreams.datastream_json(created), status_code=201)
+
+
+@router.get(DATASTREAMS)
+def list_datastreams(request: Request, who: Tenant = Depends(tenant),
+                     svc: Services = Depends(services)) -> dict[str, Any]:
+    limit = parse_int(request.query_params.get("limit"), "limit", 20, minimum=1, maximum=100)
+    start = parse_int(request.query_params.get("start"), "start", 0)
+    found = SqlAlchemyDatastreams(svc.db).in_sandbox(who.org_id, who.sandbox.id)
+    page = [datastreams.datastream_json(d) for d in found[start:start + limit]]
+    return children_page(page, total=len(found), start=start, limit=limit, path=DATASTREAMS)
+
+
+@router.get(DATASTREAMS + "/{datastream_id}")
+def get_datastream(datastream_id: str, who: Tenant = Depends(tenant),
+                   svc: Services = Depends(services)) -> dict[str, Any]:
+    found = datastreams.get_datastream(SqlAlchemyDatastreams(svc.db), who.org_id, who.sandbox.id, datastream_id)
+    return datastreams.datastream_json(found)

@@ -1,0 +1,48 @@
+"""The edge's ``EdgeStores`` (``streaming/edge.py``) on the real stores: datastreams and merge policies from the
+metadata store; profiles, events and membership as streaming segmentation reads them
+(``streaming_target.StoresSegmentationTarget``), so that an edge answer and the streamer's agree."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from openseg.segmentation.streaming import ContinuousDefinition, Pair
+from openseg.store.datastreams import SqlAlchemyDatastreams
+from openseg.streaming.datastreams import Datastream
+from openseg.streaming.edge import is_synchronous
+from openseg.streaming.ports import BaseProfile
+from openseg.streaming_target import StoresSegmentationTarget
+
+if TYPE_CHECKING:
+    from openseg.container import Services
+
+
+class StoresEdgeTarget:
+    """Args: services: The container (settings, metadata store)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.datastreams = SqlAlchemyDatastreams(services.db)
+        self.profiles = StoresSegmentationTarget(services)
+
+    def datastream(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None:
+        return self.datastreams.get(org_id, sandbox_id, datastream_id)
+
+    def active_on_edge(self, sandbox_id: str, policy_id: str) -> bool:
+        return any(p.id == policy_id and p.is_active_on_edge for p in self.datastreams.policies(sandbox_id))
+
+    def synchronous(self, sandbox_id: str, policy_id: str) -> list[ContinuousDefinition]:
+        with self.services.uow() as uow:
+            definitions = uow.segment_definitions.in_sandbox(sandbox_id)
+            uow.commit()
+        return [ContinuousDefinition(d.id, d.version, d.merge_policy_id, d.pql,
+                                     tuple(str(x) for x in d.dependencies or ()))
+                for d in definitions if d.merge_policy_id == policy_id and is_synchronous(d.evaluation_info)]
+
+    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
+        return self.profiles.base(sandbox_id, policy_id, identities)
+
+    def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
+        store, state = self.profiles.membership(sandbox_id, policy_id)
+        return store.lookup(state, [profile_id]).get(profile_id, {})

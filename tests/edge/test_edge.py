@@ -1,0 +1,312 @@
+"""The Edge Network Server API: datastreams, ``/ee/v2/interact`` (edge segmentation of one event's profile,
+the event included) and ``/ee/v2/collect`` (events into streaming ingestion), with an injected clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from openseg.catalog.streaming import CatalogLakeSink
+from openseg.container import Services
+from openseg.edge_target import StoresEdgeTarget
+from openseg.streaming.edge import Edge
+from openseg.streaming.flusher import flush
+from openseg.streaming.segmenter import StreamSegmenter
+from openseg.streaming_target import StoresSegmentationTarget
+from tests.api.aep import assert_aep_error
+from tests.api.flows import EVENT, create_dataset, json_lines, person, upload_batch
+from tests.conftest import Org, make_org
+from tests.streaming.inlets import lake_records
+
+T0 = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+DATASTREAMS = "/data/core/edge/datastreams"
+POLICIES = "/data/core/ups/config/mergePolicies"
+DEFINITIONS = "/data/core/ups/segment/definitions"
+CHECKOUT_NOW = 'xEvent[eventType = "commerce.checkouts" and timestamp occurs <= 1 hours before now]'
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Edgy:
+    """A sandbox ready for the edge: people p0..p3 (odd ones in the US) built under an edge-active policy,
+    an events dataset, a datastream, and three definitions of that policy."""
+
+    org: Org
+    clock: Clock
+    policy: str
+    events: str
+    datastream: str
+    us: str  # profile only: synchronous
+    checkout: str  # a checkout within the hour: synchronous and continuous
+    counted: str  # two checkouts ever: batch only
+
+
+def define(client: TestClient, org: Org, name: str, pql: str, policy: str) -> dict[str, Any]:
+    response = client.post(DEFINITIONS, headers=org.headers(), json={
+        "name": name, "schema": {"name": "_xdm.context.profile"}, "mergePolicyId": policy,
+        "expression": {"type": "PQL", "format": "pql/text", "value": pql}})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def edge_policy(client: TestClient, org: Org, *, active: bool = True, name: str = "edge") -> str:
+    response = client.post(POLICIES, headers=org.headers(), json={
+        "name": name, "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"},
+        "schema": {"name": "_xdm.context.profile"}, "isActiveOnEdge": active})
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+@pytest.fixture
+def edgy(app: FastAPI, client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> Edgy:
+    people = create_dataset(client, org.headers())
+    events = create_dataset(client, org.headers(), "events", EVENT)
+    policy = edge_policy(client, org)
+    upload_batch(client, org.headers(), people, {"people.json": json_lines([person(i) for i in range(4)])})
+    drain()
+    created = client.post(DATASTREAMS, headers=org.headers(), json={"name": "web", "datasetId": events})
+    assert created.status_code == 201, created.text
+    clock = Clock()
+    app.state.edge = Edge(StoresEdgeTarget(services), services.stream_log(), clock)
+    us = define(client, org, "US", 'homeAddress.country = "US"', policy)
+    checkout = define(client, org, "checked out now", CHECKOUT_NOW, policy)
+    counted = define(client, org, "two checkouts", 'xEvent[eventType = "commerce.checkouts"].count() > 1', policy)
+    assert [d["evaluationInfo"]["synchronous"]["enabled"] for d in (us, checkout, counted)] == [True, True, False]
+    assert checkout["evaluationInfo"]["continuous"] == {"enabled": True}
+    return Edgy(org, clock, policy, events, created.json()["id"], us["id"], checkout["id"], counted["id"])
+
+
+def edge_event(profile: str, event_type: str = "web.webpagedetails.pageViews", *, minutes_ago: int = 5,
+               **identities: Any) -> dict[str, Any]:
+    """AEP's interact body (``help/server-api/interactive-data-collection.md``) for one profile's event."""
+    at = (T0 - dt.timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    identity_map = identities or {"email": [{"id": f"{profile}@example.com", "primary": True}]}
+    return {"event": {"xdm": {"identityMap": identity_map, "eventType": event_type,
+                              "web": {"webPageDetails": {"URL": "https://alloystore.dev/", "name": "home"}},
+                              "timestamp": at},
+                      "data": {"prop1": "custom value"}}}
+
+
+def interact(client: TestClient, edgy: Edgy, body: Any, **params: str) -> Any:
+    return client.post("/ee/v2/interact", headers=edgy.org.headers(),
+                       params={"dataStreamId": edgy.datastream, "requestId": "req-1", **params}, json=body)
+
+
+def lookup(*segments: str) -> dict[str, Any]:
+    """AEP's answer: one activation:pull handle, one profileLookup payload with these segments."""
+    return {"requestId": "req-1", "handle": [{"type": "activation:pull", "eventIndex": 0, "payload": [
+        {"type": "profileLookup", "segments": [{"id": s, "namespace": "ups"} for s in sorted(segments)]}]}]}
+
+
+def test_interact_answers_the_synchronous_segments_the_profile_qualifies_for(client: TestClient, edgy: Edgy) -> None:
+    # p1 lives in the US; a page view does not make "checked out now" true.
+    response = interact(client, edgy, edge_event("p1"))
+    assert response.status_code == 200, response.text
+    assert response.json() == lookup(edgy.us)
+    # p0 lives in France and qualifies for nothing: a lookup with no segments.
+    assert interact(client, edgy, edge_event("p0")).json() == lookup()
+
+
+def test_the_incoming_event_tips_the_profile_into_an_edge_segment(client: TestClient, edgy: Edgy) -> None:
+    assert interact(client, edgy, edge_event("p0")).json() == lookup()
+    # This checkout is the only one the store has never seen: it alone makes "checked out now" true.
+    assert interact(client, edgy, edge_event("p0", "commerce.checkouts")).json() == lookup(edgy.checkout)
+    assert interact(client, edgy, edge_event("p1", "commerce.checkouts")).json() == lookup(edgy.us, edgy.checkout)
+    # A checkout two hours ago is outside the window; the batch-only count is never on the edge.
+    assert interact(client, edgy, edge_event("p0", "commerce.checkouts", minutes_ago=120)).json() == lookup()
+
+
+def test_an_unknown_profile_gets_an_empty_payload_and_a_request_id(client: TestClient, edgy: Edgy) -> None:
+    response = client.post("/ee/v2/interact", headers=edgy.org.headers(), params={"dataStreamId": edgy.datastream},
+                           json=edge_event("nobody", "commerce.checkouts"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"requestId", "handle"} and len(body["requestId"]) == 36
+    assert body["handle"] == [{"type": "activation:pull", "eventIndex": 0, "payload": []}]
+
+
+def test_the_edge_answer_is_the_membership_the_streamer_writes(client: TestClient, services: Services,
+                                                               edgy: Edgy) -> None:
+    """For a segment both synchronous and continuous, the edge's answer equals the streamer's membership once it
+    reads the event the edge logged."""
+    assert interact(client, edgy, edge_event("p1", "commerce.checkouts")).json() == lookup(edgy.us, edgy.checkout)
+    segmenter = StreamSegmenter(services.stream_log(), StoresSegmentationTarget(services), edgy.clock)
+    assert segmenter.run_until_idle() == 1
+    response = client.get("/data/core/ups/access/entities", headers=edgy.org.headers(), params={
+        "schema.name": "_xdm.context.profile", "entityId": "p1@example.com", "entityIdNS": "email",
+        "mergePolicyId": edgy.policy})
+    assert response.status_code == 200, response.text
+    (entity,) = response.json().values()
+    assert entity["entity"]["segmentMembership"]["ups"] == {
+        segment: {"status": "realized", "lastQualificationTime": "2026-12-02T10:00:00Z"}
+        for segment in (edgy.us, edgy.checkout)}
+
+
+def test_collect_accepts_events_durably_and_they_reach_the_dataset(client: TestClient, services: Services,
+                                                                   edgy: Edgy) -> None:
+    body = {"events": [edge_event("p1", "commerce.checkouts")["event"], edge_event("p9")["event"]]}
+    body["events"][0]["xdm"]["_id"] = "checkout-1"
+    response = client.post("/ee/v2/collect", headers=edgy.org.headers(),
+                           params={"dataStreamId": edgy.datastream, "requestId": "req-7"}, json=body)
+    assert response.status_code == 202, response.text
+    assert response.json() == {"requestId": "req-7"}
+    silent = client.post("/ee/v2/collect", headers=edgy.org.headers(),
+                         params={"dataStreamId": edgy.datastream, "silent": "true"}, json=body)
+    assert silent.status_code == 204 and silent.content == b""
+    # Answered means logged: the four events are on disk before any flush.
+    logged = services.stream_log().read(0, 100)
+    assert [(m.entry.dataset_id, m.entry.kind) for m in logged] == [(edgy.events, "event")] * 4
+    assert logged[0].entry.record["_id"] == "checkout-1" and logged[0].entry.record["timestamp"] == "2026-12-02T09:55:00Z"
+    assert logged[1].entry.record["_id"] != logged[3].entry.record["_id"]  # an _id is made per event
+    # The flusher writes them to the datastream's dataset as a batch, like any streamed message.
+    sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock")
+    assert flush(services.stream_log(), sink).records == 4
+    records = lake_records(client, edgy.org, services.settings.lake, edgy.events)
+    assert sorted(r["eventType"] for r in records) == ["commerce.checkouts"] * 2 + ["web.webpagedetails.pageViews"] * 2
+    assert [r["identityMap"] for r in records if r["_id"] == "checkout-1"][0] == [
+        ("email", [{"id": "p1@example.com", "primary": True}])]
+
+
+def test_interact_logs_its_event_for_streaming_ingestion(client: TestClient, services: Services, edgy: Edgy) -> None:
+    assert interact(client, edgy, edge_event("p3")).status_code == 200
+    (message,) = services.stream_log().read(0, 10)
+    assert message.entry.dataset_id == edgy.events and message.entry.inlet_id == edgy.datastream
+    assert message.entry.record["eventType"] == "web.webpagedetails.pageViews" and message.entry.problems == ()
+
+
+def edge_error(response: Any, status: int, code: str, title: str, field: str, request_id: str = "req-1") -> dict[str, Any]:
+    """The Edge Network's problem detail (``help/server-api/error-handling.md``)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert set(body) == {"type", "status", "title", "detail", "report"}
+    assert body["type"] == f"https://ns.adobe.com/aep/errors/{code}-{status}"
+    assert (body["status"], body["title"]) == (status, title)
+    assert body["report"]["requestId"] == request_id and body["report"]["field"] == field
+    return dict(body)
+
+
+def test_unknown_datastreams_are_aeps_invalid_datastream_id(client: TestClient, services: Services,
+                                                             edgy: Edgy) -> None:
+    for datastream in ("8e2a4f0e-0000-4000-8000-000000000000", ""):
+        response = interact(client, edgy, edge_event("p1"), dataStreamId=datastream)
+        body = edge_error(response, 400, "EXEG-0003", "Invalid datastream ID", "dataStreamId")
+        assert body["report"]["orgId"] == edgy.org.org_id
+    # Another org's credentials do not find it either (nor log anything).
+    stranger = make_org(services)
+    response = client.post("/ee/v2/collect", headers=stranger.headers(), params={"dataStreamId": edgy.datastream},
+                           json={"events": [edge_event("p1")["event"]]})
+    body = edge_error(response, 400, "EXEG-0003", "Invalid datastream ID", "dataStreamId",
+                      request_id=response.json()["report"]["requestId"])
+    assert body["report"]["configId"] == edgy.datastream
+    assert services.stream_log().read(0, 10) == []
+
+
+@pytest.mark.parametrize(("identities", "detail"), [
+    ({"email": [{"id": "p1@example.com"}]}, "No primary identity found in the input event"),
+    ({"email": [{"id": "p1@example.com", "primary": True}], "ECID": [{"id": "123", "primary": True}]},
+     "marks 2 identities primary (email:p1@example.com, ECID:123)"),
+])
+def test_an_event_needs_exactly_one_primary_identity(client: TestClient, services: Services, edgy: Edgy,
+                                                     identities: dict[str, Any], detail: str) -> None:
+    response = interact(client, edgy, edge_event("p1", **identities))
+    body = edge_error(response, 400, "EXEG-0306", "No primary identity set in request (event)",
+                      "event.xdm.identityMap")
+    assert detail in body["detail"]
+    collected = client.post("/ee/v2/collect", headers=edgy.org.headers(), params={"dataStreamId": edgy.datastream},
+                            json={"events": [edge_event("p1")["event"], edge_event("p1", **identities)["event"]]})
+    edge_error(collected, 400, "EXEG-0306", "No primary identity set in request (event)", "events[1].xdm.identityMap",
+               request_id=collected.json()["report"]["requestId"])
+    assert services.stream_log().read(0, 10) == []  # all or nothing
+
+
+@pytest.mark.parametrize(("body", "field", "detail"), [
+    ([1, 2], "body", "'body' is required and must be an object"),
+    ({"events": []}, "event", "'event' is required and must be an object"),
+    ({"event": {"data": {}}}, "event.xdm", "'event.xdm' is required and must be an object"),
+    ({"event": {"xdm": {**edge_event("p1")["event"]["xdm"], "timestamp": "yesterday"}}}, "event.xdm.timestamp",
+     "'event.xdm.timestamp'"),
+])
+def test_bad_interact_bodies_are_400_naming_the_field(client: TestClient, edgy: Edgy, body: Any, field: str,
+                                                      detail: str) -> None:
+    found = edge_error(interact(client, edgy, body), 400, "EXEG-0104", "Invalid request", field)
+    assert found["detail"].startswith(detail)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"event": edge_event("p1")["event"]}, "events"),
+    ({"events": [{"xdm": "x"}]}, "events[0].xdm"),
+])
+def test_bad_collect_bodies_are_400_naming_the_field(client: TestClient, edgy: Edgy, body: Any, field: str) -> None:
+    response = client.post("/ee/v2/collect", headers=edgy.org.headers(),
+                           params={"dataStreamId": edgy.datastream, "requestId": "req-1"}, json=body)
+    edge_error(response, 400, "EXEG-0104", "Invalid request", field)
+
+
+def test_a_merge_policy_not_active_on_edge_is_a_configuration_error(client: TestClient, edgy: Edgy) -> None:
+    plain = edge_policy(client, edgy.org, active=False, name="not on edge")
+    refused = client.post(DATASTREAMS, headers=edgy.org.headers(),
+                          json={"name": "web", "datasetId": edgy.events, "mergePolicyId": plain})
+    body = assert_aep_error(refused, 422, detail_contains="is not active on edge")
+    assert body["report"]["field"] == "mergePolicyId"
+    # A datastream whose policy stops being active on edge answers AEP's ConfigurationError (422).
+    patched = client.patch(f"{POLICIES}/{edgy.policy}", headers=edgy.org.headers(),
+                           json=[{"op": "replace", "path": "/isActiveOnEdge", "value": False}])
+    assert patched.status_code == 200, patched.text
+    found = edge_error(interact(client, edgy, edge_event("p1")), 422, "EXEG-0104", "Unprocessable entity",
+                       "mergePolicyId")
+    assert f"merge policy '{edgy.policy}' is not active on edge" in found["detail"]
+    assert client.post(DATASTREAMS, headers=edgy.org.headers(),
+                       json={"name": "web", "datasetId": edgy.events}).status_code == 422  # none left on edge
+
+
+def test_datastreams_are_created_read_and_listed_in_their_sandbox(client: TestClient, edgy: Edgy) -> None:
+    found = client.get(f"{DATASTREAMS}/{edgy.datastream}", headers=edgy.org.headers())
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert {k: v for k, v in body.items() if k not in ("sandboxId", "created", "updated")} == {
+        "id": edgy.datastream, "name": "web", "description": None, "imsOrgId": edgy.org.org_id,
+        "datasetId": edgy.events, "mergePolicyId": edgy.policy}  # the sandbox's policy active on edge
+    listed = client.get(DATASTREAMS, headers=edgy.org.headers()).json()
+    assert listed["children"] == [body] and listed["_page"]["totalCount"] == 1
+    # Another sandbox of the org does not see it.
+    assert client.post("/data/foundation/sandbox-management/sandboxes", headers=edgy.org.headers(),
+                       json={"name": "dev", "title": "Dev", "type": "development"}).status_code == 201
+    assert_aep_error(client.get(f"{DATASTREAMS}/{edgy.datastream}", headers=edgy.org.headers("dev")), 404)
+    assert client.get(DATASTREAMS, headers=edgy.org.headers("dev")).json()["children"] == []
+    response = interact(client, edgy, edge_event("p1"))
+    assert response.status_code == 200
+    other = client.post("/ee/v2/interact", headers=edgy.org.headers("dev"),
+                        params={"dataStreamId": edgy.datastream, "requestId": "req-1"}, json=edge_event("p1"))
+    edge_error(other, 400, "EXEG-0003", "Invalid datastream ID", "dataStreamId")
+
+
+@pytest.mark.parametrize(("change", "field", "status"), [
+    ({"name": ""}, "name", 400),
+    ({"datasetId": "0" * 24}, "datasetId", 400),
+    ({"datasetId": "people"}, "datasetId", 400),  # a profile dataset: the edge writes events
+    ({"mergePolicyId": "8e2a4f0e-0000-4000-8000-000000000000"}, "mergePolicyId", 400),
+    ({"description": 5}, "description", 400),
+])
+def test_bad_datastreams_are_refused_naming_the_field(client: TestClient, edgy: Edgy, change: dict[str, Any],
+                                                      field: str, status: int) -> None:
+    datasets = client.get("/data/foundation/catalog/dataSets", headers=edgy.org.headers()).json()
+    people = next(i for i, d in datasets.items() if d["name"] == "people")
+    body = {"name": "web", "datasetId": edgy.events, **change}
+    if body["datasetId"] == "people":
+        body["datasetId"] = people
+    found = assert_aep_error(client.post(DATASTREAMS, headers=edgy.org.headers(), json=body), status)
+    assert found["report"]["field"] == field
