@@ -8,7 +8,8 @@ from typing import Any
 def assert_aep_error(response: Any, status: int, *, detail_contains: str = "") -> dict[str, Any]:
     """AEP's RFC 7807-like error body: type, title, status, detail (naming the problem)."""
     assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
+    # RFC 7807's own media type is the Edge Network's (``/ee/v2``, help/server-api/error-handling.md).
+    assert response.headers["content-type"].startswith(("application/json", "application/problem+json"))
     body = response.json()
     assert set(body) >= {"type", "title", "status", "detail"}, body
     assert body["status"] == status

@@ -48,6 +48,7 @@ PARAMETERS = {
     "dataset_id": "dataset", "batch_id": "batch", "file_id": "file", "file_name": "file_name",
     "policy_id": "policy", "definition_id": "segment", "schedule_id": "schedule", "query_id": "query",
     "preview_id": "preview", "field": "batch_field", "connection_id": "connection", "inlet_id": "inlet",
+    "datastream_id": "datastream",
 }
 #: Path parameters whose resource depends on the path's prefix.
 PREFIXED_PARAMETERS = {
@@ -67,6 +68,9 @@ QUERY = {
     ("GET", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/preview"): {"format": "json"},
     ("POST", "/data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}"):
         {"action": "INITIALIZE"},
+    # The Edge Network names its datastream in the query string.
+    ("POST", "/ee/v2/interact"): {"dataStreamId": "{datastream_id}"},
+    ("POST", "/ee/v2/collect"): {"dataStreamId": "{datastream_id}"},
 }
 #: Requests whose query string names the victim's profile: like an id in the path, they must not reach it.
 PROFILE_ROUTES = {key for key, params in QUERY.items() if params.get("entityId") == PROFILE["entityId"]}
@@ -156,6 +160,7 @@ class Victim:
         ids = {self.ids[k] for k in RESOURCES}
         sent = set(self.fill(method, template).split("/"))
         sent |= {v for _, v in _scalars(self.request(method, template).get("json"))}
+        sent |= set((self.request(method, template).get("params") or {}).values())  # the Edge's dataStreamId
         return (method, template) in PROFILE_ROUTES or bool(ids & sent)
 
 
@@ -178,7 +183,7 @@ def _scalars(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 #: The victim's resources whose ids, sent by another tenant, must lead nowhere.
 RESOURCES = ("dataset", "union", "batch", "file", "policy", "segment", "schedule", "segment_job", "export_job",
-             "query", "preview", "connection")
+             "query", "preview", "connection", "datastream")
 
 
 def resources_and_bodies(app: FastAPI, client: TestClient, org: Org) -> tuple[dict[str, str],
@@ -233,6 +238,10 @@ def victim(app: FastAPI, client: TestClient, services: Services, drain: Callable
     ids["connection"] = connection.json()["id"]
     item = client.get(f"/data/foundation/flowservice/connections/{ids['connection']}", headers=headers).json()
     ids["inlet"] = item["items"][0]["auth"]["params"]["inletId"]
+    datastream = client.post("/data/core/edge/datastreams", headers=headers,
+                             json=bodies[("POST", "/data/core/edge/datastreams")])
+    assert datastream.status_code == 201, datastream.text
+    ids["datastream"] = datastream.json()["id"]
     drain()
     found = Victim(org=org, ids=ids, bodies=bodies)
     found.markers = {ids[k] for k in RESOURCES} | {"First1", "Last2"}

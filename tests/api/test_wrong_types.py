@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.api.aep import assert_aep_error
-from tests.api.flows import PROFILE, UNION, create_dataset
+from tests.api.flows import EVENT, PROFILE, UNION, create_dataset
 from tests.api.test_bad_input import json_routes
 from tests.api.test_definitions import define
 from tests.conftest import Org
@@ -55,6 +55,12 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
     created = client.post("/data/foundation/catalog/batches", headers=headers, json=record)
     assert created.status_code == 201, created.text
     record_id = created.json()[0].removeprefix("@/batches/")
+    events = create_dataset(client, headers, "events", schema=EVENT)
+    edge_policy = client.post("/data/core/ups/config/mergePolicies", headers=headers,
+                              json={**policy, "name": "on edge", "isActiveOnEdge": True}).json()["id"]
+    edge_event = {"xdm": {"identityMap": {"email": [{"id": "ann@example.com", "primary": True}]},
+                          "eventType": "web.webpagedetails.pageViews", "timestamp": "2026-12-01T10:00:00Z"},
+                  "data": {"prop1": "custom value"}}
     return {
         ("PUT", f"/data/foundation/catalog/dataSets/{people}"): {
             "name": "replaced", "description": "d", "tags": {"unifiedProfile": ["enabled:true"]},
@@ -110,6 +116,10 @@ def valid_bodies(client: TestClient, org: Org) -> dict[tuple[str, str], Any]:
             "auth": {"specName": "Streaming Connection", "params": {
                 "sourceId": "web", "dataType": "xdm", "name": "web", "authenticationRequired": False,
                 "datasetId": people}}},
+        ("POST", "/data/core/edge/datastreams"): {"name": "web", "description": "d", "datasetId": events,
+                                                  "mergePolicyId": edge_policy},
+        ("POST", "/ee/v2/interact"): {"event": edge_event},
+        ("POST", "/ee/v2/collect"): {"events": [edge_event]},
     }
 
 

@@ -10,9 +10,10 @@ from tests.contract import compatibility
 from tests.contract.aep_specs import operations
 
 #: AEP operations whose spec is not among ``../shared/aep-openapi/``: Flow Service's streaming connections (the
-#: inlets of ``/collection``), as docs/aep-compatibility.md lists them.
+#: inlets of ``/collection``) and the Edge Network Server API, as docs/aep-compatibility.md lists them.
 AEP_WITHOUT_SPEC = {("POST", "/data/foundation/flowservice/connections"),
-                    ("GET", "/data/foundation/flowservice/connections/{connection_id}")}
+                    ("GET", "/data/foundation/flowservice/connections/{connection_id}"),
+                    ("POST", "/ee/v2/interact"), ("POST", "/ee/v2/collect")}
 
 
 def _shape(path: str) -> str:
