@@ -176,7 +176,7 @@ def test_collect_accepts_events_durably_and_they_reach_the_dataset(client: TestC
     assert flush(services.stream_log(), sink).records == 4
     records = lake_records(client, edgy.org, services.settings.lake, edgy.events)
     assert sorted(r["eventType"] for r in records) == ["commerce.checkouts"] * 2 + ["web.webpagedetails.pageViews"] * 2
-    assert [r["identityMap"] for r in records if r["_id"] == "checkout-1"][0] == [
+    assert next(r["identityMap"] for r in records if r["_id"] == "checkout-1") == [
         ("email", [{"id": "p1@example.com", "primary": True}])]
 
 

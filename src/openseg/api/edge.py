@@ -41,7 +41,7 @@ def _edge(request: Request, svc: Services) -> edge.Edge:
     if found is None:
         found = edge.Edge(StoresEdgeTarget(svc), svc.stream_log(), lambda: dt.datetime.now(dt.UTC))
         request.app.state.edge = found
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _body(raw: bytes) -> Any:
