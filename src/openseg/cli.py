@@ -17,6 +17,9 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(pql_app, name="pql")
 streaming_app = typer.Typer(help="Streaming ingestion: inlets (AEP's streaming connections).", no_args_is_help=True)
 app.add_typer(streaming_app, name="streaming")
+datastreams_app = typer.Typer(help="Datastreams: what the Edge Network's /ee/v2 routes are configured by.",
+                              no_args_is_help=True)
+app.add_typer(datastreams_app, name="datastreams")
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
 
@@ -295,6 +298,38 @@ def streaming_create(
     settings = services.settings
     typer.echo(f"connection {created.id}")
     typer.echo(connections.inlet_url(base_url or f"http://{settings.host}:{settings.port}", created))
+
+
+@datastreams_app.command("create")
+def datastreams_create(
+    dataset: Annotated[str, typer.Option("--dataset", help="the ExperienceEvent dataset the edge writes to")],
+    org: OrgOption,
+    sandbox: SandboxOption = "prod",
+    name: Annotated[str, typer.Option("--name", help="the datastream's name")] = "openseg edge",
+    merge_policy: Annotated[str | None, typer.Option(
+        "--merge-policy", help="a merge policy active on edge (default: the sandbox's)")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Create a datastream and print its id (the dataStreamId of /ee/v2/interact and /ee/v2/collect)."""
+    from openseg.bootstrap import build_services
+    from openseg.clock import new_uuid, now_ms
+    from openseg.errors import OpensegError
+    from openseg.store.datastreams import SqlAlchemyDatastreams
+    from openseg.streaming import datastreams
+
+    services = build_services(_settings(home))
+    scope = _scope(services, org, sandbox)
+    store = SqlAlchemyDatastreams(services.db)
+    body = {"name": name, "datasetId": dataset, **({"mergePolicyId": merge_policy} if merge_policy else {})}
+    try:
+        created = datastreams.create_datastream(store, store, org, scope.sandbox_id, body, datastream_id=new_uuid(),
+                                                now=now_ms())
+    except OpensegError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        services.db.dispose()
+    typer.echo(f"datastream {created.id}")
 
 
 @app.command()

@@ -310,3 +310,22 @@ def test_bad_datastreams_are_refused_naming_the_field(client: TestClient, edgy: 
         body["datasetId"] = people
     found = assert_aep_error(client.post(DATASTREAMS, headers=edgy.org.headers(), json=body), status)
     assert found["report"]["field"] == field
+
+
+def test_the_cli_creates_a_datastream(client: TestClient, services: Services, edgy: Edgy) -> None:
+    from typer.testing import CliRunner
+
+    from openseg.cli import app as cli
+
+    settings = services.settings
+    env = {"OPENSEG_HOME": str(settings.home), "OPENSEG_DATABASE_URL": settings.database_url,
+           "OPENSEG_LAKE": str(settings.lake)}
+    done = CliRunner().invoke(cli, ["datastreams", "create", "--dataset", edgy.events, "--org", edgy.org.org_id,
+                                    "--name", "app"], env=env)
+    assert done.exit_code == 0, done.output
+    created = done.stdout.strip().splitlines()[-1].removeprefix("datastream ")
+    found = client.get(f"{DATASTREAMS}/{created}", headers=edgy.org.headers()).json()
+    assert (found["name"], found["datasetId"], found["mergePolicyId"]) == ("app", edgy.events, edgy.policy)
+    refused = CliRunner().invoke(cli, ["datastreams", "create", "--dataset", "nosuch", "--org", edgy.org.org_id],
+                                 env=env)
+    assert refused.exit_code == 2 and "dataset 'nosuch' does not exist in this sandbox" in refused.output
