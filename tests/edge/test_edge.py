@@ -329,3 +329,12 @@ def test_the_cli_creates_a_datastream(client: TestClient, services: Services, ed
     refused = CliRunner().invoke(cli, ["datastreams", "create", "--dataset", "nosuch", "--org", edgy.org.org_id],
                                  env=env)
     assert refused.exit_code == 2 and "dataset 'nosuch' does not exist in this sandbox" in refused.output
+
+
+def test_primary_given_as_text_is_stored_as_a_boolean(client: TestClient, services: Services, edgy: Edgy) -> None:
+    """AEP's own collect example sends ``"primary": "true"``."""
+    body = edge_event("p1", email=[{"id": "p1@example.com", "primary": "true"}], ECID=[{"id": "9", "primary": "false"}])
+    assert interact(client, edgy, body).json() == lookup(edgy.us)
+    (message,) = services.stream_log().read(0, 10)
+    assert message.entry.record["identityMap"] == {"email": [{"id": "p1@example.com", "primary": True}],
+                                                   "ECID": [{"id": "9", "primary": False}]}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -184,7 +185,7 @@ def event_record(event: object, field: str, at: dt.datetime) -> tuple[dict[str, 
     """The XDM record of one edge event (``{"xdm": {...}, "data": {...}?}``) and its primary identity.
 
     As the Edge Network does, an event without ``_id`` gets one and an event without ``timestamp`` gets the
-    time it was received; ``primary: "true"`` is stored as ``true``. ``data`` (free-form, for upstream
+    time it was received; ``primary: "true"`` (and ``"false"``) is stored as a boolean. ``data`` (free-form, for upstream
     services) is not part of the XDM record and is not kept.
 
     Raises:
@@ -195,8 +196,9 @@ def event_record(event: object, field: str, at: dt.datetime) -> tuple[dict[str, 
     primary = primary_identity(xdm, f"{field}.xdm")
     record = dict(xdm)
     record["identityMap"] = {
-        namespace: [{**entry, "primary": True} if isinstance(entry, dict) and entry.get("primary") == "true"
-                    else entry for entry in entries] if isinstance(entries, list) else entries
+        namespace: [{**entry, "primary": entry["primary"] == "true"}
+                    if isinstance(entry, dict) and entry.get("primary") in ("true", "false") else entry
+                    for entry in entries] if isinstance(entries, list) else entries
         for namespace, entries in xdm["identityMap"].items()}
     record.setdefault("_id", str(uuid.uuid4()))
     record.setdefault("timestamp", at.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
@@ -225,6 +227,8 @@ class Edge:
         self.log = stream_log
         self.clock = clock
         self.compiled = compiled or CompiledSegments()
+        # Requests run on several threads; CompiledSegments replaces an edited definition's predicate in place.
+        self._compiling = threading.Lock()
 
     def datastream(self, tenant: Tenant, datastream_id: str | None) -> Datastream:
         """The datastream of the caller's org and sandbox.
@@ -268,6 +272,9 @@ class Edge:
         if base is None or base.row is None:  # "When the profile is not on the edge": an empty payload
             return []
         definitions = self.stores.synchronous(sandbox_id, policy_id)
+        with self._compiling:  # compiled once per version; evaluate() below then only reads
+            for definition in definitions:
+                self.compiled.predicate(definition)
         membership = self.stores.membership(sandbox_id, policy_id, base.profile_id) if definitions else {}
         profile = overlay_profile(base.row, [])
         events = overlay_events(base.events, [record])
