@@ -338,3 +338,20 @@ def test_primary_given_as_text_is_stored_as_a_boolean(client: TestClient, servic
     (message,) = services.stream_log().read(0, 10)
     assert message.entry.record["identityMap"] == {"email": [{"id": "p1@example.com", "primary": True}],
                                                    "ECID": [{"id": "9", "primary": False}]}
+
+
+def test_an_edge_segment_of_segments_reads_the_batch_membership(client: TestClient, services: Services, edgy: Edgy,
+                                                                 drain: Callable[[], int]) -> None:
+    """"Segment of segments: one or more batch or edge segments" (edge-segmentation.md): the batch segment's
+    members as its last job left them."""
+    from tests.api.flows import event
+    from tests.api.test_segment_jobs import run_job
+
+    upload_batch(client, edgy.org.headers(), edgy.events, {"events.json": json_lines(
+        [event(i, 2, eventType="commerce.checkouts") for i in (0, 3)] + [event(6, 3, eventType="commerce.checkouts")])})
+    drain()
+    loyal = define(client, edgy.org, "loyal on the edge", f'inSegment("{edgy.counted}")', edgy.policy)
+    assert loyal["evaluationInfo"]["synchronous"] == {"enabled": True}
+    run_job(client, edgy.org, drain, edgy.counted)  # p2 checked out twice, p3 once
+    assert interact(client, edgy, edge_event("p2")).json() == lookup(loyal["id"])
+    assert interact(client, edgy, edge_event("p3")).json() == lookup(edgy.us)
