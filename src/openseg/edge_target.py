@@ -11,6 +11,7 @@ from openseg.segmentation.streaming import ContinuousDefinition, Pair
 from openseg.store.datastreams import SqlAlchemyDatastreams
 from openseg.streaming.datastreams import Datastream
 from openseg.streaming.edge import is_synchronous
+from openseg.streaming.model import DatasetInfo
 from openseg.streaming.ports import BaseProfile
 from openseg.streaming_target import StoresSegmentationTarget
 
@@ -28,6 +29,9 @@ class StoresEdgeTarget:
 
     def datastream(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None:
         return self.datastreams.get(org_id, sandbox_id, datastream_id)
+
+    def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
+        return self.datastreams.dataset(sandbox_id, dataset_id)
 
     def active_on_edge(self, sandbox_id: str, policy_id: str) -> bool:
         return any(p.id == policy_id and p.is_active_on_edge for p in self.datastreams.policies(sandbox_id))

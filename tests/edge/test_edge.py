@@ -355,3 +355,15 @@ def test_an_edge_segment_of_segments_reads_the_batch_membership(client: TestClie
     run_job(client, edgy.org, drain, edgy.counted)  # p2 checked out twice, p3 once
     assert interact(client, edgy, edge_event("p2")).json() == lookup(loyal["id"])
     assert interact(client, edgy, edge_event("p3")).json() == lookup(edgy.us)
+
+
+def test_a_datastream_whose_dataset_is_gone_keeps_nothing(client: TestClient, services: Services, edgy: Edgy) -> None:
+    deleted = client.delete(f"/data/foundation/catalog/dataSets/{edgy.events}", headers=edgy.org.headers())
+    assert deleted.status_code == 200, deleted.text
+    response = client.post("/ee/v2/collect", headers=edgy.org.headers(),
+                           params={"dataStreamId": edgy.datastream, "requestId": "req-1"},
+                           json={"events": [edge_event("p1")["event"]]})
+    found = edge_error(response, 422, "EXEG-0104", "Unprocessable entity", "datasetId")
+    assert f"dataset '{edgy.events}' no longer exists" in found["detail"]
+    edge_error(interact(client, edgy, edge_event("p1")), 422, "EXEG-0104", "Unprocessable entity", "datasetId")
+    assert services.stream_log().read(0, 10) == []

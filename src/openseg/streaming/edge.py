@@ -39,7 +39,7 @@ from openseg.segmentation.streaming import (
     overlay_profile,
 )
 from openseg.streaming.datastreams import Datastream
-from openseg.streaming.model import LogEntry
+from openseg.streaming.model import DatasetInfo, LogEntry
 from openseg.streaming.ports import BaseProfile, StreamLog
 
 EVENT = "event"
@@ -113,6 +113,10 @@ class EdgeStores(Protocol):
     """What the edge reads: datastreams, merge policies, definitions, the last profile build, membership."""
 
     def datastream(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None: ...
+
+    def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
+        """The datastream's dataset, while it exists in the sandbox."""
+        ...
 
     def active_on_edge(self, sandbox_id: str, policy_id: str) -> bool:
         """Whether the merge policy exists in the sandbox with ``isActiveOnEdge: true``."""
@@ -252,7 +256,8 @@ class Edge:
             segments the profile qualifies for, or empty for a profile the store does not know.
 
         Raises:
-            EdgeNotConfigured: the datastream's merge policy is not (or no longer) active on edge.
+            EdgeNotConfigured: the datastream's merge policy is not (or no longer) active on edge, or its dataset
+                is gone.
             InvalidRequest, NoPrimaryIdentity: see :func:`event_record`.
         """
         if not self.stores.active_on_edge(datastream.sandbox_id, datastream.merge_policy_id):
@@ -286,6 +291,7 @@ class Edge:
         """Log every event of ``{"events": [{"xdm": ...}, ...]}``, all or none.
 
         Raises:
+            EdgeNotConfigured: the datastream's dataset is gone.
             InvalidRequest: no non-empty ``events`` list, or an event that is not valid (named by its index).
             NoPrimaryIdentity: an event without exactly one primary identity.
         """
@@ -297,6 +303,11 @@ class Edge:
         self._append(datastream, records, at)
 
     def _append(self, datastream: Datastream, records: list[dict[str, Any]], at: dt.datetime) -> None:
+        dataset = self.stores.dataset(datastream.sandbox_id, datastream.dataset_id)
+        if dataset is None or dataset.kind != EVENT:
+            raise EdgeNotConfigured(f"The datastream's dataset '{datastream.dataset_id}' no longer exists as an "
+                                    "ExperienceEvent dataset of its sandbox: the events cannot be kept.",
+                                    field="datasetId")
         received = int(at.timestamp() * 1000)
         request = f"{received}:{os.getpid()}:e{next(_xactions)}"
         self.log.append([
