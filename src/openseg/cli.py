@@ -322,8 +322,8 @@ def datastreams_create(
     store = SqlAlchemyDatastreams(services.db)
     body = {"name": name, "datasetId": dataset, **({"mergePolicyId": merge_policy} if merge_policy else {})}
     try:
-        created = datastreams.create_datastream(store, store, org, scope.sandbox_id, body, datastream_id=new_uuid(),
-                                                now=now_ms())
+        created = datastreams.create_datastream(store, store, org, scope.sandbox_id, sandbox, body,
+                                                datastream_id=new_uuid(), now=now_ms())
     except OpensegError as exc:
         typer.echo(exc.detail, err=True)
         raise typer.Exit(2) from exc

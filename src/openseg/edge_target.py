@@ -27,7 +27,7 @@ class StoresEdgeTarget:
         self.datastreams = SqlAlchemyDatastreams(services.db)
         self.profiles = StoresSegmentationTarget(services)
 
-    def datastream(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None:
+    def datastream(self, org_id: str, sandbox_id: str | None, datastream_id: str) -> Datastream | None:
         return self.datastreams.get(org_id, sandbox_id, datastream_id)
 
     def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:

@@ -278,7 +278,7 @@ def test_datastreams_are_created_read_and_listed_in_their_sandbox(client: TestCl
     assert found.status_code == 200, found.text
     body = found.json()
     assert {k: v for k, v in body.items() if k not in ("sandboxId", "created", "updated")} == {
-        "id": edgy.datastream, "name": "web", "description": None, "imsOrgId": edgy.org.org_id,
+        "id": edgy.datastream, "name": "web", "description": None, "imsOrgId": edgy.org.org_id, "sandboxName": "prod",
         "datasetId": edgy.events, "mergePolicyId": edgy.policy}  # the sandbox's policy active on edge
     listed = client.get(DATASTREAMS, headers=edgy.org.headers()).json()
     assert listed["children"] == [body] and listed["_page"]["totalCount"] == 1
@@ -367,3 +367,35 @@ def test_a_datastream_whose_dataset_is_gone_keeps_nothing(client: TestClient, se
     assert f"dataset '{edgy.events}' no longer exists" in found["detail"]
     edge_error(interact(client, edgy, edge_event("p1")), 422, "EXEG-0104", "Unprocessable entity", "datasetId")
     assert services.stream_log().read(0, 10) == []
+
+
+def test_without_x_sandbox_name_the_datastream_is_found_in_its_own_sandbox(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    """AEP finds a datastream by its id (``x-sandbox-name`` is optional on the Server API): a datastream of a
+    development sandbox answers calls that send no sandbox header; credentials scoped to another sandbox do not
+    find it."""
+    from openseg.store.tenancy import issue_credentials
+
+    assert client.post("/data/foundation/sandbox-management/sandboxes", headers=org.headers(),
+                       json={"name": "dev", "title": "Dev", "type": "development"}).status_code == 201
+    dev = org.headers("dev")
+    events = create_dataset(client, dev, "events", EVENT)
+    created = client.post(POLICIES, headers=dev, json={
+        "name": "edge", "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"},
+        "schema": {"name": "_xdm.context.profile"}, "isActiveOnEdge": True})
+    assert created.status_code == 200, created.text
+    datastream = client.post(DATASTREAMS, headers=dev, json={"name": "web", "datasetId": events}).json()
+    assert datastream["sandboxName"] == "dev"
+    body = {"events": [edge_event("p1")["event"]]}
+    answered = client.post("/ee/v2/collect", headers=org.headers(None), params={"dataStreamId": datastream["id"]},
+                           json=body)
+    assert answered.status_code == 202, answered.text
+    assert client.post("/ee/v2/collect", headers=org.headers("prod"), params={"dataStreamId": datastream["id"]},
+                       json=body).status_code == 400
+    with services.db.session() as session:
+        issued = issue_credentials(session, org.org_id, "prod", sandbox_only=True)
+    scoped = Org(org_id=org.org_id, api_key=issued.api_key, token=issued.access_token)
+    refused = client.post("/ee/v2/collect", headers=scoped.headers(None), params={"dataStreamId": datastream["id"]},
+                          json=body)
+    assert refused.status_code == 400 and refused.json()["type"].endswith("EXEG-0003-400")
+    assert [m.entry.sandbox_id for m in services.stream_log().read(0, 10)] == [datastream["sandboxId"]]

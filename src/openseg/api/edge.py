@@ -2,9 +2,10 @@
 (``/data/core/edge/datastreams``, an extension: AEP configures datastreams in its UI).
 
 The ``/ee/v2`` routes take the platform's credentials, as ``server.adobedc.net`` does
-(``help/server-api/authentication.md``), and find the datastream in the caller's org and sandbox
-(``x-sandbox-name``, optional there as everywhere: absent means ``prod``). Their errors are the Edge
-Network's problem details (``application/problem+json``), not the platform's error body.
+(``help/server-api/authentication.md``), and find the datastream in the caller's org: in the sandbox
+``x-sandbox-name`` names when it is sent (optional there), else in whichever sandbox of the org holds it, as
+AEP finds a datastream by its id. Their errors are the Edge Network's problem details
+(``application/problem+json``), not the platform's error body.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Tenant, json_object, query_bool, raw_body, services, tenant
+from openseg.api.deps import Caller, Tenant, caller, json_object, query_bool, raw_body, services, tenant
 from openseg.api.json_input import parse_json
 from openseg.api.paging import children_page, parse_int
 from openseg.clock import new_uuid, now_ms
@@ -58,20 +59,30 @@ def _request(request: Request) -> tuple[str, str | None]:
     return params.get("requestId") or str(uuid.uuid4()), params.get("dataStreamId") or params.get("configId")
 
 
-def _problem(exc: OpensegError, who: Tenant, request_id: str, datastream_id: str | None) -> JSONResponse:
+def _problem(exc: OpensegError, who: edge.Tenant, request_id: str, datastream_id: str | None) -> JSONResponse:
     body = edge.problem(exc, request_id=request_id, org_id=who.org_id, config_id=datastream_id)
     return ProblemResponse(body, status_code=exc.status)
 
 
+def edge_caller(request: Request, svc: Services = Depends(services)) -> edge.Tenant:
+    """The caller's org, and the sandbox ``x-sandbox-name`` names when it is sent (as everywhere, scoped
+    credentials may name only their own); without it a datastream is found in any sandbox of the org."""
+    if "x-sandbox-name" in request.headers:
+        who: Tenant = tenant(request, svc)
+        return edge.Tenant(who.org_id, who.sandbox.id)
+    found: Caller = caller(request, svc)
+    return edge.Tenant(found.org_id, None, found.sandbox_only)
+
+
 @router.post("/ee/v2/interact")
-def interact(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
              raw: bytes = Depends(raw_body)) -> JSONResponse:
     """One event: the synchronous segments its profile qualifies for, this event included."""
     request_id, datastream_id = _request(request)
     try:
         body = _body(raw)
         service = _edge(request, svc)
-        datastream = service.datastream(edge.Tenant(who.org_id, who.sandbox.id), datastream_id)
+        datastream = service.datastream(who, datastream_id)
         handle = service.interact(datastream, body)
     except OpensegError as exc:
         return _problem(exc, who, request_id, datastream_id)
@@ -79,7 +90,7 @@ def interact(request: Request, who: Tenant = Depends(tenant), svc: Services = De
 
 
 @router.post("/ee/v2/collect", status_code=202)
-def collect(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+def collect(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
             raw: bytes = Depends(raw_body)) -> Response:
     """Events in bulk: 202 with the request id once they are durable; 204 and no body with ``silent=true``."""
     request_id, datastream_id = _request(request)
@@ -87,7 +98,7 @@ def collect(request: Request, who: Tenant = Depends(tenant), svc: Services = Dep
         body = _body(raw)
         silent = query_bool(request.query_params.get("silent"), "silent")
         service = _edge(request, svc)
-        service.collect(service.datastream(edge.Tenant(who.org_id, who.sandbox.id), datastream_id), body)
+        service.collect(service.datastream(who, datastream_id), body)
     except OpensegError as exc:
         return _problem(exc, who, request_id, datastream_id)
     return Response(status_code=204) if silent else JSONResponse({"requestId": request_id}, status_code=202)
@@ -97,7 +108,7 @@ def collect(request: Request, who: Tenant = Depends(tenant), svc: Services = Dep
 def create_datastream(who: Tenant = Depends(tenant), svc: Services = Depends(services),
                       body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
     store = SqlAlchemyDatastreams(svc.db)
-    created = datastreams.create_datastream(store, store, who.org_id, who.sandbox.id, body,
+    created = datastreams.create_datastream(store, store, who.org_id, who.sandbox.id, who.sandbox.name, body,
                                             datastream_id=new_uuid(), now=now_ms())
     return JSONResponse(datastreams.datastream_json(created), status_code=201)
 

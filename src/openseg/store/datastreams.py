@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from openseg.catalog.service import dataset_kind
 from openseg.store.db import Database
-from openseg.store.models import Base, Dataset
+from openseg.store.models import Base, Dataset, Sandbox
 from openseg.store.models import MergePolicy as MergePolicyRow
 from openseg.streaming.datastreams import Datastream, EdgePolicy
 from openseg.streaming.model import DatasetInfo
@@ -30,8 +30,8 @@ class DatastreamRow(Base):
     updated: Mapped[int] = mapped_column(BigInteger)
 
 
-def _datastream(row: DatastreamRow) -> Datastream:
-    return Datastream(id=row.id, org_id=row.org_id, sandbox_id=row.sandbox_id, name=row.name,
+def _datastream(row: DatastreamRow, sandbox_name: str) -> Datastream:
+    return Datastream(id=row.id, org_id=row.org_id, sandbox_id=row.sandbox_id, sandbox_name=sandbox_name, name=row.name,
                       description=row.description, dataset_id=row.dataset_id, merge_policy_id=row.merge_policy_id,
                       created=row.created, updated=row.updated)
 
@@ -49,19 +49,20 @@ class SqlAlchemyDatastreams:
                 description=datastream.description, dataset_id=datastream.dataset_id,
                 merge_policy_id=datastream.merge_policy_id, created=datastream.created, updated=datastream.updated))
 
-    def get(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None:
+    def get(self, org_id: str, sandbox_id: str | None, datastream_id: str) -> Datastream | None:
         with self.db.session() as session:
-            row = session.get(DatastreamRow, datastream_id)
-            if row is None or row.org_id != org_id or row.sandbox_id != sandbox_id:
+            found = session.execute(select(DatastreamRow, Sandbox.name).join(Sandbox, Sandbox.id == DatastreamRow.sandbox_id)
+                                    .where(DatastreamRow.id == datastream_id)).first()
+            if found is None or found[0].org_id != org_id or sandbox_id not in (None, found[0].sandbox_id):
                 return None
-            return _datastream(row)
+            return _datastream(found[0], found[1])
 
     def in_sandbox(self, org_id: str, sandbox_id: str) -> list[Datastream]:
         with self.db.session() as session:
-            rows = session.scalars(select(DatastreamRow).where(DatastreamRow.org_id == org_id,
-                                                               DatastreamRow.sandbox_id == sandbox_id)
+            rows = session.execute(select(DatastreamRow, Sandbox.name).join(Sandbox, Sandbox.id == DatastreamRow.sandbox_id)
+                                   .where(DatastreamRow.org_id == org_id, DatastreamRow.sandbox_id == sandbox_id)
                                    .order_by(DatastreamRow.created, DatastreamRow.id))
-            return [_datastream(row) for row in rows]
+            return [_datastream(row, name) for row, name in rows]
 
     def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
         with self.db.session() as session:

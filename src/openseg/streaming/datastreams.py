@@ -35,6 +35,7 @@ class Datastream:
     id: str
     org_id: str
     sandbox_id: str
+    sandbox_name: str
     name: str
     description: str | None
     dataset_id: str
@@ -55,8 +56,9 @@ class EdgePolicy:
 class DatastreamRepository(Protocol):
     def add(self, datastream: Datastream) -> None: ...
 
-    def get(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None:
-        """The datastream of the org and sandbox (None for another tenant's)."""
+    def get(self, org_id: str, sandbox_id: str | None, datastream_id: str) -> Datastream | None:
+        """The datastream of the org and sandbox (any sandbox of the org when None; None for another
+        tenant's)."""
         ...
 
     def in_sandbox(self, org_id: str, sandbox_id: str) -> list[Datastream]:
@@ -108,7 +110,7 @@ def edge_policy(config: EdgeConfiguration, sandbox_id: str, policy_id: str | Non
 
 
 def create_datastream(repository: DatastreamRepository, config: EdgeConfiguration, org_id: str, sandbox_id: str,
-                      body: dict[str, Any], *, datastream_id: str, now: int) -> Datastream:
+                      sandbox_name: str, body: dict[str, Any], *, datastream_id: str, now: int) -> Datastream:
     """Create a datastream from ``{"name", "description"?, "datasetId", "mergePolicyId"?}``.
 
     Raises:
@@ -130,7 +132,8 @@ def create_datastream(repository: DatastreamRepository, config: EdgeConfiguratio
         raise BadRequest(f"dataset '{dataset_id}' is not an ExperienceEvent dataset: the Edge Network writes "
                          "events", field="datasetId")
     policy = edge_policy(config, sandbox_id, _text(body, "mergePolicyId", required=False))
-    datastream = Datastream(id=datastream_id, org_id=org_id, sandbox_id=sandbox_id, name=name,
+    datastream = Datastream(id=datastream_id, org_id=org_id, sandbox_id=sandbox_id, sandbox_name=sandbox_name,
+                            name=name,
                             description=description, dataset_id=dataset_id, merge_policy_id=policy.id,
                             created=now, updated=now)
     repository.add(datastream)
@@ -146,6 +149,7 @@ def get_datastream(repository: DatastreamRepository, org_id: str, sandbox_id: st
 
 def datastream_json(datastream: Datastream) -> dict[str, Any]:
     return {"id": datastream.id, "name": datastream.name, "description": datastream.description,
-            "imsOrgId": datastream.org_id, "sandboxId": datastream.sandbox_id, "datasetId": datastream.dataset_id,
+            "imsOrgId": datastream.org_id, "sandboxId": datastream.sandbox_id, "sandboxName": datastream.sandbox_name,
+            "datasetId": datastream.dataset_id,
             "mergePolicyId": datastream.merge_policy_id, "created": datastream.created,
             "updated": datastream.updated}

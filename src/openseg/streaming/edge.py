@@ -112,7 +112,9 @@ def is_synchronous(evaluation_info: Mapping[str, Any] | None) -> bool:
 class EdgeStores(Protocol):
     """What the edge reads: datastreams, merge policies, definitions, the last profile build, membership."""
 
-    def datastream(self, org_id: str, sandbox_id: str, datastream_id: str) -> Datastream | None: ...
+    def datastream(self, org_id: str, sandbox_id: str | None, datastream_id: str) -> Datastream | None:
+        """The org's datastream, in ``sandbox_id`` (any sandbox of the org when None)."""
+        ...
 
     def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
         """The datastream's dataset, while it exists in the sandbox."""
@@ -138,8 +140,13 @@ class EdgeStores(Protocol):
 
 @dataclass(frozen=True)
 class Tenant:
+    """Who calls: the org, the sandbox ``x-sandbox-name`` names (None: the header is absent, and a datastream of
+    any sandbox of the org is found, as AEP finds a datastream by its id alone), and the one sandbox the
+    credentials are scoped to, if any."""
+
     org_id: str
-    sandbox_id: str
+    sandbox_id: str | None
+    sandbox_only: str | None = None
 
 
 def _object(value: object, field: str) -> dict[str, Any]:
@@ -243,6 +250,8 @@ class Edge:
         if not datastream_id:
             raise InvalidDatastream("The 'dataStreamId' query parameter is required.", field="dataStreamId")
         found = self.stores.datastream(tenant.org_id, tenant.sandbox_id, datastream_id)
+        if found is not None and tenant.sandbox_only not in (None, found.sandbox_name):
+            found = None  # credentials of another sandbox: as absent as another org's datastream
         if found is None:
             raise InvalidDatastream(f"The referenced datastream '{datastream_id}' doesn't exist in this org and "
                                     "sandbox. Update the reference and try again.", field="dataStreamId")
