@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from openseg.pql import ast, parse
+from openseg.pql import ast, parse, to_text
 from openseg.pql._py_values import power
 from openseg.pql.errors import PqlError
 
@@ -62,13 +62,49 @@ def test_power_values(base: float, exponent: float, expected: float | None) -> N
     assert power(base, exponent) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "scores.map(x => x * x).count() > 0",
-    'xEvent.filter(e => e.eventType = "a").count() > 0',
-    "xEvent[productListItems.topN(x => x.priceTotal, 1).count() > 0].count() > 0",
+LAMBDAS = [
+    # The overview's lambda notation on item functions: `x => x.f` reads the item's field f.
+    ('xEvent.filter(e => e.eventType = "a").count() > 0', 'xEvent[eventType = "a"].count() > 0'),
+    ('xEvent.filter((e) => e.eventType = "a").count() > 0', 'xEvent[eventType = "a"].count() > 0'),
+    ("xEvent[productListItems.topN(x => x.priceTotal, 1).count() > 0].count() > 0",
+     "xEvent[productListItems.topN(priceTotal, 1).count() > 0].count() > 0"),
+    ("xEvent[productListItems.map(p => p.priceTotal * p.quantity).includes(100)].count() > 0",
+     "xEvent[productListItems.map(priceTotal * quantity).includes(100)].count() > 0"),
+    ('xEvent[productListItems.groupBy(p => p.SKU).containsKey("a")].count() > 0',
+     'xEvent[productListItems.groupBy(SKU).containsKey("a")].count() > 0'),
+    ("xEvent.sum(x => x.commerce.order.priceTotal) > 10", "xEvent.sum(commerce.order.priceTotal) > 10"),
+    ("scores.sum(x => x) > 10", "scores.sum() > 10"),
+    # A body that needs the item itself keeps the variable; a condition on another list becomes `select`.
+    ("scores.map((x) => x * 2).includes(4)", "scores.map(x => x * 2).includes(4)"),
+    ("scores.sum(x => x * 2) > 10", "scores.map(x => x * 2).sum() > 10"),
+    ("scores.filter(s => s > 10).count() > 0", "(select s from scores where s > 10).count() > 0"),
+    ('xEvent.filter(e => e.productListItems.any(SKU = "a")).count() > 0',
+     '(select e from xEvent where e.productListItems.any(SKU = "a")).count() > 0'),
+    # Several names in one let, each value seeing the names before it.
+    ("let A = loyalty.points, B = A * 2 in B > 10 and A < 1000",
+     "let A = loyalty.points in let B = A * 2 in B > 10 and A < 1000"),
+]
+
+
+@pytest.mark.parametrize(("short", "long"), LAMBDAS)
+def test_lambda_and_let_spellings(short: str, long: str) -> None:
+    assert parse(short) == parse(long)
+
+
+def test_a_lambda_that_needs_the_item_keeps_its_variable_and_renders_back() -> None:
+    tree = parse("scores.map(x => x * x).includes(100)")
+    (mapped,) = [n for n in tree.walk() if isinstance(n, ast.Call) and n.name == "map"]
+    assert mapped.variable == "x"
+    assert to_text(tree) == "scores.map(x => x * x).includes(100)"
+    assert parse(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("xEvent.sum(x => x.commerce.order.priceTotal * x) > 1", "use a field of x here"),
+    ('homeAddress.country.startsWith(x => x)', r"startsWith takes no lambda \(x => ...\) here"),
 ])
-def test_a_lambda_on_an_item_expression_function_is_a_parse_error(text: str) -> None:
-    with pytest.raises(PqlError, match="reads the fields of each item: write its expression without"):
+def test_lambda_misuse_is_a_located_error(text: str, message: str) -> None:
+    with pytest.raises(PqlError, match=message):
         parse(text)
 
 

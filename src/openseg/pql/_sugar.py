@@ -97,11 +97,11 @@ def bound_to_item(value: ast.Expr, variable: str) -> ast.Expr | None:
             return ast.FieldPath(ast.Root.ITEM, node.segments, span=node.span)
         return node
 
-    result: ast.Expr = _map(value, to_item)
+    result: ast.Expr = rebuild(value, to_item)
     return result
 
 
-def _map(node: Any, change: Callable[[Any], Any]) -> Any:
+def rebuild(node: Any, change: Callable[[Any], Any]) -> Any:
     """``node`` rebuilt bottom-up with ``change`` applied to every node (spans kept)."""
     updates: dict[str, object] = {}
     for f in fields(node):
@@ -109,9 +109,9 @@ def _map(node: Any, change: Callable[[Any], Any]) -> Any:
             continue
         value = getattr(node, f.name)
         if isinstance(value, ast.Node):
-            new: object = _map(value, change)
+            new: object = rebuild(value, change)
         elif isinstance(value, tuple) and any(isinstance(item, ast.Node) for item in value):
-            new = tuple(_map(item, change) if isinstance(item, ast.Node) else item for item in value)
+            new = tuple(rebuild(item, change) if isinstance(item, ast.Node) else item for item in value)
         else:
             continue
         updates[f.name] = new

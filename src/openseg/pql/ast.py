@@ -407,11 +407,15 @@ class Call(Expr):
         name: Canonical registry name (``startsWith``, ``getYear``, ``concat`` ...).
         target: The receiver (``x`` in ``x.f()`` and in ``f(x)``), None for free functions.
         args: The arguments after the receiver.
+        variable: The lambda variable of an item-value argument (``x`` in ``scores.map(x => x * 2)``),
+            whose paths in that argument are rooted at VARIABLE; None when the argument reads the item's
+            fields bare (``productListItems.map(priceTotal)``, paths rooted at ITEM).
     """
 
     name: str
     target: Expr | None
     args: tuple[Expr, ...] = ()
+    variable: str | None = None
 
     def __post_init__(self) -> None:
         sig = functions.FUNCTIONS.get(self.name)
@@ -423,6 +427,8 @@ class Call(Expr):
             self._fail(f"{self.name} is called {where}")
         if not sig.accepts(len(self.args)):
             self._fail(f"{self.name} takes {sig.arity_text()}, not {len(self.args)}")
+        if self.variable is not None and not any(p.type is functions.ArgType.ITEM_VALUE for p in sig.params):
+            self._fail(f"{self.name} takes no lambda (x => ...)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -97,7 +97,10 @@ class _Renderer(ast.Visitor[str]):
         return f"-{self._wrap(node.operand, _POSTFIX)}"
 
     def visit_Call(self, node: ast.Call) -> str:
-        args = ", ".join(self.visit(arg) for arg in node.args)
+        written = [self.visit(arg) for arg in node.args]
+        if node.variable is not None:
+            written[0] = f"{node.variable} => {written[0]}"  # the item-value argument comes first
+        args = ", ".join(written)
         if node.target is None:
             return f"{node.name}({args})"
         return f"{self._wrap(node.target, _POSTFIX)}.{node.name}({args})"

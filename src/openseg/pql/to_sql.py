@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from sqlglot import exp
 
 from openseg.pql import _time, ast
+from openseg.pql._arrays import through_arrays
 from openseg.pql._sql_builders import (
     FALSE,
     TRUE,
@@ -52,6 +53,7 @@ from openseg.pql.derived import (
     MEMBERSHIP,
     MEMBERSHIP_ALIAS,
     PROFILE_ALIAS,
+    ArrowPaths,
     DerivedColumn,
     MembershipRelation,
     PathCheck,
@@ -60,6 +62,7 @@ from openseg.pql.derived import (
 )
 from openseg.pql.dialects import DECIMAL, SqlDialect, get_dialect, lambda_
 from openseg.pql.errors import NotSupportedOnEngine
+from openseg.xdm.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ def compile_expression(
         NotSupportedOnEngine: When the engine cannot run a construct of the expression.
     """
     compiler = SqlCompiler(as_of, get_dialect(dialect), segment_columns or {}, membership, map_paths, has_path)
+    if isinstance(node, ast.Expr):
+        # Paths through arrays become explicit maps; the data's own types tell where tenant arrays are.
+        schema = has_path.schema() if isinstance(has_path, ArrowPaths) else Schema.standard()
+        node = through_arrays(node, schema)
     condition = compiler.boolean(node)
     return CompiledExpression(condition, tuple(compiler.derived.values()))
 
