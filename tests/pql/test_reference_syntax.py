@@ -112,3 +112,42 @@ def test_filter_and_map_are_item_expressions() -> None:
     assert parse('xEvent.filter(eventType = "a").count() > 1') == parse('xEvent[eventType = "a"].count() > 1')
     mapped = parse("xEvent[productListItems.map(priceTotal).includes(100)].count() > 0")
     assert any(isinstance(n, ast.Call) and n.name == "map" for n in mapped.walk())
+
+
+UP = [
+    # filter-functions.md's example: `^^` from a product item is the profile (two levels up).
+    ('xEvent[productListItems[SKU = "PS" or ^^.person.gender = "female"]]',
+     'xEvent[productListItems[SKU = "PS" or $1.person.gender = "female"]]'),
+    # `^` is the event: the outer filter's item gets a name the inner condition reads.
+    ('xEvent[productListItems[SKU = "a" and ^.eventType = "b"]].count() > 1',
+     '(select UP1 from xEvent where UP1.productListItems[SKU = "a" and UP1.eventType = "b"]).count() > 1'),
+    ('xEvent[eventType = "b" and productListItems[priceTotal > ^commerce.order.priceTotal]]',
+     'select UP1 from xEvent where UP1.eventType = "b" and '
+     'UP1.productListItems[priceTotal > UP1.commerce.order.priceTotal]'),
+    # A level named by a quantifier is that variable; one beyond the last level is the profile.
+    ('exists E from xEvent where E.productListItems[quantity > 1 and ^.eventType = "b"]',
+     'exists E from xEvent where E.productListItems[quantity > 1 and E.eventType = "b"]'),
+    ('xEvent.sum(if(^.homeAddress.country = "US", commerce.order.priceTotal, 0)) > 100',
+     'xEvent.sum(if($1.homeAddress.country = "US", commerce.order.priceTotal, 0)) > 100'),
+]
+
+
+@pytest.mark.parametrize(("short", "long"), UP)
+def test_the_up_operator_reads_an_enclosing_level(short: str, long: str) -> None:
+    tree = parse(short)
+    assert tree == parse(long)
+    assert parse(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('xEvent[productListItems[^^^.eventType = "a"]]', r"'\^\^\^' goes 3 levels up, but there are only 2 levels "
+                                                      r"above it \(the last is the profile\)"),
+    ('xEvent[^^.eventType = "a"]', r"'\^\^' goes 2 levels up, but there is only 1 level above it"),
+    ("homeAddress.country = ^.x", r"'\^' reads a field of an enclosing filter's item, but this is not inside a "
+                                  r"filter: write the profile's field without '\^'"),
+    ('xEvent.any(productListItems[^.eventType = "a"])',
+     r"'\^' reaches the item of a \[condition\] filter; here name the item instead"),
+])
+def test_the_up_operator_beyond_its_levels_is_a_located_error(text: str, message: str) -> None:
+    with pytest.raises(PqlError, match=message):
+        parse(text)

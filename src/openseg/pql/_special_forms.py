@@ -156,7 +156,7 @@ class SpecialForms(ParserBase):
         parenthesise a condition); the body takes the rest of the expression, like a lambda's.
         """
         self.advance()
-        scope = Scope(item=self.scopes[-1].item)
+        scope = Scope(item=self.scopes[-1].item, let=True)
         self.scopes.append(scope)
         try:
             while True:

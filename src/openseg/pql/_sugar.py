@@ -19,6 +19,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from openseg.pql import ast
+from openseg.pql.functions import FUNCTIONS
 
 
 def is_event_list(node: ast.Expr) -> bool:
@@ -98,6 +99,41 @@ def bound_to_item(value: ast.Expr, variable: str) -> ast.Expr | None:
         return node
 
     result: ast.Expr = rebuild(value, to_item)
+    return result
+
+
+#: Fields of nodes whose expressions are about another item than their node's (a nested list scope).
+_INNER_SCOPES: dict[type[ast.Node], frozenset[str]] = {
+    ast.EventFilter: frozenset({"condition"}), ast.Exists: frozenset({"condition"}),
+    ast.ForAll: frozenset({"condition"}), ast.Select: frozenset({"where"}), ast.Aggregate: frozenset({"value"}),
+    ast.Chain: frozenset({"time_field", "steps"}),
+}
+
+
+def item_as_variable(condition: ast.Expr, variable: str) -> ast.Expr:
+    """``condition`` (of a ``[...]`` filter) with the current item named ``variable``: its item paths, outside
+    the conditions of nested lists, become paths of the variable (the up operator's rewrite, see parser)."""
+    def walk(node: Any) -> Any:
+        if isinstance(node, ast.FieldPath) and node.root is ast.Root.ITEM:
+            return ast.FieldPath(ast.Root.VARIABLE, node.segments, variable, span=node.span)
+        inner = _INNER_SCOPES.get(type(node), frozenset())
+        if isinstance(node, ast.Call):
+            # Item-value arguments (map's, topN's ...) are about the receiver's items.
+            sig = FUNCTIONS[node.name]
+            inner = frozenset({"args"}) if any(p.type.value.startswith("item") or p.type.value == "predicate"
+                                                for p in sig.params) else frozenset()
+        updates: dict[str, object] = {}
+        for f in fields(node):
+            if f.name == "span" or f.name in inner:
+                continue
+            value = getattr(node, f.name)
+            if isinstance(value, ast.Node):
+                updates[f.name] = walk(value)
+            elif isinstance(value, tuple) and any(isinstance(item, ast.Node) for item in value):
+                updates[f.name] = tuple(walk(item) if isinstance(item, ast.Node) else item for item in value)
+        return replace(node, **updates) if updates else node
+
+    result: ast.Expr = walk(condition)
     return result
 
 

@@ -28,8 +28,9 @@ from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
-from openseg.pql import _time, ast
+from openseg.pql import _time, ast, functions
 from openseg.pql._arrays import through_arrays
+from openseg.pql._sugar import rebuild
 from openseg.pql._sql_builders import (
     FALSE,
     TRUE,
@@ -472,7 +473,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         return conditions, nodes
 
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
-                         condition: ast.Expr | None, variable: str | None) -> exp.Expr:
+                         condition: ast.Expr | None, variable: str | None, split: bool = True) -> exp.Expr:
+        atoms = _profile_atoms((source, value, condition)) if split else []
+        if atoms:
+            return self._split_on_profile(atoms, kind, source, value, condition, variable)
         conditions, nodes = self.event_conditions(source, None)
         scope = self.event_scope(EVENT_ALIAS, variable)
         if condition is not None and condition != ast.BooleanLiteral(True):
@@ -482,6 +486,30 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         bounds = event_bounds(nodes, self.as_of)
         column = self._event_column(kind, value, scope, row_filter, bounds)
         return self._register(column)
+
+    def _split_on_profile(self, atoms: list[ast.Expr], kind: ast.AggregateKind, source: ast.Expr,
+                          value: ast.Expr | None, condition: ast.Expr | None, variable: str | None) -> exp.Expr:
+        """An event aggregate whose condition also tests the profile (``^^.person.gender = "female"`` inside an
+        event filter): events are scanned without the profile row, so each profile test is decided both ways,
+        each way its own event column, and the profile's value picks one."""
+        if len(atoms) > _MAX_PROFILE_TESTS:
+            raise self.unsupported("profile attribute in an event condition",
+                                   f"at most {_MAX_PROFILE_TESTS} profile conditions can be tested inside event "
+                                   "conditions; move the others outside")
+
+        def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:
+            if len(chosen) < len(atoms):
+                atom = atoms[len(chosen)]
+                when_true, when_false = decided({**chosen, atom: True}), decided({**chosen, atom: False})
+                return exp.Case(ifs=[exp.If(this=self.boolean(atom), true=when_true)], default=when_false)
+
+            def fixed(node: ast.Node) -> ast.Node:
+                return ast.BooleanLiteral(chosen[node], span=node.span) if node in chosen else node
+
+            parts = [None if part is None else rebuild(part, fixed) for part in (source, value, condition)]
+            return self._event_aggregate(kind, parts[0], parts[1], parts[2], variable, split=False)
+
+        return decided({})
 
     def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: Scope,
                       row_filter: exp.Expr | None, bounds: _time.Bounds | None) -> DerivedColumn:
@@ -507,6 +535,43 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             else:
                 aggregate = filtered((exp.Min if kind is ast.AggregateKind.MIN else exp.Max)(this=item))
         return DerivedColumn(column_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
+
+
+#: Profile conditions inside one event aggregate's conditions, each doubling its event columns.
+_MAX_PROFILE_TESTS = 3
+_BOOLEAN_NODES = (ast.Compare, ast.In, ast.Like, ast.Occurs, ast.And, ast.Or, ast.Not, ast.InSegment)
+
+
+def _profile_atoms(parts: Sequence[ast.Node | None]) -> list[ast.Expr]:
+    """The largest conditions inside event conditions that read only the profile (distinct, in order)."""
+    found: list[ast.Expr] = []
+
+    def visit(node: ast.Node) -> None:
+        if isinstance(node, ast.Expr) and _is_condition(node) and _profile_only(node):
+            if node not in found:
+                found.append(node)
+            return
+        for child in node.children():
+            visit(child)
+
+    for part in parts:
+        if part is not None:
+            visit(part)
+    return found
+
+
+def _is_condition(node: ast.Expr) -> bool:
+    if isinstance(node, ast.Call):
+        return functions.FUNCTIONS[node.name].result is functions.ArgType.BOOLEAN
+    return isinstance(node, _BOOLEAN_NODES)
+
+
+def _profile_only(node: ast.Node) -> bool:
+    nodes = list(node.walk())
+    paths = [n for n in nodes if isinstance(n, ast.FieldPath)]
+    reads_profile = bool(paths) or any(isinstance(n, ast.InSegment) for n in nodes)
+    return reads_profile and all(p.root is ast.Root.PROFILE for p in paths) \
+        and not any(isinstance(n, ast.StepRef) for n in nodes)
 
 
 def _is_events(node: ast.Expr) -> bool:
