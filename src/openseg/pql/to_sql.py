@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
-from openseg.pql import _time, ast, functions
+from openseg.pql import _time, ast
 from openseg.pql._arrays import through_arrays
-from openseg.pql._sugar import rebuild
+from openseg.pql._profile_tests import MAX_PROFILE_TESTS, profile_atoms
 from openseg.pql._sql_builders import (
     FALSE,
     TRUE,
@@ -47,6 +47,7 @@ from openseg.pql._sql_builders import (
 from openseg.pql._sql_calls import array_aggregate, compile_call
 from openseg.pql._sql_chain import compile_chain
 from openseg.pql._sql_context import Scope
+from openseg.pql._sugar import rebuild
 from openseg.pql.derived import (
     DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
@@ -474,7 +475,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
 
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
                          condition: ast.Expr | None, variable: str | None, split: bool = True) -> exp.Expr:
-        atoms = _profile_atoms((source, value, condition)) if split else []
+        atoms = profile_atoms((source, value, condition)) if split else []
         if atoms:
             return self._split_on_profile(atoms, kind, source, value, condition, variable)
         conditions, nodes = self.event_conditions(source, None)
@@ -492,9 +493,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         """An event aggregate whose condition also tests the profile (``^^.person.gender = "female"`` inside an
         event filter): events are scanned without the profile row, so each profile test is decided both ways,
         each way its own event column, and the profile's value picks one."""
-        if len(atoms) > _MAX_PROFILE_TESTS:
+        if len(atoms) > MAX_PROFILE_TESTS:
             raise self.unsupported("profile attribute in an event condition",
-                                   f"at most {_MAX_PROFILE_TESTS} profile conditions can be tested inside event "
+                                   f"at most {MAX_PROFILE_TESTS} profile conditions can be tested inside event "
                                    "conditions; move the others outside")
 
         def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:
@@ -506,8 +507,11 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             def fixed(node: ast.Node) -> ast.Node:
                 return ast.BooleanLiteral(chosen[node], span=node.span) if node in chosen else node
 
-            parts = [None if part is None else rebuild(part, fixed) for part in (source, value, condition)]
-            return self._event_aggregate(kind, parts[0], parts[1], parts[2], variable, split=False)
+            def decide(part: ast.Expr | None) -> ast.Expr | None:
+                return None if part is None else rebuild(part, fixed)
+
+            events = rebuild(source, fixed)
+            return self._event_aggregate(kind, events, decide(value), decide(condition), variable, split=False)
 
         return decided({})
 
@@ -535,43 +539,6 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             else:
                 aggregate = filtered((exp.Min if kind is ast.AggregateKind.MIN else exp.Max)(this=item))
         return DerivedColumn(column_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
-
-
-#: Profile conditions inside one event aggregate's conditions, each doubling its event columns.
-_MAX_PROFILE_TESTS = 3
-_BOOLEAN_NODES = (ast.Compare, ast.In, ast.Like, ast.Occurs, ast.And, ast.Or, ast.Not, ast.InSegment)
-
-
-def _profile_atoms(parts: Sequence[ast.Node | None]) -> list[ast.Expr]:
-    """The largest conditions inside event conditions that read only the profile (distinct, in order)."""
-    found: list[ast.Expr] = []
-
-    def visit(node: ast.Node) -> None:
-        if isinstance(node, ast.Expr) and _is_condition(node) and _profile_only(node):
-            if node not in found:
-                found.append(node)
-            return
-        for child in node.children():
-            visit(child)
-
-    for part in parts:
-        if part is not None:
-            visit(part)
-    return found
-
-
-def _is_condition(node: ast.Expr) -> bool:
-    if isinstance(node, ast.Call):
-        return functions.FUNCTIONS[node.name].result is functions.ArgType.BOOLEAN
-    return isinstance(node, _BOOLEAN_NODES)
-
-
-def _profile_only(node: ast.Node) -> bool:
-    nodes = list(node.walk())
-    paths = [n for n in nodes if isinstance(n, ast.FieldPath)]
-    reads_profile = bool(paths) or any(isinstance(n, ast.InSegment) for n in nodes)
-    return reads_profile and all(p.root is ast.Root.PROFILE for p in paths) \
-        and not any(isinstance(n, ast.StepRef) for n in nodes)
 
 
 def _is_events(node: ast.Expr) -> bool:
