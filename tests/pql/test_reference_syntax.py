@@ -151,3 +151,24 @@ def test_the_up_operator_reads_an_enclosing_level(short: str, long: str) -> None
 def test_the_up_operator_beyond_its_levels_is_a_located_error(text: str, message: str) -> None:
     with pytest.raises(PqlError, match=message):
         parse(text)
+
+
+@pytest.mark.parametrize(("text", "inside", "outside"), [
+    # as_of is Saturday 2024-06-15: this month starts on June 1, last week is Monday June 3 to Sunday June 9.
+    ("loyalty.joinDate occurs before this month", "2024-05-31T23:59:59.999999", "2024-06-01T00:00:00"),
+    ("loyalty.joinDate occurs after last week", "2024-06-10T00:00:00", "2024-06-09T23:59:59"),
+    ("loyalty.joinDate occurs <= 2 days after last month", "2024-06-02T23:59:59", "2024-06-03T00:00:01"),
+    ("loyalty.joinDate occurs < 1 day before next month", "2024-06-30T12:00:00", "2024-06-29T23:59:59"),
+])
+def test_a_calendar_period_as_the_time_of_a_window(text: str, inside: str, outside: str) -> None:
+    """datetime-functions.md: {TIME} may be "a relative time unit": before its start, after its end."""
+    import datetime as dt
+
+    from openseg.pql.to_python import compile_predicate
+
+    predicate = compile_predicate(parse(text), dt.datetime(2024, 6, 15, 12, tzinfo=dt.UTC))
+
+    def joined(at: str) -> bool:
+        return predicate({"loyalty": {"joinDate": dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC)}}, [])
+
+    assert joined(inside) and not joined(outside)

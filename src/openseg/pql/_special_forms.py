@@ -356,7 +356,7 @@ class SpecialForms(ParserBase):
             return self._relative(token, ast.CompareOp.LE)
         if token.is_word("before", "after"):
             direction = ast.Direction(self.advance().text.lower())
-            anchor = self.additive()
+            anchor = self._anchor(direction)
             return ast.PointWindow(direction, anchor, span=self.span_from(token))
         if token.is_word("on"):
             self.advance()
@@ -378,6 +378,17 @@ class SpecialForms(ParserBase):
             return ast.OnWindow(self.additive(), span=self.span_from(token))
         raise self.error_here("a time window such as '<= 7 days before now', 'before', 'after', 'between', "
                               "'on', 'this month' or 'in last 7 days'")
+
+    def _anchor(self, direction: ast.Direction) -> ast.Expr:
+        """The time after ``before``/``after``: a value, or a calendar period (``this month``, ``last week``:
+        datetime-functions.md's "relative time unit"), whose start a time is before, whose end it is after."""
+        token, unit = self.peek(), self.peek(1)
+        if token.is_word("this", "last", "next") and unit.kind is Kind.IDENT and unit.text.lower() in UNITS:
+            self.i += 2
+            relation, end = ast.PeriodRelation(token.text.lower()), direction is ast.Direction.AFTER
+            span = self.span_from(token)
+            return self.build(lambda: ast.PeriodEdge(relation, UNITS[unit.text.lower()], end, span=span))
+        return self.additive()
 
     def _unit(self) -> ast.TimeUnit:
         token = self.peek()
@@ -401,7 +412,7 @@ class SpecialForms(ParserBase):
             written = self.expect_word("before", "after", "from").text.lower()
             direction = ast.Direction.AFTER if written == "from" else ast.Direction(written)
         if self.starts_expression(self.peek()):
-            anchor = self.additive()
+            anchor = self._anchor(direction)
         else:
             # AEP reads a missing anchor (`occurs < 7 days before`) as now.
             anchor = ast.CurrentTime(ast.CurrentTimeKind.NOW, span=self.span_from(start))

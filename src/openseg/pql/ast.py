@@ -274,6 +274,21 @@ class CurrentTime(Expr):
     kind: CurrentTimeKind
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodEdge(Expr):
+    """A ``this``/``last``/``next`` calendar period as the time a window is anchored on (datetime-functions.md:
+    ``{TIME}`` may be "a relative time unit"): ``before this month`` is before its first instant (``end``
+    False), ``after last week`` after its last instant (``end`` True). UTC, resolved against ``as_of``."""
+
+    relation: PeriodRelation
+    unit: TimeUnit
+    end: bool = False
+
+    def __post_init__(self) -> None:
+        if self.unit in (TimeUnit.MILLISECOND, TimeUnit.SECOND):
+            self._fail(f"'{self.relation.value} {self.unit.value}' is not a calendar period")
+
+
 # --------------------------------------------------------------------------------------------------
 # references
 
@@ -667,7 +682,7 @@ class Visitor(Generic[R]):
 
 NODE_CLASSES: tuple[type[Node], ...] = (
     StringLiteral, NumberLiteral, BooleanLiteral, NullLiteral, DateLiteral, DateTimeLiteral, Duration,
-    ArrayLiteral, CurrentTime, FieldPath, StepRef, Compare, And, Or, Not, In, Like, If, Arithmetic, Negate,
+    ArrayLiteral, CurrentTime, PeriodEdge, FieldPath, StepRef, Compare, And, Or, Not, In, Like, If, Arithmetic, Negate,
     Call, RelativeWindow, PointWindow, OnWindow, BetweenWindow, PeriodWindow, Occurs, EventFilter, Aggregate,
     Exists, ForAll, Select, ChainStep, Chain, InSegment, Lambda,
 )

@@ -162,6 +162,9 @@ class _Checker(ast.Visitor[FieldType]):
                                 f"the first item is {_describe(element)}")
         return FieldType.array(element)
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> FieldType:
+        return _DATETIME
+
     def visit_CurrentTime(self, node: ast.CurrentTime) -> FieldType:
         return _DATETIME if node.kind is ast.CurrentTimeKind.NOW else _DATE
 

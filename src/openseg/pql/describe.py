@@ -160,6 +160,9 @@ class _Describer(ast.Visitor[str]):
     def visit_CurrentTime(self, node: ast.CurrentTime) -> str:
         return node.kind.value
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> str:
+        return f"the {'end' if node.end else 'start'} of {node.relation.value} {node.unit.value}"
+
     def visit_FieldPath(self, node: ast.FieldPath) -> str:
         if node.root is ast.Root.EVENTS:
             return "events"

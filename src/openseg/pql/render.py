@@ -52,6 +52,10 @@ class _Renderer(ast.Visitor[str]):
     def visit_CurrentTime(self, node: ast.CurrentTime) -> str:
         return node.kind.value
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> str:
+        # Which edge follows from the window's direction (`before this month`, `after last week`).
+        return f"{node.relation.value} {node.unit.value}"
+
     def visit_FieldPath(self, node: ast.FieldPath) -> str:
         if node.name is not None:
             return ".".join([node.name, *(_name(s) for s in node.segments)])

@@ -219,6 +219,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> exp.Expr:
         return timestamp_literal(node.value)
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> exp.Expr:
+        return timestamp_literal(_time.period_edge(node, self.as_of))
+
     def visit_CurrentTime(self, node: ast.CurrentTime) -> exp.Expr:
         value = _time.current_value(node.kind, self.as_of)
         return timestamp_literal(value) if isinstance(value, dt.datetime) else date_literal(value)
