@@ -19,7 +19,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from openseg.pql import ast
-from openseg.pql.functions import FUNCTIONS
+from openseg.pql.functions import FUNCTIONS, ArgType
 
 
 def is_event_list(node: ast.Expr) -> bool:
@@ -119,9 +119,8 @@ def item_as_variable(condition: ast.Expr, variable: str) -> ast.Expr:
         inner = _INNER_SCOPES.get(type(node), frozenset())
         if isinstance(node, ast.Call):
             # Item-value arguments (map's, topN's ...) are about the receiver's items.
-            sig = FUNCTIONS[node.name]
-            inner = frozenset({"args"}) if any(p.type.value.startswith("item") or p.type.value == "predicate"
-                                                for p in sig.params) else frozenset()
+            item_params = any(p.type in (ArgType.ITEM_VALUE, ArgType.PREDICATE) for p in FUNCTIONS[node.name].params)
+            inner = frozenset({"args"}) if item_params else frozenset()
         updates: dict[str, object] = {}
         for f in fields(node):
             if f.name == "span" or f.name in inner:

@@ -56,6 +56,8 @@ class ArrowPaths:
 
     profile: pa.Schema
     event: pa.Schema
+    #: ``schema()`` once computed (a plan compiles every segment against it).
+    _schema: list[Schema] = field(default_factory=list, compare=False, repr=False)
 
     def __call__(self, row: str, path: tuple[str, ...]) -> bool:
         schema = self.profile if row == "profile" else self.event
@@ -73,7 +75,9 @@ class ArrowPaths:
 
     def schema(self) -> Schema:
         """The standard XDM schema with the fields of this data."""
-        return Schema.from_arrow(self.profile, self.event)
+        if not self._schema:
+            self._schema.append(Schema.from_arrow(self.profile, self.event))
+        return self._schema[0]
 
 
 @dataclass(frozen=True)
