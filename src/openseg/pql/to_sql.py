@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sqlglot import exp
@@ -443,6 +443,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_Chain(self, node: ast.Chain) -> exp.Expr:
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
+        atoms = profile_atoms(node.steps)
+        if atoms:
+            return self._decided(atoms, lambda fixed: self._register(compile_chain(self, rebuild(node, fixed))))
         return self._register(compile_chain(self, node))
 
     # ---------------------------------------------------------------------------- event columns
@@ -494,8 +497,21 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def _split_on_profile(self, atoms: list[ast.Expr], kind: ast.AggregateKind, source: ast.Expr,
                           value: ast.Expr | None, condition: ast.Expr | None, variable: str | None) -> exp.Expr:
         """An event aggregate whose condition also tests the profile (``^^.person.gender = "female"`` inside an
-        event filter): events are scanned without the profile row, so each profile test is decided both ways,
-        each way its own event column, and the profile's value picks one."""
+        event filter): see :meth:`_decided`."""
+        def compiled(fixed: Callable[[ast.Node], ast.Node]) -> exp.Expr:
+            def decide(part: ast.Expr | None) -> ast.Expr | None:
+                return None if part is None else rebuild(part, fixed)
+
+            return self._event_aggregate(kind, rebuild(source, fixed), decide(value), decide(condition), variable,
+                                         split=False)
+
+        return self._decided(atoms, compiled)
+
+    def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[ast.Node], ast.Node]], exp.Expr]
+                 ) -> exp.Expr:
+        """Events are scanned without the profile row, so each profile test inside an event condition is decided
+        both ways, each way compiled (``compiled(fixed)``, ``fixed`` putting the answers in) to its own event
+        column, and the profile's own answer picks one."""
         if len(atoms) > MAX_PROFILE_TESTS:
             raise self.unsupported("profile attribute in an event condition",
                                    f"at most {MAX_PROFILE_TESTS} profile conditions can be tested inside event "
@@ -510,11 +526,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             def fixed(node: ast.Node) -> ast.Node:
                 return ast.BooleanLiteral(chosen[node], span=node.span) if node in chosen else node
 
-            def decide(part: ast.Expr | None) -> ast.Expr | None:
-                return None if part is None else rebuild(part, fixed)
-
-            events = rebuild(source, fixed)
-            return self._event_aggregate(kind, events, decide(value), decide(condition), variable, split=False)
+            return compiled(fixed)
 
         return decided({})
 
