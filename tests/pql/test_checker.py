@@ -37,9 +37,11 @@ def test_unknown_top_level_field_without_close_match() -> None:
 
 
 MESSAGES = [
+    # A field read through an array is the field of each item: a list, which a string does not equal.
     ('xEvent[productListItems.name = "x"].count() > 1',
-     ("productListItems is an array of objects; reach its items with productListItems.exists(...) or "
-     "select X from productListItems where X.name ...")),
+     ('productListItems.name is an array of strings; "x" is a string (some item: '
+      'productListItems.name.includes("x"))')),
+    ('organizations.name.count() > 1', "organizations is an array of strings and has no field name"),
     ('homeAddress.country.city = "x"', "homeAddress.country is a string and has no field city"),
     ("homeAddress.country > 3", 'homeAddress.country is a string; 3 is a number'),
     ("loyalty.points + 1", "a segment is a condition (true or false), but this is a number"),

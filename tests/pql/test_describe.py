@@ -35,6 +35,8 @@ CASES = [
     ('inSegment("seg-1") and inSegment("aam", "x")', 'is in segment "seg-1" and is in segment "x" of aam'),
     ("age(person.birthDate) >= 18", "the age in years from person birth date is at least 18"),
     ('(Profile) => Profile.homeAddress.country = "US"', 'home address country is "US"'),
+    ("scores.map(x => x * x).includes(100)", "x times x for each x of scores includes 100"),
+    ('identityMap.email.id.includes("a")', 'identity map email id includes "a"'),
 ]
 
 

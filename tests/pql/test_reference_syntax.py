@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from openseg.pql import ast, parse
+from openseg.pql import ast, parse, to_text
 from openseg.pql._py_values import power
 from openseg.pql.errors import PqlError
 
@@ -62,13 +62,49 @@ def test_power_values(base: float, exponent: float, expected: float | None) -> N
     assert power(base, exponent) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "scores.map(x => x * x).count() > 0",
-    'xEvent.filter(e => e.eventType = "a").count() > 0',
-    "xEvent[productListItems.topN(x => x.priceTotal, 1).count() > 0].count() > 0",
+LAMBDAS = [
+    # The overview's lambda notation on item functions: `x => x.f` reads the item's field f.
+    ('xEvent.filter(e => e.eventType = "a").count() > 0', 'xEvent[eventType = "a"].count() > 0'),
+    ('xEvent.filter((e) => e.eventType = "a").count() > 0', 'xEvent[eventType = "a"].count() > 0'),
+    ("xEvent[productListItems.topN(x => x.priceTotal, 1).count() > 0].count() > 0",
+     "xEvent[productListItems.topN(priceTotal, 1).count() > 0].count() > 0"),
+    ("xEvent[productListItems.map(p => p.priceTotal * p.quantity).includes(100)].count() > 0",
+     "xEvent[productListItems.map(priceTotal * quantity).includes(100)].count() > 0"),
+    ('xEvent[productListItems.groupBy(p => p.SKU).containsKey("a")].count() > 0',
+     'xEvent[productListItems.groupBy(SKU).containsKey("a")].count() > 0'),
+    ("xEvent.sum(x => x.commerce.order.priceTotal) > 10", "xEvent.sum(commerce.order.priceTotal) > 10"),
+    ("scores.sum(x => x) > 10", "scores.sum() > 10"),
+    # A body that needs the item itself keeps the variable; a condition on another list becomes `select`.
+    ("scores.map((x) => x * 2).includes(4)", "scores.map(x => x * 2).includes(4)"),
+    ("scores.sum(x => x * 2) > 10", "scores.map(x => x * 2).sum() > 10"),
+    ("scores.filter(s => s > 10).count() > 0", "(select s from scores where s > 10).count() > 0"),
+    ('xEvent.filter(e => e.productListItems.any(SKU = "a")).count() > 0',
+     '(select e from xEvent where e.productListItems.any(SKU = "a")).count() > 0'),
+    # Several names in one let, each value seeing the names before it.
+    ("let A = loyalty.points, B = A * 2 in B > 10 and A < 1000",
+     "let A = loyalty.points in let B = A * 2 in B > 10 and A < 1000"),
+]
+
+
+@pytest.mark.parametrize(("short", "long"), LAMBDAS)
+def test_lambda_and_let_spellings(short: str, long: str) -> None:
+    assert parse(short) == parse(long)
+
+
+def test_a_lambda_that_needs_the_item_keeps_its_variable_and_renders_back() -> None:
+    tree = parse("scores.map(x => x * x).includes(100)")
+    (mapped,) = [n for n in tree.walk() if isinstance(n, ast.Call) and n.name == "map"]
+    assert mapped.variable == "x"
+    assert to_text(tree) == "scores.map(x => x * x).includes(100)"
+    assert parse(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("xEvent.sum(x => x.commerce.order.priceTotal * x) > 1", "use a field of x here"),
+    ('homeAddress.country.startsWith(x => x)', r"startsWith takes no lambda \(x => ...\) here"),
 ])
-def test_a_lambda_on_an_item_expression_function_is_a_parse_error(text: str) -> None:
-    with pytest.raises(PqlError, match="reads the fields of each item: write its expression without"):
+def test_lambda_misuse_is_a_located_error(text: str, message: str) -> None:
+    with pytest.raises(PqlError, match=message):
         parse(text)
 
 
@@ -76,3 +112,63 @@ def test_filter_and_map_are_item_expressions() -> None:
     assert parse('xEvent.filter(eventType = "a").count() > 1') == parse('xEvent[eventType = "a"].count() > 1')
     mapped = parse("xEvent[productListItems.map(priceTotal).includes(100)].count() > 0")
     assert any(isinstance(n, ast.Call) and n.name == "map" for n in mapped.walk())
+
+
+UP = [
+    # filter-functions.md's example: `^^` from a product item is the profile (two levels up).
+    ('xEvent[productListItems[SKU = "PS" or ^^.person.gender = "female"]]',
+     'xEvent[productListItems[SKU = "PS" or $1.person.gender = "female"]]'),
+    # `^` is the event: the outer filter's item gets a name the inner condition reads.
+    ('xEvent[productListItems[SKU = "a" and ^.eventType = "b"]].count() > 1',
+     '(select UP1 from xEvent where UP1.productListItems[SKU = "a" and UP1.eventType = "b"]).count() > 1'),
+    ('xEvent[eventType = "b" and productListItems[priceTotal > ^commerce.order.priceTotal]]',
+     'select UP1 from xEvent where UP1.eventType = "b" and '
+     'UP1.productListItems[priceTotal > UP1.commerce.order.priceTotal]'),
+    # A level named by a quantifier is that variable; one beyond the last level is the profile.
+    ('exists E from xEvent where E.productListItems[quantity > 1 and ^.eventType = "b"]',
+     'exists E from xEvent where E.productListItems[quantity > 1 and E.eventType = "b"]'),
+    ('xEvent.sum(if(^.homeAddress.country = "US", commerce.order.priceTotal, 0)) > 100',
+     'xEvent.sum(if($1.homeAddress.country = "US", commerce.order.priceTotal, 0)) > 100'),
+]
+
+
+@pytest.mark.parametrize(("short", "long"), UP)
+def test_the_up_operator_reads_an_enclosing_level(short: str, long: str) -> None:
+    tree = parse(short)
+    assert tree == parse(long)
+    assert parse(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('xEvent[productListItems[^^^.eventType = "a"]]', r"'\^\^\^' goes 3 levels up, but there are only 2 levels "
+                                                      r"above it \(the last is the profile\)"),
+    ('xEvent[^^.eventType = "a"]', r"'\^\^' goes 2 levels up, but there is only 1 level above it"),
+    ("homeAddress.country = ^.x", r"'\^' reads a field of an enclosing filter's item, but this is not inside a "
+                                  r"filter: write the profile's field without '\^'"),
+    ('xEvent.any(productListItems[^.eventType = "a"])',
+     r"'\^' reaches the item of a \[condition\] filter; here name the item instead"),
+])
+def test_the_up_operator_beyond_its_levels_is_a_located_error(text: str, message: str) -> None:
+    with pytest.raises(PqlError, match=message):
+        parse(text)
+
+
+@pytest.mark.parametrize(("text", "inside", "outside"), [
+    # as_of is Saturday 2024-06-15: this month starts on June 1, last week is Monday June 3 to Sunday June 9.
+    ("loyalty.joinDate occurs before this month", "2024-05-31T23:59:59.999999", "2024-06-01T00:00:00"),
+    ("loyalty.joinDate occurs after last week", "2024-06-10T00:00:00", "2024-06-09T23:59:59"),
+    ("loyalty.joinDate occurs <= 2 days after last month", "2024-06-02T23:59:59", "2024-06-03T00:00:01"),
+    ("loyalty.joinDate occurs < 1 day before next month", "2024-06-30T12:00:00", "2024-06-29T23:59:59"),
+])
+def test_a_calendar_period_as_the_time_of_a_window(text: str, inside: str, outside: str) -> None:
+    """datetime-functions.md: {TIME} may be "a relative time unit": before its start, after its end."""
+    import datetime as dt
+
+    from openseg.pql.to_python import compile_predicate
+
+    predicate = compile_predicate(parse(text), dt.datetime(2024, 6, 15, 12, tzinfo=dt.UTC))
+
+    def joined(at: str) -> bool:
+        return predicate({"loyalty": {"joinDate": dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC)}}, [])
+
+    assert joined(inside) and not joined(outside)

@@ -44,6 +44,12 @@ class Scope:
     item: bool
     variables: dict[str, ast.Root] = field(default_factory=dict)
     values: dict[str, ast.Expr] = field(default_factory=dict)
+    #: The name ``^`` from an inner filter gave this filter's item (filter-functions.md's up operator).
+    up: str | None = None
+    #: Whether ``^`` may name this scope's item (only ``array[condition]`` filters say so).
+    filter: bool = False
+    #: A ``let`` scope: it binds values, not a level ``^`` counts.
+    let: bool = False
 
 
 class ParserBase:

@@ -248,7 +248,7 @@ def _last(c: PyContext, node: ast.Call) -> Fn:
 
 @_handles("topN", "bottomN")
 def _top_n(c: PyContext, node: ast.Call) -> Fn:
-    n, top = _count_arg(node, 1), node.name == "topN"
+    n, top, variable = _count_arg(node, 1), node.name == "topN", node.variable
     key = c.visit(node.args[0])
     assert node.target is not None
     target = c.visit(node.target)
@@ -259,7 +259,7 @@ def _top_n(c: PyContext, node: ast.Call) -> Fn:
             return None
         keyed = []
         for position, item in enumerate(items):
-            value = key(_with_item(env, item))
+            value = key(_with_item(env, item, variable))
             value = float(value) if _number(value) else None
             keyed.append((value is None, (-value if top else value) if value is not None else 0.0, position, item))
         keyed.sort(key=lambda entry: entry[:3])
@@ -270,21 +270,22 @@ def _top_n(c: PyContext, node: ast.Call) -> Fn:
 
 @_handles("map")
 def _map(c: PyContext, node: ast.Call) -> Fn:
-    value = c.visit(node.args[0])
+    value, variable = c.visit(node.args[0]), node.variable
     assert node.target is not None
     target = c.visit(node.target)
 
     def apply(env: Env) -> list[Any] | None:
         items = _list(target(env))
-        return None if items is None else [value(_with_item(env, item)) for item in items]
+        return None if items is None else [value(_with_item(env, item, variable)) for item in items]
 
     return apply
 
 
-def _with_item(env: Env, item: Any) -> Env:
-    from dataclasses import replace
-
-    return replace(env, item=item)
+def _with_item(env: Env, item: Any, variable: str | None = None) -> Env:
+    """``env`` on ``item``; a lambda's variable (``x`` in ``map(x => x * 2)``) names it too."""
+    if variable is None:
+        return replace(env, item=item)
+    return replace(env, item=item, variables={**env.variables, variable: item})
 
 
 @_handles("head")
@@ -311,7 +312,7 @@ def _is_not_empty(c: PyContext, node: ast.Call) -> Fn:
 
 @_handles("groupBy")
 def _group_by(c: PyContext, node: ast.Call) -> Fn:
-    key = c.visit(node.args[0])
+    key, variable = c.visit(node.args[0]), node.variable
     assert node.target is not None
     target = c.visit(node.target)
 
@@ -321,7 +322,7 @@ def _group_by(c: PyContext, node: ast.Call) -> Fn:
             return None
         groups: dict[Any, list[Any]] = {}
         for item in items:
-            value = key(_with_item(env, item))
+            value = key(_with_item(env, item, variable))
             if value is not None:
                 groups.setdefault(value, []).append(item)
         return groups

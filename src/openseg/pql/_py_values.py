@@ -23,8 +23,14 @@ def is_true(value: Any) -> bool:
 
 
 def get_path(value: Any, segments: Sequence[str]) -> Any:
-    """Follow field names (or map keys) through nested dicts; missing anywhere gives None."""
-    for segment in segments:
+    """Follow field names (or map keys) through nested dicts; missing anywhere gives None.
+
+    Through an array, the rest of the path is read on each item: a list of the items' values (what the
+    SQL backend computes with ``map``, see ``_arrays``).
+    """
+    for index, segment in enumerate(segments):
+        if isinstance(value, list | tuple):
+            return [get_path(item, segments[index:]) for item in value]
         if not isinstance(value, Mapping):
             return None
         value = value.get(segment)

@@ -44,6 +44,9 @@ class SpecialForms(ParserBase):
                 param = _param(sig, index)
                 if param is not None and param.type in _ITEM_ARGS:
                     out.append(self._item_argument())
+                elif self._lambda_ahead():
+                    raise self.error_at(self.peek(), f"{sig.name} takes no lambda (x => ...) here; lambdas go "
+                                                     "to map, filter, topN, bottomN, groupBy, aggregates and quantifiers")
                 else:
                     out.append((self.expr(), None))
                 if not self.peek().is_op(","):
@@ -52,12 +55,19 @@ class SpecialForms(ParserBase):
         self.expect_op(")", "',' or ')'")
         return out
 
+    def _lambda_ahead(self) -> bool:
+        return (self.peek().kind is Kind.IDENT and self.peek(1).is_op("=>")) or (
+            self.peek().is_op("(") and self.peek(1).kind is Kind.IDENT and self.peek(2).is_op(")")
+            and self.peek(3).is_op("=>"))
+
     def _item_argument(self) -> tuple[ast.Expr, str | None]:
-        if self.peek().kind is Kind.IDENT and self.peek(1).is_op("=>"):
-            name = self.advance().text
-            self.advance()
-            return self.scoped(Scope(item=False, variables={name: ast.Root.VARIABLE}), self.expr), name
-        return self.scoped(Scope(item=True), self.expr), None
+        # `x => body` or `(x) => body` (the overview's lambda notation): x names the item.
+        if not self._lambda_ahead():
+            return self.scoped(Scope(item=True), self.expr), None
+        parenthesised = self.peek().is_op("(")
+        name = self.peek(1 if parenthesised else 0).text
+        self.i += 4 if parenthesised else 2
+        return self.scoped(Scope(item=False, variables={name: ast.Root.VARIABLE}), self.expr), name
 
     def _arity(self, sig: Signature, count: int, start: Token) -> None:
         if not sig.accepts(count):
@@ -84,15 +94,25 @@ class SpecialForms(ParserBase):
                 return lifted
         if sig.node == "Aggregate":
             kind = _AGGREGATES[sig.name]
+            if variable is not None:
+                return self._aggregate_lambda(kind, receiver, values[0], variable, span)
             return self.build(lambda: ast.Aggregate(kind, receiver, values[0] if values else None, span=span))
         if sig.node == "Exists" or (sig.node == "Call|Exists" and values):
             return self.build(lambda: ast.Exists(variable, receiver, values[0], span=span))
-        if variable is not None and sig.node in ("EventFilter", "Call"):
-            # Only Exists/ForAll/aggregates keep a lambda variable; these read the item's fields.
-            raise self.error_at(name_token, f"{sig.name} reads the fields of each item: write its "
-                                            f"expression without '{variable} =>'")
+        if sig.node == "EventFilter" and variable is not None:
+            # `a.filter(x => C)`: the items x of a for which C holds, i.e. `select x from a where C`.
+            item_condition = _item_form(values[0], variable)
+            if item_condition is None:
+                return self.build(lambda: ast.Select(variable, receiver, values[0], span=span))
+            values = (item_condition,)
         if sig.node == "EventFilter":
             return self.build(lambda: ast.EventFilter(receiver, values[0], span=span))
+        if variable is not None and sig.node == "Call":
+            # `a.map(x => x.f)` is `a.map(f)`; the variable stays where the body needs it (`x * 2`).
+            item_value = _item_form(values[0], variable)
+            if item_value is not None:
+                return self.build(lambda: ast.Call(sig.name, receiver, (item_value, *values[1:]), span=span))
+            return self.build(lambda: ast.Call(sig.name, receiver, values, variable, span=span))
         if sig.node == "ForAll":
             return self.build(lambda: ast.ForAll(variable, receiver, values[0], span=span))
         return self.build(lambda: ast.Call(sig.name, receiver, values, span=span))
@@ -113,19 +133,44 @@ class SpecialForms(ParserBase):
             return ast.Exists(None, events, call, span=span)
         return _sugar.project(events, call, span)
 
+    def _aggregate_lambda(self, kind: ast.AggregateKind, receiver: ast.Expr, value: ast.Expr, variable: str,
+                          span: ast.Span) -> ast.Expr:
+        """``a.sum(x => x.v)`` is ``a.sum(v)``; over an array (not events) a value needing ``x`` itself
+        (``scores.sum(x => x * 2)``) aggregates ``a.map(x => x * 2)``."""
+        if isinstance(value, ast.FieldPath) and value.root is ast.Root.VARIABLE and not value.segments \
+                and value.name == variable:
+            return self.build(lambda: ast.Aggregate(kind, receiver, None, span=span))  # `scores.sum(x => x)`
+        item_value = _item_form(value, variable)
+        if item_value is not None:
+            return self.build(lambda: ast.Aggregate(kind, receiver, item_value, span=span))
+        if _sugar.is_event_list(receiver):
+            self.build(lambda: _sugar.bound_to_item(value, variable))  # raises, saying why
+        mapped = self.build(lambda: ast.Call("map", receiver, (value,), variable, span=span))
+        return self.build(lambda: ast.Aggregate(kind, mapped, None, span=span))
+
     def let(self, start: Token) -> ast.Expr:
         """``let S = value in body`` (misc-functions.md): ``body`` with ``S`` standing for ``value``.
 
-        The value is read up to ``in`` (a sum, a path, arithmetic: parenthesise a condition); the body takes
-        the rest of the expression, like a lambda's.
+        Several names are bound by one ``let``, separated by commas (``let A = a, B = b in body``); each value
+        may use the names before it. A value is read up to ``in`` or ``,`` (a sum, a path, arithmetic:
+        parenthesise a condition); the body takes the rest of the expression, like a lambda's.
         """
         self.advance()
-        name = self.expect_name("a variable name after 'let'")
-        self.expect_op("=", "'=' after the variable name")
-        value = self.nested(self.additive)
-        self.expect_word("in")
-        scope = Scope(item=self.scopes[-1].item, values={name.text: value})
-        return self.scoped(scope, self.expr)
+        scope = Scope(item=self.scopes[-1].item, let=True)
+        self.scopes.append(scope)
+        try:
+            while True:
+                name = self.expect_name("a variable name after 'let'")
+                self.expect_op("=", "'=' after the variable name")
+                # Each value may use the names bound before it: `let A = x, B = A * 2 in ...`.
+                scope.values[name.text] = self.nested(self.additive)
+                if not self.peek().is_op(","):
+                    break
+                self.advance()
+            self.expect_word("in")
+            return self.expr()
+        finally:
+            self.scopes.pop()
 
     def over_ahead(self) -> str | None:
         """The variable of ``sum value over X from ...`` when the tokens ahead read so, else None."""
@@ -311,7 +356,7 @@ class SpecialForms(ParserBase):
             return self._relative(token, ast.CompareOp.LE)
         if token.is_word("before", "after"):
             direction = ast.Direction(self.advance().text.lower())
-            anchor = self.additive()
+            anchor = self._anchor(direction)
             return ast.PointWindow(direction, anchor, span=self.span_from(token))
         if token.is_word("on"):
             self.advance()
@@ -333,6 +378,17 @@ class SpecialForms(ParserBase):
             return ast.OnWindow(self.additive(), span=self.span_from(token))
         raise self.error_here("a time window such as '<= 7 days before now', 'before', 'after', 'between', "
                               "'on', 'this month' or 'in last 7 days'")
+
+    def _anchor(self, direction: ast.Direction) -> ast.Expr:
+        """The time after ``before``/``after``: a value, or a calendar period (``this month``, ``last week``:
+        datetime-functions.md's "relative time unit"), whose start a time is before, whose end it is after."""
+        token, unit = self.peek(), self.peek(1)
+        if token.is_word("this", "last", "next") and unit.kind is Kind.IDENT and unit.text.lower() in UNITS:
+            self.i += 2
+            relation, end = ast.PeriodRelation(token.text.lower()), direction is ast.Direction.AFTER
+            span = self.span_from(token)
+            return self.build(lambda: ast.PeriodEdge(relation, UNITS[unit.text.lower()], end, span=span))
+        return self.additive()
 
     def _unit(self) -> ast.TimeUnit:
         token = self.peek()
@@ -356,7 +412,7 @@ class SpecialForms(ParserBase):
             written = self.expect_word("before", "after", "from").text.lower()
             direction = ast.Direction.AFTER if written == "from" else ast.Direction(written)
         if self.starts_expression(self.peek()):
-            anchor = self.additive()
+            anchor = self._anchor(direction)
         else:
             # AEP reads a missing anchor (`occurs < 7 days before`) as now.
             anchor = ast.CurrentTime(ast.CurrentTimeKind.NOW, span=self.span_from(start))
@@ -493,6 +549,15 @@ class SpecialForms(ParserBase):
         span = self.span_from(start)
         step = self.build(lambda: ast.ChainStep(start.text, what, when, negated, span=span))
         return step, count, where
+
+
+def _item_form(body: ast.Expr, variable: str) -> ast.Expr | None:
+    """``body`` of ``variable => body`` with the variable's fields read from the current item (``x.f`` is
+    ``f``), or None when the body needs the variable itself or holds a condition on another list."""
+    try:
+        return _sugar.bound_to_item(body, variable)
+    except ast.InvalidNode:
+        return None
 
 
 def _param(sig: Signature, index: int) -> functions.Param | None:

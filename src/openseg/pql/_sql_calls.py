@@ -247,7 +247,7 @@ def _last(c: SqlContext, node: ast.Call) -> exp.Expr:
 def _top_n(c: SqlContext, node: ast.Call) -> exp.Expr:
     # DuckDB: sort (-key | key, position, item) structs ascending, NULL keys last, then keep the items.
     array, n = _target(c, node), _int_arg(c, node, 1)
-    var, key = c.item_lambda(array, None, node.args[0], as_boolean=False)
+    var, key = c.item_lambda(array, node.variable, node.args[0], as_boolean=False)
     if node.name == "topN":
         key = exp.Neg(this=exp.paren(key, copy=False))
     position = f"{var}_n"
@@ -267,7 +267,7 @@ def _top_n(c: SqlContext, node: ast.Call) -> exp.Expr:
 @_handles("map")
 def _map(c: SqlContext, node: ast.Call) -> exp.Expr:
     array = _target(c, node)
-    var, value = c.item_lambda(array, None, node.args[0], as_boolean=False)
+    var, value = c.item_lambda(array, node.variable, node.args[0], as_boolean=False)
     return c.dialect.build("array_transform", array.copy(), lambda_([var], value))
 
 
@@ -275,13 +275,13 @@ def _map(c: SqlContext, node: ast.Call) -> exp.Expr:
 def _group_by(c: SqlContext, node: ast.Call) -> exp.Expr:
     # A map from each distinct non-null key (first appearance first) to the items with that key, in order.
     array = _target(c, node)
-    var, key = c.item_lambda(array, None, node.args[0], as_boolean=False)
+    var, key = c.item_lambda(array, node.variable, node.args[0], as_boolean=False)
     keys = c.dialect.build("array_distinct", c.dialect.build("array_transform", array.copy(), lambda_([var], key)),
                            f"_g{c.lambda_depth}")
     group_key = f"_k{c.lambda_depth}"
     c.lambda_depth += 1
     try:
-        var, item_key = c.item_lambda(array, None, node.args[0], as_boolean=False)
+        var, item_key = c.item_lambda(array, node.variable, node.args[0], as_boolean=False)
     finally:
         c.lambda_depth -= 1
     members = c.dialect.build("array_filter", array.copy(),

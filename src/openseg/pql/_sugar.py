@@ -19,6 +19,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from openseg.pql import ast
+from openseg.pql.functions import FUNCTIONS, ArgType
 
 
 def is_event_list(node: ast.Expr) -> bool:
@@ -97,11 +98,45 @@ def bound_to_item(value: ast.Expr, variable: str) -> ast.Expr | None:
             return ast.FieldPath(ast.Root.ITEM, node.segments, span=node.span)
         return node
 
-    result: ast.Expr = _map(value, to_item)
+    result: ast.Expr = rebuild(value, to_item)
     return result
 
 
-def _map(node: Any, change: Callable[[Any], Any]) -> Any:
+#: Fields of nodes whose expressions are about another item than their node's (a nested list scope).
+_INNER_SCOPES: dict[type[ast.Node], frozenset[str]] = {
+    ast.EventFilter: frozenset({"condition"}), ast.Exists: frozenset({"condition"}),
+    ast.ForAll: frozenset({"condition"}), ast.Select: frozenset({"where"}), ast.Aggregate: frozenset({"value"}),
+    ast.Chain: frozenset({"time_field", "steps"}),
+}
+
+
+def item_as_variable(condition: ast.Expr, variable: str) -> ast.Expr:
+    """``condition`` (of a ``[...]`` filter) with the current item named ``variable``: its item paths, outside
+    the conditions of nested lists, become paths of the variable (the up operator's rewrite, see parser)."""
+    def walk(node: Any) -> Any:
+        if isinstance(node, ast.FieldPath) and node.root is ast.Root.ITEM:
+            return ast.FieldPath(ast.Root.VARIABLE, node.segments, variable, span=node.span)
+        inner = _INNER_SCOPES.get(type(node), frozenset())
+        if isinstance(node, ast.Call):
+            # Item-value arguments (map's, topN's ...) are about the receiver's items.
+            item_params = any(p.type in (ArgType.ITEM_VALUE, ArgType.PREDICATE) for p in FUNCTIONS[node.name].params)
+            inner = frozenset({"args"}) if item_params else frozenset()
+        updates: dict[str, object] = {}
+        for f in fields(node):
+            if f.name == "span" or f.name in inner:
+                continue
+            value = getattr(node, f.name)
+            if isinstance(value, ast.Node):
+                updates[f.name] = walk(value)
+            elif isinstance(value, tuple) and any(isinstance(item, ast.Node) for item in value):
+                updates[f.name] = tuple(walk(item) if isinstance(item, ast.Node) else item for item in value)
+        return replace(node, **updates) if updates else node
+
+    result: ast.Expr = walk(condition)
+    return result
+
+
+def rebuild(node: Any, change: Callable[[Any], Any]) -> Any:
     """``node`` rebuilt bottom-up with ``change`` applied to every node (spans kept)."""
     updates: dict[str, object] = {}
     for f in fields(node):
@@ -109,9 +144,9 @@ def _map(node: Any, change: Callable[[Any], Any]) -> Any:
             continue
         value = getattr(node, f.name)
         if isinstance(value, ast.Node):
-            new: object = _map(value, change)
+            new: object = rebuild(value, change)
         elif isinstance(value, tuple) and any(isinstance(item, ast.Node) for item in value):
-            new = tuple(_map(item, change) if isinstance(item, ast.Node) else item for item in value)
+            new = tuple(rebuild(item, change) if isinstance(item, ast.Node) else item for item in value)
         else:
             continue
         updates[f.name] = new

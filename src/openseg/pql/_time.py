@@ -106,10 +106,18 @@ def current_value(kind: ast.CurrentTimeKind, as_of: dt.datetime) -> dt.date | dt
     return now.date() + dt.timedelta(days=days[kind])
 
 
+def period_edge(node: ast.PeriodEdge, as_of: dt.datetime) -> dt.datetime:
+    """The first instant of the period, or its last (a microsecond before the next period starts)."""
+    start, end = period_bounds(as_of, node.relation, node.unit)
+    return end - dt.timedelta(microseconds=1) if node.end else start
+
+
 def constant_anchor(node: ast.Expr, as_of: dt.datetime) -> dt.date | dt.datetime | None:
-    """The value of an anchor known at compile time (now, today, date/datetime literals), else None."""
+    """The value of an anchor known at compile time (now, today, date/datetime literals, periods), else None."""
     if isinstance(node, ast.CurrentTime):
         return current_value(node.kind, as_of)
+    if isinstance(node, ast.PeriodEdge):
+        return period_edge(node, as_of)
     if isinstance(node, ast.DateTimeLiteral | ast.DateLiteral):
         return node.value
     return None

@@ -274,6 +274,21 @@ class CurrentTime(Expr):
     kind: CurrentTimeKind
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodEdge(Expr):
+    """A ``this``/``last``/``next`` calendar period as the time a window is anchored on (datetime-functions.md:
+    ``{TIME}`` may be "a relative time unit"): ``before this month`` is before its first instant (``end``
+    False), ``after last week`` after its last instant (``end`` True). UTC, resolved against ``as_of``."""
+
+    relation: PeriodRelation
+    unit: TimeUnit
+    end: bool = False
+
+    def __post_init__(self) -> None:
+        if self.unit in (TimeUnit.MILLISECOND, TimeUnit.SECOND):
+            self._fail(f"'{self.relation.value} {self.unit.value}' is not a calendar period")
+
+
 # --------------------------------------------------------------------------------------------------
 # references
 
@@ -407,11 +422,15 @@ class Call(Expr):
         name: Canonical registry name (``startsWith``, ``getYear``, ``concat`` ...).
         target: The receiver (``x`` in ``x.f()`` and in ``f(x)``), None for free functions.
         args: The arguments after the receiver.
+        variable: The lambda variable of an item-value argument (``x`` in ``scores.map(x => x * 2)``),
+            whose paths in that argument are rooted at VARIABLE; None when the argument reads the item's
+            fields bare (``productListItems.map(priceTotal)``, paths rooted at ITEM).
     """
 
     name: str
     target: Expr | None
     args: tuple[Expr, ...] = ()
+    variable: str | None = None
 
     def __post_init__(self) -> None:
         sig = functions.FUNCTIONS.get(self.name)
@@ -423,6 +442,8 @@ class Call(Expr):
             self._fail(f"{self.name} is called {where}")
         if not sig.accepts(len(self.args)):
             self._fail(f"{self.name} takes {sig.arity_text()}, not {len(self.args)}")
+        if self.variable is not None and not any(p.type is functions.ArgType.ITEM_VALUE for p in sig.params):
+            self._fail(f"{self.name} takes no lambda (x => ...)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -661,7 +682,7 @@ class Visitor(Generic[R]):
 
 NODE_CLASSES: tuple[type[Node], ...] = (
     StringLiteral, NumberLiteral, BooleanLiteral, NullLiteral, DateLiteral, DateTimeLiteral, Duration,
-    ArrayLiteral, CurrentTime, FieldPath, StepRef, Compare, And, Or, Not, In, Like, If, Arithmetic, Negate,
+    ArrayLiteral, CurrentTime, PeriodEdge, FieldPath, StepRef, Compare, And, Or, Not, In, Like, If, Arithmetic, Negate,
     Call, RelativeWindow, PointWindow, OnWindow, BetweenWindow, PeriodWindow, Occurs, EventFilter, Aggregate,
     Exists, ForAll, Select, ChainStep, Chain, InSegment, Lambda,
 )

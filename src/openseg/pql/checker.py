@@ -73,6 +73,15 @@ def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = 
     return CheckedExpr(expr, _BOOL, checker.types)
 
 
+def array_crossings(expr: ast.Expr, schema: Schema) -> dict[int, tuple[int, ...]]:
+    """The field paths of ``expr`` that read through an array, by node id: the indexes of the segments
+    reached through one (``identityMap.email.id`` -> ``(2,)``). Problems of the expression are ignored here
+    (``check`` reports them)."""
+    checker = _Checker(schema)
+    checker.run(expr)
+    return checker.crossings
+
+
 def _is_collection_condition(expr: ast.Expr) -> bool:
     body = expr.body if isinstance(expr, ast.Lambda) else expr
     return isinstance(body, ast.EventFilter | ast.Select)
@@ -91,6 +100,8 @@ class _Checker(ast.Visitor[FieldType]):
         self.steps: set[str] = set()
         self.types: dict[int, FieldType] = {}
         self.errors: list[PqlError] = []
+        #: FieldPath node id -> indexes of its segments reached through an array (see visit_FieldPath).
+        self.crossings: dict[int, tuple[int, ...]] = {}
 
     def run(self, node: ast.Expr) -> FieldType:
         return self.visit(node)
@@ -151,6 +162,9 @@ class _Checker(ast.Visitor[FieldType]):
                                 f"the first item is {_describe(element)}")
         return FieldType.array(element)
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> FieldType:
+        return _DATETIME
+
     def visit_CurrentTime(self, node: ast.CurrentTime) -> FieldType:
         return _DATETIME if node.kind is ast.CurrentTimeKind.NOW else _DATE
 
@@ -169,10 +183,17 @@ class _Checker(ast.Visitor[FieldType]):
         else:
             assert node.name is not None
             current, shown = self.variables.get(node.name, ANY), [node.name]
+        # A field read through an array of objects is that field of each item (array-functions.md's
+        # `person.orders.storeId`): the crossings are recorded for the SQL backend (see through_arrays).
+        crossings: list[int] = []
         for index, segment in enumerate(node.segments):
             if _is_any(current):
-                return ANY
+                break
             where = ".".join([*shown, *node.segments[:index]])
+            if current.kind is FieldKind.ARRAY and current.of is not None \
+                    and (current.of.kind in (FieldKind.OBJECT, FieldKind.MAP)):
+                crossings.append(index)
+                current = current.of
             if current.kind is FieldKind.MAP:
                 assert current.of is not None
                 current = current.of
@@ -181,11 +202,14 @@ class _Checker(ast.Visitor[FieldType]):
                 if child is None:
                     return self._unknown_field(node, current, shown, index)
                 current = child
-            elif current.kind is FieldKind.ARRAY:
-                return self.fail(node, f"{where} is {_describe(current)}; reach its items with "
-                                       f"{where}.exists(...) or select X from {where} where X.{segment} ...")
             else:
                 return self.fail(node, f"{where} is {_describe(current)} and has no field {segment}")
+        if crossings:
+            self.crossings[id(node)] = tuple(crossings)
+        if _is_any(current):
+            return ANY
+        for _ in crossings:
+            current = FieldType.array(current)
         return current
 
     def _unknown_field(self, node: ast.FieldPath, parent: FieldType, shown: list[str], index: int) -> FieldType:
@@ -204,7 +228,12 @@ class _Checker(ast.Visitor[FieldType]):
         if _is_any(left) or _is_any(right):
             return _BOOL
         if not _comparable(left, right):
-            self.fail(node, f"{_label(node.left)} is {_describe(left)}; {_label(node.right)} is {_describe(right)}")
+            hint = ""
+            if node.op is ast.CompareOp.EQ and left.kind is FieldKind.ARRAY and left.of is not None \
+                    and _comparable(left.of, right):
+                hint = f" (some item: {_label(node.left)}.includes({_label(node.right)}))"
+            self.fail(node, f"{_label(node.left)} is {_describe(left)}; {_label(node.right)} is {_describe(right)}"
+                            + hint)
         elif node.op not in (ast.CompareOp.EQ, ast.CompareOp.NE) and not _ordered(left):
             self.fail(node, f"{_label(node.left)} is {_describe(left)}, which has no order for {node.op.value}")
         return _BOOL
@@ -272,7 +301,7 @@ class _Checker(ast.Visitor[FieldType]):
         for index, arg in enumerate(node.args):
             param = sig.params[min(index, len(sig.params) - 1)]
             if param.type is ArgType.ITEM_VALUE:
-                t = item_value = self._in_item(element, arg)
+                t = item_value = self._in_item(element, arg, node.variable)
             else:
                 t = self.visit(arg)
             wanted = element if param.type is ArgType.ELEMENT else None
@@ -293,7 +322,17 @@ class _Checker(ast.Visitor[FieldType]):
             return FieldType.map(FieldType.array(element)) if not _is_any(element) else FieldType.map(ANY)
         return _result(sig.result, receiver)
 
-    def _in_item(self, item: FieldType, node: ast.Expr) -> FieldType:
+    def _in_item(self, item: FieldType, node: ast.Expr, variable: str | None = None) -> FieldType:
+        if variable is not None:
+            outer = self.variables.get(variable)
+            self.variables[variable] = item
+            try:
+                return self.visit(node)
+            finally:
+                if outer is None:
+                    del self.variables[variable]
+                else:
+                    self.variables[variable] = outer
         self.items.append(item)
         try:
             return self.visit(node)

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import pyarrow as pa
 from sqlglot import exp
 
 from openseg.pql import _time
 from openseg.pql._sql_builders import not_null, timestamp_literal
+from openseg.xdm.schema import Schema
 
 #: Relation names a compiled expression reads, and their aliases.
 PROFILES, EVENTS, MEMBERSHIP, CHAIN = "profiles", "events", "membership", "chain"
@@ -41,6 +43,41 @@ class MembershipRelation(Protocol):
 
 #: ``has_path(row, path)``: whether the data of ``row`` ("profile" or "event") holds ``path``.
 PathCheck = Callable[[str, tuple[str, ...]], bool]
+
+
+@dataclass(frozen=True)
+class ArrowPaths:
+    """A ``has_path`` over the stores' Arrow schemas that also knows their types.
+
+    Called, it says whether the data holds a path (structs are walked; below a map or a list anything goes).
+    ``schema()`` is the union schema the data implies, which tells the compiler where a path reads through
+    an array (``_acme.orders.storeId``: the storeId of each order) for fields the XDM standard does not define.
+    """
+
+    profile: pa.Schema
+    event: pa.Schema
+    #: ``schema()`` once computed (a plan compiles every segment against it).
+    _schema: list[Schema] = field(default_factory=list, compare=False, repr=False)
+
+    def __call__(self, row: str, path: tuple[str, ...]) -> bool:
+        schema = self.profile if row == "profile" else self.event
+        if path[0] not in schema.names:
+            return False
+        data_type = schema.field(path[0]).type
+        for part in path[1:]:
+            if not pa.types.is_struct(data_type):
+                return True  # map keys and list items are not checked here
+            index = data_type.get_field_index(part)
+            if index < 0:
+                return False
+            data_type = data_type.field(index).type
+        return True
+
+    def schema(self) -> Schema:
+        """The standard XDM schema with the fields of this data."""
+        if not self._schema:
+            self._schema.append(Schema.from_arrow(self.profile, self.event))
+        return self._schema[0]
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,7 @@ __all__ = [
     "MEMBERSHIP_ALIAS",
     "PROFILES",
     "PROFILE_ALIAS",
+    "ArrowPaths",
     "DerivedColumn",
     "MembershipRelation",
     "PathCheck",

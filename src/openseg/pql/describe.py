@@ -160,6 +160,9 @@ class _Describer(ast.Visitor[str]):
     def visit_CurrentTime(self, node: ast.CurrentTime) -> str:
         return node.kind.value
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> str:
+        return f"the {'end' if node.end else 'start'} of {node.relation.value} {node.unit.value}"
+
     def visit_FieldPath(self, node: ast.FieldPath) -> str:
         if node.root is ast.Root.EVENTS:
             return "events"
@@ -207,6 +210,10 @@ class _Describer(ast.Visitor[str]):
         args = [self.visit(arg) for arg in node.args]
         target = "" if node.target is None else self.visit(node.target)
         text = _CALL_PHRASES[node.name].format(*args, *([""] * 3), t=target, all=", ".join(args))
+        if node.variable is not None:
+            # `scores.map(x => x * x)`: the lambda names the item, so say what it ranges over.
+            text = f"{args[0]} for each {node.variable} of {target}" if node.name == "map" \
+                else f"{text} ({node.variable} being each item of {target})"
         if node.name in _CASE_INSENSITIVE and len(node.args) > 1:
             flag = node.args[1]
             if isinstance(flag, ast.BooleanLiteral) and not flag.value:

@@ -162,6 +162,10 @@ class _Writer(ast.Visitor[Json]):
     def visit_CurrentTime(self, node: ast.CurrentTime) -> Json:
         return _fn(node.kind.value)
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> Json:
+        # Written as the period window is; the before/after around it says which edge (see _window).
+        return _fn(node.relation.value, _string(node.unit.value))
+
     def visit_FieldPath(self, node: ast.FieldPath) -> Json:
         if node.root is ast.Root.EVENTS:
             return self._refuse(node, "xEvent (the profile's events)")
@@ -428,7 +432,7 @@ class _Reader:
         try:
             if name in ("this", "last", "next") and len(raw) == 1 and _plain(raw[0], "String") in _UNITS:
                 return ast.PeriodWindow(ast.PeriodRelation(name), _UNITS[str(_plain(raw[0], "String"))])
-            anchors = [self.node(item, f"{pointer}/params/{index}") for index, item in enumerate(raw)]
+            anchors = [self._anchor(name, item, f"{pointer}/params/{index}") for index, item in enumerate(raw)]
             if name in ("before", "after") and len(raw) == 1:
                 return ast.PointWindow(ast.Direction(name), anchors[0])
             if name in ("before", "after") and len(raw) == 3:
@@ -443,6 +447,17 @@ class _Reader:
         except ast.InvalidNode as problem:
             raise JsonTreeError(problem.message, pointer, found=name) from None
         raise JsonTreeError(f"the {name} window takes {_WINDOW_PARAMS[name]}", f"{pointer}/params", found=_kind(raw))
+
+    def _anchor(self, window: str, tree: object, pointer: str) -> ast.Expr:
+        """A window's param; under before/after a calendar period (``this month``) is the time: its start, or
+        after it its end (``ast.PeriodEdge``)."""
+        if window in ("before", "after") and isinstance(tree, dict) and tree.get("nodeType") == "fnApply" \
+                and tree.get("fnName") in ("this", "last", "next"):
+            raw = tree.get("params", [])
+            if isinstance(raw, list) and len(raw) == 1 and _plain(raw[0], "String") in _UNITS:
+                relation = ast.PeriodRelation(str(tree["fnName"]))
+                return ast.PeriodEdge(relation, _UNITS[str(_plain(raw[0], "String"))], window == "after")
+        return self.node(tree, pointer)
 
     @staticmethod
     def _arity(name: str, raw: list[object], low: int, high: int, pointer: str) -> None:

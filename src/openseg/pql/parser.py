@@ -201,9 +201,15 @@ class Parser(SpecialForms):
                 node = self.method(node, name) if self.peek().is_op("(") else self._field(node, name)
             elif token.is_op("["):
                 self.advance()
-                condition = self.scoped(Scope(item=True), self.expr)
+                scope = Scope(item=True, filter=True)
+                condition = self.scoped(scope, self.expr)
                 self.expect_op("]", "']' closing the condition")
-                node = ast.EventFilter(node, condition, span=node.span.to(self.span_from(token)))
+                span = node.span.to(self.span_from(token))
+                if scope.up is None:
+                    node = ast.EventFilter(node, condition, span=span)
+                else:
+                    # An inner `^.f` read this filter's item: name it, `select UP from node where ...`.
+                    node = ast.Select(scope.up, node, _sugar.item_as_variable(condition, scope.up), span=span)
             else:
                 return node
 
@@ -243,7 +249,50 @@ class Parser(SpecialForms):
             return self._array()
         if token.kind is Kind.IDENT:
             return self._word(token)
+        if token.is_op("^"):
+            return self._up()
         raise self.error_here("an expression")
+
+    def _up(self) -> ast.Expr:
+        """``^.f`` / ``^f`` (filter-functions.md's up operator): a field one filter level up; ``^^`` two.
+
+        Levels are the enclosing ``[condition]`` filters, quantifier variables and lambdas, innermost first;
+        one level beyond the outermost is the profile (``xEvent[productListItems[SKU = "PS" or
+        ^^.person.gender = "female"]]``).
+        """
+        start = self.peek()
+        levels = 0
+        while self.peek().is_op("^"):
+            self.advance()
+            levels += 1
+        if self.peek().is_op("."):
+            self.advance()
+        name = self.expect_name("a field name after '^'")
+        span = self.span_from(start)
+        enclosing = [scope for scope in reversed(self.scopes[1:]) if (scope.item or scope.variables) and not scope.let]
+        if levels == len(enclosing):
+            # Spelled `$1` so that the path reads as the profile's inside an item condition, written back too.
+            return ast.FieldPath(ast.Root.PROFILE, (name.text,), "$1", span=span)
+        if levels > len(enclosing):
+            above = len(enclosing)
+            if not above:
+                raise self.error_span(span, "'^' reads a field of an enclosing filter's item, but this is not "
+                                            "inside a filter: write the profile's field without '^'")
+            raise self.error_span(span, f"'{'^' * levels}' goes {levels} levels up, but there "
+                                        f"{'is only 1 level' if above == 1 else f'are only {above} levels'} "
+                                        "above it (the last is the profile)")
+        target = enclosing[levels]
+        if target.variables:
+            variable, root = next(iter(target.variables.items()))
+            if root is ast.Root.PROFILE:
+                return ast.FieldPath(ast.Root.PROFILE, (name.text,), variable, span=span)
+            return ast.FieldPath(ast.Root.VARIABLE, (name.text,), variable, span=span)
+        if not target.filter:
+            raise self.error_span(span, "'^' reaches the item of a [condition] filter; here name the item "
+                                        "instead (x => ... x.field)")
+        if target.up is None:
+            target.up = f"UP{sum(1 for scope in self.scopes if scope.up is not None) + 1}"
+        return ast.FieldPath(ast.Root.VARIABLE, (name.text,), target.up, span=span)
 
     def _number(self) -> ast.Expr:
         token = self.advance()

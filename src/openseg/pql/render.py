@@ -52,6 +52,10 @@ class _Renderer(ast.Visitor[str]):
     def visit_CurrentTime(self, node: ast.CurrentTime) -> str:
         return node.kind.value
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> str:
+        # Which edge follows from the window's direction (`before this month`, `after last week`).
+        return f"{node.relation.value} {node.unit.value}"
+
     def visit_FieldPath(self, node: ast.FieldPath) -> str:
         if node.name is not None:
             return ".".join([node.name, *(_name(s) for s in node.segments)])
@@ -97,7 +101,10 @@ class _Renderer(ast.Visitor[str]):
         return f"-{self._wrap(node.operand, _POSTFIX)}"
 
     def visit_Call(self, node: ast.Call) -> str:
-        args = ", ".join(self.visit(arg) for arg in node.args)
+        written = [self.visit(arg) for arg in node.args]
+        if node.variable is not None:
+            written[0] = f"{node.variable} => {written[0]}"  # the item-value argument comes first
+        args = ", ".join(written)
         if node.target is None:
             return f"{node.name}({args})"
         return f"{self._wrap(node.target, _POSTFIX)}.{node.name}({args})"

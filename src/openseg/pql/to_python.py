@@ -107,6 +107,9 @@ class PythonCompiler(ast.Visitor[Fn]):
     def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> Fn:
         return _const(node.value)
 
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> Fn:
+        return self.timed(lambda as_of: _time.period_edge(node, as_of))
+
     def visit_CurrentTime(self, node: ast.CurrentTime) -> Fn:
         kind = node.kind
         return self.timed(lambda as_of: _time.current_value(kind, as_of))

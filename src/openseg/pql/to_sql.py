@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
 from openseg.pql import _time, ast
+from openseg.pql._arrays import through_arrays
+from openseg.pql._profile_tests import MAX_PROFILE_TESTS, profile_atoms
 from openseg.pql._sql_builders import (
     FALSE,
     TRUE,
@@ -45,6 +47,7 @@ from openseg.pql._sql_builders import (
 from openseg.pql._sql_calls import array_aggregate, compile_call
 from openseg.pql._sql_chain import compile_chain
 from openseg.pql._sql_context import Scope
+from openseg.pql._sugar import rebuild
 from openseg.pql.derived import (
     DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
@@ -52,6 +55,7 @@ from openseg.pql.derived import (
     MEMBERSHIP,
     MEMBERSHIP_ALIAS,
     PROFILE_ALIAS,
+    ArrowPaths,
     DerivedColumn,
     MembershipRelation,
     PathCheck,
@@ -60,6 +64,7 @@ from openseg.pql.derived import (
 )
 from openseg.pql.dialects import DECIMAL, SqlDialect, get_dialect, lambda_
 from openseg.pql.errors import NotSupportedOnEngine
+from openseg.xdm.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,10 @@ def compile_expression(
         NotSupportedOnEngine: When the engine cannot run a construct of the expression.
     """
     compiler = SqlCompiler(as_of, get_dialect(dialect), segment_columns or {}, membership, map_paths, has_path)
+    if isinstance(node, ast.Expr):
+        # Paths through arrays become explicit maps; the data's own types tell where tenant arrays are.
+        schema = has_path.schema() if isinstance(has_path, ArrowPaths) else Schema.standard()
+        node = through_arrays(node, schema)
     condition = compiler.boolean(node)
     return CompiledExpression(condition, tuple(compiler.derived.values()))
 
@@ -209,6 +218,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
 
     def visit_DateTimeLiteral(self, node: ast.DateTimeLiteral) -> exp.Expr:
         return timestamp_literal(node.value)
+
+    def visit_PeriodEdge(self, node: ast.PeriodEdge) -> exp.Expr:
+        return timestamp_literal(_time.period_edge(node, self.as_of))
 
     def visit_CurrentTime(self, node: ast.CurrentTime) -> exp.Expr:
         value = _time.current_value(node.kind, self.as_of)
@@ -431,6 +443,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_Chain(self, node: ast.Chain) -> exp.Expr:
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
+        atoms = profile_atoms(node.steps)
+        if atoms:
+            return self._decided(atoms, lambda fixed: self._register(compile_chain(self, rebuild(node, fixed))))
         return self._register(compile_chain(self, node))
 
     # ---------------------------------------------------------------------------- event columns
@@ -465,7 +480,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         return conditions, nodes
 
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
-                         condition: ast.Expr | None, variable: str | None) -> exp.Expr:
+                         condition: ast.Expr | None, variable: str | None, split: bool = True) -> exp.Expr:
+        atoms = profile_atoms((source, value, condition)) if split else []
+        if atoms:
+            return self._split_on_profile(atoms, kind, source, value, condition, variable)
         conditions, nodes = self.event_conditions(source, None)
         scope = self.event_scope(EVENT_ALIAS, variable)
         if condition is not None and condition != ast.BooleanLiteral(True):
@@ -475,6 +493,42 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         bounds = event_bounds(nodes, self.as_of)
         column = self._event_column(kind, value, scope, row_filter, bounds)
         return self._register(column)
+
+    def _split_on_profile(self, atoms: list[ast.Expr], kind: ast.AggregateKind, source: ast.Expr,
+                          value: ast.Expr | None, condition: ast.Expr | None, variable: str | None) -> exp.Expr:
+        """An event aggregate whose condition also tests the profile (``^^.person.gender = "female"`` inside an
+        event filter): see :meth:`_decided`."""
+        def compiled(fixed: Callable[[ast.Node], ast.Node]) -> exp.Expr:
+            def decide(part: ast.Expr | None) -> ast.Expr | None:
+                return None if part is None else rebuild(part, fixed)
+
+            return self._event_aggregate(kind, rebuild(source, fixed), decide(value), decide(condition), variable,
+                                         split=False)
+
+        return self._decided(atoms, compiled)
+
+    def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[ast.Node], ast.Node]], exp.Expr]
+                 ) -> exp.Expr:
+        """Events are scanned without the profile row, so each profile test inside an event condition is decided
+        both ways, each way compiled (``compiled(fixed)``, ``fixed`` putting the answers in) to its own event
+        column, and the profile's own answer picks one."""
+        if len(atoms) > MAX_PROFILE_TESTS:
+            raise self.unsupported("profile attribute in an event condition",
+                                   f"at most {MAX_PROFILE_TESTS} profile conditions can be tested inside event "
+                                   "conditions; move the others outside")
+
+        def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:
+            if len(chosen) < len(atoms):
+                atom = atoms[len(chosen)]
+                when_true, when_false = decided({**chosen, atom: True}), decided({**chosen, atom: False})
+                return exp.Case(ifs=[exp.If(this=self.boolean(atom), true=when_true)], default=when_false)
+
+            def fixed(node: ast.Node) -> ast.Node:
+                return ast.BooleanLiteral(chosen[node], span=node.span) if node in chosen else node
+
+            return compiled(fixed)
+
+        return decided({})
 
     def _event_column(self, kind: ast.AggregateKind, value: ast.Expr | None, scope: Scope,
                       row_filter: exp.Expr | None, bounds: _time.Bounds | None) -> DerivedColumn:

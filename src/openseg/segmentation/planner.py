@@ -44,6 +44,7 @@ from openseg.pql.derived import (
     MEMBERSHIP,
     PROFILE_ALIAS,
     PROFILES,
+    ArrowPaths,
     DerivedColumn,
     MembershipRelation,
     PathCheck,
@@ -53,23 +54,9 @@ from openseg.pql.to_sql import compile_expression
 
 
 def arrow_paths(profile: pa.Schema, event: pa.Schema) -> PathCheck:
-    """A ``has_path`` over Arrow schemas: structs are walked; below a map or a list anything goes."""
-
-    def holds(row: str, path: tuple[str, ...]) -> bool:
-        schema = profile if row == "profile" else event
-        if path[0] not in schema.names:
-            return False
-        data_type = schema.field(path[0]).type
-        for part in path[1:]:
-            if not pa.types.is_struct(data_type):
-                return True  # map keys and list items are not checked here
-            index = data_type.get_field_index(part)
-            if index < 0:
-                return False
-            data_type = data_type.field(index).type
-        return True
-
-    return holds
+    """A ``has_path`` over Arrow schemas: structs are walked; below a map or a list anything goes. It also
+    carries the data's types, so paths through arrays of tenant fields compile (``pql.derived.ArrowPaths``)."""
+    return ArrowPaths(profile, event)
 
 
 #: Engine -> whether each distinct event window gets its own grouped scan (see the module docstring).
