@@ -202,7 +202,7 @@ def _found_operand(node: ast.Expr) -> ast.Expr | None:
 def reads_the_clock(expr: ast.Node) -> bool:
     """Whether the expression's value depends on the evaluation time (``now``, ``this month``, ``age()``...)."""
     for node in expr.walk():
-        if isinstance(node, ast.CurrentTime | ast.PeriodWindow):
+        if isinstance(node, ast.CurrentTime | ast.PeriodWindow | ast.PeriodEdge):
             return True
         if isinstance(node, ast.Call) and (node.name in _CLOCK_FUNCTIONS or (node.name == "anniversary" and not node.args)):
             return True
