@@ -95,6 +95,23 @@ class StoresSegmentationTarget:
         new_id = min(identity_key(namespace, identity) for namespace, identity in identities)
         return BaseProfile(new_id, None, [], self._watermark(sandbox_id, built_at))
 
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        build = self._build(policy_id)
+        if build is None or not profile_ids:
+            return {}
+        store, built_at = build
+        watermark = self._watermark(sandbox_id, built_at)
+        wanted = [("_profile_id", "in", list(profile_ids))]
+        rows = {row["_profile_id"]: row for row in
+                pq.read_table(store / PROFILES_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict")}
+        events: dict[str, list[dict[str, Any]]] = {}
+        for event in pq.read_table(store / EVENTS_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict"):
+            events.setdefault(event["_profile_id"], []).append(event)
+        return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(
+                    events.get(profile_id, []),
+                    key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or "")), watermark)
+                for profile_id in profile_ids}
+
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         store = store_for(self.services.settings.home, sandbox_id, policy_id)
         with self.services.uow() as uow:

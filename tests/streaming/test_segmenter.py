@@ -69,6 +69,9 @@ class FakeTarget:
         return BaseProfile(profile_id, self.rows.get(profile_id), list(self.events.get(profile_id, [])),
                            self.watermark)
 
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        return {p: BaseProfile(p, self.rows.get(p), list(self.events.get(p, [])), self.watermark) for p in profile_ids}
+
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         return MembershipStore(self.root / policy_id), None
 

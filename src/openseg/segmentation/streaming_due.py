@@ -131,8 +131,12 @@ def _candidates(dependence: TimeDependence, profile: Mapping[str, Any], events: 
 
 
 def next_change(predicate: TimedPredicate, dependence: TimeDependence | None, profile: Mapping[str, Any],
-                events: Sequence[Mapping[str, Any]], at: dt.datetime) -> dt.datetime | None:
+                events: Sequence[Mapping[str, Any]], at: dt.datetime, value: bool | None = None
+                ) -> dt.datetime | None:
     """When to evaluate the profile again for this segment without new data.
+
+    Args:
+        value: The predicate's value at ``at``, when the caller has it.
 
     Returns:
         The first instant after ``at`` at which ``predicate``'s value differs from its value at ``at`` (a
@@ -142,7 +146,7 @@ def next_change(predicate: TimedPredicate, dependence: TimeDependence | None, pr
     """
     if dependence is None:
         return None
-    now = predicate(profile, events, at)
+    now = predicate(profile, events, at) if value is None else value
     # Offsets from the profile's own times are finitely many; calendar boundaries recur without end.
     until = at + dependence.horizon if dependence.periods else dt.datetime.max.replace(tzinfo=dt.UTC)
     probes = 0

@@ -113,13 +113,16 @@ class Streamer:
         return () if self.segmenter is None else (self.segmenter.offset,)
 
     def _segment(self) -> None:
-        """One micro-batch of streaming segmentation, if messages wait. A failure is logged and retried after
-        ``SEGMENT_RETRY_SECONDS``, without stopping the flushes (the log keeps what it has not applied)."""
+        """One micro-batch of streaming segmentation, if messages wait, and one sweep of the pairs due. A failure
+        is logged and retried after ``SEGMENT_RETRY_SECONDS``, without stopping the flushes (the log keeps what it
+        has not applied)."""
         if self.segmenter is None or self.monotonic() < self._segment_retry_at:
             return
         try:
             if self.log.last_seq() > self.segmenter.offset:
                 self.segmenter.run_once()
+            if self.segmenter.has_due():  # time windows that passed since the last look
+                self.segmenter.sweep()
         except Exception:
             log.exception("streaming segmentation failed; retrying in %.0f s", SEGMENT_RETRY_SECONDS)
             self._segment_retry_at = self.monotonic() + SEGMENT_RETRY_SECONDS
