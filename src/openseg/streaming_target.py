@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
@@ -19,8 +21,10 @@ from openseg.profiles import lookup
 from openseg.profiles.identity import identity_key
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.segmentation.membership import MembershipStore, State, all_stores, store_for
+from openseg.segmentation.membership.layout import in_column, mask_of, word_of
+from openseg.segmentation.membership.store import parquet_files
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
-from openseg.store.models import Batch, Dataset
+from openseg.store.models import Batch, Dataset, ProfileStore
 from openseg.streaming.ports import BaseProfile
 
 if TYPE_CHECKING:
@@ -118,6 +122,31 @@ class StoresSegmentationTarget:
             record = uow.profile_stores.get(policy_id)
             uow.commit()
         return store, store.state(record.membership_path if record else None)
+
+    def published(self) -> list[tuple[str, str, str]]:
+        with self.services.db.session() as session:
+            rows = session.execute(select(ProfileStore.sandbox_id, ProfileStore.merge_policy_id,
+                                          ProfileStore.membership_path)
+                                   .where(ProfileStore.membership_path.is_not(None))).all()
+        return [(sandbox_id, policy_id, str(pointer)) for sandbox_id, policy_id, pointer in rows]
+
+    def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
+        _, state = self.membership(sandbox_id, policy_id)
+        snapshot = state.snapshot_path if state is not None else None
+        if state is None or snapshot is None:
+            return set()
+        found: set[str] = set()
+        for part in parquet_files(snapshot):
+            names = set(pq.read_schema(part).names)
+            for segment_id in segment_ids:
+                entry = state.segments.get(segment_id)
+                column = in_column(word_of(entry.bit)) if entry is not None else None
+                if column is None or column not in names:
+                    continue
+                table = pq.read_table(part, columns=["_profile_id", column])
+                bit = pc.bit_wise_and(table[column], pa.scalar(mask_of(entry.bit), pa.int64()))  # type: ignore[union-attr]
+                found.update(table.filter(pc.not_equal(bit, 0))["_profile_id"].to_pylist())
+        return found
 
     def memberships(self) -> list[MembershipStore]:
         return all_stores(self.services.settings.home)

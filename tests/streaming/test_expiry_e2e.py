@@ -17,7 +17,7 @@ from openseg.store.stream_due import SqliteDueIndex
 from openseg.streaming.flusher import Streamer
 from openseg.streaming.segmenter import StreamSegmenter
 from openseg.streaming_target import StoresSegmentationTarget
-from tests.api.flows import create_dataset, person
+from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_segment_jobs import load_people
 from tests.conftest import Org
 from tests.streaming.inlets import EVENT_SCHEMA, create_inlet
@@ -59,4 +59,28 @@ def test_a_streamed_member_exits_when_its_window_passes_through_a_restart_and_a_
     assert ups(client, org, "p1@example.com")[segment]["status"] == "realized"
     job = job_at(client, org, drain, monkeypatch, clock.now, segment)
     assert members(client, org, segment) == emails(1)
+    assert job["metrics"]["openseg:streamingDrift"] == {segment: {"onlyBatch": 0, "onlyStream": 0, "baseline": False}}
+
+
+def test_members_a_job_found_exit_when_their_window_passes(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events = create_dataset(client, org.headers(), "events", EVENT_SCHEMA)
+    upload_batch(client, org.headers(), events, {"events.json": json_lines([
+        view(1, 1, T0 - dt.timedelta(minutes=40)), view(2, 3, T0 - dt.timedelta(minutes=10))])})
+    load_people(client, org, drain, [person(i) for i in range(6)])
+    segment = define(client, org, "recent US viewers", RECENT_US_VIEWER)["id"]
+    job_at(client, org, drain, monkeypatch, T0, segment)  # the baseline finds p1 and p3; streaming never saw them
+    assert members(client, org, segment) == emails(1, 3)
+    clock = Clock()
+    consumers = durable_streamer(services, clock)
+    assert consumers.segmenter is not None
+    assert consumers.segmenter.schedule_job_members() == 2
+    assert consumers.segmenter.schedule_job_members() == 0  # once per published job
+    clock.now = T0 + dt.timedelta(minutes=21)  # p1's view left the hour at T0 + 20 min
+    assert consumers.run_until_idle() == 0
+    assert ups(client, org, "p1@example.com") == {
+        segment: {"status": "exited", "lastQualificationTime": "2026-12-02T10:21:00Z"}}
+    assert members(client, org, segment) == emails(3)
+    job = job_at(client, org, drain, monkeypatch, clock.now, segment)
     assert job["metrics"]["openseg:streamingDrift"] == {segment: {"onlyBatch": 0, "onlyStream": 0, "baseline": False}}

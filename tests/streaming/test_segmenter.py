@@ -75,6 +75,12 @@ class FakeTarget:
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         return MembershipStore(self.root / policy_id), None
 
+    def published(self) -> list[tuple[str, str, str]]:
+        return []
+
+    def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
+        return set()
+
     def memberships(self) -> list[MembershipStore]:
         return [MembershipStore(path) for path in sorted(self.root.iterdir())] if self.root.is_dir() else []
 

@@ -29,6 +29,8 @@ FLUSH_RECORDS = 10_000
 FLUSH_SECONDS = 1.0
 #: How long streaming segmentation waits after a failure before it tries the same messages again.
 SEGMENT_RETRY_SECONDS = 5.0
+#: How often the streamer looks for a segment job's new membership (whose time-windowed members need due times).
+JOB_CHECK_SECONDS = 5.0
 
 
 def consumer_name(stream_log: StreamLog) -> str:
@@ -103,6 +105,7 @@ class Streamer:
         self.sink = sink
         self.segmenter = segmenter
         self._segment_retry_at = float("-inf")
+        self._jobs_checked_at = float("-inf")
         self.flush_seconds = flush_seconds
         self.max_records = max_records
         self.poll_seconds = poll_seconds
@@ -121,6 +124,9 @@ class Streamer:
         try:
             if self.log.last_seq() > self.segmenter.offset:
                 self.segmenter.run_once()
+            if self.monotonic() >= self._jobs_checked_at + JOB_CHECK_SECONDS:
+                self.segmenter.schedule_job_members()  # a job's new members of time-windowed segments
+                self._jobs_checked_at = self.monotonic()
             if self.segmenter.has_due():  # time windows that passed since the last look
                 self.segmenter.sweep()
         except Exception:

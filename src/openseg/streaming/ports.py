@@ -139,6 +139,15 @@ class SegmentationTarget(Protocol):
         """The membership store of (sandbox, policy) and its current state."""
         ...
 
+    def published(self) -> list[tuple[str, str, str]]:
+        """``(sandbox, policy, state)`` of every membership store a job has published to (``state`` changes
+        with each job)."""
+        ...
+
+    def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
+        """The profiles the published job membership has in any of ``segment_ids``."""
+        ...
+
     def memberships(self) -> Sequence[Memberships]:
         """Every membership store there is (where a consumer's positions are looked for)."""
         ...

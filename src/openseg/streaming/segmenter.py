@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openseg.segmentation.membership.rule import IN_STATUSES
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
@@ -132,6 +133,8 @@ class StreamSegmenter:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.max_records = max_records
         self.due = due if due is not None else MemoryDueIndex()
+        #: The job membership each store had when its members were last given due times.
+        self._published: dict[tuple[str, str], str] = {}
         self.consumer = consumer_name(stream_log)
         self.compiled = CompiledSegments()
         self.overlay = Overlay()
@@ -211,6 +214,38 @@ class StreamSegmenter:
         """Whether some (profile, segment) pair is due at the clock's time."""
         due_ms = self.due.next_due()
         return due_ms is not None and due_ms <= epoch_ms(self.clock())
+
+    def schedule_job_members(self) -> int:
+        """Give due times to the members a segment job put in time-windowed continuous segments (streaming
+        never evaluated them, yet AEP exits baselined members in real time too), once per published job
+        membership; a member whose window already passed since the job is due at once. Returns how many
+        profiles were looked at."""
+        at = self.clock()
+        looked = 0
+        for sandbox_id, policy_id, pointer in self.target.published():
+            if self._published.get((sandbox_id, policy_id)) == pointer:
+                continue
+            definitions = self._definitions(sandbox_id, policy_id)
+            timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
+            profile_ids = sorted(self.target.members(sandbox_id, policy_id, timed)) if timed else []
+            store, state = self.target.membership(sandbox_id, policy_id)
+            for start in range(0, len(profile_ids), SWEEP_BATCH):
+                chunk = profile_ids[start:start + SWEEP_BATCH]
+                bases = self.target.profiles(sandbox_id, policy_id, chunk)
+                profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0))
+                            for p in chunk}
+                current = store.lookup(state, chunk)
+                results = self._evaluate(definitions, profiles, current, at)
+                dues = self._dues(sandbox_id, policy_id, definitions, results)
+                for profile_id, result in results.items():
+                    for segment_id in timed:
+                        pair = current[profile_id].get(segment_id)
+                        if result.answers[segment_id] != (pair is not None and pair.status in IN_STATUSES):
+                            dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = epoch_ms(at)
+                self.due.schedule(dues)
+                looked += len(chunk)
+            self._published[(sandbox_id, policy_id)] = pointer
+        return looked
 
     def sweep(self, limit: int = SWEEP_BATCH) -> Swept:
         """Evaluate the profiles of the pairs due at the clock's time (at most ``limit`` pairs) for every
@@ -297,6 +332,7 @@ class StreamSegmenter:
             total += done.messages
             if done.messages == 0:
                 break
+        self.schedule_job_members()
         while self.sweep().pairs:
             pass
         return total
