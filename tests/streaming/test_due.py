@@ -4,6 +4,7 @@ never late, over the PQL corpus and generated profiles."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from openseg.pql import parse
 from openseg.pql.to_python import compile_timed
@@ -47,6 +48,17 @@ def test_a_window_passing_is_found_a_tick_after_it_closes() -> None:
     assert next_change(predicate, dependence, profile, bought, AS_OF) == AS_OF + dt.timedelta(minutes=40) + TICK
     # Out, with nothing ahead: no recheck; a profile-only expression never has one.
     assert next_change(predicate, dependence, profile, bought, AS_OF + dt.timedelta(hours=1)) is None
+    # Times the expression does not read (system fields, the membership) are not even probed.
+    later = AS_OF + dt.timedelta(hours=1)
+    probes: list[dt.datetime] = []
+
+    def counted(profile: Any, events: Any, at: dt.datetime) -> bool:
+        probes.append(at)
+        return predicate(profile, events, at)
+
+    stamped = {**profile, "_lastModifiedAt": later, "segmentMembership": {"ups": {"x": {"lastQualificationTime": later}}}}
+    assert next_change(counted, dependence, stamped, [{**bought[0], "_ingestTime": later}], later, False) is None
+    assert probes == []
     assert time_dependence(parse('homeAddress.country = "US"')) is None
 
 

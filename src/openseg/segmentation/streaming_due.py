@@ -50,6 +50,9 @@ class TimeDependence:
     offsets: frozenset[dt.timedelta]
     calendar_shifts: frozenset[tuple[int, ast.TimeUnit]]
     periods: frozenset[ast.TimeUnit]
+    #: The field names the expression's paths go through (None: some path is a bare item, any field counts):
+    #: only times under them can move a bound across (``_lastModifiedAt`` cannot).
+    fields: frozenset[str] | None = None
 
     @property
     def horizon(self) -> dt.timedelta:
@@ -86,31 +89,40 @@ def time_dependence(node: ast.Node) -> TimeDependence | None:
                 periods.add(ast.TimeUnit.DAY)  # "= 1 days before now": the same UTC day, which turns at midnight
     if not reads_time:
         return None
-    offsets = {dt.timedelta(0)}
-    for first, second in itertools.product([dt.timedelta(0), *fixed], repeat=2):
-        offsets.update({first + second, first - second, -first + second, -first - second})
-    return TimeDependence(frozenset(offsets), frozenset(calendar), frozenset(periods))
+    offsets = {dt.timedelta(0), *fixed, *(-d for d in fixed)}
+    if any(isinstance(part, ast.Duration) for part in node.walk()):
+        # ``now - 3 days`` as a window's anchor: a bound lies a window's length from a moved anchor.
+        for first, second in itertools.product([dt.timedelta(0), *fixed], repeat=2):
+            offsets.update({first + second, first - second, -first + second, -first - second})
+    paths = [part for part in node.walk() if isinstance(part, ast.FieldPath) and part.root is not ast.Root.EVENTS]
+    fields = None if any(not path.segments for path in paths) else frozenset(
+        name for path in paths for name in path.segments)
+    return TimeDependence(frozenset(offsets), frozenset(calendar), frozenset(periods), fields)
 
 
-def _times(value: Any) -> Iterator[dt.datetime]:
-    """Every instant in a profile or event (dates at their UTC midnight)."""
+def _times(value: Any, fields: frozenset[str] | None) -> Iterator[dt.datetime]:
+    """Every instant in a profile or event under the named ``fields`` (None: any), dates at their UTC midnight."""
     if isinstance(value, dt.datetime):
         yield value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     elif isinstance(value, dt.date):
         yield dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _times(item)
+        for key, item in value.items():
+            if fields is None or key in fields:
+                yield from _times(item, fields)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _times(item)
+            yield from _times(item, fields)
 
 
 def _candidates(dependence: TimeDependence, profile: Mapping[str, Any], events: Sequence[Mapping[str, Any]],
                 at: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
     """The instants in ``[at, until]`` at which the value may change, in order."""
     found: set[dt.datetime] = set()
-    for t in set(_times([profile, list(events)])):
+    # Not the membership laid over the profile for ``inSegment``: its times are evaluation times, not data.
+    data = {key: value for key, value in profile.items() if key != "segmentMembership"}
+    times = {t for source in (data, *events) for t in _times(source, dependence.fields)}
+    for t in times:
         for offset in dependence.offsets:
             try:
                 moved = t + offset
