@@ -128,8 +128,8 @@ class Streamer:
         try:
             if self.log.last_seq() > self.segmenter.offset:
                 self.segmenter.run_once()
-            if self.monotonic() >= self._jobs_checked_at + JOB_CHECK_SECONDS:
-                self.segmenter.schedule_job_members()  # a job's new members of time-windowed segments
+            if self.segmenter.scheduling_members or self.monotonic() >= self._jobs_checked_at + JOB_CHECK_SECONDS:
+                self.segmenter.schedule_job_members()  # a job's new members of time-windowed segments, a chunk
                 self._jobs_checked_at = self.monotonic()
             if self.monotonic() >= self._swept_at + SWEEP_SECONDS and self.segmenter.has_due():
                 self._swept_at = self.monotonic()

@@ -135,6 +135,8 @@ class StreamSegmenter:
         self.due = due if due is not None else MemoryDueIndex()
         #: The job membership each store had when its members were last given due times.
         self._published: dict[tuple[str, str], str] = {}
+        #: Job memberships whose members are being given due times: (sandbox, policy, state, profiles left).
+        self._members_to_schedule: list[tuple[str, str, str, list[str]]] = []
         self.consumer = consumer_name(stream_log)
         self.compiled = CompiledSegments()
         self.overlay = Overlay()
@@ -215,37 +217,53 @@ class StreamSegmenter:
         due_ms = self.due.next_due()
         return due_ms is not None and due_ms <= epoch_ms(self.clock())
 
-    def schedule_job_members(self) -> int:
+    def schedule_job_members(self, limit: int = SWEEP_BATCH) -> int:
         """Give due times to the members a segment job put in time-windowed continuous segments (streaming
         never evaluated them, yet AEP exits baselined members in real time too), once per published job
-        membership; a member whose window already passed since the job is due at once. Returns how many
-        profiles were looked at."""
-        at = self.clock()
-        looked = 0
-        for sandbox_id, policy_id, pointer in self.target.published():
-            if self._published.get((sandbox_id, policy_id)) == pointer:
-                continue
-            definitions = self._definitions(sandbox_id, policy_id)
-            timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
-            profile_ids = sorted(self.target.members(sandbox_id, policy_id, timed)) if timed else []
-            store, state = self.target.membership(sandbox_id, policy_id)
-            for start in range(0, len(profile_ids), SWEEP_BATCH):
-                chunk = profile_ids[start:start + SWEEP_BATCH]
-                bases = self.target.profiles(sandbox_id, policy_id, chunk)
-                profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0))
-                            for p in chunk}
-                current = store.lookup(state, chunk)
-                results = self._evaluate(definitions, profiles, current, at)
-                dues = self._dues(sandbox_id, policy_id, definitions, results)
-                for profile_id, result in results.items():
-                    for segment_id in timed:
-                        pair = current[profile_id].get(segment_id)
-                        if result.answers[segment_id] != (pair is not None and pair.status in IN_STATUSES):
-                            dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = epoch_ms(at)
-                self.due.schedule(dues)
-                looked += len(chunk)
+        membership; a member whose window already passed since the job is due at once.
+
+        At most ``limit`` profiles per call, so that the streamer's loop goes on evaluating messages between
+        two chunks of a large membership. Returns how many profiles were looked at (0: none left)."""
+        if not self._members_to_schedule:
+            for sandbox_id, policy_id, pointer in self.target.published():
+                if self._published.get((sandbox_id, policy_id)) == pointer:
+                    continue
+                timed = [d.id for d in self._definitions(sandbox_id, policy_id)
+                         if self.compiled.dependence(d) is not None]
+                members = sorted(self.target.members(sandbox_id, policy_id, timed)) if timed else []
+                self._members_to_schedule.append((sandbox_id, policy_id, pointer, members))
+        while self._members_to_schedule and not self._members_to_schedule[0][3]:
+            sandbox_id, policy_id, pointer, _ = self._members_to_schedule.pop(0)
             self._published[(sandbox_id, policy_id)] = pointer
-        return looked
+        if not self._members_to_schedule:
+            return 0
+        sandbox_id, policy_id, pointer, members = self._members_to_schedule[0]
+        chunk, rest = members[:limit], members[limit:]
+        at = self.clock()
+        definitions = self._definitions(sandbox_id, policy_id)
+        timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
+        store, state = self.target.membership(sandbox_id, policy_id)
+        bases = self.target.profiles(sandbox_id, policy_id, chunk)
+        profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0)) for p in chunk}
+        current = store.lookup(state, chunk)
+        results = self._evaluate(definitions, profiles, current, at)
+        dues = self._dues(sandbox_id, policy_id, definitions, results)
+        for profile_id, result in results.items():
+            for segment_id in timed:
+                pair = current[profile_id].get(segment_id)
+                if result.answers[segment_id] != (pair is not None and pair.status in IN_STATUSES):
+                    dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = epoch_ms(at)
+        self.due.schedule(dues)
+        self._members_to_schedule[0] = (sandbox_id, policy_id, pointer, rest)
+        if not rest:
+            self._members_to_schedule.pop(0)
+            self._published[(sandbox_id, policy_id)] = pointer
+        return len(chunk)
+
+    @property
+    def scheduling_members(self) -> bool:
+        """Whether a job's members are still being given due times (:meth:`schedule_job_members` has more)."""
+        return bool(self._members_to_schedule)
 
     def sweep(self, limit: int = SWEEP_BATCH) -> Swept:
         """Evaluate the profiles of the pairs due at the clock's time (at most ``limit`` pairs) for every
@@ -332,7 +350,8 @@ class StreamSegmenter:
             total += done.messages
             if done.messages == 0:
                 break
-        self.schedule_job_members()
+        while self.schedule_job_members():
+            pass
         while self.sweep().pairs:
             pass
         return total
