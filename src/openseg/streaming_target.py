@@ -10,19 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 import pyarrow.parquet as pq
 from sqlalchemy import select
+from sqlglot import exp
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.catalog.streaming import STREAM_SEQ
 from openseg.profiles import lookup
 from openseg.profiles.identity import identity_key
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
-from openseg.segmentation.membership import MembershipStore, State, all_stores, store_for
-from openseg.segmentation.membership.layout import in_column, mask_of, word_of
-from openseg.segmentation.membership.store import parquet_files
+from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
 from openseg.store.models import Batch, Dataset, ProfileStore
 from openseg.streaming.ports import BaseProfile
@@ -131,22 +129,14 @@ class StoresSegmentationTarget:
         return [(sandbox_id, policy_id, str(pointer)) for sandbox_id, policy_id, pointer in rows]
 
     def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
-        _, state = self.membership(sandbox_id, policy_id)
-        snapshot = state.snapshot_path if state is not None else None
-        if state is None or snapshot is None:
+        store, state = self.membership(sandbox_id, policy_id)
+        if state is None or not segment_ids:
             return set()
-        found: set[str] = set()
-        for part in parquet_files(snapshot):
-            names = set(pq.read_schema(part).names)
-            for segment_id in segment_ids:
-                entry = state.segments.get(segment_id)
-                column = in_column(word_of(entry.bit)) if entry is not None else None
-                if column is None or column not in names:
-                    continue
-                table = pq.read_table(part, columns=["_profile_id", column])
-                bit = pc.bit_wise_and(table[column], pa.scalar(mask_of(entry.bit), pa.int64()))  # type: ignore[union-attr]
-                found.update(table.filter(pc.not_equal(bit, 0))["_profile_id"].to_pylist())
-        return found
+        with duckdb.connect() as con:
+            store.register_long_form(con, state, "members", segment_ids)
+            query = exp.select(exp.column("_profile_id")).distinct().from_("members").where(
+                exp.column("status").isin(*(exp.Literal.string(s) for s in IN_STATUSES)))
+            return {row[0] for row in con.execute(query.sql("duckdb")).fetchall()}
 
     def memberships(self) -> list[MembershipStore]:
         return all_stores(self.services.settings.home)

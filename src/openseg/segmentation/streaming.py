@@ -31,6 +31,11 @@ class Pair(Protocol):
     @property
     def last_qualification_time(self) -> dt.datetime: ...
 
+    @property
+    def is_in(self) -> bool:
+        """Whether the profile is in the segment (``realized`` or ``existing``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ContinuousDefinition:

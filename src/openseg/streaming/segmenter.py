@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openseg.segmentation.membership.rule import IN_STATUSES
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
@@ -251,7 +250,7 @@ class StreamSegmenter:
         for profile_id, result in results.items():
             for segment_id in timed:
                 pair = current[profile_id].get(segment_id)
-                if result.answers[segment_id] != (pair is not None and pair.status in IN_STATUSES):
+                if result.answers[segment_id] != (pair is not None and pair.is_in):
                     dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = epoch_ms(at)
         self.due.schedule(dues)
         self._members_to_schedule[0] = (sandbox_id, policy_id, pointer, rest)
