@@ -114,3 +114,16 @@ def test_a_micro_batch_killed_before_its_membership_is_written_schedules_again(t
     clock.now = T0 + dt.timedelta(hours=1)
     restarted.run_until_idle()
     assert history(target, "policy-a") == [(P1, "seg-us", "entered"), (P1, "seg-us", "exited")]
+
+
+def test_a_segment_of_the_expiring_segment_leaves_in_the_same_sweep(target: FakeTarget) -> None:
+    dependant = ContinuousDefinition("seg-of-us", 1, "policy-a", 'inSegment("seg-us")', ("seg-us",))
+    target.definitions = [*target.definitions, dependant]
+    log, clock = FakeLog(), Clock()
+    segmenter = StreamSegmenter(log, target, clock)
+    log.add("event", click(1, T0 - dt.timedelta(minutes=5), "e1"))
+    segmenter.run_until_idle()
+    assert ups(target, "policy-a", P1) == {"seg-us": ("realized", T0), "seg-of-us": ("realized", T0)}
+    clock.now = T0 + dt.timedelta(minutes=56)
+    assert segmenter.sweep().pairs == 1  # only seg-us has a window; its profile is evaluated for both
+    assert ups(target, "policy-a", P1) == {"seg-us": ("exited", clock.now), "seg-of-us": ("exited", clock.now)}
