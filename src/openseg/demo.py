@@ -125,8 +125,7 @@ def _define_and_run(services: Services, scope: Scope) -> None:
                                                   lambda: sandbox_schema(services, scope)).id
     definitions.create_definition(services.uow(), scope, {
         "name": STREAMING_SEGMENT, "expression": {"type": "PQL", "format": "pql/text", "value": STREAMING_PQL},
-        "evaluationInfo": {"batch": {"enabled": False}, "continuous": {"enabled": True},
-                           "synchronous": {"enabled": False}},
+        "evaluationInfo": {"continuous": {"enabled": True}},
     }, lambda: sandbox_schema(services, scope))
     both = (f'inSegment("{ids["US residents"]}") and inSegment("{ids["Gold and platinum members"]}")')
     definitions.create_definition(services.uow(), scope, {
