@@ -58,6 +58,11 @@ def epoch_ms(instant: dt.datetime) -> int:
     return -(-(instant - _EPOCH) // _MS)
 
 
+def _now_ms(instant: dt.datetime) -> int:
+    """An instant as epoch milliseconds, rounded down (what is due by then has its due time passed)."""
+    return (instant - _EPOCH) // _MS
+
+
 def consumer_name(stream_log: StreamLog) -> str:
     """Streaming segmentation's name for its offset in this log."""
     return f"segments:{stream_log.log_id}"
@@ -214,7 +219,7 @@ class StreamSegmenter:
     def has_due(self) -> bool:
         """Whether some (profile, segment) pair is due at the clock's time."""
         due_ms = self.due.next_due()
-        return due_ms is not None and due_ms <= epoch_ms(self.clock())
+        return due_ms is not None and due_ms <= _now_ms(self.clock())
 
     def schedule_job_members(self, limit: int = SWEEP_BATCH) -> int:
         """Give due times to the members a segment job put in time-windowed continuous segments (streaming
@@ -251,7 +256,7 @@ class StreamSegmenter:
             for segment_id in timed:
                 pair = current[profile_id].get(segment_id)
                 if result.answers[segment_id] != (pair is not None and pair.is_in):
-                    dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = epoch_ms(at)
+                    dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = _now_ms(at)
         self.due.schedule(dues)
         self._members_to_schedule[0] = (sandbox_id, policy_id, pointer, rest)
         if not rest:
@@ -268,7 +273,7 @@ class StreamSegmenter:
         """Evaluate the profiles of the pairs due at the clock's time (at most ``limit`` pairs) for every
         continuous segment of their store, write what moved, and schedule their next due times."""
         at = self.clock()
-        entries = self.due.due(epoch_ms(at), limit)
+        entries = self.due.due(_now_ms(at), limit)
         groups: dict[tuple[str, str], list[DueKey]] = {}
         for key, _ in entries:
             groups.setdefault((key.sandbox_id, key.policy_id), []).append(key)
