@@ -86,3 +86,18 @@ def test_members_a_job_found_exit_when_their_window_passes(
     assert members(client, org, segment) == emails(3)
     job = job_at(client, org, drain, monkeypatch, clock.now, segment)
     assert job["metrics"]["openseg:streamingDrift"] == {segment: {"onlyBatch": 0, "onlyStream": 0, "baseline": False}}
+
+
+def test_a_job_member_whose_window_passed_before_the_streamer_looked_exits_at_once(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events = create_dataset(client, org.headers(), "events", EVENT_SCHEMA)
+    upload_batch(client, org.headers(), events, {"events.json": json_lines([view(1, 1, T0 - dt.timedelta(minutes=40))])})
+    load_people(client, org, drain, [person(1)])
+    segment = define(client, org, "recent US viewers", RECENT_US_VIEWER)["id"]
+    job_at(client, org, drain, monkeypatch, T0, segment)
+    clock = Clock()
+    clock.now = T0 + dt.timedelta(minutes=25)  # the streamer starts after p1's view left the hour
+    assert durable_streamer(services, clock).run_until_idle() == 0
+    assert ups(client, org, "p1@example.com") == {
+        segment: {"status": "exited", "lastQualificationTime": "2026-12-02T10:25:00Z"}}
