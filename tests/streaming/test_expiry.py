@@ -127,3 +127,21 @@ def test_a_segment_of_the_expiring_segment_leaves_in_the_same_sweep(target: Fake
     clock.now = T0 + dt.timedelta(minutes=56)
     assert segmenter.sweep().pairs == 1  # only seg-us has a window; its profile is evaluated for both
     assert ups(target, "policy-a", P1) == {"seg-us": ("exited", clock.now), "seg-of-us": ("exited", clock.now)}
+
+
+def test_a_sequence_enters_when_its_later_step_falls_due(target: FakeTarget) -> None:
+    # A cart, then a reminder that has been out for half an hour: due half an hour after the reminder.
+    target.definitions = [ContinuousDefinition(
+        "seg-reminded", 1, "policy-a",
+        'chain(xEvent, timestamp, [C0: WHAT(eventType = "cart") WHEN(<= 1 days before now), '
+        'C1: WHAT(eventType = "reminder") WHEN(> 30 minutes before now)])')]
+    log, clock = FakeLog(), Clock()
+    segmenter = StreamSegmenter(log, target, clock)
+    log.add("event", {**click(1, T0 - dt.timedelta(hours=2), "c1"), "eventType": "cart"})
+    log.add("event", {**click(1, T0 - dt.timedelta(minutes=10), "r1"), "eventType": "reminder"})
+    segmenter.run_until_idle()
+    assert ups(target, "policy-a", P1) == {}
+    assert segmenter.due.next_due() == epoch_ms(T0 + dt.timedelta(minutes=20, milliseconds=1))
+    clock.now = T0 + dt.timedelta(minutes=20, seconds=1)
+    segmenter.run_until_idle()
+    assert ups(target, "policy-a", P1) == {"seg-reminded": ("realized", clock.now)}
