@@ -21,6 +21,7 @@ from openseg.scope import Scope
 from openseg.segmentation.job_execution import run_segment_job
 from openseg.segmentation.jobs import RUN_SEGMENT_JOB, queue_job
 from openseg.store.db import Database
+from openseg.store.stream_due import SqliteDueIndex
 from openseg.store.unit_of_work import JobServices, SqlAlchemyUnitOfWork
 from openseg.streaming.flusher import Streamer
 from openseg.streaming.segmenter import StreamSegmenter
@@ -83,4 +84,5 @@ def streamer(services: Services) -> Streamer:
     """The streaming consumer of this host's stream log (a daemon of the worker; ``openseg streamer`` alone)."""
     sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock")
     stream_log = services.stream_log()
-    return Streamer(stream_log, sink, segmenter=StreamSegmenter(stream_log, StoresSegmentationTarget(services)))
+    due = SqliteDueIndex(services.settings.home / "stream" / "due.sqlite")
+    return Streamer(stream_log, sink, segmenter=StreamSegmenter(stream_log, StoresSegmentationTarget(services), due=due))

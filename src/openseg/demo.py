@@ -1,5 +1,6 @@
 """``openseg serve --demo``: an org, demo profiles and events loaded through batch ingestion, a few
-segment definitions evaluated once, and credentials with a ready-to-paste curl."""
+segment definitions evaluated once, a few product views streamed (each start) so that the streaming segment
+changes while the server runs, and credentials with a ready-to-paste curl."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from sqlalchemy import select
 
 from openseg.catalog import service as catalog
 from openseg.catalog.processing import INGEST_BATCH
+from openseg.clock import now_ms
 from openseg.container import Services
 from openseg.demo_data import events, profiles, write_jsonl
 from openseg.scope import Scope
 from openseg.segmentation import definitions, jobs
 from openseg.store import tenancy
-from openseg.store.models import Dataset
+from openseg.store.models import Dataset, StreamingConnection
 from openseg.store.tenancy import issue_credentials
+from openseg.streaming.collection import Collector
+from openseg.streaming.connections import Where, create_connection
 from openseg.worker.queue import enqueue
 
 DEMO_ORG = "demo@AdobeOrg"
@@ -37,6 +41,13 @@ DEMO_SEGMENTS = {
         'C1: WHAT(eventType = "commerce.purchases") WHEN(<= 7 days after C0)])'
     ),
 }
+#: The streaming (continuous) demo segment: the product views the demo streams enter it at once, and an hour
+#: later they leave it with no new event.
+STREAMING_SEGMENT = "Viewed a product in the last hour"
+STREAMING_PQL = 'xEvent[eventType = "commerce.productViews" and timestamp occurs <= 1 hours before now]'
+DEMO_CONNECTION = "Demo web events"
+#: How many demo profiles get a streamed product view at each start.
+STREAMED_VIEWS = 5
 
 
 def ensure_demo(services: Services, print_to: Callable[[str], None] = print, *, profile_count: int = 10_000,
@@ -53,17 +64,22 @@ def ensure_demo(services: Services, print_to: Callable[[str], None] = print, *, 
         print_to(f"Loading demo data: {profile_count:,} profiles and {event_count:,} events ...")
         _load(services, scope, profile_count, event_count)
         _define_and_run(services, scope)
+    streamed = stream_views(services, scope)
     settings = services.settings
     base = f"http://{settings.host}:{settings.port}"
+    print_to(f"Streamed {len(streamed)} product views ({', '.join(streamed)}): they enter the streaming segment "
+             f"'{STREAMING_SEGMENT}' within a second of the start, and leave it an hour later.")
     print_to("openseg demo ready. Credentials:")
     print_to(f"  export ACCESS_TOKEN={issued.access_token} API_KEY={issued.api_key} IMS_ORG={issued.org_id}")
     print_to(f"Open the UI (charts of jobs and segment sizes): {base}/ui#token={issued.access_token}"
              f"&key={issued.api_key}&org={issued.org_id}&sandbox=prod")
+    headers = ("-H \"Authorization: Bearer $ACCESS_TOKEN\" -H \"x-api-key: $API_KEY\" "
+               "-H \"x-gw-ims-org-id: $IMS_ORG\" -H 'x-sandbox-name: prod'")
     print_to("Try:")
-    print_to(
-        f"  curl -s {base}/data/core/ups/segment/jobs -H \"Authorization: Bearer $ACCESS_TOKEN\" "
-        f"-H \"x-api-key: $API_KEY\" -H \"x-gw-ims-org-id: $IMS_ORG\" -H 'x-sandbox-name: prod'"
-    )
+    print_to(f"  curl -s {base}/data/core/ups/segment/jobs {headers}")
+    if streamed:
+        print_to(f"  curl -s '{base}/data/core/ups/access/entities?schema.name=_xdm.context.profile"
+                 f"&entityId={streamed[0]}&entityIdNS=email' {headers}   # segmentMembership.ups: realized")
     return issued.to_json()
 
 
@@ -107,6 +123,10 @@ def _define_and_run(services: Services, scope: Scope) -> None:
         body = {"name": name, "expression": {"type": "PQL", "format": "pql/text", "value": pql}}
         ids[name] = definitions.create_definition(services.uow(), scope, body,
                                                   lambda: sandbox_schema(services, scope)).id
+    definitions.create_definition(services.uow(), scope, {
+        "name": STREAMING_SEGMENT, "expression": {"type": "PQL", "format": "pql/text", "value": STREAMING_PQL},
+        "evaluationInfo": {"continuous": {"enabled": True}},
+    }, lambda: sandbox_schema(services, scope))
     both = (f'inSegment("{ids["US residents"]}") and inSegment("{ids["Gold and platinum members"]}")')
     definitions.create_definition(services.uow(), scope, {
         "name": "US gold and platinum", "expression": {"type": "PQL", "format": "pql/text", "value": both},
@@ -116,4 +136,34 @@ def _define_and_run(services: Services, scope: Scope) -> None:
     services.worker.run_until_idle()
 
 
-__all__ = ["DEMO_ORG", "DEMO_SEGMENTS", "ensure_demo"]
+def stream_views(services: Services, scope: Scope, count: int = STREAMED_VIEWS) -> list[str]:
+    """Stream a product view, timestamped now, for each of the first ``count`` demo profiles through a
+    streaming connection of the demo events dataset (created once), as a web site would; the streamer of
+    the server evaluates them. Returns the profiles' emails."""
+    store = services.streaming_store()
+    with services.db.session() as session:
+        events_dataset = session.scalars(select(Dataset.id).where(Dataset.sandbox_id == scope.sandbox_id,
+                                                                  Dataset.name == EVENTS_DATASET)).first()
+        existing = session.scalars(select(StreamingConnection.id).where(
+            StreamingConnection.sandbox_id == scope.sandbox_id, StreamingConnection.dataset_id == events_dataset,
+            StreamingConnection.name == DEMO_CONNECTION)).first()
+    if events_dataset is None:
+        return []
+    connection = store.get(scope.org_id, scope.sandbox_id, existing) if existing else None
+    if connection is None:
+        connection = create_connection(store, store, Where(scope.org_id, scope.sandbox_id, "prod"), {
+            "name": DEMO_CONNECTION, "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"},
+            "auth": {"specName": "Streaming Connection", "params": {"dataType": "xdm", "datasetId": events_dataset}},
+        }, now_ms())
+    collector = Collector(store, store, services.stream_log(), now_ms)
+    emails = [p["identityMap"]["email"][0]["id"] for p in profiles(count)]
+    at = datetime.now(UTC)
+    for email in emails:
+        record = {"_id": f"demo-view-{email}-{now_ms()}", "timestamp": at.isoformat().replace("+00:00", "Z"),
+                  "eventType": "commerce.productViews", "identityMap": {"email": [{"id": email, "primary": True}]}}
+        collector.collect(connection, {"header": {"schemaRef": {"id": catalog.EVENT_SCHEMA}},
+                                       "body": {"xdmEntity": record}}, sync=False)
+    return emails
+
+
+__all__ = ["DEMO_ORG", "DEMO_SEGMENTS", "STREAMING_SEGMENT", "ensure_demo", "stream_views"]

@@ -10,17 +10,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow.parquet as pq
 from sqlalchemy import select
+from sqlglot import exp
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.catalog.streaming import STREAM_SEQ
 from openseg.profiles import lookup
 from openseg.profiles.identity import identity_key
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
-from openseg.segmentation.membership import MembershipStore, State, all_stores, store_for
+from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
-from openseg.store.models import Batch, Dataset
+from openseg.store.models import Batch, Dataset, ProfileStore
 from openseg.streaming.ports import BaseProfile
 
 if TYPE_CHECKING:
@@ -95,12 +97,46 @@ class StoresSegmentationTarget:
         new_id = min(identity_key(namespace, identity) for namespace, identity in identities)
         return BaseProfile(new_id, None, [], self._watermark(sandbox_id, built_at))
 
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        build = self._build(policy_id)
+        if build is None or not profile_ids:
+            return {}
+        store, built_at = build
+        watermark = self._watermark(sandbox_id, built_at)
+        wanted = [("_profile_id", "in", list(profile_ids))]
+        rows = {row["_profile_id"]: row for row in
+                pq.read_table(store / PROFILES_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict")}
+        events: dict[str, list[dict[str, Any]]] = {}
+        for event in pq.read_table(store / EVENTS_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict"):
+            events.setdefault(event["_profile_id"], []).append(event)
+        return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(
+                    events.get(profile_id, []),
+                    key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or "")), watermark)
+                for profile_id in profile_ids}
+
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         store = store_for(self.services.settings.home, sandbox_id, policy_id)
         with self.services.uow() as uow:
             record = uow.profile_stores.get(policy_id)
             uow.commit()
         return store, store.state(record.membership_path if record else None)
+
+    def published(self) -> list[tuple[str, str, str]]:
+        with self.services.db.session() as session:
+            rows = session.execute(select(ProfileStore.sandbox_id, ProfileStore.merge_policy_id,
+                                          ProfileStore.membership_path)
+                                   .where(ProfileStore.membership_path.is_not(None))).all()
+        return [(sandbox_id, policy_id, str(pointer)) for sandbox_id, policy_id, pointer in rows]
+
+    def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
+        store, state = self.membership(sandbox_id, policy_id)
+        if state is None or not segment_ids:
+            return set()
+        with duckdb.connect() as con:
+            store.register_long_form(con, state, "members", segment_ids)
+            query = exp.select(exp.column("_profile_id")).distinct().from_("members").where(
+                exp.column("status").isin(*(exp.Literal.string(s) for s in IN_STATUSES)))
+            return {row[0] for row in con.execute(query.sql("duckdb")).fetchall()}
 
     def memberships(self) -> list[MembershipStore]:
         return all_stores(self.services.settings.home)

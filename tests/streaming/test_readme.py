@@ -16,3 +16,5 @@ def test_readme_streaming_walkthrough(services: Services, tmp_path: Path) -> Non
     assert '"syncValidation":{"status":"pass"}' in out
     assert '"responses":[{"xactionId":' in out and 'Messagehasunknownxdmformat"}]' in out
     assert '"cat@example.com"' in out and '"country":"US"' in out
+    assert "continuous:{'enabled':True}" in out
+    assert 'CatinRecentUSviewers:{"status":"realized","lastQualificationTime":' in out

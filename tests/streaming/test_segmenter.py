@@ -69,8 +69,17 @@ class FakeTarget:
         return BaseProfile(profile_id, self.rows.get(profile_id), list(self.events.get(profile_id, [])),
                            self.watermark)
 
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        return {p: BaseProfile(p, self.rows.get(p), list(self.events.get(p, [])), self.watermark) for p in profile_ids}
+
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         return MembershipStore(self.root / policy_id), None
+
+    def published(self) -> list[tuple[str, str, str]]:
+        return []
+
+    def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
+        return set()
 
     def memberships(self) -> list[MembershipStore]:
         return [MembershipStore(path) for path in sorted(self.root.iterdir())] if self.root.is_dir() else []

@@ -18,6 +18,7 @@ from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.evaluate import Progress, SegmentsFailed, evaluate_segments
 from openseg.segmentation.jobs import DELETED
+from openseg.segmentation.streaming_drift import DRIFT_METRIC, continuous_segments, streaming_drift
 from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class PolicyOutcome:
     qualified: dict[str, int]
     by_namespace: dict[str, dict[str, int]]
     cost: dict[str, Any] = field(default_factory=dict)
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def membership_store(services: Services, sandbox_id: str, policy_id: str) -> membership.MembershipStore:
@@ -121,6 +123,9 @@ def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict
         by_policy[segment["mergePolicy"]["id"]].append((segment["id"], segment["expression"]["value"]))
     outcomes: dict[str, PolicyOutcome] = {}
     failed_segments: dict[str, str] = {}
+    with services.uow() as uow:
+        continuous = continuous_segments(uow.segment_definitions.in_sandbox(scope.sandbox_id))
+        uow.commit()
     seg_start = now_ms()
     for index, (policy_id, members) in enumerate(by_policy.items()):
         with services.db.session() as session:
@@ -144,9 +149,9 @@ def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict
         failed_segments.update(failures)
         if not parsed:
             continue  # nothing of this merge policy could be parsed: its membership stays as it was
+        previous = store_of_members.state(pointer)
         try:
-            evaluation = evaluate_segments(services, store, parsed, as_of, store_of_members,
-                                           store_of_members.state(pointer), job_id,
+            evaluation = evaluate_segments(services, store, parsed, as_of, store_of_members, previous, job_id,
                                            _reporter(services, job_id, policy_id, index, len(by_policy)))
         except SegmentsFailed as failed:
             # Nothing of this merge policy could be evaluated: its membership stays as it was.
@@ -158,7 +163,7 @@ def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict
             policy_id=policy_id, store_path=store, members=store_of_members,
             staged=evaluation.staged, total_profiles=evaluation.total_profiles,
             counts=evaluation.counts, qualified=evaluation.qualified, by_namespace=evaluation.by_namespace,
-            cost=evaluation.cost,
+            cost=evaluation.cost, drift=streaming_drift(continuous, evaluation.counts, previous),
         )
     seg_end = now_ms()
     if failed_segments and not outcomes:
@@ -219,12 +224,14 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
             "segmentedProfileByNamespaceCounter": {},
             "segmentedProfileByStatusCounter": {},
             "openseg:segmentCost": {},
+            DRIFT_METRIC: {},
         }
         for outcome in outcomes.values():
             metrics["segmentedProfileCounter"].update(outcome.qualified)
             metrics["segmentedProfileByNamespaceCounter"].update(outcome.by_namespace)
             metrics["segmentedProfileByStatusCounter"].update(outcome.counts)
             metrics["openseg:segmentCost"].update(outcome.cost)
+            metrics[DRIFT_METRIC].update(outcome.drift)
         job.metrics = metrics
         if failed:
             lifecycle.add_errors(job, segment_errors(failed))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from openseg.pql import parse
 from openseg.pql.to_python import TimedPredicate, compile_timed
+from openseg.segmentation.streaming_due import TimeDependence, next_change, time_dependence
 
 #: The namespace of openseg's own segments in ``segmentMembership``.
 UPS = "ups"
@@ -29,6 +30,11 @@ class Pair(Protocol):
 
     @property
     def last_qualification_time(self) -> dt.datetime: ...
+
+    @property
+    def is_in(self) -> bool:
+        """Whether the profile is in the segment (``realized`` or ``existing``)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,17 +57,26 @@ def is_continuous(evaluation_info: Mapping[str, Any] | None) -> bool:
 
 @dataclass
 class CompiledSegments:
-    """Predicates compiled once per definition version (an edit compiles the new version once)."""
+    """Predicates compiled once per definition version (an edit compiles the new version once), with what of
+    each follows the clock (``streaming_due.time_dependence``)."""
 
-    _compiled: dict[tuple[str, int], TimedPredicate] = field(default_factory=dict)
+    _compiled: dict[tuple[str, int], tuple[TimedPredicate, TimeDependence | None]] = field(default_factory=dict)
 
-    def predicate(self, definition: ContinuousDefinition) -> TimedPredicate:
+    def _entry(self, definition: ContinuousDefinition) -> tuple[TimedPredicate, TimeDependence | None]:
         key = (definition.id, definition.version)
         if key not in self._compiled:
             for old in [k for k in self._compiled if k[0] == definition.id]:
                 del self._compiled[old]
-            self._compiled[key] = compile_timed(parse(definition.pql))
+            node = parse(definition.pql)
+            self._compiled[key] = (compile_timed(node), time_dependence(node))
         return self._compiled[key]
+
+    def predicate(self, definition: ContinuousDefinition) -> TimedPredicate:
+        return self._entry(definition)[0]
+
+    def dependence(self, definition: ContinuousDefinition) -> TimeDependence | None:
+        """How the definition's answer moves with time alone (None: it does not)."""
+        return self._entry(definition)[1]
 
 
 def dependency_order(definitions: Iterable[ContinuousDefinition]) -> list[ContinuousDefinition]:
@@ -144,28 +159,52 @@ def overlay_events(events: Sequence[Mapping[str, Any]], streamed: Sequence[Mappi
     return sorted(merged, key=lambda e: e["timestamp"] or dt.datetime.min.replace(tzinfo=dt.UTC))
 
 
-def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments, profile: Mapping[str, Any],
-             events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair], at: dt.datetime
-             ) -> dict[str, bool]:
+@dataclass(frozen=True)
+class Evaluation:
+    """A profile's answers at one time, and when each time-windowed answer may next change without new data
+    (segment id -> instant; absent: never)."""
+
+    answers: dict[str, bool]
+    due: dict[str, dt.datetime]
+
+
+def evaluate_timed(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments,
+                   profile: Mapping[str, Any], events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair],
+                   at: dt.datetime) -> Evaluation:
     """Whether the profile qualifies at ``at`` for each definition, in dependency order: ``inSegment`` reads
-    the profile's membership with the earlier definitions' new answers in it (as a job's plan does)."""
+    the profile's membership with the earlier definitions' new answers in it (as a job's plan does); and
+    when to look again (``streaming_due.next_change``)."""
     ups: dict[str, dict[str, Any]] = {s: {"status": p.status, "lastQualificationTime": p.last_qualification_time}
                                       for s, p in membership.items()}
     answers: dict[str, bool] = {}
+    due: dict[str, dt.datetime] = {}
     for definition in dependency_order(definitions):
         subject = {**profile, "segmentMembership": {**(profile.get("segmentMembership") or {}), UPS: ups}}
-        qualifies = compiled.predicate(definition)(subject, events, at)
+        predicate = compiled.predicate(definition)
+        qualifies = predicate(subject, events, at)
         answers[definition.id] = qualifies
+        change = next_change(predicate, compiled.dependence(definition), subject, events, at, qualifies)
+        if change is not None:
+            due[definition.id] = change
         ups = {**ups, definition.id: {"status": "realized" if qualifies else "exited", "lastQualificationTime": at}}
-    return answers
+    return Evaluation(answers, due)
+
+
+def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments, profile: Mapping[str, Any],
+             events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair], at: dt.datetime
+             ) -> dict[str, bool]:
+    """:func:`evaluate_timed`'s answers only."""
+    return evaluate_timed(definitions, compiled, profile, events, membership, at).answers
 
 
 __all__ = [
     "CompiledSegments",
     "ContinuousDefinition",
+    "Evaluation",
     "Pair",
     "dependency_order",
     "evaluate",
+    "evaluate_timed",
     "event_time",
     "is_continuous",
     "overlay_events",

@@ -29,6 +29,11 @@ FLUSH_RECORDS = 10_000
 FLUSH_SECONDS = 1.0
 #: How long streaming segmentation waits after a failure before it tries the same messages again.
 SEGMENT_RETRY_SECONDS = 5.0
+#: At most one sweep of due time windows this often: each sweep is one change file of the membership store,
+#: which every lookup reads until a job folds it, so pairs due close together are swept together.
+SWEEP_SECONDS = 1.0
+#: How often the streamer looks for a segment job's new membership (whose time-windowed members need due times).
+JOB_CHECK_SECONDS = 5.0
 
 
 def consumer_name(stream_log: StreamLog) -> str:
@@ -103,6 +108,8 @@ class Streamer:
         self.sink = sink
         self.segmenter = segmenter
         self._segment_retry_at = float("-inf")
+        self._jobs_checked_at = float("-inf")
+        self._swept_at = float("-inf")
         self.flush_seconds = flush_seconds
         self.max_records = max_records
         self.poll_seconds = poll_seconds
@@ -113,13 +120,20 @@ class Streamer:
         return () if self.segmenter is None else (self.segmenter.offset,)
 
     def _segment(self) -> None:
-        """One micro-batch of streaming segmentation, if messages wait. A failure is logged and retried after
-        ``SEGMENT_RETRY_SECONDS``, without stopping the flushes (the log keeps what it has not applied)."""
+        """One micro-batch of streaming segmentation, if messages wait, and one sweep of the pairs due. A failure
+        is logged and retried after ``SEGMENT_RETRY_SECONDS``, without stopping the flushes (the log keeps what it
+        has not applied)."""
         if self.segmenter is None or self.monotonic() < self._segment_retry_at:
             return
         try:
             if self.log.last_seq() > self.segmenter.offset:
                 self.segmenter.run_once()
+            if self.segmenter.scheduling_members or self.monotonic() >= self._jobs_checked_at + JOB_CHECK_SECONDS:
+                self.segmenter.schedule_job_members()  # a job's new members of time-windowed segments, a chunk
+                self._jobs_checked_at = self.monotonic()
+            if self.monotonic() >= self._swept_at + SWEEP_SECONDS and self.segmenter.has_due():
+                self._swept_at = self.monotonic()
+                self.segmenter.sweep()  # time windows that passed since the last sweep
         except Exception:
             log.exception("streaming segmentation failed; retrying in %.0f s", SEGMENT_RETRY_SECONDS)
             self._segment_retry_at = self.monotonic() + SEGMENT_RETRY_SECONDS

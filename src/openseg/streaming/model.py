@@ -102,3 +102,14 @@ class LogRange:
     consumer: str
     after: int
     through: int
+
+
+@dataclass(frozen=True, order=True)
+class DueKey:
+    """A (profile, continuous segment) pair of one membership store, whose answer may change at a known time
+    without new data (a time window passing): streaming segmentation evaluates the profile again then."""
+
+    sandbox_id: str
+    policy_id: str
+    profile_id: str
+    segment_id: str

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from openseg.segmentation.streaming import ContinuousDefinition, Pair
-from openseg.streaming.model import Connection, DatasetInfo, LogEntry, LoggedMessage, LogRange, StreamBatch
+from openseg.streaming.model import (
+    Connection,
+    DatasetInfo,
+    DueKey,
+    LogEntry,
+    LoggedMessage,
+    LogRange,
+    StreamBatch,
+)
 
 
 class ConnectionRepository(Protocol):
@@ -122,8 +130,22 @@ class SegmentationTarget(Protocol):
         None when the policy has no build."""
         ...
 
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        """The profiles of the policy's last build by id, in one read (an id the build lacks: ``row`` None,
+        no events). Empty when the policy has no build."""
+        ...
+
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[Memberships, Any]:
         """The membership store of (sandbox, policy) and its current state."""
+        ...
+
+    def published(self) -> list[tuple[str, str, str]]:
+        """``(sandbox, policy, state)`` of every membership store a job has published to (``state`` changes
+        with each job)."""
+        ...
+
+    def members(self, sandbox_id: str, policy_id: str, segment_ids: Sequence[str]) -> set[str]:
+        """The profiles the published job membership has in any of ``segment_ids``."""
         ...
 
     def memberships(self) -> Sequence[Memberships]:
@@ -136,4 +158,21 @@ class SegmentationTarget(Protocol):
 
     def record_progress(self, consumer: str, through: int) -> None:
         """Remember (durably) that ``consumer`` has applied everything through ``through``."""
+        ...
+
+
+class DueIndex(Protocol):
+    """When each (profile, continuous segment) is next evaluated without new data: one due time per pair."""
+
+    def schedule(self, dues: Mapping[DueKey, int | None]) -> None:
+        """Set each pair's due time (epoch ms), replacing the one it had; None removes the pair. Durable when
+        this returns."""
+        ...
+
+    def due(self, through_ms: int, limit: int) -> list[tuple[DueKey, int]]:
+        """The pairs due at or before ``through_ms``, earliest first, at most ``limit``."""
+        ...
+
+    def next_due(self) -> int | None:
+        """The earliest due time (None: nothing scheduled)."""
         ...

@@ -11,6 +11,14 @@ membership records its progress through the target instead.
 Exactly once: a crash between two stores' writes leaves the newest change file with a ``through`` above the
 recorded progress; the consumer then resumes after that file's ``after`` and skips, per store, the messages
 the store's own newest position already covers. Nothing is applied twice, nothing is lost.
+
+Time windows: each evaluation also says when the answer can next change with no new data (the last purchase
+leaving "purchased in the last hour", ``segmentation/streaming_due.py``); the due-time index keeps one such
+time per (profile, segment), and :meth:`StreamSegmenter.sweep` evaluates the pairs that are due, at the
+clock's time, and writes what moved through the membership store like any evaluation (so an exit by expiry
+follows the batch rule: ``exited``, ``lastQualificationTime`` the time it left). A micro-batch's due times
+are written before its membership (a crash in between replays the micro-batch, which writes them again); a
+sweep's after it (a crash in between sweeps the same pairs again, which moves nobody twice).
 """
 
 from __future__ import annotations
@@ -25,18 +33,34 @@ from typing import Any
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
-    evaluate,
+    Evaluation,
+    evaluate_timed,
     overlay_events,
     overlay_profile,
 )
-from openseg.streaming.model import LoggedMessage, LogRange
-from openseg.streaming.ports import BaseProfile, Memberships, SegmentationTarget, StreamLog
+from openseg.streaming.due import MemoryDueIndex
+from openseg.streaming.model import DueKey, LoggedMessage, LogRange
+from openseg.streaming.ports import BaseProfile, DueIndex, Memberships, SegmentationTarget, StreamLog
 
 log = logging.getLogger("openseg.streaming")
 
 #: At most this many messages make one micro-batch.
 MICRO_BATCH = 1_000
+#: At most this many due (profile, segment) pairs make one sweep.
+SWEEP_BATCH = 5_000
 PROFILE, EVENT = "profile", "event"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def epoch_ms(instant: dt.datetime) -> int:
+    """An instant as epoch milliseconds, rounded up (a due time is never early)."""
+    return -(-(instant - _EPOCH) // _MS)
+
+
+def _now_ms(instant: dt.datetime) -> int:
+    """An instant as epoch milliseconds, rounded down (what is due by then has its due time passed)."""
+    return (instant - _EPOCH) // _MS
 
 
 def consumer_name(stream_log: StreamLog) -> str:
@@ -86,21 +110,37 @@ class Segmented:
     through: int
 
 
+@dataclass(frozen=True)
+class Swept:
+    pairs: int
+    changes: int
+
+
+Profiles = dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
+
+
 class StreamSegmenter:
     """Continuous segmentation of streamed messages, one micro-batch at a time.
 
     Args:
         stream_log: The log (read after this consumer's offset).
         target: Definitions, profile builds and membership stores.
-        clock: The evaluation time of each micro-batch (UTC; tests inject one).
+        clock: The evaluation time of each micro-batch and sweep (UTC; tests inject one).
+        due: The due-time index (default: in memory).
     """
 
     def __init__(self, stream_log: StreamLog, target: SegmentationTarget,
-                 clock: Callable[[], dt.datetime] | None = None, *, max_records: int = MICRO_BATCH) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, *, max_records: int = MICRO_BATCH,
+                 due: DueIndex | None = None) -> None:
         self.log = stream_log
         self.target = target
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.max_records = max_records
+        self.due = due if due is not None else MemoryDueIndex()
+        #: The job membership each store had when its members were last given due times.
+        self._published: dict[tuple[str, str], str] = {}
+        #: Job memberships whose members are being given due times: (sandbox, policy, state, profiles left).
+        self._members_to_schedule: list[tuple[str, str, str, list[str]]] = []
         self.consumer = consumer_name(stream_log)
         self.compiled = CompiledSegments()
         self.overlay = Overlay()
@@ -142,20 +182,119 @@ class StreamSegmenter:
         changes = 0
         for (sandbox_id, policy_id), profiles in touched.items():
             store, state = self.target.membership(sandbox_id, policy_id)
-            definitions = [d for d in self.target.continuous(sandbox_id) if d.merge_policy_id == policy_id]
-            current = store.lookup(state, list(profiles))
-            evaluations = {
-                profile_id: evaluate(definitions, self.compiled, profile, events, current[profile_id], at)
-                for profile_id, (profile, events) in profiles.items()}
-            rows = store.apply(state, evaluations, at, LogRange(self.consumer, after, through))
+            definitions = self._definitions(sandbox_id, policy_id)
+            results = self._evaluate(definitions, profiles, store.lookup(state, list(profiles)), at)
+            # Due times first: a crash before the membership is written replays the micro-batch, and with it this.
+            self.due.schedule(self._dues(sandbox_id, policy_id, definitions, results))
+            rows = store.apply(state, {p: r.answers for p, r in results.items()}, at,
+                               LogRange(self.consumer, after, through))
             self._applied[store.root] = through
             changes += len(rows)
         self.target.record_progress(self.consumer, through)
         self._offset = through
         return Segmented(len(messages), changes, through)
 
+    def _definitions(self, sandbox_id: str, policy_id: str) -> list[ContinuousDefinition]:
+        return [d for d in self.target.continuous(sandbox_id) if d.merge_policy_id == policy_id]
+
+    def _evaluate(self, definitions: list[ContinuousDefinition], profiles: Profiles, current: Mapping[str, Any],
+                  at: dt.datetime) -> dict[str, Evaluation]:
+        return {profile_id: evaluate_timed(definitions, self.compiled, profile, events, current[profile_id], at)
+                for profile_id, (profile, events) in profiles.items()}
+
+    def _dues(self, sandbox_id: str, policy_id: str, definitions: list[ContinuousDefinition],
+              results: Mapping[str, Evaluation]) -> dict[DueKey, int | None]:
+        """The next due time of every (profile, time-windowed segment) evaluated (None: none any more)."""
+        timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
+        dues: dict[DueKey, int | None] = {}
+        for profile_id, result in results.items():
+            for segment_id in timed:
+                change = result.due.get(segment_id)
+                dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = \
+                    None if change is None else epoch_ms(change)
+        return dues
+
+    # -------------------------------------------------------------------------------- time windows
+
+    def has_due(self) -> bool:
+        """Whether some (profile, segment) pair is due at the clock's time."""
+        due_ms = self.due.next_due()
+        return due_ms is not None and due_ms <= _now_ms(self.clock())
+
+    def schedule_job_members(self, limit: int = SWEEP_BATCH) -> int:
+        """Give due times to the members a segment job put in time-windowed continuous segments (streaming
+        never evaluated them, yet AEP exits baselined members in real time too), once per published job
+        membership; a member whose window already passed since the job is due at once.
+
+        At most ``limit`` profiles per call, so that the streamer's loop goes on evaluating messages between
+        two chunks of a large membership. Returns how many profiles were looked at (0: none left)."""
+        if not self._members_to_schedule:
+            for sandbox_id, policy_id, pointer in self.target.published():
+                if self._published.get((sandbox_id, policy_id)) == pointer:
+                    continue
+                timed = [d.id for d in self._definitions(sandbox_id, policy_id)
+                         if self.compiled.dependence(d) is not None]
+                members = sorted(self.target.members(sandbox_id, policy_id, timed)) if timed else []
+                self._members_to_schedule.append((sandbox_id, policy_id, pointer, members))
+        while self._members_to_schedule and not self._members_to_schedule[0][3]:
+            sandbox_id, policy_id, pointer, _ = self._members_to_schedule.pop(0)
+            self._published[(sandbox_id, policy_id)] = pointer
+        if not self._members_to_schedule:
+            return 0
+        sandbox_id, policy_id, pointer, members = self._members_to_schedule[0]
+        chunk, rest = members[:limit], members[limit:]
+        at = self.clock()
+        definitions = self._definitions(sandbox_id, policy_id)
+        timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
+        store, state = self.target.membership(sandbox_id, policy_id)
+        bases = self.target.profiles(sandbox_id, policy_id, chunk)
+        profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0)) for p in chunk}
+        current = store.lookup(state, chunk)
+        results = self._evaluate(definitions, profiles, current, at)
+        dues = self._dues(sandbox_id, policy_id, definitions, results)
+        for profile_id, result in results.items():
+            for segment_id in timed:
+                pair = current[profile_id].get(segment_id)
+                if result.answers[segment_id] != (pair is not None and pair.is_in):
+                    dues[DueKey(sandbox_id, policy_id, profile_id, segment_id)] = _now_ms(at)
+        self.due.schedule(dues)
+        self._members_to_schedule[0] = (sandbox_id, policy_id, pointer, rest)
+        if not rest:
+            self._members_to_schedule.pop(0)
+            self._published[(sandbox_id, policy_id)] = pointer
+        return len(chunk)
+
+    @property
+    def scheduling_members(self) -> bool:
+        """Whether a job's members are still being given due times (:meth:`schedule_job_members` has more)."""
+        return bool(self._members_to_schedule)
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> Swept:
+        """Evaluate the profiles of the pairs due at the clock's time (at most ``limit`` pairs) for every
+        continuous segment of their store, write what moved, and schedule their next due times."""
+        at = self.clock()
+        entries = self.due.due(_now_ms(at), limit)
+        groups: dict[tuple[str, str], list[DueKey]] = {}
+        for key, _ in entries:
+            groups.setdefault((key.sandbox_id, key.policy_id), []).append(key)
+        changes = 0
+        for (sandbox_id, policy_id), keys in groups.items():
+            profile_ids = sorted({key.profile_id for key in keys})
+            bases = self.target.profiles(sandbox_id, policy_id, profile_ids)
+            profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0))
+                        for p in profile_ids}
+            store, state = self.target.membership(sandbox_id, policy_id)
+            definitions = self._definitions(sandbox_id, policy_id)
+            results = self._evaluate(definitions, profiles, store.lookup(state, profile_ids), at)
+            changes += len(store.apply(state, {p: r.answers for p, r in results.items()}, at))
+            # A pair whose segment stopped streaming (or lost its window) leaves the index.
+            dues: dict[DueKey, int | None] = dict.fromkeys(keys)
+            dues.update(self._dues(sandbox_id, policy_id, definitions, results))
+            self.due.schedule(dues)
+        return Swept(len(entries), changes)
+
     def _lay_over(self, messages: list[LoggedMessage]
-                  ) -> dict[tuple[str, str], dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]]:
+                  ) -> dict[tuple[str, str], Profiles]:
         """Add the messages to the overlay; the merged profile and events of each profile they touch, per
         (sandbox, merge policy) of a continuous definition, skipping what a store already applied."""
         # What the micro-batch asks of the target more than once is asked once.
@@ -189,25 +328,34 @@ class StreamSegmenter:
                 key = (entry.sandbox_id, policy_id, base.profile_id)
                 self.overlay.add(key, message.seq, entry.kind, entry.record)
                 keys.setdefault((entry.sandbox_id, policy_id), {})[base.profile_id] = base
-        touched: dict[tuple[str, str], dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+        touched: dict[tuple[str, str], Profiles] = {}
         for (sandbox_id, policy_id), profiles in keys.items():
             watermark = max(base.watermark for base in profiles.values())
             if watermark > self._watermarks.get((sandbox_id, policy_id), 0):  # a new build: forget what it holds
                 self.overlay.forget(sandbox_id, policy_id, watermark)
                 self._watermarks[(sandbox_id, policy_id)] = watermark
             for profile_id, base in profiles.items():
-                streamed = self.overlay.rebase((sandbox_id, policy_id, profile_id), base.watermark)
-                profile = overlay_profile(base.row, [r for _, kind, r in streamed if kind == PROFILE])
-                profile.setdefault("_profile_id", profile_id)
-                events = overlay_events(base.events, [r for _, kind, r in streamed if kind == EVENT])
-                touched.setdefault((sandbox_id, policy_id), {})[profile_id] = (profile, events)
+                touched.setdefault((sandbox_id, policy_id), {})[profile_id] = self._merged(sandbox_id, policy_id, base)
         return touched
 
+    def _merged(self, sandbox_id: str, policy_id: str, base: BaseProfile
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The profile and its events: the build's, with the streamed records newer than the build over them."""
+        streamed = self.overlay.rebase((sandbox_id, policy_id, base.profile_id), base.watermark)
+        profile = overlay_profile(base.row, [r for _, kind, r in streamed if kind == PROFILE])
+        profile.setdefault("_profile_id", base.profile_id)
+        return profile, overlay_events(base.events, [r for _, kind, r in streamed if kind == EVENT])
+
     def run_until_idle(self) -> int:
-        """Evaluate every message logged so far; how many were read."""
+        """Evaluate every message logged so far, then every pair due by now; how many messages were read."""
         total = 0
         while True:
             done = self.run_once()
             total += done.messages
             if done.messages == 0:
-                return total
+                break
+        while self.schedule_job_members():
+            pass
+        while self.sweep().pairs:
+            pass
+        return total

@@ -1,0 +1,74 @@
+"""Streaming segmentation's due-time index in a SQLite file (``$OPENSEG_HOME/stream/due.sqlite``):
+``streaming.ports.DueIndex``.
+
+One row per (profile, continuous segment) whose answer moves with time alone, keyed by its store and indexed
+by due time, so the streamer's loop finds what is due with one index range read and a pair rescheduled by a
+new event replaces its old time (``INSERT OR REPLACE``). Its own file, like the log's: the streamer is its only
+writer, and nothing else waits on its lock. ``synchronous=FULL``: a micro-batch's due times are on disk before
+its membership is written (``streaming/segmenter.py`` relies on that order).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from openseg.streaming.model import DueKey
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS due (
+    sandbox_id TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    segment_id TEXT NOT NULL,
+    due_ms INTEGER NOT NULL,
+    PRIMARY KEY (sandbox_id, policy_id, profile_id, segment_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS due_by_time ON due (due_ms);
+"""
+
+
+class SqliteDueIndex:
+    """Args: path: The SQLite file (created with its folder)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=FULL")
+        self._connection.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def schedule(self, dues: Mapping[DueKey, int | None]) -> None:
+        if not dues:
+            return
+        keep = [(k.sandbox_id, k.policy_id, k.profile_id, k.segment_id, due) for k, due in dues.items() if due is not None]
+        drop = [(k.sandbox_id, k.policy_id, k.profile_id, k.segment_id) for k, due in dues.items() if due is None]
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._connection.executemany(
+                    "DELETE FROM due WHERE sandbox_id = ? AND policy_id = ? AND profile_id = ? AND segment_id = ?", drop)
+                self._connection.executemany("INSERT OR REPLACE INTO due VALUES (?, ?, ?, ?, ?)", keep)
+                self._connection.execute("COMMIT")
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+
+    def due(self, through_ms: int, limit: int) -> list[tuple[DueKey, int]]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT sandbox_id, policy_id, profile_id, segment_id, due_ms FROM due WHERE due_ms <= ? "
+                "ORDER BY due_ms LIMIT ?", (through_ms, limit)).fetchall()
+        return [(DueKey(*row[:4]), int(row[4])) for row in rows]
+
+    def next_due(self) -> int | None:
+        with self._lock:
+            (found,) = self._connection.execute("SELECT min(due_ms) FROM due").fetchone()
+        return None if found is None else int(found)
+
+    def close(self) -> None:
+        self._connection.close()
