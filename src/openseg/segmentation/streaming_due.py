@@ -72,7 +72,9 @@ def time_dependence(node: ast.Node) -> TimeDependence | None:
             reads_time = True
             if part.kind is not ast.CurrentTimeKind.NOW:
                 periods.add(ast.TimeUnit.DAY)
-        elif isinstance(part, ast.PeriodWindow):
+        elif isinstance(part, ast.PeriodWindow | ast.PeriodEdge):
+            # ``this month`` as a window or as a window's anchor ("before this month") moves at the period's
+            # boundaries only; those of a day or longer are midnights.
             reads_time = True
             periods.add(part.unit if part.unit in (ast.TimeUnit.MINUTE, ast.TimeUnit.HOUR) else ast.TimeUnit.DAY)
         elif isinstance(part, ast.Call) and part.name in _CALENDAR_CALLS:
