@@ -30,7 +30,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
 KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
-    "segmentation-no-infrastructure": 3,
+    "segmentation-no-infrastructure": 1,
     "profiles-no-infrastructure": 2,
     "exports-no-infrastructure": 0,
     "scheduling-no-infrastructure": 0,
