@@ -221,7 +221,7 @@ def test_a_removed_source_rebuilds_in_full(lake: Lake) -> None:
     lake.sources.remove(first)
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert (stats.refresh, stats.profiles) == ("full", 1)
-    assert get_profile(store, "email", "a") is None
+    assert get_profile(store, "email", "a", engine=ENGINE) is None
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 
@@ -239,7 +239,7 @@ def test_a_source_rewritten_in_place_rebuilds_in_full(lake: Lake) -> None:
     os.utime(source.path, ns=(1, 1))
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert (stats.refresh, stats.profiles) == ("full", 1)
-    assert get_profile(store, "email", "a") is None
+    assert get_profile(store, "email", "a", engine=ENGINE) is None
 
 
 def test_a_new_policy_version_rebuilds_in_full(lake: Lake) -> None:
@@ -287,7 +287,7 @@ def test_a_new_field_rebuilds_in_full(lake: Lake) -> None:
     )
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert stats.refresh == "full"
-    profile = get_profile(store, "email", "a")
+    profile = get_profile(store, "email", "a", engine=ENGINE)
     assert profile is not None and (profile["x"], profile["loyalty"]) == (1, {"tier": "gold"})
 
 
