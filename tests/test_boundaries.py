@@ -30,8 +30,8 @@ CONTRACTS: dict[str, dict[str, Any]] = {
 KNOWN_DEBT = {
     "pql-standalone": 0,
     "pql-no-infrastructure": 0,
-    "segmentation-no-infrastructure": 3,
-    "profiles-no-infrastructure": 2,
+    "segmentation-no-infrastructure": 0,
+    "profiles-no-infrastructure": 0,
     "exports-no-infrastructure": 0,
     "scheduling-no-infrastructure": 0,
     "streaming-no-infrastructure": 0,

@@ -78,7 +78,7 @@ def explain_segment(services: Services, scope: Scope, segment_id: str, namespace
         Conflict: The segment's merge policy has no profile store yet.
     """
     segment = _segment(services, scope, segment_id)
-    profile_id = lookup.resolve_profile_id(segment.store, namespace, identity)
+    profile_id = lookup.resolve_profile_id(segment.store, namespace, identity, engine=services.reader())
     if profile_id is None:
         raise NotFound(f"no profile has identity {namespace}:{identity}",
                        report={"entityId": identity, "entityIdNS": namespace})

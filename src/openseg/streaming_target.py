@@ -86,7 +86,7 @@ class StoresSegmentationTarget:
             return None
         store, built_at = build
         for namespace, identity in identities:
-            profile_id = lookup.resolve_profile_id(store, namespace, identity)
+            profile_id = lookup.resolve_profile_id(store, namespace, identity, engine=self.services.reader())
             if profile_id is not None:
                 rows = _rows(store / PROFILES_FILE, profile_id)
                 events = sorted(_rows(store / EVENTS_FILE, profile_id),

@@ -198,3 +198,6 @@ class FakeServices:
 
     def engine(self) -> Engine:
         return self.engine_
+
+    def reader(self) -> Engine:
+        return self.engine_

@@ -128,7 +128,7 @@ def test_files_with_different_compatible_schemas_are_unified(lake: Lake) -> None
     schema = read_schema(store)["profile"]
     assert schema.field("loyalty").type == pa.struct([("points", pa.float64()), ("tier", pa.string())])
     assert schema.field("person").type == pa.struct([("gender", pa.string())])
-    first = get_profile(store, "email", "a@x")
+    first = get_profile(store, "email", "a@x", engine=ENGINE)
     assert first is not None and first["loyalty"] == {"points": 10.0} and "person" not in first
 
 
@@ -155,7 +155,7 @@ def test_identity_maps_inferred_as_structs_are_read_as_maps(lake: Lake) -> None:
     )
     store, stats = lake.build()
     assert (stats.profiles, stats.identities) == (2, 2)
-    ecid = get_profile(store, "ecid", "5")
+    ecid = get_profile(store, "ecid", "5", engine=ENGINE)
     assert ecid is not None and ecid["n"] == 2
     assert ecid["identityMap"] == {"ECID": [{"id": "5", "primary": False}]}
     (event,) = read_rows(store / "events.parquet")
@@ -213,7 +213,7 @@ def test_time_zones_and_text_last_updated_dates_are_read_as_utc(lake: Lake) -> N
         schema=zoned,
     )
     store, _ = lake.build()
-    profile = get_profile(store, "email", "a@x")
+    profile = get_profile(store, "email", "a@x", engine=ENGINE)
     assert profile is not None
     # 03:00+05:00 is 22:00Z the day before, so the Z-dated fragment is the newer one.
     assert profile["c"] == "early"
@@ -312,7 +312,7 @@ def test_fields_named_like_sql_lambda_parameters_are_plain_attributes(lake: Lake
     lake.add("profile", [{"identityMap": ids(("email", "a@x")), "e": 1, "v": {"id": "x"}, "i": [1], "key": "k"}])
     lake.add("event", [_event("e1", datetime(2024, 1, 1), ("email", "a@x"), e=2, v="w")])
     store, stats = lake.build(MergePolicySpec("mp-none", identity_graph="none"))
-    profile = get_profile(store, "email", "a@x")
+    profile = get_profile(store, "email", "a@x", engine=ENGINE)
     assert profile is not None
     assert (profile["e"], profile["v"], profile["i"], profile["key"]) == (1, {"id": "x"}, [1], "k")
     assert stats.events == 1
@@ -330,5 +330,5 @@ def test_fields_only_ever_null_are_typed_as_text_until_a_value_arrives(lake: Lak
     lake.add("profile", [{"identityMap": ids(("email", "b")), "x": 7}])
     store, _ = lake.build()
     assert read_schema(store)["profile"].field("x").type == pa.int64()
-    profile = get_profile(store, "email", "b")
+    profile = get_profile(store, "email", "b", engine=ENGINE)
     assert profile is not None and profile["x"] == 7

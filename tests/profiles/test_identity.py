@@ -10,7 +10,7 @@ from openseg.engines.graph import connected_components
 from openseg.profiles import MergePolicySpec, OversizedGraph, get_events, get_profile, resolve_profile_id
 from openseg.profiles.identity import split_oversized
 
-from .conftest import Lake, ids, read_rows
+from .conftest import ENGINE, Lake, ids, read_rows
 
 
 def test_components_are_labelled_by_their_smallest_node() -> None:
@@ -51,14 +51,14 @@ def test_fragments_and_events_sharing_identities_form_one_profile(lake: Lake) ->
     )
     store, stats = lake.build()
     assert (stats.profiles, stats.fragments, stats.events, stats.identities) == (1, 2, 1, 2)
-    assert resolve_profile_id(store, "email", "a@x") == resolve_profile_id(store, "ecid", "1") == "ecid:1"
-    profile = get_profile(store, "Email", "a@x")
+    assert resolve_profile_id(store, "email", "a@x", engine=ENGINE) == resolve_profile_id(store, "ecid", "1", engine=ENGINE) == "ecid:1"
+    profile = get_profile(store, "Email", "a@x", engine=ENGINE)
     assert profile is not None
     assert profile["identityMap"] == {
         "ECID": [{"id": "1", "primary": True}],
         "email": [{"id": "a@x", "primary": True}],
     }
-    assert [e["_id"] for e in get_events(store, "ecid:1")] == ["e1"]
+    assert [e["_id"] for e in get_events(store, "ecid:1", engine=ENGINE)] == ["e1"]
     assert read_rows(store / "identities.parquet") == [
         {"namespace": "ECID", "id": "1", "_profile_id": "ecid:1"},
         {"namespace": "email", "id": "a@x", "_profile_id": "ecid:1"},
@@ -79,7 +79,7 @@ def test_stitching_is_transitive_through_events(lake: Lake) -> None:
     )
     store, stats = lake.build()
     assert stats.profiles == 1
-    assert resolve_profile_id(store, "crm", "c9") == resolve_profile_id(store, "email", "a@x") == "crm:c9"
+    assert resolve_profile_id(store, "crm", "c9", engine=ENGINE) == resolve_profile_id(store, "email", "a@x", engine=ENGINE) == "crm:c9"
 
 
 def test_namespaces_compare_case_insensitively_and_ids_exactly(lake: Lake) -> None:
@@ -87,9 +87,9 @@ def test_namespaces_compare_case_insensitively_and_ids_exactly(lake: Lake) -> No
     lake.add("profile", [{"identityMap": ids(("email", "a@x"))}, {"identityMap": ids(("email", "A@x"))}])
     store, stats = lake.build()
     assert stats.profiles == 2
-    assert resolve_profile_id(store, "EMAIL", "a@x") == "crm:1"
-    assert resolve_profile_id(store, "email", "A@x") == "email:A@x"
-    profile = get_profile(store, "email", "a@x")
+    assert resolve_profile_id(store, "EMAIL", "a@x", engine=ENGINE) == "crm:1"
+    assert resolve_profile_id(store, "email", "A@x", engine=ENGINE) == "email:A@x"
+    profile = get_profile(store, "email", "a@x", engine=ENGINE)
     assert profile is not None
     # One display spelling per namespace: the smallest of those seen.
     assert profile["identityMap"] == {
@@ -122,14 +122,14 @@ def test_identity_graph_none_keys_profiles_by_primary_identity(lake: Lake) -> No
         {"namespace": "email", "id": "a@x", "_profile_id": "email:a@x"},
     ]
     # A lookup merges the fragments carrying exactly the identity asked for.
-    by_email = get_profile(store, "email", "a@x")
+    by_email = get_profile(store, "email", "a@x", engine=ENGINE)
     assert by_email is not None
     assert (by_email["loyalty"], by_email["person"]) == ({"tier": "gold"}, {"gender": "female"})
-    by_ecid = get_profile(store, "ECID", "1")
+    by_ecid = get_profile(store, "ECID", "1", engine=ENGINE)
     assert by_ecid is not None
     assert "loyalty" not in by_ecid and by_ecid["person"] == {"gender": "female"}
-    assert resolve_profile_id(store, "ecid", "1") == "ecid:1"
-    assert [e["_id"] for e in get_events(store, "ecid:1")] == ["e1"]
+    assert resolve_profile_id(store, "ecid", "1", engine=ENGINE) == "ecid:1"
+    assert [e["_id"] for e in get_events(store, "ecid:1", engine=ENGINE)] == ["e1"]
 
 
 def test_a_record_without_a_primary_identity_is_anchored_by_its_smallest_key(lake: Lake) -> None:
@@ -153,10 +153,10 @@ def test_graphs_over_fifty_identities_are_split_and_reported(lake: Lake) -> None
         OversizedGraph(identities=all_identities, profile_ids=("ecid:hub", "email:u50@x", "email:u51@x")),
     )
     assert stats.profiles == 3
-    hub = get_profile(store, "ECID", "hub")
+    hub = get_profile(store, "ECID", "hub", engine=ENGINE)
     assert hub is not None and len([i for items in hub["identityMap"].values() for i in items]) == 50
-    assert resolve_profile_id(store, "email", "u49@x") == "ecid:hub"
-    assert resolve_profile_id(store, "email", "u50@x") == "email:u50@x"
+    assert resolve_profile_id(store, "email", "u49@x", engine=ENGINE) == "ecid:hub"
+    assert resolve_profile_id(store, "email", "u50@x", engine=ENGINE) == "email:u50@x"
     # Nothing is dropped: every fragment is in some profile.
     assert sum(len(r["_sources"]) > 0 for r in read_rows(store / "profiles.parquet")) == 3
     manifest_graphs = lake.root.joinpath("profiles", "store", "manifest.json").read_text()

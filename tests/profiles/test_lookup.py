@@ -17,7 +17,7 @@ from openseg.profiles import (
     resolve_profile_id,
 )
 
-from .conftest import Lake, ids
+from .conftest import ENGINE, Lake, ids
 
 DAY = datetime(2024, 1, 1)
 
@@ -55,7 +55,7 @@ def store(lake: Lake) -> Path:
 
 
 def test_a_profile_is_found_by_any_identity(store: Path) -> None:
-    profile = get_profile(store, "ecid", "1")
+    profile = get_profile(store, "ecid", "1", engine=ENGINE)
     assert profile == {
         "_profile_id": "ecid:1",
         "person": {"name": {"firstName": "Ann", "lastName": "Lee"}},
@@ -66,17 +66,17 @@ def test_a_profile_is_found_by_any_identity(store: Path) -> None:
         "_hasProfileRecord": True,
         "_primaryNamespace": "email",
     }
-    assert get_profile(store, "EMAIL", "a@x") == profile
+    assert get_profile(store, "EMAIL", "a@x", engine=ENGINE) == profile
 
 
 def test_unknown_identities_find_nothing(store: Path) -> None:
-    assert get_profile(store, "email", "A@x") is None
-    assert get_profile_identities(store, "phone", "1") is None
-    assert resolve_profile_id(store, "email", "nobody") is None
+    assert get_profile(store, "email", "A@x", engine=ENGINE) is None
+    assert get_profile_identities(store, "phone", "1", engine=ENGINE) is None
+    assert resolve_profile_id(store, "email", "nobody", engine=ENGINE) is None
 
 
 def test_fields_select_paths_and_keep_identities(store: Path) -> None:
-    profile = get_profile(store, "email", "a@x", fields=["person.name.firstName", "homeAddress", "nope.x"])
+    profile = get_profile(store, "email", "a@x", fields=["person.name.firstName", "homeAddress", "nope.x"], engine=ENGINE)
     assert profile is not None
     assert {k: v for k, v in profile.items() if not k.startswith("_") and k != "identityMap"} == {
         "person": {"name": {"firstName": "Ann"}},
@@ -86,7 +86,7 @@ def test_fields_select_paths_and_keep_identities(store: Path) -> None:
 
 
 def test_profile_identities_are_listed_by_key(store: Path) -> None:
-    assert get_profile_identities(store, "Email", "a@x") == [("ECID", "1"), ("email", "a@x")]
+    assert get_profile_identities(store, "Email", "a@x", engine=ENGINE) == [("ECID", "1"), ("email", "a@x")]
 
 
 def _ids(events: list[dict[str, object]]) -> list[object]:
@@ -94,11 +94,11 @@ def _ids(events: list[dict[str, object]]) -> list[object]:
 
 
 def test_events_page_in_time_order_with_a_cursor(store: Path) -> None:
-    everything = _ids(get_events(store, "ecid:1"))
+    everything = _ids(get_events(store, "ecid:1", engine=ENGINE))
     assert everything == ["e0", "e3", "e1", "e4", "e2"]
-    first = get_events(store, "ecid:1", limit=2)
-    second = get_events(store, "ecid:1", limit=2, after=events_cursor(first[-1]))
-    third = get_events(store, "ecid:1", limit=2, after=events_cursor(second[-1]))
+    first = get_events(store, "ecid:1", limit=2, engine=ENGINE)
+    second = get_events(store, "ecid:1", limit=2, after=events_cursor(first[-1]), engine=ENGINE)
+    third = get_events(store, "ecid:1", limit=2, after=events_cursor(second[-1]), engine=ENGINE)
     assert (_ids(first), _ids(second), _ids(third)) == (["e0", "e3"], ["e1", "e4"], ["e2"])
     assert first[0] == {
         "_id": "e0",
@@ -111,18 +111,18 @@ def test_events_page_in_time_order_with_a_cursor(store: Path) -> None:
 
 
 def test_events_newest_first_and_within_a_window(store: Path) -> None:
-    newest = get_events(store, "ecid:1", order="-timestamp", limit=3)
+    newest = get_events(store, "ecid:1", order="-timestamp", limit=3, engine=ENGINE)
     assert _ids(newest) == ["e2", "e4", "e1"]
-    assert _ids(get_events(store, "ecid:1", order="-timestamp", after=events_cursor(newest[-1]))) == [
+    assert _ids(get_events(store, "ecid:1", order="-timestamp", after=events_cursor(newest[-1]), engine=ENGINE)) == [
         "e3",
         "e0",
     ]
-    window = get_events(store, "ecid:1", start=datetime(2024, 1, 2, tzinfo=UTC), end=DAY + timedelta(days=2))
+    window = get_events(store, "ecid:1", start=datetime(2024, 1, 2, tzinfo=UTC), end=DAY + timedelta(days=2), engine=ENGINE)
     assert _ids(window) == ["e1", "e4"]
 
 
 def test_events_of_an_unknown_profile_are_empty(store: Path) -> None:
-    assert get_events(store, "email:nobody") == []
+    assert get_events(store, "email:nobody", engine=ENGINE) == []
 
 
 @pytest.mark.parametrize(
@@ -141,14 +141,14 @@ def test_invalid_event_requests_are_rejected(
     store: Path, kwargs: dict[str, object], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error) as raised:
-        get_events(store, "ecid:1", **kwargs)  # type: ignore[arg-type]
+        get_events(store, "ecid:1", **kwargs, engine=ENGINE)  # type: ignore[arg-type]
     assert str(raised.value) == message
 
 
 def test_identity_graph_none_profile_without_fragments_is_the_event_only_one(lake: Lake) -> None:
     lake.add("event", [{"_id": "e", "timestamp": DAY, "identityMap": ids(("ECID", "5"))}])
     store, _ = lake.build(MergePolicySpec("mp-none", identity_graph="none"))
-    assert get_profile(store, "ECID", "5") == {
+    assert get_profile(store, "ECID", "5", engine=ENGINE) == {
         "_profile_id": "ecid:5",
         "identityMap": {"ECID": [{"id": "5", "primary": False}]},
         "_sources": [],
@@ -156,4 +156,4 @@ def test_identity_graph_none_profile_without_fragments_is_the_event_only_one(lak
         "_hasProfileRecord": False,
             "_primaryNamespace": "ECID",
     }
-    assert get_profile_identities(store, "ecid", "5") == [("ECID", "5")]
+    assert get_profile_identities(store, "ecid", "5", engine=ENGINE) == [("ECID", "5")]

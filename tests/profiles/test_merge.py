@@ -7,7 +7,7 @@ from typing import Any
 
 from openseg.profiles import MergePolicySpec, get_profile
 
-from .conftest import Lake, ids
+from .conftest import ENGINE, Lake, ids
 
 JAN, FEB, MAR = datetime(2024, 1, 1), datetime(2024, 2, 1), datetime(2024, 3, 1)
 
@@ -25,7 +25,7 @@ def _fragment(country: str | None, updated: datetime | None = None, **extra: Any
 
 def _merged(lake: Lake, policy: MergePolicySpec | None = None) -> dict[str, Any]:
     store, _ = lake.build(policy)
-    profile = get_profile(store, "email", "a@x")
+    profile = get_profile(store, "email", "a@x", engine=ENGINE)
     assert profile is not None
     return profile
 

@@ -221,7 +221,7 @@ def test_a_removed_source_rebuilds_in_full(lake: Lake) -> None:
     lake.sources.remove(first)
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert (stats.refresh, stats.profiles) == ("full", 1)
-    assert get_profile(store, "email", "a") is None
+    assert get_profile(store, "email", "a", engine=ENGINE) is None
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 
@@ -239,7 +239,7 @@ def test_a_source_rewritten_in_place_rebuilds_in_full(lake: Lake) -> None:
     os.utime(source.path, ns=(1, 1))
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert (stats.refresh, stats.profiles) == ("full", 1)
-    assert get_profile(store, "email", "a") is None
+    assert get_profile(store, "email", "a", engine=ENGINE) is None
 
 
 def test_a_new_policy_version_rebuilds_in_full(lake: Lake) -> None:
@@ -287,7 +287,7 @@ def test_a_new_field_rebuilds_in_full(lake: Lake) -> None:
     )
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
     assert stats.refresh == "full"
-    profile = get_profile(store, "email", "a")
+    profile = get_profile(store, "email", "a", engine=ENGINE)
     assert profile is not None and (profile["x"], profile["loyalty"]) == (1, {"tier": "gold"})
 
 
@@ -343,3 +343,40 @@ def test_oversized_graphs_are_replayed_with_their_earlier_records(lake: Lake, po
     stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf, engine=ENGINE)
     assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 2
     assert_same_as_full_build(lake, store, spec)
+
+
+def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake: Lake,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Row groups of 2 rows stand for LOOKUP_ROW_GROUP_ROWS at this size: the files a lookup reads by key are
+    # cut into groups of that many rows, the events file is not.
+    from openseg.profiles import build, incremental
+
+    monkeypatch.setattr(build, "LOOKUP_ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr(incremental, "LOOKUP_ROW_GROUP_ROWS", 2)
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", f"u{n}", True)], x=n) for n in range(5)], 0)
+    add(lake, "event", [xdm_event(f"e{n}", DAY0, [("email", f"u{n}", True)]) for n in range(5)], 0)
+    assert refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE).refresh == "full"
+    add(lake, "profile", [fragment([("email", "u5", True)], x=5)], 1)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
+    assert stats.refresh == "incremental"
+    built = resolve_store(store)
+
+    def groups(name: str) -> list[int]:
+        metadata = pq.ParquetFile(built / name).metadata
+        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+    # The refresh splices its new profile in as a group of its own: groups hold at most 2 rows.
+    assert (groups("profiles.parquet"), groups("identities.parquet"), groups("events.parquet")) == (
+        [2, 2, 1, 1], [2, 2, 2], [5])
+    read: list[list[int]] = []
+    real = pq.ParquetFile.read_row_groups
+
+    def spy(self: pq.ParquetFile, row_groups: list[int], *args: Any, **kwargs: Any) -> pa.Table:
+        read.append(list(row_groups))
+        return real(self, row_groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
+    profile = get_profile(store, "email", "u3", engine=ENGINE)
+    assert profile is not None and (profile["_profile_id"], profile["x"]) == ("email:u3", 3)
+    assert read == [[1], [1]]  # identities (u2, u3), then profiles (email:u2, email:u3)

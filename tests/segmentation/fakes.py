@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import TracebackType
 from typing import Self
 
@@ -82,6 +82,7 @@ class FakeMergePolicyRepository:
 class FakeSegmentJobRepository:
     def __init__(self, rows: dict[str, SegmentJob]) -> None:
         self.rows = rows
+        self.read = dict(rows)  # as the unit of work found them: ``update`` writes what differs
 
     def add(self, job: SegmentJob) -> None:
         assert job.id not in self.rows, "ids are unique"
@@ -106,6 +107,12 @@ class FakeSegmentJobRepository:
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         assert job_id in self.rows, "only a stored job is updated"
         self.rows[job_id] = replace(self.rows[job_id], status=status, updated=updated)
+
+    def update(self, job: SegmentJob) -> None:
+        assert job.id in self.rows, "only a stored job is updated"
+        read = self.read.get(job.id, self.rows[job.id])
+        changed = {f.name: getattr(job, f.name) for f in fields(job) if getattr(job, f.name) != getattr(read, f.name)}
+        self.rows[job.id] = replace(self.rows[job.id], **changed)
 
 
 class FakeWorkQueue:

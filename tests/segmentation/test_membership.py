@@ -201,3 +201,17 @@ def test_batch_and_per_profile_writes_follow_the_rule(steps: list[tuple[str, lis
             assert {(p, s): (pair.status, pair.last_qualification_time)
                     for p, segments_of in looked_up.items() for s, pair in segments_of.items()} == expected
             assert history(store, jobs) == sorted(events)
+
+
+def test_concurrent_lookups_all_answer(tmp_path: Path) -> None:
+    # Requests look profiles up from many threads at once; each must read its own rows (an open file shared
+    # between threads once failed with "ReadRangeCache did not find matching cache entry").
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = MembershipStore(tmp_path)
+    profiles = {f"p{n:05d}": ({"S"} if n % 3 else set()) for n in range(40_000)}
+    state, _ = run_job(store, None, profiles, ["S"], T1, "j1")
+    wanted = [f"p{(n * 7919) % 40_000:05d}" for n in range(2_000)]
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda p: store.lookup(state, [p])[p], wanted))
+    assert found == [({"S": PairState("realized", T1)} if int(p[1:]) % 3 else {}) for p in wanted]

@@ -187,6 +187,25 @@ def test_segment_jobs_and_their_queued_work(world: World) -> None:
     assert world.queued(set(named.values())) == [("segment_job", each.id) for each in jobs]
 
 
+def test_a_job_the_worker_runs_is_written_back(world: World) -> None:
+    here, named = world.here, ids("a")
+    queued = job(here, named["a"], created=1_000)
+    with world.units() as uow:
+        uow.segment_jobs.add(queued)
+        uow.commit()
+    finished = replace(queued, status="SUCCEEDED", updated=9_000, metrics={"totalProfiles": 3},
+                       errors=[{"code": "0090000012", "msg": "s2 failed", "segmentId": "s2"}])
+    with world.units() as uow:
+        assert uow.segment_jobs.get(queued.id) == queued
+        uow.segment_jobs.update(finished)
+        uow.commit()
+    with world.units() as uow:
+        assert uow.segment_jobs.get(queued.id) == finished
+        uow.segment_jobs.update(replace(finished, metrics={"totalProfiles": 4}))
+    with world.units() as uow:  # left without a commit: nothing written
+        assert uow.segment_jobs.get(queued.id) == finished
+
+
 def test_previews_are_added_read_and_removed(world: World) -> None:
     here, named = world.here, ids("a", "b")
     made = [Preview(id=named[key], org_id=here.org_id, sandbox_id=here.sandbox_id,

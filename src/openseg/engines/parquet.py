@@ -1,15 +1,22 @@
-"""Writing a stream of Arrow record batches to one Parquet file, compressing in a second thread.
+"""Parquet in this process: writing a stream of Arrow record batches to one file (compressing in a second
+thread), and reading the few rows of a sorted file that hold some keys.
 
 Engines that hand results to this process (DuckDB's Arrow stream, :class:`~openseg.engines.base.ArrowWorkspace`)
 write single files with it, and so does the profile store's splice, which rewrites a sorted file in place.
+Point lookups (:meth:`openseg.engines.base.Engine.read_rows`) read with :func:`matching_rows`.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 #: Every Parquet file an engine writes is zstd at level 1: as fast to write as snappy and no larger than
@@ -86,3 +93,59 @@ class BatchWriter:
             self._main.close()
             if self._side is not None:
                 self._side.close()
+
+
+def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any],
+                  columns: Sequence[str] | None = None) -> pa.Table:
+    """The rows of the Parquet file at ``path`` whose ``column`` holds one of ``keys``, in file order.
+
+    Only the row groups whose min/max statistics of ``column`` can hold a key are read (all of those whose
+    statistics are missing): in a file sorted by ``column`` with small row groups, one group per key. The
+    file's footer and each column's ranges are read once per version of the file (path, size and mtime) and
+    kept; every call opens the file anew, so concurrent calls share no reader.
+
+    Args:
+        path: The Parquet file.
+        column: The column the keys are compared with (equality).
+        keys: The values looked for.
+        columns: The columns to return (all when None); ``column`` is read anyway.
+
+    Returns:
+        The matching rows (the file's schema, or ``columns``); none when no key matches.
+    """
+    stat = os.stat(path)
+    version = (os.fspath(path), stat.st_mtime_ns, stat.st_size)
+    footer, ranges = _footer(*version), _ranges(*version, column)
+    groups = [index for index, bounds in enumerate(ranges)
+              if bounds is None or any(bounds[0] <= key <= bounds[1] for key in keys)]
+    wanted = None if columns is None else list(dict.fromkeys([*columns, column]))
+    if not groups:
+        schema = footer.schema.to_arrow_schema()
+        empty = schema.empty_table()
+        return empty if wanted is None else empty.select(list(columns or []))
+    table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted)
+    matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
+    return matched if columns is None else matched.select(list(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _footer(path: str, _mtime_ns: int, _size: int) -> pq.FileMetaData:
+    # Keyed by mtime and size as well: a file rewritten under the same name is read anew.
+    return pq.read_metadata(path)
+
+
+@functools.lru_cache(maxsize=256)
+def _ranges(path: str, mtime_ns: int, size: int, column: str) -> tuple[tuple[Any, Any] | None, ...]:
+    """Each row group's (min, max) of the top-level primitive ``column``, None where the file keeps no such
+    statistics."""
+    footer = _footer(path, mtime_ns, size)
+    # Leaves are numbered across nested columns too: find the column's by its path.
+    leaf = next((i for i in range(footer.num_columns) if footer.schema.column(i).path == column), None)
+    if leaf is None:
+        raise KeyError(f"{column!r} is not a top-level column of {path}")
+    ranges: list[tuple[Any, Any] | None] = []
+    for group in range(footer.num_row_groups):
+        statistics = footer.row_group(group).column(leaf).statistics
+        ok = statistics is not None and statistics.has_min_max
+        ranges.append((statistics.min, statistics.max) if ok else None)
+    return tuple(ranges)

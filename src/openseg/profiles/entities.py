@@ -6,23 +6,28 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.errors import BadRequest, NotFound
 from openseg.json_values import json_value
 from openseg.profiles import lookup
+from openseg.profiles._sql import expression
 from openseg.profiles.defaults import default_policy
 from openseg.profiles.model import MergePolicy
-from openseg.profiles.ports import ProfileServices
+from openseg.profiles.ports import ProfileAccessServices
 from openseg.profiles.service import ProfileStoreNotBuilt, ServingStore, request_build, serving_store
 from openseg.profiles.store import IDENTITIES_FILE
 from openseg.scope import Scope, in_scope
 from openseg.segmentation import membership
 from openseg.xdm.schema import INTERNAL_COLUMNS
+
+if TYPE_CHECKING:
+    from openseg.engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class Located:
     membership_path: str | None
     members: membership.MembershipStore
     build: ServingStore
+    #: The engine that reads the store (``ProfileAccessServices.reader``).
+    engine: Engine
 
 
 class ProfileNotFound(NotFound):
@@ -54,16 +61,17 @@ class ProfileReader:
     """One merge policy's last complete profile build and its membership, as one request reads them.
 
     ``build`` is None when the sandbox has no profile data and nothing was ever built: every identity is
-    unknown.
+    unknown. ``engine`` reads the build.
     """
 
     policy: MergePolicy
     build: ServingStore | None
     membership_path: str | None
     members: membership.MembershipStore
+    engine: Engine
 
 
-def open_reader(services: ProfileServices, scope: Scope, policy_id: str | None = None) -> ProfileReader:
+def open_reader(services: ProfileAccessServices, scope: Scope, policy_id: str | None = None) -> ProfileReader:
     """The build lookups read under the policy (the sandbox's default when None), never built here.
 
     Raises:
@@ -84,21 +92,21 @@ def open_reader(services: ProfileServices, scope: Scope, policy_id: str | None =
             raise
         build = None
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
-    return ProfileReader(policy, build, membership_path, members)
+    return ProfileReader(policy, build, membership_path, members, services.reader())
 
 
 def find(reader: ProfileReader, namespace: str, identity: str) -> Located:
     """The merged profile of the reader's build holding ``namespace:identity`` (404 when none does)."""
     if reader.build is None:
         raise ProfileNotFound(namespace, identity, None)
-    profile_id = lookup.resolve_profile_id(reader.build.path, namespace, identity)
+    profile_id = lookup.resolve_profile_id(reader.build.path, namespace, identity, engine=reader.engine)
     if profile_id is None:
         raise ProfileNotFound(namespace, identity, reader.build)
     return Located(profile_id, namespace, identity, reader.policy, reader.build.path, reader.membership_path,
-                   reader.members, reader.build)
+                   reader.members, reader.build, reader.engine)
 
 
-def locate(services: ProfileServices, scope: Scope, namespace: str, identity: str, policy_id: str | None = None) -> Located:
+def locate(services: ProfileAccessServices, scope: Scope, namespace: str, identity: str, policy_id: str | None = None) -> Located:
     """The merged profile holding ``namespace:identity`` under the policy, in its last complete build.
 
     Raises:
@@ -121,7 +129,8 @@ def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]
     Under ``identityGraph: none`` the entity is the merge of the fragments carrying exactly the identity
     asked for (contract.md); membership is that of the profile the identity keys for segmentation.
     """
-    profile = lookup.get_profile(located.store, located.namespace, located.identity, fields)
+    profile = lookup.get_profile(located.store, located.namespace, located.identity, fields, engine=located.engine,
+                                 profile_id=located.profile_id)
     if profile is None:
         raise ProfileNotFound(located.namespace, located.identity, located.build)
     entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL_COLUMNS}
@@ -145,7 +154,8 @@ def profile_events(located: Located, *, start: datetime | None, end: datetime | 
     """One page of the profile's ExperienceEvents and the cursor of the next page (None on the last)."""
     try:
         rows = lookup.get_events(located.store, located.profile_id, start=start, end=end, limit=limit + 1,
-                                 order="-timestamp" if descending else "timestamp", after=after)
+                                 order="-timestamp" if descending else "timestamp", after=after,
+                                 engine=located.engine)
     except lookup.InvalidCursorError as exc:
         raise BadRequest(str(exc), field="start") from exc
     children = []
@@ -159,22 +169,21 @@ def profile_events(located: Located, *, start: datetime | None, end: datetime | 
     return children, following
 
 
-def erase(services: ProfileServices, scope: Scope, located: Located) -> dict[str, int]:
+def erase(services: ProfileAccessServices, scope: Scope, located: Located) -> dict[str, int]:
     """Delete every fragment and event of a located profile from the lake, then queue a build.
 
     Files are rewritten without the records carrying any identity the profile has in the build it was
     located in (each file replaced atomically), so the identity graph shrinks and no later build can
     bring the profile back.
     """
-    with duckdb.connect() as con:
-        identities = con.sql("SELECT lower(namespace) AS ns, id FROM read_parquet($path) WHERE _profile_id = $pid",
-                             params={"path": str(located.store / IDENTITIES_FILE), "pid": located.profile_id}
-                             ).fetchall()
-    keys = sorted({f"{ns}\x1f{i}" for ns, i in identities})
+    identities = located.engine.read_rows(located.store / IDENTITIES_FILE, "_profile_id", [located.profile_id],
+                                          columns=["namespace", "id"])
+    keys = sorted({f"{ns}\x1f{i}" for ns, i in zip(pc.utf8_lower(identities["namespace"]).to_pylist(),
+                                                    identities["id"].to_pylist(), strict=True)})
     removed = {"fragments": 0, "events": 0, "files": 0}
     with services.uow() as uow:
         for source in uow.profile_sources.files(scope.sandbox_id):
-            kept, dropped = _rewrite_without(Path(source.path), keys)
+            kept, dropped = _rewrite_without(located.engine, Path(source.path), keys)
             if dropped:
                 removed["events" if source.kind == "event" else "fragments"] += dropped
                 removed["files"] += 1
@@ -184,34 +193,50 @@ def erase(services: ProfileServices, scope: Scope, located: Located) -> dict[str
     return removed
 
 
-def _rewrite_without(path: Path, keys: list[str]) -> tuple[int, int]:
+#: Stands for the list of identity keys in :data:`_CARRIES_KEY` (replaced by a list literal).
+_KEYS = "__erased_keys"
+#: Whether a record's identity entries (``__entries``: a list of ``{key: namespace, value: [{id}]}``) hold one
+#: of the keys: ``lower(namespace) || chr(31) || id``, as ``keys`` in :func:`erase`.
+_CARRIES_KEY = expression(
+    "len(list_filter(flatten(list_transform(__entries, lambda __e: list_transform(__e.value, "
+    f"lambda __i: lower(__e.key) || chr(31) || __i.id))), lambda __x: list_contains({_KEYS}, __x))) > 0")
+
+
+def _rewrite_without(engine: Engine, path: Path, keys: list[str]) -> tuple[int, int]:
     """Rewrite ``path`` without rows whose identityMap holds one of ``keys``; (kept, dropped)."""
     partial = path.with_name(f".{path.name}.erase")
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        relation = con.read_parquet(str(path))
-        schema = pq.read_schema(path)
-        identity_type = schema.field("identityMap").type if "identityMap" in schema.names else None
-        if identity_type is None:
-            return pq.ParquetFile(path).metadata.num_rows, 0
-        if str(identity_type).startswith("map"):
-            entries = "map_entries(identityMap)"
-        else:  # a struct of lists (a Parquet upload may carry one): its fields are the namespaces
-            members = ", ".join(
-                f"{{'key': {exp.Literal.string(f.name).sql('duckdb')}, "
-                f"'value': identityMap.{exp.to_identifier(f.name, quoted=True).sql('duckdb')}}}"
-                for f in identity_type)
-            entries = f"[{members}]"
-        matches = (f"len(list_filter(flatten(list_transform({entries}, lambda __e: list_transform(__e.value, "
-                   "lambda __i: lower(__e.key) || chr(31) || __i.id))), lambda __x: list_contains($keys, __x))) > 0")
-        total = pq.ParquetFile(path).metadata.num_rows
-        dropped = con.sql(f"SELECT count(*) FROM read_parquet($path) WHERE {matches}",
-                          params={"path": str(path), "keys": keys}).fetchall()[0][0]
+    schema = pq.read_schema(path)
+    total = pq.ParquetFile(path).metadata.num_rows
+    identity_type = schema.field("identityMap").type if "identityMap" in schema.names else None
+    if identity_type is None:
+        return total, 0
+    identity_map = exp.column("identityMap")
+    entries: exp.Expr
+    if pa.types.is_map(identity_type):
+        entries = exp.func("map_entries", identity_map, dialect="duckdb")
+    else:  # a struct of lists (a Parquet upload may carry one): its fields are the namespaces
+        entries = exp.Array(expressions=[
+            exp.Struct(expressions=[
+                exp.PropertyEQ(this=exp.Literal.string("key"), expression=exp.Literal.string(f.name)),
+                exp.PropertyEQ(this=exp.Literal.string("value"),
+                               expression=exp.Dot(this=identity_map, expression=exp.to_identifier(f.name, quoted=True))),
+            ]) for f in identity_type])
+
+    def bound(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and not node.table and node.name == "__entries":
+            return entries.copy()
+        if isinstance(node, exp.Column) and not node.table and node.name == _KEYS:
+            return exp.Array(expressions=[exp.Literal.string(key) for key in keys])
+        return node
+
+    matches = _CARRIES_KEY.transform(bound)
+    with engine.workspace() as workspace:
+        workspace.register("__file", str(path))
+        count = exp.select(exp.func("count", exp.Star()).as_("n")).from_("__file").where(matches.copy())
+        dropped = int(workspace.fetch(count).column(0)[0].as_py() or 0)
         if not dropped:
             return total, 0
-        table = con.sql(f"SELECT * FROM read_parquet($path) WHERE NOT ({matches})",
-                        params={"path": str(path), "keys": keys}).to_arrow_table()
-        del relation
+        table = workspace.fetch(exp.select(exp.Star()).from_("__file").where(exp.not_(matches)))
     pq.write_table(table.cast(schema), partial, compression="zstd")
     os.replace(partial, path)
-    return total - int(dropped), int(dropped)
+    return total - dropped, dropped

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from openseg.profiles._sql import col, render, statement
 from openseg.profiles.build import (
     IDENTITIES_QUERY,
-    ROW_GROUP_ROWS,
+    LOOKUP_ROW_GROUP_ROWS,
     BuildStats,
     count,
     define_merged,
@@ -160,7 +160,8 @@ def update_store(
 
     with phase("rewrite profiles"):
         profiles = splice_sorted(
-            previous / PROFILES_FILE, staging / PROFILES_FILE, "_profile_id", touched, profile_rows
+            previous / PROFILES_FILE, staging / PROFILES_FILE, "_profile_id", touched, profile_rows,
+            row_group_rows=LOOKUP_ROW_GROUP_ROWS,
         )
     if counts.events == counts.unlinked_events and event_rows.column("_profile_id").to_pylist() == old_event_pids:
         # No event was added and none changed profile: the events file stays as it is.
@@ -342,7 +343,7 @@ def _write_identities(workspace: Workspace, previous: Path, policy: MergePolicyS
             UNION ALL
             SELECT lower(namespace) || ':' || id AS key, namespace, id, _profile_id FROM __new_ident
         ) AS identities ORDER BY id, key, _profile_id
-    """), staging / IDENTITIES_FILE, ROW_GROUP_ROWS)
+    """), staging / IDENTITIES_FILE, LOOKUP_ROW_GROUP_ROWS)
 
 
 def _link(previous: Path, staging: Path, *names: str) -> None:

@@ -1,6 +1,9 @@
 """The read side of a built profile store: one profile, its identities, its events.
 
-Values are always passed to DuckDB as ``?`` parameters. Every call resolves the store link once
+Reads go through the engine (:mod:`openseg.engines.base`): a point lookup reads the few rows of a store file
+that hold a key (``Engine.read_rows``: the row groups whose statistics can hold it, the files being sorted by
+that key), and what is left to compute over those rows (an events page, a merge under ``identityGraph:
+none``) is a sqlglot query the engine runs, with values as literals. Every call resolves the store link once
 (:func:`openseg.profiles.store.resolve_store`), so it reads one consistent build even if a new one is
 published meanwhile.
 
@@ -19,12 +22,13 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
 
-from openseg.profiles._sql import render
+from openseg.profiles._sql import DIALECT, col, string
 from openseg.profiles.build import KEYS, PROFILE
 from openseg.profiles.identity import identity_key
 from openseg.profiles.merge import merge_query, ranked_query
@@ -40,46 +44,51 @@ from openseg.profiles.store import (
     resolve_store,
 )
 
+if TYPE_CHECKING:
+    from openseg.engines.base import Engine
+
 EventOrder = Literal["timestamp", "-timestamp"]
 STORE_COLUMNS = ("_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord")
+#: The relation the rows read for one lookup are registered as, for the query over them.
+_ROWS = "__rows"
 
 
 class InvalidCursorError(ValueError):
     """An events paging cursor was not produced by :func:`events_cursor`."""
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    return connection
-
-
-def resolve_profile_id(store_dir: Path | str, namespace: str, identity: str) -> str | None:
+def resolve_profile_id(store_dir: Path | str, namespace: str, identity: str, *, engine: Engine) -> str | None:
     """The id of the profile an identity belongs to for segmentation and events.
 
     Under ``pdg`` that is the profile holding the identity; under ``none`` the profile keyed by exactly
     that identity (the fragments and events whose primary identity it is).
 
+    Args:
+        store_dir: The store path.
+        namespace: The identity namespace (any case).
+        identity: The identity value (exact).
+        engine: The engine that reads the store.
+
     Returns:
         The ``_profile_id``, or None if no profile has this identity.
     """
-    store = resolve_store(store_dir)
-    with _connect() as connection:
-        if _identity_graph(store) == "none":
-            rows = connection.execute(
-                "SELECT _profile_id FROM read_parquet(?) WHERE _profile_id = ?",
-                [str(store / PROFILES_FILE), identity_key(namespace, identity)],
-            ).fetchall()
-        else:
-            rows = connection.execute(
-                "SELECT _profile_id FROM read_parquet(?) WHERE id = ? AND lower(namespace) = lower(?) LIMIT 1",
-                [str(store / IDENTITIES_FILE), identity, namespace],
-            ).fetchall()
-    return str(rows[0][0]) if rows else None
+    return _resolve(resolve_store(store_dir), namespace, identity, engine)
+
+
+def _resolve(store: Path, namespace: str, identity: str, engine: Engine) -> str | None:
+    if _identity_graph(store) == "none":
+        key = identity_key(namespace, identity)
+        rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [key], columns=["_profile_id"])
+    else:
+        # identities.parquet is sorted by id: the row group holding it is read, its namespaces compared.
+        rows = engine.read_rows(store / IDENTITIES_FILE, "id", [identity], columns=["namespace", "_profile_id"])
+        rows = rows.filter(pc.equal(pc.utf8_lower(rows["namespace"]), pc.utf8_lower(pa.scalar(namespace))))
+    return str(rows["_profile_id"][0]) if rows.num_rows else None
 
 
 def get_profile(
-    store_dir: Path | str, namespace: str, identity: str, fields: Sequence[str] | None = None
+    store_dir: Path | str, namespace: str, identity: str, fields: Sequence[str] | None = None, *, engine: Engine,
+    profile_id: str | None = None,
 ) -> dict[str, Any] | None:
     """The merged profile found by one of its identities.
 
@@ -89,26 +98,28 @@ def get_profile(
         identity: The identity value (exact).
         fields: Dotted XDM paths to return (``person.name``, ``homeAddress.country``); all when None.
             ``identityMap`` and the store columns are always returned.
+        engine: The engine that reads the store.
+        profile_id: What :func:`resolve_profile_id` found for the identity in this store, when the caller
+            knows it already (saves reading the identities again).
 
     Returns:
         The merged XDM profile as a dict without null attributes, with ``identityMap``, ``_profile_id``,
         ``_sources``, ``_lastModifiedAt`` (naive UTC) and ``_hasProfileRecord``; None if not found.
     """
     store = resolve_store(store_dir)
+    profile = None
     if _identity_graph(store) == "none":
-        profile = _merge_fragments(store, identity_key(namespace, identity))
-        if profile is None:
-            profile_id = resolve_profile_id(store, namespace, identity)
-            profile = _profile_row(store, profile_id) if profile_id else None
-    else:
-        profile_id = resolve_profile_id(store, namespace, identity)
-        profile = _profile_row(store, profile_id) if profile_id else None
+        profile = _merge_fragments(store, identity_key(namespace, identity), engine)
+    if profile is None:
+        found = profile_id if profile_id is not None else _resolve(store, namespace, identity, engine)
+        profile = _profile_row(store, found, engine) if found else None
     if profile is None:
         return None
     return _project(profile, fields) if fields else profile
 
 
-def get_profile_identities(store_dir: Path | str, namespace: str, identity: str) -> list[tuple[str, str]] | None:
+def get_profile_identities(store_dir: Path | str, namespace: str, identity: str, *,
+                           engine: Engine) -> list[tuple[str, str]] | None:
     """Every ``(namespace, id)`` of the profile :func:`get_profile` finds, sorted by key.
 
     Returns:
@@ -116,20 +127,18 @@ def get_profile_identities(store_dir: Path | str, namespace: str, identity: str)
     """
     store = resolve_store(store_dir)
     if _identity_graph(store) == "none":
-        profile = get_profile(store, namespace, identity)
+        profile = get_profile(store, namespace, identity, engine=engine)
         if profile is None:
             return None
         pairs = [(ns, item["id"]) for ns, items in profile[IDENTITY_MAP].items() for item in items]
         return sorted(pairs, key=lambda pair: identity_key(*pair))
-    profile_id = resolve_profile_id(store, namespace, identity)
+    profile_id = _resolve(store, namespace, identity, engine)
     if profile_id is None:
         return None
-    with _connect() as connection:
-        rows = connection.execute(
-            "SELECT namespace, id FROM read_parquet(?) WHERE _profile_id = ?",
-            [str(store / IDENTITIES_FILE), profile_id],
-        ).fetchall()
-    return sorted(((str(ns), str(i)) for ns, i in rows), key=lambda pair: identity_key(*pair))
+    rows = engine.read_rows(store / IDENTITIES_FILE, "_profile_id", [profile_id], columns=["namespace", "id"])
+    return sorted(((str(ns), str(i)) for ns, i in zip(rows["namespace"].to_pylist(), rows["id"].to_pylist(),
+                                                        strict=True)),
+                  key=lambda pair: identity_key(*pair))
 
 
 def get_events(
@@ -140,6 +149,8 @@ def get_events(
     limit: int = 100,
     order: EventOrder = "timestamp",
     after: str | None = None,
+    *,
+    engine: Engine,
 ) -> list[dict[str, Any]]:
     """The ExperienceEvents of one profile, one page at a time.
 
@@ -151,6 +162,7 @@ def get_events(
         limit: The page size (at least 1).
         order: ``"timestamp"`` (oldest first) or ``"-timestamp"`` (newest first); ties by ``_id``.
         after: The cursor of the previous page's last event (:func:`events_cursor`).
+        engine: The engine that reads the store.
 
     Returns:
         Event dicts without null attributes (``timestamp`` and ``_ingestTime`` as naive UTC datetimes).
@@ -164,29 +176,27 @@ def get_events(
     if order not in ("timestamp", "-timestamp"):
         raise ValueError(f"order: {order!r} is not 'timestamp' or '-timestamp'")
     store = resolve_store(store_dir)
-    conditions = ["_profile_id = ?"]
-    parameters: list[object] = [str(store / EVENTS_FILE), profile_id]
+    moment = exp.column("timestamp", quoted=True)
+    conditions: list[exp.Expr] = []
     if start is not None:
-        conditions.append('"timestamp" >= ?')
-        parameters.append(utc_naive(start))
+        conditions.append(moment >= _timestamp(utc_naive(start)))
     if end is not None:
-        conditions.append('"timestamp" < ?')
-        parameters.append(utc_naive(end))
-    comparison = ">" if order == "timestamp" else "<"
+        conditions.append(moment < _timestamp(utc_naive(end)))
+    later = exp.GT if order == "timestamp" else exp.LT
     if after is not None:
-        moment, event_id = _decode_cursor(after)
-        conditions.append(f'("timestamp" {comparison} ? OR ("timestamp" = ? AND _id {comparison} ?))')
-        parameters += [moment, moment, event_id]
-    direction = "ASC" if order == "timestamp" else "DESC"
-    parameters.append(limit)
-    # Only fixed text and the two directions above are spliced in; every value is a parameter.
-    query = (
-        f"SELECT * EXCLUDE (_profile_id) FROM read_parquet(?) WHERE {' AND '.join(conditions)} "
-        f'ORDER BY "timestamp" {direction}, _id {direction} LIMIT ?'
-    )
-    with _connect() as connection:
-        table = _fetch(connection, query, parameters)
-    return [_without_nulls(row) for row in table.to_pylist(maps_as_pydicts="strict")]
+        at, event_id = _decode_cursor(after)
+        conditions.append(exp.or_(later(this=moment, expression=_timestamp(at)),
+                                  exp.and_(moment.eq(_timestamp(at)),
+                                           later(this=col("_id"), expression=string(event_id)))))
+    descending = order == "-timestamp"
+    query = exp.select(exp.Star()).from_(_ROWS)
+    if conditions:
+        query = query.where(*conditions)
+    query = query.order_by(exp.Ordered(this=moment, desc=descending),
+                           exp.Ordered(this=col("_id"), desc=descending)).limit(limit)
+    events = engine.read_rows(store / EVENTS_FILE, "_profile_id", [profile_id])
+    page = engine.run(query, {_ROWS: events.drop_columns(["_profile_id"])})
+    return [_without_nulls(row) for row in page.to_pylist(maps_as_pydicts="strict")]
 
 
 def events_cursor(event: dict[str, Any]) -> str:
@@ -204,40 +214,33 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursorError(f"not an events cursor: {cursor!r}") from error
 
 
-def _fetch(connection: duckdb.DuckDBPyConnection, query: str, parameters: list[object]) -> pa.Table:
-    return connection.sql(query, params=parameters).to_arrow_table()
+def _timestamp(moment: datetime) -> exp.Expr:
+    """A naive (UTC) ``TIMESTAMP`` literal, to the microsecond."""
+    return exp.cast(exp.Literal.string(moment.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
 
 
 def _identity_graph(store: Path) -> str:
     return str(read_manifest(store)["policy"]["identityGraph"])
 
 
-def _profile_row(store: Path, profile_id: str) -> dict[str, Any] | None:
-    with _connect() as connection:
-        table = _fetch(
-            connection,
-            "SELECT * FROM read_parquet(?) WHERE _profile_id = ?",
-            [str(store / PROFILES_FILE), profile_id],
-        )
-    rows = table.to_pylist(maps_as_pydicts="strict")
+def _profile_row(store: Path, profile_id: str, engine: Engine) -> dict[str, Any] | None:
+    rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id]).to_pylist(maps_as_pydicts="strict")
     return _without_nulls(rows[0]) if rows else None
 
 
-def _merge_fragments(store: Path, key: str) -> dict[str, Any] | None:
+def _merge_fragments(store: Path, key: str, engine: Engine) -> dict[str, Any] | None:
     """Under ``identityGraph: none``: merge the fragments carrying the identity ``key``."""
     policy = MergePolicySpec.from_dict(read_manifest(store)["policy"])
-    with _connect() as connection:
-        fragments = _fetch(
-            connection,
-            "SELECT * FROM read_parquet(?) WHERE list_contains(" + KEYS + ", ?)",
-            [str(store / FRAGMENTS_FILE), key],
-        )
+    carrying = exp.func("list_contains", col(KEYS), string(key), dialect=DIALECT)
+    with engine.workspace() as workspace:
+        workspace.register("__fragments", str(store / FRAGMENTS_FILE))
+        fragments = workspace.fetch(exp.select(exp.Star()).from_("__fragments").where(carrying))
         if fragments.num_rows == 0:
             return None
         schema = pa.schema([f for f in fragments.schema if f.name not in (*PROVENANCE, KEYS)])
-        connection.register("__matched", fragments.append_column(PROFILE, pa.array([key] * fragments.num_rows)))
-        connection.execute("CREATE TEMP VIEW __ranked AS " + render(ranked_query("__matched", schema, policy)))
-        merged = connection.sql(render(merge_query("__ranked", schema, PROFILE))).to_arrow_table()
+        workspace.register("__matched", fragments.append_column(PROFILE, pa.array([key] * fragments.num_rows)))
+        workspace.define("__ranked", ranked_query("__matched", schema, policy))
+        merged = workspace.fetch(merge_query("__ranked", schema, PROFILE))
     row = merged.to_pylist(maps_as_pydicts="strict")[0]
     identity_maps = fragments.column(IDENTITY_MAP).to_pylist(maps_as_pydicts="strict")
     profile: dict[str, Any] = {"_profile_id": key}

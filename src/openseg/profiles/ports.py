@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MergePolicyRepository",
     "PolicyVersion",
+    "ProfileAccessServices",
     "ProfileServices",
     "ProfileSettings",
     "ProfileSourceRepository",
@@ -158,6 +159,14 @@ class ProfileServices(Protocol):
     def uow(self) -> ProfilesUnitOfWork: ...
 
     def engine(self) -> Engine: ...
+
+
+class ProfileAccessServices(ProfileServices, Protocol):
+    """What profile access (``entities.py``) takes from the container: the profile services, and the engine
+    that reads a few rows of a store per request (``openseg.container.Services.reader``: embedded whatever
+    ``OPENSEG_ENGINE`` says, as a lookup must answer in milliseconds)."""
+
+    def reader(self) -> Engine: ...
 
 
 class QueuedWork(Protocol):

@@ -27,6 +27,7 @@ def splice_sorted(
     drop: pa.Array,
     insert: pa.Table,
     side: tuple[Path, Path] | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> int:
     """Write ``old`` without the rows whose ``key`` is in ``drop``, plus ``insert``, to ``out``.
 
@@ -43,6 +44,7 @@ def splice_sorted(
             ``old`` (castable to its schema), followed by the side column when ``side`` is given.
         side: ``(old side file, new side file)``: a one-column file aligned row for row with ``old``,
             rewritten alongside it (its values for ``insert`` are ``insert``'s last column).
+        row_group_rows: Rows per row group of ``out``.
 
     Returns:
         The number of rows written.
@@ -60,7 +62,7 @@ def splice_sorted(
     insert_keys = insert.column(key).to_pylist()
     cursor = 0
     offset = 0
-    with BatchWriter(out, schema, split, ROW_GROUP_ROWS) as writer:
+    with BatchWriter(out, schema, split, row_group_rows) as writer:
         for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
             table = pa.Table.from_batches([batch], schema=source.schema_arrow)
             if side_values is not None:

@@ -1,12 +1,18 @@
-"""Running a segment job on the worker: one plan per merge policy, membership diff, atomic publish."""
+"""Running a segment job on the worker: one plan per merge policy, membership diff, atomic publish.
+
+The job runs on what :class:`~openseg.segmentation.ports.SegmentJobServices` gives it: units of work on the
+metadata store (the job, merge policies and profile store records), the settings and the engine.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from openseg import failures
 from openseg import job_lifecycle as lifecycle
@@ -18,11 +24,9 @@ from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.evaluate import Progress, SegmentsFailed, evaluate_segments
 from openseg.segmentation.jobs import DELETED
+from openseg.segmentation.model import SegmentJob
+from openseg.segmentation.ports import JobExecutionUnitOfWork, QueuedJob, SegmentJobServices
 from openseg.segmentation.streaming_drift import DRIFT_METRIC, continuous_segments, streaming_drift
-from openseg.store.models import MergePolicy, ProfileStore, SegmentJob, WorkItem
-
-if TYPE_CHECKING:
-    from openseg.container import Services
 
 log = logging.getLogger("openseg.segmentation")
 
@@ -58,24 +62,60 @@ class PolicyOutcome:
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def membership_store(services: Services, sandbox_id: str, policy_id: str) -> membership.MembershipStore:
+@dataclass
+class _Running:
+    """The fields of a job the lifecycle moves (``job_lifecycle.JobRecord``), changed in place and written back
+    with the repository's ``update``."""
+
+    status: str
+    metrics: Any
+    errors: Any
+    created: int
+    updated: int
+
+    @classmethod
+    def of(cls, job: SegmentJob) -> _Running:
+        return cls(job.status, job.metrics, job.errors, job.created, job.updated)
+
+    def applied_to(self, job: SegmentJob) -> SegmentJob:
+        return replace(job, status=self.status, metrics=self.metrics, errors=self.errors, updated=self.updated)
+
+
+@contextmanager
+def _job(services: SegmentJobServices, job_id: str) -> Iterator[tuple[JobExecutionUnitOfWork, _Running | None]]:
+    """The job in a unit of work, for the block to move through its lifecycle: written back and committed
+    when the block ends normally, rolled back when it raises (a cancel seen at a step)."""
+    with services.uow() as uow:
+        job = uow.segment_jobs.get(job_id)
+        running = _Running.of(job) if job is not None else None
+        yield uow, running
+        if job is not None and running is not None:
+            uow.segment_jobs.update(running.applied_to(job))
+        uow.commit()
+
+
+def membership_store(services: SegmentJobServices, sandbox_id: str, policy_id: str) -> membership.MembershipStore:
     """The membership store of a (sandbox, merge policy)."""
     return membership.store_for(services.settings.home, sandbox_id, policy_id)
 
 
-def run_segment_job(services: Services, item: WorkItem) -> None:
+def run_segment_job(services: SegmentJobServices, item: QueuedJob) -> None:
     """Worker handler: evaluate, diff, then publish membership and metrics in one transaction."""
-    with services.db.session() as session:
-        job = session.get(SegmentJob, item.ref_id)
+    with services.uow() as uow:
+        job = uow.segment_jobs.get(item.ref_id)
         if job is None or job.status in lifecycle.FINAL or job.status in DELETED.values():
             return
+        running, started = _Running.of(job), 0
         if job.status == "CANCELLING":
-            lifecycle.finish(job, "CANCELLED")
+            lifecycle.finish(running, "CANCELLED")
+        elif item.attempts > MAX_ATTEMPTS:
+            lifecycle.fail(running, "0090000010", f"the job was interrupted {item.attempts - 1} times; giving up")
+        else:
+            started = lifecycle.start(running)
+        uow.segment_jobs.update(running.applied_to(job))
+        uow.commit()
+        if running.status in lifecycle.FINAL:
             return
-        if item.attempts > MAX_ATTEMPTS:
-            lifecycle.fail(job, "0090000010", f"the job was interrupted {item.attempts - 1} times; giving up")
-            return
-        started = lifecycle.start(job)
         scope = Scope(job.org_id, job.sandbox_id)
         segments = list(job.segments)
         job_id = job.id
@@ -83,37 +123,35 @@ def run_segment_job(services: Services, item: WorkItem) -> None:
         outcomes, failed, segmentation_time = _evaluate(services, scope, job_id, segments)
         _publish(services, job_id, started, segmentation_time, outcomes, failed)
     except lifecycle.Cancelled:
-        with services.db.session() as session:
-            job = session.get(SegmentJob, job_id)
-            assert job is not None
-            lifecycle.finish(job, "CANCELLED")
+        with _job(services, job_id) as (_, cancelled):
+            assert cancelled is not None
+            lifecycle.finish(cancelled, "CANCELLED")
     except JobFailed as exc:
-        with services.db.session() as session:
-            job = session.get(SegmentJob, job_id)
-            assert job is not None
+        with _job(services, job_id) as (_, failing):
+            assert failing is not None
             if exc.segments:
-                lifecycle.add_errors(job, segment_errors(exc.segments))
-                lifecycle.finish(job, "FAILED")
+                lifecycle.add_errors(failing, segment_errors(exc.segments))
+                lifecycle.finish(failing, "FAILED")
             else:
-                lifecycle.fail(job, exc.code, str(exc))
+                lifecycle.fail(failing, exc.code, str(exc))
     except Exception as exc:
         log.exception("segment job %s failed", job_id)
-        with services.db.session() as session:
-            job = session.get(SegmentJob, job_id)
-            assert job is not None
+        with _job(services, job_id) as (_, failing):
+            assert failing is not None
             if failures.is_disk_full(exc):
-                lifecycle.fail(job, failures.DISK_FULL, failures.describe(exc))
+                lifecycle.fail(failing, failures.DISK_FULL, failures.describe(exc))
             else:
                 reason = failures.describe(exc, services.settings.lake)
-                lifecycle.fail(job, lifecycle.UNEXPECTED, f"evaluation failed: {reason}")
+                lifecycle.fail(failing, lifecycle.UNEXPECTED, f"evaluation failed: {reason}")
 
 
-def _check_cancel(services: Services, job_id: str) -> None:
-    with services.db.session() as session:
-        lifecycle.check_cancel(session.get(SegmentJob, job_id))
+def _check_cancel(services: SegmentJobServices, job_id: str) -> None:
+    with services.uow() as uow:
+        job = uow.segment_jobs.get(job_id)
+        lifecycle.check_cancel(_Running.of(job) if job is not None else None)
 
 
-def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict[str, Any]]
+def _evaluate(services: SegmentJobServices, scope: Scope, job_id: str, segments: list[dict[str, Any]]
               ) -> tuple[dict[str, PolicyOutcome], dict[str, str], dict[str, int]]:
     """Evaluate the job's segments, one plan per merge policy: the outcomes, the segments that could not be
     evaluated (segment id -> why; they keep their membership) and the segmentation time."""
@@ -128,14 +166,13 @@ def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict
         uow.commit()
     seg_start = now_ms()
     for index, (policy_id, members) in enumerate(by_policy.items()):
-        with services.db.session() as session:
-            policy = session.get(MergePolicy, policy_id)
+        with services.uow() as uow:
+            policy = uow.merge_policies.get(policy_id)
             if policy is None or policy.sandbox_id != scope.sandbox_id:
                 names = ", ".join(s for s, _ in members)
                 raise JobFailed("0090000011", f"merge policy '{policy_id}' of segment(s) {names} no longer exists")
-            record = session.get(ProfileStore, policy_id)
+            record = uow.profile_stores.get(policy_id)
             pointer = record.membership_path if record else None
-            session.expunge(policy)
         store = resolve_store(ensure_store(services, scope, policy))
         _check_cancel(services, job_id)
         as_of = ms_to_datetime(now_ms())
@@ -173,16 +210,15 @@ def _evaluate(services: Services, scope: Scope, job_id: str, segments: list[dict
                                        "totalTimeInMs": seg_end - seg_start}
 
 
-def _reporter(services: Services, job_id: str, policy_id: str, index: int, policies: int) -> Progress:
+def _reporter(services: SegmentJobServices, job_id: str, policy_id: str, index: int, policies: int) -> Progress:
     """Progress of one merge policy's evaluation into the job's ``metrics["openseg:progress"]`` while it
     runs; a job cancelled meanwhile stops at the next step."""
 
     def report(step: str, done: int, total: int) -> None:
-        with services.db.session() as session:
-            job = session.get(SegmentJob, job_id)
-            lifecycle.check_cancel(job)
-            assert job is not None
-            lifecycle.progress(job, "openseg:progress", {
+        with _job(services, job_id) as (_, running):
+            lifecycle.check_cancel(running)
+            assert running is not None
+            lifecycle.progress(running, "openseg:progress", {
                 "mergePolicyId": policy_id, "mergePolicy": index + 1, "mergePolicies": policies,
                 "step": step, "stepsDone": done, "stepsTotal": total,
             })
@@ -196,14 +232,13 @@ def segment_errors(failed: dict[str, str]) -> list[dict[str, str]]:
              f"membership: {reason}", "segmentId": segment_id} for segment_id, reason in failed.items()]
 
 
-def _publish(services: Services, job_id: str, started: int, segmentation_time: dict[str, int],
+def _publish(services: SegmentJobServices, job_id: str, started: int, segmentation_time: dict[str, int],
              outcomes: dict[str, PolicyOutcome], failed: dict[str, str] | None = None) -> None:
     """Write membership files, then flip the pointers and finish the job in one transaction: readers see
     the old membership or the new one, never half."""
     for outcome in outcomes.values():
         membership.publish(outcome.staged)
-    with services.db.session() as session:
-        job = session.get(SegmentJob, job_id)
+    with _job(services, job_id) as (uow, job):
         assert job is not None
         if job.status in ("CANCELLING", "CANCELLED"):
             lifecycle.finish(job, "CANCELLED")
@@ -211,10 +246,10 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
                 outcome.staged.unpublish()
             return
         for outcome in outcomes.values():
-            record = session.get(ProfileStore, outcome.policy_id)
+            record = uow.profile_stores.get(outcome.policy_id)
             assert record is not None
-            record.membership_path = str(outcome.staged.state.path)
-            record.membership_job_id = job_id
+            uow.profile_stores.put(replace(record, membership_path=str(outcome.staged.state.path),
+                                           membership_job_id=job_id))
         metrics: dict[str, Any] = {
             "totalTime": {"startTimeInMs": started},
             "profileSegmentationTime": segmentation_time,

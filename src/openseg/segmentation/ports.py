@@ -8,18 +8,24 @@ and job services call; the store's classes also serve other packages' narrower v
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
 from openseg.profiles.model import MergePolicy
+from openseg.profiles.ports import ProfileServices, ProfileSettings, ProfilesUnitOfWork
 from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
 
 __all__ = [
+    "JobExecutionUnitOfWork",
     "MergePolicyRepository",
     "PreviewRepository",
+    "QueuedJob",
     "SandboxScope",
     "SegmentDefinitionRepository",
     "SegmentJobRepository",
+    "SegmentJobServices",
+    "SegmentJobSettings",
     "SegmentationUnitOfWork",
     "WorkQueue",
 ]
@@ -89,6 +95,10 @@ class SegmentJobRepository(Protocol):
     def update_status(self, job_id: str, status: str, *, updated: int) -> None:
         """Set the job's status and update time, and nothing else of it (a worker may be writing the rest)."""
 
+    def update(self, job: SegmentJob) -> None:
+        """Write the fields of ``job`` that differ from the stored job with its id as it was read in this unit
+        of work, and no other: a cancel asked meanwhile (``update_status`` in another unit of work) stays."""
+
 
 class WorkQueue(Protocol):
     """The worker's queue, written in the unit of work, so an item exists exactly when its resource does."""
@@ -141,3 +151,42 @@ class SegmentationUnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+class JobExecutionUnitOfWork(ProfilesUnitOfWork, Protocol):
+    """One transaction over what running a segment job reads and writes: the job, and the merge policies and
+    profile stores of ``ProfilesUnitOfWork`` (a job may build a store, and records the membership it
+    published on the policy's store record)."""
+
+    @property
+    def segment_jobs(self) -> SegmentJobRepository: ...
+
+
+class SegmentJobSettings(ProfileSettings, Protocol):
+    """The settings running a segment job reads (``openseg.config.Settings`` has them)."""
+
+    @property
+    def lake(self) -> Path: ...
+
+    @property
+    def membership_snapshots(self) -> int: ...
+
+
+class SegmentJobServices(ProfileServices, Protocol):
+    """What running a segment job takes from the container (``openseg.container.Services`` is one): settings,
+    fresh units of work, and the engine the job runs on."""
+
+    @property
+    def settings(self) -> SegmentJobSettings: ...
+
+    def uow(self) -> JobExecutionUnitOfWork: ...
+
+
+class QueuedJob(Protocol):
+    """A queue item as the segment job handler reads it (``store.models.WorkItem`` is one)."""
+
+    @property
+    def ref_id(self) -> str: ...
+
+    @property
+    def attempts(self) -> int: ...

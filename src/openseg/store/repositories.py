@@ -270,6 +270,15 @@ class SqlAlchemySegmentJobRepository:
         row.status, row.updated = status, updated
         self._session.flush()
 
+    def update(self, job: SegmentJob) -> None:
+        row = self._session.get(SegmentJobRow, job.id)
+        if row is None:
+            raise LookupError(f"segment job {job.id} is not stored")
+        # The session writes only the columns whose value changed since it loaded the row.
+        for name in _JOB_FIELDS:
+            setattr(row, name, getattr(job, name))
+        self._session.flush()
+
 
 class SqlAlchemyPreviewRepository:
     """``segmentation.ports.PreviewRepository`` over ``previews``."""

@@ -307,7 +307,7 @@ class MembershipStore:
 
 @dataclass(frozen=True)
 class _Indexed:
-    """An open Parquet file sorted by ``_profile_id`` and each row group's first id."""
+    """A Parquet file sorted by ``_profile_id`` (its footer read once) and each row group's first id."""
 
     file: pq.ParquetFile
     firsts: list[str]
@@ -339,7 +339,8 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
             if indexed.firsts else []
         if not groups:
             continue
-        table = indexed.file.read_row_groups(groups)
+        # A reader of its own: one pyarrow file shared between threads (requests) fails or crashes.
+        table = pq.ParquetFile(part, metadata=indexed.file.metadata).read_row_groups(groups)
         rows += table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
     return rows
 

@@ -1,0 +1,76 @@
+"""Point reads of a sorted Parquet file (``Engine.read_rows``): the rows holding some keys, reading only the row
+groups that can hold them, from any number of threads at once."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from openseg.engines.duckdb import DuckDBEngine
+
+#: 1,000 profiles sorted by id, two rows for p0499 (the last of row group 4, the first of 5), groups of 100 rows.
+IDS = sorted([f"p{n:04d}" for n in range(1000)] + ["p0499"])
+
+
+@pytest.fixture
+def store_file(tmp_path: Path) -> Path:
+    path = tmp_path / "profiles.parquet"
+    table = pa.table({"_profile_id": IDS, "n": list(range(len(IDS))), "city": [f"c{n % 7}" for n in range(len(IDS))]})
+    pq.write_table(table, path, row_group_size=100)
+    return path
+
+
+def test_the_rows_holding_the_keys_in_file_order(duckdb_engine: DuckDBEngine, store_file: Path) -> None:
+    rows = duckdb_engine.read_rows(store_file, "_profile_id", ["p0999", "p0499", "p0001"])
+    assert rows.to_pylist() == [
+        {"_profile_id": "p0001", "n": 1, "city": "c1"},
+        {"_profile_id": "p0499", "n": 499, "city": "c2"},
+        {"_profile_id": "p0499", "n": 500, "city": "c3"},
+        {"_profile_id": "p0999", "n": 1000, "city": "c6"},
+    ]
+    assert duckdb_engine.read_rows(store_file, "_profile_id", ["p0002"], columns=["city"]).to_pylist() == [
+        {"city": "c2"}]
+    nobody = duckdb_engine.read_rows(store_file, "_profile_id", ["q"], columns=["n"])
+    assert (nobody.num_rows, nobody.schema.names) == (0, ["n"])
+    with pytest.raises(KeyError):
+        duckdb_engine.read_rows(store_file, "nope", ["p0001"])
+
+
+def test_only_the_row_groups_that_can_hold_a_key_are_read(duckdb_engine: DuckDBEngine, store_file: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[list[int]] = []
+    real = pq.ParquetFile.read_row_groups
+
+    def spy(self: pq.ParquetFile, row_groups: list[int], *args: object, **kwargs: object) -> pa.Table:
+        read.append(list(row_groups))
+        return real(self, row_groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
+    duckdb_engine.read_rows(store_file, "_profile_id", ["p0250"])
+    duckdb_engine.read_rows(store_file, "_profile_id", ["p0499"])  # the last row of group 4, the first of 5
+    duckdb_engine.read_rows(store_file, "_profile_id", ["a", "q"])  # before the first id, after the last
+    assert read == [[2], [4, 5]]
+
+
+def test_a_file_rewritten_under_its_name_is_read_anew(duckdb_engine: DuckDBEngine, store_file: Path) -> None:
+    assert duckdb_engine.read_rows(store_file, "_profile_id", ["p0001"], columns=["n"]).to_pylist() == [{"n": 1}]
+    stat = store_file.stat()
+    pq.write_table(pa.table({"_profile_id": ["p0001", "p0002"], "n": [10, 20], "city": ["x", "y"]}), store_file)
+    os.utime(store_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert duckdb_engine.read_rows(store_file, "_profile_id", ["p0001"], columns=["n"]).to_pylist() == [{"n": 10}]
+
+
+def test_concurrent_lookups_share_no_reader(duckdb_engine: DuckDBEngine, store_file: Path) -> None:
+    wanted = [IDS[(n * 37) % len(IDS)] for n in range(400)]
+
+    def lookup(key: str) -> list[int]:
+        return [row["n"] for row in duckdb_engine.read_rows(store_file, "_profile_id", [key], columns=["n"]).to_pylist()]
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lookup, wanted))
+    assert found == [[n for n, each in enumerate(IDS) if each == key] for key in wanted]
