@@ -19,6 +19,8 @@ class Settings:
     lake: Path
     engine: str = "duckdb"
     spark_master: str = "local[2]"
+    #: Spark settings over openseg's own session settings (``OPENSEG_SPARK_CONF``), in the order given.
+    spark_conf: tuple[tuple[str, str], ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     build_memory_limit: str | None = "2GB"
@@ -49,6 +51,7 @@ class Settings:
             spark_master=str(
                 overrides.get("spark_master") or env.get("OPENSEG_SPARK_MASTER") or "local[2]"
             ),
+            spark_conf=parse_spark_conf(env.get("OPENSEG_SPARK_CONF") or ""),
             host=str(overrides.get("host") or env.get("OPENSEG_HOST") or "127.0.0.1"),
             port=int(str(overrides.get("port") or env.get("OPENSEG_PORT") or 8080)),
             build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "2GB"),
@@ -87,6 +90,25 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
+    """``OPENSEG_SPARK_CONF``: ``key=value`` pairs separated by ``;`` (values may hold ``,``, spaces and ``=``),
+    e.g. ``spark.executor.memory=4g; spark.sql.shuffle.partitions=200``.
+
+    Raises:
+        ValueError: A pair without ``=`` or whose key is not a ``spark.`` setting.
+    """
+    pairs = []
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.startswith("spark."):
+            raise ValueError(f"OPENSEG_SPARK_CONF: {item.strip()!r} is not a 'spark.name=value' setting")
+        pairs.append((key, value.strip()))
+    return tuple(pairs)
+
+
 #: The configuration table of README.md, checked by tests/test_docs.py.
 ENVIRONMENT = (
     ("OPENSEG_HOME", ".openseg/", "where metadata (SQLite), the lake and profile stores live"),
@@ -94,6 +116,9 @@ ENVIRONMENT = (
     ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake (path)"),
     ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
     ("OPENSEG_SPARK_MASTER", "local[2]", "Spark master: `local[2]`, `spark://host:7077`, `sc://host`"),
+    ("OPENSEG_SPARK_CONF", "none",
+     "Spark settings over openseg's own, `key=value` pairs separated by `;`, e.g. "
+     "`spark.executor.memory=4g;spark.sql.shuffle.partitions=200` (docs/scale-out.md)"),
     ("OPENSEG_HOST", "127.0.0.1", "address `openseg serve` binds"),
     ("OPENSEG_PORT", "8080", "port `openseg serve` listens on"),
     ("OPENSEG_BUILD_MEMORY_LIMIT", "2GB", "DuckDB memory limit of a merged-profile build (it spills to disk beyond)"),

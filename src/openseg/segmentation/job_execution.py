@@ -219,6 +219,7 @@ def _publish(services: Services, job_id: str, started: int, segmentation_time: d
             "segmentedProfileByNamespaceCounter": {},
             "segmentedProfileByStatusCounter": {},
             "openseg:segmentCost": {},
+            "openseg:engine": services.engine().describe(),
         }
         for outcome in outcomes.values():
             metrics["segmentedProfileCounter"].update(outcome.qualified)
