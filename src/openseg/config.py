@@ -68,6 +68,9 @@ class Settings:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
             raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
+        if settings.spark_master.startswith("sc://"):
+            raise ValueError("OPENSEG_SPARK_MASTER: Spark Connect (sc://) is not supported yet; openseg's Spark engine "
+                             "needs a classic session: use local[N] or spark://host:7077 (docs/scale-out.md)")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -115,7 +118,8 @@ ENVIRONMENT = (
     ("OPENSEG_DATABASE_URL", "sqlite:///$OPENSEG_HOME/openseg.db", "metadata store; `postgresql+psycopg://...` for PostgreSQL"),
     ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake (path)"),
     ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
-    ("OPENSEG_SPARK_MASTER", "local[2]", "Spark master: `local[2]`, `spark://host:7077`, `sc://host`"),
+    ("OPENSEG_SPARK_MASTER", "local[2]",
+     "Spark master: `local[N]` or a standalone cluster's `spark://host:7077` (Spark Connect `sc://` is not supported yet)"),
     ("OPENSEG_SPARK_CONF", "none",
      "Spark settings over openseg's own, `key=value` pairs separated by `;`, e.g. "
      "`spark.executor.memory=4g;spark.sql.shuffle.partitions=200` (docs/scale-out.md)"),

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from openseg.config import Settings
-from openseg.engines.spark import stop_spark_session
+from openseg.engines.spark import get_spark_session, stop_spark_session
 from tests.api.test_engine_metrics import engine_reports
 from tests.conftest import own_home
 from tests.e2e import test_spark_engine as flows
@@ -179,6 +179,10 @@ def test_jobs_exports_and_builds_name_the_cluster(tmp_path: Path, cluster: Clust
     [app] = [app for app in cluster.status()["activeapps"] if app["name"] == "openseg"]
     on_cluster = {"name": "spark", "master": cluster.master, "applicationId": app["id"]}
     assert reports == {"job": on_cluster, "export": on_cluster, "build": on_cluster}
+    # OPENSEG_SPARK_CONF's settings win over openseg's own (four shuffle partitions).
+    session = get_spark_session()
+    assert session.conf.get("spark.sql.shuffle.partitions") == "2"
+    assert session.sparkContext.getConf().get("spark.executor.memory") == EXECUTOR_MEMORY
 
 
 def _assert_two_executors(cluster: Cluster) -> None:
