@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,13 @@ class Settings:
         """Read settings from ``env`` (default ``os.environ``); keyword overrides win when not None."""
         env = dict(os.environ if env is None else env)
         home_value = overrides.get("home") or env.get("OPENSEG_HOME") or ".openseg"
-        home = Path(str(home_value)).expanduser().resolve()
+        home = local_path("OPENSEG_HOME", str(home_value)).resolve()
         database_url = str(
             overrides.get("database_url")
             or env.get("OPENSEG_DATABASE_URL")
             or f"sqlite:///{home / 'openseg.db'}"
         )
-        lake = Path(str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake")).expanduser()
+        lake = local_path("OPENSEG_LAKE", str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake"))
         settings = cls(
             home=home,
             database_url=database_url,
@@ -93,6 +94,25 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+def local_path(name: str, value: str) -> Path:
+    """A data path setting as a local path: a path, or a ``file://`` URI (``file:///data/lake``, as Spark and
+    PyArrow spell a shared file system's path; ``%20`` and the like decoded).
+
+    Raises:
+        ValueError: A URI of another scheme (``s3://``): the engines read and write the lake through local paths.
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep or "/" in scheme:
+        return Path(value).expanduser()
+    if scheme.lower() != "file":
+        raise ValueError(f"{name}: {scheme}:// URIs are not supported yet; use a path or a file:// URI of a file system "
+                         "every host mounts (docs/scale-out.md)")
+    host, slash, path = rest.partition("/")
+    if host not in ("", "localhost"):
+        raise ValueError(f"{name}: a file:// URI names no host (file:///path), not {host!r}")
+    return Path(unquote(slash + path))
+
+
 def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
     """``OPENSEG_SPARK_CONF``: ``key=value`` pairs separated by ``;`` (values may hold ``,``, spaces and ``=``),
     e.g. ``spark.executor.memory=4g; spark.sql.shuffle.partitions=200``.
@@ -116,7 +136,7 @@ def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
 ENVIRONMENT = (
     ("OPENSEG_HOME", ".openseg/", "where metadata (SQLite), the lake and profile stores live"),
     ("OPENSEG_DATABASE_URL", "sqlite:///$OPENSEG_HOME/openseg.db", "metadata store; `postgresql+psycopg://...` for PostgreSQL"),
-    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake (path)"),
+    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake: a path or a `file://` URI (`s3://` is not supported yet)"),
     ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
     ("OPENSEG_SPARK_MASTER", "local[2]",
      "Spark master: `local[N]` or a standalone cluster's `spark://host:7077` (Spark Connect `sc://` is not supported yet)"),

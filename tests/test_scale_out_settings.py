@@ -1,4 +1,5 @@
-"""The Spark settings: ``OPENSEG_SPARK_MASTER`` and ``OPENSEG_SPARK_CONF`` (docs/scale-out.md)."""
+"""The scale-out settings: ``OPENSEG_SPARK_MASTER``, ``OPENSEG_SPARK_CONF``, and data paths as ``file://`` URIs
+(docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,22 @@ def test_spark_connect_is_refused_by_name(tmp_path: Path) -> None:
         Settings.from_env(home=tmp_path, env={"OPENSEG_SPARK_MASTER": "sc://spark-connect:15002"})
     assert Settings.from_env(home=tmp_path, env={"OPENSEG_SPARK_MASTER": "spark://10.0.0.5:7077"}).spark_master == (
         "spark://10.0.0.5:7077")
+
+
+def test_data_paths_may_be_file_uris(tmp_path: Path) -> None:
+    shared = tmp_path / "shared data"
+    settings = Settings.from_env(env={"OPENSEG_HOME": f"file://{shared.as_posix().replace(' ', '%20')}/home",
+                                      "OPENSEG_LAKE": f"file://localhost{shared.as_posix()}/lake"})
+    assert (settings.home, settings.lake) == (shared / "home", shared / "lake")
+    assert settings.database_url == f"sqlite:///{shared}/home/openseg.db"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"OPENSEG_LAKE": "s3://bucket/lake"}, "OPENSEG_LAKE: s3:// URIs are not supported yet; use a path or a file:// URI"),
+    ({"OPENSEG_HOME": "gs://bucket/home"}, "OPENSEG_HOME: gs:// URIs are not supported yet; use a path or a file:// URI"),
+    ({"OPENSEG_LAKE": "file://nas/lake"}, "OPENSEG_LAKE: a file:// URI names no host (file:///path), not 'nas'"),
+])
+def test_other_uris_are_refused_by_name(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Settings.from_env(env={"OPENSEG_HOME": str(tmp_path), **env})
+    assert str(raised.value).startswith(message)
