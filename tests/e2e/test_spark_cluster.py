@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from openseg.config import Settings
 from openseg.engines.spark import get_spark_session, stop_spark_session
-from tests.api.test_engine_metrics import engine_reports
-from tests.conftest import own_home
 from tests.e2e import test_spark_engine as flows
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
@@ -150,39 +149,87 @@ def test_the_cluster_builds_the_same_profile_store_as_duckdb(tmp_path: Path, on_
     _assert_two_executors(on_cluster)
 
 
-def test_the_cluster_writes_the_same_membership_files_as_duckdb(tmp_path: Path, on_cluster: Cluster,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    on_duckdb = flows._membership_of_two_jobs(tmp_path, "duckdb", monkeypatch)
-    on_spark = flows._membership_of_two_jobs(tmp_path, "spark", monkeypatch)
-    for job in ("job 1", "job 2"):
-        for part in ("schemas", "snapshot", "pairs", "history", "segments"):
-            assert on_spark[job][part] == on_duckdb[job][part], (job, part)
-    assert on_spark["lookup"] == on_duckdb["lookup"] and len(on_duckdb["lookup"]) == 9
-    assert len(on_duckdb["job 2"]["history"]) == 5
+def _pipeline(tmp_path: Path, engine: str) -> dict[str, Any]:
+    """The export flow of test_spark_engine.py (ingestion, builds, two segment jobs, three exports), and what it
+    leaves: the exported rows, the two jobs' membership files (ids replaced by names), and the engine every job,
+    export and build reported."""
+    with pytest.MonkeyPatch.context() as monkeypatch:  # the recorders and the flow's own patches, for one run
+        return _recorded_pipeline(tmp_path, engine, monkeypatch)
 
 
-def test_the_cluster_exports_the_same_files_as_duckdb(tmp_path: Path, on_cluster: Cluster,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    on_duckdb = flows._exports(tmp_path, "duckdb", monkeypatch)
-    on_spark = flows._exports(tmp_path, "spark", monkeypatch)
+def _recorded_pipeline(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from openseg.profiles import service
+    from tests.api import test_exports
+
+    names: dict[str, str] = {}
+    jobs: dict[str, str] = {}
+    engines: dict[str, list[dict[str, str]]] = {"job": [], "export": [], "build": []}
+
+    def define(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        created = original["define"](*args, **kwargs)
+        names[created["id"]] = created["name"]
+        return created
+
+    def run_job(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        job = original["run_job"](*args, **kwargs)
+        jobs[job["id"]] = f"job {len(jobs) + 1}"
+        engines["job"].append(job["metrics"]["openseg:engine"])
+        return job
+
+    def export(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        job = original["export"](*args, **kwargs)
+        engines["export"].append(job["metrics"]["openseg:engine"])
+        return job
+
+    def build_sandbox(*args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
+        results = original["build_sandbox"](*args, **kwargs)  # what the merge policy's openseg:profileStore shows
+        engines["build"].extend(stats["engine"] for stats in results.values())
+        return results
+
+    original = {"define": flows.define, "run_job": flows.run_job, "export": test_exports.export,
+                "build_sandbox": service.build_sandbox}
+    monkeypatch.setattr(flows, "define", define)
+    monkeypatch.setattr(flows, "run_job", run_job)
+    monkeypatch.setattr(test_exports, "export", export)
+    monkeypatch.setattr(service, "build_sandbox", build_sandbox)
+    found = flows._exports(tmp_path, engine, monkeypatch)
+    [root] = (tmp_path / f"export-{engine}" / "membership").glob("*/*")
+
+    def rows(path: Path) -> list[dict[str, Any]]:
+        table = [{key: names.get(value, jobs.get(value, value)) if key in ("segment_id", "job_id") else value
+                  for key, value in row.items()} for row in pq.read_table(path).to_pylist()]
+        return sorted(table, key=lambda row: [str(value) for value in row.values()])
+
+    found["membership"] = {name: {kind: rows(root / kind / f"{job_id}.parquet") for kind in ("snapshots", "pairs", "history")}
+                           for job_id, name in jobs.items()}
+    found["engines"] = engines
+    return found
+
+
+def test_the_cluster_writes_the_same_membership_and_export_files_as_duckdb(tmp_path: Path, on_cluster: Cluster) -> None:
+    on_duckdb = _pipeline(tmp_path, "duckdb")
+    on_spark = _pipeline(tmp_path, "spark")
+    assert on_spark["membership"] == on_duckdb["membership"]
+    # The second job: First1 left the US (an exit and its pair), First9 arrived in it.
+    assert sorted((row["segment_id"], row["event"]) for row in on_duckdb["membership"]["job 2"]["history"]) == [
+        ("US", "entered"), ("US", "exited")]
     for name in ("members", "everyone", "nobody"):
         assert on_spark[name]["rows"] == on_duckdb[name]["rows"], name
         assert on_spark[name]["schema"] == on_duckdb[name]["schema"], name
         assert on_spark[name]["by spark"] == {True}, name
     assert [len(on_duckdb[name]["rows"]) for name in ("members", "everyone", "nobody")] == [6, 9, 0]
-
-
-def test_jobs_exports_and_builds_name_the_cluster(tmp_path: Path, cluster: Cluster) -> None:
-    with own_home(tmp_path, engine="spark", spark_master=cluster.master, spark_conf=cluster.conf) as (services, org, client):
-        assert services.worker is not None
-        reports = engine_reports(client, org, services.worker.run_until_idle)
-    [app] = [app for app in cluster.status()["activeapps"] if app["name"] == "openseg"]
-    on_cluster = {"name": "spark", "master": cluster.master, "applicationId": app["id"]}
-    assert reports == {"job": on_cluster, "export": on_cluster, "build": on_cluster}
+    # Every job, export and build names the engine: on Spark the cluster's master and the application the
+    # master lists (one for the whole process).
+    [app] = [app for app in on_cluster.status()["activeapps"] if app["name"] == "openseg"]
+    spark = {"name": "spark", "master": on_cluster.master, "applicationId": app["id"]}
+    assert on_spark["engines"] == {"job": [spark] * 2, "export": [spark] * 3, "build": [spark] * 2}
+    assert on_duckdb["engines"] == {"job": [{"name": "duckdb"}] * 2, "export": [{"name": "duckdb"}] * 3,
+                                    "build": [{"name": "duckdb"}] * 2}
     # OPENSEG_SPARK_CONF's settings win over openseg's own (four shuffle partitions).
     session = get_spark_session()
     assert session.conf.get("spark.sql.shuffle.partitions") == "2"
     assert session.sparkContext.getConf().get("spark.executor.memory") == EXECUTOR_MEMORY
+    _assert_two_executors(on_cluster)
 
 
 def _assert_two_executors(cluster: Cluster) -> None:
