@@ -166,27 +166,27 @@ def _recorded_pipeline(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPa
     engines: dict[str, list[dict[str, str]]] = {"job": [], "export": [], "build": []}
 
     def define(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        created = original["define"](*args, **kwargs)
+        created: dict[str, Any] = original["define"](*args, **kwargs)
         names[created["id"]] = created["name"]
         return created
 
     def run_job(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        job = original["run_job"](*args, **kwargs)
+        job: dict[str, Any] = original["run_job"](*args, **kwargs)
         jobs[job["id"]] = f"job {len(jobs) + 1}"
         engines["job"].append(job["metrics"]["openseg:engine"])
         return job
 
     def export(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        job = original["export"](*args, **kwargs)
+        job: dict[str, Any] = original["export"](*args, **kwargs)
         engines["export"].append(job["metrics"]["openseg:engine"])
         return job
 
     def build_sandbox(*args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
-        results = original["build_sandbox"](*args, **kwargs)  # what the merge policy's openseg:profileStore shows
+        results: dict[str, dict[str, Any]] = original["build_sandbox"](*args, **kwargs)  # what the merge policy's openseg:profileStore shows
         engines["build"].extend(stats["engine"] for stats in results.values())
         return results
 
-    original = {"define": flows.define, "run_job": flows.run_job, "export": test_exports.export,
+    original: dict[str, Any] = {"define": flows.define, "run_job": flows.run_job, "export": test_exports.export,
                 "build_sandbox": service.build_sandbox}
     monkeypatch.setattr(flows, "define", define)
     monkeypatch.setattr(flows, "run_job", run_job)
