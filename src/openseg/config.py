@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Settings:
     lake: Path
     engine: str = "duckdb"
     spark_master: str = "local[2]"
+    #: Spark settings over openseg's own session settings (``OPENSEG_SPARK_CONF``), in the order given.
+    spark_conf: tuple[tuple[str, str], ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     build_memory_limit: str | None = "2GB"
@@ -34,13 +37,13 @@ class Settings:
         """Read settings from ``env`` (default ``os.environ``); keyword overrides win when not None."""
         env = dict(os.environ if env is None else env)
         home_value = overrides.get("home") or env.get("OPENSEG_HOME") or ".openseg"
-        home = Path(str(home_value)).expanduser().resolve()
+        home = local_path("OPENSEG_HOME", str(home_value)).resolve()
         database_url = str(
             overrides.get("database_url")
             or env.get("OPENSEG_DATABASE_URL")
             or f"sqlite:///{home / 'openseg.db'}"
         )
-        lake = Path(str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake")).expanduser()
+        lake = local_path("OPENSEG_LAKE", str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake"))
         settings = cls(
             home=home,
             database_url=database_url,
@@ -49,6 +52,7 @@ class Settings:
             spark_master=str(
                 overrides.get("spark_master") or env.get("OPENSEG_SPARK_MASTER") or "local[2]"
             ),
+            spark_conf=parse_spark_conf(env.get("OPENSEG_SPARK_CONF") or ""),
             host=str(overrides.get("host") or env.get("OPENSEG_HOST") or "127.0.0.1"),
             port=int(str(overrides.get("port") or env.get("OPENSEG_PORT") or 8080)),
             build_memory_limit=str(env.get("OPENSEG_BUILD_MEMORY_LIMIT") or "2GB"),
@@ -65,6 +69,9 @@ class Settings:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
             raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
+        if settings.spark_master.startswith("sc://"):
+            raise ValueError("OPENSEG_SPARK_MASTER: Spark Connect (sc://) is not supported yet; openseg's Spark engine "
+                             "needs a classic session: use local[N] or spark://host:7077 (docs/scale-out.md)")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -87,13 +94,55 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+def local_path(name: str, value: str) -> Path:
+    """A data path setting as a local path: a path, or a ``file://`` URI (``file:///data/lake``, as Spark and
+    PyArrow spell a shared file system's path; ``%20`` and the like decoded).
+
+    Raises:
+        ValueError: A URI of another scheme (``s3://``): the engines read and write the lake through local paths.
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep or "/" in scheme:
+        return Path(value).expanduser()
+    if scheme.lower() != "file":
+        raise ValueError(f"{name}: {scheme}:// URIs are not supported yet; use a path or a file:// URI of a file system "
+                         "every host mounts (docs/scale-out.md)")
+    host, slash, path = rest.partition("/")
+    if host not in ("", "localhost"):
+        raise ValueError(f"{name}: a file:// URI names no host (file:///path), not {host!r}")
+    return Path(unquote(slash + path))
+
+
+def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
+    """``OPENSEG_SPARK_CONF``: ``key=value`` pairs separated by ``;`` (values may hold ``,``, spaces and ``=``),
+    e.g. ``spark.executor.memory=4g; spark.sql.shuffle.partitions=200``.
+
+    Raises:
+        ValueError: A pair without ``=`` or whose key is not a ``spark.`` setting.
+    """
+    pairs = []
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.startswith("spark."):
+            raise ValueError(f"OPENSEG_SPARK_CONF: {item.strip()!r} is not a 'spark.name=value' setting")
+        pairs.append((key, value.strip()))
+    return tuple(pairs)
+
+
 #: The configuration table of README.md, checked by tests/test_docs.py.
 ENVIRONMENT = (
     ("OPENSEG_HOME", ".openseg/", "where metadata (SQLite), the lake and profile stores live"),
     ("OPENSEG_DATABASE_URL", "sqlite:///$OPENSEG_HOME/openseg.db", "metadata store; `postgresql+psycopg://...` for PostgreSQL"),
-    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake (path)"),
+    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake: a path or a `file://` URI (`s3://` is not supported yet)"),
     ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
-    ("OPENSEG_SPARK_MASTER", "local[2]", "Spark master: `local[2]`, `spark://host:7077`, `sc://host`"),
+    ("OPENSEG_SPARK_MASTER", "local[2]",
+     "Spark master: `local[N]` or a standalone cluster's `spark://host:7077` (Spark Connect `sc://` is not supported yet)"),
+    ("OPENSEG_SPARK_CONF", "none",
+     "Spark settings over openseg's own, `key=value` pairs separated by `;`, e.g. "
+     "`spark.executor.memory=4g;spark.sql.shuffle.partitions=200` (docs/scale-out.md)"),
     ("OPENSEG_HOST", "127.0.0.1", "address `openseg serve` binds"),
     ("OPENSEG_PORT", "8080", "port `openseg serve` listens on"),
     ("OPENSEG_BUILD_MEMORY_LIMIT", "2GB", "DuckDB memory limit of a merged-profile build (it spills to disk beyond)"),

@@ -64,7 +64,8 @@ class Services:
             if self.settings.engine == "spark":
                 from openseg.engines.spark import SparkEngine
 
-                self._engine = SparkEngine(master=self.settings.spark_master)
+                self._engine = SparkEngine(master=self.settings.spark_master,
+                                           conf=self.settings.spark_conf)
             else:
                 from openseg.engines.duckdb import DuckDBEngine
 

@@ -238,6 +238,11 @@ class Engine(abc.ABC):
     #: runs only on such an engine. Spark's driver must not collect them.
     in_process: bool = False
 
+    def describe(self) -> dict[str, str]:
+        """Which engine ran a job, as jobs, exports and builds report it (``metrics["openseg:engine"]``): its
+        ``name``, and for a cluster engine its ``master`` and ``applicationId``."""
+        return {"name": self.name}
+
     def render(self, plan: exp.Expr) -> str:
         """Render a plan as SQL text in this engine's dialect.
 

@@ -49,26 +49,43 @@ SESSION_CONFIG: dict[str, str] = {
 
 _session_lock = threading.Lock()
 _session: SparkSession | None = None
+#: The master and extra settings the shared session was created with.
+_session_key: tuple[str, tuple[tuple[str, str], ...]] | None = None
+
+#: The master a session is created with when nobody asks for one.
+DEFAULT_MASTER = "local[2]"
 
 
-def get_spark_session(master: str = "local[2]") -> SparkSession:
+def get_spark_session(master: str | None = None, conf: Sequence[tuple[str, str]] = ()) -> SparkSession:
     """Return the process-wide SparkSession, creating it on first use.
 
+    A JVM holds one SparkContext, so a process talks to one master at a time: asking for another master
+    (or other settings) stops the current session and starts a new one.
+
     Args:
-        master: Spark master URL used when the session is created (ignored afterwards).
+        master: Spark master URL (``local[N]``, ``spark://host:port``); None: the current session, whatever
+            its master, or a new one on ``local[2]``.
+        conf: Spark settings applied over ``SESSION_CONFIG`` (``OPENSEG_SPARK_CONF``), such as
+            ``("spark.executor.memory", "4g")``; they take part in deciding whether the session is the one
+            asked for.
 
     Returns:
         The shared session.
     """
-    global _session
+    global _session, _session_key
     with _session_lock:
+        key = (master or DEFAULT_MASTER, tuple(conf))
+        if _session is not None and master is not None and key != _session_key:
+            _session.stop()
+            _session = None
         if _session is None:
             from pyspark.sql import SparkSession
 
-            builder = SparkSession.builder.master(master).appName("openseg")
-            for key, value in SESSION_CONFIG.items():
-                builder = builder.config(key, value)
+            builder = SparkSession.builder.master(key[0]).appName("openseg")
+            for name, value in {**SESSION_CONFIG, **dict(key[1])}.items():
+                builder = builder.config(name, value)
             _session = builder.getOrCreate()
+            _session_key = key
             # Failed queries raise AnalysisException with the message; the JVM's ERROR log of the
             # same failure would only duplicate it on stderr.
             _session.sparkContext.setLogLevel("FATAL")
@@ -78,11 +95,12 @@ def get_spark_session(master: str = "local[2]") -> SparkSession:
 
 def stop_spark_session() -> None:
     """Stop the shared session if one was started."""
-    global _session
+    global _session, _session_key
     with _session_lock:
         if _session is not None:
             _session.stop()
             _session = None
+            _session_key = None
 
 
 class SparkEngine(Engine):
@@ -90,14 +108,29 @@ class SparkEngine(Engine):
 
     Args:
         master: Spark master URL for the shared session (``local[2]`` by default).
+        conf: Spark settings over openseg's own (``OPENSEG_SPARK_CONF``).
     """
 
     name = "spark"
     dialect = "spark"
 
-    def __init__(self, master: str = "local[2]") -> None:
+    def __init__(self, master: str = DEFAULT_MASTER, conf: Sequence[tuple[str, str]] = ()) -> None:
         self.master = master
+        self.conf = tuple(conf)
         self._run_lock = threading.Lock()
+
+    def describe(self) -> dict[str, str]:
+        """``{"name": "spark", "master", "applicationId"}`` of the session the engine runs on; only the name
+        and master while no session is up (describing never starts one)."""
+        with _session_lock:
+            session = _session if _session_key == (self.master, self.conf) else None
+            if session is None:
+                return {"name": self.name, "master": self.master}
+            context = session.sparkContext
+            return {"name": self.name, "master": str(context.master), "applicationId": str(context.applicationId)}
+
+    def _session(self) -> SparkSession:
+        return get_spark_session(self.master, self.conf)
 
     def _execute(self, sql: str, tables: Mapping[str, TableSource]) -> pa.Table:
         with self._views(tables) as spark:
@@ -135,7 +168,7 @@ class SparkEngine(Engine):
     def workspace(self) -> Iterator[SparkWorkspace]:
         """The shared session for one job: its relations are temporary views (materialised ones cached),
         dropped at the end. Temporary views are session-global, so the job has the session to itself."""
-        spark = get_spark_session(self.master)
+        spark = self._session()
         with self._run_lock:
             workspace = SparkWorkspace(spark)
             try:
@@ -146,7 +179,7 @@ class SparkEngine(Engine):
     @contextmanager
     def _views(self, tables: Mapping[str, TableSource]) -> Iterator[SparkSession]:
         """The shared session with ``tables`` registered as temporary views, for one run at a time."""
-        spark = get_spark_session(self.master)
+        spark = self._session()
         with self._run_lock:
             for name, source in tables.items():
                 _frame(spark, source).createOrReplaceTempView(name)

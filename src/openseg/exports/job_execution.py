@@ -167,6 +167,7 @@ def _export(services: ExportServices, scope: Scope, job_id: int, request: Export
             "aCPDatasetWriteTime": {"startTimeInMs": write_start, "endTimeInMs": write_end,
                                     "totalTimeInMs": write_end - write_start},
             "openseg:exportedProfiles": records,
+            "openseg:engine": services.engine().describe(),
         }
         job.metrics, job.status, job.updated = metrics, "SUCCEEDED", write_end
         uow.export_jobs.update(job)

@@ -196,6 +196,7 @@ def store_json(store: ProfileStoreRecord | None) -> dict[str, Any] | None:
         "identities": stats.get("identities"),
         "buildSeconds": stats.get("seconds"),
         "lastRefresh": stats.get("refresh"),
+        "engine": stats.get("engine"),
         "oversizedIdentityGraphs": len(oversized),
         "oversizedIdentityGraphSamples": [
             {"identities": len(g.get("identities", [])), "splitInto": g.get("profile_ids", [])[:10],

@@ -75,11 +75,13 @@ def build_sandbox(services: ProfileServices, sandbox_id: str,
         # Incremental when only new batches arrived; a full rebuild when anything else changed.
         stats = refresh_profile_store(sources, spec, path, engine=services.engine(),
                                       memory_limit=services.settings.build_memory_limit)
-        results[policy_id] = stats.to_dict()
+        results[policy_id] = {**stats.to_dict(), "engine": services.engine().describe()}
         with services.uow() as uow:
             record = uow.profile_stores.get(policy_id)
             if stats.refresh == "unchanged" and record is not None and record.policy_version == spec.version:
                 continue
+            if stats.refresh == "unchanged" and record is not None and (record.stats or {}).get("engine"):
+                results[policy_id]["engine"] = record.stats["engine"]  # the engine of the build it still is
             if record is None:
                 record = ProfileStoreRecord(merge_policy_id=policy_id, sandbox_id=sandbox_id)
             built_at = now_ms() if stats.refresh != "unchanged" or record.built_at is None else record.built_at

@@ -260,6 +260,7 @@ def _publish(services: SegmentJobServices, job_id: str, started: int, segmentati
             "segmentedProfileByStatusCounter": {},
             "openseg:segmentCost": {},
             DRIFT_METRIC: {},
+            "openseg:engine": services.engine().describe(),
         }
         for outcome in outcomes.values():
             metrics["segmentedProfileCounter"].update(outcome.qualified)
