@@ -228,12 +228,13 @@ def test_an_export_whose_worker_was_killed_is_written_once_by_the_next(
 SCHEDULES = "/data/core/ups/config/schedules"
 
 
-def due_daily_schedule(client: TestClient, org: Org, services: Services) -> str:
-    """An active daily schedule of every segment whose time today (two hours ago) passed since it took effect:
-    the first scheduler tick fires it, and its next fire is 22 hours away."""
+def due_daily_schedule(client: TestClient, org: Org, services: Services, type: str = "batch_segmentation",
+                       properties: dict[str, Any] | None = None) -> str:
+    """An active daily schedule (by default of every segment) whose time today, two hours ago, passed since it
+    took effect: the first scheduler tick fires it, and its next fire is 22 hours away."""
     hour = (datetime.now(UTC) - timedelta(hours=2)).hour
     created = client.post(SCHEDULES, headers=org.headers(), json={
-        "name": "nightly", "type": "batch_segmentation", "properties": {"segments": ["*"]},
+        "name": "nightly", "type": type, "properties": properties or {"segments": ["*"]},
         "schedule": f"0 0 {hour} * * ?", "state": "active"})
     assert created.status_code == 200, created.text
     with services.db.session() as session:  # as if created two days ago
@@ -281,3 +282,39 @@ def test_a_schedule_whose_worker_was_killed_as_it_fired_runs_its_job_once(
     assert schedule["lastJobId"] == job["id"]
     assert schedule["nextRun"] > int(datetime.now(UTC).timestamp() * 1000)
     assert no_partial_files(services.settings.home)
+
+
+@pytest.mark.parametrize("point", ["fire-before", "fire-after"])
+def test_an_export_schedule_whose_worker_was_killed_as_it_fired_exports_once(
+        services: Services, org: Org, client: TestClient, point: str) -> None:
+    """On each metadata store (on PostgreSQL the fire's row lock dies with the killed worker's connection)."""
+    assert services.worker is not None
+    drain = services.worker.run_until_idle
+    load_people(client, org, drain, [person(i) for i in range(6)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    run_job(client, org, drain, us["id"])
+    target = union_dataset(client, org)
+    schedule_id = due_daily_schedule(client, org, services, type="export", properties={
+        "filter": {"segments": [{"segmentId": us["id"]}]}, "destination": {"datasetId": target},
+        "schema": {"name": "_xdm.context.profile"}})
+
+    def exports() -> list[dict[str, Any]]:
+        return list(client.get(EXPORTS, headers=org.headers()).json()["records"])
+
+    kill_worker_at(services, point, "worker")
+    schedule = client.get(f"{SCHEDULES}/{schedule_id}", headers=org.headers()).json()
+    if point == "fire-before":
+        assert exports() == [] and schedule["lastJobId"] is None
+    else:
+        (job,) = exports()
+        assert job["status"] == "NEW" and schedule["lastJobId"] == str(job["id"])
+
+    restart_worker_until(services, lambda: [e["status"] for e in exports()] in (["SUCCEEDED"], ["FAILED"]))
+    (job,) = exports()
+    assert job["status"] == "SUCCEEDED", job
+    assert client.get(f"{SCHEDULES}/{schedule_id}", headers=org.headers()).json()["lastJobId"] == str(job["id"])
+    batches = client.get("/data/foundation/catalog/batches", headers=org.headers(), params={"dataSet": target}).json()
+    assert list(batches) == [job["destination"]["batchId"]]
+    assert emails(batch_rows(client, org, job["destination"]["batchId"])) == [
+        "p1@example.com", "p3@example.com", "p5@example.com"]
+    assert no_partial_files(services.settings.lake)
