@@ -1,7 +1,7 @@
 """Adobe's own Python client for AEP, ``aepp`` (PyPI, installed by ``make test``), runs the seed's flow against a
 live openseg server with only the host changed.
 
-How aepp is pointed at openseg, through its configuration only:
+How aepp is pointed at openseg, through its configuration only (the README's block, run as printed):
 - ``aepp.configure(environment="support", endpoint=BASE)`` is aepp's setting for a platform at another address:
   every class then sends ``BASE + /data/...`` (aepp's ``config.endpoints["global"]``).
 - ``accesstoken=`` hands aepp a token minted elsewhere (openseg's ``credentials create``), so aepp does not call
@@ -15,6 +15,7 @@ aepp returns to its user, asserted exactly where openseg decides it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,20 +29,23 @@ from openseg.container import Services
 from tests.api.flows import UNION, person
 from tests.conftest import make_org
 from tests.e2e.server import running_server
+from tests.e2e.test_readme import readme_section
 
 PROFILE = "https://ns.adobe.com/xdm/context/profile"
+README_SECTION = "Walk-through: the seed's segmentation and export flow"
 
 
 @pytest.fixture
-def connection(services: Services) -> Iterator[aepp.ConnectObject]:
-    """aepp configured for a live openseg server and a new org's credentials."""
+def connection(services: Services, capsys: pytest.CaptureFixture[str]) -> Iterator[aepp.ConnectObject]:
+    """aepp configured for a live openseg server and a new org's credentials, by the README's own block."""
     org = make_org(services)
     with running_server(services) as base:
-        config = aepp.configure(org_id=org.org_id, client_id=org.api_key, secret="not used with a token",
-                                sandbox="prod", environment="support", endpoint=base, accesstoken=org.token,
-                                connectInstance=True)
-        config.getConfigObject()["connectionType"] = "support"
-        yield config
+        (block,) = re.findall(r"```python\n(.*?)```", readme_section(README_SECTION), flags=re.S)
+        names: dict[str, Any] = {"IMS_ORG": org.org_id, "API_KEY": org.api_key, "ACCESS_TOKEN": org.token,
+                                 "OPENSEG": base}
+        exec(block, names)
+        assert capsys.readouterr().out == "[]\n"  # a new org has no definitions
+        yield names["config"]
 
 
 def poll(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -128,7 +132,11 @@ def test_the_seed_flow_through_aepp(connection: aepp.ConnectObject) -> None:
     entity = one["email:p1@example.com"]["entity"]
     assert entity["homeAddress"] == {"country": "US", "city": "City1"}
     assert entity["person"]["name"] == {"firstName": "First1", "lastName": "Last1"}
-    assert entity["segmentMembership"]["ups"][us]["status"] == "realized"
+    assert entity["segmentMembership"]["ups"][us]["status"] == "realized", one
+    # One default merge policy, which the definition, its job and the lookups all use (the worker's first build
+    # and the definition's creation each used to add one when they raced).
+    assert [p["id"] for p in profiles.getMergePolicies() if p["default"]] == [definition["mergePolicyId"]]
+    assert one["email:p1@example.com"]["mergePolicy"]["id"] == definition["mergePolicyId"]
     several = profiles.getEntities({
         "schema": {"name": "_xdm.context.profile"}, "fields": ["homeAddress"],
         "identities": [{"entityId": f"p{i}@example.com", "entityIdNS": {"code": "email"}} for i in (2, 3)]})
