@@ -1,12 +1,16 @@
-"""The worker, or the whole server with the worker inside, killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store or
-writes an export, then started again: every piece of work ends as if the kill never happened, and until then
-nothing of it is visible half-written.
+"""The worker, or the whole server with the worker inside, killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store,
+writes an export or fires a schedule, then started again: every piece of work ends as if the kill never happened,
+and until then nothing of it is visible half-written.
 
 As in ``test_crash_recovery.py`` (the segment job's points), the worker is the real ``openseg worker`` in its
 own process and kills itself at an exact point, so the test does not depend on timing:
 - ``lake-before`` / ``lake-after``: just before / just after a batch directory (an ingested batch, or an
   export's batch) is renamed into the lake, before the metadata store records it;
-- ``store-before`` / ``store-after``: the same around the publication of a merged-profile build.
+- ``store-before`` / ``store-after``: the same around the publication of a merged-profile build;
+- ``fire-before``: the scheduler has claimed a due fire and created its job, before that unit of work commits;
+  ``fire-after``: just after it commits (the job is queued, not yet run);
+- ``membership-after``: the job a schedule started has put its new membership in place, before the
+  transaction that records it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +30,11 @@ from fastapi.testclient import TestClient
 
 from openseg.catalog.processing import INGEST_BATCH
 from openseg.container import Services
+from openseg.store.models import Schedule
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_exports import EXPORTS, batch_rows, emails, union_dataset
-from tests.api.test_segment_jobs import run_job
+from tests.api.test_segment_jobs import JOBS, load_people, run_job
 from tests.conftest import Org, own_home
 from tests.e2e.test_crash_recovery import worker_env
 
@@ -69,6 +75,18 @@ elif where == "store":
     from openseg.profiles import build
 
     build.publish = dying(build.publish, when == "after")
+elif where == "fire":
+    # Patched before openseg.bootstrap is imported, which takes ``tick`` by name for the worker.
+    from openseg.scheduling import scheduler
+
+    if when == "before":
+        scheduler._fire = dying(scheduler._fire, after=True)
+    else:
+        scheduler.tick = dying(scheduler.tick, after=True)
+elif where == "membership":
+    from openseg.segmentation import membership
+
+    membership.publish = dying(membership.publish, when == "after")
 else:
     raise SystemExit(f"unknown kill point {point}")
 
@@ -204,4 +222,99 @@ def test_an_export_whose_worker_was_killed_is_written_once_by_the_next(
     batch_id = next(b for b, body in client.get("/data/foundation/catalog/batches", headers=org.headers(),
                                                 params={"dataSet": target}).json().items() if body == exported)
     assert emails(batch_rows(client, org, batch_id)) == ["p1@example.com", "p3@example.com", "p5@example.com"]
+    assert no_partial_files(services.settings.lake)
+
+
+SCHEDULES = "/data/core/ups/config/schedules"
+
+
+def due_daily_schedule(client: TestClient, org: Org, services: Services, type: str = "batch_segmentation",
+                       properties: dict[str, Any] | None = None) -> str:
+    """An active daily schedule (by default of every segment) whose time today, two hours ago, passed since it
+    took effect: the first scheduler tick fires it, and its next fire is 22 hours away."""
+    hour = (datetime.now(UTC) - timedelta(hours=2)).hour
+    created = client.post(SCHEDULES, headers=org.headers(), json={
+        "name": "nightly", "type": type, "properties": properties or {"segments": ["*"]},
+        "schedule": f"0 0 {hour} * * ?", "state": "active"})
+    assert created.status_code == 200, created.text
+    with services.db.session() as session:  # as if created two days ago
+        row = session.get(Schedule, created.json()["id"])
+        assert row is not None
+        row.effective_from = int((datetime.now(UTC) - timedelta(days=2)).timestamp() * 1000)
+    return str(created.json()["id"])
+
+
+def segment_jobs(client: TestClient, org: Org) -> list[dict[str, Any]]:
+    listed = client.get(JOBS, headers=org.headers(), params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    return list(listed.json()["children"])
+
+
+@pytest.mark.parametrize("point", ["fire-before", "fire-after", "membership-after"])
+@pytest.mark.parametrize("process", ["worker", "serve"])
+def test_a_schedule_whose_worker_was_killed_as_it_fired_runs_its_job_once(
+        home: tuple[Services, Org, TestClient], point: str, process: str) -> None:
+    services, org, client = home
+    assert services.worker is not None
+    load_people(client, org, services.worker.run_until_idle, [person(i) for i in range(6)])  # 1, 3, 5 in the US
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    schedule_id = due_daily_schedule(client, org, services)
+
+    kill_worker_at(services, point, process)
+    schedule = client.get(f"{SCHEDULES}/{schedule_id}", headers=org.headers()).json()
+    if point == "fire-before":
+        # Killed before the fire's unit of work committed: neither the fire nor its job was recorded.
+        assert segment_jobs(client, org) == []
+        assert (schedule["lastRun"], schedule["lastJobId"]) == (None, None)
+    else:
+        # The fire and its job were recorded together; the job has not finished.
+        (job,) = segment_jobs(client, org)
+        assert job["status"] == ("QUEUED" if point == "fire-after" else "PROCESSING")
+        assert schedule["lastJobId"] == job["id"]
+
+    # The restarted worker's first tick runs before it takes any job, so a second fire would be there by the
+    # time the job ends.
+    restart_worker_until(services, lambda: [j["status"] for j in segment_jobs(client, org)] in (["SUCCEEDED"], ["FAILED"]))
+    (job,) = segment_jobs(client, org)
+    assert job["status"] == "SUCCEEDED", job
+    assert job["metrics"]["segmentedProfileByStatusCounter"] == {us["id"]: {"realized": 3, "existing": 0, "exited": 0}}
+    schedule = client.get(f"{SCHEDULES}/{schedule_id}", headers=org.headers()).json()
+    assert schedule["lastJobId"] == job["id"]
+    assert schedule["nextRun"] > int(datetime.now(UTC).timestamp() * 1000)
+    assert no_partial_files(services.settings.home)
+
+
+@pytest.mark.parametrize("point", ["fire-before", "fire-after"])
+def test_an_export_schedule_whose_worker_was_killed_as_it_fired_exports_once(
+        services: Services, org: Org, client: TestClient, point: str) -> None:
+    """On each metadata store (on PostgreSQL the fire's row lock dies with the killed worker's connection)."""
+    assert services.worker is not None
+    drain = services.worker.run_until_idle
+    load_people(client, org, drain, [person(i) for i in range(6)])
+    us = define(client, org, "US", 'homeAddress.country = "US"')
+    run_job(client, org, drain, us["id"])
+    target = union_dataset(client, org)
+    schedule_id = due_daily_schedule(client, org, services, type="export", properties={
+        "filter": {"segments": [{"segmentId": us["id"]}]}, "destination": {"datasetId": target},
+        "schema": {"name": "_xdm.context.profile"}})
+
+    def exports() -> list[dict[str, Any]]:
+        return list(client.get(EXPORTS, headers=org.headers()).json()["records"])
+
+    kill_worker_at(services, point, "worker")
+    schedule = client.get(f"{SCHEDULES}/{schedule_id}", headers=org.headers()).json()
+    if point == "fire-before":
+        assert exports() == [] and schedule["lastJobId"] is None
+    else:
+        (job,) = exports()
+        assert job["status"] == "NEW" and schedule["lastJobId"] == str(job["id"])
+
+    restart_worker_until(services, lambda: [e["status"] for e in exports()] in (["SUCCEEDED"], ["FAILED"]))
+    (job,) = exports()
+    assert job["status"] == "SUCCEEDED", job
+    assert client.get(f"{SCHEDULES}/{schedule_id}", headers=org.headers()).json()["lastJobId"] == str(job["id"])
+    batches = client.get("/data/foundation/catalog/batches", headers=org.headers(), params={"dataSet": target}).json()
+    assert list(batches) == [job["destination"]["batchId"]]
+    assert emails(batch_rows(client, org, job["destination"]["batchId"])) == [
+        "p1@example.com", "p3@example.com", "p5@example.com"]
     assert no_partial_files(services.settings.lake)

@@ -218,6 +218,8 @@ def test_merge_policies_are_updated_and_removed_and_know_the_segments_using_them
     here, t = world.here, tag()
     kept = MergePolicy.default_for(here.org_id, here.sandbox_id, policy_id=f"mp-a{t}", now=1_000)
     gone = replace(kept, id=f"mp-b{t}", name="second", is_default=False, created=2_000, updated=2_000)
+    with world.units() as uow:  # what the sandbox was created with (the metadata store: its default policy)
+        born = uow.merge_policies.in_sandbox(here.sandbox_id)
     with world.units() as uow:
         uow.merge_policies.add(kept)
         uow.merge_policies.add(gone)
@@ -233,14 +235,14 @@ def test_merge_policies_are_updated_and_removed_and_know_the_segments_using_them
         uow.merge_policies.remove(f"mp-nope{t}")  # nothing to remove: nothing happens
         # not committed: both as they were when the unit of work ends
     with world.units() as uow:
-        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [kept, gone]
+        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [kept, gone, *born]  # by creation
         uow.merge_policies.update(renamed)
         uow.merge_policies.remove(gone.id)
         uow.commit()
     with world.units() as uow:
         assert uow.merge_policies.get(kept.id) == renamed
         assert uow.merge_policies.get(gone.id) is None
-        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [renamed]
+        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [renamed, *born]
 
 
 def test_known_datasets_are_those_of_the_sandbox_of_any_kind(world: World) -> None:

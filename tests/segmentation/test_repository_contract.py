@@ -148,13 +148,16 @@ def test_merge_policies(world: World) -> None:
                     attribute_merge={"type": "dataSetPrecedence", "data": {"order": ["d1"]}}, version=3, created=1_000)
     other = replace(default, id=named["p3"], sandbox_id=elsewhere.sandbox_id)
     with world.units() as uow:
+        # What each sandbox was created with (the metadata store creates a sandbox with its default policy).
+        born_here, born_elsewhere = uow.merge_policies.in_sandbox(here.sandbox_id), uow.merge_policies.in_sandbox(elsewhere.sandbox_id)
+    with world.units() as uow:
         for policy in (default, older, other):
             uow.merge_policies.add(policy)
         uow.commit()
     with world.units() as uow:
         assert uow.merge_policies.get(older.id) == older and uow.merge_policies.get("nope") is None
-        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [older, default]
-        assert uow.merge_policies.in_sandbox(elsewhere.sandbox_id) == [other]
+        assert uow.merge_policies.in_sandbox(here.sandbox_id) == [older, default, *born_here]  # by creation
+        assert uow.merge_policies.in_sandbox(elsewhere.sandbox_id) == [other, *born_elsewhere]
 
 
 def test_segment_jobs_and_their_queued_work(world: World) -> None:

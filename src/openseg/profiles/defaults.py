@@ -1,4 +1,4 @@
-"""The merge policy every sandbox has: found, or created on first need, through the merge-policy port."""
+"""The merge policy every sandbox has: created with the sandbox (``store.tenancy.create_sandbox``), found here."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ __all__ = ["default_policy"]
 
 
 def default_policy(policies: MergePolicyRepository, scope: Tenancy) -> MergePolicy:
-    """The sandbox's default merge policy: pdg + timestampOrdered (contract.md), created on first need.
+    """The sandbox's default merge policy: pdg + timestampOrdered (contract.md).
 
-    It is added in the caller's unit of work: it exists once that commits.
+    Every sandbox is created with it; one found without (none should be) gets it in the caller's unit of work.
     """
     existing = next((p for p in policies.in_sandbox(scope.sandbox_id) if p.is_default), None)
     if existing is not None:

@@ -150,7 +150,7 @@ def _policy(uow: SegmentationUnitOfWork, scope: SandboxScope, policy_id: str) ->
 
 
 def _default_policy(uow: SegmentationUnitOfWork, scope: SandboxScope) -> MergePolicy:
-    """The sandbox's default merge policy, created on first need (every sandbox has one)."""
+    """The sandbox's default merge policy (created with the sandbox; added here only if one is missing)."""
     existing = next((p for p in uow.merge_policies.in_sandbox(scope.sandbox_id) if p.is_default), None)
     if existing is not None:
         return existing

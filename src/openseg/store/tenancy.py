@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openseg.clock import new_uuid, now_ms
+from openseg.profiles.model import MergePolicy
 from openseg.store.models import Credential, Org, Sandbox
+from openseg.store.models import MergePolicy as MergePolicyRow
 
 DEFAULT_SANDBOX = "prod"
 
@@ -68,6 +70,12 @@ def create_sandbox(
         state="active", created=now, updated=now,
     )
     session.add(sandbox)
+    session.flush()
+    # The sandbox's default merge policy is born with it, in the same transaction: created lazily on first need
+    # instead, the worker's first profile build and a concurrent request each found none and each added one,
+    # leaving two defaults (lookups read one, definitions were bound to the other).
+    policy = MergePolicy.default_for(org_id, sandbox.id, policy_id=new_uuid(), now=now)
+    session.add(MergePolicyRow(**asdict(policy)))
     session.flush()
     return sandbox
 
