@@ -1,0 +1,94 @@
+"""Typed requests (issue #19): every body is validated by its model, which /openapi.json describes, with
+sizes bounded; a body or parameter that does not validate is AEP's 400 naming the field, never FastAPI's 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.api.aep import assert_aep_error
+from tests.conftest import Org
+
+DEFINITIONS = "/data/core/ups/segment/definitions"
+EXPRESSION = {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'}
+
+
+def _schema(app: FastAPI, method: str, path: str) -> dict[str, Any]:
+    """The request body schema /openapi.json gives the operation, its ``$ref`` resolved."""
+    document = app.openapi()
+    body = document["paths"][path][method]["requestBody"]
+    assert body["required"] is True
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+
+
+def test_a_definition_body_is_described_with_its_bounds(app: FastAPI) -> None:
+    schema = _schema(app, "post", DEFINITIONS)
+    assert schema["required"] == ["name", "expression"]
+    assert schema["properties"]["name"] == {"maxLength": 512, "title": "Name", "type": "string"}
+    assert schema["additionalProperties"] is True  # AEP's other fields are taken
+    expression = app.openapi()["components"]["schemas"]["Expression"]
+    assert expression["properties"]["format"]["anyOf"][0] == {"enum": ["pql/text", "pql/json"], "type": "string"}
+
+
+def test_query_parameters_are_declared_with_their_bounds(app: FastAPI) -> None:
+    parameters = {p["name"]: p for p in app.openapi()["paths"][DEFINITIONS]["get"]["parameters"]}
+    assert parameters["limit"]["schema"] | {"maximum": 1000, "minimum": 1, "type": "integer"} == parameters["limit"]["schema"]
+    responses = app.openapi()["paths"][DEFINITIONS]["get"]["responses"]
+    assert "422" not in responses
+    assert responses["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/AEPError"}
+
+
+@pytest.mark.parametrize(("path", "body", "field", "problem"), [
+    (DEFINITIONS, {"name": "x" * 513, "expression": EXPRESSION}, "name", "is 513 characters long; at most 512"),
+    (DEFINITIONS, {"name": "x", "description": "d" * 10_001, "expression": EXPRESSION}, "description",
+     "at most 10000"),
+    (DEFINITIONS, {"name": "x", "expression": {**EXPRESSION, "value": "a" * 100_001}}, "expression.value",
+     "at most 100000"),
+    (DEFINITIONS, {"name": "x", "expression": EXPRESSION, "labels": ["l"] * 1001}, "labels",
+     "holds 1001 items; at most 1000"),
+    (DEFINITIONS, {"name": "x", "expression": EXPRESSION, "mergePolicyId": "p" * 257}, "mergePolicyId",
+     "at most 256"),
+    (DEFINITIONS, {"expression": EXPRESSION}, "name", "'name' is required"),
+    (DEFINITIONS, {"name": "x", "expression": {**EXPRESSION, "format": "pql/xml"}}, "expression.format",
+     "must be one of pql/text, pql/json"),
+    ("/data/core/ups/segment/jobs", [{"segmentId": "s"}] * 1001, "body", "holds 1001 items"),
+    ("/data/core/ups/segment/jobs", [{"segmentId": 5}], "[0].segmentId", "must be a string, not a number"),
+    ("/data/core/ups/preview", {"predicateExpression": True}, "predicateExpression",
+     "must be a string, not a boolean"),
+    (f"{DEFINITIONS}/bulk-get", {"ids": [{"id": "i"}] * 1001}, "ids", "holds 1001 items"),
+])
+def test_bodies_beyond_their_bounds_or_of_the_wrong_type_are_400_naming_the_field(
+        client: TestClient, org: Org, path: str, body: Any, field: str, problem: str) -> None:
+    response = client.post(path, headers=org.headers(), json=body)
+    found = assert_aep_error(response, 400, detail_contains=problem)
+    assert found["report"]["field"] == field
+    assert found["report"]["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(("path", "params", "problem"), [
+    (DEFINITIONS, {"limit": "1001"}, "query parameter 'limit' must be at most 1000"),
+    (DEFINITIONS, {"limit": "ten"}, "query parameter 'limit' must be an integer, not 'ten'"),
+    (f"{DEFINITIONS}/x1/members", {"at": "2" * 65}, "query parameter 'at' is 65 characters long"),
+    ("/data/core/ups/segment/jobs", {"status": "s" * 1025}, "query parameter 'status' is 1025 characters long"),
+])
+def test_declared_parameters_are_400_naming_them(client: TestClient, org: Org, path: str, params: dict[str, str],
+                                                 problem: str) -> None:
+    response = client.get(path, headers=org.headers(), params=params)
+    found = assert_aep_error(response, 400, detail_contains=problem)
+    assert found["report"]["field"] == next(iter(params))
+
+
+def test_an_empty_paging_parameter_is_its_default(client: TestClient, org: Org) -> None:
+    response = client.get(DEFINITIONS, headers=org.headers(), params={"limit": "", "start": ""})
+    assert response.status_code == 200, response.text
+    assert response.json()["page"]["pageOffset"] == 0
+
+
+def test_authentication_comes_before_the_body(client: TestClient) -> None:
+    """A body is read once the caller is known: no credentials is a 401 whatever the body."""
+    response = client.post(DEFINITIONS, content=b"\xff\xfe not json")
+    assert response.status_code == 401
