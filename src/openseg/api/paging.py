@@ -53,8 +53,8 @@ def _flag(value: Any) -> Any:
 AsciiInteger = BeforeValidator(_ascii_integer)
 #: ``start``: how many items to skip.
 Start = Annotated[int, Query(ge=0, le=MAX_INT, description="how many items to skip"), AsciiInteger]
-#: A query boolean (``true`` or ``false``).
-Flag = Annotated[bool, Query(description="true or false"), BeforeValidator(_flag)]
+#: Reads a query boolean (``true`` or ``false``), after the Query.
+QueryFlag = BeforeValidator(_flag)
 #: Longest free-text query parameter (a name, a status, a sort order, a list of properties).
 MAX_QUERY_TEXT = 1024
 
