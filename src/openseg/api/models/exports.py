@@ -49,15 +49,15 @@ class AdditionalFields(RequestModel):
 
 
 class Destination(RequestModel):
-    datasetId: Id
+    datasetId: Id | None = None
     segmentPerBatch: bool | None = None
 
 
 class ExportJobRequest(RequestModel):
     """An export of merged profiles (those in ``filter.segments`` when given) to a profile-union dataset."""
 
-    schema_: SchemaName = Field(alias="schema")
-    destination: Destination
+    schema_: SchemaName | None = Field(None, alias="schema", description='required: {"name": "_xdm.context.profile"}')
+    destination: Destination | None = Field(None, description="required: the profile-union dataset to write")
     fields: Fields | None = None
     mergePolicy: MergePolicyRef | None = None
     filter: ExportFilter | None = None
