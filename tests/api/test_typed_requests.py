@@ -60,6 +60,30 @@ def test_query_parameters_are_declared_with_their_bounds(app: FastAPI) -> None:
     ("/data/core/ups/preview", {"predicateExpression": True}, "predicateExpression",
      "must be a string, not a boolean"),
     (f"{DEFINITIONS}/bulk-get", {"ids": [{"id": "i"}] * 1001}, "ids", "holds 1001 items"),
+    ("/data/core/ups/config/mergePolicies", {"name": "n" * 513, "identityGraph": {"type": "none"},
+                                             "attributeMerge": {"type": "timestampOrdered"}}, "name", "at most 512"),
+    ("/data/core/ups/config/mergePolicies", {"name": "n", "identityGraph": {"type": "none"},
+                                             "attributeMerge": {"type": "timestampOrdered"}, "default": "yes"},
+     "default", "must be true or false, not a string"),
+    ("/data/core/ups/config/schedules", {"name": "n", "type": "batch_segmentation", "properties": ["*"],
+                                         "schedule": "0 0 1 * * ?"}, "properties", "must be an object, not an array"),
+    ("/data/core/ups/export/jobs", {"schema": {"name": "_xdm.context.profile"}, "destination": {"datasetId": "d"},
+                                    "fields": "f," * 5001}, "fields", "at most 10000"),
+    ("/data/foundation/query/queries", {"sql": "SELECT 1 " + " " * 1_000_000}, "sql", "at most 1000000"),
+    ("/data/foundation/query/queries", {"sql": "SELECT 1", "description": "d" * 10_001}, "description",
+     "at most 10000"),
+    ("/data/core/ups/access/entities", {"identities": [{"entityId": "a", "entityIdNS": {"code": "email"}}] * 1001},
+     "identities", "holds 1001 items"),
+    ("/data/core/ups/access/entities", {"identities": [{"entityId": "a", "entityIdNS": {"code": "e" * 257}}]},
+     "identities[0].entityIdNS.code", "at most 256"),
+    ("/data/foundation/catalog/dataSets", {"name": "x", "tags": {"k" * 257: ["v"]}}, "tags",
+     "a key of 'tags' is 257 characters long; at most 256 are allowed"),
+    ("/data/foundation/catalog/batches", {"status": "success", "recordCount": "5"}, "recordCount",
+     "must be an integer, not a string"),
+    ("/data/foundation/import/batches", {"datasetId": "d" * 257}, "datasetId", "at most 256"),
+    ("/data/foundation/sandbox-management/sandboxes", {"name": "s" * 65}, "name", "at most 64"),
+    ("/data/foundation/flowservice/connections", {"name": "n", "connectionSpec": {"id": "x"}, "auth": {"params": 1}},
+     "auth.params", "must be an object, not a number"),
 ])
 def test_bodies_beyond_their_bounds_or_of_the_wrong_type_are_400_naming_the_field(
         client: TestClient, org: Org, path: str, body: Any, field: str, problem: str) -> None:
@@ -74,12 +98,33 @@ def test_bodies_beyond_their_bounds_or_of_the_wrong_type_are_400_naming_the_fiel
     (DEFINITIONS, {"limit": "ten"}, "query parameter 'limit' must be an integer, not 'ten'"),
     (f"{DEFINITIONS}/x1/members", {"at": "2" * 65}, "query parameter 'at' is 65 characters long"),
     ("/data/core/ups/segment/jobs", {"status": "s" * 1025}, "query parameter 'status' is 1025 characters long"),
+    ("/data/core/ups/config/mergePolicies", {"default": "maybe"}, "query parameter 'default' must be true or false"),
+    ("/data/foundation/query/queries", {"excludeSoftDeleted": "yes"},
+     "query parameter 'excludeSoftDeleted' must be true or false, not 'yes'"),
+    ("/data/foundation/catalog/dataSets", {"limit": "101"}, "query parameter 'limit' must be at most 100"),
+    ("/data/foundation/catalog/batches", {"orderBy": "o" * 1025}, "query parameter 'orderBy' is 1025 characters"),
+    ("/data/core/ups/access/entities", {"schema.name": "s" * 257}, "query parameter 'schema.name' is 257 characters"),
+    ("/data/core/ups/export/jobs", {"limit": "0"}, "query parameter 'limit' must be at least 1"),
 ])
 def test_declared_parameters_are_400_naming_them(client: TestClient, org: Org, path: str, params: dict[str, str],
                                                  problem: str) -> None:
     response = client.get(path, headers=org.headers(), params=params)
     found = assert_aep_error(response, 400, detail_contains=problem)
     assert found["report"]["field"] == next(iter(params))
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("PUT", "/data/core/ups/config/mergePolicies/x1", {"name": 5}, "name"),
+    ("PATCH", "/data/core/ups/config/mergePolicies/x1", {"op": "add"}, "body"),
+    ("PATCH", f"{DEFINITIONS}/x1", {"ttlInDays": "30"}, "ttlInDays"),
+    ("PATCH", "/data/foundation/catalog/dataSets/x1", "rename", "body"),
+    ("PATCH", "/data/foundation/catalog/v2/dataSets/x1", {"classification": []}, "classification"),
+    ("PATCH", "/data/foundation/query/queries/x1", {"op": "stop"}, "op"),
+])
+def test_a_body_is_validated_before_its_resource_is_looked_up(client: TestClient, org: Org, method: str, path: str,
+                                                               body: Any, field: str) -> None:
+    response = client.request(method, path, headers=org.headers(), json=body)
+    assert assert_aep_error(response, 400)["report"]["field"] == field
 
 
 def test_an_empty_paging_parameter_is_its_default(client: TestClient, org: Org) -> None:

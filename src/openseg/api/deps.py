@@ -129,13 +129,6 @@ def json_body(raw: bytes = Depends(raw_body)) -> Any:
     return parse_json(raw)
 
 
-def json_object(body: Any = Depends(json_body)) -> dict[str, Any]:
-    """The request body as a JSON object (400 naming ``body`` otherwise); a dependency like ``json_body``."""
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", field="body")
-    return body
-
-
 def parse_model(model: type[Model], data: Any) -> Model:
     """Validate ``data`` into ``model``; errors name the field in AEP's 400 body (``api/validation.py``)."""
     try:

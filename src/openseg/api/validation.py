@@ -83,6 +83,9 @@ def bad_request(errors: Iterable[Mapping[str, Any]]) -> BadRequest:
         if loc and loc[0] in _PARAMETER_KINDS:
             field = field_name(loc[1:])
             details.append(f"{_PARAMETER_KINDS[loc[0]]} '{field}' {phrase(error)}")
+        elif loc[-1:] == ("[key]",):  # a key of an object, itself the last but one part: not repeated
+            field = field_name(loc[:-2])
+            details.append(f"a key of '{field}' {phrase(error)}")
         else:
             field = field_name(loc)
             if field == "body":

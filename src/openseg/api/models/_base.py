@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -33,8 +34,17 @@ MAX_ITEMS = 1000
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Id = Annotated[str, StringConstraints(max_length=MAX_ID)]
-#: An integer that fits the metadata store's 64-bit columns.
-Int64 = Annotated[int, Field(ge=-MAX_INT - 1, le=MAX_INT)]
+def _integral(value: Any) -> Any:
+    """``30.0`` is the integer 30, as JSON Schema counts it (so ``type: integer`` means what it says); ``30.5``
+    and ``"30"`` are not integers."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: Reads an integer (an integral number such as ``30.0`` is taken as one); after any bounds, which the JSON
+#: schema then shows: ``Annotated[int, Field(ge=1), WholeNumber]``.
+WholeNumber = BeforeValidator(_integral)
+#: A count, size or time in milliseconds: an integer the metadata store's 64-bit columns hold.
+Count = Annotated[int, Field(ge=-MAX_INT - 1, le=MAX_INT), WholeNumber]
 #: Any JSON object (AEP's free-form maps: ``tags``, ``metrics``, ``properties``), keys bounded.
 AnyObject = dict[Id, Any]
 
@@ -44,12 +54,6 @@ class RequestModel(BaseModel):
     and the fields AEP allows beside the ones named here kept for the service."""
 
     model_config = ConfigDict(strict=True, extra="allow", populate_by_name=True)
-
-
-class ClosedModel(RequestModel):
-    """A part of a body that takes no other fields (a JSON Patch operation)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def said_as(message: str, *, items_too: bool = False) -> WrapValidator:
@@ -77,5 +81,21 @@ def plain(body: BaseModel) -> Any:
     return body.model_dump(by_alias=True, exclude_unset=True)
 
 
-__all__ = ["MAX_ID", "MAX_ITEMS", "MAX_NAME", "MAX_PQL", "MAX_SQL", "MAX_TEXT", "AnyObject", "ClosedModel", "Id",
-           "Int64", "Name", "RequestModel", "RootModel", "Text", "plain", "said_as"]
+__all__ = [
+    "MAX_ID",
+    "MAX_ITEMS",
+    "MAX_NAME",
+    "MAX_PQL",
+    "MAX_SQL",
+    "MAX_TEXT",
+    "AnyObject",
+    "Count",
+    "Id",
+    "Name",
+    "RequestModel",
+    "RootModel",
+    "Text",
+    "WholeNumber",
+    "plain",
+    "said_as",
+]

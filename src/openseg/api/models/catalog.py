@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag
 
-from openseg.api.models._base import MAX_ITEMS, AnyObject, Id, Int64, Name, RequestModel, RootModel, Text
+from openseg.api.models._base import MAX_ITEMS, AnyObject, Count, Id, Name, RequestModel, RootModel, Text
 from openseg.api.models.patch import Operations
 
 #: AEP's tags: a name -> a list of values (``{"unifiedProfile": ["enabled:true"]}``).
@@ -30,14 +30,15 @@ class DatasetFields(RequestModel):
 
 
 class DatasetRequest(DatasetFields):
-    """``POST /dataSets`` and ``PUT /dataSets/{id}``: a dataset of an XDM schema."""
+    """``POST /dataSets`` and ``PUT /dataSets/{id}``: a dataset of an XDM schema (``schemaRef.id`` is required,
+    and checked by the service, which names the schemas it knows)."""
 
     name: Name
-    schemaRef: SchemaRef
 
 
 def _shape(value: Any) -> str | None:
-    return "~patch" if isinstance(value, list) else "~fields" if isinstance(value, dict) else None
+    """Which of the two a body is (the fields as sent, or as validated when the body is dumped)."""
+    return "~patch" if isinstance(value, list) else "~fields" if isinstance(value, dict | DatasetFields) else None
 
 
 class DatasetChange(RootModel[Annotated[Annotated[DatasetFields, Tag("~fields")] | Annotated[Operations, Tag("~patch")],
@@ -74,11 +75,11 @@ class BatchRecord(RequestModel):
     status: Id | None = None
     relatedObjects: Annotated[list[RelatedObject], Field(max_length=MAX_ITEMS)] | None = None
     externalId: Id | None = None
-    recordCount: Int64 | None = None
-    failedRecordCount: Int64 | None = None
-    size: Int64 | None = None
-    started: Int64 | None = None
-    completed: Int64 | None = None
+    recordCount: Count | None = None
+    failedRecordCount: Count | None = None
+    size: Count | None = None
+    started: Count | None = None
+    completed: Count | None = None
     tags: Tags | None = None
     metrics: AnyObject | None = None
     errors: Annotated[list[Any], Field(max_length=MAX_ITEMS)] | None = None

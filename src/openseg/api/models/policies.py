@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from openseg.api.models._base import MAX_ITEMS, Id, Int64, Name, RequestModel
+from openseg.api.models._base import MAX_ITEMS, Count, Id, Name, RequestModel
 from openseg.api.models.segments import SchemaName
 
 DatasetIds = Annotated[list[Id], Field(max_length=MAX_ITEMS)]
@@ -39,4 +39,4 @@ class MergePolicyRequest(RequestModel):
     default: bool | None = None
     isActiveOnEdge: bool | None = None
     id: Id | None = None
-    version: Int64 | None = None
+    version: Count | None = None

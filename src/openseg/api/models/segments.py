@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from openseg.api.models._base import MAX_ITEMS, MAX_PQL, Id, Name, RequestModel, RootModel, Text, said_as
+from openseg.api.models._base import MAX_ITEMS, MAX_PQL, Id, Name, RequestModel, RootModel, Text, WholeNumber, said_as
 from openseg.segmentation.definitions import MAX_LIFECYCLE_STATE, MAX_TTL_DAYS
 
 Pql = Annotated[str, StringConstraints(max_length=MAX_PQL)]
@@ -47,7 +47,7 @@ class DefinitionChanges(RequestModel):
     mergePolicyId: Id | None = None
     profileInstanceId: Id | None = None
     evaluationInfo: EvaluationInfo | None = None
-    ttlInDays: Annotated[int, Field(ge=1, le=MAX_TTL_DAYS)] | None = None
+    ttlInDays: Annotated[int, Field(ge=1, le=MAX_TTL_DAYS), WholeNumber] | None = None
     labels: Annotated[list[Id], Field(max_length=MAX_ITEMS)] | None = None
     lifecycleState: Annotated[str, StringConstraints(max_length=MAX_LIFECYCLE_STATE)] | None = None
     payloadSchema: Id | None = None
