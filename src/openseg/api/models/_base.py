@@ -25,7 +25,7 @@ MAX_NAME = 512
 MAX_TEXT = 10_000
 #: Longest id, key, namespace code or enum-like word.
 MAX_ID = 256
-#: Longest PQL expression; a Query Service statement may be longer.
+#: Longest PQL expression, and Query Service statement.
 MAX_PQL = 100_000
 MAX_SQL = 1_000_000
 #: Most items of a list in a body (ids of a bulk get, segments of a job or a schedule, fields, identities).
@@ -34,6 +34,8 @@ MAX_ITEMS = 1000
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Id = Annotated[str, StringConstraints(max_length=MAX_ID)]
+
+
 def _integral(value: Any) -> Any:
     """``30.0`` is the integer 30, as JSON Schema counts it (so ``type: integer`` means what it says); ``30.5``
     and ``"30"`` are not integers."""
@@ -53,7 +55,7 @@ class RequestModel(BaseModel):
     """A JSON request body or a part of one: types as JSON has them (no ``"5"`` for 5), AEP's field names,
     and the fields AEP allows beside the ones named here kept for the service."""
 
-    model_config = ConfigDict(strict=True, extra="allow", populate_by_name=True)
+    model_config = ConfigDict(strict=True, extra="allow")
 
 
 def said_as(message: str, *, items_too: bool = False) -> WrapValidator:

@@ -24,10 +24,14 @@ class Identity(RequestModel):
     entityIdNS: Annotated[Namespace, BeforeValidator(_code_alone)]
 
 
+#: Most identities one request looks up: each is a lookup in the profile store, all of them inside the request.
+MAX_IDENTITIES = 100
+
+
 class EntitiesRequest(RequestModel):
     """Profiles by identities: each found one is answered under its entity id, the others are left out."""
 
-    identities: Annotated[list[Identity], Field(min_length=1, max_length=MAX_ITEMS)]
+    identities: Annotated[list[Identity], Field(min_length=1, max_length=MAX_IDENTITIES)]
     schema_: SchemaName | None = Field(None, alias="schema")
     fields: Annotated[list[Text], Field(max_length=MAX_ITEMS)] | None = None
     mergePolicyId: Id | None = None
