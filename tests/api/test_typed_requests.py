@@ -30,6 +30,7 @@ def test_a_definition_body_is_described_with_its_bounds(app: FastAPI) -> None:
     assert schema["required"] == ["name", "expression"]
     assert schema["properties"]["name"] == {"maxLength": 512, "title": "Name", "type": "string"}
     assert schema["additionalProperties"] is True  # AEP's other fields are taken
+    assert "400" in app.openapi()["paths"][DEFINITIONS]["post"]["responses"]
     expression = app.openapi()["components"]["schemas"]["Expression"]
     assert expression["properties"]["format"]["anyOf"][0] == {"enum": ["pql/text", "pql/json"], "type": "string"}
 

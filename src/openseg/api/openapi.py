@@ -57,15 +57,17 @@ def describe_bodies(app: FastAPI, document: dict[str, Any]) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(definitions.get("$defs", {}))
     schemas["AEPError"] = AEP_ERROR
+    bad_request = {"description": "Bad request: the field at fault is named in report.field",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AEPError"}}}}
     for (method, path), model in bodies.items():
         operation = document["paths"][path][method.lower()]
         operation["requestBody"] = {"required": True,
                                     "content": {"application/json": {"schema": refs[(model, "validation")]}}}
+        operation.setdefault("responses", {})["400"] = bad_request
     for item in document["paths"].values():
         for operation in item.values():
             responses = operation.get("responses", {})
             if responses.pop("422", None) is not None:
-                responses["400"] = {"description": "Bad request: the field at fault is named in report.field",
-                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AEPError"}}}}
+                responses["400"] = bad_request
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
