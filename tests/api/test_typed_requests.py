@@ -138,3 +138,22 @@ def test_authentication_comes_before_the_body(client: TestClient) -> None:
     """A body is read once the caller is known: no credentials is a 401 whatever the body."""
     response = client.post(DEFINITIONS, content=b"\xff\xfe not json")
     assert response.status_code == 401
+
+
+def test_a_body_read_as_any_json_object_is_still_described() -> None:
+    """A route without a model of its own yet (``deps.json_object``) describes its body as a JSON object."""
+    from fastapi import Depends
+
+    from openseg.api.deps import json_object
+    from openseg.api.openapi import describe_bodies
+
+    bare = FastAPI()
+
+    @bare.post("/things")
+    def things(body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
+        return body
+
+    document = bare.openapi()
+    describe_bodies(bare, document)
+    body = document["paths"]["/things"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert document["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["type"] == "object"

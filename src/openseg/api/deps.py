@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 from sqlalchemy.orm import Session
 
 from openseg.api.json_input import parse_json
@@ -127,6 +127,21 @@ def json_body(raw: bytes = Depends(raw_body)) -> Any:
     if not raw.strip():
         raise BadRequest("the request body is empty; a JSON body is required", field="body")
     return parse_json(raw)
+
+
+class AnyJsonObject(RootModel[dict[str, Any]]):
+    """A JSON object of any fields: how /openapi.json describes a body read by ``json_object``."""
+
+
+def json_object(body: Any = Depends(json_body)) -> dict[str, Any]:
+    """The request body as a JSON object (400 naming ``body`` otherwise); a dependency like ``json_body``, for a
+    body without a model of its own yet (``typed_body`` is the way: it describes and bounds the fields)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", field="body")
+    return body
+
+
+json_object.body_model = AnyJsonObject  # type: ignore[attr-defined]
 
 
 def parse_model(model: type[Model], data: Any) -> Model:

@@ -59,6 +59,25 @@ QueryFlag = BeforeValidator(_flag)
 MAX_QUERY_TEXT = 1024
 
 
+def parse_int(value: str | None, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """A paging number read by hand (``start``, ``limit``, ``page``): ASCII digits, between ``minimum`` and
+    ``maximum``. Routes that declare their parameters use ``AsciiInteger`` instead, which /openapi.json shows."""
+    if value is None or value == "":
+        return default
+    if not _INTEGER.fullmatch(value):  # int() would also take '٣', '1_000' and ' 5 '
+        raise BadRequest(f"query parameter '{name}' must be an integer, not '{value[:40]}'", field=name)
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_INT)):  # beyond any bound, and int() refuses more than 4,300 digits
+        number = -(MAX_INT + 1) if value.startswith("-") else MAX_INT + 1
+    else:
+        number = int(value)
+    if number < minimum:
+        raise BadRequest(f"query parameter '{name}' must be at least {minimum}", field=name)
+    if number > maximum:
+        raise BadRequest(f"query parameter '{name}' must be at most {maximum}", field=name)
+    return number
+
+
 def at_most(value: int, name: str, maximum: int) -> int:
     """``value`` if it is at most ``maximum`` (a bound that depends on another parameter), else a 400."""
     if value > maximum:
