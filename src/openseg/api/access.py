@@ -3,37 +3,47 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, services, tenant
-from openseg.api.paging import parse_int
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import MAX_ID, MAX_TEXT
+from openseg.api.models.access import EntitiesRequest
+from openseg.api.paging import AsciiInteger
 from openseg.api.profile_build import mark
 from openseg.container import Services
 from openseg.errors import BadRequest, NotFound
 from openseg.profiles import entities
-from openseg.request_fields import ascii_integer, optional_object, optional_string, string_list
+from openseg.request_fields import ascii_integer
 from openseg.segmentation.history import timeline
 
 router = APIRouter(prefix="/data/core/ups/access", tags=["profile access"])
 
 
-def _required(request: Request, name: str) -> str:
-    value = request.query_params.get(name)
+def _required(value: str | None, name: str) -> str:
     if not value:
         raise BadRequest(f"query parameter '{name}' is required", field=name)
     return value
 
 
+def _text(name: str, description: str, max_length: int = MAX_TEXT) -> Any:
+    """A text query parameter named ``name`` (AEP's names hold dots), at most ``max_length`` long."""
+    return Query(alias=name, max_length=max_length, description=description)
+
+
+EntityId = Annotated[str | None, _text("entityId", "the identity's value, such as an e-mail address")]
+EntityNamespace = Annotated[str | None, _text("entityIdNS", "the identity's namespace code, such as email", MAX_ID)]
+
+
 @router.get("/membership-history")
-def membership_history(request: Request, response: Response, who: Tenant = Depends(tenant),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+def membership_history(response: Response, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                       entity_id: EntityId = None, namespace: EntityNamespace = None) -> dict[str, Any]:
     """Every entry into and exit from every segment of one profile (found by any of its identities)."""
-    entity_id = _required(request, "entityId")
-    namespace = _required(request, "entityIdNS")
+    entity_id = _required(entity_id, "entityId")
+    namespace = _required(namespace, "entityIdNS")
     located = entities.locate(svc, scope_of(who), namespace, entity_id)
     build = located.build.to_json()
     mark(response, build)
@@ -67,34 +77,44 @@ def _time_ms(value: str | None, name: str) -> datetime | None:
 
 @router.get("/entities")
 def get_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
-                 svc: Services = Depends(services)) -> dict[str, Any]:
-    params = request.query_params
-    schema = params.get("schema.name", PROFILE_SCHEMA)
+                 svc: Services = Depends(services), entity_id: EntityId = None, namespace: EntityNamespace = None,
+                 schema: Annotated[str, _text("schema.name", f"{PROFILE_SCHEMA} or {EVENT_SCHEMA}", MAX_ID)] = PROFILE_SCHEMA,
+                 related_schema: Annotated[str, _text("relatedSchema.name", PROFILE_SCHEMA, MAX_ID)] = PROFILE_SCHEMA,
+                 related_id: Annotated[str | None, _text("relatedEntityId", "events: the profile's identity")] = None,
+                 related_namespace: Annotated[str | None, _text("relatedEntityIdNS", "events: its namespace code",
+                                                                MAX_ID)] = None,
+                 policy_id: Annotated[str | None, _text("mergePolicyId", "the merge policy (the default one when absent)",
+                                                        MAX_ID)] = None,
+                 fields: Annotated[str | None, _text("fields", "profile fields to answer, comma-separated")] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000, description="events per page"), AsciiInteger] = 10,
+                 start: Annotated[str | None, _text("start", "events: the cursor of the next page", MAX_ID)] = None,
+                 orderby: Annotated[str, _text("orderby", "timestamp or -timestamp", MAX_ID)] = "timestamp",
+                 start_time: Annotated[str | None, _text("startTime", "events from (ms since the epoch)", MAX_ID)] = None,
+                 end_time: Annotated[str | None, _text("endTime", "events until (ms since the epoch)", MAX_ID)] = None,
+                 ) -> dict[str, Any]:
     scope = scope_of(who)
     if schema == PROFILE_SCHEMA:
-        located = entities.locate(svc, scope, _required(request, "entityIdNS"), _required(request, "entityId"),
-                                  params.get("mergePolicyId"))
-        body = entities.profile_entity(located, _fields(params.get("fields")))
+        located = entities.locate(svc, scope, _required(namespace, "entityIdNS"), _required(entity_id, "entityId"),
+                                  policy_id)
+        body = entities.profile_entity(located, _fields(fields))
         mark(response, located.build.to_json())
         return {body["entityId"]: body}
     if schema != EVENT_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
-    if params.get("relatedSchema.name", PROFILE_SCHEMA) != PROFILE_SCHEMA:
+    if related_schema != PROFILE_SCHEMA:
         raise BadRequest(f"'relatedSchema.name' must be {PROFILE_SCHEMA}", field="relatedSchema.name")
-    located = entities.locate(svc, scope, _required(request, "relatedEntityIdNS"), _required(request, "relatedEntityId"),
-                              params.get("mergePolicyId"))
-    limit = parse_int(params.get("limit"), "limit", 10, minimum=1, maximum=1000)
-    start = params.get("start") or None
-    orderby = params.get("orderby", "timestamp")
+    located = entities.locate(svc, scope, _required(related_namespace, "relatedEntityIdNS"),
+                              _required(related_id, "relatedEntityId"), policy_id)
+    start = start or None
     if orderby not in ("timestamp", "-timestamp", "+timestamp"):
         raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
     children, following = entities.profile_events(
-        located, start=_time_ms(params.get("startTime"), "startTime"), end=_time_ms(params.get("endTime"), "endTime"),
+        located, start=_time_ms(start_time, "startTime"), end=_time_ms(end_time, "endTime"),
         limit=limit, descending=orderby.startswith("-"), after=start)
     mark(response, located.build.to_json())
     href = ""
     if following:
-        kept = [(k, v) for k, v in params.multi_items() if k != "start"]
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
         href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
     return {
         "_page": {"orderby": orderby, "start": start or "", "count": len(children), "next": following or ""},
@@ -105,22 +125,13 @@ def get_entities(request: Request, response: Response, who: Tenant = Depends(ten
 
 @router.post("/entities")
 def post_entities(response: Response, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                  body: Any = Depends(json_body)) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("identities"), list) or not body["identities"]:
-        raise BadRequest("'identities' must be a non-empty list of {entityId, entityIdNS: {code}}", field="identities")
-    schema = optional_object(body, "schema").get("name", PROFILE_SCHEMA)
+                  body: EntitiesRequest = typed_body(EntitiesRequest)) -> dict[str, Any]:
+    schema = body.schema_.name if body.schema_ is not None and body.schema_.name is not None else PROFILE_SCHEMA
     if schema != PROFILE_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")
-    fields = string_list(body, "fields") or None
-    policy_id = optional_string(body, "mergePolicyId")
-    wanted: list[tuple[str, str]] = []
-    for index, identity in enumerate(body["identities"]):
-        namespace = identity.get("entityIdNS") if isinstance(identity, dict) else None
-        code = namespace.get("code") if isinstance(namespace, dict) else namespace
-        if not isinstance(identity, dict) or not isinstance(identity.get("entityId"), str) or not isinstance(code, str):
-            raise BadRequest(f"'identities[{index}]' needs entityId and entityIdNS.code", field=f"identities[{index}]")
-        wanted.append((code, identity["entityId"]))
-    reader = entities.open_reader(svc, scope_of(who), policy_id)
+    fields = body.fields or None
+    wanted = [(identity.entityIdNS.code, identity.entityId) for identity in body.identities]
+    reader = entities.open_reader(svc, scope_of(who), body.mergePolicyId)
     found: dict[str, Any] = {}
     for code, entity_id in wanted:
         try:
@@ -134,9 +145,10 @@ def post_entities(response: Response, who: Tenant = Depends(tenant), svc: Servic
 
 
 @router.delete("/entities")
-def delete_entity(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
+def delete_entity(who: Tenant = Depends(tenant), svc: Services = Depends(services), entity_id: EntityId = None,
+                  namespace: EntityNamespace = None) -> Response:
     """Erase a profile: every fragment and event of its identity graph (as the last build knows it) leaves the lake."""
-    located = entities.locate(svc, scope_of(who), _required(request, "entityIdNS"), _required(request, "entityId"))
+    located = entities.locate(svc, scope_of(who), _required(namespace, "entityIdNS"), _required(entity_id, "entityId"))
     entities.erase(svc, scope_of(who), located)
     response = Response(status_code=202)
     mark(response, located.build.to_json())

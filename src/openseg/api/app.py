@@ -31,6 +31,7 @@ from openseg.api import (
     ui,
 )
 from openseg.api.errors import install_error_handlers
+from openseg.api.openapi import describe_bodies
 from openseg.container import Services
 
 #: Routes that AEP's Segmentation, Profile, Catalog, Batch ingestion, Data Access and Query Service APIs do not
@@ -57,11 +58,13 @@ EXTENSION_TAG = "openseg extension"
 
 
 def mark_extensions(app: FastAPI) -> None:
-    """Mark the operations of ``EXTENSIONS`` as openseg's own in the app's OpenAPI document (made once)."""
+    """Mark the operations of ``EXTENSIONS`` as openseg's own in the app's OpenAPI document (made once), which
+    describes every request body (``api/openapi.py``)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)
+            describe_bodies(app, document)
             for path, item in document["paths"].items():
                 for method, operation in item.items():
                     if (method.upper(), path) in EXTENSIONS:

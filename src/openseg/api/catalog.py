@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Tenant, json_body, json_object, services, tenant
-from openseg.api.paging import parse_int
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import plain
+from openseg.api.models.catalog import BatchRecord, DatasetChange, DatasetMerge, DatasetRequest
+from openseg.api.paging import MAX_QUERY_TEXT, AsciiInteger, Start
 from openseg.catalog import batch_records
 from openseg.catalog import service as catalog
 from openseg.catalog.batch_records import batch_object as batch_json
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.container import Services
-from openseg.errors import BadRequest, NotFound
+from openseg.errors import NotFound
 from openseg.profiles.service import request_build
 from openseg.scope import Scope
 from openseg.store.models import Dataset
@@ -61,68 +63,73 @@ def _project(body: dict[str, Any], properties: str | None) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k in wanted}
 
 
-def _page(request: Request) -> tuple[int, int, str | None]:
-    params = request.query_params
-    return (parse_int(params.get("limit"), "limit", 50, minimum=1, maximum=100),
-            parse_int(params.get("start"), "start", 0), params.get("orderBy") or params.get("orderby"))
+def _text(description: str, alias: str | None = None) -> Any:
+    return Query(alias=alias, max_length=MAX_QUERY_TEXT, description=description)
+
+
+Limit = Annotated[int, Query(ge=1, le=100, description="objects per page"), AsciiInteger]
+OrderBy = Annotated[str | None, _text("desc:created, asc:name, ... (orderby is taken too)", "orderBy")]
+OrderByLower = Annotated[str | None, _text("as orderBy", "orderby")]
+Properties = Annotated[str | None, _text("the fields to answer, comma-separated")]
+DatasetFilter = Annotated[str | None, _text("only batches of this dataset", "dataSet")]
+Status = Annotated[str | None, _text("only batches of this status")]
 
 
 
 @router.post("/dataSets", status_code=201)
 def create_dataset(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                   body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+                   body: DatasetRequest = typed_body(DatasetRequest)) -> JSONResponse:
     with svc.db.session() as session:
-        dataset = catalog.create_dataset(session, scope_of(who), body)
+        dataset = catalog.create_dataset(session, scope_of(who), plain(body))
         return JSONResponse([f"@/dataSets/{dataset.id}"], status_code=201)
 
 
 @router.get("/dataSets")
-def list_datasets(request: Request, who: Tenant = Depends(tenant),
-                  svc: Services = Depends(services)) -> dict[str, Any]:
-    limit, start, order_by = _page(request)
-    properties = request.query_params.get("properties")
+def list_datasets(who: Tenant = Depends(tenant), svc: Services = Depends(services), limit: Limit = 50,
+                  start: Start = 0, order_by: OrderBy = None, orderby: OrderByLower = None,
+                  properties: Properties = None,
+                  name: Annotated[str | None, _text("only datasets of this name")] = None) -> dict[str, Any]:
     with svc.db.session() as session:
-        datasets = catalog.list_datasets(session, scope_of(who), limit=limit, start=start, order_by=order_by,
-                                         name=request.query_params.get("name"))
+        datasets = catalog.list_datasets(session, scope_of(who), limit=limit, start=start, order_by=order_by or orderby,
+                                         name=name)
         return {d.id: _project(dataset_json(d), properties) for d in datasets}
 
 
 @router.get("/dataSets/{dataset_id}")
-def get_dataset(dataset_id: str, request: Request, who: Tenant = Depends(tenant),
-                svc: Services = Depends(services)) -> dict[str, Any]:
+def get_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                properties: Properties = None) -> dict[str, Any]:
     with svc.db.session() as session:
         dataset = catalog.get_dataset(session, scope_of(who), dataset_id)
-        return {dataset.id: _project(dataset_json(dataset), request.query_params.get("properties"))}
+        return {dataset.id: _project(dataset_json(dataset), properties)}
 
 
 @router.put("/dataSets/{dataset_id}")
 def replace_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                    body: dict[str, Any] = Depends(json_object)) -> list[str]:
+                    body: DatasetRequest = typed_body(DatasetRequest)) -> list[str]:
     with svc.db.session() as session:
-        catalog.replace_dataset(session, scope_of(who), dataset_id, body)
+        catalog.replace_dataset(session, scope_of(who), dataset_id, plain(body))
     return [f"@/dataSets/{dataset_id}"]
 
 
 @router.patch("/dataSets/{dataset_id}")
 def patch_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                  body: Any = Depends(json_body)) -> list[str]:
+                  body: DatasetChange = typed_body(DatasetChange)) -> list[str]:
     """The fields to change as an object, or as a JSON Patch (the spec's ``application/json-patch+json``
     example adds ``/tags/unifiedProfile``)."""
+    change = plain(body)
     with svc.db.session() as session:
-        if isinstance(body, list):
-            catalog.patch_dataset(session, scope_of(who), dataset_id, body)
-        elif isinstance(body, dict):
-            catalog.update_dataset(session, scope_of(who), dataset_id, body)
+        if isinstance(change, list):
+            catalog.patch_dataset(session, scope_of(who), dataset_id, change)
         else:
-            raise BadRequest("the body must be a JSON object of fields, or a JSON Patch array", field="body")
+            catalog.update_dataset(session, scope_of(who), dataset_id, change)
     return [f"@/dataSets/{dataset_id}"]
 
 
 @router.patch("/v2/dataSets/{dataset_id}")
 def merge_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                  body: dict[str, Any] = Depends(json_object)) -> list[str]:
+                  body: DatasetMerge = typed_body(DatasetMerge)) -> list[str]:
     with svc.db.session() as session:
-        catalog.merge_dataset(session, scope_of(who), dataset_id, body)
+        catalog.merge_dataset(session, scope_of(who), dataset_id, plain(body))
     return [f"@/dataSets/{dataset_id}"]
 
 
@@ -144,58 +151,61 @@ def dataset_credentials(dataset_id: str, who: Tenant = Depends(tenant)) -> None:
 
 
 @router.get("/batches")
-def list_batches(request: Request, who: Tenant = Depends(tenant),
-                 svc: Services = Depends(services)) -> dict[str, Any]:
-    limit, start, order_by = _page(request)
-    params = request.query_params
+def list_batches(who: Tenant = Depends(tenant), svc: Services = Depends(services), limit: Limit = 50,
+                 start: Start = 0, order_by: OrderBy = None, orderby: OrderByLower = None,
+                 properties: Properties = None, dataset_id: DatasetFilter = None, status: Status = None) -> dict[str, Any]:
     with svc.db.session() as session:
-        batches = catalog.list_batches(session, scope_of(who), dataset_id=params.get("dataSet"),
-                                       status=params.get("status"), limit=limit, start=start, order_by=order_by)
-        return {b.id: _project(batch_json(b), params.get("properties")) for b in batches}
+        batches = catalog.list_batches(session, scope_of(who), dataset_id=dataset_id, status=status, limit=limit,
+                                       start=start, order_by=order_by or orderby)
+        return {b.id: _project(batch_json(b), properties) for b in batches}
 
 
 @router.post("/batches", status_code=201)
 def create_batch(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                 body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+                 body: BatchRecord = typed_body(BatchRecord)) -> JSONResponse:
     """A Catalog record of a batch processed elsewhere; batches to ingest are created at /import/batches."""
     with svc.db.session() as session:
-        batch = batch_records.create_batch(session, scope_of(who), body)
+        batch = batch_records.create_batch(session, scope_of(who), plain(body))
         return JSONResponse([f"@/batches/{batch.id}"], status_code=201,
                             headers={"Location": f"/data/foundation/catalog/batches/{batch.id}"})
 
 
 @router.post("/batches/{batch_id}", status_code=201)
 def create_batch_with_id(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                         body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+                         body: BatchRecord = typed_body(BatchRecord)) -> JSONResponse:
     """``createBatchWithId``: a Catalog batch record under the id the caller chose."""
     with svc.db.session() as session:
-        batch = batch_records.create_batch(session, scope_of(who), body, batch_id=batch_id)
+        batch = batch_records.create_batch(session, scope_of(who), plain(body), batch_id=batch_id)
         return JSONResponse([f"@/batches/{batch.id}"], status_code=201,
                             headers={"Location": f"/data/foundation/catalog/batches/{batch.id}"})
 
 
 @router.get("/batches/uniques/{field}")
-def unique_batch_values(field: str, request: Request, who: Tenant = Depends(tenant),
-                        svc: Services = Depends(services)) -> list[str]:
-    params = request.query_params
-    limit = parse_int(params.get("limit"), "limit", 50, minimum=1, maximum=100)
+def unique_batch_values(field: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                        limit: Limit = 50, status: Status = None, dataset_id: DatasetFilter = None) -> list[str]:
     with svc.db.session() as session:
-        return batch_records.unique_values(session, scope_of(who), field, status=params.get("status"),
-                                           dataset_id=params.get("dataSet"), limit=limit)
+        return batch_records.unique_values(session, scope_of(who), field, status=status, dataset_id=dataset_id,
+                                           limit=limit)
 
 
 @router.get("/lastBatches")
-def list_last_batches(request: Request, who: Tenant = Depends(tenant),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
-    params = request.query_params
-    limit, start, _ = _page(request)
-    ids = params.get("dataSetId")
-    filters = {name: params[name] for name in batch_records.LAST_BATCH_FILTERS if params.get(name)}
+def list_last_batches(who: Tenant = Depends(tenant), svc: Services = Depends(services), limit: Limit = 50,
+                      start: Start = 0, properties: Properties = None,
+                      dataset_ids: Annotated[str | None, _text("dataset ids, comma-separated", "dataSetId")] = None,
+                      last_batch_id: Annotated[str | None, _text("filter", "lastBatchId")] = None,
+                      last_batch_status: Annotated[str | None, _text("filter", "lastBatchStatus")] = None,
+                      last_successful: Annotated[str | None, _text("filter", "lastSuccessfulBatchId")] = None,
+                      last_failed: Annotated[str | None, _text("filter", "lastFailedBatchId")] = None,
+                      ) -> dict[str, Any]:
+    given = {"lastBatchId": last_batch_id, "lastBatchStatus": last_batch_status,
+             "lastSuccessfulBatchId": last_successful, "lastFailedBatchId": last_failed}
+    filters = {name: value for name, value in given.items() if value and name in batch_records.LAST_BATCH_FILTERS}
     with svc.db.session() as session:
         found = batch_records.last_batches(
-            session, scope_of(who), dataset_ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+            session, scope_of(who),
+            dataset_ids=[i.strip() for i in dataset_ids.split(",") if i.strip()] if dataset_ids else None,
             filters=filters, start=start, limit=limit)
-    return {key: _project(entry, params.get("properties")) for key, entry in found.items()}
+    return {key: _project(entry, properties) for key, entry in found.items()}
 
 
 @router.get("/batches/{batch_id}")
@@ -207,17 +217,17 @@ def get_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depe
 
 @router.put("/batches/{batch_id}")
 def replace_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                  body: dict[str, Any] = Depends(json_object)) -> list[str]:
+                  body: BatchRecord = typed_body(BatchRecord)) -> list[str]:
     with svc.db.session() as session:
-        batch_records.replace_batch(session, scope_of(who), batch_id, body)
+        batch_records.replace_batch(session, scope_of(who), batch_id, plain(body))
     return [f"@/batches/{batch_id}"]
 
 
 @router.patch("/batches/{batch_id}")
 def patch_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                body: dict[str, Any] = Depends(json_object)) -> list[str]:
+                body: BatchRecord = typed_body(BatchRecord)) -> list[str]:
     with svc.db.session() as session:
-        batch_records.patch_batch(session, scope_of(who), batch_id, body)
+        batch_records.patch_batch(session, scope_of(who), batch_id, plain(body))
     return [f"@/batches/{batch_id}"]
 
 

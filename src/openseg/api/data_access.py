@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, services, tenant
-from openseg.api.paging import parse_int
+from openseg.api.paging import AsciiInteger, Start
 from openseg.catalog import service as catalog
 from openseg.catalog.batch_meta import meta_files
 from openseg.catalog.failed_records import failed_files
@@ -46,11 +46,13 @@ def batch_files(batch_id: str, request: Request, who: Tenant = Depends(tenant),
     return {"data": data, "_page": {"limit": 100, "count": len(data)}}
 
 
-def _listing(names_and_lengths: list[tuple[str, int]], href: str, request: Request) -> dict[str, Any]:
+#: ``?path=``: the one file to download (its name in the listing).
+FilePath = Annotated[str | None, Query(max_length=1024, description="the file to download (its name in the listing)")]
+Limit = Annotated[int, Query(ge=1, le=100, description="files per page"), AsciiInteger]
+
+
+def _listing(names_and_lengths: list[tuple[str, int]], href: str, start: int, limit: int) -> dict[str, Any]:
     """AEP's ``files`` listing: ``{data: [{name, length, _links.self.href}], _page: {limit, count}}``."""
-    params = request.query_params
-    start = parse_int(params.get("start"), "start", 0)
-    limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=100)
     page = names_and_lengths[start:start + limit]
     data = [{"name": name, "length": str(length), "_links": {"self": {"href": f"{href}?path={quote(name)}"}}}
             for name, length in page]
@@ -59,44 +61,44 @@ def _listing(names_and_lengths: list[tuple[str, int]], href: str, request: Reque
 
 @router.get("/batches/{batch_id}/failed", response_model=None)
 def failed_batch_files(batch_id: str, request: Request, who: Tenant = Depends(tenant),
-                       svc: Services = Depends(services)) -> dict[str, Any] | FileResponse:
+                       svc: Services = Depends(services), path: FilePath = None, start: Start = 0,
+                       limit: Limit = 100) -> dict[str, Any] | FileResponse:
     """The failed records of a failed batch, one file per input file that had any (``?path=`` downloads one)."""
     with svc.db.session() as session:
         batch = catalog.get_batch(session, scope_of(who), batch_id)
         sandbox_id = batch.sandbox_id
     files = failed_files(svc.settings.home, sandbox_id, batch_id)
-    path_param = request.query_params.get("path")
-    if path_param is None:
+    if path is None:
         href = f"{str(request.base_url).rstrip('/')}/data/foundation/export/batches/{batch_id}/failed"
-        return _listing([(name, path.stat().st_size) for name, path in files.items()], href, request)
-    if path_param not in files:
-        raise NotFound(f"failed batch '{batch_id}' has no file '{path_param}'", field="path")
-    return FileResponse(files[path_param], media_type="application/octet-stream", filename=path_param)
+        return _listing([(name, file.stat().st_size) for name, file in files.items()], href, start, limit)
+    if path not in files:
+        raise NotFound(f"failed batch '{batch_id}' has no file '{path}'", field="path")
+    return FileResponse(files[path], media_type="application/octet-stream", filename=path)
 
 
 @router.get("/batches/{batch_id}/meta", response_model=None)
 def batch_meta(batch_id: str, request: Request, who: Tenant = Depends(tenant),
-               svc: Services = Depends(services)) -> dict[str, Any] | Response:
+               svc: Services = Depends(services), path: FilePath = None, start: Start = 0,
+               limit: Limit = 100) -> dict[str, Any] | Response:
     """The batch's meta files (``input_files``, ``row_errors_sample.json``); ``?path=`` downloads one."""
     with svc.db.session() as session:
         batch = catalog.get_batch(session, scope_of(who), batch_id)
         files = meta_files(batch, catalog.staged_files(session, batch.id))
-    path_param = request.query_params.get("path")
-    if path_param is None:
+    if path is None:
         href = f"{str(request.base_url).rstrip('/')}/data/foundation/export/batches/{batch_id}/meta"
-        return _listing([(name, len(content)) for name, content in files.items()], href, request)
-    if path_param not in files:
-        raise NotFound(f"batch '{batch_id}' has no meta file '{path_param}'; it has: "
+        return _listing([(name, len(content)) for name, content in files.items()], href, start, limit)
+    if path not in files:
+        raise NotFound(f"batch '{batch_id}' has no meta file '{path}'; it has: "
                        f"{', '.join(files) or 'none'}", field="path")
-    return Response(files[path_param], media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{path_param}"'})
+    return Response(files[path], media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{path}"'})
 
 
 @router.head("/files/{file_id}", response_model=None)
 def file_headers(file_id: str, request: Request, who: Tenant = Depends(tenant),
-                 svc: Services = Depends(services)) -> Response:
+                 svc: Services = Depends(services), path: FilePath = None) -> Response:
     """The headers a GET would answer with: ``Accept-Ranges``, ``Content-Length``, ``Content-Type``."""
-    answer = file_or_listing(file_id, request, who, svc)
+    answer = file_or_listing(file_id, request, who, svc, path)
     if isinstance(answer, FileResponse):
         return answer  # Starlette sends a file's headers alone to a HEAD request
     body = JSONResponse(answer)
@@ -106,19 +108,18 @@ def file_headers(file_id: str, request: Request, who: Tenant = Depends(tenant),
 
 @router.get("/files/{file_id}", response_model=None)
 def file_or_listing(file_id: str, request: Request, who: Tenant = Depends(tenant),
-                    svc: Services = Depends(services)) -> dict[str, Any] | FileResponse:
+                    svc: Services = Depends(services), path: FilePath = None) -> dict[str, Any] | FileResponse:
     base = str(request.base_url).rstrip("/")
-    path_param = request.query_params.get("path")
     with svc.db.session() as session:
         data_file = catalog.get_data_file(session, scope_of(who), file_id)
-        name, path, length = data_file.name, Path(data_file.path), data_file.length
-    if path_param is None:
+        name, stored, length = data_file.name, Path(data_file.path), data_file.length
+    if path is None:
         href = f"{base}/data/foundation/export/files/{file_id}?path={name}"
         return {"data": [{"name": name, "length": str(length), "_links": {"self": {"href": href}}}],
                 "_page": {"limit": 100, "count": 1}}
-    if path_param != name or not path.is_file():
-        raise NotFound(f"file '{path_param}' is not part of dataSetFile '{file_id}'", field="path")
-    return FileResponse(path, media_type="application/octet-stream", filename=name)
+    if path != name or not stored.is_file():
+        raise NotFound(f"file '{path}' is not part of dataSetFile '{file_id}'", field="path")
+    return FileResponse(stored, media_type="application/octet-stream", filename=name)
 
 
 @router.get("/datasets/{dataset_id}/preview")

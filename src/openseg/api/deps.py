@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 from sqlalchemy.orm import Session
 
 from openseg.api.json_input import parse_json
+from openseg.api.validation import bad_request
 from openseg.container import Services
 from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
 from openseg.store import tenancy
@@ -128,25 +129,49 @@ def json_body(raw: bytes = Depends(raw_body)) -> Any:
     return parse_json(raw)
 
 
+class AnyJsonObject(RootModel[dict[str, Any]]):
+    """A JSON object of any fields: how /openapi.json describes a body read by ``json_object``."""
+
+
 def json_object(body: Any = Depends(json_body)) -> dict[str, Any]:
-    """The request body as a JSON object (400 naming ``body`` otherwise); a dependency like ``json_body``."""
+    """The request body as a JSON object (400 naming ``body`` otherwise); a dependency like ``json_body``, for a
+    body without a model of its own yet (``typed_body`` is the way: it describes and bounds the fields)."""
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     return body
 
 
+json_object.body_model = AnyJsonObject  # type: ignore[attr-defined]
+
+
 def parse_model(model: type[Model], data: Any) -> Model:
-    """Validate ``data`` into ``model``; errors name the field in AEP's 400 body."""
+    """Validate ``data`` into ``model``; errors name the field in AEP's 400 body (``api/validation.py``)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err.get("loc", ())) or "body"
-            problems.append({"field": field, "message": err.get("msg", "")})
-        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise BadRequest(detail, field=problems[0]["field"] if problems else None,
-                         report={"errors": problems}) from exc
+        raise bad_request(exc.errors()) from exc
+
+
+def typed_body(model: type[Model]) -> Any:
+    """A dependency giving the body as ``model`` (``body: Model = typed_body(Model)``), read by ``json_body``
+    (any Content-Type, strict UTF-8, bounded nesting) and then validated; ``/openapi.json`` describes the
+    body by ``model`` (``api/openapi.py``). Declared after the tenant, like ``json_body``.
+
+    FastAPI's own body parameters are not used: they would read the body on the event loop, before
+    authentication, and only when Content-Type says JSON.
+    """
+
+    def read_body(document: Any = Depends(json_body)) -> Model:
+        return parse_model(model, document)
+
+    read_body.body_model = model  # type: ignore[attr-defined]
+    return Depends(read_body)
+
+
+def body_model(call: Any) -> type[BaseModel] | None:
+    """The model a ``typed_body`` dependency validates, or None for any other callable."""
+    found = getattr(call, "body_model", None)
+    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
 
 
 def query_bool(value: str | None, name: str, default: bool = False) -> bool:

@@ -8,15 +8,17 @@ from fastapi import APIRouter, Depends, Query
 
 from openseg import inspection
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_object, services, tenant
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import MAX_ID, MAX_TEXT, plain
+from openseg.api.models.segments import DryRunRequest
 from openseg.container import Services
 
 router = APIRouter(prefix="/data/core/ups/segment/definitions", tags=["segment definitions"])
 
 
 @router.get("/{definition_id}/explain")
-def explain(definition_id: str, entity_id: Annotated[str, Query(alias="entityId", min_length=1)],
-            entity_namespace: Annotated[str, Query(alias="entityIdNS", min_length=1)],
+def explain(definition_id: str, entity_id: Annotated[str, Query(alias="entityId", min_length=1, max_length=MAX_TEXT)],
+            entity_namespace: Annotated[str, Query(alias="entityIdNS", min_length=1, max_length=MAX_ID)],
             who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
     """Why one profile (any of its identities) is or is not in the segment: each condition of the expression
     with its PQL, English and value for the profile."""
@@ -24,8 +26,8 @@ def explain(definition_id: str, entity_id: Annotated[str, Query(alias="entityId"
 
 
 @router.post("/{definition_id}/dryRun")
-def dry_run(definition_id: str, who: Tenant = Depends(tenant), body: dict[str, Any] = Depends(json_object),
+def dry_run(definition_id: str, who: Tenant = Depends(tenant), body: DryRunRequest = typed_body(DryRunRequest),
             svc: Services = Depends(services)) -> dict[str, Any]:
     """What saving ``expression`` (or the current one, with ``{}``) would do to the segment's membership now:
     who would enter, exit and stay. Nothing is written."""
-    return inspection.dry_run_segment(svc, scope_of(who), definition_id, body)
+    return inspection.dry_run_segment(svc, scope_of(who), definition_id, plain(body))

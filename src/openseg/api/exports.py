@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, services, tenant
-from openseg.api.paging import parse_int
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import plain
+from openseg.api.models.exports import ExportJobRequest
+from openseg.api.paging import MAX_QUERY_TEXT, AsciiInteger
 from openseg.container import Services
 from openseg.exports import jobs as exports
 
@@ -19,15 +21,18 @@ router = APIRouter(prefix="/data/core/ups/export", tags=["export jobs"])
 
 @router.post("/jobs")
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-           body: Any = Depends(json_body)) -> JSONResponse:
-    job = exports.create_export(svc.uow(), scope_of(who), body)
+           body: ExportJobRequest = typed_body(ExportJobRequest)) -> JSONResponse:
+    job = exports.create_export(svc.uow(), scope_of(who), plain(body))
     return JSONResponse(exports.export_json(job), status_code=200)
 
 
 @router.get("/jobs")
-def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    limit = parse_int(request.query_params.get("limit"), "limit", 50, minimum=1, maximum=1000)
-    offset, status = request.query_params.get("offset"), request.query_params.get("status")
+def list_(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+          limit: Annotated[int, Query(ge=1, le=1000, description="export jobs per page"), AsciiInteger] = 50,
+          offset: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT,
+                                              description="the page's cursor (page.pageOffset of the page before)")] = None,
+          status: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT, description="only jobs of this status")] = None,
+          ) -> dict[str, Any]:
     rows, more = exports.list_exports(svc.uow(), scope_of(who), limit=limit, offset=offset, status=status)
     records = [exports.export_json(j) for j in rows]
     last = exports.cursor(rows[-1]) if rows else ""

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Tenant, json_object, services, tenant
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import plain
+from openseg.api.models.tenancy import ConnectionRequest
 from openseg.clock import now_ms
 from openseg.container import Services
 from openseg.streaming import connections
@@ -21,9 +23,9 @@ def _where(who: Tenant) -> connections.Where:
 
 @router.post("/connections", status_code=201)
 def create_connection(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                      body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+                      body: ConnectionRequest = typed_body(ConnectionRequest)) -> JSONResponse:
     store = svc.streaming_store()
-    created = connections.create_connection(store, store, _where(who), body, now_ms())
+    created = connections.create_connection(store, store, _where(who), plain(body), now_ms())
     return JSONResponse({"id": created.id, "etag": created.etag}, status_code=201)
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_object, services, tenant
-from openseg.api.paging import parse_int
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import plain
+from openseg.api.models.catalog import IngestBatchRequest
+from openseg.api.paging import AsciiInteger
 from openseg.atomic_files import StagedFile
 from openseg.catalog import large_files, previews
 from openseg.catalog import service as catalog
@@ -29,17 +31,21 @@ router = APIRouter(prefix="/data/foundation/import", tags=["ingestion"])
 
 @router.post("/batches", status_code=201)
 def create_batch(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                 body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
+                 body: IngestBatchRequest = typed_body(IngestBatchRequest)) -> JSONResponse:
     with svc.db.session() as session:
-        batch = catalog.create_batch(session, scope_of(who), body)
+        batch = catalog.create_batch(session, scope_of(who), plain(body))
         return JSONResponse(batch_json(batch), status_code=201)
 
 
 #: Bytes of an upload gathered before one write to disk (each write runs in the thread pool).
 _WRITE_BYTES = 1 << 20
+#: How /openapi.json describes an upload's body: the file's bytes, as they are.
+_FILE_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+_ACTION_WORDS = 16
 
 
-@router.put("/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}")
+@router.put("/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}", openapi_extra=_FILE_BODY)
 async def upload_file(batch_id: str, dataset_id: str, file_name: str, request: Request,
                       who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
     """Stream the body to disk: files of several GB never sit in memory. The handlers that await (the
@@ -101,9 +107,12 @@ def _file_json(name: str, size: int) -> dict[str, Any]:
 
 
 @router.post("/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}")
-def large_file_action(batch_id: str, dataset_id: str, file_name: str, request: Request,
-                      who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    action = (request.query_params.get("action") or "").upper()
+def large_file_action(batch_id: str, dataset_id: str, file_name: str, who: Tenant = Depends(tenant),
+                      svc: Services = Depends(services),
+                      action: Annotated[str | None, Query(max_length=_ACTION_WORDS,
+                                                          description="INITIALIZE or COMPLETE")] = None,
+                      ) -> dict[str, Any]:
+    action = (action or "").upper()
     staging, scope = svc.settings.staging, scope_of(who)
     target = _staging_target(svc, scope, batch_id, dataset_id, file_name)
     if action == "INITIALIZE":
@@ -118,7 +127,7 @@ def large_file_action(batch_id: str, dataset_id: str, file_name: str, request: R
     raise BadRequest("query parameter 'action' must be INITIALIZE or COMPLETE", field="action")
 
 
-@router.patch("/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}")
+@router.patch("/batches/{batch_id}/datasets/{dataset_id}/files/{file_name}", openapi_extra=_FILE_BODY)
 async def upload_file_part(batch_id: str, dataset_id: str, file_name: str, request: Request,
                            who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> Response:
     """One part of a large file, its bytes named by ``Content-Range``; streamed to disk like a PUT."""
@@ -170,19 +179,22 @@ def large_file_status(batch_id: str, dataset_id: str, file_name: str, who: Tenan
 
 
 @router.get("/batches/{batch_id}/datasets/{dataset_id}/preview")
-def batch_preview(batch_id: str, dataset_id: str, request: Request, who: Tenant = Depends(tenant),
-                  svc: Services = Depends(services)) -> dict[str, Any]:
-    params = request.query_params
-    rows = parse_int(params.get("nrow"), "nrow", 0, minimum=0, maximum=previews.MAX_ROWS) or previews.DEFAULT_ROWS
+def batch_preview(batch_id: str, dataset_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                  nrow: Annotated[int, Query(ge=0, le=previews.MAX_ROWS, description="rows to show"), AsciiInteger] = 0,
+                  file_format: Annotated[str | None, Query(alias="format", max_length=_ACTION_WORDS,
+                                                           description="the files' format: json, parquet or csv")] = None,
+                  ) -> dict[str, Any]:
     with svc.db.session() as session:
-        return previews.batch_preview(session, scope_of(who), batch_id, dataset_id, params.get("format"), rows)
+        return previews.batch_preview(session, scope_of(who), batch_id, dataset_id, file_format,
+                                      nrow or previews.DEFAULT_ROWS)
 
 
 @router.post("/batches/{batch_id}")
-def batch_action(batch_id: str, request: Request, who: Tenant = Depends(tenant),
-                 svc: Services = Depends(services)) -> dict[str, Any]:
+def batch_action(batch_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
+                 action: Annotated[str | None, Query(max_length=_ACTION_WORDS, description="COMPLETE or ABORT")] = None,
+                 ) -> dict[str, Any]:
     """COMPLETE or ABORT; the answer is the batch object, as AEP's ``completeBatch`` gives it."""
-    action = (request.query_params.get("action") or "").upper()
+    action = (action or "").upper()
     with svc.db.session() as session:
         if action == "COMPLETE":
             unfinished = large_files.unfinished(svc.settings.staging, batch_id)

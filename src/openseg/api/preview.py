@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, services, tenant
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import plain
+from openseg.api.models.segments import PreviewRequest
 from openseg.api.profile_build import mark
 from openseg.container import Services
 from openseg.errors import BadRequest
@@ -20,9 +22,9 @@ router = APIRouter(prefix="/data/core/ups", tags=["preview and estimate"])
 
 @router.post("/preview")
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-           body: Any = Depends(json_body)) -> JSONResponse:
+           body: PreviewRequest = typed_body(PreviewRequest)) -> JSONResponse:
     try:
-        created = preview.create_preview(svc, scope_of(who), body)
+        created = preview.create_preview(svc, scope_of(who), plain(body))
     except NotSupportedOnEngine as exc:
         raise BadRequest(f"'predicateExpression' cannot run on the {exc.engine} engine: {exc}",
                          field="predicateExpression") from exc

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import Caller, caller, json_object, services
+from openseg.api.deps import Caller, caller, services, typed_body
+from openseg.api.models.tenancy import SandboxRequest
 from openseg.container import Services
 from openseg.errors import BadRequest, Conflict, NotFound
-from openseg.request_fields import optional_string
 from openseg.store import tenancy
 from openseg.store.models import Sandbox
 
@@ -52,15 +52,15 @@ def get_sandbox(name: str, who: Caller = Depends(caller), svc: Services = Depend
 
 @router.post("/sandboxes", status_code=201)
 def create_sandbox(who: Caller = Depends(caller), svc: Services = Depends(services),
-                   body: dict[str, Any] = Depends(json_object)) -> JSONResponse:
-    name = body.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+                   body: SandboxRequest = typed_body(SandboxRequest)) -> JSONResponse:
+    name = body.name
+    if not _NAME.match(name):
         raise BadRequest("'name' must be lower-case letters, digits and hyphens (at most 64)", field="name")
-    sandbox_type = body.get("type", "development")
+    sandbox_type = body.type if body.type is not None else "development"
     if sandbox_type not in ("development", "production"):
         raise BadRequest("'type' must be 'development' or 'production'", field="type")
     with svc.db.session() as session:
         if tenancy.find_sandbox(session, who.org_id, name) is not None:
             raise Conflict(f"sandbox '{name}' already exists", field="name")
-        sandbox = tenancy.create_sandbox(session, who.org_id, name, title=optional_string(body, "title"), type_=sandbox_type)
+        sandbox = tenancy.create_sandbox(session, who.org_id, name, title=body.title, type_=sandbox_type)
         return JSONResponse(sandbox_json(sandbox), status_code=201)

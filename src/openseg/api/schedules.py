@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from openseg.api.catalog import scope_of
-from openseg.api.deps import Tenant, json_body, services, tenant
-from openseg.api.paging import children_page, parse_int
+from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.models._base import plain
+from openseg.api.models.patch import JsonPatch
+from openseg.api.models.schedules import ScheduleRequest
+from openseg.api.paging import AsciiInteger, Start, children_page
 from openseg.container import Services
 from openseg.scheduling import schedules
 from openseg.scheduling.cron import frequency
@@ -40,16 +43,15 @@ def schedule_json(schedule: Schedule, sandbox: dict[str, Any]) -> dict[str, Any]
 
 @router.post("/schedules")
 def create(who: Tenant = Depends(tenant), svc: Services = Depends(services),
-           body: Any = Depends(json_body)) -> JSONResponse:
-    schedule = schedules.create_schedule(svc.uow(), scope_of(who), body)
+           body: ScheduleRequest = typed_body(ScheduleRequest)) -> JSONResponse:
+    schedule = schedules.create_schedule(svc.uow(), scope_of(who), plain(body))
     return JSONResponse(schedule_json(schedule, who.sandbox.to_json()), status_code=200)
 
 
 @router.get("/schedules")
-def list_(request: Request, who: Tenant = Depends(tenant), svc: Services = Depends(services)) -> dict[str, Any]:
-    params = request.query_params
-    limit = parse_int(params.get("limit"), "limit", 100, minimum=1, maximum=1000)
-    start = parse_int(params.get("start"), "start", 0)
+def list_(who: Tenant = Depends(tenant), svc: Services = Depends(services),
+          limit: Annotated[int, Query(ge=1, le=1000, description="schedules per page"), AsciiInteger] = 100,
+          start: Start = 0) -> dict[str, Any]:
     items, total = schedules.list_schedules(svc.uow(), scope_of(who), start=start, limit=limit)
     children = [schedule_json(s, who.sandbox.to_json()) for s in items]
     return children_page(children, total=total, start=start, limit=limit, path=PATH)
@@ -60,20 +62,20 @@ def get(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends
     return schedule_json(schedules.get_schedule(svc.uow(), scope_of(who), schedule_id), who.sandbox.to_json())
 
 
-def _patch(schedule_id: str, who: Tenant, svc: Services, operations: Any) -> Response:
-    schedules.update_schedule(svc.uow(), scope_of(who), schedule_id, operations)
+def _patch(schedule_id: str, who: Tenant, svc: Services, operations: JsonPatch) -> Response:
+    schedules.update_schedule(svc.uow(), scope_of(who), schedule_id, plain(operations))
     return Response(status_code=204)
 
 
 @router.patch("/schedules/{schedule_id}")
 def patch(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-          operations: Any = Depends(json_body)) -> Response:
+          operations: JsonPatch = typed_body(JsonPatch)) -> Response:
     return _patch(schedule_id, who, svc, operations)
 
 
 @router.post("/schedules/{schedule_id}")
 def post_patch(schedule_id: str, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-               operations: Any = Depends(json_body)) -> Response:
+               operations: JsonPatch = typed_body(JsonPatch)) -> Response:
     """The seed prints POST with a JSON Patch body; it is the same as PATCH."""
     return _patch(schedule_id, who, svc, operations)
 
