@@ -74,7 +74,20 @@ def edge_caller(request: Request, svc: Services = Depends(services)) -> edge.Ten
     return edge.Tenant(found.org_id, None, found.sandbox_only)
 
 
-@router.post("/ee/v2/interact")
+_XDM_EVENT = {"type": "object", "required": ["xdm"],
+              "properties": {"xdm": {"type": "object", "description": "The ExperienceEvent, with identityMap "
+                                                                      "marking one primary identity"},
+                             "data": {"type": "object"}}}
+_DATASTREAM_ID = {"name": "dataStreamId", "in": "query", "required": True, "schema": {"type": "string"}}
+_INTERACT = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["event"], "properties": {"event": _XDM_EVENT}}}}},
+    "parameters": [_DATASTREAM_ID]}
+_COLLECT = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": _XDM_EVENT}}}}}},
+    "parameters": [_DATASTREAM_ID, {"name": "silent", "in": "query", "schema": {"type": "boolean"}}]}
+
+
+@router.post("/ee/v2/interact", openapi_extra=_INTERACT)
 def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
              raw: bytes = Depends(raw_body)) -> JSONResponse:
     """One event: the synchronous segments its profile qualifies for, this event included."""
@@ -89,7 +102,7 @@ def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Ser
     return JSONResponse({"requestId": request_id, "handle": handle})
 
 
-@router.post("/ee/v2/collect", status_code=202)
+@router.post("/ee/v2/collect", status_code=202, openapi_extra=_COLLECT)
 def collect(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
             raw: bytes = Depends(raw_body)) -> Response:
     """Events in bulk: 202 with the request id once they are durable; 204 and no body with ``silent=true``."""
