@@ -18,6 +18,7 @@ from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
 from openseg.container import Services
+from openseg.store.models import Base
 from openseg.store.tenancy import issue_credentials
 
 PG_URL = os.environ.get("OPENSEG_TEST_DATABASE_URL", "")
@@ -48,10 +49,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'openseg.db'}"
     url: str = request.getfixturevalue("pg_schema_url")
     engine = create_engine(url)
-    with engine.begin() as connection:  # work left by an earlier test must not run against this test's lake
-        for table in ("work_items", "schedules"):
-            if connection.execute(text(f"SELECT to_regclass('{table}')")).scalar():
-                connection.execute(text(f"DELETE FROM {table}"))
+    # The worker's schema is migrated once per run; each test starts on it empty, as on SQLite (rows an
+    # earlier test left, such as its queued work or its published stores, point into that test's lake).
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            if connection.execute(text(f"SELECT to_regclass('{table.name}')")).scalar():
+                connection.execute(table.delete())
     engine.dispose()
     return url
 

@@ -334,6 +334,8 @@ def test_spark_exports_the_same_rows_as_duckdb(tmp_path: Path, monkeypatch: pyte
     assert on_duckdb["nobody"]["files"] == on_spark["nobody"]["files"] == [("part-00000.parquet", 0)]
 
 
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
 def test_spark_builds_the_same_profile_store_as_duckdb(tmp_path: Path) -> None:
     on_duckdb = _stitched_store(tmp_path, "duckdb")
     on_spark = _stitched_store(tmp_path, "spark")

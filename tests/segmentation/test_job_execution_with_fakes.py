@@ -16,10 +16,10 @@ from openseg import job_lifecycle
 from openseg.clock import ms_to_datetime
 from openseg.profiles.model import MergePolicy
 from openseg.segmentation import job_execution
-from openseg.segmentation.model import SegmentJob
+from openseg.segmentation.model import SegmentDefinition, SegmentJob
 from tests.profiles.conftest import ENGINE, Lake, ids
 from tests.profiles.fakes import FakeServices, FakeSettings, FakeStore, FakeUnitOfWork, SourceBatch
-from tests.segmentation.fakes import FakeSegmentJobRepository, Scope
+from tests.segmentation.fakes import FakeSegmentDefinitionRepository, FakeSegmentJobRepository, Scope
 
 NOW = 1_767_225_600_000  # 2026-01-01
 HERE = Scope()
@@ -28,15 +28,19 @@ HERE = Scope()
 @dataclass
 class JobStore(FakeStore):
     jobs: dict[str, SegmentJob] = field(default_factory=dict)
+    definitions: dict[str, SegmentDefinition] = field(default_factory=dict)
+    versions: dict[tuple[str, int], SegmentDefinition] = field(default_factory=dict)
 
 
 class JobUnitOfWork(FakeUnitOfWork):
     segment_jobs: FakeSegmentJobRepository
+    segment_definitions: FakeSegmentDefinitionRepository
 
     def _begin(self) -> None:
         super()._begin()
         assert isinstance(self._working, JobStore)
         self.segment_jobs = FakeSegmentJobRepository(self._working.jobs)
+        self.segment_definitions = FakeSegmentDefinitionRepository(self._working.definitions, self._working.versions)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ SESSION_CONFIG: dict[str, str] = {
     # (Spark's default, INT96, is a legacy encoding other readers treat differently).
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    # The driver keeps each query's plan as text for the SQL status store even with the UI off: a
+    # 100-segment plan is megabytes of text, and a long-lived session kept a thousand of them until its heap
+    # ran out. Keep few, and cut each one short.
+    "spark.sql.ui.retainedExecutions": "20",
+    "spark.sql.maxPlanStringLength": "200000",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
 

@@ -154,12 +154,16 @@ class SegmentationUnitOfWork(Protocol):
 
 
 class JobExecutionUnitOfWork(ProfilesUnitOfWork, Protocol):
-    """One transaction over what running a segment job reads and writes: the job, and the merge policies and
-    profile stores of ``ProfilesUnitOfWork`` (a job may build a store, and records the membership it
-    published on the policy's store record)."""
+    """One transaction over what running a segment job reads and writes: the job, the sandbox's segment
+    definitions (which of them stream, for the drift metric), and the merge policies and profile stores of
+    ``ProfilesUnitOfWork`` (a job may build a store, and records the membership it published on the policy's
+    store record)."""
 
     @property
     def segment_jobs(self) -> SegmentJobRepository: ...
+
+    @property
+    def segment_definitions(self) -> SegmentDefinitionRepository: ...
 
 
 class SegmentJobSettings(ProfileSettings, Protocol):
