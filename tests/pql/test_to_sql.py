@@ -45,6 +45,11 @@ GOLDEN = {
         "WHEN(<= 7 days after C0)])"
     ),
     "in_segment_membership": 'inSegment("seg-gold")',
+    "event_field_vs_profile_field": "exists E from xEvent where E.commerce.order.priceTotal > loyalty.points",
+    "chain_step_vs_profile_field": (
+        'chain(xEvent, timestamp, [A: WHAT(eventType = "commerce.productViews"), '
+        "C: !WHAT(commerce.order.priceTotal > $1.loyalty.points), B: WHAT(eventType = \"commerce.purchases\")])"
+    ),
 }
 
 
@@ -138,11 +143,43 @@ def test_spark_refuses_top_n_with_a_named_error() -> None:
 
 
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])
-def test_profile_attribute_inside_event_condition_is_refused(dialect: str) -> None:
+def test_an_event_field_compared_with_a_profile_field_reads_the_joined_profile_row(dialect: str) -> None:
+    compiled = compile_expression(parse('xEvent[eventType = $1.homeAddress.country].count() > 0'), AS_OF, dialect)
+    (column,) = compiled.derived
+    assert column.reads_profile
+    query = column.query().sql(dialect=dialect)
+    assert "FROM events AS e INNER JOIN profiles AS p ON p._profile_id = e._profile_id" in query
+    quote = '"' if dialect == "duckdb" else "`"
+    assert f"e.{quote}eventType{quote} = {quote}p{quote}.{quote}homeAddress{quote}.{quote}country{quote}" in query
+
+
+def test_a_profile_condition_on_its_own_is_decided_without_the_profile_row() -> None:
+    compiled = compile_expression(parse('xEvent[eventType = "a" and ^homeAddress.country = "US"].count() > 0'), AS_OF)
+    assert len(compiled.derived) == 2
+    assert not any(column.reads_profile for column in compiled.derived)
+    assert all("profiles" not in column.query().sql() for column in compiled.derived)
+
+
+def test_beyond_three_profile_tests_fields_are_joined_and_in_segment_is_decided() -> None:
+    text = ('xEvent[(eventType = "a" or ^homeAddress.country = "US") and (eventType = "b" or ^loyalty.tier = "gold") '
+            'and (eventType = "c" or ^person.gender = "female") and (eventType = "d" or ^loyalty.points > 1) '
+            'and (eventType = "e" or inSegment("seg-gold"))].count() > 0')
+    compiled = compile_expression(parse(text), AS_OF, membership=membership_relation())
+    events = [column for column in compiled.derived if column.relation == "events"]
+    assert len(events) == 2  # inSegment decided both ways; the four field tests read the joined profile
+    assert all(column.reads_profile for column in events)
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+def test_more_than_three_in_segment_tests_inside_an_event_condition_are_refused(dialect: str) -> None:
+    text = ('xEvent[(eventType = "a" or inSegment("s1")) and (eventType = "b" or inSegment("s2")) '
+            'and (eventType = "c" or inSegment("s3")) and (eventType = "d" or inSegment("s4"))].count() > 0')
     with pytest.raises(NotSupportedOnEngine) as raised:
-        compile_expression(parse('xEvent[eventType = $1.homeAddress.country].count() > 0'), AS_OF, dialect)
-    assert raised.value.construct == "profile attribute in an event condition"
-    assert raised.value.engine == dialect
+        compile_expression(parse(text), AS_OF, dialect, membership=membership_relation())
+    assert (raised.value.engine, raised.value.construct) == (dialect, "segment membership in an event condition")
+    assert str(raised.value) == (
+        f"segment membership in an event condition is not supported on {dialect}: at most 3 inSegment conditions "
+        "can be tested inside event conditions; move the others outside")
 
 
 def test_unknown_dialect_is_a_value_error() -> None:

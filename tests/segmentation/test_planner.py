@@ -220,3 +220,19 @@ def test_a_consumer_without_a_gate_keeps_the_scan_whole() -> None:
                      not_us='not (homeAddress.country = "US") or xEvent[eventType = "buy"].count() >= 1')
     assert all("IN (SELECT" not in where for where in _scan_wheres(mixed))
     assert run(mixed) == {"us_buyers": {"a"}, "buyers": {"a", "b"}, "not_us": {"a", "b", "c"}}
+
+
+def test_an_event_field_compared_with_a_profile_field_gets_its_own_joined_scan() -> None:
+    profiles = PROFILES.append_column("likes", pa.array([{"eventType": "view"}, {"eventType": "buy"}, None]))
+    texts = segments(likes_what_they_did='exists E from xEvent where E.eventType = likes.eventType',
+                     gated_us='homeAddress.country = "US" and xEvent[eventType != ^likes.eventType].count() >= 2',
+                     buyer='xEvent[eventType = "buy"].count() >= 1')
+    for dialect in ("duckdb", "spark"):
+        plan = plan_segments(texts, AS_OF, dialect)
+        joined = [stage for stage in plan.stages if scans(stage.query, "profiles") >= 1]
+        assert [stage.consumers for stage in joined] == [("likes_what_they_did", "gated_us")]
+        assert [stage.consumers for stage in plan.stages if stage not in joined] == [("buyer",)]
+    plan = plan_segments(texts, AS_OF, "duckdb")
+    rows = DuckDBEngine(threads=1).run(plan.query, {"profiles": profiles, "events": EVENTS}).to_pylist()
+    members = {s: {r["_profile_id"] for r in rows if r[plan.columns[s]]} for s, _ in texts}
+    assert members == {"likes_what_they_did": {"b"}, "gated_us": {"a"}, "buyer": {"a", "b"}}

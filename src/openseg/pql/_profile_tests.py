@@ -1,9 +1,12 @@
 """Profile conditions inside event conditions (part of the SQL backend).
 
-The SQL backend scans events without the profile row, so a condition on each event that also tests the
-profile (``xEvent[productListItems[SKU = "PS" or ^^.person.gender = "female"]]``) cannot be computed in
-that scan. Each such profile test is instead decided both ways: one event column per answer, and the
-profile's own answer picks one (``to_sql.SqlCompiler._split_on_profile``). This module finds those tests.
+A condition on each event that also tests the profile on its own
+(``xEvent[productListItems[SKU = "PS" or ^^.person.gender = "female"]]``) is decided both ways: one event
+column per answer, and the profile's own answer picks one (``to_sql.SqlCompiler._split_on_profile``), so the
+events scan needs no profile row. This module finds those tests. A profile field compared with an event
+field (``E.eventType = homeAddress.country``) cannot be decided apart from the event: its scan joins the
+profile rows instead (``derived.join_profiles``), as do profile tests beyond :data:`MAX_PROFILE_TESTS`.
+``inSegment`` reads another relation than the profile row, so it is always decided both ways.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import Sequence
 
 from openseg.pql import ast, functions
 
-#: Profile conditions inside one event aggregate's conditions, each doubling its event columns.
+#: Profile conditions decided both ways inside one event aggregate's conditions, each doubling its event
+#: columns; beyond, field tests are read through the profile join and only ``inSegment`` tests are decided.
 MAX_PROFILE_TESTS = 3
 _BOOLEAN_NODES = (ast.Compare, ast.In, ast.Like, ast.Occurs, ast.And, ast.Or, ast.Not, ast.InSegment)
 
@@ -33,6 +37,15 @@ def profile_atoms(parts: Sequence[ast.Node | None]) -> list[ast.Expr]:
         if part is not None:
             visit(part)
     return found
+
+
+def decided_atoms(parts: Sequence[ast.Node | None]) -> list[ast.Expr]:
+    """The profile tests inside event conditions to decide both ways: all of them when there are at most
+    :data:`MAX_PROFILE_TESTS`, else those reading a segment's membership (the rest read the joined profile)."""
+    atoms = profile_atoms(parts)
+    if len(atoms) <= MAX_PROFILE_TESTS:
+        return atoms
+    return [atom for atom in atoms if any(isinstance(n, ast.InSegment) for n in atom.walk())]
 
 
 def _is_condition(node: ast.Expr) -> bool:

@@ -4,7 +4,8 @@ A chain holds when events e0, e1, ... match the non-negated steps in strictly in
 within its ``WHEN`` window (relative to now or to earlier steps), and no event matching a negated step
 (within its window) lies strictly between its neighbouring steps' events (before the next step when the
 negated step is first, after the previous one when it is last). It compiles to a self-join of events,
-one alias per non-negated step; negated steps become LEFT JOINs whose matches must be absent.
+one alias per non-negated step; negated steps become LEFT JOINs whose matches must be absent. A step that
+compares an event field with a profile field reads the profile row, joined to the first step's event.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from sqlglot import exp
 from openseg.pql import _time, ast
 from openseg.pql._sql_builders import filter_form, not_null, timestamp_literal
 from openseg.pql._sql_context import SqlContext
-from openseg.pql.derived import CHAIN, EVENTS, ID, DerivedColumn, column_key
+from openseg.pql.derived import CHAIN, EVENTS, ID, DerivedColumn, column_key, join_profiles
 
 
 def compile_chain(c: SqlContext, node: ast.Chain) -> DerivedColumn:
     """The derived column (TRUE for profiles with a matching sequence) of one chain."""
+    reads_before = c.profile_reads
     positives = [step for step in node.steps if not step.negated]
     aliases = {step.name: f"s{index}" for index, step in enumerate(positives)}
     times: dict[str, exp.Expr] = {}
@@ -44,14 +46,7 @@ def compile_chain(c: SqlContext, node: ast.Chain) -> DerivedColumn:
         previous = step.name
 
     first = aliases[positives[0].name]
-    query = exp.select(exp.column(ID, table=first)).from_(_events(first))
-    for step in positives[1:]:
-        alias = aliases[step.name]
-        same = exp.EQ(this=exp.column(ID, table=alias), expression=exp.column(ID, table=first))
-        query = query.join(_events(alias), on=filter_form(exp.and_(same, conditions[step.name])), join_type="inner")
-    query = query.where(filter_form(conditions[positives[0].name]))
-
-    absent: list[exp.Expr] = []
+    negated: list[tuple[str, exp.Expr, exp.Expr]] = []  # alias, time, join condition
     for index, step in enumerate(node.steps):
         if not step.negated:
             continue
@@ -65,7 +60,20 @@ def compile_chain(c: SqlContext, node: ast.Chain) -> DerivedColumn:
             parts.append(exp.GT(this=time.copy(), expression=times[before].copy()))
         if after is not None:
             parts.append(exp.LT(this=time.copy(), expression=times[after].copy()))
-        query = query.join(_events(alias), on=filter_form(exp.and_(*parts)), join_type="left")
+        negated.append((alias, time, exp.and_(*parts)))
+
+    query = exp.select(exp.column(ID, table=first)).from_(_events(first))
+    if c.profile_reads != reads_before:  # a step compares an event field with a profile field
+        query = join_profiles(query, first)
+    for step in positives[1:]:
+        alias = aliases[step.name]
+        same = exp.EQ(this=exp.column(ID, table=alias), expression=exp.column(ID, table=first))
+        query = query.join(_events(alias), on=filter_form(exp.and_(same, conditions[step.name])), join_type="inner")
+    query = query.where(filter_form(conditions[positives[0].name]))
+
+    absent: list[exp.Expr] = []
+    for alias, time, condition in negated:
+        query = query.join(_events(alias), on=filter_form(condition), join_type="left")
         absent.append(exp.EQ(this=exp.Count(this=time.copy()), expression=exp.Literal.number(0)))
 
     group: list[exp.Expr] = [exp.column(ID, table=first)]

@@ -44,6 +44,8 @@ class SqlContext(Protocol):
     scope: Scope
     #: How many item lambdas enclose the node being compiled (their variables are numbered by it).
     lambda_depth: int
+    #: Profile fields read inside event conditions so far (a chain reading one joins the profile row).
+    profile_reads: int
 
     def visit(self, node: ast.Node) -> exp.Expr:
         """Compile ``node`` in the current scope."""

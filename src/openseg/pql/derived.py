@@ -92,6 +92,8 @@ class DerivedColumn:
         bounds: Event time range the aggregate reads (None: unbounded), for pruning the scan.
         default: The value for a profile without rows.
         standalone: For ``chain``, the query yielding ``(_profile_id, value)``.
+        reads_profile: For ``events``, whether the aggregate also reads the event's profile row (alias ``p``,
+            a profile field compared with an event field): its scan joins the profiles.
     """
 
     key: str
@@ -101,6 +103,7 @@ class DerivedColumn:
     bounds: _time.Bounds | None = None
     default: exp.Expr = field(default_factory=exp.null)
     standalone: exp.Select | None = None
+    reads_profile: bool = False
 
     def query(self) -> exp.Select:
         """The query yielding ``(_profile_id, value)`` for the profiles with rows."""
@@ -113,6 +116,8 @@ class DerivedColumn:
             .from_(exp.alias_(exp.to_table(self.relation), alias, table=True))
             .group_by(exp.column(ID, table=alias))
         )
+        if self.reads_profile:
+            join_profiles(select, alias)
         return select.where(self.row_filter.copy()) if self.row_filter is not None else select
 
     def reference(self) -> exp.Expr:
@@ -124,6 +129,17 @@ class DerivedColumn:
 def alias_of(relation: str) -> str:
     """The alias a grouped scan of ``relation`` (``events`` or ``membership``) reads its rows under."""
     return EVENT_ALIAS if relation == EVENTS else MEMBERSHIP_ALIAS
+
+
+def join_profiles(select: exp.Select, alias: str) -> exp.Select:
+    """``select`` joined, in place, with the profile row (alias ``p``) of the rows it reads under ``alias``.
+
+    An event condition that compares an event field with a profile field reads both rows; every event
+    belongs to a profile of the store, so the join keeps every event.
+    """
+    on = exp.EQ(this=exp.column(ID, table=PROFILE_ALIAS), expression=exp.column(ID, table=alias))
+    return select.join(exp.alias_(exp.to_table(PROFILES), PROFILE_ALIAS, table=True), on=on, join_type="inner",
+                       copy=False)
 
 
 def column_key(relation: str, value: exp.Expr) -> str:
@@ -165,4 +181,5 @@ __all__ = [
     "alias_of",
     "bounds_condition",
     "column_key",
+    "join_profiles",
 ]

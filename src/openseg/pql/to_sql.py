@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from openseg.pql import _time, ast
 from openseg.pql._arrays import through_arrays
-from openseg.pql._profile_tests import MAX_PROFILE_TESTS, profile_atoms
+from openseg.pql._profile_tests import MAX_PROFILE_TESTS, decided_atoms
 from openseg.pql._sql_builders import (
     FALSE,
     TRUE,
@@ -147,6 +147,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         self.derived: dict[str, DerivedColumn] = {}
         self.scope = Scope("profile")
         self.lambda_depth = 0
+        #: Profile fields read inside event conditions so far: a derived column whose compiling raised it
+        #: reads the profile row beside each event.
+        self.profile_reads = 0
 
     # ---------------------------------------------------------------------------------- helpers
 
@@ -237,10 +240,8 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_FieldPath(self, node: ast.FieldPath) -> exp.Expr:
         if node.root is ast.Root.PROFILE:
             if self.scope.row == "event":
-                raise self.unsupported(
-                    "profile attribute in an event condition",
-                    f"{node.dotted} is a profile attribute; event conditions are evaluated in one events scan",
-                )
+                # Read from the profile row the events scan joins (``derived.join_profiles``).
+                self.profile_reads += 1
             if self._absent("profile", node.segments):
                 return exp.null()
             first = exp.column(node.segments[0], table=PROFILE_ALIAS, quoted=True)
@@ -443,7 +444,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def visit_Chain(self, node: ast.Chain) -> exp.Expr:
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
-        atoms = profile_atoms(node.steps)
+        atoms = decided_atoms(node.steps)
         if atoms:
             return self._decided(atoms, lambda fixed: self._register(compile_chain(self, rebuild(node, fixed))))
         return self._register(compile_chain(self, node))
@@ -481,9 +482,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
 
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
                          condition: ast.Expr | None, variable: str | None, split: bool = True) -> exp.Expr:
-        atoms = profile_atoms((source, value, condition)) if split else []
+        atoms = decided_atoms((source, value, condition)) if split else []
         if atoms:
             return self._split_on_profile(atoms, kind, source, value, condition, variable)
+        reads_before = self.profile_reads
         conditions, nodes = self.event_conditions(source, None)
         scope = self.event_scope(EVENT_ALIAS, variable)
         if condition is not None and condition != ast.BooleanLiteral(True):
@@ -492,6 +494,8 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         row_filter = exp.and_(*conditions) if conditions else None
         bounds = event_bounds(nodes, self.as_of)
         column = self._event_column(kind, value, scope, row_filter, bounds)
+        if self.profile_reads != reads_before:
+            column = replace(column, reads_profile=True)
         return self._register(column)
 
     def _split_on_profile(self, atoms: list[ast.Expr], kind: ast.AggregateKind, source: ast.Expr,
@@ -509,12 +513,13 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
 
     def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[ast.Node], ast.Node]], exp.Expr]
                  ) -> exp.Expr:
-        """Events are scanned without the profile row, so each profile test inside an event condition is decided
-        both ways, each way compiled (``compiled(fixed)``, ``fixed`` putting the answers in) to its own event
-        column, and the profile's own answer picks one."""
+        """A profile test inside an event condition is decided both ways, each way compiled (``compiled(fixed)``,
+        ``fixed`` putting the answers in) to its own event column, and the profile's own answer picks one: the
+        events scan then needs no profile row (a profile field beside an event field is read from the profile
+        row the scan joins instead, ``derived.join_profiles``)."""
         if len(atoms) > MAX_PROFILE_TESTS:
-            raise self.unsupported("profile attribute in an event condition",
-                                   f"at most {MAX_PROFILE_TESTS} profile conditions can be tested inside event "
+            raise self.unsupported("segment membership in an event condition",
+                                   f"at most {MAX_PROFILE_TESTS} inSegment conditions can be tested inside event "
                                    "conditions; move the others outside")
 
         def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:

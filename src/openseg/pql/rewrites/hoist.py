@@ -15,9 +15,10 @@ def hoist_aggregates(tree: ScanTree, options: Options) -> ScanTree:
 
     Out of one scan per derived column, it makes one scan of ``events`` and one of ``membership`` computing
     all their columns, each column once (equal keys, equal values), so the one-pass plan reads each
-    relation once for every segment. With ``options.split_windows`` the events columns are grouped by their
-    exact time window instead: engine-pitfalls.md measured one scan per window as a large win on DuckDB
-    (each scan then prunes to its window) and a loss on Spark. Chains keep their own queries. The scans
+    relation once for every segment (aggregates reading the profile row beside each event share a scan of
+    their own, joined with the profiles, so the others scan events alone). With ``options.split_windows``
+    the events columns are grouped by their exact time window instead: engine-pitfalls.md measured one scan
+    per window as a large win on DuckDB (each scan then prunes to its window) and a loss on Spark. Chains keep their own queries. The scans
     come out in the order events, membership, chains, each group where its first column was.
 
     Run it first: a scan that another rule has already pruned (WHERE or profiles set) is kept as it is,
@@ -30,8 +31,8 @@ def hoist_aggregates(tree: ScanTree, options: Options) -> ScanTree:
     Returns:
         The tree with the grouped scans.
     """
-    groups: dict[tuple[str, object], list[DerivedColumn]] = {}
-    slots: list[Scan | tuple[str, object]] = []  # kept scans and groups, where each first appears
+    groups: dict[tuple[str, object, bool], list[DerivedColumn]] = {}
+    slots: list[Scan | tuple[str, object, bool]] = []  # kept scans and groups, where each first appears
     seen: set[str] = set()
     for scan in tree.scans:
         if scan.relation == CHAIN or scan.where or scan.profiles is not None:
@@ -41,7 +42,10 @@ def hoist_aggregates(tree: ScanTree, options: Options) -> ScanTree:
             if column.key in seen:
                 continue
             seen.add(column.key)
-            group = (scan.relation, _window_of(column) if options.split_windows and scan.relation == EVENTS else None)
+            window = _window_of(column) if options.split_windows and scan.relation == EVENTS else None
+            # Aggregates that read the profile row beside each event share a scan joined with the profiles;
+            # the others keep scanning events alone.
+            group = (scan.relation, window, column.reads_profile)
             if group not in groups:
                 groups[group] = []
                 slots.append(group)

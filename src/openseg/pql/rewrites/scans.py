@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from openseg.pql._sql_builders import filter_form
-from openseg.pql.derived import CHAIN, ID, DerivedColumn, alias_of
+from openseg.pql.derived import CHAIN, ID, DerivedColumn, alias_of, join_profiles
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class Scan:
                       for c in self.columns if c.aggregate is not None]
         select = exp.select(exp.column(ID, table=alias), *aggregates, copy=False).from_(
             exp.alias_(exp.to_table(self.relation), alias, table=True), copy=False)
+        if any(column.reads_profile for column in self.columns):
+            join_profiles(select, alias)
         select.group_by(exp.column(ID, table=alias), copy=False)
         if self.where:
             select.where(filter_form(exp.and_(*self.where)), copy=False)
