@@ -52,6 +52,10 @@ MESSAGES = [
     ("homeAddress.country in [1, 2]", 'homeAddress.country is a string; [1, 2] is an array of numbers'),
     ('homeAddress.country and true', "homeAddress.country is a string; a condition (true or false) is needed here"),
     ('homeAddress.country.startsWith(1)', "1 is a number; the value of startsWith() must be a string"),
+    ('xEvent[productListItems.topN(name, 1).exists(name = "Tent")].count() > 0',
+     "name is a string; the value of topN() must be a number"),
+    ("xEvent[productListItems.bottomN(p => p.SKU, 2).count() > 0].count() > 0",
+     "SKU is a string; the value of bottomN() must be a number"),
     ('identityMap.email.includes(3)', "3 is a number; the value of includes() must be an object"),
 ]
 

@@ -25,16 +25,8 @@ from tests.pql.datagen import AS_OF, CorpusEntry, Dataset, generate, load_corpus
 CORPUS = load_corpus()
 PARSED = [(entry.segment_id, parse(entry.text)) for entry in CORPUS]
 TEXT = {entry.segment_id: entry for entry in CORPUS}
-#: Corpus constructs Spark cannot run; each must raise NotSupportedOnEngine (asserted below).
-SPARK_UNSUPPORTED = {"topN", "bottomN"}
-
-
-def _spark_compatible() -> list[tuple[str, ast.Node]]:
-    return [(s, n) for s, n in PARSED if not _calls(n) & SPARK_UNSUPPORTED]
-
-
-def _calls(node: ast.Node) -> set[str]:
-    return {n.name for n in node.walk() if isinstance(n, ast.Call)}
+#: Corpus constructs Spark cannot run: none (docs/pql.md's Spark column says "yes" everywhere, asserted below).
+SPARK_UNSUPPORTED: set[str] = set()
 
 
 def engine_members(engine: Engine, dialect: str, segments: list[tuple[str, ast.Node]],
@@ -105,22 +97,19 @@ def test_duckdb_matches_python(duckdb_engine: DuckDBEngine, tables: dict[str, pa
 @pytest.mark.xdist_group("spark")
 def test_spark_matches_python(spark_engine: Engine, tables: dict[str, pa.Table],
                               python_results: dict[str, set[str]]) -> None:
-    segments = _spark_compatible()
-    actual = engine_members(spark_engine, "spark", segments, tables)
-    assert mismatches({s: python_results[s] for s, _ in segments}, actual) == []
+    actual = engine_members(spark_engine, "spark", PARSED, tables)
+    assert mismatches(python_results, actual) == []
 
 
-def test_spark_refuses_exactly_the_unsupported_constructs() -> None:
+@pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+def test_every_corpus_expression_compiles_on_both_engines(dialect: str) -> None:
     refused: dict[str, str] = {}
     for segment_id, node in PARSED:
         try:
-            compile_expression(node, AS_OF, "spark")
+            compile_expression(node, AS_OF, dialect, membership=membership_relation())
         except NotSupportedOnEngine as error:
-            assert error.engine == "spark"
-            refused[segment_id] = error.construct
-    expected = {s: (_calls(n) & SPARK_UNSUPPORTED).pop() for s, n in PARSED if _calls(n) & SPARK_UNSUPPORTED}
-    assert refused == expected
-    assert set(expected.values()) == SPARK_UNSUPPORTED
+            refused[segment_id] = f"{error.engine}: {error.construct}"
+    assert refused == {}
 
 
 # Random data: a third of the corpus over freshly generated, small datasets (DuckDB vs Python).

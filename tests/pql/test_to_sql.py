@@ -132,14 +132,15 @@ def test_same_filter_and_window_give_one_derived_key() -> None:
     assert other.derived[0].key != count.derived[0].key
 
 
-def test_spark_refuses_top_n_with_a_named_error() -> None:
+@pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+def test_top_n_sorts_positions_not_items(dialect: str) -> None:
+    # The sorted structs hold (key missing, key, position) only: Spark's sort_array needs orderable items.
     text = 'xEvent[productListItems.topN(priceTotal, 1).exists(name = "Tent")].count() > 0'
-    with pytest.raises(NotSupportedOnEngine) as raised:
-        compile_expression(parse(text), AS_OF, "spark")
-    assert (raised.value.engine, raised.value.construct) == ("spark", "topN")
-    assert str(raised.value) == (
-        "topN is not supported on spark: arrays cannot be ordered by an item expression consistently on Spark"
-    )
+    sql = compile_expression(parse(text), AS_OF, dialect).derived[0].query().sql(dialect=dialect)
+    sort = {"duckdb": "LIST_SORT(LIST_TRANSFORM(", "spark": "SORT_ARRAY(TRANSFORM("}[dialect]
+    assert sort in sql
+    position = {"duckdb": "'n': _i0_n}", "spark": "_i0_n + 1 AS n)"}[dialect]
+    assert position in sql
 
 
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])

@@ -245,23 +245,26 @@ def _last(c: SqlContext, node: ast.Call) -> exp.Expr:
 
 @_handles("topN", "bottomN")
 def _top_n(c: SqlContext, node: ast.Call) -> exp.Expr:
-    # DuckDB: sort (-key | key, position, item) structs ascending, NULL keys last, then keep the items.
+    # Sort (key missing, -key | key, position) structs ascending, then read the first n items back by position:
+    # no field is NULL and positions are distinct, so every engine orders them alike (a missing key last, ties
+    # in the array's order), and the items themselves need not be orderable (Spark's sort_array requires it).
     array, n = _target(c, node), _int_arg(c, node, 1)
     var, key = c.item_lambda(array, node.variable, node.args[0], as_boolean=False)
+    key = to_double(key)
     if node.name == "topN":
         key = exp.Neg(this=exp.paren(key, copy=False))
     position = f"{var}_n"
     pack = exp.Struct(expressions=[
-        exp.PropertyEQ(this=exp.to_identifier("k"), expression=key),
-        exp.PropertyEQ(this=exp.to_identifier("n"), expression=exp.column(position)),
-        exp.PropertyEQ(this=exp.to_identifier("v"), expression=exp.column(var)),
+        exp.PropertyEQ(this=exp.to_identifier("m"), expression=exp.Is(this=key.copy(), expression=exp.null())),
+        exp.PropertyEQ(this=exp.to_identifier("k"), expression=exp.Coalesce(this=key, expressions=[to_double(
+            exp.Literal.number(0))])),
+        exp.PropertyEQ(this=exp.to_identifier("n"), expression=c.dialect.build("lambda_position", exp.column(position))),
     ])
-    keyed = c.dialect.build("array_transform", array, lambda_([var, position], pack))
-    ordered = exp.Anonymous(this="list_sort", expressions=[keyed, exp.Literal.string("ASC"),
-                                                           exp.Literal.string("NULLS LAST")])
-    sliced = c.dialect.build("array_slice", ordered, exp.Literal.number(1), exp.Literal.number(n))
-    unpack = exp.Dot(this=exp.column(var), expression=exp.to_identifier("v"))
-    return c.dialect.build("array_transform", sliced, lambda_([var], unpack))
+    keyed = c.dialect.build("array_transform", array.copy(), lambda_([var, position], pack))
+    sliced = c.dialect.build("array_slice", c.dialect.build("sort_ascending", keyed), exp.Literal.number(1),
+                             exp.Literal.number(n))
+    item = c.dialect.build("array_element", array, exp.Dot(this=exp.column(var), expression=exp.to_identifier("n")))
+    return c.dialect.build("array_transform", sliced, lambda_([var], item))
 
 
 @_handles("map")

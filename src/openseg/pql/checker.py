@@ -313,6 +313,10 @@ class _Checker(ast.Visitor[FieldType]):
                 if problem:
                     self.fail(arg, f"the regex of {node.name}() {to_text(arg)} is not a regular expression the "
                                    f"engines can run alike: {problem} (PQL's regex dialect: docs/pql.md)")
+        if node.name in ("topN", "bottomN"):
+            # Adobe's pages sort by "a numeric expression"; every evaluator orders numbers alike.
+            self._expect(node.args[0], f"the value of {node.name}() must be a number",
+                         item_value.kind in (FieldKind.INTEGER, FieldKind.NUMBER) or _is_any(item_value))
         if sig.result is ArgType.ITEM_VALUES:
             return FieldType.array(item_value) if not _is_any(item_value) else ANY
         if sig.result is ArgType.GROUPS:

@@ -123,6 +123,9 @@ DUCKDB = SqlDialect(
         "starts_with": _fn("starts_with"),
         "ends_with": _fn("suffix"),
         "str_contains": _fn("contains"),
+        "sort_ascending": lambda a: _fn("list_sort")(a, exp.Literal.string("ASC"), exp.Literal.string("NULLS LAST")),
+        # The index a two-parameter list_transform lambda receives is 1-based.
+        "lambda_position": lambda i: i,
     },
 )
 
@@ -147,13 +150,9 @@ SPARK = SqlDialect(
         "starts_with": _fn("startswith"),
         "ends_with": _fn("endswith"),
         "str_contains": _fn("contains"),
-    },
-    unsupported={
-        # Spark's sort_array/array_sort order structs by every field and cannot sort by a computed
-        # key without a comparator lambda, whose NULL and tie handling differs from the other
-        # evaluators; rather than return a different top item, refuse.
-        "topN": "arrays cannot be ordered by an item expression consistently on Spark",
-        "bottomN": "arrays cannot be ordered by an item expression consistently on Spark",
+        "sort_ascending": lambda a: _fn("sort_array")(a, exp.true()),
+        # The index a two-parameter transform lambda receives is 0-based; element_at's is 1-based.
+        "lambda_position": lambda i: exp.Add(this=i, expression=exp.Literal.number(1)),
     },
 )
 
