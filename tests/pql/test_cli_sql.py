@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from openseg.pql_cli import app
 
+
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])
 def test_top_n_compiles_for_both_engines(dialect: str) -> None:
     text = "xEvent[productListItems.topN(priceTotal, 1).head().isNotNull()].count() > 0"
