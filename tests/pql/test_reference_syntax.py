@@ -129,6 +129,13 @@ UP = [
      'exists E from xEvent where E.productListItems[quantity > 1 and E.eventType = "b"]'),
     ('xEvent.sum(if(^.homeAddress.country = "US", commerce.order.priceTotal, 0)) > 100',
      'xEvent.sum(if($1.homeAddress.country = "US", commerce.order.priceTotal, 0)) > 100'),
+    # The item of `.any(...)`, `.all(...)` and of an aggregate's value is a level too, named like a lambda's.
+    ('xEvent.any(productListItems[^.eventType = "a"].count() > 1)',
+     'exists UP1 from xEvent where UP1.productListItems[UP1.eventType = "a"].count() > 1'),
+    ('xEvent.all(productListItems[priceTotal > ^commerce.order.priceTotal].count() = 0)',
+     'forall UP1 from xEvent where UP1.productListItems[priceTotal > UP1.commerce.order.priceTotal].count() = 0'),
+    ('xEvent[productListItems.sum(quantity * ^commerce.order.priceTotal) > 2]',
+     'select UP1 from xEvent where UP1.productListItems.sum(quantity * UP1.commerce.order.priceTotal) > 2'),
 ]
 
 
@@ -145,8 +152,13 @@ def test_the_up_operator_reads_an_enclosing_level(short: str, long: str) -> None
     ('xEvent[^^.eventType = "a"]', r"'\^\^' goes 2 levels up, but there is only 1 level above it"),
     ("homeAddress.country = ^.x", r"'\^' reads a field of an enclosing filter's item, but this is not inside a "
                                   r"filter: write the profile's field without '\^'"),
-    ('xEvent.any(productListItems[^.eventType = "a"])',
-     r"'\^' reaches the item of a \[condition\] filter; here name the item instead"),
+    ('chain(xEvent, timestamp, [A: WHAT(productListItems[^.eventType = "a"])])',
+     r"'\^' cannot reach a chain step's event \(or its time field\): test the event's own fields beside the list"),
+    # An event aggregate's value is a field of the event (the lambda's rule): no list condition naming it.
+    ('xEvent.sum(productListItems[^.commerce.order.priceTotal > 10].count()) > 1',
+     "the value summed over UP1 cannot hold a condition on another list"),
+    ('xEvent.sum(x => x.productListItems[x.commerce.order.priceTotal > 10].count()) > 1',
+     "the value summed over x cannot hold a condition on another list"),
 ])
 def test_the_up_operator_beyond_its_levels_is_a_located_error(text: str, message: str) -> None:
     with pytest.raises(PqlError, match=message):

@@ -63,7 +63,13 @@ class SpecialForms(ParserBase):
     def _item_argument(self) -> tuple[ast.Expr, str | None]:
         # `x => body` or `(x) => body` (the overview's lambda notation): x names the item.
         if not self._lambda_ahead():
-            return self.scoped(Scope(item=True), self.expr), None
+            scope = Scope(item=True, filter=True)
+            value = self.scoped(scope, self.expr)
+            if scope.up is None:
+                return value, None
+            # An inner `^.f` read this item (`xEvent.any(productListItems[^.eventType = "a"])`): name it, as the
+            # lambda `UP1 => ...` would.
+            return _sugar.item_as_variable(value, scope.up), scope.up
         parenthesised = self.peek().is_op("(")
         name = self.peek(1 if parenthesised else 0).text
         self.i += 4 if parenthesised else 2

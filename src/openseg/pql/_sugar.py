@@ -86,8 +86,10 @@ def bound_to_item(value: ast.Expr, variable: str) -> ast.Expr | None:
     if isinstance(value, ast.FieldPath) and value.root is ast.Root.VARIABLE and value.name == variable \
             and not value.segments:
         return None
+    # Inside a nested list's condition the current item is that list's: the variable cannot become it there.
+    inner = _inside_inner_scope(value, variable)
     for node in value.walk():
-        if isinstance(node, ast.FieldPath) and node.root is ast.Root.ITEM:
+        if inner or (isinstance(node, ast.FieldPath) and node.root is ast.Root.ITEM):
             raise ast.InvalidNode(f"the value summed over {variable} cannot hold a condition on another list; "
                                   f"use a field of {variable}, e.g. {variable}.commerce.order.priceTotal", value.span)
         if isinstance(node, ast.FieldPath) and node.root is ast.Root.VARIABLE and node.name == variable \
@@ -108,6 +110,24 @@ _INNER_SCOPES: dict[type[ast.Node], frozenset[str]] = {
     ast.ForAll: frozenset({"condition"}), ast.Select: frozenset({"where"}), ast.Aggregate: frozenset({"value"}),
     ast.Chain: frozenset({"time_field", "steps"}),
 }
+
+
+def _inside_inner_scope(node: Any, variable: str, inner: bool = False) -> bool:
+    """Whether ``variable`` is read inside a nested list's condition or value in ``node`` (there the current
+    item is that list's, so the variable's paths cannot become item paths)."""
+    if isinstance(node, ast.FieldPath):
+        return inner and node.root is ast.Root.VARIABLE and node.name == variable
+    scopes = _INNER_SCOPES.get(type(node), frozenset())
+    if isinstance(node, ast.Call):
+        scopes = frozenset({"args"}) if any(p.type in (ArgType.ITEM_VALUE, ArgType.PREDICATE)
+                                             for p in FUNCTIONS[node.name].params) else frozenset()
+    for f in fields(node):
+        value = getattr(node, f.name)
+        children = value if isinstance(value, tuple) else (value,)
+        for child in children:
+            if isinstance(child, ast.Node) and _inside_inner_scope(child, variable, inner or f.name in scopes):
+                return True
+    return False
 
 
 def item_as_variable(condition: ast.Expr, variable: str) -> ast.Expr:

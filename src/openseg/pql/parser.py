@@ -256,7 +256,8 @@ class Parser(SpecialForms):
     def _up(self) -> ast.Expr:
         """``^.f`` / ``^f`` (filter-functions.md's up operator): a field one filter level up; ``^^`` two.
 
-        Levels are the enclosing ``[condition]`` filters, quantifier variables and lambdas, innermost first;
+        Levels are the enclosing ``[condition]`` filters, quantifier variables, lambdas and the item arguments of
+        functions (``.any(...)``, aggregates, ``map`` ...), innermost first;
         one level beyond the outermost is the profile (``xEvent[productListItems[SKU = "PS" or
         ^^.person.gender = "female"]]``).
         """
@@ -288,8 +289,9 @@ class Parser(SpecialForms):
                 return ast.FieldPath(ast.Root.PROFILE, (name.text,), variable, span=span)
             return ast.FieldPath(ast.Root.VARIABLE, (name.text,), variable, span=span)
         if not target.filter:
-            raise self.error_span(span, "'^' reaches the item of a [condition] filter; here name the item "
-                                        "instead (x => ... x.field)")
+            raise self.error_span(span, "'^' cannot reach a chain step's event (or its time field): test the "
+                                        "event's own fields beside the list, WHAT(eventType = \"a\" and "
+                                        "productListItems[...])")
         if target.up is None:
             target.up = f"UP{sum(1 for scope in self.scopes if scope.up is not None) + 1}"
         return ast.FieldPath(ast.Root.VARIABLE, (name.text,), target.up, span=span)
