@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openseg.profiles.identity import identity_key
+from openseg.profiles.keys import identity_key
 
 PROFILE, EVENT = "profile", "event"
 _EPOCH = dt.datetime(1970, 1, 1)

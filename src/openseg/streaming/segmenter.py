@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openseg.profiles.identity import identity_key
+from openseg.profiles.keys import identity_key
 from openseg.profiles.overlay import Reach, merged_profile, overlay_events, reach, record_identities
 from openseg.segmentation.streaming import (
     CompiledSegments,
