@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlglot import exp
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled
-from openseg.catalog.streaming import STREAM_SEQ
 from openseg.profiles import lookup
 from openseg.profiles.identity import identity_key
+from openseg.profiles.overlay import Part
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
-from openseg.store.models import Batch, Dataset, ProfileStore
+from openseg.store.models import Dataset, ProfileStore
+from openseg.store.repositories import stream_watermark
 from openseg.streaming.ports import BaseProfile
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class StoresSegmentationTarget:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.progress_path = services.settings.home / "stream" / "segments.json"
-        self._watermarks: dict[tuple[str, int], int] = {}
+        self._watermarks: dict[tuple[str, int | None], int] = {}
 
     def continuous(self, sandbox_id: str) -> list[ContinuousDefinition]:
         with self.services.uow() as uow:
@@ -69,16 +70,30 @@ class StoresSegmentationTarget:
             return None
 
     def _watermark(self, sandbox_id: str, built_at: int | None) -> int:
-        """The highest log ``seq`` among the streamed batches completed before the build was published."""
-        if built_at is None:
-            return 0
+        """The highest log ``seq`` the build holds (``store.repositories.stream_watermark``)."""
         if (sandbox_id, built_at) not in self._watermarks:  # a build's watermark never changes
             with self.services.db.session() as session:
-                formats = session.scalars(select(Batch.input_format).where(
-                    Batch.sandbox_id == sandbox_id, Batch.origin == "streaming", Batch.completed <= built_at)).all()
-            self._watermarks[(sandbox_id, built_at)] = max(
-                (int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
+                self._watermarks[(sandbox_id, built_at)] = stream_watermark(session, sandbox_id, built_at)
         return self._watermarks[(sandbox_id, built_at)]
+
+    def watermark(self, sandbox_id: str, policy_id: str) -> int | None:
+        build = self._build(policy_id)
+        return None if build is None else self._watermark(sandbox_id, build[1])
+
+    def linked(self, sandbox_id: str, policy_id: str) -> bool:
+        build = self._build(policy_id)
+        return build is None or lookup.identity_graph(build[0]) == "pdg"
+
+    def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
+        build = self._build(policy_id)
+        if build is None:
+            return None
+        engine = self.services.reader()
+        profile_id = lookup.resolve_profile_id(build[0], namespace, identity, engine=engine)
+        if profile_id is None:
+            return None
+        identities = lookup.get_profile_identities(build[0], namespace, identity, engine=engine)
+        return Part(profile_id, tuple(identities or [(namespace, identity)]))
 
     def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
         build = self._build(policy_id)

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from openseg.engines.base import Engine
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
@@ -112,6 +112,12 @@ class FakeProfileSourceRepository:
     def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
         return {d for d in dataset_ids if self.store.dataset_sandboxes.get(d) == sandbox_id}
 
+    def source_datasets(self, sandbox_id: str) -> set[str]:
+        return {d for d, sandbox in self.store.dataset_sandboxes.items() if sandbox == sandbox_id}
+
+    def stream_watermark(self, sandbox_id: str, built_at: int | None) -> int:
+        return 0  # nothing is streamed in these tests
+
     def org_of(self, sandbox_id: str) -> str | None:
         return self.store.sandboxes.get(sandbox_id)
 
@@ -201,3 +207,14 @@ class FakeServices:
 
     def reader(self) -> Engine:
         return self.engine_
+
+    def stream_log(self) -> NoStream:
+        return NoStream()
+
+
+class NoStream:
+    """A stream log holding nothing (``profiles.overlay.StreamedRecords``)."""
+
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> list[Any]:
+        return []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pytest
 
@@ -70,7 +70,11 @@ class FakeLog:
     def last_seq(self) -> int:
         return len(self.entries)
 
-    def prune(self, through: int) -> int:
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> list[LoggedMessage]:
+        raise AssertionError("not used")
+
+    def prune(self, through: int, keep: Mapping[str, int] | None = None) -> int:
         raise AssertionError("not used")
 
 

@@ -11,15 +11,18 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
 from openseg.catalog.ingestion import MAX_REPORTED_ERRORS, IngestResult, ingest_files
 from openseg.catalog.service import record_batch_success, record_last_batch
 from openseg.catalog.validation import RecordError
 from openseg.clock import now_ms
-from openseg.store.models import Batch, Dataset, StreamOffset
+from openseg.store.models import Batch, Dataset, ProfileStore, StreamOffset
+from openseg.store.repositories import SqlAlchemyProfileSourceRepository, stream_watermark
 from openseg.store.stream_log import exclusive_lock
-from openseg.streaming.model import StreamBatch
+from openseg.streaming.model import STREAM_SEQ, StreamBatch
 
 if TYPE_CHECKING:
     from openseg.container import Services
@@ -28,9 +31,6 @@ log = logging.getLogger("openseg.streaming")
 
 #: The file name a streamed batch's records carry in its errors (``record`` is then the log position).
 STREAM_FILE = "stream"
-#: The ``inputFormat`` key of a streamed batch naming the log positions of its first and last message (what
-#: a profile build includes of the log: the watermark an overlay of newer messages starts from).
-STREAM_SEQ = "openseg:streamSeq"
 
 
 class CatalogLakeSink:
@@ -48,6 +48,16 @@ class CatalogLakeSink:
 
     def exclusive(self) -> AbstractContextManager[bool]:
         return exclusive_lock(self.lock_path)
+
+    def unbuilt(self) -> dict[str, int]:
+        floors: dict[str, int] = {}
+        with self.services.db.session() as session:
+            for store in session.scalars(select(ProfileStore).where(ProfileStore.path.is_not(None))):
+                watermark = stream_watermark(session, store.sandbox_id, store.built_at)
+                floors[store.sandbox_id] = min(floors.get(store.sandbox_id, watermark), watermark)
+            sources = SqlAlchemyProfileSourceRepository(session)
+            return {dataset_id: floor for sandbox_id, floor in floors.items()
+                    for dataset_id in sources.source_datasets(sandbox_id)}
 
     def offset(self, consumer: str) -> int:
         with self.services.db.session() as session:

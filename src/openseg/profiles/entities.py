@@ -1,4 +1,10 @@
-"""Profile access (UPS ``/access/entities``): a merged profile by any identity, its events, erasure."""
+"""Profile access (UPS ``/access/entities``): a merged profile by any identity, its events, erasure.
+
+A lookup reads the last complete build with the stream log's messages that build does not hold laid over it
+(``profiles/overlay.py``): a streamed fragment or event is visible as soon as it is acknowledged, also to
+another process than the one that logged it, and a streamed record linking two built profiles shows the
+profile the next build will make of them (keyed by its smallest identity).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from openseg.profiles import lookup
 from openseg.profiles._sql import expression
 from openseg.profiles.defaults import default_policy
 from openseg.profiles.model import MergePolicy
+from openseg.profiles.overlay import Part, Reach, StreamedRecords, merged_profile, overlay_events, reach
 from openseg.profiles.ports import ProfileAccessServices
 from openseg.profiles.service import ProfileStoreNotBuilt, ServingStore, request_build, serving_store
 from openseg.profiles.store import IDENTITIES_FILE
@@ -44,6 +51,13 @@ class Located:
     build: ServingStore
     #: The engine that reads the store (``ProfileAccessServices.reader``).
     engine: Engine
+    #: The built profiles and streamed messages the profile is made of (``profiles/overlay.py``).
+    streamed: Reach
+
+    @property
+    def overlaid(self) -> bool:
+        """Whether streamed records the build does not hold change the profile."""
+        return bool(self.streamed.messages) or self.streamed.linked
 
 
 class ProfileNotFound(NotFound):
@@ -69,6 +83,7 @@ class ProfileReader:
     membership_path: str | None
     members: membership.MembershipStore
     engine: Engine
+    stream: StreamedRecords
 
 
 def open_reader(services: ProfileAccessServices, scope: Scope, policy_id: str | None = None) -> ProfileReader:
@@ -92,18 +107,31 @@ def open_reader(services: ProfileAccessServices, scope: Scope, policy_id: str | 
             raise
         build = None
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
-    return ProfileReader(policy, build, membership_path, members, services.reader())
+    return ProfileReader(policy, build, membership_path, members, services.reader(), services.stream_log())
 
 
 def find(reader: ProfileReader, namespace: str, identity: str) -> Located:
-    """The merged profile of the reader's build holding ``namespace:identity`` (404 when none does)."""
-    if reader.build is None:
+    """The merged profile of the reader's build holding ``namespace:identity``, with the streamed messages the
+    build does not hold laid over it (404 when neither the build nor such a message has the identity)."""
+    build = reader.build
+    if build is None:
         raise ProfileNotFound(namespace, identity, None)
-    profile_id = lookup.resolve_profile_id(reader.build.path, namespace, identity, engine=reader.engine)
-    if profile_id is None:
-        raise ProfileNotFound(namespace, identity, reader.build)
-    return Located(profile_id, namespace, identity, reader.policy, reader.build.path, reader.membership_path,
-                   reader.members, reader.build, reader.engine)
+    linked = lookup.identity_graph(build.path) == "pdg"
+
+    def part_of(part_namespace: str, part_identity: str) -> Part | None:
+        profile_id = lookup.resolve_profile_id(build.path, part_namespace, part_identity, engine=reader.engine)
+        if profile_id is None:
+            return None
+        identities = lookup.get_profile_identities(build.path, part_namespace, part_identity,
+                                                   engine=reader.engine) if linked else None
+        return Part(profile_id, tuple(identities or [(part_namespace, part_identity)]))
+
+    found = reach(reader.stream, reader.policy.sandbox_id, [(namespace, identity)], build.watermark,
+                  part_of=part_of, is_source=build.sources.__contains__, linked=linked)
+    if not found.parts and not found.messages:
+        raise ProfileNotFound(namespace, identity, build)
+    return Located(found.profile_id, namespace, identity, reader.policy, build.path, reader.membership_path,
+                   reader.members, build, reader.engine, found)
 
 
 def locate(services: ProfileAccessServices, scope: Scope, namespace: str, identity: str, policy_id: str | None = None) -> Located:
@@ -129,8 +157,9 @@ def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]
     Under ``identityGraph: none`` the entity is the merge of the fragments carrying exactly the identity
     asked for (contract.md); membership is that of the profile the identity keys for segmentation.
     """
-    profile = lookup.get_profile(located.store, located.namespace, located.identity, fields, engine=located.engine,
-                                 profile_id=located.profile_id)
+    profile = _overlaid_profile(located, fields) if located.overlaid else lookup.get_profile(
+        located.store, located.namespace, located.identity, fields, engine=located.engine,
+        profile_id=located.profile_id)
     if profile is None:
         raise ProfileNotFound(located.namespace, located.identity, located.build)
     entity = {k: json_value(v) for k, v in profile.items() if k not in INTERNAL_COLUMNS}
@@ -149,13 +178,35 @@ def profile_entity(located: Located, fields: list[str] | None) -> dict[str, Any]
     }
 
 
+def _overlaid_profile(located: Located, fields: list[str] | None) -> dict[str, Any]:
+    """The profile of the built profiles the streamed records reach, with the streamed fragments over them."""
+    parts = located.streamed.parts
+    rows = [lookup.get_profile(located.store, *(part.identities[0] if len(parts) > 1 else
+                                                (located.namespace, located.identity)),
+                               engine=located.engine, profile_id=part.profile_id) for part in parts]
+    profile: dict[str, Any] = lookup.without_nulls(merged_profile(located.streamed, rows))
+    return lookup.project(profile, fields) if fields else profile
+
+
+def _overlaid_events(located: Located) -> list[dict[str, Any]]:
+    """Every event of the profile: its built profiles' and the streamed ones (each ``_id`` once), times naive UTC."""
+    built = lookup.events_of(located.store, [p.profile_id for p in located.streamed.parts], engine=located.engine)
+    events = overlay_events(built, located.streamed.events)
+    return [lookup.without_nulls({**e, "timestamp": e["timestamp"].replace(tzinfo=None) if e["timestamp"] else None})
+            for e in events]
+
+
 def profile_events(located: Located, *, start: datetime | None, end: datetime | None, limit: int,
                    descending: bool, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the profile's ExperienceEvents and the cursor of the next page (None on the last)."""
+    order: lookup.EventOrder = "-timestamp" if descending else "timestamp"
     try:
-        rows = lookup.get_events(located.store, located.profile_id, start=start, end=end, limit=limit + 1,
-                                 order="-timestamp" if descending else "timestamp", after=after,
-                                 engine=located.engine)
+        if located.overlaid:
+            rows = lookup.page_events(_overlaid_events(located), start=start, end=end, limit=limit + 1, order=order,
+                                      after=after, engine=located.engine)
+        else:
+            rows = lookup.get_events(located.store, located.profile_id, start=start, end=end, limit=limit + 1,
+                                     order=order, after=after, engine=located.engine)
     except lookup.InvalidCursorError as exc:
         raise BadRequest(str(exc), field="start") from exc
     children = []

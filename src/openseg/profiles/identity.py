@@ -38,6 +38,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from openseg.profiles._sql import expression, statement
+from openseg.profiles.keys import identity_key as identity_key
 from openseg.profiles.reading import INGEST, RID
 
 if TYPE_CHECKING:
@@ -306,6 +307,3 @@ def split_oversized(anchors: Sequence[int], identity_lists: Sequence[Sequence[in
     return {node: find(node) for node in list(parent)}
 
 
-def identity_key(namespace: str, identity: str) -> str:
-    """The key of an identity: namespaces compare case-insensitively, ids exactly."""
-    return f"{namespace.lower()}:{identity}"

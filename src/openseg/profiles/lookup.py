@@ -51,6 +51,8 @@ EventOrder = Literal["timestamp", "-timestamp"]
 STORE_COLUMNS = ("_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord")
 #: The relation the rows read for one lookup are registered as, for the query over them.
 _ROWS = "__rows"
+#: The position of an event in the list :func:`page_events` pages.
+_ROW = "__n"
 
 
 class InvalidCursorError(ValueError):
@@ -171,11 +173,37 @@ def get_events(
         ValueError: If ``limit`` or ``order`` is invalid.
         InvalidCursorError: If ``after`` is not a cursor.
     """
+    query = _page_query(start, end, limit, order, after)
+    store = resolve_store(store_dir)
+    events = engine.read_rows(store / EVENTS_FILE, "_profile_id", [profile_id])
+    page = engine.run(query, {_ROWS: events.drop_columns(["_profile_id"])})
+    return [_without_nulls(row) for row in page.to_pylist(maps_as_pydicts="strict")]
+
+
+def events_of(store_dir: Path | str, profile_ids: Sequence[str], *, engine: Engine) -> list[dict[str, Any]]:
+    """Every ExperienceEvent of the profiles (as :func:`get_events` gives them), in no particular order."""
+    rows = engine.read_rows(resolve_store(store_dir) / EVENTS_FILE, "_profile_id", list(profile_ids))
+    return [_without_nulls(row) for row in rows.drop_columns(["_profile_id"]).to_pylist(maps_as_pydicts="strict")]
+
+
+def page_events(events: Sequence[dict[str, Any]], start: datetime | None = None, end: datetime | None = None,
+                limit: int = 100, order: EventOrder = "timestamp", after: str | None = None, *,
+                engine: Engine) -> list[dict[str, Any]]:
+    """The page of ``events`` (dicts with a naive UTC ``timestamp`` and an ``_id``) that :func:`get_events` would
+    give of a store holding them: the same query, over their times and ids."""
+    keys = pa.table({"timestamp": pa.array([e.get("timestamp") for e in events], pa.timestamp("us")),
+                     "_id": pa.array([e.get("_id") for e in events], pa.string()),
+                     _ROW: pa.array(range(len(events)), pa.int64())})
+    page = engine.run(_page_query(start, end, limit, order, after), {_ROWS: keys})
+    return [dict(events[i]) for i in page.column(_ROW).to_pylist()]
+
+
+def _page_query(start: datetime | None, end: datetime | None, limit: int, order: EventOrder,
+                after: str | None) -> exp.Select:
     if limit < 1:
         raise ValueError("limit: must be at least 1")
     if order not in ("timestamp", "-timestamp"):
         raise ValueError(f"order: {order!r} is not 'timestamp' or '-timestamp'")
-    store = resolve_store(store_dir)
     moment = exp.column("timestamp", quoted=True)
     conditions: list[exp.Expr] = []
     if start is not None:
@@ -192,11 +220,8 @@ def get_events(
     query = exp.select(exp.Star()).from_(_ROWS)
     if conditions:
         query = query.where(*conditions)
-    query = query.order_by(exp.Ordered(this=moment, desc=descending),
-                           exp.Ordered(this=col("_id"), desc=descending)).limit(limit)
-    events = engine.read_rows(store / EVENTS_FILE, "_profile_id", [profile_id])
-    page = engine.run(query, {_ROWS: events.drop_columns(["_profile_id"])})
-    return [_without_nulls(row) for row in page.to_pylist(maps_as_pydicts="strict")]
+    return query.order_by(exp.Ordered(this=moment, desc=descending),
+                          exp.Ordered(this=col("_id"), desc=descending)).limit(limit)
 
 
 def events_cursor(event: dict[str, Any]) -> str:
@@ -217,6 +242,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def _timestamp(moment: datetime) -> exp.Expr:
     """A naive (UTC) ``TIMESTAMP`` literal, to the microsecond."""
     return exp.cast(exp.Literal.string(moment.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
+
+
+def identity_graph(store_dir: Path | str) -> str:
+    """The ``identityGraph`` of the policy the store was built with (``pdg`` or ``none``)."""
+    return _identity_graph(resolve_store(store_dir))
 
 
 def _identity_graph(store: Path) -> str:
@@ -278,6 +308,16 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nulls(v) for v in value]
     return value
+
+
+def without_nulls(value: Any) -> Any:
+    """XDM JSON omits absent attributes: ``value`` without null struct fields, recursively."""
+    return _without_nulls(value)
+
+
+def project(profile: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """Keep only the requested dotted paths (and the identity map and store columns)."""
+    return _project(profile, fields)
 
 
 def _project(profile: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:

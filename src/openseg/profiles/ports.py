@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
+from openseg.profiles.overlay import StreamedRecords
 from openseg.profiles.sources import SourceFile
 
 if TYPE_CHECKING:
@@ -88,6 +89,13 @@ class ProfileSourceRepository(Protocol):
 
     def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
         """Those of ``dataset_ids`` that name datasets of the sandbox (of any kind)."""
+
+    def source_datasets(self, sandbox_id: str) -> set[str]:
+        """The ids of the sandbox's datasets that feed profile builds (profile-enabled profile and event ones)."""
+
+    def stream_watermark(self, sandbox_id: str, built_at: int | None) -> int:
+        """The highest stream log ``seq`` a build published at ``built_at`` holds: that of the last message of
+        the sandbox's streamed batches completed by then (0: none, or no build)."""
 
     def org_of(self, sandbox_id: str) -> str | None:
         """The org the sandbox belongs to (None when there is no such sandbox)."""
@@ -167,6 +175,10 @@ class ProfileAccessServices(ProfileServices, Protocol):
     ``OPENSEG_ENGINE`` says, as a lookup must answer in milliseconds)."""
 
     def reader(self) -> Engine: ...
+
+    def stream_log(self) -> StreamedRecords:
+        """The stream log: acknowledged messages no build holds yet are laid over the build (``overlay.py``)."""
+        ...
 
 
 class QueuedWork(Protocol):

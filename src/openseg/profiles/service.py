@@ -131,11 +131,15 @@ class ServingStore:
         path: The build directory (already resolved: it stays the same build for the whole request).
         built_at: When that build was published (UTC), if the metadata store knows.
         stale: Whether a build with newer data or a newer policy version is queued or running.
+        watermark: The highest stream log ``seq`` the build holds (newer messages are laid over it).
+        sources: The datasets feeding the sandbox's builds (streamed messages of others are not profiles').
     """
 
     path: Path
     built_at: datetime | None
     stale: bool
+    watermark: int = 0
+    sources: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         """``{"stale": bool, "builtAt": RFC 3339 text or null}``, as responses report the build they read."""
@@ -166,6 +170,8 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
         empty = resolved is None and newest == 0 and build_empty
         if (resolved is None or behind) and pending is None and not empty:
             request_build(uow.work_queue, scope.sandbox_id)
+        watermark = uow.profile_sources.stream_watermark(scope.sandbox_id, built_at)
+        sources = frozenset(uow.profile_sources.source_datasets(scope.sandbox_id))
         uow.commit()
     if empty:
         # A sandbox without any profile data: its store of nobody reads no file and takes milliseconds to
@@ -181,7 +187,7 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
             f"merge policy '{policy.id}' has no profile store yet: a build is {state}; retry when it completes",
             report={"mergePolicyId": policy.id, "profileBuild": state}, has_data=newest > 0)
     return ServingStore(resolved, ms_to_datetime(built_at) if built_at is not None else None,
-                        pending is not None or behind)
+                        pending is not None or behind, watermark, sources)
 
 
 def _resolved(path: Path) -> Path | None:

@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from openseg.json_values import json_value
 from openseg.profiles.entities import locate
-from openseg.profiles.ports import ProfileServices, ProfilesUnitOfWork
+from openseg.profiles.ports import ProfileAccessServices, ProfilesUnitOfWork
 from openseg.scope import Scope
 from openseg.segmentation import membership
 from openseg.segmentation.jobs import PUBLISHED
@@ -31,7 +31,7 @@ class HistoryUnitOfWork(ProfilesUnitOfWork, Protocol):
     def segment_jobs(self) -> SegmentJobRepository: ...
 
 
-class HistoryServices(ProfileServices, Protocol):
+class HistoryServices(ProfileAccessServices, Protocol):
     """What membership history takes from the container (``openseg.container.Services`` is one)."""
 
     def uow(self) -> HistoryUnitOfWork: ...

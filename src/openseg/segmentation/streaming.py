@@ -3,7 +3,7 @@
 A definition with ``evaluationInfo.continuous.enabled`` is compiled once per version to a Python predicate
 whose evaluation time is an input (``pql.to_python.compile_timed``), and evaluated over the whole merged
 profile: the last build's profile row and events with the streamed records newer than that build laid over
-them (:func:`overlay_profile`). What it returns goes to ``MembershipStore.apply``, which moves each pair by
+them (``profiles/overlay.py``). What it returns goes to ``MembershipStore.apply``, which moves each pair by
 the same rule as a batch job (``membership/rule.py``).
 """
 
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from openseg.pql import parse
 from openseg.pql.to_python import TimedPredicate, compile_timed
+from openseg.profiles.overlay import event_time, overlay_events, overlay_profile
 from openseg.segmentation.streaming_due import TimeDependence, next_change, time_dependence
 
 #: The namespace of openseg's own segments in ``segmentMembership``.
@@ -97,66 +98,6 @@ def dependency_order(definitions: Iterable[ContinuousDefinition]) -> list[Contin
     for definition in by_id.values():
         place(definition, frozenset())
     return ordered
-
-
-def _merged(base: Any, fragment: Any) -> Any:
-    """``fragment`` laid over ``base``: objects merge field by field, a missing or null value never overrides,
-    anything else replaces (as the merge of the profile store does for the newer fragment)."""
-    if isinstance(base, Mapping) and isinstance(fragment, Mapping):
-        result = dict(base)
-        for key, value in fragment.items():
-            if value is not None:
-                result[key] = _merged(base.get(key), value)
-        return result
-    return base if fragment is None else fragment
-
-
-def _identity_map(base: Any, fragment: Any) -> dict[str, list[Any]]:
-    """The union of two identity maps, each identity once."""
-    result: dict[str, list[Any]] = {}
-    for source in (base, fragment):
-        for namespace, identities in (source or {}).items():
-            known = result.setdefault(namespace, [])
-            for identity in identities or []:
-                if all(existing.get("id") != identity.get("id") for existing in known):
-                    known.append(identity)
-    return result
-
-
-def overlay_profile(row: Mapping[str, Any] | None, fragments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The merged profile: the build's row with the streamed profile fragments laid over it, oldest first."""
-    profile: dict[str, Any] = dict(row or {})
-    for fragment in fragments:
-        identities = _identity_map(profile.get("identityMap"), fragment.get("identityMap"))
-        profile = _merged(profile, fragment)
-        if identities:
-            profile["identityMap"] = identities
-    return profile
-
-
-def event_time(event: Mapping[str, Any]) -> dt.datetime | None:
-    """An event's ``timestamp`` as a UTC instant (streamed records carry RFC 3339 text)."""
-    value = event.get("timestamp")
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-    return None
-
-
-def overlay_events(events: Sequence[Mapping[str, Any]], streamed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The build's events and the streamed ones newer than it, each ``_id`` once (the streamed copy wins),
-    oldest first, timestamps as instants."""
-    by_id: dict[Any, dict[str, Any]] = {}
-    anonymous: list[dict[str, Any]] = []
-    for event in [*events, *streamed]:
-        typed = {**event, "timestamp": event_time(event)}
-        if event.get("_id") is None:
-            anonymous.append(typed)
-        else:
-            by_id[event["_id"]] = typed
-    merged = [*by_id.values(), *anonymous]
-    return sorted(merged, key=lambda e: e["timestamp"] or dt.datetime.min.replace(tzinfo=dt.UTC))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from openseg.store.models import ProfileStore as ProfileStoreRow
 from openseg.store.models import Schedule as ScheduleRow
 from openseg.store.models import SegmentDefinition as SegmentDefinitionRow
 from openseg.store.models import SegmentJob as SegmentJobRow
+from openseg.streaming.model import STREAM_SEQ
 from openseg.worker.queue import QUEUED, RUNNING, enqueue
 
 __all__ = [
@@ -335,6 +336,16 @@ class SqlAlchemyProfileStoreRepository:
         self._session.flush()
 
 
+def stream_watermark(session: Session, sandbox_id: str, built_at: int | None) -> int:
+    """The highest log ``seq`` among the sandbox's streamed batches completed before a build published at
+    ``built_at`` (what of the stream log that build holds; 0 when none or no build)."""
+    if built_at is None:
+        return 0
+    formats = session.scalars(select(Batch.input_format).where(
+        Batch.sandbox_id == sandbox_id, Batch.origin == "streaming", Batch.completed <= built_at)).all()
+    return max((int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
+
+
 class SqlAlchemyProfileSourceRepository:
     """``profiles.ports.ProfileSourceRepository``: the catalog's datasets, batches and files as profile builds
     read them."""
@@ -374,6 +385,12 @@ class SqlAlchemyProfileSourceRepository:
         if batch is None or dataset is None or not is_profile_enabled(dataset) or dataset_kind(dataset) == "union":
             return None
         return batch.sandbox_id
+
+    def source_datasets(self, sandbox_id: str) -> set[str]:
+        return set(self._source_datasets(sandbox_id))
+
+    def stream_watermark(self, sandbox_id: str, built_at: int | None) -> int:
+        return stream_watermark(self._session, sandbox_id, built_at)
 
     def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
         return set(self._session.scalars(select(Dataset.id).where(Dataset.sandbox_id == sandbox_id,

@@ -18,11 +18,13 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openseg.profiles.identity import identity_key
+from openseg.profiles.overlay import record_identities
 from openseg.streaming.model import LogEntry, LoggedMessage
 
 _SCHEMA = """
@@ -40,6 +42,23 @@ CREATE TABLE IF NOT EXISTS stream_log (
 );
 CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: Which identities each message carries (``profiles.identity.identity_key``), so that profile access and
+#: streaming segmentation find a profile's messages by its identities (``profiles/overlay.py``).
+_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_keys (
+    key TEXT NOT NULL,
+    sandbox_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, sandbox_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stream_keys_seq ON stream_keys (seq);
+"""
+_INSERT_KEY = "INSERT OR IGNORE INTO stream_keys (key, sandbox_id, seq) VALUES (?, ?, ?)"
+_READ = ("SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, problems "
+         "FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?")
+_CARRYING = ("SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, problems "
+             "FROM stream_log WHERE seq IN (SELECT seq FROM stream_keys WHERE key = ? AND sandbox_id = ? AND seq > ? "
+             "AND seq <= ?)")
 _INSERT = ("INSERT INTO stream_log (xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, "
            "record, problems) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 #: The writer thread ends after this long without appends (a new append starts it again).
@@ -73,7 +92,12 @@ class SqliteStreamLog:
         self.path = path
         setup = _connect(path)
         try:
-            setup.executescript(_SCHEMA)
+            indexed = setup.execute("SELECT 1 FROM sqlite_master WHERE name = 'stream_keys'").fetchone() is not None
+            setup.executescript(_SCHEMA + _KEYS_SCHEMA)
+            if not indexed:  # a log written before the index: index what it holds
+                rows = setup.execute("SELECT seq, sandbox_id, record FROM stream_log").fetchall()
+                setup.executemany(_INSERT_KEY, [(key, sandbox, seq) for seq, sandbox, record in rows
+                                                for key in _keys(json.loads(record))])
             setup.execute("INSERT OR IGNORE INTO log_meta (key, value) VALUES ('log_id', ?)", (uuid.uuid4().hex,))
             self.log_id: str = setup.execute("SELECT value FROM log_meta WHERE key = 'log_id'").fetchone()[0]
         finally:
@@ -125,6 +149,8 @@ class SqliteStreamLog:
                     ))
                     assert cursor.lastrowid is not None
                     pending.seqs.append(cursor.lastrowid)
+                    connection.executemany(_INSERT_KEY, [(key, entry.sandbox_id, cursor.lastrowid)
+                                                         for key in _keys(entry.record)])
             connection.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - every caller of the group hears of it: none is acknowledged
             if connection.in_transaction:
@@ -138,14 +164,19 @@ class SqliteStreamLog:
 
     def read(self, after: int, limit: int) -> list[LoggedMessage]:
         with self._reading:
-            rows = self._reader.execute(
-                "SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, "
-                "problems FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
-        return [LoggedMessage(seq=row[0], entry=LogEntry(
-            xaction_id=row[1], received_ms=row[2], inlet_id=row[3], org_id=row[4], sandbox_id=row[5],
-            dataset_id=row[6], kind=row[7], record=json.loads(row[8]),
-            problems=tuple((str(f), str(r)) for f, r in json.loads(row[9])),
-        )) for row in rows]
+            rows = self._reader.execute(_READ, (after, limit)).fetchall()
+        return [_message(row) for row in rows]
+
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> list[LoggedMessage]:
+        """The sandbox's messages with ``after < seq <= through`` carrying one of the identity ``keys``."""
+        found: dict[int, LoggedMessage] = {}
+        bound = (1 << 63) - 1 if through is None else through
+        with self._reading:
+            for key in keys:
+                rows = self._reader.execute(_CARRYING, (key, sandbox_id, after, bound))
+                found.update((row[0], _message(row)) for row in rows.fetchall() if row[0] not in found)
+        return [found[seq] for seq in sorted(found)]
 
     def last_seq(self) -> int:
         # AUTOINCREMENT keeps the highest seq ever given in sqlite_sequence, also once pruning emptied the table
@@ -154,11 +185,41 @@ class SqliteStreamLog:
             row = self._reader.execute("SELECT seq FROM sqlite_sequence WHERE name = 'stream_log'").fetchone()
         return 0 if row is None else int(row[0])
 
-    def prune(self, through: int) -> int:
-        """Delete the messages up to ``through`` (every consumer has them); returns how many went."""
+    def prune(self, through: int, keep: Mapping[str, int] | None = None) -> int:
+        """Delete the messages up to ``through`` (every consumer has them), but those of a dataset of ``keep``
+        above its floor (a profile build does not hold them yet); returns how many went."""
+        keep = keep or {}
+        gone = 0
         with self._reading:
-            cursor = self._reader.execute("DELETE FROM stream_log WHERE seq <= ?", (through,))
-            return int(cursor.rowcount)
+            self._reader.execute("BEGIN IMMEDIATE")
+            try:
+                datasets = [row[0] for row in self._reader.execute(
+                    "SELECT DISTINCT dataset_id FROM stream_log WHERE seq <= ?", (through,)).fetchall()]
+                for dataset_id in datasets:
+                    bound = min(through, keep.get(dataset_id, through))
+                    self._reader.execute("DELETE FROM stream_keys WHERE seq IN (SELECT seq FROM stream_log "
+                                         "WHERE dataset_id = ? AND seq <= ?)", (dataset_id, bound))
+                    cursor = self._reader.execute("DELETE FROM stream_log WHERE dataset_id = ? AND seq <= ?",
+                                                  (dataset_id, bound))
+                    gone += int(cursor.rowcount)
+                self._reader.execute("COMMIT")
+            except BaseException:
+                self._reader.execute("ROLLBACK")
+                raise
+        return gone
+
+
+def _keys(record: dict[str, object]) -> list[str]:
+    return sorted({identity_key(namespace, identity) for namespace, identity in record_identities(record)})
+
+
+def _message(row: tuple[object, ...]) -> LoggedMessage:
+    problems = json.loads(str(row[9]))
+    return LoggedMessage(seq=int(str(row[0])), entry=LogEntry(
+        xaction_id=str(row[1]), received_ms=int(str(row[2])), inlet_id=str(row[3]), org_id=str(row[4]),
+        sandbox_id=str(row[5]), dataset_id=str(row[6]), kind=str(row[7]), record=json.loads(str(row[8])),
+        problems=tuple((str(f), str(r)) for f, r in problems),
+    ))
 
 
 @contextmanager

@@ -75,18 +75,19 @@ class Flushed:
 def flush(stream_log: StreamLog, sink: LakeSink, *, max_records: int = FLUSH_RECORDS,
           others: Sequence[int] = ()) -> Flushed:
     """Write the messages after the flusher's offset (at most ``max_records``) to the lake, then prune the log
-    below the lowest offset of the lake and the ``others`` consumers (streaming segmentation)."""
+    below the lowest offset of the lake and the ``others`` consumers (streaming segmentation), keeping what the
+    profile builds do not hold yet (``LakeSink.unbuilt``: lookups read it from the log until then)."""
     consumer = consumer_name(stream_log)
     offset = sink.offset(consumer)
     messages = stream_log.read(offset, max_records)
     if not messages:
         if others:  # another consumer may have moved on since the last flush
-            stream_log.prune(min([offset, *others]))
+            stream_log.prune(min([offset, *others]), sink.unbuilt())
         return Flushed(0, (), offset)
     through = messages[-1].seq
     ids = sink.write(consumer, plan_batches(stream_log.log_id, messages), through)
     # What every consumer has leaves the log (a crash before this line leaves it to the next flush).
-    stream_log.prune(min([through, *others]))
+    stream_log.prune(min([through, *others]), sink.unbuilt())
     return Flushed(len(messages), tuple(ids), through)
 
 

@@ -5,12 +5,13 @@ lake (``catalog/streaming.py``). Tests fake them."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from openseg.profiles.overlay import Part
 from openseg.segmentation.streaming import ContinuousDefinition, Pair
 from openseg.streaming.model import (
     Connection,
@@ -55,8 +56,15 @@ class StreamLog(Protocol):
         """The highest ``seq`` ever given (0 for an empty log), pruned messages included."""
         ...
 
-    def prune(self, through: int) -> int:
-        """Forget the messages up to ``through``, which every consumer has applied; how many went."""
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> Sequence[LoggedMessage]:
+        """The sandbox's messages with ``after < seq <= through`` (no bound when None) whose record carries one
+        of the identity ``keys``, oldest first (``profiles.overlay.StreamedRecords``)."""
+        ...
+
+    def prune(self, through: int, keep: Mapping[str, int] | None = None) -> int:
+        """Forget the messages up to ``through``, which every consumer has applied, but those of a dataset of
+        ``keep`` above its floor (what profile builds do not hold yet); how many went."""
         ...
 
 
@@ -73,6 +81,11 @@ class LakeSink(Protocol):
 
     def exclusive(self) -> AbstractContextManager[bool]:
         """Holds the right to flush this log (one flusher at a time); yields False when another has it."""
+        ...
+
+    def unbuilt(self) -> Mapping[str, int]:
+        """Per dataset feeding profile builds, the watermark of its sandbox's least recent build (the log keeps
+        the dataset's messages above it: lookups lay them over the build until a build holds them)."""
         ...
 
 
@@ -125,9 +138,16 @@ class SegmentationTarget(Protocol):
         """Whether profile builds read the dataset (profile-enabled, not a union dataset)."""
         ...
 
-    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
-        """The profile of the policy's last build holding one of ``identities`` ((namespace, id) pairs);
-        None when the policy has no build."""
+    def watermark(self, sandbox_id: str, policy_id: str) -> int | None:
+        """The highest log ``seq`` the policy's last build holds (None: the policy has no build)."""
+        ...
+
+    def linked(self, sandbox_id: str, policy_id: str) -> bool:
+        """Whether the policy links identities into profiles (``identityGraph: pdg``)."""
+        ...
+
+    def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
+        """The profile of the policy's last build holding the identity, with all its identities (None: none)."""
         ...
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:

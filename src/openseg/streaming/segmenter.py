@@ -2,11 +2,17 @@
 message touches, and writes ``realized`` / ``exited`` through the membership store, without a segment job.
 
 Each micro-batch (the messages after the consumer's offset) is first laid over the profiles it touches (the
-overlay: the streamed records newer than the profile's last build, held here per profile and merged on
-read), then each touched profile is evaluated once, at the clock's time, for every continuous definition of
+overlay: the streamed records newer than the profile's last build, read from the log by the identities they
+carry and merged by ``profiles/overlay.py``, as profile access does), then each touched profile is evaluated
+once, at the clock's time, for every continuous definition of
 its sandbox (``segmentation/streaming.py``), and each membership store gets one ``MembershipStore.apply``
 whose change file also records the log messages it applied (``LogRange``). A micro-batch that changed no
 membership records its progress through the target instead.
+
+Identity merges: a record linking identities of two built profiles (or adding an identity that becomes the
+profile's smallest key) makes one profile of them, keyed as the next build will key it; that profile is evaluated
+for every continuous segment, over both profiles' attributes and events, and every old id that no longer exists
+is answered "not in" for every one of them, so its memberships exit by the rule.
 
 Exactly once: a crash between two stores' writes leaves the newest change file with a ``through`` above the
 recorded progress; the consumer then resumes after that file's ``after`` and skips, per store, the messages
@@ -25,18 +31,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openseg.profiles.keys import identity_key
+from openseg.profiles.overlay import Reach, merged_profile, overlay_events, reach, record_identities
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
     Evaluation,
     evaluate_timed,
-    overlay_events,
-    overlay_profile,
 )
 from openseg.streaming.due import MemoryDueIndex
 from openseg.streaming.model import DueKey, LoggedMessage, LogRange
@@ -70,37 +76,7 @@ def consumer_name(stream_log: StreamLog) -> str:
 
 def identities_of(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A record's ``(namespace, id)`` pairs, its primary identities first, each group by key."""
-    found: list[tuple[bool, str, str]] = []
-    for namespace, entries in (record.get("identityMap") or {}).items():
-        for entry in entries or []:
-            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
-                found.append((not entry.get("primary"), namespace.lower(), entry["id"]))
-    return [(namespace, identity) for _, namespace, identity in sorted(found)]
-
-
-@dataclass
-class Overlay:
-    """The streamed records of each profile newer than its last build: ``(sandbox, policy, profile) ->
-    [(seq, kind, record)]`` in log order; a build holding them (its watermark) drops them."""
-
-    records: dict[tuple[str, str, str], list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
-
-    def add(self, key: tuple[str, str, str], seq: int, kind: str, record: dict[str, Any]) -> None:
-        self.records.setdefault(key, []).append((seq, kind, record))
-
-    def forget(self, sandbox_id: str, policy_id: str, watermark: int) -> None:
-        """Drop every record of the (sandbox, policy) a build holds (``seq <= watermark``), of every profile."""
-        for key in [k for k in self.records if k[:2] == (sandbox_id, policy_id)]:
-            self.rebase(key, watermark)
-
-    def rebase(self, key: tuple[str, str, str], watermark: int) -> list[tuple[int, str, dict[str, Any]]]:
-        """The profile's records after ``watermark`` (the older ones are forgotten: the build has them)."""
-        kept = [entry for entry in self.records.get(key, []) if entry[0] > watermark]
-        if kept:
-            self.records[key] = kept
-        else:
-            self.records.pop(key, None)
-        return kept
+    return record_identities(record)
 
 
 @dataclass(frozen=True)
@@ -143,10 +119,8 @@ class StreamSegmenter:
         self._members_to_schedule: list[tuple[str, str, str, list[str]]] = []
         self.consumer = consumer_name(stream_log)
         self.compiled = CompiledSegments()
-        self.overlay = Overlay()
         self._offset: int | None = None
         self._applied: dict[Path, int] = {}
-        self._watermarks: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------------------------ offsets
 
@@ -178,12 +152,14 @@ class StreamSegmenter:
             return Segmented(0, 0, after)
         through = messages[-1].seq
         at = self.clock()
-        touched = self._lay_over(messages)
+        touched = self._lay_over(messages, through)
         changes = 0
-        for (sandbox_id, policy_id), profiles in touched.items():
+        for (sandbox_id, policy_id), (profiles, gone) in touched.items():
             store, state = self.target.membership(sandbox_id, policy_id)
             definitions = self._definitions(sandbox_id, policy_id)
             results = self._evaluate(definitions, profiles, store.lookup(state, list(profiles)), at)
+            # An id a link merged into another profile no longer exists: it is in no segment (as after a build).
+            results.update({p: Evaluation(dict.fromkeys((d.id for d in definitions), False), {}) for p in gone})
             # Due times first: a crash before the membership is written replays the micro-batch, and with it this.
             self.due.schedule(self._dues(sandbox_id, policy_id, definitions, results))
             rows = store.apply(state, {p: r.answers for p, r in results.items()}, at,
@@ -248,9 +224,10 @@ class StreamSegmenter:
         timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
         store, state = self.target.membership(sandbox_id, policy_id)
         bases = self.target.profiles(sandbox_id, policy_id, chunk)
-        profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0)) for p in chunk}
+        profiles, gone = self._profiles(sandbox_id, policy_id, chunk, bases)
         current = store.lookup(state, chunk)
         results = self._evaluate(definitions, profiles, current, at)
+        results.update({p: Evaluation(dict.fromkeys((d.id for d in definitions), False), {}) for p in gone})
         dues = self._dues(sandbox_id, policy_id, definitions, results)
         for profile_id, result in results.items():
             for segment_id in timed:
@@ -281,11 +258,11 @@ class StreamSegmenter:
         for (sandbox_id, policy_id), keys in groups.items():
             profile_ids = sorted({key.profile_id for key in keys})
             bases = self.target.profiles(sandbox_id, policy_id, profile_ids)
-            profiles = {p: self._merged(sandbox_id, policy_id, bases.get(p) or BaseProfile(p, None, [], 0))
-                        for p in profile_ids}
+            profiles, gone = self._profiles(sandbox_id, policy_id, profile_ids, bases)
             store, state = self.target.membership(sandbox_id, policy_id)
             definitions = self._definitions(sandbox_id, policy_id)
-            results = self._evaluate(definitions, profiles, store.lookup(state, profile_ids), at)
+            results = self._evaluate(definitions, profiles, store.lookup(state, list(profiles)), at)
+            results.update({p: Evaluation(dict.fromkeys((d.id for d in definitions), False), {}) for p in gone})
             changes += len(store.apply(state, {p: r.answers for p, r in results.items()}, at))
             # A pair whose segment stopped streaming (or lost its window) leaves the index.
             dues: dict[DueKey, int | None] = dict.fromkeys(keys)
@@ -293,15 +270,16 @@ class StreamSegmenter:
             self.due.schedule(dues)
         return Swept(len(entries), changes)
 
-    def _lay_over(self, messages: list[LoggedMessage]
-                  ) -> dict[tuple[str, str], Profiles]:
-        """Add the messages to the overlay; the merged profile and events of each profile they touch, per
-        (sandbox, merge policy) of a continuous definition, skipping what a store already applied."""
+    def _lay_over(self, messages: list[LoggedMessage], through: int
+                  ) -> dict[tuple[str, str], tuple[Profiles, set[str]]]:
+        """The merged profile and events of each profile the messages touch, per (sandbox, merge policy) of a
+        continuous definition, skipping what a store already applied; and the ids the messages merged away."""
         # What the micro-batch asks of the target more than once is asked once.
         definitions: dict[str, list[ContinuousDefinition]] = {}
         sources: dict[tuple[str, str], bool] = {}
         stores: dict[tuple[str, str], Memberships] = {}
-        keys: dict[tuple[str, str], dict[str, BaseProfile]] = {}
+        reached: dict[tuple[str, str], dict[str, Reach]] = {}
+        covered: dict[tuple[str, str], set[str]] = {}
         for message in messages:
             entry = message.entry
             if entry.problems or entry.kind not in (PROFILE, EVENT):
@@ -312,39 +290,76 @@ class StreamSegmenter:
             identities = identities_of(entry.record)
             if not policies or not identities:
                 continue
-            source = (entry.sandbox_id, entry.dataset_id)
-            if source not in sources:
-                sources[source] = self.target.is_profile_source(*source)
-            if not sources[source]:
+            if not self._is_source(sources, entry.sandbox_id, entry.dataset_id):
                 continue
             for policy_id in policies:
-                if (entry.sandbox_id, policy_id) not in stores:
-                    stores[(entry.sandbox_id, policy_id)] = self.target.membership(entry.sandbox_id, policy_id)[0]
-                if message.seq <= self._applied_through(stores[(entry.sandbox_id, policy_id)]):
+                pair = (entry.sandbox_id, policy_id)
+                if pair not in stores:
+                    stores[pair] = self.target.membership(entry.sandbox_id, policy_id)[0]
+                if message.seq <= self._applied_through(stores[pair]):
                     continue
-                base = self.target.base(entry.sandbox_id, policy_id, identities)
-                if base is None:
+                # A profile reached earlier in the micro-batch already holds this message (read up to its end).
+                if identity_key(*identities[0]) in covered.get(pair, set()):
                     continue
-                key = (entry.sandbox_id, policy_id, base.profile_id)
-                self.overlay.add(key, message.seq, entry.kind, entry.record)
-                keys.setdefault((entry.sandbox_id, policy_id), {})[base.profile_id] = base
-        touched: dict[tuple[str, str], Profiles] = {}
-        for (sandbox_id, policy_id), profiles in keys.items():
-            watermark = max(base.watermark for base in profiles.values())
-            if watermark > self._watermarks.get((sandbox_id, policy_id), 0):  # a new build: forget what it holds
-                self.overlay.forget(sandbox_id, policy_id, watermark)
-                self._watermarks[(sandbox_id, policy_id)] = watermark
-            for profile_id, base in profiles.items():
-                touched.setdefault((sandbox_id, policy_id), {})[profile_id] = self._merged(sandbox_id, policy_id, base)
+                found = self._reach(entry.sandbox_id, policy_id, identities, through, sources)
+                if found is None:
+                    continue
+                covered.setdefault(pair, set()).update(identity_key(*i) for i in found.identities)
+                reached.setdefault(pair, {})[found.profile_id] = found
+        touched: dict[tuple[str, str], tuple[Profiles, set[str]]] = {}
+        for (sandbox_id, policy_id), reaches in reached.items():
+            ids = sorted({p.profile_id for f in reaches.values() for p in f.parts})
+            bases = self.target.profiles(sandbox_id, policy_id, ids)
+            profiles = {profile_id: self._merged(f, bases) for profile_id, f in reaches.items()}
+            gone = set(ids) - set(profiles)
+            touched[(sandbox_id, policy_id)] = (profiles, gone)
         return touched
 
-    def _merged(self, sandbox_id: str, policy_id: str, base: BaseProfile
-                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The profile and its events: the build's, with the streamed records newer than the build over them."""
-        streamed = self.overlay.rebase((sandbox_id, policy_id, base.profile_id), base.watermark)
-        profile = overlay_profile(base.row, [r for _, kind, r in streamed if kind == PROFILE])
-        profile.setdefault("_profile_id", base.profile_id)
-        return profile, overlay_events(base.events, [r for _, kind, r in streamed if kind == EVENT])
+    def _is_source(self, sources: dict[tuple[str, str], bool], sandbox_id: str, dataset_id: str) -> bool:
+        if (sandbox_id, dataset_id) not in sources:
+            sources[(sandbox_id, dataset_id)] = self.target.is_profile_source(sandbox_id, dataset_id)
+        return sources[(sandbox_id, dataset_id)]
+
+    def _reach(self, sandbox_id: str, policy_id: str, identities: list[tuple[str, str]], through: int,
+               sources: dict[tuple[str, str], bool]) -> Reach | None:
+        """The profile holding ``identities`` with the log's messages up to ``through`` that the build does not
+        hold (None: the policy has no build)."""
+        watermark = self.target.watermark(sandbox_id, policy_id)
+        if watermark is None:
+            return None
+        return reach(self.log, sandbox_id, identities, watermark,
+                     part_of=lambda namespace, identity: self.target.part(sandbox_id, policy_id, namespace, identity),
+                     is_source=lambda dataset_id: self._is_source(sources, sandbox_id, dataset_id),
+                     through=through, linked=self.target.linked(sandbox_id, policy_id))
+
+    @staticmethod
+    def _merged(found: Reach, bases: Mapping[str, BaseProfile]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The profile and its events: the builds' of its parts, with the streamed records newer than the build."""
+        parts = [bases[p.profile_id] for p in found.parts if p.profile_id in bases]
+        profile = merged_profile(found, [base.row for base in parts])
+        return profile, overlay_events([e for base in parts for e in base.events], found.events)
+
+    def _profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
+                  bases: Mapping[str, BaseProfile]) -> tuple[Profiles, set[str]]:
+        """The profiles of ``profile_ids`` as the log up to the consumer's offset has them; the ids among them
+        that streamed links merged into another profile (they no longer exist)."""
+        profiles: Profiles = {}
+        gone: set[str] = set()
+        sources: dict[tuple[str, str], bool] = {}
+        for profile_id in profile_ids:
+            base = bases.get(profile_id)
+            namespace, _, identity = profile_id.partition(":")
+            identities = (record_identities(base.row) if base is not None and base.row else []) or [(namespace, identity)]
+            found = self._reach(sandbox_id, policy_id, identities, self.offset, sources)
+            if found is None:
+                found = Reach(profile_id, tuple(identities), (), ())
+            if found.profile_id != profile_id:
+                gone.add(profile_id)
+                continue
+            more = [p.profile_id for p in found.parts if p.profile_id not in bases]
+            every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more) if more else {})}
+            profiles[profile_id] = self._merged(found, every)
+        return profiles, gone
 
     def run_until_idle(self) -> int:
         """Evaluate every message logged so far, then every pair due by now; how many messages were read."""

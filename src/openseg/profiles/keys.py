@@ -1,0 +1,8 @@
+"""An identity's key (``profiles.identity``'s rule, apart so that modules reading no store can use it)."""
+
+from __future__ import annotations
+
+
+def identity_key(namespace: str, identity: str) -> str:
+    """The key of an identity: namespaces compare case-insensitively, ids exactly."""
+    return f"{namespace.lower()}:{identity}"

@@ -1,0 +1,266 @@
+"""Streamed records a profile build does not hold yet, laid over the build: the one merge of the overlay.
+
+A message acknowledged by ``POST /collection`` is in the durable stream log at once, in the lake after the next
+flush and in the merged profile store after the refresh that follows. Until a build holds it (its ``seq`` is
+above the build's watermark, the highest ``openseg:streamSeq.last`` of the streamed batches it was built after),
+readers lay it over the build's profile: profile access (``profiles/entities.py``), streaming segmentation
+(``streaming/segmenter.py``) and the edge read it through this module, from the log (durable state, so another
+process's acknowledgement is seen as soon as it is acknowledged).
+
+:func:`reach` finds what belongs to one profile: the log's records carrying one of its identities, the identities
+those records add, the built profiles holding those identities (a record carrying an e-mail of one profile and
+an ECID of another links them, as the next build will), and so on until nothing new is found. Under
+``identityGraph: pdg`` the result is keyed by its smallest identity key, as a build keys it.
+
+:func:`overlay_profile` is the merge rule (a null never overrides, objects merge field by field, identity maps
+unite, the newer record wins); :func:`merged_profile` applies it to the built rows reached and the streamed
+fragments, oldest first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openseg.profiles.keys import identity_key
+
+PROFILE, EVENT = "profile", "event"
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def record_identities(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A record's ``(namespace, id)`` pairs (namespace lower-cased), its primary identities first, each group
+    by key."""
+    found: list[tuple[bool, str, str]] = []
+    for namespace, entries in (record.get("identityMap") or {}).items():
+        for entry in entries or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
+                found.append((not entry.get("primary"), namespace.lower(), entry["id"]))
+    return [(namespace, identity) for _, namespace, identity in sorted(found)]
+
+
+def _merged(base: Any, fragment: Any) -> Any:
+    """``fragment`` laid over ``base``: objects merge field by field, a missing or null value never overrides,
+    anything else replaces (as the merge of the profile store does for the newer fragment)."""
+    if isinstance(base, Mapping) and isinstance(fragment, Mapping):
+        result = dict(base)
+        for key, value in fragment.items():
+            if value is not None:
+                result[key] = _merged(base.get(key), value)
+        return result
+    return base if fragment is None else fragment
+
+
+def _identity_map(base: Any, fragment: Any) -> dict[str, list[Any]]:
+    """The union of two identity maps, each identity once."""
+    result: dict[str, list[Any]] = {}
+    for source in (base, fragment):
+        for namespace, identities in (source or {}).items():
+            known = result.setdefault(namespace, [])
+            for identity in identities or []:
+                if all(existing.get("id") != identity.get("id") for existing in known):
+                    known.append(identity)
+    return result
+
+
+def overlay_profile(row: Mapping[str, Any] | None, fragments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The merged profile: the build's row with the streamed profile fragments laid over it, oldest first."""
+    profile: dict[str, Any] = dict(row or {})
+    for fragment in fragments:
+        identities = _identity_map(profile.get("identityMap"), fragment.get("identityMap"))
+        profile = _merged(profile, fragment)
+        if identities:
+            profile["identityMap"] = identities
+    return profile
+
+
+def event_time(event: Mapping[str, Any]) -> dt.datetime | None:
+    """An event's ``timestamp`` as a UTC instant (streamed records carry RFC 3339 text)."""
+    value = event.get("timestamp")
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return None
+
+
+def overlay_events(events: Sequence[Mapping[str, Any]], streamed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The build's events and the streamed ones newer than it, each ``_id`` once (the streamed copy wins),
+    oldest first, timestamps as instants."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    for event in [*events, *streamed]:
+        typed = {**event, "timestamp": event_time(event)}
+        if event.get("_id") is None:
+            anonymous.append(typed)
+        else:
+            by_id[event["_id"]] = typed
+    merged = [*by_id.values(), *anonymous]
+    return sorted(merged, key=lambda e: e["timestamp"] or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+class StreamedEntry(Protocol):
+    """A logged message's entry as the overlay reads it (``streaming.model.LogEntry``)."""
+
+    @property
+    def dataset_id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def record(self) -> dict[str, Any]: ...
+
+    @property
+    def received_ms(self) -> int: ...
+
+    @property
+    def problems(self) -> tuple[tuple[str, str], ...]: ...
+
+
+class StreamedMessage(Protocol):
+    """A logged message (``streaming.model.LoggedMessage``)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def entry(self) -> StreamedEntry: ...
+
+
+class StreamedRecords(Protocol):
+    """The stream log, as the overlay reads it (``store/stream_log.py``): messages by the identities they carry."""
+
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> Sequence[StreamedMessage]:
+        """The sandbox's messages with ``after < seq <= through`` (no upper bound when None) whose record
+        carries one of the identity ``keys`` (:func:`identity_key`), oldest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class Part:
+    """A profile of the build that streamed records reach: its id and every identity the build gives it."""
+
+    profile_id: str
+    identities: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What belongs to one profile beyond its build: the built profiles it spans and the streamed messages.
+
+    Attributes:
+        profile_id: Its id as the next build will key it (pdg: the smallest identity key).
+        identities: Every ``(namespace, id)`` reached, by key.
+        parts: The built profiles it spans, by id (two or more: streamed records linked them).
+        messages: The streamed messages newer than the build, in log order.
+    """
+
+    profile_id: str
+    identities: tuple[tuple[str, str], ...]
+    parts: tuple[Part, ...]
+    messages: tuple[StreamedMessage, ...]
+
+    @property
+    def fragments(self) -> list[dict[str, Any]]:
+        return [m.entry.record for m in self.messages if m.entry.kind == PROFILE]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [m.entry.record for m in self.messages if m.entry.kind == EVENT]
+
+    @property
+    def linked(self) -> bool:
+        """Whether streamed records change which profile this is (a new id, or built profiles merged)."""
+        return [p.profile_id for p in self.parts] != [self.profile_id]
+
+
+def reach(records: StreamedRecords, sandbox_id: str, identities: Sequence[tuple[str, str]], watermark: int, *,
+          part_of: Callable[[str, str], Part | None], is_source: Callable[[str], bool],
+          through: int | None = None, linked: bool = True) -> Reach:
+    """The profile holding ``identities`` once the streamed records newer than the build are laid over it.
+
+    Args:
+        records: The stream log.
+        sandbox_id: The sandbox whose messages count.
+        identities: Where to start: ``(namespace, id)`` pairs, the asked or the streamed identity first.
+        watermark: The build's watermark (messages up to it are in the build).
+        part_of: The built profile holding an identity (None: the build has none).
+        is_source: Whether a dataset feeds profile builds (messages of other datasets are not the profile's).
+        through: Read the log up to this ``seq`` only (a consumer's micro-batch end).
+        linked: Follow the identities records add (``identityGraph: pdg``); False under ``none``, where a profile
+            is the records carrying exactly its identity.
+    """
+    keys: dict[str, tuple[str, str]] = {}
+    parts: dict[str, Part] = {}
+    messages: dict[int, StreamedMessage] = {}
+    sources: dict[str, bool] = {}
+    frontier = list(identities) if linked else list(identities[:1])
+    placed: set[str] = set()  # the keys whose built profile is known (a part's own identities)
+    while frontier:
+        new = {identity_key(*pair): pair for pair in frontier if identity_key(*pair) not in keys}
+        keys.update(new)
+        frontier = []
+        for key, (namespace, identity) in new.items():
+            if key in placed:
+                continue
+            part = part_of(namespace, identity)
+            if part is not None and part.profile_id not in parts:
+                parts[part.profile_id] = part
+                placed.update(identity_key(*pair) for pair in part.identities)
+                frontier += part.identities if linked else []
+        for message in records.carrying(sandbox_id, list(new), watermark, through):
+            entry = message.entry
+            if message.seq in messages or entry.problems or entry.kind not in (PROFILE, EVENT):
+                continue
+            if entry.dataset_id not in sources:
+                sources[entry.dataset_id] = is_source(entry.dataset_id)
+            if sources[entry.dataset_id]:
+                messages[message.seq] = message
+                frontier += record_identities(entry.record) if linked else []
+        if not linked:
+            break
+    profile_id = min(keys) if linked else (next(iter(parts)) if parts else min(keys))
+    return Reach(profile_id, tuple(pair for _, pair in sorted(keys.items())), tuple(parts[p] for p in sorted(parts)),
+                 tuple(messages[s] for s in sorted(messages)))
+
+
+def _moment(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    return _EPOCH
+
+
+def merged_profile(found: Reach, rows: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The profile of ``found``: the built rows of its parts (the least recently modified first) with its streamed
+    fragments laid over them, oldest first, by :func:`overlay_profile`; the store's columns as a build sets them
+    (``_sources`` united, ``_lastModifiedAt`` the newest, ``_profile_id`` the reach's)."""
+    built = sorted((r for r in rows if r is not None), key=lambda r: _moment(r.get("_lastModifiedAt")))
+    fragments = [m for m in found.messages if m.entry.kind == PROFILE]
+    profile = overlay_profile(built[0] if built else None, [*built[1:], *(m.entry.record for m in fragments)])
+    sources = {s for r in built for s in r.get("_sources") or ()} | {m.entry.dataset_id for m in fragments}
+    modified = [_moment(r.get("_lastModifiedAt")) for r in built]
+    modified += [_EPOCH + dt.timedelta(milliseconds=m.entry.received_ms) for m in fragments]
+    profile.update(_profile_id=found.profile_id, _sources=sorted(sources),
+                   _hasProfileRecord=bool(fragments) or any(r.get("_hasProfileRecord") for r in built))
+    if modified:
+        profile["_lastModifiedAt"] = max(modified)
+    return profile
+
+
+__all__ = [
+    "EVENT",
+    "PROFILE",
+    "Part",
+    "Reach",
+    "StreamedRecords",
+    "event_time",
+    "merged_profile",
+    "overlay_events",
+    "overlay_profile",
+    "reach",
+    "record_identities",
+]
