@@ -209,14 +209,13 @@ class SparkEngine(Engine):
         them. Spark does not report rows scanned per query here, so ``rows_scanned`` is None."""
         runs: list[StageRun] = []
         with self._views(tables) as spark:
-            cached = []
+            cached: list[str] = []
             try:
                 for name, query in stages:
                     started = time.perf_counter()
-                    frame = spark.sql(self.render(query)).cache()
-                    cached.append(frame)
-                    rows = frame.count()
-                    frame.createOrReplaceTempView(name)
+                    _cache_view(spark, name, self.render(query))
+                    cached.append(name)
+                    rows = spark.table(name).count()
                     runs.append(StageRun(name, time.perf_counter() - started, rows))
                     if on_stage is not None:
                         on_stage(runs[-1])
@@ -227,9 +226,7 @@ class SparkEngine(Engine):
                     on_stage(runs[-1])
                 return result, runs
             finally:
-                for (name, _), frame in zip(stages, cached, strict=False):
-                    spark.catalog.dropTempView(name)
-                    frame.unpersist()
+                _drop_views(spark, cached, cached)
 
     @contextmanager
     def workspace(self) -> Iterator[SparkWorkspace]:
@@ -259,26 +256,32 @@ class SparkEngine(Engine):
 
 class SparkWorkspace(Workspace):
     """A job's statements on the shared session: materialised results are cached views on the executors,
-    and the executors write the files (a directory of part files per result); only counts come back."""
+    and the executors write the files (a directory of part files per result); only counts come back.
+
+    Caches are held by view name (``cacheTable``), not by DataFrame: on Spark Connect a DataFrame is the SQL text
+    it came from, analysed again on every use, so releasing it would fail once the views it reads are dropped;
+    a view holds its analysed plan."""
 
     dialect = "spark"
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self._views: list[str] = []
-        self._cached: list[DataFrame] = []
-        #: Materialised relations by name, to release one before the workspace closes.
-        self._frames: dict[str, DataFrame] = {}
+        #: Views whose rows are cached (materialised relations).
+        self._cached: list[str] = []
+        #: Checkpointed relations by name: on Spark Connect the server keeps a checkpoint while its DataFrame
+        #: lives here, so they are held until dropped.
+        self._checkpoints: dict[str, DataFrame] = {}
 
     def register(self, name: str, source: TableSource) -> None:
         _frame(self.spark, source).createOrReplaceTempView(name)
         self._views.append(name)
 
     def materialize(self, name: str, query: exp.Query) -> None:
-        frame = self.spark.sql(self.render(query)).cache()
-        self._cached.append(frame)
-        self._frames[name] = frame
-        frame.createOrReplaceTempView(name)
+        if name in self._cached:  # replaced: its earlier rows are released first
+            self.spark.catalog.uncacheTable(name)
+        _cache_view(self.spark, name, self.render(query))
+        self._cached.append(name)
         self._views.append(name)
 
     def define(self, name: str, query: exp.Query) -> None:
@@ -347,22 +350,41 @@ class SparkWorkspace(Workspace):
 
     def _checkpoint(self, name: str, query: exp.Query) -> None:
         frame = self.spark.sql(self.render(query)).localCheckpoint(eager=True)
-        self._cached.append(frame)
-        self._frames[name] = frame
+        replaced = self._checkpoints.pop(name, None)
+        if replaced is not None:
+            replaced.unpersist()
+        self._checkpoints[name] = frame
         frame.createOrReplaceTempView(name)
         self._views.append(name)
 
     def drop(self, name: str) -> None:
-        self.spark.catalog.dropTempView(name)
-        frame = self._frames.pop(name, None)
+        _drop_views(self.spark, [name], self._cached)
+        self._cached = [view for view in self._cached if view != name]
+        frame = self._checkpoints.pop(name, None)
         if frame is not None:
             frame.unpersist()
 
     def close(self) -> None:
-        for name in dict.fromkeys(self._views):
-            self.spark.catalog.dropTempView(name)
-        for frame in self._cached:
+        _drop_views(self.spark, list(dict.fromkeys(self._views)), self._cached)
+        for frame in self._checkpoints.values():
             frame.unpersist()
+        self._checkpoints.clear()
+
+
+def _cache_view(spark: SparkSession, name: str, sql: str) -> None:
+    """``sql``'s result as the temporary view ``name``, cached (lazily: its first use computes it)."""
+    spark.sql(sql).createOrReplaceTempView(name)
+    spark.catalog.cacheTable(name)
+
+
+def _drop_views(spark: SparkSession, names: Sequence[str], cached: Sequence[str]) -> None:
+    """Drop temporary views, releasing the cached ones' rows first (all before any view goes: releasing a cache
+    looks its view up)."""
+    for name in names:
+        if name in cached:
+            spark.catalog.uncacheTable(name)
+    for name in names:
+        spark.catalog.dropTempView(name)
 
 
 def _path_key(path: str) -> str:
