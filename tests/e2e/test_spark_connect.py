@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlglot import exp
 
 from openseg.config import Settings
-from openseg.engines.spark import APPLICATION_CONFIG, SparkEngine, get_spark_session, stop_spark_session
+from openseg.engines.spark import APPLICATION_CONFIG, SparkEngine, SparkWorkspace, get_spark_session, stop_spark_session
 from tests.e2e import test_spark_cluster as cluster_flows
 from tests.e2e import test_spark_engine as flows
 from tests.engines.test_engines import NUMBERED, numbered_rows
@@ -111,13 +112,23 @@ def on_connect(connect_server: ConnectServer, monkeypatch: pytest.MonkeyPatch) -
     return connect_server
 
 
-def test_spark_connect_writes_the_same_membership_and_export_files_as_duckdb(tmp_path: Path,
-                                                                            on_connect: ConnectServer) -> None:
+def test_spark_connect_writes_the_same_membership_and_export_files_as_duckdb(tmp_path: Path, on_connect: ConnectServer,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from pyspark.core.context import SparkContext
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
+    checkpoints: list[str] = []
+    checkpoint = SparkWorkspace._checkpoint
+
+    def recorded_checkpoint(workspace: SparkWorkspace, name: str, query: exp.Query) -> None:
+        checkpoints.append(name)
+        checkpoint(workspace, name, query)
+
+    monkeypatch.setattr(SparkWorkspace, "_checkpoint", recorded_checkpoint)
     on_duckdb = cluster_flows._pipeline(tmp_path, "duckdb")
     on_spark = cluster_flows._pipeline(tmp_path, "spark")
+    # Both builds stitched identities on the server: rounds of labels, each checkpointed there.
+    assert checkpoints.count("__roots_edges") == 2 and checkpoints.count("__roots_0") == 2
     assert on_spark["membership"] == on_duckdb["membership"]
     assert sorted((row["segment_id"], row["event"]) for row in on_duckdb["membership"]["job 2"]["history"]) == [
         ("US", "entered"), ("US", "exited")]
