@@ -24,9 +24,9 @@ def test_a_spark_conf_item_that_is_not_a_spark_setting_is_refused(tmp_path: Path
         Settings.from_env(home=tmp_path, env={"OPENSEG_SPARK_CONF": f"spark.cores.max=2;{conf}"})
 
 
-def test_spark_connect_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"^OPENSEG_SPARK_MASTER: Spark Connect \(sc://\) is not supported yet"):
-        Settings.from_env(home=tmp_path, env={"OPENSEG_SPARK_MASTER": "sc://spark-connect:15002"})
+def test_spark_master_is_a_cluster_or_a_spark_connect_server(tmp_path: Path) -> None:
+    assert Settings.from_env(home=tmp_path, env={"OPENSEG_SPARK_MASTER": "sc://spark-connect:15002/;token=s3cret"}).spark_master == (
+        "sc://spark-connect:15002/;token=s3cret")
     assert Settings.from_env(home=tmp_path, env={"OPENSEG_SPARK_MASTER": "spark://10.0.0.5:7077"}).spark_master == (
         "spark://10.0.0.5:7077")
 

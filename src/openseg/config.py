@@ -69,9 +69,6 @@ class Settings:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
             raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
-        if settings.spark_master.startswith("sc://"):
-            raise ValueError("OPENSEG_SPARK_MASTER: Spark Connect (sc://) is not supported yet; openseg's Spark engine "
-                             "needs a classic session: use local[N] or spark://host:7077 (docs/scale-out.md)")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -139,7 +136,7 @@ ENVIRONMENT = (
     ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake: a path or a `file://` URI (`s3://` is not supported yet)"),
     ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
     ("OPENSEG_SPARK_MASTER", "local[2]",
-     "Spark master: `local[N]` or a standalone cluster's `spark://host:7077` (Spark Connect `sc://` is not supported yet)"),
+     "Spark master: `local[N]`, a standalone cluster's `spark://host:7077`, or a Spark Connect server's `sc://host:15002`"),
     ("OPENSEG_SPARK_CONF", "none",
      "Spark settings over openseg's own, `key=value` pairs separated by `;`, e.g. "
      "`spark.executor.memory=4g;spark.sql.shuffle.partitions=200` (docs/scale-out.md)"),

@@ -72,6 +72,34 @@ def test_timestamps_come_back_as_utc_instants(engine: Engine) -> None:
     assert value == dt.datetime(2024, 6, 1)
 
 
+#: Directories whose names a URI must escape (a space, ``%``, ``#``), or must not (``+``, non-ASCII letters).
+AWKWARD_NAMES = ("a b", "x+y", "50%", "n#1", "café")
+
+
+def numbered_rows(engine: Engine, tmp_path: Path) -> list[dict[str, object]]:
+    """Files under awkward names registered with ``register_numbered``: every row with its file's number and its
+    position in the file."""
+    files = []
+    for number, name in enumerate(AWKWARD_NAMES, start=10):
+        path = tmp_path / name / "events.parquet"
+        path.parent.mkdir(parents=True)
+        pq.write_table(pa.table({"v": [f"{name}:{row}" for row in range(number - 8)]}), path)
+        files.append((number, str(path)))
+    with engine.workspace() as workspace:
+        workspace.register_numbered("numbered", files, "file", "row")
+        return workspace.fetch(exp.select("v", "file", "row").from_("numbered").order_by("file", "row")).to_pylist()
+
+
+NUMBERED = [{"v": f"{name}:{row}", "file": number, "row": row}
+            for number, name in enumerate(AWKWARD_NAMES, start=10) for row in range(number - 8)]
+
+
+@pytest.mark.parametrize("engine", engines(), indirect=True)
+def test_numbered_files_keep_their_numbers_under_any_name(engine: Engine, tmp_path: Path) -> None:
+    assert numbered_rows(engine, tmp_path) == NUMBERED
+    assert len(NUMBERED) == 2 + 3 + 4 + 5 + 6
+
+
 def test_renders_in_its_dialect() -> None:
     plan = exp.select(exp.func("array_size", exp.column("xs"))).from_("t")
     assert DuckDBEngine().render(plan) == "SELECT ARRAY_LENGTH(xs) FROM t"

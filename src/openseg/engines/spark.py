@@ -1,5 +1,9 @@
 """Spark engine: the same compiled plans on pyspark, for data that outgrows one machine.
 
+The engine runs on a classic session (``local[N]``, a cluster's ``spark://host:port``: the driver is this
+process) or on a Spark Connect session (``sc://host:port``: the driver is the Connect server, this process a
+gRPC client of it). It uses only the DataFrame and SQL API that both share: no SparkContext, no RDD, no JVM.
+
 Starting a SparkSession costs 8-13 s, so the process shares one session (``get_spark_session``);
 runs are serialised with a lock because temporary views are session-global.
 """
@@ -7,6 +11,7 @@ runs are serialised with a lock because temporary views are session-global.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import threading
 import time
@@ -14,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,49 +36,74 @@ if TYPE_CHECKING:
 #: in bytes): membership rows are a profile id and a few 64-bit words.
 _BYTES_PER_ROW = 64
 
-#: Session settings. ANSI mode is off on purpose: PQL is two-valued and total, so an overflow,
-#: a bad cast or a missing array index must yield NULL (then false), never abort the whole job.
-#: The compiler still emits NULL-safe division and TRY_CAST so results do not depend on it.
+#: Session settings, which a Spark Connect session sets as well. ANSI mode is off on purpose: PQL is two-valued
+#: and total, so an overflow, a bad cast or a missing array index must yield NULL (then false), never abort the
+#: whole job. The compiler still emits NULL-safe division and TRY_CAST so results do not depend on it.
 SESSION_CONFIG: dict[str, str] = {
     "spark.sql.shuffle.partitions": "4",
     "spark.sql.session.timeZone": "UTC",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
     "spark.sql.ansi.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # Timestamps in the files executors write are plain UTC microseconds, as DuckDB and pyarrow write them
     # (Spark's default, INT96, is a legacy encoding other readers treat differently).
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.maxPlanStringLength": "200000",
+}
+
+#: Settings of the Spark application (its JVMs, its UI, its SQL status store): a classic session sets them as it
+#: starts its driver; a Spark Connect server must be started with them (docs/scale-out.md), a Connect session
+#: cannot change them.
+APPLICATION_CONFIG: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     # The driver keeps each query's plan as text for the SQL status store even with the UI off: a
     # 100-segment plan is megabytes of text, and a long-lived session kept a thousand of them until its heap
-    # ran out. Keep few, and cut each one short.
+    # ran out. Keep few (and SESSION_CONFIG cuts each one short).
     "spark.sql.ui.retainedExecutions": "20",
-    "spark.sql.maxPlanStringLength": "200000",
-    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
 
 _session_lock = threading.Lock()
 _session: SparkSession | None = None
 #: The master and extra settings the shared session was created with.
 _session_key: tuple[str, tuple[tuple[str, str], ...]] | None = None
+#: Whether pyspark's Connect mode was on before openseg started its Connect session (see ``_stop``).
+_connect_mode_before = False
 
 #: The master a session is created with when nobody asks for one.
 DEFAULT_MASTER = "local[2]"
+
+#: pyspark marks the process as a Spark Connect client with this variable (its functions and columns then build
+#: Connect plans); it leaves it set when a session on a remote server stops.
+_CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
+
+
+def is_connect(master: str) -> bool:
+    """Whether ``master`` is a Spark Connect URL (``sc://host:port``, optionally ``/;token=...``)."""
+    return master.startswith("sc://")
+
+
+def public_master(master: str) -> str:
+    """``master`` as job metrics show it: a Spark Connect URL without its parameters (``/;token=...`` holds a
+    secret), other masters as they are."""
+    return f"sc://{urlsplit(master).netloc}" if is_connect(master) else master
 
 
 def get_spark_session(master: str | None = None, conf: Sequence[tuple[str, str]] = ()) -> SparkSession:
     """Return the process-wide SparkSession, creating it on first use.
 
-    A JVM holds one SparkContext, so a process talks to one master at a time: asking for another master
-    (or other settings) stops the current session and starts a new one.
+    A JVM holds one SparkContext, and pyspark cannot mix a classic session with a Connect one, so a process
+    talks to one master at a time: asking for another master (or other settings) stops the current session and
+    starts a new one.
 
     Args:
-        master: Spark master URL (``local[N]``, ``spark://host:port``); None: the current session, whatever
-            its master, or a new one on ``local[2]``.
-        conf: Spark settings applied over ``SESSION_CONFIG`` (``OPENSEG_SPARK_CONF``), such as
-            ``("spark.executor.memory", "4g")``; they take part in deciding whether the session is the one
-            asked for.
+        master: Spark master URL (``local[N]``, ``spark://host:port``) or Spark Connect URL (``sc://host:port``);
+            None: the current session, whatever its master, or a new one on ``local[2]``.
+        conf: Spark settings applied over ``SESSION_CONFIG`` and ``APPLICATION_CONFIG`` (``OPENSEG_SPARK_CONF``),
+            such as ``("spark.executor.memory", "4g")``; they take part in deciding whether the session is the
+            one asked for. A Connect session sets them on its server session, which refuses application
+            settings (pyspark warns, naming each).
 
     Returns:
         The shared session.
@@ -81,38 +112,65 @@ def get_spark_session(master: str | None = None, conf: Sequence[tuple[str, str]]
     with _session_lock:
         key = (master or DEFAULT_MASTER, tuple(conf))
         if _session is not None and master is not None and key != _session_key:
-            _session.stop()
-            _session = None
+            _stop()
         if _session is None:
-            from pyspark.sql import SparkSession
-
-            builder = SparkSession.builder.master(key[0]).appName("openseg")
-            for name, value in {**SESSION_CONFIG, **dict(key[1])}.items():
-                builder = builder.config(name, value)
-            _session = builder.getOrCreate()
+            _session = _connect_session(*key) if is_connect(key[0]) else _classic_session(*key)
             _session_key = key
-            # Failed queries raise AnalysisException with the message; the JVM's ERROR log of the
-            # same failure would only duplicate it on stderr.
-            _session.sparkContext.setLogLevel("FATAL")
             atexit.register(stop_spark_session)
         return _session
 
 
+def _classic_session(master: str, conf: tuple[tuple[str, str], ...]) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName("openseg")
+    for name, value in {**APPLICATION_CONFIG, **SESSION_CONFIG, **dict(conf)}.items():
+        builder = builder.config(name, value)
+    session = builder.getOrCreate()
+    # Failed queries raise AnalysisException with the message; the JVM's ERROR log of the
+    # same failure would only duplicate it on stderr.
+    session.sparkContext.setLogLevel("FATAL")
+    return session
+
+
+def _connect_session(url: str, conf: tuple[tuple[str, str], ...]) -> SparkSession:
+    """A session on a Spark Connect server: the server's application runs the queries (its log level and
+    application settings are the server's own)."""
+    global _connect_mode_before
+    from pyspark.sql import SparkSession
+
+    _connect_mode_before = _CONNECT_MODE in os.environ
+    builder = SparkSession.builder.remote(url)
+    for name, value in {**SESSION_CONFIG, **dict(conf)}.items():
+        builder = builder.config(name, value)
+    return builder.getOrCreate()
+
+
 def stop_spark_session() -> None:
     """Stop the shared session if one was started."""
-    global _session, _session_key
     with _session_lock:
-        if _session is not None:
-            _session.stop()
-            _session = None
-            _session_key = None
+        _stop()
+
+
+def _stop() -> None:
+    """Stop the shared session (the caller holds ``_session_lock``). After a Connect session, pyspark's Connect
+    mode is switched off again, so that a classic session can start in this process."""
+    global _session, _session_key
+    if _session is None:
+        return
+    _session.stop()
+    if _session_key is not None and is_connect(_session_key[0]) and not _connect_mode_before:
+        os.environ.pop(_CONNECT_MODE, None)
+    _session = None
+    _session_key = None
 
 
 class SparkEngine(Engine):
     """Runs plans on the shared SparkSession.
 
     Args:
-        master: Spark master URL for the shared session (``local[2]`` by default).
+        master: Spark master URL for the shared session (``local[2]`` by default), or a Spark Connect server's
+            ``sc://host:port``.
         conf: Spark settings over openseg's own (``OPENSEG_SPARK_CONF``).
     """
 
@@ -126,11 +184,15 @@ class SparkEngine(Engine):
 
     def describe(self) -> dict[str, str]:
         """``{"name": "spark", "master", "applicationId"}`` of the session the engine runs on; only the name
-        and master while no session is up (describing never starts one)."""
+        and master while no session is up (describing never starts one). On Spark Connect the master is the
+        server's URL (without its parameters) and the application the server's."""
         with _session_lock:
             session = _session if _session_key == (self.master, self.conf) else None
             if session is None:
-                return {"name": self.name, "master": self.master}
+                return {"name": self.name, "master": public_master(self.master)}
+            if is_connect(self.master):
+                return {"name": self.name, "master": public_master(self.master),
+                        "applicationId": str(session.conf.get("spark.app.id"))}
             context = session.sparkContext
             return {"name": self.name, "master": str(context.master), "applicationId": str(context.applicationId)}
 
@@ -147,14 +209,13 @@ class SparkEngine(Engine):
         them. Spark does not report rows scanned per query here, so ``rows_scanned`` is None."""
         runs: list[StageRun] = []
         with self._views(tables) as spark:
-            cached = []
+            cached: list[str] = []
             try:
                 for name, query in stages:
                     started = time.perf_counter()
-                    frame = spark.sql(self.render(query)).cache()
-                    cached.append(frame)
-                    rows = frame.count()
-                    frame.createOrReplaceTempView(name)
+                    _cache_view(spark, name, self.render(query))
+                    cached.append(name)
+                    rows = spark.table(name).count()
                     runs.append(StageRun(name, time.perf_counter() - started, rows))
                     if on_stage is not None:
                         on_stage(runs[-1])
@@ -165,9 +226,7 @@ class SparkEngine(Engine):
                     on_stage(runs[-1])
                 return result, runs
             finally:
-                for (name, _), frame in zip(stages, cached, strict=False):
-                    spark.catalog.dropTempView(name)
-                    frame.unpersist()
+                _drop_views(spark, cached, cached)
 
     @contextmanager
     def workspace(self) -> Iterator[SparkWorkspace]:
@@ -197,26 +256,32 @@ class SparkEngine(Engine):
 
 class SparkWorkspace(Workspace):
     """A job's statements on the shared session: materialised results are cached views on the executors,
-    and the executors write the files (a directory of part files per result); only counts come back."""
+    and the executors write the files (a directory of part files per result); only counts come back.
+
+    Caches are held by view name (``cacheTable``), not by DataFrame: on Spark Connect a DataFrame is the SQL text
+    it came from, analysed again on every use, so releasing it would fail once the views it reads are dropped;
+    a view holds its analysed plan."""
 
     dialect = "spark"
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self._views: list[str] = []
-        self._cached: list[DataFrame] = []
-        #: Materialised relations by name, to release one before the workspace closes.
-        self._frames: dict[str, DataFrame] = {}
+        #: Views whose rows are cached (materialised relations).
+        self._cached: list[str] = []
+        #: Checkpointed relations by name: on Spark Connect the server keeps a checkpoint while its DataFrame
+        #: lives here, so they are held until dropped.
+        self._checkpoints: dict[str, DataFrame] = {}
 
     def register(self, name: str, source: TableSource) -> None:
         _frame(self.spark, source).createOrReplaceTempView(name)
         self._views.append(name)
 
     def materialize(self, name: str, query: exp.Query) -> None:
-        frame = self.spark.sql(self.render(query)).cache()
-        self._cached.append(frame)
-        self._frames[name] = frame
-        frame.createOrReplaceTempView(name)
+        if name in self._cached:  # replaced: its earlier rows are released first
+            self.spark.catalog.uncacheTable(name)
+        _cache_view(self.spark, name, self.render(query))
+        self._cached.append(name)
         self._views.append(name)
 
     def define(self, name: str, query: exp.Query) -> None:
@@ -242,24 +307,19 @@ class SparkWorkspace(Workspace):
 
     def register_numbered(self, name: str, files: Sequence[tuple[int, str]], file_column: str,
                           row_column: str) -> None:
-        """The executors read the files; each row's file is told by its URI (``_metadata.file_path``: a local
-        file as ``java.io.File`` spells it, ``file:/a%20b/x.parquet``) and its row by ``_metadata.row_index``."""
+        """The executors read the files; each row's file is told by its path and its row by
+        ``_metadata.row_index``. ``_metadata.file_path`` is a URI (a local file as Hadoop spells it,
+        ``file:/a%20b/x.parquet``): the executors decode it back to the path (``+`` is a plus in a URI's path,
+        not a space as ``url_decode`` would read it), so nothing here needs the JVM (Spark Connect has none)."""
         from pyspark.sql import functions as F
 
-        jvm = self.spark.sparkContext._jvm
-        assert jvm is not None
-        numbers = []
-        for number, path in files:
-            if "://" in path:
-                uri = jvm.org.apache.hadoop.fs.Path(path).toUri().toString()
-            else:
-                uri = jvm.java.io.File(path).getAbsoluteFile().toURI().toString()
-            numbers.append((uri, number))
+        numbers = [(_path_key(path), number) for number, path in files]
         by_path = self.spark.createDataFrame(numbers, "__path STRING, __number BIGINT")
         frame = self.spark.read.parquet(*[path for _, path in files])
+        local = F.regexp_replace(F.col("_metadata.file_path"), F.lit("^file:(//)?"), F.lit(""))
+        path = F.url_decode(F.replace(local, F.lit("+"), F.lit("%2B")))
         columns = [frame[f"`{column}`"] for column in frame.columns]
-        numbered = (frame.select(*columns, F.col("_metadata.file_path").alias("__path"),
-                                 F.col("_metadata.row_index").alias(row_column))
+        numbered = (frame.select(*columns, path.alias("__path"), F.col("_metadata.row_index").alias(row_column))
                     .join(F.broadcast(by_path), "__path")
                     .select(*[F.col(f"`{column}`") for column in frame.columns],
                             F.col("__number").alias(file_column), F.col(row_column)))
@@ -290,22 +350,51 @@ class SparkWorkspace(Workspace):
 
     def _checkpoint(self, name: str, query: exp.Query) -> None:
         frame = self.spark.sql(self.render(query)).localCheckpoint(eager=True)
-        self._cached.append(frame)
-        self._frames[name] = frame
+        replaced = self._checkpoints.pop(name, None)
+        if replaced is not None:
+            replaced.unpersist()
+        self._checkpoints[name] = frame
         frame.createOrReplaceTempView(name)
         self._views.append(name)
 
     def drop(self, name: str) -> None:
-        self.spark.catalog.dropTempView(name)
-        frame = self._frames.pop(name, None)
+        _drop_views(self.spark, [name], self._cached)
+        self._cached = [view for view in self._cached if view != name]
+        frame = self._checkpoints.pop(name, None)
         if frame is not None:
             frame.unpersist()
 
     def close(self) -> None:
-        for name in dict.fromkeys(self._views):
-            self.spark.catalog.dropTempView(name)
-        for frame in self._cached:
+        _drop_views(self.spark, list(dict.fromkeys(self._views)), self._cached)
+        for frame in self._checkpoints.values():
             frame.unpersist()
+        self._checkpoints.clear()
+
+
+def _cache_view(spark: SparkSession, name: str, sql: str) -> None:
+    """``sql``'s result as the temporary view ``name``, cached (lazily: its first use computes it)."""
+    spark.sql(sql).createOrReplaceTempView(name)
+    spark.catalog.cacheTable(name)
+
+
+def _drop_views(spark: SparkSession, names: Sequence[str], cached: Sequence[str]) -> None:
+    """Drop temporary views, releasing the cached ones' rows first (all before any view goes: releasing a cache
+    looks its view up)."""
+    for name in names:
+        if name in cached:
+            spark.catalog.uncacheTable(name)
+    for name in names:
+        spark.catalog.dropTempView(name)
+
+
+def _path_key(path: str) -> str:
+    """A file's path as ``register_numbered``'s executors decode ``_metadata.file_path``: a local path absolute
+    (a ``file://`` URI's path), another URI decoded."""
+    if "://" not in path:
+        return os.path.abspath(path)
+    if path.lower().startswith("file:"):
+        return unquote(urlsplit(path).path)
+    return unquote(path)
 
 
 def _keep_parts(directory: Path) -> None:
