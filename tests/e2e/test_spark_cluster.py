@@ -206,9 +206,8 @@ def _recorded_pipeline(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPa
     return found
 
 
-def test_the_cluster_writes_the_same_membership_and_export_files_as_duckdb(tmp_path: Path, on_cluster: Cluster) -> None:
-    on_duckdb = _pipeline(tmp_path, "duckdb")
-    on_spark = _pipeline(tmp_path, "spark")
+def assert_same_files(on_duckdb: dict[str, Any], on_spark: dict[str, Any]) -> None:
+    """The pipeline wrote the same membership and export files on Spark as on DuckDB, Spark's by its executors."""
     assert on_spark["membership"] == on_duckdb["membership"]
     # The second job: First1 left the US (an exit and its pair), First9 arrived in it.
     assert sorted((row["segment_id"], row["event"]) for row in on_duckdb["membership"]["job 2"]["history"]) == [
@@ -218,6 +217,12 @@ def test_the_cluster_writes_the_same_membership_and_export_files_as_duckdb(tmp_p
         assert on_spark[name]["schema"] == on_duckdb[name]["schema"], name
         assert on_spark[name]["by spark"] == {True}, name
     assert [len(on_duckdb[name]["rows"]) for name in ("members", "everyone", "nobody")] == [6, 9, 0]
+
+
+def test_the_cluster_writes_the_same_membership_and_export_files_as_duckdb(tmp_path: Path, on_cluster: Cluster) -> None:
+    on_duckdb = _pipeline(tmp_path, "duckdb")
+    on_spark = _pipeline(tmp_path, "spark")
+    assert_same_files(on_duckdb, on_spark)
     # Every job, export and build names the engine: on Spark the cluster's master and the application the
     # master lists (one for the whole process).
     [app] = [app for app in on_cluster.status()["activeapps"] if app["name"] == "openseg"]

@@ -129,14 +129,7 @@ def test_spark_connect_writes_the_same_membership_and_export_files_as_duckdb(tmp
     on_spark = cluster_flows._pipeline(tmp_path, "spark")
     # Both builds stitched identities on the server: rounds of labels, each checkpointed there.
     assert checkpoints.count("__roots_edges") == 2 and checkpoints.count("__roots_0") == 2
-    assert on_spark["membership"] == on_duckdb["membership"]
-    assert sorted((row["segment_id"], row["event"]) for row in on_duckdb["membership"]["job 2"]["history"]) == [
-        ("US", "entered"), ("US", "exited")]
-    for name in ("members", "everyone", "nobody"):
-        assert on_spark[name]["rows"] == on_duckdb[name]["rows"], name
-        assert on_spark[name]["schema"] == on_duckdb[name]["schema"], name
-        assert on_spark[name]["by spark"] == {True}, name
-    assert [len(on_duckdb[name]["rows"]) for name in ("members", "everyone", "nobody")] == [6, 9, 0]
+    cluster_flows.assert_same_files(on_duckdb, on_spark)
     # Every job, export and build names the server (without its URL's parameters) and the server's application.
     spark = {"name": "spark", "master": on_connect.public_url, "applicationId": on_connect.application_id()}
     assert on_spark["engines"] == {"job": [spark] * 2, "export": [spark] * 3, "build": [spark] * 2}
