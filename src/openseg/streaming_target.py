@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.profiles import lookup
-from openseg.profiles.identity import identity_key
+from openseg.profiles.keys import identity_key
 from openseg.profiles.overlay import Part
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for

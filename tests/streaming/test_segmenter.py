@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from openseg.profiles.identity import identity_key
+from openseg.profiles.keys import identity_key
 from openseg.profiles.overlay import Part, record_identities
 from openseg.segmentation.membership import MembershipStore, State
 from openseg.segmentation.streaming import CompiledSegments, ContinuousDefinition

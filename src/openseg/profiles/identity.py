@@ -38,7 +38,6 @@ import pyarrow as pa
 from sqlglot import exp
 
 from openseg.profiles._sql import expression, statement
-from openseg.profiles.keys import identity_key as identity_key
 from openseg.profiles.reading import INGEST, RID
 
 if TYPE_CHECKING:

@@ -49,7 +49,8 @@ from openseg.profiles.build import (
     profiles_query,
     register_sources,
 )
-from openseg.profiles.identity import ANCHOR, IDENTITY_LIST, OversizedGraph, identity_key, records_query, stitch
+from openseg.profiles.identity import ANCHOR, IDENTITY_LIST, OversizedGraph, records_query, stitch
+from openseg.profiles.keys import identity_key
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import DATASET, INGEST, RID, plan_inputs, read_query
 from openseg.profiles.sources import SourceFile

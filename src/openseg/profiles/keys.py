@@ -1,4 +1,4 @@
-"""An identity's key (``profiles.identity``'s rule, apart so that modules reading no store can use it)."""
+"""An identity's key (one module of its own, so that modules reading no store can use it)."""
 
 from __future__ import annotations
 

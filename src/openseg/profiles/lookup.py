@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from openseg.profiles._sql import DIALECT, col, string
 from openseg.profiles.build import KEYS, PROFILE
-from openseg.profiles.identity import identity_key
+from openseg.profiles.keys import identity_key
 from openseg.profiles.merge import merge_query, ranked_query
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import PROVENANCE

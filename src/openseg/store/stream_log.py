@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openseg.profiles.identity import identity_key
+from openseg.profiles.keys import identity_key
 from openseg.profiles.overlay import record_identities
 from openseg.streaming.model import LogEntry, LoggedMessage
 
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS stream_log (
 );
 CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-#: Which identities each message carries (``profiles.identity.identity_key``), so that profile access and
+#: Which identities each message carries (``profiles.keys.identity_key``), so that profile access and
 #: streaming segmentation find a profile's messages by its identities (``profiles/overlay.py``).
 _KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS stream_keys (
