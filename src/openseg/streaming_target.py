@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlglot import exp
 
 from openseg.catalog.service import dataset_kind, is_profile_enabled
+from openseg.engines.parquet import matching_rows
 from openseg.profiles import lookup
 from openseg.profiles.keys import identity_key
 from openseg.profiles.overlay import Part
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
 
 def _rows(path: Path, profile_id: str) -> list[dict[str, Any]]:
-    # The store's files are sorted by _profile_id: the filter reads only the row groups that can hold it.
-    table = pq.read_table(path, filters=[("_profile_id", "=", profile_id)])
-    return list(table.to_pylist(maps_as_pydicts="strict"))
+    # The store's files are sorted by _profile_id: only the row groups that can hold it are read, in this thread,
+    # with the footer read once per build.
+    return list(matching_rows(path, "_profile_id", [profile_id]).to_pylist(maps_as_pydicts="strict"))
 
 
 class StoresSegmentationTarget:
@@ -118,11 +118,11 @@ class StoresSegmentationTarget:
             return {}
         store, built_at = build
         watermark = self._watermark(sandbox_id, built_at)
-        wanted = [("_profile_id", "in", list(profile_ids))]
-        rows = {row["_profile_id"]: row for row in
-                pq.read_table(store / PROFILES_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict")}
+        wanted = list(profile_ids)
+        rows = {row["_profile_id"]: row for row in matching_rows(store / PROFILES_FILE, "_profile_id", wanted)
+                .to_pylist(maps_as_pydicts="strict")}
         events: dict[str, list[dict[str, Any]]] = {}
-        for event in pq.read_table(store / EVENTS_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict"):
+        for event in matching_rows(store / EVENTS_FILE, "_profile_id", wanted).to_pylist(maps_as_pydicts="strict"):
             events.setdefault(event["_profile_id"], []).append(event)
         return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(
                     events.get(profile_id, []),

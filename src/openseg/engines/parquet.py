@@ -123,7 +123,9 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         schema = footer.schema.to_arrow_schema()
         empty = schema.empty_table()
         return empty if wanted is None else empty.select(list(columns or []))
-    table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted)
+    # In the calling thread: a request's few row groups must not queue in Arrow's shared pool behind a job's
+    # (whose threads, started by the worker, run at its lower priority).
+    table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
     matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
     return matched if columns is None else matched.select(list(columns))
 

@@ -340,7 +340,8 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
         if not groups:
             continue
         # A reader of its own: one pyarrow file shared between threads (requests) fails or crashes.
-        table = pq.ParquetFile(part, metadata=indexed.file.metadata).read_row_groups(groups)
+        # In this thread, not Arrow's pool, where a job's reads and writes would go first (as in matching_rows).
+        table = pq.ParquetFile(part, metadata=indexed.file.metadata).read_row_groups(groups, use_threads=False)
         rows += table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
     return rows
 
