@@ -159,8 +159,9 @@ def _define(client: httpx.Client, segment: Segment, ids: dict[str, str]) -> str:
     return str(response.json()["id"])
 
 
-def _upload(client: httpx.Client, name: str, schema: str, files: Sequence[Path]) -> None:
-    """A profile-enabled dataset with one batch of ``files`` (Parquet), completed (the worker ingests it)."""
+def _upload(client: httpx.Client, name: str, schema: str, files: Sequence[Path]) -> str:
+    """A profile-enabled dataset with one batch of ``files`` (Parquet), completed (the worker ingests it); returns
+    the dataset's id."""
     created = client.post("/data/foundation/catalog/dataSets", json={
         "name": name, "schemaRef": {"id": schema, "contentType": "application/vnd.adobe.xed+json;version=1"},
         "tags": {"unifiedProfile": ["enabled:true"]}})
@@ -175,6 +176,7 @@ def _upload(client: httpx.Client, name: str, schema: str, files: Sequence[Path])
                          headers={"Content-Type": "application/octet-stream"}, content=path.read_bytes())
         put.raise_for_status()
     client.post(f"/data/foundation/import/batches/{batch_id}?action=COMPLETE").raise_for_status()
+    return str(dataset_id)
 
 
 async def _poll(base: str, headers: dict[str, str], job_id: str, clients: int,

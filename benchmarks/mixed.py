@@ -9,8 +9,9 @@ per route. At the end the drivers stop queueing, and every job and export they s
 ``SUCCEEDED`` within a grace period: a job still running then is reported as stuck.
 
 Run alone with ``python -m benchmarks.mixed`` (``BENCH_SIZE``, ``BENCH_SEED`` as for ``make bench``;
-``MIXED_SECONDS`` for the window, default 60; ``make bench`` reads it too). The server's log is kept in
-its home, ``serve.log``.
+``MIXED_SECONDS`` for the window, default 60; ``make bench`` reads it too; ``MIXED_SEPARATE_WORKER=1`` runs
+the jobs in an ``openseg worker`` process of its own, at ``nice`` ``MIXED_WORKER_NICE`` (10), beside
+``openseg serve --no-worker``). The processes' log is kept in the home, ``serve.log``.
 """
 
 from __future__ import annotations
@@ -81,8 +82,13 @@ def mixed_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Segm
     env = {**os.environ, "OPENSEG_HOME": str(home)}
     openseg = str(Path(sys.executable).with_name("openseg"))
     log = (home / "serve.log").open("wb")
-    server = subprocess.Popen([openseg, "serve", "--home", str(home), "--port", str(port)], env=env,
+    separate = os.environ.get("MIXED_SEPARATE_WORKER") == "1"
+    server = subprocess.Popen([openseg, "serve", "--home", str(home), "--port", str(port)]
+                              + (["--no-worker"] if separate else []), env=env,
                               stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(["nice", "-n", os.environ.get("MIXED_WORKER_NICE", "10"), openseg, "worker",
+                               "--home", str(home)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT) if separate else None
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
@@ -103,8 +109,10 @@ def mixed_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Segm
                 "entity": _an_entity(profiles[0])}
         result = asyncio.run(_run(base, headers, fill, list(ids.values()), target, clients, seconds))
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        for process in (server, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
         log.close()
     return result
 

@@ -11,6 +11,7 @@ with its peak memory), on the same data and in the same run as the baselines it 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from benchmarks.load import status_under_load
 from benchmarks.measure import Measurement, measure
 from benchmarks.mixed import mixed_under_load
 from benchmarks.segments import Segment
+from benchmarks.stream_expiry import p5c
+from benchmarks.streaming import streaming_under_load
 
 # Imported with the module, outside every timer: a measured run times the job, not the first import of
 # openseg (the hand-written baselines' duckdb import is outside theirs too, and a service has its modules
@@ -37,6 +40,8 @@ from openseg.segmentation import membership
 from openseg.segmentation.evaluate import evaluate_store
 
 EXPORT_PROFILES = 300_000
+#: P5c: memberships whose time window passes within the same minute (issue 16).
+EXPIRING = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ class OpensegFigures:
             (result: see ``benchmarks.load.status_under_load``).
         mixed_load: P6b: 50 clients' mixed calls while segment jobs and exports run back to back (result:
             see ``benchmarks.mixed.mixed_under_load``).
+        streaming: P5, P5a, P5b and the streamer's memory: events streamed open-loop while membership and the
+            edge are read (result: see ``benchmarks.streaming.streaming_under_load``).
+        expiry: P5c: ``EXPIRING`` memberships whose time window passes within one minute (result: see
+            ``benchmarks.stream_expiry.p5c``).
     """
 
     job_10: Measurement | None = None
@@ -67,6 +76,8 @@ class OpensegFigures:
     daily: Measurement | None = None
     status_load: Measurement | None = None
     mixed_load: Measurement | None = None
+    streaming: Measurement | None = None
+    expiry: Measurement | None = None
 
     def measurements(self) -> list[Measurement]:
         """Every measurement present (for the peak-memory row)."""
@@ -229,7 +240,12 @@ def measure_openseg(
                               repeat=1)
         mixed_load = measure("openseg-mixed-calls-under-load", mixed_under_load, data_dir, manifest, list(suite),
                              repeat=1)
+        streaming = measure("openseg-streaming", streaming_under_load, data_dir, manifest, list(suite), repeat=1)
+        expiry = measure("openseg-stream-expiry", p5c, int(os.environ.get("BENCH_EXPIRING", EXPIRING)),
+                         float(os.environ.get("EXPIRY_LEAD", 120)), float(os.environ.get("EXPIRY_SPREAD", 60)),
+                         repeat=1)
         return OpensegFigures(job_10=job_10, job_100=job_100, export_300k=export, merged_build=build, lookup=lookup,
-                              daily=daily, status_load=status_load, mixed_load=mixed_load)
+                              daily=daily, status_load=status_load, mixed_load=mixed_load, streaming=streaming,
+                              expiry=expiry)
     finally:
         shutil.rmtree(work, ignore_errors=True)

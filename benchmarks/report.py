@@ -232,6 +232,8 @@ def rows(results: BenchResults) -> list[Row]:
         _daily_row(figures.daily),
         _status_row(figures.status_load),
         _mixed_row(figures.mixed_load),
+        *_streaming_rows(figures.streaming),
+        _expiry_row(figures.expiry),
     ]
 
 
@@ -282,6 +284,52 @@ def _mixed_row(load: Measurement | None) -> Row:
     met = (status["p99_ms"] <= 50 and r["errors"] == 0 and jobs["failed"] + exports["failed"] == 0
            and jobs["stuck"] + exports["stuck"] == 0)
     return Row(target, figure, "—", "—", "≤ 50 ms, 0 errors, 0 stuck", _yes(met))
+
+
+def _streaming_rows(run: Measurement | None) -> list[Row]:
+    """P5, P5a, P5b and the streamer's memory, from one streaming run (issue 16)."""
+    targets = (("P5: event acknowledged → membership visible in /access/entities, p99, during a flush and refresh",
+                "≤ 200 ms, 0 lost, 0 duplicated"),
+               ("P5a: acknowledgement of POST /collection/{inletId} (single), p99", "≤ 20 ms"),
+               ("P5b: POST /ee/v2/interact p99 during P5", "≤ 50 ms"),
+               ("streamer memory (peak resident set of `openseg streamer`)", "≤ 1.5 GiB"))
+    if run is None or not isinstance(run.result, dict):
+        return [Row(target, NOT_MEASURED, "—", "—", goal, NOT_MEASURED) for target, goal in targets]
+    r = run.result
+    ack, visible, interact, lake = r["ack"], r["visible"], r["interact"], r["lake"]
+    lost = lake["expected"] - lake["distinct"]
+    duplicated = lake["records"] - lake["distinct"]
+    drifted = sum(sum(v for k, v in (figures or {}).items() if k != "baseline") for figures in r["drift"].values())
+    aep = "AEP: Profile within 15 minutes (p95); 1,500 records/s per org"
+    p5 = (f"{visible['p99_ms']:.0f} ms (p50 {visible['p50_ms']:.0f} ms; {visible['count']:,} probes, "
+          f"{visible['errors']} not visible) at {r['rate']:.0f} events/s for {r['seconds']:.0f} s; "
+          f"{r['flushes']} flushes and {r['refreshes']} refreshes in the window; {lost} lost, {duplicated} duplicated; "
+          f"job drift {drifted}")
+    p5_met = (visible["p99_ms"] <= 200 and visible["errors"] == 0 and lost == 0 and duplicated == 0
+              and drifted == 0 and r["flushes"] > 0 and r["refreshes"] > 0)
+    p5a = (f"{ack['p99_ms']:.1f} ms (p50 {ack['p50_ms']:.1f} ms; {ack['count']:,} of {r['offered']:,} "
+           f"acknowledged, {ack['errors']} errors)")
+    p5b = (f"{interact['p99_ms']:.1f} ms (p50 {interact['p50_ms']:.1f} ms; {interact['count']:,} calls at "
+           f"{r['edge_rate']:.0f}/s, {interact['errors']} errors)")
+    peak = r.get("streamer_peak_bytes")
+    return [
+        Row(targets[0][0], p5, aep, "—", targets[0][1], _yes(p5_met)),
+        Row(targets[1][0], p5a, aep, "—", targets[1][1], _yes(ack["p99_ms"] <= 20 and ack["errors"] == 0)),
+        Row(targets[2][0], p5b, "—", "—", targets[2][1], _yes(interact["p99_ms"] <= 50 and interact["errors"] == 0)),
+        Row(targets[3][0], memory(peak) if peak else NOT_MEASURED, "—", "—", targets[3][1],
+            _yes(peak is not None and peak <= 1.5 * GIB) if peak else NOT_MEASURED),
+    ]
+
+
+def _expiry_row(run: Measurement | None) -> Row:
+    target = "P5c: memberships expiring in the same minute, all exited after they are due"
+    if run is None or not isinstance(run.result, dict):
+        return Row(target, NOT_MEASURED, "—", "—", "all within 5 s", NOT_MEASURED)
+    r = run.result
+    figure = (f"{r['exited']:,} of {r['expected']:,} exited, lag max {r['max_s']:.2f} s (median {r['median_s']:.2f} s,"
+              f" p99 {r['p99_s']:.2f} s)")
+    return Row(target, figure, "—", "—", "all within 5 s", _yes(r["exited"] == r["expected"] == r["members"]
+                                                                 and r["max_s"] <= 5))
 
 
 def _mixed_routes(load: Measurement | None) -> list[str]:

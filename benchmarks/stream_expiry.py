@@ -110,6 +110,15 @@ def measure(home: Path, n: int, lead: float = 120.0, spread: float = 60.0) -> Ex
         services.db.dispose()
 
 
+def p5c(n: int = 100_000, lead: float = 120.0, spread: float = 60.0) -> dict[str, float | int]:
+    """P5c in a fresh temporary home, as ``make bench`` reports it: ``members``, ``exited``, and the lag's
+    ``median_s``, ``p99_s`` and ``max_s`` (NaN when nobody exited)."""
+    run = measure(Path(tempfile.mkdtemp(prefix="openseg-expiry-")) / "home", n, lead, spread)
+    lags = run.lags or [float("nan")]
+    return {"members": run.members, "exited": run.exited, "expected": n, "median_s": statistics.median(lags),
+            "p99_s": lags[min(len(lags) - 1, int(0.99 * len(lags)))], "max_s": lags[-1]}
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     lead = float(sys.argv[2]) if len(sys.argv) > 2 else 120.0

@@ -72,7 +72,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         db.migrate()
     services = Services(settings=settings, db=db, uow=unit_of_work_factory(db), after_batch=[after_batch])
     services.worker = Worker(services, handlers(), periodic=((SCHEDULER_SECONDS, tick),), lanes=LANES,
-                             daemons=(partial(_stream, services),))
+                             daemons=(partial(_stream, services),) if settings.streamer else ())
     return services
 
 

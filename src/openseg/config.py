@@ -28,6 +28,8 @@ class Settings:
     job_memory_limit: str | None = None
     membership_snapshots: int = 2
     worker_nice: int = 10
+    #: Whether the worker runs this host's streamer beside its lanes (off where ``openseg streamer`` runs alone).
+    streamer: bool = True
     query_memory_limit: str = "1GB"
     query_threads: int = 1
     query_timeout: float = 120.0
@@ -59,6 +61,7 @@ class Settings:
             job_memory_limit=env.get("OPENSEG_JOB_MEMORY_LIMIT") or None,
             membership_snapshots=int(env.get("OPENSEG_MEMBERSHIP_SNAPSHOTS") or 2),
             worker_nice=int(env.get("OPENSEG_WORKER_NICE") or 10),
+            streamer=_switch("OPENSEG_STREAMER", env.get("OPENSEG_STREAMER") or "on"),
             query_memory_limit=str(env.get("OPENSEG_QUERY_MEMORY_LIMIT") or "1GB"),
             query_threads=int(env.get("OPENSEG_QUERY_THREADS") or 1),
             query_timeout=float(env.get("OPENSEG_QUERY_TIMEOUT") or 120),
@@ -89,6 +92,16 @@ class Settings:
     def ensure_dirs(self) -> None:
         for path in (self.home, self.lake, self.staging, self.profiles_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def _switch(name: str, value: str) -> bool:
+    """An on/off setting."""
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be 'on' or 'off', not {value!r}")
 
 
 def local_path(name: str, value: str) -> Path:
@@ -151,6 +164,9 @@ ENVIRONMENT = (
     ("OPENSEG_WORKER_NICE", "10",
      "how much lower than the API's the worker's CPU priority is (0-19; Linux nice): jobs and builds yield the "
      "CPU to requests"),
+    ("OPENSEG_STREAMER", "on",
+     "`off`: the worker of `openseg serve` / `openseg worker` runs no streamer, because `openseg streamer` runs "
+     "alone on this host (docs/scale-out.md)"),
     ("OPENSEG_QUERY_MEMORY_LIMIT", "1GB", "memory one Query Service query may use (beyond it the query fails, naming the limit)"),
     ("OPENSEG_QUERY_THREADS", "1", "threads one Query Service query may use (1: a query never takes every core from jobs)"),
     ("OPENSEG_QUERY_TIMEOUT", "120", "seconds a Query Service query may run before it is stopped"),

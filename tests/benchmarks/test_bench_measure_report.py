@@ -73,7 +73,7 @@ def test_report_without_openseg_marks_its_rows_not_measured() -> None:
     lines = text.splitlines()
     assert lines[:4] == ["# Benchmarks", "", HEADER, "| --- | --- | --- | --- | --- | --- |"]
     table = [line for line in lines if line.startswith("|")]
-    assert len(table) == 2 + 12  # exactly one table: header, rule, one row per target
+    assert len(table) == 2 + 17  # exactly one table: header, rule, one row per target
     assert table[2] == (
         "| P1: 10-segment job vs hand-written one-pass SQL | not measured | "
         "0.500 s hand-written one-pass | — | ≤ 1.5× | not measured |"
@@ -138,6 +138,11 @@ def test_report_is_written_and_summarised(tmp_path: Path) -> None:
 
 def test_run_measures_the_baselines_and_openseg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXED_SECONDS", "3")  # the mixed-call window (P6b), short here
+    # The streaming window (P5): 3 s at 30 events/s, each to its own profile of the 300.
+    for name, value in (("STREAM_SECONDS", "3"), ("STREAM_RATE", "30"), ("EDGE_RATE", "10"),
+                        ("STREAM_PROBE_EVERY", "10"), ("BENCH_EXPIRING", "200"), ("EXPIRY_LEAD", "20"),
+                        ("EXPIRY_SPREAD", "3")):
+        monkeypatch.setenv(name, value)
     console = Console(record=True, width=220)
     results = bench_run.run(
         "300",
@@ -178,6 +183,18 @@ def test_run_measures_the_baselines_and_openseg(tmp_path: Path, monkeypatch: pyt
     assert (mixed["jobs"]["failed"], mixed["jobs"]["stuck"], mixed["exports"]["failed"], mixed["exports"]["stuck"]) == (0,) * 4
     assert all(route["requests"] >= 1 for route in mixed["routes"].values())
     assert "Each call of the mixed-call run" in text
+    # P5: every acknowledged event reached the lake once, and the job after it agrees with streaming.
+    assert figures.streaming is not None
+    streamed = figures.streaming.result
+    assert (streamed["ack"]["errors"], streamed["acknowledged"]) == (0, 90)
+    assert streamed["lake"] == {"records": 90, "distinct": 90, "expected": 90}
+    assert (streamed["visible"]["count"], streamed["visible"]["errors"], streamed["interact"]["errors"]) == (9, 0, 0)
+    assert streamed["flushes"] >= 1 and streamed["streamer_peak_bytes"] > 0
+    assert all(figures_ == {"onlyBatch": 0, "onlyStream": 0, "baseline": False}
+               for figures_ in streamed["drift"].values()), streamed["drift"]
+    # P5c: every membership of the 200 expiring ones exited.
+    assert figures.expiry is not None
+    assert (figures.expiry.result["members"], figures.expiry.result["exited"]) == (200, 200)
     # The report lists the 100-segment job's costliest stages, from the job's own openseg:segmentCost.
     assert figures.job_100 is not None
     stages = {stage["name"]: stage for stage in figures.job_100.result["stages"]}

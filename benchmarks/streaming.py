@@ -1,0 +1,433 @@
+"""P5, P5a, P5b and the streamer's memory: streaming over the whole data set, as a user deploys it.
+
+``openseg streamer`` runs as its own process (so its memory is its own), beside ``openseg serve`` with
+``OPENSEG_STREAMER=off`` (the API and the worker's lanes). The data set is loaded through the batch API under
+a merge policy active on edge, three continuous (streaming and edge) segments are defined beside the 10-segment
+suite, and a first segment job runs to the end. Then, for ``STREAM_SECONDS``:
+
+- **P5a**: single events are sent to ``POST /collection/{inletId}`` **open-loop** at ``STREAM_RATE`` a second,
+  each to a profile no other streamed event touches; an acknowledgement's latency runs from its scheduled
+  start, so a backlog counts against the server.
+- **P5**: every ``STREAM_PROBE_EVERY``-th acknowledged event is followed: ``GET /access/entities`` of its
+  profile, every 20 ms, until the profile's ``segmentMembership`` holds the segment the event qualifies it for;
+  its latency runs from the acknowledgement.
+- **P5b**: ``POST /ee/v2/interact`` open-loop at ``EDGE_RATE`` a second, one event of a random profile each.
+- The streamer flushes the log to the lake (a batch a second) and the worker refreshes the profile store
+  incrementally: how many of each fell inside the window is reported, and there must be at least one.
+
+Afterwards every acknowledged event must be in the lake exactly once, and a segment job must find the same
+members as streaming did in every continuous segment (its ``openseg:streamingDrift`` all zeros). The
+streamer's memory is its peak resident set (``VmHWM``).
+
+Run alone with ``python -m benchmarks.streaming`` (``BENCH_SIZE``, ``BENCH_SEED`` as for ``make bench``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import itertools
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+
+from benchmarks.generate import Manifest
+from benchmarks.load import EVENT, FINAL, PROFILE, _credentials, _define, _free_port, _upload, _wait_until_up
+from benchmarks.segments import Segment
+
+RATE = 500.0
+EDGE_RATE = 100.0
+SECONDS = 60.0
+PROBE_EVERY = 100
+PROBE_INTERVAL = 0.02
+#: How long a probe waits for its membership before counting it as not visible.
+PROBE_GIVE_UP = 30.0
+PING = "openseg.bench.ping"
+#: The continuous segments: the first is the one every streamed event qualifies its profile for.
+CONTINUOUS = (
+    ("pinged in the last hour", f'xEvent[eventType = "{PING}" and timestamp occurs <= 1 hours before now]'),
+    ("US and pinged in the last hour",
+     f'homeAddress.country = "US" and xEvent[eventType = "{PING}" and timestamp occurs <= 1 hours before now]'),
+    ("gold and pinged in the last day",
+     f'loyalty.tier = "gold" and xEvent[eventType = "{PING}" and timestamp occurs <= 24 hours before now]'),
+)
+POLICIES = "/data/core/ups/config/mergePolicies"
+JOBS = "/data/core/ups/segment/jobs"
+
+
+def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Segment],
+                         seconds: float | None = None) -> dict[str, Any]:
+    """Serve a fresh home, load the data set, and stream while probing (see the module docstring).
+
+    Returns:
+        ``ack``, ``visible``, ``interact``: latency summaries (``p50_ms``, ``p99_ms``, ``max_ms``, ``count``,
+        ``errors``); ``offered`` and ``acknowledged`` events; ``lake`` (records and distinct ids of the streamed
+        events found in the lake); ``flushes`` and ``refreshes`` in the window; ``drift`` (segment id -> the
+        job's drift figures); ``streamer_peak_bytes`` and ``serve_peak_bytes``; ``profiles``.
+    """
+    seconds = seconds if seconds is not None else float(os.environ.get("STREAM_SECONDS", SECONDS))
+    rate = float(os.environ.get("STREAM_RATE", RATE))
+    edge_rate = float(os.environ.get("EDGE_RATE", EDGE_RATE))
+    probe_every = int(os.environ.get("STREAM_PROBE_EVERY", PROBE_EVERY))
+    home = Path(tempfile.mkdtemp(prefix="openseg-streaming-"))
+    headers = _credentials(home)
+    port = _free_port()
+    env = {**os.environ, "OPENSEG_HOME": str(home), "OPENSEG_STREAMER": "off"}
+    openseg = str(Path(sys.executable).with_name("openseg"))
+    log = (home / "processes.log").open("wb")
+    streamer = subprocess.Popen([openseg, "streamer", "--home", str(home)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    server = subprocess.Popen([openseg, "serve", "--home", str(home), "--port", str(port)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+            _wait_until_up(client)
+            setup = _load(client, data_dir, manifest, segments)
+        crmids = _crmids(data_dir)
+        result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds)
+        with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+            result["lake"] = _in_lake(home / "lake", result.pop("sent_ids"))
+            result["caught_up_s"] = _caught_up(client, setup, crmids[result["acknowledged"] - 1])
+            result["drift"] = _drift(client, setup)
+        result["streamer_peak_bytes"] = _peak_rss(streamer.pid)
+        result["serve_peak_bytes"] = _peak_rss(server.pid)
+        result["profiles"] = manifest.profiles
+        return result
+    finally:
+        for process in (server, streamer):
+            process.terminate()
+            process.wait(timeout=60)
+        log.close()
+
+
+def _load(client: httpx.Client, data_dir: Path, manifest: Manifest, segments: Sequence[Segment]) -> dict[str, Any]:
+    """The edge policy (the default), the data set, the suite and the continuous segments, a first job, an inlet
+    and a datastream on the events dataset."""
+    policy = client.post(POLICIES, json={
+        "name": "streaming bench", "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"},
+        "schema": {"name": "_xdm.context.profile"}, "isActiveOnEdge": True, "default": True})
+    policy.raise_for_status()
+    policy_id = policy.json()["id"]
+    ids: dict[str, str] = {}
+    for segment in segments:
+        ids[segment.key] = _define(client, segment, ids)
+    continuous = []
+    for name, pql in CONTINUOUS:
+        created = client.post("/data/core/ups/segment/definitions", json={
+            "name": name, "schema": {"name": "_xdm.context.profile"}, "mergePolicyId": policy_id,
+            "expression": {"type": "PQL", "format": "pql/text", "value": pql}})
+        created.raise_for_status()
+        body = created.json()
+        if not (body["evaluationInfo"]["continuous"]["enabled"] and body["evaluationInfo"]["synchronous"]["enabled"]):
+            raise RuntimeError(f"{name!r} is not a streaming and edge segment: {body['evaluationInfo']}")
+        continuous.append(body["id"])
+    _upload(client, "profiles", PROFILE, sorted((data_dir / "ingest" / "profiles").glob("*.parquet")))
+    events = _upload(client, "events", EVENT, sorted((data_dir / "ingest" / "events").glob("*.parquet")))
+    job = _run_job(client, [*ids.values(), *continuous])
+    if job["status"] != "SUCCEEDED":
+        raise RuntimeError(f"the first job ended {job['status']}: {job.get('errors')}")
+    connection = client.post("/data/foundation/flowservice/connections", json={
+        "name": "bench", "connectionSpec": {"id": "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb", "version": "1.0"},
+        "auth": {"specName": "Streaming Connection", "params": {"dataType": "xdm", "datasetId": events}}})
+    connection.raise_for_status()
+    item = client.get(f"/data/foundation/flowservice/connections/{connection.json()['id']}").json()
+    datastream = client.post("/data/core/edge/datastreams", json={"name": "bench", "datasetId": events})
+    datastream.raise_for_status()
+    deadline = time.monotonic() + 600
+    while (store := client.get(f"{POLICIES}/{policy_id}").json().get("openseg:profileStore") or {}).get(
+            "profiles") != manifest.profiles:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the store holds {store.get('profiles')} profiles, not {manifest.profiles}")
+        time.sleep(0.5)
+    return {"policy": policy_id, "continuous": continuous, "segments": [*ids.values(), *continuous],
+            "inlet": item["items"][0]["auth"]["params"]["inletUrl"], "datastream": datastream.json()["id"]}
+
+
+def _run_job(client: httpx.Client, segment_ids: list[str]) -> dict[str, Any]:
+    created = client.post(JOBS, json=[{"segmentId": s} for s in segment_ids])
+    created.raise_for_status()
+    deadline = time.monotonic() + 3600
+    while True:
+        job: dict[str, Any] = client.get(f"{JOBS}/{created.json()['id']}").json()
+        if job["status"] in FINAL or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
+
+
+def _crmids(data_dir: Path) -> list[str]:
+    """Every profile's CRMID (each generated profile has one), in a seeded random order."""
+    found = []
+    for path in sorted((data_dir / "ingest" / "profiles").glob("*.parquet")):
+        for identity_map in pq.read_table(path, columns=["identityMap"]).column("identityMap").to_pylist():
+            crm = dict(identity_map).get("CRMID")
+            if crm:
+                found.append(str(crm[0]["id"]))
+    found = sorted(set(found))
+    random.Random(5).shuffle(found)
+    return found
+
+
+def _event(i: int, crmid: str, at: str) -> dict[str, Any]:
+    schema = {"id": EVENT, "contentType": "application/vnd.adobe.xed-full+json;version=1"}
+    return {"header": {"schemaRef": schema}, "body": {"xdmMeta": {"schemaRef": schema}, "xdmEntity": {
+        "_id": f"p5-{i}", "timestamp": at, "eventType": PING,
+        "identityMap": {"CRMID": [{"id": crmid, "primary": True}]}}}}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Latencies:
+    """Latencies and errors gathered by several threads."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.values.append(seconds)
+
+    def fail(self, what: str) -> None:
+        with self._lock:
+            self.errors.append(what)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.values) or [float("nan")]
+        return {"p50_ms": statistics.median(ordered) * 1000,
+                "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+                "max_ms": ordered[-1] * 1000, "count": len(self.values), "errors": len(self.errors),
+                "first_errors": self.errors[:3]}
+
+
+def _connection(base: str) -> http.client.HTTPConnection:
+    host, port = base.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=60)
+
+
+def _open_loop(count: int, rate: float, start: float, threads: int,
+               send: Callable[[http.client.HTTPConnection, int, float], None], base: str) -> list[threading.Thread]:
+    """``threads`` threads sending ``count`` requests, the i-th scheduled at ``start + i / rate``."""
+    counter = itertools.count()
+    lock = threading.Lock()
+
+    def run() -> None:
+        connection = _connection(base)
+        while True:
+            with lock:
+                i = next(counter)
+            if i >= count:
+                break
+            scheduled = start + i / rate
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                send(connection, i, scheduled)
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = _connection(base)
+        connection.close()
+
+    started = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    return started
+
+
+def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: list[str], rate: float,
+            edge_rate: float, probe_every: int, seconds: float) -> dict[str, Any]:
+    total = int(rate * seconds)
+    if total > len(crmids):
+        raise RuntimeError(f"{total} events need as many profiles; the data set has {len(crmids)}")
+    inlet_path = setup["inlet"].split("//", 1)[1].split("/", 1)[1]
+    ack, visible, interact = _Latencies(), _Latencies(), _Latencies()
+    sent_ids: list[str] = []
+    sent_lock = threading.Lock()
+    probes: list[threading.Thread] = []
+    target = setup["continuous"][0]
+    plain = {"Content-Type": "application/json"}
+    authorized = {**headers, "Content-Type": "application/json"}
+
+    def probe(crmid: str, acknowledged: float) -> None:
+        connection = _connection(base)
+        path = ("/data/core/ups/access/entities?schema.name=_xdm.context.profile&entityIdNS=CRMID&entityId="
+                + crmid)
+        try:
+            while time.monotonic() - acknowledged < PROBE_GIVE_UP:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                if response.status == 200:
+                    entity = next(iter(json.loads(body).values()))["entity"]
+                    membership = (entity.get("segmentMembership") or {}).get("ups") or {}
+                    if (membership.get(target) or {}).get("status") in ("realized", "existing"):
+                        visible.add(time.monotonic() - acknowledged)
+                        return
+                time.sleep(PROBE_INTERVAL)
+            visible.fail(f"{crmid}: not in the segment {PROBE_GIVE_UP:.0f} s after its acknowledgement")
+        finally:
+            connection.close()
+
+    def send_event(connection: http.client.HTTPConnection, i: int, scheduled: float) -> None:
+        connection.request("POST", "/" + inlet_path, body=json.dumps(_event(i, crmids[i], _now())), headers=plain)
+        response = connection.getresponse()
+        body = response.read()
+        done = time.monotonic()
+        if response.status != 200:
+            ack.fail(f"{response.status} {body[:200]!r}")
+            return
+        ack.add(done - scheduled)
+        with sent_lock:
+            sent_ids.append(f"p5-{i}")
+        if i % probe_every == 0:
+            thread = threading.Thread(target=probe, args=(crmids[i], done), daemon=True)
+            thread.start()
+            with sent_lock:
+                probes.append(thread)
+
+    edge_path = f"/ee/v2/interact?dataStreamId={setup['datastream']}"
+    rng = random.Random(16)
+    edge_profiles = [crmids[-1 - rng.randrange(len(crmids) - total)] for _ in range(int(edge_rate * seconds))]
+
+    def send_interact(connection: http.client.HTTPConnection, i: int, scheduled: float) -> None:
+        event = {"event": {"xdm": {"identityMap": {"CRMID": [{"id": edge_profiles[i], "primary": True}]},
+                                   "_id": f"edge-{i}", "eventType": PING, "timestamp": _now()}}}
+        connection.request("POST", edge_path, body=json.dumps(event), headers=authorized)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            interact.fail(f"{response.status} {body[:200]!r}")
+            return
+        interact.add(time.monotonic() - scheduled)
+
+    stores: list[dict[str, Any]] = []
+    watching = threading.Event()
+
+    def watch_store() -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            while not watching.is_set():
+                stores.append(client.get(f"{POLICIES}/{setup['policy']}").json().get("openseg:profileStore") or {})
+                watching.wait(1.0)
+
+    batches_before = _streamed_batches(base, headers)
+    watcher = threading.Thread(target=watch_store, daemon=True)
+    watcher.start()
+    start = time.monotonic() + 0.5
+    senders = _open_loop(total, rate, start, 48, send_event, base)
+    senders += _open_loop(len(edge_profiles), edge_rate, start, 12, send_interact, base)
+    for thread in senders:
+        thread.join()
+    elapsed = time.monotonic() - start
+    for thread in list(probes):
+        thread.join()
+    watching.set()
+    watcher.join()
+    built = {store.get("builtAt") for store in stores if store.get("builtAt")}
+    return {"ack": ack.summary(), "visible": visible.summary(), "interact": interact.summary(),
+            "offered": total, "acknowledged": len(sent_ids), "seconds": elapsed, "rate": rate, "edge_rate": edge_rate,
+            "flushes": len(_streamed_batches(base, headers) - batches_before), "refreshes": max(0, len(built) - 1),
+            "sent_ids": sent_ids}
+
+
+def _streamed_batches(base: str, headers: dict[str, str]) -> set[str]:
+    """The ids of the batches the streamer wrote."""
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        found: set[str] = set()
+        start = 0
+        while True:
+            page = client.get("/data/foundation/catalog/batches", params={"limit": "100", "start": str(start)}).json()
+            found |= {batch_id for batch_id, body in page.items()
+                      if "openseg:streamSeq" in json.dumps(body.get("inputFormat") or {})}
+            if len(page) < 100:
+                return found
+            start += 100
+
+
+def _in_lake(lake: Path, sent: list[str], wait: float = 120.0) -> dict[str, int]:
+    """How many of the acknowledged events the lake holds, and how many times (waiting for the last flush)."""
+    wanted = set(sent)
+    deadline = time.monotonic() + wait
+    while True:
+        ids = []
+        for path in lake.rglob("*.parquet"):
+            try:
+                schema = pq.read_schema(path)
+            except OSError:  # a file being written
+                continue
+            if "_id" in schema.names and "eventType" in schema.names:
+                table = pq.read_table(path, columns=["_id"])
+                ids += [i for i in table.column("_id").to_pylist() if isinstance(i, str) and i.startswith("p5-")]
+        found = [i for i in ids if i in wanted]
+        if len(set(found)) >= len(wanted) or time.monotonic() > deadline:
+            return {"records": len(found), "distinct": len(set(found)), "expected": len(wanted)}
+        time.sleep(1.0)
+
+
+def _caught_up(client: httpx.Client, setup: dict[str, Any], crmid: str, wait: float = 600.0) -> float:
+    """Seconds after the window until streaming segmentation has the last streamed profile in its segment (the
+    drift a job reports compares the two only once streaming has caught up)."""
+    started = time.monotonic()
+    while time.monotonic() - started < wait:
+        found = client.get("/data/core/ups/access/entities", params={
+            "schema.name": "_xdm.context.profile", "entityIdNS": "CRMID", "entityId": crmid})
+        if found.status_code == 200:
+            entity = next(iter(found.json().values()))["entity"]
+            membership = ((entity.get("segmentMembership") or {}).get("ups") or {}).get(setup["continuous"][0]) or {}
+            if membership.get("status") in ("realized", "existing"):
+                break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def _drift(client: httpx.Client, setup: dict[str, Any]) -> dict[str, Any]:
+    """A job of every segment after the window: its streaming drift per continuous segment."""
+    job = _run_job(client, setup["segments"])
+    if job["status"] != "SUCCEEDED":
+        raise RuntimeError(f"the job after the window ended {job['status']}: {job.get('errors')}")
+    drift = (job.get("metrics") or {}).get("openseg:streamingDrift") or {}
+    return {segment: drift.get(segment) for segment in setup["continuous"]}
+
+
+def _peak_rss(pid: int) -> int | None:
+    """A live process's peak resident set in bytes (Linux), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def main() -> None:
+    from benchmarks.run import DEFAULT_SEED, ensure_data
+    from benchmarks.segments import SUITE
+
+    size = os.environ.get("BENCH_SIZE", "100k")
+    data_dir, manifest, _ = ensure_data(size, int(os.environ.get("BENCH_SEED", DEFAULT_SEED)))
+    result = streaming_under_load(data_dir, manifest, SUITE)
+    for name in ("ack", "visible", "interact"):
+        figures = result.pop(name)
+        print(f"{name:9} p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  max {figures['max_ms']:7.1f} ms"
+              f"  {figures['count']:6,} answers  {figures['errors']} errors {figures['first_errors']}")
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
