@@ -47,6 +47,7 @@ from openseg.pql._sql_builders import (
 from openseg.pql._sql_calls import array_aggregate, compile_call
 from openseg.pql._sql_chain import compile_chain
 from openseg.pql._sql_context import Scope
+from openseg.pql._sql_event_lists import listed_aggregate, listed_chain
 from openseg.pql._sugar import rebuild
 from openseg.pql.derived import (
     DEFAULT_MAP_PATHS,
@@ -171,19 +172,25 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             self.scope = saved
 
     def item_lambda(self, array: exp.Expr, variable: str | None, body: ast.Node,
-                    as_boolean: bool = True) -> tuple[str, exp.Expr]:
-        """Compile ``body`` over one item of ``array``; returns the lambda variable and body."""
+                    as_boolean: bool = True, events: bool = False) -> tuple[str, exp.Expr]:
+        """Compile ``body`` over one item of ``array`` (``events``: an array of event rows); returns the
+        lambda variable and body."""
         var = f"_i{self.lambda_depth}"
         self.lambda_depth += 1
         try:
             item = exp.column(var)
             variables = {**self.scope.variables, **({variable: item} if variable else {})}
-            scope = replace(self.scope, item=item, variables=variables, event_item=False,
-                            event_variables=self.scope.event_variables - {variable} if variable
-                            else self.scope.event_variables)
+            bound = self.scope.event_variables - {variable} if variable else self.scope.event_variables
+            if events and variable:
+                bound = bound | {variable}
+            scope = replace(self.scope, item=item, variables=variables, event_item=events, event_variables=bound)
             return var, self._in_scope(scope, body, as_boolean)
         finally:
             self.lambda_depth -= 1
+
+    def register(self, column: DerivedColumn) -> exp.Expr:
+        """Record a derived column the expression reads; returns its reference."""
+        return self._register(column)
 
     def _register(self, column: DerivedColumn) -> exp.Expr:
         self.derived.setdefault(column.key, column)
@@ -445,6 +452,8 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
         atoms = decided_atoms(node.steps)
+        if len(atoms) > MAX_PROFILE_TESTS:
+            return listed_chain(self, node)
         if atoms:
             return self._decided(atoms, lambda fixed: self._register(compile_chain(self, rebuild(node, fixed))))
         return self._register(compile_chain(self, node))
@@ -483,6 +492,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
                          condition: ast.Expr | None, variable: str | None, split: bool = True) -> exp.Expr:
         atoms = decided_atoms((source, value, condition)) if split else []
+        if len(atoms) > MAX_PROFILE_TESTS:
+            return listed_aggregate(self, kind, source, value, condition, variable,
+                                    event_bounds(_event_filters(source, condition), self.as_of))
         if atoms:
             return self._split_on_profile(atoms, kind, source, value, condition, variable)
         reads_before = self.profile_reads
@@ -517,11 +529,6 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         ``fixed`` putting the answers in) to its own event column, and the profile's own answer picks one: the
         events scan then needs no profile row (a profile field beside an event field is read from the profile
         row the scan joins instead, ``derived.join_profiles``)."""
-        if len(atoms) > MAX_PROFILE_TESTS:
-            raise self.unsupported("segment membership in an event condition",
-                                   f"at most {MAX_PROFILE_TESTS} inSegment conditions can be tested inside event "
-                                   "conditions; move the others outside")
-
         def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:
             if len(chosen) < len(atoms):
                 atom = atoms[len(chosen)]
@@ -559,6 +566,17 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             else:
                 aggregate = filtered((exp.Min if kind is ast.AggregateKind.MIN else exp.Max)(this=item))
         return DerivedColumn(column_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
+
+
+def _event_filters(source: ast.Expr, condition: ast.Expr | None) -> list[ast.Expr]:
+    """The conditions an event of ``source`` meets to be counted (``condition`` too, when given)."""
+    found = [] if condition is None else [condition]
+    while isinstance(source, ast.EventFilter | ast.Select):
+        test = source.condition if isinstance(source, ast.EventFilter) else source.where
+        if test is not None:
+            found.append(test)
+        source = source.source
+    return found
 
 
 def _is_events(node: ast.Expr) -> bool:
