@@ -41,19 +41,27 @@ class CheckedExpr:
     type: FieldType
     types: dict[int, FieldType] = field(repr=False, compare=False)
 
+    @property
+    def is_condition(self) -> bool:
+        """Whether the expression is a condition (a segment) rather than a value."""
+        return self.type == _BOOL
+
     def type_of(self, node: ast.Node) -> FieldType | None:
         """The type the checker computed for ``node`` (a node of ``expr``); None when untyped or unknown."""
         found = self.types.get(id(node))
         return None if found is None or _is_any(found) else found
 
 
-def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = None) -> CheckedExpr:
-    """Validate field paths and types of ``expr``; the whole expression must be a condition.
+def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = None,
+          value: bool = False) -> CheckedExpr:
+    """Validate field paths and types of ``expr``; the whole expression must be a condition (a segment).
 
     Args:
         expr: A parsed expression.
         schema: Fields to check against (default ``Schema.standard()``).
         source: The expression text, so errors can show a snippet.
+        value: Also accept a value (``orders.count()``): AEP's pages document expressions, and ``openseg pql``
+            evaluates them; ``CheckedExpr.is_condition`` then tells which it is.
 
     Returns:
         The expression with its computed types.
@@ -63,14 +71,15 @@ def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = 
     """
     checker = _Checker(schema or Schema.standard())
     result = checker.run(expr)
-    if not (result.kind is FieldKind.BOOLEAN or _is_any(result) or _is_collection_condition(expr)):
+    condition = result.kind is FieldKind.BOOLEAN or _is_any(result) or _is_collection_condition(expr)
+    if not (condition or value):
         checker.fail(expr, f"a segment is a condition (true or false), but this is {_describe(result)}")
     errors = [e.with_source(source) if source is not None else e for e in checker.errors]
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise PqlErrors(errors)
-    return CheckedExpr(expr, _BOOL, checker.types)
+    return CheckedExpr(expr, _BOOL if condition else result, checker.types)
 
 
 def array_crossings(expr: ast.Expr, schema: Schema) -> dict[int, tuple[int, ...]]:

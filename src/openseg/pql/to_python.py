@@ -51,6 +51,17 @@ def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
     return predicate
 
 
+def compile_value(node: ast.Node, as_of: dt.datetime) -> Callable[[Profile, Sequence[Event]], Any]:
+    """Compile a PQL value expression (``orders.count()``) to ``value(profile, events)``: its value for one
+    profile, None where it is missing (a condition gives True or False)."""
+    fn = PythonCompiler(as_of).visit(node)
+
+    def value(profile: Profile, events: Sequence[Event]) -> Any:
+        return fn(Env(profile, events))
+
+    return value
+
+
 def compile_timed(node: ast.Node) -> TimedPredicate:
     """Compile a PQL expression once to ``predicate(profile, events, as_of) -> bool``, the evaluation time an
     input of each call (streaming evaluates one compiled definition at every message's time). Its values are

@@ -89,6 +89,7 @@ def compile_expression(
     membership: MembershipRelation | None = None,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
     has_path: PathCheck | None = None,
+    value: bool = False,
 ) -> CompiledExpression:
     """Compile a PQL expression to a boolean over the profile row plus its derived columns.
 
@@ -102,6 +103,8 @@ def compile_expression(
         map_paths: Profile paths whose type is a map.
         has_path: Whether the data holds a field (``"profile"`` or ``"event"``, path); a field it never
             held compiles to null instead of failing in the engine. None: every field exists.
+        value: Compile the expression's value (``orders.count()``) instead of a condition; ``condition`` is
+            then that value.
 
     Returns:
         The compiled expression.
@@ -114,7 +117,7 @@ def compile_expression(
         # Paths through arrays become explicit maps; the data's own types tell where tenant arrays are.
         schema = has_path.schema() if isinstance(has_path, ArrowPaths) else Schema.standard()
         node = through_arrays(node, schema)
-    condition = compiler.boolean(node)
+    condition = compiler.visit(node) if value else compiler.boolean(node)
     return CompiledExpression(condition, tuple(compiler.derived.values()))
 
 
