@@ -91,6 +91,15 @@ def array_crossings(expr: ast.Expr, schema: Schema) -> dict[int, tuple[int, ...]
     return checker.crossings
 
 
+def filtered_objects(expr: ast.Expr, schema: Schema) -> frozenset[int]:
+    """The ids of the nodes of ``expr`` that are objects filtered by a condition (``person.filter(age >= 21)``,
+    array-functions.md): each is read as a list of itself when the condition holds on it, else empty."""
+    checker = _Checker(schema)
+    checker.run(expr)
+    return frozenset(id(node.source) for node in expr.walk() if isinstance(node, ast.EventFilter)
+                     and (found := checker.types.get(id(node.source))) is not None and found.kind is FieldKind.OBJECT)
+
+
 def _is_collection_condition(expr: ast.Expr) -> bool:
     body = expr.body if isinstance(expr, ast.Lambda) else expr
     return isinstance(body, ast.EventFilter | ast.Select)
@@ -413,7 +422,10 @@ class _Checker(ast.Visitor[FieldType]):
                 self.variables[variable] = outer
 
     def visit_EventFilter(self, node: ast.EventFilter) -> FieldType:
-        item = self._collection(node.source)
+        source = self.visit(node.source)
+        # An object filtered by a condition (array-functions.md: `person.filter(age >= 21)`) is a list of itself
+        # when the condition holds on it, else empty.
+        item = source if source.kind is FieldKind.OBJECT else self._collection(node.source)
         self._bound(None, item, node.condition)
         return FieldType.array(item) if not _is_any(item) else ANY
 

@@ -310,8 +310,16 @@ class PythonCompiler(ast.Visitor[Fn]):
         return holds
 
     def visit_EventFilter(self, node: ast.EventFilter) -> Fn:
-        items, holds = self.items(node.source), self._condition(None, node.condition)
-        return lambda env: [item for item in items(env) if holds(env, item)]
+        source, holds = self.visit(node.source), self._condition(None, node.condition)
+
+        def matching(env: Env) -> list[Any]:
+            value = source(env)
+            # An object filtered by a condition (`person.filter(age >= 21)`) is a list of itself (the checker
+            # admits no other dict here: a map is not filtered).
+            items = [value] if isinstance(value, dict) else list(value) if isinstance(value, list | tuple) else []
+            return [item for item in items if holds(env, item)]
+
+        return matching
 
     def visit_Select(self, node: ast.Select) -> Fn:
         items = self.items(node.source)
