@@ -72,7 +72,7 @@ def listed_chain(c: SqlContext, node: ast.Chain) -> exp.Expr:
                 parts.append(exp.GT(this=time.copy(), expression=times[positives[index - 1].name].copy()))
             return all_of([*parts, matched(index + 1, {**times, step.name: time})])
 
-        found = _over_events(c, events, node, times, body)
+        found = _over_events(c, events, node, times, body, step.variable)
         return exp.Coalesce(this=exp.GT(this=safe_size(c.dialect, found), expression=exp.Literal.number(0)),
                             expressions=[exp.false()])
 
@@ -93,18 +93,23 @@ def _absent(c: SqlContext, events: exp.Expr, node: ast.Chain, index: int, times:
             parts.append(exp.LT(this=time.copy(), expression=times[after].copy()))
         return all_of(parts)
 
-    found = _over_events(c, events, node, times, body)
+    found = _over_events(c, events, node, times, body, step.variable)
     return exp.Coalesce(this=exp.EQ(this=safe_size(c.dialect, found), expression=exp.Literal.number(0)),
                         expressions=[TRUE.copy()])
 
 
 def _over_events(c: SqlContext, events: exp.Expr, node: ast.Chain, times: Mapping[str, exp.Expr],
-                 body: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
-    """The events of the list for which ``body(time of the event)`` holds, the steps so far at ``times``."""
+                 body: Callable[[exp.Expr], exp.Expr], variable: str | None) -> exp.Expr:
+    """The events of the list for which ``body(time of the event)`` holds, the steps so far at ``times``
+    (``variable``: the step's name for its event)."""
     var = f"_i{c.lambda_depth}"
     c.lambda_depth += 1
     saved = c.scope
-    c.scope = replace(saved, item=exp.column(var), event_item=True, steps=dict(times))
+    item = exp.column(var)
+    variables = {**saved.variables, variable: item} if variable else saved.variables
+    bound = saved.event_variables | {variable} if variable else saved.event_variables
+    c.scope = replace(saved, item=item, event_item=True, steps=dict(times), variables=variables,
+                      event_variables=bound)
     try:
         condition = body(c.visit(node.time_field))
     finally:

@@ -459,10 +459,17 @@ class _Checker(ast.Visitor[FieldType]):
         self._expect(node.time_field, "the chain's time field must be a date and time", t.is_temporal or _is_any(t))
         for step in node.steps:
             self.items.append(item)
+            outer = self.variables.get(step.variable) if step.variable else None
+            if step.variable:  # the step's event, named because `^` reads it from a list of its condition
+                self.variables[step.variable] = item
             try:
                 self.visit(step)
             finally:
                 self.items.pop()
+                if step.variable and outer is None:
+                    del self.variables[step.variable]
+                elif step.variable and outer is not None:
+                    self.variables[step.variable] = outer
         return _BOOL
 
     def visit_ChainStep(self, node: ast.ChainStep) -> FieldType:

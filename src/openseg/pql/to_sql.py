@@ -25,6 +25,7 @@ import datetime as dt
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlglot import exp
 
@@ -48,7 +49,7 @@ from openseg.pql._sql_calls import array_aggregate, compile_call
 from openseg.pql._sql_chain import compile_chain
 from openseg.pql._sql_context import Scope
 from openseg.pql._sql_event_lists import listed_aggregate, listed_chain
-from openseg.pql._sugar import rebuild
+from openseg.pql._sugar import substitute
 from openseg.pql.derived import (
     DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
@@ -458,7 +459,7 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         if len(atoms) > MAX_PROFILE_TESTS:
             return listed_chain(self, node)
         if atoms:
-            return self._decided(atoms, lambda fixed: self._register(compile_chain(self, rebuild(node, fixed))))
+            return self._decided(atoms, lambda fixed: self._register(compile_chain(self, fixed(node))))
         return self._register(compile_chain(self, node))
 
     # ---------------------------------------------------------------------------- event columns
@@ -517,31 +518,29 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
                           value: ast.Expr | None, condition: ast.Expr | None, variable: str | None) -> exp.Expr:
         """An event aggregate whose condition also tests the profile (``^^.person.gender = "female"`` inside an
         event filter): see :meth:`_decided`."""
-        def compiled(fixed: Callable[[ast.Node], ast.Node]) -> exp.Expr:
+        def compiled(fixed: Callable[[Any], Any]) -> exp.Expr:
             def decide(part: ast.Expr | None) -> ast.Expr | None:
-                return None if part is None else rebuild(part, fixed)
+                return None if part is None else fixed(part)
 
-            return self._event_aggregate(kind, rebuild(source, fixed), decide(value), decide(condition), variable,
+            return self._event_aggregate(kind, fixed(source), decide(value), decide(condition), variable,
                                          split=False)
 
         return self._decided(atoms, compiled)
 
-    def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[ast.Node], ast.Node]], exp.Expr]
-                 ) -> exp.Expr:
+    def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[Any], Any]], exp.Expr]) -> exp.Expr:
         """A profile test inside an event condition is decided both ways, each way compiled (``compiled(fixed)``,
-        ``fixed`` putting the answers in) to its own event column, and the profile's own answer picks one: the
-        events scan then needs no profile row (a profile field beside an event field is read from the profile
-        row the scan joins instead, ``derived.join_profiles``)."""
+        ``fixed(tree)`` putting the answers in) to its own event column, and the profile's own answer picks one:
+        the events scan then needs no profile row (a profile field beside an event field is read from the profile
+        row the scan joins instead, ``derived.join_profiles``). An atom may also occur inside another
+        (``inSegment("a")`` alone and in ``inSegment("a") or inSegment("b")``): answers go in outermost first."""
         def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:
             if len(chosen) < len(atoms):
                 atom = atoms[len(chosen)]
                 when_true, when_false = decided({**chosen, atom: True}), decided({**chosen, atom: False})
                 return exp.Case(ifs=[exp.If(this=self.boolean(atom), true=when_true)], default=when_false)
 
-            def fixed(node: ast.Node) -> ast.Node:
-                return ast.BooleanLiteral(chosen[node], span=node.span) if node in chosen else node
-
-            return compiled(fixed)
+            answers = {atom: ast.BooleanLiteral(value, span=atom.span) for atom, value in chosen.items()}
+            return compiled(lambda tree: substitute(tree, answers))
 
         return decided({})
 
