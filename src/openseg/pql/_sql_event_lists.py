@@ -7,6 +7,8 @@ instead (a derived column: every event row of the profile, within the time range
 is computed where the profile's own values are known, in the segment's condition: its filters, condition and
 value are lambdas over that list which read ``inSegment`` and profile fields as ordinary per-profile values.
 The events scan stays one grouped scan; the cost is that it collects the events of each profile it reads.
+On DuckDB the list is ``ARRAY_AGG(e)`` of the scan's row alias, which a top-level events column named ``e``
+would shadow; XDM has none (custom fields live under ``_tenant``).
 """
 
 from __future__ import annotations
