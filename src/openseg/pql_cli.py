@@ -23,14 +23,20 @@ from openseg.xdm.schema import Schema
 app = typer.Typer(help="Profile Query Language: check, compile and evaluate expressions.", no_args_is_help=True)
 
 
-def _parsed(expression: str, schema: Schema | None = None) -> ast.Expr:
+def _parsed(expression: str, schema: Schema | None = None, *, value: bool = False) -> ast.Expr:
+    return _checked(expression, schema, value=value)[0]
+
+
+def _checked(expression: str, schema: Schema | None = None, *, value: bool = False) -> tuple[ast.Expr, bool]:
+    """The parsed expression and whether it is a condition (``value``: a value, ``orders.count()``, is accepted
+    too); a problem is one line on stderr and exit 2."""
     try:
         expr = parse(expression)
-        check(expr, schema, source=expression)
+        checked = check(expr, schema, source=expression, value=value)
     except PqlError as error:
         typer.echo(str(error.with_source(expression)), err=True)
         raise typer.Exit(2) from error
-    return expr
+    return expr, checked.is_condition
 
 
 def _now(value: str | None) -> datetime:
@@ -58,7 +64,8 @@ def sql_command(
     now: Annotated[str | None, typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
 ) -> None:
     """Print the SQL an expression compiles to (the one-pass plan of a one-segment job; ``inSegment`` reads
-    the membership store's snapshot, its segments numbered in the order of their ids)."""
+    the membership store's snapshot, its segments numbered in the order of their ids). For a value
+    (``orders.count()``) the plan's column is each profile's value."""
     from openseg.pql import ast
     from openseg.segmentation.membership import BitsRelation
     from openseg.segmentation.planner import plan_segments
@@ -66,11 +73,12 @@ def sql_command(
     if dialect not in ("duckdb", "spark"):
         typer.echo("--dialect must be duckdb or spark", err=True)
         raise typer.Exit(2)
-    parsed = _parsed(expression)
+    parsed, is_condition = _checked(expression, value=True)
     referenced = sorted({n.segment_id for n in parsed.walk() if isinstance(n, ast.InSegment) and n.namespace == "ups"})
     relation = BitsRelation({segment_id: bit for bit, segment_id in enumerate(referenced)})
     try:
-        plan = plan_segments([("segment", parsed)], as_of=_now(now), dialect=dialect, membership=relation)
+        plan = plan_segments([("segment" if is_condition else "value", parsed)], as_of=_now(now), dialect=dialect,
+                             membership=relation, values=not is_condition)
     except NotSupportedOnEngine as error:
         # One line, like a check error: the construct, the engine and why (no traceback).
         typer.echo(f"error: {error}", err=True)
@@ -141,17 +149,20 @@ def eval_command(
     events: Annotated[Path | None, typer.Option("--events", help="experience events, JSON lines")] = None,
     now: Annotated[str | None, typer.Option(help="evaluation time (RFC 3339); default: now")] = None,
 ) -> None:
-    """Print the ``_id`` of each profile in the file that qualifies (events link by any shared identity).
+    """Print the ``_id`` of each profile in the file that qualifies (events link by any shared identity); for a
+    value expression (``orders.count()``), each profile's ``_id``, a tab and its value as JSON.
 
     Values are typed as ingestion types them (standard ``date``/``date-time`` text becomes dates and
     timestamps), and the expression is checked against standard XDM plus the fields the files hold.
     """
-    from openseg.pql.to_python import compile_predicate
+    from openseg.json_values import json_value
+    from openseg.pql.to_python import compile_predicate, compile_value
 
     people = _typed(profiles, PROFILE)
     happenings = _typed(events, EVENT) if events else []
     schema = Schema.from_arrow_files(_arrow_schemas(profiles, people), _arrow_schemas(events, happenings))
-    predicate = compile_predicate(_parsed(expression, schema), _now(now))
+    parsed, is_condition = _checked(expression, schema, value=True)
+    as_of = _now(now)
     owners: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, person in enumerate(people):
         for identity in _identities(person):
@@ -162,6 +173,13 @@ def eval_command(
             event["timestamp"] = parse_rfc3339(event["timestamp"]) or event["timestamp"]
         for index in sorted({i for identity in _identities(event) for i in owners.get(identity, [])}):
             linked[index].append(event)
+    if not is_condition:
+        value = compile_value(parsed, as_of)
+        for index, person in enumerate(people):
+            computed = value(person, sorted(linked[index], key=lambda e: str(e.get("timestamp"))))
+            typer.echo(f"{_profile_id(person)}\t{json.dumps(json_value(computed), default=str)}")
+        return
+    predicate = compile_predicate(parsed, as_of)
     for index, person in enumerate(people):
         if predicate(person, sorted(linked[index], key=lambda e: str(e.get("timestamp")))):
             typer.echo(_profile_id(person))

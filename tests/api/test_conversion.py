@@ -57,6 +57,25 @@ def test_json_converts_to_canonical_text(client: TestClient, org: Org) -> None:
     assert seed.json() == {"expression": expression("pql/text", 'homeAddress.country = "US"')}
 
 
+def test_value_expressions_convert_both_ways_but_are_not_segments(client: TestClient, org: Org) -> None:
+    # AEP's pages document expressions, not only conditions: conversion takes any PQL; a segment stays a condition.
+    price = {"nodeType": "fnApply", "fnName": "+", "params": [lookup("product1", "price"), lookup("product2", "price")]}
+    cases = [("orders.count()", {"nodeType": "fnApply", "fnName": "count", "params": [lookup("orders")]}),
+             ("product1.price + product2.price", price),
+             ("identityMap.keys()", {"nodeType": "fnApply", "fnName": "keys", "params": [lookup("identityMap")]})]
+    for text, tree in cases:
+        response = client.post(CONVERSION, headers=org.headers(), json={"expression": expression("pql/text", text)})
+        assert response.status_code == 200, response.text
+        assert json.loads(response.json()["expression"]["value"]) == tree
+        back = client.post(CONVERSION, headers=org.headers(), json=response.json())
+        assert back.json() == {"expression": expression("pql/text", text)}
+    created = client.post(DEFINITIONS, headers=org.headers(), json={
+        "name": "a value", "schema": {"name": "_xdm.context.profile"},
+        "expression": expression("pql/text", "person.birthYear + 1")})
+    assert_aep_error(created, 400)
+    assert "a segment is a condition (true or false), but this is a number" in created.json()["detail"]
+
+
 def test_event_conditions_have_no_json_form(client: TestClient, org: Org) -> None:
     response = client.post(CONVERSION, headers=org.headers(), json={"expression": expression(
         "pql/text", 'homeAddress.country = "US" and xEvent[eventType = "commerce.purchases"].count() > 0')})

@@ -38,7 +38,8 @@ def test_the_let_example_and_group_by_compile_for_spark() -> None:
 
 REFUSED = [
     ('$2.homeAddress.country = "US"', "line 1, col 1: unknown input reference $2; only $1 (the profile) exists"),
-    ("loyalty.points + 1", "line 1, col 1: a segment is a condition (true or false), but this is a number"),
+    ("xEvent.eventType", "line 1, col 1: xEvent.eventType is a value of each event, which can be compared (xEvent.a > "
+     "0: some event has it), tested or aggregated (xEvent.a.sum()); for more, write exists E from xEvent where E.a ..."),
     ("organizations.name.count() > 1", "line 1, col 1: organizations is an array of strings and has no field name"),
     ("homeAddress.country.startsWith(x => x)",
      "line 1, col 32: startsWith takes no lambda (x => ...) here; lambdas go to map, filter, topN, bottomN, "

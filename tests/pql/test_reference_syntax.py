@@ -146,14 +146,47 @@ def test_the_up_operator_reads_an_enclosing_level(short: str, long: str) -> None
     assert parse(to_text(tree)) == tree
 
 
+CHAIN_UP = [
+    # `^` from a list of a step's condition reads the step's event, which the step then names.
+    'chain(xEvent, timestamp, [A: WHAT(productListItems[SKU = "SKU-1" and ^.eventType = "commerce.purchases"]), '
+    'B: WHAT(eventType = "commerce.productViews")])',
+    'chain(xEvent, timestamp, [A: WHAT(eventType = "a"), N: not WHAT(productListItems.exists(^.eventType = "b")), '
+    'B: WHAT(productListItems[priceTotal > ^.commerce.order.priceTotal / 2]) WHEN(<= 7 days after A)])',
+    'chain(xEvent, timestamp, [A: WHAT(productListItems[quantity > 1 and productAddMethod = ^.eventType and '
+    '$1.homeAddress.country = "US"])])',
+]
+
+
+@pytest.mark.parametrize("text", CHAIN_UP)
+def test_the_up_operator_reaches_a_chain_steps_event_and_is_written_back(text: str) -> None:
+    tree = parse(text)
+    assert isinstance(tree, ast.Chain)
+    named = [step for step in tree.steps if step.variable is not None]
+    assert named and all(step.variable.startswith("UP") for step in named if step.variable)
+    assert to_text(tree) == text
+    assert parse(to_text(tree)) == tree
+
+
+def test_two_levels_up_from_a_list_of_a_step_is_the_profile() -> None:
+    assert parse('chain(xEvent, timestamp, [A: WHAT(productListItems[^^.homeAddress.country = "US"])])') == parse(
+        'chain(xEvent, timestamp, [A: WHAT(productListItems[$1.homeAddress.country = "US"])])')
+
+
+def test_the_up_operator_from_a_counted_step_names_each_counted_event() -> None:
+    tree = parse('chain(xEvent, timestamp, [A: WHAT(productListItems[^.eventType = "a"]) WHEN(< 3 days before now) '
+                 'COUNT(2)])')
+    assert tree == parse('(select UP1 from xEvent where UP1.productListItems[UP1.eventType = "a"] and '
+                         'UP1.timestamp occurs < 3 days before now).count() >= 2')
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('xEvent[productListItems[^^^.eventType = "a"]]', r"'\^\^\^' goes 3 levels up, but there are only 2 levels "
                                                       r"above it \(the last is the profile\)"),
     ('xEvent[^^.eventType = "a"]', r"'\^\^' goes 2 levels up, but there is only 1 level above it"),
     ("homeAddress.country = ^.x", r"'\^' reads a field of an enclosing filter's item, but this is not inside a "
                                   r"filter: write the profile's field without '\^'"),
-    ('chain(xEvent, timestamp, [A: WHAT(productListItems[^.eventType = "a"])])',
-     r"'\^' cannot reach a chain step's event \(or its time field\): test the event's own fields beside the list"),
+    ('chain(xEvent, ^.timestamp, [A: WHAT(eventType = "a")])',
+     r"the chain's time field is a field of each event, e.g. timestamp"),
     # An event aggregate's value is a field of the event (the lambda's rule): no list condition naming it.
     ('xEvent.sum(productListItems[^.commerce.order.priceTotal > 10].count()) > 1',
      "the value summed over UP1 cannot hold a condition on another list"),

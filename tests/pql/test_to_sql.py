@@ -11,7 +11,6 @@ import pytest
 
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import _sql_calls, ast, functions, parse
-from openseg.pql.errors import NotSupportedOnEngine
 from openseg.pql.to_sql import compile_expression, like_to_regex
 from openseg.segmentation.planner import plan_segments
 from tests.pql.datagen import AS_OF, membership_relation
@@ -172,15 +171,25 @@ def test_beyond_three_profile_tests_fields_are_joined_and_in_segment_is_decided(
 
 
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])
-def test_more_than_three_in_segment_tests_inside_an_event_condition_are_refused(dialect: str) -> None:
+def test_more_than_three_in_segment_tests_inside_an_event_condition_read_the_events_as_a_list(dialect: str) -> None:
     text = ('xEvent[(eventType = "a" or inSegment("s1")) and (eventType = "b" or inSegment("s2")) '
             'and (eventType = "c" or inSegment("s3")) and (eventType = "d" or inSegment("s4"))].count() > 0')
-    with pytest.raises(NotSupportedOnEngine) as raised:
-        compile_expression(parse(text), AS_OF, dialect, membership=membership_relation())
-    assert (raised.value.engine, raised.value.construct) == (dialect, "segment membership in an event condition")
-    assert str(raised.value) == (
-        f"segment membership in an event condition is not supported on {dialect}: at most 3 inSegment conditions "
-        "can be tested inside event conditions; move the others outside")
+    compiled = compile_expression(parse(text), AS_OF, dialect, membership=membership_relation())
+    events = [column for column in compiled.derived if column.relation == "events"]
+    # One list of the profile's events (not 16 columns decided every way), filtered where the memberships are known.
+    assert len(events) == 1 and not events[0].reads_profile
+    assert events[0].aggregate is not None
+    assert events[0].aggregate.sql(dialect) == ("ARRAY_AGG(e)" if dialect == "duckdb" else "COLLECT_LIST(STRUCT(e.*))")
+    assert ("LIST_FILTER(" if dialect == "duckdb" else "FILTER(") in compiled.sql(dialect)
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+def test_more_than_three_in_segment_tests_in_chain_steps_compile(dialect: str) -> None:
+    text = ('chain(xEvent, timestamp, [A: WHAT(eventType = "a" or inSegment("s1")), N: !WHAT(inSegment("s2")), '
+            'B: WHAT(eventType = "b" or inSegment("s3") or inSegment("s4"))])')
+    compiled = compile_expression(parse(text), AS_OF, dialect, membership=membership_relation())
+    assert [column.relation for column in compiled.derived].count("chain") == 0
+    assert [column.relation for column in compiled.derived].count("events") == 1
 
 
 def test_unknown_dialect_is_a_value_error() -> None:

@@ -6,24 +6,33 @@ The Python evaluator reads such a path item by item as it meets the array (``_py
 needs to know where the array is, which only the types tell, so :func:`through_arrays` rewrites each such
 path into the ``map`` it means (``identityMap.email.map(id)``) using the checker's types. Both evaluators
 then compute the same values.
+
+An object filtered by a condition (``person.filter(age >= 21)``) is the list of that object when the condition
+holds on it, else empty; Python wraps the object as it meets it, SQL needs the types again: such a source
+becomes ``if(person.isNotNull(), [person], null)``.
 """
 
 from __future__ import annotations
 
 from openseg.pql import _sugar, ast
-from openseg.pql.checker import array_crossings
+from openseg.pql.checker import array_crossings, filtered_objects
 from openseg.xdm.schema import Schema
 
 
 def through_arrays(expr: ast.Expr, schema: Schema) -> ast.Expr:
     """``expr`` with every field path that reads through an array written as ``map`` over that array."""
-    crossings = array_crossings(expr, schema)
-    if not crossings:
+    crossings, objects = array_crossings(expr, schema), filtered_objects(expr, schema)
+    if not crossings and not objects:
         return expr
 
     def explicit(node: ast.Node) -> ast.Node:
         if isinstance(node, ast.FieldPath) and id(node) in crossings:
             return _mapped(node, crossings[id(node)])
+        if isinstance(node, ast.EventFilter) and id(node.source) in objects:
+            source, span = node.source, node.source.span
+            listed = ast.If(ast.Call("isNotNull", source, (), span=span), ast.ArrayLiteral((source,), span=span),
+                            ast.NullLiteral(span=span), span=span)
+            return ast.EventFilter(listed, node.condition, span=node.span)
         return node
 
     result: ast.Expr = _sugar.rebuild(expr, explicit)

@@ -6,7 +6,9 @@ column per answer, and the profile's own answer picks one (``to_sql.SqlCompiler.
 events scan needs no profile row. This module finds those tests. A profile field compared with an event
 field (``E.eventType = homeAddress.country``) cannot be decided apart from the event: its scan joins the
 profile rows instead (``derived.join_profiles``), as do profile tests beyond :data:`MAX_PROFILE_TESTS`.
-``inSegment`` reads another relation than the profile row, so it is always decided both ways.
+``inSegment`` reads another relation than the profile row, so it is decided both ways, or, when there are more
+than :data:`MAX_PROFILE_TESTS` of them, read where the profile's list of events is filtered
+(``_sql_event_lists``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Sequence
 from openseg.pql import ast, functions
 
 #: Profile conditions decided both ways inside one event aggregate's conditions, each doubling its event
-#: columns; beyond, field tests are read through the profile join and only ``inSegment`` tests are decided.
+#: columns; beyond, field tests are read through the profile join and only ``inSegment`` tests are decided,
+#: and beyond that many ``inSegment`` tests the aggregate reads a list of events (``_sql_event_lists``).
 MAX_PROFILE_TESTS = 3
 _BOOLEAN_NODES = (ast.Compare, ast.In, ast.Like, ast.Occurs, ast.And, ast.Or, ast.Not, ast.InSegment)
 

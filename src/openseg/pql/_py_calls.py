@@ -440,8 +440,10 @@ def compile_chain(c: PyContext, node: ast.Chain) -> Fn:
     positive = [entry for entry in steps if not entry[0].negated]
 
     def matches(env: Env, entry: Any, event: Any, t: dt.datetime, chosen: dict[str, dt.datetime]) -> bool:
-        _, what, when = entry
-        scoped = replace(env, item=event, steps=dict(chosen))
+        step, what, when = entry
+        # The step's event is also named when `^` reads it from a list of its condition.
+        variables = {**env.variables, step.variable: event} if step.variable else env.variables
+        scoped = replace(env, item=event, steps=dict(chosen), variables=variables)
         return is_true(what(scoped)) and (when is None or when(scoped, t))
 
     def no_violation(env: Env, timed: list[tuple[dt.datetime, Any]], chosen: dict[str, dt.datetime]) -> bool:

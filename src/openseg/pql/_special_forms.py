@@ -485,10 +485,15 @@ class SpecialForms(ParserBase):
                                               "(at least n such events); for more, compare xEvent[...].count()")
         condition = step.what
         if step.when is not None:
-            occurs = ast.Occurs(time_field, step.when, span=step.when.span)
+            time: ast.FieldPath = time_field
+            if step.variable is not None:
+                time = ast.FieldPath(ast.Root.VARIABLE, time_field.segments, step.variable, span=time_field.span)
+            occurs = ast.Occurs(time, step.when, span=step.when.span)
             condition = ast.And((*(step.what.operands if isinstance(step.what, ast.And) else (step.what,)), occurs),
                                 span=step.span)
-        events = ast.EventFilter(source, condition, span=span)
+        events: ast.Expr = ast.EventFilter(source, condition, span=span)
+        if step.variable is not None:  # the step's event is named (`^` read it): so is each event counted
+            events = ast.Select(step.variable, source, condition, span=span)
         total = ast.Aggregate(ast.AggregateKind.COUNT, events, span=span)
         return ast.Compare(ast.CompareOp.GE, total, count, span=span)
 
@@ -520,7 +525,10 @@ class SpecialForms(ParserBase):
             negated = True
         self.expect_word("what")
         self.expect_op("(")
-        what = self.scoped(Scope(item=True), self.expr)
+        scope = Scope(item=True, filter=True)
+        what = self.scoped(scope, self.expr)
+        if scope.up is not None:  # `^` inside a list of the condition read the step's event: name it
+            what = _sugar.item_as_variable(what, scope.up)
         self.expect_op(")")
         when: ast.TimeWindow | None = None
         count: ast.NumberLiteral | None = None
@@ -553,7 +561,7 @@ class SpecialForms(ParserBase):
             raise self.error_span(where.span, "WHERE(...) is a condition on the profile; write it outside the "
                                               "negated step, e.g. C and not chain(...)")
         span = self.span_from(start)
-        step = self.build(lambda: ast.ChainStep(start.text, what, when, negated, span=span))
+        step = self.build(lambda: ast.ChainStep(start.text, what, when, negated, scope.up, span=span))
         return step, count, where
 
 

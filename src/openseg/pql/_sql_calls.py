@@ -421,17 +421,22 @@ def array_aggregate(c: SqlContext, node: ast.Aggregate) -> exp.Expr:
         array = c.dialect.build("array_transform", array, lambda_([var], value))
     if node.kind is ast.AggregateKind.COUNT:
         return exp.Coalesce(this=safe_size(c.dialect, array), expressions=[exp.Literal.number(0)])
+    return aggregate_items(c, node.kind, array)
+
+
+def aggregate_items(c: SqlContext, kind: ast.AggregateKind, array: exp.Expr) -> exp.Expr:
+    """``sum/average/min/max`` of the values in ``array`` (missing values left out; a missing array sums to 0)."""
     var = f"_a{c.lambda_depth}"
-    if node.kind is ast.AggregateKind.MIN:
+    if kind is ast.AggregateKind.MIN:
         return c.dialect.build("array_min", array)
-    if node.kind is ast.AggregateKind.MAX:
+    if kind is ast.AggregateKind.MAX:
         return c.dialect.build("array_max", array)
     total = c.dialect.build("array_sum", array, var)
-    if node.kind is ast.AggregateKind.SUM:
+    if kind is ast.AggregateKind.SUM:
         return exp.Coalesce(this=total, expressions=[exp.cast(exp.Literal.number(0), DECIMAL)])
     present = c.dialect.build("array_filter", array.copy(), lambda_([var], not_null(exp.column(var))))
     count = exp.Nullif(this=c.dialect.build("array_size", present), expression=exp.Literal.number(0))
     return exp.Div(this=to_double(total), expression=count)
 
 
-__all__ = ["array_aggregate", "compile_call", "handled_names"]
+__all__ = ["aggregate_items", "array_aggregate", "compile_call", "handled_names"]

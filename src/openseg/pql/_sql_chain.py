@@ -108,7 +108,7 @@ def _time_of(c: SqlContext, node: ast.Chain, alias: str) -> exp.Expr:
 def _step_condition(
     c: SqlContext, step: ast.ChainStep, alias: str, times: dict[str, exp.Expr], time: exp.Expr
 ) -> exp.Expr:
-    scope = replace(c.event_scope(alias), steps=dict(times))
+    scope = replace(c.event_scope(alias, step.variable), steps=dict(times))
     saved, c.scope = c.scope, scope
     try:
         what = c.boolean(step.what)

@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlglot import exp
 
 from openseg.pql import ast
-from openseg.pql.derived import EVENT_ALIAS
+from openseg.pql.derived import EVENT_ALIAS, DerivedColumn
 from openseg.pql.dialects import SqlDialect
 from openseg.pql.errors import NotSupportedOnEngine
 
@@ -60,8 +60,13 @@ class SqlContext(Protocol):
         ...
 
     def item_lambda(self, array: exp.Expr, variable: str | None, body: ast.Node,
-                    as_boolean: bool = True) -> tuple[str, exp.Expr]:
-        """Compile ``body`` over one item of ``array``; returns the lambda variable and body."""
+                    as_boolean: bool = True, events: bool = False) -> tuple[str, exp.Expr]:
+        """Compile ``body`` over one item of ``array`` (``events``: an array of event rows); returns the
+        lambda variable and body."""
+        ...
+
+    def register(self, column: DerivedColumn) -> exp.Expr:
+        """Record a derived column the expression reads; returns its reference."""
         ...
 
     def event_scope(self, alias: str = EVENT_ALIAS, variable: str | None = None) -> Scope:

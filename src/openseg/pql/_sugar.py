@@ -14,7 +14,7 @@ them by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
@@ -112,6 +112,15 @@ _INNER_SCOPES: dict[type[ast.Node], frozenset[str]] = {
 }
 
 
+def inner_scopes(node: ast.Node) -> frozenset[str]:
+    """The fields of ``node`` whose expressions are about another item than ``node``'s (each a level the up
+    operator counts): a list's condition or value, a function's item arguments."""
+    if isinstance(node, ast.Call):
+        return frozenset({"args"}) if any(p.type in (ArgType.ITEM_VALUE, ArgType.PREDICATE)
+                                          for p in FUNCTIONS[node.name].params) else frozenset()
+    return _INNER_SCOPES.get(type(node), frozenset())
+
+
 def _inside_inner_scope(node: Any, variable: str, inner: bool = False) -> bool:
     """Whether ``variable`` is read inside a nested list's condition or value in ``node`` (there the current
     item is that list's, so the variable's paths cannot become item paths)."""
@@ -154,6 +163,24 @@ def item_as_variable(condition: ast.Expr, variable: str) -> ast.Expr:
 
     result: ast.Expr = walk(condition)
     return result
+
+
+def substitute(node: Any, replacements: Mapping[Any, Any]) -> Any:
+    """``node`` with every subtree equal to a key of ``replacements`` replaced by its value, outermost first: a
+    match inside a replaced subtree is gone with it (``rebuild``, bottom-up, would replace the inner one first)."""
+    if node in replacements:
+        return replacements[node]
+    updates: dict[str, object] = {}
+    for f in fields(node):
+        if f.name == "span":
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, ast.Node):
+            updates[f.name] = substitute(value, replacements)
+        elif isinstance(value, tuple) and any(isinstance(item, ast.Node) for item in value):
+            updates[f.name] = tuple(substitute(item, replacements) if isinstance(item, ast.Node) else item
+                                    for item in value)
+    return replace(node, **updates) if updates else node
 
 
 def rebuild(node: Any, change: Callable[[Any], Any]) -> Any:

@@ -586,13 +586,16 @@ class Select(Expr):
 class ChainStep(Node):
     """``C0: WHAT(condition) WHEN(window)``, optionally negated (no such event in that place).
 
-    Paths in ``what`` are rooted at ``ITEM``; ``when`` may anchor on earlier steps via ``StepRef``.
+    Paths in ``what`` are rooted at ``ITEM``; ``when`` may anchor on earlier steps via ``StepRef``. When the up
+    operator inside a list of ``what`` reads the step's event (``WHAT(productListItems[^.eventType = "a"])``),
+    ``variable`` names that event and the event's paths in ``what`` are rooted at that ``VARIABLE``.
     """
 
     name: str
     what: Expr
     when: TimeWindow | None = None
     negated: bool = False
+    variable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

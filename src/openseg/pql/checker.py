@@ -41,19 +41,27 @@ class CheckedExpr:
     type: FieldType
     types: dict[int, FieldType] = field(repr=False, compare=False)
 
+    @property
+    def is_condition(self) -> bool:
+        """Whether the expression is a condition (a segment) rather than a value."""
+        return self.type == _BOOL
+
     def type_of(self, node: ast.Node) -> FieldType | None:
         """The type the checker computed for ``node`` (a node of ``expr``); None when untyped or unknown."""
         found = self.types.get(id(node))
         return None if found is None or _is_any(found) else found
 
 
-def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = None) -> CheckedExpr:
-    """Validate field paths and types of ``expr``; the whole expression must be a condition.
+def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = None,
+          value: bool = False) -> CheckedExpr:
+    """Validate field paths and types of ``expr``; the whole expression must be a condition (a segment).
 
     Args:
         expr: A parsed expression.
         schema: Fields to check against (default ``Schema.standard()``).
         source: The expression text, so errors can show a snippet.
+        value: Also accept a value (``orders.count()``): AEP's pages document expressions, and ``openseg pql``
+            evaluates them; ``CheckedExpr.is_condition`` then tells which it is.
 
     Returns:
         The expression with its computed types.
@@ -63,14 +71,15 @@ def check(expr: ast.Expr, schema: Schema | None = None, *, source: str | None = 
     """
     checker = _Checker(schema or Schema.standard())
     result = checker.run(expr)
-    if not (result.kind is FieldKind.BOOLEAN or _is_any(result) or _is_collection_condition(expr)):
+    condition = result.kind is FieldKind.BOOLEAN or _is_any(result) or _is_collection_condition(expr)
+    if not (condition or value):
         checker.fail(expr, f"a segment is a condition (true or false), but this is {_describe(result)}")
     errors = [e.with_source(source) if source is not None else e for e in checker.errors]
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise PqlErrors(errors)
-    return CheckedExpr(expr, _BOOL, checker.types)
+    return CheckedExpr(expr, _BOOL if condition else result, checker.types)
 
 
 def array_crossings(expr: ast.Expr, schema: Schema) -> dict[int, tuple[int, ...]]:
@@ -80,6 +89,15 @@ def array_crossings(expr: ast.Expr, schema: Schema) -> dict[int, tuple[int, ...]
     checker = _Checker(schema)
     checker.run(expr)
     return checker.crossings
+
+
+def filtered_objects(expr: ast.Expr, schema: Schema) -> frozenset[int]:
+    """The ids of the nodes of ``expr`` that are objects filtered by a condition (``person.filter(age >= 21)``,
+    array-functions.md): each is read as a list of itself when the condition holds on it, else empty."""
+    checker = _Checker(schema)
+    checker.run(expr)
+    return frozenset(id(node.source) for node in expr.walk() if isinstance(node, ast.EventFilter)
+                     and (found := checker.types.get(id(node.source))) is not None and found.kind is FieldKind.OBJECT)
 
 
 def _is_collection_condition(expr: ast.Expr) -> bool:
@@ -404,7 +422,10 @@ class _Checker(ast.Visitor[FieldType]):
                 self.variables[variable] = outer
 
     def visit_EventFilter(self, node: ast.EventFilter) -> FieldType:
-        item = self._collection(node.source)
+        source = self.visit(node.source)
+        # An object filtered by a condition (array-functions.md: `person.filter(age >= 21)`) is a list of itself
+        # when the condition holds on it, else empty.
+        item = source if source.kind is FieldKind.OBJECT else self._collection(node.source)
         self._bound(None, item, node.condition)
         return FieldType.array(item) if not _is_any(item) else ANY
 
@@ -438,10 +459,17 @@ class _Checker(ast.Visitor[FieldType]):
         self._expect(node.time_field, "the chain's time field must be a date and time", t.is_temporal or _is_any(t))
         for step in node.steps:
             self.items.append(item)
+            outer = self.variables.get(step.variable) if step.variable else None
+            if step.variable:  # the step's event, named because `^` reads it from a list of its condition
+                self.variables[step.variable] = item
             try:
                 self.visit(step)
             finally:
                 self.items.pop()
+                if step.variable and outer is None:
+                    del self.variables[step.variable]
+                elif step.variable and outer is not None:
+                    self.variables[step.variable] = outer
         return _BOOL
 
     def visit_ChainStep(self, node: ast.ChainStep) -> FieldType:

@@ -275,7 +275,7 @@ class _Describer(ast.Visitor[str]):
         return source if node.where is None else f"{source} {node.variable} where {self.condition(node.where)}"
 
     def visit_ChainStep(self, node: ast.ChainStep) -> str:
-        what = "no event" if node.negated else "an event"
+        what = ("no event" if node.negated else "an event") + (f" {node.variable}" if node.variable else "")
         when = "" if node.when is None else f" ({self.visit(node.when)})"
         return f"{what} where {self.condition(node.what)}{when} [step {node.name}]"
 

@@ -126,6 +126,8 @@ DUCKDB = SqlDialect(
         "sort_ascending": lambda a: _fn("list_sort")(a, exp.Literal.string("ASC"), exp.Literal.string("NULLS LAST")),
         # The index a two-parameter list_transform lambda receives is 1-based.
         "lambda_position": lambda i: i,
+        # Every event row of a profile as one list of structs (an aggregate over the events scan ``e``).
+        "events_list": lambda row: exp.ArrayAgg(this=row),
     },
 )
 
@@ -153,6 +155,7 @@ SPARK = SqlDialect(
         "sort_ascending": lambda a: _fn("sort_array")(a, exp.true()),
         # The index a two-parameter transform lambda receives is 0-based; element_at's is 1-based.
         "lambda_position": lambda i: exp.Add(this=i, expression=exp.Literal.number(1)),
+        "events_list": lambda row: exp.ArrayAgg(this=exp.Struct(expressions=[exp.Column(this=exp.Star(), table=row.this)])),
     },
 )
 

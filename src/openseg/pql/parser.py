@@ -289,9 +289,8 @@ class Parser(SpecialForms):
                 return ast.FieldPath(ast.Root.PROFILE, (name.text,), variable, span=span)
             return ast.FieldPath(ast.Root.VARIABLE, (name.text,), variable, span=span)
         if not target.filter:
-            raise self.error_span(span, "'^' cannot reach a chain step's event (or its time field): test the "
-                                        "event's own fields beside the list, WHAT(eventType = \"a\" and "
-                                        "productListItems[...])")
+            raise self.error_span(span, "'^' cannot be used in a chain's time field: it is a field of each event, "
+                                        "e.g. timestamp")
         if target.up is None:
             target.up = f"UP{sum(1 for scope in self.scopes if scope.up is not None) + 1}"
         return ast.FieldPath(ast.Root.VARIABLE, (name.text,), target.up, span=span)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
-from openseg.pql import ast
+from openseg.pql import _sugar, ast
 
 # Binding strength; a child weaker than its parent's slot gets parentheses.
 _OR, _AND, _NOT, _CMP, _ADD, _MUL, _UNARY, _POW, _POSTFIX = range(9)
@@ -21,6 +22,11 @@ def quote(value: str) -> str:
 
 
 class _Renderer(ast.Visitor[str]):
+    def __init__(self) -> None:
+        #: Paths of a chain step's named event (FieldPath id -> how many levels below the step they are read):
+        #: written back with the up operator, the only spelling that names a step's event.
+        self.up_levels: dict[int, int] = {}
+
     def _wrap(self, node: ast.Expr, strength: int) -> str:
         text = self.visit(node)
         return f"({text})" if _strength(node) < strength else text
@@ -57,6 +63,11 @@ class _Renderer(ast.Visitor[str]):
         return f"{node.relation.value} {node.unit.value}"
 
     def visit_FieldPath(self, node: ast.FieldPath) -> str:
+        levels = self.up_levels.get(id(node))
+        if levels:
+            return "^" * levels + "." + ".".join(_name(s) for s in node.segments)
+        if levels == 0:  # the step's event itself: its fields are bare
+            return self.visit_FieldPath(ast.FieldPath(ast.Root.ITEM, node.segments))
         if node.name is not None:
             return ".".join([node.name, *(_name(s) for s in node.segments)])
         first, *rest = node.segments
@@ -154,6 +165,8 @@ class _Renderer(ast.Visitor[str]):
     def visit_ChainStep(self, node: ast.ChainStep) -> str:
         when = "" if node.when is None else f" WHEN({self.visit(node.when)})"
         negation = "not " if node.negated else ""
+        if node.variable is not None:
+            self.up_levels.update(_levels_below(node.what, node.variable))
         return f"{node.name}: {negation}WHAT({self.visit(node.what)}){when}"
 
     def visit_Chain(self, node: ast.Chain) -> str:
@@ -167,6 +180,20 @@ class _Renderer(ast.Visitor[str]):
 
     def visit_Lambda(self, node: ast.Lambda) -> str:
         return f"({node.params[0]}) => {self.visit(node.body)}"
+
+
+def _levels_below(node: ast.Node, variable: str, depth: int = 0) -> dict[int, int]:
+    """The paths of ``variable`` in ``node``, each with the number of list levels between ``node`` and it."""
+    if isinstance(node, ast.FieldPath):
+        return {id(node): depth} if node.root is ast.Root.VARIABLE and node.name == variable else {}
+    found: dict[int, int] = {}
+    inner = _sugar.inner_scopes(node)
+    for f in fields(node):
+        value = getattr(node, f.name)
+        for child in value if isinstance(value, tuple) else (value,):
+            if isinstance(child, ast.Node):
+                found.update(_levels_below(child, variable, depth + (f.name in inner)))
+    return found
 
 
 def _strength(node: ast.Expr) -> int:

@@ -51,6 +51,17 @@ def compile_predicate(node: ast.Node, as_of: dt.datetime) -> Predicate:
     return predicate
 
 
+def compile_value(node: ast.Node, as_of: dt.datetime) -> Callable[[Profile, Sequence[Event]], Any]:
+    """Compile a PQL value expression (``orders.count()``) to ``value(profile, events)``: its value for one
+    profile, None where it is missing (a condition gives True or False)."""
+    fn = PythonCompiler(as_of).visit(node)
+
+    def value(profile: Profile, events: Sequence[Event]) -> Any:
+        return fn(Env(profile, events))
+
+    return value
+
+
 def compile_timed(node: ast.Node) -> TimedPredicate:
     """Compile a PQL expression once to ``predicate(profile, events, as_of) -> bool``, the evaluation time an
     input of each call (streaming evaluates one compiled definition at every message's time). Its values are
@@ -299,8 +310,16 @@ class PythonCompiler(ast.Visitor[Fn]):
         return holds
 
     def visit_EventFilter(self, node: ast.EventFilter) -> Fn:
-        items, holds = self.items(node.source), self._condition(None, node.condition)
-        return lambda env: [item for item in items(env) if holds(env, item)]
+        source, holds = self.visit(node.source), self._condition(None, node.condition)
+
+        def matching(env: Env) -> list[Any]:
+            value = source(env)
+            # An object filtered by a condition (`person.filter(age >= 21)`) is a list of itself (the checker
+            # admits no other dict here: a map is not filtered).
+            items = [value] if isinstance(value, dict) else list(value) if isinstance(value, list | tuple) else []
+            return [item for item in items if holds(env, item)]
+
+        return matching
 
     def visit_Select(self, node: ast.Select) -> Fn:
         items = self.items(node.source)

@@ -25,6 +25,7 @@ import datetime as dt
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlglot import exp
 
@@ -47,7 +48,8 @@ from openseg.pql._sql_builders import (
 from openseg.pql._sql_calls import array_aggregate, compile_call
 from openseg.pql._sql_chain import compile_chain
 from openseg.pql._sql_context import Scope
-from openseg.pql._sugar import rebuild
+from openseg.pql._sql_event_lists import listed_aggregate, listed_chain
+from openseg.pql._sugar import substitute
 from openseg.pql.derived import (
     DEFAULT_MAP_PATHS,
     EVENT_ALIAS,
@@ -88,6 +90,7 @@ def compile_expression(
     membership: MembershipRelation | None = None,
     map_paths: frozenset[tuple[str, ...]] = DEFAULT_MAP_PATHS,
     has_path: PathCheck | None = None,
+    value: bool = False,
 ) -> CompiledExpression:
     """Compile a PQL expression to a boolean over the profile row plus its derived columns.
 
@@ -101,6 +104,8 @@ def compile_expression(
         map_paths: Profile paths whose type is a map.
         has_path: Whether the data holds a field (``"profile"`` or ``"event"``, path); a field it never
             held compiles to null instead of failing in the engine. None: every field exists.
+        value: Compile the expression's value (``orders.count()``) instead of a condition; ``condition`` is
+            then that value.
 
     Returns:
         The compiled expression.
@@ -113,7 +118,7 @@ def compile_expression(
         # Paths through arrays become explicit maps; the data's own types tell where tenant arrays are.
         schema = has_path.schema() if isinstance(has_path, ArrowPaths) else Schema.standard()
         node = through_arrays(node, schema)
-    condition = compiler.boolean(node)
+    condition = compiler.visit(node) if value else compiler.boolean(node)
     return CompiledExpression(condition, tuple(compiler.derived.values()))
 
 
@@ -171,19 +176,25 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             self.scope = saved
 
     def item_lambda(self, array: exp.Expr, variable: str | None, body: ast.Node,
-                    as_boolean: bool = True) -> tuple[str, exp.Expr]:
-        """Compile ``body`` over one item of ``array``; returns the lambda variable and body."""
+                    as_boolean: bool = True, events: bool = False) -> tuple[str, exp.Expr]:
+        """Compile ``body`` over one item of ``array`` (``events``: an array of event rows); returns the
+        lambda variable and body."""
         var = f"_i{self.lambda_depth}"
         self.lambda_depth += 1
         try:
             item = exp.column(var)
             variables = {**self.scope.variables, **({variable: item} if variable else {})}
-            scope = replace(self.scope, item=item, variables=variables, event_item=False,
-                            event_variables=self.scope.event_variables - {variable} if variable
-                            else self.scope.event_variables)
+            bound = self.scope.event_variables - {variable} if variable else self.scope.event_variables
+            if events and variable:
+                bound = bound | {variable}
+            scope = replace(self.scope, item=item, variables=variables, event_item=events, event_variables=bound)
             return var, self._in_scope(scope, body, as_boolean)
         finally:
             self.lambda_depth -= 1
+
+    def register(self, column: DerivedColumn) -> exp.Expr:
+        """Record a derived column the expression reads; returns its reference."""
+        return self._register(column)
 
     def _register(self, column: DerivedColumn) -> exp.Expr:
         self.derived.setdefault(column.key, column)
@@ -445,8 +456,10 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
         if not _is_events(node.source):
             raise self.unsupported("chain", "chain() runs over xEvent")
         atoms = decided_atoms(node.steps)
+        if len(atoms) > MAX_PROFILE_TESTS:
+            return listed_chain(self, node)
         if atoms:
-            return self._decided(atoms, lambda fixed: self._register(compile_chain(self, rebuild(node, fixed))))
+            return self._decided(atoms, lambda fixed: self._register(compile_chain(self, fixed(node))))
         return self._register(compile_chain(self, node))
 
     # ---------------------------------------------------------------------------- event columns
@@ -483,6 +496,9 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
     def _event_aggregate(self, kind: ast.AggregateKind, source: ast.Expr, value: ast.Expr | None,
                          condition: ast.Expr | None, variable: str | None, split: bool = True) -> exp.Expr:
         atoms = decided_atoms((source, value, condition)) if split else []
+        if len(atoms) > MAX_PROFILE_TESTS:
+            return listed_aggregate(self, kind, source, value, condition, variable,
+                                    event_bounds(_event_filters(source, condition), self.as_of))
         if atoms:
             return self._split_on_profile(atoms, kind, source, value, condition, variable)
         reads_before = self.profile_reads
@@ -502,36 +518,29 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
                           value: ast.Expr | None, condition: ast.Expr | None, variable: str | None) -> exp.Expr:
         """An event aggregate whose condition also tests the profile (``^^.person.gender = "female"`` inside an
         event filter): see :meth:`_decided`."""
-        def compiled(fixed: Callable[[ast.Node], ast.Node]) -> exp.Expr:
+        def compiled(fixed: Callable[[Any], Any]) -> exp.Expr:
             def decide(part: ast.Expr | None) -> ast.Expr | None:
-                return None if part is None else rebuild(part, fixed)
+                return None if part is None else fixed(part)
 
-            return self._event_aggregate(kind, rebuild(source, fixed), decide(value), decide(condition), variable,
+            return self._event_aggregate(kind, fixed(source), decide(value), decide(condition), variable,
                                          split=False)
 
         return self._decided(atoms, compiled)
 
-    def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[ast.Node], ast.Node]], exp.Expr]
-                 ) -> exp.Expr:
+    def _decided(self, atoms: list[ast.Expr], compiled: Callable[[Callable[[Any], Any]], exp.Expr]) -> exp.Expr:
         """A profile test inside an event condition is decided both ways, each way compiled (``compiled(fixed)``,
-        ``fixed`` putting the answers in) to its own event column, and the profile's own answer picks one: the
-        events scan then needs no profile row (a profile field beside an event field is read from the profile
-        row the scan joins instead, ``derived.join_profiles``)."""
-        if len(atoms) > MAX_PROFILE_TESTS:
-            raise self.unsupported("segment membership in an event condition",
-                                   f"at most {MAX_PROFILE_TESTS} inSegment conditions can be tested inside event "
-                                   "conditions; move the others outside")
-
+        ``fixed(tree)`` putting the answers in) to its own event column, and the profile's own answer picks one:
+        the events scan then needs no profile row (a profile field beside an event field is read from the profile
+        row the scan joins instead, ``derived.join_profiles``). An atom may also occur inside another
+        (``inSegment("a")`` alone and in ``inSegment("a") or inSegment("b")``): answers go in outermost first."""
         def decided(chosen: dict[ast.Expr, bool]) -> exp.Expr:
             if len(chosen) < len(atoms):
                 atom = atoms[len(chosen)]
                 when_true, when_false = decided({**chosen, atom: True}), decided({**chosen, atom: False})
                 return exp.Case(ifs=[exp.If(this=self.boolean(atom), true=when_true)], default=when_false)
 
-            def fixed(node: ast.Node) -> ast.Node:
-                return ast.BooleanLiteral(chosen[node], span=node.span) if node in chosen else node
-
-            return compiled(fixed)
+            answers = {atom: ast.BooleanLiteral(value, span=atom.span) for atom, value in chosen.items()}
+            return compiled(lambda tree: substitute(tree, answers))
 
         return decided({})
 
@@ -559,6 +568,17 @@ class SqlCompiler(ast.Visitor[exp.Expr]):
             else:
                 aggregate = filtered((exp.Min if kind is ast.AggregateKind.MIN else exp.Max)(this=item))
         return DerivedColumn(column_key(EVENTS, aggregate), EVENTS, aggregate, row_filter, bounds, default)
+
+
+def _event_filters(source: ast.Expr, condition: ast.Expr | None) -> list[ast.Expr]:
+    """The conditions an event of ``source`` meets to be counted (``condition`` too, when given)."""
+    found = [] if condition is None else [condition]
+    while isinstance(source, ast.EventFilter | ast.Select):
+        test = source.condition if isinstance(source, ast.EventFilter) else source.where
+        if test is not None:
+            found.append(test)
+        source = source.source
+    return found
 
 
 def _is_events(node: ast.Expr) -> bool:

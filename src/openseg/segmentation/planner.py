@@ -132,6 +132,7 @@ def plan_segments(
     has_path: PathCheck | None = None,
     carry: Sequence[str] = (),
     rules: Sequence[Rule] = RULES,
+    values: bool = False,
 ) -> Plan:
     """Plan the evaluation of several segments in one query.
 
@@ -148,6 +149,8 @@ def plan_segments(
             job counts members by, which then needs no second read of the profiles).
         rules: The rewrites of the derived relations (``pql.rewrites.RULES``); with none, each derived
             column is computed in its own scan of every row, which gives the same result, slower.
+        values: The expressions are values (``orders.count()``), not conditions: each one's column is its value
+            (``openseg pql sql`` of a value expression).
 
     Returns:
         The plan.
@@ -162,7 +165,7 @@ def plan_segments(
     if not segments:
         raise PlanError("a plan needs at least one segment")
     levels = _levels(expressions)
-    columns = {segment_id: f"seg_{index}" for index, (segment_id, _) in enumerate(segments)}
+    columns = {segment_id: f"{'value' if values else 'seg'}_{index}" for index, (segment_id, _) in enumerate(segments)}
 
     derived: dict[str, DerivedColumn] = {}
     per_segment: dict[str, tuple[str, ...]] = {}
@@ -173,14 +176,16 @@ def plan_segments(
                          for other in _dependencies(expressions[segment_id]) if other in expressions}
             compiled = compile_expression(
                 expressions[segment_id], as_of, dialect, segment_columns=available,
-                membership=membership, map_paths=map_paths, has_path=has_path,
+                membership=membership, map_paths=map_paths, has_path=has_path, value=values,
             )
             conditions[segment_id] = compiled.condition
             per_segment[segment_id] = tuple(column.key for column in compiled.derived)
             for column in compiled.derived:
                 derived.setdefault(column.key, column)
 
-    gates = {segment_id: _gate(expressions[segment_id], as_of, dialect, membership, map_paths, has_path)
+    # A value has no conjuncts that must hold: only a condition's profile tests can gate the scans.
+    gates = {segment_id: None if values else _gate(expressions[segment_id], as_of, dialect, membership, map_paths,
+                                                   has_path)
              for segment_id in expressions}
     options = Options(split_windows=SPLIT_WINDOWS.get(dialect, False), pushed_filters=PUSHED_FILTERS)
     stages = _stages(rewrite(scan_tree(derived.values(), per_segment, gates), options, rules))
