@@ -2,7 +2,7 @@
 
 A message acknowledged by ``POST /collection`` is in the durable stream log at once, in the lake after the next
 flush and in the merged profile store after the refresh that follows. Until a build holds it (its ``seq`` is
-above the build's watermark, the highest ``openseg:streamSeq.last`` of the streamed batches it was built after),
+above the build's watermark, the highest ``openseg:streamSeq.last`` of the streamed batches it read),
 readers lay it over the build's profile: profile access (``profiles/entities.py``), streaming segmentation
 (``streaming/segmenter.py``) and the edge read it through this module, from the log (durable state, so another
 process's acknowledgement is seen as soon as it is acknowledged).
