@@ -69,6 +69,14 @@ def _now_ms(instant: dt.datetime) -> int:
     return (instant - _EPOCH) // _MS
 
 
+def overlaid(found: Reach, bases: Mapping[str, BaseProfile]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The profile and its events: the builds' of its parts (``bases``, by profile id), with the streamed records
+    newer than the build (``profiles/overlay.py``); streaming segmentation and the edge read profiles so."""
+    parts = [bases[p.profile_id] for p in found.parts if p.profile_id in bases]
+    profile = merged_profile(found, [base.row for base in parts])
+    return profile, overlay_events([e for base in parts for e in base.events], found.events)
+
+
 def consumer_name(stream_log: StreamLog) -> str:
     """Streaming segmentation's name for its offset in this log."""
     return f"segments:{stream_log.log_id}"
@@ -334,10 +342,7 @@ class StreamSegmenter:
 
     @staticmethod
     def _merged(found: Reach, bases: Mapping[str, BaseProfile]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The profile and its events: the builds' of its parts, with the streamed records newer than the build."""
-        parts = [bases[p.profile_id] for p in found.parts if p.profile_id in bases]
-        profile = merged_profile(found, [base.row for base in parts])
-        return profile, overlay_events([e for base in parts for e in base.events], found.events)
+        return overlaid(found, bases)
 
     def _profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
                   bases: Mapping[str, BaseProfile]) -> tuple[Profiles, set[str]]:
