@@ -10,7 +10,10 @@ process's acknowledgement is seen as soon as it is acknowledged).
 :func:`reach` finds what belongs to one profile: the log's records carrying one of its identities, the identities
 those records add, the built profiles holding those identities (a record carrying an e-mail of one profile and
 an ECID of another links them, as the next build will), and so on until nothing new is found. Under
-``identityGraph: pdg`` the result is keyed by its smallest identity key, as a build keys it.
+``identityGraph: pdg`` the result is keyed by its smallest identity key, as a build keys it, and the links are
+made as a build makes them under the 50-identity guardrail (``profiles/identity.py``): the built profiles are
+the graphs the build's replay left, and the streamed records, ingested after them, are replayed over them in log
+order, each linking its identities to its anchor's graph only while the two hold at most 50 identities.
 
 :func:`overlay_profile` is the merge rule (a null never overrides, objects merge field by field, identity maps
 unite, the newer record wins); :func:`merged_profile` applies it to the built rows reached and the streamed
@@ -24,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openseg.profiles.keys import identity_key
+from openseg.profiles.keys import MAX_GRAPH_IDENTITIES, identity_key
 
 PROFILE, EVENT = "profile", "event"
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -39,6 +42,19 @@ def record_identities(record: Mapping[str, Any]) -> list[tuple[str, str]]:
             if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
                 found.append((not entry.get("primary"), namespace.lower(), entry["id"]))
     return [(namespace, identity) for _, namespace, identity in sorted(found)]
+
+
+def record_anchor(record: Mapping[str, Any]) -> str | None:
+    """A record's anchor key, as a build takes it: its smallest primary key, else its smallest key."""
+    primary, every = [], []
+    for namespace, entries in (record.get("identityMap") or {}).items():
+        for entry in entries or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str) and entry["id"] and namespace:
+                key = identity_key(namespace, entry["id"])
+                every.append(key)
+                if entry.get("primary") is True:
+                    primary.append(key)
+    return min(primary or every, default=None)
 
 
 def _merged(base: Any, fragment: Any) -> Any:
@@ -157,12 +173,15 @@ class Reach:
         identities: Every ``(namespace, id)`` reached, by key.
         parts: The built profiles it spans, by id (two or more: streamed records linked them).
         messages: The streamed messages newer than the build, in log order.
+        stitched: Whether identities are stitched into graphs (``identityGraph: pdg``), so the profile's
+            ``identityMap`` is its graph's identities, as a build writes it.
     """
 
     profile_id: str
     identities: tuple[tuple[str, str], ...]
     parts: tuple[Part, ...]
     messages: tuple[StreamedMessage, ...]
+    stitched: bool = False
 
     @property
     def fragments(self) -> list[dict[str, Any]]:
@@ -223,15 +242,79 @@ def reach(records: StreamedRecords, sandbox_id: str, identities: Sequence[tuple[
                 frontier += record_identities(entry.record) if linked else []
         if not linked:
             break
-    profile_id = min(keys) if linked else (next(iter(parts)) if parts else min(keys))
-    return Reach(profile_id, tuple(pair for _, pair in sorted(keys.items())), tuple(parts[p] for p in sorted(parts)),
-                 tuple(messages[s] for s in sorted(messages)))
+    if not linked:
+        profile_id = next(iter(parts)) if parts else min(keys)
+        return Reach(profile_id, tuple(pair for _, pair in sorted(keys.items())),
+                     tuple(parts[p] for p in sorted(parts)), tuple(messages[s] for s in sorted(messages)))
+    graph = _graph_of(identity_key(*identities[0]), parts.values(), [messages[s] for s in sorted(messages)])
+    return Reach(min(graph), tuple(keys[k] for k in sorted(graph) if k in keys),
+                 tuple(parts[p] for p in sorted(parts) if parts[p].profile_id in graph),
+                 tuple(messages[s] for s in sorted(messages) if record_anchor(messages[s].entry.record) in graph),
+                 stitched=True)
+
+
+def _graph_of(start: str, parts: Collection[Part], messages: Sequence[StreamedMessage]) -> set[str]:
+    """The identity keys of ``start``'s graph once ``messages`` are replayed over the built ``parts`` as a build
+    replays records (``identity.split_oversized``): each record links its identities, in ascending key order, to
+    its anchor's graph when the two together hold at most 50 identities. A built profile is one graph (the
+    build's replay of the records it holds left it so); the streamed records come after them in ingest order."""
+    parent: dict[str, str] = {}
+    size: dict[str, int] = {}
+
+    def find(key: str) -> str:
+        if key not in parent:
+            parent[key], size[key] = key, 1
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for part in parts:
+        members = {identity_key(*pair) for pair in part.identities} | {part.profile_id}
+        root = min(members)
+        parent.update((key, root) for key in members)
+        size[root] = len(members)
+    for message in messages:
+        anchor = record_anchor(message.entry.record)
+        if anchor is None:
+            continue
+        for key in sorted(identity_key(*pair) for pair in record_identities(message.entry.record)):
+            a, b = find(anchor), find(key)
+            if a != b and size[a] + size[b] <= MAX_GRAPH_IDENTITIES:
+                low, high = min(a, b), max(a, b)
+                parent[high] = low
+                size[low] += size[high]
+    root = find(start)
+    return {key for key in list(parent) if find(key) == root}
 
 
 def _moment(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
     return _EPOCH
+
+
+def graph_identity_map(found: Reach, built: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The ``identityMap`` a build gives the profile of ``found`` under ``identityGraph: pdg``: every identity of
+    its graph carried by its built rows or streamed records (fragments and events), each once as ``{id,
+    primary}`` (primary when any record marks it so), ids in order, a namespace in its smallest spelling."""
+    wanted = {identity_key(*pair) for pair in found.identities}
+    spellings: dict[str, str] = {}
+    primary: dict[tuple[str, str], bool] = {}
+    for identity_map in [*(r.get("identityMap") for r in built), *(m.entry.record.get("identityMap")
+                                                                    for m in found.messages)]:
+        for namespace, entries in (identity_map or {}).items():
+            for entry in entries or []:
+                if not (isinstance(entry, Mapping) and isinstance(entry.get("id"), str)) \
+                        or identity_key(namespace, entry["id"]) not in wanted:
+                    continue
+                lowered = namespace.lower()
+                spellings[lowered] = min(spellings.get(lowered, namespace), namespace)
+                primary[(lowered, entry["id"])] = primary.get((lowered, entry["id"]), False) or entry.get("primary") is True
+    result: dict[str, list[dict[str, Any]]] = {}
+    for (lowered, identity), is_primary in sorted(primary.items()):
+        result.setdefault(spellings[lowered], []).append({"id": identity, "primary": is_primary})
+    return result
 
 
 def merged_profile(found: Reach, rows: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -241,6 +324,8 @@ def merged_profile(found: Reach, rows: Sequence[Mapping[str, Any] | None]) -> di
     built = sorted((r for r in rows if r is not None), key=lambda r: _moment(r.get("_lastModifiedAt")))
     fragments = [m for m in found.messages if m.entry.kind == PROFILE]
     profile = overlay_profile(built[0] if built else None, [*built[1:], *(m.entry.record for m in fragments)])
+    if found.stitched:
+        profile["identityMap"] = graph_identity_map(found, built)
     sources = {s for r in built for s in r.get("_sources") or ()} | {m.entry.dataset_id for m in fragments}
     modified = [_moment(r.get("_lastModifiedAt")) for r in built]
     modified += [_EPOCH + dt.timedelta(milliseconds=m.entry.received_ms) for m in fragments]
