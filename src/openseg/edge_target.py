@@ -51,6 +51,9 @@ class StoresEdgeTarget:
     def linked(self, sandbox_id: str, policy_id: str) -> bool:
         return self.target.linked(sandbox_id, policy_id)
 
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        return self.target.precedence(sandbox_id, policy_id)
+
     def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
         return self.target.part(sandbox_id, policy_id, namespace, identity)
 

@@ -18,7 +18,7 @@ from sqlglot import exp
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.profiles import lookup
 from openseg.profiles.keys import identity_key
-from openseg.profiles.overlay import Part
+from openseg.profiles.overlay import BuiltFragment, Part, Reach, record_identities
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
@@ -72,6 +72,13 @@ class StoresSegmentationTarget:
         build = self._build(policy_id)
         return None if build is None else build[1]
 
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        build = self._build(policy_id)
+        if build is None:
+            return ()
+        policy = lookup.store_policy(build[0])
+        return policy.dataset_order if policy.attribute_merge == "dataSetPrecedence" else ()
+
     def linked(self, sandbox_id: str, policy_id: str) -> bool:
         build = self._build(policy_id)
         return build is None or lookup.identity_graph(build[0]) == "pdg"
@@ -114,10 +121,19 @@ class StoresSegmentationTarget:
         events: dict[str, list[dict[str, Any]]] = {}
         for event in pq.read_table(store / EVENTS_FILE, filters=wanted).to_pylist(maps_as_pydicts="strict"):
             events.setdefault(event["_profile_id"], []).append(event)
+        ranked = bool(self.precedence(sandbox_id, policy_id))
         return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(
                     events.get(profile_id, []),
-                    key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or "")), watermark)
+                    key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or "")), watermark,
+                    self._fragments(store, profile_id, rows.get(profile_id)) if ranked else ())
                 for profile_id in profile_ids}
+
+    def _fragments(self, store: Path, profile_id: str, row: dict[str, Any] | None) -> tuple[BuiltFragment, ...]:
+        """The built fragments of one profile (those anchored in its identities), for ``dataSetPrecedence``."""
+        identities = record_identities(row) if row is not None else []
+        found = Reach(profile_id, tuple(identities), (Part(profile_id, tuple(identities)),), (),
+                      stitched=lookup.identity_graph(store) == "pdg")
+        return tuple(lookup.parts_fragments(found, store, self.services.reader()))
 
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         store = store_for(self.services.settings.home, sandbox_id, policy_id)

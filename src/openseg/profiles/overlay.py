@@ -17,7 +17,10 @@ order, each linking its identities to its anchor's graph only while the two hold
 
 :func:`overlay_profile` is the merge rule (a null never overrides, objects merge field by field, identity maps
 unite, the newer record wins); :func:`merged_profile` applies it to the built rows reached and the streamed
-fragments, oldest first.
+fragments, oldest first, which is what ``timestampOrdered`` makes of records ingested after every built one.
+Under ``dataSetPrecedence`` it ranks the streamed fragments among the build's unmerged ones as the build ranks
+fragments (``profiles/merge.py``: the dataset's place in the order, then the time, then ingest order) and takes
+each attribute from the strongest fragment holding it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,24 @@ from openseg.profiles.keys import MAX_GRAPH_IDENTITIES, identity_key
 
 PROFILE, EVENT = "profile", "event"
 _EPOCH = dt.datetime(1970, 1, 1)
+#: The ingest time of a streamed record no build holds: after every built one (the flush is to come).
+_UNBUILT = dt.datetime.max
+#: The columns a build adds to a profile row beside its XDM attributes (``lookup.STORE_COLUMNS`` and the primary
+#: identity's namespace).
+_STORE_COLUMNS = ("_profile_id", "_sources", "_lastModifiedAt", "_hasProfileRecord", "_primaryNamespace")
+#: ``extSourceSystemAudit.lastUpdatedDate``: a fragment's time under the merge rule, when it has one.
+_LAST_UPDATED = ("extSourceSystemAudit", "lastUpdatedDate")
+
+
+@dataclass(frozen=True)
+class BuiltFragment:
+    """A profile fragment as a build read it (``fragments.parquet``): its dataset, ingest time (naive UTC), record
+    id (the build's ingest order) and record."""
+
+    dataset_id: str
+    ingest_time: dt.datetime
+    rid: int
+    record: dict[str, Any]
 
 
 def record_identities(record: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -317,20 +338,63 @@ def graph_identity_map(found: Reach, built: Sequence[Mapping[str, Any]]) -> dict
     return result
 
 
-def merged_profile(found: Reach, rows: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+def _last_updated(record: Mapping[str, Any]) -> dt.datetime | None:
+    value: Any = record
+    for name in _LAST_UPDATED:
+        value = value.get(name) if isinstance(value, Mapping) else None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return _moment(value) if isinstance(value, dt.datetime) else None
+
+
+def ranked_profile(order: Sequence[str], built: Sequence[BuiltFragment],
+                   streamed: Sequence[StreamedMessage]) -> dict[str, Any]:
+    """The attributes (no ``identityMap``) a ``dataSetPrecedence`` build merges of ``built`` and ``streamed``
+    fragments: each from the strongest fragment holding it, by the dataset's place in ``order`` (unlisted ones
+    last), then ``extSourceSystemAudit.lastUpdatedDate`` or else the ingest time, then the ingest time, then
+    ingest order (``profiles/merge.py``). Streamed fragments are ingested after every built one, in log order."""
+    tiers = {dataset_id: len(order) - position for position, dataset_id in enumerate(order)}
+    ranked: list[tuple[tuple[int, dt.datetime, dt.datetime, int], Mapping[str, Any]]] = []
+    for fragment in built:
+        moment = _last_updated(fragment.record) or fragment.ingest_time
+        ranked.append(((tiers.get(fragment.dataset_id, 0), moment, fragment.ingest_time, fragment.rid),
+                       fragment.record))
+    for message in streamed:
+        moment = _last_updated(message.entry.record) or _UNBUILT
+        ranked.append(((tiers.get(message.entry.dataset_id, 0), moment, _UNBUILT, message.seq), message.entry.record))
+    profile: dict[str, Any] = {}
+    for _, record in sorted(ranked, key=lambda item: item[0]):
+        profile = _merged(profile, {k: v for k, v in record.items() if k != "identityMap"})
+    return profile
+
+
+def merged_profile(found: Reach, rows: Sequence[Mapping[str, Any] | None], *, precedence: Sequence[str] = (),
+                   fragments: Sequence[BuiltFragment] = ()) -> dict[str, Any]:
     """The profile of ``found``: the built rows of its parts (the least recently modified first) with its streamed
     fragments laid over them, oldest first, by :func:`overlay_profile`; the store's columns as a build sets them
-    (``_sources`` united, ``_lastModifiedAt`` the newest, ``_profile_id`` the reach's)."""
+    (``_sources`` united, ``_lastModifiedAt`` the newest, ``_profile_id`` the reach's).
+
+    Under ``dataSetPrecedence`` (``precedence``: its dataset order) the attributes are :func:`ranked_profile` of
+    the parts' built ``fragments`` and the streamed ones instead."""
     built = sorted((r for r in rows if r is not None), key=lambda r: _moment(r.get("_lastModifiedAt")))
-    fragments = [m for m in found.messages if m.entry.kind == PROFILE]
-    profile = overlay_profile(built[0] if built else None, [*built[1:], *(m.entry.record for m in fragments)])
+    streamed = [m for m in found.messages if m.entry.kind == PROFILE]
+    profile = overlay_profile(built[0] if built else None, [*built[1:], *(m.entry.record for m in streamed)])
+    if precedence and streamed:
+        identity_map = profile.get("identityMap")
+        profile = {**{k: v for k, v in profile.items() if k in _STORE_COLUMNS},
+                   **ranked_profile(precedence, fragments, streamed)}
+        if identity_map is not None:
+            profile["identityMap"] = identity_map
     if found.stitched:
         profile["identityMap"] = graph_identity_map(found, built)
-    sources = {s for r in built for s in r.get("_sources") or ()} | {m.entry.dataset_id for m in fragments}
+    sources = {s for r in built for s in r.get("_sources") or ()} | {m.entry.dataset_id for m in streamed}
     modified = [_moment(r.get("_lastModifiedAt")) for r in built]
-    modified += [_EPOCH + dt.timedelta(milliseconds=m.entry.received_ms) for m in fragments]
+    modified += [_EPOCH + dt.timedelta(milliseconds=m.entry.received_ms) for m in streamed]
     profile.update(_profile_id=found.profile_id, _sources=sorted(sources),
-                   _hasProfileRecord=bool(fragments) or any(r.get("_hasProfileRecord") for r in built))
+                   _hasProfileRecord=bool(streamed) or any(r.get("_hasProfileRecord") for r in built))
     if modified:
         profile["_lastModifiedAt"] = max(modified)
     return profile

@@ -48,6 +48,13 @@ _PRIMARY_NAMESPACE_SQL = """
 _STAGING_PREFIX = "tmp-"
 
 
+def keeps_fragments(identity_graph: str, attribute_merge: str) -> bool:
+    """Whether a store keeps its fragments unmerged (``fragments.parquet``): under ``identityGraph: none`` a lookup
+    merges those carrying its identity; under ``dataSetPrecedence`` the overlay ranks streamed fragments among
+    them per attribute, as the next build will (``profiles/overlay.py``)."""
+    return identity_graph == "none" or attribute_merge == "dataSetPrecedence"
+
+
 def primary_namespace(identity_map: exp.Expr | None = None, profile_id: exp.Expr | None = None) -> exp.Expr:
     """The DuckDB expression of a profile's primary-identity namespace (``PRIMARY_NAMESPACE``, which the
     build stores in ``profiles.parquet`` so that jobs counting by namespace need not work it out).

@@ -133,6 +133,10 @@ class EdgeStores(Protocol):
         """Whether the policy follows identities streamed records add (``identityGraph: pdg``)."""
         ...
 
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        """Under ``dataSetPrecedence``, the policy's dataset order as its last build merged by; else empty."""
+        ...
+
     def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
         """The profile of the last build holding the identity, with every identity the build gives it."""
         ...
@@ -304,7 +308,7 @@ class Edge:
                 self.compiled.predicate(definition)
         membership = self.stores.membership(sandbox_id, policy_id, found.profile_id) if definitions else {}
         bases = self.stores.profiles(sandbox_id, policy_id, [p.profile_id for p in found.parts])
-        profile, events = overlaid(found, bases)
+        profile, events = overlaid(found, bases, self.stores.precedence(sandbox_id, policy_id))
         events = overlay_events(events, [record])
         answers = evaluate(definitions, self.compiled, profile, events, membership, at)
         segments = [{"id": segment_id, "namespace": UPS} for segment_id in sorted(answers) if answers[segment_id]]
