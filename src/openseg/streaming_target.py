@@ -74,10 +74,7 @@ class StoresSegmentationTarget:
 
     def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
         build = self._build(policy_id)
-        if build is None:
-            return ()
-        policy = lookup.store_policy(build[0])
-        return policy.dataset_order if policy.attribute_merge == "dataSetPrecedence" else ()
+        return () if build is None else lookup.precedence(build[0])
 
     def linked(self, sandbox_id: str, policy_id: str) -> bool:
         build = self._build(policy_id)

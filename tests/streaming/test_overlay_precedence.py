@@ -10,9 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from openseg.container import Services
+from openseg.profiles.store import FRAGMENTS_FILE, resolve_store
 from tests.api.flows import create_dataset, json_lines, upload_batch
 from tests.conftest import Org
-from tests.streaming.inlets import create_inlet
+from tests.streaming.inlets import batches, create_inlet
 from tests.streaming.test_overlay import ENTITIES
 from tests.streaming.test_streaming_segmentation import PROFILE_SCHEMA, Clock, post, streamer
 
@@ -88,3 +89,25 @@ def test_dataset_precedence_holds_for_streamed_fragments_and_the_build_agrees(
     assert consumers.run_until_idle() == 4
     drain()  # the build merges the same fragments by the same policy
     assert {i: entity(client, org, policy, i) for i in (1, 2, 3)} == overlaid
+
+
+def test_a_store_built_without_its_fragments_lays_streamed_ones_over_its_rows_until_rebuilt(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    crm, web = create_dataset(client, org.headers(), "crm"), create_dataset(client, org.headers(), "web")
+    created = client.post(POLICIES, headers=org.headers(), json={
+        "name": "crm first", "identityGraph": {"type": "pdg"}, "schema": {"name": "_xdm.context.profile"},
+        "attributeMerge": {"type": "dataSetPrecedence", "data": {"order": [crm, web]}}})
+    assert created.status_code == 200, created.text
+    policy = created.json()["id"]
+    upload_batch(client, org.headers(), crm, {"crm.json": json_lines([fragment(1, loyalty={"tier": "gold"})])})
+    drain()
+    # As a build of an older version left it: no fragments.parquet.
+    sandbox_id = batches(client, org, crm)[0]["sandboxId"]
+    (resolve_store(services.settings.profiles_dir / sandbox_id / policy) / FRAGMENTS_FILE).unlink()
+    post(client, create_inlet(client, org, web), fragment(1, loyalty={"points": 3}), schema=PROFILE_SCHEMA)
+    # The built row stays (nothing to rank it by: the streamed fragment is laid over it, newest first).
+    assert entity(client, org, policy, 1)["loyalty"] == {"tier": "gold", "points": 3}
+    assert streamer(services, Clock()).run_until_idle() == 1
+    drain()  # a full build, which keeps the fragments again
+    assert (resolve_store(services.settings.profiles_dir / sandbox_id / policy) / FRAGMENTS_FILE).is_file()
+    assert entity(client, org, policy, 1)["loyalty"] == {"tier": "gold", "points": 3}

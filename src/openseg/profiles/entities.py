@@ -201,10 +201,8 @@ def _overlaid_profile(located: Located, fields: list[str] | None) -> dict[str, A
 def _precedence(located: Located) -> tuple[tuple[str, ...], list[BuiltFragment]]:
     """Under ``dataSetPrecedence``: its dataset order and the built fragments of the profile's parts (the overlay
     ranks streamed fragments among them); else nothing."""
-    policy = lookup.store_policy(located.store)
-    if policy.attribute_merge != "dataSetPrecedence" or not located.streamed.fragments:
-        return (), []
-    return policy.dataset_order, lookup.parts_fragments(located.streamed, located.store, located.engine)
+    order = lookup.precedence(located.store) if located.streamed.fragments else ()
+    return order, lookup.parts_fragments(located.streamed, located.store, located.engine) if order else []
 
 
 def _overlaid_events(located: Located) -> list[dict[str, Any]]:

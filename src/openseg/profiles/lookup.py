@@ -259,9 +259,15 @@ def _profile_row(store: Path, profile_id: str, engine: Engine) -> dict[str, Any]
     return _without_nulls(rows[0]) if rows else None
 
 
-def store_policy(store_dir: Path | str) -> MergePolicySpec:
-    """The merge policy the store was built with (its manifest's)."""
-    return MergePolicySpec.from_dict(read_manifest(resolve_store(store_dir))["policy"])
+def precedence(store_dir: Path | str) -> tuple[str, ...]:
+    """The dataset order the overlay ranks streamed fragments by (``overlay.ranked_profile``): the store's
+    ``dataSetPrecedence`` order when it keeps its fragments; empty otherwise (``timestampOrdered``, or a store
+    built before it kept them, where the overlay lays streamed fragments over the built rows until it is rebuilt)."""
+    store = resolve_store(store_dir)
+    policy = MergePolicySpec.from_dict(read_manifest(store)["policy"])
+    if policy.attribute_merge != "dataSetPrecedence" or not (store / FRAGMENTS_FILE).is_file():
+        return ()
+    return policy.dataset_order
 
 
 def built_fragments(store_dir: Path | str, keys: Sequence[str], *, engine: Engine) -> list[BuiltFragment]:
