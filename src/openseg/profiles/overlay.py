@@ -56,13 +56,14 @@ class BuiltFragment:
 
 def record_identities(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A record's ``(namespace, id)`` pairs (namespace lower-cased), its primary identities first, each group
-    by key."""
-    found: list[tuple[bool, str, str]] = []
+    by key (so the first is the record's anchor, as a build takes it, when it has a primary one)."""
+    found: list[tuple[bool, str, str, str]] = []
     for namespace, entries in (record.get("identityMap") or {}).items():
         for entry in entries or []:
             if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
-                found.append((not entry.get("primary"), namespace.lower(), entry["id"]))
-    return [(namespace, identity) for _, namespace, identity in sorted(found)]
+                found.append((not entry.get("primary"), identity_key(namespace, entry["id"]), namespace.lower(),
+                              entry["id"]))
+    return [(namespace, identity) for _, _, namespace, identity in sorted(found)]
 
 
 def record_anchor(record: Mapping[str, Any]) -> str | None:
