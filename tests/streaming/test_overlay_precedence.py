@@ -63,7 +63,8 @@ def test_dataset_precedence_holds_for_streamed_fragments_and_the_build_agrees(
         fragment(1, loyalty={"tier": "gold"}), fragment(2, loyalty={"tier": "gold"})])})
     upload_batch(client, org.headers(), web, {"web.json": json_lines([
         fragment(1, loyalty={"tier": "bronze", "points": 5}, homeAddress={"city": "Web"}),
-        fragment(3, loyalty={"tier": "bronze"})])})
+        fragment(3, loyalty={"tier": "bronze"}),
+        fragment(4, loyalty={"points": 5}, extSourceSystemAudit={"lastUpdatedDate": "2026-01-10T00:00:00Z"})])})
     drain()
     assert entity(client, org, policy, 1)["loyalty"] == {"tier": "gold", "points": 5}
     tiers = {define(client, org, policy, f'loyalty.tier = "{tier}"'): tier for tier in ("silver", "platinum")}
@@ -74,21 +75,26 @@ def test_dataset_precedence_holds_for_streamed_fragments_and_the_build_agrees(
     post(client, crm_inlet, fragment(3, loyalty={"tier": "platinum"}, homeAddress={"city": "Crm"}), schema=PROFILE_SCHEMA)
     post(client, web_inlet, fragment(3, loyalty={"tier": "silver", "points": 9}, homeAddress={"city": "Web"}),
          schema=PROFILE_SCHEMA)
+    # p4: within one dataset the time decides: a fragment last updated before the built one does not win.
+    post(client, web_inlet, fragment(4, loyalty={"points": 8, "tier": "silver"},
+                                     extSourceSystemAudit={"lastUpdatedDate": "2026-01-01T00:00:00Z"}),
+         schema=PROFILE_SCHEMA)
     # p2: a streamed CRM fragment replaces the built CRM value.
     post(client, crm_inlet, fragment(2, loyalty={"tier": "platinum"}), schema=PROFILE_SCHEMA)
-    overlaid = {i: entity(client, org, policy, i) for i in (1, 2, 3)}
+    overlaid = {i: entity(client, org, policy, i) for i in (1, 2, 3, 4)}
     assert {i: (e["loyalty"], e.get("homeAddress")) for i, e in overlaid.items()} == {
         1: ({"tier": "gold", "points": 7}, {"city": "Web"}),
         2: ({"tier": "platinum"}, None),
-        3: ({"tier": "platinum", "points": 9}, {"city": "Crm"})}
+        3: ({"tier": "platinum", "points": 9}, {"city": "Crm"}),
+        4: ({"points": 5, "tier": "silver"}, None)}
     # Streaming segmentation merges the same way: p1 is not silver (its tier is the CRM's gold), p3 is platinum.
     consumers = streamer(services, Clock())
-    assert consumers.segmenter is not None and consumers.segmenter.run_until_idle() == 4
-    assert {i: {tiers[s] for s in segments(client, org, policy, i)} for i in (1, 2, 3)} == {
-        1: set(), 2: {"platinum"}, 3: {"platinum"}}
-    assert consumers.run_until_idle() == 4
+    assert consumers.segmenter is not None and consumers.segmenter.run_until_idle() == 5
+    assert {i: {tiers[s] for s in segments(client, org, policy, i)} for i in (1, 2, 3, 4)} == {
+        1: set(), 2: {"platinum"}, 3: {"platinum"}, 4: {"silver"}}
+    assert consumers.run_until_idle() == 5
     drain()  # the build merges the same fragments by the same policy
-    assert {i: entity(client, org, policy, i) for i in (1, 2, 3)} == overlaid
+    assert {i: entity(client, org, policy, i) for i in (1, 2, 3, 4)} == overlaid
 
 
 def test_a_store_built_without_its_fragments_lays_streamed_ones_over_its_rows_until_rebuilt(

@@ -339,11 +339,13 @@ def graph_identity_map(found: Reach, built: Sequence[Mapping[str, Any]]) -> dict
     return result
 
 
-def _last_updated(record: Mapping[str, Any]) -> dt.datetime | None:
+def _last_updated(record: Mapping[str, Any], *, text: bool) -> dt.datetime | None:
+    """A fragment's ``extSourceSystemAudit.lastUpdatedDate``. A build ranks by it where its files hold it as a
+    timestamp; a streamed record holds RFC 3339 text (``text``), which its flushed batch types as one."""
     value: Any = record
     for name in _LAST_UPDATED:
         value = value.get(name) if isinstance(value, Mapping) else None
-    if isinstance(value, str):
+    if isinstance(value, str) and text:
         try:
             value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -360,11 +362,11 @@ def ranked_profile(order: Sequence[str], built: Sequence[BuiltFragment],
     tiers = {dataset_id: len(order) - position for position, dataset_id in enumerate(order)}
     ranked: list[tuple[tuple[int, dt.datetime, dt.datetime, int], Mapping[str, Any]]] = []
     for fragment in built:
-        moment = _last_updated(fragment.record) or fragment.ingest_time
+        moment = _last_updated(fragment.record, text=False) or fragment.ingest_time
         ranked.append(((tiers.get(fragment.dataset_id, 0), moment, fragment.ingest_time, fragment.rid),
                        fragment.record))
     for message in streamed:
-        moment = _last_updated(message.entry.record) or _UNBUILT
+        moment = _last_updated(message.entry.record, text=True) or _UNBUILT
         ranked.append(((tiers.get(message.entry.dataset_id, 0), moment, _UNBUILT, message.seq), message.entry.record))
     profile: dict[str, Any] = {}
     for _, record in sorted(ranked, key=lambda item: item[0]):
