@@ -2,8 +2,9 @@
 
 Layout (docs/architecture.md, "The merged profile store"), one directory per sandbox and merge policy:
 ``profiles.parquet``, ``events.parquet``, ``identities.parquet``, ``schema.json``; plus, added here,
-``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none``,
-``fragments.parquet`` (the unmerged fragments a lookup merges on demand). ``_state/`` holds what only
+``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none`` or
+``dataSetPrecedence``, ``fragments.parquet`` (the unmerged fragments a lookup merges on demand, or the overlay
+ranks streamed fragments among: :func:`keeps_fragments`). ``_state/`` holds what only
 the builder reads (:data:`EVENT_RIDS_FILE`).
 
 Publication is atomic: the store path is a symbolic link to a complete build directory kept beside it
