@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from openseg.profiles.overlay import Part
 from openseg.segmentation.streaming import ContinuousDefinition, Pair
 from openseg.store.datastreams import SqlAlchemyDatastreams
 from openseg.streaming.datastreams import Datastream
@@ -25,7 +26,7 @@ class StoresEdgeTarget:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.datastreams = SqlAlchemyDatastreams(services.db)
-        self.profiles = StoresSegmentationTarget(services)
+        self.target = StoresSegmentationTarget(services)
 
     def datastream(self, org_id: str, sandbox_id: str | None, datastream_id: str) -> Datastream | None:
         return self.datastreams.get(org_id, sandbox_id, datastream_id)
@@ -44,9 +45,24 @@ class StoresEdgeTarget:
                                      tuple(str(x) for x in d.dependencies or ()))
                 for d in definitions if d.merge_policy_id == policy_id and is_synchronous(d.evaluation_info)]
 
-    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
-        return self.profiles.base(sandbox_id, policy_id, identities)
+    def watermark(self, sandbox_id: str, policy_id: str) -> int | None:
+        return self.target.watermark(sandbox_id, policy_id)
+
+    def linked(self, sandbox_id: str, policy_id: str) -> bool:
+        return self.target.linked(sandbox_id, policy_id)
+
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        return self.target.precedence(sandbox_id, policy_id)
+
+    def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
+        return self.target.part(sandbox_id, policy_id, namespace, identity)
+
+    def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
+        return self.target.is_profile_source(sandbox_id, dataset_id)
+
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        return self.target.profiles(sandbox_id, policy_id, profile_ids)
 
     def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
-        store, state = self.profiles.membership(sandbox_id, policy_id)
+        store, state = self.target.membership(sandbox_id, policy_id)
         return store.lookup(state, [profile_id]).get(profile_id, {})

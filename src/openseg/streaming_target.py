@@ -18,12 +18,11 @@ from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.engines.parquet import matching_rows
 from openseg.profiles import lookup
 from openseg.profiles.keys import identity_key
-from openseg.profiles.overlay import Part
+from openseg.profiles.overlay import BuiltFragment, Part, Reach, record_identities
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
 from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
 from openseg.store.models import Dataset, ProfileStore
-from openseg.store.repositories import stream_watermark
 from openseg.streaming.ports import BaseProfile
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ class StoresSegmentationTarget:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.progress_path = services.settings.home / "stream" / "segments.json"
-        self._watermarks: dict[tuple[str, int | None], int] = {}
 
     def continuous(self, sandbox_id: str) -> list[ContinuousDefinition]:
         with self.services.uow() as uow:
@@ -58,27 +56,25 @@ class StoresSegmentationTarget:
             return (dataset is not None and dataset.sandbox_id == sandbox_id and is_profile_enabled(dataset)
                     and dataset_kind(dataset) != "union")
 
-    def _build(self, policy_id: str) -> tuple[Path, int | None] | None:
+    def _build(self, policy_id: str) -> tuple[Path, int] | None:
+        """The policy's last build and its watermark (the highest log ``seq`` it holds)."""
         with self.services.uow() as uow:
             record = uow.profile_stores.get(policy_id)
             uow.commit()
         if record is None or record.path is None:
             return None
         try:
-            return resolve_store(record.path), record.built_at
+            return resolve_store(record.path), record.stream_watermark
         except StoreNotFoundError:
             return None
 
-    def _watermark(self, sandbox_id: str, built_at: int | None) -> int:
-        """The highest log ``seq`` the build holds (``store.repositories.stream_watermark``)."""
-        if (sandbox_id, built_at) not in self._watermarks:  # a build's watermark never changes
-            with self.services.db.session() as session:
-                self._watermarks[(sandbox_id, built_at)] = stream_watermark(session, sandbox_id, built_at)
-        return self._watermarks[(sandbox_id, built_at)]
-
     def watermark(self, sandbox_id: str, policy_id: str) -> int | None:
         build = self._build(policy_id)
-        return None if build is None else self._watermark(sandbox_id, build[1])
+        return None if build is None else build[1]
+
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        build = self._build(policy_id)
+        return () if build is None else lookup.precedence(build[0])
 
     def linked(self, sandbox_id: str, policy_id: str) -> bool:
         build = self._build(policy_id)
@@ -99,35 +95,42 @@ class StoresSegmentationTarget:
         build = self._build(policy_id)
         if build is None:
             return None
-        store, built_at = build
+        store, watermark = build
         for namespace, identity in identities:
             profile_id = lookup.resolve_profile_id(store, namespace, identity, engine=self.services.reader())
             if profile_id is not None:
                 rows = _rows(store / PROFILES_FILE, profile_id)
                 events = sorted(_rows(store / EVENTS_FILE, profile_id),
                                 key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or ""))
-                return BaseProfile(profile_id, rows[0] if rows else None, events,
-                                   self._watermark(sandbox_id, built_at))
+                return BaseProfile(profile_id, rows[0] if rows else None, events, watermark)
         # A profile the build does not know yet: keyed by its smallest key, as a build would key it.
         new_id = min(identity_key(namespace, identity) for namespace, identity in identities)
-        return BaseProfile(new_id, None, [], self._watermark(sandbox_id, built_at))
+        return BaseProfile(new_id, None, [], watermark)
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
         build = self._build(policy_id)
         if build is None or not profile_ids:
             return {}
-        store, built_at = build
-        watermark = self._watermark(sandbox_id, built_at)
+        store, watermark = build
         wanted = list(profile_ids)
         rows = {row["_profile_id"]: row for row in matching_rows(store / PROFILES_FILE, "_profile_id", wanted)
                 .to_pylist(maps_as_pydicts="strict")}
         events: dict[str, list[dict[str, Any]]] = {}
         for event in matching_rows(store / EVENTS_FILE, "_profile_id", wanted).to_pylist(maps_as_pydicts="strict"):
             events.setdefault(event["_profile_id"], []).append(event)
+        ranked = bool(self.precedence(sandbox_id, policy_id))
         return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(
                     events.get(profile_id, []),
-                    key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or "")), watermark)
+                    key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or "")), watermark,
+                    self._fragments(store, profile_id, rows.get(profile_id)) if ranked else ())
                 for profile_id in profile_ids}
+
+    def _fragments(self, store: Path, profile_id: str, row: dict[str, Any] | None) -> tuple[BuiltFragment, ...]:
+        """The built fragments of one profile (those anchored in its identities), for ``dataSetPrecedence``."""
+        identities = record_identities(row) if row is not None else []
+        found = Reach(profile_id, tuple(identities), (Part(profile_id, tuple(identities)),), (),
+                      stitched=lookup.identity_graph(store) == "pdg")
+        return tuple(lookup.parts_fragments(found, store, self.services.reader()))
 
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         store = store_for(self.services.settings.home, sandbox_id, policy_id)

@@ -22,7 +22,8 @@ from openseg.streaming_target import StoresSegmentationTarget
 from tests.api.aep import assert_aep_error
 from tests.api.flows import EVENT, create_dataset, json_lines, person, upload_batch
 from tests.conftest import Org, make_org
-from tests.streaming.inlets import lake_records
+from tests.streaming.inlets import create_inlet, lake_records
+from tests.streaming.test_streaming_segmentation import PROFILE_SCHEMA, post, streamer
 
 T0 = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
 DATASTREAMS = "/data/core/edge/datastreams"
@@ -125,8 +126,36 @@ def test_the_incoming_event_tips_the_profile_into_an_edge_segment(client: TestCl
     # This checkout is the only one the store has never seen: it alone makes "checked out now" true.
     assert interact(client, edgy, edge_event("p0", "commerce.checkouts")).json() == lookup(edgy.checkout)
     assert interact(client, edgy, edge_event("p1", "commerce.checkouts")).json() == lookup(edgy.us, edgy.checkout)
-    # A checkout two hours ago is outside the window; the batch-only count is never on the edge.
-    assert interact(client, edgy, edge_event("p0", "commerce.checkouts", minutes_ago=120)).json() == lookup()
+    # A checkout two hours ago is outside the window; the batch-only count is never on the edge. (p2: p0's
+    # checkout five minutes ago is in the log now, which the edge reads.)
+    assert interact(client, edgy, edge_event("p2", "commerce.checkouts", minutes_ago=120)).json() == lookup()
+    assert interact(client, edgy, edge_event("p0", minutes_ago=1)).json() == lookup(edgy.checkout)
+
+
+def test_the_edge_reads_what_was_streamed_a_moment_ago(client: TestClient, services: Services, edgy: Edgy,
+                                                       drain: Callable[[], int]) -> None:
+    """A fragment acknowledged by /collection and not yet built (not even flushed) counts on the edge, as it does
+    in /access/entities; so does a fragment linking the event's identity to a built profile."""
+    assert interact(client, edgy, edge_event("p0")).json() == lookup()  # p0 lives in France
+    people = client.get("/data/foundation/catalog/dataSets", headers=edgy.org.headers(),
+                        params={"name": "people"}).json()
+    (people_id,) = people
+    inlet = create_inlet(client, edgy.org, people_id)
+    post(client, inlet, person(0, homeAddress={"country": "US"}), schema=PROFILE_SCHEMA)
+    assert interact(client, edgy, edge_event("p0")).json() == lookup(edgy.us)
+    # An ECID the build has never seen, linked by a streamed fragment to p2 (France, now the US too).
+    ecid = {"ECID": [{"id": "ecid-2", "primary": True}]}
+    assert interact(client, edgy, edge_event("", **ecid)).json() == {"requestId": "req-1", "handle": [
+        {"type": "activation:pull", "eventIndex": 0, "payload": []}]}
+    post(client, inlet, {"identityMap": {"email": [{"id": "p2@example.com", "primary": True}],
+                                         "ECID": [{"id": "ecid-2"}]},
+                         "homeAddress": {"country": "US"}}, schema=PROFILE_SCHEMA)
+    assert interact(client, edgy, edge_event("", **ecid)).json() == lookup(edgy.us)
+    # Once built, the same answers.
+    assert streamer(services, edgy.clock).run_until_idle() == 6  # 2 fragments, 4 edge events
+    drain()
+    assert interact(client, edgy, edge_event("p0")).json() == lookup(edgy.us)
+    assert interact(client, edgy, edge_event("", **ecid)).json() == lookup(edgy.us)
 
 
 def test_an_unknown_profile_gets_an_empty_payload_and_a_request_id(client: TestClient, edgy: Edgy) -> None:

@@ -115,7 +115,7 @@ class FakeProfileSourceRepository:
     def source_datasets(self, sandbox_id: str) -> set[str]:
         return {d for d, sandbox in self.store.dataset_sandboxes.items() if sandbox == sandbox_id}
 
-    def stream_watermark(self, sandbox_id: str, built_at: int | None) -> int:
+    def streamed_through(self, sandbox_id: str) -> int:
         return 0  # nothing is streamed in these tests
 
     def org_of(self, sandbox_id: str) -> str | None:

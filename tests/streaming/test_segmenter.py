@@ -76,6 +76,9 @@ class FakeTarget:
     def linked(self, sandbox_id: str, policy_id: str) -> bool:
         return True
 
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        return ()
+
     def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
         for profile_id, row in self.rows.items():
             identities = record_identities(row)

@@ -20,7 +20,7 @@ from openseg.catalog.service import record_batch_success, record_last_batch
 from openseg.catalog.validation import RecordError
 from openseg.clock import now_ms
 from openseg.store.models import Batch, Dataset, ProfileStore, StreamOffset
-from openseg.store.repositories import SqlAlchemyProfileSourceRepository, stream_watermark
+from openseg.store.repositories import SqlAlchemyProfileSourceRepository
 from openseg.store.stream_log import exclusive_lock
 from openseg.streaming.model import STREAM_SEQ, StreamBatch
 
@@ -53,7 +53,7 @@ class CatalogLakeSink:
         floors: dict[str, int] = {}
         with self.services.db.session() as session:
             for store in session.scalars(select(ProfileStore).where(ProfileStore.path.is_not(None))):
-                watermark = stream_watermark(session, store.sandbox_id, store.built_at)
+                watermark = store.stream_watermark
                 floors[store.sandbox_id] = min(floors.get(store.sandbox_id, watermark), watermark)
             sources = SqlAlchemyProfileSourceRepository(session)
             return {dataset_id: floor for sandbox_id, floor in floors.items()

@@ -5,8 +5,8 @@ Build a store with :func:`build_profile_store`; read it with :func:`get_profile`
 """
 
 from openseg.profiles.build import BuildStats, build_profile_store
-from openseg.profiles.identity import MAX_GRAPH_IDENTITIES, OversizedGraph
-from openseg.profiles.keys import identity_key
+from openseg.profiles.identity import OversizedGraph
+from openseg.profiles.keys import MAX_GRAPH_IDENTITIES, identity_key
 from openseg.profiles.lookup import (
     InvalidCursorError,
     events_cursor,

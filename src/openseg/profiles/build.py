@@ -45,6 +45,7 @@ from openseg.profiles.store import (
     MANIFEST_FILE,
     PROFILES_FILE,
     SCHEMA_FILE,
+    keeps_fragments,
     new_staging_dir,
     primary_namespace,
     publish,
@@ -204,7 +205,7 @@ def _build(
         workspace.write_file(profiles_query(profile_schema), staging / PROFILES_FILE, LOOKUP_ROW_GROUP_ROWS)
     with phase("write identities"):
         workspace.write_file(IDENTITIES_QUERY, staging / IDENTITIES_FILE, LOOKUP_ROW_GROUP_ROWS)
-        if policy.identity_graph == "none":
+        if keeps_fragments(policy.identity_graph, policy.attribute_merge):
             workspace.write_file(fragments_query("__frag", profile_schema), staging / FRAGMENTS_FILE, ROW_GROUP_ROWS)
     # The events sort is the biggest step: free the memory the earlier steps held first.
     for relation in ("__frag", "__ident", "__profile_keys", "__ids", *STITCH_WORK):
@@ -331,7 +332,8 @@ def fragments_query(relation: str, schema: pa.Schema) -> exp.Query:
     ``schema``, their provenance, anchor and identities).
 
     Under identityGraph none a lookup merges the fragments carrying one identity (see identity.py), so
-    the unmerged fragments are kept, each with the keys of its identities.
+    the unmerged fragments are kept, each with the keys of its identities; so they are under dataSetPrecedence,
+    where the overlay ranks streamed fragments among them (``store.keeps_fragments``).
     """
     columns = ", ".join(render(col(name)) for name in (*schema.names, *PROVENANCE))
     return statement(f"""

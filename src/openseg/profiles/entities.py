@@ -25,7 +25,15 @@ from openseg.profiles import lookup
 from openseg.profiles._sql import expression
 from openseg.profiles.defaults import default_policy
 from openseg.profiles.model import MergePolicy
-from openseg.profiles.overlay import Part, Reach, StreamedRecords, merged_profile, overlay_events, reach
+from openseg.profiles.overlay import (
+    BuiltFragment,
+    Part,
+    Reach,
+    StreamedRecords,
+    merged_profile,
+    overlay_events,
+    reach,
+)
 from openseg.profiles.ports import ProfileAccessServices
 from openseg.profiles.service import ProfileStoreNotBuilt, ServingStore, request_build, serving_store
 from openseg.profiles.store import IDENTITIES_FILE
@@ -184,8 +192,17 @@ def _overlaid_profile(located: Located, fields: list[str] | None) -> dict[str, A
     rows = [lookup.get_profile(located.store, *(part.identities[0] if len(parts) > 1 else
                                                 (located.namespace, located.identity)),
                                engine=located.engine, profile_id=part.profile_id) for part in parts]
-    profile: dict[str, Any] = lookup.without_nulls(merged_profile(located.streamed, rows))
+    precedence, fragments = _precedence(located)
+    profile: dict[str, Any] = lookup.without_nulls(merged_profile(located.streamed, rows, precedence=precedence,
+                                                                  fragments=fragments))
     return lookup.project(profile, fields) if fields else profile
+
+
+def _precedence(located: Located) -> tuple[tuple[str, ...], list[BuiltFragment]]:
+    """Under ``dataSetPrecedence``: its dataset order and the built fragments of the profile's parts (the overlay
+    ranks streamed fragments among them); else nothing."""
+    order = lookup.precedence(located.store) if located.streamed.fragments else ()
+    return order, lookup.parts_fragments(located.streamed, located.store, located.engine) if order else []
 
 
 def _overlaid_events(located: Located) -> list[dict[str, Any]]:

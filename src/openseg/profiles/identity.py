@@ -38,12 +38,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from openseg.profiles._sql import expression, statement
+from openseg.profiles.keys import MAX_GRAPH_IDENTITIES
 from openseg.profiles.reading import INGEST, RID
 
 if TYPE_CHECKING:
     from openseg.engines.base import Workspace
-
-MAX_GRAPH_IDENTITIES = 50
 
 
 @dataclass(frozen=True)

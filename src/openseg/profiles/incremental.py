@@ -62,6 +62,7 @@ from openseg.profiles.store import (
     IDENTITIES_FILE,
     PROFILES_FILE,
     SCHEMA_FILE,
+    keeps_fragments,
     schema_to_json,
 )
 
@@ -176,11 +177,12 @@ def update_store(
             )
     with phase("rewrite identities"):
         _write_identities(workspace, previous, policy, staging)
-    if policy.identity_graph == "none" and counts.fragments > counts.unlinked_fragments:
+    kept = keeps_fragments(policy.identity_graph, policy.attribute_merge)
+    if kept and counts.fragments > counts.unlinked_fragments:
         with phase("rewrite fragments"):
             new_fragments = workspace.fetch(fragments_query("__new_frag", inputs["profile"].schema))
             append_rows(previous / FRAGMENTS_FILE, staging / FRAGMENTS_FILE, new_fragments)
-    elif policy.identity_graph == "none":
+    elif kept:
         _link(previous, staging, FRAGMENTS_FILE)
     # The unified schemas did not change, so neither did the written ones.
     _link(previous, staging, SCHEMA_FILE)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: AEP's guardrail: an identity graph links at most this many identities (``profiles/identity.py``).
+MAX_GRAPH_IDENTITIES = 50
+
 
 def identity_key(namespace: str, identity: str) -> str:
     """The key of an identity: namespaces compare case-insensitively, ids exactly."""

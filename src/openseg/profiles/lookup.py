@@ -33,7 +33,8 @@ from openseg.profiles.build import KEYS, PROFILE
 from openseg.profiles.keys import identity_key
 from openseg.profiles.merge import merge_query, ranked_query
 from openseg.profiles.merge_policy import MergePolicySpec
-from openseg.profiles.reading import PROVENANCE
+from openseg.profiles.overlay import BuiltFragment, Reach, record_anchor
+from openseg.profiles.reading import DATASET, INGEST, PROVENANCE, RID
 from openseg.profiles.sources import IDENTITY_MAP, utc_naive
 from openseg.profiles.store import (
     EVENTS_FILE,
@@ -259,6 +260,43 @@ def _identity_graph(store: Path) -> str:
 def _profile_row(store: Path, profile_id: str, engine: Engine) -> dict[str, Any] | None:
     rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id]).to_pylist(maps_as_pydicts="strict")
     return _without_nulls(rows[0]) if rows else None
+
+
+def precedence(store_dir: Path | str) -> tuple[str, ...]:
+    """The dataset order the overlay ranks streamed fragments by (``overlay.ranked_profile``): the store's
+    ``dataSetPrecedence`` order when it keeps its fragments; empty otherwise (``timestampOrdered``, or a store
+    built before it kept them, where the overlay lays streamed fragments over the built rows until it is rebuilt)."""
+    store = resolve_store(store_dir)
+    policy = MergePolicySpec.from_dict(read_manifest(store)["policy"])
+    if policy.attribute_merge != "dataSetPrecedence" or not (store / FRAGMENTS_FILE).is_file():
+        return ()
+    return policy.dataset_order
+
+
+def built_fragments(store_dir: Path | str, keys: Sequence[str], *, engine: Engine) -> list[BuiltFragment]:
+    """The store's unmerged fragments carrying one of the identity ``keys``, in the build's ingest order (empty
+    when the store keeps none: ``store.keeps_fragments``)."""
+    store = resolve_store(store_dir)
+    if not keys or not (store / FRAGMENTS_FILE).is_file():
+        return []
+    carrying = exp.func("list_has_any", col(KEYS), exp.Array(expressions=[string(k) for k in keys]), dialect=DIALECT)
+    with engine.workspace() as workspace:
+        workspace.register("__fragments", str(store / FRAGMENTS_FILE))
+        rows = workspace.fetch(exp.select(exp.Star()).from_("__fragments").where(carrying).order_by(col(RID)))
+    return [BuiltFragment(row.pop(DATASET), utc_naive(row.pop(INGEST)), row.pop(RID),
+                          {k: v for k, v in row.items() if k != KEYS})
+            for row in rows.to_pylist(maps_as_pydicts="strict")]
+
+
+def parts_fragments(found: Reach, store_dir: Path | str, engine: Engine) -> list[BuiltFragment]:
+    """The built fragments of the profiles ``found`` spans: under ``identityGraph: pdg`` those anchored in them
+    (a record belongs to its anchor's graph), under ``none`` those carrying the identity."""
+    keys = sorted({identity_key(*pair) for part in found.parts for pair in part.identities})
+    fragments = built_fragments(store_dir, keys, engine=engine)
+    if not found.stitched:
+        return fragments
+    wanted = set(keys)
+    return [f for f in fragments if record_anchor(f.record) in wanted]
 
 
 def _merge_fragments(store: Path, key: str, engine: Engine) -> dict[str, Any] | None:

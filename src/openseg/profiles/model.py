@@ -51,7 +51,9 @@ class ProfileStoreRecord:
     """What the metadata store knows of one merge policy's profile store (the ``profile_stores`` columns).
 
     ``path`` is the store's directory once built, ``policy_version`` the policy version it was built for,
-    ``built_at`` when its last build was published (ms since the epoch), ``stats`` that build's statistics.
+    ``built_at`` when its last build was published (ms since the epoch), ``stats`` that build's statistics,
+    ``stream_watermark`` the highest stream log ``seq`` that build holds (the last of the streamed batches
+    recorded when it read its sources: messages above it are laid over it, ``profiles/overlay.py``).
     ``membership_path`` and ``membership_job_id`` are the membership the segment jobs last published.
     """
 
@@ -63,3 +65,4 @@ class ProfileStoreRecord:
     stats: dict[str, Any] = field(default_factory=dict, hash=False)
     membership_path: str | None = None
     membership_job_id: str | None = None
+    stream_watermark: int = 0

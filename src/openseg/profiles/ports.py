@@ -93,9 +93,10 @@ class ProfileSourceRepository(Protocol):
     def source_datasets(self, sandbox_id: str) -> set[str]:
         """The ids of the sandbox's datasets that feed profile builds (profile-enabled profile and event ones)."""
 
-    def stream_watermark(self, sandbox_id: str, built_at: int | None) -> int:
-        """The highest stream log ``seq`` a build published at ``built_at`` holds: that of the last message of
-        the sandbox's streamed batches completed by then (0: none, or no build)."""
+    def streamed_through(self, sandbox_id: str) -> int:
+        """The highest stream log ``seq`` of the sandbox's streamed batches recorded so far (0: none). Read
+        before :meth:`files`, it is what a build of those files holds of the log: a flush commits its
+        batches in one transaction, so every batch up to it is among the files read after."""
 
     def org_of(self, sandbox_id: str) -> str | None:
         """The org the sandbox belongs to (None when there is no such sandbox)."""

@@ -35,8 +35,10 @@ from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.sources import SourceFile, ingest_order
 from openseg.profiles.store import (
     EVENT_RIDS_FILE,
+    FRAGMENTS_FILE,
     MANIFEST_FILE,
     StoreNotFoundError,
+    keeps_fragments,
     resolve_store,
 )
 
@@ -90,6 +92,8 @@ def plan_refresh(out_dir: Path, entries: Sequence[dict[str, Any]], policy: Merge
         return RefreshPlan("full", f"the store was built in format {manifest.get('formatVersion')}")
     if manifest["policy"] != policy.to_dict():
         return RefreshPlan("full", "the merge policy changed")
+    if keeps_fragments(policy.identity_graph, policy.attribute_merge) and not (previous / FRAGMENTS_FILE).is_file():
+        return RefreshPlan("full", "the store was built without its fragments")
     read: list[dict[str, Any]] = manifest["sources"]
     if list(entries[: len(read)]) != read:
         return RefreshPlan("full", "a source was removed, rewritten or sorts before an earlier one")

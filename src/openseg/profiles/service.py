@@ -61,6 +61,9 @@ def build_sandbox(services: ProfileServices, sandbox_id: str,
                   policy_ids: list[str] | None = None) -> dict[str, dict[str, object]]:
     """Build the merged profile store of every merge policy of the sandbox (or of ``policy_ids``)."""
     with services.uow() as uow:
+        # Read first: a flush committing meanwhile is then in neither (not its batch in ``sources``, not its
+        # messages under the watermark), so the overlay keeps laying them over this build.
+        watermark = uow.profile_sources.streamed_through(sandbox_id)
         sources = profile_sources(uow, sandbox_id)
         found = uow.merge_policies.in_sandbox(sandbox_id)
         if not found:
@@ -79,6 +82,9 @@ def build_sandbox(services: ProfileServices, sandbox_id: str,
         with services.uow() as uow:
             record = uow.profile_stores.get(policy_id)
             if stats.refresh == "unchanged" and record is not None and record.policy_version == spec.version:
+                if watermark > record.stream_watermark:  # the build holds every source read, so all up to it
+                    uow.profile_stores.put(replace(record, stream_watermark=watermark))
+                    uow.commit()
                 continue
             if stats.refresh == "unchanged" and record is not None and (record.stats or {}).get("engine"):
                 results[policy_id]["engine"] = record.stats["engine"]  # the engine of the build it still is
@@ -86,7 +92,7 @@ def build_sandbox(services: ProfileServices, sandbox_id: str,
                 record = ProfileStoreRecord(merge_policy_id=policy_id, sandbox_id=sandbox_id)
             built_at = now_ms() if stats.refresh != "unchanged" or record.built_at is None else record.built_at
             uow.profile_stores.put(replace(record, path=str(path), policy_version=spec.version, built_at=built_at,
-                                           stats=results[policy_id]))
+                                           stats=results[policy_id], stream_watermark=watermark))
             uow.commit()
     return results
 
@@ -170,7 +176,7 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
         empty = resolved is None and newest == 0 and build_empty
         if (resolved is None or behind) and pending is None and not empty:
             request_build(uow.work_queue, scope.sandbox_id)
-        watermark = uow.profile_sources.stream_watermark(scope.sandbox_id, built_at)
+        watermark = record.stream_watermark if record is not None else 0
         sources = frozenset(uow.profile_sources.source_datasets(scope.sandbox_id))
         uow.commit()
     if empty:

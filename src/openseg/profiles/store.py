@@ -2,8 +2,9 @@
 
 Layout (docs/architecture.md, "The merged profile store"), one directory per sandbox and merge policy:
 ``profiles.parquet``, ``events.parquet``, ``identities.parquet``, ``schema.json``; plus, added here,
-``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none``,
-``fragments.parquet`` (the unmerged fragments a lookup merges on demand). ``_state/`` holds what only
+``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none`` or
+``dataSetPrecedence``, ``fragments.parquet`` (the unmerged fragments a lookup merges on demand, or the overlay
+ranks streamed fragments among: :func:`keeps_fragments`). ``_state/`` holds what only
 the builder reads (:data:`EVENT_RIDS_FILE`).
 
 Publication is atomic: the store path is a symbolic link to a complete build directory kept beside it
@@ -46,6 +47,13 @@ _PRIMARY_NAMESPACE_SQL = """
              split_part(_profile_id, ':', 1))
 """
 _STAGING_PREFIX = "tmp-"
+
+
+def keeps_fragments(identity_graph: str, attribute_merge: str) -> bool:
+    """Whether a store keeps its fragments unmerged (``fragments.parquet``): under ``identityGraph: none`` a lookup
+    merges those carrying its identity; under ``dataSetPrecedence`` the overlay ranks streamed fragments among
+    them per attribute, as the next build will (``profiles/overlay.py``)."""
+    return identity_graph == "none" or attribute_merge == "dataSetPrecedence"
 
 
 def primary_namespace(identity_map: exp.Expr | None = None, profile_id: exp.Expr | None = None) -> exp.Expr:

@@ -171,6 +171,7 @@ class ProfileStore(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     membership_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     membership_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    stream_watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class SegmentDefinition(Base):

@@ -336,13 +336,10 @@ class SqlAlchemyProfileStoreRepository:
         self._session.flush()
 
 
-def stream_watermark(session: Session, sandbox_id: str, built_at: int | None) -> int:
-    """The highest log ``seq`` among the sandbox's streamed batches completed before a build published at
-    ``built_at`` (what of the stream log that build holds; 0 when none or no build)."""
-    if built_at is None:
-        return 0
+def streamed_through(session: Session, sandbox_id: str) -> int:
+    """The highest log ``seq`` among the sandbox's streamed batches recorded so far (0 when none)."""
     formats = session.scalars(select(Batch.input_format).where(
-        Batch.sandbox_id == sandbox_id, Batch.origin == "streaming", Batch.completed <= built_at)).all()
+        Batch.sandbox_id == sandbox_id, Batch.origin == "streaming")).all()
     return max((int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
 
 
@@ -389,8 +386,8 @@ class SqlAlchemyProfileSourceRepository:
     def source_datasets(self, sandbox_id: str) -> set[str]:
         return set(self._source_datasets(sandbox_id))
 
-    def stream_watermark(self, sandbox_id: str, built_at: int | None) -> int:
-        return stream_watermark(self._session, sandbox_id, built_at)
+    def streamed_through(self, sandbox_id: str) -> int:
+        return streamed_through(self._session, sandbox_id)
 
     def known_datasets(self, sandbox_id: str, dataset_ids: Collection[str]) -> set[str]:
         return set(self._session.scalars(select(Dataset.id).where(Dataset.sandbox_id == sandbox_id,

@@ -2,9 +2,11 @@
 ``/ee/v2/collect`` (events, no answer), configured by a datastream.
 
 ``interact`` evaluates the definitions with ``evaluationInfo.synchronous.enabled`` of the datastream's merge
-policy over the profile as the last profile build holds it, its membership (for ``inSegment``) and the
-incoming event, at the clock's time, with the same compiled predicates, overlay and dependency order as
-streaming segmentation (``segmentation/streaming.py``): a segment that is both synchronous and continuous
+policy over the profile as the last profile build holds it with the stream log's messages that build does not
+hold laid over it (``profiles/overlay.py``, as profile access and streaming segmentation read it, so a fragment
+streamed a moment ago counts), its membership (for ``inSegment``) and the incoming event, at the clock's
+time, with the same compiled predicates and dependency order as streaming segmentation
+(``segmentation/streaming.py``): a segment that is both synchronous and continuous
 gets the answer the streamer will write once it reads the event. The answer is AEP's ``activation:pull``
 handle (``help/destinations/ui/activate-edge-profile-lookup.md``). Both routes then append their events to
 the stream log, so they are durable when answered and reach the dataset, the profile store and streaming
@@ -30,17 +32,12 @@ from typing import Any, Protocol
 
 from openseg.catalog.validation import typed_record, validate_record
 from openseg.errors import OpensegError
-from openseg.segmentation.streaming import (
-    CompiledSegments,
-    ContinuousDefinition,
-    Pair,
-    evaluate,
-    overlay_events,
-    overlay_profile,
-)
+from openseg.profiles.overlay import Part, Reach, overlay_events, reach
+from openseg.segmentation.streaming import CompiledSegments, ContinuousDefinition, Pair, evaluate
 from openseg.streaming.datastreams import Datastream
 from openseg.streaming.model import DatasetInfo, LogEntry
 from openseg.streaming.ports import BaseProfile, StreamLog
+from openseg.streaming.segmenter import overlaid
 
 EVENT = "event"
 #: The handle an edge segmentation answer is in, and its payload's type.
@@ -128,9 +125,28 @@ class EdgeStores(Protocol):
         """The definitions of the policy with ``evaluationInfo.synchronous.enabled``."""
         ...
 
-    def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
-        """The profile of the policy's last build holding one of ``identities`` (``row`` None: no such
-        profile); None when the policy has no build."""
+    def watermark(self, sandbox_id: str, policy_id: str) -> int | None:
+        """The highest log ``seq`` the policy's last build holds; None when the policy has no build."""
+        ...
+
+    def linked(self, sandbox_id: str, policy_id: str) -> bool:
+        """Whether the policy follows identities streamed records add (``identityGraph: pdg``)."""
+        ...
+
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        """Under ``dataSetPrecedence``, the policy's dataset order as its last build merged by; else empty."""
+        ...
+
+    def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
+        """The profile of the last build holding the identity, with every identity the build gives it."""
+        ...
+
+    def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
+        """Whether the dataset feeds the sandbox's profile builds (its streamed records are the profiles')."""
+        ...
+
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+        """The last build's rows and events of ``profile_ids``, by id (absent: the build has no such profile)."""
         ...
 
     def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
@@ -282,19 +298,38 @@ class Edge:
     def _profile_lookup(self, datastream: Datastream, record: dict[str, Any], identities: list[tuple[str, str]],
                         at: dt.datetime) -> list[dict[str, Any]]:
         sandbox_id, policy_id = datastream.sandbox_id, datastream.merge_policy_id
-        base = self.stores.base(sandbox_id, policy_id, identities)
-        if base is None or base.row is None:  # "When the profile is not on the edge": an empty payload
+        found = self._reach(sandbox_id, policy_id, identities)
+        # "When the profile is not on the edge" (neither a build nor the stream log has it): an empty payload.
+        if found is None or not (found.parts or found.messages):
             return []
         definitions = self.stores.synchronous(sandbox_id, policy_id)
         with self._compiling:  # compiled once per version; evaluate() below then only reads
             for definition in definitions:
                 self.compiled.predicate(definition)
-        membership = self.stores.membership(sandbox_id, policy_id, base.profile_id) if definitions else {}
-        profile = overlay_profile(base.row, [])
-        events = overlay_events(base.events, [record])
+        membership = self.stores.membership(sandbox_id, policy_id, found.profile_id) if definitions else {}
+        bases = self.stores.profiles(sandbox_id, policy_id, [p.profile_id for p in found.parts])
+        profile, events = overlaid(found, bases, self.stores.precedence(sandbox_id, policy_id))
+        events = overlay_events(events, [record])
         answers = evaluate(definitions, self.compiled, profile, events, membership, at)
         segments = [{"id": segment_id, "namespace": UPS} for segment_id in sorted(answers) if answers[segment_id]]
         return [{"type": PROFILE_LOOKUP, "segments": segments}]
+
+    def _reach(self, sandbox_id: str, policy_id: str, identities: list[tuple[str, str]]) -> Reach | None:
+        """The profile holding the event's identities, with the logged messages its build does not hold (None:
+        the policy has no build)."""
+        watermark = self.stores.watermark(sandbox_id, policy_id)
+        if watermark is None:
+            return None
+        sources: dict[str, bool] = {}
+
+        def is_source(dataset_id: str) -> bool:
+            if dataset_id not in sources:
+                sources[dataset_id] = self.stores.is_profile_source(sandbox_id, dataset_id)
+            return sources[dataset_id]
+
+        return reach(self.log, sandbox_id, identities, watermark,
+                     part_of=lambda namespace, identity: self.stores.part(sandbox_id, policy_id, namespace, identity),
+                     is_source=is_source, linked=self.stores.linked(sandbox_id, policy_id))
 
     def collect(self, datastream: Datastream, body: object) -> None:
         """Log every event of ``{"events": [{"xdm": ...}, ...]}``, all or none.

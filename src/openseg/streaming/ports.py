@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from openseg.profiles.overlay import Part
+from openseg.profiles.overlay import BuiltFragment, Part
 from openseg.segmentation.streaming import ContinuousDefinition, Pair
 from openseg.streaming.model import (
     Connection,
@@ -98,6 +98,8 @@ class BaseProfile:
     events: list[dict[str, Any]]
     #: The highest log ``seq`` the build holds (its streamed batches' ``openseg:streamSeq.last``).
     watermark: int
+    #: Its fragments unmerged, under ``dataSetPrecedence`` (the overlay ranks streamed ones among them).
+    fragments: tuple[BuiltFragment, ...] = ()
 
 
 class Position(Protocol):
@@ -140,6 +142,10 @@ class SegmentationTarget(Protocol):
 
     def watermark(self, sandbox_id: str, policy_id: str) -> int | None:
         """The highest log ``seq`` the policy's last build holds (None: the policy has no build)."""
+        ...
+
+    def precedence(self, sandbox_id: str, policy_id: str) -> tuple[str, ...]:
+        """Under ``dataSetPrecedence``, the policy's dataset order as its last build merged by; else empty."""
         ...
 
     def linked(self, sandbox_id: str, policy_id: str) -> bool:

@@ -69,6 +69,17 @@ def _now_ms(instant: dt.datetime) -> int:
     return (instant - _EPOCH) // _MS
 
 
+def overlaid(found: Reach, bases: Mapping[str, BaseProfile],
+             precedence: Sequence[str] = ()) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The profile and its events: the builds' of its parts (``bases``, by profile id), with the streamed records
+    newer than the build (``profiles/overlay.py``; ``precedence``: the dataset order of a ``dataSetPrecedence``
+    policy); streaming segmentation and the edge read profiles so."""
+    parts = [bases[p.profile_id] for p in found.parts if p.profile_id in bases]
+    profile = merged_profile(found, [base.row for base in parts], precedence=precedence,
+                             fragments=[f for base in parts for f in base.fragments])
+    return profile, overlay_events([e for base in parts for e in base.events], found.events)
+
+
 def consumer_name(stream_log: StreamLog) -> str:
     """Streaming segmentation's name for its offset in this log."""
     return f"segments:{stream_log.log_id}"
@@ -310,7 +321,8 @@ class StreamSegmenter:
         for (sandbox_id, policy_id), reaches in reached.items():
             ids = sorted({p.profile_id for f in reaches.values() for p in f.parts})
             bases = self.target.profiles(sandbox_id, policy_id, ids)
-            profiles = {profile_id: self._merged(f, bases) for profile_id, f in reaches.items()}
+            precedence = self.target.precedence(sandbox_id, policy_id)
+            profiles = {profile_id: overlaid(f, bases, precedence) for profile_id, f in reaches.items()}
             gone = set(ids) - set(profiles)
             touched[(sandbox_id, policy_id)] = (profiles, gone)
         return touched
@@ -332,13 +344,6 @@ class StreamSegmenter:
                      is_source=lambda dataset_id: self._is_source(sources, sandbox_id, dataset_id),
                      through=through, linked=self.target.linked(sandbox_id, policy_id))
 
-    @staticmethod
-    def _merged(found: Reach, bases: Mapping[str, BaseProfile]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The profile and its events: the builds' of its parts, with the streamed records newer than the build."""
-        parts = [bases[p.profile_id] for p in found.parts if p.profile_id in bases]
-        profile = merged_profile(found, [base.row for base in parts])
-        return profile, overlay_events([e for base in parts for e in base.events], found.events)
-
     def _profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
                   bases: Mapping[str, BaseProfile]) -> tuple[Profiles, set[str]]:
         """The profiles of ``profile_ids`` as the log up to the consumer's offset has them; the ids among them
@@ -358,7 +363,7 @@ class StreamSegmenter:
                 continue
             more = [p.profile_id for p in found.parts if p.profile_id not in bases]
             every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more) if more else {})}
-            profiles[profile_id] = self._merged(found, every)
+            profiles[profile_id] = overlaid(found, every, self.target.precedence(sandbox_id, policy_id))
         return profiles, gone
 
     def run_until_idle(self) -> int:
