@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -59,12 +62,12 @@ def after_batch(services: ProfileServices, batch_id: str) -> None:
 
 def build_sandbox(services: ProfileServices, sandbox_id: str,
                   policy_ids: list[str] | None = None) -> dict[str, dict[str, object]]:
-    """Build the merged profile store of every merge policy of the sandbox (or of ``policy_ids``)."""
+    """Build the merged profile store of every merge policy of the sandbox (or of ``policy_ids``).
+
+    Each policy's store is built under its lock file, from sources read inside it: builds of one store in
+    several worker processes (or hosts sharing the home) run one after another, and each starts from the
+    sources and the store the previous one left."""
     with services.uow() as uow:
-        # Read first: a flush committing meanwhile is then in neither (not its batch in ``sources``, not its
-        # messages under the watermark), so the overlay keeps laying them over this build.
-        watermark = uow.profile_sources.streamed_through(sandbox_id)
-        sources = profile_sources(uow, sandbox_id)
         found = uow.merge_policies.in_sandbox(sandbox_id)
         if not found:
             sandbox_org = uow.profile_sources.org_of(sandbox_id)
@@ -75,26 +78,51 @@ def build_sandbox(services: ProfileServices, sandbox_id: str,
     results: dict[str, dict[str, object]] = {}
     for policy_id, spec in chosen:
         path = store_path(services.settings.profiles_dir, sandbox_id, policy_id)
-        # Incremental when only new batches arrived; a full rebuild when anything else changed.
-        stats = refresh_profile_store(sources, spec, path, engine=services.engine(),
-                                      memory_limit=services.settings.build_memory_limit)
-        results[policy_id] = {**stats.to_dict(), "engine": services.engine().describe()}
-        with services.uow() as uow:
-            record = uow.profile_stores.get(policy_id)
-            if stats.refresh == "unchanged" and record is not None and record.policy_version == spec.version:
-                if watermark > record.stream_watermark:  # the build holds every source read, so all up to it
-                    uow.profile_stores.put(replace(record, stream_watermark=watermark))
-                    uow.commit()
-                continue
-            if stats.refresh == "unchanged" and record is not None and (record.stats or {}).get("engine"):
-                results[policy_id]["engine"] = record.stats["engine"]  # the engine of the build it still is
-            if record is None:
-                record = ProfileStoreRecord(merge_policy_id=policy_id, sandbox_id=sandbox_id)
-            built_at = now_ms() if stats.refresh != "unchanged" or record.built_at is None else record.built_at
-            uow.profile_stores.put(replace(record, path=str(path), policy_version=spec.version, built_at=built_at,
-                                           stats=results[policy_id], stream_watermark=watermark))
-            uow.commit()
+        with _build_lock(path):
+            results[policy_id] = _build_policy(services, sandbox_id, policy_id, spec, path)
     return results
+
+
+@contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on building the store at ``path`` (a lock file beside it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.build.lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_policy(services: ProfileServices, sandbox_id: str, policy_id: str, spec: Any,
+                  path: Path) -> dict[str, object]:
+    with services.uow() as uow:
+        # Read first: a flush committing meanwhile is then in neither (not its batch in ``sources``, not its
+        # messages under the watermark), so the overlay keeps laying them over this build.
+        watermark = uow.profile_sources.streamed_through(sandbox_id)
+        sources = profile_sources(uow, sandbox_id)
+        uow.commit()
+    # Incremental when only new batches arrived; a full rebuild when anything else changed.
+    stats = refresh_profile_store(sources, spec, path, engine=services.engine(),
+                                  memory_limit=services.settings.build_memory_limit)
+    result: dict[str, object] = {**stats.to_dict(), "engine": services.engine().describe()}
+    with services.uow() as uow:
+        record = uow.profile_stores.get(policy_id)
+        if stats.refresh == "unchanged" and record is not None and record.policy_version == spec.version:
+            if watermark > record.stream_watermark:  # the build holds every source read, so all up to it
+                uow.profile_stores.put(replace(record, stream_watermark=watermark))
+                uow.commit()
+            return result
+        if stats.refresh == "unchanged" and record is not None and (record.stats or {}).get("engine"):
+            result["engine"] = record.stats["engine"]  # the engine of the build it still is
+        if record is None:
+            record = ProfileStoreRecord(merge_policy_id=policy_id, sandbox_id=sandbox_id)
+        built_at = now_ms() if stats.refresh != "unchanged" or record.built_at is None else record.built_at
+        uow.profile_stores.put(replace(record, path=str(path), policy_version=spec.version, built_at=built_at,
+                                       stats=result, stream_watermark=watermark))
+        uow.commit()
+    return result
 
 
 def run_build(services: ProfileServices, item: QueuedWork) -> None:
@@ -103,17 +131,15 @@ def run_build(services: ProfileServices, item: QueuedWork) -> None:
 
 
 def ensure_store(services: ProfileServices, scope: Scope, policy: PolicyVersion) -> Path:
-    """The built store of ``policy``; built now if it is missing or older than the policy's version.
+    """The built store of ``policy``, holding every batch ingested so far: built or refreshed now if it is
+    missing, older than the policy's version or behind the sandbox's sources (nothing is done when it is not).
 
     For worker jobs only (segment and export jobs may wait for a build); a request reads
-    :func:`serving_store`, which serves the last complete build and leaves building to the worker.
+    :func:`serving_store`, which serves the last complete build and leaves building to the worker. With one
+    worker the queue's order has run a batch's refresh before a later job; with several, the job makes sure.
     """
-    with services.uow() as uow:
-        record = uow.profile_stores.get(policy.id)
-        fresh = record is not None and record.path and record.policy_version == policy.version
     path = store_path(services.settings.profiles_dir, scope.sandbox_id, policy.id)
-    if not fresh or _resolved(path) is None:
-        build_sandbox(services, scope.sandbox_id, [policy.id])
+    build_sandbox(services, scope.sandbox_id, [policy.id])
     return path
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -119,30 +119,36 @@ def run_segment_job(services: SegmentJobServices, item: QueuedJob) -> None:
         scope = Scope(job.org_id, job.sandbox_id)
         segments = list(job.segments)
         job_id = job.id
-    try:
-        outcomes, failed, segmentation_time = _evaluate(services, scope, job_id, segments)
-        _publish(services, job_id, started, segmentation_time, outcomes, failed)
-    except lifecycle.Cancelled:
-        with _job(services, job_id) as (_, cancelled):
-            assert cancelled is not None
-            lifecycle.finish(cancelled, "CANCELLED")
-    except JobFailed as exc:
-        with _job(services, job_id) as (_, failing):
-            assert failing is not None
-            if exc.segments:
-                lifecycle.add_errors(failing, segment_errors(exc.segments))
-                lifecycle.finish(failing, "FAILED")
-            else:
-                lifecycle.fail(failing, exc.code, str(exc))
-    except Exception as exc:
-        log.exception("segment job %s failed", job_id)
-        with _job(services, job_id) as (_, failing):
-            assert failing is not None
-            if failures.is_disk_full(exc):
-                lifecycle.fail(failing, failures.DISK_FULL, failures.describe(exc))
-            else:
-                reason = failures.describe(exc, services.settings.lake)
-                lifecycle.fail(failing, lifecycle.UNEXPECTED, f"evaluation failed: {reason}")
+    # One job of a (sandbox, merge policy) at a time, across worker processes: a job diffs against the
+    # membership the previous one published (and retention prunes older snapshots). Taken in one order, so two
+    # jobs of the same policies wait for each other and never for each other's other lock.
+    with ExitStack() as held:
+        for policy_id in sorted({entry["segment"]["mergePolicy"]["id"] for entry in segments}):
+            held.enter_context(membership_store(services, scope.sandbox_id, policy_id).job_lock())
+        try:
+            outcomes, failed, segmentation_time = _evaluate(services, scope, job_id, segments)
+            _publish(services, job_id, started, segmentation_time, outcomes, failed)
+        except lifecycle.Cancelled:
+            with _job(services, job_id) as (_, cancelled):
+                assert cancelled is not None
+                lifecycle.finish(cancelled, "CANCELLED")
+        except JobFailed as exc:
+            with _job(services, job_id) as (_, failing):
+                assert failing is not None
+                if exc.segments:
+                    lifecycle.add_errors(failing, segment_errors(exc.segments))
+                    lifecycle.finish(failing, "FAILED")
+                else:
+                    lifecycle.fail(failing, exc.code, str(exc))
+        except Exception as exc:
+            log.exception("segment job %s failed", job_id)
+            with _job(services, job_id) as (_, failing):
+                assert failing is not None
+                if failures.is_disk_full(exc):
+                    lifecycle.fail(failing, failures.DISK_FULL, failures.describe(exc))
+                else:
+                    reason = failures.describe(exc, services.settings.lake)
+                    lifecycle.fail(failing, lifecycle.UNEXPECTED, f"evaluation failed: {reason}")
 
 
 def _check_cancel(services: SegmentJobServices, job_id: str) -> None:

@@ -135,6 +135,18 @@ class MembershipStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextmanager
+    def job_lock(self) -> Iterator[None]:
+        """Held by a segment job from reading the current membership to publishing its own, so that jobs of this
+        store run one at a time in every process sharing the home (a lock file, as :meth:`lock`)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".job.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def relation(self, state: State | None) -> tuple[BitsRelation, str | None]:
         """What a plan reads for ``inSegment``: the bit tests and the snapshot file (None: nobody)."""
         if state is None:
