@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from openseg.engines import parquet
 from openseg.engines.duckdb import DuckDBEngine
 
 #: 1,000 profiles sorted by id, two rows for p0499 (the last of row group 4, the first of 5), groups of 100 rows.
@@ -43,18 +44,22 @@ def test_the_rows_holding_the_keys_in_file_order(duckdb_engine: DuckDBEngine, st
 
 def test_only_the_row_groups_that_can_hold_a_key_are_read(duckdb_engine: DuckDBEngine, store_file: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    read: list[list[int]] = []
-    real = pq.ParquetFile.read_row_groups
+    read: list[int] = []
+    real = pq.ParquetFile.read_row_group
 
-    def spy(self: pq.ParquetFile, row_groups: list[int], *args: object, **kwargs: object) -> pa.Table:
-        read.append(list(row_groups))
-        return real(self, row_groups, *args, **kwargs)
+    def spy(self: pq.ParquetFile, group: int, *args: object, **kwargs: object) -> pa.Table:
+        read.append(group)
+        return real(self, group, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    parquet._group.cache_clear()
     duckdb_engine.read_rows(store_file, "_profile_id", ["p0250"])
     duckdb_engine.read_rows(store_file, "_profile_id", ["p0499"])  # the last row of group 4, the first of 5
     duckdb_engine.read_rows(store_file, "_profile_id", ["a", "q"])  # before the first id, after the last
-    assert read == [[2], [4, 5]]
+    assert read == [2, 4, 5]
+    # A group already decoded is not decoded again (a request reads a profile's group twice).
+    assert duckdb_engine.read_rows(store_file, "_profile_id", ["p0251"]).column("_profile_id").to_pylist() == ["p0251"]
+    assert read == [2, 4, 5]
 
 
 def test_a_file_rewritten_under_its_name_is_read_anew(duckdb_engine: DuckDBEngine, store_file: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from openseg.engines import parquet
 from openseg.profiles import MergePolicySpec, build_profile_store, get_profile, read_manifest, resolve_store
 from openseg.profiles.refresh import refresh_profile_store
 from openseg.profiles.sources import SourceFile
@@ -369,14 +370,15 @@ def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake:
     # The refresh splices its new profile in as a group of its own: groups hold at most 2 rows.
     assert (groups("profiles.parquet"), groups("identities.parquet"), groups("events.parquet")) == (
         [2, 2, 1, 1], [2, 2, 2], [5])
-    read: list[list[int]] = []
-    real = pq.ParquetFile.read_row_groups
+    read: list[int] = []
+    real = pq.ParquetFile.read_row_group
 
-    def spy(self: pq.ParquetFile, row_groups: list[int], *args: Any, **kwargs: Any) -> pa.Table:
-        read.append(list(row_groups))
-        return real(self, row_groups, *args, **kwargs)
+    def spy(self: pq.ParquetFile, group: int, *args: Any, **kwargs: Any) -> pa.Table:
+        read.append(group)
+        return real(self, group, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    parquet._group.cache_clear()
     profile = get_profile(store, "email", "u3", engine=ENGINE)
     assert profile is not None and (profile["_profile_id"], profile["x"]) == ("email:u3", 3)
-    assert read == [[1], [1]]  # identities (u2, u3), then profiles (email:u2, email:u3)
+    assert read == [1, 1]  # identities (u2, u3), then profiles (email:u2, email:u3)

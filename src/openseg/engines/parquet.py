@@ -123,11 +123,30 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         schema = footer.schema.to_arrow_schema()
         empty = schema.empty_table()
         return empty if wanted is None else empty.select(list(columns or []))
-    # In the calling thread: a request's few row groups must not queue in Arrow's shared pool behind a job's
-    # (whose threads, started by the worker, run at its lower priority).
-    table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
+    small = [g for g in groups if footer.row_group(g).num_rows <= CACHED_GROUP_ROWS]
+    if len(small) == len(groups):
+        # A lookup's groups are small: each is decoded once and kept for the next lookups of this file version
+        # (one request reads a profile's group for its identities, then for its row).
+        table = pa.concat_tables([_group(*version, g, None if wanted is None else tuple(wanted)) for g in groups])
+    else:
+        # In the calling thread: a request's row groups must not queue in Arrow's shared pool behind a job's
+        # (whose threads, started by the worker, run at its lower priority).
+        table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
     matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
     return matched if columns is None else matched.select(list(columns))
+
+
+#: Row groups up to this size are kept decoded (:func:`_group`); the lookup files are written in groups of 8,192.
+CACHED_GROUP_ROWS = 16_384
+
+
+@functools.lru_cache(maxsize=64)
+def _group(path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
+    """One small row group of one version of a file, decoded in the calling thread (at most 64 kept: about
+    the groups of 64 lookups, a few MB each)."""
+    footer = _footer(path, mtime_ns, size)
+    return pq.ParquetFile(path, metadata=footer).read_row_group(
+        group, columns=None if columns is None else list(columns), use_threads=False)
 
 
 @functools.lru_cache(maxsize=256)

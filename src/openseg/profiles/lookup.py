@@ -141,7 +141,8 @@ def get_profile_identities(store_dir: Path | str, namespace: str, identity: str,
     # The profile's identityMap is its graph's identities (the build writes it from them). It is read from
     # profiles.parquet, sorted by _profile_id (one row group), not from identities.parquet, sorted by id, where
     # a profile's rows could be in any group.
-    rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id], columns=[IDENTITY_MAP])
+    # Every column: the lookup that follows (the profile's row) then finds the group decoded.
+    rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id])
     identity_map = rows.to_pylist(maps_as_pydicts="strict")[0][IDENTITY_MAP] if rows.num_rows else {}
     pairs = [(str(ns), str(item["id"])) for ns, items in (identity_map or {}).items() for item in items or []]
     return sorted(pairs, key=lambda pair: identity_key(*pair))
