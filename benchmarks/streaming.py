@@ -99,8 +99,10 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         crmids = _crmids(data_dir)
         result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds)
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
-            result["lake"] = _in_lake(home / "lake", result.pop("sent_ids"))
-            result["caught_up_s"] = _caught_up(client, setup, crmids[result["acknowledged"] - 1])
+            sent = result.pop("sent_ids")
+            result["lake"] = _in_lake(home / "lake", sent)
+            last = max((int(i.removeprefix("p5-")) for i in sent), default=0)
+            result["caught_up_s"] = _caught_up(client, setup, crmids[last])
             result["drift"] = _drift(client, setup)
         result["streamer_peak_bytes"] = _peak_rss(streamer.pid)
         result["serve_peak_bytes"] = _peak_rss(server.pid)
@@ -221,8 +223,10 @@ def _connection(base: str) -> http.client.HTTPConnection:
 
 
 def _open_loop(count: int, rate: float, start: float, threads: int,
-               send: Callable[[http.client.HTTPConnection, int, float], None], base: str) -> list[threading.Thread]:
-    """``threads`` threads sending ``count`` requests, the i-th scheduled at ``start + i / rate``."""
+               send: Callable[[http.client.HTTPConnection, int, float], None], base: str,
+               stop_at: float) -> list[threading.Thread]:
+    """``threads`` threads sending ``count`` requests, the i-th scheduled at ``start + i / rate``; none is sent
+    after ``stop_at`` (a server that cannot keep up leaves the rest unsent, which the figures report)."""
     counter = itertools.count()
     lock = threading.Lock()
 
@@ -231,7 +235,7 @@ def _open_loop(count: int, rate: float, start: float, threads: int,
         while True:
             with lock:
                 i = next(counter)
-            if i >= count:
+            if i >= count or time.monotonic() > stop_at:
                 break
             scheduled = start + i / rate
             delay = scheduled - time.monotonic()
@@ -329,8 +333,9 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     watcher = threading.Thread(target=watch_store, daemon=True)
     watcher.start()
     start = time.monotonic() + 0.5
-    senders = _open_loop(total, rate, start, 48, send_event, base)
-    senders += _open_loop(len(edge_profiles), edge_rate, start, 12, send_interact, base)
+    stop_at = start + 2 * seconds + 30
+    senders = _open_loop(total, rate, start, 48, send_event, base, stop_at)
+    senders += _open_loop(len(edge_profiles), edge_rate, start, 12, send_interact, base, stop_at)
     for thread in senders:
         thread.join()
     elapsed = time.monotonic() - start
@@ -379,7 +384,7 @@ def _in_lake(lake: Path, sent: list[str], wait: float = 120.0) -> dict[str, int]
         time.sleep(1.0)
 
 
-def _caught_up(client: httpx.Client, setup: dict[str, Any], crmid: str, wait: float = 600.0) -> float:
+def _caught_up(client: httpx.Client, setup: dict[str, Any], crmid: str, wait: float = 300.0) -> float:
     """Seconds after the window until streaming segmentation has the last streamed profile in its segment (the
     drift a job reports compares the two only once streaming has caught up)."""
     started = time.monotonic()
