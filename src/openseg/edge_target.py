@@ -4,7 +4,8 @@ metadata store; profiles, events and membership as streaming segmentation reads 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from openseg.profiles.overlay import Part
@@ -32,12 +33,19 @@ class StoresEdgeTarget:
         return self.datastreams.get(org_id, sandbox_id, datastream_id)
 
     def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
-        return self.datastreams.dataset(sandbox_id, dataset_id)
+        return self.target.kept(("dataset", sandbox_id, dataset_id),
+                                lambda: self.datastreams.dataset(sandbox_id, dataset_id))
 
     def active_on_edge(self, sandbox_id: str, policy_id: str) -> bool:
         return any(p.id == policy_id and p.is_active_on_edge for p in self.datastreams.policies(sandbox_id))
 
+    def pinned(self) -> AbstractContextManager[None]:
+        return self.target.pinned()
+
     def synchronous(self, sandbox_id: str, policy_id: str) -> list[ContinuousDefinition]:
+        return self.target.kept(("synchronous", sandbox_id, policy_id), lambda: self._synchronous(sandbox_id, policy_id))
+
+    def _synchronous(self, sandbox_id: str, policy_id: str) -> list[ContinuousDefinition]:
         with self.services.uow() as uow:
             definitions = uow.segment_definitions.in_sandbox(sandbox_id)
             uow.commit()
@@ -60,8 +68,9 @@ class StoresEdgeTarget:
     def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
         return self.target.is_profile_source(sandbox_id, dataset_id)
 
-    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
-        return self.target.profiles(sandbox_id, policy_id, profile_ids)
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
+                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
+        return self.target.profiles(sandbox_id, policy_id, profile_ids, fields)
 
     def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
         store, state = self.target.membership(sandbox_id, policy_id)

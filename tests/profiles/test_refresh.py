@@ -349,11 +349,14 @@ def test_oversized_graphs_are_replayed_with_their_earlier_records(lake: Lake, po
 def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake: Lake,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # Row groups of 2 rows stand for LOOKUP_ROW_GROUP_ROWS at this size: the files a lookup reads by key are
-    # cut into groups of that many rows, the events file is not.
+    # cut into groups of that many rows; the events file, which jobs scan whole, into groups of 3
+    # (EVENT_ROW_GROUP_ROWS).
     from openseg.profiles import build, incremental
 
     monkeypatch.setattr(build, "LOOKUP_ROW_GROUP_ROWS", 2)
     monkeypatch.setattr(incremental, "LOOKUP_ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr(build, "EVENT_ROW_GROUP_ROWS", 3)
+    monkeypatch.setattr(incremental, "EVENT_ROW_GROUP_ROWS", 3)
     store = lake.root / "profiles" / "store"
     add(lake, "profile", [fragment([("email", f"u{n}", True)], x=n) for n in range(5)], 0)
     add(lake, "event", [xdm_event(f"e{n}", DAY0, [("email", f"u{n}", True)]) for n in range(5)], 0)
@@ -369,7 +372,7 @@ def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake:
 
     # The refresh splices its new profile in as a group of its own: groups hold at most 2 rows.
     assert (groups("profiles.parquet"), groups("identities.parquet"), groups("events.parquet")) == (
-        [2, 2, 1, 1], [2, 2, 2], [5])
+        [2, 2, 1, 1], [2, 2, 2], [3, 2])
     read: list[int] = []
     real = pq.ParquetFile.read_row_group
 

@@ -4,7 +4,8 @@ it touches over the merged profile, through the membership store, exactly once."
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,13 @@ class FakeTarget:
                 return Part(profile_id, tuple(identities))
         return None
 
-    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
+                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
         return {p: BaseProfile(p, self.rows.get(p), list(self.events.get(p, [])), self.built_through) for p in profile_ids}
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        yield
 
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         return MembershipStore(self.root / policy_id), None

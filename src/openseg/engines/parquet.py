@@ -136,6 +136,17 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     return matched if columns is None else matched.select(list(columns))
 
 
+def read_columns(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The top-level column names of the Parquet file at ``path`` (its footer read once per version)."""
+    stat = os.stat(path)
+    return _names(os.fspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _names(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    return tuple(_footer(path, mtime_ns, size).schema.to_arrow_schema().names)
+
+
 #: Row groups up to this size are kept decoded (:func:`_group`); the lookup files are written in groups of 8,192.
 CACHED_GROUP_ROWS = 16_384
 

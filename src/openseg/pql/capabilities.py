@@ -52,6 +52,23 @@ def uses_events(expr: ast.Node) -> bool:
     return any(isinstance(node, ast.FieldPath) and node.root is ast.Root.EVENTS for node in expr.walk())
 
 
+def read_fields(expr: ast.Node) -> frozenset[str] | None:
+    """The top-level fields of the profile and of its events that ``expr`` can read: the first two names of each
+    of its field paths, whatever they start from (``X.eventType`` may name an event variable's field before
+    the checker resolves ``X``). A superset: a name spelt only inside a list's items, or a nested field's name,
+    costs a reader a column it did not need, never a value it did. None when a path names a whole record
+    (``$1``, or a variable alone), which reads every field."""
+    names: set[str] = set()
+    for node in expr.walk():
+        if not isinstance(node, ast.FieldPath):
+            continue
+        if node.segments:
+            names.update(node.segments[:2])
+        elif node.root in (ast.Root.PROFILE, ast.Root.VARIABLE):
+            return None
+    return frozenset(names)
+
+
 def is_profile_only(expr: ast.Node, referenced: Callable[[str], bool] = lambda _: False) -> bool:
     """Whether ``expr`` reads only profile attributes: no events, and only ``inSegment`` of profile-only ``ups``
     definitions (``referenced(id)`` answers for those)."""

@@ -69,6 +69,11 @@ ROW_GROUP_ROWS = 100_000
 #: (``Engine.read_rows``), so smaller, as membership files are. At 100k profiles (one group of 100,000 rows
 #: before) a lookup decodes 12x fewer rows; the profiles file grows ~19 %, the identities file ~9 %.
 LOOKUP_ROW_GROUP_ROWS = 8_192
+#: Rows per row group of ``events.parquet``: streaming segmentation and the edge read a profile's events by
+#: ``_profile_id`` (the few columns their definitions read), jobs scan the whole file. At 1M profiles a lookup's
+#: group decoded in 11 ms at 100,000 rows and 1.8 ms at 16,384; a job's event aggregate scanned as fast
+#: (1.43 s and 1.28 s) and the file grew 3 %.
+EVENT_ROW_GROUP_ROWS = 16_384
 RefreshKind = Literal["full", "incremental", "unchanged"]
 
 
@@ -211,7 +216,7 @@ def _build(
     for relation in ("__frag", "__ident", "__profile_keys", "__ids", *STITCH_WORK):
         workspace.drop(relation)
     with phase("write events"):
-        workspace.write_file(events_query(event_schema), staging / EVENTS_FILE, ROW_GROUP_ROWS,
+        workspace.write_file(events_query(event_schema), staging / EVENTS_FILE, EVENT_ROW_GROUP_ROWS,
                              split=(RID, staging / EVENT_RIDS_FILE))
     profiles, events = rows(staging / PROFILES_FILE), rows(staging / EVENTS_FILE)
     write_schema(staging / SCHEMA_FILE, pq.read_schema(staging / PROFILES_FILE), pq.read_schema(staging / EVENTS_FILE))

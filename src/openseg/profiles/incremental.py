@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from openseg.profiles._sql import col, render, statement
 from openseg.profiles.build import (
+    EVENT_ROW_GROUP_ROWS,
     IDENTITIES_QUERY,
     LOOKUP_ROW_GROUP_ROWS,
     BuildStats,
@@ -173,7 +174,8 @@ def update_store(
         with phase("rewrite events"):
             rids = (previous / EVENT_RIDS_FILE, staging / EVENT_RIDS_FILE)
             events = splice_sorted(
-                previous / EVENTS_FILE, staging / EVENTS_FILE, "_profile_id", touched, event_rows, rids
+                previous / EVENTS_FILE, staging / EVENTS_FILE, "_profile_id", touched, event_rows, rids,
+                row_group_rows=EVENT_ROW_GROUP_ROWS,
             )
     with phase("rewrite identities"):
         _write_identities(workspace, previous, policy, staging)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from openseg.pql import parse
+from openseg.pql.capabilities import read_fields
 from openseg.pql.to_python import TimedPredicate, compile_timed
 from openseg.profiles.overlay import event_time, overlay_events, overlay_profile
 from openseg.segmentation.streaming_due import TimeDependence, next_change, time_dependence
@@ -61,15 +62,17 @@ class CompiledSegments:
     """Predicates compiled once per definition version (an edit compiles the new version once), with what of
     each follows the clock (``streaming_due.time_dependence``)."""
 
-    _compiled: dict[tuple[str, int], tuple[TimedPredicate, TimeDependence | None]] = field(default_factory=dict)
+    _compiled: dict[tuple[str, int], tuple[TimedPredicate, TimeDependence | None, frozenset[str] | None]] = \
+        field(default_factory=dict)
 
-    def _entry(self, definition: ContinuousDefinition) -> tuple[TimedPredicate, TimeDependence | None]:
+    def _entry(self, definition: ContinuousDefinition
+               ) -> tuple[TimedPredicate, TimeDependence | None, frozenset[str] | None]:
         key = (definition.id, definition.version)
         if key not in self._compiled:
             for old in [k for k in self._compiled if k[0] == definition.id]:
                 del self._compiled[old]
             node = parse(definition.pql)
-            self._compiled[key] = (compile_timed(node), time_dependence(node))
+            self._compiled[key] = (compile_timed(node), time_dependence(node), read_fields(node))
         return self._compiled[key]
 
     def predicate(self, definition: ContinuousDefinition) -> TimedPredicate:
@@ -78,6 +81,17 @@ class CompiledSegments:
     def dependence(self, definition: ContinuousDefinition) -> TimeDependence | None:
         """How the definition's answer moves with time alone (None: it does not)."""
         return self._entry(definition)[1]
+
+    def fields(self, definitions: Iterable[ContinuousDefinition]) -> frozenset[str] | None:
+        """The top-level profile and event fields the definitions can read (``pql.capabilities.read_fields``;
+        None: every field), so that readers of the profile store decode only those columns."""
+        names: set[str] = set()
+        for definition in definitions:
+            read = self._entry(definition)[2]
+            if read is None:
+                return None
+            names |= read
+        return frozenset(names)
 
 
 def dependency_order(definitions: Iterable[ContinuousDefinition]) -> list[ContinuousDefinition]:

@@ -26,7 +26,8 @@ import itertools
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -145,8 +146,14 @@ class EdgeStores(Protocol):
         """Whether the dataset feeds the sandbox's profile builds (its streamed records are the profiles')."""
         ...
 
-    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
-        """The last build's rows and events of ``profile_ids``, by id (absent: the build has no such profile)."""
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
+                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
+        """The last build's rows and events of ``profile_ids``, by id (absent: the build has no such profile);
+        ``fields``: the top-level fields the definitions read (None: every field)."""
+        ...
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Within, the stores' metadata is read once (one request sees one build)."""
         ...
 
     def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
@@ -291,8 +298,9 @@ class Edge:
                                     field="mergePolicyId")
         at = self.clock()
         record, primary = event_record(_object(body, "body").get("event"), "event", at)
-        payload = self._profile_lookup(datastream, record, _identities(record, primary), at)
-        self._append(datastream, [record], at)
+        with self.stores.pinned():
+            payload = self._profile_lookup(datastream, record, _identities(record, primary), at)
+            self._append(datastream, [record], at)
         return [{"type": ACTIVATION_PULL, "eventIndex": 0, "payload": payload}]
 
     def _profile_lookup(self, datastream: Datastream, record: dict[str, Any], identities: list[tuple[str, str]],
@@ -307,7 +315,8 @@ class Edge:
             for definition in definitions:
                 self.compiled.predicate(definition)
         membership = self.stores.membership(sandbox_id, policy_id, found.profile_id) if definitions else {}
-        bases = self.stores.profiles(sandbox_id, policy_id, [p.profile_id for p in found.parts])
+        bases = self.stores.profiles(sandbox_id, policy_id, [p.profile_id for p in found.parts],
+                                     self.compiled.fields(definitions))
         profile, events = overlaid(found, bases, self.stores.precedence(sandbox_id, policy_id))
         events = overlay_events(events, [record])
         answers = evaluate(definitions, self.compiled, profile, events, membership, at)

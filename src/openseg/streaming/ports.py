@@ -156,9 +156,17 @@ class SegmentationTarget(Protocol):
         """The profile of the policy's last build holding the identity, with all its identities (None: none)."""
         ...
 
-    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str]) -> dict[str, BaseProfile]:
+    def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
+                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
         """The profiles of the policy's last build by id, in one read (an id the build lacks: ``row`` None,
-        no events). Empty when the policy has no build."""
+        no events). Empty when the policy has no build. ``fields``: the top-level fields the caller reads
+        (``CompiledSegments.fields``); rows and events may then hold only those and what the overlay merges
+        by (None: every field)."""
+        ...
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Within, each read of the stores' metadata (definitions, a policy's last build and watermark) is made
+        once and kept: one micro-batch, or one edge request, sees one build."""
         ...
 
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[Memberships, Any]:

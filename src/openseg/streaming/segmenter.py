@@ -157,6 +157,10 @@ class StreamSegmenter:
 
     def run_once(self) -> Segmented:
         """Evaluate the next micro-batch (nothing when the log holds nothing after the offset)."""
+        with self.target.pinned():
+            return self._run_once()
+
+    def _run_once(self) -> Segmented:
         after = self.offset
         messages = self.log.read(after, self.max_records)
         if not messages:
@@ -215,6 +219,10 @@ class StreamSegmenter:
 
         At most ``limit`` profiles per call, so that the streamer's loop goes on evaluating messages between
         two chunks of a large membership. Returns how many profiles were looked at (0: none left)."""
+        with self.target.pinned():
+            return self._schedule_job_members(limit)
+
+    def _schedule_job_members(self, limit: int) -> int:
         if not self._members_to_schedule:
             for sandbox_id, policy_id, pointer in self.target.published():
                 if self._published.get((sandbox_id, policy_id)) == pointer:
@@ -234,7 +242,7 @@ class StreamSegmenter:
         definitions = self._definitions(sandbox_id, policy_id)
         timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
         store, state = self.target.membership(sandbox_id, policy_id)
-        bases = self.target.profiles(sandbox_id, policy_id, chunk)
+        bases = self.target.profiles(sandbox_id, policy_id, chunk, self.compiled.fields(definitions))
         profiles, gone = self._profiles(sandbox_id, policy_id, chunk, bases)
         current = store.lookup(state, chunk)
         results = self._evaluate(definitions, profiles, current, at)
@@ -260,6 +268,10 @@ class StreamSegmenter:
     def sweep(self, limit: int = SWEEP_BATCH) -> Swept:
         """Evaluate the profiles of the pairs due at the clock's time (at most ``limit`` pairs) for every
         continuous segment of their store, write what moved, and schedule their next due times."""
+        with self.target.pinned():
+            return self._sweep(limit)
+
+    def _sweep(self, limit: int) -> Swept:
         at = self.clock()
         entries = self.due.due(_now_ms(at), limit)
         groups: dict[tuple[str, str], list[DueKey]] = {}
@@ -268,10 +280,10 @@ class StreamSegmenter:
         changes = 0
         for (sandbox_id, policy_id), keys in groups.items():
             profile_ids = sorted({key.profile_id for key in keys})
-            bases = self.target.profiles(sandbox_id, policy_id, profile_ids)
+            definitions = self._definitions(sandbox_id, policy_id)
+            bases = self.target.profiles(sandbox_id, policy_id, profile_ids, self.compiled.fields(definitions))
             profiles, gone = self._profiles(sandbox_id, policy_id, profile_ids, bases)
             store, state = self.target.membership(sandbox_id, policy_id)
-            definitions = self._definitions(sandbox_id, policy_id)
             results = self._evaluate(definitions, profiles, store.lookup(state, list(profiles)), at)
             results.update({p: Evaluation(dict.fromkeys((d.id for d in definitions), False), {}) for p in gone})
             changes += len(store.apply(state, {p: r.answers for p, r in results.items()}, at))
@@ -320,7 +332,8 @@ class StreamSegmenter:
         touched: dict[tuple[str, str], tuple[Profiles, set[str]]] = {}
         for (sandbox_id, policy_id), reaches in reached.items():
             ids = sorted({p.profile_id for f in reaches.values() for p in f.parts})
-            bases = self.target.profiles(sandbox_id, policy_id, ids)
+            bases = self.target.profiles(sandbox_id, policy_id, ids,
+                                         self.compiled.fields(self._definitions(sandbox_id, policy_id)))
             precedence = self.target.precedence(sandbox_id, policy_id)
             profiles = {profile_id: overlaid(f, bases, precedence) for profile_id, f in reaches.items()}
             gone = set(ids) - set(profiles)
@@ -362,7 +375,8 @@ class StreamSegmenter:
                 gone.add(profile_id)
                 continue
             more = [p.profile_id for p in found.parts if p.profile_id not in bases]
-            every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more) if more else {})}
+            fields = self.compiled.fields(self._definitions(sandbox_id, policy_id))
+            every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more, fields) if more else {})}
             profiles[profile_id] = overlaid(found, every, self.target.precedence(sandbox_id, policy_id))
         return profiles, gone
 
