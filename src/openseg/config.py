@@ -30,6 +30,9 @@ class Settings:
     worker_nice: int = 10
     #: Whether the worker runs this host's streamer beside its lanes (off where ``openseg streamer`` runs alone).
     streamer: bool = True
+    #: At least this long between two profile builds that streamed batches request (the overlay shows streamed
+    #: records at once; a build only folds them into the store).
+    stream_build_seconds: float = 15.0
     query_memory_limit: str = "1GB"
     query_threads: int = 1
     query_timeout: float = 120.0
@@ -62,6 +65,7 @@ class Settings:
             membership_snapshots=int(env.get("OPENSEG_MEMBERSHIP_SNAPSHOTS") or 2),
             worker_nice=int(env.get("OPENSEG_WORKER_NICE") or 10),
             streamer=_switch("OPENSEG_STREAMER", env.get("OPENSEG_STREAMER") or "on"),
+            stream_build_seconds=float(env.get("OPENSEG_STREAM_BUILD_SECONDS") or 15),
             query_memory_limit=str(env.get("OPENSEG_QUERY_MEMORY_LIMIT") or "1GB"),
             query_threads=int(env.get("OPENSEG_QUERY_THREADS") or 1),
             query_timeout=float(env.get("OPENSEG_QUERY_TIMEOUT") or 120),
@@ -70,6 +74,8 @@ class Settings:
             raise ValueError("OPENSEG_MEMBERSHIP_SNAPSHOTS must be at least 1 (the current membership)")
         if not 0 <= settings.worker_nice <= 19:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
+        if settings.stream_build_seconds < 0:
+            raise ValueError("OPENSEG_STREAM_BUILD_SECONDS must be 0 or more")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
             raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
         if settings.engine not in ("duckdb", "spark"):
@@ -167,6 +173,9 @@ ENVIRONMENT = (
     ("OPENSEG_STREAMER", "on",
      "`off`: the worker of `openseg serve` / `openseg worker` runs no streamer, because `openseg streamer` runs "
      "alone on this host (docs/scale-out.md)"),
+    ("OPENSEG_STREAM_BUILD_SECONDS", "15",
+     "seconds at least between two profile builds that streamed batches request (streamed records are visible "
+     "at once through the overlay; a build folds them into the store, which at 1M profiles rewrites its files)"),
     ("OPENSEG_QUERY_MEMORY_LIMIT", "1GB", "memory one Query Service query may use (beyond it the query fails, naming the limit)"),
     ("OPENSEG_QUERY_THREADS", "1", "threads one Query Service query may use (1: a query never takes every core from jobs)"),
     ("OPENSEG_QUERY_TIMEOUT", "120", "seconds a Query Service query may run before it is stopped"),

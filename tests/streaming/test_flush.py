@@ -203,3 +203,44 @@ def test_streamed_records_build_the_same_profiles_as_the_same_records_sent_by_ba
 
     assert seen(streamed) == seen(batched)
     assert seen(streamed)[1]["p2"]["loyalty"] == {"points": 7}
+
+
+def _batch_ids(client: TestClient, org: Org, dataset_id: str) -> list[str]:
+    """The dataset's batch ids in log order."""
+    response = client.get("/data/foundation/catalog/batches", headers=org.headers(),
+                          params={"dataSet": dataset_id, "limit": "100"})
+    assert response.status_code == 200, response.text
+    found = response.json().items()
+    return [batch_id for batch_id, batch in sorted(found, key=lambda b: b[1]["inputFormat"]["openseg:streamSeq"]["last"])]
+
+
+def test_flushed_batches_ask_for_a_profile_build_at_most_once_per_interval(
+        client: TestClient, services: Services, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A build at 1M profiles rewrites the store's files: a flush a second must not ask for one a second.
+    dataset_id = create_dataset(client, org.headers(), "events", EVENT_SCHEMA)
+    inlet = create_inlet(client, org, dataset_id)
+    monkeypatch.setattr(services, "settings", services.settings.with_(stream_build_seconds=15.0))
+    asked: list[str] = []
+    monkeypatch.setattr(services, "after_batch", [lambda _, batch_id: asked.append(batch_id)])
+    clock = [1000.0]
+    sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock", lambda: clock[0])
+    stream_log = services.stream_log()
+    for second in range(4):  # a flush a second: the first asks at once, the next three wait
+        _post(client, inlet, click(second))
+        clock[0] = 1000.0 + second
+        flush(stream_log, sink)
+    ids = _batch_ids(client, org, dataset_id)
+    assert len(ids) == 4 and asked == ids[:1]
+    clock[0] = 1014.9
+    sink.request_builds()
+    assert asked == ids[:1]
+    clock[0] = 1015.0  # the interval has passed: one request, for the newest batch (a build reads them all)
+    sink.request_builds()
+    assert asked == [ids[0], ids[3]]
+    sink.request_builds(now=True)  # nothing waits
+    assert asked == [ids[0], ids[3]]
+    _post(client, inlet, click(9))
+    flush(stream_log, sink)
+    assert len(asked) == 2  # 1 s after the last request
+    sink.request_builds(now=True)  # what run_until_idle does at its end
+    assert asked == [ids[0], ids[3], _batch_ids(client, org, dataset_id)[4]]

@@ -273,6 +273,9 @@ class FakeSink:
     def unbuilt(self) -> dict[str, int]:
         return {}
 
+    def request_builds(self, *, now: bool = False) -> None:
+        pass
+
 
 def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) -> None:
     import threading

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, services, tenant, typed_body
+from openseg.api.lanes import run_in
 from openseg.api.models._base import MAX_ID, MAX_TEXT
 from openseg.api.models.access import EntitiesRequest
 from openseg.api.paging import AsciiInteger
@@ -76,56 +77,65 @@ def _time_ms(value: str | None, name: str) -> datetime | None:
 
 
 @router.get("/entities")
-def get_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
-                 svc: Services = Depends(services), entity_id: EntityId = None, namespace: EntityNamespace = None,
-                 schema: Annotated[str, _text("schema.name", f"{PROFILE_SCHEMA} or {EVENT_SCHEMA}", MAX_ID)] = PROFILE_SCHEMA,
-                 related_schema: Annotated[str, _text("relatedSchema.name", PROFILE_SCHEMA, MAX_ID)] = PROFILE_SCHEMA,
-                 related_id: Annotated[str | None, _text("relatedEntityId", "events: the profile's identity")] = None,
-                 related_namespace: Annotated[str | None, _text("relatedEntityIdNS", "events: its namespace code",
-                                                                MAX_ID)] = None,
-                 policy_id: Annotated[str | None, _text("mergePolicyId", "the merge policy (the default one when absent)",
-                                                        MAX_ID)] = None,
-                 fields: Annotated[str | None, _text("fields", "profile fields to answer, comma-separated")] = None,
-                 limit: Annotated[int, Query(ge=1, le=1000, description="events per page"), AsciiInteger] = 10,
-                 start: Annotated[str | None, _text("start", "events: the cursor of the next page", MAX_ID)] = None,
-                 orderby: Annotated[str, _text("orderby", "timestamp or -timestamp", MAX_ID)] = "timestamp",
-                 start_time: Annotated[str | None, _text("startTime", "events from (ms since the epoch)", MAX_ID)] = None,
-                 end_time: Annotated[str | None, _text("endTime", "events until (ms since the epoch)", MAX_ID)] = None,
-                 ) -> dict[str, Any]:
-    scope = scope_of(who)
-    if schema == PROFILE_SCHEMA:
-        located = entities.locate(svc, scope, _required(namespace, "entityIdNS"), _required(entity_id, "entityId"),
-                                  policy_id)
-        body = entities.profile_entity(located, _fields(fields))
+async def get_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
+                       svc: Services = Depends(services), entity_id: EntityId = None, namespace: EntityNamespace = None,
+                       schema: Annotated[str, _text("schema.name", f"{PROFILE_SCHEMA} or {EVENT_SCHEMA}", MAX_ID)] = PROFILE_SCHEMA,
+                       related_schema: Annotated[str, _text("relatedSchema.name", PROFILE_SCHEMA, MAX_ID)] = PROFILE_SCHEMA,
+                       related_id: Annotated[str | None, _text("relatedEntityId", "events: the profile's identity")] = None,
+                       related_namespace: Annotated[str | None, _text("relatedEntityIdNS", "events: its namespace code",
+                                                                      MAX_ID)] = None,
+                       policy_id: Annotated[str | None, _text("mergePolicyId", "the merge policy (the default one when absent)",
+                                                              MAX_ID)] = None,
+                       fields: Annotated[str | None, _text("fields", "profile fields to answer, comma-separated")] = None,
+                       limit: Annotated[int, Query(ge=1, le=1000, description="events per page"), AsciiInteger] = 10,
+                       start: Annotated[str | None, _text("start", "events: the cursor of the next page", MAX_ID)] = None,
+                       orderby: Annotated[str, _text("orderby", "timestamp or -timestamp", MAX_ID)] = "timestamp",
+                       start_time: Annotated[str | None, _text("startTime", "events from (ms since the epoch)", MAX_ID)] = None,
+                       end_time: Annotated[str | None, _text("endTime", "events until (ms since the epoch)", MAX_ID)] = None,
+                       ) -> dict[str, Any]:
+    # Reads decode the profile store: in the lookups lane (api/lanes.py).
+    def work() -> dict[str, Any]:
+        scope = scope_of(who)
+        if schema == PROFILE_SCHEMA:
+            located = entities.locate(svc, scope, _required(namespace, "entityIdNS"), _required(entity_id, "entityId"),
+                                      policy_id)
+            body = entities.profile_entity(located, _fields(fields))
+            mark(response, located.build.to_json())
+            return {body["entityId"]: body}
+        if schema != EVENT_SCHEMA:
+            raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
+        if related_schema != PROFILE_SCHEMA:
+            raise BadRequest(f"'relatedSchema.name' must be {PROFILE_SCHEMA}", field="relatedSchema.name")
+        located = entities.locate(svc, scope, _required(related_namespace, "relatedEntityIdNS"),
+                                  _required(related_id, "relatedEntityId"), policy_id)
+        cursor = start or None
+        if orderby not in ("timestamp", "-timestamp", "+timestamp"):
+            raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
+        children, following = entities.profile_events(
+            located, start=_time_ms(start_time, "startTime"), end=_time_ms(end_time, "endTime"),
+            limit=limit, descending=orderby.startswith("-"), after=cursor)
         mark(response, located.build.to_json())
-        return {body["entityId"]: body}
-    if schema != EVENT_SCHEMA:
-        raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
-    if related_schema != PROFILE_SCHEMA:
-        raise BadRequest(f"'relatedSchema.name' must be {PROFILE_SCHEMA}", field="relatedSchema.name")
-    located = entities.locate(svc, scope, _required(related_namespace, "relatedEntityIdNS"),
-                              _required(related_id, "relatedEntityId"), policy_id)
-    start = start or None
-    if orderby not in ("timestamp", "-timestamp", "+timestamp"):
-        raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
-    children, following = entities.profile_events(
-        located, start=_time_ms(start_time, "startTime"), end=_time_ms(end_time, "endTime"),
-        limit=limit, descending=orderby.startswith("-"), after=start)
-    mark(response, located.build.to_json())
-    href = ""
-    if following:
-        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
-        href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
-    return {
-        "_page": {"orderby": orderby, "start": start or "", "count": len(children), "next": following or ""},
-        "children": children,
-        "_links": {"next": {"href": href}},
-    }
+        href = ""
+        if following:
+            kept = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
+            href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
+        return {
+            "_page": {"orderby": orderby, "start": cursor or "", "count": len(children), "next": following or ""},
+            "children": children,
+            "_links": {"next": {"href": href}},
+        }
+
+    return await run_in(request, "lookups", work)
 
 
 @router.post("/entities")
-def post_entities(response: Response, who: Tenant = Depends(tenant), svc: Services = Depends(services),
-                  body: EntitiesRequest = typed_body(EntitiesRequest)) -> dict[str, Any]:
+async def post_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
+                        svc: Services = Depends(services),
+                        body: EntitiesRequest = typed_body(EntitiesRequest)) -> dict[str, Any]:
+    return await run_in(request, "lookups", _post_entities, response, who, svc, body)
+
+
+def _post_entities(response: Response, who: Tenant, svc: Services, body: EntitiesRequest) -> dict[str, Any]:
     schema = body.schema_.name if body.schema_ is not None and body.schema_.name is not None else PROFILE_SCHEMA
     if schema != PROFILE_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.deps import caller, query_bool, raw_body, services
 from openseg.api.json_input import parse_json
+from openseg.api.lanes import run_in
 from openseg.clock import now_ms
 from openseg.container import Services
 from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
@@ -100,8 +101,12 @@ def _message(raw: bytes) -> Any:
 
 
 @router.post("/batch/{inlet_id}", status_code=207, openapi_extra=_BATCH)
-def collect_batch(inlet_id: str, request: Request, svc: Services = Depends(services),
-                  raw: bytes = Depends(raw_body)) -> JSONResponse:
+async def collect_batch(inlet_id: str, request: Request, svc: Services = Depends(services),
+                        raw: bytes = Depends(raw_body)) -> JSONResponse:
+    return await run_in(request, "collection", _collect_batch, inlet_id, request, svc, raw)
+
+
+def _collect_batch(inlet_id: str, request: Request, svc: Services, raw: bytes) -> JSONResponse:
     try:
         connection = _inlet(request, svc, inlet_id)
         # "The syncValidation query parameter is only available for the single message endpoint".
@@ -114,8 +119,12 @@ def collect_batch(inlet_id: str, request: Request, svc: Services = Depends(servi
 
 
 @router.post("/{inlet_id}", openapi_extra=_ONE)
-def collect(inlet_id: str, request: Request, svc: Services = Depends(services),
-            raw: bytes = Depends(raw_body)) -> JSONResponse:
+async def collect(inlet_id: str, request: Request, svc: Services = Depends(services),
+                  raw: bytes = Depends(raw_body)) -> JSONResponse:
+    return await run_in(request, "collection", _collect, inlet_id, request, svc, raw)
+
+
+def _collect(inlet_id: str, request: Request, svc: Services, raw: bytes) -> JSONResponse:
     try:
         connection = _inlet(request, svc, inlet_id)
         sync = query_bool(request.query_params.get("syncValidation"), "syncValidation")

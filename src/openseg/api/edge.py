@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.deps import Caller, Tenant, caller, json_object, query_bool, raw_body, services, tenant
 from openseg.api.json_input import parse_json
+from openseg.api.lanes import run_in
 from openseg.api.paging import children_page, parse_int
 from openseg.clock import new_uuid, now_ms
 from openseg.container import Services
@@ -88,9 +89,13 @@ _COLLECT = {"requestBody": {"required": True, "content": {"application/json": {"
 
 
 @router.post("/ee/v2/interact", openapi_extra=_INTERACT)
-def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
-             raw: bytes = Depends(raw_body)) -> JSONResponse:
+async def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
+                   raw: bytes = Depends(raw_body)) -> JSONResponse:
     """One event: the synchronous segments its profile qualifies for, this event included."""
+    return await run_in(request, "edge", _interact, request, who, svc, raw)
+
+
+def _interact(request: Request, who: edge.Tenant, svc: Services, raw: bytes) -> JSONResponse:
     request_id, datastream_id = _request(request)
     try:
         body = _body(raw)
@@ -103,9 +108,13 @@ def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Ser
 
 
 @router.post("/ee/v2/collect", status_code=202, openapi_extra=_COLLECT)
-def collect(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
-            raw: bytes = Depends(raw_body)) -> Response:
+async def collect(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
+                  raw: bytes = Depends(raw_body)) -> Response:
     """Events in bulk: 202 with the request id once they are durable; 204 and no body with ``silent=true``."""
+    return await run_in(request, "edge", _collect, request, who, svc, raw)
+
+
+def _collect(request: Request, who: edge.Tenant, svc: Services, raw: bytes) -> Response:
     request_id, datastream_id = _request(request)
     try:
         body = _body(raw)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,9 +43,24 @@ class CatalogLakeSink:
         lock_path: The file whose lock makes one flusher per log.
     """
 
-    def __init__(self, services: Services, lock_path: Path) -> None:
+    def __init__(self, services: Services, lock_path: Path, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.services = services
         self.lock_path = lock_path
+        self.monotonic = monotonic
+        #: Per sandbox, a flushed batch whose build is not requested yet, and when a build was last requested.
+        self._waiting: dict[str, str] = {}
+        self._requested: dict[str, float] = {}
+
+    def request_builds(self, *, now: bool = False) -> None:
+        # A build of 1M profiles rewrites the store's files: streamed batches ask for one at most every
+        # OPENSEG_STREAM_BUILD_SECONDS, and the overlay shows what they hold meanwhile.
+        interval = self.services.settings.stream_build_seconds
+        for sandbox_id, batch_id in list(self._waiting.items()):
+            if now or self.monotonic() >= self._requested.get(sandbox_id, float("-inf")) + interval:
+                for hook in self.services.after_batch:
+                    hook(self.services, batch_id)
+                self._requested[sandbox_id] = self.monotonic()
+                del self._waiting[sandbox_id]
 
     def exclusive(self) -> AbstractContextManager[bool]:
         return exclusive_lock(self.lock_path)
@@ -138,7 +154,8 @@ class CatalogLakeSink:
                 offset.seq, offset.updated = through, now
         for batch, _, _ in written:
             lake.remove_tree(settings.staging / batch.batch_id)
+        sandboxes = {batch.batch_id: batch.sandbox_id for batch, _, _ in written}
         for batch_id in succeeded:
-            for hook in self.services.after_batch:
-                hook(self.services, batch_id)
+            self._waiting[sandboxes[batch_id]] = batch_id
+        self.request_builds()
         return succeeded

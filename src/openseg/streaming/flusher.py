@@ -152,6 +152,7 @@ class Streamer:
                 flushed = flush(self.log, self.sink, max_records=self.max_records, others=self._others())
                 total += flushed.records
                 if flushed.records == 0:
+                    self.sink.request_builds(now=True)
                     return total
 
     def run(self, stop: threading.Event) -> None:
@@ -164,6 +165,7 @@ class Streamer:
                     offset = self.sink.offset(consumer_name(self.log)) if mine else 0
                     while mine and not stop.is_set():
                         self._segment()
+                        self.sink.request_builds()
                         waiting = self.log.last_seq() - offset
                         if waiting >= self.max_records or (waiting > 0 and self.monotonic() >= due):
                             offset = flush(self.log, self.sink, max_records=self.max_records,

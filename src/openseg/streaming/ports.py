@@ -83,6 +83,11 @@ class LakeSink(Protocol):
         """Holds the right to flush this log (one flusher at a time); yields False when another has it."""
         ...
 
+    def request_builds(self, *, now: bool = False) -> None:
+        """Ask for the profile builds that flushed batches wait for, once the interval since the last request
+        has passed (``now``: at once). Called on every poll of the flusher."""
+        ...
+
     def unbuilt(self) -> Mapping[str, int]:
         """Per dataset feeding profile builds, the watermark of its sandbox's least recent build (the log keeps
         the dataset's messages above it: lookups lay them over the build until a build holds them)."""
