@@ -62,7 +62,7 @@ def _env(**settings: str) -> dict[str, str]:
 
 @pytest.fixture
 def start_server(served: tuple[Services, Org], tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    services, org = served
+    services, _ = served
     started: list[Server] = []
 
     def start(**settings: str) -> Server:
@@ -139,8 +139,9 @@ def the_worker(server: Server) -> int:
 def load_people(server: Server, org: Org) -> str:
     """Ten people (the odd ones in the US) ingested by the server's worker; the US segment's id."""
     headers = org.headers()
-    dataset = create_dataset(server.http, headers)  # type: ignore[arg-type]  # an httpx client, as TestClient is
-    batch = upload_batch(server.http, headers, dataset, {"people.json": json_lines([person(i) for i in range(10)])})  # type: ignore[arg-type]
+    # The API's helpers take TestClient, an httpx client: the server's real one does as well.
+    dataset = create_dataset(server.http, headers)
+    batch = upload_batch(server.http, headers, dataset, {"people.json": json_lines([person(i) for i in range(10)])})
 
     def ingested() -> bool:
         status = server.http.get(f"/data/foundation/catalog/batches/{batch}", headers=headers).json()[batch]["status"]
@@ -148,7 +149,7 @@ def load_people(server: Server, org: Org) -> str:
         return bool(status == "success")
 
     _wait(ingested, 30, "the batch is ingested")
-    return str(define(server.http, org, "US", 'homeAddress.country = "US"')["id"])  # type: ignore[arg-type]
+    return str(define(server.http, org, "US", 'homeAddress.country = "US"')["id"])
 
 
 def run_job(server: Server, org: Org, segment_id: str) -> dict[str, Any]:
