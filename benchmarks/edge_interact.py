@@ -1,6 +1,6 @@
 """``python -m benchmarks.edge_interact``: how long ``POST /ee/v2/interact`` takes to answer (P5b).
 
-Starts ``openseg serve`` in its own process on a fresh home (worker and streamer inside, as ``make run``),
+Starts ``openseg serve`` in its own process on a fresh home (with its worker and streamer, as ``make run``),
 loads ``EDGE_PROFILES`` profiles by batch ingestion under a merge policy active on edge, defines ten edge
 (synchronous) segments (five profile-only, five a single event within the hour beside a profile attribute),
 makes a datastream, and waits for the policy's profile store. Then sends interact calls **open-loop** at

@@ -1,8 +1,9 @@
 """P6: a job's status stays quick to read while the service is busy.
 
-A real ``openseg serve`` process (API, worker and scheduler in one, as ``make run`` starts it) over a fresh
-home: the data set's ingest files are uploaded through the batch API, the 10-segment suite is defined, and a
-segment job is created; the worker then ingests, builds the merged profile store and runs the job. From the
+A real ``openseg serve`` process (the API, and the worker with the scheduler in its child ``openseg worker``
+process, as ``make run`` starts it; ``OPENSEG_WORKER_MODE=thread`` puts them in one) over a fresh home: the
+data set's ingest files are uploaded through the batch API, the 10-segment suite is defined, and a segment
+job is created; the worker then ingests, builds the merged profile store and runs the job. From the
 job's creation until it finishes, ``CLIENTS`` concurrent clients poll ``GET /segment/jobs/{id}``, each once
 every ``INTERVAL`` seconds (as a client waiting for its job does; the start of each is spread over the first
 interval), and every response's latency is kept. The figure is their p99 (goal ≤ 50 ms), with the window's

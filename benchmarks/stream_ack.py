@@ -1,6 +1,6 @@
 """``python -m benchmarks.stream_ack``: how long ``POST /collection/{inletId}`` takes to acknowledge (P5a).
 
-Starts ``openseg serve`` in its own process on a fresh home (worker and streamer inside, as ``make run``),
+Starts ``openseg serve`` in its own process on a fresh home (with its worker and streamer, as ``make run``),
 creates an events dataset and an inlet, then sends single messages **open-loop** at ``STREAM_RATE`` per
 second for ``STREAM_SECONDS``: each request has a scheduled start, and its latency runs from that start (so a
 backlog counts against the server, not hidden by a slow client). Prints p50 / p99 / max of the

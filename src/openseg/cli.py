@@ -34,22 +34,26 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (env OPENSEG_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (env OPENSEG_PORT)")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="load demo data and print ready-to-use credentials")] = False,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="do not run jobs in this process")] = False,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="run no worker: jobs run in `openseg worker`s")] = False,
 ) -> None:
-    """Serve the HTTP API (with the worker and scheduler inside unless --no-worker)."""
+    """Serve the HTTP API, with the worker (jobs, the scheduler, the streamer) in a child process (or in this
+    one's threads: OPENSEG_WORKER_MODE=thread) unless --no-worker."""
     import uvicorn
 
     from openseg.api.app import create_app
     from openseg.bootstrap import build_services
+    from openseg.worker.process import WorkerProcess
 
     settings = _settings(home, host=host, port=port)
     services = build_services(settings)
     if demo:
         from openseg.demo import ensure_demo
 
-        ensure_demo(services, print_to=typer.echo)
-    uvicorn.run(create_app(services, run_worker=not no_worker), host=settings.host, port=settings.port,
-                log_level="info")
+        ensure_demo(services, print_to=typer.echo)  # loaded here before serving, so "ready" means loaded
+    in_process = not no_worker and settings.worker_mode == "thread"
+    child = WorkerProcess(settings) if not no_worker and not in_process else None
+    uvicorn.run(create_app(services, run_worker=in_process, worker_process=child), host=settings.host,
+                port=settings.port, log_level="info")
 
 
 @app.command()

@@ -28,6 +28,8 @@ class Settings:
     job_memory_limit: str | None = None
     membership_snapshots: int = 2
     worker_nice: int = 10
+    #: Where ``openseg serve`` runs its worker: ``process`` (a child ``openseg worker``) or ``thread`` (in the API's process).
+    worker_mode: str = "process"
     #: Whether the worker runs this host's streamer beside its lanes (off where ``openseg streamer`` runs alone).
     streamer: bool = True
     #: At least this long between two profile builds that streamed batches request (the overlay shows streamed
@@ -64,6 +66,7 @@ class Settings:
             job_memory_limit=env.get("OPENSEG_JOB_MEMORY_LIMIT") or None,
             membership_snapshots=int(env.get("OPENSEG_MEMBERSHIP_SNAPSHOTS") or 2),
             worker_nice=int(env.get("OPENSEG_WORKER_NICE") or 10),
+            worker_mode=str(env.get("OPENSEG_WORKER_MODE") or "process").strip().lower(),
             streamer=_switch("OPENSEG_STREAMER", env.get("OPENSEG_STREAMER") or "on"),
             stream_build_seconds=float(env.get("OPENSEG_STREAM_BUILD_SECONDS") or 15),
             query_memory_limit=str(env.get("OPENSEG_QUERY_MEMORY_LIMIT") or "1GB"),
@@ -76,11 +79,38 @@ class Settings:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
         if settings.stream_build_seconds < 0:
             raise ValueError("OPENSEG_STREAM_BUILD_SECONDS must be 0 or more")
+        if settings.worker_mode not in WORKER_MODES:
+            raise ValueError(f"OPENSEG_WORKER_MODE must be 'process' or 'thread', not {settings.worker_mode!r}")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
             raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment that :meth:`from_env` reads back into equal settings: what
+        ``openseg serve`` gives its worker process, so that the flags it was started with (``--home``) hold
+        there too."""
+        return {
+            "OPENSEG_HOME": str(self.home),
+            "OPENSEG_DATABASE_URL": self.database_url,
+            "OPENSEG_LAKE": str(self.lake),
+            "OPENSEG_ENGINE": self.engine,
+            "OPENSEG_SPARK_MASTER": self.spark_master,
+            "OPENSEG_SPARK_CONF": ";".join(f"{key}={value}" for key, value in self.spark_conf),
+            "OPENSEG_HOST": self.host,
+            "OPENSEG_PORT": str(self.port),
+            "OPENSEG_BUILD_MEMORY_LIMIT": self.build_memory_limit or "",
+            "OPENSEG_JOB_MEMORY_LIMIT": self.job_memory_limit or "",
+            "OPENSEG_MEMBERSHIP_SNAPSHOTS": str(self.membership_snapshots),
+            "OPENSEG_WORKER_NICE": str(self.worker_nice),
+            "OPENSEG_WORKER_MODE": self.worker_mode,
+            "OPENSEG_STREAMER": "on" if self.streamer else "off",
+            "OPENSEG_STREAM_BUILD_SECONDS": repr(self.stream_build_seconds),
+            "OPENSEG_QUERY_MEMORY_LIMIT": self.query_memory_limit,
+            "OPENSEG_QUERY_THREADS": str(self.query_threads),
+            "OPENSEG_QUERY_TIMEOUT": repr(self.query_timeout),
+        }
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -98,6 +128,10 @@ class Settings:
     def ensure_dirs(self) -> None:
         for path in (self.home, self.lake, self.staging, self.profiles_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+#: ``OPENSEG_WORKER_MODE``: where ``openseg serve`` runs its worker.
+WORKER_MODES = ("process", "thread")
 
 
 def _switch(name: str, value: str) -> bool:
@@ -170,6 +204,10 @@ ENVIRONMENT = (
     ("OPENSEG_WORKER_NICE", "10",
      "how much lower than the API's the worker's CPU priority is (0-19; Linux nice): jobs and builds yield the "
      "CPU to requests"),
+    ("OPENSEG_WORKER_MODE", "process",
+     "where `openseg serve` runs its worker (jobs, builds, exports, queries, the scheduler and the streamer): "
+     "`process`, a child `openseg worker` at the lower priority, restarted if it dies and stopped with the server, "
+     "so the API's requests never wait on its Python code; `thread`, threads of the API's own process"),
     ("OPENSEG_STREAMER", "on",
      "`off`: the worker of `openseg serve` / `openseg worker` runs no streamer, because `openseg streamer` runs "
      "alone on this host (docs/scale-out.md)"),

@@ -1,9 +1,10 @@
-"""The worker, or the whole server with the worker inside, killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store,
+"""The worker, or the whole server with the worker in its threads (``OPENSEG_WORKER_MODE=thread``), killed (SIGKILL: no clean-up runs) while it ingests a batch, builds the merged profile store,
 writes an export or fires a schedule, then started again: every piece of work ends as if the kill never happened,
 and until then nothing of it is visible half-written.
 
 As in ``test_crash_recovery.py`` (the segment job's points), the worker is the real ``openseg worker`` in its
-own process and kills itself at an exact point, so the test does not depend on timing:
+own process and kills itself at an exact point, so the test does not depend on timing (``openseg serve``'s
+default worker, a child ``openseg worker``, is that ``worker`` case):
 - ``lake-before`` / ``lake-after``: just before / just after a batch directory (an ingested batch, or an
   export's batch) is renamed into the lake, before the metadata store records it;
 - ``store-before`` / ``store-after``: the same around the publication of a merged-profile build;
@@ -44,7 +45,7 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
-#: Runs ``openseg`` with the arguments after argv[1] (``worker``, or ``serve`` with its worker inside) after
+#: Runs ``openseg`` with the arguments after argv[1] (``worker``, or ``serve`` with its worker in its threads) after
 #: arranging for the process to SIGKILL itself at the point named by argv[1].
 WORKER_THAT_DIES = """
 import os, signal, sys
@@ -105,9 +106,10 @@ def home(tmp_path: Path) -> Iterator[tuple[Services, Org, TestClient]]:
 
 def kill_worker_at(services: Services, point: str, process: str = "worker") -> None:
     """Run the worker (``process="worker"``) or the whole server (``"serve"``: API, worker and scheduler in
-    one process, as ``make run`` starts it) until it kills itself at ``point``."""
+    one process, as ``OPENSEG_WORKER_MODE=thread`` runs it) until it kills itself at ``point``."""
     command = ["worker"] if process == "worker" else ["serve", "--port", str(_free_port())]
-    died = subprocess.run([sys.executable, "-c", WORKER_THAT_DIES, point, *command], env=worker_env(services),
+    env = worker_env(services) | ({"OPENSEG_WORKER_MODE": "thread"} if process == "serve" else {})
+    died = subprocess.run([sys.executable, "-c", WORKER_THAT_DIES, point, *command], env=env,
                           capture_output=True, text=True, timeout=120)
     assert died.returncode == -signal.SIGKILL, died.stdout + died.stderr
 

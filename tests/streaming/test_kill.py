@@ -3,8 +3,10 @@ SIGKILL (no clean-up runs), then ``openseg streamer`` is started: every acknowle
 lake exactly once.
 
 Two kill points: ``after-acks`` (the test kills the server once its messages are acknowledged, whatever
-the flusher was doing) and ``mid-flush`` (the server kills itself inside its first flush, after the batch
-files are in the lake and before the transaction that records them and moves the offset).
+its worker process's flusher was doing: the kernel kills that child with it) and ``mid-flush`` (the server
+kills itself inside its first flush, after the batch files are in the lake and before the transaction that
+records them and moves the offset; its streamer runs in its own threads there, ``OPENSEG_WORKER_MODE=thread``,
+since the kill point is set in the server's process).
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def test_every_acknowledged_message_reaches_the_lake_once_after_a_kill(
     inlet = create_inlet(client, org, dataset_id)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-c", SERVER_THAT_DIES, point, str(port)], env=_env(services),
+    env = _env(services) | ({"OPENSEG_WORKER_MODE": "thread"} if point == "mid-flush" else {})
+    server = subprocess.Popen([sys.executable, "-c", SERVER_THAT_DIES, point, str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(base, server)

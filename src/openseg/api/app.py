@@ -1,10 +1,10 @@
-"""The FastAPI application: AEP paths, AEP error bodies, the in-process worker."""
+"""The FastAPI application: AEP paths, AEP error bodies, the worker it runs while it serves."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -92,16 +92,35 @@ class TrailingSlash:
         await self.app(scope, receive, send)
 
 
-def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
-    """Build the API over ``services``; with ``run_worker`` the worker thread runs while the app serves."""
+class WorkerProcess(Protocol):
+    """A worker run beside the app in a process of its own (``worker.process.WorkerProcess``)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(services: Services, *, run_worker: bool = True, worker_process: WorkerProcess | None = None) -> FastAPI:
+    """Build the API over ``services``.
+
+    Args:
+        services: What the routes use.
+        run_worker: Run ``services.worker``'s threads in this process while the app serves
+            (``OPENSEG_WORKER_MODE=thread``; tests drive the app so).
+        worker_process: A worker process started with the app and stopped with it (``openseg serve``'s default).
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_worker and services.worker is not None:
             services.worker.start()
+        if worker_process is not None:
+            worker_process.start()
         try:
             yield
         finally:
+            if worker_process is not None:
+                worker_process.stop()
             if run_worker and services.worker is not None:
                 services.worker.stop()
 

@@ -1,4 +1,5 @@
-"""The worker: takes queued items and runs their handler. Runs as a thread in the server or alone."""
+"""The worker: takes queued items and runs their handler, in threads of ``openseg worker`` (which ``openseg serve``
+starts as its child process) or of the server itself (``OPENSEG_WORKER_MODE=thread``)."""
 
 from __future__ import annotations
 
