@@ -1,5 +1,6 @@
 """No route blocks the event loop: handlers and their dependencies are plain functions (FastAPI runs those
-in its thread pool) unless they truly await something, and those hand every other step to the pool."""
+in its thread pool) unless they truly await something or hand their work to a lane (``api/lanes.py``), and
+those hand every other step to a thread."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ from fastapi.routing import APIRoute, iter_route_contexts
 #: The only coroutine functions a route may reach, each with what it awaits.
 ASYNC_ALLOWED = {
     "openseg.api.deps.raw_body": "awaits the request body; parsing and the handler run in the thread pool",
+    "openseg.api.deps.services": "returns the app's services: no I/O, and no thread pool hop for every request",
+    "openseg.api.collection.collect": "hands the acknowledgement to its lane (api/lanes.py)",
+    "openseg.api.collection.collect_batch": "hands the acknowledgements to their lane",
+    "openseg.api.edge.interact": "hands the edge segmentation to its lane",
+    "openseg.api.edge.collect": "hands the events to the edge lane",
+    "openseg.api.access.get_entities": "hands the lookup to its lane",
+    "openseg.api.access.post_entities": "hands the lookups to their lane",
     "openseg.api.ingest.upload_file": "streams an upload of any size to disk chunk by chunk",
     "openseg.api.ingest.upload_file_part": "streams one part of a large file to disk chunk by chunk",
 }
@@ -62,22 +70,31 @@ def _called_name(node: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
+#: What hands work to a thread: ``run_in_threadpool`` (FastAPI's pool) and ``run_in`` (a lane, api/lanes.py).
+HAND_OFFS = {"run_in_threadpool", "run_in"}
+
+
 def _blocking_calls(function: Callable[..., Any]) -> list[str]:
-    """Calls in the body of ``function`` that run on the event loop: neither awaited, nor handed to the
-    thread pool, nor in :data:`LOOP_SAFE_CALLS`."""
+    """Calls in the body of ``function`` that run on the event loop: neither awaited, nor handed to a thread
+    (a nested function counts as handed only when an awaited hand-off takes it), nor in :data:`LOOP_SAFE_CALLS`."""
     definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
     assert isinstance(definition, ast.AsyncFunctionDef)
     off_loop: set[int] = set()
+    handed: set[str] = set()
     for node in ast.walk(definition):
         if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
             off_loop.add(id(node.value))
-            if _called_name(node.value) == "run_in_threadpool":
+            if _called_name(node.value) in HAND_OFFS:
                 off_loop.update(id(inner) for inner in ast.walk(node.value) if isinstance(inner, ast.Call))
+                handed.update(arg.id for arg in node.value.args if isinstance(arg, ast.Name))
         if isinstance(node, ast.AsyncFor) and isinstance(node.iter, ast.Call):
             off_loop.add(id(node.iter))
-    calls = [node for statement in definition.body for node in ast.walk(statement) if isinstance(node, ast.Call)]
-    return [f"line {node.lineno}: {ast.unparse(node)}" for node in calls
-            if id(node) not in off_loop and _called_name(node) not in LOOP_SAFE_CALLS]
+    nested = [statement for statement in definition.body if isinstance(statement, ast.FunctionDef)]
+    unhanded = [f"line {n.lineno}: {n.name} is never handed to a thread" for n in nested if n.name not in handed]
+    calls = [node for statement in definition.body if not isinstance(statement, ast.FunctionDef)
+             for node in ast.walk(statement) if isinstance(node, ast.Call)]
+    return unhanded + [f"line {node.lineno}: {ast.unparse(node)}" for node in calls
+                       if id(node) not in off_loop and _called_name(node) not in LOOP_SAFE_CALLS]
 
 
 def test_allowed_coroutines_hand_every_blocking_step_to_the_thread_pool(app: FastAPI) -> None:

@@ -147,14 +147,14 @@ def _names(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     return tuple(_footer(path, mtime_ns, size).schema.to_arrow_schema().names)
 
 
-#: Row groups up to this size are kept decoded (:func:`_group`); the lookup files are written in groups of 8,192.
+#: Row groups up to this size are kept decoded (:func:`_group`); the lookup files are written in groups of 2,048, events in 16,384.
 CACHED_GROUP_ROWS = 16_384
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def _group(path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
-    """One small row group of one version of a file, decoded in the calling thread (at most 64 kept: about
-    the groups of 64 lookups, a few MB each)."""
+    """One small row group of one version of a file, decoded in the calling thread (at most 128 kept: the
+    groups of the last lookups, under a MB each for the columns a lookup reads)."""
     footer = _footer(path, mtime_ns, size)
     return pq.ParquetFile(path, metadata=footer).read_row_group(
         group, columns=None if columns is None else list(columns), use_threads=False)

@@ -18,6 +18,7 @@ Lookup by identity follows the store's merge policy (see :mod:`openseg.profiles.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -40,6 +41,7 @@ from openseg.profiles.store import (
     EVENTS_FILE,
     FRAGMENTS_FILE,
     IDENTITIES_FILE,
+    MANIFEST_FILE,
     PROFILES_FILE,
     read_manifest,
     resolve_store,
@@ -255,6 +257,12 @@ def identity_graph(store_dir: Path | str) -> str:
 
 
 def _identity_graph(store: Path) -> str:
+    # Read once per version of the build's manifest (a published build never changes it).
+    return _graph_of_manifest(store, (store / MANIFEST_FILE).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _graph_of_manifest(store: Path, _mtime_ns: int) -> str:
     return str(read_manifest(store)["policy"]["identityGraph"])
 
 
