@@ -3,8 +3,8 @@
 Every :meth:`MembershipStore.apply <openseg.segmentation.membership.store.MembershipStore.apply>` writes one
 file, ``changes/{n:012d}.parquet`` (its rows carry ``seq = n``). Until a segment job folds them into a state
 (``State.changes_through``), every lookup reads every such file; a streamer writes several a second. Compaction
-keeps their number logarithmic, size-tiered as in an LSM tree: :data:`fan_in <plan_merge>` consecutive files of
-one tier become one file of the next tier.
+keeps their number logarithmic, size-tiered as in an LSM tree: ``fan_in`` (:data:`FAN_IN`) consecutive files of
+one tier become one file of the next tier (:func:`plan_merge`).
 
 Naming. A merged file is ``changes/{first:012d}-{last:012d}.parquet``: every row of the files numbered
 ``first..last``, each row as it was (``event``, ``at`` and ``seq`` included: history reads them all), sorted by
@@ -28,14 +28,16 @@ writers, ``job_lock()`` is held by a segment job from reading the current member
   without waiting (a compaction is skipped while a job runs and tried again at the next write). Holding it, it
   knows every state that exists or can be made until it ends, and merges only files numbered above the
   highest ``changes_through`` of them: no merged file straddles a state's boundary, so each reader's state
-  still splits the files into folded (all of a file) and unfolded (all of it).
+  still splits the files into folded (all of a file) and unfolded (all of it). (A reader holds the current
+  state or an older one that retention keeps; a pruned state is unreadable anyway: its snapshot is gone.)
 - A job lists the changes to fold under ``lock()`` inside its ``job_lock()`` and reads them by path during its
   plan: no compaction runs until it publishes, so its files stay, and the ``changes_through`` it records (the
   last number it listed) is a file boundary for the compactions after it.
-- Every other reader (lookups, :meth:`log_position`, history and long-form queries, exports) lists and reads
-  inside ``reading()``. A compaction deletes superseded files only under the exclusive form of that lock taken
-  without waiting (else it leaves them to a later compaction), so no file a reader listed disappears before the
-  reader is done; readers and compactions never wait for each other beyond a listing.
+- Every other reader (lookups, ``log_position``, history and long-form queries, exports, dry runs) lists and
+  reads inside ``reading()``. A compaction deletes superseded files only under the exclusive form of that lock,
+  taken without waiting (else it leaves them to a later compaction), so no file a reader listed disappears
+  before the reader is done, and no read needs a retry. A compaction never waits for a reader; a reader waits at
+  most for a compaction's unlinking of files.
 """
 
 from __future__ import annotations

@@ -352,7 +352,8 @@ class MembershipStore:
 
     def prune(self, current: State, keep: int) -> list[Path]:
         """Delete the snapshots and pairs of all but the ``keep`` newest states (the current one always
-        stays). History and change files stay: they answer "who was in S at T" for any T."""
+        stays). History and change files stay (compaction merges change files, never drops a row): they answer
+        "who was in S at T" for any T."""
         folder = self.root / "states"
         states = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         kept = {current.path} | set(states[:max(keep, 1)])
