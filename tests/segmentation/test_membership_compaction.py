@@ -72,9 +72,11 @@ CONSUMERS = ["streamer", "edge"]
 
 job_step = st.tuples(st.just("job"), st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=3, unique=True),
                      st.dictionaries(st.sampled_from(PROFILES), st.sets(st.sampled_from(SEGMENTS))), st.none())
-profile_step = st.tuples(st.just("profile"), st.just([]), st.dictionaries(
-    st.sampled_from(PROFILES), st.dictionaries(st.sampled_from(SEGMENTS), st.booleans(), min_size=1),
-    max_size=2), st.one_of(st.none(), st.sampled_from(CONSUMERS)))
+profile_step: st.SearchStrategy[tuple[str, list[str], dict[str, dict[str, bool]], str | None]] = st.tuples(
+    st.just("profile"), st.just([]),
+    st.dictionaries(st.sampled_from(PROFILES), st.dictionaries(st.sampled_from(SEGMENTS), st.booleans(), min_size=1),
+                    max_size=2),
+    st.one_of(st.none(), st.sampled_from(CONSUMERS)))
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -199,3 +201,55 @@ def test_readers_racing_compactions_never_fail_nor_miss_or_repeat_a_row(tmp_path
     assert history(store, []) == sorted(model.events)
     store.compact()  # nobody reads now: whatever the readers held is deleted
     assert len(files(store)) <= 8
+
+
+def test_jobs_folding_while_writes_stream_and_compact_keep_every_row(tmp_path: Path) -> None:
+    store = MembershipStore(tmp_path, fan_in=2)
+    profiles = [f"p{n}" for n in range(6)]
+    # The published states: a streamer may still write with the one before the last (it read the pointer
+    # before the last job published).
+    published: list[State | None] = [None]
+    written_events: list[int] = []
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        chosen = random.Random(5)
+        try:
+            n = 0
+            while not done.is_set():
+                evaluations = {p: {"S": chosen.random() < 0.5, "T": chosen.random() < 0.5} for p in profiles}
+                rows = store.apply(published[-1 - n % 2] if len(published) > 1 else published[-1], evaluations,
+                                   T0 + timedelta(hours=1, seconds=n))
+                written_events.append(sum(1 for row in rows if row["event"] is not None))
+                n += 1
+        except BaseException as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    job_events, jobs, boundaries = 0, [], []
+    try:
+        for index in range(4):
+            with store.job_lock():  # as a segment job holds it, from reading the membership to publishing
+                qualifies = {p: {"S"} if (n + index) % 2 else set() for n, p in enumerate(profiles)}
+                state, counts = run_job(store, published[-1], qualifies, ["S"], T0 + timedelta(days=index + 1),
+                                        f"j{index}")
+                published.append(state)
+            jobs.append(f"j{index}")
+            boundaries.append(state.changes_through)
+            job_events += counts["S"]["realized"] + counts["S"]["exited"]
+    finally:
+        done.set()
+        writer.join()
+    assert failures == []
+    final = published[-1]
+    assert final is not None
+    assert len(written_events) > 20  # writes ran all along the jobs
+    # No change file straddles a state's boundary: each state folds a file whole or not at all.
+    assert all(last <= through or int(path.stem.split("-")[0]) > through
+               for through in boundaries for last, path in store.changes(None))
+    looked_up = store.lookup(final, profiles)
+    assert long_form(store, final) == {(p, s): (pair.status, pair.last_qualification_time)
+                                       for p, pairs in looked_up.items() for s, pair in pairs.items()}
+    assert len(history(store, jobs)) == job_events + sum(written_events)
