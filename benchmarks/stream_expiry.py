@@ -55,11 +55,12 @@ def _exits(home: Path) -> dict[str, dt.datetime]:
     """Each profile's exit time, from the membership stores' change files."""
     found: dict[str, dt.datetime] = {}
     for store in all_stores(home):
-        for _, path in store.changes(None):
-            for row in pq.read_table(path, columns=["_profile_id", "event", "at"]).to_pylist():
-                if row["event"] == "exited":
-                    found[row["_profile_id"]] = row["at"].replace(tzinfo=dt.UTC) if row["at"].tzinfo is None \
-                        else row["at"]
+        with store.reading():
+            for _, path in store.changes(None):
+                for row in pq.read_table(path, columns=["_profile_id", "event", "at"]).to_pylist():
+                    if row["event"] == "exited":
+                        found[row["_profile_id"]] = row["at"].replace(tzinfo=dt.UTC) if row["at"].tzinfo is None \
+                            else row["at"]
     return found
 
 

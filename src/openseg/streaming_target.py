@@ -203,7 +203,7 @@ class StoresSegmentationTarget:
         store, state = self.membership(sandbox_id, policy_id)
         if state is None or not segment_ids:
             return set()
-        with duckdb.connect() as con:
+        with duckdb.connect() as con, store.reading():
             store.register_long_form(con, state, "members", segment_ids)
             query = exp.select(exp.column("_profile_id")).distinct().from_("members").where(
                 exp.column("status").isin(*(exp.Literal.string(s) for s in IN_STATUSES)))

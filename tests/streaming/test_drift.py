@@ -14,6 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openseg.container import Services
+from openseg.segmentation import membership
+from openseg.streaming.segmenter import MICRO_BATCH
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_segment_jobs import load_people
 from tests.conftest import Org
@@ -90,9 +92,13 @@ def world(client: TestClient, org: Org, drain: Callable[[], int]) -> World:
     return World(ids, profiles, events)
 
 
+@pytest.mark.parametrize("micro_batch", [MICRO_BATCH, 1], ids=["one micro-batch", "compacted micro-batches"])
 def test_after_a_baseline_a_job_finds_what_streaming_found_and_reports_no_drift(
         client: TestClient, services: Services, org: Org, drain: Callable[[], int],
-        monkeypatch: pytest.MonkeyPatch, world: World) -> None:
+        monkeypatch: pytest.MonkeyPatch, world: World, micro_batch: int) -> None:
+    # One message per micro-batch writes a change file each, and two files of a tier merge into one: the job
+    # folds merged files (and the history the members read holds each write once).
+    monkeypatch.setattr("openseg.segmentation.membership.changes.FAN_IN", 2)
     segments = world.segments
     gold, viewers, buyers = segments["US gold"], segments["recent US viewers"], segments["recent buyers"]
     baseline = job_at(client, org, drain, monkeypatch, T0, *segments.values())
@@ -112,11 +118,14 @@ def test_after_a_baseline_a_job_finds_what_streaming_found_and_reports_no_drift(
     post(client, events, view(11, 11, T0 + dt.timedelta(minutes=6)))  # so does the new p11
     post(client, events, purchase(12, 6, T0 + dt.timedelta(minutes=8)))  # p6 a recent buyer
     post(client, events, purchase(13, 5, T0 + dt.timedelta(minutes=9)))  # and p5
-    consumers = streamer(services, clock)
+    consumers = streamer(services, clock, micro_batch)
     assert consumers.run_until_idle() == 7  # segmented, then flushed to the lake
     streamed = {segment_id: members(client, org, segment_id) for segment_id in segments.values()}
     assert streamed == {gold: emails(1, 5, 11), viewers: emails(5, 7, 11), buyers: emails(2, 5, 6)}
     drain()  # the flushed batches refresh the profile store
+    # Seven micro-batches of one message: 1-4, 5-6 and 7 (one micro-batch: one file).
+    [store] = membership.all_stores(services.settings.home)
+    assert len(store.changes(None)) == (1 if micro_batch == MICRO_BATCH else 3)
     job = job_at(client, org, drain, monkeypatch, clock.now, *segments.values())
     assert {segment_id: members(client, org, segment_id) for segment_id in segments.values()} == streamed
     assert job["metrics"]["openseg:streamingDrift"] == {

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.container import Services
 from openseg.streaming.flusher import Streamer, flush
-from openseg.streaming.segmenter import StreamSegmenter
+from openseg.streaming.segmenter import MICRO_BATCH, StreamSegmenter
 from openseg.streaming_target import StoresSegmentationTarget
 from tests.api.flows import create_dataset, person
 from tests.api.test_segment_jobs import load_people
@@ -68,9 +68,9 @@ def history(client: TestClient, org: Org, email: str) -> list[dict[str, Any]]:
     return list(response.json()["history"])
 
 
-def streamer(services: Services, clock: Clock) -> Streamer:
+def streamer(services: Services, clock: Clock, max_records: int = MICRO_BATCH) -> Streamer:
     stream_log = services.stream_log()
-    segmenter = StreamSegmenter(stream_log, StoresSegmentationTarget(services), clock)
+    segmenter = StreamSegmenter(stream_log, StoresSegmentationTarget(services), clock, max_records=max_records)
     return Streamer(stream_log, CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock"),
                     segmenter=segmenter)
 

@@ -128,7 +128,8 @@ def _export(services: ExportServices, scope: Scope, job_id: int, request: Export
     export_start = now_ms()
     written: dict[str, list[tuple[str, int]]] = {}
     finals = {}
-    with services.engine().workspace() as workspace, ExitStack() as discard_on_failure:
+    # Inside reading(): the membership change files the queries list stay until they are written.
+    with services.engine().workspace() as workspace, members.reading(), ExitStack() as discard_on_failure:
         staged = {}
         for target in targets:
             pending = discard_on_failure.enter_context(StagedDir(

@@ -77,7 +77,8 @@ def dry_run(engine: Engine, store: Path, segment_id: str, expr: ast.Expr, as_of:
         The counts and samples; nothing is written.
     """
     has_path = arrow_paths(pq.read_schema(store / PROFILES_FILE), pq.read_schema(store / EVENTS_FILE))
-    with engine.workspace() as workspace:
+    # Inside reading(): no job lock is held, and the membership change files the differ lists must stay.
+    with members.reading(), engine.workspace() as workspace:
         workspace.register("profiles", str(store / PROFILES_FILE))
         workspace.register("events", str(store / EVENTS_FILE))
         # The differ registers the previous membership exactly as a job's diff reads it; it is never staged.

@@ -45,19 +45,23 @@ def _succeeded_jobs(services: HistoryServices, sandbox_id: str) -> list[str]:
         return sorted(uow.segment_jobs.ids_in(sandbox_id, PUBLISHED))
 
 
-def _history(services: HistoryServices, sandbox_id: str, policy_id: str) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
-    """Every entry and exit of the policy's membership that counts: those of jobs that SUCCEEDED and
-    of per-profile writes (a query and the files it reads)."""
-    return membership.store_for(services.settings.home, sandbox_id, policy_id).history(_succeeded_jobs(services, sandbox_id))
+def _history(services: HistoryServices, sandbox_id: str, policy_id: str, query: exp.Query) -> list[dict[str, Any]]:
+    """``query``'s rows over the relation ``history``: every entry and exit of the policy's membership that
+    counts, those of jobs that SUCCEEDED and of per-profile writes."""
+    store = membership.store_for(services.settings.home, sandbox_id, policy_id)
+    jobs = _succeeded_jobs(services, sandbox_id)
+    with store.reading():  # the change files it lists stay until the query has read them
+        history = store.history(jobs)
+        if history is None:
+            return []
+        events, tables = history
+        rows: list[dict[str, Any]] = services.reader().run(_with_history(query, events), tables).to_pylist()
+        return rows
 
 
 def members_at(services: HistoryServices, scope: Scope, segment_id: str, policy_id: str, at: datetime, *,
                start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """Profiles in the segment at ``at``: their last entry or exit up to then was an entry."""
-    history = _history(services, scope.sandbox_id, policy_id)
-    if history is None:
-        return [], 0
-    events, tables = history
     query = statement(f"""
         WITH latest AS (
             SELECT _profile_id, arg_max(event, "at") AS event,
@@ -69,7 +73,7 @@ def members_at(services: HistoryServices, scope: Scope, segment_id: str, policy_
         SELECT _profile_id, entered_at, count(*) OVER () AS total FROM latest
         WHERE event = 'entered' ORDER BY _profile_id LIMIT {int(limit)} OFFSET {int(start)}
     """)
-    rows = services.reader().run(_with_history(query, events), tables).to_pylist()
+    rows = _history(services, scope.sandbox_id, policy_id, query)
     total = int(rows[0]["total"]) if rows else 0
     return [{"entityId": row["_profile_id"], "enteredAt": json_value(row["entered_at"])} for row in rows], total
 
@@ -82,14 +86,10 @@ def profile_of(services: HistoryServices, scope: Scope, namespace: str, identity
 
 def timeline(services: HistoryServices, scope: Scope, profile_id: str, policy_id: str) -> list[dict[str, Any]]:
     """Every entry and exit of one profile, oldest first, paired into stays per segment."""
-    history = _history(services, scope.sandbox_id, policy_id)
-    if history is None:
-        return []
-    events, tables = history
     query = statement(f'SELECT segment_id, event, "at", job_id FROM history WHERE _profile_id = {literal(profile_id)} '
                       'ORDER BY "at", segment_id')
     rows = [(r["segment_id"], r["event"], r["at"], r["job_id"])
-            for r in services.reader().run(_with_history(query, events), tables).to_pylist()]
+            for r in _history(services, scope.sandbox_id, policy_id, query)]
     stays: list[dict[str, Any]] = []
     open_stays: dict[str, dict[str, Any]] = {}
     for segment_id, event, at, job_id in rows:

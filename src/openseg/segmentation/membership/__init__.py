@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openseg.segmentation.membership.changes import LogPosition
 from openseg.segmentation.membership.differ import (
     QUALIFIED,
     MembershipDiffer,
@@ -17,7 +18,7 @@ from openseg.segmentation.membership.differ import (
 from openseg.segmentation.membership.encode import LONG_FORM_SCHEMA, import_long_form, relation_from_long_form
 from openseg.segmentation.membership.layout import State
 from openseg.segmentation.membership.rule import IN_STATUSES, PairState, Transition, transition
-from openseg.segmentation.membership.store import BitsRelation, LogPosition, MembershipStore, write_atomically
+from openseg.segmentation.membership.store import BitsRelation, MembershipStore, write_atomically
 
 
 def store_for(home: Path, sandbox_id: str, policy_id: str) -> MembershipStore:

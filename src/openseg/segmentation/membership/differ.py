@@ -83,7 +83,8 @@ class MembershipDiffer:
 
     Usage: create it (it registers the previous membership and gives every job segment a bit), hand
     :meth:`plan_relation` to the planner, create :data:`QUALIFIED` from the plan's result with
-    :func:`qualified_from_columns`, call :meth:`diff`, then :meth:`stage`.
+    :func:`qualified_from_columns`, call :meth:`diff`, then :meth:`stage`. All of it inside the store's
+    ``job_lock()`` (a job) or ``reading()`` (a dry run): the change files it lists are read by path later.
     """
 
     def __init__(self, workspace: Workspace, store: MembershipStore, previous: State | None,

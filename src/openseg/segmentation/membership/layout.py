@@ -14,6 +14,7 @@ explicit pairs, per-job history and per-profile change files.
 - ``history/{jobId}.parquet``: a job's entries and exits (``segment_id, _profile_id, event, at, job_id``).
 - ``changes/{seq}.parquet``: per-profile writes (``_profile_id, segment_id, status,
   lastQualificationTime, event, at, seq``), applied over the state until a job folds them in; kept as history.
+  ``changes/{first}-{last}.parquet``: the writes ``first..last`` merged into one file (``changes.py``).
 """
 
 from __future__ import annotations

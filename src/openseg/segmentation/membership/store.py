@@ -11,8 +11,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
-import json
-import re
+import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,8 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.atomic_files import StagedFile
+from openseg.segmentation.membership import changes as change_files
+from openseg.segmentation.membership.changes import ChangeFile, LogPosition, Position
 from openseg.segmentation.membership.layout import (
     CHANGES_SCHEMA,
     State,
@@ -38,34 +39,8 @@ from openseg.segmentation.membership.layout import (
 )
 from openseg.segmentation.membership.rule import PairState, transition
 
-_CHANGE_FILE = re.compile(r"^(\d{12})\.parquet$")
 #: The relations :meth:`MembershipStore.history` reads: the jobs' history files and the change files.
 HISTORY_FILES, CHANGE_FILES = "history_files", "change_files"
-#: The Parquet key-value metadata of a change file naming the log messages it applied (:class:`LogPosition`).
-LOG_POSITION_KEY = b"openseg:logPosition"
-
-
-class Position(Protocol):
-    """What :meth:`MembershipStore.apply` records of a log position (:class:`LogPosition` is one)."""
-
-    @property
-    def consumer(self) -> str: ...
-
-    @property
-    def after(self) -> int: ...
-
-    @property
-    def through(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class LogPosition:
-    """The stream log messages a change file applied: ``consumer``'s messages ``after < seq <= through`` (the
-    consumer's offset lives in the files it writes, so one atomic write holds both effects and progress)."""
-
-    consumer: str
-    after: int
-    through: int
 
 
 @dataclass(frozen=True)
@@ -84,10 +59,17 @@ class BitsRelation:
 
 
 class MembershipStore:
-    """The membership of one (sandbox, merge policy), under ``root``."""
+    """The membership of one (sandbox, merge policy), under ``root``.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: The store's folder.
+        fan_in: How many change files of one tier a compaction merges into one (None: ``changes.FAN_IN``; 0: the
+            store never compacts; see ``changes.py``).
+    """
+
+    def __init__(self, root: Path, fan_in: int | None = None) -> None:
         self.root = root
+        self.fan_in = change_files.FAN_IN if fan_in is None else fan_in
 
     # ----------------------------------------------------------------------------------- states
 
@@ -112,17 +94,14 @@ class MembershipStore:
         return State(root=self.root, name=name)
 
     def changes(self, state: State | None) -> list[tuple[int, Path]]:
-        """Per-profile change files not folded into ``state``, oldest first."""
-        folder = self.root / "changes"
-        if not folder.is_dir():
-            return []
+        """Per-profile change files not folded into ``state``, oldest first: the last write each holds and its
+        path. Read them inside :meth:`reading` (or, in a segment job, its :meth:`job_lock`): a compaction may
+        delete a file once it is merged into another."""
         through = state.changes_through if state else 0
-        found = []
-        for path in folder.iterdir():
-            match = _CHANGE_FILE.match(path.name)
-            if match and int(match.group(1)) > through:
-                found.append((int(match.group(1)), path))
-        return sorted(found)
+        return [(change.last, change.path) for change in self._change_files() if change.last > through]
+
+    def _change_files(self) -> list[ChangeFile]:
+        return change_files.listing(self.root / "changes")[0]
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -139,13 +118,48 @@ class MembershipStore:
     def job_lock(self) -> Iterator[None]:
         """Held by a segment job from reading the current membership to publishing its own, so that jobs of this
         store run one at a time in every process sharing the home (a lock file, as :meth:`lock`)."""
+        with self._job_lock(wait=True):
+            yield
+
+    @contextmanager
+    def _job_lock(self, wait: bool) -> Iterator[bool]:
+        """:meth:`job_lock`; without ``wait``, yields whether it was free (and is now held)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".job.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Held while reading change files (those :meth:`changes` lists, and through them :meth:`history` and
+        :meth:`define_long_form`): a compaction deletes the files it merged only when no reader holds this, so
+        a listed file stays readable until the reader is done (see ``changes.py``). A shared lock on the store's
+        folder (created if missing, as by a write): readers never wait for one another, nor for a compaction
+        beyond its deleting files."""
+        with self._folder_lock(fcntl.LOCK_SH):
+            yield
+
+    @contextmanager
+    def _folder_lock(self, operation: int) -> Iterator[bool]:
+        # The folder itself, not a file in it: taking the lock leaves no trace a reader of the folder would see.
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = os.open(self.root, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(folder, operation)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(folder)  # releases the lock
 
     def relation(self, state: State | None) -> tuple[BitsRelation, str | None]:
         """What a plan reads for ``inSegment``: the bit tests and the snapshot file (None: nobody)."""
@@ -176,10 +190,12 @@ class MembershipStore:
                 for row in rows_of(pairs, profile_ids):
                     segment_id, _ = by_bit[row["bit"]]
                     result[row["_profile_id"]][segment_id] = PairState(row["status"], row["lastQualificationTime"])
-        for _, path in self.changes(state):
-            for row in rows_of(path, profile_ids):
-                result[row["_profile_id"]][row["segment_id"]] = PairState(row["status"],
-                                                                          row["lastQualificationTime"])
+        with self.reading():
+            for _, path in self.changes(state):
+                # A merged file holds a profile's rows by ``seq``: later writes win, as across files.
+                for row in rows_of(path, profile_ids):
+                    result[row["_profile_id"]][row["segment_id"]] = PairState(row["status"],
+                                                                              row["lastQualificationTime"])
         return result
 
     def define_long_form(self, workspace: Relations, state: State | None, name: str,
@@ -204,7 +220,7 @@ class MembershipStore:
 
     def _long_form_files(self, state: State | None) -> dict[str, str | tuple[str, ...]]:
         """What the long form of ``state`` reads: ``snapshot`` and ``pairs`` (a file, or a directory of part
-        files), and the ``changes`` files not folded into it."""
+        files), and the ``changes`` files not folded into it (read inside :meth:`reading`)."""
         files: dict[str, str | tuple[str, ...]] = {}
         if state is not None:
             for kind, path in (("snapshot", state.snapshot_path), ("pairs", state.pairs_path)):
@@ -218,10 +234,10 @@ class MembershipStore:
     def history(self, jobs: Sequence[str]) -> tuple[exp.Query, dict[str, tuple[str, ...]]] | None:
         """Every entry and exit (``segment_id, _profile_id, event, at, job_id``) of the jobs that ``jobs`` lists as
         succeeded and of per-profile writes: a query and the relations it reads (names -> Parquet files), for
-        an engine to run (None: no history)."""
+        an engine to run inside :meth:`reading` (None: no history)."""
         job_files = tuple(sorted(str(part) for p in (self.root / "history").glob("*.parquet")
                                  for part in parquet_files(p))) if (self.root / "history").is_dir() else ()
-        change_files = tuple(str(path) for _, path in self.changes(None))
+        written = tuple(str(path) for _, path in self.changes(None))
         columns = [exp.column(c, quoted=True) for c in ("segment_id", "_profile_id", "event", "at")]
         parts: list[exp.Query] = []
         tables: dict[str, tuple[str, ...]] = {}
@@ -229,8 +245,8 @@ class MembershipStore:
             tables[HISTORY_FILES] = job_files
             parts.append(exp.select(*columns, exp.column("job_id")).from_(HISTORY_FILES)
                          .where(exp.column("job_id").isin(*(exp.Literal.string(j) for j in jobs))))
-        if change_files:
-            tables[CHANGE_FILES] = change_files
+        if written:
+            tables[CHANGE_FILES] = written
             no_job = exp.alias_(exp.cast(exp.null(), exp.DataType.build("VARCHAR")), "job_id")
             parts.append(exp.select(*columns, no_job).from_(CHANGE_FILES)
                          .where(exp.column("event").is_(exp.null()).not_()))
@@ -250,7 +266,9 @@ class MembershipStore:
         diff once this returns. Returns the rows written (with their history ``event``).
 
         ``position``: the log messages this evaluation applied, written in the same change file (one is
-        written for it even when no pair moved) and read back by :meth:`log_position`."""
+        written for it even when no pair moved) and read back by :meth:`log_position`.
+
+        Then, when enough change files of one tier are waiting, merges them (:meth:`compact`)."""
         with self.lock():
             current = self.lookup(state, list(evaluations))
             rows: list[dict[str, Any]] = []
@@ -268,31 +286,74 @@ class MembershipStore:
                 following = max([existing[-1][0] if existing else 0, state.changes_through if state else 0]) + 1
                 for row in rows:
                     row["seq"] = following
-                target = self.root / "changes" / f"{following:012d}.parquet"
-                table = pa.Table.from_pylist(rows, schema=CHANGES_SCHEMA)
+                target = self.root / "changes" / change_files.file_name(following, following)
+                # By profile, as lookups find a profile's rows through each row group's first id.
+                table = pa.Table.from_pylist(sorted(rows, key=lambda row: row["_profile_id"]), schema=CHANGES_SCHEMA)
                 if position is not None:
-                    table = table.replace_schema_metadata({LOG_POSITION_KEY: json.dumps(
-                        {"consumer": position.consumer, "after": position.after, "through": position.through})})
+                    table = table.replace_schema_metadata(change_files.position_metadata([position]))
                 write_atomically(table, target)
+                self._compact(state)
         return rows
+
+    def compact(self, state: State | None = None) -> int:
+        """Merge waiting change files, as :meth:`apply` does after each write (see ``changes.py``): returns how
+        many merges ran (0 also when a segment job of this store runs: the files wait for the next write)."""
+        with self.lock():
+            return self._compact(state)
+
+    def _compact(self, state: State | None) -> int:
+        """Under :meth:`lock`: up to ``changes.MAX_MERGES`` merges, then delete what earlier merges superseded."""
+        folder = self.root / "changes"
+        live, superseded = change_files.listing(folder)
+        hint = state.changes_through if state else 0
+        if not superseded and self._next_merge(live, hint) is None:
+            return 0
+        merges = 0
+        with self._job_lock(wait=False) as free:
+            if not free:
+                return 0
+            # No job runs, nor can start: the states there are all there will be until this ends.
+            folded = max(hint, self._folded_through())
+            while merges < change_files.MAX_MERGES:
+                window = self._next_merge(change_files.listing(folder)[0], folded)
+                if window is None:
+                    break
+                write_atomically(change_files.merged_table(window),
+                                 folder / change_files.file_name(window[0].first, window[-1].last))
+                merges += 1
+            superseded = change_files.listing(folder)[1]
+            if superseded:
+                with self._folder_lock(fcntl.LOCK_EX | fcntl.LOCK_NB) as alone:
+                    if alone:  # else readers may hold them: a later compaction deletes them
+                        for change in superseded:
+                            change.path.unlink(missing_ok=True)
+        return merges
+
+    def _next_merge(self, live: list[ChangeFile], folded: int) -> list[ChangeFile] | None:
+        """The files to merge next among those not folded into any state (None: none)."""
+        return change_files.plan_merge([f for f in live if f.first > folded], self.fan_in, _rows)
+
+    def _folded_through(self) -> int:
+        """The highest ``changes_through`` of the store's states: files up to it are folded into some state."""
+        folder = self.root / "states"
+        return max((State.read(path).changes_through for path in folder.glob("*.json")), default=0) \
+            if folder.is_dir() else 0
 
     def log_position(self, consumer: str) -> LogPosition | None:
         """The newest log position ``consumer`` wrote with :meth:`apply` (None: it never wrote here)."""
-        for _, path in reversed(self.changes(None)):
-            metadata = pq.read_schema(path).metadata or {}
-            raw = metadata.get(LOG_POSITION_KEY)
-            if raw is None:
-                continue
-            found = json.loads(raw)
-            if found["consumer"] == consumer:
-                return LogPosition(consumer, int(found["after"]), int(found["through"]))
+        with self.reading():
+            for _, path in reversed(self.changes(None)):
+                for found in change_files.positions(pq.read_schema(path).metadata):
+                    if found.consumer == consumer:
+                        return found
         return None
 
     # -------------------------------------------------------------------------------- retention
 
     def prune(self, current: State, keep: int) -> list[Path]:
         """Delete the snapshots and pairs of all but the ``keep`` newest states (the current one always
-        stays). History and change files stay: they answer "who was in S at T" for any T."""
+        stays). History and change files stay (compaction merges change files, never drops a row): they answer
+        "who was in S at T" for any T."""
         folder = self.root / "states"
         states = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         kept = {current.path} | set(states[:max(keep, 1)])
@@ -321,21 +382,30 @@ class MembershipStore:
 class _Indexed:
     """A Parquet file sorted by ``_profile_id`` (its footer read once) and each row group's first id."""
 
-    file: pq.ParquetFile
+    metadata: pq.FileMetaData
     firsts: list[str]
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=256)
 def _indexed(path: str, _mtime_ns: int, _size: int) -> _Indexed:
-    # Keyed by mtime and size as well: a retried job republishes a file under the same name.
-    file = pq.ParquetFile(path)
-    metadata = file.metadata
+    # Keyed by mtime and size as well: a retried job republishes a file under the same name. The footer only,
+    # no open file: a change file merged into another is deleted while its entry may still be cached.
+    metadata = pq.read_metadata(path)
     column = metadata.schema.names.index("_profile_id")
     firsts = []
     for index in range(metadata.num_row_groups):
         statistics = metadata.row_group(index).column(column).statistics
         firsts.append(statistics.min if statistics is not None and statistics.has_min_max else "")
-    return _Indexed(file, firsts)
+    return _Indexed(metadata, firsts)
+
+
+def _index_of(path: Path) -> _Indexed:
+    stat = path.stat()
+    return _indexed(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _rows(change: ChangeFile) -> int:
+    return int(_index_of(change.path).metadata.num_rows)
 
 
 def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -345,15 +415,17 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     wanted = pa.array(list(profile_ids), pa.string())
     for part in parquet_files(path):
-        stat = part.stat()
-        indexed = _indexed(str(part), stat.st_mtime_ns, stat.st_size)
-        groups = sorted({max(bisect.bisect_right(indexed.firsts, p) - 1, 0) for p in profile_ids}) \
-            if indexed.firsts else []
-        if not groups:
+        indexed = _index_of(part)
+        if not indexed.metadata.num_rows:
             continue
+        # A profile's rows start in the last group whose first id is below it (or the first group) and run
+        # through the groups that start with it (several rows per profile: pairs, merged change files).
+        groups = sorted({group for p in profile_ids
+                         for group in range(max(bisect.bisect_left(indexed.firsts, p) - 1, 0),
+                                            max(bisect.bisect_right(indexed.firsts, p), 1))})
         # A reader of its own: one pyarrow file shared between threads (requests) fails or crashes.
         # In this thread, not Arrow's pool, where a job's reads and writes would go first (as in matching_rows).
-        table = pq.ParquetFile(part, metadata=indexed.file.metadata).read_row_groups(groups, use_threads=False)
+        table = pq.ParquetFile(part, metadata=indexed.metadata).read_row_groups(groups, use_threads=False)
         rows += table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
     return rows
 
