@@ -43,8 +43,9 @@ def _rows(path: Path, profile_ids: Sequence[str], fields: Collection[str] | None
     """The rows of ``profile_ids`` in a store file, with only ``fields`` (and ``kept``) when given.
 
     The store's files are sorted by _profile_id: only the row groups that can hold them are read, in this
-    thread, with the footer read once per build; only the columns asked for are decoded (an event row group of
-    100,000 rows: about 40 ms whole, 2-3 ms for the few columns a definition reads)."""
+    thread, with the footer read once per build; only the columns asked for are decoded (at 1M profiles an event
+    row group of 100,000 rows took about 40 ms whole and 11 ms for the few columns a definition reads; the store
+    now writes them in groups of 16,384: 1.8 ms)."""
     columns = None
     if fields is not None:
         present = read_columns(path)
