@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,12 @@ datastreams_app = typer.Typer(help="Datastreams: what the Edge Network's /ee/v2 
 app.add_typer(datastreams_app, name="datastreams")
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
+
+
+def _stop_on_sigint() -> None:
+    """Stop gracefully on SIGINT even when started with it ignored: a shell without job control starts
+    ``openseg worker &`` so, and then ``kill -INT`` (and ``openseg serve``'s stop of its worker) did nothing."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
@@ -61,6 +68,7 @@ def worker(home: HomeOption = None) -> None:
     """Run job workers and the scheduler alone (several may share one PostgreSQL)."""
     from openseg.bootstrap import build_services
 
+    _stop_on_sigint()
     services = build_services(_settings(home))
     assert services.worker is not None
     typer.echo(f"openseg worker {services.worker.worker_id} on {services.settings.database_url.split('@')[-1]}")
@@ -345,6 +353,7 @@ def streamer(home: HomeOption = None) -> None:
     from openseg.bootstrap import build_services
     from openseg.bootstrap import streamer as make_streamer
 
+    _stop_on_sigint()
     services = build_services(_settings(home))
     typer.echo(f"openseg streamer on {services.stream_log().path}")
     stop = threading.Event()
