@@ -142,7 +142,13 @@ class StoresSegmentationTarget:
         profile_id = lookup.resolve_profile_id(build[0], namespace, identity, engine=engine)
         if profile_id is None:
             return None
-        identities = lookup.get_profile_identities(build[0], namespace, identity, engine=engine)
+        if self.linked(sandbox_id, policy_id):
+            # A linked profile's identityMap is its graph's identities (lookup.get_profile_identities), read with
+            # the columns the overlay keys by (the profile's row is read with them next).
+            rows = _rows(build[0] / PROFILES_FILE, [profile_id], (), ROW_FIELDS)
+            identities = lookup.identity_pairs(rows[0]) if rows else None
+        else:
+            identities = lookup.get_profile_identities(build[0], namespace, identity, engine=engine)
         return Part(profile_id, tuple(identities or [(namespace, identity)]))
 
     def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from openseg.engines import parquet
 from openseg.engines.duckdb import DuckDBEngine
@@ -79,3 +81,18 @@ def test_concurrent_lookups_share_no_reader(duckdb_engine: DuckDBEngine, store_f
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lookup, wanted))
     assert found == [[n for n, each in enumerate(IDS) if each == key] for key in wanted]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.integers(0, 40), min_size=1, max_size=120), group_rows=st.integers(1, 17),
+       keys=st.lists(st.integers(-2, 42), min_size=1, max_size=12), shuffled=st.booleans())
+def test_the_groups_found_by_bisection_hold_every_matching_row(tmp_path: Path, values: list[int], group_rows: int,
+                                                               keys: list[int], shuffled: bool) -> None:
+    """Sorted files are searched by bisection over their groups' bounds (repeated keys across groups, keys
+    outside every group); a file whose groups are not in order is searched group by group: both find exactly
+    the rows a filter of the whole file finds."""
+    ordered = values if shuffled else sorted(values)
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}.parquet"
+    pq.write_table(pa.table({"k": ordered, "row": list(range(len(ordered)))}), path, row_group_size=group_rows)
+    found = parquet.matching_rows(path, "k", keys).to_pylist()
+    assert found == [{"k": k, "row": n} for n, k in enumerate(ordered) if k in keys]

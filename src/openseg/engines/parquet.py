@@ -8,8 +8,10 @@ Point lookups (:meth:`openseg.engines.base.Engine.read_rows`) read with :func:`m
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -115,9 +117,8 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     """
     stat = os.stat(path)
     version = (os.fspath(path), stat.st_mtime_ns, stat.st_size)
-    footer, ranges = _footer(*version), _ranges(*version, column)
-    groups = [index for index, bounds in enumerate(ranges)
-              if bounds is None or any(bounds[0] <= key <= bounds[1] for key in keys)]
+    footer = _footer(*version)
+    groups = _groups_holding(*version, column, keys)
     wanted = None if columns is None else list(dict.fromkeys([*columns, column]))
     if not groups:
         schema = footer.schema.to_arrow_schema()
@@ -134,6 +135,39 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
     matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
     return matched if columns is None else matched.select(list(columns))
+
+
+def _groups_holding(path: str, mtime_ns: int, size: int, column: str, keys: Sequence[Any]) -> list[int]:
+    """The row groups whose (min, max) of ``column`` can hold one of ``keys`` (every group without
+    statistics), in order.
+
+    In a file sorted by the column (every file a lookup reads), each key's groups are found by bisection: a
+    lookup of 500 profiles in a 1M-profile file compared every key with every group's bounds, 1.3 ms a call."""
+    ranges = _ranges(path, mtime_ns, size, column)
+    maxes = _sorted_maxes(path, mtime_ns, size, column)
+    if maxes is None:
+        return [index for index, bounds in enumerate(ranges)
+                if bounds is None or any(bounds[0] <= key <= bounds[1] for key in keys)]
+    found: set[int] = set()
+    for key in keys:
+        # The first group whose max reaches the key, then every following group whose min does not pass it.
+        index = bisect.bisect_left(maxes, key)
+        while index < len(ranges) and ranges[index][0] <= key:  # type: ignore[index]
+            found.add(index)
+            index += 1
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _sorted_maxes(path: str, mtime_ns: int, size: int, column: str) -> list[Any] | None:
+    """Each row group's max of ``column`` when every group has statistics and both its mins and maxes never
+    decrease (the file is sorted by the column); else None."""
+    ranges = _ranges(path, mtime_ns, size, column)
+    if any(bounds is None for bounds in ranges):
+        return None
+    if any(a[0] > b[0] or a[1] > b[1] for a, b in zip(ranges, ranges[1:], strict=False)):  # type: ignore[index]
+        return None
+    return [bounds[1] for bounds in ranges]  # type: ignore[index]
 
 
 def read_columns(path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -155,9 +189,27 @@ CACHED_GROUP_ROWS = 16_384
 def _group(path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
     """One small row group of one version of a file, decoded in the calling thread (at most 128 kept: the
     groups of the last lookups, under a MB each for the columns a lookup reads)."""
-    footer = _footer(path, mtime_ns, size)
-    return pq.ParquetFile(path, metadata=footer).read_row_group(
+    return _reader(path, mtime_ns, size).read_row_group(
         group, columns=None if columns is None else list(columns), use_threads=False)
+
+
+_readers = threading.local()
+
+
+def _reader(path: str, mtime_ns: int, size: int) -> pq.ParquetFile:
+    """An open reader of one version of a file, kept per thread (opening one took 0.4 ms of a 3 ms lookup); the
+    readers of the thread's last 8 file versions are kept."""
+    kept: dict[tuple[str, int, int], pq.ParquetFile] | None = getattr(_readers, "files", None)
+    if kept is None:
+        kept = _readers.files = {}
+    version = (path, mtime_ns, size)
+    reader = kept.pop(version, None)
+    if reader is None:
+        reader = pq.ParquetFile(path, metadata=_footer(path, mtime_ns, size))
+        while len(kept) >= 8:
+            kept.pop(next(iter(kept))).close()
+    kept[version] = reader  # most recently used last
+    return reader
 
 
 @functools.lru_cache(maxsize=256)

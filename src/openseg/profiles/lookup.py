@@ -145,8 +145,12 @@ def get_profile_identities(store_dir: Path | str, namespace: str, identity: str,
     # a profile's rows could be in any group.
     # Every column: the lookup that follows (the profile's row) then finds the group decoded.
     rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id])
-    identity_map = rows.to_pylist(maps_as_pydicts="strict")[0][IDENTITY_MAP] if rows.num_rows else {}
-    pairs = [(str(ns), str(item["id"])) for ns, items in (identity_map or {}).items() for item in items or []]
+    return identity_pairs(rows.to_pylist(maps_as_pydicts="strict")[0] if rows.num_rows else {})
+
+
+def identity_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every ``(namespace, id)`` of a profile row's identityMap, sorted by key."""
+    pairs = [(str(ns), str(item["id"])) for ns, items in (row.get(IDENTITY_MAP) or {}).items() for item in items or []]
     return sorted(pairs, key=lambda pair: identity_key(*pair))
 
 
