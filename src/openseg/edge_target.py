@@ -4,6 +4,7 @@ metadata store; profiles, events and membership as streaming segmentation reads 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
@@ -69,8 +70,8 @@ class StoresEdgeTarget:
         return self.target.is_profile_source(sandbox_id, dataset_id)
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
-                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
-        return self.target.profiles(sandbox_id, policy_id, profile_ids, fields)
+                 fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
+        return self.target.profiles(sandbox_id, policy_id, profile_ids, fields, since)
 
     def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
         store, state = self.target.membership(sandbox_id, policy_id)

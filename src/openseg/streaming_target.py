@@ -4,6 +4,7 @@ membership store, and the consumer's progress in ``$OPENSEG_HOME/stream/segments
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -39,8 +40,9 @@ EVENT_FIELDS = ("_profile_id", "_id", "timestamp")
 
 
 def _rows(path: Path, profile_ids: Sequence[str], fields: Collection[str] | None = None,
-          kept: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The rows of ``profile_ids`` in a store file, with only ``fields`` (and ``kept``) when given.
+          kept: Sequence[str] = (), since: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The rows of ``profile_ids`` in a store file, with only ``fields`` (and ``kept``) when given; with
+    ``since``, only the events of that time or later (and those without a time).
 
     The store's files are sorted by _profile_id: only the row groups that can hold them are read, in this
     thread, with the footer read once per build; only the columns asked for are decoded (at 1M profiles an event
@@ -50,7 +52,8 @@ def _rows(path: Path, profile_ids: Sequence[str], fields: Collection[str] | None
     if fields is not None:
         present = read_columns(path)
         columns = [name for name in present if name in fields or name in kept]
-    table = matching_rows(path, "_profile_id", list(profile_ids), columns)
+    newer = ("timestamp", since) if since is not None and "timestamp" in read_columns(path) else None
+    table = matching_rows(path, "_profile_id", list(profile_ids), columns, newer=newer)
     return list(table.to_pylist(maps_as_pydicts="strict"))
 
 
@@ -168,14 +171,15 @@ class StoresSegmentationTarget:
         return BaseProfile(new_id, None, [], watermark)
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
-                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
+                 fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
         build = self._build(policy_id)
         if build is None or not profile_ids:
             return {}
         store, watermark = build
         rows = {row["_profile_id"]: row for row in _rows(store / PROFILES_FILE, profile_ids, fields, ROW_FIELDS)}
         events: dict[str, list[dict[str, Any]]] = {}
-        for event in _rows(store / EVENTS_FILE, profile_ids, fields, EVENT_FIELDS):
+        # Events older than every window the definitions read are not read at all (their row groups skipped).
+        for event in _rows(store / EVENTS_FILE, profile_ids, fields, EVENT_FIELDS, since):
             events.setdefault(event["_profile_id"], []).append(event)
         ranked = bool(self.precedence(sandbox_id, policy_id))
         return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(

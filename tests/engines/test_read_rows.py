@@ -4,6 +4,7 @@ groups that can hold them, from any number of threads at once."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -96,3 +97,31 @@ def test_the_groups_found_by_bisection_hold_every_matching_row(tmp_path: Path, v
     pq.write_table(pa.table({"k": ordered, "row": list(range(len(ordered)))}), path, row_group_size=group_rows)
     found = parquet.matching_rows(path, "k", keys).to_pylist()
     assert found == [{"k": k, "row": n} for n, k in enumerate(ordered) if k in keys]
+
+
+def test_rows_before_an_instant_are_left_out_and_their_groups_not_read(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events by profile, oldest groups first: a read ``newer`` than an instant skips the groups whose
+    statistics end before it, and keeps the rows of that time or later and those without a time."""
+    start = datetime(2025, 1, 1)
+    ids = [f"p{n // 4:03d}" for n in range(40)]
+    times = [start + timedelta(hours=n) for n in range(40)]
+    times[37] = None  # type: ignore[call-overload]
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"_profile_id": ids, "timestamp": pa.array(times, pa.timestamp("us")),
+                             "n": list(range(40))}), path, row_group_size=4)
+    read: list[int] = []
+    real = pq.ParquetFile.read_row_group
+
+    def spy(self: pq.ParquetFile, group: int, *args: object, **kwargs: object) -> pa.Table:
+        read.append(group)
+        return real(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    parquet._group.cache_clear()
+    since = datetime(2025, 1, 2, 12, tzinfo=UTC)  # hour 36: its row is kept, as is 37 without a time
+    found = parquet.matching_rows(path, "_profile_id", ["p001", "p009"], ["n"], newer=("timestamp", since))
+    assert found.to_pylist() == [{"n": 36}, {"n": 37}, {"n": 38}, {"n": 39}]
+    assert read == [9]  # p001's group ends at hour 7: not read
+    everything = parquet.matching_rows(path, "_profile_id", ["p001"], ["n"])
+    assert everything.to_pylist() == [{"n": 4}, {"n": 5}, {"n": 6}, {"n": 7}]

@@ -88,7 +88,7 @@ class FakeTarget:
         return None
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
-                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
+                 fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
         return {p: BaseProfile(p, self.rows.get(p), list(self.events.get(p, [])), self.built_through) for p in profile_ids}
 
     @contextmanager

@@ -9,6 +9,8 @@ Point lookups (:meth:`openseg.engines.base.Engine.read_rows`) read with :func:`m
 from __future__ import annotations
 
 import bisect
+import collections
+import datetime as dt
 import functools
 import os
 import threading
@@ -98,7 +100,7 @@ class BatchWriter:
 
 
 def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any],
-                  columns: Sequence[str] | None = None) -> pa.Table:
+                  columns: Sequence[str] | None = None, newer: tuple[str, dt.datetime] | None = None) -> pa.Table:
     """The rows of the Parquet file at ``path`` whose ``column`` holds one of ``keys``, in file order.
 
     Only the row groups whose min/max statistics of ``column`` can hold a key are read (all of those whose
@@ -111,6 +113,8 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         column: The column the keys are compared with (equality).
         keys: The values looked for.
         columns: The columns to return (all when None); ``column`` is read anyway.
+        newer: ``(time column, instant)``: leave out the rows whose time is before the instant (rows without one
+            are kept); the row groups whose statistics show only earlier times are not read at all.
 
     Returns:
         The matching rows (the file's schema, or ``columns``); none when no key matches.
@@ -119,7 +123,10 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     version = (os.fspath(path), stat.st_mtime_ns, stat.st_size)
     footer = _footer(*version)
     groups = _groups_holding(*version, column, keys)
-    wanted = None if columns is None else list(dict.fromkeys([*columns, column]))
+    if newer is not None:
+        ranges = _ranges(*version, newer[0])
+        groups = [g for g in groups if ranges[g] is None or not _before(ranges[g][1], newer[1])]  # type: ignore[index]
+    wanted = None if columns is None else list(dict.fromkeys([*columns, column, *([newer[0]] if newer else [])]))
     if not groups:
         schema = footer.schema.to_arrow_schema()
         empty = schema.empty_table()
@@ -134,7 +141,28 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         # (whose threads, started by the worker, run at its lower priority).
         table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
     matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
+    if newer is not None:
+        times = matched[newer[0]]
+        since = pa.scalar(_like(times.type, newer[1]), times.type)
+        matched = matched.filter(pc.or_kleene(pc.is_null(times), pc.greater_equal(times, since)))
     return matched if columns is None else matched.select(list(columns))
+
+
+def _before(value: Any, instant: dt.datetime) -> bool:
+    """Whether a statistic ``value`` (a naive UTC or an aware datetime) is before ``instant``."""
+    if not isinstance(value, dt.datetime):
+        return False
+    return _utc(value) < _utc(instant)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _like(kind: pa.DataType, instant: dt.datetime) -> dt.datetime:
+    """``instant`` as a value of the timestamp type ``kind`` (naive UTC when it has no time zone)."""
+    aware = _utc(instant)
+    return aware if getattr(kind, "tz", None) else aware.replace(tzinfo=None)
 
 
 def _groups_holding(path: str, mtime_ns: int, size: int, column: str, keys: Sequence[Any]) -> list[int]:
@@ -185,12 +213,42 @@ def _names(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
 CACHED_GROUP_ROWS = 16_384
 
 
-@functools.lru_cache(maxsize=128)
-def _group(path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
-    """One small row group of one version of a file, decoded in the calling thread (at most 128 kept: the
-    groups of the last lookups, under a MB each for the columns a lookup reads)."""
-    return _reader(path, mtime_ns, size).read_row_group(
-        group, columns=None if columns is None else list(columns), use_threads=False)
+class _DecodedColumns:
+    """Small row groups' columns, decoded in the calling thread and kept per column (at most ``size``): a
+    streamed message reads a profile's group with the columns the overlay keys by, then with the fields its
+    definitions read, and the second read decodes only the columns the first did not."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: collections.OrderedDict[tuple[str, int, int, int, str], pa.ChunkedArray] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
+        names = columns if columns is not None else _names(path, mtime_ns, size)
+        found: dict[str, pa.ChunkedArray] = {}
+        with self._lock:
+            for name in names:
+                column = self._kept.get((path, mtime_ns, size, group, name))
+                if column is not None:
+                    self._kept.move_to_end((path, mtime_ns, size, group, name))
+                    found[name] = column
+        missing = [name for name in names if name not in found]
+        if missing:
+            table = _reader(path, mtime_ns, size).read_row_group(group, columns=missing, use_threads=False)
+            with self._lock:
+                for name in missing:
+                    found[name] = self._kept[(path, mtime_ns, size, group, name)] = table.column(name)
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        return pa.table([found[name] for name in names], names=list(names))
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+#: Row groups up to ``CACHED_GROUP_ROWS`` rows, decoded column by column: the columns of the last lookups.
+_group = _DecodedColumns(1024)
 
 
 _readers = threading.local()

@@ -22,10 +22,12 @@ as AEP's would.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from openseg.pql import ast
+from openseg.pql._time import fixed_delta
 
 _DAY_MS = 24 * 60 * 60 * 1000
 _UNIT_MS = {
@@ -67,6 +69,70 @@ def read_fields(expr: ast.Node) -> frozenset[str] | None:
         elif node.root in (ast.Root.PROFILE, ast.Root.VARIABLE):
             return None
     return frozenset(names)
+
+
+def event_horizon(expr: ast.Node) -> dt.timedelta | None:
+    """How old an event can be and still count for ``expr``, at any evaluation time (None: any age can).
+
+    Bounded when every use of ``xEvent`` keeps only events inside a window that ends at the evaluation time:
+    the list filtered (``xEvent[...]``, ``exists``/``any``, ``select ... where``) by a conjunct such as
+    ``timestamp occurs <= 1 hours before now`` or ``timestamp occurs this day``. Whatever is done with such a
+    list (a count, a negation, a later step) then reads only events younger than the window, so an event older
+    than the horizon can change neither the answer now nor the answer later, when it is older still. AEP streams
+    only such definitions ("a single event within a time window of less than 24 hours"), so streaming and the
+    edge can leave older events of the profile store unread. An expression reading no events has a horizon of
+    zero; a chain, a ``for all``, or a count of all events has none."""
+    horizon = dt.timedelta(0)
+    stack: list[tuple[ast.Node, ast.Node | None]] = [(expr, None)]
+    while stack:
+        node, parent = stack.pop()
+        if isinstance(node, ast.FieldPath) and node.root is ast.Root.EVENTS:
+            bound = _list_bound(parent, node)
+            if bound is None:
+                return None
+            horizon = max(horizon, bound)
+        stack.extend((child, node) for child in node.children())
+    return horizon
+
+
+def _list_bound(consumer: ast.Node | None, events: ast.FieldPath) -> dt.timedelta | None:
+    """The window a construct taking ``xEvent`` as its source keeps its events within (None: none)."""
+    if isinstance(consumer, ast.EventFilter) and consumer.source is events:
+        return _condition_bound(consumer.condition, None)
+    if isinstance(consumer, ast.Exists) and consumer.source is events:
+        return _condition_bound(consumer.condition, consumer.variable)
+    if isinstance(consumer, ast.Select) and consumer.source is events and consumer.where is not None:
+        return _condition_bound(consumer.where, consumer.variable)
+    return None
+
+
+def _condition_bound(condition: ast.Node, variable: str | None) -> dt.timedelta | None:
+    # A window bounds every matching event only as a top-level conjunct (not one side of an 'or').
+    if isinstance(condition, ast.And):
+        bounds = [b for b in (_condition_bound(o, variable) for o in condition.operands) if b is not None]
+        return min(bounds) if bounds else None
+    if not isinstance(condition, ast.Occurs) or not _is_event_time(condition.value, variable):
+        return None
+    window = condition.window
+    if isinstance(window, ast.RelativeWindow):
+        delta = fixed_delta(window.unit)
+        ends_now = isinstance(window.anchor, ast.CurrentTime) and window.anchor.kind is ast.CurrentTimeKind.NOW
+        if delta is None or not ends_now or window.direction is not ast.Direction.BEFORE or window.op not in (
+                ast.CompareOp.LT, ast.CompareOp.LE):
+            return None
+        return window.amount * delta
+    if isinstance(window, ast.PeriodWindow) and window.relation is ast.PeriodRelation.THIS:
+        return fixed_delta(window.unit) if window.unit in (ast.TimeUnit.MINUTE, ast.TimeUnit.HOUR,
+                                                          ast.TimeUnit.DAY) else None
+    return None
+
+
+def _is_event_time(value: ast.Node, variable: str | None) -> bool:
+    """Whether ``value`` is the filtered event's own ``timestamp``."""
+    if not isinstance(value, ast.FieldPath) or value.segments != ("timestamp",):
+        return False
+    return value.root is ast.Root.ITEM if variable is None else (
+        value.root is ast.Root.VARIABLE and value.name == variable)
 
 
 def is_profile_only(expr: ast.Node, referenced: Callable[[str], bool] = lambda _: False) -> bool:

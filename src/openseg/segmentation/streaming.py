@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from openseg.pql import parse
-from openseg.pql.capabilities import read_fields
+from openseg.pql.capabilities import event_horizon, read_fields
 from openseg.pql.to_python import TimedPredicate, compile_timed
 from openseg.profiles.overlay import event_time, overlay_events, overlay_profile
 from openseg.segmentation.streaming_due import TimeDependence, next_change, time_dependence
@@ -57,22 +57,24 @@ def is_continuous(evaluation_info: Mapping[str, Any] | None) -> bool:
     return isinstance(continuous, Mapping) and continuous.get("enabled") is True
 
 
+#: A definition version compiled: its predicate, how it moves with time, the fields it reads, its event horizon.
+_Compiled = tuple[TimedPredicate, TimeDependence | None, frozenset[str] | None, dt.timedelta | None]
+
+
 @dataclass
 class CompiledSegments:
     """Predicates compiled once per definition version (an edit compiles the new version once), with what of
     each follows the clock (``streaming_due.time_dependence``)."""
 
-    _compiled: dict[tuple[str, int], tuple[TimedPredicate, TimeDependence | None, frozenset[str] | None]] = \
-        field(default_factory=dict)
+    _compiled: dict[tuple[str, int], _Compiled] = field(default_factory=dict)
 
-    def _entry(self, definition: ContinuousDefinition
-               ) -> tuple[TimedPredicate, TimeDependence | None, frozenset[str] | None]:
+    def _entry(self, definition: ContinuousDefinition) -> _Compiled:
         key = (definition.id, definition.version)
         if key not in self._compiled:
             for old in [k for k in self._compiled if k[0] == definition.id]:
                 del self._compiled[old]
             node = parse(definition.pql)
-            self._compiled[key] = (compile_timed(node), time_dependence(node), read_fields(node))
+            self._compiled[key] = (compile_timed(node), time_dependence(node), read_fields(node), event_horizon(node))
         return self._compiled[key]
 
     def predicate(self, definition: ContinuousDefinition) -> TimedPredicate:
@@ -92,6 +94,18 @@ class CompiledSegments:
                 return None
             names |= read
         return frozenset(names)
+
+    def since(self, definitions: Iterable[ContinuousDefinition], at: dt.datetime) -> dt.datetime | None:
+        """How old an event may be and still count for the definitions, evaluated at ``at`` or later
+        (``pql.capabilities.event_horizon``; None: any age), so that readers of the profile store may leave
+        older events unread. A second earlier than the horizon, for windows that include their end."""
+        horizon = dt.timedelta(0)
+        for definition in definitions:
+            bound = self._entry(definition)[3]
+            if bound is None:
+                return None
+            horizon = max(horizon, bound)
+        return at - horizon - dt.timedelta(seconds=1)
 
 
 def dependency_order(definitions: Iterable[ContinuousDefinition]) -> list[ContinuousDefinition]:

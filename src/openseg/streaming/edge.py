@@ -147,9 +147,10 @@ class EdgeStores(Protocol):
         ...
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
-                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
+                 fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
         """The last build's rows and events of ``profile_ids``, by id (absent: the build has no such profile);
-        ``fields``: the top-level fields the definitions read (None: every field)."""
+        ``fields``: the top-level fields the definitions read (None: every field); ``since``: events older than
+        this may be left out (None: none may)."""
         ...
 
     def pinned(self) -> AbstractContextManager[None]:
@@ -316,7 +317,7 @@ class Edge:
                 self.compiled.predicate(definition)
         membership = self.stores.membership(sandbox_id, policy_id, found.profile_id) if definitions else {}
         bases = self.stores.profiles(sandbox_id, policy_id, [p.profile_id for p in found.parts],
-                                     self.compiled.fields(definitions))
+                                     self.compiled.fields(definitions), self.compiled.since(definitions, at))
         profile, events = overlaid(found, bases, self.stores.precedence(sandbox_id, policy_id))
         events = overlay_events(events, [record])
         answers = evaluate(definitions, self.compiled, profile, events, membership, at)

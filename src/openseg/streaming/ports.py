@@ -162,11 +162,12 @@ class SegmentationTarget(Protocol):
         ...
 
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
-                 fields: Collection[str] | None = None) -> dict[str, BaseProfile]:
+                 fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
         """The profiles of the policy's last build by id, in one read (an id the build lacks: ``row`` None,
         no events). Empty when the policy has no build. ``fields``: the top-level fields the caller reads
         (``CompiledSegments.fields``); rows and events may then hold only those and what the overlay merges
-        by (None: every field)."""
+        by (None: every field). ``since``: events older than this count for nothing the caller evaluates
+        (``CompiledSegments.since``) and may be left out (None: every event)."""
         ...
 
     def pinned(self) -> AbstractContextManager[None]:

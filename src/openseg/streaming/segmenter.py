@@ -167,7 +167,7 @@ class StreamSegmenter:
             return Segmented(0, 0, after)
         through = messages[-1].seq
         at = self.clock()
-        touched = self._lay_over(messages, through)
+        touched = self._lay_over(messages, through, at)
         changes = 0
         for (sandbox_id, policy_id), (profiles, gone) in touched.items():
             store, state = self.target.membership(sandbox_id, policy_id)
@@ -242,8 +242,9 @@ class StreamSegmenter:
         definitions = self._definitions(sandbox_id, policy_id)
         timed = [d.id for d in definitions if self.compiled.dependence(d) is not None]
         store, state = self.target.membership(sandbox_id, policy_id)
-        bases = self.target.profiles(sandbox_id, policy_id, chunk, self.compiled.fields(definitions))
-        profiles, gone = self._profiles(sandbox_id, policy_id, chunk, bases)
+        bases = self.target.profiles(sandbox_id, policy_id, chunk, self.compiled.fields(definitions),
+                                     self.compiled.since(definitions, at))
+        profiles, gone = self._profiles(sandbox_id, policy_id, chunk, bases, at)
         current = store.lookup(state, chunk)
         results = self._evaluate(definitions, profiles, current, at)
         results.update({p: Evaluation(dict.fromkeys((d.id for d in definitions), False), {}) for p in gone})
@@ -281,8 +282,9 @@ class StreamSegmenter:
         for (sandbox_id, policy_id), keys in groups.items():
             profile_ids = sorted({key.profile_id for key in keys})
             definitions = self._definitions(sandbox_id, policy_id)
-            bases = self.target.profiles(sandbox_id, policy_id, profile_ids, self.compiled.fields(definitions))
-            profiles, gone = self._profiles(sandbox_id, policy_id, profile_ids, bases)
+            bases = self.target.profiles(sandbox_id, policy_id, profile_ids, self.compiled.fields(definitions),
+                                         self.compiled.since(definitions, at))
+            profiles, gone = self._profiles(sandbox_id, policy_id, profile_ids, bases, at)
             store, state = self.target.membership(sandbox_id, policy_id)
             results = self._evaluate(definitions, profiles, store.lookup(state, list(profiles)), at)
             results.update({p: Evaluation(dict.fromkeys((d.id for d in definitions), False), {}) for p in gone})
@@ -293,7 +295,7 @@ class StreamSegmenter:
             self.due.schedule(dues)
         return Swept(len(entries), changes)
 
-    def _lay_over(self, messages: list[LoggedMessage], through: int
+    def _lay_over(self, messages: list[LoggedMessage], through: int, at: dt.datetime
                   ) -> dict[tuple[str, str], tuple[Profiles, set[str]]]:
         """The merged profile and events of each profile the messages touch, per (sandbox, merge policy) of a
         continuous definition, skipping what a store already applied; and the ids the messages merged away."""
@@ -332,8 +334,9 @@ class StreamSegmenter:
         touched: dict[tuple[str, str], tuple[Profiles, set[str]]] = {}
         for (sandbox_id, policy_id), reaches in reached.items():
             ids = sorted({p.profile_id for f in reaches.values() for p in f.parts})
-            bases = self.target.profiles(sandbox_id, policy_id, ids,
-                                         self.compiled.fields(self._definitions(sandbox_id, policy_id)))
+            definitions_of = self._definitions(sandbox_id, policy_id)
+            bases = self.target.profiles(sandbox_id, policy_id, ids, self.compiled.fields(definitions_of),
+                                         self.compiled.since(definitions_of, at))
             precedence = self.target.precedence(sandbox_id, policy_id)
             profiles = {profile_id: overlaid(f, bases, precedence) for profile_id, f in reaches.items()}
             gone = set(ids) - set(profiles)
@@ -358,7 +361,7 @@ class StreamSegmenter:
                      through=through, linked=self.target.linked(sandbox_id, policy_id))
 
     def _profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
-                  bases: Mapping[str, BaseProfile]) -> tuple[Profiles, set[str]]:
+                  bases: Mapping[str, BaseProfile], at: dt.datetime) -> tuple[Profiles, set[str]]:
         """The profiles of ``profile_ids`` as the log up to the consumer's offset has them; the ids among them
         that streamed links merged into another profile (they no longer exist)."""
         profiles: Profiles = {}
@@ -375,8 +378,9 @@ class StreamSegmenter:
                 gone.add(profile_id)
                 continue
             more = [p.profile_id for p in found.parts if p.profile_id not in bases]
-            fields = self.compiled.fields(self._definitions(sandbox_id, policy_id))
-            every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more, fields) if more else {})}
+            definitions = self._definitions(sandbox_id, policy_id)
+            read = self.compiled.fields(definitions), self.compiled.since(definitions, at)
+            every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more, *read) if more else {})}
             profiles[profile_id] = overlaid(found, every, self.target.precedence(sandbox_id, policy_id))
         return profiles, gone
 
