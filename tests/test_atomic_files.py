@@ -1,4 +1,5 @@
-"""Staged files and directories: published in one rename, discarded on failure, never half-visible."""
+"""Staged files and directories: published in one rename, discarded on failure, never half-visible; and the
+file lock (``locked``) that writers which must not overlap take."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from openseg import atomic_files
-from openseg.atomic_files import StagedDir, StagedFile, StagedOutput, partial_name
+from openseg.atomic_files import StagedDir, StagedFile, StagedOutput, locked, partial_name
 
 
 def listing(folder: Path) -> list[str]:
@@ -250,3 +252,60 @@ def test_an_engine_output_is_published_whether_it_wrote_a_file_or_a_directory_of
     del dropped
     gc.collect()
     assert listing(tmp_path) == ["many.parquet", "one.parquet"]
+
+
+def test_an_exclusive_lock_turns_away_every_other_holder(tmp_path: Path) -> None:
+    lock_file = tmp_path / "sub" / ".job.lock"
+    with locked(lock_file) as held:
+        assert held and lock_file.is_file()  # created with its folder
+        with locked(lock_file, wait=False) as second, locked(lock_file, shared=True, wait=False) as reader:
+            assert (second, reader) == (False, False)
+
+
+def test_shared_locks_hold_together_and_turn_away_an_exclusive_one(tmp_path: Path) -> None:
+    lock_file = tmp_path / ".lock"
+    with locked(lock_file, shared=True) as first, locked(lock_file, shared=True, wait=False) as second:
+        assert (first, second) == (True, True)
+        with locked(lock_file, wait=False) as writer:
+            assert writer is False
+
+
+def test_a_directory_is_locked_without_a_file_in_it(tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    with locked(folder, shared=True) as reading:
+        assert reading
+        with locked(folder, wait=False) as alone:
+            assert alone is False
+    with locked(folder, wait=False) as alone:
+        assert alone
+    assert listing(tmp_path) == ["store"] and listing(folder) == []
+
+
+def test_a_lock_is_released_on_leaving_its_block_even_by_an_exception(tmp_path: Path) -> None:
+    lock_file = tmp_path / ".lock"
+    with locked(lock_file):
+        pass
+    with locked(lock_file, wait=False) as held:
+        assert held
+    with pytest.raises(RuntimeError), locked(lock_file):
+        raise RuntimeError("the holder fails")
+    with locked(lock_file, wait=False) as held:
+        assert held
+
+
+def test_a_waiting_lock_is_taken_when_the_holder_leaves(tmp_path: Path) -> None:
+    lock_file = tmp_path / ".lock"
+    taken = threading.Event()
+
+    def wait_for_it() -> None:
+        with locked(lock_file) as held:
+            assert held
+            taken.set()
+
+    with locked(lock_file):
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        assert not taken.wait(0.2)
+    waiter.join(timeout=10)
+    assert taken.is_set()

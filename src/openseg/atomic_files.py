@@ -24,14 +24,20 @@ What readers of the final path see:
 
 What was staged and never published is removed by :meth:`Staged.discard`, on leaving a ``with`` block by
 an exception, or when the object is garbage-collected.
+
+Writers that must not overlap (across processes, and hosts sharing the home) take :func:`locked`, an
+``flock`` on a lock file or a directory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -183,3 +189,38 @@ def _restore_aside(final: Path) -> None:
         _remove(str(aside))
     else:
         os.rename(aside, final)
+
+
+@contextmanager
+def locked(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """Hold an ``flock`` on ``path`` while inside: exclusive, or ``shared`` with other shared holders.
+
+    The kernel drops the lock of a process that dies, so a killed holder never blocks the next one.
+
+    Args:
+        path: A directory (which must exist; locking it leaves no file in it), or else a lock file, created
+            with its folder if missing.
+        shared: Take a shared lock rather than an exclusive one.
+        wait: Wait until the lock is free; otherwise yield False at once when someone else holds it.
+
+    Yields:
+        Whether the lock is held (always True when ``wait``).
+    """
+    if path.is_dir():
+        descriptor = os.open(path, os.O_RDONLY)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(descriptor, operation if wait else operation | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)

@@ -40,7 +40,7 @@ from tests.conftest import Org, own_home
 from tests.e2e.test_crash_recovery import worker_env
 
 #: How long a restarted process may take to stop gracefully.
-STOP_SECONDS = 120
+STOP_SECONDS = 30
 
 
 def _free_port() -> int:
@@ -126,8 +126,7 @@ def restart_worker_until(services: Services, done: Callable[[], bool]) -> None:
             time.sleep(0.2)
     finally:
         restarted.send_signal(signal.SIGINT)
-        # A graceful stop first finishes the item in hand, which may be work queued after the one awaited (a
-        # profile build): on a loaded 2-core machine, over 30 s.
+        # A graceful stop first finishes the item in hand.
         output = restarted.communicate(timeout=STOP_SECONDS)[0]
     assert done(), output
 

@@ -94,38 +94,45 @@ async def get_entities(request: Request, response: Response, who: Tenant = Depen
                        end_time: Annotated[str | None, _text("endTime", "events until (ms since the epoch)", MAX_ID)] = None,
                        ) -> dict[str, Any]:
     # Reads decode the profile store: in the lookups lane (api/lanes.py).
-    def work() -> dict[str, Any]:
-        scope = scope_of(who)
-        if schema == PROFILE_SCHEMA:
-            located = entities.locate(svc, scope, _required(namespace, "entityIdNS"), _required(entity_id, "entityId"),
-                                      policy_id)
-            body = entities.profile_entity(located, _fields(fields))
-            mark(response, located.build.to_json())
-            return {body["entityId"]: body}
-        if schema != EVENT_SCHEMA:
-            raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
-        if related_schema != PROFILE_SCHEMA:
-            raise BadRequest(f"'relatedSchema.name' must be {PROFILE_SCHEMA}", field="relatedSchema.name")
-        located = entities.locate(svc, scope, _required(related_namespace, "relatedEntityIdNS"),
-                                  _required(related_id, "relatedEntityId"), policy_id)
-        cursor = start or None
-        if orderby not in ("timestamp", "-timestamp", "+timestamp"):
-            raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
-        children, following = entities.profile_events(
-            located, start=_time_ms(start_time, "startTime"), end=_time_ms(end_time, "endTime"),
-            limit=limit, descending=orderby.startswith("-"), after=cursor)
-        mark(response, located.build.to_json())
-        href = ""
-        if following:
-            kept = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
-            href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
-        return {
-            "_page": {"orderby": orderby, "start": cursor or "", "count": len(children), "next": following or ""},
-            "children": children,
-            "_links": {"next": {"href": href}},
-        }
+    return await run_in(request, "lookups", _get_entities, request, response, who, svc, entity_id=entity_id,
+                        namespace=namespace, schema=schema, related_schema=related_schema, related_id=related_id,
+                        related_namespace=related_namespace, policy_id=policy_id, fields=fields, limit=limit,
+                        start=start, orderby=orderby, start_time=start_time, end_time=end_time)
 
-    return await run_in(request, "lookups", work)
+
+def _get_entities(request: Request, response: Response, who: Tenant, svc: Services, *, entity_id: str | None,
+                  namespace: str | None, schema: str, related_schema: str, related_id: str | None,
+                  related_namespace: str | None, policy_id: str | None, fields: str | None, limit: int,
+                  start: str | None, orderby: str, start_time: str | None, end_time: str | None) -> dict[str, Any]:
+    scope = scope_of(who)
+    if schema == PROFILE_SCHEMA:
+        located = entities.locate(svc, scope, _required(namespace, "entityIdNS"), _required(entity_id, "entityId"),
+                                  policy_id)
+        body = entities.profile_entity(located, _fields(fields))
+        mark(response, located.build.to_json())
+        return {body["entityId"]: body}
+    if schema != EVENT_SCHEMA:
+        raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
+    if related_schema != PROFILE_SCHEMA:
+        raise BadRequest(f"'relatedSchema.name' must be {PROFILE_SCHEMA}", field="relatedSchema.name")
+    located = entities.locate(svc, scope, _required(related_namespace, "relatedEntityIdNS"),
+                              _required(related_id, "relatedEntityId"), policy_id)
+    cursor = start or None
+    if orderby not in ("timestamp", "-timestamp", "+timestamp"):
+        raise BadRequest("'orderby' must be timestamp or -timestamp", field="orderby")
+    children, following = entities.profile_events(
+        located, start=_time_ms(start_time, "startTime"), end=_time_ms(end_time, "endTime"),
+        limit=limit, descending=orderby.startswith("-"), after=cursor)
+    mark(response, located.build.to_json())
+    href = ""
+    if following:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
+        href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
+    return {
+        "_page": {"orderby": orderby, "start": cursor or "", "count": len(children), "next": following or ""},
+        "children": children,
+        "_links": {"next": {"href": href}},
+    }
 
 
 @router.post("/entities")

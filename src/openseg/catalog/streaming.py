@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from openseg.atomic_files import StagedDir
+from openseg.atomic_files import StagedDir, locked
 from openseg.catalog import lake
 from openseg.catalog.ingestion import MAX_REPORTED_ERRORS, IngestResult, ingest_files
 from openseg.catalog.service import record_batch_success, record_last_batch
@@ -22,7 +22,6 @@ from openseg.catalog.validation import RecordError
 from openseg.clock import now_ms
 from openseg.store.models import Batch, Dataset, ProfileStore, StreamOffset
 from openseg.store.repositories import SqlAlchemyProfileSourceRepository
-from openseg.store.stream_log import exclusive_lock
 from openseg.streaming.model import STREAM_SEQ, StreamBatch
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ class CatalogLakeSink:
                 del self._waiting[sandbox_id]
 
     def exclusive(self) -> AbstractContextManager[bool]:
-        return exclusive_lock(self.lock_path)
+        return locked(self.lock_path, wait=False)
 
     def unbuilt(self) -> dict[str, int]:
         floors: dict[str, int] = {}

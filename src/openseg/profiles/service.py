@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from openseg.atomic_files import locked
 from openseg.clock import ms_to_datetime, now_ms, rfc3339
 from openseg.errors import Conflict
 from openseg.profiles.defaults import default_policy
@@ -86,13 +86,8 @@ def build_sandbox(services: ProfileServices, sandbox_id: str,
 @contextmanager
 def _build_lock(path: Path) -> Iterator[None]:
     """An exclusive lock on building the store at ``path`` (a lock file beside it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.build.lock"), "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(path.with_name(f".{path.name}.build.lock")):
+        yield
 
 
 def _build_policy(services: ProfileServices, sandbox_id: str, policy_id: str, spec: Any,

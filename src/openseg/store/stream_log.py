@@ -13,13 +13,11 @@ while it was busy in one transaction (one fsync) and wakes each caller when its 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,20 +218,3 @@ def _message(row: tuple[object, ...]) -> LoggedMessage:
         sandbox_id=str(row[5]), dataset_id=str(row[6]), kind=str(row[7]), record=json.loads(str(row[8])),
         problems=tuple((str(f), str(r)) for f, r in problems),
     ))
-
-
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path`` while inside; yields False at once when someone else holds it
-    (the kernel drops a dead process's lock, so a killed flusher never blocks the next one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -9,12 +9,10 @@ below; streaming and edge through :meth:`MembershipStore.apply`.
 from __future__ import annotations
 
 import bisect
-import fcntl
 import functools
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from openseg.atomic_files import StagedFile
+from openseg.atomic_files import StagedFile, locked
 from openseg.segmentation.membership import changes as change_files
 from openseg.segmentation.membership.changes import ChangeFile, LogPosition, Position
 from openseg.segmentation.membership.layout import (
@@ -106,13 +104,8 @@ class MembershipStore:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Serialises per-profile writers with the listing of changes a job folds (across processes)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked(self.root / ".lock"):
+            yield
 
     @contextmanager
     def job_lock(self) -> Iterator[None]:
@@ -121,20 +114,9 @@ class MembershipStore:
         with self._job_lock(wait=True):
             yield
 
-    @contextmanager
-    def _job_lock(self, wait: bool) -> Iterator[bool]:
+    def _job_lock(self, wait: bool) -> AbstractContextManager[bool]:
         """:meth:`job_lock`; without ``wait``, yields whether it was free (and is now held)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".job.lock", "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return locked(self.root / ".job.lock", wait=wait)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -143,23 +125,13 @@ class MembershipStore:
         a listed file stays readable until the reader is done (see ``changes.py``). A shared lock on the store's
         folder (created if missing, as by a write): readers never wait for one another, nor for a compaction
         beyond its deleting files."""
-        with self._folder_lock(fcntl.LOCK_SH):
+        with self._folder_lock(shared=True, wait=True):
             yield
 
-    @contextmanager
-    def _folder_lock(self, operation: int) -> Iterator[bool]:
+    def _folder_lock(self, *, shared: bool, wait: bool) -> AbstractContextManager[bool]:
         # The folder itself, not a file in it: taking the lock leaves no trace a reader of the folder would see.
         self.root.mkdir(parents=True, exist_ok=True)
-        folder = os.open(self.root, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(folder, operation)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(folder)  # releases the lock
+        return locked(self.root, shared=shared, wait=wait)
 
     def relation(self, state: State | None) -> tuple[BitsRelation, str | None]:
         """What a plan reads for ``inSegment``: the bit tests and the snapshot file (None: nobody)."""
@@ -323,7 +295,7 @@ class MembershipStore:
                 merges += 1
             superseded = change_files.listing(folder)[1]
             if superseded:
-                with self._folder_lock(fcntl.LOCK_EX | fcntl.LOCK_NB) as alone:
+                with self._folder_lock(shared=False, wait=False) as alone:
                     if alone:  # else readers may hold them: a later compaction deletes them
                         for change in superseded:
                             change.path.unlink(missing_ok=True)
