@@ -107,12 +107,14 @@ class StoresSegmentationTarget:
                     and dataset_kind(dataset) != "union")
 
     def _record(self, policy_id: str) -> ProfileStoreRecord | None:
-        def read() -> ProfileStoreRecord | None:
-            with self.services.uow() as uow:
-                record = uow.profile_stores.get(policy_id)
-                uow.commit()
-            return record
-        return self.kept(("record", policy_id), read)
+        return self.kept(("record", policy_id), lambda: self._read_record(policy_id))
+
+    def _read_record(self, policy_id: str) -> ProfileStoreRecord | None:
+        """The policy's profile store record (its build, watermark and published membership), read now."""
+        with self.services.uow() as uow:
+            record = uow.profile_stores.get(policy_id)
+            uow.commit()
+        return record
 
     def _build(self, policy_id: str) -> tuple[Path, int] | None:
         """The policy's last build and its watermark (the highest log ``seq`` it holds)."""
@@ -198,9 +200,7 @@ class StoresSegmentationTarget:
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         store = store_for(self.services.settings.home, sandbox_id, policy_id)
         # Never kept while pinned: a writer moves pairs from the membership a job published last.
-        with self.services.uow() as uow:
-            record = uow.profile_stores.get(policy_id)
-            uow.commit()
+        record = self._read_record(policy_id)
         return store, store.state(record.membership_path if record else None)
 
     def published(self) -> list[tuple[str, str, str]]:
