@@ -62,10 +62,11 @@ def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Seg
     command = [openseg, "serve", "--home", str(home), "--port", str(port)]
     if separate_worker:
         command.append("--no-worker")
-    server = subprocess.Popen(command,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([openseg, "worker", "--home", str(home)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) if separate_worker else None
+    # The processes' output stays in the home: a run that fails says why there.
+    log = (home / "processes.log").open("wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([openseg, "worker", "--home", str(home)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT) if separate_worker else None
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
@@ -90,6 +91,7 @@ def status_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[Seg
             if process is not None:
                 process.terminate()
                 process.wait(timeout=60)
+        log.close()
     ordered = sorted(latencies)
     segmentation = job.get("metrics", {}).get("profileSegmentationTime", {}).get("totalTimeInMs", 0) / 1000
     return {

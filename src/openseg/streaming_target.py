@@ -20,7 +20,7 @@ from sqlglot import exp
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.engines.parquet import matching_rows, read_columns
 from openseg.profiles import lookup
-from openseg.profiles.keys import identity_key
+from openseg.profiles.keys import identity_key, identity_pairs
 from openseg.profiles.model import ProfileStoreRecord
 from openseg.profiles.overlay import BuiltFragment, Part, Reach, record_identities
 from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
@@ -151,7 +151,7 @@ class StoresSegmentationTarget:
             # A linked profile's identityMap is its graph's identities (lookup.get_profile_identities), read with
             # the columns the overlay keys by (the profile's row is read with them next).
             rows = _rows(build[0] / PROFILES_FILE, [profile_id], (), ROW_FIELDS)
-            identities = lookup.identity_pairs(rows[0]) if rows else None
+            identities = identity_pairs(rows[0]) if rows else None
         else:
             identities = lookup.get_profile_identities(build[0], namespace, identity, engine=engine)
         return Part(profile_id, tuple(identities or [(namespace, identity)]))

@@ -13,7 +13,7 @@ from openseg.segmentation.streaming import ContinuousDefinition
 from openseg.streaming.due import MemoryDueIndex
 from openseg.streaming.model import DueKey
 from openseg.streaming.segmenter import StreamSegmenter, epoch_ms
-from tests.streaming.test_segmenter import T0, Clock, FakeLog, FakeTarget, click, history, ups
+from tests.streaming.test_segmenter import T0, Clock, FakeLog, FakeTarget, click, history, identity, ups
 from tests.streaming.test_segmenter import target as target  # the fixture: p1 in the US, one segment
 
 P1 = "email:p1@example.com"
@@ -145,3 +145,29 @@ def test_a_sequence_enters_when_its_later_step_falls_due(target: FakeTarget) -> 
     clock.now = T0 + dt.timedelta(minutes=20, seconds=1)
     segmenter.run_until_idle()
     assert ups(target, "policy-a", P1) == {"seg-reminded": ("realized", clock.now)}
+
+
+def test_a_sweep_finds_its_built_profiles_parts_in_the_rows_it_read(target: FakeTarget,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built member whose window passes is swept with its row and events read once for the whole chunk: the
+    parts its identities belong to are those rows' (a build writes a profile's identityMap from its graph), not
+    a store lookup per identity; an identity the rows do not hold is still looked up."""
+    target.events[P1] = [click(1, T0 - dt.timedelta(minutes=50), "built")]
+    log, clock = FakeLog(), Clock()
+    segmenter = StreamSegmenter(log, target, clock)
+    asked: list[tuple[str, str]] = []
+    real = target.part
+    monkeypatch.setattr(target, "part", lambda s, p, namespace, identity: asked.append((namespace, identity))
+                        or real(s, p, namespace, identity))
+    segmenter.due.schedule({DueKey("sb", "policy-a", P1, "seg-us"): epoch_ms(T0)})
+    swept = segmenter.sweep()
+    assert (swept.pairs, swept.changes) == (1, 1)
+    assert ups(target, "policy-a", P1) == {"seg-us": ("realized", T0)}
+    assert asked == []
+    # A streamed click carrying a second identity: the sweep looks that one up (no built row holds it).
+    log.add("event", {**click(1, T0, "streamed"), "identityMap": {**identity(1), "ecid": [{"id": "e-9"}]}})
+    segmenter.run_until_idle()
+    asked.clear()
+    segmenter.due.schedule({DueKey("sb", "policy-a", P1, "seg-us"): epoch_ms(T0)})
+    segmenter.sweep()
+    assert asked == [("ecid", "e-9")]

@@ -31,7 +31,7 @@ from sqlglot import exp
 
 from openseg.profiles._sql import DIALECT, col, string
 from openseg.profiles.build import KEYS, PROFILE
-from openseg.profiles.keys import identity_key
+from openseg.profiles.keys import identity_key, identity_pairs
 from openseg.profiles.merge import merge_query, ranked_query
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.overlay import BuiltFragment, Reach, record_anchor
@@ -146,12 +146,6 @@ def get_profile_identities(store_dir: Path | str, namespace: str, identity: str,
     # Every column: the lookup that follows (the profile's row) then finds the group decoded.
     rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id])
     return identity_pairs(rows.to_pylist(maps_as_pydicts="strict")[0] if rows.num_rows else {})
-
-
-def identity_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every ``(namespace, id)`` of a profile row's identityMap, sorted by key."""
-    pairs = [(str(ns), str(item["id"])) for ns, items in (row.get(IDENTITY_MAP) or {}).items() for item in items or []]
-    return sorted(pairs, key=lambda pair: identity_key(*pair))
 
 
 def get_events(

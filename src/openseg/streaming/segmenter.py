@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openseg.profiles.keys import identity_key
-from openseg.profiles.overlay import Reach, merged_profile, overlay_events, reach, record_identities
+from openseg.profiles.keys import identity_key, identity_pairs
+from openseg.profiles.overlay import Part, Reach, merged_profile, overlay_events, reach, record_identities
 from openseg.segmentation.streaming import (
     CompiledSegments,
     ContinuousDefinition,
@@ -78,6 +78,20 @@ def overlaid(found: Reach, bases: Mapping[str, BaseProfile],
     profile = merged_profile(found, [base.row for base in parts], precedence=precedence,
                              fragments=[f for base in parts for f in base.fragments])
     return profile, overlay_events([e for base in parts for e in base.events], found.events)
+
+
+def _parts_of(bases: Mapping[str, BaseProfile]) -> dict[str, Part]:
+    """The built part holding each identity of ``bases``' rows, by key: under ``pdg`` a built profile's identityMap
+    is its graph's identities, so these are the parts the target would find in the store for them (a sweep's
+    chunk reads its profiles' rows in one read, then lays the log over each without reading them again)."""
+    parts: dict[str, Part] = {}
+    for base in bases.values():
+        if base.row is None:
+            continue
+        pairs = tuple(identity_pairs(base.row))
+        part = Part(base.profile_id, pairs)
+        parts.update((identity_key(*pair), part) for pair in pairs)
+    return parts
 
 
 def consumer_name(stream_log: StreamLog) -> str:
@@ -349,14 +363,18 @@ class StreamSegmenter:
         return sources[(sandbox_id, dataset_id)]
 
     def _reach(self, sandbox_id: str, policy_id: str, identities: list[tuple[str, str]], through: int,
-               sources: dict[tuple[str, str], bool]) -> Reach | None:
+               sources: dict[tuple[str, str], bool], known: Mapping[str, Part] | None = None) -> Reach | None:
         """The profile holding ``identities`` with the log's messages up to ``through`` that the build does not
-        hold (None: the policy has no build)."""
+        hold (None: the policy has no build). ``known``: built parts already read, by identity key."""
         watermark = self.target.watermark(sandbox_id, policy_id)
         if watermark is None:
             return None
-        return reach(self.log, sandbox_id, identities, watermark,
-                     part_of=lambda namespace, identity: self.target.part(sandbox_id, policy_id, namespace, identity),
+
+        def part_of(namespace: str, identity: str) -> Part | None:
+            found = (known or {}).get(identity_key(namespace, identity))
+            return found if found is not None else self.target.part(sandbox_id, policy_id, namespace, identity)
+
+        return reach(self.log, sandbox_id, identities, watermark, part_of=part_of,
                      is_source=lambda dataset_id: self._is_source(sources, sandbox_id, dataset_id),
                      through=through, linked=self.target.linked(sandbox_id, policy_id))
 
@@ -367,11 +385,12 @@ class StreamSegmenter:
         profiles: Profiles = {}
         gone: set[str] = set()
         sources: dict[tuple[str, str], bool] = {}
+        known = _parts_of(bases) if self.target.linked(sandbox_id, policy_id) else {}
         for profile_id in profile_ids:
             base = bases.get(profile_id)
             namespace, _, identity = profile_id.partition(":")
             identities = (record_identities(base.row) if base is not None and base.row else []) or [(namespace, identity)]
-            found = self._reach(sandbox_id, policy_id, identities, self.offset, sources)
+            found = self._reach(sandbox_id, policy_id, identities, self.offset, sources, known)
             if found is None:
                 found = Reach(profile_id, tuple(identities), (), ())
             if found.profile_id != profile_id:
