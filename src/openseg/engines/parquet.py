@@ -214,13 +214,17 @@ CACHED_GROUP_ROWS = 16_384
 
 
 class _DecodedColumns:
-    """Small row groups' columns, decoded in the calling thread and kept per column (at most ``size``): a
-    streamed message reads a profile's group with the columns the overlay keys by, then with the fields its
-    definitions read, and the second read decodes only the columns the first did not."""
+    """Small row groups' columns, decoded in the calling thread and kept per column, the least recently used
+    dropped first once they hold more than ``max_bytes``: a streamed message reads a profile's group with the
+    columns the overlay keys by, then with the fields its definitions read, and the second read decodes only the
+    columns the first did not; a process looking up profiles at random soon holds the columns it reads of the
+    whole build (at 1M profiles, the identities and the profile columns of the bench's definitions: about 400 MB),
+    and a lookup decodes nothing until the next build."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self._kept: collections.OrderedDict[tuple[str, int, int, int, str], pa.ChunkedArray] = collections.OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def __call__(self, path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
@@ -237,18 +241,25 @@ class _DecodedColumns:
             table = _reader(path, mtime_ns, size).read_row_group(group, columns=missing, use_threads=False)
             with self._lock:
                 for name in missing:
-                    found[name] = self._kept[(path, mtime_ns, size, group, name)] = table.column(name)
-                while len(self._kept) > self.size:
-                    self._kept.popitem(last=False)
+                    key = (path, mtime_ns, size, group, name)
+                    found[name] = column = table.column(name)
+                    if key not in self._kept:
+                        self._kept[key] = column
+                        self._bytes += column.nbytes
+                while self._bytes > self.max_bytes and self._kept:
+                    self._bytes -= self._kept.popitem(last=False)[1].nbytes
         return pa.table([found[name] for name in names], names=list(names))
 
     def cache_clear(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._bytes = 0
 
 
+#: How much decoded columns of small row groups a process keeps (``_DecodedColumns``).
+DECODED_BYTES = 512 * 1024 * 1024
 #: Row groups up to ``CACHED_GROUP_ROWS`` rows, decoded column by column: the columns of the last lookups.
-_group = _DecodedColumns(1024)
+_group = _DecodedColumns(DECODED_BYTES)
 
 
 _readers = threading.local()
