@@ -4,8 +4,8 @@ groups that can hold them, from any number of threads at once."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,17 +45,23 @@ def test_the_rows_holding_the_keys_in_file_order(duckdb_engine: DuckDBEngine, st
         duckdb_engine.read_rows(store_file, "nope", ["p0001"])
 
 
-def test_only_the_row_groups_that_can_hold_a_key_are_read(duckdb_engine: DuckDBEngine, store_file: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    read: list[int] = []
+@pytest.fixture
+def read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row groups decoded from now on, in order (none kept decoded from before)."""
+    groups: list[int] = []
     real = pq.ParquetFile.read_row_group
 
     def spy(self: pq.ParquetFile, group: int, *args: object, **kwargs: object) -> pa.Table:
-        read.append(group)
+        groups.append(group)
         return real(self, group, *args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
     parquet._group.cache_clear()
+    return groups
+
+
+def test_only_the_row_groups_that_can_hold_a_key_are_read(duckdb_engine: DuckDBEngine, store_file: Path,
+                                                          read: list[int]) -> None:
     duckdb_engine.read_rows(store_file, "_profile_id", ["p0250"])
     duckdb_engine.read_rows(store_file, "_profile_id", ["p0499"])  # the last row of group 4, the first of 5
     duckdb_engine.read_rows(store_file, "_profile_id", ["a", "q"])  # before the first id, after the last
@@ -99,8 +105,7 @@ def test_the_groups_found_by_bisection_hold_every_matching_row(tmp_path: Path, v
     assert found == [{"k": k, "row": n} for n, k in enumerate(ordered) if k in keys]
 
 
-def test_rows_before_an_instant_are_left_out_and_their_groups_not_read(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_before_an_instant_are_left_out_and_their_groups_not_read(tmp_path: Path, read: list[int]) -> None:
     """Events by profile, oldest groups first: a read ``newer`` than an instant skips the groups whose
     statistics end before it, and keeps the rows of that time or later and those without a time."""
     start = datetime(2025, 1, 1)
@@ -110,15 +115,6 @@ def test_rows_before_an_instant_are_left_out_and_their_groups_not_read(tmp_path:
     path = tmp_path / "events.parquet"
     pq.write_table(pa.table({"_profile_id": ids, "timestamp": pa.array(times, pa.timestamp("us")),
                              "n": list(range(40))}), path, row_group_size=4)
-    read: list[int] = []
-    real = pq.ParquetFile.read_row_group
-
-    def spy(self: pq.ParquetFile, group: int, *args: object, **kwargs: object) -> pa.Table:
-        read.append(group)
-        return real(self, group, *args, **kwargs)
-
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
-    parquet._group.cache_clear()
     since = datetime(2025, 1, 2, 12, tzinfo=UTC)  # hour 36: its row is kept, as is 37 without a time
     found = parquet.matching_rows(path, "_profile_id", ["p001", "p009"], ["n"], newer=("timestamp", since))
     assert found.to_pylist() == [{"n": 36}, {"n": 37}, {"n": 38}, {"n": 39}]

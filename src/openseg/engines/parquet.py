@@ -12,6 +12,7 @@ import bisect
 import collections
 import datetime as dt
 import functools
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -193,7 +194,7 @@ def _sorted_maxes(path: str, mtime_ns: int, size: int, column: str) -> list[Any]
     ranges = _ranges(path, mtime_ns, size, column)
     if any(bounds is None for bounds in ranges):
         return None
-    if any(a[0] > b[0] or a[1] > b[1] for a, b in zip(ranges, ranges[1:], strict=False)):  # type: ignore[index]
+    if any(a[0] > b[0] or a[1] > b[1] for a, b in itertools.pairwise(ranges)):  # type: ignore[index]
         return None
     return [bounds[1] for bounds in ranges]  # type: ignore[index]
 
