@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -268,6 +269,9 @@ def test_history_answers_who_was_in_at_a_time(client: TestClient, org: Org, drai
     assert stay["segmentId"] == us["id"]
     assert (stay["enteredByJob"], stay["exitedByJob"]) == (first["id"], second["id"])
     assert stay["enteredAt"] < stay["exitedAt"]
+    # one precision for every instant, so times sort as text too (a whole second once lost its ".000")
+    instant = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    assert instant.fullmatch(stay["enteredAt"]) and instant.fullmatch(stay["exitedAt"])
     missing = client.get("/data/core/ups/access/membership-history?entityId=nobody@x&entityIdNS=email",
                          headers=org.headers())
     assert_aep_error(missing, 404, detail_contains="no profile has identity email:nobody@x")

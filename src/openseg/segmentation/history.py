@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlglot import exp
 
-from openseg.json_values import json_value
+from openseg.clock import rfc3339
 from openseg.profiles.entities import locate
 from openseg.profiles.ports import ProfileAccessServices, ProfilesUnitOfWork
 from openseg.scope import Scope
@@ -75,7 +75,7 @@ def members_at(services: HistoryServices, scope: Scope, segment_id: str, policy_
     """)
     rows = _history(services, scope.sandbox_id, policy_id, query)
     total = int(rows[0]["total"]) if rows else 0
-    return [{"entityId": row["_profile_id"], "enteredAt": json_value(row["entered_at"])} for row in rows], total
+    return [{"entityId": row["_profile_id"], "enteredAt": rfc3339(row["entered_at"])} for row in rows], total
 
 
 def profile_of(services: HistoryServices, scope: Scope, namespace: str, identity: str) -> tuple[str, str]:
@@ -94,12 +94,12 @@ def timeline(services: HistoryServices, scope: Scope, profile_id: str, policy_id
     open_stays: dict[str, dict[str, Any]] = {}
     for segment_id, event, at, job_id in rows:
         if event == "entered":
-            stay = {"segmentId": segment_id, "enteredAt": json_value(at), "exitedAt": None,
+            stay = {"segmentId": segment_id, "enteredAt": rfc3339(at), "exitedAt": None,
                     "enteredByJob": job_id, "exitedByJob": None}
             open_stays[segment_id] = stay
             stays.append(stay)
         elif segment_id in open_stays:
-            open_stays.pop(segment_id).update(exitedAt=json_value(at), exitedByJob=job_id)
+            open_stays.pop(segment_id).update(exitedAt=rfc3339(at), exitedByJob=job_id)
     return stays
 
 
