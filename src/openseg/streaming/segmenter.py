@@ -386,6 +386,9 @@ class StreamSegmenter:
         gone: set[str] = set()
         sources: dict[tuple[str, str], bool] = {}
         known = _parts_of(bases) if self.target.linked(sandbox_id, policy_id) else {}
+        definitions = self._definitions(sandbox_id, policy_id)
+        read = self.compiled.fields(definitions), self.compiled.since(definitions, at)
+        precedence = self.target.precedence(sandbox_id, policy_id)
         for profile_id in profile_ids:
             base = bases.get(profile_id)
             namespace, _, identity = profile_id.partition(":")
@@ -397,10 +400,8 @@ class StreamSegmenter:
                 gone.add(profile_id)
                 continue
             more = [p.profile_id for p in found.parts if p.profile_id not in bases]
-            definitions = self._definitions(sandbox_id, policy_id)
-            read = self.compiled.fields(definitions), self.compiled.since(definitions, at)
             every = {**bases, **(self.target.profiles(sandbox_id, policy_id, more, *read) if more else {})}
-            profiles[profile_id] = overlaid(found, every, self.target.precedence(sandbox_id, policy_id))
+            profiles[profile_id] = overlaid(found, every, precedence)
         return profiles, gone
 
     def run_until_idle(self) -> int:
