@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,16 @@ from openseg.store.tenancy import issue_credentials
 
 PG_URL = os.environ.get("OPENSEG_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hear SIGINT in a test run started in the background by a shell without job control (``make test &``, a
+    CI step), which starts it with SIGINT ignored. Every process a test starts would inherit that, and the
+    kernel discards an ignored signal: an ``openseg worker`` a test stops with SIGINT soon after starting it
+    (before its imports are done and it sets its own handler) never heard the stop. Handled here, SIGINT is
+    at its default in the processes tests start, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -118,3 +122,27 @@ def test_query_and_export_commands(tmp_path: Path) -> None:
                                 "demo@AdobeOrg", "--home", str(tmp_path)], env=env)
     assert '"US"' not in check.output and "US" in check.output and "1 row(s)" in check.output
     services.db.dispose()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_a_worker_started_with_sigint_ignored_stops_on_sigint(tmp_path: Path) -> None:
+    """A shell without job control starts ``openseg worker &`` with SIGINT ignored; once the worker has said it
+    runs (its first line), ``kill -INT`` stops it gracefully. (A SIGINT sent before that, while it imports, is
+    discarded by the kernel: a starter that may stop it at once starts it with SIGINT at its default, as
+    ``openseg serve`` does.)"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSEG_")}
+    worker = subprocess.Popen([sys.executable, "-m", "openseg", "worker", "--home", str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_ignore_sigint)
+    try:
+        assert worker.stdout is not None
+        first = worker.stdout.readline()
+        assert first.startswith("openseg worker "), first + worker.stdout.read()
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()

@@ -27,7 +27,11 @@ HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory
 
 def _stop_on_sigint() -> None:
     """Stop gracefully on SIGINT even when started with it ignored: a shell without job control starts
-    ``openseg worker &`` so, and then ``kill -INT`` (and ``openseg serve``'s stop of its worker) did nothing."""
+    ``openseg worker &`` so, and then ``kill -INT`` (and ``openseg serve``'s stop of its worker) did nothing.
+
+    Until this runs (after the command's imports), a SIGINT of a process started so is discarded by the
+    kernel: a starter that may stop it at once starts it with SIGINT at its default (``openseg serve`` does,
+    ``worker.process``), or waits for its first line."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
@@ -71,8 +75,8 @@ def worker(home: HomeOption = None) -> None:
     _stop_on_sigint()
     services = build_services(_settings(home))
     assert services.worker is not None
-    typer.echo(f"openseg worker {services.worker.worker_id} on {services.settings.database_url.split('@')[-1]}")
-    try:
+    try:  # from the first line it prints, a SIGINT stops it gracefully
+        typer.echo(f"openseg worker {services.worker.worker_id} on {services.settings.database_url.split('@')[-1]}")
         services.worker.serve_lanes()
     except KeyboardInterrupt:
         pass

@@ -6,6 +6,7 @@ interval (not in a tight loop), and stopping never waits on a child that will no
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,3 +69,24 @@ def test_stopping_kills_a_child_that_does_not_stop(tmp_path: Path) -> None:
     child.stop()
     assert time.monotonic() - began < 5
     assert child.pid is None and not Path(f"/proc/{pid}").exists()
+
+
+def test_the_child_hears_the_stop_even_when_the_server_ignores_sigint(tmp_path: Path) -> None:
+    """A server started with SIGINT ignored (as a shell without job control starts ``cmd &``) would pass that on
+    to its child, and a stop soon after the start, before the child set a handler of its own, went unheard: it
+    waited ``stop_seconds`` and killed the child. The child starts with SIGINT at its default."""
+    asleep = ["sleep", "60"]  # sets no handler: hears SIGINT only if it starts at its default
+    child = WorkerProcess(Settings.from_env(home=tmp_path, env={}), command=asleep, stop_seconds=30)
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child.start()
+        deadline = time.monotonic() + 10
+        while child.pid is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    began = time.monotonic()
+    child.stop()
+    assert time.monotonic() - began < 10
+    assert child.pid is None

@@ -60,6 +60,7 @@ class Worker:
         self.daemons = tuple(daemons)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._ended: list[threading.Event] = []  # set by each of ``_threads`` as it ends
 
     def run_once(self, kinds: Sequence[str] | None = None) -> bool:
         """Run one queued item (of ``kinds``; default: any this worker handles); False when there was none."""
@@ -141,22 +142,35 @@ class Worker:
     def start(self) -> None:
         """One thread per lane."""
         for index, kinds in enumerate(self.lanes):
-            thread = threading.Thread(target=self.serve_forever, args=(kinds, index == 0),
-                                      name=f"openseg-worker-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._start_thread(f"openseg-worker-{index}", self.serve_forever, kinds, index == 0)
         for index, daemon in enumerate(self.daemons):
-            thread = threading.Thread(target=daemon, args=(self._stop,), name=f"openseg-daemon-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._start_thread(f"openseg-daemon-{index}", daemon, self._stop)
+
+    def _start_thread(self, name: str, target: Callable[..., object], *args: object) -> None:
+        ended = threading.Event()
+
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                ended.set()
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self._ended.append(ended)
 
     def serve_lanes(self) -> None:
-        """Run every lane until stopped or interrupted (``openseg worker``: the lanes as threads)."""
+        """Run every lane until stopped or interrupted (``openseg worker``: the lanes as threads).
+
+        SIGINT's KeyboardInterrupt is raised where this waits, so it waits in ``time.sleep`` and reads flags the
+        threads set as they end: interrupted inside ``Thread.join`` (or ``is_alive``), CPython 3.11 marks the
+        thread it waited for as ended while it still runs (``threading._wait_for_tstate_lock`` releases the
+        running thread's own lock), and the stop below would then not wait for the item in its hands."""
         self.start()
         try:
-            while any(thread.is_alive() for thread in self._threads):
-                for thread in self._threads:
-                    thread.join(0.5)
+            while not all(ended.is_set() for ended in self._ended):
+                time.sleep(0.5)
         finally:
             self.stop()
 

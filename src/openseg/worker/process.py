@@ -117,7 +117,7 @@ class WorkerProcess:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         child = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
-                                 preexec_fn=_dying_with(os.getpid()),
+                                 preexec_fn=_child_setup(os.getpid()),
                                  # Its own process group: a Ctrl-C in the server's terminal reaches the server
                                  # alone, which then stops the child (no restart of a child that saw it first).
                                  process_group=0)
@@ -125,20 +125,34 @@ class WorkerProcess:
         return child
 
 
-def _dying_with(parent: int) -> Callable[[], None] | None:
-    """What a child runs before ``exec`` so that it gets SIGKILL when ``parent`` (the calling thread) ends,
-    even killed with SIGKILL, which runs no clean-up: no worker is ever left running without its server.
-    Linux only; elsewhere :meth:`WorkerProcess.stop` alone stops it."""
+def _child_setup(parent: int) -> Callable[[], None]:
+    """What a child runs before ``exec``: it hears SIGINT from its first instant, and gets SIGKILL when
+    ``parent`` (the calling thread) ends.
+
+    SIGINT: a process that ignores SIGINT (started by a shell without job control, as ``cmd &`` is) passes
+    that on to the children it starts, and the kernel discards an ignored signal. ``openseg worker`` sets its
+    own handler once its imports are done, so a stop soon after a start would go unheard and wait
+    ``stop_seconds`` for nothing. (Under ``openseg serve`` uvicorn's handler is set by then, and a handled
+    signal is at its default after ``exec``; another host, or a test run, may ignore it.) At its default, a
+    SIGINT before the child's handler ends it at once, before it has taken any work.
+
+    SIGKILL with the parent, even a parent killed with SIGKILL, which runs no clean-up: no worker is ever left
+    running without its server. Linux only; elsewhere :meth:`WorkerProcess.stop` alone stops it."""
     if not sys.platform.startswith("linux"):  # pragma: no cover - openseg is served from Linux
-        return None
+        return _hear_sigint
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
 
     def die_with_parent() -> None:
+        _hear_sigint()
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the server ended before the line above: nobody will stop this child
             os.kill(os.getpid(), signal.SIGKILL)
 
     return die_with_parent
+
+
+def _hear_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _describe(code: int) -> str:
