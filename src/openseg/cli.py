@@ -48,10 +48,12 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="run no worker: jobs run in `openseg worker`s")] = False,
 ) -> None:
     """Serve the HTTP API, with the worker (jobs, the scheduler, the streamer) in a child process (or in this
-    one's threads: OPENSEG_WORKER_MODE=thread) unless --no-worker."""
+    one's threads: OPENSEG_WORKER_MODE=thread) unless --no-worker, and edge calls and profile lookups in
+    OPENSEG_API_PROCESSES processes each (0: in this one's threads)."""
     import uvicorn
 
     from openseg.api.app import create_app
+    from openseg.api.lanes import PROCESS_LANES, LaneProcesses
     from openseg.bootstrap import build_services
     from openseg.worker.process import WorkerProcess
 
@@ -63,8 +65,10 @@ def serve(
         ensure_demo(services, print_to=typer.echo)  # loaded here before serving, so "ready" means loaded
     in_process = not no_worker and settings.worker_mode == "thread"
     child = WorkerProcess(settings) if not no_worker and not in_process else None
-    uvicorn.run(create_app(services, run_worker=in_process, worker_process=child), host=settings.host,
-                port=settings.port, log_level="info")
+    lanes = (LaneProcesses(settings, dict.fromkeys(PROCESS_LANES, settings.api_processes))
+             if settings.api_processes else None)
+    uvicorn.run(create_app(services, run_worker=in_process, worker_process=child, lane_processes=lanes),
+                host=settings.host, port=settings.port, log_level="info")
 
 
 @app.command()

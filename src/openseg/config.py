@@ -38,6 +38,9 @@ class Settings:
     query_memory_limit: str = "1GB"
     query_threads: int = 1
     query_timeout: float = 120.0
+    #: Processes of their own for each of the API's heavy lanes, edge calls and profile lookups
+    #: (``openseg serve``; 0: threads of the API's process, as tests drive the app).
+    api_processes: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -72,6 +75,7 @@ class Settings:
             query_memory_limit=str(env.get("OPENSEG_QUERY_MEMORY_LIMIT") or "1GB"),
             query_threads=int(env.get("OPENSEG_QUERY_THREADS") or 1),
             query_timeout=float(env.get("OPENSEG_QUERY_TIMEOUT") or 120),
+            api_processes=int(env.get("OPENSEG_API_PROCESSES") or 2),
         )
         if settings.membership_snapshots < 1:
             raise ValueError("OPENSEG_MEMBERSHIP_SNAPSHOTS must be at least 1 (the current membership)")
@@ -83,6 +87,8 @@ class Settings:
             raise ValueError(f"OPENSEG_WORKER_MODE must be 'process' or 'thread', not {settings.worker_mode!r}")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
             raise ValueError("OPENSEG_QUERY_THREADS must be at least 1 and OPENSEG_QUERY_TIMEOUT above 0")
+        if settings.api_processes < 0:
+            raise ValueError("OPENSEG_API_PROCESSES must be 0 (threads) or more")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
         return settings
@@ -110,6 +116,7 @@ class Settings:
             "OPENSEG_QUERY_MEMORY_LIMIT": self.query_memory_limit,
             "OPENSEG_QUERY_THREADS": str(self.query_threads),
             "OPENSEG_QUERY_TIMEOUT": repr(self.query_timeout),
+            "OPENSEG_API_PROCESSES": str(self.api_processes),
         }
 
     def with_(self, **changes: object) -> Settings:

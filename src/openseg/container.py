@@ -43,7 +43,7 @@ class Worker(Protocol):
     def stop(self, timeout: float = 30.0) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)  # a container is itself: compared and hashed by identity (keys per-process caches)
 class Services:
     settings: Settings
     db: Database

@@ -19,6 +19,17 @@ class OpensegError(Exception):
         if field is not None:
             self.report.setdefault("field", field)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross processes (a request lane's process raises, the API answers): rebuilt from their
+        # message and attributes, not through ``__init__``, whose arguments differ from class to class.
+        return _rebuild, (type(self), self.args), self.__dict__
+
+
+def _rebuild(cls: type[OpensegError], args: tuple[Any, ...]) -> OpensegError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
 
 class BadRequest(OpensegError):
     status = 400

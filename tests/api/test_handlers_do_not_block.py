@@ -32,7 +32,9 @@ ASYNC_ALLOWED = {
 #: Calls an allowed coroutine may make on the event loop itself: none of them waits on a disk, a
 #: database or an engine. Everything else must be awaited or handed to ``run_in_threadpool``.
 LOOP_SAFE_CALLS = {"scope_of", "with_name", "bytearray", "bytes", "len", "clear", "stream", "body", "Response",
-                   "BadRequest"}
+                   "BadRequest",
+                   # a lane's handler reads its request's query and shapes its response from the lane's answer
+                   "_request", "_silent", "multi_items", "_problem", "_respond", "mark"}
 #: Coroutines the allowed ones await (not routes themselves), held to the same rule.
 AWAITED_HELPERS = ("openseg.api.ingest._receive",)
 

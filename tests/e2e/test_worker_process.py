@@ -129,12 +129,33 @@ def nice_values(pid: int) -> list[int]:
 
 
 def the_worker(server: Server) -> int:
-    """The server's one child, once it runs: its ``openseg worker``."""
+    """The server's one worker child, once it runs: its ``openseg worker`` (its other children are the processes
+    of its edge and lookups lanes)."""
     # A child runs the server's command line until it has exec'd the worker's (preexec_fn runs in between).
     pid: int = _wait(lambda: [child for child in children(server.process.pid) if _is_worker(child)], 30,
                      "the server starts its worker process")[0]
-    assert children(server.process.pid) == [pid]
+    assert [child for child in children(server.process.pid) if not _is_multiprocessing(child)] == [pid]
     return pid
+
+
+def lane_processes(server: Server) -> list[int]:
+    """The processes of the server's edge and lookups lanes: ``OPENSEG_API_PROCESSES`` (2) each."""
+    found: list[int] = _wait(lambda: len(pids := [c for c in children(server.process.pid) if _is_lane(c)]) == 4
+                             and pids, 30, "the server starts its lanes' processes")
+    return found
+
+
+def _is_lane(pid: int) -> bool:
+    return _is_multiprocessing(pid, "multiprocessing.spawn")
+
+
+def _is_multiprocessing(pid: int, module: str = "multiprocessing.") -> bool:
+    """Whether ``pid`` runs ``module`` of multiprocessing: a lane's process, or the resource tracker the first
+    lane's start starts beside them."""
+    try:
+        return any(module in part for part in command_line(pid))
+    except OSError:
+        return False
 
 
 def _is_worker(pid: int) -> bool:
@@ -213,9 +234,11 @@ def test_a_killed_worker_process_is_started_again_and_runs_the_next_job(
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_no_worker_process_outlives_its_server(start_server: Callable[..., Server], how: signal.Signals) -> None:
+def test_no_child_process_outlives_its_server(start_server: Callable[..., Server], how: signal.Signals) -> None:
     server = start_server()
     worker = the_worker(server)
+    lanes = [child for child in children(server.process.pid) if _is_multiprocessing(child)]
+    assert set(lane_processes(server)) < set(lanes)  # and the resource tracker
     _wait(lambda: "openseg worker" in server.output, 30, "the worker is up")
     server.process.send_signal(how)
     server.process.wait(40)
@@ -224,6 +247,8 @@ def test_no_worker_process_outlives_its_server(start_server: Callable[..., Serve
         assert "Application shutdown complete" in server.output, server.output
     # After SIGKILL, which runs no clean-up, the kernel killed the worker as its parent died (PR_SET_PDEATHSIG).
     _wait(lambda: not running(worker), 5, f"the worker process {worker} ends with the server")
+    # The lanes' processes see that their server is gone (they were adopted) and end too, as does the tracker.
+    _wait(lambda: not any(running(pid) for pid in lanes), 5, f"the lane processes {lanes} end with the server")
 
 
 def test_in_thread_mode_serve_runs_jobs_in_its_own_process(
@@ -232,4 +257,6 @@ def test_in_thread_mode_serve_runs_jobs_in_its_own_process(
     server = start_server(OPENSEG_WORKER_MODE="thread")
     run_job(server, org, load_people(server, org))
     assert claimers(services) == {server.process.pid}
-    assert children(server.process.pid) == []
+    lanes = lane_processes(server)
+    assert [child for child in children(server.process.pid) if child not in lanes and not _is_multiprocessing(
+        child, "multiprocessing.resource_tracker")] == []  # its lanes' processes (and their tracker) alone

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from openseg.api.edge import use_edge
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.container import Services
 from openseg.edge_target import StoresEdgeTarget
@@ -72,7 +72,7 @@ def edge_policy(client: TestClient, org: Org, *, active: bool = True, name: str 
 
 
 @pytest.fixture
-def edgy(app: FastAPI, client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> Edgy:
+def edgy(client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> Edgy:
     people = create_dataset(client, org.headers())
     events = create_dataset(client, org.headers(), "events", EVENT)
     policy = edge_policy(client, org)
@@ -81,7 +81,7 @@ def edgy(app: FastAPI, client: TestClient, services: Services, org: Org, drain: 
     created = client.post(DATASTREAMS, headers=org.headers(), json={"name": "web", "datasetId": events})
     assert created.status_code == 201, created.text
     clock = Clock()
-    app.state.edge = Edge(StoresEdgeTarget(services), services.stream_log(), clock)
+    use_edge(services, Edge(StoresEdgeTarget(services), services.stream_log(), clock))
     us = define(client, org, "US", 'homeAddress.country = "US"', policy)
     checkout = define(client, org, "checked out now", CHECKOUT_NOW, policy)
     counted = define(client, org, "two checkouts", 'xEvent[eventType = "commerce.checkouts"].count() > 1', policy)

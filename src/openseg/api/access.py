@@ -78,7 +78,7 @@ def _time_ms(value: str | None, name: str) -> datetime | None:
 
 @router.get("/entities")
 async def get_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
-                       svc: Services = Depends(services), entity_id: EntityId = None, namespace: EntityNamespace = None,
+                       entity_id: EntityId = None, namespace: EntityNamespace = None,
                        schema: Annotated[str, _text("schema.name", f"{PROFILE_SCHEMA} or {EVENT_SCHEMA}", MAX_ID)] = PROFILE_SCHEMA,
                        related_schema: Annotated[str, _text("relatedSchema.name", PROFILE_SCHEMA, MAX_ID)] = PROFILE_SCHEMA,
                        related_id: Annotated[str | None, _text("relatedEntityId", "events: the profile's identity")] = None,
@@ -93,24 +93,30 @@ async def get_entities(request: Request, response: Response, who: Tenant = Depen
                        start_time: Annotated[str | None, _text("startTime", "events from (ms since the epoch)", MAX_ID)] = None,
                        end_time: Annotated[str | None, _text("endTime", "events until (ms since the epoch)", MAX_ID)] = None,
                        ) -> dict[str, Any]:
-    # Reads decode the profile store: in the lookups lane (api/lanes.py).
-    return await run_in(request, "lookups", _get_entities, request, response, who, svc, entity_id=entity_id,
-                        namespace=namespace, schema=schema, related_schema=related_schema, related_id=related_id,
-                        related_namespace=related_namespace, policy_id=policy_id, fields=fields, limit=limit,
-                        start=start, orderby=orderby, start_time=start_time, end_time=end_time)
+    # Reads decode the profile store: in the lookups lane (api/lanes.py), whose work takes plain data.
+    body, build = await run_in(request, "lookups", _get_entities, who, request.url.path,
+                               request.query_params.multi_items(), entity_id=entity_id, namespace=namespace,
+                               schema=schema, related_schema=related_schema, related_id=related_id,
+                               related_namespace=related_namespace, policy_id=policy_id, fields=fields, limit=limit,
+                               start=start, orderby=orderby, start_time=start_time, end_time=end_time)
+    mark(response, build)
+    return body
 
 
-def _get_entities(request: Request, response: Response, who: Tenant, svc: Services, *, entity_id: str | None,
+#: A lookup's body and the build it was read from (``ServingStore.to_json``; None: read from none).
+Lookup = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def _get_entities(svc: Services, who: Tenant, path: str, query: list[tuple[str, str]], *, entity_id: str | None,
                   namespace: str | None, schema: str, related_schema: str, related_id: str | None,
                   related_namespace: str | None, policy_id: str | None, fields: str | None, limit: int,
-                  start: str | None, orderby: str, start_time: str | None, end_time: str | None) -> dict[str, Any]:
+                  start: str | None, orderby: str, start_time: str | None, end_time: str | None) -> Lookup:
     scope = scope_of(who)
     if schema == PROFILE_SCHEMA:
         located = entities.locate(svc, scope, _required(namespace, "entityIdNS"), _required(entity_id, "entityId"),
                                   policy_id)
         body = entities.profile_entity(located, _fields(fields))
-        mark(response, located.build.to_json())
-        return {body["entityId"]: body}
+        return {body["entityId"]: body}, located.build.to_json()
     if schema != EVENT_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA} or {EVENT_SCHEMA}", field="schema.name")
     if related_schema != PROFILE_SCHEMA:
@@ -123,26 +129,26 @@ def _get_entities(request: Request, response: Response, who: Tenant, svc: Servic
     children, following = entities.profile_events(
         located, start=_time_ms(start_time, "startTime"), end=_time_ms(end_time, "endTime"),
         limit=limit, descending=orderby.startswith("-"), after=cursor)
-    mark(response, located.build.to_json())
     href = ""
     if following:
-        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
-        href = f"{request.url.path}?{urlencode(kept + [('start', following)])}"
+        kept = [(k, v) for k, v in query if k != "start"]
+        href = f"{path}?{urlencode(kept + [('start', following)])}"
     return {
         "_page": {"orderby": orderby, "start": cursor or "", "count": len(children), "next": following or ""},
         "children": children,
         "_links": {"next": {"href": href}},
-    }
+    }, located.build.to_json()
 
 
 @router.post("/entities")
 async def post_entities(request: Request, response: Response, who: Tenant = Depends(tenant),
-                        svc: Services = Depends(services),
                         body: EntitiesRequest = typed_body(EntitiesRequest)) -> dict[str, Any]:
-    return await run_in(request, "lookups", _post_entities, response, who, svc, body)
+    found, build = await run_in(request, "lookups", _post_entities, who, body)
+    mark(response, build)
+    return found
 
 
-def _post_entities(response: Response, who: Tenant, svc: Services, body: EntitiesRequest) -> dict[str, Any]:
+def _post_entities(svc: Services, who: Tenant, body: EntitiesRequest) -> Lookup:
     schema = body.schema_.name if body.schema_ is not None and body.schema_.name is not None else PROFILE_SCHEMA
     if schema != PROFILE_SCHEMA:
         raise BadRequest(f"'schema.name' must be {PROFILE_SCHEMA}", field="schema.name")
@@ -157,8 +163,7 @@ def _post_entities(response: Response, who: Tenant, svc: Services, body: Entitie
             continue
         entity = entities.profile_entity(located, fields)
         found[entity["entityId"]] = entity
-    mark(response, reader.build.to_json() if reader.build is not None else None)
-    return found
+    return found, reader.build.to_json() if reader.build is not None else None
 
 
 @router.delete("/entities")

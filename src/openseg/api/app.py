@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import anyio.to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ from openseg.api import (
     ui,
 )
 from openseg.api.errors import install_error_handlers
+from openseg.api.lanes import LaneProcesses
 from openseg.api.openapi import describe_bodies
 from openseg.container import Services
 
@@ -100,7 +102,8 @@ class WorkerProcess(Protocol):
     def stop(self) -> None: ...
 
 
-def create_app(services: Services, *, run_worker: bool = True, worker_process: WorkerProcess | None = None) -> FastAPI:
+def create_app(services: Services, *, run_worker: bool = True, worker_process: WorkerProcess | None = None,
+               lane_processes: LaneProcesses | None = None) -> FastAPI:
     """Build the API over ``services``.
 
     Args:
@@ -108,17 +111,25 @@ def create_app(services: Services, *, run_worker: bool = True, worker_process: W
         run_worker: Run ``services.worker``'s threads in this process while the app serves
             (``OPENSEG_WORKER_MODE=thread``; tests drive the app so).
         worker_process: A worker process started with the app and stopped with it (``openseg serve``'s default).
+        lane_processes: Processes for the heavy request lanes, started with the app and stopped with it
+            (``openseg serve``'s ``OPENSEG_API_PROCESSES``; without them every lane runs in this process's threads).
     """
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_worker and services.worker is not None:
             services.worker.start()
         if worker_process is not None:
             worker_process.start()
+        if lane_processes is not None:
+            await anyio.to_thread.run_sync(lane_processes.start)
+            app.state.lane_processes = lane_processes
         try:
             yield
         finally:
+            if lane_processes is not None:
+                app.state.lane_processes = None
+                await anyio.to_thread.run_sync(lane_processes.stop)
             if worker_process is not None:
                 worker_process.stop()
             if run_worker and services.worker is not None:

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from openseg.api.deps import caller, query_bool, raw_body, services
+from openseg.api.deps import caller, query_bool, raw_body
 from openseg.api.json_input import parse_json
 from openseg.api.lanes import run_in
 from openseg.clock import now_ms
@@ -101,12 +101,11 @@ def _message(raw: bytes) -> Any:
 
 
 @router.post("/batch/{inlet_id}", status_code=207, openapi_extra=_BATCH)
-async def collect_batch(inlet_id: str, request: Request, svc: Services = Depends(services),
-                        raw: bytes = Depends(raw_body)) -> JSONResponse:
-    return await run_in(request, "collection", _collect_batch, inlet_id, request, svc, raw)
+async def collect_batch(inlet_id: str, request: Request, raw: bytes = Depends(raw_body)) -> JSONResponse:
+    return await run_in(request, "collection", _collect_batch, inlet_id, request, raw)
 
 
-def _collect_batch(inlet_id: str, request: Request, svc: Services, raw: bytes) -> JSONResponse:
+def _collect_batch(svc: Services, inlet_id: str, request: Request, raw: bytes) -> JSONResponse:
     try:
         connection = _inlet(request, svc, inlet_id)
         # "The syncValidation query parameter is only available for the single message endpoint".
@@ -119,12 +118,11 @@ def _collect_batch(inlet_id: str, request: Request, svc: Services, raw: bytes) -
 
 
 @router.post("/{inlet_id}", openapi_extra=_ONE)
-async def collect(inlet_id: str, request: Request, svc: Services = Depends(services),
-                  raw: bytes = Depends(raw_body)) -> JSONResponse:
-    return await run_in(request, "collection", _collect, inlet_id, request, svc, raw)
+async def collect(inlet_id: str, request: Request, raw: bytes = Depends(raw_body)) -> JSONResponse:
+    return await run_in(request, "collection", _collect, inlet_id, request, raw)
 
 
-def _collect(inlet_id: str, request: Request, svc: Services, raw: bytes) -> JSONResponse:
+def _collect(svc: Services, inlet_id: str, request: Request, raw: bytes) -> JSONResponse:
     try:
         connection = _inlet(request, svc, inlet_id)
         sync = query_bool(request.query_params.get("syncValidation"), "syncValidation")

@@ -11,7 +11,9 @@ AEP finds a datastream by its id. Their errors are the Edge Network's problem de
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
+import weakref
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -19,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from openseg.api.deps import Caller, Tenant, caller, json_object, query_bool, raw_body, services, tenant
 from openseg.api.json_input import parse_json
-from openseg.api.lanes import run_in
+from openseg.api.lanes import LaneUnavailable, run_in
 from openseg.api.paging import children_page, parse_int
 from openseg.clock import new_uuid, now_ms
 from openseg.container import Services
@@ -37,12 +39,22 @@ class ProblemResponse(JSONResponse):
     media_type = "application/problem+json"
 
 
-def _edge(request: Request, svc: Services) -> edge.Edge:
-    """The app's one ``Edge``: its compiled predicates serve every request."""
-    found = getattr(request.app.state, "edge", None)
-    if found is None:
-        found = edge.Edge(StoresEdgeTarget(svc), svc.stream_log(), lambda: dt.datetime.now(dt.UTC))
-        request.app.state.edge = found
+_EDGES: weakref.WeakKeyDictionary[Services, edge.Edge] = weakref.WeakKeyDictionary()
+_EDGES_LOCK = threading.Lock()
+
+
+def use_edge(svc: Services, service: edge.Edge) -> None:
+    """Serve the edge routes of ``svc`` with ``service`` (tests give one an injected clock)."""
+    with _EDGES_LOCK:
+        _EDGES[svc] = service
+
+
+def _edge(svc: Services) -> edge.Edge:
+    """The one ``Edge`` of ``svc`` in this process: its compiled predicates serve every request."""
+    with _EDGES_LOCK:
+        found = _EDGES.get(svc)
+        if found is None:
+            found = _EDGES[svc] = edge.Edge(StoresEdgeTarget(svc), svc.stream_log(), lambda: dt.datetime.now(dt.UTC))
     return found
 
 
@@ -60,9 +72,24 @@ def _request(request: Request) -> tuple[str, str | None]:
     return params.get("requestId") or str(uuid.uuid4()), params.get("dataStreamId") or params.get("configId")
 
 
-def _problem(exc: OpensegError, who: edge.Tenant, request_id: str, datastream_id: str | None) -> JSONResponse:
-    body = edge.problem(exc, request_id=request_id, org_id=who.org_id, config_id=datastream_id)
-    return ProblemResponse(body, status_code=exc.status)
+def _silent(request: Request) -> str | None:
+    return request.query_params.get("silent")
+
+
+#: A status and a JSON body, or no body: what an edge call's work hands back to its handler (plain data, so
+#: that it may run in a lane's process).
+Answer = tuple[int, dict[str, Any] | None]
+
+
+def _problem(exc: OpensegError, who: edge.Tenant, request_id: str, datastream_id: str | None) -> Answer:
+    return exc.status, edge.problem(exc, request_id=request_id, org_id=who.org_id, config_id=datastream_id)
+
+
+def _respond(answer: Answer) -> Response:
+    status, body = answer
+    if body is None:
+        return Response(status_code=status)
+    return (ProblemResponse if status >= 400 else JSONResponse)(body, status_code=status)
 
 
 def edge_caller(request: Request, svc: Services = Depends(services)) -> edge.Tenant:
@@ -89,41 +116,48 @@ _COLLECT = {"requestBody": {"required": True, "content": {"application/json": {"
 
 
 @router.post("/ee/v2/interact", openapi_extra=_INTERACT)
-async def interact(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
-                   raw: bytes = Depends(raw_body)) -> JSONResponse:
+async def interact(request: Request, who: edge.Tenant = Depends(edge_caller), raw: bytes = Depends(raw_body)) -> Response:
     """One event: the synchronous segments its profile qualifies for, this event included."""
-    return await run_in(request, "edge", _interact, request, who, svc, raw)
-
-
-def _interact(request: Request, who: edge.Tenant, svc: Services, raw: bytes) -> JSONResponse:
     request_id, datastream_id = _request(request)
     try:
+        answer = await run_in(request, "edge", _interact, who, raw, request_id, datastream_id)
+    except LaneUnavailable as exc:
+        answer = _problem(exc, who, request_id, datastream_id)
+    return _respond(answer)
+
+
+def _interact(svc: Services, who: edge.Tenant, raw: bytes, request_id: str, datastream_id: str | None) -> Answer:
+    try:
         body = _body(raw)
-        service = _edge(request, svc)
+        service = _edge(svc)
         datastream = service.datastream(who, datastream_id)
         handle = service.interact(datastream, body)
     except OpensegError as exc:
         return _problem(exc, who, request_id, datastream_id)
-    return JSONResponse({"requestId": request_id, "handle": handle})
+    return 200, {"requestId": request_id, "handle": handle}
 
 
 @router.post("/ee/v2/collect", status_code=202, openapi_extra=_COLLECT)
-async def collect(request: Request, who: edge.Tenant = Depends(edge_caller), svc: Services = Depends(services),
-                  raw: bytes = Depends(raw_body)) -> Response:
+async def collect(request: Request, who: edge.Tenant = Depends(edge_caller), raw: bytes = Depends(raw_body)) -> Response:
     """Events in bulk: 202 with the request id once they are durable; 204 and no body with ``silent=true``."""
-    return await run_in(request, "edge", _collect, request, who, svc, raw)
-
-
-def _collect(request: Request, who: edge.Tenant, svc: Services, raw: bytes) -> Response:
     request_id, datastream_id = _request(request)
     try:
+        answer = await run_in(request, "edge", _collect, who, raw, _silent(request), request_id, datastream_id)
+    except LaneUnavailable as exc:
+        answer = _problem(exc, who, request_id, datastream_id)
+    return _respond(answer)
+
+
+def _collect(svc: Services, who: edge.Tenant, raw: bytes, silent_text: str | None, request_id: str,
+             datastream_id: str | None) -> Answer:
+    try:
         body = _body(raw)
-        silent = query_bool(request.query_params.get("silent"), "silent")
-        service = _edge(request, svc)
+        silent = query_bool(silent_text, "silent")
+        service = _edge(svc)
         service.collect(service.datastream(who, datastream_id), body)
     except OpensegError as exc:
         return _problem(exc, who, request_id, datastream_id)
-    return Response(status_code=204) if silent else JSONResponse({"requestId": request_id}, status_code=202)
+    return (204, None) if silent else (202, {"requestId": request_id})
 
 
 @router.post(DATASTREAMS, status_code=201)

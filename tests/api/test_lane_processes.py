@@ -1,0 +1,91 @@
+"""Request lanes in processes of their own (``api/lanes.LaneProcesses``, ``OPENSEG_API_PROCESSES``): profile
+lookups and edge calls answered by a lane's process are those its threads give, errors included; a lane whose
+process is killed answers again."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openseg.api.app import create_app
+from openseg.api.lanes import LaneProcesses
+from openseg.config import Settings
+from openseg.container import Services
+from openseg.errors import OpensegError
+from openseg.profiles import entities
+from openseg.profiles.entities import ProfileNotFound
+from openseg.streaming import edge
+from tests.edge import test_edge
+from tests.edge.test_edge import Edgy, edge_event, interact, lookup
+
+ENTITY = "/data/core/ups/access/entities"
+edge_sandbox = test_edge.edgy  # the edge tests' fixture, used here by that name
+
+
+def entity(client: TestClient, edgy: Edgy, profile: str) -> Any:
+    return client.get(ENTITY, headers=edgy.org.headers(), params={"entityId": f"{profile}@example.com",
+                                                                  "entityIdNS": "email"})
+
+
+@pytest.fixture
+def in_processes(services: Services, settings: Settings) -> Iterator[tuple[TestClient, LaneProcesses]]:
+    """A second app over the same services whose edge and lookups lanes run in a process each."""
+    lanes = LaneProcesses(settings, {"edge": 1, "lookups": 1})
+    with TestClient(create_app(services, run_worker=False, lane_processes=lanes)) as client:
+        yield client, lanes
+
+
+def test_lookups_and_edge_calls_answered_in_lane_processes_are_those_of_threads(
+        client: TestClient, edge_sandbox: Edgy, in_processes: tuple[TestClient, LaneProcesses],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    threaded = [entity(client, edge_sandbox, p) for p in ("p1", "p2", "nobody")]
+    assert [r.status_code for r in threaded] == [200, 200, 404]
+    processes, lanes = in_processes
+    assert lanes.pids("lookups") and os.getpid() not in lanes.pids("lookups") + lanes.pids("edge")
+
+    def not_here(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a lookup ran in the API's process")
+
+    monkeypatch.setattr(entities, "locate", not_here)  # this process's only: a lane's process has its own
+    answered = [entity(processes, edge_sandbox, p) for p in ("p1", "p2", "nobody")]
+    assert [(r.status_code, r.json(), r.headers.get("x-openseg-profile-build")) for r in answered] == \
+        [(r.status_code, r.json(), r.headers.get("x-openseg-profile-build")) for r in threaded]
+    # The edge (its own clock: real time) answers the profile-only segment; p0 qualifies for nothing.
+    assert interact(processes, edge_sandbox, edge_event("p1")).json() == lookup(edge_sandbox.us)
+    assert interact(processes, edge_sandbox, edge_event("p0")).json() == lookup()
+    unknown = interact(processes, edge_sandbox, edge_event("p0"), dataStreamId="nope")
+    assert unknown.status_code == 400 and unknown.headers["content-type"] == "application/problem+json"
+    assert unknown.json()["type"] == interact(client, edge_sandbox, edge_event("p0"), dataStreamId="nope").json()["type"]
+
+
+def test_a_lane_whose_process_was_killed_answers_again(edge_sandbox: Edgy,
+                                                       in_processes: tuple[TestClient, LaneProcesses]) -> None:
+    processes, lanes = in_processes
+    assert entity(processes, edge_sandbox, "p1").status_code == 200
+    (pid,) = lanes.pids("lookups")
+    os.kill(pid, signal.SIGKILL)
+    statuses = []
+    deadline = time.monotonic() + 60
+    while not statuses or statuses[-1] != 200:
+        assert time.monotonic() < deadline, statuses
+        response = entity(processes, edge_sandbox, "p1")
+        statuses.append(response.status_code)
+        if response.status_code == 503:  # the request the dead process held, at most
+            assert response.json()["title"] == "Service unavailable"
+    assert statuses in ([200], [503, 200])
+    assert lanes.pids("lookups") and pid not in lanes.pids("lookups")
+
+
+@pytest.mark.parametrize("error", [ProfileNotFound("email", "x@example.com", None),
+                                   edge.InvalidDatastream("no such datastream", field="dataStreamId")])
+def test_errors_cross_processes_whole(error: OpensegError) -> None:
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), str(again), again.__dict__) == (type(error), str(error), error.__dict__)
+
