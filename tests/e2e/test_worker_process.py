@@ -224,8 +224,11 @@ def test_a_killed_worker_process_is_started_again_and_runs_the_next_job(
     first = the_worker(server)
     segment_id = load_people(server, org)
     os.kill(first, signal.SIGKILL)
-    _wait(lambda: [pid for pid in children(server.process.pid) if pid != first], 30, "another worker process starts")
+    # Its lanes' processes are children too: wait for a worker child that is not the one killed.
+    _wait(lambda: [pid for pid in children(server.process.pid) if _is_worker(pid) and pid != first], 30,
+          "another worker process starts")
     second = the_worker(server)
+    assert second != first
     assert f"the worker process {first} ended (killed by SIGKILL)" in server.output, server.output
     job = run_job(server, org, segment_id)
     assert job["metrics"]["segmentedProfileByStatusCounter"][segment_id]["realized"] == 5

@@ -26,7 +26,7 @@ def test_the_worker_process_gets_the_servers_settings(tmp_path: Path) -> None:
         spark_conf=(("spark.executor.memory", "4g"), ("spark.sql.shuffle.partitions", "200")),
         host="0.0.0.0", port=9090, build_memory_limit="3GB", job_memory_limit="2GB", membership_snapshots=3,
         worker_nice=5, worker_mode="thread", streamer=False, stream_build_seconds=2.5, query_memory_limit="512MB",
-        query_threads=2,
+        query_threads=2, api_processes=3,
         query_timeout=30.5)
     # The example changes every setting, so a new one must be added to it, and so to ``to_env``.
     assert [f.name for f in dataclasses.fields(Settings) if getattr(changed, f.name) == getattr(default, f.name)] == []
