@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from openseg.config import Settings
 from openseg.store.db import Database
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from openseg.store.streaming import SqlAlchemyStreamingStore
     from openseg.store.unit_of_work import SqlAlchemyUnitOfWork
 
+T = TypeVar("T")
 BatchHook = Callable[["Services", str], None]
 _STREAM_LOG_LOCK = threading.Lock()
 
@@ -72,6 +73,11 @@ class Services:
                 self._engine = DuckDBEngine(memory_limit=self.settings.job_memory_limit,
                                             temp_directory=self.settings.home / "tmp")
         return self._engine
+
+    def lasting(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
+        """``read()`` of lasting metadata, kept by this process until a commit changes such metadata
+        (``Database.lasting``)."""
+        return self.db.lasting(key, read)
 
     def reader(self) -> Engine:
         """The engine of requests that read a few rows of local files (membership history): embedded

@@ -31,14 +31,16 @@ class StoresEdgeTarget:
         self.target = StoresSegmentationTarget(services)
 
     def datastream(self, org_id: str, sandbox_id: str | None, datastream_id: str) -> Datastream | None:
-        return self.datastreams.get(org_id, sandbox_id, datastream_id)
+        return self.target.kept(("datastream", org_id, sandbox_id or "", datastream_id),
+                                lambda: self.datastreams.get(org_id, sandbox_id, datastream_id))
 
     def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
         return self.target.kept(("dataset", sandbox_id, dataset_id),
                                 lambda: self.datastreams.dataset(sandbox_id, dataset_id))
 
     def active_on_edge(self, sandbox_id: str, policy_id: str) -> bool:
-        return any(p.id == policy_id and p.is_active_on_edge for p in self.datastreams.policies(sandbox_id))
+        policies = self.target.kept(("policies", sandbox_id), lambda: self.datastreams.policies(sandbox_id))
+        return any(p.id == policy_id and p.is_active_on_edge for p in policies)
 
     def pinned(self) -> AbstractContextManager[None]:
         return self.target.pinned()

@@ -57,6 +57,13 @@ def _rows(path: Path, profile_ids: Sequence[str], fields: Collection[str] | None
     return list(table.to_pylist(maps_as_pydicts="strict"))
 
 
+#: The reads a process keeps across pinned scopes (requests, chunks) while the metadata generation stays where
+#: it was when they were read: metadata rows, and what a build's directory says of itself (never rewritten).
+#: Others ("build", the directory a store's pointer names now) are kept for one scope only.
+LASTING = frozenset({"continuous", "source", "record", "precedence", "graph", "dataset", "synchronous", "datastream",
+                     "policies"})
+
+
 class StoresSegmentationTarget:
     """Args: services: The container (settings, metadata store)."""
 
@@ -67,20 +74,26 @@ class StoresSegmentationTarget:
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
+        """One consistent view for the calls inside: each read once. Metadata reads (:data:`LASTING`) outlast
+        the scope while no commit has changed lasting metadata since (``Database.generation``, read on entry:
+        what is read after it is at least that new)."""
         if getattr(self._local, "memo", None) is not None:  # already pinned by the caller
             yield
             return
+        self._local.lasting = self.services.db.kept.at(self.services.db.generation())
         self._local.memo = {}
         try:
             yield
         finally:
-            self._local.memo = None
+            self._local.memo = self._local.lasting = None
 
     def kept(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
         """``read()``, made once per key while :meth:`pinned` (in this thread), else every time."""
         memo: dict[tuple[str, ...], Any] | None = getattr(self._local, "memo", None)
         if memo is None:
             return read()
+        if key[0] in LASTING:
+            memo = self._local.lasting
         if key not in memo:
             memo[key] = read()
         found: T = memo[key]

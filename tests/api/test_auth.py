@@ -7,8 +7,12 @@ import re
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
 from openseg.container import Services
+from openseg.store import tenancy
+from openseg.store.db import Database
+from openseg.store.models import Credential
 from tests.api.aep import assert_aep_error, assert_gateway_error
 from tests.conftest import Org, make_org
 
@@ -96,6 +100,25 @@ def test_other_org_cannot_see_resources(client: TestClient, services: Services, 
     dataset_id = response.json()[0].split("/")[-1]
     other = make_org(services)
     assert_aep_error(client.get(f"/data/foundation/catalog/dataSets/{dataset_id}", headers=other.headers()), 404)
+
+
+def test_credentials_and_sandboxes_are_read_again_once_changed_elsewhere(client: TestClient, services: Services,
+                                                                           org: Org) -> None:
+    """The API keeps what it read of credentials and sandboxes only while no commit changed such metadata: a
+    credential deleted or a sandbox created by another process (its own connection) counts at the next call."""
+    datasets = "/data/foundation/catalog/dataSets"
+    assert client.get(datasets, headers=org.headers()).status_code == 200
+    assert_aep_error(client.get(datasets, headers=org.headers("dev")), 404, detail_contains="sandbox 'dev'")
+    other = Database(services.db.url)
+    try:
+        with other.session() as session:
+            tenancy.issue_credentials(session, org.org_id, "dev")  # makes the sandbox
+        assert client.get(datasets, headers=org.headers("dev")).status_code == 200
+        with other.session() as session:
+            session.execute(delete(Credential).where(Credential.token_hash == tenancy.hash_secret(org.token)))
+    finally:
+        other.dispose()
+    assert_gateway_error(client.get(datasets, headers=org.headers()), 401, "401013")
 
 
 def test_sandboxes_list_and_duplicate(client: TestClient, org: Org) -> None:

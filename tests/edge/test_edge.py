@@ -15,6 +15,8 @@ from openseg.api.edge import use_edge
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.container import Services
 from openseg.edge_target import StoresEdgeTarget
+from openseg.store.db import Database
+from openseg.store.models import SegmentDefinition
 from openseg.streaming.edge import Edge
 from openseg.streaming.flusher import flush
 from openseg.streaming.segmenter import StreamSegmenter
@@ -286,6 +288,7 @@ def test_bad_collect_bodies_are_400_naming_the_field(client: TestClient, edgy: E
 
 
 def test_a_merge_policy_not_active_on_edge_is_a_configuration_error(client: TestClient, edgy: Edgy) -> None:
+    assert interact(client, edgy, edge_event("p1")).json() == lookup(edgy.us)  # what the edge keeps is read
     plain = edge_policy(client, edgy.org, active=False, name="not on edge")
     refused = client.post(DATASTREAMS, headers=edgy.org.headers(),
                           json={"name": "web", "datasetId": edgy.events, "mergePolicyId": plain})
@@ -300,6 +303,29 @@ def test_a_merge_policy_not_active_on_edge_is_a_configuration_error(client: Test
     assert f"merge policy '{edgy.policy}' is not active on edge" in found["detail"]
     assert client.post(DATASTREAMS, headers=edgy.org.headers(),
                        json={"name": "web", "datasetId": edgy.events}).status_code == 422  # none left on edge
+
+
+def test_an_edited_definition_answers_from_the_next_call(client: TestClient, services: Services,
+                                                         edgy: Edgy) -> None:
+    """The edge keeps what it read of the metadata between calls only while nothing of it changed (the
+    metadata generation): an edit, in this process or another, is in the very next answer."""
+    assert interact(client, edgy, edge_event("p1")).json() == lookup(edgy.us)
+    assert interact(client, edgy, edge_event("p0")).json() == lookup()
+    edited = client.patch(f"{DEFINITIONS}/{edgy.us}", headers=edgy.org.headers(), json={
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'}})
+    assert edited.status_code == 200, edited.text
+    assert interact(client, edgy, edge_event("p1")).json() == lookup()
+    assert interact(client, edgy, edge_event("p0")).json() == lookup(edgy.us)
+    # Another process (a second API host, say) takes it off the edge: its own connection, the same store.
+    other = Database(services.db.url)
+    try:
+        with other.session() as session:
+            row = session.get(SegmentDefinition, edgy.us)
+            assert row is not None
+            row.evaluation_info = {**row.evaluation_info, "synchronous": {"enabled": False}}
+    finally:
+        other.dispose()
+    assert interact(client, edgy, edge_event("p0")).json() == lookup()
 
 
 def test_datastreams_are_created_read_and_listed_in_their_sandbox(client: TestClient, edgy: Edgy) -> None:

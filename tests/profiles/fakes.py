@@ -8,15 +8,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from openseg.engines.base import Engine
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.sources import SourceFile
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,9 @@ class FakeServices:
 
     def engine(self) -> Engine:
         return self.engine_
+
+    def lasting(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
+        return read()  # keeps nothing: every call sees the fake store as it is
 
     def reader(self) -> Engine:
         return self.engine_

@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, RootModel, ValidationError
-from sqlalchemy.orm import Session
 
 from openseg.api.json_input import parse_json
 from openseg.api.validation import bad_request
@@ -64,27 +63,47 @@ async def services(request: Request) -> Services:
 
 def caller(request: Request, svc: Services = Depends(services)) -> Caller:
     """Authenticate the AEP gateway headers: bearer token, API key and org."""
-    with svc.db.session() as session:
-        return _authenticate(request, session)
+    return _authenticate(request, svc)
 
 
 def tenant(request: Request, svc: Services = Depends(services)) -> Tenant:
     """The authenticated caller's sandbox from ``x-sandbox-name`` (absent means the default ``prod``, as in
-    AEP); one metadata-store session for both (a status poll is mostly this)."""
+    AEP). Credentials and sandboxes are kept while no commit changes lasting metadata (``Services.lasting``):
+    a status poll is mostly this, and costs one small query then."""
     name = request.headers.get("x-sandbox-name") or tenancy.DEFAULT_SANDBOX
-    with svc.db.session() as session:
-        who = _authenticate(request, session)
-        if who.sandbox_only is not None and who.sandbox_only != name:
-            raise SandboxForbidden(f"these credentials are scoped to sandbox '{who.sandbox_only}': they cannot "
-                                   f"access sandbox '{name}'", field="x-sandbox-name")
-        sandbox = tenancy.find_sandbox(session, who.org_id, name)
-        if sandbox is None:
-            raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
-        ref = SandboxRef(id=sandbox.id, name=sandbox.name, type=sandbox.type, default=sandbox.is_default)
+    who = _authenticate(request, svc)
+    if who.sandbox_only is not None and who.sandbox_only != name:
+        raise SandboxForbidden(f"these credentials are scoped to sandbox '{who.sandbox_only}': they cannot "
+                               f"access sandbox '{name}'", field="x-sandbox-name")
+    ref = svc.lasting(("sandbox", who.org_id, name), lambda: _sandbox(svc, who.org_id, name))
+    if ref is None:
+        raise NotFound(f"sandbox '{name}' does not exist in org '{who.org_id}'", field="x-sandbox-name")
     return Tenant(org_id=who.org_id, sandbox=ref, credential_id=who.credential_id)
 
 
-def _authenticate(request: Request, session: Session) -> Caller:
+@dataclass(frozen=True)
+class _Credential:
+    """What authentication reads of a credential (never its secrets, only their digests)."""
+
+    id: str
+    org_id: str
+    api_key_hash: str
+
+
+def _credential(svc: Services, token: str) -> _Credential | None:
+    with svc.db.session() as session:
+        found = tenancy.credential_for_token(session, token)
+        return None if found is None else _Credential(found.id, found.org_id, found.api_key_hash)
+
+
+def _sandbox(svc: Services, org_id: str, name: str) -> SandboxRef | None:
+    with svc.db.session() as session:
+        found = tenancy.find_sandbox(session, org_id, name)
+        return None if found is None else SandboxRef(id=found.id, name=found.name, type=found.type,
+                                                     default=found.is_default)
+
+
+def _authenticate(request: Request, svc: Services) -> Caller:
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -93,7 +112,7 @@ def _authenticate(request: Request, session: Session) -> Caller:
     if not api_key:
         raise Unauthorized("Api Key is missing: send the 'x-api-key' header", error_code="401001")
     org_id = request.headers.get("x-gw-ims-org-id", "")
-    credential = tenancy.credential_for_token(session, token.strip())
+    credential = svc.lasting(("credential", hash_secret(token.strip())), lambda: _credential(svc, token.strip()))
     if credential is None:
         raise Unauthorized("Oauth token is not valid")
     if credential.api_key_hash != hash_secret(api_key):

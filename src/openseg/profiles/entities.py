@@ -101,12 +101,8 @@ def open_reader(services: ProfileAccessServices, scope: Scope, policy_id: str | 
         NotFound: If ``policy_id`` names no merge policy of the sandbox.
         ProfileStoreNotBuilt: If the policy has no complete build yet (one is queued).
     """
-    with services.uow() as uow:
-        policy = (in_scope(uow.merge_policies.get(policy_id), scope, "merge policy", policy_id) if policy_id
-                  else default_policy(uow.merge_policies, scope))
-        record = uow.profile_stores.get(policy.id)
-        membership_path = record.membership_path if record else None
-        uow.commit()
+    policy, membership_path = services.lasting(
+        ("reader", scope.org_id, scope.sandbox_id, policy_id or ""), lambda: _policy(services, scope, policy_id))
     build: ServingStore | None
     try:
         build = serving_store(services, scope, policy)
@@ -116,6 +112,16 @@ def open_reader(services: ProfileAccessServices, scope: Scope, policy_id: str | 
         build = None
     members = membership.store_for(services.settings.home, scope.sandbox_id, policy.id)
     return ProfileReader(policy, build, membership_path, members, services.reader(), services.stream_log())
+
+
+def _policy(services: ProfileAccessServices, scope: Scope, policy_id: str | None) -> tuple[MergePolicy, str | None]:
+    """The policy a lookup reads (the sandbox's default when None) and its published membership."""
+    with services.uow() as uow:
+        policy = (in_scope(uow.merge_policies.get(policy_id), scope, "merge policy", policy_id) if policy_id
+                  else default_policy(uow.merge_policies, scope))
+        record = uow.profile_stores.get(policy.id)
+        uow.commit()
+    return policy, record.membership_path if record else None
 
 
 def find(reader: ProfileReader, namespace: str, identity: str) -> Located:

@@ -7,14 +7,16 @@ services (``service.py``), merge policies (``policies.py``) and profile access (
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.overlay import StreamedRecords
 from openseg.profiles.sources import SourceFile
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from openseg.engines.base import Engine
@@ -168,6 +170,11 @@ class ProfileServices(Protocol):
     def uow(self) -> ProfilesUnitOfWork: ...
 
     def engine(self) -> Engine: ...
+
+    def lasting(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
+        """``read()``, which reads metadata only (no work queue), or what an earlier call with ``key`` returned
+        when no commit has changed that metadata since."""
+        ...
 
 
 class ProfileAccessServices(ProfileServices, Protocol):

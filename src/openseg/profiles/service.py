@@ -187,18 +187,18 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
         ProfileStoreNotBuilt: If the policy has no complete build yet (a 409); a build is queued.
     """
     path = store_path(services.settings.profiles_dir, scope.sandbox_id, policy.id)
-    with services.uow() as uow:
-        record = uow.profile_stores.get(policy.id)
-        built_at = record.built_at if record is not None else None
+    facts = services.lasting(("serving", scope.sandbox_id, policy.id),
+                             lambda: _serving_facts(services, scope.sandbox_id, policy.id))
+    record, newest, sources = facts.record, facts.newest_batch, facts.sources
+    built_at = record.built_at if record is not None else None
+    watermark = record.stream_watermark if record is not None else 0
+    resolved = _resolved(path)
+    behind = record is None or record.policy_version != policy.version or newest > (built_at or 0)
+    empty = resolved is None and newest == 0 and build_empty
+    with services.uow() as uow:  # the queue is read now, whatever was kept of the rest
         pending = _build_pending(uow, scope.sandbox_id)
-        newest = uow.profile_sources.newest_batch(scope.sandbox_id)
-        resolved = _resolved(path)
-        behind = record is None or record.policy_version != policy.version or newest > (built_at or 0)
-        empty = resolved is None and newest == 0 and build_empty
         if (resolved is None or behind) and pending is None and not empty:
             request_build(uow.work_queue, scope.sandbox_id)
-        watermark = record.stream_watermark if record is not None else 0
-        sources = frozenset(uow.profile_sources.source_datasets(scope.sandbox_id))
         uow.commit()
     if empty:
         # A sandbox without any profile data: its store of nobody reads no file and takes milliseconds to
@@ -215,6 +215,23 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
             report={"mergePolicyId": policy.id, "profileBuild": state}, has_data=newest > 0)
     return ServingStore(resolved, ms_to_datetime(built_at) if built_at is not None else None,
                         pending is not None or behind, watermark, sources)
+
+
+@dataclass(frozen=True)
+class _ServingFacts:
+    """What serving a policy's store reads of the metadata (kept while it does not change)."""
+
+    record: ProfileStoreRecord | None
+    newest_batch: int
+    sources: frozenset[str]
+
+
+def _serving_facts(services: ProfileServices, sandbox_id: str, policy_id: str) -> _ServingFacts:
+    with services.uow() as uow:
+        facts = _ServingFacts(uow.profile_stores.get(policy_id), uow.profile_sources.newest_batch(sandbox_id),
+                              frozenset(uow.profile_sources.source_datasets(sandbox_id)))
+        uow.commit()
+    return facts
 
 
 def _resolved(path: Path) -> Path | None:

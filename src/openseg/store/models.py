@@ -336,3 +336,13 @@ class StreamOffset(Base):
     consumer: Mapped[str] = mapped_column(String(128), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class MetadataGeneration(Base):
+    """One row (``id`` 1): a counter raised by every commit that changes lasting metadata
+    (``db.VOLATILE_TABLES`` lists what does not count), so a process may keep what it read until it moves."""
+
+    __tablename__ = "metadata_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -273,7 +273,8 @@ class Edge:
         """
         if not datastream_id:
             raise InvalidDatastream("The 'dataStreamId' query parameter is required.", field="dataStreamId")
-        found = self.stores.datastream(tenant.org_id, tenant.sandbox_id, datastream_id)
+        with self.stores.pinned():
+            found = self.stores.datastream(tenant.org_id, tenant.sandbox_id, datastream_id)
         if found is not None and tenant.sandbox_only not in (None, found.sandbox_name):
             found = None  # credentials of another sandbox: as absent as another org's datastream
         if found is None:
@@ -293,13 +294,13 @@ class Edge:
                 is gone.
             InvalidRequest, NoPrimaryIdentity: see :func:`event_record`.
         """
-        if not self.stores.active_on_edge(datastream.sandbox_id, datastream.merge_policy_id):
-            raise EdgeNotConfigured(f"The datastream's merge policy '{datastream.merge_policy_id}' is not active "
-                                    "on edge (isActiveOnEdge: true): edge segmentation cannot run.",
-                                    field="mergePolicyId")
-        at = self.clock()
-        record, primary = event_record(_object(body, "body").get("event"), "event", at)
         with self.stores.pinned():
+            if not self.stores.active_on_edge(datastream.sandbox_id, datastream.merge_policy_id):
+                raise EdgeNotConfigured(f"The datastream's merge policy '{datastream.merge_policy_id}' is not "
+                                        "active on edge (isActiveOnEdge: true): edge segmentation cannot run.",
+                                        field="mergePolicyId")
+            at = self.clock()
+            record, primary = event_record(_object(body, "body").get("event"), "event", at)
             payload = self._profile_lookup(datastream, record, _identities(record, primary), at)
             self._append(datastream, [record], at)
         return [{"type": ACTIVATION_PULL, "eventIndex": 0, "payload": payload}]
@@ -354,7 +355,8 @@ class Edge:
             raise InvalidRequest("'events' is required and must be a non-empty list of events", field="events")
         at = self.clock()
         records = [event_record(event, f"events[{index}]", at)[0] for index, event in enumerate(events)]
-        self._append(datastream, records, at)
+        with self.stores.pinned():
+            self._append(datastream, records, at)
 
     def _append(self, datastream: Datastream, records: list[dict[str, Any]], at: dt.datetime) -> None:
         dataset = self.stores.dataset(datastream.sandbox_id, datastream.dataset_id)
