@@ -57,6 +57,7 @@ def read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
     parquet._group.cache_clear()
+    parquet._recent.cache_clear()
     return groups
 
 
@@ -121,3 +122,28 @@ def test_rows_before_an_instant_are_left_out_and_their_groups_not_read(tmp_path:
     assert read == [9]  # p001's group ends at hour 7: not read
     everything = parquet.matching_rows(path, "_profile_id", ["p001"], ["n"])
     assert everything.to_pylist() == [{"n": 4}, {"n": 5}, {"n": 6}, {"n": 7}]
+
+
+def test_a_groups_recent_rows_are_kept_for_every_later_instant_of_the_day(tmp_path: Path, read: list[int]) -> None:
+    """Streaming reads a profile's events of the last hour, a later hour each time: a group is decoded once a
+    day, as its rows of the day and after (and those without a time), and each read keeps exactly its own."""
+    start = datetime(2025, 1, 1, 12)
+    times: list[datetime | None] = [start + timedelta(hours=3 * n) for n in range(16)]  # 12:00 Jan 1 .. 09:00 Jan 3
+    times[5] = None
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"_profile_id": ["p1"] * 8 + ["p2"] * 8, "timestamp": pa.array(times, pa.timestamp("us")),
+                             "n": list(range(16))}), path, row_group_size=16)
+
+    def since(hour: int, day: int = 2) -> list[int]:
+        rows = parquet.matching_rows(path, "_profile_id", ["p1", "p2"], ["n"],
+                                     newer=("timestamp", datetime(2025, 1, day, hour, tzinfo=UTC)))
+        return [row["n"] for row in rows.to_pylist()]
+
+    assert since(0) == [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]  # Jan 2 00:00 is row 4's time
+    assert since(1) == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    assert since(22) == [5, 12, 13, 14, 15]  # row 5 has no time: always kept
+    assert read == [0]  # one decode for the whole day
+    assert since(1, day=3) == [5, 13, 14, 15]
+    assert read == [0, 0]  # a new day: its rows are kept anew
+    assert since(12, day=1) == list(range(16))  # an earlier day than the last kept: read as it is
+    assert parquet.matching_rows(path, "_profile_id", ["p2"], ["n"]).num_rows == 8  # all rows without ``newer``

@@ -133,7 +133,13 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         empty = schema.empty_table()
         return empty if wanted is None else empty.select(list(columns or []))
     small = [g for g in groups if footer.row_group(g).num_rows <= CACHED_GROUP_ROWS]
-    if len(small) == len(groups):
+    if newer is not None and wanted is not None and len(small) == len(groups):
+        # Streaming reads a profile's recent events: each group is kept as its rows of the day ``newer`` falls
+        # in and after, a small part of a group, so that a process soon holds every group's recent rows
+        # (the groups' whole columns, 865 MB at 10M events, would not stay in ``_group``'s budget).
+        horizon = _utc(newer[1]).replace(hour=0, minute=0, second=0, microsecond=0)
+        table = pa.concat_tables([_recent(*version, g, tuple(wanted), newer[0], horizon) for g in groups])
+    elif len(small) == len(groups):
         # A lookup's groups are small: each is decoded once and kept for the next lookups of this file version
         # (one request reads a profile's group for its identities, then for its row).
         table = pa.concat_tables([_group(*version, g, None if wanted is None else tuple(wanted)) for g in groups])
@@ -262,6 +268,45 @@ DECODED_BYTES = 512 * 1024 * 1024
 #: Row groups up to ``CACHED_GROUP_ROWS`` rows, decoded column by column: the columns of the last lookups.
 _group = _DecodedColumns(DECODED_BYTES)
 
+
+class _RecentRows:
+    """Small row groups' rows at or after a horizon (and those without a time), per group, columns and horizon,
+    the least recently used dropped first once they hold more than ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._kept: collections.OrderedDict[tuple[Any, ...], pa.Table] = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...], time_column: str,
+                 horizon: dt.datetime) -> pa.Table:
+        key = (path, mtime_ns, size, group, columns, time_column, horizon)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                return found
+        table = _reader(path, mtime_ns, size).read_row_group(group, columns=list(columns), use_threads=False)
+        times = table[time_column]
+        since = pa.scalar(_like(times.type, horizon), times.type)
+        table = table.filter(pc.or_kleene(pc.is_null(times), pc.greater_equal(times, since))).combine_chunks()
+        with self._lock:
+            if key not in self._kept:
+                self._kept[key] = table
+                self._bytes += table.nbytes
+            while self._bytes > self.max_bytes and self._kept:
+                self._bytes -= self._kept.popitem(last=False)[1].nbytes
+        return table
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
+
+
+#: Row groups' recent rows (``_RecentRows``): what streaming and the edge read of events.
+_recent = _RecentRows(256 * 1024 * 1024)
 
 _readers = threading.local()
 
