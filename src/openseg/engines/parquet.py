@@ -220,7 +220,40 @@ def _names(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
 CACHED_GROUP_ROWS = 16_384
 
 
-class _DecodedColumns:
+class _KeptBytes:
+    """Decoded Arrow data (anything with ``nbytes``) by key, the least recently used dropped first once they hold
+    more than ``max_bytes``; shared by the threads of a process."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._kept: collections.OrderedDict[tuple[Any, ...], Any] = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        """What is kept under ``key`` (now the most recently used), or None."""
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+            return found
+
+    def put(self, items: Sequence[tuple[tuple[Any, ...], Any]]) -> None:
+        with self._lock:
+            for key, value in items:
+                if key not in self._kept:
+                    self._kept[key] = value
+                    self._bytes += value.nbytes
+            while self._bytes > self.max_bytes and self._kept:
+                self._bytes -= self._kept.popitem(last=False)[1].nbytes
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
+
+
+class _DecodedColumns(_KeptBytes):
     """Small row groups' columns, decoded in the calling thread and kept per column, the least recently used
     dropped first once they hold more than ``max_bytes``: a streamed message reads a profile's group with the
     columns the overlay keys by, then with the fields its definitions read, and the second read decodes only the
@@ -228,39 +261,19 @@ class _DecodedColumns:
     whole build (at 1M profiles, the identities and the profile columns of the bench's definitions: about 400 MB),
     and a lookup decodes nothing until the next build."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._kept: collections.OrderedDict[tuple[str, int, int, int, str], pa.ChunkedArray] = collections.OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
     def __call__(self, path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...] | None) -> pa.Table:
         names = columns if columns is not None else _names(path, mtime_ns, size)
         found: dict[str, pa.ChunkedArray] = {}
-        with self._lock:
-            for name in names:
-                column = self._kept.get((path, mtime_ns, size, group, name))
-                if column is not None:
-                    self._kept.move_to_end((path, mtime_ns, size, group, name))
-                    found[name] = column
+        for name in names:
+            column = self.get((path, mtime_ns, size, group, name))
+            if column is not None:
+                found[name] = column
         missing = [name for name in names if name not in found]
         if missing:
             table = _reader(path, mtime_ns, size).read_row_group(group, columns=missing, use_threads=False)
-            with self._lock:
-                for name in missing:
-                    key = (path, mtime_ns, size, group, name)
-                    found[name] = column = table.column(name)
-                    if key not in self._kept:
-                        self._kept[key] = column
-                        self._bytes += column.nbytes
-                while self._bytes > self.max_bytes and self._kept:
-                    self._bytes -= self._kept.popitem(last=False)[1].nbytes
+            found.update((name, table.column(name)) for name in missing)
+            self.put([((path, mtime_ns, size, group, name), found[name]) for name in missing])
         return pa.table([found[name] for name in names], names=list(names))
-
-    def cache_clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
-            self._bytes = 0
 
 
 #: How much decoded columns of small row groups a process keeps (``_DecodedColumns``).
@@ -269,40 +282,22 @@ DECODED_BYTES = 512 * 1024 * 1024
 _group = _DecodedColumns(DECODED_BYTES)
 
 
-class _RecentRows:
+class _RecentRows(_KeptBytes):
     """Small row groups' rows at or after a horizon (and those without a time), per group, columns and horizon,
     the least recently used dropped first once they hold more than ``max_bytes``."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._kept: collections.OrderedDict[tuple[Any, ...], pa.Table] = collections.OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
 
     def __call__(self, path: str, mtime_ns: int, size: int, group: int, columns: tuple[str, ...], time_column: str,
                  horizon: dt.datetime) -> pa.Table:
         key = (path, mtime_ns, size, group, columns, time_column, horizon)
-        with self._lock:
-            found = self._kept.get(key)
-            if found is not None:
-                self._kept.move_to_end(key)
-                return found
+        found: pa.Table | None = self.get(key)
+        if found is not None:
+            return found
         table = _reader(path, mtime_ns, size).read_row_group(group, columns=list(columns), use_threads=False)
         times = table[time_column]
         since = pa.scalar(_like(times.type, horizon), times.type)
         table = table.filter(pc.or_kleene(pc.is_null(times), pc.greater_equal(times, since))).combine_chunks()
-        with self._lock:
-            if key not in self._kept:
-                self._kept[key] = table
-                self._bytes += table.nbytes
-            while self._bytes > self.max_bytes and self._kept:
-                self._bytes -= self._kept.popitem(last=False)[1].nbytes
+        self.put([(key, table)])
         return table
-
-    def cache_clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
-            self._bytes = 0
 
 
 #: Row groups' recent rows (``_RecentRows``): what streaming and the edge read of events.
