@@ -130,8 +130,8 @@ def _interact(svc: Services, who: edge.Tenant, raw: bytes, request_id: str, data
     try:
         body = _body(raw)
         service = _edge(svc)
-        datastream = service.datastream(who, datastream_id)
-        handle = service.interact(datastream, body)
+        with service.pinned():
+            handle = service.interact(service.datastream(who, datastream_id), body)
     except OpensegError as exc:
         return _problem(exc, who, request_id, datastream_id)
     return 200, {"requestId": request_id, "handle": handle}
@@ -154,7 +154,8 @@ def _collect(svc: Services, who: edge.Tenant, raw: bytes, silent_text: str | Non
         body = _body(raw)
         silent = query_bool(silent_text, "silent")
         service = _edge(svc)
-        service.collect(service.datastream(who, datastream_id), body)
+        with service.pinned():
+            service.collect(service.datastream(who, datastream_id), body)
     except OpensegError as exc:
         return _problem(exc, who, request_id, datastream_id)
     return (204, None) if silent else (202, {"requestId": request_id})

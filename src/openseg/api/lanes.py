@@ -172,7 +172,7 @@ class LaneProcesses:
             try:
                 submitted = pool.submit(_in_child, work, args, kwargs)
             except BrokenProcessPool:
-                pool = self._pools[lane] = self._pool(lane)
+                pool = self._renew(lane, pool)
                 submitted = pool.submit(_in_child, work, args, kwargs)
         answer: Future[T] = Future()
         submitted.add_done_callback(functools.partial(self._settle, lane, pool, answer))
@@ -188,12 +188,18 @@ class LaneProcesses:
         return ProcessPoolExecutor(self.sizes[lane], mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_child, initargs=(self.env, os.getpid()))
 
+    def _renew(self, lane: str, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        """The lane's pool, started anew if it still is ``broken`` (the first request to see it does); call with
+        the lock held."""
+        if self._pools.get(lane) is broken:
+            self._pools[lane] = self._pool(lane)
+        return self._pools[lane]
+
     def _settle(self, lane: str, pool: ProcessPoolExecutor, answer: Future[T], done: Future[T]) -> None:
         error = done.exception()
         if isinstance(error, BrokenProcessPool):
             with self._lock:
-                if self._pools.get(lane) is pool:  # the first request to see it starts the lane anew
-                    self._pools[lane] = self._pool(lane)
+                self._renew(lane, pool)
             answer.set_exception(LaneUnavailable(
                 f"the '{lane}' lane's process ended while it held this request; it was restarted: retry"))
         elif error is not None:

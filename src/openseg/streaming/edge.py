@@ -265,6 +265,11 @@ class Edge:
         # Requests run on several threads; CompiledSegments replaces an edited definition's predicate in place.
         self._compiling = threading.Lock()
 
+    def pinned(self) -> AbstractContextManager[None]:
+        """One request's view of the stores: within it, a datastream and the call on it read the metadata once
+        (the calls below pin it themselves when called alone)."""
+        return self.stores.pinned()
+
     def datastream(self, tenant: Tenant, datastream_id: str | None) -> Datastream:
         """The datastream of the caller's org and sandbox.
 
