@@ -40,7 +40,7 @@ def test_data_paths_may_be_file_uris(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"OPENSEG_LAKE": "s3://bucket/lake"}, "OPENSEG_LAKE: s3:// URIs are not supported yet; use a path or a file:// URI"),
+    ({"OPENSEG_HOME": "s3://bucket/home"}, "OPENSEG_HOME: s3:// URIs are not supported yet; use a path or a file:// URI"),
     ({"OPENSEG_HOME": "gs://bucket/home"}, "OPENSEG_HOME: gs:// URIs are not supported yet; use a path or a file:// URI"),
     ({"OPENSEG_LAKE": "file://nas/lake"}, "OPENSEG_LAKE: a file:// URI names no host (file:///path), not 'nas'"),
 ])

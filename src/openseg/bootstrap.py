@@ -67,6 +67,7 @@ def unit_of_work_factory(db: Database) -> Callable[[], SqlAlchemyUnitOfWork]:
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     settings.ensure_dirs()
+    settings.data_lake  # noqa: B018 - an object store lake is opened for this process's readers (lake_files)
     db = Database(settings.database_url)
     if migrate:
         db.migrate()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from openseg.lake_files import Lake, is_remote, open_lake
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,6 +19,7 @@ class Settings:
 
     home: Path
     database_url: str
+    #: The lake's local directory (unused when :attr:`lake_uri` names an object store).
     lake: Path
     engine: str = "duckdb"
     spark_master: str = "local[2]"
@@ -41,6 +44,8 @@ class Settings:
     #: Processes of their own for each of the API's heavy lanes, edge calls and profile lookups
     #: (``openseg serve``; 0: threads of the API's process, as tests drive the app).
     api_processes: int = 2
+    #: An object store lake's URI (``OPENSEG_LAKE=s3://bucket/prefix``); empty for a local lake at :attr:`lake`.
+    lake_uri: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -53,7 +58,9 @@ class Settings:
             or env.get("OPENSEG_DATABASE_URL")
             or f"sqlite:///{home / 'openseg.db'}"
         )
-        lake = local_path("OPENSEG_LAKE", str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake"))
+        lake_value = str(overrides.get("lake") or env.get("OPENSEG_LAKE") or home / "lake")
+        lake_uri = lake_value if is_remote(lake_value) else ""
+        lake = home / "lake" if lake_uri else local_path("OPENSEG_LAKE", lake_value)
         settings = cls(
             home=home,
             database_url=database_url,
@@ -76,6 +83,7 @@ class Settings:
             query_threads=int(env.get("OPENSEG_QUERY_THREADS") or 1),
             query_timeout=float(env.get("OPENSEG_QUERY_TIMEOUT") or 120),
             api_processes=int(env.get("OPENSEG_API_PROCESSES") or 2),
+            lake_uri=lake_uri,
         )
         if settings.membership_snapshots < 1:
             raise ValueError("OPENSEG_MEMBERSHIP_SNAPSHOTS must be at least 1 (the current membership)")
@@ -91,6 +99,11 @@ class Settings:
             raise ValueError("OPENSEG_API_PROCESSES must be 0 (threads) or more")
         if settings.engine not in ("duckdb", "spark"):
             raise ValueError(f"OPENSEG_ENGINE must be 'duckdb' or 'spark', not {settings.engine!r}")
+        if lake_uri and settings.engine == "spark":
+            raise ValueError("OPENSEG_LAKE: an s3:// lake is read by the DuckDB engine only so far; with "
+                             "OPENSEG_ENGINE=spark use a file system every host mounts (docs/scale-out.md)")
+        if lake_uri:
+            open_lake(lake_uri)  # a bad URI (no bucket, an unknown option) is refused at start-up
         return settings
 
     def to_env(self) -> dict[str, str]:
@@ -100,7 +113,7 @@ class Settings:
         return {
             "OPENSEG_HOME": str(self.home),
             "OPENSEG_DATABASE_URL": self.database_url,
-            "OPENSEG_LAKE": str(self.lake),
+            "OPENSEG_LAKE": self.lake_uri or str(self.lake),
             "OPENSEG_ENGINE": self.engine,
             "OPENSEG_SPARK_MASTER": self.spark_master,
             "OPENSEG_SPARK_CONF": ";".join(f"{key}={value}" for key, value in self.spark_conf),
@@ -123,6 +136,11 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
+    def data_lake(self) -> Lake:
+        """The lake, local or on an object store (:mod:`openseg.lake_files`)."""
+        return open_lake(self.lake_uri or str(self.lake))
+
+    @property
     def staging(self) -> Path:
         """Uploaded files of batches that are not complete yet."""
         return self.home / "staging"
@@ -133,7 +151,7 @@ class Settings:
         return self.home / "profiles"
 
     def ensure_dirs(self) -> None:
-        for path in (self.home, self.lake, self.staging, self.profiles_dir):
+        for path in (self.home, self.staging, self.profiles_dir, *(() if self.lake_uri else (self.lake,))):
             path.mkdir(parents=True, exist_ok=True)
 
 
@@ -156,7 +174,7 @@ def local_path(name: str, value: str) -> Path:
     PyArrow spell a shared file system's path; ``%20`` and the like decoded).
 
     Raises:
-        ValueError: A URI of another scheme (``s3://``): the engines read and write the lake through local paths.
+        ValueError: A URI of another scheme (an ``s3://`` lake is read by :meth:`Settings.from_env` itself).
     """
     scheme, sep, rest = value.partition("://")
     if not sep or "/" in scheme:
@@ -193,7 +211,7 @@ def parse_spark_conf(text: str) -> tuple[tuple[str, str], ...]:
 ENVIRONMENT = (
     ("OPENSEG_HOME", ".openseg/", "where metadata (SQLite), the lake and profile stores live"),
     ("OPENSEG_DATABASE_URL", "sqlite:///$OPENSEG_HOME/openseg.db", "metadata store; `postgresql+psycopg://...` for PostgreSQL"),
-    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake: a path or a `file://` URI (`s3://` is not supported yet)"),
+    ("OPENSEG_LAKE", "$OPENSEG_HOME/lake", "the Parquet data lake: a path, a `file://` URI or `s3://bucket/prefix` (DuckDB engine)"),
     ("OPENSEG_ENGINE", "duckdb", "evaluation engine: `duckdb` or `spark`"),
     ("OPENSEG_SPARK_MASTER", "local[2]",
      "Spark master: `local[N]`, a standalone cluster's `spark://host:7077`, or a Spark Connect server's `sc://host:15002`"),

@@ -60,7 +60,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-def describe(exc: BaseException, lake: Path | None = None) -> str:
+def describe(exc: BaseException, lake: str | Path | None = None) -> str:
     """One line for the user: the fault in plain words where it is one they can act on, else the
     exception's type and message, with any path of a file in ``lake`` told as the batch and dataset it
     belongs to (``{lake}/{sandbox}/{dataset}/{batch}/...``) rather than where it lies on the server."""

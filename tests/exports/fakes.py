@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from openseg.exports.model import ExportJob
 from openseg.scope import Tenancy
@@ -112,10 +111,10 @@ class FakeExportBatchRepository:
             if (batch.dataset_id, batch.origin, batch.status) == (dataset_id, "export", "success"):
                 self.rows[batch_id] = replace(batch, status="replaced", updated=now)
 
-    def publish(self, batch_id: str, directory: Path, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
+    def publish(self, batch_id: str, directory: str, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
         batch = self.rows[batch_id]
         self.rows[batch_id] = replace(batch, status="success", started=started, updated=now, completed=now,
-                                      files=tuple((str(directory / name), rows) for name, rows in parts))
+                                      files=tuple((f"{directory}/{name}", rows) for name, rows in parts))
 
 
 class FakeUnitOfWork(profile_fakes.FakeUnitOfWork):

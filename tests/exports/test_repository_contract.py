@@ -177,7 +177,7 @@ def test_publishing_an_export_replaces_the_last_one(world: World, tmp_path: Path
         pq.write_table(pa.table({"n": list(range(rows))}), directory / name)
     with world.units() as uow:
         uow.export_batches.replace_exported(dataset_id, now=7_000)
-        uow.export_batches.publish(reserved, directory, [("part-00000.parquet", 2), ("part-00001.parquet", 1)],
+        uow.export_batches.publish(reserved, str(directory), [("part-00000.parquet", 2), ("part-00001.parquet", 1)],
                                    started=6_000, now=7_000)
         uow.commit()
     assert world.read(earlier) == StoredBatch(dataset_id, "replaced", "export", updated=7_000)

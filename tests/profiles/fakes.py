@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from openseg.engines.base import Engine
+from openseg.lake_files import Lake
 from openseg.profiles.model import MergePolicy, ProfileStoreRecord
 from openseg.profiles.sources import SourceFile
 
@@ -191,6 +192,14 @@ class FakeSettings:
     @property
     def lake(self) -> Path:
         return self.home / "lake"
+
+    @property
+    def data_lake(self) -> Lake:
+        return Lake(str(self.lake))
+
+    @property
+    def staging(self) -> Path:
+        return self.home / "staging"
 
 
 @dataclass

@@ -7,7 +7,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
+from pyarrow import fs as pafs
 
+from openseg import lake_files
+from openseg.lake_files import Lake
 from tests.conftest import Org
 
 CONNECTIONS = "/data/foundation/flowservice/connections"
@@ -66,10 +69,14 @@ def batches(client: TestClient, org: Org, dataset_id: str, status: str | None = 
     return list(response.json().values())
 
 
-def lake_records(client: TestClient, org: Org, lake: Path, dataset_id: str) -> list[dict[str, Any]]:
-    """Every record of the dataset's successful batches, read from their Parquet files in the lake."""
+def lake_records(client: TestClient, org: Org, lake: Path | Lake, dataset_id: str) -> list[dict[str, Any]]:
+    """Every record of the dataset's successful batches, read from their Parquet files in the lake (a local
+    directory, or ``settings.data_lake`` wherever it is)."""
+    data_lake = lake if isinstance(lake, Lake) else Lake(str(lake))
     records: list[dict[str, Any]] = []
     for batch in batches(client, org, dataset_id, "success"):
-        for part in sorted((lake / batch["sandboxId"] / dataset_id / batch["id"]).glob("part-*.parquet")):
-            records += pq.read_table(part).to_pylist()
+        filesystem, folder = lake_files.resolve(data_lake.location(batch["sandboxId"], dataset_id, batch["id"]))
+        found = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        for path in sorted(f.path for f in found if f.base_name.startswith("part-") and f.base_name.endswith(".parquet")):
+            records += pq.read_table(path, filesystem=filesystem).to_pylist()
     return records

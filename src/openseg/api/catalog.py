@@ -137,7 +137,7 @@ def merge_dataset(dataset_id: str, who: Tenant = Depends(tenant), svc: Services 
 def delete_dataset(dataset_id: str, who: Tenant = Depends(tenant),
                    svc: Services = Depends(services)) -> list[str]:
     with svc.db.session() as session:
-        catalog.delete_dataset(session, scope_of(who), dataset_id, svc.settings.lake, home=svc.settings.home)
+        catalog.delete_dataset(session, scope_of(who), dataset_id, svc.settings.data_lake, home=svc.settings.home)
     return [f"@/dataSets/{dataset_id}"]
 
 
@@ -236,7 +236,7 @@ def delete_batch(batch_id: str, who: Tenant = Depends(tenant), svc: Services = D
     """Deprecated in AEP's Catalog, still answered: the batch and its files go."""
     settings = svc.settings
     with svc.db.session() as session:
-        batch = batch_records.delete_batch(session, scope_of(who), batch_id, lake_root=settings.lake,
+        batch = batch_records.delete_batch(session, scope_of(who), batch_id, data_lake=settings.data_lake,
                                            staging=settings.staging, home=settings.home)
         dataset = session.get(Dataset, batch.dataset_id)
         if batch.status == "success" and dataset is not None and is_profile_enabled(dataset):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from openseg import lake_files
 from openseg.api.catalog import scope_of
 from openseg.api.deps import Tenant, services, tenant
 from openseg.api.paging import AsciiInteger, Start
@@ -101,6 +101,8 @@ def file_headers(file_id: str, request: Request, who: Tenant = Depends(tenant),
     answer = file_or_listing(file_id, request, who, svc, path)
     if isinstance(answer, FileResponse):
         return answer  # Starlette sends a file's headers alone to a HEAD request
+    if isinstance(answer, StreamingResponse):
+        return Response(status_code=200, headers=dict(answer.headers))
     body = JSONResponse(answer)
     return Response(status_code=200, headers={"Accept-Ranges": "none", "Content-Length": str(len(body.body)),
                                               "Content-Type": "application/json"})
@@ -108,18 +110,25 @@ def file_headers(file_id: str, request: Request, who: Tenant = Depends(tenant),
 
 @router.get("/files/{file_id}", response_model=None)
 def file_or_listing(file_id: str, request: Request, who: Tenant = Depends(tenant),
-                    svc: Services = Depends(services), path: FilePath = None) -> dict[str, Any] | FileResponse:
+                    svc: Services = Depends(services), path: FilePath = None,
+                    ) -> dict[str, Any] | FileResponse | StreamingResponse:
     base = str(request.base_url).rstrip("/")
     with svc.db.session() as session:
         data_file = catalog.get_data_file(session, scope_of(who), file_id)
-        name, stored, length = data_file.name, Path(data_file.path), data_file.length
+        name, stored, length = data_file.name, data_file.path, data_file.length
     if path is None:
         href = f"{base}/data/foundation/export/files/{file_id}?path={name}"
         return {"data": [{"name": name, "length": str(length), "_links": {"self": {"href": href}}}],
                 "_page": {"limit": 100, "count": 1}}
-    if path != name or not stored.is_file():
+    if path != name or not lake_files.exists(stored):
         raise NotFound(f"file '{path}' is not part of dataSetFile '{file_id}'", field="path")
-    return FileResponse(stored, media_type="application/octet-stream", filename=name)
+    if not lake_files.is_remote(stored):
+        return FileResponse(stored, media_type="application/octet-stream", filename=name)
+    # An object store lake's file: streamed through (no ranges; the listing gave its length).
+    size, _ = lake_files.stat(stored)
+    return StreamingResponse(lake_files.chunks(stored), media_type="application/octet-stream",
+                             headers={"Content-Length": str(size), "Accept-Ranges": "none",
+                                      "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/datasets/{dataset_id}/preview")

@@ -23,6 +23,7 @@ from openseg.catalog.failed_records import remove_failed_records
 from openseg.catalog.service import get_batch, get_dataset
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
+from openseg.lake_files import Lake
 from openseg.request_fields import json_type
 from openseg.scope import Scope
 from openseg.store.models import Batch, Dataset
@@ -275,7 +276,7 @@ def _write_descriptive(batch: Batch, fields: dict[str, Any]) -> None:
     batch.updated = now_ms()
 
 
-def delete_batch(session: Session, scope: Scope, batch_id: str, *, lake_root: Path, staging: Path,
+def delete_batch(session: Session, scope: Scope, batch_id: str, *, data_lake: Lake, staging: Path,
                  home: Path) -> Batch:
     """Remove a batch, its files in the lake, its staged uploads and its kept failed records.
 
@@ -296,7 +297,7 @@ def delete_batch(session: Session, scope: Scope, batch_id: str, *, lake_root: Pa
         ).first()
         dataset.last_batch_id = previous.id if previous else None
         dataset.last_batch_status = previous.status if previous else None
-    lake.remove_tree(lake.batch_dir(lake_root, batch.sandbox_id, batch.dataset_id, batch.id))
+    data_lake.remove(data_lake.location(batch.sandbox_id, batch.dataset_id, batch.id))
     lake.remove_tree(staging / batch.id)
     remove_failed_records(home, batch.sandbox_id, batch.id)
     return batch

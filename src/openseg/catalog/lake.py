@@ -1,4 +1,8 @@
-"""Where batches live in the data lake: ``{lake}/{sandboxId}/{datasetId}/{batchId}/part-NNNNN.parquet``."""
+"""Where batches live in the data lake: ``{lake}/{sandboxId}/{datasetId}/{batchId}/part-NNNNN.parquet``.
+
+A lake may be local or on an object store: :class:`openseg.lake_files.Lake` (``settings.data_lake``) places,
+stages and removes folders in either; the helpers here name a local lake's folders.
+"""
 
 from __future__ import annotations
 

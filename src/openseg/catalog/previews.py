@@ -13,9 +13,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
+from openseg import lake_files
 from openseg.catalog.records import FileFormatError, iter_json_records
 from openseg.catalog.service import FORMATS, batch_files, get_batch, get_dataset, staged_files, successful_files
 from openseg.errors import BadRequest, NotFound
@@ -45,7 +45,7 @@ def batch_preview(session: Session, scope: Scope, batch_id: str, dataset_id: str
     ingested = batch.status == "success"
     listed = batch_files(session, batch.id) if ingested else staged_files(session, batch.id)
     fmt = "parquet" if ingested else fmt
-    files = [Path(f.path) for f in listed if Path(f.path).is_file()]
+    files = [f.path for f in listed if lake_files.exists(f.path)]
     return {"formatParams": {"format": fmt, "charset": "UTF-8", "header": True},
             "preview": preview(files, fmt, rows)}
 
@@ -63,8 +63,8 @@ def dataset_preview(session: Session, scope: Scope, dataset_id: str) -> dict[str
     for data_file in successful_files(session, scope.sandbox_id, dataset.id):
         if len(records) >= DEFAULT_ROWS:
             break
-        if Path(data_file.path).is_file():
-            records += _first_parquet_records(Path(data_file.path), DEFAULT_ROWS - len(records), maps_as_pydicts="strict")
+        if lake_files.exists(data_file.path):
+            records += _first_parquet_records(data_file.path, DEFAULT_ROWS - len(records), maps_as_pydicts="strict")
     return {"data": [json.loads(json.dumps(_without_nulls(r), default=_json_default)) for r in records]}
 
 
@@ -76,8 +76,9 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def preview(files: list[Path], fmt: str, rows: int) -> dict[str, Any]:
-    """The first ``rows`` records of ``files`` (read in order) as AEP's ``Preview`` object.
+def preview(files: list[str], fmt: str, rows: int) -> dict[str, Any]:
+    """The first ``rows`` records of ``files`` (local paths or lake locations, read in order) as AEP's ``Preview``
+    object.
 
     Raises:
         BadRequest: a file that cannot be read as ``fmt`` (naming it).
@@ -89,7 +90,8 @@ def preview(files: list[Path], fmt: str, rows: int) -> dict[str, Any]:
         try:
             records += _first_records(path, fmt, rows - len(records))
         except (FileFormatError, ValueError, OSError) as exc:
-            raise BadRequest(f"file '{path.name}' cannot be read as {fmt}: {exc}", field="format") from exc
+            name = path.rstrip("/").rpartition("/")[2]
+            raise BadRequest(f"file '{name}' cannot be read as {fmt}: {exc}", field="format") from exc
     names: dict[str, str] = {}
     for record in records:
         for key in record:
@@ -100,23 +102,23 @@ def preview(files: list[Path], fmt: str, rows: int) -> dict[str, Any]:
     }
 
 
-def _first_parquet_records(path: Path, count: int, maps_as_pydicts: Literal["lossy", "strict"] | None = None,
+def _first_parquet_records(location: str, count: int, maps_as_pydicts: Literal["lossy", "strict"] | None = None,
                            ) -> list[dict[str, Any]]:
     """The first ``count`` rows of a Parquet file; with ``maps_as_pydicts`` a map (``identityMap``) is a dict,
     else its list of (key, value) pairs."""
     found: list[dict[str, Any]] = []
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=max(count, 1)):
+    for batch in lake_files.parquet_file(location).iter_batches(batch_size=max(count, 1)):
         found += batch.to_pylist(maps_as_pydicts=maps_as_pydicts)[: count - len(found)]
         if len(found) >= count:
             break
     return found
 
 
-def _first_records(path: Path, fmt: str, count: int) -> list[dict[str, Any]]:
+def _first_records(location: str, fmt: str, count: int) -> list[dict[str, Any]]:
     if fmt == "parquet":
-        return _first_parquet_records(path, count)
+        return _first_parquet_records(location, count)
     found: list[dict[str, Any]] = []
-    for record in iter_json_records(path):
+    for record in iter_json_records(Path(location)):  # an upload not yet ingested: a local staged file
         if len(found) >= count:
             break
         found.append(record if isinstance(record, dict) else {"value": record})

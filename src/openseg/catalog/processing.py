@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openseg import failures
-from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
 from openseg.catalog.failed_records import failed_dir, keep_failed_records
 from openseg.catalog.ingestion import IngestResult, ingest_files
@@ -35,7 +34,7 @@ def process_batch(services: Services, item: WorkItem) -> None:
         sandbox_id, dataset_id, batch_id = batch.sandbox_id, dataset.id, batch.id
         batch.started = now_ms()
 
-    staged = StagedDir(lake.batch_dir(settings.lake, sandbox_id, dataset_id, batch_id))
+    staged = settings.data_lake.stage(settings.data_lake.location(sandbox_id, dataset_id, batch_id), settings.staging)
     try:
         result = ingest_files(files, fmt, kind, staged.path)
     except Exception as exc:  # noqa: BLE001 - a bug or an I/O failure: the batch fails visibly instead of hanging

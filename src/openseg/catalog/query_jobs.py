@@ -93,8 +93,9 @@ def execute(services: Services, query_id: str) -> None:
         query.state, query.updated = "IN_PROGRESS", now_ms()
         tables = sandbox_tables(session, query.sandbox_id)
         sql, sandbox_id = query.sql, query.sandbox_id
-    allowed = services.settings.lake / sandbox_id
-    allowed.mkdir(parents=True, exist_ok=True)
+    allowed = services.settings.data_lake.location(sandbox_id)
+    if not services.settings.data_lake.remote:
+        Path(allowed).mkdir(parents=True, exist_ok=True)
     target = services.settings.home / "queries" / f"{query_id}.parquet"
     try:
         check_read_only(sql, set(tables))
@@ -105,7 +106,7 @@ def execute(services: Services, query_id: str) -> None:
         pq.write_table(result.table, target)
     except Exception as exc:  # noqa: BLE001 - a failing query is the user's answer, not a worker crash
         message = (exc.detail if isinstance(exc, BadRequest) else str(exc) if isinstance(exc, QueryLimitExceeded)
-                   else failures.describe(exc, services.settings.lake))
+                   else failures.describe(exc, services.settings.data_lake.root))
         with services.db.session() as session:
             query = session.get(Query, query_id)
             assert query is not None

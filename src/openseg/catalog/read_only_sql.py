@@ -20,6 +20,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from openseg import lake_files
 from openseg.errors import BadRequest
 from openseg.json_values import json_value as json_value  # re-exported for its callers here
 
@@ -160,7 +161,7 @@ def _visible_ctes(table: exp.Table) -> set[str]:
     return visible
 
 
-def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: Path, *, max_rows: int = MAX_ROWS,
+def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: str | Path, *, max_rows: int = MAX_ROWS,
               timeout: float = TIMEOUT_SECONDS, memory_limit: str = MEMORY_LIMIT, threads: int = THREADS) -> QueryResult:
     """Run a checked query; ``tables`` maps table names to their Parquet files.
 
@@ -171,12 +172,14 @@ def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: Path, *, max_
     con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads})
     try:
         con.execute("SET TimeZone = 'UTC'")
+        for filesystem in lake_files.duckdb_filesystems():  # an object store lake's s3:// files
+            con.register_filesystem(filesystem)
         for name, files in tables.items():
             if files:
                 con.read_parquet(files, union_by_name=True).create_view(name)
             else:
                 con.sql(f"CREATE VIEW {exp.to_identifier(name, quoted=True).sql('duckdb')} AS SELECT 1 AS _ WHERE false")
-        con.execute("SET allowed_directories = $dirs", {"dirs": [str(allowed_dir) + "/"]})
+        con.execute("SET allowed_directories = $dirs", {"dirs": [str(allowed_dir).rstrip("/") + "/"]})
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         timer = threading.Timer(timeout, con.interrupt)

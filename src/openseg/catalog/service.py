@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from openseg import lake_files
 from openseg.catalog import lake
 from openseg.catalog.failed_records import remove_failed_records
 from openseg.catalog.validation import EVENT, PROFILE, UNION
 from openseg.clock import new_hex_id, now_ms
 from openseg.errors import BadRequest, NotFound
 from openseg.json_patch import apply_patch
+from openseg.lake_files import Lake
 from openseg.request_fields import optional_object, optional_string
 
 # Scope is re-exported until profiles/service.py, profiles/entities.py, scheduling/scheduler.py,
@@ -177,7 +179,7 @@ def _merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def delete_dataset(session: Session, scope: Scope, dataset_id: str, lake_root: Path, *,
+def delete_dataset(session: Session, scope: Scope, dataset_id: str, data_lake: Lake, *,
                    home: Path | None = None) -> None:
     """Remove a dataset, its batches and its lake folder (and, given ``home``, its batches' failed records)."""
     dataset = get_dataset(session, scope, dataset_id)
@@ -186,7 +188,7 @@ def delete_dataset(session: Session, scope: Scope, dataset_id: str, lake_root: P
             remove_failed_records(home, batch.sandbox_id, batch.id)
         session.delete(batch)
     session.delete(dataset)
-    lake.remove_tree(lake.dataset_dir(lake_root, scope.sandbox_id, dataset.id))
+    data_lake.remove(data_lake.location(scope.sandbox_id, dataset.id))
 
 
 def _order(model: Any, order_by: str | None, default: str) -> list[Any]:
@@ -337,26 +339,27 @@ def abort_batch(session: Session, scope: Scope, batch_id: str, staging: Path) ->
     return batch
 
 
-def record_batch_success(session: Session, batch: Batch, directory: Path, parts: list[tuple[str, int]], *,
+def record_batch_success(session: Session, batch: Batch, directory: str, parts: list[tuple[str, int]], *,
                          records_read: int, now: int) -> None:
     """Mark a batch whose Parquet parts are published successful: ingestion and exports both end here.
 
     Args:
         session: The metadata session the batch belongs to.
         batch: The batch.
-        directory: Its published folder in the lake.
+        directory: Its published folder's location in the lake (a path, or an object store URI).
         parts: The file name and rows of each Parquet part in ``directory``, in order; each becomes a data file.
         records_read: The records read from its input (for an export, the rows written).
         now: The completion time (ms since the epoch).
     """
     written = 0
     for name, rows in parts:
-        path = directory / name
-        written += path.stat().st_size
+        location = f"{directory.rstrip('/')}/{name}"
+        length, _ = lake_files.stat(location)
+        written += length
         session.add(DataFile(
             id=f"{batch.id}-{name.removeprefix('part-').removesuffix('.parquet')}", batch_id=batch.id,
             dataset_id=batch.dataset_id, sandbox_id=batch.sandbox_id, org_id=batch.org_id, name=name,
-            path=str(path), length=path.stat().st_size, records=rows, created=now,
+            path=location, length=length, records=rows, created=now,
         ))
     batch.status, batch.errors, batch.failed_records = "success", [], 0
     if batch.size is None:  # an export's batch: the bytes it wrote (an ingested one: the bytes uploaded)

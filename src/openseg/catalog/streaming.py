@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from openseg.atomic_files import StagedDir, locked
+from openseg.atomic_files import locked
 from openseg.catalog import lake
 from openseg.catalog.ingestion import MAX_REPORTED_ERRORS, IngestResult, ingest_files
 from openseg.catalog.service import record_batch_success, record_last_batch
 from openseg.catalog.validation import RecordError
 from openseg.clock import now_ms
+from openseg.lake_files import StagedParts
 from openseg.store.models import Batch, Dataset, ProfileStore, StreamOffset
 from openseg.store.repositories import SqlAlchemyProfileSourceRepository
 from openseg.streaming.model import STREAM_SEQ, StreamBatch
@@ -79,7 +80,7 @@ class CatalogLakeSink:
             row = session.get(StreamOffset, consumer)
             return 0 if row is None else row.seq
 
-    def _ingest(self, batch: StreamBatch) -> tuple[StagedDir | None, IngestResult]:
+    def _ingest(self, batch: StreamBatch) -> tuple[StagedParts | None, IngestResult]:
         """The valid records of ``batch`` through batch ingestion, staged beside their lake folder."""
         settings = self.services.settings
         staging = settings.staging / batch.batch_id
@@ -89,7 +90,8 @@ class CatalogLakeSink:
             for record in batch.records:
                 handle.write(json.dumps(record, separators=(",", ":")))
                 handle.write("\n")
-        staged = StagedDir(lake.batch_dir(settings.lake, batch.sandbox_id, batch.dataset_id, batch.batch_id))
+        staged = settings.data_lake.stage(
+            settings.data_lake.location(batch.sandbox_id, batch.dataset_id, batch.batch_id), settings.staging)
         try:
             result = ingest_files([(STREAM_FILE, source)], "json", batch.kind, staged.path)
         except Exception as exc:  # noqa: BLE001 - the batch fails visibly, the offset still moves past it
@@ -110,7 +112,7 @@ class CatalogLakeSink:
 
     def write(self, consumer: str, batches: Sequence[StreamBatch], through: int) -> list[str]:
         settings = self.services.settings
-        written: list[tuple[StreamBatch, StagedDir | None, IngestResult]] = []
+        written: list[tuple[StreamBatch, StagedParts | None, IngestResult]] = []
         for batch in batches:
             if batch.records:
                 staged, result = self._ingest(batch)

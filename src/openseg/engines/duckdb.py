@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from openseg import lake_files
 from openseg.engines.base import (
     Engine,
     StageCallback,
@@ -31,7 +32,10 @@ _BATCH_ROWS = 100_000
 
 
 def parquet_glob(source: str | os.PathLike[str]) -> str:
-    """The glob DuckDB reads for a Parquet file or a directory of Parquet files."""
+    """The glob DuckDB reads for a Parquet file or a directory of Parquet files (an object store lake's
+    ``s3://`` location is always a file: the catalog records files)."""
+    if isinstance(source, str) and lake_files.is_remote(source):
+        return source
     path = Path(source)
     return str(path / "**" / "*.parquet") if path.is_dir() else str(path)
 
@@ -77,6 +81,8 @@ class DuckDBEngine(Engine):
         if not self.preserve_insertion_order:
             config["preserve_insertion_order"] = False
         connection = duckdb.connect(":memory:", config=config)
+        for filesystem in lake_files.duckdb_filesystems():  # an object store lake's s3:// files
+            connection.register_filesystem(filesystem)
         # Times are UTC in every statement, as on Spark (SESSION_CONFIG), whatever the host's zone.
         connection.execute("SET TimeZone = 'UTC'")
         # A job's queries run for seconds; DuckDB would otherwise draw a progress bar on the worker's

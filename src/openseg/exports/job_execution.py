@@ -15,7 +15,6 @@ from sqlglot import exp
 
 from openseg import failures
 from openseg import job_lifecycle as lifecycle
-from openseg.atomic_files import StagedDir
 from openseg.catalog import lake
 from openseg.clock import now_ms
 from openseg.errors import OpensegError
@@ -81,7 +80,7 @@ def run_export(services: ExportServices, item: QueuedWork) -> None:
         with services.uow() as uow:
             job = uow.export_jobs.get(job_id)
             assert job is not None
-            reason = failures.describe(exc, services.settings.lake)
+            reason = failures.describe(exc, services.settings.data_lake.root)
             _fail(job, f"Error writing profiles to dataset '{request.dataset_id}': {reason}")
             _abandon_batches(uow, job, "failed")
             uow.export_jobs.update(job)
@@ -127,13 +126,14 @@ def _export(services: ExportServices, scope: Scope, job_id: int, request: Export
     state = members.state(pointer)
     export_start = now_ms()
     written: dict[str, list[tuple[str, int]]] = {}
-    finals = {}
+    finals: dict[str, str] = {}
+    data_lake = services.settings.data_lake
     # Inside reading(): the membership change files the queries list stay until they are written.
     with services.engine().workspace() as workspace, members.reading(), ExitStack() as discard_on_failure:
         staged = {}
         for target in targets:
-            pending = discard_on_failure.enter_context(StagedDir(
-                lake.batch_dir(services.settings.lake, scope.sandbox_id, request.dataset_id, target.batch_id)))
+            pending = discard_on_failure.enter_context(data_lake.stage(
+                data_lake.location(scope.sandbox_id, request.dataset_id, target.batch_id), services.settings.staging))
             query = select_members(workspace, store, members, state, request, target.segments)
             written[target.batch_id] = write_parts(workspace, query, pending.path, FILE_ROWS)
             staged[target.batch_id] = pending
@@ -148,7 +148,7 @@ def _export(services: ExportServices, scope: Scope, job_id: int, request: Export
         assert job is not None
         if job.status == "CANCELLED":
             for final in finals.values():
-                lake.remove_tree(final)
+                data_lake.remove(final)
             _abandon_batches(uow, job, "aborted")
             uow.commit()
             return {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from openseg.exports.model import ExportJob
+from openseg.lake_files import Lake
 from openseg.profiles.ports import MergePolicyRepository, ProfileServices, ProfileSettings, ProfilesUnitOfWork
 from openseg.scope import Tenancy
 from openseg.segmentation.model import SegmentDefinition
@@ -88,7 +89,7 @@ class ExportBatchRepository(Protocol):
     def replace_exported(self, dataset_id: str, *, now: int) -> None:
         """Mark the dataset's successful export batches ``replaced`` (readers stop reading them)."""
 
-    def publish(self, batch_id: str, directory: Path, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
+    def publish(self, batch_id: str, directory: str, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
         """Record the batch successful with the Parquet ``parts`` (name, rows) published in ``directory``:
         a data file each, the batch's counts and times, and the dataset's last batch."""
 
@@ -113,7 +114,10 @@ class ExportSettings(ProfileSettings, Protocol):
     """The settings exports read (``openseg.config.Settings`` has them)."""
 
     @property
-    def lake(self) -> Path: ...
+    def data_lake(self) -> Lake: ...
+
+    @property
+    def staging(self) -> Path: ...
 
 
 class ExportServices(ProfileServices, Protocol):

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from openseg import lake_files
 from openseg.profiles._sql import col, render, statement
 from openseg.profiles.identity import ANCHOR, IDENTITY_LIST, STITCH_WORK, OversizedGraph, records_query, stitch
 from openseg.profiles.manifest import source_entry, write_manifest
@@ -232,7 +233,7 @@ def _build(
         seconds=0.0,
         event_only_profiles=event_only,
         unlinked_fragments=unlinked_fragments,
-        unlinked_events=sum(rows(Path(f.path)) for _, f, _ in inputs["event"].files) - events,
+        unlinked_events=sum(rows(f.path) for _, f, _ in inputs["event"].files) - events,
     )
     return stats, {kind: source.schema for kind, source in inputs.items()}
 
@@ -271,9 +272,9 @@ def count(workspace: Workspace, query: str) -> int:
     return int(workspace.fetch(statement(query)).column(0)[0].as_py() or 0)
 
 
-def rows(path: Path) -> int:
-    """The rows of a Parquet file (from its footer)."""
-    return int(pq.ParquetFile(path).metadata.num_rows)
+def rows(location: str | Path) -> int:
+    """The rows of a Parquet file (from its footer), local or in an object store lake."""
+    return int(lake_files.parquet_file(str(location)).metadata.num_rows)
 
 
 def profiles_query(schema: pa.Schema) -> exp.Query:

@@ -8,7 +8,6 @@ profile the next build will make of them (keyed by its smallest identity).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from openseg import lake_files
 from openseg.errors import BadRequest, NotFound
 from openseg.json_values import json_value
 from openseg.profiles import lookup
@@ -257,11 +257,11 @@ def erase(services: ProfileAccessServices, scope: Scope, located: Located) -> di
     removed = {"fragments": 0, "events": 0, "files": 0}
     with services.uow() as uow:
         for source in uow.profile_sources.files(scope.sandbox_id):
-            kept, dropped = _rewrite_without(located.engine, Path(source.path), keys)
+            kept, dropped = _rewrite_without(located.engine, source.path, keys)
             if dropped:
                 removed["events" if source.kind == "event" else "fragments"] += dropped
                 removed["files"] += 1
-                uow.profile_sources.update_file(source.path, records=kept, length=Path(source.path).stat().st_size)
+                uow.profile_sources.update_file(source.path, records=kept, length=lake_files.stat(source.path)[0])
         request_build(uow.work_queue, scope.sandbox_id)
         uow.commit()
     return removed
@@ -276,11 +276,10 @@ _CARRIES_KEY = expression(
     f"lambda __i: lower(__e.key) || chr(31) || __i.id))), lambda __x: list_contains({_KEYS}, __x))) > 0")
 
 
-def _rewrite_without(engine: Engine, path: Path, keys: list[str]) -> tuple[int, int]:
-    """Rewrite ``path`` without rows whose identityMap holds one of ``keys``; (kept, dropped)."""
-    partial = path.with_name(f".{path.name}.erase")
-    schema = pq.read_schema(path)
-    total = pq.ParquetFile(path).metadata.num_rows
+def _rewrite_without(engine: Engine, location: str, keys: list[str]) -> tuple[int, int]:
+    """Rewrite the lake file at ``location`` without rows whose identityMap holds one of ``keys``; (kept, dropped)."""
+    schema = lake_files.read_schema(location)
+    total = lake_files.parquet_file(location).metadata.num_rows
     identity_type = schema.field("identityMap").type if "identityMap" in schema.names else None
     if identity_type is None:
         return total, 0
@@ -305,12 +304,13 @@ def _rewrite_without(engine: Engine, path: Path, keys: list[str]) -> tuple[int, 
 
     matches = _CARRIES_KEY.transform(bound)
     with engine.workspace() as workspace:
-        workspace.register("__file", str(path))
+        workspace.register("__file", location)
         count = exp.select(exp.func("count", exp.Star()).as_("n")).from_("__file").where(matches.copy())
         dropped = int(workspace.fetch(count).column(0)[0].as_py() or 0)
         if not dropped:
             return total, 0
         table = workspace.fetch(exp.select(exp.Star()).from_("__file").where(exp.not_(matches)))
+    partial = lake_files.scratch_beside(location, "erase")
     pq.write_table(table.cast(schema), partial, compression="zstd")
-    os.replace(partial, path)
+    lake_files.replace(location, partial)
     return total - dropped, dropped

@@ -10,7 +10,6 @@ nothing, an incremental update and a full rebuild.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from openseg import lake_files
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import PROVENANCE
 from openseg.profiles.sources import SourceFile, utc_naive
@@ -31,15 +31,15 @@ rebuilt in full."""
 
 def source_entry(source: SourceFile) -> dict[str, Any]:
     """A source as the manifest lists it, fingerprinted by its current size and modification time."""
-    status = os.stat(source.path)
+    size, mtime_ns = lake_files.stat(source.path)
     return {
         "path": source.path,
         "datasetId": source.dataset_id,
         "batchId": source.batch_id,
         "ingestTime": utc_naive(source.ingest_time).isoformat() + "Z",
         "kind": source.kind,
-        "size": status.st_size,
-        "mtimeNs": status.st_mtime_ns,
+        "size": size,
+        "mtimeNs": mtime_ns,
     }
 
 

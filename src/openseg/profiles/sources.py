@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from openseg import failures
+from openseg import failures, lake_files
 from openseg.xdm.schema import INTERNAL_COLUMNS
 
 SourceKind = Literal["profile", "event"]
@@ -93,7 +92,7 @@ def utc_naive(moment: datetime) -> datetime:
 
 def read_file_schema(path: str) -> pa.Schema:
     """The Arrow schema stored in a Parquet file, without metadata."""
-    return pq.read_schema(path).remove_metadata()
+    return lake_files.read_schema(path).remove_metadata()
 
 
 def source_schema(source: SourceFile) -> pa.Schema:

@@ -7,13 +7,12 @@ successful batch never change), not from the last profile-store build, which lag
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from openseg import lake_files
 from openseg.profiles.sources import SourceFile, unreadable_source
 from openseg.xdm.schema import Schema
 
@@ -31,7 +30,7 @@ def union_schema(sources: Sequence[SourceFile]) -> Schema:
     events: list[pa.Schema] = []
     for source in sources:
         try:
-            modified = os.stat(source.path).st_mtime_ns
+            _, modified = lake_files.stat(source.path)
         except FileNotFoundError:  # its dataset was deleted since the catalog was read
             continue
         try:
@@ -44,4 +43,4 @@ def union_schema(sources: Sequence[SourceFile]) -> Schema:
 
 @lru_cache(maxsize=65_536)
 def _footer_schema(path: str, modified: int) -> pa.Schema:
-    return pq.read_schema(path).remove_metadata()
+    return lake_files.read_schema(path).remove_metadata()

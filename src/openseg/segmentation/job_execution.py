@@ -147,7 +147,7 @@ def run_segment_job(services: SegmentJobServices, item: QueuedJob) -> None:
                 if failures.is_disk_full(exc):
                     lifecycle.fail(failing, failures.DISK_FULL, failures.describe(exc))
                 else:
-                    reason = failures.describe(exc, services.settings.lake)
+                    reason = failures.describe(exc, services.settings.data_lake.root)
                     lifecycle.fail(failing, lifecycle.UNEXPECTED, f"evaluation failed: {reason}")
 
 

@@ -8,10 +8,10 @@ and job services call; the store's classes also serve other packages' narrower v
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
+from openseg.lake_files import Lake
 from openseg.profiles.model import MergePolicy
 from openseg.profiles.ports import ProfileServices, ProfileSettings, ProfilesUnitOfWork
 from openseg.segmentation.model import Preview, SegmentDefinition, SegmentJob
@@ -170,7 +170,7 @@ class SegmentJobSettings(ProfileSettings, Protocol):
     """The settings running a segment job reads (``openseg.config.Settings`` has them)."""
 
     @property
-    def lake(self) -> Path: ...
+    def data_lake(self) -> Lake: ...
 
     @property
     def membership_snapshots(self) -> int: ...

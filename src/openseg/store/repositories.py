@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, fields
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, func, or_, select, update
@@ -481,7 +480,7 @@ class SqlAlchemyExportBatchRepository:
             old.status, old.updated = "replaced", now
         self._session.flush()
 
-    def publish(self, batch_id: str, directory: Path, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
+    def publish(self, batch_id: str, directory: str, parts: list[tuple[str, int]], *, started: int, now: int) -> None:
         batch = self._session.get(Batch, batch_id)
         if batch is None:
             raise LookupError(f"batch {batch_id} is not stored")
