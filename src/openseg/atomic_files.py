@@ -73,7 +73,22 @@ def _remove(path: str) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-class Staged:
+class DiscardedOnError:
+    """Something staged that a ``with`` block discards when left by an exception."""
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error is not None:
+            self.discard()
+
+
+class Staged(DiscardedOnError):
     """What :class:`StagedFile` and :class:`StagedDir` share: a staged path, its final path, discarding."""
 
     def __init__(self, final: Path, tag: str = "") -> None:
@@ -95,14 +110,6 @@ class Staged:
     def discard(self) -> None:
         """Remove what was staged (nothing happens once published)."""
         self._cleanup()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if error is not None:
-            self.discard()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"

@@ -28,14 +28,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from openseg.atomic_files import StagedDir
+from openseg.atomic_files import DiscardedOnError, StagedDir
 
 #: The object-store schemes an ``OPENSEG_LAKE`` URI may name.
 SCHEMES = ("s3",)
@@ -204,7 +203,7 @@ class Lake:
             filesystem.delete_dir(path)
 
 
-class StagedParts:
+class StagedParts(DiscardedOnError):
     """A folder's files written locally at :attr:`path`, then published at :attr:`final` (a location)."""
 
     path: Path
@@ -212,17 +211,6 @@ class StagedParts:
 
     def publish(self) -> None:
         raise NotImplementedError
-
-    def discard(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if error is not None:
-            self.discard()
 
 
 class _Renamed(StagedParts):
