@@ -50,28 +50,34 @@ def is_remote(location: str) -> bool:
     return urlsplit(location).scheme.lower() in SCHEMES
 
 
-@lru_cache(maxsize=8)
 def open_lake(uri: str) -> Lake:
-    """The lake at ``uri`` (a local path, or ``s3://bucket/prefix?options``); an object store is opened once
-    per process and used by :func:`resolve` from then on.
+    """The lake at ``uri`` (a local path, or ``s3://bucket/prefix?options``); an object store's file system is
+    created once per process and used by :func:`resolve` from then on.
 
     Raises:
         ValueError: ``uri`` is not a usable ``s3://`` URI (no bucket, an unknown option).
     """
     if not is_remote(uri):
         return Lake(str(Path(uri)))
-    parts = urlsplit(uri)
-    if not parts.netloc:
+    scheme = urlsplit(uri).scheme.lower()
+    filesystem, root = _object_store(uri)
+    with _lock:
+        if _opened.get(scheme) is not filesystem:
+            _opened[scheme] = filesystem
+            _wrapped.pop(scheme, None)
+    return Lake(f"{scheme}://{root.rstrip('/')}")
+
+
+@lru_cache(maxsize=8)
+def _object_store(uri: str) -> tuple[pafs.FileSystem, str]:
+    """PyArrow's file system for an ``s3://`` URI (without a ``region`` it asks the bucket's), and the root."""
+    if not urlsplit(uri).netloc:
         raise ValueError(f"OPENSEG_LAKE: {uri!r} names no bucket (s3://bucket/prefix)")
     try:
         filesystem, root = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as bad:  # pyarrow.ArrowInvalid is a ValueError
         raise ValueError(f"OPENSEG_LAKE: {bad}") from None
-    scheme = parts.scheme.lower()
-    with _lock:
-        _opened[scheme] = filesystem
-        _wrapped.pop(scheme, None)
-    return Lake(f"{scheme}://{root.rstrip('/')}")
+    return filesystem, root
 
 
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:

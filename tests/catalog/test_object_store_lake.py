@@ -33,6 +33,9 @@ from tests.api.test_profiles import (  # noqa: F401
 from tests.api.test_segment_jobs import test_seed_on_demand_flow  # noqa: F401
 from tests.conftest import Org
 from tests.streaming.inlets import EVENT_SCHEMA, batches, click, create_inlet, envelope, lake_records
+from tests.streaming.test_flush import (  # noqa: F401
+    test_a_streamed_fragment_reaches_the_profile_through_the_incremental_refresh,
+)
 
 BUCKET = "openseg-lake"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
