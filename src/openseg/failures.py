@@ -70,7 +70,8 @@ def describe(exc: BaseException, lake: str | Path | None = None) -> str:
         return exc.detail
     message = f"{type(exc).__name__}: {exc}"
     if lake is not None:
-        root = re.escape(str(lake).rstrip("/"))
+        # An object store lake's keys appear with their scheme (DuckDB) or without it (PyArrow).
+        root = "(?:s3://)?" + re.escape(str(lake).rstrip("/").removeprefix("s3://"))
         message = re.sub(root + r"/[^/'\"\s]+/([^/'\"\s]+)/([^/'\"\s]+)/[^'\"\s]*",
                          lambda m: f"a file of batch '{m.group(2)}' (dataset '{m.group(1)}')", message)
     return message

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 from pyarrow import fs as pafs
 
-from openseg import lake_files
+from openseg import failures, lake_files
 from openseg.bootstrap import streamer
 from openseg.config import Settings
 from openseg.container import Services
@@ -216,3 +216,10 @@ def test_the_lake_setting_is_checked_at_start_up(s3_endpoint: str, tmp_path: Pat
                            "OPENSEG_ENGINE": "spark"})
     with pytest.raises(ValueError, match="gs:// URIs are not supported"):
         Settings.from_env({"OPENSEG_HOME": str(tmp_path), "OPENSEG_LAKE": "gs://bucket/lake"})
+
+
+@pytest.mark.parametrize("shown", ["s3://openseg-lake/team/lake", "openseg-lake/team/lake"])
+def test_a_failure_names_the_batch_and_dataset_not_the_objects_key(shown: str) -> None:
+    error = OSError(f"When reading '{shown}/sandbox-1/ds-7/batch-3/part-00000.parquet': connection reset")
+    assert failures.describe(error, "s3://openseg-lake/team/lake") == \
+        "OSError: When reading 'a file of batch 'batch-3' (dataset 'ds-7')': connection reset"
