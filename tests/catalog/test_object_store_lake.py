@@ -25,6 +25,7 @@ from openseg.config import Settings
 from openseg.container import Services
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_dataset_preview import test_a_dataset_previews_its_first_records_oldest_batch_first  # noqa: F401
+from tests.api.test_definitions import define
 from tests.api.test_exports import test_dataset_reflects_the_latest_export, test_seed_export_flow  # noqa: F401
 from tests.api.test_profiles import (  # noqa: F401
     test_erase_removes_fragments_and_events,
@@ -223,3 +224,21 @@ def test_a_failure_names_the_batch_and_dataset_not_the_objects_key(shown: str) -
     error = OSError(f"When reading '{shown}/sandbox-1/ds-7/batch-3/part-00000.parquet': connection reset")
     assert failures.describe(error, "s3://openseg-lake/team/lake") == \
         "OSError: When reading 'a file of batch 'batch-3' (dataset 'ds-7')': connection reset"
+
+
+def test_definitions_are_checked_without_a_round_trip_per_object(
+        client: TestClient, org: Org, drain: Callable[[], int], monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset_id = create_dataset(client, org.headers())
+    for i in range(3):
+        upload_batch(client, org.headers(), dataset_id, {"p.json": json_lines([person(i)])})
+    drain()
+    assert define(client, org, "first", 'loyalty.points > 5')["id"]
+    stats: list[str] = []
+    real_stat = lake_files.stat
+    monkeypatch.setattr(lake_files, "stat", lambda location: stats.append(location) or real_stat(location))
+    assert define(client, org, "second", 'homeAddress.country = "US"')["id"]
+    bad = client.post("/data/core/ups/segment/definitions", headers=org.headers(), json={
+        "name": "bad", "schema": {"name": "_xdm.context.profile"},
+        "expression": {"type": "PQL", "format": "pql/text", "value": "loyalty.colour = 1"}})
+    assert bad.status_code == 400 and "loyalty.colour" in bad.text
+    assert stats == []

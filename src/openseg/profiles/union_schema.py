@@ -30,11 +30,12 @@ def union_schema(sources: Sequence[SourceFile]) -> Schema:
     events: list[pa.Schema] = []
     for source in sources:
         try:
-            _, modified = lake_files.stat(source.path)
+            # An object store lake's file is written once under its key (a privacy delete rewrites it with the
+            # same schema), so its footer is kept by key alone: no round trip per file per call.
+            modified = 0 if lake_files.is_remote(source.path) else lake_files.stat(source.path)[1]
+            schema = _footer_schema(source.path, modified)
         except FileNotFoundError:  # its dataset was deleted since the catalog was read
             continue
-        try:
-            schema = _footer_schema(source.path, modified)
         except (pa.ArrowInvalid, OSError) as unreadable:
             raise unreadable_source(source, unreadable) from unreadable
         (events if source.kind == "event" else profiles).append(schema)
