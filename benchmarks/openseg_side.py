@@ -177,8 +177,9 @@ def daily_jobs(store: str, segments: list[tuple[str, str]], as_of: datetime, out
     return {"first": sizes[0], "last": sizes[-1]}
 
 
-def merged_build(ingest_dir: str, out_dir: str) -> int:
-    """The merged-profile build from the ingest files (default policy: pdg + timestampOrdered)."""
+def merged_build(ingest_dir: str, out_dir: str, memory_limit: str = "2GB") -> int:
+    """The merged-profile build from the ingest files (default policy: pdg + timestampOrdered), with DuckDB
+    capped at ``memory_limit`` (default: the service's ``OPENSEG_BUILD_MEMORY_LIMIT``)."""
     from openseg.profiles.build import build_profile_store
     from openseg.profiles.merge_policy import MergePolicySpec
     from openseg.profiles.sources import SourceFile
@@ -187,11 +188,10 @@ def merged_build(ingest_dir: str, out_dir: str) -> int:
     sources = [SourceFile(str(path), f"bench-{kind}", f"batch-{path.stem}", ingest_time,
                           "profile" if kind == "profiles" else "event")
                for kind in ("profiles", "events") for path in sorted((Path(ingest_dir) / kind).glob("*.parquet"))]
-    # The same memory cap the service builds with (OPENSEG_BUILD_MEMORY_LIMIT default).
     from openseg.engines.duckdb import DuckDBEngine
 
-    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store", memory_limit="2GB",
-                                engine=DuckDBEngine())
+    stats = build_profile_store(sources, MergePolicySpec(id="bench"), Path(out_dir) / "store",
+                                memory_limit=memory_limit, engine=DuckDBEngine())
     return stats.profiles
 
 

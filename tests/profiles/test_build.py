@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from openseg.engines.duckdb import DuckDBEngine, DuckDBWorkspace, memory_bytes
 from openseg.profiles import (
     MergePolicySpec,
     SchemaConflictError,
@@ -332,3 +333,34 @@ def test_fields_only_ever_null_are_typed_as_text_until_a_value_arrives(lake: Lak
     assert read_schema(store)["profile"].field("x").type == pa.int64()
     profile = get_profile(store, "email", "b", engine=ENGINE)
     assert profile is not None and profile["x"] == 7
+
+
+@pytest.mark.parametrize("policy", [
+    MergePolicySpec("mp-pdg"),
+    MergePolicySpec("mp-none", identity_graph="none"),
+    MergePolicySpec("mp-precedence", attribute_merge="dataSetPrecedence", dataset_order=("ds-crm", "ds-web")),
+], ids=["pdg", "none", "precedence"])
+def test_a_build_merged_in_slices_writes_the_same_store(lake: Lake, monkeypatch: pytest.MonkeyPatch,
+                                                       policy: MergePolicySpec) -> None:
+    # 60 people; every third has a second fragment from another dataset that only an ECID links to the first.
+    for dataset in ("ds-crm", "ds-web"):
+        lake.add("profile", [
+            {"identityMap": ids(("email", f"p{i}@x"), ("ECID", f"e{i}")) if dataset == "ds-crm" else ids(("ECID", f"e{i}")),
+             "person": {"name": {"firstName": f"{dataset}-{i}"}}, "loyalty": {"points": i}}
+            for i in range(60) if dataset == "ds-crm" or i % 3 == 0], dataset=dataset)
+    lake.add("event", [_event(f"ev{i}", datetime(2024, 1, 1 + i % 20), ("ECID", f"e{i % 60}")) for i in range(150)])
+    whole, _ = lake.build(policy, "whole")
+    monkeypatch.setattr(DuckDBWorkspace, "slices", lambda self, rows: 7)
+    sliced, _ = lake.build(policy, "sliced")
+    for name in ("profiles.parquet", "identities.parquet", "events.parquet"):
+        assert pq.read_table(sliced / name).equals(pq.read_table(whole / name)), name
+    assert pq.read_metadata(sliced / "profiles.parquet").num_rows == 60
+
+
+def test_duckdb_cuts_a_merge_by_its_memory_limit() -> None:
+    assert [memory_bytes(s) for s in ("2GB", "512MiB", "1.5 GB", "100kb", None, "80%")] == \
+        [2_000_000_000, 512 * 2**20, 1_500_000_000, 100_000, None, None]
+    with DuckDBEngine(memory_limit="2GB").workspace() as workspace:
+        assert [workspace.slices(rows) for rows in (1_000, 1_000_000, 11_000_000)] == [1, 1, 6]
+    with DuckDBEngine().workspace() as workspace:
+        assert workspace.slices(11_000_000) == 1

@@ -13,7 +13,7 @@ import abc
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -107,15 +107,26 @@ class Workspace(abc.ABC):
             tables.append(table.append_column(row_column, pa.array(range(rows), pa.int64())))
         self.register(name, pa.concat_tables(tables))
 
-    def write_file(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+    def write_file(self, query: exp.Query | Sequence[exp.Query], path: Path, row_group_rows: int | None = None,
                    split: tuple[str, Path] | None = None) -> None:
         """Write ``query``'s result, in its order, as one Parquet file (zstd) at ``path``, for readers that open
-        it as a file (the merged profile store). ``split``: ``(column, path)``, the query's last column goes,
-        row for row, to a file of its own instead; the query's order must then be total. By default the result
-        is fetched and written here."""
-        result = self.fetch(query)
-        with BatchWriter(path, result.schema, split, row_group_rows) as writer:
-            writer.write(result)
+        it as a file (the merged profile store); a sequence of queries (the :meth:`slices` of one result) one
+        after the other. ``split``: ``(column, path)``, the query's last column goes, row for row, to a file of
+        its own instead; the query's order must then be total. By default each result is fetched and written
+        here."""
+        queries = [query] if isinstance(query, exp.Query) else list(query)
+        with ExitStack() as stack:
+            writer: BatchWriter | None = None
+            for each in queries:
+                result = self.fetch(each)
+                writer = writer or stack.enter_context(BatchWriter(path, result.schema, split, row_group_rows))
+                writer.write(result)
+
+    def slices(self, rows: int) -> int:
+        """Into how many slices a grouped statement over ``rows`` records (the merge of a build's fragments)
+        should be cut to stay within this workspace's memory: 1 where the engine spills whatever it holds
+        (Spark); more where aggregate states must fit in memory (DuckDB under a memory limit)."""
+        return 1
 
     def components(self, name: str, edges: exp.Query) -> None:
         """Create ``name(node, root)``: for every node on an edge of ``edges`` (columns ``a`` and ``b``, BIGINT

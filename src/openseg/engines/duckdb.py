@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +32,24 @@ from openseg.engines.parquet import COMPRESSION, COMPRESSION_LEVEL, BatchWriter
 
 #: Rows per Arrow batch a result streams in when DuckDB's COPY cannot write it (see ``DuckDBWorkspace.write``).
 _BATCH_ROWS = 100_000
+
+
+#: What a merged record's aggregate states take in DuckDB, with room to spare: a build's merge and profiles write
+#: at 1M and 10M profiles ran out of 200 MB and 2 GB (about 1.1M and 11M fragments) in one piece.
+MERGE_BYTES_PER_ROW = 512
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
+
+
+def memory_bytes(setting: str | None) -> int | None:
+    """A DuckDB ``memory_limit`` such as ``2GB``, ``512MiB`` or ``1.5 GB`` in bytes; None for none (or one this
+    does not read: DuckDB's default, most of the machine's memory)."""
+    matched = _SIZE.match(setting or "")
+    if not matched:
+        return None
+    number, unit, suffix = matched.groups()
+    base = 1024 if (suffix or "").lower() == "ib" else 1000
+    return int(float(number) * base ** "BKMGT".index(unit.upper() or "B"))
 
 
 def parquet_glob(source: str | os.PathLike[str]) -> str:
@@ -206,13 +227,26 @@ class DuckDBWorkspace(Workspace):
                           properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
         self.connection.execute(view.sql(dialect=self.dialect))
 
-    def write_file(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+    def write_file(self, query: exp.Query | Sequence[exp.Query], path: Path, row_group_rows: int | None = None,
                    split: tuple[str, Path] | None = None) -> None:
         # DuckDB's Arrow stream into pyarrow's writer: measured faster than COPY on sorted nested XDM events.
-        reader = self.connection.sql(self.render(query)).to_arrow_reader(row_group_rows or 1_000_000)
-        with BatchWriter(path, reader.schema, split, row_group_rows) as writer:
-            for batch in reader:
-                writer.write(batch)
+        # Slices run one at a time, each once the one before is written.
+        queries = [query] if isinstance(query, exp.Query) else list(query)
+        readers = (self.connection.sql(self.render(each)).to_arrow_reader(row_group_rows or 1_000_000)
+                   for each in queries)
+        first = next(readers)
+        with BatchWriter(path, first.schema, split, row_group_rows) as writer:
+            for reader in itertools.chain([first], readers):
+                for batch in reader:
+                    writer.write(batch)
+
+    def slices(self, rows: int) -> int:
+        # A hash aggregate's list and arg_max states stay in memory (they do not spill): under a memory limit,
+        # each slice's states get at most half of it.
+        limit = memory_bytes(self.engine.memory_limit)
+        if limit is None:
+            return 1
+        return max(1, math.ceil(rows * MERGE_BYTES_PER_ROW / (limit / 2)))
 
     def components(self, name: str, edges: exp.Query) -> None:
         # The graph is in this process already: label it with numpy rather than in rounds of statements.

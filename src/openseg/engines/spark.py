@@ -326,12 +326,16 @@ class SparkWorkspace(Workspace):
         numbered.createOrReplaceTempView(name)
         self._views.append(name)
 
-    def write_file(self, query: exp.Query, path: Path, row_group_rows: int | None = None,
+    def write_file(self, query: exp.Query | Sequence[exp.Query], path: Path, row_group_rows: int | None = None,
                    split: tuple[str, Path] | None = None) -> None:
         """One executor writes the file, in the query's order: the sorted result is coalesced into one
         partition (coalescing keeps the order of the sorted partitions) and its one part file moved to
         ``path``. With ``split`` the query runs twice (the main columns, then the side column); its total order
-        keeps them aligned row for row."""
+        keeps them aligned row for row. (Spark spills what a merge holds: its :meth:`slices` is 1, and a sequence
+        of queries is written as the base class does.)"""
+        if not isinstance(query, exp.Query):
+            super().write_file(query, path, row_group_rows, split)
+            return
         frame = self.spark.sql(self.render(query))
         if split is None:
             _write_one(frame, path, row_group_rows)

@@ -17,6 +17,7 @@ the events it re-sorts; they are not an XDM field, so they stay out of ``events.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import time
@@ -208,8 +209,11 @@ def _build(
     unlinked_fragments = count(workspace, f"SELECT count(*) FROM __frag WHERE {ANCHOR} IS NULL")
     identities = workspace.count("__ids")
     with phase("merge and write profiles"):
-        define_merged(workspace, "__frag", profile_schema, policy)
-        workspace.write_file(profiles_query(profile_schema), staging / PROFILES_FILE, LOOKUP_ROW_GROUP_ROWS)
+        # Profile by profile the merge needs only its own fragments: cut into slices of profiles (pid ranges, in
+        # order) where the engine holds a merge in memory, each merged and written once the one before is.
+        slices = pid_slices(workspace, workspace.slices(fragments))
+        workspace.write_file([merged_profiles(workspace, "__frag", profile_schema, policy, pids, number)
+                              for number, pids in enumerate(slices)], staging / PROFILES_FILE, LOOKUP_ROW_GROUP_ROWS)
     with phase("write identities"):
         workspace.write_file(IDENTITIES_QUERY, staging / IDENTITIES_FILE, LOOKUP_ROW_GROUP_ROWS)
         if keeps_fragments(policy.identity_graph, policy.attribute_merge):
@@ -243,20 +247,58 @@ def register_sources(workspace: Workspace, files: pa.Table) -> None:
     workspace.register(SOURCES_TABLE, files)
 
 
-def define_merged(workspace: Workspace, fragments: str, schema: pa.Schema, policy: MergePolicySpec) -> None:
-    """Define ``__merged``: one merged row per profile of the fragments in ``fragments``.
+#: Profiles of a slice: ``pid`` in ``(low, high]``; None: every profile.
+PidRange = tuple[int, int] | None
+
+
+def pid_slices(workspace: Workspace, count: int) -> list[PidRange]:
+    """``count`` ranges of ``pid`` (``__profile_keys``) with about as many profiles each, in order."""
+    if count <= 1:
+        return [None]
+    quantiles = ", ".join(f"{i / count!r}" for i in range(1, count))
+    bounds = workspace.fetch(statement(
+        f"SELECT quantile_disc(pid, [{quantiles}]) AS q, max(pid) AS top FROM __profile_keys")).to_pylist()[0]
+    if bounds["top"] is None:
+        return [None]
+    edges = [-1, *sorted({int(b) for b in bounds["q"]} - {int(bounds["top"])}), int(bounds["top"])]
+    return list(itertools.pairwise(edges))
+
+
+def _in_range(pid: exp.Expr, pids: PidRange) -> exp.Expr | None:
+    if pids is None:
+        return None
+    low, high = pids
+    return exp.and_(exp.GT(this=pid, expression=exp.Literal.number(low)),
+                    exp.LTE(this=pid, expression=exp.Literal.number(high)))
+
+
+def define_merged(workspace: Workspace, fragments: str, schema: pa.Schema, policy: MergePolicySpec,
+                  pids: PidRange = None, name: str = "__merged") -> None:
+    """Define ``name``: one merged row per profile of the fragments in ``fragments`` (of the profiles whose
+    ``pid`` is in ``pids``), over views ``{name}_keyed`` and ``{name}_ranked``.
 
     Needs the ``__key_pid`` relation of :func:`~openseg.profiles.identity.stitch`.
     """
     columns = [col(name, "f") for name in (*schema.names, *PROVENANCE)]
-    workspace.define("__frag_pid", (
+    keyed = (
         exp.select(*columns, exp.alias_(col("_profile_id", "k"), PROFILE, quoted=True))
         .from_(exp.alias_(exp.to_table(fragments), "f", quoted=True))
         .join(exp.alias_(exp.to_table("__key_pid"), "k", quoted=True),
               on=exp.EQ(this=col("key", "k"), expression=col(ANCHOR, "f")))
-    ))
-    workspace.define("__ranked", ranked_query("__frag_pid", schema, policy))
-    workspace.define("__merged", merge_query("__ranked", schema, PROFILE))
+    )
+    in_range = _in_range(col("pid", "k"), pids)
+    workspace.define(f"{name}_keyed", keyed if in_range is None else keyed.where(in_range))
+    workspace.define(f"{name}_ranked", ranked_query(f"{name}_keyed", schema, policy))
+    workspace.define(name, merge_query(f"{name}_ranked", schema, PROFILE))
+
+
+def merged_profiles(workspace: Workspace, fragments: str, schema: pa.Schema, policy: MergePolicySpec,
+                    pids: PidRange, number: int = 0) -> exp.Query:
+    """The rows of ``profiles.parquet`` for the profiles in ``pids``, over their merge (:func:`define_merged`,
+    as views of the slice's own, ``__merged_{number}``)."""
+    name = f"__merged_{number}"
+    define_merged(workspace, fragments, schema, policy, pids, name)
+    return profiles_query(schema, pids, name)
 
 
 @contextmanager
@@ -277,20 +319,23 @@ def rows(location: str | Path) -> int:
     return int(lake_files.parquet_file(str(location)).metadata.num_rows)
 
 
-def profiles_query(schema: pa.Schema) -> exp.Query:
-    """One row per profile: merged attributes, the union identityMap, provenance columns and the namespace of
-    its primary identity."""
+def profiles_query(schema: pa.Schema, pids: PidRange = None, merged: str = "__merged") -> exp.Query:
+    """One row per profile (of those whose ``pid`` is in ``pids``): merged attributes, the union identityMap,
+    provenance columns and the namespace of its primary identity."""
     columns: list[exp.Expr] = [exp.alias_(col("_profile_id", "k"), "_profile_id", quoted=True)]
     for top in schema:
         source = col(IDENTITY_MAP, "i") if top.name == IDENTITY_MAP else col(top.name, "m")
         columns.append(exp.alias_(source, top.name, quoted=True))
     select = render(exp.select(*columns))
     namespace = render(primary_namespace(col(IDENTITY_MAP, "i"), col("_profile_id", "k")))
+    identities_in = _in_range(col("pid", "x"), pids)
+    profiles_in = _in_range(col("pid", "k"), pids)
     # The rest is fixed text over the store's own relations.
     return statement(f"""
     WITH ids AS (
         SELECT x.pid, n.ns, list_sort(list(struct_pack(id := n.id, "primary" := x.is_primary))) AS ids
         FROM __ident AS x JOIN __ids AS n ON n.iid = x.iid
+        {"" if identities_in is None else f"WHERE {render(identities_in)}"}
         GROUP BY x.pid, n.ns
     ), "i" AS (
         SELECT pid, map_from_entries(list_sort(list(struct_pack(key := ns, value := ids)))) AS identityMap
@@ -303,7 +348,8 @@ def profiles_query(schema: pa.Schema) -> exp.Query:
         {namespace} AS {PRIMARY_NAMESPACE}
     FROM __profile_keys AS "k"
     JOIN "i" ON "i".pid = "k".pid
-    LEFT JOIN __merged AS "m" ON "m".{PROFILE} = "k"._profile_id
+    LEFT JOIN {render(exp.to_table(merged))} AS "m" ON "m".{PROFILE} = "k"._profile_id
+    {"" if profiles_in is None else f"WHERE {render(profiles_in)}"}
     ORDER BY "k".pid
     """)
 
