@@ -28,11 +28,16 @@ def test_the_worker_process_gets_the_servers_settings(tmp_path: Path) -> None:
         worker_nice=5, worker_mode="thread", streamer=False, stream_build_seconds=2.5, query_memory_limit="512MB",
         query_threads=2, api_processes=3,
         query_timeout=30.5)
-    # The example changes every setting, so a new one must be added to it, and so to ``to_env``.
-    assert [f.name for f in dataclasses.fields(Settings) if getattr(changed, f.name) == getattr(default, f.name)] == []
-    child = WorkerProcess(changed)
-    assert Settings.from_env(env=child.env) == changed
-    assert child.command == [sys.executable, "-m", "openseg", "worker"] == worker_command()
+    # An object store lake goes with the DuckDB engine only: a second example changes it.
+    on_s3 = dataclasses.replace(changed, engine="duckdb", lake_uri="s3://acme-openseg/lake?region=eu-west-1",
+                                lake=changed.home / "lake")
+    # The examples change every setting, so a new one must be added to them, and so to ``to_env``.
+    assert [f.name for f in dataclasses.fields(Settings)
+            if getattr(changed, f.name) == getattr(default, f.name) == getattr(on_s3, f.name)] == []
+    for example in (changed, on_s3):
+        child = WorkerProcess(example)
+        assert Settings.from_env(env=child.env) == example
+        assert child.command == [sys.executable, "-m", "openseg", "worker"] == worker_command()
 
 
 def test_the_worker_mode_is_process_or_thread(tmp_path: Path) -> None:

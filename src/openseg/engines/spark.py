@@ -334,8 +334,11 @@ class SparkWorkspace(Workspace):
         keeps them aligned row for row. (Spark spills what a merge holds: its :meth:`slices` is 1, and a sequence
         of queries is written as the base class does.)"""
         if not isinstance(query, exp.Query):
-            super().write_file(query, path, row_group_rows, split)
-            return
+            queries = list(query)
+            if len(queries) != 1:
+                super().write_file(queries, path, row_group_rows, split)
+                return
+            query = queries[0]
         frame = self.spark.sql(self.render(query))
         if split is None:
             _write_one(frame, path, row_group_rows)
