@@ -55,7 +55,8 @@ REFUSED = [
      "for more, compare xEvent[...].count()"),
     ("exists E from xEvent where xEvent.count() > 1",
      "error: nested event list is not supported on {dialect}: an event condition cannot read xEvent again"),
-    ("3 days > 1", "error: duration is not supported on {dialect}: a duration is only meaningful inside `occurs` windows"),
+    ("3 days > 1", "line 1, col 1: 3 days is a duration; a duration can only be added to or subtracted from a date or a "
+                   "time (now - 3 days), or bound an occurs window"),
 ]
 
 

@@ -97,3 +97,14 @@ def test_mutated_corpus_expressions_answer_or_refuse_with_a_position(
                       st.lists(st.sampled_from(TOKENS), max_size=12).map(" ".join)))
 def test_random_text_answers_or_refuses_with_a_position(text: str, small: tuple[Dataset, dict[str, pa.Table]]) -> None:
     _through_every_stage(text, small)
+
+
+@pytest.mark.parametrize(("text", "col"), [("loyalty.joinDate < 3 days", 20), ("loyalty.joinDate < - 3 days", 22),
+                                           ("loyalty.points + 3 days > 1", 1)])
+def test_a_duration_that_moves_no_time_is_refused_where_it_stands(text: str, col: int) -> None:
+    # Found by test_mutated_corpus_expressions_answer_or_refuse_with_a_position: these passed the checker and
+    # made both compilers raise a TypeError (a 500 in the API).
+    with pytest.raises(PqlError) as refused:
+        check(parse(text))
+    assert (refused.value.line, refused.value.col) == (1, col)
+    assert "a duration can only be added to or subtracted from a date or a time" in str(refused.value)

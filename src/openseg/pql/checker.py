@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from openseg.pql import ast, functions, regex_dialect
+from openseg.pql._time import moved_time
 from openseg.pql.errors import PqlError, PqlErrors
 from openseg.pql.functions import ArgType
 from openseg.pql.render import to_text
@@ -167,7 +168,9 @@ class _Checker(ast.Visitor[FieldType]):
         return _DATETIME
 
     def visit_Duration(self, node: ast.Duration) -> FieldType:
-        return ANY
+        # Reached only where no time moves by it (visit_Arithmetic takes those): `x < 3 days`, `-3 days`.
+        return self.fail(node, f"{_label(node)} is a duration; a duration can only be added to or subtracted from "
+                               "a date or a time (now - 3 days), or bound an occurs window")
 
     def visit_ArrayLiteral(self, node: ast.ArrayLiteral) -> FieldType:
         element: FieldType = ANY
@@ -293,9 +296,14 @@ class _Checker(ast.Visitor[FieldType]):
         return _NUM if then.is_numeric and otherwise.is_numeric and then != otherwise else then
 
     def visit_Arithmetic(self, node: ast.Arithmetic) -> FieldType:
+        moved = moved_time(node)
+        if moved is not None:  # a time moved by a duration: `now - 3 days`, `3 days + t`
+            time, _, _ = moved
+            moment = self.visit(time)
+            self._expect(time, "a duration can only be added to or subtracted from a date or a time",
+                         moment.is_temporal)
+            return moment
         left, right = self.visit(node.left), self.visit(node.right)
-        if left.is_temporal and isinstance(node.right, ast.Duration) and node.op in (ast.ArithOp.ADD, ast.ArithOp.SUB):
-            return left
         for operand, t in ((node.left, left), (node.right, right)):
             self._expect(operand, f"'{node.op.value}' needs numbers", t.is_numeric or _is_any(t))
         if node.op in (ast.ArithOp.DIV, ast.ArithOp.POW) or left.kind is FieldKind.NUMBER or right.kind is FieldKind.NUMBER:
