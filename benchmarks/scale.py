@@ -14,6 +14,9 @@ too (P7): in one process, the session started first and its start reported apart
 measured ones; ``BENCH_SPARK_CONF`` (``key=value;...``, default ``spark.driver.memory=6g``) sizes it. Spark's
 members are checked against DuckDB's.
 
+``BENCH_STEPS`` (default ``jobs,build``) picks the steps: ``jobs`` (the segment jobs, and Spark's with
+``BENCH_SPARK_MASTER``) and ``build``.
+
 Each figure is the median of ``BENCH_REPEAT`` runs (default 1 at 10M) in a fresh process, with that process's
 peak memory (for Spark, the Python driver's: the JVM is a process of its own); the members of each openseg job
 are checked against the hand-written query's. The table is printed; ``make bench`` (``benchmarks.run``) remains
@@ -107,8 +110,9 @@ def main() -> None:
     master = os.environ.get("BENCH_SPARK_MASTER")
     spark_conf = parse_spark_conf(os.environ.get("BENCH_SPARK_CONF", DEFAULT_SPARK_CONF))
     mismatches: list[str] = []
+    steps = {step.strip() for step in os.environ.get("BENCH_STEPS", "jobs,build").split(",")}
     try:
-        for label, segments in (("10", suite), ("100", hundred)):
+        for label, segments in ((("10", suite), ("100", hundred)) if "jobs" in steps else ()):
             console.print(f"hand-written one-pass SQL, {label} segments ...")
             baseline = measure(f"handwritten-{label}", count_one_pass, data_dir, segments, repeat=repeat)
             console.print(f"openseg segment job, {label} segments (a first job, then the measured ones) ...")
@@ -130,14 +134,16 @@ def main() -> None:
                 console.print(f"  Spark {statistics.median(spark.result['runs']):.1f} s "
                               f"(session start {spark.result['session']:.1f} s)")
                 shutil.rmtree(work / f"s{label}", ignore_errors=True)
-        console.print(f"merged-profile build from the ingest files (memory limit {BUILD_MEMORY}) ...")
-        try:
-            build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work), BUILD_MEMORY,
-                            repeat=1)
-            rows.append(("merged-profile build", build, None, GOALS["build"]))
-        except MeasurementFailed as failed:  # the figures above still count
-            last = str(failed).strip().splitlines()[-1]
-            mismatches.append(f"merged-profile build failed: {last}")
+        if "build" in steps:
+            console.print(f"merged-profile build from the ingest files (memory limit {BUILD_MEMORY}) ...")
+            try:
+                build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work),
+                                BUILD_MEMORY, repeat=1)
+                rows.append(("merged-profile build", build, None, GOALS["build"]))
+                console.print(f"  {build.median:.1f} s ({_gib(build)})")
+            except MeasurementFailed as failed:  # the figures above still count
+                last = str(failed).strip().splitlines()[-1]
+                mismatches.append(f"merged-profile build failed: {last}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = Table(title=f"P2b at {size}: {manifest.profiles:,} profiles, {manifest.events:,} events")
