@@ -49,6 +49,8 @@ from openseg.pql import parse
 
 #: Issue #17's P2b goals at 10M profiles on 2 cores (seconds).
 GOALS = {"job-10": 10.0, "job-100": 60.0, "build": 600.0}
+#: What ``BENCH_STEPS`` may name.
+STEPS = ("jobs", "build")
 #: P7: Spark local[2] at most this many times DuckDB's job, session start excluded.
 SPARK_RATIO = 4.0
 DEFAULT_SPARK_CONF = "spark.driver.memory=6g"
@@ -95,6 +97,10 @@ def _gib(measurement: Measurement) -> str:
 
 def main() -> None:
     size = os.environ.get("BENCH_SIZE", "10m")
+    steps = {step.strip() for step in os.environ.get("BENCH_STEPS", ",".join(STEPS)).split(",")} - {""}
+    if not steps or steps - set(STEPS):
+        unknown = ", ".join(sorted(steps - set(STEPS))) or "none given"
+        sys.exit(f"BENCH_STEPS: {unknown}; expected some of {', '.join(STEPS)}")
     seed = int(os.environ.get("BENCH_SEED", DEFAULT_SEED))
     repeat = int(os.environ.get("BENCH_REPEAT", 1 if parse_size(size) > 1_000_000 else 3))
     console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -110,7 +116,6 @@ def main() -> None:
     master = os.environ.get("BENCH_SPARK_MASTER")
     spark_conf = parse_spark_conf(os.environ.get("BENCH_SPARK_CONF", DEFAULT_SPARK_CONF))
     mismatches: list[str] = []
-    steps = {step.strip() for step in os.environ.get("BENCH_STEPS", "jobs,build").split(",")}
     try:
         for label, segments in ((("10", suite), ("100", hundred)) if "jobs" in steps else ()):
             console.print(f"hand-written one-pass SQL, {label} segments ...")
