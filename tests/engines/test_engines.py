@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,6 +99,29 @@ NUMBERED = [{"v": f"{name}:{row}", "file": number, "row": row}
 def test_numbered_files_keep_their_numbers_under_any_name(engine: Engine, tmp_path: Path) -> None:
     assert numbered_rows(engine, tmp_path) == NUMBERED
     assert len(NUMBERED) == 2 + 3 + 4 + 5 + 6
+
+
+@pytest.mark.parametrize("engine", engines(), indirect=True)
+def test_rows_are_numbered_in_the_order_of_a_column_across_partitions(engine: Engine) -> None:
+    """A profile build numbers its identities in key order (``__ids``): on Spark in sorted ranges, one per
+    partition, with no partition holding them all."""
+    keys = [f"k{n:06d}" for n in random.Random(3).sample(range(1_000_000), 5_000)]
+    table = pa.table({"key": keys, "v": list(range(len(keys)))})
+    spark = get_spark_session() if isinstance(engine, SparkEngine) else None
+    if spark is not None:  # every range stays a partition of its own, however small
+        spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+    try:
+        with engine.workspace() as workspace:
+            workspace.register("t", table)
+            workspace.materialize_numbered("numbered", exp.select("v", "key").from_("t"), "key", "iid")
+            result = workspace.fetch(exp.select(exp.Star()).from_("numbered"))
+    finally:
+        if spark is not None:
+            spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
+    assert result.column_names == ["iid", "v", "key"]
+    ordered = sorted(zip(keys, range(len(keys)), strict=True))
+    expected = [{"iid": position, "v": v, "key": key} for position, (key, v) in enumerate(ordered)]
+    assert sorted(result.to_pylist(), key=lambda row: row["iid"]) == expected
 
 
 def test_renders_in_its_dialect() -> None:

@@ -122,6 +122,16 @@ class Workspace(abc.ABC):
                 writer = writer or stack.enter_context(BatchWriter(path, result.schema, split, row_group_rows))
                 writer.write(result)
 
+    def materialize_numbered(self, name: str, query: exp.Query, order: str, column: str) -> None:
+        """Keep ``query``'s rows as ``name``, with a first BIGINT column ``column``: each row's position, from 0,
+        in the order of its column ``order`` (unique, never null). By default one window over every row
+        (``row_number() OVER (ORDER BY ...)``), which an engine that sorts in parallel replaces."""
+        position = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[
+            exp.Ordered(this=exp.column(order, table="q", quoted=True))]))
+        numbered = exp.cast(exp.Sub(this=position, expression=exp.Literal.number(1)), "BIGINT")
+        self.materialize(name, exp.select(exp.alias_(numbered, column, quoted=True), exp.Star())
+                         .from_(query.subquery("q")))
+
     def slices(self, rows: int) -> int:
         """Into how many slices a grouped statement over ``rows`` records (the merge of a build's fragments)
         should be cut to stay within this workspace's memory: 1 where the engine spills whatever it holds

@@ -356,13 +356,38 @@ class SparkWorkspace(Workspace):
         side.parent.mkdir(parents=True, exist_ok=True)
         _write_one(frame.select(frame[f"`{column}`"]), side, row_group_rows)
 
+    def materialize_numbered(self, name: str, query: exp.Query, order: str, column: str) -> None:
+        """Sorted in ranges on every executor, not in one partition as a window without ``PARTITION BY`` would:
+        after the sort, partition ``p`` holds the ``p``-th range in order, so a row's position is the rows of the
+        partitions before it plus its index in its own (``monotonically_increasing_id`` is ``p << 33`` plus that
+        index). The sorted rows are checkpointed first, so the counts and the positions read the same ranges."""
+        from pyspark.sql import functions as F
+
+        frame = self.spark.sql(self.render(query))
+        columns = [frame[f"`{c}`"] for c in frame.columns]
+        sorted_rows = (frame.orderBy(frame[f"`{order}`"].asc())
+                       .select(F.spark_partition_id().alias("__part"),
+                               F.monotonically_increasing_id().alias("__id"), *columns)
+                       .localCheckpoint(eager=True))
+        counts = {row["__part"]: row["n"] for row in sorted_rows.groupBy("__part").agg(F.count("*").alias("n")).collect()}
+        offsets, before = [], 0
+        for part in sorted(counts):
+            offsets.append((part, before))
+            before += counts[part]
+        firsts = self.spark.createDataFrame(offsets or [(0, 0)], "__part INT, __first BIGINT")
+        position = (F.col("__first") + F.col("__id") - F.shiftleft(F.col("__part").cast("bigint"), 33)).alias(column)
+        numbered = (sorted_rows.join(F.broadcast(firsts), "__part")
+                    .select(position, *[F.col(f"`{c}`") for c in frame.columns]))
+        self._checkpoint(name, numbered)
+
     def components(self, name: str, edges: exp.Query) -> None:
         # Each round of labels is checkpointed on the executors: planning a round then reads one relation,
         # not every earlier round's plan (each round reads the previous one three times).
         graph.label_components(self, name, edges, keep=self._checkpoint)
 
-    def _checkpoint(self, name: str, query: exp.Query) -> None:
-        frame = self.spark.sql(self.render(query)).localCheckpoint(eager=True)
+    def _checkpoint(self, name: str, query: exp.Query | DataFrame) -> None:
+        computed = self.spark.sql(self.render(query)) if isinstance(query, exp.Expr) else query
+        frame = computed.localCheckpoint(eager=True)
         replaced = self._checkpoints.pop(name, None)
         if replaced is not None:
             replaced.unpersist()

@@ -116,9 +116,10 @@ _NAMESPACES = """
 SELECT lower(ns) AS ns_l, min(ns) AS ns FROM ({spellings}) AS spellings GROUP BY lower(ns)
 """
 
-# Identity numbers in key order, so the smallest number of a component is its smallest key.
+# Every identity, numbered (iid) in key order by the workspace, so the smallest number of a component is its
+# smallest key.
 _IDS = """
-SELECT CAST(row_number() OVER (ORDER BY p.key) - 1 AS BIGINT) AS iid, p.key, n.ns, p.id, p.is_primary
+SELECT p.key, n.ns, p.id, p.is_primary
 FROM (SELECT key, any_value(ns) AS ns, any_value(id) AS id, bool_or(is_primary) AS is_primary
       FROM __pairs GROUP BY key) AS p
 JOIN __ns AS n ON n.ns_l = lower(p.ns)
@@ -179,7 +180,7 @@ def stitch(
     if known_namespaces is not None:
         spellings += f" UNION ALL SELECT ns FROM {known_namespaces}"
     workspace.materialize("__ns", statement(_NAMESPACES.format(spellings=spellings)))
-    workspace.materialize("__ids", statement(_IDS))
+    workspace.materialize_numbered("__ids", statement(_IDS), "key", "iid")
     if identity_graph == "none":
         workspace.materialize("__key_pid", statement(
             "SELECT DISTINCT i.key, i.iid AS pid, i.key AS _profile_id "
