@@ -444,9 +444,16 @@ def _stages(job: Measurement | None, shown: int = 12) -> list[str]:
 
 
 def write_report(results: BenchResults, path: Path) -> None:
-    """Writes the markdown report to ``path``."""
+    """Writes the markdown report to ``path``, keeping the scale section a 10M run wrote there
+    (``benchmarks.scale``)."""
+    from benchmarks.scale import current_section
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_markdown(results), encoding="utf-8")
+    text = render_markdown(results)
+    kept = current_section(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if kept is not None:
+        text = text.rstrip("\n") + "\n\n" + kept
+    path.write_text(text, encoding="utf-8")
 
 
 def print_summary(results: BenchResults, console: Console | None = None) -> None:

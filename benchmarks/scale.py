@@ -9,18 +9,22 @@ first if missing, timed):
 - the merged-profile build from the ingest files (stitching and merge, DuckDB capped at
   ``OPENSEG_BUILD_MEMORY_LIMIT``'s default, spilling beyond).
 
-With ``BENCH_SPARK_MASTER`` (``local[2]``, ``local[1]``, ``spark://host:7077``) the same two jobs run on Spark
-too (P7): in one process, the session started first and its start reported apart, then a first job and the
-measured ones; ``BENCH_SPARK_CONF`` (``key=value;...``, default ``spark.driver.memory=6g``) sizes it. Spark's
-members are checked against DuckDB's.
+With ``BENCH_SPARK_MASTER`` (``local[2]``, ``local[1]``, ``spark://host:7077``, or several, comma-separated) the
+same two jobs run on Spark too (P7): in one process per master, the session started first and its start reported
+apart, then a first job and the measured ones; ``BENCH_SPARK_CONF`` (``key=value;...``, default
+``spark.driver.memory=6g``) sizes it. Spark's members are checked against DuckDB's.
 
 ``BENCH_STEPS`` (default ``jobs,build``) picks the steps: ``jobs`` (the segment jobs, and Spark's with
 ``BENCH_SPARK_MASTER``) and ``build``.
 
 Each figure is the median of ``BENCH_REPEAT`` runs (default 1 at 10M) in a fresh process, with that process's
 peak memory (for Spark, the Python driver's: the JVM is a process of its own); the members of each openseg job
-are checked against the hand-written query's. The table is printed; ``make bench`` (``benchmarks.run``) remains
-the full report.
+are checked against the hand-written query's. The table is printed.
+
+``BENCH_SIZE=10m make bench`` (:func:`scale_report`, called by ``benchmarks.run`` above 1M profiles) measures all
+of it at 1M and at the size, Spark on ``local[2]`` unless ``BENCH_SPARK_MASTER`` says otherwise, and writes how
+each figure grows (with profiles, and from 10 to 100 segments) into its own section of ``docs/benchmarks.md``,
+beside the 1M report, which it leaves as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +43,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.generate import parse_size
+from benchmarks.generate import Manifest, parse_size
 from benchmarks.handwritten import count_one_pass
 from benchmarks.measure import Measurement, MeasurementFailed, measure
 from benchmarks.openseg_side import _pql, merged_build, segment_job
-from benchmarks.run import DEFAULT_SEED, _compare, ensure_data
+from benchmarks.run import DATA_ROOT, DEFAULT_SEED, _compare, ensure_data
 from benchmarks.segments import SUITE, mix
 from openseg.config import parse_spark_conf
 from openseg.pql import parse
@@ -56,6 +61,12 @@ SPARK_RATIO = 4.0
 DEFAULT_SPARK_CONF = "spark.driver.memory=6g"
 #: The build's DuckDB memory limit (``BENCH_BUILD_MEMORY``; default the service's ``OPENSEG_BUILD_MEMORY_LIMIT``).
 BUILD_MEMORY = os.environ.get("BENCH_BUILD_MEMORY", "2GB")
+#: The Spark master ``make bench`` measures above 1M profiles when ``BENCH_SPARK_MASTER`` is not set.
+REPORT_MASTER = "local[2]"
+#: Where ``scale_report`` writes its section in ``docs/benchmarks.md``.
+SECTION_BEGIN = "<!-- scale: written by BENCH_SIZE=10m make bench (benchmarks/scale.py) -->"
+SECTION_END = "<!-- scale: end -->"
+LABELS = ("10", "100")
 
 
 def spark_jobs(store: str, segments: list[tuple[str, str]], as_of: datetime, out_dir: str, master: str,
@@ -91,33 +102,45 @@ def spark_jobs(store: str, segments: list[tuple[str, str]], as_of: datetime, out
     return {"session": session, "runs": runs, "members": counts}
 
 
-def _gib(measurement: Measurement) -> str:
-    return "—" if measurement.peak_rss is None else f"{measurement.peak_rss / 2**30:.2f} GiB"
+@dataclass
+class SizeFigures:
+    """What one size measured: per segment count (``"10"``, ``"100"``) openseg's job and the hand-written query,
+    per Spark master its job, and the build."""
+
+    size: str
+    manifest: Manifest
+    jobs: dict[str, Measurement] = field(default_factory=dict)
+    handwritten: dict[str, Measurement] = field(default_factory=dict)
+    spark: dict[str, dict[str, Measurement]] = field(default_factory=dict)
+    build: Measurement | None = None
+    mismatches: list[str] = field(default_factory=list)
 
 
-def main() -> None:
-    size = os.environ.get("BENCH_SIZE", "10m")
+def _steps() -> set[str]:
     steps = {step.strip() for step in os.environ.get("BENCH_STEPS", ",".join(STEPS)).split(",")} - {""}
     if not steps or steps - set(STEPS):
         unknown = ", ".join(sorted(steps - set(STEPS))) or "none given"
         sys.exit(f"BENCH_STEPS: {unknown}; expected some of {', '.join(STEPS)}")
-    seed = int(os.environ.get("BENCH_SEED", DEFAULT_SEED))
-    repeat = int(os.environ.get("BENCH_REPEAT", 1 if parse_size(size) > 1_000_000 else 3))
-    console = Console() if sys.stdout.isatty() else Console(width=150)
-    data_dir, manifest, generated = ensure_data(size, seed, console=console)
-    console.print(f"{manifest.profiles:,} profiles, {manifest.events:,} events"
+    return steps
+
+
+def _masters(default: str = "") -> list[str]:
+    return [m.strip() for m in os.environ.get("BENCH_SPARK_MASTER", default).split(",") if m.strip()]
+
+
+def measure_size(size: str, seed: int, steps: set[str], masters: list[str], repeat: int, console: Console,
+                 data_root: Path = DATA_ROOT) -> SizeFigures:
+    """Measure ``steps`` at ``size`` (generating its data first if missing), printing each figure as it comes."""
+    data_dir, manifest, generated = ensure_data(size, seed, data_root, console)
+    console.print(f"{size}: {manifest.profiles:,} profiles, {manifest.events:,} events"
                   + (f"; generated in {generated:.0f} s" if generated is not None else "; data taken from the cache"))
+    figures = SizeFigures(size, manifest)
     store = str(data_dir / "plain")
     as_of = manifest.as_of_time.replace(tzinfo=UTC)
-    suite, hundred = SUITE, mix()
-    work = Path(tempfile.mkdtemp(prefix="openseg-scale-"))
-    rows: list[tuple[str, Measurement, Measurement | None, float | None]] = []
-    spark_rows: list[tuple[str, Measurement, Measurement]] = []
-    master = os.environ.get("BENCH_SPARK_MASTER")
     spark_conf = parse_spark_conf(os.environ.get("BENCH_SPARK_CONF", DEFAULT_SPARK_CONF))
-    mismatches: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="openseg-scale-"))
     try:
-        for label, segments in ((("10", suite), ("100", hundred)) if "jobs" in steps else ()):
+        for label, segments in (((LABELS[0], SUITE), (LABELS[1], mix())) if "jobs" in steps else ()):
             console.print(f"hand-written one-pass SQL, {label} segments ...")
             baseline = measure(f"handwritten-{label}", count_one_pass, data_dir, segments, repeat=repeat)
             console.print(f"openseg segment job, {label} segments (a first job, then the measured ones) ...")
@@ -126,54 +149,187 @@ def main() -> None:
             job = measure(f"openseg-job-{label}", segment_job, store, _pql(segments), as_of, warm, out, repeat=repeat)
             expected = {s.key: baseline.result[s.key] for s in segments}
             actual = {s.key: job.result["members"].get(s.id) for s in segments}
-            mismatches += _compare(f"openseg job ({label})", expected, actual)
-            rows.append((f"segment job, {label} segments", job, baseline, GOALS[f"job-{label}"]))
+            figures.mismatches += _compare(f"openseg job ({label}, {size})", expected, actual)
+            figures.jobs[label], figures.handwritten[label] = job, baseline
             console.print(f"  openseg {job.median:.1f} s ({_gib(job)}), hand-written {baseline.median:.1f} s ({_gib(baseline)})")
             shutil.rmtree(out, ignore_errors=True)
-            if master:
+            for master in masters:
                 console.print(f"Spark ({master}) segment job, {label} segments (session, a first job, then the measured ones) ...")
                 spark = measure(f"spark-job-{label}", spark_jobs, store, _pql(segments), as_of, str(work / f"s{label}"),
                                 master, spark_conf, repeat, repeat=1)
-                mismatches += _compare(f"Spark job ({label})", job.result["members"], spark.result["members"])
-                spark_rows.append((f"segment job, {label} segments", spark, job))
-                console.print(f"  Spark {statistics.median(spark.result['runs']):.1f} s "
-                              f"(session start {spark.result['session']:.1f} s)")
+                figures.mismatches += _compare(f"Spark {master} job ({label}, {size})", job.result["members"],
+                                               spark.result["members"])
+                figures.spark.setdefault(master, {})[label] = spark
+                console.print(f"  Spark {_spark_seconds(spark):.1f} s (session start {spark.result['session']:.1f} s)")
                 shutil.rmtree(work / f"s{label}", ignore_errors=True)
         if "build" in steps:
             console.print(f"merged-profile build from the ingest files (memory limit {BUILD_MEMORY}) ...")
             try:
-                build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work),
-                                BUILD_MEMORY, repeat=1)
-                rows.append(("merged-profile build", build, None, GOALS["build"]))
-                console.print(f"  {build.median:.1f} s ({_gib(build)})")
+                figures.build = measure("openseg-merged-build", merged_build, str(data_dir / "ingest"), str(work),
+                                        BUILD_MEMORY, repeat=1)
+                console.print(f"  {figures.build.median:.1f} s ({_gib(figures.build)})")
             except MeasurementFailed as failed:  # the figures above still count
                 last = str(failed).strip().splitlines()[-1]
-                mismatches.append(f"merged-profile build failed: {last}")
+                figures.mismatches.append(f"merged-profile build failed at {size}: {last}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
+def _gib(measurement: Measurement | None) -> str:
+    return "—" if measurement is None or measurement.peak_rss is None else f"{measurement.peak_rss / 2**30:.2f} GiB"
+
+
+def _spark_seconds(spark: Measurement) -> float:
+    return statistics.median(spark.result["runs"])
+
+
+def print_tables(figures: SizeFigures, console: Console) -> None:
+    """The P2b table (openseg against the hand-written query and the goals) and, with Spark, the P7 table."""
+    size, manifest = figures.size, figures.manifest
     table = Table(title=f"P2b at {size}: {manifest.profiles:,} profiles, {manifest.events:,} events")
     for column in ("measure", "openseg", "peak memory", "hand-written", "ratio", "goal", "met"):
         table.add_column(column)
+    rows: list[tuple[str, Measurement, Measurement | None, float]] = [
+        (f"segment job, {label} segments", figures.jobs[label], figures.handwritten[label], GOALS[f"job-{label}"])
+        for label in LABELS if label in figures.jobs]
+    if figures.build is not None:
+        rows.append(("merged-profile build", figures.build, None, GOALS["build"]))
     for name, figure, against, goal in rows:
         ratio = f"{figure.median / against.median:.2f}×" if against else "—"
         table.add_row(name, f"{figure.median:.1f} s", _gib(figure),
                       f"{against.median:.1f} s ({_gib(against)})" if against else "—", ratio,
-                      f"≤ {goal:g} s" if goal else "—", "yes" if goal and figure.median <= goal else "no")
+                      f"≤ {goal:g} s", "yes" if figure.median <= goal else "no")
     console.print(table)
-    if spark_rows:
+    for master, by_label in figures.spark.items():
         spark_table = Table(title=f"P7 at {size}: Spark {master} against DuckDB (session start apart)")
         for column in ("measure", "Spark", "session start", "driver memory", "DuckDB", "ratio", "goal", "met"):
             spark_table.add_column(column)
-        for name, spark, duck in spark_rows:
-            seconds = statistics.median(spark.result["runs"])
+        for label, spark in by_label.items():
+            seconds, duck = _spark_seconds(spark), figures.jobs[label]
             ratio = seconds / duck.median
-            spark_table.add_row(name, f"{seconds:.1f} s", f"{spark.result['session']:.1f} s", _gib(spark),
-                                f"{duck.median:.1f} s", f"{ratio:.2f}×", f"≤ {SPARK_RATIO:g}×",
+            spark_table.add_row(f"segment job, {label} segments", f"{seconds:.1f} s", f"{spark.result['session']:.1f} s",
+                                _gib(spark), f"{duck.median:.1f} s", f"{ratio:.2f}×", f"≤ {SPARK_RATIO:g}×",
                                 "yes" if ratio <= SPARK_RATIO else "no")
         console.print(spark_table)
-    for problem in mismatches:
+    for problem in figures.mismatches:
         console.print(f"[red]{problem}[/red]")
-    sys.exit(1 if mismatches else 0)
+
+
+def _growth(small: float, large: float) -> str:
+    return f"{large / small:.1f}×"
+
+
+def render_section(small: SizeFigures, large: SizeFigures, when: str, machine: str) -> str:
+    """The ``docs/benchmarks.md`` section of :func:`scale_report`: each figure at both sizes and its growth,
+    then from 10 to 100 segments, and the goals at the larger size."""
+    a, b = small.size, large.size
+    factor = large.manifest.profiles / small.manifest.profiles
+    lines = [SECTION_BEGIN, "", f"## Scale: {a} → {b} profiles", "",
+             f"`BENCH_SIZE={b} make bench` on {when}, {machine}: {small.manifest.profiles:,} profiles and "
+             f"{small.manifest.events:,} events against {large.manifest.profiles:,} and {large.manifest.events:,} "
+             f"({factor:g}× the profiles), in one run. Each figure is one measured run after a first one (the job "
+             "diffs against the membership the first made), with the peak memory of its process (for Spark, the "
+             "Python driver's; the JVM is a process of its own). Members are checked against the hand-written "
+             "query at both sizes, and Spark's against DuckDB's.", "",
+             f"| measure | {a} | {b} | growth (time) | growth (memory) | goal at {b} | met |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def row(name: str, x: Measurement | None, y: Measurement | None, seconds: Any = None, goal: str = "—",
+            met: str = "—") -> None:
+        if x is None or y is None:
+            return
+        tx, ty = (seconds(x), seconds(y)) if seconds else (x.median, y.median)
+        memory = (_growth(x.peak_rss, y.peak_rss) if x.peak_rss and y.peak_rss else "—")
+        lines.append(f"| {name} | {tx:.1f} s ({_gib(x)}) | {ty:.1f} s ({_gib(y)}) | {_growth(tx, ty)} | {memory} "
+                     f"| {goal} | {met} |")
+
+    for label in LABELS:
+        job_goal = GOALS[f"job-{label}"]
+        y = large.jobs.get(label)
+        row(f"openseg job (DuckDB), {label} segments", small.jobs.get(label), y, goal=f"≤ {job_goal:g} s",
+            met="—" if y is None else ("yes" if y.median <= job_goal else "no"))
+        row(f"hand-written one-pass SQL, {label} segments", small.handwritten.get(label), large.handwritten.get(label))
+        for master in large.spark:
+            spark_y = large.spark[master].get(label)
+            ratio = "—" if spark_y is None or y is None else f"{_spark_seconds(spark_y) / y.median:.2f}× DuckDB"
+            row(f"Spark {master} job, {label} segments (session start apart)",
+                small.spark.get(master, {}).get(label), spark_y, _spark_seconds,
+                goal=f"≤ {SPARK_RATIO:g}× DuckDB (P7)", met="—" if ratio == "—" else
+                f"{'yes' if float(ratio.split('×')[0]) <= SPARK_RATIO else 'no'} ({ratio})")
+    row("merged-profile build (DuckDB, limit " + BUILD_MEMORY + ")", small.build, large.build,
+        goal=f"≤ {GOALS['build']:g} s within 4 GiB",
+        met="—" if large.build is None else ("yes" if large.build.median <= GOALS["build"]
+                                              and (large.build.peak_rss or 0) <= 4 * 2**30 else "no"))
+    lines += ["", "From 10 to 100 segments (time of the 100-segment job over the 10-segment one):", ""]
+    for figures in (small, large):
+        parts = []
+        if all(label in figures.jobs for label in LABELS):
+            parts.append(f"openseg {_growth(figures.jobs['10'].median, figures.jobs['100'].median)}")
+            parts.append(f"hand-written {_growth(figures.handwritten['10'].median, figures.handwritten['100'].median)}")
+        for master, by_label in figures.spark.items():
+            if all(label in by_label for label in LABELS):
+                parts.append(f"Spark {master} {_growth(_spark_seconds(by_label['10']), _spark_seconds(by_label['100']))}")
+        if parts:
+            lines.append(f"- {figures.size}: " + ", ".join(parts))
+    problems = small.mismatches + large.mismatches
+    lines += ["", *(f"- MISMATCH: {p}" for p in problems)] if problems else []
+    lines += ["", SECTION_END]
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(document: str, section: str) -> str:
+    """``document`` with its scale section replaced by ``section`` (appended when it has none)."""
+    if SECTION_BEGIN in document and SECTION_END in document:
+        before, rest = document.split(SECTION_BEGIN, 1)
+        after = rest.split(SECTION_END, 1)[1]
+        return before + section.rstrip("\n") + after
+    return document.rstrip("\n") + "\n\n" + section
+
+
+def current_section(document: str) -> str | None:
+    """The scale section of ``document``, if it has one (``benchmarks.report`` keeps it when it rewrites the rest)."""
+    if SECTION_BEGIN in document and SECTION_END in document:
+        return SECTION_BEGIN + document.split(SECTION_BEGIN, 1)[1].split(SECTION_END, 1)[0] + SECTION_END + "\n"
+    return None
+
+
+def scale_report(size: str, seed: int, report_path: Path, console: Console, small: str = "1m",
+                 data_root: Path = DATA_ROOT) -> list[str]:
+    """``BENCH_SIZE=10m make bench``: every step at ``small`` and at ``size`` (Spark on ``BENCH_SPARK_MASTER``,
+    default ``local[2]``), their tables printed, and the scale section of ``report_path`` rewritten.
+
+    Returns:
+        The mismatches (members that differ, a failed build).
+    """
+    from benchmarks.report import Machine
+
+    masters = _masters(REPORT_MASTER)
+    repeat = int(os.environ.get("BENCH_REPEAT", 1))
+    measured = []
+    for each in (small, size):
+        figures = measure_size(each, seed, set(STEPS), masters, repeat, console, data_root)
+        print_tables(figures, console)
+        measured.append(figures)
+    machine = Machine.detect()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = render_section(measured[0], measured[1], when,
+                             f"{machine.cores} cores, {machine.memory_bytes / 2**30:.0f} GiB, {machine.cpu_model}")
+    document = report_path.read_text(encoding="utf-8") if report_path.is_file() else "# Benchmarks\n"
+    report_path.write_text(replace_section(document, section), encoding="utf-8")
+    console.print(f"scale section written to {report_path}")
+    return measured[0].mismatches + measured[1].mismatches
+
+
+def main() -> None:
+    size = os.environ.get("BENCH_SIZE", "10m")
+    steps = _steps()
+    seed = int(os.environ.get("BENCH_SEED", DEFAULT_SEED))
+    repeat = int(os.environ.get("BENCH_REPEAT", 1 if parse_size(size) > 1_000_000 else 3))
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    figures = measure_size(size, seed, steps, _masters(), repeat, console)
+    print_tables(figures, console)
+    sys.exit(1 if figures.mismatches else 0)
 
 
 if __name__ == "__main__":
