@@ -116,6 +116,60 @@ def test_spark_builds_the_store_duckdb_builds(lake: Lake) -> None:
             assert on["other"] == on["duckdb"], file
 
 
+class StructRankingEngine(DuckDBEngine):
+    """DuckDB ranking the fragments it merges as Spark does: by a struct of the rank's terms, with no window
+    over every fragment (``Workspace.global_windows`` False)."""
+
+    def with_limits(self, memory_limit: str | None = None, spill: Path | None = None) -> DuckDBEngine:
+        limited = super().with_limits(memory_limit, spill)
+        return StructRankingEngine(threads=limited.threads, memory_limit=limited.memory_limit,
+                                   temp_directory=limited.temp_directory,
+                                   preserve_insertion_order=limited.preserve_insertion_order)
+
+    @contextmanager
+    def workspace(self) -> Iterator[DuckDBWorkspace]:
+        with super().workspace() as workspace:
+            workspace.global_windows = False
+            yield workspace
+
+
+def _competing_fragments(lake: Lake) -> None:
+    """Fragments of one profile that disagree, from three datasets: updated at different times, at the same
+    time, with no update time (the ingest time then), in one file and across files."""
+    t0 = datetime(2024, 3, 1)
+    person = ids(("email", "p"), ("ECID", "p-web"), primary="p")
+    lake.add("profile", [{"identityMap": person, "tier": "crm-old", "points": 1,
+                          "extSourceSystemAudit": {"lastUpdatedDate": t0}},
+                         {"identityMap": person, "tier": "crm-new", "extSourceSystemAudit": {"lastUpdatedDate": t0}}],
+             dataset="ds-crm", ingest=t0)
+    lake.add("profile", [{"identityMap": ids(("ECID", "p-web")), "tier": "web", "points": 2}],
+             dataset="ds-web", ingest=t0 - timedelta(days=1))
+    lake.add("profile", [{"identityMap": person, "tier": None, "points": 3, "extSourceSystemAudit": {"lastUpdatedDate": None}},
+                         {"identityMap": ids(("email", "q")), "tier": "other", "points": None,
+                          "extSourceSystemAudit": None}],
+             dataset="ds-third", ingest=t0 + timedelta(days=1))
+
+
+@pytest.mark.parametrize("policy", [
+    MergePolicySpec("mp"),
+    MergePolicySpec("mp-dsp", attribute_merge="dataSetPrecedence", dataset_order=("ds-web", "ds-crm")),
+    MergePolicySpec("mp-none", identity_graph="none"),
+], ids=["timestampOrdered", "dataSetPrecedence", "none"])
+def test_ranking_by_a_struct_merges_as_ranking_by_a_window(lake: Lake, policy: MergePolicySpec) -> None:
+    _competing_fragments(lake)
+    _chains_and_a_hub(lake)
+    by_window, by_struct = _stores(lake, policy, StructRankingEngine())
+    assert by_struct == by_window
+    merged = {row["_profile_id"]: (row["tier"], row["points"]) for row in by_window["files"]["profiles.parquet"]}
+    if policy.identity_graph == "none":  # the web fragment is a profile of its own
+        assert (merged["email:p"], merged["ecid:p-web"]) == (("crm-new", 3), ("web", 2))
+    elif policy.attribute_merge == "dataSetPrecedence":
+        assert merged["ecid:p-web"] == ("web", 2)
+    else:  # equal update times go to the later record of the file; no update time ranks by the later ingest
+        assert merged["ecid:p-web"] == ("crm-new", 3)
+    assert merged["email:q"] == ("other", None)
+
+
 def test_labelling_in_statements_agrees_with_numpy() -> None:
     rng = np.random.default_rng(7)
     nodes = 300

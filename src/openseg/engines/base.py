@@ -65,6 +65,10 @@ class Workspace(abc.ABC):
 
     #: The sqlglot dialect statements are rendered in.
     dialect: str = ""
+    #: Whether a ``row_number()`` window over every row is cheap here: True where one process sorts anyway
+    #: (DuckDB); False where such a window moves every row into one partition (Spark), and a build ranks the
+    #: fragments it merges by a struct of their rank's terms instead (``profiles.merge.ranked_query``).
+    global_windows = True
 
     @abc.abstractmethod
     def register(self, name: str, source: TableSource) -> None:

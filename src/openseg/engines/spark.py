@@ -269,6 +269,7 @@ class SparkWorkspace(Workspace):
     a view holds its analysed plan."""
 
     dialect = "spark"
+    global_windows = False
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark

@@ -288,7 +288,7 @@ def define_merged(workspace: Workspace, fragments: str, schema: pa.Schema, polic
     )
     in_range = _in_range(col("pid", "k"), pids)
     workspace.define(f"{name}_keyed", keyed if in_range is None else keyed.where(in_range))
-    workspace.define(f"{name}_ranked", ranked_query(f"{name}_keyed", schema, policy))
+    workspace.define(f"{name}_ranked", ranked_query(f"{name}_keyed", schema, policy, window=workspace.global_windows))
     workspace.define(name, merge_query(f"{name}_ranked", schema, PROFILE))
 
 

@@ -37,16 +37,20 @@ class _Leaf:
     value: exp.Expr
 
 
-def ranked_query(relation: str, schema: pa.Schema, policy: MergePolicySpec) -> exp.Select:
+def ranked_query(relation: str, schema: pa.Schema, policy: MergePolicySpec, *, window: bool = True) -> exp.Select:
     """``relation`` with a ``__priority`` column: the larger, the stronger its attributes.
 
     Args:
         relation: Fragments with the unified columns and the provenance columns.
         schema: The unified fragment schema.
         policy: The merge policy.
+        window: Number the fragments in rank order (one sort of them all: DuckDB's ``arg_max`` then compares
+            integers, measured faster there); False: the priority is a struct of the rank's terms, compared field
+            by field (none is ever null), so no sort of every fragment is needed (Spark, where a window without
+            ``PARTITION BY`` runs in one partition).
 
     Returns:
-        ``SELECT *, row_number() OVER (ORDER BY <rank>) AS __priority FROM relation``.
+        ``SELECT *, row_number() OVER (ORDER BY <rank>) AS __priority FROM relation``, or with ``struct_pack(<rank>)``.
     """
     moment: exp.Expr = col(INGEST)
     if _has_timestamp(schema, LAST_UPDATED):
@@ -58,8 +62,10 @@ def ranked_query(relation: str, schema: pa.Schema, policy: MergePolicySpec) -> e
             tier = tier.when(exp.Literal.string(dataset_id), exp.Literal.number(len(policy.dataset_order) - position))
         order.append(tier.else_(exp.Literal.number(0)))
     order += [moment, col(INGEST), col(RID)]
-    window = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
-    return exp.select(exp.Star(), exp.alias_(window, PRIORITY, quoted=True)).from_(relation)
+    priority: exp.Expr = struct_pack([(f"r{position}", term) for position, term in enumerate(order)])
+    if window:
+        priority = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
+    return exp.select(exp.Star(), exp.alias_(priority, PRIORITY, quoted=True)).from_(relation)
 
 
 def merge_query(relation: str, schema: pa.Schema, group_key: str) -> exp.Select:
