@@ -380,6 +380,7 @@ class SparkWorkspace(Workspace):
         numbered = (sorted_rows.join(F.broadcast(firsts), "__part")
                     .select(position, *[F.col(f"`{c}`") for c in frame.columns]))
         self._checkpoint(name, numbered)
+        sorted_rows.unpersist()  # the numbered rows are checkpointed: the sorted ones are no longer read
 
     def components(self, name: str, edges: exp.Query) -> None:
         # Each round of labels is checkpointed on the executors: planning a round then reads one relation,

@@ -62,9 +62,8 @@ def ranked_query(relation: str, schema: pa.Schema, policy: MergePolicySpec, *, w
             tier = tier.when(exp.Literal.string(dataset_id), exp.Literal.number(len(policy.dataset_order) - position))
         order.append(tier.else_(exp.Literal.number(0)))
     order += [moment, col(INGEST), col(RID)]
-    priority: exp.Expr = struct_pack([(f"r{position}", term) for position, term in enumerate(order)])
-    if window:
-        priority = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
+    priority = (exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
+                if window else struct_pack([(f"r{position}", term) for position, term in enumerate(order)]))
     return exp.select(exp.Star(), exp.alias_(priority, PRIORITY, quoted=True)).from_(relation)
 
 
