@@ -9,8 +9,9 @@ first if missing, timed):
 - the merged-profile build from the ingest files (stitching and merge, DuckDB capped at
   ``OPENSEG_BUILD_MEMORY_LIMIT``'s default, spilling beyond).
 
-With ``BENCH_SPARK_MASTER`` (``local[2]``, ``local[1]``, ``spark://host:7077``, or several, comma-separated) the
-same two jobs run on Spark too (P7): in one process per master, the session started first and its start reported
+With ``BENCH_SPARK_MASTER`` (``local[2]``, ``local[1]``, ``spark://host:7077``, ``cluster`` for a standalone master
+and two one-core workers started here for the measurement, or several, comma-separated) the same two jobs run on
+Spark too (P7): in one process per master, the session started first and its start reported
 apart, then a first job and the measured ones; ``BENCH_SPARK_CONF`` (``key=value;...``, default
 ``spark.driver.memory=6g``) sizes it. Spark's members are checked against DuckDB's.
 
@@ -35,6 +36,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +53,7 @@ from benchmarks.openseg_side import _pql, merged_build, segment_job
 from benchmarks.run import DATA_ROOT, DEFAULT_SEED, _compare, ensure_data
 from benchmarks.segments import SUITE, mix
 from openseg.config import parse_spark_conf
+from openseg.engines.standalone import standalone_cluster
 from openseg.pql import parse
 
 #: Issue #17's P2b goals at 10M profiles on 2 cores (seconds).
@@ -63,6 +67,13 @@ DEFAULT_SPARK_CONF = "spark.driver.memory=6g"
 BUILD_MEMORY = os.environ.get("BENCH_BUILD_MEMORY", "2GB")
 #: The Spark master ``make bench`` measures above 1M profiles when ``BENCH_SPARK_MASTER`` is not set.
 REPORT_MASTER = "local[2]"
+#: ``BENCH_SPARK_MASTER=cluster``: a standalone master and this many one-core workers started on this machine
+#: (``openseg.engines.standalone``), each running one executor of ``CLUSTER_EXECUTOR_MEMORY``.
+CLUSTER = "cluster"
+CLUSTER_WORKERS = 2
+CLUSTER_WORKER_MEMORY, CLUSTER_EXECUTOR_MEMORY = "5g", "4500m"
+#: The cluster sizes the scale section projects a job per 100M profiles onto.
+PROJECTED_CORES = (16, 64)
 #: Where ``scale_report`` writes its section in ``docs/benchmarks.md``.
 SECTION_BEGIN = "<!-- scale: written by BENCH_SIZE=10m make bench (benchmarks/scale.py) -->"
 SECTION_END = "<!-- scale: end -->"
@@ -154,9 +165,11 @@ def measure_size(size: str, seed: int, steps: set[str], masters: list[str], repe
             console.print(f"  openseg {job.median:.1f} s ({_gib(job)}), hand-written {baseline.median:.1f} s ({_gib(baseline)})")
             shutil.rmtree(out, ignore_errors=True)
             for master in masters:
-                console.print(f"Spark ({master}) segment job, {label} segments (session, a first job, then the measured ones) ...")
-                spark = measure(f"spark-job-{label}", spark_jobs, store, _pql(segments), as_of, str(work / f"s{label}"),
-                                master, spark_conf, repeat, repeat=1)
+                console.print(f"Spark ({_master_name(master)}) segment job, {label} segments (session, a first job, "
+                              "then the measured ones) ...")
+                with _spark_master(master, work / f"cluster{label}") as (url, conf):
+                    spark = measure(f"spark-job-{label}", spark_jobs, store, _pql(segments), as_of,
+                                    str(work / f"s{label}"), url, spark_conf + conf, repeat, repeat=1)
                 figures.mismatches += _compare(f"Spark {master} job ({label}, {size})", job.result["members"],
                                                spark.result["members"])
                 figures.spark.setdefault(master, {})[label] = spark
@@ -174,6 +187,30 @@ def measure_size(size: str, seed: int, steps: set[str], masters: list[str], repe
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+@contextmanager
+def _spark_master(master: str, base: Path) -> Iterator[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The master URL and extra session settings to run on: ``cluster`` starts a standalone cluster of
+    ``CLUSTER_WORKERS`` one-core workers on this machine for the measurement; any other master is used as given."""
+    if master != CLUSTER:
+        yield master, ()
+        return
+    with standalone_cluster(base, CLUSTER_WORKERS, 1, CLUSTER_WORKER_MEMORY, CLUSTER_EXECUTOR_MEMORY) as cluster:
+        yield cluster.master, cluster.conf
+
+
+def _master_name(master: str) -> str:
+    return f"standalone cluster, {CLUSTER_WORKERS} one-core workers" if master == CLUSTER else master
+
+
+def master_cores(master: str) -> int | None:
+    """The cores a master offers, where its name says: ``local[N]`` and ``cluster``."""
+    if master == CLUSTER:
+        return CLUSTER_WORKERS
+    if master.startswith("local[") and master.endswith("]") and master[6:-1].isdigit():
+        return int(master[6:-1])
+    return None
 
 
 def _gib(measurement: Measurement | None) -> str:
@@ -202,7 +239,7 @@ def print_tables(figures: SizeFigures, console: Console) -> None:
                       f"≤ {goal:g} s", "yes" if figure.median <= goal else "no")
     console.print(table)
     for master, by_label in figures.spark.items():
-        spark_table = Table(title=f"P7 at {size}: Spark {master} against DuckDB (session start apart)")
+        spark_table = Table(title=f"P7 at {size}: Spark {_master_name(master)} against DuckDB (session start apart)")
         for column in ("measure", "Spark", "session start", "driver memory", "DuckDB", "ratio", "goal", "met"):
             spark_table.add_column(column)
         for label, spark in by_label.items():
@@ -256,7 +293,7 @@ def render_section(small: SizeFigures, large: SizeFigures, when: str, machine: s
             if spark_y is not None and y is not None:
                 ratio = _spark_seconds(spark_y) / y.median
                 met = f"{'yes' if ratio <= SPARK_RATIO else 'no'} ({ratio:.2f}× DuckDB)"
-            row(f"Spark {master} job, {label} segments (session start apart)",
+            row(f"Spark {_master_name(master)} job, {label} segments (session start apart)",
                 small.spark.get(master, {}).get(label), spark_y, _spark_seconds,
                 goal=f"≤ {SPARK_RATIO:g}× DuckDB (P7)", met=met)
     row("merged-profile build (DuckDB, limit " + BUILD_MEMORY + ")", small.build, large.build,
@@ -271,13 +308,50 @@ def render_section(small: SizeFigures, large: SizeFigures, when: str, machine: s
             parts.append(f"hand-written {_growth(figures.handwritten['10'].median, figures.handwritten['100'].median)}")
         for master, by_label in figures.spark.items():
             if all(label in by_label for label in LABELS):
-                parts.append(f"Spark {master} {_growth(_spark_seconds(by_label['10']), _spark_seconds(by_label['100']))}")
+                parts.append(f"Spark {_master_name(master)} {_growth(_spark_seconds(by_label['10']), _spark_seconds(by_label['100']))}")
         if parts:
             lines.append(f"- {figures.size}: " + ", ".join(parts))
+    lines += projection(large)
     problems = small.mismatches + large.mismatches
     lines += ["", *(f"- MISMATCH: {p}" for p in problems)] if problems else []
     lines += ["", SECTION_END]
     return "\n".join(lines) + "\n"
+
+
+def projection(figures: SizeFigures, profiles: int = 100_000_000) -> list[str]:
+    """Lines projecting Spark's jobs to ``profiles`` on ``PROJECTED_CORES`` cores from how they scaled at this size:
+    one core's work is ``local[1]``'s time times the growth in profiles; each several-core master's efficiency is
+    ``local[1]``'s time over its time times its cores, and the projection takes the lowest one measured (efficiency
+    falls as cores are added, so these are lower bounds). Empty without ``local[1]`` and another master."""
+    single = figures.spark.get("local[1]", {})
+    several = {m: by_label for m, by_label in figures.spark.items() if (master_cores(m) or 1) > 1}
+    if not single or not several:
+        return []
+    factor = profiles / figures.manifest.profiles
+    lines = ["", f"Spark's scaling at {figures.size} and a projection to {profiles / 1e6:g}M profiles ({factor:g}× "
+             f"this size, taken as {factor:g}× the work): efficiency is one core's time over the time on N cores "
+             "times N; the projection uses the lowest efficiency measured, so it is a lower bound.", "",
+             "| job | one core (local[1]) | " + " | ".join(_master_name(m) for m in several)
+             + f" | one core's work at {profiles / 1e6:g}M | "
+             + " | ".join(f"{n} cores" for n in PROJECTED_CORES) + " |",
+             "| --- " * (3 + len(several) + len(PROJECTED_CORES)) + "|"]
+    for label in LABELS:
+        if label not in single or not all(label in by_label for by_label in several.values()):
+            continue
+        one = _spark_seconds(single[label])
+        efficiencies = {m: one / (_spark_seconds(by_label[label]) * (master_cores(m) or 1))
+                        for m, by_label in several.items()}
+        lowest = min(efficiencies.values())
+        work = one * factor
+        lines.append(f"| {label} segments | {one:.1f} s | "
+                     + " | ".join(f"{_spark_seconds(several[m][label]):.1f} s ({efficiencies[m]:.0%})" for m in several)
+                     + f" | {work:,.0f} core-s | "
+                     + " | ".join(f"{_duration(work / (n * lowest))}" for n in PROJECTED_CORES) + " |")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def replace_section(document: str, section: str) -> str:

@@ -9,7 +9,16 @@ import pytest
 from benchmarks.generate import Manifest
 from benchmarks.measure import Measurement
 from benchmarks.report import GIB, write_report
-from benchmarks.scale import SECTION_BEGIN, SECTION_END, SizeFigures, render_section, replace_section, scale_report
+from benchmarks.scale import (
+    SECTION_BEGIN,
+    SECTION_END,
+    SizeFigures,
+    master_cores,
+    projection,
+    render_section,
+    replace_section,
+    scale_report,
+)
 from rich.console import Console
 
 from benchmarks import run as bench_run
@@ -58,6 +67,36 @@ def test_the_section_shows_each_figure_at_both_sizes_its_growth_and_the_goals() 
     assert "- 1m: openseg 2.7×, hand-written 3.0×, Spark local[2] 10.0×" in lines
     assert "- 10m: openseg 2.7×, hand-written 3.0×, Spark local[2] 10.0×" in lines
     assert "MISMATCH" not in text
+
+
+def test_the_section_projects_spark_to_100m_profiles_from_its_measured_scaling() -> None:
+    """One core's time at 10M times ten is the work at 100M; it spreads over N cores at the lowest efficiency
+    measured on two (here the cluster's: 100 s / (2 × 80 s) = 62.5 %)."""
+    large = _figures("10m", 10_000_000, 10.0)
+    large.spark = {"local[1]": {"10": _spark(100.0, 5.0), "100": _spark(400.0, 5.0)},
+                   "local[2]": {"10": _spark(62.5, 5.0), "100": _spark(250.0, 5.0)},
+                   "cluster": {"10": _spark(80.0, 5.0), "100": _spark(320.0, 5.0)}}
+    lines = projection(large)
+    table = [line for line in lines if line.startswith("| ") and not line.startswith("| ---")]
+    assert table == [
+        "| job | one core (local[1]) | local[2] | standalone cluster, 2 one-core workers | one core's work at 100M "
+        "| 16 cores | 64 cores |",
+        "| 10 segments | 100.0 s | 62.5 s (80%) | 80.0 s (62%) | 1,000 core-s | 100 s | 25 s |",
+        "| 100 segments | 400.0 s | 250.0 s (80%) | 320.0 s (62%) | 4,000 core-s | 6.7 min | 100 s |",
+    ]
+    assert "\n".join(lines) in render_section(_figures("1m", 1_000_000, 1.0), large, "now", "2 cores")
+
+
+def test_no_projection_without_one_core_and_several_cores_measured() -> None:
+    only_two = _figures("10m", 10_000_000, 10.0)
+    assert projection(only_two) == []
+    only_one = dataclasses.replace(only_two, spark={"local[1]": only_two.spark["local[2]"]})
+    assert projection(only_one) == []
+
+
+def test_the_cores_a_master_offers_are_read_off_its_name() -> None:
+    assert [master_cores(m) for m in ("local[1]", "local[2]", "cluster", "local[*]", "spark://h:7077")] == [
+        1, 2, 2, None, None]
 
 
 def test_a_mismatch_or_a_failed_build_is_reported() -> None:

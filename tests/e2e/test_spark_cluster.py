@@ -9,16 +9,7 @@ The results are compared with DuckDB's on the same data, with the flows of tests
 from __future__ import annotations
 
 import functools
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +18,7 @@ import pytest
 
 from openseg.config import Settings
 from openseg.engines.spark import get_spark_session, stop_spark_session
+from openseg.engines.standalone import Cluster, standalone_cluster
 from tests.e2e import test_spark_engine as flows
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
@@ -34,99 +26,15 @@ pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 WORKERS = 2
 #: Each worker offers one core and 1 GiB; each runs one executor of 768 MiB (Spark's floor is 450 MiB).
 WORKER_CORES, WORKER_MEMORY, EXECUTOR_MEMORY = 1, "1g", "768m"
-#: How long the master and workers may take to come up (JVM start on a busy two-core machine).
-START_TIMEOUT = 180.0
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """A running standalone cluster: its master URL, the master's JSON status page and the session settings
-    (``OPENSEG_SPARK_CONF``) that fit the cluster."""
-
-    master: str
-    status_url: str
-    conf: tuple[tuple[str, str], ...]
-
-    def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.status_url, timeout=5) as response:
-            return dict(json.load(response))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A master and two workers, each a JVM in a process group of its own (the executors a worker starts join
-    its group); the finalizer stops this process's Spark session, then the groups, and waits for them."""
-    base = tmp_path_factory.mktemp("spark-cluster")
-    home = _spark_home()
-    (base / "conf").mkdir()  # an empty SPARK_CONF_DIR: no spark-defaults.conf from elsewhere
-    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_CONF_DIR": str(base / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_DAEMON_MEMORY": "256m", "SPARK_LOCAL_DIRS": str(base / "local"), "PYSPARK_PYTHON": sys.executable}
-    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(name: str, *args: str) -> None:
-        log = base / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen([str(home / "bin" / "spark-class"), *args], env=env, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        processes.append((process, log))
-
-    port, ui = _free_port(), _free_port()
-    master = f"spark://127.0.0.1:{port}"
-    cluster = Cluster(master, f"http://127.0.0.1:{ui}/json/", (
-        ("spark.executor.memory", EXECUTOR_MEMORY), ("spark.executor.cores", str(WORKER_CORES)),
-        ("spark.cores.max", str(WORKERS * WORKER_CORES)), ("spark.driver.host", "127.0.0.1"),
-        ("spark.driver.bindAddress", "127.0.0.1"), ("spark.local.dir", str(base / "local")),
-        # Tiny data: two shuffle partitions (one per executor core), and no waiting for a task's preferred
-        # executor (a cached block's) when the other one is free.
-        ("spark.sql.shuffle.partitions", "2"), ("spark.locality.wait", "0s")))
-    try:
-        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-              "--webui-port", str(ui))
-        for index in range(WORKERS):
-            start(f"worker-{index}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                  "--port", str(_free_port()), "--webui-port", str(_free_port()), "--cores", str(WORKER_CORES),
-                  "--memory", WORKER_MEMORY, "--work-dir", str(base / f"work-{index}"), master)
-        _wait_for_workers(cluster, processes)
-        yield cluster
-    finally:
-        stop_spark_session()  # the application ends before its executors' workers do
-        for process, _ in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process, _ in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
-
-
-def _wait_for_workers(cluster: Cluster, processes: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        for process, log in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{log.stem} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if cluster.status().get("aliveworkers") == WORKERS:
-                return
-        except OSError:
-            pass  # the master's page is not up yet
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {log.stem}\n{log.read_text()[-2000:]}" for _, log in processes)
-    raise RuntimeError(f"{WORKERS} workers did not register with {cluster.master} in {START_TIMEOUT:.0f} s\n{logs}")
+    """A master and two workers; this process's Spark session stops before they do. Tiny data: two shuffle
+    partitions, one per executor core."""
+    with standalone_cluster(tmp_path_factory.mktemp("spark-cluster"), WORKERS, WORKER_CORES, WORKER_MEMORY,
+                            EXECUTOR_MEMORY, shuffle_partitions=2, before_stop=stop_spark_session) as running:
+        yield running
 
 
 @pytest.fixture
