@@ -124,6 +124,27 @@ def test_rows_are_numbered_in_the_order_of_a_column_across_partitions(engine: En
     assert sorted(result.to_pylist(), key=lambda row: row["iid"]) == expected
 
 
+def test_duckdb_numbers_rows_spread_over_many_row_groups_in_order_under_a_build_s_settings(tmp_path: Path) -> None:
+    """A build's DuckDB (two threads, a memory limit, ``preserve_insertion_order`` off) numbers 600,000 identities
+    (five of DuckDB's row groups) by their key, as the window did; dropping the numbered view drops its table."""
+    rng = random.Random(11)
+    keys = [f"ns{rng.randrange(3)}:{rng.getrandbits(48):x}-{n}" for n in range(600_000)]
+    table = pa.table({"key": keys, "n": list(range(len(keys)))})
+    engine = DuckDBEngine(threads=2).with_limits("256MB", tmp_path / "spill")
+    with engine.workspace() as workspace:
+        workspace.register("t", table)
+        workspace.materialize_numbered("numbered", exp.select("n", "key").from_("t"), "key", "iid")
+        result = workspace.fetch(exp.select(exp.Star()).from_("numbered"))
+        workspace.drop("numbered")
+        left = workspace.fetch(exp.select(exp.column("table_name")).from_("duckdb_tables"))
+    assert result.column_names == ["iid", "n", "key"]
+    rank = {key: position for position, key in enumerate(sorted(keys))}
+    numbered = result.to_pydict()
+    assert sorted(numbered["iid"]) == list(range(len(keys)))
+    assert all(rank[key] == iid for key, iid in zip(numbered["key"], numbered["iid"], strict=True))
+    assert left.num_rows == 0
+
+
 def test_renders_in_its_dialect() -> None:
     plan = exp.select(exp.func("array_size", exp.column("xs"))).from_("t")
     assert DuckDBEngine().render(plan) == "SELECT ARRAY_LENGTH(xs) FROM t"

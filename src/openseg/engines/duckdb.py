@@ -179,9 +179,23 @@ class DuckDBWorkspace(Workspace):
     def __init__(self, engine: DuckDBEngine, connection: duckdb.DuckDBPyConnection) -> None:
         self.engine = engine
         self.connection = connection
+        #: The table behind each view ``materialize_numbered`` made, dropped with it.
+        self._backing: dict[str, str] = {}
 
     def register(self, name: str, source: TableSource) -> None:
         _register(self.connection, name, source)
+
+    def materialize_numbered(self, name: str, query: exp.Query, order: str, column: str) -> None:
+        """The rows sorted once into a table, and ``name`` a view numbering them by their row id: an ORDER BY
+        inserts in its order whatever ``preserve_insertion_order`` says, and a table numbers its rows in insertion
+        order. The window it replaces held every row in one sort and then numbered them in one thread: 59 s of a
+        10M-profile build's identities."""
+        rows = f"{name}__rows"
+        self.materialize(rows, exp.select(exp.Star()).from_(query.subquery("q"))
+                         .order_by(exp.column(order, quoted=True)))
+        position = exp.cast(exp.column("rowid"), "BIGINT")
+        self.define(name, exp.select(exp.alias_(position, column, quoted=True), exp.Star()).from_(rows))
+        self._backing[name] = rows
 
     def materialize(self, name: str, query: exp.Query) -> None:
         self.connection.execute(_create_temp(name, query).sql(dialect=self.dialect))
@@ -268,6 +282,8 @@ class DuckDBWorkspace(Workspace):
             except duckdb.CatalogException:
                 continue  # a view is no table, and an Arrow table neither
         self.connection.unregister(name)
+        if name in self._backing:
+            self.drop(self._backing.pop(name))
 
 
 def _create_temp(name: str, query: exp.Query) -> exp.Create:
