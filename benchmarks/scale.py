@@ -15,6 +15,10 @@ Spark too (P7): in one process per master, the session started first and its sta
 apart, then a first job and the measured ones; ``BENCH_SPARK_CONF`` (``key=value;...``, default
 ``spark.driver.memory=6g``) sizes it. Spark's members are checked against DuckDB's.
 
+``BENCH_SPARK_MASTER_100`` (default: all of them) names the masters that also run the 100-segment job: the scaling
+can be measured on the 10-segment job alone (``BENCH_SPARK_MASTER='local[1],local[2],cluster'
+BENCH_SPARK_MASTER_100='local[2]'``), which saves the longest runs.
+
 ``BENCH_STEPS`` (default ``jobs,build``) picks the steps: ``jobs`` (the segment jobs, and Spark's with
 ``BENCH_SPARK_MASTER``) and ``build``.
 
@@ -135,13 +139,19 @@ def _steps() -> set[str]:
     return steps
 
 
-def _masters(default: str = "") -> list[str]:
-    return [m.strip() for m in os.environ.get("BENCH_SPARK_MASTER", default).split(",") if m.strip()]
+def _masters(default: str = "", variable: str = "BENCH_SPARK_MASTER") -> list[str]:
+    return [m.strip() for m in os.environ.get(variable, default).split(",") if m.strip()]
+
+
+def _masters_100() -> list[str] | None:
+    """``BENCH_SPARK_MASTER_100``: the masters that also run the 100-segment job (unset: all of them)."""
+    return _masters(variable="BENCH_SPARK_MASTER_100") if "BENCH_SPARK_MASTER_100" in os.environ else None
 
 
 def measure_size(size: str, seed: int, steps: set[str], masters: list[str], repeat: int, console: Console,
-                 data_root: Path = DATA_ROOT) -> SizeFigures:
-    """Measure ``steps`` at ``size`` (generating its data first if missing), printing each figure as it comes."""
+                 data_root: Path = DATA_ROOT, masters_100: list[str] | None = None) -> SizeFigures:
+    """Measure ``steps`` at ``size`` (generating its data first if missing), printing each figure as it comes;
+    Spark's 100-segment job on ``masters_100`` only (default: every master)."""
     data_dir, manifest, generated = ensure_data(size, seed, data_root, console)
     console.print(f"{size}: {manifest.profiles:,} profiles, {manifest.events:,} events"
                   + (f"; generated in {generated:.0f} s" if generated is not None else "; data taken from the cache"))
@@ -164,7 +174,8 @@ def measure_size(size: str, seed: int, steps: set[str], masters: list[str], repe
             figures.jobs[label], figures.handwritten[label] = job, baseline
             console.print(f"  openseg {job.median:.1f} s ({_gib(job)}), hand-written {baseline.median:.1f} s ({_gib(baseline)})")
             shutil.rmtree(out, ignore_errors=True)
-            for master in masters:
+            for master in (masters if label == LABELS[0] or masters_100 is None
+                           else [m for m in masters if m in masters_100]):
                 console.print(f"Spark ({_master_name(master)}) segment job, {label} segments (session, a first job, "
                               "then the measured ones) ...")
                 with _spark_master(master, work / f"cluster{label}") as (url, conf):
@@ -322,12 +333,20 @@ def projection(figures: SizeFigures, profiles: int = 100_000_000) -> list[str]:
     """Lines projecting Spark's jobs to ``profiles`` on ``PROJECTED_CORES`` cores from how they scaled at this size:
     one core's work is ``local[1]``'s time times the growth in profiles; each several-core master's efficiency is
     ``local[1]``'s time over its time times its cores, and the projection takes the lowest one measured (efficiency
-    falls as cores are added, so these are lower bounds). Empty without ``local[1]`` and another master."""
+    falls as cores are added, so these are lower bounds). A segment count ``local[1]`` did not run
+    (``BENCH_SPARK_MASTER_100``) takes its one core's time from the several-core masters that ran it, at their
+    efficiency of the 10-segment job. Empty without ``local[1]`` and another master."""
     single = figures.spark.get("local[1]", {})
     several = {m: by_label for m, by_label in figures.spark.items() if (master_cores(m) or 1) > 1}
-    if not single or not several:
+    if LABELS[0] not in single or not any(LABELS[0] in by_label for by_label in several.values()):
         return []
     factor = profiles / figures.manifest.profiles
+
+    def efficiency(master: str, label: str, one: float) -> float:
+        return one / (_spark_seconds(several[master][label]) * (master_cores(master) or 1))
+
+    first = {m: efficiency(m, LABELS[0], _spark_seconds(single[LABELS[0]])) for m, by in several.items()
+             if LABELS[0] in by}
     lines = ["", f"Spark's scaling at {figures.size} and a projection to {profiles / 1e6:g}M profiles ({factor:g}× "
              f"this size, taken as {factor:g}× the work): efficiency is one core's time over the time on N cores "
              "times N; the projection uses the lowest efficiency measured, so it is a lower bound.", "",
@@ -336,16 +355,26 @@ def projection(figures: SizeFigures, profiles: int = 100_000_000) -> list[str]:
              + " | ".join(f"{n} cores" for n in PROJECTED_CORES) + " |",
              "| --- " * (3 + len(several) + len(PROJECTED_CORES)) + "|"]
     for label in LABELS:
-        if label not in single or not all(label in by_label for by_label in several.values()):
+        ran = [m for m in several if label in several[m]]
+        if label in single:
+            one = _spark_seconds(single[label])
+            efficiencies = {m: efficiency(m, label, one) for m in ran}
+            one_cell = f"{one:.1f} s"
+        else:
+            # One core's time from each master that ran it, at its 10-segment efficiency; the largest of them.
+            ran = [m for m in ran if m in first]
+            if not ran:
+                continue
+            efficiencies = {m: first[m] for m in ran}
+            one = max(_spark_seconds(several[m][label]) * (master_cores(m) or 1) * first[m] for m in ran)
+            one_cell = f"about {one:.0f} s (from the 10-segment efficiency)"
+        if not efficiencies:
             continue
-        one = _spark_seconds(single[label])
-        efficiencies = {m: one / (_spark_seconds(by_label[label]) * (master_cores(m) or 1))
-                        for m, by_label in several.items()}
-        lowest = min(efficiencies.values())
+        lowest = min(efficiencies.values()) if label in single else min(first.values())
         work = one * factor
-        lines.append(f"| {label} segments | {one:.1f} s | "
-                     + " | ".join(f"{_spark_seconds(several[m][label]):.1f} s ({efficiencies[m]:.0%})" for m in several)
-                     + f" | {work:,.0f} core-s | "
+        cells = [f"{_spark_seconds(several[m][label]):.1f} s ({efficiencies[m]:.0%})" if m in efficiencies else "—"
+                 for m in several]
+        lines.append(f"| {label} segments | {one_cell} | " + " | ".join(cells) + f" | {work:,.0f} core-s | "
                      + " | ".join(f"{_duration(work / (n * lowest))}" for n in PROJECTED_CORES) + " |")
     return lines
 
@@ -383,7 +412,7 @@ def scale_report(size: str, seed: int, report_path: Path, console: Console, smal
     repeat = int(os.environ.get("BENCH_REPEAT", 1))
     measured = []
     for each in (small, size):
-        figures = measure_size(each, seed, set(STEPS), masters, repeat, console, data_root)
+        figures = measure_size(each, seed, set(STEPS), masters, repeat, console, data_root, _masters_100())
         print_tables(figures, console)
         measured.append(figures)
     machine = Machine.detect()
@@ -402,7 +431,7 @@ def main() -> None:
     seed = int(os.environ.get("BENCH_SEED", DEFAULT_SEED))
     repeat = int(os.environ.get("BENCH_REPEAT", 1 if parse_size(size) > 1_000_000 else 3))
     console = Console() if sys.stdout.isatty() else Console(width=150)
-    figures = measure_size(size, seed, steps, _masters(), repeat, console)
+    figures = measure_size(size, seed, steps, _masters(), repeat, console, masters_100=_masters_100())
     print_tables(figures, console)
     sys.exit(1 if figures.mismatches else 0)
 

@@ -87,6 +87,21 @@ def test_the_section_projects_spark_to_100m_profiles_from_its_measured_scaling()
     assert "\n".join(lines) in render_section(_figures("1m", 1_000_000, 1.0), large, "now", "2 cores")
 
 
+def test_a_count_one_core_did_not_run_is_projected_from_the_10_segment_efficiency() -> None:
+    """``BENCH_SPARK_MASTER_100=local[2]``: one core's 100-segment time is local[2]'s times its two cores at its
+    10-segment efficiency (250 s × 2 × 80 %), spread at the lowest 10-segment efficiency (the cluster's)."""
+    large = _figures("10m", 10_000_000, 10.0)
+    large.spark = {"local[1]": {"10": _spark(100.0, 5.0)},
+                   "local[2]": {"10": _spark(62.5, 5.0), "100": _spark(250.0, 5.0)},
+                   "cluster": {"10": _spark(80.0, 5.0)}}
+    table = [line for line in projection(large) if line.startswith("| ") and not line.startswith("| ---")]
+    assert table[1:] == [
+        "| 10 segments | 100.0 s | 62.5 s (80%) | 80.0 s (62%) | 1,000 core-s | 100 s | 25 s |",
+        "| 100 segments | about 400 s (from the 10-segment efficiency) | 250.0 s (80%) | — | 4,000 core-s "
+        "| 6.7 min | 100 s |",
+    ]
+
+
 def test_no_projection_without_one_core_and_several_cores_measured() -> None:
     only_two = _figures("10m", 10_000_000, 10.0)
     assert projection(only_two) == []
