@@ -301,12 +301,15 @@ def _streaming_rows(run: Measurement | None) -> list[Row]:
     duplicated = lake["records"] - lake["distinct"]
     drifted = sum(sum(v for k, v in (figures or {}).items() if k != "baseline") for figures in r["drift"].values())
     aep = "AEP: Profile within 15 minutes (p95); 1,500 records/s per org"
-    p5 = (f"{visible['p99_ms']:.0f} ms (p50 {visible['p50_ms']:.0f} ms; {visible['count']:,} probes, "
-          f"{visible['errors']} not visible) at {r['rate']:.0f} events/s for {r['seconds']:.0f} s; "
+    probes = r["probes"]
+    p5 = (f"{visible['p99_ms']:.0f} ms (p50 {visible['p50_ms']:.0f} ms; {visible['count']:,} events followed to "
+          f"their membership's write, {visible['errors']} never written; {probes['count']:,} probes of "
+          f"/access/entities saw it, p99 {probes['p99_ms']:.0f} ms, {probes['errors']} did not) "
+          f"at {r['rate']:.0f} events/s for {r['seconds']:.0f} s; "
           f"{r['flushes']} flushes and {r['refreshes']} refreshes in the window; {lost} lost, {duplicated} duplicated; "
           f"job drift {drifted}")
-    p5_met = (visible["p99_ms"] <= 200 and visible["errors"] == 0 and lost == 0 and duplicated == 0
-              and drifted == 0 and r["flushes"] > 0 and r["refreshes"] > 0)
+    p5_met = (visible["p99_ms"] <= 200 and visible["errors"] == 0 and probes["errors"] == 0 and lost == 0
+              and duplicated == 0 and drifted == 0 and r["flushes"] > 0 and r["refreshes"] > 0)
     p5a = (f"{ack['p99_ms']:.1f} ms (p50 {ack['p50_ms']:.1f} ms; {ack['count']:,} of {r['offered']:,} "
            f"acknowledged, {ack['errors']} errors)")
     p5b = (f"{interact['p99_ms']:.1f} ms (p50 {interact['p50_ms']:.1f} ms; {interact['count']:,} calls at "

@@ -8,9 +8,15 @@ suite, and a first segment job runs to the end. Then, for ``STREAM_SECONDS``:
 - **P5a**: single events are sent to ``POST /collection/{inletId}`` **open-loop** at ``STREAM_RATE`` a second,
   each to a profile no other streamed event touches; an acknowledgement's latency runs from its scheduled
   start, so a backlog counts against the server.
-- **P5**: every ``STREAM_PROBE_EVERY``-th acknowledged event is followed: ``GET /access/entities`` of its
-  profile, every 20 ms, until the profile's ``segmentMembership`` holds the segment the event qualifies it for;
-  its latency runs from the acknowledgement.
+- **P5**: every acknowledged event is followed to the moment its profile's membership of the segment it qualifies
+  for is written: a watcher in this process lists the membership store's change files every 10 ms and reads each
+  new one once (a file the store merges before the watcher sees it is read in the merge: later, never earlier).
+  Visible means written, as the design has it (docs/architecture.md, "Segment membership"): a lookup reads the
+  change files as they are. Its latency runs from the acknowledgement. Every ``STREAM_PROBE_EVERY``-th event
+  (default 1,000th) is also probed through ``GET /access/entities`` every 50 ms until its membership shows, which
+  checks that the API shows what the store holds; the probes are sparse because polling is load: 5 probes a
+  second polling every 20 ms, as this measure was taken before, cost a core as soon as visibility took a second,
+  and the queue fed itself.
 - **P5b**: ``POST /ee/v2/interact`` open-loop at ``EDGE_RATE`` a second, one event of a random profile each.
 - The streamer flushes the log to the lake (a batch a second) and the worker refreshes the profile store
   incrementally: how many of each fell inside the window is reported, and there must be at least one.
@@ -30,6 +36,7 @@ import itertools
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -46,12 +53,15 @@ import pyarrow.parquet as pq
 from benchmarks.generate import Manifest
 from benchmarks.load import EVENT, FINAL, PROFILE, _credentials, _define, _free_port, _upload, _wait_until_up
 from benchmarks.segments import Segment
+from openseg.profiles.store import IDENTITIES_FILE, resolve_store
 
 RATE = 500.0
 EDGE_RATE = 100.0
 SECONDS = 60.0
-PROBE_EVERY = 100
-PROBE_INTERVAL = 0.02
+PROBE_EVERY = 1000
+PROBE_INTERVAL = 0.05
+#: How often the watcher lists the membership store's change files.
+WATCH_INTERVAL = 0.01
 #: How long a probe waits for its membership before counting it as not visible.
 PROBE_GIVE_UP = 30.0
 PING = "openseg.bench.ping"
@@ -72,10 +82,11 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
     """Serve a fresh home, load the data set, and stream while probing (see the module docstring).
 
     Returns:
-        ``ack``, ``visible``, ``interact``: latency summaries (``p50_ms``, ``p99_ms``, ``max_ms``, ``count``,
-        ``errors``); ``offered`` and ``acknowledged`` events; ``lake`` (records and distinct ids of the streamed
-        events found in the lake); ``flushes`` and ``refreshes`` in the window; ``drift`` (segment id -> the
-        job's drift figures); ``streamer_peak_bytes`` and ``serve_peak_bytes``; ``profiles``.
+        ``ack``, ``visible`` (to the membership's write), ``probes`` (to ``/access/entities`` showing it),
+        ``interact``: latency summaries (``p50_ms``, ``p99_ms``, ``max_ms``, ``count``, ``errors``); ``offered``
+        and ``acknowledged`` events; ``lake`` (records and distinct ids of the streamed events found in the lake);
+        ``flushes`` and ``refreshes`` in the window; ``drift`` (segment id -> the job's drift figures);
+        ``streamer_peak_bytes`` and ``serve_peak_bytes``; ``profiles``.
     """
     seconds = seconds if seconds is not None else float(os.environ.get("STREAM_SECONDS", SECONDS))
     rate = float(os.environ.get("STREAM_RATE", RATE))
@@ -97,12 +108,24 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
             _wait_until_up(client)
             setup = _load(client, data_dir, manifest, segments)
         crmids = _crmids(data_dir)
+        # The first job made the policy's membership store: home/membership/<sandbox id>/<policy id>.
+        [members] = (home / "membership").glob(f"*/{setup['policy']}")
+        watcher = ChangeWatcher(members / "changes", setup["continuous"][0])
+        watching = threading.Thread(target=watcher.run, daemon=True)
+        watching.start()
         result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds)
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
             sent = result.pop("sent_ids")
+            acknowledged = result.pop("acknowledged_at")
             result["lake"] = _in_lake(home / "lake", sent)
             last = max((int(i.removeprefix("p5-")) for i in sent), default=0)
             result["caught_up_s"] = _caught_up(client, setup, crmids[last])
+            watcher.stop()
+            watching.join()
+            profile_of = _profiles_of(home / "profiles" / members.parent.name / setup["policy"],
+                                      [crmids[i] for i in acknowledged])
+            result["visible"] = visibility({profile_of.get(crmids[i], ""): at for i, at in acknowledged.items()},
+                                           watcher.first_seen)
             result["drift"] = _drift(client, setup)
         result["streamer_peak_bytes"] = _peak_rss(streamer.pid)
         result["serve_peak_bytes"] = _peak_rss(server.pid)
@@ -156,6 +179,75 @@ def _load(client: httpx.Client, data_dir: Path, manifest: Manifest, segments: Se
         time.sleep(0.5)
     return {"policy": policy_id, "continuous": continuous, "segments": [*ids.values(), *continuous],
             "inlet": item["items"][0]["auth"]["params"]["inletUrl"], "datastream": datastream.json()["id"]}
+
+
+class ChangeWatcher:
+    """The wall time each profile first shows as a member of ``segment`` in the change files of ``folder`` (one
+    membership store's ``changes``): every ``interval`` the folder is listed and each file not seen before is read
+    once. A file merged away before it was listed is read in the merge, so a time is never earlier than the write.
+    """
+
+    def __init__(self, folder: Path, segment: str, interval: float = WATCH_INTERVAL) -> None:
+        self.folder, self.segment, self.interval = folder, segment, interval
+        self.first_seen: dict[str, float] = {}
+        self.files_read = 0
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()  # one last listing after stop(): what was written before it is read
+            self.poll()
+            if stopping:
+                return
+            self._stop.wait(self.interval)
+
+    def poll(self) -> None:
+        paths = sorted(self.folder.glob("*.parquet"))
+        listed = time.time()  # after the listing: each file listed was written by then
+        for path in paths:
+            if path.name in self._seen or not CHANGE_FILE.match(path.name):
+                continue
+            try:
+                table = pq.read_table(path, columns=["_profile_id", "segment_id", "status"])
+            except (OSError, ValueError):  # merged away between the listing and the read: read in the merge
+                continue
+            self._seen.add(path.name)
+            self.files_read += 1
+            for profile_id, segment_id, status in zip(*(table.column(c).to_pylist() for c in table.column_names),
+                                                      strict=True):
+                if segment_id == self.segment and status in ("realized", "existing"):
+                    self.first_seen.setdefault(profile_id, listed)
+
+
+#: The name of a change file (``segmentation/membership/changes.py``); others in the folder are being written.
+CHANGE_FILE = re.compile(r"^\d{12}(-\d{12})?\.parquet$")
+
+
+def visibility(acknowledged: dict[str, float], first_seen: dict[str, float]) -> dict[str, Any]:
+    """Latency from each acknowledgement (profile id -> wall time) to its profile's first showing as a member (0
+    when it showed before the client read the acknowledgement); a profile that never showed is an error."""
+    latencies = _Latencies()
+    for profile_id, at in acknowledged.items():
+        if profile_id in first_seen:
+            latencies.add(max(0.0, first_seen[profile_id] - at))
+        else:
+            latencies.fail(f"{profile_id or 'an unknown profile'}: never a member")
+    return latencies.summary()
+
+
+def _profiles_of(store: Path, crmids: Sequence[str]) -> dict[str, str]:
+    """The profile id of each CRMID in the last build of the store at ``store`` (a streamed profile the build
+    does not hold yet keys by its smallest identity, ``crmid:<id>`` for the bench's single-identity events)."""
+    wanted = set(crmids)
+    table = pq.read_table(resolve_store(store) / IDENTITIES_FILE, columns=["namespace", "id", "_profile_id"])
+    found = {identity: profile_id for namespace, identity, profile_id in zip(
+        *(table.column(c).to_pylist() for c in ("namespace", "id", "_profile_id")), strict=True)
+        if identity in wanted and str(namespace).lower() == "crmid"}
+    return {crmid: found.get(crmid, f"crmid:{crmid}") for crmid in crmids}
 
 
 def _run_job(client: httpx.Client, segment_ids: list[str]) -> dict[str, Any]:
@@ -260,8 +352,9 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     if total > len(crmids):
         raise RuntimeError(f"{total} events need as many profiles; the data set has {len(crmids)}")
     inlet_path = setup["inlet"].split("//", 1)[1].split("/", 1)[1]
-    ack, visible, interact = _Latencies(), _Latencies(), _Latencies()
+    ack, probed, interact = _Latencies(), _Latencies(), _Latencies()
     sent_ids: list[str] = []
+    acknowledged_at: dict[int, float] = {}
     sent_lock = threading.Lock()
     probes: list[threading.Thread] = []
     target = setup["continuous"][0]
@@ -281,10 +374,10 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
                     entity = next(iter(json.loads(body).values()))["entity"]
                     membership = (entity.get("segmentMembership") or {}).get("ups") or {}
                     if (membership.get(target) or {}).get("status") in ("realized", "existing"):
-                        visible.add(time.monotonic() - acknowledged)
+                        probed.add(time.monotonic() - acknowledged)
                         return
                 time.sleep(PROBE_INTERVAL)
-            visible.fail(f"{crmid}: not in the segment {PROBE_GIVE_UP:.0f} s after its acknowledgement")
+            probed.fail(f"{crmid}: not in the segment {PROBE_GIVE_UP:.0f} s after its acknowledgement")
         finally:
             connection.close()
 
@@ -299,6 +392,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
         ack.add(done - scheduled)
         with sent_lock:
             sent_ids.append(f"p5-{i}")
+            acknowledged_at[i] = time.time()
         if i % probe_every == 0:
             thread = threading.Thread(target=probe, args=(crmids[i], done), daemon=True)
             thread.start()
@@ -344,10 +438,10 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     watching.set()
     watcher.join()
     built = {store.get("builtAt") for store in stores if store.get("builtAt")}
-    return {"ack": ack.summary(), "visible": visible.summary(), "interact": interact.summary(),
+    return {"ack": ack.summary(), "probes": probed.summary(), "interact": interact.summary(),
             "offered": total, "acknowledged": len(sent_ids), "seconds": elapsed, "rate": rate, "edge_rate": edge_rate,
             "flushes": len(_streamed_batches(base, headers) - batches_before), "refreshes": max(0, len(built) - 1),
-            "sent_ids": sent_ids}
+            "sent_ids": sent_ids, "acknowledged_at": acknowledged_at}
 
 
 def _streamed_batches(base: str, headers: dict[str, str]) -> set[str]:
@@ -427,7 +521,7 @@ def main() -> None:
     size = os.environ.get("BENCH_SIZE", "100k")
     data_dir, manifest, _ = ensure_data(size, int(os.environ.get("BENCH_SEED", DEFAULT_SEED)))
     result = streaming_under_load(data_dir, manifest, SUITE)
-    for name in ("ack", "visible", "interact"):
+    for name in ("ack", "visible", "probes", "interact"):
         figures = result.pop(name)
         print(f"{name:9} p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  max {figures['max_ms']:7.1f} ms"
               f"  {figures['count']:6,} answers  {figures['errors']} errors {figures['first_errors']}")

@@ -188,7 +188,8 @@ def test_run_measures_the_baselines_and_openseg(tmp_path: Path, monkeypatch: pyt
     streamed = figures.streaming.result
     assert (streamed["ack"]["errors"], streamed["acknowledged"]) == (0, 90)
     assert streamed["lake"] == {"records": 90, "distinct": 90, "expected": 90}
-    assert (streamed["visible"]["count"], streamed["visible"]["errors"], streamed["interact"]["errors"]) == (9, 0, 0)
+    assert (streamed["visible"]["count"], streamed["visible"]["errors"], streamed["interact"]["errors"]) == (90, 0, 0)
+    assert (streamed["probes"]["count"], streamed["probes"]["errors"]) == (9, 0)
     assert streamed["flushes"] >= 1 and streamed["streamer_peak_bytes"] > 0
     assert all(figures_ == {"onlyBatch": 0, "onlyStream": 0, "baseline": False}
                for figures_ in streamed["drift"].values()), streamed["drift"]
