@@ -53,6 +53,7 @@ import pyarrow.parquet as pq
 from benchmarks.generate import Manifest
 from benchmarks.load import EVENT, FINAL, PROFILE, _credentials, _define, _free_port, _upload, _wait_until_up
 from benchmarks.segments import Segment
+from openseg.profiles.keys import identity_key
 from openseg.profiles.store import IDENTITIES_FILE, resolve_store
 
 RATE = 500.0
@@ -241,13 +242,13 @@ def visibility(acknowledged: dict[str, float], first_seen: dict[str, float]) -> 
 
 def _profiles_of(store: Path, crmids: Sequence[str]) -> dict[str, str]:
     """The profile id of each CRMID in the last build of the store at ``store`` (a streamed profile the build
-    does not hold yet keys by its smallest identity, ``crmid:<id>`` for the bench's single-identity events)."""
+    does not hold yet keys by its smallest identity: for the bench's single-identity events, the CRMID's key)."""
     wanted = set(crmids)
     table = pq.read_table(resolve_store(store) / IDENTITIES_FILE, columns=["namespace", "id", "_profile_id"])
     found = {identity: profile_id for namespace, identity, profile_id in zip(
         *(table.column(c).to_pylist() for c in ("namespace", "id", "_profile_id")), strict=True)
         if identity in wanted and str(namespace).lower() == "crmid"}
-    return {crmid: found.get(crmid, f"crmid:{crmid}") for crmid in crmids}
+    return {crmid: found.get(crmid, identity_key("CRMID", crmid)) for crmid in crmids}
 
 
 def _run_job(client: httpx.Client, segment_ids: list[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +56,7 @@ def spark_home() -> Path:
 @contextmanager
 def standalone_cluster(base: Path, workers: int = 2, cores: int = 1, worker_memory: str = "1g",
                        executor_memory: str = "768m", shuffle_partitions: int | None = None,
-                       before_stop: Any = None) -> Iterator[Cluster]:
+                       before_stop: Callable[[], object] | None = None) -> Iterator[Cluster]:
     """Start a master and ``workers`` workers of ``cores`` cores and ``worker_memory`` each under ``base`` (logs,
     work and scratch directories), wait until every worker has registered, yield the cluster, then stop it.
 
