@@ -25,6 +25,7 @@ from sqlglot import exp
 
 from openseg.config import Settings
 from openseg.engines.spark import APPLICATION_CONFIG, SparkEngine, SparkWorkspace, get_spark_session, stop_spark_session
+from openseg.engines.standalone import free_port, spark_home
 from tests.e2e import test_spark_cluster as cluster_flows
 from tests.e2e import test_spark_engine as flows
 from tests.engines.test_engines import NUMBERED, numbered_rows
@@ -57,11 +58,11 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connect
     """A Connect server (``local[2]`` inside it, started with openseg's application settings) in a process group
     of its own; the finalizer ends this process's Connect session, then the server, and waits for it."""
     base = tmp_path_factory.mktemp("spark-connect")
-    home = cluster_flows._spark_home()
+    home = spark_home()
     (base / "conf").mkdir()  # an empty SPARK_CONF_DIR: no spark-defaults.conf from elsewhere
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_CONF_DIR": str(base / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOCAL_DIRS": str(base / "local"), "SPARK_CONNECT_MODE": "0"}
-    port, ui = cluster_flows._free_port(), cluster_flows._free_port()
+    port, ui = free_port(), free_port()
     settings = {**APPLICATION_CONFIG, "spark.ui.enabled": "true", "spark.ui.port": str(ui),
                 "spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port)}
     log = base / "server.log"
