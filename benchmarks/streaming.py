@@ -36,7 +36,6 @@ import itertools
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from benchmarks.load import EVENT, FINAL, PROFILE, _credentials, _define, _free_
 from benchmarks.segments import Segment
 from openseg.profiles.keys import identity_key
 from openseg.profiles.store import IDENTITIES_FILE, resolve_store
+from openseg.segmentation.membership import changes as change_files
 
 RATE = 500.0
 EDGE_RATE = 100.0
@@ -207,10 +207,10 @@ class ChangeWatcher:
             self._stop.wait(self.interval)
 
     def poll(self) -> None:
-        paths = sorted(self.folder.glob("*.parquet"))
+        live, superseded = change_files.listing(self.folder)  # the store's own reading of its file names
         listed = time.time()  # after the listing: each file listed was written by then
-        for path in paths:
-            if path.name in self._seen or not CHANGE_FILE.match(path.name):
+        for path in sorted(change.path for change in (*live, *superseded)):
+            if path.name in self._seen:
                 continue
             try:
                 table = pq.read_table(path, columns=["_profile_id", "segment_id", "status"])
@@ -222,10 +222,6 @@ class ChangeWatcher:
                                                       strict=True):
                 if segment_id == self.segment and status in ("realized", "existing"):
                     self.first_seen.setdefault(profile_id, listed)
-
-
-#: The name of a change file (``segmentation/membership/changes.py``); others in the folder are being written.
-CHANGE_FILE = re.compile(r"^\d{12}(-\d{12})?\.parquet$")
 
 
 def visibility(acknowledged: dict[str, float], first_seen: dict[str, float]) -> dict[str, Any]:
