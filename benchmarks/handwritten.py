@@ -31,6 +31,7 @@ from sqlglot import exp
 
 from benchmarks.generate import Manifest
 from benchmarks.segments import Segment, Template, evaluation_layers, with_dependencies
+from openseg.engines.duckdb import disabled_optimizers
 
 #: The profile attributes null checks may name, as SQL over the profile row.
 _COLUMNS = {
@@ -335,9 +336,17 @@ def one_pass_sql(
 
 
 def connect(data_dir: Path, threads: int | None = None) -> tuple[duckdb.DuckDBPyConnection, Manifest]:
-    """A DuckDB connection with views ``profiles`` and ``events`` over the plain Parquet files."""
+    """A DuckDB connection with views ``profiles`` and ``events`` over the plain Parquet files.
+
+    It turns off the DuckDB optimizers openseg's connections turn off (``DISABLED_OPTIMIZERS``): with DuckDB's
+    ``partitioned_execution`` the baseline's filtered event scans re-read every row group once per key range
+    at 10M profiles, and a baseline slowed by that would flatter openseg.
+    """
     manifest = Manifest.load(data_dir)
-    connection = duckdb.connect(config={"threads": threads} if threads else {})
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": threads} if threads else {}
+    if disabled := disabled_optimizers():
+        config["disabled_optimizers"] = disabled
+    connection = duckdb.connect(config=config)
     connection.execute("SET enable_progress_bar = false")  # keeps the benchmark's output readable
     connection.read_parquet(str(data_dir / manifest.plain_profiles)).create_view("profiles")
     connection.read_parquet(str(data_dir / manifest.plain_events)).create_view("events")

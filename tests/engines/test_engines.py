@@ -145,6 +145,29 @@ def test_duckdb_numbers_rows_spread_over_many_row_groups_in_order_under_a_build_
     assert left.num_rows == 0
 
 
+def test_a_filtered_group_by_on_a_sorted_parquet_key_is_planned_as_one_aggregate(tmp_path: Path) -> None:
+    """DuckDB 2.0's ``partitioned_execution`` would split this GROUP BY (24M rows sorted by a text key, as events
+    are by ``_profile_id``) into one aggregate per key range, each re-reading every row group under the WHERE:
+    at 10M profiles that made a job's event scans 10x slower. The engine plans it as one aggregate, and the
+    Query Service's connections turn the optimizer off too."""
+    import duckdb
+
+    from openseg.catalog.read_only_sql import run_query
+
+    path = tmp_path / "events.parquet"
+    with duckdb.connect() as connection:
+        connection.execute(
+            "COPY (SELECT lpad((i // 8)::VARCHAR, 9, '0') AS _profile_id, (i % 3)::TINYINT AS kind "
+            f"FROM range(24000000) r(i)) TO '{path}'")
+    with DuckDBEngine(threads=2).connect() as connection:
+        plan = connection.execute(
+            f"EXPLAIN SELECT _profile_id, count(*) FROM read_parquet('{path}') WHERE kind = 1 GROUP BY 1"
+        ).fetchall()[0][1]
+    assert plan.count("Hash Group By") == 1 and "Union" not in plan
+    setting = run_query("SELECT current_setting('disabled_optimizers') AS disabled", {}, tmp_path)
+    assert setting.table.to_pylist() == [{"disabled": "partitioned_execution"}]
+
+
 def test_renders_in_its_dialect() -> None:
     plan = exp.select(exp.func("array_size", exp.column("xs"))).from_("t")
     assert DuckDBEngine().render(plan) == "SELECT ARRAY_LENGTH(xs) FROM t"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -37,6 +38,25 @@ _BATCH_ROWS = 100_000
 #: What a merged record's aggregate states take in DuckDB, with room to spare: a build's merge and profiles write
 #: at 1M and 10M profiles ran out of 200 MB and 2 GB (about 1.1M and 11M fragments) in one piece.
 MERGE_BYTES_PER_ROW = 512
+
+#: DuckDB optimizers every openseg connection turns off (those the installed DuckDB has).
+#:
+#: ``partitioned_execution`` (DuckDB 2.0) splits a GROUP BY on a column the Parquet file is sorted by (events
+#: and profiles are sorted by ``_profile_id``) into one branch per key range. When the scan also has a WHERE
+#: the range test stays above the scan, so every branch reads every row group: a per-profile count of one
+#: event type over 100M events took 19 s instead of 1.8 s, and the 10-segment job at 10M profiles 60 s
+#: instead of 22 s, same counts (docs/benchmarks.md, 2026-12-04 evening).
+DISABLED_OPTIMIZERS = ("partitioned_execution",)
+
+
+@functools.cache
+def disabled_optimizers() -> str:
+    """The ``disabled_optimizers`` setting for a connection: the names of ``DISABLED_OPTIMIZERS`` this DuckDB
+    knows (an older release without one would refuse the setting), comma-separated."""
+    with duckdb.connect(":memory:") as connection:
+        known = {row[0] for row in connection.execute("SELECT name FROM duckdb_optimizers()").fetchall()}
+    return ",".join(name for name in DISABLED_OPTIMIZERS if name in known)
+
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
 
@@ -101,6 +121,8 @@ class DuckDBEngine(Engine):
             config["temp_directory"] = str(self.temp_directory)
         if not self.preserve_insertion_order:
             config["preserve_insertion_order"] = False
+        if disabled := disabled_optimizers():
+            config["disabled_optimizers"] = disabled
         connection = duckdb.connect(":memory:", config=config)
         for filesystem in lake_files.duckdb_filesystems():  # an object store lake's s3:// files
             connection.register_filesystem(filesystem)
