@@ -181,6 +181,23 @@ def test_push_row_filters_ors_the_distinct_filters_into_the_where() -> None:
     assert "WHERE e.\"eventType\" = 'buy' OR e.\"eventType\" = 'view' GROUP BY" in sql(after)  # in filter form
 
 
+def test_push_row_filters_drops_a_filter_that_implies_another_from_the_or() -> None:
+    tree = hoist_aggregates(tree_of(
+        buys='xEvent[eventType = "buy"].count() > 0',
+        big='xEvent[eventType = "buy" and commerce.order.priceTotal > 100].count() > 0',  # implies "buy"
+        late='xEvent[commerce.order.priceTotal > 5 and eventType = "buy"].count() > 0',  # in either order
+        views='xEvent[eventType = "view"].count() > 1',
+    ), SHARED)
+    (after,) = push_row_filters(tree, SHARED).scans
+    assert [condition.sql("duckdb") for condition in after.where] == [
+        "COALESCE(e.\"eventType\" = 'buy', FALSE) OR COALESCE(e.\"eventType\" = 'view', FALSE)"]
+    assert "FILTER(WHERE e.\"eventType\" = 'buy' AND" in sql(after)  # each aggregate keeps its own filter
+    alone = hoist_aggregates(tree_of(big='xEvent[eventType = "buy" and commerce.order.priceTotal > 100].count() > 0',
+                                     views='xEvent[eventType = "view"].count() > 1'), SHARED)
+    (kept,) = push_row_filters(alone, SHARED).scans
+    assert "priceTotal" in kept.where[0].sql("duckdb")  # nothing it implies is pushed: it stays
+
+
 def test_push_row_filters_leaves_scans_with_too_many_filters_or_an_unfiltered_aggregate() -> None:
     tree = hoist_aggregates(tree_of(buys='xEvent[eventType = "buy"].count() > 0',
                                     views='xEvent[eventType = "view"].count() > 1'), SHARED)

@@ -100,8 +100,9 @@ def double_literal(value: float) -> exp.Expr:
 
 
 def safe_size(dialect: SqlDialect, array: exp.Expr) -> exp.Expr:
-    """The array's length, NULL for a missing array (Spark's legacy ``size(NULL)`` is -1)."""
-    return exp.Case(ifs=[exp.If(this=not_null(array), true=dialect.build("array_size", array.copy()))])
+    """The array's length, NULL for a missing array (Spark's legacy ``size(NULL)`` is -1; the dialect decides
+    how, see ``null_safe_size``)."""
+    return dialect.build("null_safe_size", array.copy())
 
 
 _INTERVAL_UNITS = {

@@ -56,6 +56,12 @@ def _spark_sum(array: exp.Expr, var: str) -> exp.Expr:
     return exp.Case(ifs=[exp.If(this=has_items, true=folded)])
 
 
+def _spark_null_safe_size(array: exp.Expr) -> exp.Expr:
+    # Spark's legacy size(NULL) is -1: a missing array must stay NULL.
+    present = exp.Not(this=exp.Is(this=array.copy(), expression=exp.null()))
+    return exp.Case(ifs=[exp.If(this=present, true=_fn("size")(array))])
+
+
 def _duckdb_distinct(array: exp.Expr, var: str) -> exp.Expr:
     # list_distinct does not keep order; keep the first occurrence of each non-NULL item instead.
     index = f"{var}_n"
@@ -103,6 +109,8 @@ DUCKDB = SqlDialect(
     name="duckdb",
     builders={
         "array_size": _fn("len"),
+        # len(NULL) is NULL already: no CASE, which would evaluate a filtered array twice per row.
+        "null_safe_size": _fn("len"),
         "array_contains": _fn("list_contains"),
         "array_overlaps": _fn("list_has_any"),
         "array_intersect": _fn("list_intersect"),
@@ -135,6 +143,7 @@ SPARK = SqlDialect(
     name="spark",
     builders={
         "array_size": _fn("size"),
+        "null_safe_size": _spark_null_safe_size,
         "array_contains": _fn("array_contains"),
         "array_overlaps": _fn("arrays_overlap"),
         "array_intersect": _fn("array_intersect"),

@@ -12,14 +12,15 @@ from sqlglot import exp
 
 from openseg.pql import ast
 from openseg.pql.derived import EVENTS, ID, MEMBERSHIP, PROFILE_ALIAS, PROFILES
-from openseg.pql.rewrites.scans import Options, Scan, ScanTree, distinct, same
+from openseg.pql.rewrites.scans import Options, Scan, ScanTree, conjuncts, distinct, same
 
 
 def push_row_filters(tree: ScanTree, options: Options) -> ScanTree:
     """AND a grouped scan's WHERE with the OR of its aggregates' row filters, when there are few.
 
     Each aggregate reads only the rows of its FILTER; when every aggregate of a scan has one, a row none
-    of them reads can be skipped in the scan itself. Equal filters (as trees) are ORed once. Beyond
+    of them reads can be skipped in the scan itself. Equal filters (as trees) are ORed once, and a filter
+    that implies another (all of the other's conjuncts among its own) not at all. Beyond
     ``options.pushed_filters`` distinct filters, testing the OR on every row costs more than the rows it
     drops save, so the scan is left as it is; likewise when some aggregate reads every row.
 
@@ -39,13 +40,27 @@ def _filtered(scan: Scan, limit: int) -> Scan:
     row_filters = [column.row_filter for column in scan.columns]
     if any(f is None for f in row_filters):
         return scan
-    filters = [f.copy() for f in distinct(f for f in row_filters if f is not None)]
+    filters = [f.copy() for f in _absorbed(distinct(f for f in row_filters if f is not None))]
     if len(filters) > limit:
         return scan
     pushed = exp.or_(*filters, wrap=True) if len(filters) > 1 else filters[0]
     if any(same(pushed, condition) for condition in scan.where):
         return scan
     return replace(scan, where=(*scan.where, pushed))
+
+
+def _absorbed(filters: list[exp.Expr]) -> list[exp.Expr]:
+    """``filters`` without those that imply another (absorption: ``A OR (A AND B)`` is ``A``): a filter whose
+    conjuncts include all of another's adds no row to their OR, only its cost on every row (a purchase's
+    product-name test over its list of items, ORed beside the purchase test itself)."""
+    parts = [conjuncts(f) for f in filters]
+
+    def implies(mine: list[exp.Expr], theirs: list[exp.Expr]) -> bool:
+        return all(any(same(condition, own) for own in mine) for condition in theirs)
+
+    return [f for i, f in enumerate(filters)
+            if not any(j != i and len(parts[j]) < len(parts[i]) and implies(parts[i], parts[j])
+                       for j in range(len(filters)))]
 
 
 def push_profile_predicates(tree: ScanTree, options: Options) -> ScanTree:

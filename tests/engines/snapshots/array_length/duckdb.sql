@@ -1,2 +1,2 @@
 -- favoriteCategories.count() >= 3
-COALESCE(COALESCE(CASE WHEN NOT "p"."favoriteCategories" IS NULL THEN LEN("p"."favoriteCategories") END, 0) >= 3, FALSE);
+COALESCE(COALESCE(LEN("p"."favoriteCategories"), 0) >= 3, FALSE);

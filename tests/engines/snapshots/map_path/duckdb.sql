@@ -1,2 +1,2 @@
 -- identityMap.email.isNotEmpty()
-COALESCE(CASE WHEN NOT "p"."identityMap"['email'] IS NULL THEN LEN("p"."identityMap"['email']) END > 0, FALSE);
+COALESCE(LEN("p"."identityMap"['email']) > 0, FALSE);
