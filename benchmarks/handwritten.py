@@ -31,7 +31,7 @@ from sqlglot import exp
 
 from benchmarks.generate import Manifest
 from benchmarks.segments import Segment, Template, evaluation_layers, with_dependencies
-from openseg.engines.duckdb import disabled_optimizers
+from openseg.engines.duckdb import connection_config
 
 #: The profile attributes null checks may name, as SQL over the profile row.
 _COLUMNS = {
@@ -343,10 +343,7 @@ def connect(data_dir: Path, threads: int | None = None) -> tuple[duckdb.DuckDBPy
     at 10M profiles, and a baseline slowed by that would flatter openseg.
     """
     manifest = Manifest.load(data_dir)
-    config: dict[str, str | bool | int | float | list[str]] = {"threads": threads} if threads else {}
-    if disabled := disabled_optimizers():
-        config["disabled_optimizers"] = disabled
-    connection = duckdb.connect(config=config)
+    connection = duckdb.connect(config=connection_config(**({"threads": threads} if threads else {})))
     connection.execute("SET enable_progress_bar = false")  # keeps the benchmark's output readable
     connection.read_parquet(str(data_dir / manifest.plain_profiles)).create_view("profiles")
     connection.read_parquet(str(data_dir / manifest.plain_events)).create_view("events")

@@ -21,7 +21,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from openseg import lake_files
-from openseg.engines.duckdb import disabled_optimizers
+from openseg.engines.duckdb import connection_config
 from openseg.errors import BadRequest
 from openseg.json_values import json_value as json_value  # re-exported for its callers here
 
@@ -170,10 +170,7 @@ def run_query(sql: str, tables: dict[str, list[str]], allowed_dir: str | Path, *
     threads (a recursive CTE that never ends meets one of the two first), at most ``max_rows`` rows kept.
     """
     started = time.perf_counter()
-    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit, "threads": threads}
-    if disabled := disabled_optimizers():  # as on the engine's connections (see DISABLED_OPTIMIZERS)
-        config["disabled_optimizers"] = disabled
-    con = duckdb.connect(config=config)
+    con = duckdb.connect(config=connection_config(memory_limit=memory_limit, threads=threads))
     try:
         con.execute("SET TimeZone = 'UTC'")
         for filesystem in lake_files.duckdb_filesystems():  # an object store lake's s3:// files

@@ -58,6 +58,14 @@ def disabled_optimizers() -> str:
     return ",".join(name for name in DISABLED_OPTIMIZERS if name in known)
 
 
+def connection_config(**settings: str | bool | int | float | list[str]) -> dict[str, str | bool | int | float | list[str]]:
+    """A ``duckdb.connect`` config: ``settings`` plus the optimizers every openseg connection turns off."""
+    config = dict(settings)
+    if disabled := disabled_optimizers():
+        config["disabled_optimizers"] = disabled
+    return config
+
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
 
 
@@ -112,7 +120,7 @@ class DuckDBEngine(Engine):
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """Open a configured in-memory connection."""
-        config: dict[str, str | bool | int | float | list[str]] = {}
+        config = connection_config()
         if self.threads is not None:
             config["threads"] = self.threads
         if self.memory_limit is not None:
@@ -121,8 +129,6 @@ class DuckDBEngine(Engine):
             config["temp_directory"] = str(self.temp_directory)
         if not self.preserve_insertion_order:
             config["preserve_insertion_order"] = False
-        if disabled := disabled_optimizers():
-            config["disabled_optimizers"] = disabled
         connection = duckdb.connect(":memory:", config=config)
         for filesystem in lake_files.duckdb_filesystems():  # an object store lake's s3:// files
             connection.register_filesystem(filesystem)
