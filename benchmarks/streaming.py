@@ -13,10 +13,11 @@ suite, and a first segment job runs to the end. Then, for ``STREAM_SECONDS``:
   new one once (a file the store merges before the watcher sees it is read in the merge: later, never earlier).
   Visible means written, as the design has it (docs/architecture.md, "Segment membership"): a lookup reads the
   change files as they are. Its latency runs from the acknowledgement. Every ``STREAM_PROBE_EVERY``-th event
-  (default 1,000th) is also probed through ``GET /access/entities`` every 50 ms until its membership shows, which
-  checks that the API shows what the store holds; the probes are sparse because polling is load: 5 probes a
-  second polling every 20 ms, as this measure was taken before, cost a core as soon as visibility took a second,
-  and the queue fed itself.
+  (default 1,000th) is also probed through ``GET /access/entities``, which checks that the API shows what the
+  store holds: once the watcher has seen its profile's write, the probe asks every 50 ms until the membership
+  shows, and its latency too runs from the acknowledgement. A probe asks nothing before the write, which no
+  lookup can show earlier: polling is load (probes polling from the acknowledgement took half a core of lookups
+  at 1M as soon as visibility took seconds, and the queue fed itself).
 - **P5b**: ``POST /ee/v2/interact`` open-loop at ``EDGE_RATE`` a second, one event of a random profile each.
 - The streamer flushes the log to the lake (a batch a second) and the worker refreshes the profile store
   incrementally: how many of each fell inside the window is reported, and there must be at least one.
@@ -114,7 +115,14 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         watcher = ChangeWatcher(members / "changes", setup["continuous"][0])
         watching = threading.Thread(target=watcher.run, daemon=True)
         watching.start()
-        result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds)
+        # The profile ids of the probed events' CRMIDs, so that a probe waits for its write before it asks the API.
+        store = home / "profiles" / members.parent.name / setup["policy"]
+        probed = _profiles_of(store, crmids[:int(rate * seconds)][::probe_every])
+
+        def written(crmid: str) -> bool:
+            return probed.get(crmid, "") in watcher.first_seen
+
+        result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds, written)
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
             sent = result.pop("sent_ids")
             acknowledged = result.pop("acknowledged_at")
@@ -123,8 +131,7 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
             result["caught_up_s"] = _caught_up(client, setup, crmids[last])
             watcher.stop()
             watching.join()
-            profile_of = _profiles_of(home / "profiles" / members.parent.name / setup["policy"],
-                                      [crmids[i] for i in acknowledged])
+            profile_of = _profiles_of(store, [crmids[i] for i in acknowledged])
             result["visible"] = visibility({profile_of.get(crmids[i], ""): at for i, at in acknowledged.items()},
                                            watcher.first_seen)
             result["drift"] = _drift(client, setup)
@@ -344,7 +351,9 @@ def _open_loop(count: int, rate: float, start: float, threads: int,
 
 
 def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: list[str], rate: float,
-            edge_rate: float, probe_every: int, seconds: float) -> dict[str, Any]:
+            edge_rate: float, probe_every: int, seconds: float, written: Callable[[str], bool]) -> dict[str, Any]:
+    """The window: events, interact calls and probes open-loop; ``written(crmid)`` tells whether the watcher saw
+    that profile's membership written."""
     total = int(rate * seconds)
     if total > len(crmids):
         raise RuntimeError(f"{total} events need as many profiles; the data set has {len(crmids)}")
@@ -363,6 +372,8 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
         path = ("/data/core/ups/access/entities?schema.name=_xdm.context.profile&entityIdNS=CRMID&entityId="
                 + crmid)
         try:
+            while not written(crmid) and time.monotonic() - acknowledged < PROBE_GIVE_UP:
+                time.sleep(WATCH_INTERVAL)
             while time.monotonic() - acknowledged < PROBE_GIVE_UP:
                 connection.request("GET", path, headers=headers)
                 response = connection.getresponse()

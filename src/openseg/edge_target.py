@@ -76,5 +76,5 @@ class StoresEdgeTarget:
         return self.target.profiles(sandbox_id, policy_id, profile_ids, fields, since)
 
     def membership(self, sandbox_id: str, policy_id: str, profile_id: str) -> Mapping[str, Pair]:
-        store, state = self.target.membership(sandbox_id, policy_id)
+        store, state = self.target.membership_to_read(sandbox_id, policy_id)
         return store.lookup(state, [profile_id]).get(profile_id, {})

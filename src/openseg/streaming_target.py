@@ -216,6 +216,14 @@ class StoresSegmentationTarget:
         record = self._read_record(policy_id)
         return store, store.state(record.membership_path if record else None)
 
+    def membership_to_read(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
+        """The membership to read (not to write): the pointer the pinned scope's metadata generation holds, so a
+        read of a policy's membership costs no query while no job has published since (a publish moves the
+        generation: the next scope reads anew)."""
+        store = store_for(self.services.settings.home, sandbox_id, policy_id)
+        record = self._record(policy_id)
+        return store, store.state(record.membership_path if record else None)
+
     def published(self) -> list[tuple[str, str, str]]:
         with self.services.db.session() as session:
             rows = session.execute(select(ProfileStore.sandbox_id, ProfileStore.merge_policy_id,

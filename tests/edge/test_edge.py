@@ -412,6 +412,22 @@ def test_an_edge_segment_of_segments_reads_the_batch_membership(client: TestClie
     assert interact(client, edgy, edge_event("p3")).json() == lookup(edgy.us)
 
 
+def test_an_edge_call_after_a_job_reads_the_membership_it_published(client: TestClient, edgy: Edgy,
+                                                                      drain: Callable[[], int]) -> None:
+    """The edge keeps the published membership's pointer while the metadata stays as it was: a call after a job
+    reads what that job published, not what the previous call read."""
+    from tests.api.flows import event
+    from tests.api.test_segment_jobs import run_job
+
+    loyal = define(client, edgy.org, "loyal on the edge", f'inSegment("{edgy.counted}")', edgy.policy)
+    assert interact(client, edgy, edge_event("p2")).json() == lookup()  # no job yet: not loyal
+    upload_batch(client, edgy.org.headers(), edgy.events, {"events.json": json_lines(
+        [event(i, 2, eventType="commerce.checkouts") for i in (0, 3)])})
+    drain()
+    run_job(client, edgy.org, drain, edgy.counted)
+    assert interact(client, edgy, edge_event("p2")).json() == lookup(loyal["id"])
+
+
 def test_a_datastream_whose_dataset_is_gone_keeps_nothing(client: TestClient, services: Services, edgy: Edgy) -> None:
     deleted = client.delete(f"/data/foundation/catalog/dataSets/{edgy.events}", headers=edgy.org.headers())
     assert deleted.status_code == 200, deleted.text

@@ -8,7 +8,6 @@ below; streaming and edge through :meth:`MembershipStore.apply`.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.atomic_files import StagedFile, locked
+from openseg.engines.parquet import matching_rows
 from openseg.segmentation.membership import changes as change_files
 from openseg.segmentation.membership.changes import ChangeFile, LogPosition, Position
 from openseg.segmentation.membership.layout import (
@@ -350,56 +349,30 @@ class MembershipStore:
         return removed
 
 
-@dataclass(frozen=True)
-class _Indexed:
-    """A Parquet file sorted by ``_profile_id`` (its footer read once) and each row group's first id."""
-
-    metadata: pq.FileMetaData
-    firsts: list[str]
-
-
 @functools.lru_cache(maxsize=256)
-def _indexed(path: str, _mtime_ns: int, _size: int) -> _Indexed:
+def _metadata(path: str, _mtime_ns: int, _size: int) -> pq.FileMetaData:
     # Keyed by mtime and size as well: a retried job republishes a file under the same name. The footer only,
     # no open file: a change file merged into another is deleted while its entry may still be cached.
-    metadata = pq.read_metadata(path)
-    column = metadata.schema.names.index("_profile_id")
-    firsts = []
-    for index in range(metadata.num_row_groups):
-        statistics = metadata.row_group(index).column(column).statistics
-        firsts.append(statistics.min if statistics is not None and statistics.has_min_max else "")
-    return _Indexed(metadata, firsts)
-
-
-def _index_of(path: Path) -> _Indexed:
-    stat = path.stat()
-    return _indexed(str(path), stat.st_mtime_ns, stat.st_size)
+    return pq.read_metadata(path)
 
 
 def _rows(change: ChangeFile) -> int:
-    return int(_index_of(change.path).metadata.num_rows)
+    stat = change.path.stat()
+    return int(_metadata(str(change.path), stat.st_mtime_ns, stat.st_size).num_rows)
 
 
 def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The rows of a membership file (sorted by ``_profile_id``; or a directory of such part files) that
-    belong to ``profile_ids``, reading only the row groups that can hold them (a few thousand rows each: a
-    lookup costs milliseconds)."""
-    rows: list[dict[str, Any]] = []
-    wanted = pa.array(list(profile_ids), pa.string())
-    for part in parquet_files(path):
-        indexed = _index_of(part)
-        if not indexed.metadata.num_rows:
-            continue
-        # A profile's rows start in the last group whose first id is below it (or the first group) and run
-        # through the groups that start with it (several rows per profile: pairs, merged change files).
-        groups = sorted({group for p in profile_ids
-                         for group in range(max(bisect.bisect_left(indexed.firsts, p) - 1, 0),
-                                            max(bisect.bisect_right(indexed.firsts, p), 1))})
-        # A reader of its own: one pyarrow file shared between threads (requests) fails or crashes.
-        # In this thread, not Arrow's pool, where a job's reads and writes would go first (as in matching_rows).
-        table = pq.ParquetFile(part, metadata=indexed.metadata).read_row_groups(groups, use_threads=False)
-        rows += table.filter(pc.is_in(table["_profile_id"], value_set=wanted)).to_pylist()
-    return rows
+    belong to ``profile_ids``, reading only the row groups that can hold them (a few thousand rows each).
+
+    Point reads of the engines' Parquet helper: each small row group is decoded once per file version and kept,
+    so that the edge's and the streamer's lookups of random profiles decode a snapshot's group once, not once per
+    call (an interact at 1M profiles read the published snapshot's group and every change file anew: 0.7 ms of
+    its 3.6 ms warm). Files are never rewritten under their name with the same size and time."""
+    if not profile_ids:
+        return []
+    return [row for part in parquet_files(path)
+            for row in matching_rows(part, "_profile_id", profile_ids).to_pylist()]
 
 
 def parquet_files(path: Path) -> list[Path]:
