@@ -157,7 +157,7 @@ class StoresSegmentationTarget:
         if build is None:
             return None
         engine = self.services.reader()
-        profile_id = lookup.resolve_profile_id(build[0], namespace, identity, engine=engine)
+        profile_id = lookup.profile_id_in(build[0], namespace, identity, engine=engine)
         if profile_id is None:
             return None
         if self.linked(sandbox_id, policy_id):
@@ -175,7 +175,7 @@ class StoresSegmentationTarget:
             return None
         store, watermark = build
         for namespace, identity in identities:
-            profile_id = lookup.resolve_profile_id(store, namespace, identity, engine=self.services.reader())
+            profile_id = lookup.profile_id_in(store, namespace, identity, engine=self.services.reader())
             if profile_id is not None:
                 rows = _rows(store / PROFILES_FILE, [profile_id])
                 events = sorted(_rows(store / EVENTS_FILE, [profile_id]),

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot import exp
 
 from openseg.profiles._sql import DIALECT, col, string
@@ -77,18 +76,23 @@ def resolve_profile_id(store_dir: Path | str, namespace: str, identity: str, *, 
     Returns:
         The ``_profile_id``, or None if no profile has this identity.
     """
-    return _resolve(resolve_store(store_dir), namespace, identity, engine)
+    return profile_id_in(resolve_store(store_dir), namespace, identity, engine=engine)
 
 
-def _resolve(store: Path, namespace: str, identity: str, engine: Engine) -> str | None:
-    if _identity_graph(store) == "none":
+def profile_id_in(build: Path, namespace: str, identity: str, *, engine: Engine) -> str | None:
+    """:func:`resolve_profile_id` in a build directory :func:`~openseg.profiles.store.resolve_store` gave
+    already (streaming resolves its build once per micro-batch, then an identity per message)."""
+    if _identity_graph(build) == "none":
         key = identity_key(namespace, identity)
-        rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [key], columns=["_profile_id"])
-    else:
-        # identities.parquet is sorted by id: the row group holding it is read, its namespaces compared.
-        rows = engine.read_rows(store / IDENTITIES_FILE, "id", [identity], columns=["namespace", "_profile_id"])
-        rows = rows.filter(pc.equal(pc.utf8_lower(rows["namespace"]), pc.utf8_lower(pa.scalar(namespace))))
-    return str(rows["_profile_id"][0]) if rows.num_rows else None
+        rows = engine.read_rows(build / PROFILES_FILE, "_profile_id", [key], columns=["_profile_id"])
+        return str(rows["_profile_id"][0]) if rows.num_rows else None
+    # identities.parquet is sorted by id: the row group holding it is read, and the namespaces of the few rows
+    # with this id compared here (four Arrow calls cost more than the lookup's read of a kept group).
+    rows = engine.read_rows(build / IDENTITIES_FILE, "id", [identity], columns=["namespace", "_profile_id"])
+    wanted = namespace.lower()
+    return next((str(profile_id) for found, profile_id in zip(rows["namespace"].to_pylist(),
+                                                              rows["_profile_id"].to_pylist(), strict=True)
+                 if str(found).lower() == wanted), None)
 
 
 def get_profile(
@@ -116,7 +120,7 @@ def get_profile(
     if _identity_graph(store) == "none":
         profile = _merge_fragments(store, identity_key(namespace, identity), engine)
     if profile is None:
-        found = profile_id if profile_id is not None else _resolve(store, namespace, identity, engine)
+        found = profile_id if profile_id is not None else profile_id_in(store, namespace, identity, engine=engine)
         profile = _profile_row(store, found, engine) if found else None
     if profile is None:
         return None
@@ -137,7 +141,7 @@ def get_profile_identities(store_dir: Path | str, namespace: str, identity: str,
             return None
         pairs = [(ns, item["id"]) for ns, items in profile[IDENTITY_MAP].items() for item in items]
         return sorted(pairs, key=lambda pair: identity_key(*pair))
-    profile_id = _resolve(store, namespace, identity, engine)
+    profile_id = profile_id_in(store, namespace, identity, engine=engine)
     if profile_id is None:
         return None
     # The profile's identityMap is its graph's identities (the build writes it from them). It is read from
