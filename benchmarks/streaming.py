@@ -179,14 +179,26 @@ def _load(client: httpx.Client, data_dir: Path, manifest: Manifest, segments: Se
     item = client.get(f"/data/foundation/flowservice/connections/{connection.json()['id']}").json()
     datastream = client.post("/data/core/edge/datastreams", json={"name": "bench", "datasetId": events})
     datastream.raise_for_status()
-    deadline = time.monotonic() + 600
-    while (store := client.get(f"{POLICIES}/{policy_id}").json().get("openseg:profileStore") or {}).get(
-            "profiles") != manifest.profiles:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the store holds {store.get('profiles')} profiles, not {manifest.profiles}")
-        time.sleep(0.5)
+    _wait_for_stores(client, manifest)
     return {"policy": policy_id, "continuous": continuous, "segments": [*ids.values(), *continuous],
             "inlet": item["items"][0]["auth"]["params"]["inletUrl"], "datastream": datastream.json()["id"]}
+
+
+def _wait_for_stores(client: httpx.Client, manifest: Manifest, wait: float = 1200.0) -> None:
+    """Until every merge policy's store holds the whole data set, profiles and events: a build the uploads queued
+    must not run inside the window (at 1M, the events' full build took a third of a core there, and kept the
+    streamed flushes' incremental refreshes queued behind it until after the window)."""
+    deadline = time.monotonic() + wait
+    while True:
+        listed = client.get(POLICIES, params={"limit": "100"}).json()["children"]
+        stores = [client.get(f"{POLICIES}/{policy['id']}").json().get("openseg:profileStore") or {}
+                  for policy in listed]
+        if all((store.get("profiles"), store.get("events")) == (manifest.profiles, manifest.events) for store in stores):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the stores hold {[(s.get('profiles'), s.get('events')) for s in stores]} profiles "
+                               f"and events, not {manifest.profiles} and {manifest.events}")
+        time.sleep(0.5)
 
 
 class ChangeWatcher:

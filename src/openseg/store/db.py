@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Engine, Executable, Integer, column, create_engine, event, select, table
+from sqlalchemy import BigInteger, Engine, Executable, Integer, column, create_engine, event, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
@@ -26,6 +26,9 @@ VOLATILE_TABLES = frozenset({"work_items", "stream_offsets", "segment_jobs", "ex
 T = TypeVar("T")
 _GENERATION = table("metadata_generation", column("id", Integer), column("value", BigInteger))
 _CHANGED = "openseg:lasting-change"
+#: Read by every authenticated request: a constant statement handed to the driver as it is (a compiled
+#: ``select()`` through SQLAlchemy's statement cache took 80 µs a call, this 28 µs).
+_READ_GENERATION = "SELECT value FROM metadata_generation WHERE id = 1"
 
 
 def make_engine(url: str) -> Engine:
@@ -101,7 +104,7 @@ class Database:
         at one value is still true while it stays (-1 before migration 0012: nothing may be kept then)."""
         try:
             with self.engine.connect() as connection:
-                found = connection.execute(select(_GENERATION.c.value).where(_GENERATION.c.id == 1)).scalar()
+                found = connection.exec_driver_sql(_READ_GENERATION).scalar()
         except (OperationalError, ProgrammingError):  # no such table: a store not migrated yet
             return -1
         return -1 if found is None else int(found)
