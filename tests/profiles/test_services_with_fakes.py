@@ -227,3 +227,67 @@ def test_a_policy_in_use_or_default_is_not_deleted(services: FakeServices) -> No
     assert list(services.store.policies) == [default.id]
     with pytest.raises(NotFound):
         policies.read_policy(services.uow(), Scope(sandbox_id="sandbox-dev"), default.id)
+
+
+def _files(build: Path) -> dict[str, int]:
+    """Each file of a build (but its manifest) by its path in the build, as the inode it is."""
+    return {str(f.relative_to(build)): f.stat().st_ino for f in sorted(build.rglob("*"))
+            if f.is_file() and f.name != "manifest.json"}
+
+
+def _manifest(build: Path) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads((build / "manifest.json").read_text()))
+
+
+def test_policies_with_the_same_rules_share_one_build(services: FakeServices, lake: Lake, clock: list[int],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's default policy and an edge policy with its rules: one build, whose files the second store
+    links; each manifest and record names its own policy; a refresh is shared the same way; a policy with
+    other rules builds its own store."""
+    from openseg.profiles import refresh
+    from openseg.profiles.lookup import get_profile
+
+    land(services, lake, "b1", [ANN], completed=NOW - 60_000)
+    policy(services, "mp-1")
+    edge = policy(services, "mp-2", version=3)
+    own = replace(policy(services, "mp-3"), identity_graph="none")
+    services.store.policies[own.id] = own
+    refreshed: list[str] = []
+
+    def counted(sources: Any, spec: Any, path: Path, **options: Any) -> Any:
+        refreshed.append(spec.id)
+        return refresh.refresh_profile_store(sources, spec, path, **options)
+
+    monkeypatch.setattr(service, "refresh_profile_store", counted)
+
+    first = service.build_sandbox(services, HERE.sandbox_id)
+    assert refreshed == ["mp-1", "mp-3"] and list(first) == ["mp-1", "mp-2", "mp-3"]
+    stores = {p: resolve_store(services.settings.profiles_dir / HERE.sandbox_id / p) for p in first}
+    assert _files(stores["mp-2"]) == _files(stores["mp-1"]) and stores["mp-2"] != stores["mp-1"]
+    assert set(_files(stores["mp-3"]).values()).isdisjoint(_files(stores["mp-1"]).values())
+    assert _manifest(stores["mp-2"]) == {**_manifest(stores["mp-1"]), "policy": edge.spec().to_dict()}
+    assert first["mp-2"] == {**first["mp-1"], "sharedWith": "mp-1"} and first["mp-2"]["refresh"] == "full"
+    assert services.store.profile_stores["mp-2"] == ProfileStoreRecord(
+        merge_policy_id="mp-2", sandbox_id=HERE.sandbox_id, path=str(services.settings.profiles_dir / HERE.sandbox_id
+                                                                     / "mp-2"),
+        policy_version=3, built_at=NOW, stats=first["mp-2"])
+    found = {p: get_profile(stores[p], "email", "ann@x", engine=ENGINE) for p in ("mp-1", "mp-2")}
+    assert found["mp-2"] == found["mp-1"] and found["mp-1"]["homeAddress"] == {"country": "US"}
+
+    clock[0] = NOW + 5_000
+    land(services, lake, "b2", [BOB], completed=NOW + 1_000)
+    refreshed.clear()
+    second = service.build_sandbox(services, HERE.sandbox_id)
+    assert refreshed == ["mp-1", "mp-3"]
+    assert (second["mp-1"]["refresh"], second["mp-2"]["refresh"]) == ("incremental", "incremental")
+    again = {p: resolve_store(services.settings.profiles_dir / HERE.sandbox_id / p) for p in second}
+    assert _files(again["mp-2"]) == _files(again["mp-1"]) and again["mp-2"] != stores["mp-2"]
+    assert services.store.profile_stores["mp-2"].built_at == NOW + 5_000
+
+    clock[0] = NOW + 9_000
+    unchanged = service.build_sandbox(services, HERE.sandbox_id)
+    assert [unchanged[p]["refresh"] for p in unchanged] == ["unchanged"] * 3
+    assert resolve_store(services.settings.profiles_dir / HERE.sandbox_id / "mp-2") == again["mp-2"]
+    assert services.store.profile_stores["mp-2"].built_at == NOW + 5_000

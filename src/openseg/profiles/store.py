@@ -116,6 +116,31 @@ def publish(staging: Path, store_dir: Path) -> Path:
     return final
 
 
+def share_build(build: Path, store_dir: Path, policy: dict[str, object]) -> Path:
+    """Publish, as the store at ``store_dir``, the complete ``build`` of another merge policy whose rules build
+    the same store: its files hard-linked into a build of this store's own (copied where the file system links
+    none), its manifest naming ``policy``. The two stores then share their bytes on disk, and each is pruned and
+    replaced on its own as before (a file's bytes go when its last link does).
+
+    Returns:
+        The build directory the store now points to.
+    """
+    staging = new_staging_dir(store_dir)
+    for source in sorted(build.rglob("*")):
+        target = staging / source.relative_to(build)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif source == build / MANIFEST_FILE:
+            manifest = json.loads(source.read_text(encoding="utf-8"))
+            target.write_text(json.dumps({**manifest, "policy": policy}, indent=1), encoding="utf-8")
+        else:
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+    return publish(staging, store_dir)
+
+
 def _prune(builds: Path, keep: Path) -> None:
     complete = sorted(p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(_STAGING_PREFIX))
     stale = [p for p in complete if p != keep][: max(0, len(complete) - KEPT_BUILDS)]
