@@ -8,12 +8,14 @@ Point lookups (:meth:`openseg.engines.base.Engine.read_rows`) read with :func:`m
 
 from __future__ import annotations
 
+import array
 import bisect
 import collections
 import datetime as dt
 import functools
 import itertools
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -125,34 +127,79 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     footer = _footer(*version)
     groups = _groups_holding(*version, column, keys)
     if newer is not None:
-        ranges = _ranges(*version, newer[0])
-        groups = [g for g in groups if ranges[g] is None or not _before(ranges[g][1], newer[1])]  # type: ignore[index]
+        ranges, timeless = _ranges(*version, newer[0]), _with_nulls(*version, newer[0])
+        groups = [g for g in groups
+                  if ranges[g] is None or timeless[g] or not _before(ranges[g][1], newer[1])]  # type: ignore[index]
     wanted = None if columns is None else list(dict.fromkeys([*columns, column, *([newer[0]] if newer else [])]))
     if not groups:
         schema = footer.schema.to_arrow_schema()
         empty = schema.empty_table()
         return empty if wanted is None else empty.select(list(columns or []))
     small = [g for g in groups if footer.row_group(g).num_rows <= CACHED_GROUP_ROWS]
+    kept: list[tuple[pa.Table, tuple[Any, ...]]] | None = None
     if newer is not None and wanted is not None and len(small) == len(groups):
         # Streaming reads a profile's recent events: each group is kept as its rows of the day ``newer`` falls
         # in and after, a small part of a group, so that a process soon holds every group's recent rows
         # (the groups' whole columns, 865 MB at 10M events, would not stay in ``_group``'s budget).
         horizon = _utc(newer[1]).replace(hour=0, minute=0, second=0, microsecond=0)
-        table = pa.concat_tables([_recent(*version, g, tuple(wanted), newer[0], horizon) for g in groups])
+        kept = [(_recent(*version, g, tuple(wanted), newer[0], horizon), (*version, g, newer[0], horizon))
+                for g in groups]
     elif len(small) == len(groups):
         # A lookup's groups are small: each is decoded once and kept for the next lookups of this file version
         # (one request reads a profile's group for its identities, then for its row).
-        table = pa.concat_tables([_group(*version, g, None if wanted is None else tuple(wanted)) for g in groups])
+        kept = [(_group(*version, g, None if wanted is None else tuple(wanted)), (*version, g)) for g in groups]
+    if kept is not None:
+        found = _keyed_rows(kept, column, keys)
+        if found is not None:
+            matched = found if newer is None else _newer_than(found, *newer)
+            return matched if columns is None else matched.select(list(columns))
+        table = pa.concat_tables([group for group, _ in kept])
     else:
         # In the calling thread: a request's row groups must not queue in Arrow's shared pool behind a job's
         # (whose threads, started by the worker, run at its lower priority).
         table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
     matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
     if newer is not None:
-        times = matched[newer[0]]
-        since = pa.scalar(_like(times.type, newer[1]), times.type)
-        matched = matched.filter(pc.or_kleene(pc.is_null(times), pc.greater_equal(times, since)))
+        matched = _newer_than(matched, *newer)
     return matched if columns is None else matched.select(list(columns))
+
+
+def _newer_than(table: pa.Table, time_column: str, instant: dt.datetime) -> pa.Table:
+    """The rows of ``table`` whose time is ``instant`` or later, or missing."""
+    times = table[time_column]
+    since = pa.scalar(_like(times.type, instant), times.type)
+    return table.filter(pc.or_kleene(pc.is_null(times), pc.greater_equal(times, since)))
+
+
+def _keyed_rows(groups: Sequence[tuple[pa.Table, tuple[Any, ...]]], column: str, keys: Sequence[Any]
+                ) -> pa.Table | None:
+    """The rows of kept decoded groups (each with the key it is kept under) whose ``column`` holds one of
+    ``keys``, in file order, found by bisection in each group's runs of keys (:class:`_Runs`, kept beside the
+    group) and sliced out without a copy; None when a group is not sorted by the column or the keys do not
+    compare with its values (the caller filters instead).
+
+    A point lookup used to filter its whole group with ``is_in``: 0.42 ms for one key in a 2,048-row group of
+    ``profiles.parquet`` with its identity map, against 7 us for the bisection and the slice."""
+    try:
+        wanted = sorted(set(keys))
+    except TypeError:
+        return None
+    parts: list[pa.Table] = []
+    for table, kept_as in groups:
+        runs = _runs(kept_as, column, table)
+        if runs is None:
+            return None
+        try:
+            for key in wanted:
+                index = bisect.bisect_left(runs.keys, key)
+                if index < len(runs.keys) and runs.keys[index] == key:
+                    start = runs.starts[index]
+                    parts.append(table.slice(start, runs.starts[index + 1] - start))
+        except TypeError:
+            return None
+    if not parts:
+        return groups[0][0].slice(0, 0)
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
 def _before(value: Any, instant: dt.datetime) -> bool:
@@ -303,6 +350,64 @@ class _RecentRows(_KeptBytes):
 #: Row groups' recent rows (``_RecentRows``): what streaming and the edge read of events.
 _recent = _RecentRows(256 * 1024 * 1024)
 
+class _Runs:
+    """A decoded group's key column as runs of equal keys: the keys in order (each once) and where each run
+    starts (one more, the group's length, at the end)."""
+
+    __slots__ = ("keys", "nbytes", "starts")
+
+    def __init__(self, keys: list[Any], starts: array.array[int]) -> None:
+        self.keys = keys
+        self.starts = starts
+        # What the process holds for it: the list, its values (strings for the store's ids) and the offsets.
+        self.nbytes = sys.getsizeof(keys) + sum(sys.getsizeof(key) for key in keys) + starts.itemsize * len(starts)
+
+
+class _KeptRuns(_KeptBytes):
+    """The runs of the key columns of kept decoded groups (:func:`_keyed_rows`), by the group's key and column;
+    a group not sorted by the column is kept as such (False)."""
+
+    def __call__(self, kept_as: tuple[Any, ...], column: str, table: pa.Table) -> _Runs | None:
+        key = (*kept_as, column)
+        found = self.get(key)
+        if found is None:
+            found = _runs_of(table.column(column).to_pylist())
+            self.put([(key, found if found is not None else _UNSORTED)])
+        return None if found is None or found is _UNSORTED else found
+
+
+class _Unsorted:
+    nbytes = 0
+
+
+_UNSORTED: Any = _Unsorted()
+
+
+def _runs_of(values: list[Any]) -> _Runs | None:
+    """``values`` as runs of equal values, or None when they are not in ascending order (or hold a null)."""
+    keys: list[Any] = []
+    starts = array.array("q")
+    previous: Any = None
+    for position, value in enumerate(values):
+        if value is None:
+            return None
+        if position and value == previous:
+            continue
+        try:
+            if position and value < previous:
+                return None
+        except TypeError:
+            return None
+        keys.append(value)
+        starts.append(position)
+        previous = value
+    starts.append(len(values))
+    return _Runs(keys, starts)
+
+
+#: The runs of kept groups' key columns: Python values, about three times the bytes of their Arrow column.
+_runs = _KeptRuns(256 * 1024 * 1024)
+
 _readers = threading.local()
 
 
@@ -328,15 +433,33 @@ def _footer(path: str, _mtime_ns: int, _size: int) -> pq.FileMetaData:
     return pq.read_metadata(path)
 
 
+def _leaf(footer: pq.FileMetaData, path: str, column: str) -> int:
+    # Leaves are numbered across nested columns too: find the column's by its path.
+    leaf = next((i for i in range(footer.num_columns) if footer.schema.column(i).path == column), None)
+    if leaf is None:
+        raise KeyError(f"{column!r} is not a top-level column of {path}")
+    return leaf
+
+
+@functools.lru_cache(maxsize=256)
+def _with_nulls(path: str, mtime_ns: int, size: int, column: str) -> tuple[bool, ...]:
+    """Whether each row group may hold a null of the top-level primitive ``column`` (True where the file does
+    not count them): its min and max say nothing of those rows."""
+    footer = _footer(path, mtime_ns, size)
+    leaf = _leaf(footer, path, column)
+    found: list[bool] = []
+    for group in range(footer.num_row_groups):
+        statistics = footer.row_group(group).column(leaf).statistics
+        found.append(statistics is None or not statistics.has_null_count or statistics.null_count > 0)
+    return tuple(found)
+
+
 @functools.lru_cache(maxsize=256)
 def _ranges(path: str, mtime_ns: int, size: int, column: str) -> tuple[tuple[Any, Any] | None, ...]:
     """Each row group's (min, max) of the top-level primitive ``column``, None where the file keeps no such
     statistics."""
     footer = _footer(path, mtime_ns, size)
-    # Leaves are numbered across nested columns too: find the column's by its path.
-    leaf = next((i for i in range(footer.num_columns) if footer.schema.column(i).path == column), None)
-    if leaf is None:
-        raise KeyError(f"{column!r} is not a top-level column of {path}")
+    leaf = _leaf(footer, path, column)
     ranges: list[tuple[Any, Any] | None] = []
     for group in range(footer.num_row_groups):
         statistics = footer.row_group(group).column(leaf).statistics
