@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import pyarrow.parquet as pq
 
+from openseg.arrow_rows import python_rows
 from openseg.catalog.read_only_sql import json_value
 from openseg.clock import ms_to_datetime, now_ms, rfc3339
 from openseg.errors import BadRequest, NotFound
@@ -148,7 +149,7 @@ def _profile_events(store: Path, profile_id: str) -> list[dict[str, Any]]:
 def _rows(path: Path, profile_id: str) -> list[dict[str, Any]]:
     # Both files are sorted by _profile_id: the filter reads only the row groups that can hold it.
     table = pq.read_table(path, filters=[("_profile_id", "=", profile_id)])
-    return list(table.to_pylist(maps_as_pydicts="strict"))
+    return python_rows(table)
 
 
 # -------------------------------------------------------------------------------------------- dry run

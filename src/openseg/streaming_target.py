@@ -17,6 +17,7 @@ import duckdb
 from sqlalchemy import select
 from sqlglot import exp
 
+from openseg.arrow_rows import python_rows
 from openseg.catalog.service import dataset_kind, is_profile_enabled
 from openseg.engines.parquet import matching_rows, read_columns
 from openseg.profiles import lookup
@@ -54,7 +55,7 @@ def _rows(path: Path, profile_ids: Sequence[str], fields: Collection[str] | None
         columns = [name for name in present if name in fields or name in kept]
     newer = ("timestamp", since) if since is not None and "timestamp" in read_columns(path) else None
     table = matching_rows(path, "_profile_id", list(profile_ids), columns, newer=newer)
-    return list(table.to_pylist(maps_as_pydicts="strict"))
+    return python_rows(table)
 
 
 #: The reads a process keeps across pinned scopes (requests, chunks) while the metadata generation stays where

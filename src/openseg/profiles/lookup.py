@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 from sqlglot import exp
 
+from openseg.arrow_rows import python_rows
 from openseg.profiles._sql import DIALECT, col, string
 from openseg.profiles.build import KEYS, PROFILE
 from openseg.profiles.keys import identity_key, identity_pairs
@@ -149,7 +150,7 @@ def get_profile_identities(store_dir: Path | str, namespace: str, identity: str,
     # a profile's rows could be in any group.
     # Every column: the lookup that follows (the profile's row) then finds the group decoded.
     rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id])
-    return identity_pairs(rows.to_pylist(maps_as_pydicts="strict")[0] if rows.num_rows else {})
+    return identity_pairs(python_rows(rows)[0] if rows.num_rows else {})
 
 
 def get_events(
@@ -186,13 +187,13 @@ def get_events(
     store = resolve_store(store_dir)
     events = engine.read_rows(store / EVENTS_FILE, "_profile_id", [profile_id])
     page = engine.run(query, {_ROWS: events.drop_columns(["_profile_id"])})
-    return [_without_nulls(row) for row in page.to_pylist(maps_as_pydicts="strict")]
+    return [_without_nulls(row) for row in python_rows(page)]
 
 
 def events_of(store_dir: Path | str, profile_ids: Sequence[str], *, engine: Engine) -> list[dict[str, Any]]:
     """Every ExperienceEvent of the profiles (as :func:`get_events` gives them), in no particular order."""
     rows = engine.read_rows(resolve_store(store_dir) / EVENTS_FILE, "_profile_id", list(profile_ids))
-    return [_without_nulls(row) for row in rows.drop_columns(["_profile_id"]).to_pylist(maps_as_pydicts="strict")]
+    return [_without_nulls(row) for row in python_rows(rows.drop_columns(["_profile_id"]))]
 
 
 def page_events(events: Sequence[dict[str, Any]], start: datetime | None = None, end: datetime | None = None,
@@ -269,7 +270,7 @@ def _graph_of_manifest(store: Path, _mtime_ns: int) -> str:
 
 
 def _profile_row(store: Path, profile_id: str, engine: Engine) -> dict[str, Any] | None:
-    rows = engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id]).to_pylist(maps_as_pydicts="strict")
+    rows = python_rows(engine.read_rows(store / PROFILES_FILE, "_profile_id", [profile_id]))
     return _without_nulls(rows[0]) if rows else None
 
 
@@ -296,7 +297,7 @@ def built_fragments(store_dir: Path | str, keys: Sequence[str], *, engine: Engin
         rows = workspace.fetch(exp.select(exp.Star()).from_("__fragments").where(carrying).order_by(col(RID)))
     return [BuiltFragment(row.pop(DATASET), utc_naive(row.pop(INGEST)), row.pop(RID),
                           {k: v for k, v in row.items() if k != KEYS})
-            for row in rows.to_pylist(maps_as_pydicts="strict")]
+            for row in python_rows(rows)]
 
 
 def parts_fragments(found: Reach, store_dir: Path | str, engine: Engine) -> list[BuiltFragment]:
@@ -323,7 +324,7 @@ def _merge_fragments(store: Path, key: str, engine: Engine) -> dict[str, Any] | 
         workspace.register("__matched", fragments.append_column(PROFILE, pa.array([key] * fragments.num_rows)))
         workspace.define("__ranked", ranked_query("__matched", schema, policy))
         merged = workspace.fetch(merge_query("__ranked", schema, PROFILE))
-    row = merged.to_pylist(maps_as_pydicts="strict")[0]
+    row = python_rows(merged)[0]
     identity_maps = fragments.column(IDENTITY_MAP).to_pylist(maps_as_pydicts="strict")
     profile: dict[str, Any] = {"_profile_id": key}
     for name in schema.names:
