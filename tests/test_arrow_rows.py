@@ -1,8 +1,9 @@
 """``arrow_rows.python_rows``: Arrow rows as dicts with maps as dicts, exactly as pyarrow's strict conversion gives
-them, for maps at any depth."""
+them, for maps at any depth and for UTC times."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +40,9 @@ def tables(draw: st.DrawFn) -> pa.Table:
     for name in ("c0", "c1"):
         kind, values = draw(typed())
         columns[name] = pa.array(draw(st.lists(values, max_size=4)), kind)
+    times = st.none() | st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC))
+    columns["at"] = pa.array(draw(st.lists(times, max_size=4)), pa.timestamp(draw(st.sampled_from(["s", "ms", "us"])),
+                                                                            tz=draw(st.sampled_from(["UTC", "+00:00"]))))
     size = min(len(column) for column in columns.values())
     return pa.table({name: column.slice(0, size) for name, column in columns.items()})
 

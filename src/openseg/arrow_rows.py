@@ -5,11 +5,13 @@ pyarrow turns each map value into a dict with Python-level work of its own: one 
 (three namespaces) took 66 us that way against 10 us as pairs, most of a 120 us row. Here every column is
 converted as pairs and each map (at any depth: in a list, a struct or another map's values) is made a dict
 after, by a converter built once per Arrow type. Duplicate keys in a map raise ``KeyError``, as pyarrow's
-strict mode does.
+strict mode does. A column of UTC times is read as counts from the epoch (pyarrow's own conversion went through the zone
+for each value: 5 ms for 500 values).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -21,17 +23,35 @@ Convert = Callable[[Any], Any]
 
 def python_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """The rows of ``table`` as dicts by column name, maps as dicts."""
+    if table.num_rows == 0:  # most point reads of a membership's change files
+        return []
     names = table.column_names
     columns = []
     for column in table.columns:
         convert = _converter(column.type)
-        if convert is _PYARROW:
+        if _is_utc_time(column.type):
+            # pyarrow makes each zone-aware value through its zone (10 us a value); the epoch plus the value's
+            # count of its unit is exact and five times faster.
+            unit = _UNITS[column.type.unit]
+            columns.append([None if count is None else _EPOCH + dt.timedelta(**{unit: count})
+                            for count in column.cast(pa.int64()).to_pylist()])
+        elif convert is _PYARROW:
             columns.append(column.to_pylist(maps_as_pydicts="strict"))
         elif convert is None:
             columns.append(column.to_pylist())
         else:
             columns.append([convert(value) for value in column.to_pylist()])
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _is_utc_time(kind: pa.DataType) -> bool:
+    """A timestamp in UTC, of a unit whose values are Python datetimes (not nanoseconds)."""
+    return pa.types.is_timestamp(kind) and kind.tz in _UTC_NAMES and kind.unit in ("s", "ms", "us")
+
+
+_UTC_NAMES = frozenset({"UTC", "utc", "Etc/UTC", "+00:00", "Z"})
+_UNITS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _pyarrow(value: Any) -> Any:  # pragma: no cover - a marker, never called

@@ -189,8 +189,13 @@ def _keyed_rows(groups: Sequence[tuple[pa.Table, tuple[Any, ...]]], column: str,
         runs = _runs(kept_as, column, table)
         if runs is None:
             return None
+        if not runs.keys:
+            continue
         try:
-            for key in wanted:
+            # Only the keys within the group's first and last: a micro-batch looks up hundreds of profiles
+            # across as many groups.
+            first = bisect.bisect_left(wanted, runs.keys[0])
+            for key in wanted[first:bisect.bisect_right(wanted, runs.keys[-1], first)]:
                 index = bisect.bisect_left(runs.keys, key)
                 if index < len(runs.keys) and runs.keys[index] == key:
                     start = runs.starts[index]
@@ -199,7 +204,9 @@ def _keyed_rows(groups: Sequence[tuple[pa.Table, tuple[Any, ...]]], column: str,
             return None
     if not parts:
         return groups[0][0].slice(0, 0)
-    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    # One chunk: converting rows to Python pays per chunk (500 one-row chunks of membership changes took twice
+    # the time of the same rows combined, which cost a fifth of that).
+    return pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
 
 
 def _before(value: Any, instant: dt.datetime) -> bool:

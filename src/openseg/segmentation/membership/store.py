@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from openseg.arrow_rows import python_rows
 from openseg.atomic_files import StagedFile, locked
 from openseg.engines.parquet import matching_rows
 from openseg.segmentation.membership import changes as change_files
@@ -372,7 +373,7 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     if not profile_ids:
         return []
     return [row for part in parquet_files(path)
-            for row in matching_rows(part, "_profile_id", profile_ids).to_pylist()]
+            for row in python_rows(matching_rows(part, "_profile_id", profile_ids))]
 
 
 def parquet_files(path: Path) -> list[Path]:
