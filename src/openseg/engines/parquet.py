@@ -259,6 +259,12 @@ def _sorted_maxes(path: str, mtime_ns: int, size: int, column: str) -> list[Any]
     return [bounds[1] for bounds in ranges]  # type: ignore[index]
 
 
+def row_count(path: str | os.PathLike[str]) -> int:
+    """The number of rows of the Parquet file at ``path`` (its footer read once per version, no file kept open)."""
+    stat = os.stat(path)
+    return int(_footer(os.fspath(path), stat.st_mtime_ns, stat.st_size).num_rows)
+
+
 def read_columns(path: str | os.PathLike[str]) -> tuple[str, ...]:
     """The top-level column names of the Parquet file at ``path`` (its footer read once per version)."""
     stat = os.stat(path)

@@ -8,7 +8,6 @@ below; streaming and edge through :meth:`MembershipStore.apply`.
 
 from __future__ import annotations
 
-import functools
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -23,7 +22,7 @@ from sqlglot import exp
 
 from openseg.arrow_rows import python_rows
 from openseg.atomic_files import StagedFile, locked
-from openseg.engines.parquet import matching_rows
+from openseg.engines.parquet import matching_rows, row_count
 from openseg.segmentation.membership import changes as change_files
 from openseg.segmentation.membership.changes import ChangeFile, LogPosition, Position
 from openseg.segmentation.membership.layout import (
@@ -350,16 +349,8 @@ class MembershipStore:
         return removed
 
 
-@functools.lru_cache(maxsize=256)
-def _metadata(path: str, _mtime_ns: int, _size: int) -> pq.FileMetaData:
-    # Keyed by mtime and size as well: a retried job republishes a file under the same name. The footer only,
-    # no open file: a change file merged into another is deleted while its entry may still be cached.
-    return pq.read_metadata(path)
-
-
 def _rows(change: ChangeFile) -> int:
-    stat = change.path.stat()
-    return int(_metadata(str(change.path), stat.st_mtime_ns, stat.st_size).num_rows)
+    return row_count(change.path)
 
 
 def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
