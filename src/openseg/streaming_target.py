@@ -154,21 +154,25 @@ class StoresSegmentationTarget:
         return build is None or self.kept(("graph", str(build[0])), lambda: lookup.identity_graph(build[0])) == "pdg"
 
     def part(self, sandbox_id: str, policy_id: str, namespace: str, identity: str) -> Part | None:
+        return self.parts(sandbox_id, policy_id, [(namespace, identity)]).get(identity_key(namespace, identity))
+
+    def parts(self, sandbox_id: str, policy_id: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Part | None]:
         build = self._build(policy_id)
         if build is None:
-            return None
+            return {}
         engine = self.services.reader()
-        profile_id = lookup.profile_id_in(build[0], namespace, identity, engine=engine)
-        if profile_id is None:
-            return None
-        if self.linked(sandbox_id, policy_id):
-            # A linked profile's identityMap is its graph's identities (lookup.get_profile_identities), read with
-            # the columns the overlay keys by (the profile's row is read with them next).
-            rows = _rows(build[0] / PROFILES_FILE, [profile_id], (), ROW_FIELDS)
-            identities = identity_pairs(rows[0]) if rows else None
-        else:
-            identities = lookup.get_profile_identities(build[0], namespace, identity, engine=engine)
-        return Part(profile_id, tuple(identities or [(namespace, identity)]))
+        found = lookup.profile_ids_in(build[0], pairs, engine=engine)
+        if not self.linked(sandbox_id, policy_id):
+            return {identity_key(*pair): None if profile_id is None else Part(profile_id, tuple(
+                        lookup.get_profile_identities(build[0], *pair, engine=engine) or [pair]))
+                    for pair, profile_id in found.items()}
+        # A linked profile's identityMap is its graph's identities (lookup.get_profile_identities), read with the
+        # columns the overlay keys by (the profile's row is read with them next), for every profile in one read.
+        ids = sorted({profile_id for profile_id in found.values() if profile_id is not None})
+        identities = {row["_profile_id"]: tuple(identity_pairs(row))
+                      for row in _rows(build[0] / PROFILES_FILE, ids, (), ROW_FIELDS)}
+        return {identity_key(*pair): None if profile_id is None else Part(profile_id, identities.get(profile_id) or (pair,))
+                for pair, profile_id in found.items()}
 
     def base(self, sandbox_id: str, policy_id: str, identities: Sequence[tuple[str, str]]) -> BaseProfile | None:
         build = self._build(policy_id)

@@ -87,6 +87,9 @@ class FakeTarget:
                 return Part(profile_id, tuple(identities))
         return None
 
+    def parts(self, sandbox_id: str, policy_id: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Part | None]:
+        return {identity_key(*pair): self.part(sandbox_id, policy_id, *pair) for pair in pairs}
+
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
                  fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
         return {p: BaseProfile(p, self.rows.get(p), list(self.events.get(p, [])), self.built_through) for p in profile_ids}

@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.container import Services
+from openseg.profiles.keys import identity_key
+from openseg.profiles.overlay import Part
 from openseg.streaming.flusher import Streamer, flush
 from openseg.streaming.segmenter import MICRO_BATCH, StreamSegmenter
 from openseg.streaming_target import StoresSegmentationTarget
@@ -192,3 +194,24 @@ def test_an_edit_is_evaluated_at_its_new_version_and_one_made_batch_only_stops_s
     # Everyone qualifies for the batch-only expression, but nothing streams it: p1 stays exited.
     assert ups(client, org, "p1@example.com")[segment["id"]] == {
         "status": "exited", "lastQualificationTime": "2026-12-02T10:01:00Z"}
+
+
+def test_a_micro_batch_resolves_its_identities_in_one_read_as_one_at_a_time_would(
+        client: TestClient, services: Services, org: Org, drain: Callable[[], int]) -> None:
+    load_people(client, org, drain, [person(1), person(2, identityMap={
+        "email": [{"id": "p2@example.com", "primary": True}], "crmid": [{"id": "C2"}]})])
+    segment = define(client, org, "recent US viewers", RECENT_US_VIEWER)
+    sandbox_id, policy_id = segment["sandbox"]["sandboxId"], segment["mergePolicyId"]
+    target = StoresSegmentationTarget(services)
+    pairs = [("email", "p1@example.com"), ("EMAIL", "p2@example.com"), ("crmid", "C2"), ("email", "nobody@example.com"),
+             ("crmid", "p1@example.com")]
+    with target.pinned():
+        together = target.parts(sandbox_id, policy_id, pairs)
+        alone = {identity_key(*pair): target.part(sandbox_id, policy_id, *pair) for pair in pairs}
+    assert together == alone
+    assert together[identity_key("email", "p1@example.com")] == Part("email:p1@example.com",
+                                                                       (("email", "p1@example.com"),))
+    both = Part("crmid:C2", (("crmid", "C2"), ("email", "p2@example.com")))
+    assert (together[identity_key("EMAIL", "p2@example.com")], together[identity_key("crmid", "C2")]) == (both, both)
+    assert together[identity_key("email", "nobody@example.com")] is None
+    assert together[identity_key("crmid", "p1@example.com")] is None

@@ -83,17 +83,30 @@ def resolve_profile_id(store_dir: Path | str, namespace: str, identity: str, *, 
 def profile_id_in(build: Path, namespace: str, identity: str, *, engine: Engine) -> str | None:
     """:func:`resolve_profile_id` in a build directory :func:`~openseg.profiles.store.resolve_store` gave
     already (streaming resolves its build once per micro-batch, then an identity per message)."""
+    return profile_ids_in(build, [(namespace, identity)], engine=engine)[(namespace, identity)]
+
+
+def profile_ids_in(build: Path, pairs: Sequence[tuple[str, str]], *,
+                   engine: Engine) -> dict[tuple[str, str], str | None]:
+    """:func:`profile_id_in` of each ``(namespace, identity)`` pair, in one read of the store (a micro-batch
+    resolves its messages' identities together: one lookup of 300 keys reads each row group once)."""
+    if not pairs:
+        return {}
     if _identity_graph(build) == "none":
-        key = identity_key(namespace, identity)
-        rows = engine.read_rows(build / PROFILES_FILE, "_profile_id", [key], columns=["_profile_id"])
-        return str(rows["_profile_id"][0]) if rows.num_rows else None
-    # identities.parquet is sorted by id: the row group holding it is read, and the namespaces of the few rows
-    # with this id compared here (four Arrow calls cost more than the lookup's read of a kept group).
-    rows = engine.read_rows(build / IDENTITIES_FILE, "id", [identity], columns=["namespace", "_profile_id"])
-    wanted = namespace.lower()
-    return next((str(profile_id) for found, profile_id in zip(rows["namespace"].to_pylist(),
-                                                              rows["_profile_id"].to_pylist(), strict=True)
-                 if str(found).lower() == wanted), None)
+        keys = {pair: identity_key(*pair) for pair in pairs}
+        rows = engine.read_rows(build / PROFILES_FILE, "_profile_id", sorted(set(keys.values())),
+                                columns=["_profile_id"])
+        present = {str(key) for key in rows["_profile_id"].to_pylist()}
+        return {pair: key if key in present else None for pair, key in keys.items()}
+    # identities.parquet is sorted by id: the row groups holding them are read, and the namespaces of the few rows
+    # with each id compared here (four Arrow calls cost more than the lookup's read of a kept group).
+    rows = engine.read_rows(build / IDENTITIES_FILE, "id", sorted({identity for _, identity in pairs}),
+                            columns=["id", "namespace", "_profile_id"])
+    found: dict[tuple[str, str], str] = {}
+    for identity, namespace, profile_id in zip(rows["id"].to_pylist(), rows["namespace"].to_pylist(),
+                                               rows["_profile_id"].to_pylist(), strict=True):
+        found.setdefault((str(namespace).lower(), str(identity)), str(profile_id))
+    return {pair: found.get((pair[0].lower(), pair[1])) for pair in pairs}
 
 
 def get_profile(

@@ -161,6 +161,11 @@ class SegmentationTarget(Protocol):
         """The profile of the policy's last build holding the identity, with all its identities (None: none)."""
         ...
 
+    def parts(self, sandbox_id: str, policy_id: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Part | None]:
+        """:meth:`part` of each ``(namespace, id)`` pair, by identity key, in one read (empty when the policy has
+        no build): a micro-batch resolves its messages' identities together."""
+        ...
+
     def profiles(self, sandbox_id: str, policy_id: str, profile_ids: Sequence[str],
                  fields: Collection[str] | None = None, since: dt.datetime | None = None) -> dict[str, BaseProfile]:
         """The profiles of the policy's last build by id, in one read (an id the build lacks: ``row`` None,

@@ -319,6 +319,7 @@ class StreamSegmenter:
         stores: dict[tuple[str, str], Memberships] = {}
         reached: dict[tuple[str, str], dict[str, Reach]] = {}
         covered: dict[tuple[str, str], set[str]] = {}
+        waiting: list[tuple[tuple[str, str], list[tuple[str, str]]]] = []
         for message in messages:
             entry = message.entry
             if entry.problems or entry.kind not in (PROFILE, EVENT):
@@ -335,16 +336,24 @@ class StreamSegmenter:
                 pair = (entry.sandbox_id, policy_id)
                 if pair not in stores:
                     stores[pair] = self.target.membership(entry.sandbox_id, policy_id)[0]
-                if message.seq <= self._applied_through(stores[pair]):
-                    continue
-                # A profile reached earlier in the micro-batch already holds this message (read up to its end).
-                if identity_key(*identities[0]) in covered.get(pair, set()):
-                    continue
-                found = self._reach(entry.sandbox_id, policy_id, identities, through, sources)
-                if found is None:
-                    continue
-                covered.setdefault(pair, set()).update(identity_key(*i) for i in found.identities)
-                reached.setdefault(pair, {})[found.profile_id] = found
+                if message.seq > self._applied_through(stores[pair]):
+                    waiting.append((pair, identities))
+        # The built profiles the messages' identities belong to, in one read per store (a part per message
+        # read the store once per message: half of a micro-batch's time at 1M profiles).
+        known: dict[tuple[str, str], dict[str, Part | None]] = {}
+        for pair in dict.fromkeys(pair for pair, _ in waiting):
+            asked = {i for p, identities in waiting if p == pair
+                     for i in (identities if self.target.linked(*pair) else identities[:1])}
+            known[pair] = self.target.parts(*pair, sorted(asked)) if self.target.watermark(*pair) is not None else {}
+        for pair, identities in waiting:
+            # A profile reached earlier in the micro-batch already holds this message (read up to its end).
+            if identity_key(*identities[0]) in covered.get(pair, set()):
+                continue
+            found = self._reach(*pair, identities, through, sources, known[pair])
+            if found is None:
+                continue
+            covered.setdefault(pair, set()).update(identity_key(*i) for i in found.identities)
+            reached.setdefault(pair, {})[found.profile_id] = found
         touched: dict[tuple[str, str], tuple[Profiles, set[str]]] = {}
         for (sandbox_id, policy_id), reaches in reached.items():
             ids = sorted({p.profile_id for f in reaches.values() for p in f.parts})
@@ -363,16 +372,18 @@ class StreamSegmenter:
         return sources[(sandbox_id, dataset_id)]
 
     def _reach(self, sandbox_id: str, policy_id: str, identities: list[tuple[str, str]], through: int,
-               sources: dict[tuple[str, str], bool], known: Mapping[str, Part] | None = None) -> Reach | None:
+               sources: dict[tuple[str, str], bool], known: Mapping[str, Part | None] | None = None) -> Reach | None:
         """The profile holding ``identities`` with the log's messages up to ``through`` that the build does not
-        hold (None: the policy has no build). ``known``: built parts already read, by identity key."""
+        hold (None: the policy has no build). ``known``: what :meth:`SegmentationTarget.part` answers for some
+        identity keys, read already (None: no built profile holds the identity)."""
         watermark = self.target.watermark(sandbox_id, policy_id)
         if watermark is None:
             return None
+        answered = known or {}
 
         def part_of(namespace: str, identity: str) -> Part | None:
-            found = (known or {}).get(identity_key(namespace, identity))
-            return found if found is not None else self.target.part(sandbox_id, policy_id, namespace, identity)
+            key = identity_key(namespace, identity)
+            return answered[key] if key in answered else self.target.part(sandbox_id, policy_id, namespace, identity)
 
         return reach(self.log, sandbox_id, identities, watermark, part_of=part_of,
                      is_source=lambda dataset_id: self._is_source(sources, sandbox_id, dataset_id),
