@@ -215,3 +215,37 @@ def test_concurrent_lookups_all_answer(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lambda p: store.lookup(state, [p])[p], wanted))
     assert found == [({"S": PairState("realized", T1)} if int(p[1:]) % 3 else {}) for p in wanted]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["s1", "s2"]), st.sampled_from(["realized", "exited"])),
+                     max_size=60),
+       wanted=st.lists(st.integers(0, 35), max_size=12))
+def test_a_small_membership_file_kept_whole_answers_as_its_row_groups_do(
+        rows: list[tuple[int, str, str]], wanted: list[int]) -> None:
+    from openseg.segmentation.membership import store as store_module
+
+    table = pa.table({"_profile_id": [f"p{p:02d}" for p, _, _ in rows], "segment_id": [s for _, s, _ in rows],
+                      "status": [status for _, _, status in rows], "seq": list(range(len(rows)))})
+    table = table.sort_by([("_profile_id", "ascending"), ("seq", "ascending")])
+    ids = [f"p{p:02d}" for p in wanted]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "000000000001.parquet"
+        pq.write_table(table, path, row_group_size=7)
+        kept = store_module.rows_of(path, ids)
+        try:
+            store_module.SMALL_FILE_ROWS, small = -1, store_module.SMALL_FILE_ROWS
+            decoded = store_module.rows_of(path, ids)
+        finally:
+            store_module.SMALL_FILE_ROWS = small
+        expected = sorted((row for row in table.to_pylist() if row["_profile_id"] in set(ids)), key=lambda r: r["seq"])
+        assert sorted(kept, key=lambda r: r["seq"]) == sorted(decoded, key=lambda r: r["seq"]) == expected
+        # Each profile's rows in the file's order (later writes win).
+        for profile_id in set(ids):
+            assert [r["seq"] for r in kept if r["_profile_id"] == profile_id] == \
+                   [r["seq"] for r in expected if r["_profile_id"] == profile_id]
+        # A new version of the file under the same name is read anew.
+        pq.write_table(table.slice(0, len(rows) // 2), path)
+        assert sorted(store_module.rows_of(path, ids), key=lambda r: r["seq"]) == sorted(
+            (row for row in table.slice(0, len(rows) // 2).to_pylist() if row["_profile_id"] in set(ids)),
+            key=lambda r: r["seq"])

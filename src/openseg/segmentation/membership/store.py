@@ -9,6 +9,8 @@ below; streaming and edge through :meth:`MembershipStore.apply`.
 from __future__ import annotations
 
 import shutil
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -355,16 +357,64 @@ def _rows(change: ChangeFile) -> int:
 
 def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The rows of a membership file (sorted by ``_profile_id``; or a directory of such part files) that
-    belong to ``profile_ids``, reading only the row groups that can hold them (a few thousand rows each).
+    belong to ``profile_ids``, each profile's in the file's order.
 
-    Point reads of the engines' Parquet helper: each small row group is decoded once per file version and kept,
-    so that the edge's and the streamer's lookups of random profiles decode a snapshot's group once, not once per
-    call (an interact at 1M profiles read the published snapshot's group and every change file anew: 0.7 ms of
-    its 3.6 ms warm). Files are never rewritten under their name with the same size and time."""
+    A small file (a change file: a micro-batch's rows, merged by eights) is read whole once per version and kept
+    as rows by profile (:data:`SMALL_FILE_ROWS`): a micro-batch's lookup of 300 profiles in each of twenty change
+    files bisected each file for each profile, 26 ms where a dictionary takes under one. A larger one (a snapshot,
+    a job's pairs) is read with the engines' point reads, which decode only the row groups that can hold them,
+    once per file version, and keep them. Files are never rewritten under their name with the same size and time."""
     if not profile_ids:
         return []
-    return [row for part in parquet_files(path)
-            for row in python_rows(matching_rows(part, "_profile_id", profile_ids))]
+    found: list[dict[str, Any]] = []
+    wanted = set(profile_ids)
+    for part in parquet_files(path):
+        if row_count(part) <= SMALL_FILE_ROWS:
+            by_profile = _small_files.rows(part)
+            fewer, more = (wanted, by_profile) if len(wanted) < len(by_profile) else (by_profile, wanted)
+            hits = [profile_id for profile_id in fewer if profile_id in more]
+            found += (dict(row) for profile_id in hits for row in by_profile[profile_id])
+        else:
+            found += python_rows(matching_rows(part, "_profile_id", profile_ids))
+    return found
+
+
+#: A membership file of at most this many rows is kept whole in memory by :func:`rows_of`.
+SMALL_FILE_ROWS = 50_000
+#: How many rows of small files a process keeps at most (the least recently read files leave first).
+KEPT_SMALL_ROWS = 1_000_000
+
+
+class _SmallFiles:
+    """Small membership files, each read whole once per version and kept as its rows by profile."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._kept: OrderedDict[tuple[str, int, int], tuple[int, dict[str, list[dict[str, Any]]]]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def rows(self, path: Path) -> dict[str, list[dict[str, Any]]]:
+        stat = path.stat()
+        version = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if version in self._kept:
+                self._kept.move_to_end(version)
+                return self._kept[version][1]
+        table = pq.read_table(path)
+        by_profile: dict[str, list[dict[str, Any]]] = {}
+        for row in python_rows(table):
+            by_profile.setdefault(row["_profile_id"], []).append(row)
+        with self._lock:
+            if version not in self._kept:
+                self._kept[version] = (table.num_rows, by_profile)
+                self._rows += table.num_rows
+                while self._rows > self.capacity and len(self._kept) > 1:
+                    self._rows -= self._kept.popitem(last=False)[1][0]
+        return by_profile
+
+
+_small_files = _SmallFiles(KEPT_SMALL_ROWS)
 
 
 def parquet_files(path: Path) -> list[Path]:
