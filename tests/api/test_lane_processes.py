@@ -89,3 +89,29 @@ def test_errors_cross_processes_whole(error: OpensegError) -> None:
     again = pickle.loads(pickle.dumps(error))
     assert (type(again), str(again), again.__dict__) == (type(error), str(error), error.__dict__)
 
+
+
+def test_edge_calls_answered_in_a_lane_process_are_logged_by_the_server(
+        services: Services, edge_sandbox: Edgy, in_processes: tuple[TestClient, LaneProcesses],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log has one writer, the server: a lane process writing it too would wait on the server's lock (SQLite's
+    busy sleeps, up to 100 ms each) between its calls."""
+    from openseg.store.stream_log import SqliteStreamLog
+
+    appended: list[str] = []
+    append = SqliteStreamLog.append
+
+    def server_append(log: SqliteStreamLog, entries: Any) -> list[int]:
+        appended.extend(entry.record["eventType"] for entry in entries)
+        return append(log, entries)
+
+    monkeypatch.setattr(SqliteStreamLog, "append", server_append)  # this process's only
+    processes, _ = in_processes
+    assert interact(processes, edge_sandbox, edge_event("p1", "one")).status_code == 200
+    collected = processes.post("/ee/v2/collect", headers=edge_sandbox.org.headers(),
+                               params={"dataStreamId": edge_sandbox.datastream},
+                               json={"events": [edge_event("p2", "two")["event"], edge_event("p3", "three")["event"]]})
+    assert collected.status_code == 202, collected.text
+    assert interact(processes, edge_sandbox, edge_event("p0"), dataStreamId="nope").status_code == 400
+    assert appended == ["one", "two", "three"]
+    assert [m.entry.record["eventType"] for m in services.stream_log().read(0, 10)] == ["one", "two", "three"]

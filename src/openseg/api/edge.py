@@ -30,6 +30,7 @@ from openseg.errors import OpensegError
 from openseg.store.datastreams import SqlAlchemyDatastreams
 from openseg.streaming import datastreams, edge
 from openseg.streaming.collection import check_size
+from openseg.streaming.model import LogEntry
 
 router = APIRouter(tags=["edge"])
 DATASTREAMS = "/data/core/edge/datastreams"
@@ -120,21 +121,34 @@ async def interact(request: Request, who: edge.Tenant = Depends(edge_caller), ra
     """One event: the synchronous segments its profile qualifies for, this event included."""
     request_id, datastream_id = _request(request)
     try:
-        answer = await run_in(request, "edge", _interact, who, raw, request_id, datastream_id)
+        answer, entries = await run_in(request, "edge", _interact, who, raw, request_id, datastream_id)
+        await _log(request, entries)
     except LaneUnavailable as exc:
         answer = _problem(exc, who, request_id, datastream_id)
     return _respond(answer)
 
 
-def _interact(svc: Services, who: edge.Tenant, raw: bytes, request_id: str, datastream_id: str | None) -> Answer:
+async def _log(request: Request, entries: list[LogEntry]) -> None:
+    """Append what an edge call logs through this process's log, with the acknowledgements' group commits: the
+    edge lane may run in processes of its own, and the log has one writer (``Edge.interaction``)."""
+    if entries:
+        await run_in(request, "collection", _append, entries)
+
+
+def _append(svc: Services, entries: list[LogEntry]) -> None:
+    svc.stream_log().append(entries)
+
+
+def _interact(svc: Services, who: edge.Tenant, raw: bytes, request_id: str,
+              datastream_id: str | None) -> tuple[Answer, list[LogEntry]]:
     try:
         body = _body(raw)
         service = _edge(svc)
         with service.pinned():
-            handle = service.interact(service.datastream(who, datastream_id), body)
+            handle, entries = service.interaction(service.datastream(who, datastream_id), body)
     except OpensegError as exc:
-        return _problem(exc, who, request_id, datastream_id)
-    return 200, {"requestId": request_id, "handle": handle}
+        return _problem(exc, who, request_id, datastream_id), []
+    return (200, {"requestId": request_id, "handle": handle}), entries
 
 
 @router.post("/ee/v2/collect", status_code=202, openapi_extra=_COLLECT)
@@ -142,23 +156,25 @@ async def collect(request: Request, who: edge.Tenant = Depends(edge_caller), raw
     """Events in bulk: 202 with the request id once they are durable; 204 and no body with ``silent=true``."""
     request_id, datastream_id = _request(request)
     try:
-        answer = await run_in(request, "edge", _collect, who, raw, _silent(request), request_id, datastream_id)
+        answer, entries = await run_in(request, "edge", _collect, who, raw, _silent(request), request_id,
+                                       datastream_id)
+        await _log(request, entries)
     except LaneUnavailable as exc:
         answer = _problem(exc, who, request_id, datastream_id)
     return _respond(answer)
 
 
 def _collect(svc: Services, who: edge.Tenant, raw: bytes, silent_text: str | None, request_id: str,
-             datastream_id: str | None) -> Answer:
+             datastream_id: str | None) -> tuple[Answer, list[LogEntry]]:
     try:
         body = _body(raw)
         silent = query_bool(silent_text, "silent")
         service = _edge(svc)
         with service.pinned():
-            service.collect(service.datastream(who, datastream_id), body)
+            entries = service.collection(service.datastream(who, datastream_id), body)
     except OpensegError as exc:
-        return _problem(exc, who, request_id, datastream_id)
-    return (204, None) if silent else (202, {"requestId": request_id})
+        return _problem(exc, who, request_id, datastream_id), []
+    return ((204, None) if silent else (202, {"requestId": request_id})), entries
 
 
 @router.post(DATASTREAMS, status_code=201)

@@ -299,6 +299,14 @@ class Edge:
                 is gone.
             InvalidRequest, NoPrimaryIdentity: see :func:`event_record`.
         """
+        handle, entries = self.interaction(datastream, body)
+        self.log.append(entries)
+        return handle
+
+    def interaction(self, datastream: Datastream, body: object) -> tuple[list[dict[str, Any]], list[LogEntry]]:
+        """:meth:`interact` but for the log: its handle, and the entries the caller appends before it answers
+        (a lane process of ``openseg serve`` hands them to the server, whose log is the only writer: two processes
+        writing one SQLite log wait on each other's lock, in sleeps of up to 100 ms)."""
         with self.stores.pinned():
             if not self.stores.active_on_edge(datastream.sandbox_id, datastream.merge_policy_id):
                 raise EdgeNotConfigured(f"The datastream's merge policy '{datastream.merge_policy_id}' is not "
@@ -307,8 +315,8 @@ class Edge:
             at = self.clock()
             record, primary = event_record(_object(body, "body").get("event"), "event", at)
             payload = self._profile_lookup(datastream, record, _identities(record, primary), at)
-            self._append(datastream, [record], at)
-        return [{"type": ACTIVATION_PULL, "eventIndex": 0, "payload": payload}]
+            entries = self._entries(datastream, [record], at)
+        return [{"type": ACTIVATION_PULL, "eventIndex": 0, "payload": payload}], entries
 
     def _profile_lookup(self, datastream: Datastream, record: dict[str, Any], identities: list[tuple[str, str]],
                         at: dt.datetime) -> list[dict[str, Any]]:
@@ -355,15 +363,19 @@ class Edge:
             InvalidRequest: no non-empty ``events`` list, or an event that is not valid (named by its index).
             NoPrimaryIdentity: an event without exactly one primary identity.
         """
+        self.log.append(self.collection(datastream, body))
+
+    def collection(self, datastream: Datastream, body: object) -> list[LogEntry]:
+        """:meth:`collect` but for the log: the entries the caller appends before it answers."""
         events = _object(body, "body").get("events")
         if not isinstance(events, list) or not events:
             raise InvalidRequest("'events' is required and must be a non-empty list of events", field="events")
         at = self.clock()
         records = [event_record(event, f"events[{index}]", at)[0] for index, event in enumerate(events)]
         with self.stores.pinned():
-            self._append(datastream, records, at)
+            return self._entries(datastream, records, at)
 
-    def _append(self, datastream: Datastream, records: list[dict[str, Any]], at: dt.datetime) -> None:
+    def _entries(self, datastream: Datastream, records: list[dict[str, Any]], at: dt.datetime) -> list[LogEntry]:
         dataset = self.stores.dataset(datastream.sandbox_id, datastream.dataset_id)
         if dataset is None or dataset.kind != EVENT:
             raise EdgeNotConfigured(f"The datastream's dataset '{datastream.dataset_id}' no longer exists as an "
@@ -371,11 +383,10 @@ class Edge:
                                     field="datasetId")
         received = int(at.timestamp() * 1000)
         request = f"{received}:{os.getpid()}:e{next(_xactions)}"
-        self.log.append([
-            LogEntry(xaction_id=f"{request}:{index}", received_ms=received, inlet_id=datastream.id,
-                     org_id=datastream.org_id, sandbox_id=datastream.sandbox_id, dataset_id=datastream.dataset_id,
-                     kind=EVENT, record=record)
-            for index, record in enumerate(records)])
+        return [LogEntry(xaction_id=f"{request}:{index}", received_ms=received, inlet_id=datastream.id,
+                         org_id=datastream.org_id, sandbox_id=datastream.sandbox_id, dataset_id=datastream.dataset_id,
+                         kind=EVENT, record=record)
+                for index, record in enumerate(records)]
 
 
 __all__ = [
