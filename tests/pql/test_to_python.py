@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from openseg.pql import _py_calls, ast, functions, parse
+from openseg.pql._py_context import Env
 from openseg.pql._py_values import aggregate_values, arithmetic, round_half_away
 from openseg.pql.to_python import compile_predicate
 
@@ -176,3 +180,21 @@ def test_arrays_compare_as_the_sql_engines_compare_them(left: object, op: str, r
     from openseg.pql._py_values import compare
 
     assert compare(ast.CompareOp(op), left, right) is expected
+
+
+@given(item=st.one_of(st.none(), st.integers(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
+       variables=st.one_of(st.none(), st.dictionaries(st.sampled_from("xyz"), st.integers(), max_size=2)),
+       steps=st.one_of(st.none(), st.dictionaries(st.sampled_from("ab"), st.datetimes(timezones=st.just(dt.UTC)),
+                                                  max_size=2)))
+def test_an_environment_moved_to_an_item_is_what_replace_makes(
+        item: Any, variables: dict[str, int] | None, steps: dict[str, dt.datetime] | None) -> None:
+    env = Env({"a": 1}, [{"eventType": "x"}], item="before", variables={"v": 0},
+              steps={"s": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}, as_of=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+    changes: dict[str, Any] = {"item": item}
+    if variables is not None:
+        changes["variables"] = variables
+    if steps is not None:
+        changes["steps"] = steps
+    moved = env.at(item, variables, steps)
+    assert moved == dataclasses.replace(env, **changes) and type(moved) is Env
+    assert (env.item, env.variables) == ("before", {"v": 0})  # the original is unchanged

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from openseg.pql import ast
@@ -284,8 +283,8 @@ def _map(c: PyContext, node: ast.Call) -> Fn:
 def _with_item(env: Env, item: Any, variable: str | None = None) -> Env:
     """``env`` on ``item``; a lambda's variable (``x`` in ``map(x => x * 2)``) names it too."""
     if variable is None:
-        return replace(env, item=item)
-    return replace(env, item=item, variables={**env.variables, variable: item})
+        return env.at(item)
+    return env.at(item, {**env.variables, variable: item})
 
 
 @_handles("head")
@@ -443,7 +442,7 @@ def compile_chain(c: PyContext, node: ast.Chain) -> Fn:
         step, what, when = entry
         # The step's event is also named when `^` reads it from a list of its condition.
         variables = {**env.variables, step.variable: event} if step.variable else env.variables
-        scoped = replace(env, item=event, steps=dict(chosen), variables=variables)
+        scoped = env.at(event, variables, dict(chosen))
         return is_true(what(scoped)) and (when is None or when(scoped, t))
 
     def no_violation(env: Env, timed: list[tuple[dt.datetime, Any]], chosen: dict[str, dt.datetime]) -> bool:
@@ -475,7 +474,7 @@ def compile_chain(c: PyContext, node: ast.Chain) -> Fn:
     def holds(env: Env) -> bool:
         timed = []
         for event in source(env):
-            t = instant_or_none(time_of(replace(env, item=event)))
+            t = instant_or_none(time_of(env.at(event)))
             if t is not None:
                 timed.append((t, event))
         timed.sort(key=lambda pair: pair[0])

@@ -30,6 +30,21 @@ class Env:
     #: The evaluation time of a predicate compiled without one (``compile_timed``); None otherwise.
     as_of: dt.datetime | None = None
 
+    def at(self, item: Any, variables: Mapping[str, Any] | None = None,
+           steps: Mapping[str, dt.datetime] | None = None) -> Env:
+        """This environment on ``item`` (with ``variables`` and ``steps`` when given): what
+        ``dataclasses.replace`` makes, without its look at every field (1.8 -> 0.35 us; a filter makes one per
+        event, for every definition a streamed message re-evaluates)."""
+        moved = object.__new__(Env)
+        values = moved.__dict__
+        values.update(self.__dict__)
+        values["item"] = item
+        if variables is not None:
+            values["variables"] = variables
+        if steps is not None:
+            values["steps"] = steps
+        return moved
+
 
 #: A compiled expression: its value in an environment.
 Fn = Callable[[Env], Any]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from openseg.pql import _time, ast
@@ -305,7 +304,7 @@ class PythonCompiler(ast.Visitor[Fn]):
 
         def holds(env: Env, item: Any) -> bool:
             variables = {**env.variables, variable: item} if variable else env.variables
-            return bool(test(replace(env, item=item, variables=variables)))
+            return bool(test(env.at(item, variables)))
 
         return holds
 
@@ -341,7 +340,7 @@ class PythonCompiler(ast.Visitor[Fn]):
         if node.value is None:
             return lambda env: aggregate_values(kind, items(env))
         value = self.visit(node.value)
-        return lambda env: aggregate_values(kind, [value(replace(env, item=item)) for item in items(env)],
+        return lambda env: aggregate_values(kind, [value(env.at(item)) for item in items(env)],
                                             count=len(items(env)))
 
     def visit_Chain(self, node: ast.Chain) -> Fn:
