@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from openseg.engines.base import Engine
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import ast, functions, parse
+from openseg.pql.derived import PathCheck
 from openseg.pql.errors import NotSupportedOnEngine
 from openseg.pql.to_sql import compile_expression
 from openseg.segmentation.planner import plan_segments
@@ -30,8 +31,9 @@ SPARK_UNSUPPORTED: set[str] = set()
 
 
 def engine_members(engine: Engine, dialect: str, segments: list[tuple[str, ast.Node]],
-                   tables: dict[str, pa.Table], as_of: dt.datetime = AS_OF) -> dict[str, set[str]]:
-    plan = plan_segments(segments, as_of, dialect, membership=membership_relation())
+                   tables: dict[str, pa.Table], as_of: dt.datetime = AS_OF,
+                   has_path: PathCheck | None = None) -> dict[str, set[str]]:
+    plan = plan_segments(segments, as_of, dialect, membership=membership_relation(), has_path=has_path)
     rows = engine.run(plan.query, tables).to_pylist()
     return {s: {row["_profile_id"] for row in rows if row[plan.columns[s]]} for s, _ in segments}
 
