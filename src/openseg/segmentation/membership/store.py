@@ -361,7 +361,7 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
 
     A small file (a change file: a micro-batch's rows, merged by eights) is read whole once per version and kept
     as rows by profile (:data:`SMALL_FILE_ROWS`): a micro-batch's lookup of 300 profiles in each of twenty change
-    files bisected each file for each profile, 26 ms where a dictionary takes under one. A larger one (a snapshot,
+    files bisected each file for each profile, 26 ms, where their dictionaries take about 2. A larger one (a snapshot,
     a job's pairs) is read with the engines' point reads, which decode only the row groups that can hold them,
     once per file version, and keep them. Files are never rewritten under their name with the same size and time."""
     if not profile_ids:
