@@ -259,9 +259,10 @@ def _sorted_maxes(path: str, mtime_ns: int, size: int, column: str) -> list[Any]
     return [bounds[1] for bounds in ranges]  # type: ignore[index]
 
 
-def row_count(path: str | os.PathLike[str]) -> int:
-    """The number of rows of the Parquet file at ``path`` (its footer read once per version, no file kept open)."""
-    stat = os.stat(path)
+def row_count(path: str | os.PathLike[str], stat: os.stat_result | None = None) -> int:
+    """The number of rows of the Parquet file at ``path`` (its footer read once per version, no file kept open);
+    ``stat``: the file's, where the caller has it already."""
+    stat = stat or os.stat(path)
     return int(_footer(os.fspath(path), stat.st_mtime_ns, stat.st_size).num_rows)
 
 

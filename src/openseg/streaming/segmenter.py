@@ -340,11 +340,14 @@ class StreamSegmenter:
                     waiting.append((pair, identities))
         # The built profiles the messages' identities belong to, in one read per store (a part per message
         # read the store once per message: half of a micro-batch's time at 1M profiles).
-        known: dict[tuple[str, str], dict[str, Part | None]] = {}
-        for pair in dict.fromkeys(pair for pair, _ in waiting):
-            asked = {i for p, identities in waiting if p == pair
-                     for i in (identities if self.target.linked(*pair) else identities[:1])}
-            known[pair] = self.target.parts(*pair, sorted(asked)) if self.target.watermark(*pair) is not None else {}
+        linked: dict[tuple[str, str], bool] = {}
+        asked: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for pair, identities in waiting:
+            if pair not in linked:
+                linked[pair] = self.target.linked(*pair)
+            asked.setdefault(pair, set()).update(identities if linked[pair] else identities[:1])
+        known = {pair: self.target.parts(*pair, sorted(ids)) if self.target.watermark(*pair) is not None else {}
+                 for pair, ids in asked.items()}
         for pair, identities in waiting:
             # A profile reached earlier in the micro-batch already holds this message (read up to its end).
             if identity_key(*identities[0]) in covered.get(pair, set()):

@@ -8,6 +8,7 @@ below; streaming and edge through :meth:`MembershipStore.apply`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections import OrderedDict
@@ -369,8 +370,9 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     wanted = set(profile_ids)
     for part in parquet_files(path):
-        if row_count(part) <= SMALL_FILE_ROWS:
-            by_profile = _small_files.rows(part)
+        stat = part.stat()
+        if row_count(part, stat) <= SMALL_FILE_ROWS:
+            by_profile = _small_files.rows(part, stat)
             fewer, more = (wanted, by_profile) if len(wanted) < len(by_profile) else (by_profile, wanted)
             hits = [profile_id for profile_id in fewer if profile_id in more]
             found += (dict(row) for profile_id in hits for row in by_profile[profile_id])
@@ -394,8 +396,7 @@ class _SmallFiles:
         self._rows = 0
         self._lock = threading.Lock()
 
-    def rows(self, path: Path) -> dict[str, list[dict[str, Any]]]:
-        stat = path.stat()
+    def rows(self, path: Path, stat: os.stat_result) -> dict[str, list[dict[str, Any]]]:
         version = (str(path), stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if version in self._kept:
