@@ -24,7 +24,7 @@ from openseg.errors import BadRequest, NotFound
 from openseg.pql import parse
 from openseg.profiles import lookup, policies
 from openseg.profiles.service import sandbox_schema, serving_store
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+from openseg.profiles.store import PROFILES_FILE, event_files
 from openseg.scope import Scope
 from openseg.segmentation import definitions, membership
 from openseg.segmentation.dry_run import dry_run
@@ -142,7 +142,7 @@ def _profile_row(store: Path, profile_id: str) -> dict[str, Any]:
 
 def _profile_events(store: Path, profile_id: str) -> list[dict[str, Any]]:
     """Every event of the profile, oldest first (ties by ``_id``), as ``events.parquet`` holds them."""
-    return sorted(_rows(store / EVENTS_FILE, profile_id), key=lambda e: (e.get("timestamp") is None,
+    return sorted((e for path in event_files(store) for e in _rows(path, profile_id)), key=lambda e: (e.get("timestamp") is None,
                                                                          e.get("timestamp"), e.get("_id") or ""))
 
 

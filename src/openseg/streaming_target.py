@@ -24,7 +24,7 @@ from openseg.profiles import lookup
 from openseg.profiles.keys import identity_key, identity_pairs
 from openseg.profiles.model import ProfileStoreRecord
 from openseg.profiles.overlay import BuiltFragment, Part, Reach, record_identities
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, StoreNotFoundError, resolve_store
+from openseg.profiles.store import PROFILES_FILE, StoreNotFoundError, event_files, resolve_store
 from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
 from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
 from openseg.store.models import Dataset, ProfileStore
@@ -183,7 +183,7 @@ class StoresSegmentationTarget:
             profile_id = lookup.profile_id_in(store, namespace, identity, engine=self.services.reader())
             if profile_id is not None:
                 rows = _rows(store / PROFILES_FILE, [profile_id])
-                events = sorted(_rows(store / EVENTS_FILE, [profile_id]),
+                events = sorted((e for path in event_files(store) for e in _rows(path, [profile_id])),
                                 key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or ""))
                 return BaseProfile(profile_id, rows[0] if rows else None, events, watermark)
         # A profile the build does not know yet: keyed by its smallest key, as a build would key it.
@@ -199,7 +199,7 @@ class StoresSegmentationTarget:
         rows = {row["_profile_id"]: row for row in _rows(store / PROFILES_FILE, profile_ids, fields, ROW_FIELDS)}
         events: dict[str, list[dict[str, Any]]] = {}
         # Events older than every window the definitions read are not read at all (their row groups skipped).
-        for event in _rows(store / EVENTS_FILE, profile_ids, fields, EVENT_FIELDS, since):
+        for event in (e for path in event_files(store) for e in _rows(path, profile_ids, fields, EVENT_FIELDS, since)):
             events.setdefault(event["_profile_id"], []).append(event)
         ranked = bool(self.precedence(sandbox_id, policy_id))
         return {profile_id: BaseProfile(profile_id, rows.get(profile_id), sorted(

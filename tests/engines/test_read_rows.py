@@ -72,6 +72,18 @@ def test_only_the_row_groups_that_can_hold_a_key_are_read(duckdb_engine: DuckDBE
     assert read == [2, 4, 5]
 
 
+def test_a_file_linked_under_another_name_is_read_from_the_groups_kept(duckdb_engine: DuckDBEngine, store_file: Path,
+                                                                      read: list[int]) -> None:
+    # A profile refresh links the events it keeps into its new build directory; the old directory goes later.
+    duckdb_engine.read_rows(store_file, "_profile_id", ["p0250"])
+    linked = store_file.parent / "next" / store_file.name
+    linked.parent.mkdir()
+    os.link(store_file, linked)
+    store_file.unlink()
+    assert duckdb_engine.read_rows(linked, "_profile_id", ["p0251", "p0777"]).column("n").to_pylist() == [251, 778]
+    assert read == [2, 7]
+
+
 def test_a_file_rewritten_under_its_name_is_read_anew(duckdb_engine: DuckDBEngine, store_file: Path) -> None:
     assert duckdb_engine.read_rows(store_file, "_profile_id", ["p0001"], columns=["n"]).to_pylist() == [{"n": 1}]
     stat = store_file.stat()

@@ -10,6 +10,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,8 +20,10 @@ from hypothesis import strategies as st
 
 from openseg.engines import parquet
 from openseg.profiles import MergePolicySpec, build_profile_store, get_profile, read_manifest, resolve_store
+from openseg.profiles.lookup import get_events
 from openseg.profiles.refresh import refresh_profile_store
 from openseg.profiles.sources import SourceFile
+from openseg.profiles.store import event_files, event_parts
 
 from .conftest import ENGINE, IDENTITY_MAP_TYPE, Lake, ids, read_rows
 
@@ -84,12 +87,39 @@ def add(lake: Lake, kind: str, records: list[dict[str, Any]], day: int, dataset:
 
 
 def contents(store: Path) -> dict[str, Any]:
-    """Everything a reader can see in a store, plus the builder's state, in file order."""
+    """Everything a reader can see in a store, plus the builder's state, in file order; the events (and their
+    record ids) as the store's event files hold them together, in the order a full build writes them."""
     build = resolve_store(store)
     seen: dict[str, Any] = {}
     for name in STORE_FILES:
         if (build / name).exists():
             seen[name] = (pq.read_schema(build / name), read_rows(build / name))
+    seen["events.parquet"], seen["_state/event_rids.parquet"] = events_together(build)
+    return seen | _described(build, store)
+
+
+def events_together(build: Path) -> tuple[tuple[pa.Schema, list[dict[str, Any]]], tuple[pa.Schema, list[dict[str, Any]]]]:
+    """The rows of every events file of ``build`` (and of their record-id files) as one file sorted by
+    (profile, time, record id); each file must be sorted so itself and have the schema of ``events.parquet``."""
+    together: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    schemas = {(pq.read_schema(rows), pq.read_schema(rids)) for rows, rids in event_parts(build)}
+    assert len(schemas) == 1, schemas
+    for rows, rids in event_parts(build):
+        pairs = list(zip(read_rows(rows), read_rows(rids), strict=True))
+        assert [_order(pair) for pair in pairs] == sorted(_order(pair) for pair in pairs), rows.name
+        together += pairs
+    together.sort(key=_order)
+    [(schema, rid_schema)] = schemas
+    return (schema, [row for row, _ in together]), (rid_schema, [rid for _, rid in together])
+
+
+def _order(pair: tuple[dict[str, Any], dict[str, Any]]) -> tuple[Any, ...]:
+    row, rid = pair
+    return row["_profile_id"], row["timestamp"] is None, row["timestamp"] or DAY0, *rid.values()
+
+
+def _described(build: Path, store: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
     seen["schema.json"] = json.loads((build / "schema.json").read_text())
     manifest = read_manifest(store)
     stats = {k: v for k, v in manifest["stats"].items() if k not in ("seconds", "refresh")}
@@ -146,10 +176,17 @@ _SETTINGS = settings(
     policy=st.sampled_from(sorted(POLICIES)),
     pool=st.sampled_from([4, 12, 70]),
     batches=_batches(st.one_of(_no_chain, _chain_of)),
+    appended=st.sampled_from([0, 50_000]),
 )
-def test_refreshing_batch_by_batch_equals_a_full_build(policy: str, pool: int, batches: list[Batch]) -> None:
-    """Random batches over a pool of identities: small pools merge profiles, chains pass the guardrail."""
-    _refresh_batch_by_batch(POLICIES[policy], pool, batches)
+def test_refreshing_batch_by_batch_equals_a_full_build(policy: str, pool: int, batches: list[Batch],
+                                                       appended: int) -> None:
+    """Random batches over a pool of identities: small pools merge profiles, chains pass the guardrail. The
+    events a refresh adds are appended beside the store's while no earlier event changes profile (``appended``:
+    as many as a small store may append) or written whole every time (0)."""
+    from openseg.profiles import incremental
+
+    with mock.patch.multiple(incremental, APPENDED_EVENTS_SHARE=0.0, APPENDED_EVENTS_ROWS=appended):
+        _refresh_batch_by_batch(POLICIES[policy], pool, batches)
 
 
 @_SETTINGS
@@ -181,6 +218,8 @@ def _refresh_batch_by_batch(spec: MergePolicySpec, pool: int, batches: list[Batc
             assert stats.refresh == ("full" if day == 1 else "incremental")
             assert_same_as_full_build(lake, store, spec)
             event(f"{spec.identity_graph}: oversized graphs" if stats.oversized_graphs else "no oversized graph")
+            event("events appended beside events.parquet" if len(event_parts(resolve_store(store))) > 1
+                  else "events in events.parquet alone")
 
 
 # --- exact cases ---------------------------------------------------------------------------------
@@ -315,6 +354,36 @@ def test_a_batch_without_events_keeps_the_events_file(lake: Lake) -> None:
     assert stats.refresh == "incremental" and after != before
     assert os.stat(after / "events.parquet").st_ino == os.stat(before / "events.parquet").st_ino
     assert [p["x"] for p in read_rows(store / "profiles.parquet")] == [2]
+
+
+def test_events_a_refresh_adds_are_appended_beside_the_store_until_it_writes_them_whole(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openseg.profiles import incremental
+
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1), fragment([("email", "b", True)], x=2)], 0)
+    add(lake, "event", [xdm_event("e1", DAY0, [("email", "a", True)])], 0)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
+    before = resolve_store(store)
+    # A late event: it sorts before the profile's earlier one, though it lies in a file after it.
+    add(lake, "event", [xdm_event("e2", DAY0 - timedelta(hours=1), [("email", "a", True)])], 1)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
+    after = resolve_store(store)
+    assert (stats.refresh, stats.events) == ("incremental", 2)
+    assert os.stat(after / "events.parquet").st_ino == os.stat(before / "events.parquet").st_ino
+    assert [path.name for path in event_files(after)] == ["events.parquet", "events.0001.parquet"]
+    assert [e["_id"] for e in read_rows(after / "events.0001.parquet")] == ["e2"]
+    assert [e["_id"] for e in get_events(store, "email:a", engine=ENGINE)] == ["e2", "e1"]
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+    # Past the number of appended files allowed, the refresh writes the events whole again.
+    monkeypatch.setattr(incremental, "MAX_APPENDED_EVENT_FILES", 1)
+    add(lake, "event", [xdm_event("e3", DAY0, [("email", "b", True)])], 2)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
+    assert (stats.refresh, stats.events) == ("incremental", 3)
+    assert [path.name for path in event_files(resolve_store(store))] == ["events.parquet"]
+    assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
+        ("email:a", "e2"), ("email:a", "e1"), ("email:b", "e3")]
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 
 def _chain(start: int, length: int, namespace: str = "email") -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import pytest
 from openseg.engines.base import Engine, TableSource
 from openseg.engines.duckdb import DuckDBEngine
 from openseg.pql import parse
+from openseg.profiles.store import appended_event_part
 from openseg.segmentation import membership
 from openseg.segmentation.evaluate import Evaluation, evaluate_store
 
@@ -109,6 +110,18 @@ def test_first_run_realizes_members_and_counts_them(engine: Engine, tmp_path: Pa
         (s, p, "entered", T1, "j1") for s in ("buyer", "us", "us_buyer") for p in ("ECID:a", "ECID:b")]
     # One snapshot row per member profile: their segments as bits, all three entered in this run.
     assert rows(out / "snapshots" / "j1.parquet") == [("ECID:a", 7, 7), ("ECID:b", 7, 7)]
+
+
+def test_events_a_refresh_appended_beside_the_events_file_are_evaluated_with_it(engine: Engine,
+                                                                                 tmp_path: Path) -> None:
+    store, out = tmp_path / "store", tmp_path / "membership"
+    write_store(store, {"ECID:a": "US", "ECID:b": "US", "Email:c": "US"})
+    appended, _ = appended_event_part(store, 1)
+    pq.write_table(pa.table({
+        "_profile_id": ["Email:c"], "_id": ["e4"], "timestamp": pa.array([dt.datetime(2024, 6, 14)], pa.timestamp("us")),
+        "eventType": ["buy"]}), appended)
+    first = evaluate(engine, store, out, T1, None, "j1")
+    assert first.qualified == {"us": 3, "buyer": 3, "us_buyer": 3}
 
 
 def test_second_run_diffs_against_the_previous_file(engine: Engine, tmp_path: Path) -> None:

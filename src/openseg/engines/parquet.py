@@ -108,8 +108,9 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
 
     Only the row groups whose min/max statistics of ``column`` can hold a key are read (all of those whose
     statistics are missing): in a file sorted by ``column`` with small row groups, one group per key. The
-    file's footer and each column's ranges are read once per version of the file (path, size and mtime) and
-    kept; every call opens the file anew, so concurrent calls share no reader.
+    file's footer and each column's ranges are read once per version of the file (the file, however it is
+    named, its size and mtime: :func:`_version`) and kept; every call opens the file anew, so concurrent calls
+    share no reader.
 
     Args:
         path: The Parquet file.
@@ -122,8 +123,7 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     Returns:
         The matching rows (the file's schema, or ``columns``); none when no key matches.
     """
-    stat = os.stat(path)
-    version = (os.fspath(path), stat.st_mtime_ns, stat.st_size)
+    version = _version(path)
     footer = _footer(*version)
     groups = _groups_holding(*version, column, keys)
     if newer is not None:
@@ -262,14 +262,41 @@ def _sorted_maxes(path: str, mtime_ns: int, size: int, column: str) -> list[Any]
 def row_count(path: str | os.PathLike[str], stat: os.stat_result | None = None) -> int:
     """The number of rows of the Parquet file at ``path`` (its footer read once per version, no file kept open);
     ``stat``: the file's, where the caller has it already."""
-    stat = stat or os.stat(path)
-    return int(_footer(os.fspath(path), stat.st_mtime_ns, stat.st_size).num_rows)
+    return int(_footer(*_version(path, stat)).num_rows)
 
 
 def read_columns(path: str | os.PathLike[str]) -> tuple[str, ...]:
     """The top-level column names of the Parquet file at ``path`` (its footer read once per version)."""
-    stat = os.stat(path)
-    return _names(os.fspath(path), stat.st_mtime_ns, stat.st_size)
+    return _names(*_version(path))
+
+
+class _File(str):
+    """A file's path that hashes and compares as the file it names (its device and inode): the caches below key
+    a file's version by it, so a file linked into a new build directory under another name (the events a
+    profile refresh keeps as they were) is the version already read, decoded groups and all."""
+
+    _file: tuple[int, int]
+
+    def __new__(cls, path: str, stat: os.stat_result) -> _File:
+        named = super().__new__(cls, path)
+        named._file = (stat.st_dev, stat.st_ino)
+        return named
+
+    def __hash__(self) -> int:
+        return hash(self._file)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _File) and self._file == other._file
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+
+def _version(path: str | os.PathLike[str], stat: os.stat_result | None = None) -> tuple[_File, int, int]:
+    """The version of the file at ``path`` the caches key by: the file, its modification time and size (a file
+    rewritten under its name is another version; files are replaced whole, never grown in place)."""
+    stat = stat or os.stat(path)
+    return _File(os.fspath(path), stat), stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=256)

@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from openseg.exports.projection import project
 from openseg.exports.request import ExportRequest, SegmentFilter
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, events_source
 from openseg.segmentation import membership
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def select_members(workspace: Workspace, store: Path, members: membership.Member
         members.define_long_form(workspace, state, CHOSEN, [s.segment_id for s in segments if s.is_ups])
     event_schema = None
     if request.event_fields is not None:
-        workspace.register(EVENTS, str(store / EVENTS_FILE))
+        workspace.register(EVENTS, events_source(store))
         event_schema = pq.read_schema(store / EVENTS_FILE)
     return export_query(workspace.dialect, pq.read_schema(profiles_path), event_schema, request, segments)
 

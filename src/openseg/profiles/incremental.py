@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from openseg.engines.parquet import row_count
 from openseg.profiles._sql import col, render, statement
 from openseg.profiles.build import (
     EVENT_ROW_GROUP_ROWS,
@@ -55,7 +56,7 @@ from openseg.profiles.keys import identity_key
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import DATASET, INGEST, RID, plan_inputs, read_query
 from openseg.profiles.sources import SourceFile
-from openseg.profiles.splice import append_rows, splice_sorted
+from openseg.profiles.splice import append_rows, splice_sorted, write_rows
 from openseg.profiles.store import (
     EVENT_RIDS_FILE,
     EVENTS_FILE,
@@ -63,6 +64,8 @@ from openseg.profiles.store import (
     IDENTITIES_FILE,
     PROFILES_FILE,
     SCHEMA_FILE,
+    appended_event_part,
+    event_parts,
     keeps_fragments,
     schema_to_json,
 )
@@ -152,7 +155,7 @@ def update_store(
             f"SELECT * FROM ({render(old_fragments)}) AS records WHERE {ANCHOR} IN (SELECT key FROM __touched_keys)"
         ))
     with phase("read touched profiles' events"):
-        old_event_pids = _load_previous_events(workspace, previous, inputs["event"].schema)
+        _load_previous_events(workspace, previous, inputs["event"].schema)
     with phase("recompute touched profiles"):
         workspace.define("__frag", statement("SELECT * FROM __old_frag UNION ALL SELECT * FROM __new_frag"))
         workspace.define("__evt", statement("SELECT * FROM __new_evt UNION ALL SELECT * FROM __old_evt"))
@@ -166,17 +169,9 @@ def update_store(
             previous / PROFILES_FILE, staging / PROFILES_FILE, "_profile_id", touched, profile_rows,
             row_group_rows=LOOKUP_ROW_GROUP_ROWS,
         )
-    if counts.events == counts.unlinked_events and event_rows.column("_profile_id").to_pylist() == old_event_pids:
-        # No event was added and none changed profile: the events file stays as it is.
-        events = previous_stats.events
-        _link(previous, staging, EVENTS_FILE, EVENT_RIDS_FILE)
-    else:
-        with phase("rewrite events"):
-            rids = (previous / EVENT_RIDS_FILE, staging / EVENT_RIDS_FILE)
-            events = splice_sorted(
-                previous / EVENTS_FILE, staging / EVENTS_FILE, "_profile_id", touched, event_rows, rids,
-                row_group_rows=EVENT_ROW_GROUP_ROWS,
-            )
+    with phase("write events"):
+        events = _write_events(workspace, previous, staging, touched, event_rows, inputs["event"].schema,
+                               previous_stats.events, counts.events > counts.unlinked_events)
     with phase("rewrite identities"):
         _write_identities(workspace, previous, policy, staging)
     kept = keeps_fragments(policy.identity_graph, policy.attribute_merge)
@@ -204,6 +199,66 @@ def update_store(
         refresh="incremental",
     )
     return stats, {kind: source.schema for kind, source in inputs.items()}
+
+
+def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: pa.Array, event_rows: pa.Table,
+                  schema: pa.Schema, previous_events: int, added: bool) -> int:
+    """Write the build's events (:func:`openseg.profiles.store.event_files`); return how many it holds.
+
+    ``event_rows`` are the touched profiles' events recomputed, sorted as the files are, the record id last.
+    When no earlier event changed profile they are the earlier events plus the new ones, so the new ones alone
+    are appended, as a file beside the previous build's files (which are linked, not rewritten: a refresh
+    then writes what it adds, not the whole store's events, and every process keeps the row groups it has read
+    of them). Once the appended files would hold more than :data:`APPENDED_EVENTS_SHARE` of the events (and
+    more than :data:`APPENDED_EVENTS_ROWS`) or number more than :data:`MAX_APPENDED_EVENT_FILES`, or an event
+    changed profile (identities merged), the events are written whole again into one ``events.parquet``, sorted
+    as a full build sorts them."""
+    parts = event_parts(previous)
+    workspace.register("__recomputed", event_rows.select([RID, "_profile_id"]))
+    moved = count(workspace, f"""
+        SELECT count(*) FROM __old_evt_rows AS o LEFT JOIN __recomputed AS n ON n.{RID} = o.{RID}
+        WHERE n._profile_id IS DISTINCT FROM o._profile_id""")
+    if not moved and not added:
+        _link(previous, staging, *(str(path.relative_to(previous)) for part in parts for path in part))
+        return previous_events
+    appended = sum(row_count(path) for path, _ in parts[1:])
+    if not moved:
+        new = event_rows.filter(pc.invert(pc.is_in(event_rows.column(RID), value_set=workspace.fetch(
+            statement(f"SELECT {RID} FROM __old_evt_rows")).column(0))))
+        if (len(parts) <= MAX_APPENDED_EVENT_FILES
+                and appended + new.num_rows <= max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE),
+                                                   APPENDED_EVENTS_ROWS)):
+            _link(previous, staging, *(str(path.relative_to(previous)) for part in parts for path in part))
+            rows, rids = appended_event_part(staging, len(parts))
+            write_rows(rows, previous / EVENTS_FILE, new, rids, row_group_rows=EVENT_ROW_GROUP_ROWS)
+            return previous_events + int(new.num_rows)
+    # Written whole: the profiles with appended events are recomputed too (their rows in events.parquet and in
+    # the appended files, read back in order), so that each profile's rows come from one side of the splice.
+    workspace.register("__recomputed_rows", event_rows)
+    columns = ", ".join(render(col(name, "e")) for name in ("_profile_id", *schema.names, "_ingestTime"))
+    redrawn = workspace.fetch(statement(f"""
+        SELECT * FROM (
+            SELECT * FROM __recomputed_rows
+            UNION ALL
+            SELECT {columns}, r.{RID} AS {RID}
+            FROM __previous_events AS e JOIN __previous_rids AS r ON r.{_FILE} = e.{_FILE} AND r.{_ROW} = e.{_ROW}
+            WHERE e._profile_id IN (SELECT _profile_id FROM __previous_events WHERE {_FILE} > 0)
+              AND e._profile_id NOT IN (SELECT pid FROM __touched)
+        ) AS events
+        ORDER BY _profile_id, "timestamp" NULLS LAST, {RID}
+    """))
+    dropped = pc.unique(pa.concat_arrays([touched, redrawn.column("_profile_id").combine_chunks()]))
+    return splice_sorted(previous / EVENTS_FILE, staging / EVENTS_FILE, "_profile_id", dropped, redrawn,
+                         (previous / EVENT_RIDS_FILE, staging / EVENT_RIDS_FILE), row_group_rows=EVENT_ROW_GROUP_ROWS)
+
+
+#: How many events the files refreshes append beside ``events.parquet`` may hold before the events are written
+#: whole again: this share of the store's events, or this many when that is more (writing a small store's events
+#: whole costs little, but a stream's refreshes come every few seconds); and how many such files there may be (a
+#: point read reads each).
+APPENDED_EVENTS_SHARE = 0.1
+APPENDED_EVENTS_ROWS = 50_000
+MAX_APPENDED_EVENT_FILES = 8
 
 
 def _count_new_identities(workspace: Workspace) -> int:
@@ -303,23 +358,25 @@ def _touch(workspace: Workspace, policy: MergePolicySpec, graphs: tuple[Oversize
     return touched_graphs
 
 
-def _load_previous_events(workspace: Workspace, previous: Path, schema: pa.Schema) -> list[str]:
+def _load_previous_events(workspace: Workspace, previous: Path, schema: pa.Schema) -> None:
     """Load the touched profiles' events as records (``__old_evt``), each with its record id from the row of
-    ``_state/event_rids.parquet`` beside it; return their previous profile ids, in the file's order."""
-    workspace.register_numbered("__previous_events", [(0, str(previous / EVENTS_FILE))], _FILE, _ROW)
-    workspace.register_numbered("__previous_rids", [(0, str(previous / EVENT_RIDS_FILE))], _FILE, _ROW)
-    workspace.materialize("__old_evt_rows", statement(
-        "SELECT * FROM __previous_events WHERE _profile_id IN (SELECT pid FROM __touched)"
-    ))
+    its ids file beside it (``_state/event_rids.parquet`` for ``events.parquet``); ``__old_evt_rows`` keeps
+    them as rows of the store (with their record ids)."""
+    parts = event_parts(previous)
+    workspace.register_numbered("__previous_events", [(n, str(rows)) for n, (rows, _) in enumerate(parts)],
+                                _FILE, _ROW)
+    workspace.register_numbered("__previous_rids", [(n, str(rids)) for n, (_, rids) in enumerate(parts)],
+                                _FILE, _ROW)
+    workspace.materialize("__old_evt_rows", statement(f"""
+        SELECT e.*, r.{RID} AS {RID}
+        FROM __previous_events AS e JOIN __previous_rids AS r ON r.{_FILE} = e.{_FILE} AND r.{_ROW} = e.{_ROW}
+        WHERE e._profile_id IN (SELECT pid FROM __touched)
+    """))
     columns = ", ".join(render(col(f.name, "e")) for f in schema)
     workspace.materialize("__old_evt", records_query(statement(f"""
-        SELECT {columns}, r.{RID} AS {RID}, CAST(NULL AS VARCHAR) AS {DATASET}, e._ingestTime AS {INGEST}
-        FROM __old_evt_rows AS e JOIN __previous_rids AS r ON r.{_ROW} = e.{_ROW}
+        SELECT {columns}, e.{RID} AS {RID}, CAST(NULL AS VARCHAR) AS {DATASET}, e._ingestTime AS {INGEST}
+        FROM __old_evt_rows AS e
     """)))
-    pids: list[str] = workspace.fetch(statement(
-        f"SELECT _profile_id FROM __old_evt_rows ORDER BY {_ROW}"
-    )).column(0).to_pylist()
-    return pids
 
 
 def _write_identities(workspace: Workspace, previous: Path, policy: MergePolicySpec, staging: Path) -> None:

@@ -38,11 +38,11 @@ from openseg.profiles.overlay import BuiltFragment, Reach, record_anchor
 from openseg.profiles.reading import DATASET, INGEST, PROVENANCE, RID
 from openseg.profiles.sources import IDENTITY_MAP, utc_naive
 from openseg.profiles.store import (
-    EVENTS_FILE,
     FRAGMENTS_FILE,
     IDENTITIES_FILE,
     MANIFEST_FILE,
     PROFILES_FILE,
+    event_files,
     read_manifest,
     resolve_store,
 )
@@ -198,15 +198,20 @@ def get_events(
     """
     query = _page_query(start, end, limit, order, after)
     store = resolve_store(store_dir)
-    events = engine.read_rows(store / EVENTS_FILE, "_profile_id", [profile_id])
+    events = _event_rows(store, [profile_id], engine)
     page = engine.run(query, {_ROWS: events.drop_columns(["_profile_id"])})
     return [_without_nulls(row) for row in python_rows(page)]
 
 
 def events_of(store_dir: Path | str, profile_ids: Sequence[str], *, engine: Engine) -> list[dict[str, Any]]:
     """Every ExperienceEvent of the profiles (as :func:`get_events` gives them), in no particular order."""
-    rows = engine.read_rows(resolve_store(store_dir) / EVENTS_FILE, "_profile_id", list(profile_ids))
+    rows = _event_rows(resolve_store(store_dir), profile_ids, engine)
     return [_without_nulls(row) for row in python_rows(rows.drop_columns(["_profile_id"]))]
+
+
+def _event_rows(store: Path, profile_ids: Sequence[str], engine: Engine) -> pa.Table:
+    """The rows of ``profile_ids`` in every file of the store's events (:func:`event_files`)."""
+    return pa.concat_tables([engine.read_rows(path, "_profile_id", list(profile_ids)) for path in event_files(store)])
 
 
 def page_events(events: Sequence[dict[str, Any]], start: datetime | None = None, end: datetime | None = None,

@@ -85,6 +85,21 @@ def splice_sorted(
     return writer.rows
 
 
+def write_rows(out: Path, like: Path, rows: pa.Table, side: Path, row_group_rows: int = ROW_GROUP_ROWS) -> int:
+    """Write ``rows`` (sorted as ``like`` is, its side column last) to ``out`` with the schema of ``like`` (a file
+    :func:`splice_sorted` writes), the side column to ``side``.
+
+    Returns:
+        The number of rows written.
+    """
+    schema = pq.read_schema(like)
+    split = (rows.schema.names[-1], side)
+    schema = schema.append(rows.schema.field(len(rows.schema) - 1))
+    with BatchWriter(out, schema, split, row_group_rows) as writer:
+        writer.write(rows.select(schema.names).cast(schema))
+    return writer.rows
+
+
 def append_rows(old: Path, out: Path, extra: pa.Table) -> int:
     """Write the rows of ``old`` followed by ``extra`` (cast to ``old``'s schema) to ``out``.
 

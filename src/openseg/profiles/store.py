@@ -1,7 +1,8 @@
 """The merged profile store on disk: its files, its schema file, and atomic publication.
 
 Layout (docs/architecture.md, "The merged profile store"), one directory per sandbox and merge policy:
-``profiles.parquet``, ``events.parquet``, ``identities.parquet``, ``schema.json``; plus, added here,
+``profiles.parquet``, ``events.parquet`` (and the events appended beside it since: :func:`event_files`),
+``identities.parquet``, ``schema.json``; plus, added here,
 ``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none`` or
 ``dataSetPrecedence``, ``fragments.parquet`` (the unmerged fragments a lookup merges on demand, or the overlay
 ranks streamed fragments among: :func:`keeps_fragments`). ``_state/`` holds what only
@@ -36,6 +37,10 @@ MANIFEST_FILE = "manifest.json"
 EVENT_RIDS_FILE = "_state/event_rids.parquet"
 """Internal to the builder: the record id of each row of ``events.parquet`` (see :mod:`openseg.profiles.build`)."""
 KEPT_BUILDS = 2
+#: Beside ``events.parquet``, the events incremental refreshes appended since it was last written whole, one file
+#: per refresh (``events.0001.parquet``, ...), each sorted as it is and with its record ids in ``_state/``.
+_APPENDED_EVENTS = "events.{:04d}.parquet"
+_APPENDED_RIDS = "_state/event_rids.{:04d}.parquet"
 #: The namespace of a profile's primary identity: the one flagged ``primary`` in ``identityMap`` (the first
 #: such namespace in map order), else the namespace of ``_profile_id`` as the map spells it, else as
 #: ``_profile_id`` spells it. Fixed text over the two columns; see :func:`primary_namespace`. The lambda
@@ -54,6 +59,32 @@ def keeps_fragments(identity_graph: str, attribute_merge: str) -> bool:
     merges those carrying its identity; under ``dataSetPrecedence`` the overlay ranks streamed fragments among
     them per attribute, as the next build will (``profiles/overlay.py``)."""
     return identity_graph == "none" or attribute_merge == "dataSetPrecedence"
+
+
+def event_files(build: Path) -> list[Path]:
+    """The files holding a build's events: ``events.parquet``, then the events incremental refreshes appended
+    beside it, oldest first. Each is sorted by ``(_profile_id, timestamp, record id)``; a profile's events may
+    lie in several of them, so a reader reads them all as one table (a query orders what it needs in order)."""
+    return [rows for rows, _ in event_parts(build)]
+
+
+def event_parts(build: Path) -> list[tuple[Path, Path]]:
+    """Each of :func:`event_files` with the builder's file of its rows' record ids (:data:`EVENT_RIDS_FILE`)."""
+    appended = sorted(build.glob(_APPENDED_EVENTS.replace("{:04d}", "[0-9][0-9][0-9][0-9]")))
+    return [(build / EVENTS_FILE, build / EVENT_RIDS_FILE),
+            *((path, build / _APPENDED_RIDS.format(int(path.name.split(".")[1]))) for path in appended)]
+
+
+def events_source(build: Path) -> str | tuple[str, ...]:
+    """The build's events as an engine reads them as one relation: ``events.parquet``'s path, or every file of
+    :func:`event_files` where refreshes appended some."""
+    files = tuple(str(path) for path in event_files(build))
+    return files[0] if len(files) == 1 else files
+
+
+def appended_event_part(build: Path, number: int) -> tuple[Path, Path]:
+    """Where the ``number``-th appended events file (from 1) and its record ids are written in ``build``."""
+    return build / _APPENDED_EVENTS.format(number), build / _APPENDED_RIDS.format(number)
 
 
 def primary_namespace(identity_map: exp.Expr | None = None, profile_id: exp.Expr | None = None) -> exp.Expr:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.pql import ast
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, events_source
 from openseg.segmentation import membership
 from openseg.segmentation.planner import arrow_paths, plan_segments
 
@@ -80,7 +80,7 @@ def dry_run(engine: Engine, store: Path, segment_id: str, expr: ast.Expr, as_of:
     # Inside reading(): no job lock is held, and the membership change files the differ lists must stay.
     with members.reading(), engine.workspace() as workspace:
         workspace.register("profiles", str(store / PROFILES_FILE))
-        workspace.register("events", str(store / EVENTS_FILE))
+        workspace.register("events", events_source(store))
         # The differ registers the previous membership exactly as a job's diff reads it; it is never staged.
         differ = membership.MembershipDiffer(workspace, members, state, [segment_id], "dry-run")
         relation = differ.plan_relation()

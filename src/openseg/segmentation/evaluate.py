@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from openseg.pql import ast
-from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, primary_namespace
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, events_source, primary_namespace
 from openseg.segmentation import membership
 from openseg.segmentation.cost import FINAL, segment_costs
 from openseg.segmentation.planner import arrow_paths, plan_segments
@@ -176,7 +176,7 @@ def failing_segments(engine: Engine, store: Path, segments: Sequence[tuple[str, 
 def _register_store(workspace: Workspace, store: Path) -> None:
     """The profile store's files as the relations plans read (``profiles``, ``events``)."""
     workspace.register("profiles", str(store / PROFILES_FILE))
-    workspace.register("events", str(store / EVENTS_FILE))
+    workspace.register("events", events_source(store))
 
 
 def _cause(stopped: _Stopped) -> BaseException:

@@ -17,7 +17,7 @@ from openseg.errors import BadRequest
 from openseg.profiles import policies
 from openseg.profiles.ports import ProfileServices, ProfilesUnitOfWork
 from openseg.profiles.service import sandbox_schema, serving_store
-from openseg.profiles.store import PROFILES_FILE
+from openseg.profiles.store import EVENTS_FILE, PROFILES_FILE, events_source
 from openseg.scope import Scope, in_scope
 from openseg.segmentation import membership
 from openseg.segmentation.definitions import analyze
@@ -90,8 +90,8 @@ def create_preview(services: PreviewServices, scope: Scope, body: object,
     plan = plan_segments([("preview", analysis.expr)], as_of=as_of, dialect=services.engine().dialect,
                          membership=relation if previous is not None else None,
                          has_path=arrow_paths(pq.read_schema(store / PROFILES_FILE),
-                                              pq.read_schema(store / "events.parquet")))
-    tables: dict[str, Any] = {"profiles": profiles, "events": str(store / "events.parquet")}
+                                              pq.read_schema(store / EVENTS_FILE)))
+    tables: dict[str, Any] = {"profiles": profiles, "events": events_source(store)}
     if previous is not None:
         tables["membership"] = previous
     result = services.engine().run(plan.query, tables)
