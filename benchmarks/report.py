@@ -308,6 +308,8 @@ def _streaming_rows(run: Measurement | None) -> list[Row]:
           f"at {r['rate']:.0f} events/s for {r['seconds']:.0f} s; "
           f"{r['flushes']} flushes and {r['refreshes']} refreshes in the window; {lost} lost, {duplicated} duplicated; "
           f"job drift {drifted}")
+    if r.get("cpu_cores"):
+        p5 += "; cores in the window: " + ", ".join(f"{role} {cores:.2f}" for role, cores in r["cpu_cores"].items())
     p5_met = (visible["p99_ms"] <= 200 and visible["errors"] == 0 and probes["errors"] == 0 and lost == 0
               and duplicated == 0 and drifted == 0 and r["flushes"] > 0 and r["refreshes"] > 0)
     p5a = (f"{ack['p99_ms']:.1f} ms (p50 {ack['p50_ms']:.1f} ms; {ack['count']:,} of {r['offered']:,} "

@@ -122,7 +122,12 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         def written(crmid: str) -> bool:
             return probed.get(crmid, "") in watcher.first_seen
 
+        roles = {"openseg serve": server.pid, "openseg streamer": streamer.pid, "bench client": os.getpid()}
+        cpu_before, began = cpu_seconds(roles), time.monotonic()
         result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds, written)
+        cpu_after, took = cpu_seconds(roles), time.monotonic() - began
+        result["cpu_cores"] = {role: round((cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) / took, 2)
+                               for role in cpu_after}
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
             sent = result.pop("sent_ids")
             acknowledged = result.pop("acknowledged_at")
@@ -523,6 +528,38 @@ def _drift(client: httpx.Client, setup: dict[str, Any]) -> dict[str, Any]:
     return {segment: drift.get(segment) for segment in setup["continuous"]}
 
 
+def cpu_seconds(roles: dict[str, int]) -> dict[str, float]:
+    """The CPU seconds (user and system) each process of ``roles`` has used so far, by role, and those of the
+    children of each but this process (a server's edge processes and its worker, by their command lines: "edge
+    processes" for its lanes, "worker"). A process that ended is left out.
+
+    The window's latencies swing tenfold from run to run of the same code (the two cores are oversubscribed and
+    the scheduler decides who falls behind); the CPU each part takes for the same load does not, so the run
+    reports it beside them."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float, str]] = {}  # pid -> (parent, CPU seconds, command line)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks, command)
+    used: dict[str, float] = {}
+    for role, pid in roles.items():
+        if pid in stats:
+            used[role] = stats[pid][1]
+        if pid == os.getpid():
+            continue
+        for child, (parent, seconds, command) in stats.items():
+            if parent == pid and child != pid:
+                name = "worker" if " worker" in command else "edge processes"
+                used[name] = used.get(name, 0.0) + seconds
+    return used
+
+
 def _peak_rss(pid: int) -> int | None:
     """A live process's peak resident set in bytes (Linux), or None."""
     try:
@@ -545,6 +582,7 @@ def main() -> None:
         figures = result.pop(name)
         print(f"{name:9} p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  max {figures['max_ms']:7.1f} ms"
               f"  {figures['count']:6,} answers  {figures['errors']} errors {figures['first_errors']}")
+    print("cores in the window: " + ", ".join(f"{role} {cores:.2f}" for role, cores in result["cpu_cores"].items()))
     print(result)
 
 

@@ -4,11 +4,14 @@ membership store's change files, without polling the API; the report's P5 row.""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from benchmarks.measure import Measurement
 from benchmarks.report import _streaming_rows
-from benchmarks.streaming import ChangeWatcher, visibility
+from benchmarks.streaming import ChangeWatcher, cpu_seconds, visibility
 
 from openseg.segmentation.membership import MembershipStore
 
@@ -71,3 +74,33 @@ def test_the_p5_row_is_met_only_when_every_write_is_in_time_and_every_probe_saw_
     assert (p5.met, p5a.met, p5b.met, memory.met) == ("yes", "yes", "yes", "yes")
     assert _streaming_rows(_streamed(150.0, 1))[0].met == "no"
     assert _streaming_rows(_streamed(250.0, 0))[0].met == "no"
+
+
+def test_the_row_shows_the_cores_each_process_took_in_the_window() -> None:
+    run = _streamed(150.0, 0)
+    assert isinstance(run.result, dict)
+    run.result["cpu_cores"] = {"openseg serve": 0.61, "edge processes": 0.3}
+    assert _streaming_rows(run)[0].figure.endswith("job drift 0; cores in the window: openseg serve 0.61, "
+                                                   "edge processes 0.30")
+
+
+_BUSY = "import sys, time\nstart = time.process_time()\nwhile time.process_time() - start < {0}: pass\n{1}"
+
+
+def test_cpu_seconds_counts_each_process_and_its_children_by_role() -> None:
+    # A "server" that spends 0.2 s of CPU and starts a "worker" that spends 0.4 s, both then waiting.
+    child = _BUSY.format(0.4, "time.sleep(60)")
+    server = subprocess.Popen([sys.executable, "-c", _BUSY.format(
+        0.2, f"import subprocess; subprocess.Popen([sys.executable, '-c', {child!r}, 'worker']); time.sleep(60)")])
+    try:
+        deadline = time.monotonic() + 30
+        used = cpu_seconds({"openseg serve": server.pid})
+        while used.get("worker", 0.0) < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            used = cpu_seconds({"openseg serve": server.pid})
+        assert used.keys() == {"openseg serve", "worker"}
+        assert 0.2 <= used["openseg serve"] < 1.0 and 0.4 <= used["worker"] < 1.5
+    finally:
+        subprocess.run(["pkill", "-P", str(server.pid)], check=False)
+        server.kill()
+        server.wait()
