@@ -198,3 +198,25 @@ def test_an_environment_moved_to_an_item_is_what_replace_makes(
     moved = env.at(item, variables, steps)
     assert moved == dataclasses.replace(env, **changes) and type(moved) is Env
     assert (env.item, env.variables) == ("before", {"v": 0})  # the original is unchanged
+
+
+@pytest.mark.parametrize("text", [
+    'xEvent[eventType = "buy"]',
+    'select X from xEvent where X.eventType = "buy"',
+    'homeAddress.country = "US" and xEvent[eventType = "buy"]',
+])
+def test_a_filter_used_as_a_condition_stops_at_its_first_match(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "At least one": a profile with 1,000 purchases qualifies on its first; the others are not tested.
+    events = [event("buy", AS_OF - dt.timedelta(minutes=n)) for n in range(1000)]
+    tested: list[Any] = []
+    real = Env.at
+
+    def at(self: Env, item: Any, *args: Any, **kwargs: Any) -> Env:
+        tested.append(item)
+        return real(self, item, *args, **kwargs)
+
+    monkeypatch.setattr(Env, "at", at)
+    assert holds(text, {"homeAddress": {"country": "US"}}, events)
+    assert tested == events[:1]
+    assert not holds(text, {"homeAddress": {"country": "US"}}, [event("view", AS_OF)] * 3)
+    assert len(tested) == 4  # with no match, each event is tested once

@@ -92,8 +92,11 @@ class PythonCompiler(ast.Visitor[Fn]):
     def boolean(self, node: ast.Node) -> Fn:
         """``node`` as a two-valued predicate (lists mean "at least one item")."""
         if isinstance(node, ast.EventFilter | ast.Select):
-            items = self.visit(node)
-            return lambda env: bool(items(env))
+            # The first item that passes answers: the rest are not tested (the list is not built).
+            items, holds = self._filtered(node)
+            if holds is None:
+                return lambda env: bool(items(env))
+            return lambda env: any(holds(env, item) for item in items(env))
         fn = self.visit(node)
         return lambda env: is_true(fn(env))
 
@@ -309,23 +312,29 @@ class PythonCompiler(ast.Visitor[Fn]):
         return holds
 
     def visit_EventFilter(self, node: ast.EventFilter) -> Fn:
-        source, holds = self.visit(node.source), self._condition(None, node.condition)
+        items, holds = self._filtered(node)
+        assert holds is not None
+        return lambda env: [item for item in items(env) if holds(env, item)]
 
-        def matching(env: Env) -> list[Any]:
+    def visit_Select(self, node: ast.Select) -> Fn:
+        items, holds = self._filtered(node)
+        if holds is None:
+            return items
+        return lambda env: [item for item in items(env) if holds(env, item)]
+
+    def _filtered(self, node: ast.EventFilter | ast.Select) -> tuple[Fn, Callable[[Env, Any], bool] | None]:
+        """The items a filter or a select reads, and the test each must pass to be in it (None: every item)."""
+        if isinstance(node, ast.Select):
+            return self.items(node.source), None if node.where is None else self._condition(node.variable, node.where)
+        source = self.visit(node.source)
+
+        def items(env: Env) -> list[Any]:
             value = source(env)
             # An object filtered by a condition (`person.filter(age >= 21)`) is a list of itself (the checker
             # admits no other dict here: a map is not filtered).
-            items = [value] if isinstance(value, dict) else list(value) if isinstance(value, list | tuple) else []
-            return [item for item in items if holds(env, item)]
+            return [value] if isinstance(value, dict) else list(value) if isinstance(value, list | tuple) else []
 
-        return matching
-
-    def visit_Select(self, node: ast.Select) -> Fn:
-        items = self.items(node.source)
-        if node.where is None:
-            return items
-        holds = self._condition(node.variable, node.where)
-        return lambda env: [item for item in items(env) if holds(env, item)]
+        return items, self._condition(None, node.condition)
 
     def visit_Exists(self, node: ast.Exists) -> Fn:
         items, holds = self.items(node.source), self._condition(node.variable, node.condition)
