@@ -218,17 +218,17 @@ def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: 
     moved = count(workspace, f"""
         SELECT count(*) FROM __old_evt_rows AS o LEFT JOIN __recomputed AS n ON n.{RID} = o.{RID}
         WHERE n._profile_id IS DISTINCT FROM o._profile_id""")
+    kept = [str(path.relative_to(previous)) for part in parts for path in part]
     if not moved and not added:
-        _link(previous, staging, *(str(path.relative_to(previous)) for part in parts for path in part))
+        _link(previous, staging, *kept)
         return previous_events
-    appended = sum(row_count(path) for path, _ in parts[1:])
     if not moved:
         new = event_rows.filter(pc.invert(pc.is_in(event_rows.column(RID), value_set=workspace.fetch(
             statement(f"SELECT {RID} FROM __old_evt_rows")).column(0))))
+        appended = sum(row_count(path) for path, _ in parts[1:]) + new.num_rows
         if (len(parts) <= MAX_APPENDED_EVENT_FILES
-                and appended + new.num_rows <= max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE),
-                                                   APPENDED_EVENTS_ROWS)):
-            _link(previous, staging, *(str(path.relative_to(previous)) for part in parts for path in part))
+                and appended <= max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE), APPENDED_EVENTS_ROWS)):
+            _link(previous, staging, *kept)
             rows, rids = appended_event_part(staging, len(parts))
             write_rows(rows, previous / EVENTS_FILE, new, rids, row_group_rows=EVENT_ROW_GROUP_ROWS)
             return previous_events + int(new.num_rows)
