@@ -142,8 +142,8 @@ def _profile_row(store: Path, profile_id: str) -> dict[str, Any]:
 
 def _profile_events(store: Path, profile_id: str) -> list[dict[str, Any]]:
     """Every event of the profile, oldest first (ties by ``_id``), as ``events.parquet`` holds them."""
-    return sorted((e for path in event_files(store) for e in _rows(path, profile_id)), key=lambda e: (e.get("timestamp") is None,
-                                                                         e.get("timestamp"), e.get("_id") or ""))
+    events = [event for path in event_files(store) for event in _rows(path, profile_id)]
+    return sorted(events, key=lambda e: (e.get("timestamp") is None, e.get("timestamp"), e.get("_id") or ""))
 
 
 def _rows(path: Path, profile_id: str) -> list[dict[str, Any]]:

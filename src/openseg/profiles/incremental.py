@@ -214,9 +214,9 @@ def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: 
     changed profile (identities merged), the events are written whole again into one ``events.parquet``, sorted
     as a full build sorts them."""
     parts = event_parts(previous)
-    workspace.register("__recomputed", event_rows.select([RID, "_profile_id"]))
+    workspace.register("__recomputed_rows", event_rows)
     moved = count(workspace, f"""
-        SELECT count(*) FROM __old_evt_rows AS o LEFT JOIN __recomputed AS n ON n.{RID} = o.{RID}
+        SELECT count(*) FROM __old_evt_rows AS o LEFT JOIN __recomputed_rows AS n ON n.{RID} = o.{RID}
         WHERE n._profile_id IS DISTINCT FROM o._profile_id""")
     kept = [str(path.relative_to(previous)) for part in parts for path in part]
     if not moved and not added:
@@ -234,7 +234,6 @@ def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: 
             return previous_events + int(new.num_rows)
     # Written whole: the profiles with appended events are recomputed too (their rows in events.parquet and in
     # the appended files, read back in order), so that each profile's rows come from one side of the splice.
-    workspace.register("__recomputed_rows", event_rows)
     columns = ", ".join(render(col(name, "e")) for name in ("_profile_id", *schema.names, "_ingestTime"))
     redrawn = workspace.fetch(statement(f"""
         SELECT * FROM (
