@@ -184,3 +184,44 @@ def test_a_kept_group_finds_exactly_the_rows_a_filter_finds(tmp_path: Path, valu
     for _ in range(2):
         found = parquet.matching_rows(path, "k", keys, ["row"], newer=None if since is None else ("timestamp", since))
         assert [row["row"] for row in found.to_pylist()] == expected
+
+
+def _python_runs(values: list[object]) -> tuple[list[object], list[int]] | None:
+    """Runs of equal values the plain way: the keys in order and where each run starts (the length last), or None
+    when a value is missing or smaller than the one before it."""
+    if any(value is None for value in values):
+        return None
+    keys: list[object] = []
+    starts: list[int] = []
+    for position, value in enumerate(values):
+        if position and value < values[position - 1]:  # type: ignore[operator]
+            return None
+        if not position or value != values[position - 1]:
+            keys.append(value)
+            starts.append(position)
+    return keys, [*starts, len(values)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.one_of(
+    st.lists(st.one_of(st.none(), st.text(alphabet="aZé\u00ff\u0100\uffef\U0001f600-_0", max_size=3)), max_size=40),
+    st.lists(st.integers(-3, 3), max_size=40)), ordered=st.booleans(), chunks=st.integers(1, 3))
+def test_a_groups_runs_of_keys_are_those_python_finds_in_its_order(values: list[object], ordered: bool,
+                                                                    chunks: int) -> None:
+    """A kept group's runs of keys, found by Arrow's kernels, are the runs Python finds, in Python's order: strings
+    of any code points (Arrow compares their UTF-8 bytes), integers, over one chunk or several; a group out of
+    order or holding a null has none (it is filtered instead)."""
+    if ordered and None not in values:
+        values = sorted(values)  # type: ignore[type-var]
+    arrow = pa.array(values, pa.string() if values and isinstance(next((v for v in values if v is not None), ""), str)
+                     else pa.int64())
+    size = max(1, len(values) // chunks)
+    column = pa.chunked_array([arrow.slice(at, size) for at in range(0, len(values), size)] or [arrow], arrow.type)
+    runs = parquet._runs_of(column)
+    expected = _python_runs(values)
+    assert (None if runs is None else (runs.keys, list(runs.starts))) == expected
+
+
+def test_a_column_arrow_cannot_order_has_no_runs() -> None:
+    """Keys Arrow cannot compare (a list column) leave the group to be filtered, as a group out of order is."""
+    assert parquet._runs_of(pa.array([[1], [1], [2]])) is None

@@ -397,11 +397,13 @@ class _Runs:
 
     __slots__ = ("keys", "nbytes", "starts")
 
-    def __init__(self, keys: list[Any], starts: array.array[int]) -> None:
+    def __init__(self, keys: list[Any], starts: array.array[int], value_bytes: int) -> None:
         self.keys = keys
         self.starts = starts
-        # What the process holds for it: the list, its values (strings for the store's ids) and the offsets.
-        self.nbytes = sys.getsizeof(keys) + sum(sys.getsizeof(key) for key in keys) + starts.itemsize * len(starts)
+        # What the process holds for it: the list, its values (each a Python object over ``value_bytes`` of data
+        # in all: strings for the store's ids) and the offsets; an estimate, for the cache's budget.
+        self.nbytes = (sys.getsizeof(keys) + len(keys) * _OBJECT_BYTES + value_bytes
+                       + starts.itemsize * len(starts))
 
 
 class _KeptRuns(_KeptBytes):
@@ -412,7 +414,7 @@ class _KeptRuns(_KeptBytes):
         key = (*kept_as, column)
         found = self.get(key)
         if found is None:
-            found = _runs_of(table.column(column).to_pylist())
+            found = _runs_of(table.column(column))
             self.put([(key, found if found is not None else _UNSORTED)])
         return None if found is None or found is _UNSORTED else found
 
@@ -424,26 +426,35 @@ class _Unsorted:
 _UNSORTED: Any = _Unsorted()
 
 
-def _runs_of(values: list[Any]) -> _Runs | None:
-    """``values`` as runs of equal values, or None when they are not in ascending order (or hold a null)."""
-    keys: list[Any] = []
-    starts = array.array("q")
-    previous: Any = None
-    for position, value in enumerate(values):
-        if value is None:
-            return None
-        if position and value == previous:
-            continue
+def _runs_of(values: pa.Array | pa.ChunkedArray) -> _Runs | None:
+    """``values`` as runs of equal values, or None when they are not in ascending order, hold a null, or do not
+    compare in Arrow (nested values).
+
+    Found by Arrow's kernels, not a Python loop over the values: a group first read by a process (every group,
+    after each build) cost 0.5 ms for the 2,048 identities of an ``identities.parquet`` group and 0.85 ms for a
+    ``profiles.parquet`` group that way. Arrow orders strings by their UTF-8 bytes, which is Python's order of
+    their code points, so the keys bisect in Python as they compared here."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    count = len(values)
+    if values.null_count:
+        return None
+    starts = [0]
+    if count > 1:
+        earlier, later = values.slice(0, count - 1), values.slice(1)
         try:
-            if position and value < previous:
+            if pc.any(pc.less(later, earlier)).as_py():
                 return None
-        except TypeError:
+            changes = pc.indices_nonzero(pc.not_equal(later, earlier))
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
             return None
-        keys.append(value)
-        starts.append(position)
-        previous = value
-    starts.append(len(values))
-    return _Runs(keys, starts)
+        starts += pc.add(changes, 1).to_pylist()
+    firsts = values.take(pa.array(starts, pa.int64())) if count else values
+    return _Runs(firsts.to_pylist(), array.array("q", [*(starts if count else []), count]), firsts.nbytes)
+
+
+#: A Python object's own bytes beside its data, as :class:`_Runs` estimates them (a short ``str``: 49 and up).
+_OBJECT_BYTES = 56
 
 
 #: The runs of kept groups' key columns: Python values, about three times the bytes of their Arrow column.
