@@ -99,6 +99,11 @@ class Services:
                 self._stream_log = SqliteStreamLog(self.settings.home / "stream" / "log.sqlite")
         return self._stream_log
 
+    def open_stream_log(self) -> SqliteStreamLog | None:
+        """The process's stream log if :meth:`stream_log` opened it already, else None (opening it reads and may
+        write its file: an event loop calls this, never that)."""
+        return self._stream_log
+
     def streaming_store(self) -> SqlAlchemyStreamingStore:
         """Streaming connections and the datasets they write to, on the metadata store."""
         if self._streaming_store is None:

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 ASYNC_ALLOWED = {
     "openseg.api.deps.raw_body": "awaits the request body; parsing and the handler run in the thread pool",
     "openseg.api.deps.services": "returns the app's services: no I/O, and no thread pool hop for every request",
-    "openseg.api.collection.collect": "hands the acknowledgement to its lane (api/lanes.py)",
+    "openseg.api.collection.collect": "awaits the log's commit, or hands the acknowledgement to its lane",
     "openseg.api.collection.collect_batch": "hands the acknowledgements to their lane",
     "openseg.api.edge.interact": "hands the edge segmentation to its lane",
     "openseg.api.edge.collect": "hands the events to the edge lane",
@@ -34,9 +34,12 @@ ASYNC_ALLOWED = {
 LOOP_SAFE_CALLS = {"scope_of", "with_name", "bytearray", "bytes", "len", "clear", "stream", "body", "Response",
                    "BadRequest",
                    # a lane's handler reads its request's query and shapes its response from the lane's answer
-                   "_request", "_silent", "multi_items", "_problem", "_respond", "mark"}
+                   "_request", "_silent", "multi_items", "_problem", "_respond", "mark",
+                   # an acknowledgement on the loop: only what is kept in memory (test_collection.py holds it to
+                   # that), and the log's hand-off of the entry to its writer thread (a lock and a notify)
+                   "_acknowledged_here", "open_stream_log", "submit", "isinstance", "JSONResponse"}
 #: Coroutines the allowed ones await (not routes themselves), held to the same rule.
-AWAITED_HELPERS = ("openseg.api.ingest._receive",)
+AWAITED_HELPERS = ("openseg.api.ingest._receive", "openseg.api.edge._log")
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:

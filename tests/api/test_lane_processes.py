@@ -99,13 +99,13 @@ def test_edge_calls_answered_in_a_lane_process_are_logged_by_the_server(
     from openseg.store.stream_log import SqliteStreamLog
 
     appended: list[str] = []
-    append = SqliteStreamLog.append
+    submit = SqliteStreamLog.submit  # what append calls, and what the event loop awaits once the log is open
 
-    def server_append(log: SqliteStreamLog, entries: Any) -> list[int]:
+    def server_submit(log: SqliteStreamLog, entries: Any) -> Any:
         appended.extend(entry.record["eventType"] for entry in entries)
-        return append(log, entries)
+        return submit(log, entries)
 
-    monkeypatch.setattr(SqliteStreamLog, "append", server_append)  # this process's only
+    monkeypatch.setattr(SqliteStreamLog, "submit", server_submit)  # this process's only
     processes, _ = in_processes
     assert interact(processes, edge_sandbox, edge_event("p1", "one")).status_code == 200
     collected = processes.post("/ee/v2/collect", headers=edge_sandbox.org.headers(),

@@ -254,3 +254,51 @@ def test_credentials_scoped_to_another_sandbox_cannot_write_to_an_authenticated_
     assert response.status_code == 403, response.text
     assert "scoped to sandbox 'dev'" in response.json()["report"]["message"]
     assert logged(services) == []
+
+
+def test_a_small_message_to_a_known_open_inlet_is_acknowledged_on_the_event_loop(
+        client: TestClient, services: Services, org: Org, inlet: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a first message has had the inlet, its dataset and the log read (through the collection lane), a small
+    message to an inlet without credentials is checked and its commit awaited on the event loop: no thread of the
+    lane and no read of the metadata database, and the same answers as the lane's, refusals included. A dataset
+    no longer kept fresh sends the message back through the lane."""
+    import openseg.api.collection as routes
+
+    bad = click(21, timestamp=5)
+    del bad["_id"]
+    cases = [("?syncValidation=true", envelope(bad)), ("", {"header": {}}),
+             ("", envelope(click(22), org_id=make_org(services).org_id))]
+    through_lane = [client.post(f"/collection/{_id(inlet)}{query}", json=payload) for query, payload in cases]
+    first = client.post(f"/collection/{_id(inlet)}", json=envelope(click(1)))
+    assert first.status_code == 200, first.text
+
+    def refused(*_: object, **__: object) -> None:
+        raise AssertionError("a small message to a known open inlet went to the lane or the database")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(routes, "run_in", refused)
+        patched.setattr(services.db, "session", refused)
+        second = client.post(f"/collection/{_id(inlet)}", json=envelope(click(2)))
+        on_loop = [client.post(f"/collection/{_id(inlet)}{query}", json=payload) for query, payload in cases]
+    assert second.status_code == 200, second.text
+    assert second.json()["syncValidation"] == {"skipped": True}
+    assert second.json()["inletId"] == _id(inlet) and second.json()["xactionId"] != first.json()["xactionId"]
+    assert [(r.status_code, r.json()) for r in on_loop] == [(r.status_code, r.json()) for r in through_lane]
+    assert [r.status_code for r in on_loop] == [400, 400, 400]
+    assert logged(services) == ["click-1", "click-2"]
+    (_, message) = services.stream_log().read(0, 10)
+    assert message.entry.xaction_id == second.json()["xactionId"]
+
+    lane_calls: list[str] = []
+    run_in = routes.run_in
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        lane_calls.append(args[1])
+        return await run_in(*args, **kwargs)
+
+    monkeypatch.setattr(routes, "run_in", counted)
+    services.streaming_store()._datasets.clear()  # the dataset's kind is trusted a few seconds, then read again
+    assert client.post(f"/collection/{_id(inlet)}", json=envelope(click(3))).status_code == 200
+    assert client.post(f"/collection/{_id(inlet)}", json=envelope(click(4))).status_code == 200
+    assert lane_calls == ["collection"]
+    assert logged(services) == ["click-1", "click-2", "click-3", "click-4"]

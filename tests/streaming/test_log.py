@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,21 @@ def test_a_failed_commit_acknowledges_nothing_of_its_group(tmp_path: Path) -> No
     assert [m.entry.record["_id"] for m in log.read(0, 10)] == ["e1"]
     assert log.append([entry(4)]) == [2]  # 2 and 3 were rolled back: seq goes on from the last committed
     assert [m.entry.record["_id"] for m in log.read(0, 10)] == ["e1", "e4"]
+
+
+def test_an_event_loop_awaits_a_submitted_append_without_a_waiting_thread(tmp_path: Path) -> None:
+    """``submit`` hands entries to the group commit and returns at once; its future holds their seqs once they are
+    on disk, or the commit's error (then none of them is), and an event loop awaits it as it is."""
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+
+    async def acknowledge(*entries: Any) -> list[int]:
+        return await asyncio.wrap_future(log.submit(list(entries)))
+
+    assert asyncio.run(acknowledge(entry(1), entry(2))) == [1, 2]
+    with pytest.raises(TypeError):
+        asyncio.run(acknowledge(entry(3), entry(4, when=object())))  # not JSON: nothing of it is logged
+    assert log.submit([entry(5)]).result(timeout=10) == [3]
+    assert [m.entry.record["_id"] for m in log.read(0, 10)] == ["e1", "e2", "e5"]
 
 
 def test_the_writer_thread_ends_when_idle_and_starts_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ and an unknown one is a 404. Errors take the Data Collection Core Service's shap
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,8 +19,10 @@ from openseg.api.lanes import run_in
 from openseg.clock import now_ms
 from openseg.container import Services
 from openseg.errors import BadRequest, Forbidden, NotFound, OpensegError, Unauthorized
+from openseg.store.stream_log import SqliteStreamLog
+from openseg.store.streaming import NotKept
 from openseg.streaming.collection import Collector, MessageRefused, check_size, find_inlet
-from openseg.streaming.model import Connection
+from openseg.streaming.model import Connection, LogEntry
 
 router = APIRouter(prefix="/collection", tags=["streaming"])
 
@@ -117,9 +120,43 @@ def _collect_batch(svc: Services, inlet_id: str, request: Request, raw: bytes) -
     return JSONResponse(body, status_code=207)
 
 
+#: A single message up to this size is acknowledged by the event loop itself when everything it needs is kept in
+#: memory (see :func:`_acknowledged_here`): handing it to a thread of the collection lane cost 0.15 ms of CPU an
+#: acknowledgement, a fifth of one.
+INLINE_BYTES = 64 * 1024
+
+
 @router.post("/{inlet_id}", openapi_extra=_ONE)
 async def collect(inlet_id: str, request: Request, raw: bytes = Depends(raw_body)) -> JSONResponse:
-    return await run_in(request, "collection", _collect, inlet_id, request, raw)
+    here = _acknowledged_here(request, inlet_id, raw)
+    if here is None:
+        return await run_in(request, "collection", _collect, inlet_id, request, raw)
+    if isinstance(here, JSONResponse):  # refused
+        return here
+    log, entry, body = here
+    await asyncio.wrap_future(log.submit([entry]))  # on disk before the acknowledgement, as in the lane
+    return JSONResponse(body)
+
+
+def _acknowledged_here(request: Request, inlet_id: str, raw: bytes
+                       ) -> tuple[SqliteStreamLog, LogEntry, dict[str, Any]] | JSONResponse | None:
+    """A small message to an inlet without credentials, checked on the event loop: the open log, the message's
+    entry and its acknowledgement, or the refusal. None when the check would have to wait on a disk or the
+    metadata database (the inlet, its dataset or the log not kept yet, credentials to check, a large body): the
+    collection lane acknowledges it then, as it does every batch."""
+    svc: Services = request.app.state.services
+    store, log = svc.streaming_store(), svc.open_stream_log()
+    connection = store.kept_inlet(inlet_id)
+    if log is None or connection is None or connection.authentication_required or len(raw) > INLINE_BYTES:
+        return None
+    try:
+        sync = query_bool(request.query_params.get("syncValidation"), "syncValidation")
+        entry, body = Collector(store, store.kept(), log, now_ms).accept(connection, _message(raw), sync=sync)
+    except NotKept:
+        return None
+    except OpensegError as exc:
+        return _error(exc, inlet_id)
+    return log, entry, body
 
 
 def _collect(svc: Services, inlet_id: str, request: Request, raw: bytes) -> JSONResponse:

@@ -10,6 +10,7 @@ AEP finds a datastream by its id. Their errors are the Edge Network's problem de
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import uuid
@@ -130,9 +131,16 @@ async def interact(request: Request, who: edge.Tenant = Depends(edge_caller), ra
 
 async def _log(request: Request, entries: list[LogEntry]) -> None:
     """Append what an edge call logs through this process's log, with the acknowledgements' group commits: the
-    edge lane may run in processes of its own, and the log has one writer (``Edge.interaction``)."""
-    if entries:
+    edge lane may run in processes of its own, and the log has one writer (``Edge.interaction``). Once the log is
+    open the event loop awaits its commit (a thread of the collection lane waiting for it cost 0.15 ms of CPU a
+    call); the first call opens it in that lane."""
+    if not entries:
+        return
+    log = request.app.state.services.open_stream_log()
+    if log is None:
         await run_in(request, "collection", _append, entries)
+    else:
+        await asyncio.wrap_future(log.submit(entries))
 
 
 def _append(svc: Services, entries: list[LogEntry]) -> None:

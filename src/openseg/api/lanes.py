@@ -5,7 +5,9 @@ profile store (profile lookups, edge segmentation) fill it, and a streamed messa
 status waits behind them. A lane bounds how much of the process a kind of request may hold at once; its
 requests queue among themselves, and what is left keeps serving the others:
 
-- ``collection``: ``POST /collection/...`` acknowledgements (a check and the log's group commit);
+- ``collection``: ``POST /collection/...`` acknowledgements (a check and the log's group commit) of batches,
+  of large messages and of authenticated inlets; a small message to an open inlet is checked on the event
+  loop, which awaits the commit (``api/collection.py``);
 - ``edge``: ``POST /ee/v2/interact`` and ``/ee/v2/collect`` (one profile's segmentation each);
 - ``lookups``: ``GET``/``POST /access/entities`` (profiles, events and membership by identity).
 

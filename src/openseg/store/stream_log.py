@@ -8,7 +8,8 @@ writer at a time, which is what makes an offset enough to resume; and no job, bu
 metadata database ever holds the lock the acknowledgements wait for.
 
 Group commit: callers hand their entries to one writer thread, which commits everything that arrived
-while it was busy in one transaction (one fsync) and wakes each caller when its entries are on disk.
+while it was busy in one transaction (one fsync) and settles each caller's future when its entries are on
+disk (:meth:`SqliteStreamLog.submit`; :meth:`SqliteStreamLog.append` waits for it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,9 +68,7 @@ IDLE_SECONDS = 2.0
 @dataclass
 class _Pending:
     entries: Sequence[LogEntry]
-    done: threading.Event = field(default_factory=threading.Event)
-    seqs: list[int] = field(default_factory=list)
-    error: BaseException | None = None
+    done: Future[list[int]] = field(default_factory=Future)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -107,6 +107,12 @@ class SqliteStreamLog:
         self._reading = threading.Lock()
 
     def append(self, entries: Sequence[LogEntry]) -> list[int]:
+        return self.submit(entries).result()
+
+    def submit(self, entries: Sequence[LogEntry]) -> Future[list[int]]:
+        """Hand ``entries`` to the next group commit, without waiting: the future holds their ``seq`` once they
+        are on disk, or the commit's error (and then none of them is). An event loop awaits it
+        (``asyncio.wrap_future``) rather than holding a thread that waits."""
         pending = _Pending(entries)
         with self._ready:
             self._queue.append(pending)
@@ -114,10 +120,7 @@ class SqliteStreamLog:
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="openseg-stream-log", daemon=True)
                 self._writer.start()
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return pending.seqs
+        return pending.done
 
     def _write_loop(self) -> None:
         connection = _connect(self.path)
@@ -136,9 +139,10 @@ class SqliteStreamLog:
 
     @staticmethod
     def _commit(connection: sqlite3.Connection, group: list[_Pending]) -> None:
+        seqs: list[list[int]] = [[] for _ in group]
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for pending in group:
+            for pending, given in zip(group, seqs, strict=True):
                 for entry in pending.entries:
                     cursor = connection.execute(_INSERT, (
                         entry.xaction_id, entry.received_ms, entry.inlet_id, entry.org_id, entry.sandbox_id,
@@ -146,7 +150,7 @@ class SqliteStreamLog:
                         json.dumps(entry.problems),
                     ))
                     assert cursor.lastrowid is not None
-                    pending.seqs.append(cursor.lastrowid)
+                    given.append(cursor.lastrowid)
                     connection.executemany(_INSERT_KEY, [(key, entry.sandbox_id, cursor.lastrowid)
                                                          for key in _keys(entry.record)])
             connection.execute("COMMIT")
@@ -154,11 +158,10 @@ class SqliteStreamLog:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             for pending in group:
-                pending.seqs.clear()
-                pending.error = exc
-        finally:
-            for pending in group:
-                pending.done.set()
+                pending.done.set_exception(exc)
+            return
+        for pending, given in zip(group, seqs, strict=True):
+            pending.done.set_result(given)
 
     def read(self, after: int, limit: int) -> list[LoggedMessage]:
         with self._reading:

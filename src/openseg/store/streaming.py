@@ -70,6 +70,27 @@ class SqlAlchemyStreamingStore:
                 self._inlets[inlet_or_connection_id] = found
         return found
 
+    def kept_inlet(self, inlet_or_connection_id: str) -> Connection | None:
+        """The inlet if this store has read it already, else None; never reads the database."""
+        with self._lock:
+            return self._inlets.get(inlet_or_connection_id)
+
+    def kept(self) -> KeptDatasets:
+        """The datasets as far as this store has them fresh (:class:`KeptDatasets`)."""
+        return KeptDatasets(self)
+
+    def kept_dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
+        """:meth:`dataset` from what this store keeps, never from the database.
+
+        Raises:
+            NotKept: the dataset is not kept, or was kept too long ago.
+        """
+        with self._lock:
+            cached = self._datasets.get((sandbox_id, dataset_id))
+        if cached is None or cached[0] <= time.monotonic():
+            raise NotKept(f"dataset '{dataset_id}' of sandbox '{sandbox_id}'")
+        return cached[1]
+
     def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
         key = (sandbox_id, dataset_id)
         now = time.monotonic()
@@ -83,3 +104,19 @@ class SqlAlchemyStreamingStore:
         with self._lock:
             self._datasets[key] = (now + DATASET_SECONDS, info)
         return info
+
+
+class NotKept(LookupError):
+    """A lookup that only reads what a store keeps found nothing fresh: the caller reads through the store itself
+    (where it may wait on the database)."""
+
+
+class KeptDatasets:
+    """A ``DatasetLookup`` over the datasets a :class:`SqlAlchemyStreamingStore` keeps: it never waits on the
+    database, so an event loop may call it (``api/collection.py``); a dataset not kept raises :class:`NotKept`."""
+
+    def __init__(self, store: SqlAlchemyStreamingStore) -> None:
+        self.store = store
+
+    def dataset(self, sandbox_id: str, dataset_id: str) -> DatasetInfo | None:
+        return self.store.kept_dataset(sandbox_id, dataset_id)

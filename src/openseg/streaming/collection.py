@@ -180,6 +180,13 @@ class Collector:
                 (with ``sync``) breaks its dataset's schema; nothing is logged.
             TooManyRequests: the 61st synchronously validated message of the inlet within a minute.
         """
+        entry, answer = self.accept(connection, message, sync=sync)
+        self.log.append([entry])
+        return answer
+
+    def accept(self, connection: Connection, message: object, *, sync: bool) -> tuple[LogEntry, dict[str, Any]]:
+        """:meth:`collect` but for the log: the entry the caller appends, and the acknowledgement it answers once
+        the entry is on disk (raises as :meth:`collect` does)."""
         received = self.clock()
         if sync and not self.sync_limit.take(connection.inlet_id, received):
             raise TooManyRequests(f"{_prefix(connection)} syncValidation is limited to {self.sync_limit.limit} "
@@ -190,9 +197,9 @@ class Collector:
         if sync and checked.problems:
             raise MessageRefused(f"{_prefix(connection)} {INVALID}", violations(checked.problems))
         xaction_id = f"{received}:{os.getpid()}:{next(_xactions)}"
-        self.log.append([self._entry(connection, checked, xaction_id, received)])
-        return {"inletId": connection.inlet_id, "xactionId": xaction_id, "receivedTimeMs": received,
-                "syncValidation": {"status": "pass"} if sync else {"skipped": True}}
+        return self._entry(connection, checked, xaction_id, received), {
+            "inletId": connection.inlet_id, "xactionId": xaction_id, "receivedTimeMs": received,
+            "syncValidation": {"status": "pass"} if sync else {"skipped": True}}
 
     def collect_batch(self, connection: Connection, body: object) -> dict[str, Any]:
         """Accept ``{"messages": [...]}``: AEP's 207 body, one response per message in order (an
