@@ -80,3 +80,21 @@ def test_calendar_shapes_are_rechecked_at_the_boundary() -> None:
     assert next_change(predicate, dependence, {}, visit, AS_OF) == midnight + TICK
     # Not a visitor today and nothing ahead: a recheck at the horizon, as the calendar turns forever.
     assert next_change(predicate, dependence, {}, [], AS_OF) == AS_OF + dependence.horizon  # type: ignore[union-attr]
+
+
+def test_the_edge_gets_the_answers_a_timed_evaluation_gets_without_the_due_times() -> None:
+    """``evaluate`` (the edge's) answers as ``evaluate_timed`` (the streamer's) does for every profile and corpus
+    definition, without looking for the next change."""
+    from openseg.segmentation.streaming import CompiledSegments, ContinuousDefinition, evaluate, evaluate_timed
+
+    dataset = generate(seed=12, n_profiles=30)
+    events = dataset.events_by_profile()
+    definitions = [ContinuousDefinition(entry.segment_id, 1, "policy", entry.text) for entry in load_corpus()]
+    compiled = CompiledSegments()
+    timed_any = False
+    for profile in dataset.profiles:
+        history = events[profile["_profile_id"]]
+        timed = evaluate_timed(definitions, compiled, profile, history, {}, AS_OF)
+        assert evaluate(definitions, compiled, profile, history, {}, AS_OF) == timed.answers
+        timed_any = timed_any or bool(timed.due)
+    assert timed_any  # the corpus holds windows whose due times the edge does not need

@@ -143,6 +143,20 @@ def evaluate_timed(definitions: Sequence[ContinuousDefinition], compiled: Compil
     """Whether the profile qualifies at ``at`` for each definition, in dependency order: ``inSegment`` reads
     the profile's membership with the earlier definitions' new answers in it (as a job's plan does); and
     when to look again (``streaming_due.next_change``)."""
+    return _evaluated(definitions, compiled, profile, events, membership, at, timed=True)
+
+
+def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments, profile: Mapping[str, Any],
+             events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair], at: dt.datetime
+             ) -> dict[str, bool]:
+    """:func:`evaluate_timed`'s answers only (the edge's: it has no due times to keep, and finding them took as
+    long as the answers)."""
+    return _evaluated(definitions, compiled, profile, events, membership, at, timed=False).answers
+
+
+def _evaluated(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments,
+               profile: Mapping[str, Any], events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair],
+               at: dt.datetime, *, timed: bool) -> Evaluation:
     ups: dict[str, dict[str, Any]] = {s: {"status": p.status, "lastQualificationTime": p.last_qualification_time}
                                       for s, p in membership.items()}
     answers: dict[str, bool] = {}
@@ -152,18 +166,11 @@ def evaluate_timed(definitions: Sequence[ContinuousDefinition], compiled: Compil
         predicate = compiled.predicate(definition)
         qualifies = predicate(subject, events, at)
         answers[definition.id] = qualifies
-        change = next_change(predicate, compiled.dependence(definition), subject, events, at, qualifies)
-        if change is not None:
+        if timed and (change := next_change(predicate, compiled.dependence(definition), subject, events, at,
+                                            qualifies)) is not None:
             due[definition.id] = change
         ups = {**ups, definition.id: {"status": "realized" if qualifies else "exited", "lastQualificationTime": at}}
     return Evaluation(answers, due)
-
-
-def evaluate(definitions: Sequence[ContinuousDefinition], compiled: CompiledSegments, profile: Mapping[str, Any],
-             events: Sequence[Mapping[str, Any]], membership: Mapping[str, Pair], at: dt.datetime
-             ) -> dict[str, bool]:
-    """:func:`evaluate_timed`'s answers only."""
-    return evaluate_timed(definitions, compiled, profile, events, membership, at).answers
 
 
 __all__ = [
