@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from benchmarks.measure import Measurement
 from benchmarks.report import _streaming_rows
 from benchmarks.streaming import ChangeWatcher, cpu_seconds, visibility
@@ -107,3 +108,53 @@ def test_cpu_seconds_counts_each_process_and_its_children_by_role() -> None:
         subprocess.run(["pkill", "-P", str(server.pid)], check=False)
         server.kill()
         server.wait()
+
+
+def test_the_bench_client_sends_requests_and_reads_answers_on_one_connection() -> None:
+    """The bench's lean HTTP/1.1 client: requests with their headers and bodies, answers read to their
+    ``content-length`` (one kept-alive connection for all), a closed connection an error the senders reconnect on."""
+    import http.client
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from benchmarks.streaming import _connection
+
+    seen: list[tuple[str, str, str | None, bytes]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            if self.path == "/close":  # no answer: the server closes the connection
+                self.close_connection = True
+                return
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((self.command, self.path, self.headers.get("x-api-key"), body))
+            answer = b'{"n": %d}' % len(seen)
+            self.send_response(201 if body else 200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection = _connection(f"http://127.0.0.1:{server.server_address[1]}")
+        connection.request("POST", "/collection/abc", body='{"x": 1}', headers={"x-api-key": "k"})
+        first = connection.getresponse()
+        connection.request("GET", "/ee?q=1")
+        second = connection.getresponse()
+        assert (first.status, first.read(), second.status, second.read()) == (201, b'{"n": 1}', 200, b'{"n": 2}')
+        assert seen == [("POST", "/collection/abc", "k", b'{"x": 1}'), ("GET", "/ee?q=1", None, b"")]
+        connection.request("GET", "/close")
+        with pytest.raises(http.client.RemoteDisconnected):  # an OSError: the senders open a new connection
+            connection.getresponse()
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
