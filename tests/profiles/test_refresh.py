@@ -386,6 +386,38 @@ def test_events_a_refresh_adds_are_appended_beside_the_store_until_it_writes_the
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 
+@pytest.mark.parametrize("policy", ["pdg", "none"])
+def test_a_refresh_that_changes_no_profile_or_identity_row_keeps_their_files(lake: Lake, policy: str) -> None:
+    """Events of known profiles (no fragment, no new identity) recompute those profiles to the rows they had:
+    ``profiles.parquet`` and ``identities.parquet`` are the previous build's files, linked, not rewrites (whose
+    row groups every process would decode anew); a fragment that changes a profile, or a new identity, rewrites
+    them again."""
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True)], x=1), fragment([("email", "b", True)], x=2)], 0)
+    add(lake, "event", [xdm_event("e1", DAY0, [("email", "a", True)])], 0)
+    refresh_profile_store(lake.sources, POLICIES[policy], store, engine=ENGINE)
+
+    def files() -> tuple[int, int]:
+        build = resolve_store(store)
+        return os.stat(build / "profiles.parquet").st_ino, os.stat(build / "identities.parquet").st_ino
+
+    first = files()
+    add(lake, "event", [xdm_event("e2", DAY0, [("email", "a", True)]), xdm_event("e3", DAY0, [("email", "b", True)])], 1)
+    stats = refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf, engine=ENGINE)
+    assert (stats.refresh, stats.events) == ("incremental", 3)
+    assert files() == first
+    assert_same_as_full_build(lake, store, POLICIES[policy])
+    add(lake, "profile", [fragment([("email", "b", True)], x=5)], 2)  # b's attribute changes
+    refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf, engine=ENGINE)
+    second = files()
+    assert second[0] != first[0]
+    assert_same_as_full_build(lake, store, POLICIES[policy])
+    add(lake, "event", [xdm_event("e4", DAY0, [("email", "a", True), ("phone", "1", False)])], 3)  # a new identity
+    refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf, engine=ENGINE)
+    assert files()[1] != second[1]
+    assert_same_as_full_build(lake, store, POLICIES[policy])
+
+
 def _chain(start: int, length: int, namespace: str = "email") -> list[dict[str, Any]]:
     """Fragments linking identities start..start+length-1 one after the other."""
     return [

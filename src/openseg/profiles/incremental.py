@@ -56,7 +56,7 @@ from openseg.profiles.keys import identity_key
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import DATASET, INGEST, RID, plan_inputs, read_query
 from openseg.profiles.sources import SourceFile
-from openseg.profiles.splice import append_rows, splice_sorted, write_rows
+from openseg.profiles.splice import append_rows, splice_or_link, splice_sorted, write_rows
 from openseg.profiles.store import (
     EVENT_RIDS_FILE,
     EVENTS_FILE,
@@ -165,7 +165,7 @@ def update_store(
         event_rows = workspace.fetch(events_query(inputs["event"].schema))
 
     with phase("rewrite profiles"):
-        profiles = splice_sorted(
+        profiles = splice_or_link(
             previous / PROFILES_FILE, staging / PROFILES_FILE, "_profile_id", touched, profile_rows,
             row_group_rows=LOOKUP_ROW_GROUP_ROWS,
         )
@@ -398,6 +398,13 @@ def _write_identities(workspace: Workspace, previous: Path, policy: MergePolicyS
         dropped = (
             "_profile_id IN (SELECT pid FROM __touched) OR (key IN (SELECT pid FROM __touched) AND _profile_id <> key)"
         )
+    # The touched profiles' identities as they were, against as they are now: the same rows (events added, no
+    # identity moved) keep the file itself, whose row groups every process has decoded (``splice_or_link``).
+    was = f"SELECT namespace, id, _profile_id FROM __old_ids WHERE {dropped}"
+    now = "SELECT namespace, id, _profile_id FROM __new_ident"
+    if not count(workspace, f"SELECT count(*) FROM (({was} EXCEPT ALL {now}) UNION ALL ({now} EXCEPT ALL {was}))"):
+        _link(previous, staging, IDENTITIES_FILE)
+        return
     workspace.write_file(statement(f"""
         SELECT namespace, id, _profile_id FROM (
             SELECT key, namespace, id, _profile_id FROM __old_ids WHERE NOT ({dropped})

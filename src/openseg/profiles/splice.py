@@ -10,6 +10,8 @@ a full build would sort it without sorting the whole file again.
 from __future__ import annotations
 
 import bisect
+import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,6 +51,32 @@ def splice_sorted(
     Returns:
         The number of rows written.
     """
+    return _splice(old, out, key, drop, insert, side, row_group_rows)[0]
+
+
+def splice_or_link(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table,
+                   row_group_rows: int = ROW_GROUP_ROWS) -> int:
+    """:func:`splice_sorted`, but when the rows of ``drop`` in ``old`` are exactly ``insert`` (a refresh that
+    recomputed profiles whose rows did not change: events added, no fragment), ``out`` is made a hard link to
+    ``old`` instead: the same file, whose row groups every process has decoded stay valid (point reads key them
+    by the file, ``engines/parquet._File``), where a rewritten one would be decoded anew by each.
+
+    Returns:
+        The number of rows of ``out``.
+    """
+    rows, same = _splice(old, out, key, drop, insert, None, row_group_rows)
+    if same:
+        out.unlink()
+        try:
+            os.link(old, out)
+        except OSError:  # another file system: the copy written is as good
+            shutil.copy2(old, out)
+    return rows
+
+
+def _splice(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table, side: tuple[Path, Path] | None,
+            row_group_rows: int) -> tuple[int, bool]:
+    """:func:`splice_sorted`; and whether ``out`` holds what ``old`` does (the dropped rows equal ``insert``)."""
     source = pq.ParquetFile(old)
     schema = source.schema_arrow
     side_values: pa.ChunkedArray | None = None
@@ -62,6 +90,7 @@ def splice_sorted(
     insert_keys = insert.column(key).to_pylist()
     cursor = 0
     offset = 0
+    dropped: list[pa.Table] = []
     with BatchWriter(out, schema, split, row_group_rows) as writer:
         for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
             table = pa.Table.from_batches([batch], schema=source.schema_arrow)
@@ -69,7 +98,9 @@ def splice_sorted(
                 table = table.append_column(schema.field(len(schema) - 1), side_values.slice(offset, batch.num_rows))
             offset += batch.num_rows
             if len(drop):
-                table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=drop)))
+                dropping = pc.is_in(table.column(key), value_set=drop)
+                dropped.append(table.filter(dropping))
+                table = table.filter(pc.invert(dropping))
             if table.num_rows == 0:
                 continue
             # Rows to insert that sort before this batch's last key belong in this batch.
@@ -82,7 +113,9 @@ def splice_sorted(
         writer.write(insert.slice(cursor))
     if side is not None and side_values is not None and offset != len(side_values):
         raise ValueError(f"{side[0]}: {len(side_values)} rows, {old} has {offset}")
-    return writer.rows
+    same = side is None and sum(t.num_rows for t in dropped) == insert.num_rows and (
+        not dropped or pa.concat_tables(dropped).equals(insert))
+    return writer.rows, same
 
 
 def write_rows(out: Path, like: Path, rows: pa.Table, side: Path, row_group_rows: int = ROW_GROUP_ROWS) -> int:
