@@ -51,32 +51,6 @@ def splice_sorted(
     Returns:
         The number of rows written.
     """
-    return _splice(old, out, key, drop, insert, side, row_group_rows)[0]
-
-
-def splice_or_link(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table,
-                   row_group_rows: int = ROW_GROUP_ROWS) -> int:
-    """:func:`splice_sorted`, but when the rows of ``drop`` in ``old`` are exactly ``insert`` (a refresh that
-    recomputed profiles whose rows did not change: events added, no fragment), ``out`` is made a hard link to
-    ``old`` instead: the same file, whose row groups every process has decoded stay valid (point reads key them
-    by the file, ``engines/parquet._File``), where a rewritten one would be decoded anew by each.
-
-    Returns:
-        The number of rows of ``out``.
-    """
-    rows, same = _splice(old, out, key, drop, insert, None, row_group_rows)
-    if same:
-        out.unlink()
-        try:
-            os.link(old, out)
-        except OSError:  # another file system: the copy written is as good
-            shutil.copy2(old, out)
-    return rows
-
-
-def _splice(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table, side: tuple[Path, Path] | None,
-            row_group_rows: int) -> tuple[int, bool]:
-    """:func:`splice_sorted`; and whether ``out`` holds what ``old`` does (the dropped rows equal ``insert``)."""
     source = pq.ParquetFile(old)
     schema = source.schema_arrow
     side_values: pa.ChunkedArray | None = None
@@ -90,7 +64,6 @@ def _splice(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table, si
     insert_keys = insert.column(key).to_pylist()
     cursor = 0
     offset = 0
-    dropped: list[pa.Table] = []
     with BatchWriter(out, schema, split, row_group_rows) as writer:
         for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
             table = pa.Table.from_batches([batch], schema=source.schema_arrow)
@@ -98,9 +71,7 @@ def _splice(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table, si
                 table = table.append_column(schema.field(len(schema) - 1), side_values.slice(offset, batch.num_rows))
             offset += batch.num_rows
             if len(drop):
-                dropping = pc.is_in(table.column(key), value_set=drop)
-                dropped.append(table.filter(dropping))
-                table = table.filter(pc.invert(dropping))
+                table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=drop)))
             if table.num_rows == 0:
                 continue
             # Rows to insert that sort before this batch's last key belong in this batch.
@@ -113,9 +84,45 @@ def _splice(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table, si
         writer.write(insert.slice(cursor))
     if side is not None and side_values is not None and offset != len(side_values):
         raise ValueError(f"{side[0]}: {len(side_values)} rows, {old} has {offset}")
-    same = side is None and sum(t.num_rows for t in dropped) == insert.num_rows and (
-        not dropped or pa.concat_tables(dropped).equals(insert))
-    return writer.rows, same
+    return writer.rows
+
+
+def splice_or_link(old: Path, out: Path, key: str, drop: pa.Array, insert: pa.Table,
+                   row_group_rows: int = ROW_GROUP_ROWS) -> int:
+    """:func:`splice_sorted`, but when the rows of ``drop`` in ``old`` are exactly ``insert`` (a refresh that
+    recomputed profiles whose rows did not change: events added, no fragment), ``out`` is made a hard link to
+    ``old`` instead, and nothing is written: the same file, whose row groups every process has decoded stay valid
+    (point reads key them by the file, ``engines/parquet._File``), where a rewritten one would be decoded anew by
+    each.
+
+    Returns:
+        The number of rows of ``out``.
+    """
+    if not _same_rows(old, key, drop, insert):
+        return splice_sorted(old, out, key, drop, insert, row_group_rows=row_group_rows)
+    try:
+        os.link(old, out)
+    except OSError:  # another file system
+        shutil.copy2(old, out)
+    return int(pq.ParquetFile(old).metadata.num_rows)
+
+
+def _same_rows(old: Path, key: str, drop: pa.Array, insert: pa.Table) -> bool:
+    """Whether the rows of ``drop`` in ``old`` are ``insert``, row for row: ``old`` is read up to its first row
+    that differs (a refresh that changed a profile reads a little of it; one that changed none reads it all, which
+    costs less than writing it)."""
+    if not len(drop):
+        return bool(insert.num_rows == 0)
+    source = pq.ParquetFile(old)
+    insert = insert.select(source.schema_arrow.names).cast(source.schema_arrow)
+    matched = 0
+    for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
+        table = pa.Table.from_batches([batch], schema=source.schema_arrow)
+        dropped = table.filter(pc.is_in(table.column(key), value_set=drop))
+        if matched + dropped.num_rows > insert.num_rows or not dropped.equals(insert.slice(matched, dropped.num_rows)):
+            return False
+        matched += dropped.num_rows
+    return bool(matched == insert.num_rows)
 
 
 def write_rows(out: Path, like: Path, rows: pa.Table, side: Path, row_group_rows: int = ROW_GROUP_ROWS) -> int:
