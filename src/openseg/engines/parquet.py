@@ -439,18 +439,18 @@ def _runs_of(values: pa.Array | pa.ChunkedArray) -> _Runs | None:
     count = len(values)
     if values.null_count:
         return None
-    starts = [0]
-    if count > 1:
-        earlier, later = values.slice(0, count - 1), values.slice(1)
-        try:
-            if pc.any(pc.less(later, earlier)).as_py():
-                return None
-            changes = pc.indices_nonzero(pc.not_equal(later, earlier))
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+    if not count:
+        return _Runs([], array.array("q", [0]), 0)
+    earlier, later = values.slice(0, count - 1), values.slice(1)
+    try:
+        if pc.any(pc.less(later, earlier)).as_py():
             return None
-        starts += pc.add(changes, 1).to_pylist()
-    firsts = values.take(pa.array(starts, pa.int64())) if count else values
-    return _Runs(firsts.to_pylist(), array.array("q", [*(starts if count else []), count]), firsts.nbytes)
+        changes = pc.indices_nonzero(pc.not_equal(later, earlier))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    starts = [0, *pc.add(changes, 1).to_pylist()]
+    firsts = values.take(pa.array(starts, pa.int64()))
+    return _Runs(firsts.to_pylist(), array.array("q", [*starts, count]), firsts.nbytes)
 
 
 #: A Python object's own bytes beside its data, as :class:`_Runs` estimates them (a short ``str``: 49 and up).
