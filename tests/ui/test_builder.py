@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.ui.conftest import SCREENSHOTS, Demo
 
@@ -169,3 +169,19 @@ def test_date_conditions_compare_with_a_day_or_a_window(page: Page, demo: Demo) 
         expected = preview["page"]["totalCount"]
         assert 0 < expected < 400, (pql, expected)
         expect(page.locator("#builder-estimate-size")).to_have_text(f"{expected:,}")
+
+
+
+def test_the_schema_browser_fills_when_the_builder_script_arrives_after_the_first_load(page: Page, demo: Demo) -> None:
+    # Deferred scripts run in order, but the page's first load (definitions, jobs, exports) may answer before
+    # builder.js has arrived, as on a busy server: hold it back until then. The schema must still be listed.
+    held: list[Route] = []
+    page.route("**/ui/builder.js", lambda route: held.append(route))
+    page.reload(wait_until="commit")
+    expect(page.locator("#status")).to_contain_text("loaded")
+    assert len(held) == 1
+    held[0].continue_()
+    fields = demo.call("GET", "/data/core/ups/segment/schema")["profile"]
+    expect(page.locator("#schema-caption")).to_contain_text(f"of {len(fields)} profile fields")
+    page.fill("#schema-search", "person.birthDate")
+    expect(page.locator('#schema-fields button[data-path="person.birthDate"]')).to_contain_text("date")

@@ -46,6 +46,7 @@
     refreshTimer: null,
     // Which lists the last load actually read: an unread list must not claim the sandbox is empty.
     loaded: { definitions: false, jobs: false, exports: false },
+    rendered: false, // whether the page has drawn a load (or the lack of credentials) once
   };
   const NOT_LOADED = "Not loaded: see the message above.";
 
@@ -668,11 +669,19 @@
     renderDefinitions();
     renderOverlapOptions();
     renderOverlap();
+    state.rendered = true;
     for (const listener of loadedListeners) listener();
   }
 
   /** Called after every (re)load, so the builder sees the current definitions. */
   const loadedListeners = [];
+
+  /** Call ``listener`` after every (re)load, and now if the page has loaded already: a deferred script that
+   * arrives after the first load has answered (a busy server, a slow link) must not miss it. */
+  function onLoaded(listener) {
+    loadedListeners.push(listener);
+    if (state.rendered) listener();
+  }
 
   async function loadAll() {
     window.clearTimeout(state.refreshTimer);
@@ -740,7 +749,7 @@
 
   // What the builder (builder.js) shares with this page.
   window.OpensegUI = {
-    api, el, state, loadAll, formatTime, segmentName, onLoaded: (listener) => loadedListeners.push(listener),
+    api, el, state, loadAll, formatTime, segmentName, onLoaded,
   };
 
   start();
