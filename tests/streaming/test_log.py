@@ -119,3 +119,19 @@ def test_pruned_messages_are_gone_and_their_seqs_never_come_back(tmp_path: Path)
     assert log.last_seq() == 3  # an empty log still knows how far it got
     assert log.append([entry(4)]) == [4]
     assert SqliteStreamLog(tmp_path / "log.sqlite").last_seq() == 4
+
+
+def test_messages_carrying_any_of_many_keys_come_back_once_each_in_order(tmp_path: Path) -> None:
+    log = SqliteStreamLog(tmp_path / "log.sqlite")
+    # 1,200 messages of 600 profiles (two each), in more keys than one query binds; and another sandbox's message.
+    log.append([entry(i, identityMap={"email": [{"id": f"p{i % 600}@x.com"}], "ECID": [{"id": f"ecid{i}"}]})
+                for i in range(1, 1201)])
+    log.append([LogEntry("1:1:0", 0, "a" * 64, "O@AdobeOrg", "other", "d", "event",
+                         {"identityMap": {"email": [{"id": "p1@x.com"}]}})])
+    keys = [f"email:p{n}@x.com" for n in range(600)] + ["ecid:ecid7", "email:nobody@x.com"]
+    found = log.carrying("s", keys, 0)
+    assert [m.seq for m in found] == list(range(1, 1201))
+    assert [m.seq for m in log.carrying("s", keys, 100, 700)] == list(range(101, 701))
+    assert [m.seq for m in log.carrying("s", ["email:p7@x.com", "ecid:ecid607"], 0)] == [7, 607]
+    assert [m.entry.sandbox_id for m in log.carrying("other", keys, 0)] == ["other"]
+    assert log.carrying("s", [], 0) == []

@@ -214,6 +214,38 @@ def test_a_new_profile_and_a_dependant_segment_change_in_the_same_micro_batch(ta
                                                                 "seg-us": ("realized", T0)}
 
 
+class CountingLog(FakeLog):
+    """The fake log, remembering the keys of each ``carrying`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[set[str]] = []
+
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> list[LoggedMessage]:
+        self.asked.append(set(keys))
+        return super().carrying(sandbox_id, keys, after, through)
+
+
+def test_a_micro_batch_reads_the_messages_of_its_identities_in_one_read(target: FakeTarget) -> None:
+    log = CountingLog()
+    for i in range(1, 21):  # built profiles of two identities each, a click each
+        both = {**identity(i), "Phone": [{"id": f"555-{i}"}]}
+        target.rows[f"email:p{i}@example.com"] = {"_profile_id": f"email:p{i}@example.com", "identityMap": both,
+                                                  "homeAddress": {"countryCode": "US"}}
+        log.add("event", click(i, T0 - dt.timedelta(minutes=5), f"e{i}"))
+    log.add("event", {**click(21, T0, "e21"), "identityMap": {**identity(21), "Phone": [{"id": "555-3"}]}})
+    done = StreamSegmenter(log, target, Clock()).run_once()
+    # The messages' and their built profiles' identities in one read, whatever the micro-batch's size.
+    built = {f"email:p{i}@example.com" for i in range(1, 21)} | {f"phone:555-{i}" for i in range(1, 21)}
+    assert log.asked == [built | {"email:p21@example.com"}]
+    # The last click links p21's email to p3's profile: one profile, keyed by its smallest key, in the segment.
+    assert (done.messages, done.changes) == (21, 20)
+    for i in (*range(1, 3), *range(4, 22)):
+        assert ups(target, "policy-a", f"email:p{i}@example.com") == {"seg-us": ("realized", T0)}
+    assert ups(target, "policy-a", "email:p3@example.com") == {}
+
+
 def test_a_definition_is_compiled_once_per_version() -> None:
     compiled = CompiledSegments()
     first = compiled.predicate(US_CLICKER)

@@ -57,8 +57,10 @@ _INSERT_KEY = "INSERT OR IGNORE INTO stream_keys (key, sandbox_id, seq) VALUES (
 _READ = ("SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, problems "
          "FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?")
 _CARRYING = ("SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, problems "
-             "FROM stream_log WHERE seq IN (SELECT seq FROM stream_keys WHERE key = ? AND sandbox_id = ? AND seq > ? "
-             "AND seq <= ?)")
+             "FROM stream_log WHERE seq IN (SELECT seq FROM stream_keys WHERE key IN ({keys}) AND sandbox_id = ? "
+             "AND seq > ? AND seq <= ?) ORDER BY seq")
+#: How many keys one query of :meth:`SqliteStreamLog.carrying` binds (SQLite allows 32,766 parameters).
+CARRYING_KEYS = 500
 _INSERT = ("INSERT INTO stream_log (xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, "
            "record, problems) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 #: The writer thread ends after this long without appends (a new append starts it again).
@@ -173,9 +175,12 @@ class SqliteStreamLog:
         """The sandbox's messages with ``after < seq <= through`` carrying one of the identity ``keys``."""
         found: dict[int, LoggedMessage] = {}
         bound = (1 << 63) - 1 if through is None else through
+        every = sorted(set(keys))
         with self._reading:
-            for key in keys:
-                rows = self._reader.execute(_CARRYING, (key, sandbox_id, after, bound))
+            for start in range(0, len(every), CARRYING_KEYS):
+                chunk = every[start:start + CARRYING_KEYS]
+                rows = self._reader.execute(_CARRYING.format(keys=", ".join("?" * len(chunk))),
+                                            (*chunk, sandbox_id, after, bound))
                 found.update((row[0], _message(row)) for row in rows.fetchall() if row[0] not in found)
         return [found[seq] for seq in sorted(found)]
 

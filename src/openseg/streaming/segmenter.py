@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,32 @@ class Swept:
 Profiles = dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
 
 
+class _Carried:
+    """The log as :func:`~openseg.profiles.overlay.reach` reads it in one micro-batch: the messages carrying any
+    of ``keys`` (those the micro-batch will ask for) read in one query, then answered per key; any other key, or
+    another range, is asked of the log. Its answers are the log's (a message carries the keys the log indexed
+    it by: those of its record's identities)."""
+
+    def __init__(self, stream_log: StreamLog, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int) -> None:
+        self.log = stream_log
+        self.range = (sandbox_id, after, through)
+        self.by_key: dict[str, list[LoggedMessage]] = {key: [] for key in keys}
+        for message in stream_log.carrying(sandbox_id, self.by_key, after, through):
+            for namespace, identity in record_identities(message.entry.record):
+                self.by_key.get(identity_key(namespace, identity), []).append(message)
+
+    def carrying(self, sandbox_id: str, keys: Collection[str], after: int,
+                 through: int | None = None) -> list[LoggedMessage]:
+        if (sandbox_id, after, through) != self.range:
+            return list(self.log.carrying(sandbox_id, keys, after, through))
+        found = {message.seq: message for key in keys for message in self.by_key.get(key, ())}
+        missing = [key for key in keys if key not in self.by_key]
+        if missing:
+            found.update((message.seq, message) for message in self.log.carrying(sandbox_id, missing, after, through))
+        return [found[seq] for seq in sorted(found)]
+
+
 class StreamSegmenter:
     """Continuous segmentation of streamed messages, one micro-batch at a time.
 
@@ -181,10 +207,11 @@ class StreamSegmenter:
             return Segmented(0, 0, after)
         through = messages[-1].seq
         at = self.clock()
-        touched = self._lay_over(messages, through, at)
+        stores: dict[tuple[str, str], tuple[Memberships, Any]] = {}
+        touched = self._lay_over(messages, through, at, stores)
         changes = 0
         for (sandbox_id, policy_id), (profiles, gone) in touched.items():
-            store, state = self.target.membership(sandbox_id, policy_id)
+            store, state = stores[(sandbox_id, policy_id)]
             definitions = self._definitions(sandbox_id, policy_id)
             results = self._evaluate(definitions, profiles, store.lookup(state, list(profiles)), at)
             # An id a link merged into another profile no longer exists: it is in no segment (as after a build).
@@ -309,14 +336,15 @@ class StreamSegmenter:
             self.due.schedule(dues)
         return Swept(len(entries), changes)
 
-    def _lay_over(self, messages: list[LoggedMessage], through: int, at: dt.datetime
+    def _lay_over(self, messages: list[LoggedMessage], through: int, at: dt.datetime,
+                  stores: dict[tuple[str, str], tuple[Memberships, Any]]
                   ) -> dict[tuple[str, str], tuple[Profiles, set[str]]]:
         """The merged profile and events of each profile the messages touch, per (sandbox, merge policy) of a
-        continuous definition, skipping what a store already applied; and the ids the messages merged away."""
+        continuous definition, skipping what a store already applied; and the ids the messages merged away.
+        ``stores`` gets the membership store and state of each (sandbox, merge policy), read once."""
         # What the micro-batch asks of the target more than once is asked once.
         definitions: dict[str, list[ContinuousDefinition]] = {}
         sources: dict[tuple[str, str], bool] = {}
-        stores: dict[tuple[str, str], Memberships] = {}
         reached: dict[tuple[str, str], dict[str, Reach]] = {}
         covered: dict[tuple[str, str], set[str]] = {}
         waiting: list[tuple[tuple[str, str], list[tuple[str, str]]]] = []
@@ -335,8 +363,8 @@ class StreamSegmenter:
             for policy_id in policies:
                 pair = (entry.sandbox_id, policy_id)
                 if pair not in stores:
-                    stores[pair] = self.target.membership(entry.sandbox_id, policy_id)[0]
-                if message.seq > self._applied_through(stores[pair]):
+                    stores[pair] = self.target.membership(entry.sandbox_id, policy_id)
+                if message.seq > self._applied_through(stores[pair][0]):
                     waiting.append((pair, identities))
         # The built profiles the messages' identities belong to, in one read per store (a part per message
         # read the store once per message: half of a micro-batch's time at 1M profiles).
@@ -348,11 +376,20 @@ class StreamSegmenter:
             asked.setdefault(pair, set()).update(identities if linked[pair] else identities[:1])
         known = {pair: self.target.parts(*pair, sorted(ids)) if self.target.watermark(*pair) is not None else {}
                  for pair, ids in asked.items()}
+        # The messages carrying those identities, and the built profiles' other identities, in one read per
+        # store (a read per identity and message took a fifth of a micro-batch's time at 1M profiles).
+        carried: dict[tuple[str, str], _Carried] = {}
+        for pair, parts in known.items():
+            watermark = self.target.watermark(*pair)
+            if watermark is not None:
+                keys = {identity_key(*i) for i in asked[pair]}
+                keys.update(identity_key(*i) for part in parts.values() if part is not None for i in part.identities)
+                carried[pair] = _Carried(self.log, pair[0], keys, watermark, through)
         for pair, identities in waiting:
             # A profile reached earlier in the micro-batch already holds this message (read up to its end).
             if identity_key(*identities[0]) in covered.get(pair, set()):
                 continue
-            found = self._reach(*pair, identities, through, sources, known[pair])
+            found = self._reach(*pair, identities, through, sources, known[pair], carried.get(pair))
             if found is None:
                 continue
             covered.setdefault(pair, set()).update(identity_key(*i) for i in found.identities)
@@ -375,10 +412,12 @@ class StreamSegmenter:
         return sources[(sandbox_id, dataset_id)]
 
     def _reach(self, sandbox_id: str, policy_id: str, identities: list[tuple[str, str]], through: int,
-               sources: dict[tuple[str, str], bool], known: Mapping[str, Part | None] | None = None) -> Reach | None:
+               sources: dict[tuple[str, str], bool], known: Mapping[str, Part | None] | None = None,
+               carried: _Carried | None = None) -> Reach | None:
         """The profile holding ``identities`` with the log's messages up to ``through`` that the build does not
         hold (None: the policy has no build). ``known``: what :meth:`SegmentationTarget.part` answers for some
-        identity keys, read already (None: no built profile holds the identity)."""
+        identity keys, read already (None: no built profile holds the identity); ``carried``: the log's messages
+        of some keys, read already."""
         watermark = self.target.watermark(sandbox_id, policy_id)
         if watermark is None:
             return None
@@ -388,7 +427,7 @@ class StreamSegmenter:
             key = identity_key(namespace, identity)
             return answered[key] if key in answered else self.target.part(sandbox_id, policy_id, namespace, identity)
 
-        return reach(self.log, sandbox_id, identities, watermark, part_of=part_of,
+        return reach(carried or self.log, sandbox_id, identities, watermark, part_of=part_of,
                      is_source=lambda dataset_id: self._is_source(sources, sandbox_id, dataset_id),
                      through=through, linked=self.target.linked(sandbox_id, policy_id))
 
