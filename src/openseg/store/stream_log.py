@@ -58,7 +58,7 @@ _READ = ("SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dat
          "FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?")
 _CARRYING = ("SELECT seq, xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, record, problems "
              "FROM stream_log WHERE seq IN (SELECT seq FROM stream_keys WHERE key IN ({keys}) AND sandbox_id = ? "
-             "AND seq > ? AND seq <= ?) ORDER BY seq")
+             "AND seq > ? AND seq <= ?)")
 #: How many keys one query of :meth:`SqliteStreamLog.carrying` binds (SQLite allows 32,766 parameters).
 CARRYING_KEYS = 500
 _INSERT = ("INSERT INTO stream_log (xaction_id, received_ms, inlet_id, org_id, sandbox_id, dataset_id, kind, "
