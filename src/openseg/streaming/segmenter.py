@@ -375,17 +375,19 @@ class StreamSegmenter:
             if pair not in linked:
                 linked[pair] = self.target.linked(*pair)
             asked.setdefault(pair, set()).update(identities if linked[pair] else identities[:1])
-        known = {pair: self.target.parts(*pair, sorted(ids)) if self.target.watermark(*pair) is not None else {}
-                 for pair, ids in asked.items()}
-        # The messages carrying those identities, and the built profiles' other identities, in one read per
-        # store (a read per identity and message took a sixth of the streamer's time at 1M profiles).
+        # Then the messages carrying those identities and the built profiles' other ones, in one read per store
+        # too (a read per identity and message took a sixth of the streamer's time at 1M profiles).
+        known: dict[tuple[str, str], dict[str, Part | None]] = {}
         carried: dict[tuple[str, str], _Carried] = {}
-        for pair, parts in known.items():
+        for pair, pairs in asked.items():
             watermark = self.target.watermark(*pair)
-            if watermark is not None:
-                keys = {identity_key(*i) for i in asked[pair]}
-                keys.update(identity_key(*i) for part in parts.values() if part is not None for i in part.identities)
-                carried[pair] = _Carried(self.log, pair[0], keys, watermark, through)
+            if watermark is None:  # no build: _reach finds nothing
+                known[pair] = {}
+                continue
+            known[pair] = parts = self.target.parts(*pair, sorted(pairs))
+            keys = {identity_key(*i) for i in pairs}
+            keys.update(identity_key(*i) for part in parts.values() if part is not None for i in part.identities)
+            carried[pair] = _Carried(self.log, pair[0], keys, watermark, through)
         for pair, identities in waiting:
             # A profile reached earlier in the micro-batch already holds this message (read up to its end).
             if identity_key(*identities[0]) in covered.get(pair, set()):
