@@ -199,6 +199,10 @@ class Dataset:
     profiles: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # Short, so a failing property test reports its example rather than a 100 kB dump of the data.
+        return f"Dataset({len(self.profiles)} profiles, {len(self.events)} events)"
+
     def events_by_profile(self) -> dict[str, list[dict[str, Any]]]:
         """Events grouped by ``_profile_id`` (every profile present, possibly with no events)."""
         grouped: dict[str, list[dict[str, Any]]] = {p["_profile_id"]: [] for p in self.profiles}

@@ -51,10 +51,17 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
+class Small(tuple[Dataset, dict[str, pa.Table]]):
+    """The data set and its Arrow tables, with a short repr: Hypothesis prints a failing call's arguments."""
+
+    def __repr__(self) -> str:
+        return f"Small({self[0]!r})"
+
+
 @pytest.fixture(scope="module")
-def small() -> tuple[Dataset, dict[str, pa.Table]]:
+def small() -> Small:
     data = generate(seed=7, n_profiles=40)
-    return data, data.tables()
+    return Small((data, data.tables()))
 
 
 def _located(error: PqlError, text: str) -> None:

@@ -73,3 +73,29 @@ def test_the_check_error_names_the_pattern_and_its_position() -> None:
         f"line 1, col {col}: the regex of matches() \"(?P<n>J)\" is not a regular expression "
         "the engines can run alike: '(?P' (named group) is not supported at position 0 "
         "(PQL's regex dialect: docs/pql.md)")
+
+
+@pytest.mark.parametrize(("group", "message"), [
+    ("11", 'regexGroup() has no group 11 in "^([a-z]+)@": the group must be 0 (the whole match) to 1'),
+    ("2", 'regexGroup() has no group 2 in "^([a-z]+)@": the group must be 0 (the whole match) to 1'),
+    ("-1", 'regexGroup() has no group -1 in "^([a-z]+)@": the group must be 0 (the whole match) to 1'),
+    ("loyalty.tier.length()", "the group of regexGroup() must be written as a whole number, e.g. 1"),
+])
+def test_a_regex_group_the_pattern_does_not_have_is_refused_at_the_group(group: str, message: str) -> None:
+    # Found by tests/pql/test_fuzz.py: DuckDB failed on group 11 ("Group index must be between 0 and 9"), read a
+    # group past the pattern's as '' where Python read it as missing, and could not bind a computed group.
+    text = f'personalEmail.address.regexGroup("^([a-z]+)@", {group}) = "john"'
+    with pytest.raises(PqlError) as caught:
+        check(parse(text))
+    assert (caught.value.line, caught.value.col) == (1, text.index(group) + 1)
+    assert str(caught.value).splitlines()[0] == f"line 1, col {text.index(group) + 1}: {message}"
+
+
+def test_regex_group_reads_groups_zero_to_nine_of_a_literal_pattern() -> None:
+    eleven = "".join(f"({letter})" for letter in "abcdefghijk")
+    check(parse(f'personalEmail.address.regexGroup("{eleven}", 9) = "i"'))
+    check(parse('personalEmail.address.regexGroup("^[a-z]+", 0) = "john"'))
+    with pytest.raises(PqlError, match="regexGroup\\(\\) reads groups 0 to 9 only, not 10"):
+        check(parse(f'personalEmail.address.regexGroup("{eleven}", 10) = "j"'))
+    with pytest.raises(PqlError, match='the regex of regexGroup\\(\\) must be written as a string, e.g. "@\\(\\.\\+\\)\\$"'):
+        check(parse("personalEmail.address.regexGroup(person.name.firstName, 1) = \"john\""))

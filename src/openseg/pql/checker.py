@@ -17,6 +17,9 @@ from openseg.pql.functions import ArgType
 from openseg.pql.render import to_text
 from openseg.xdm.schema import FieldKind, FieldType, Schema, field_paths
 
+#: The largest capture group regexGroup() may ask for: DuckDB's regexp_extract reads groups 0-9.
+MAX_REGEX_GROUP = 9
+
 #: Constructs Python's ``re`` reads but DuckDB's RE2 refuses (so a segment would pass here and fail in every
 #: job): lookaround, atomic groups and backreferences (a backslash and a digit not itself escaped).
 ANY = FieldType.object()  # stands for "unknown": an empty object accepts any use (see _is_any)
@@ -339,6 +342,8 @@ class _Checker(ast.Visitor[FieldType]):
                 if problem:
                     self.fail(arg, f"the regex of {node.name}() {to_text(arg)} is not a regular expression the "
                                    f"engines can run alike: {problem} (PQL's regex dialect: docs/pql.md)")
+        if node.name == "regexGroup":
+            self._check_group(*node.args)
         if node.name in ("topN", "bottomN"):
             # Adobe's pages sort by "a numeric expression"; every evaluator orders numbers alike.
             self._expect(node.args[0], f"the value of {node.name}() must be a number",
@@ -351,6 +356,25 @@ class _Checker(ast.Visitor[FieldType]):
                          item_value.kind is FieldKind.STRING or _is_any(item_value))
             return FieldType.map(FieldType.array(element)) if not _is_any(element) else FieldType.map(ANY)
         return _result(sig.result, receiver)
+
+    def _check_group(self, regex: ast.Expr, group: ast.Expr) -> None:
+        """regexGroup's regex and group are written out, the group one the regex has: DuckDB reads only a
+        constant group 0-9, and the engines answer a group past the regex's differently (Spark fails)."""
+        if not isinstance(regex, ast.StringLiteral) or regex_problem(regex.value):
+            if not isinstance(regex, ast.StringLiteral):
+                self.fail(regex, "the regex of regexGroup() must be written as a string, e.g. \"@(.+)$\"")
+            return
+        if not isinstance(group, ast.NumberLiteral):
+            self.fail(group, "the group of regexGroup() must be written as a whole number, e.g. 1")
+            return
+        if not group.is_integer:
+            return  # reported by the argument's type
+        groups = regex_dialect.compile_python(regex.value).groups
+        if MAX_REGEX_GROUP < group.value <= groups:
+            self.fail(group, f"regexGroup() reads groups 0 to {MAX_REGEX_GROUP} only, not {group.value}")
+        elif not 0 <= group.value <= groups:
+            self.fail(group, f"regexGroup() has no group {group.value} in {to_text(regex)}: the group must be "
+                             f"0 (the whole match){f' to {groups}' if groups else ''}")
 
     def _in_item(self, item: FieldType, node: ast.Expr, variable: str | None = None) -> FieldType:
         if variable is not None:
