@@ -418,6 +418,51 @@ def test_a_refresh_that_changes_no_profile_or_identity_row_keeps_their_files(lak
     assert_same_as_full_build(lake, store, POLICIES[policy])
 
 
+@pytest.mark.parametrize(("events", "appends"), [
+    ([xdm_event("n1", DAY0, [("email", "a", True), ("ecid", "1", False)]),
+      xdm_event("n2", None, [("ecid", "1", False)]), xdm_event("n3", DAY0, [])], True),
+    ([xdm_event("n1", DAY0, [("email", "a", True), ("phone", "9", False)])], False),  # a new identity
+    ([xdm_event("n1", DAY0, [("email", "a", True), ("email", "b", False)])], False),  # joins two profiles
+    ([xdm_event("n1", DAY0, [("ecid", "1", True)])], False),  # ecid:1 becomes primary
+    ([xdm_event("n1", DAY0, [("ecid", "7", True)])], False),  # a profile of events only: its _lastModifiedAt moves
+    ([xdm_event("n1", DAY0, [("ECID", "1", False)])], False),  # a new display spelling of ecid: a full build
+])
+def test_events_of_known_profiles_are_appended_without_reading_the_store(
+        lake: Lake, events: list[dict[str, Any]], appends: bool) -> None:
+    """A refresh whose new records are events that change no profile row (their identities known, in one profile
+    with a profile record, none newly primary) appends them and keeps every other file, reading only their
+    identities and profiles: what a stream's refreshes are. Any other event takes the general path. Both
+    publish what a full build would."""
+    from openseg.profiles import incremental
+
+    store = lake.root / "profiles" / "store"
+    add(lake, "profile", [fragment([("email", "a", True), ("ecid", "1", False)], x=1),
+                          fragment([("email", "b", True)], x=2)], 0)
+    add(lake, "event", [xdm_event("e1", DAY0, [("email", "a", True)]), xdm_event("e2", DAY0, [("ecid", "7", True)])], 0)
+    refresh_profile_store(lake.sources, POLICIES["pdg"], store, engine=ENGINE)
+    before = resolve_store(store)
+    add(lake, "event", events, 1)
+    answers: list[object] = []
+
+    def recorded(*args: Any) -> object:
+        answers.append(incremental_append(*args))
+        return answers[-1]
+
+    incremental_append = incremental._append_known_events
+    with mock.patch.object(incremental, "_append_known_events", side_effect=recorded):
+        stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
+    assert stats.refresh == ("incremental" if len(answers) == 1 else "full")
+    assert [answer is not None for answer in answers] == ([True] if appends else [False] * len(answers))
+    after = resolve_store(store)
+    if appends:
+        for name in ("profiles.parquet", "identities.parquet", "events.parquet"):
+            assert os.stat(after / name).st_ino == os.stat(before / name).st_ino, name
+        assert [(e["_profile_id"], e["_id"]) for e in read_rows(after / "events.0001.parquet")] == [
+            ("ecid:1", "n1"), ("ecid:1", "n2")]
+        assert (stats.events, stats.unlinked_events) == (4, 1)
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+
+
 def _chain(start: int, length: int, namespace: str = "email") -> list[dict[str, Any]]:
     """Fragments linking identities start..start+length-1 one after the other."""
     return [
@@ -444,6 +489,20 @@ def test_oversized_graphs_are_replayed_with_their_earlier_records(lake: Lake, po
     add(lake, "profile", _chain(300, 60, "phone"), 5)
     stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf, engine=ENGINE)
     assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 2
+    assert_same_as_full_build(lake, store, spec)
+    # Events whose identities all lie in one part of a split graph link nothing new: appended, as elsewhere.
+    from openseg.profiles import incremental
+
+    add(lake, "event", [xdm_event("e2", DAY0, [("email", "120", True), ("email", "121", False)])], 6)
+    before = event_files(resolve_store(store))
+    answers: list[object] = []
+    append = incremental._append_known_events
+    with mock.patch.object(incremental, "_append_known_events", side_effect=lambda *a: answers.append(append(*a))
+                           or answers[-1]):
+        stats = refresh_profile_store(lake.sources, spec, store, max_touched_share=math.inf, engine=ENGINE)
+    assert len(answers) == 1 and answers[0] is not None
+    assert stats.refresh == "incremental" and len(stats.oversized_graphs) == 2
+    assert len(event_files(resolve_store(store))) == len(before) + 1
     assert_same_as_full_build(lake, store, spec)
 
 

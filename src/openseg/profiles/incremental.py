@@ -51,7 +51,14 @@ from openseg.profiles.build import (
     profiles_query,
     register_sources,
 )
-from openseg.profiles.identity import ANCHOR, IDENTITY_LIST, OversizedGraph, records_query, stitch
+from openseg.profiles.identity import (
+    ANCHOR,
+    IDENTITY_LIST,
+    IDENTITY_LIST_SQL,
+    OversizedGraph,
+    records_query,
+    stitch,
+)
 from openseg.profiles.keys import identity_key
 from openseg.profiles.merge_policy import MergePolicySpec
 from openseg.profiles.reading import DATASET, INGEST, RID, plan_inputs, read_query
@@ -141,6 +148,13 @@ def update_store(
         unlinked_events=count(workspace, f"SELECT count(*) FROM __new_evt WHERE {ANCHOR} IS NULL"),
     )
     previous_stats = BuildStats.from_dict(manifest["stats"])
+    schemas = {kind: source.schema for kind, source in inputs.items()}
+    if not counts.fragments and policy.identity_graph == "pdg":
+        with phase("append events of known profiles"):
+            appended = _append_known_events(workspace, previous, staging, policy, inputs["event"].schema,
+                                             previous_stats, counts)
+        if appended is not None:
+            return appended, schemas
     with phase("find touched profiles"):
         _load_previous_identities(workspace, previous, previous_stats.oversized_graphs)
         _check_namespaces(workspace)
@@ -198,7 +212,78 @@ def update_store(
         unlinked_events=previous_stats.unlinked_events + counts.unlinked_events,
         refresh="incremental",
     )
-    return stats, {kind: source.schema for kind, source in inputs.items()}
+    return stats, schemas
+
+
+def _append_known_events(workspace: Workspace, previous: Path, staging: Path, policy: MergePolicySpec,
+                         schema: pa.Schema, stats: BuildStats, counts: _NewRecords) -> BuildStats | None:
+    """The store when the new records are only events that change no profile row (under ``pdg``), or None.
+
+    An event changes no profile row when each of its identities is one the store holds, all in one profile, a
+    profile with a profile record (else the event's ingest time would be its ``_lastModifiedAt``), and each
+    identity it marks primary is primary in that profile already (in an oversized graph too: replayed last, its
+    links join identities of one graph, so the split stays as it was). Then a full build differs from the previous
+    one only by these events: they are appended beside the events files as the general path appends them, and
+    every other file is kept. This reads the identities of the new events and the rows of their profiles, not the
+    whole store: a stream's refreshes (events of known profiles, every few seconds) cost what they add."""
+    linked = counts.events - counts.unlinked_events
+    parts = event_parts(previous)
+    appended = sum(row_count(path) for path, _ in parts[1:]) + linked
+    if (not linked or len(parts) > MAX_APPENDED_EVENT_FILES
+            or appended > max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE), APPENDED_EVENTS_ROWS)):
+        return None
+    workspace.materialize("__new_pairs", statement(f"""
+        SELECT {RID} AS rid, struct_extract(item, 'key') AS key, struct_extract(item, 'id') AS id,
+               struct_extract(item, 'is_primary') AS is_primary
+        FROM (SELECT {RID}, unnest({IDENTITY_LIST}) AS item FROM __new_evt WHERE {ANCHOR} IS NOT NULL) AS items
+    """))
+    workspace.register("__previous_identities", str(previous / IDENTITIES_FILE))
+    workspace.materialize("__known", statement("""
+        SELECT key, _profile_id FROM (
+            SELECT lower(namespace) || ':' || id AS key, _profile_id FROM __previous_identities
+            WHERE id IN (SELECT DISTINCT id FROM __new_pairs)
+        ) AS identities WHERE key IN (SELECT key FROM __new_pairs)
+    """))
+    if count(workspace, """
+        SELECT count(*) FROM (
+            SELECT p.rid FROM __new_pairs AS p LEFT JOIN __known AS k ON k.key = p.key
+            GROUP BY p.rid HAVING count(k._profile_id) < count(*) OR count(DISTINCT k._profile_id) > 1
+        ) AS straying
+    """):
+        return None  # a new identity, or one event joining two profiles
+    workspace.register("__previous_profiles", str(previous / PROFILES_FILE))
+    workspace.materialize("__hit_profiles", statement(f"""
+        SELECT _profile_id, _hasProfileRecord, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST}
+        FROM __previous_profiles WHERE _profile_id IN (SELECT _profile_id FROM __known)
+    """))
+    if count(workspace, "SELECT count(*) FROM __hit_profiles WHERE NOT _hasProfileRecord"):
+        return None
+    if count(workspace, f"""
+        SELECT count(*) FROM __new_pairs AS p JOIN __known AS k ON k.key = p.key
+        WHERE p.is_primary AND NOT EXISTS (
+            SELECT 1 FROM (SELECT _profile_id, unnest({IDENTITY_LIST}) AS item FROM __hit_profiles) AS marked
+            WHERE marked._profile_id = k._profile_id AND struct_extract(marked.item, 'key') = p.key
+              AND struct_extract(marked.item, 'is_primary'))
+    """):
+        return None  # an identity becomes primary
+    # The namespaces' spellings, as the general path knows them: the identities' and the oversized graphs'.
+    workspace.register("__graph_ns", pa.table({"ns": pa.array(
+        sorted({ns for graph in stats.oversized_graphs for ns, _ in graph.identities}), pa.string())}))
+    workspace.materialize("__known_ns", statement(
+        "SELECT DISTINCT namespace AS ns FROM __previous_identities UNION SELECT ns FROM __graph_ns"))
+    _check_namespaces(workspace)
+    workspace.define("__evt", statement("SELECT * FROM __new_evt"))
+    workspace.materialize("__key_pid", statement(
+        "SELECT key, dense_rank() OVER (ORDER BY _profile_id) AS pid, _profile_id FROM __known"))
+    rows = workspace.fetch(events_query(schema))
+    _link(previous, staging, PROFILES_FILE, IDENTITIES_FILE, SCHEMA_FILE,
+          *(str(path.relative_to(previous)) for part in parts for path in part))
+    if keeps_fragments(policy.identity_graph, policy.attribute_merge):
+        _link(previous, staging, FRAGMENTS_FILE)
+    rows_file, rids_file = appended_event_part(staging, len(parts))
+    write_rows(rows_file, previous / EVENTS_FILE, rows, rids_file, row_group_rows=EVENT_ROW_GROUP_ROWS)
+    return replace(stats, events=stats.events + rows.num_rows, seconds=0.0, refresh="incremental",
+                   unlinked_events=stats.unlinked_events + counts.unlinked_events)
 
 
 def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: pa.Array, event_rows: pa.Table,
