@@ -36,6 +36,7 @@ class SourceBatch:
     status: str
     completed: int
     files: list[SourceFile] = field(default_factory=list)
+    streamed: bool = False
 
 
 @dataclass
@@ -105,8 +106,9 @@ class FakeProfileSourceRepository:
     def files(self, sandbox_id: str) -> list[SourceFile]:
         return [f for b in self._successful(sandbox_id) for f in b.files]
 
-    def newest_batch(self, sandbox_id: str) -> int:
-        return max((b.completed for b in self._successful(sandbox_id) if b.files), default=0)
+    def newest_batch(self, sandbox_id: str, *, streamed: bool = True) -> int:
+        return max((b.completed for b in self._successful(sandbox_id) if b.files and (streamed or not b.streamed)),
+                   default=0)
 
     def source_batch_sandbox(self, batch_id: str) -> str | None:
         batch = self.store.batches.get(batch_id)
@@ -184,6 +186,7 @@ class FakeUnitOfWork:
 class FakeSettings:
     home: Path
     build_memory_limit: str | None = None
+    stream_build_seconds: float = 15.0
 
     @property
     def profiles_dir(self) -> Path:

@@ -25,6 +25,7 @@ from openseg.profiles.sources import SourceFile
 from openseg.segmentation.model import SegmentDefinition
 from openseg.store.models import Batch, DataFile, Dataset, WorkItem
 from openseg.store.tenancy import create_sandbox, find_sandbox
+from openseg.streaming.model import STREAMED_ORIGIN
 from tests.conftest import BACKENDS, make_org
 from tests.profiles.fakes import FakeUnitOfWork, Scope, SourceBatch
 
@@ -40,7 +41,8 @@ class World:
     ``land(scope, batch id, dataset kind, profile-enabled, batch status, completed, file paths)`` stores a
     batch of a new dataset with one file per path, and returns the source files the ports should see of it.
     ``set_state(kind, ref id, state)`` moves the queue's items; ``file(path)`` is a file's (records, length);
-    ``use(scope, segment id, policy id)`` stores a segment definition using that merge policy.
+    ``use(scope, segment id, policy id)`` stores a segment definition using that merge policy; ``stream(batch id)``
+    marks a landed batch as one the streamer flushed from the stream log.
     """
 
     units: Callable[[], ProfilesUnitOfWork]
@@ -50,6 +52,7 @@ class World:
     set_state: Callable[[str, str, str], None]
     file: Callable[[str], tuple[int, int]]
     use: Callable[[Scope, str, str], None]
+    stream: Callable[[str], None]
 
 
 def _expected(batch_id: str, dataset_id: str, kind: str, completed: int, paths: list[str]) -> list[SourceFile]:
@@ -83,8 +86,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         def fake_use(scope: Scope, segment_id: str, policy_id: str) -> None:
             store.policy_users[segment_id] = policy_id
 
+        def fake_stream(batch_id: str) -> None:
+            store.batches[batch_id].streamed = True
+
         yield World(lambda: unit, Scope(), Scope(sandbox_id="sandbox-dev"), fake_land, fake_state,
-                    lambda path: store.file_sizes[path], fake_use)
+                    lambda path: store.file_sizes[path], fake_use, fake_stream)
         return
     url = f"sqlite:///{tmp_path / 'openseg.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
     services = build_services(Settings(home=tmp_path / "home", database_url=url, lake=tmp_path / "home" / "lake"))
@@ -134,7 +140,12 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
                     lifecycle_state="published", version=1, created=1_000, updated=1_000))
                 uow.commit()
 
-        yield World(services.uow, Scope(org.org_id, prod.id), Scope(org.org_id, dev.id), land, set_state, file, use)
+        def stream(batch_id: str) -> None:
+            with services.db.session() as session:
+                session.execute(update(Batch).where(Batch.id == batch_id).values(origin=STREAMED_ORIGIN))
+
+        yield World(services.uow, Scope(org.org_id, prod.id), Scope(org.org_id, dev.id), land, set_state, file, use,
+                    stream)
     finally:
         services.db.dispose()
 
@@ -177,7 +188,13 @@ def test_profile_sources_are_the_successful_files_of_profile_enabled_datasets(wo
         assert uow.profile_sources.files(here.sandbox_id) == early + late  # by completion, then file id
         assert uow.profile_sources.files(elsewhere.sandbox_id) == other
         assert uow.profile_sources.newest_batch(here.sandbox_id) == 9_000  # the union export's batch is no source
+        assert uow.profile_sources.newest_batch(here.sandbox_id, streamed=False) == 9_000
         assert uow.profile_sources.newest_batch(f"sandbox-{t}") == 0
+    world.stream(f"b3{t}")  # the newest batch was flushed from the stream log
+    with world.units() as uow:
+        assert uow.profile_sources.newest_batch(here.sandbox_id) == 9_000
+        assert uow.profile_sources.newest_batch(here.sandbox_id, streamed=False) == 2_000
+    with world.units() as uow:
         assert uow.profile_sources.source_batch_sandbox(f"b2{t}") == here.sandbox_id  # whatever its status
         assert uow.profile_sources.source_batch_sandbox(f"b6{t}") == elsewhere.sandbox_id
         for not_a_source in (f"b4{t}", f"b5{t}", f"nope{t}"):

@@ -46,11 +46,12 @@ def services(tmp_path: Path, clock: list[int]) -> FakeServices:
 
 
 def land(services: FakeServices, lake: Lake, batch_id: str, records: list[dict[str, Any]], *, completed: int,
-         kind: str = "profile", status: str = "success") -> None:
-    """A batch of a profile-enabled dataset holding ``records`` in one file."""
+         kind: str = "profile", status: str = "success", streamed: bool = False) -> None:
+    """A batch of a profile-enabled dataset holding ``records`` in one file (``streamed``: flushed from the
+    stream log)."""
     source = lake.add(kind, records, dataset="ds-web" if kind == "event" else "ds-crm",  # type: ignore[arg-type]
                       ingest=ms_to_datetime(completed).replace(tzinfo=None))
-    services.store.batches[batch_id] = SourceBatch(HERE.sandbox_id, status, completed, [source])
+    services.store.batches[batch_id] = SourceBatch(HERE.sandbox_id, status, completed, [source], streamed)
 
 
 def policy(services: FakeServices, policy_id: str = "mp-1", *, version: int = 1, scope: Scope = HERE) -> MergePolicy:
@@ -118,6 +119,31 @@ def test_a_build_behind_the_data_or_the_policy_is_served_stale_and_rebuilt(servi
     assert services.store.profile_stores["mp-1"].built_at == NOW + 5_000
     newer = policy(services, version=2)  # the policy changed since
     assert service.serving_store(services, HERE, newer).stale is True
+    assert builds_queued(services) == [[BUILD_PROFILES, HERE.sandbox_id, "queued"]]
+
+
+def test_streamed_batches_leave_the_build_request_to_the_streamer_until_it_is_overdue(
+        services: FakeServices, lake: Lake, clock: list[int]) -> None:
+    """Lookups lay streamed records over the build from the log, and the streamer asks for their build every
+    OPENSEG_STREAM_BUILD_SECONDS (15 s here): a read asks only for a batch ingested as a batch, or once the build
+    is twice that old (a streamer that restarted forgot what it had not asked for yet)."""
+    land(services, lake, "b1", [ANN], completed=NOW - 60_000)
+    mp = policy(services)
+    service.build_sandbox(services, HERE.sandbox_id)
+    land(services, lake, "s1", [BOB], completed=NOW + 1_000, streamed=True)
+    clock[0] = NOW + 29_000
+    assert service.serving_store(services, HERE, mp).stale is True
+    assert builds_queued(services) == []
+    clock[0] = NOW + 31_000
+    assert service.serving_store(services, HERE, mp).stale is True
+    assert builds_queued(services) == [[BUILD_PROFILES, HERE.sandbox_id, "queued"]]
+    services.store.queue.clear()
+    clock[0] = NOW + 40_000
+    service.build_sandbox(services, HERE.sandbox_id)
+    land(services, lake, "s2", [BOB], completed=NOW + 41_000, streamed=True)
+    land(services, lake, "b2", [ANN], completed=NOW + 42_000)  # an uploaded batch: asked for at once
+    clock[0] = NOW + 43_000
+    assert service.serving_store(services, HERE, mp).stale is True
     assert builds_queued(services) == [[BUILD_PROFILES, HERE.sandbox_id, "queued"]]
 
 

@@ -23,7 +23,7 @@ from openseg.clock import now_ms
 from openseg.lake_files import StagedParts
 from openseg.store.models import Batch, Dataset, ProfileStore, StreamOffset
 from openseg.store.repositories import SqlAlchemyProfileSourceRepository
-from openseg.streaming.model import STREAM_SEQ, StreamBatch
+from openseg.streaming.model import STREAM_SEQ, STREAMED_ORIGIN, StreamBatch
 
 if TYPE_CHECKING:
     from openseg.container import Services
@@ -136,7 +136,7 @@ class CatalogLakeSink:
                             dataset_id=batch.dataset_id, status="processing",
                             input_format={"format": "json", STREAM_SEQ: {"first": batch.first_seq,
                                                                          "last": batch.last_seq}},
-                            origin="streaming", created=now, updated=now, started=now)
+                            origin=STREAMED_ORIGIN, created=now, updated=now, started=now)
                 session.add(row)
                 session.flush()
                 if staged is not None:

@@ -82,8 +82,9 @@ class ProfileSourceRepository(Protocol):
     def files(self, sandbox_id: str) -> list[SourceFile]:
         """Every file of every successful batch of those datasets, by batch completion, then file id."""
 
-    def newest_batch(self, sandbox_id: str) -> int:
-        """When the newest successful batch holding such files completed (ms since the epoch; 0 if none)."""
+    def newest_batch(self, sandbox_id: str, *, streamed: bool = True) -> int:
+        """When the newest successful batch holding such files completed (ms since the epoch; 0 if none);
+        ``streamed`` False: of the batches ingested as batches, not flushed from the stream log."""
 
     def source_batch_sandbox(self, batch_id: str) -> str | None:
         """The sandbox of the batch when its dataset is a profile source (profile-enabled, not a union
@@ -158,6 +159,9 @@ class ProfileSettings(Protocol):
 
     @property
     def build_memory_limit(self) -> str | None: ...
+
+    @property
+    def stream_build_seconds(self) -> float: ...
 
 
 class ProfileServices(Protocol):

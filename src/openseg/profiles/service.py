@@ -237,7 +237,10 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
 
     The build is stale when a build of the sandbox is queued or running, when the policy changed since
     the build, or when a batch of a profile source succeeded after it. A stale build is served, and a
-    build is queued unless one is already queued or running (the worker runs it). A policy with no build
+    build is queued unless one is already queued or running (the worker runs it), or unless only batches the
+    streamer flushed are newer than the build and the build is less than twice ``OPENSEG_STREAM_BUILD_SECONDS``
+    old: lookups lay their records over the build from the stream log, and the streamer asks for their build at
+    that interval (reads asking too kept a 1M-profile store rebuilding back to back while events streamed). A policy with no build
     at all answers 409 (a new policy's build was queued when it was created), unless the sandbox has no
     profile data at all and ``build_empty`` asks for the empty store then (it reads nothing; previews).
 
@@ -252,10 +255,15 @@ def serving_store(services: ProfileServices, scope: Scope, policy: PolicyVersion
     watermark = record.stream_watermark if record is not None else 0
     resolved = _resolved(path)
     behind = record is None or record.policy_version != policy.version or newest > (built_at or 0)
+    # Newer streamed batches alone: the streamer asks for their build (a read asks once it is long overdue, as
+    # after a streamer's restart).
+    overdue = newest > (built_at or 0) and now_ms() - (built_at or 0) > 2_000 * services.settings.stream_build_seconds
+    asks = record is None or record.policy_version != policy.version or facts.newest_ingested > (built_at or 0) \
+        or overdue
     empty = resolved is None and newest == 0 and build_empty
     with services.uow() as uow:  # the queue is read now, whatever was kept of the rest
         pending = _build_pending(uow, scope.sandbox_id)
-        if (resolved is None or behind) and pending is None and not empty:
+        if (resolved is None or asks) and pending is None and not empty:
             request_build(uow.work_queue, scope.sandbox_id)
         uow.commit()
     if empty:
@@ -282,12 +290,15 @@ class _ServingFacts:
     record: ProfileStoreRecord | None
     newest_batch: int
     sources: frozenset[str]
+    #: When the newest batch ingested as a batch (not flushed from the stream log) completed.
+    newest_ingested: int
 
 
 def _serving_facts(services: ProfileServices, sandbox_id: str, policy_id: str) -> _ServingFacts:
     with services.uow() as uow:
         facts = _ServingFacts(uow.profile_stores.get(policy_id), uow.profile_sources.newest_batch(sandbox_id),
-                              frozenset(uow.profile_sources.source_datasets(sandbox_id)))
+                              frozenset(uow.profile_sources.source_datasets(sandbox_id)),
+                              uow.profile_sources.newest_batch(sandbox_id, streamed=False))
         uow.commit()
     return facts
 

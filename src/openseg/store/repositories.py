@@ -31,7 +31,7 @@ from openseg.store.models import ProfileStore as ProfileStoreRow
 from openseg.store.models import Schedule as ScheduleRow
 from openseg.store.models import SegmentDefinition as SegmentDefinitionRow
 from openseg.store.models import SegmentJob as SegmentJobRow
-from openseg.streaming.model import STREAM_SEQ
+from openseg.streaming.model import STREAM_SEQ, STREAMED_ORIGIN
 from openseg.worker.queue import QUEUED, RUNNING, enqueue
 
 __all__ = [
@@ -338,7 +338,7 @@ class SqlAlchemyProfileStoreRepository:
 def streamed_through(session: Session, sandbox_id: str) -> int:
     """The highest log ``seq`` among the sandbox's streamed batches recorded so far (0 when none)."""
     formats = session.scalars(select(Batch.input_format).where(
-        Batch.sandbox_id == sandbox_id, Batch.origin == "streaming")).all()
+        Batch.sandbox_id == sandbox_id, Batch.origin == STREAMED_ORIGIN)).all()
     return max((int(f[STREAM_SEQ]["last"]) for f in formats if f and STREAM_SEQ in f), default=0)
 
 
@@ -367,13 +367,15 @@ class SqlAlchemyProfileSourceRepository:
                            kind="event" if dataset_kind(datasets[f.dataset_id]) == "event" else "profile")
                 for f, completed in rows]
 
-    def newest_batch(self, sandbox_id: str) -> int:
+    def newest_batch(self, sandbox_id: str, *, streamed: bool = True) -> int:
         datasets = self._source_datasets(sandbox_id)
         if not datasets:
             return 0
-        newest = self._session.scalar(select(func.max(Batch.completed)).join(DataFile, DataFile.batch_id == Batch.id)
-                                      .where(DataFile.dataset_id.in_(datasets), Batch.status == "success"))
-        return int(newest or 0)
+        query = (select(func.max(Batch.completed)).join(DataFile, DataFile.batch_id == Batch.id)
+                 .where(DataFile.dataset_id.in_(datasets), Batch.status == "success"))
+        if not streamed:
+            query = query.where(Batch.origin != STREAMED_ORIGIN)
+        return int(self._session.scalar(query) or 0)
 
     def source_batch_sandbox(self, batch_id: str) -> str | None:
         batch = self._session.get(Batch, batch_id)

@@ -8,6 +8,8 @@ from typing import Any
 #: The ``inputFormat`` key of a streamed batch naming the log positions of its first and last message (what
 #: a profile build includes of the log: the watermark an overlay of newer messages starts from).
 STREAM_SEQ = "openseg:streamSeq"
+#: The ``origin`` of a batch the flusher wrote from the stream log.
+STREAMED_ORIGIN = "streaming"
 #: AEP's connection spec of an HTTP API streaming connection.
 STREAMING_SPEC_ID = "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb"
 
