@@ -177,15 +177,18 @@ _SETTINGS = settings(
     pool=st.sampled_from([4, 12, 70]),
     batches=_batches(st.one_of(_no_chain, _chain_of)),
     appended=st.sampled_from([0, 50_000]),
+    files=st.sampled_from([1, 8]),
 )
 def test_refreshing_batch_by_batch_equals_a_full_build(policy: str, pool: int, batches: list[Batch],
-                                                       appended: int) -> None:
+                                                       appended: int, files: int) -> None:
     """Random batches over a pool of identities: small pools merge profiles, chains pass the guardrail. The
     events a refresh adds are appended beside the store's while no earlier event changes profile (``appended``:
-    as many as a small store may append) or written whole every time (0)."""
+    as many as a small store may append) or written whole every time (0); past ``files`` appended files, they
+    are merged into one."""
     from openseg.profiles import incremental
 
-    with mock.patch.multiple(incremental, APPENDED_EVENTS_SHARE=0.0, APPENDED_EVENTS_ROWS=appended):
+    with mock.patch.multiple(incremental, APPENDED_EVENTS_SHARE=0.0, APPENDED_EVENTS_ROWS=appended,
+                             MAX_APPENDED_EVENT_FILES=files):
         _refresh_batch_by_batch(POLICIES[policy], pool, batches)
 
 
@@ -375,14 +378,26 @@ def test_events_a_refresh_adds_are_appended_beside_the_store_until_it_writes_the
     assert [e["_id"] for e in read_rows(after / "events.0001.parquet")] == ["e2"]
     assert [e["_id"] for e in get_events(store, "email:a", engine=ENGINE)] == ["e2", "e1"]
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
-    # Past the number of appended files allowed, the refresh writes the events whole again.
+    # Past the number of appended files allowed, the appended events and the new ones are merged into one file.
     monkeypatch.setattr(incremental, "MAX_APPENDED_EVENT_FILES", 1)
-    add(lake, "event", [xdm_event("e3", DAY0, [("email", "b", True)])], 2)
+    add(lake, "event", [xdm_event("e3", DAY0, [("email", "b", True)]),
+                        xdm_event("e4", DAY0 - timedelta(hours=2), [("email", "a", True)])], 2)
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
-    assert (stats.refresh, stats.events) == ("incremental", 3)
+    merged = resolve_store(store)
+    assert (stats.refresh, stats.events) == ("incremental", 4)
+    assert os.stat(merged / "events.parquet").st_ino == os.stat(after / "events.parquet").st_ino
+    assert [path.name for path in event_files(merged)] == ["events.parquet", "events.0001.parquet"]
+    assert [(e["_profile_id"], e["_id"]) for e in read_rows(merged / "events.0001.parquet")] == [
+        ("email:a", "e4"), ("email:a", "e2"), ("email:b", "e3")]
+    assert_same_as_full_build(lake, store, POLICIES["pdg"])
+    # Past the share of the events appended files may hold, the refresh writes the events whole again.
+    monkeypatch.setattr(incremental, "APPENDED_EVENTS_ROWS", 3)
+    add(lake, "event", [xdm_event("e5", DAY0, [("email", "b", True)])], 3)
+    stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
+    assert (stats.refresh, stats.events) == ("incremental", 5)
     assert [path.name for path in event_files(resolve_store(store))] == ["events.parquet"]
     assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
-        ("email:a", "e2"), ("email:a", "e1"), ("email:b", "e3")]
+        ("email:a", "e4"), ("email:a", "e2"), ("email:a", "e1"), ("email:b", "e3"), ("email:b", "e5")]
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 

@@ -228,9 +228,7 @@ def _append_known_events(workspace: Workspace, previous: Path, staging: Path, po
     whole store: a stream's refreshes (events of known profiles, every few seconds) cost what they add."""
     linked = counts.events - counts.unlinked_events
     parts = event_parts(previous)
-    appended = sum(row_count(path) for path, _ in parts[1:]) + linked
-    if (not linked or len(parts) > MAX_APPENDED_EVENT_FILES
-            or appended > max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE), APPENDED_EVENTS_ROWS)):
+    if not linked or not _appends(previous, parts, linked):
         return None
     workspace.materialize("__new_pairs", statement(f"""
         SELECT {RID} AS rid, struct_extract(item, 'key') AS key, struct_extract(item, 'id') AS id,
@@ -276,12 +274,11 @@ def _append_known_events(workspace: Workspace, previous: Path, staging: Path, po
     workspace.materialize("__key_pid", statement(
         "SELECT key, dense_rank() OVER (ORDER BY _profile_id) AS pid, _profile_id FROM __known"))
     rows = workspace.fetch(events_query(schema))
-    _link(previous, staging, PROFILES_FILE, IDENTITIES_FILE, SCHEMA_FILE,
-          *(str(path.relative_to(previous)) for part in parts for path in part))
+    if not _append_events(previous, staging, parts, rows):
+        return None
+    _link(previous, staging, PROFILES_FILE, IDENTITIES_FILE, SCHEMA_FILE)
     if keeps_fragments(policy.identity_graph, policy.attribute_merge):
         _link(previous, staging, FRAGMENTS_FILE)
-    rows_file, rids_file = appended_event_part(staging, len(parts))
-    write_rows(rows_file, previous / EVENTS_FILE, rows, rids_file, row_group_rows=EVENT_ROW_GROUP_ROWS)
     return replace(stats, events=stats.events + rows.num_rows, seconds=0.0, refresh="incremental",
                    unlinked_events=stats.unlinked_events + counts.unlinked_events)
 
@@ -303,19 +300,13 @@ def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: 
     moved = count(workspace, f"""
         SELECT count(*) FROM __old_evt_rows AS o LEFT JOIN __recomputed_rows AS n ON n.{RID} = o.{RID}
         WHERE n._profile_id IS DISTINCT FROM o._profile_id""")
-    kept = [str(path.relative_to(previous)) for part in parts for path in part]
     if not moved and not added:
-        _link(previous, staging, *kept)
+        _link(previous, staging, *(str(path.relative_to(previous)) for part in parts for path in part))
         return previous_events
     if not moved:
         new = event_rows.filter(pc.invert(pc.is_in(event_rows.column(RID), value_set=workspace.fetch(
             statement(f"SELECT {RID} FROM __old_evt_rows")).column(0))))
-        appended = sum(row_count(path) for path, _ in parts[1:]) + new.num_rows
-        if (len(parts) <= MAX_APPENDED_EVENT_FILES
-                and appended <= max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE), APPENDED_EVENTS_ROWS)):
-            _link(previous, staging, *kept)
-            rows, rids = appended_event_part(staging, len(parts))
-            write_rows(rows, previous / EVENTS_FILE, new, rids, row_group_rows=EVENT_ROW_GROUP_ROWS)
+        if _append_events(previous, staging, parts, new):
             return previous_events + int(new.num_rows)
     # Written whole: the profiles with appended events are recomputed too (their rows in events.parquet and in
     # the appended files, read back in order), so that each profile's rows come from one side of the splice.
@@ -339,10 +330,45 @@ def _write_events(workspace: Workspace, previous: Path, staging: Path, touched: 
 #: How many events the files refreshes append beside ``events.parquet`` may hold before the events are written
 #: whole again: this share of the store's events, or this many when that is more (writing a small store's events
 #: whole costs little, but a stream's refreshes come every few seconds); and how many such files there may be (a
-#: point read reads each).
+#: point read reads each) before they are merged into one.
 APPENDED_EVENTS_SHARE = 0.1
 APPENDED_EVENTS_ROWS = 50_000
 MAX_APPENDED_EVENT_FILES = 8
+
+
+def _appends(previous: Path, parts: list[tuple[Path, Path]], rows: int) -> bool:
+    """Whether ``rows`` more events may be appended beside the previous build's events (not written whole)."""
+    appended = sum(row_count(path) for path, _ in parts[1:]) + rows
+    return appended <= max(APPENDED_EVENTS_SHARE * row_count(previous / EVENTS_FILE), APPENDED_EVENTS_ROWS)
+
+
+def _append_events(previous: Path, staging: Path, parts: list[tuple[Path, Path]], new: pa.Table) -> bool:
+    """Append ``new`` (events sorted as the events files are, the record id last) beside the previous build's
+    ``events.parquet``, which is linked, not rewritten; False, writing nothing, when the appended files would hold
+    too many events (the caller writes them whole). Past :data:`MAX_APPENDED_EVENT_FILES` files, the appended ones
+    and ``new`` are merged into one: that costs what they hold, where writing every event whole (every few minutes
+    of a stream at 1M profiles) cost what the store holds."""
+    if not _appends(previous, parts, new.num_rows):
+        return False
+    _link(previous, staging, EVENTS_FILE, EVENT_RIDS_FILE)
+    if len(parts) <= MAX_APPENDED_EVENT_FILES:
+        _link(previous, staging, *(str(path.relative_to(previous)) for part in parts[1:] for path in part))
+        rows, rids = appended_event_part(staging, len(parts))
+        write_rows(rows, previous / EVENTS_FILE, new, rids, row_group_rows=EVENT_ROW_GROUP_ROWS)
+        return True
+    like = pq.read_schema(previous / EVENTS_FILE)
+    rid = new.schema.field(len(new.schema) - 1)
+    tables = [pq.read_table(rows).append_column(rid, pq.read_table(rids).column(0).cast(rid.type))
+              for rows, rids in parts[1:]]
+    tables.append(new.select([*like.names, rid.name]).cast(like.append(rid)))
+    merged = pa.concat_tables([table.cast(like.append(rid)) for table in tables])
+    # As a build orders them: by profile, time (missing last) and record id.
+    order = pa.table({"p": merged.column("_profile_id"), "late": pc.is_null(merged.column("timestamp")),
+                      "t": merged.column("timestamp"), "r": merged.column(rid.name)})
+    merged = merged.take(pc.sort_indices(order, sort_keys=[(name, "ascending") for name in order.column_names]))
+    rows, rids = appended_event_part(staging, 1)
+    write_rows(rows, previous / EVENTS_FILE, merged, rids, row_group_rows=EVENT_ROW_GROUP_ROWS)
+    return True
 
 
 def _count_new_identities(workspace: Workspace) -> int:
