@@ -138,8 +138,13 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
             watcher.stop()
             watching.join()
             profile_of = _profiles_of(store, [crmids[i] for i in acknowledged])
-            result["visible"] = visibility({profile_of.get(crmids[i], ""): at for i, at in acknowledged.items()},
-                                           watcher.first_seen)
+            acked = {profile_of.get(crmids[i], ""): at for i, at in acknowledged.items()}
+            result["visible"] = visibility(acked, watcher.first_seen)
+            builds = [at / 1000 for at in result.pop("built_at")]  # builtAt: epoch milliseconds
+            result["timeline"] = timeline(
+                result.pop("start_wall"), seconds,
+                [(at, max(0.0, watcher.first_seen[p] - at)) for p, at in acked.items() if p in watcher.first_seen],
+                result.pop("interact_at"), builds)
             result["drift"] = _drift(client, setup)
         result["streamer_peak_bytes"] = _peak_rss(streamer.pid)
         result["serve_peak_bytes"] = _peak_rss(server.pid)
@@ -259,6 +264,32 @@ def visibility(acknowledged: dict[str, float], first_seen: dict[str, float]) -> 
         else:
             latencies.fail(f"{profile_id or 'an unknown profile'}: never a member")
     return latencies.summary()
+
+
+#: The timeline's slices of the window, in seconds.
+TIMELINE_SECONDS = 5.0
+
+
+def timeline(start: float, seconds: float, visible: Sequence[tuple[float, float]],
+             interact: Sequence[tuple[float, float]], builds: Sequence[float],
+             step: float = TIMELINE_SECONDS) -> list[dict[str, Any]]:
+    """Per slice of ``step`` seconds of the window (wall times from ``start``): the p99 and count of the membership
+    writes of the events acknowledged in it and of the interact calls scheduled in it (``(wall time, latency in
+    seconds)`` pairs), and how many profile builds were published in it, to see whether the tails fall beside a
+    refresh, a flush or a burst."""
+    rows = []
+    slices = max(1, int(-(-seconds // step)))
+    for index in range(slices):
+        low, high = start + index * step, start + (index + 1) * step
+        row: dict[str, Any] = {"from_s": round(index * step, 1)}
+        for name, pairs in (("visible", visible), ("interact", interact)):
+            inside = sorted(latency for at, latency in pairs if low <= at < high)
+            row[f"{name}_count"] = len(inside)
+            row[f"{name}_p99_ms"] = round(inside[min(len(inside) - 1, int(0.99 * len(inside)))] * 1000, 1) \
+                if inside else None
+        row["builds"] = sum(1 for at in builds if low <= at < high)
+        rows.append(row)
+    return rows
 
 
 def _profiles_of(store: Path, crmids: Sequence[str]) -> dict[str, str]:
@@ -422,6 +453,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
         raise RuntimeError(f"{total} events need as many profiles; the data set has {len(crmids)}")
     inlet_path = setup["inlet"].split("//", 1)[1].split("/", 1)[1]
     ack, probed, interact = _Latencies(), _Latencies(), _Latencies()
+    interact_at: list[tuple[float, float]] = []
     sent_ids: list[str] = []
     acknowledged_at: dict[int, float] = {}
     sent_lock = threading.Lock()
@@ -484,6 +516,8 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
             interact.fail(f"{response.status} {body[:200]!r}")
             return
         interact.add(time.monotonic() - scheduled)
+        with sent_lock:
+            interact_at.append((time.time() - (time.monotonic() - scheduled), time.monotonic() - scheduled))
 
     stores: list[dict[str, Any]] = []
     watching = threading.Event()
@@ -498,6 +532,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     watcher = threading.Thread(target=watch_store, daemon=True)
     watcher.start()
     start = time.monotonic() + 0.5
+    start_wall = time.time() + 0.5
     stop_at = start + 2 * seconds + 30
     senders = _open_loop(total, rate, start, 48, send_event, base, stop_at)
     senders += _open_loop(len(edge_profiles), edge_rate, start, 12, send_interact, base, stop_at)
@@ -512,7 +547,8 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     return {"ack": ack.summary(), "probes": probed.summary(), "interact": interact.summary(),
             "offered": total, "acknowledged": len(sent_ids), "seconds": elapsed, "rate": rate, "edge_rate": edge_rate,
             "flushes": len(_streamed_batches(base, headers) - batches_before), "refreshes": max(0, len(built) - 1),
-            "sent_ids": sent_ids, "acknowledged_at": acknowledged_at}
+            "sent_ids": sent_ids, "acknowledged_at": acknowledged_at, "interact_at": interact_at,
+            "start_wall": start_wall, "built_at": sorted(built)}
 
 
 def _streamed_batches(base: str, headers: dict[str, str]) -> set[str]:
@@ -629,6 +665,10 @@ def main() -> None:
         print(f"{name:9} p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  max {figures['max_ms']:7.1f} ms"
               f"  {figures['count']:6,} answers  {figures['errors']} errors {figures['first_errors']}")
     print("cores in the window: " + ", ".join(f"{role} {cores:.2f}" for role, cores in result["cpu_cores"].items()))
+    print("window s   written p99 (n)     interact p99 (n)   builds")
+    for row in result.pop("timeline"):
+        print(f"{row['from_s']:6.0f}   {row['visible_p99_ms'] or 0:8.0f} ms ({row['visible_count']:5})"
+              f"  {row['interact_p99_ms'] or 0:8.0f} ms ({row['interact_count']:4})   {row['builds']}")
     print(result)
 
 

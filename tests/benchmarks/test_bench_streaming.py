@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from benchmarks.measure import Measurement
 from benchmarks.report import _streaming_rows
-from benchmarks.streaming import ChangeWatcher, cpu_seconds, visibility
+from benchmarks.streaming import ChangeWatcher, cpu_seconds, timeline, visibility
 
 from openseg.segmentation.membership import MembershipStore
 
@@ -158,3 +158,17 @@ def test_the_bench_client_sends_requests_and_reads_answers_on_one_connection() -
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_timeline_puts_each_latency_and_build_in_its_slice_of_the_window() -> None:
+    visible = [(100.0, 0.2), (101.0, 0.4), (106.0, 3.0), (112.0, 0.1)]
+    interact = [(100.5, 0.01), (107.0, 1.5), (108.0, 0.02)]
+    rows = timeline(100.0, 12.0, visible, interact, builds=[105.5, 99.0], step=5.0)
+    assert rows == [
+        {"from_s": 0.0, "visible_count": 2, "visible_p99_ms": 400.0, "interact_count": 1, "interact_p99_ms": 10.0,
+         "builds": 0},
+        {"from_s": 5.0, "visible_count": 1, "visible_p99_ms": 3000.0, "interact_count": 2, "interact_p99_ms": 1500.0,
+         "builds": 1},
+        {"from_s": 10.0, "visible_count": 1, "visible_p99_ms": 100.0, "interact_count": 0, "interact_p99_ms": None,
+         "builds": 0},
+    ]
