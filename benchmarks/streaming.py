@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +141,11 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
             acked = {profile_of.get(crmids[i], ""): at for i, at in acknowledged.items()}
             result["visible"] = visibility(acked, watcher.first_seen)
             builds = [at / 1000 for at in result.pop("built_at")]  # builtAt: epoch milliseconds
-            result["timeline"] = timeline(
-                result.pop("start_wall"), seconds,
-                [(at, max(0.0, watcher.first_seen[p] - at)) for p, at in acked.items() if p in watcher.first_seen],
-                result.pop("interact_at"), builds)
+            result["timeline"] = timeline(result.pop("start_wall"), seconds, {
+                "ack": result.pop("ack_at"),
+                "visible": [(at, max(0.0, watcher.first_seen[p] - at)) for p, at in acked.items()
+                            if p in watcher.first_seen],
+                "interact": result.pop("interact_at")}, builds)
             result["drift"] = _drift(client, setup)
         result["streamer_peak_bytes"] = _peak_rss(streamer.pid)
         result["serve_peak_bytes"] = _peak_rss(server.pid)
@@ -270,19 +271,18 @@ def visibility(acknowledged: dict[str, float], first_seen: dict[str, float]) -> 
 TIMELINE_SECONDS = 5.0
 
 
-def timeline(start: float, seconds: float, visible: Sequence[tuple[float, float]],
-             interact: Sequence[tuple[float, float]], builds: Sequence[float],
-             step: float = TIMELINE_SECONDS) -> list[dict[str, Any]]:
-    """Per slice of ``step`` seconds of the window (wall times from ``start``): the p99 and count of the membership
-    writes of the events acknowledged in it and of the interact calls scheduled in it (``(wall time, latency in
-    seconds)`` pairs), and how many profile builds were published in it, to see whether the tails fall beside a
-    refresh, a flush or a burst."""
+def timeline(start: float, seconds: float, series: Mapping[str, Sequence[tuple[float, float]]],
+             builds: Sequence[float], step: float = TIMELINE_SECONDS) -> list[dict[str, Any]]:
+    """Per slice of ``step`` seconds of the window (wall times from ``start``): the p99 and count of each of
+    ``series`` (``(wall time, latency in seconds)`` pairs: acknowledgements and interact calls by when they were
+    scheduled, membership writes by when their event was acknowledged), and how many profile builds were
+    published in it, to see whether the tails fall beside a refresh, a flush or a burst."""
     rows = []
     slices = max(1, int(-(-seconds // step)))
     for index in range(slices):
         low, high = start + index * step, start + (index + 1) * step
         row: dict[str, Any] = {"from_s": round(index * step, 1)}
-        for name, pairs in (("visible", visible), ("interact", interact)):
+        for name, pairs in series.items():
             inside = sorted(latency for at, latency in pairs if low <= at < high)
             row[f"{name}_count"] = len(inside)
             row[f"{name}_p99_ms"] = round(inside[min(len(inside) - 1, int(0.99 * len(inside)))] * 1000, 1) \
@@ -454,6 +454,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     inlet_path = setup["inlet"].split("//", 1)[1].split("/", 1)[1]
     ack, probed, interact = _Latencies(), _Latencies(), _Latencies()
     interact_at: list[tuple[float, float]] = []
+    ack_at: list[tuple[float, float]] = []
     sent_ids: list[str] = []
     acknowledged_at: dict[int, float] = {}
     sent_lock = threading.Lock()
@@ -494,6 +495,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
             return
         ack.add(done - scheduled)
         with sent_lock:
+            ack_at.append((time.time() - (time.monotonic() - scheduled), done - scheduled))
             sent_ids.append(f"p5-{i}")
             acknowledged_at[i] = time.time()
         if i % probe_every == 0:
@@ -547,7 +549,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     return {"ack": ack.summary(), "probes": probed.summary(), "interact": interact.summary(),
             "offered": total, "acknowledged": len(sent_ids), "seconds": elapsed, "rate": rate, "edge_rate": edge_rate,
             "flushes": len(_streamed_batches(base, headers) - batches_before), "refreshes": max(0, len(built) - 1),
-            "sent_ids": sent_ids, "acknowledged_at": acknowledged_at, "interact_at": interact_at,
+            "sent_ids": sent_ids, "acknowledged_at": acknowledged_at, "interact_at": interact_at, "ack_at": ack_at,
             "start_wall": start_wall, "built_at": sorted(built)}
 
 
@@ -665,9 +667,10 @@ def main() -> None:
         print(f"{name:9} p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  max {figures['max_ms']:7.1f} ms"
               f"  {figures['count']:6,} answers  {figures['errors']} errors {figures['first_errors']}")
     print("cores in the window: " + ", ".join(f"{role} {cores:.2f}" for role, cores in result["cpu_cores"].items()))
-    print("window s   written p99 (n)     interact p99 (n)   builds")
+    print("window s   ack p99 (n)         written p99 (n)     interact p99 (n)   builds")
     for row in result.pop("timeline"):
-        print(f"{row['from_s']:6.0f}   {row['visible_p99_ms'] or 0:8.0f} ms ({row['visible_count']:5})"
+        print(f"{row['from_s']:6.0f}   {row['ack_p99_ms'] or 0:8.0f} ms ({row['ack_count']:5})"
+              f"  {row['visible_p99_ms'] or 0:8.0f} ms ({row['visible_count']:5})"
               f"  {row['interact_p99_ms'] or 0:8.0f} ms ({row['interact_count']:4})   {row['builds']}")
     print(result)
 

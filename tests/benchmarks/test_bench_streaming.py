@@ -163,7 +163,7 @@ def test_the_bench_client_sends_requests_and_reads_answers_on_one_connection() -
 def test_the_timeline_puts_each_latency_and_build_in_its_slice_of_the_window() -> None:
     visible = [(100.0, 0.2), (101.0, 0.4), (106.0, 3.0), (112.0, 0.1)]
     interact = [(100.5, 0.01), (107.0, 1.5), (108.0, 0.02)]
-    rows = timeline(100.0, 12.0, visible, interact, builds=[105.5, 99.0], step=5.0)
+    rows = timeline(100.0, 12.0, {"visible": visible, "interact": interact}, builds=[105.5, 99.0], step=5.0)
     assert rows == [
         {"from_s": 0.0, "visible_count": 2, "visible_p99_ms": 400.0, "interact_count": 1, "interact_p99_ms": 10.0,
          "builds": 0},
