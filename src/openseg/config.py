@@ -238,7 +238,8 @@ ENVIRONMENT = (
      "alone on this host (docs/scale-out.md)"),
     ("OPENSEG_STREAM_BUILD_SECONDS", "15",
      "seconds at least between two profile builds that streamed batches request (streamed records are visible "
-     "at once through the overlay; a build folds them into the store, which at 1M profiles rewrites its files)"),
+     "at once through the overlay; a build folds them into the store; a read asks for it only once the build is "
+     "twice this old)"),
     ("OPENSEG_QUERY_MEMORY_LIMIT", "1GB", "memory one Query Service query may use (beyond it the query fails, naming the limit)"),
     ("OPENSEG_QUERY_THREADS", "1", "threads one Query Service query may use (1: a query never takes every core from jobs)"),
     ("OPENSEG_QUERY_TIMEOUT", "120", "seconds a Query Service query may run before it is stopped"),
