@@ -495,7 +495,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
             return
         ack.add(done - scheduled)
         with sent_lock:
-            ack_at.append((time.time() - (time.monotonic() - scheduled), done - scheduled))
+            ack_at.append((time.time() - (time.monotonic() - scheduled), done - scheduled))  # sent at that wall time
             sent_ids.append(f"p5-{i}")
             acknowledged_at[i] = time.time()
         if i % probe_every == 0:
@@ -517,9 +517,10 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
         if response.status != 200:
             interact.fail(f"{response.status} {body[:200]!r}")
             return
-        interact.add(time.monotonic() - scheduled)
+        took = time.monotonic() - scheduled
+        interact.add(took)
         with sent_lock:
-            interact_at.append((time.time() - (time.monotonic() - scheduled), time.monotonic() - scheduled))
+            interact_at.append((time.time() - took, took))
 
     stores: list[dict[str, Any]] = []
     watching = threading.Event()

@@ -264,11 +264,7 @@ def _append_known_events(workspace: Workspace, previous: Path, staging: Path, po
               AND struct_extract(marked.item, 'is_primary'))
     """):
         return None  # an identity becomes primary
-    # The namespaces' spellings, as the general path knows them: the identities' and the oversized graphs'.
-    workspace.register("__graph_ns", pa.table({"ns": pa.array(
-        sorted({ns for graph in stats.oversized_graphs for ns, _ in graph.identities}), pa.string())}))
-    workspace.materialize("__known_ns", statement(
-        "SELECT DISTINCT namespace AS ns FROM __previous_identities UNION SELECT ns FROM __graph_ns"))
+    _load_known_namespaces(workspace, stats.oversized_graphs)
     _check_namespaces(workspace)
     workspace.define("__evt", statement("SELECT * FROM __new_evt"))
     workspace.materialize("__key_pid", statement(
@@ -405,15 +401,22 @@ def _load_previous_identities(workspace: Workspace, previous: Path, graphs: tupl
         "pid": pa.array([p for p, _ in graph_profiles], pa.string()),
         "graph": pa.array([g for _, g in graph_profiles], pa.int64()),
     }))
-    workspace.materialize("__known_ns", statement(
-        "SELECT DISTINCT namespace AS ns FROM __old_ids UNION SELECT DISTINCT ns FROM __old_graph_keys"
-    ))
+    _load_known_namespaces(workspace, graphs)
     workspace.materialize("__new_keys", statement(f"""
         SELECT DISTINCT key FROM (
             SELECT unnest(list_transform({IDENTITY_LIST}, lambda __i: __i.key)) AS key
             FROM (SELECT {IDENTITY_LIST} FROM __new_frag UNION ALL SELECT {IDENTITY_LIST} FROM __new_evt) AS records
         ) AS keys
     """))
+
+
+def _load_known_namespaces(workspace: Workspace, graphs: tuple[OversizedGraph, ...]) -> None:
+    """Load ``__known_ns``: the spellings of the previous build's namespaces, its identities' (``__previous_identities``)
+    and its oversized graphs' (whose identities no record anchors are in no profile)."""
+    workspace.register("__graph_ns", pa.table({"ns": pa.array(
+        sorted({ns for graph in graphs for ns, _ in graph.identities}), pa.string())}))
+    workspace.materialize("__known_ns", statement(
+        "SELECT DISTINCT namespace AS ns FROM __previous_identities UNION SELECT ns FROM __graph_ns"))
 
 
 def _check_namespaces(workspace: Workspace) -> None:
