@@ -77,6 +77,8 @@ CONTINUOUS = (
      f'loyalty.tier = "gold" and xEvent[eventType = "{PING}" and timestamp occurs <= 24 hours before now]'),
 )
 POLICIES = "/data/core/ups/config/mergePolicies"
+#: What a run's load set up, kept in its home for ``STREAM_HOME``: ids, and the first profile the next window streams to.
+SETUP_FILE = "bench-setup.json"
 JOBS = "/data/core/ups/segment/jobs"
 
 
@@ -95,7 +97,10 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
     rate = float(os.environ.get("STREAM_RATE", RATE))
     edge_rate = float(os.environ.get("EDGE_RATE", EDGE_RATE))
     probe_every = int(os.environ.get("STREAM_PROBE_EVERY", PROBE_EVERY))
-    home = Path(tempfile.mkdtemp(prefix="openseg-streaming-"))
+    # STREAM_HOME: the home of an earlier run, served again without loading (the window's events go to profiles
+    # that run's did not touch); for trying a change in minutes, not for the figures reported.
+    home = Path(os.environ.get("STREAM_HOME") or tempfile.mkdtemp(prefix="openseg-streaming-"))
+    saved = home / SETUP_FILE
     headers = _credentials(home)
     port = _free_port()
     env = {**os.environ, "OPENSEG_HOME": str(home), "OPENSEG_STREAMER": "off"}
@@ -109,7 +114,10 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
             _wait_until_up(client)
-            setup = _load(client, data_dir, manifest, segments)
+            setup = json.loads(saved.read_text()) if saved.is_file() else _load(client, data_dir, manifest, segments)
+        first = setup.get("next", 0)
+        setup["next"] = first + int(rate * seconds)
+        saved.write_text(json.dumps(setup))
         crmids = _crmids(data_dir)
         # The first job made the policy's membership store: home/membership/<sandbox id>/<policy id>.
         [members] = (home / "membership").glob(f"*/{setup['policy']}")
@@ -118,14 +126,14 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         watching.start()
         # The profile ids of the probed events' CRMIDs, so that a probe waits for its write before it asks the API.
         store = home / "profiles" / members.parent.name / setup["policy"]
-        probed = _profiles_of(store, crmids[:int(rate * seconds)][::probe_every])
+        probed = _profiles_of(store, crmids[first:setup["next"]][::probe_every])
 
         def written(crmid: str) -> bool:
             return probed.get(crmid, "") in watcher.first_seen
 
         roles = {"openseg serve": server.pid, "openseg streamer": streamer.pid, "bench client": os.getpid()}
         cpu_before, began = cpu_seconds(roles), time.monotonic()
-        result = _window(base, headers, setup, crmids, rate, edge_rate, probe_every, seconds, written)
+        result = _window(base, headers, setup, crmids, first, rate, edge_rate, probe_every, seconds, written)
         cpu_after, took = cpu_seconds(roles), time.monotonic() - began
         result["cpu_cores"] = {role: round((cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) / took, 2)
                                for role in cpu_after}
@@ -444,12 +452,12 @@ def _open_loop(count: int, rate: float, start: float, threads: int,
     return started
 
 
-def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: list[str], rate: float,
+def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: list[str], first: int, rate: float,
             edge_rate: float, probe_every: int, seconds: float, written: Callable[[str], bool]) -> dict[str, Any]:
-    """The window: events, interact calls and probes open-loop; ``written(crmid)`` tells whether the watcher saw
-    that profile's membership written."""
+    """The window: events, interact calls and probes open-loop, the events to ``crmids[first:]``; ``written(crmid)``
+    tells whether the watcher saw that profile's membership written."""
     total = int(rate * seconds)
-    if total > len(crmids):
+    if first + total > len(crmids):
         raise RuntimeError(f"{total} events need as many profiles; the data set has {len(crmids)}")
     inlet_path = setup["inlet"].split("//", 1)[1].split("/", 1)[1]
     ack, probed, interact = _Latencies(), _Latencies(), _Latencies()
@@ -486,6 +494,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
             connection.close()
 
     def send_event(connection: _Connection, i: int, scheduled: float) -> None:
+        i += first
         connection.request("POST", "/" + inlet_path, body=json.dumps(_event(i, crmids[i], _now())), headers=plain)
         response = connection.getresponse()
         body = response.read()
@@ -498,7 +507,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
             ack_at.append((time.time() - (time.monotonic() - scheduled), done - scheduled))  # sent at that wall time
             sent_ids.append(f"p5-{i}")
             acknowledged_at[i] = time.time()
-        if i % probe_every == 0:
+        if (i - first) % probe_every == 0:
             thread = threading.Thread(target=probe, args=(crmids[i], done), daemon=True)
             thread.start()
             with sent_lock:
@@ -506,7 +515,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
 
     edge_path = f"/ee/v2/interact?dataStreamId={setup['datastream']}"
     rng = random.Random(16)
-    edge_profiles = [crmids[-1 - rng.randrange(len(crmids) - total)] for _ in range(int(edge_rate * seconds))]
+    edge_profiles = [crmids[-1 - rng.randrange(len(crmids) - first - total)] for _ in range(int(edge_rate * seconds))]
 
     def send_interact(connection: _Connection, i: int, scheduled: float) -> None:
         event = {"event": {"xdm": {"identityMap": {"CRMID": [{"id": edge_profiles[i], "primary": True}]},
