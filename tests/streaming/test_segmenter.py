@@ -341,3 +341,49 @@ def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) ->
     assert sink.written == [1]  # the lake has the message
     assert tries == [1]  # tried once, then left alone until the retry time
     assert segmenter.offset == 0  # and the log keeps it for segmentation
+
+
+class SlowScheduling:
+    """A segmenter whose job has ``members`` to give due times, each taking ``per_profile`` seconds of the
+    streamer's (injected) clock."""
+
+    offset = 0
+
+    def __init__(self, clock: list[float], members: int, per_profile: float) -> None:
+        self.clock, self.left, self.per_profile = clock, members, per_profile
+        self.chunks: list[int] = []
+
+    def schedule_job_members(self, limit: int) -> int:
+        done = min(limit, self.left)
+        self.left -= done
+        self.clock[0] += done * self.per_profile
+        if done:
+            self.chunks.append(done)
+        return done
+
+    @property
+    def scheduling_members(self) -> bool:
+        return self.left > 0
+
+    def has_due(self) -> bool:
+        return False
+
+
+def test_a_jobs_members_are_given_due_times_in_chunks_that_hold_the_loop_briefly() -> None:
+    from openseg.streaming.flusher import SCHEDULE_SECONDS, Streamer
+
+    clock = [0.0]
+    segmenter = SlowScheduling(clock, members=150_000, per_profile=0.0005)  # 0.5 ms a profile, as at 1M
+    streamer = Streamer(FakeLog(), FakeSink(), segmenter=segmenter, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    while segmenter.scheduling_members:
+        streamer._segment()
+    assert sum(segmenter.chunks) == 150_000
+    # Each chunk after the first few holds the loop (where messages wait) for about the budget, never 2.5 s.
+    assert max(chunk * 0.0005 for chunk in segmenter.chunks) <= SCHEDULE_SECONDS
+    assert segmenter.chunks[-2] == int(SCHEDULE_SECONDS / 0.0005)
+    # A faster store gets bigger chunks (and does not stay at the first chunk's size).
+    fast = SlowScheduling(clock, members=10_000, per_profile=0.00001)
+    streamer = Streamer(FakeLog(), FakeSink(), segmenter=fast, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    while fast.scheduling_members:
+        streamer._segment()
+    assert max(fast.chunks) > 1_000 and len(fast.chunks) < 12
