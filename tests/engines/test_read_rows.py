@@ -225,3 +225,72 @@ def test_a_groups_runs_of_keys_are_those_python_finds_in_its_order(values: list[
 def test_a_column_arrow_cannot_order_has_no_runs() -> None:
     """Keys Arrow cannot compare (a list column) leave the group to be filtered, as a group out of order is."""
     assert parquet._runs_of(pa.array([[1], [1], [2]])) is None
+
+
+def test_a_file_with_its_decoded_copy_is_read_from_the_copy(duckdb_engine: DuckDBEngine, store_file: Path,
+                                                             read: list[int]) -> None:
+    copy = parquet.write_decoded_copy(store_file)
+    assert copy == store_file.with_suffix(".arrow") and parquet.has_decoded_copy(store_file)
+    read.clear()  # writing the copy decoded every group, once
+    rows = duckdb_engine.read_rows(store_file, "_profile_id", ["p0999", "p0499", "p0001", "q"])
+    assert rows.to_pylist() == [
+        {"_profile_id": "p0001", "n": 1, "city": "c1"},
+        {"_profile_id": "p0499", "n": 499, "city": "c2"},
+        {"_profile_id": "p0499", "n": 500, "city": "c3"},
+        {"_profile_id": "p0999", "n": 1000, "city": "c6"},
+    ]
+    assert rows.schema == pq.read_schema(store_file)  # the file's own schema, not the copy's
+    nobody = duckdb_engine.read_rows(store_file, "_profile_id", ["q"], columns=["n"])
+    assert (nobody.num_rows, nobody.schema.names) == (0, ["n"])
+    assert read == []  # no row group of the Parquet file was decoded
+
+
+def test_a_decoded_copy_of_another_version_of_the_file_is_not_read(duckdb_engine: DuckDBEngine,
+                                                                   store_file: Path) -> None:
+    parquet.write_decoded_copy(store_file)
+    stat = store_file.stat()
+    pq.write_table(pa.table({"_profile_id": ["p0001", "p0002"], "n": [10, 20], "city": ["x", "y"]}), store_file)
+    os.utime(store_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert not parquet.has_decoded_copy(store_file)
+    assert duckdb_engine.read_rows(store_file, "_profile_id", ["p0001"], columns=["n"]).to_pylist() == [{"n": 10}]
+
+
+def test_a_decoded_copy_not_sorted_by_the_column_is_filtered(tmp_path: Path) -> None:
+    path = tmp_path / "unsorted.parquet"
+    pq.write_table(pa.table({"k": [3, 1, 2, 1], "row": [0, 1, 2, 3]}), path, row_group_size=4)
+    parquet.write_decoded_copy(path)
+    assert parquet.matching_rows(path, "k", [1]).to_pylist() == [{"k": 1, "row": 1}, {"k": 1, "row": 3}]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.sampled_from(["a", "b", "bb", "c", "é", "z"]), min_size=1, max_size=60),
+       group_rows=st.integers(1, 9), keys=st.lists(st.sampled_from(["", "a", "b", "bc", "c", "é", "zz"]), max_size=6))
+def test_a_decoded_copy_finds_the_rows_the_file_does(tmp_path: Path, values: list[str], group_rows: int,
+                                                     keys: list[str]) -> None:
+    """Bisected where it lies, a group of the copy gives each key's rows (runs of a key across groups, keys between
+    or outside the values, strings compared by code point) as the file's decoded groups do."""
+    ordered = sorted(values)
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}.parquet"
+    pq.write_table(pa.table({"k": ordered, "row": list(range(len(ordered)))}), path, row_group_size=group_rows)
+    expected = [{"k": k, "row": n} for n, k in enumerate(ordered) if k in keys]
+    assert parquet.matching_rows(path, "k", keys).to_pylist() == expected
+    parquet.write_decoded_copy(path)
+    assert parquet.matching_rows(path, "k", keys).to_pylist() == expected
+
+
+def test_a_decoded_copy_whose_build_was_removed_is_unmapped(tmp_path: Path) -> None:
+    # A mapped file keeps its bytes on disk until it is unmapped: the copies of pruned builds must not pile up.
+    paths = []
+    for build in ("old", "new"):
+        path = tmp_path / build / "profiles.parquet"
+        path.parent.mkdir()
+        pq.write_table(pa.table({"_profile_id": ["a", "b"]}), path)
+        parquet.write_decoded_copy(path)
+        paths.append(path)
+    assert parquet.matching_rows(paths[0], "_profile_id", ["a"]).num_rows == 1
+    mapped = parquet._decoded_copy._mapped
+    assert [key[0] for key in mapped] == [str(paths[0])]
+    for file in paths[0].parent.iterdir():
+        file.unlink()
+    assert parquet.matching_rows(paths[1], "_profile_id", ["b"]).num_rows == 1
+    assert [key[0] for key in mapped] == [str(paths[1])]

@@ -43,11 +43,19 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
     assert sorted(os.listdir(store)) == [
         "_state",
         "events.parquet",
+        "identities.arrow",
         "identities.parquet",
         "manifest.json",
+        "profiles.arrow",
         "profiles.parquet",
         "schema.json",
     ]
+    # The files looked up by key have their decoded copies: the same rows, a record batch per row group.
+    for name in ("identities", "profiles"):
+        copy = pa.ipc.open_file(pa.memory_map(str(store / f"{name}.arrow")))
+        parquet_file = pq.ParquetFile(store / f"{name}.parquet")
+        assert copy.num_record_batches == parquet_file.metadata.num_row_groups
+        assert copy.read_all().to_pylist() == parquet_file.read().to_pylist()
     schema = pq.read_schema(store / "profiles.parquet")
     identity_type = schema.field("identityMap").type
     assert pa.types.is_map(identity_type) and identity_type.key_type == pa.string()

@@ -470,7 +470,8 @@ def test_events_of_known_profiles_are_appended_without_reading_the_store(
     assert [answer is not None for answer in answers] == ([True] if appends else [False] * len(answers))
     after = resolve_store(store)
     if appends:
-        for name in ("profiles.parquet", "identities.parquet", "events.parquet"):
+        # The files kept, and the decoded copies of those looked up by key, are linked, not written again.
+        for name in ("profiles.parquet", "identities.parquet", "events.parquet", "profiles.arrow", "identities.arrow"):
             assert os.stat(after / name).st_ino == os.stat(before / name).st_ino, name
         assert [(e["_profile_id"], e["_id"]) for e in read_rows(after / "events.0001.parquet")] == [
             ("ecid:1", "n1"), ("ecid:1", "n2")]
@@ -548,14 +549,24 @@ def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake:
     # The refresh splices its new profile in as a group of its own: groups hold at most 2 rows.
     assert (groups("profiles.parquet"), groups("identities.parquet"), groups("events.parquet")) == (
         [2, 2, 1, 1], [2, 2, 2], [3, 2])
+    # Both files have their decoded copies (the refresh wrote them anew: both changed), with the same groups.
+    for name in ("profiles", "identities"):
+        copy = pa.ipc.open_file(pa.memory_map(str(built / f"{name}.arrow")))
+        assert [copy.get_batch(i).num_rows for i in range(copy.num_record_batches)] == groups(f"{name}.parquet")
     read: list[int] = []
     real = pq.ParquetFile.read_row_group
+    mapped = parquet._Mapped.group
 
     def spy(self: pq.ParquetFile, group: int, *args: Any, **kwargs: Any) -> pa.Table:
         read.append(group)
         return real(self, group, *args, **kwargs)
 
+    def mapped_spy(self: Any, group: int) -> pa.Table:
+        read.append(group)
+        return mapped(self, group)
+
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    monkeypatch.setattr(parquet._Mapped, "group", mapped_spy)
     parquet._group.cache_clear()
     profile = get_profile(store, "email", "u3", engine=ENGINE)
     assert profile is not None and (profile["_profile_id"], profile["x"]) == ("email:u3", 3)

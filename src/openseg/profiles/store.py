@@ -2,7 +2,9 @@
 
 Layout (docs/architecture.md, "The merged profile store"), one directory per sandbox and merge policy:
 ``profiles.parquet``, ``events.parquet`` (and the events appended beside it since: :func:`event_files`),
-``identities.parquet``, ``schema.json``; plus, added here,
+``identities.parquet``, ``schema.json``; beside the two files looked up by key, ``profiles.arrow`` and
+``identities.arrow``, their decoded copies (:func:`openseg.engines.parquet.write_decoded_copy`: every process maps
+them instead of decoding the files after each build); plus, added here,
 ``manifest.json`` (the policy, sources and build statistics) and, under ``identityGraph: none`` or
 ``dataSetPrecedence``, ``fragments.parquet`` (the unmerged fragments a lookup merges on demand, or the overlay
 ranks streamed fragments among: :func:`keeps_fragments`). ``_state/`` holds what only
@@ -28,6 +30,8 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from openseg.engines.parquet import decoded_copy_path, has_decoded_copy, write_decoded_copy
+
 PROFILES_FILE = "profiles.parquet"
 EVENTS_FILE = "events.parquet"
 IDENTITIES_FILE = "identities.parquet"
@@ -37,6 +41,8 @@ MANIFEST_FILE = "manifest.json"
 EVENT_RIDS_FILE = "_state/event_rids.parquet"
 """Internal to the builder: the record id of each row of ``events.parquet`` (see :mod:`openseg.profiles.build`)."""
 KEPT_BUILDS = 2
+#: The files point reads look rows up in by key, which :func:`publish` gives decoded copies.
+LOOKUP_FILES = (PROFILES_FILE, IDENTITIES_FILE)
 #: Beside ``events.parquet``, the events incremental refreshes appended since it was last written whole, one file
 #: per refresh (``events.0001.parquet``, ...), each sorted as it is and with its record ids in ``_state/``.
 _APPENDED_EVENTS = "events.{:04d}.parquet"
@@ -133,6 +139,7 @@ def publish(staging: Path, store_dir: Path) -> Path:
     Returns:
         The build directory the store now points to.
     """
+    _decoded_copies(staging, store_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     final = staging.with_name(f"{stamp}-{uuid.uuid4().hex[:8]}")
     staging.rename(final)
@@ -145,6 +152,28 @@ def publish(staging: Path, store_dir: Path) -> Path:
     os.replace(link, store_dir)
     _prune(builds_dir(store_dir), keep=final)
     return final
+
+
+def _decoded_copies(staging: Path, store_dir: Path) -> None:
+    """Give each file of :data:`LOOKUP_FILES` in ``staging`` its decoded copy: the previous build's, linked, where
+    the file is the previous build's (a refresh that kept it); else written anew."""
+    previous = Path(os.path.realpath(store_dir)) if store_dir.is_symlink() else None
+    for name in LOOKUP_FILES:
+        path = staging / name
+        if not path.is_file() or has_decoded_copy(path):
+            continue
+        earlier = previous / name if previous is not None else None
+        if earlier is not None and earlier.is_file() and os.path.samefile(earlier, path) and has_decoded_copy(earlier):
+            _link_or_copy(decoded_copy_path(earlier), decoded_copy_path(path))
+        else:
+            write_decoded_copy(path)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
 
 
 def share_build(build: Path, store_dir: Path, policy: dict[str, object]) -> Path:
@@ -165,10 +194,7 @@ def share_build(build: Path, store_dir: Path, policy: dict[str, object]) -> Path
             manifest = json.loads(source.read_text(encoding="utf-8"))
             target.write_text(json.dumps({**manifest, "policy": policy}, indent=1), encoding="utf-8")
         else:
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
+            _link_or_copy(source, target)
     return publish(staging, store_dir)
 
 
