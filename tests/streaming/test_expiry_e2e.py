@@ -79,6 +79,9 @@ def test_members_a_job_found_exit_when_their_window_passes(
     assert consumers.segmenter.schedule_job_members(limit=1) == 1 and consumers.segmenter.scheduling_members
     assert consumers.segmenter.schedule_job_members(limit=1) == 1
     assert consumers.segmenter.schedule_job_members() == 0 and not consumers.segmenter.scheduling_members
+    # A restarted streamer does not evaluate them again (at 1M profiles, 150,000 such members took a minute).
+    restarted = durable_streamer(services, clock).segmenter
+    assert restarted is not None and restarted.schedule_job_members() == 0 and not restarted.scheduling_members
     clock.now = T0 + dt.timedelta(minutes=21)  # p1's view left the hour at T0 + 20 min
     assert consumers.run_until_idle() == 0
     assert ups(client, org, "p1@example.com") == {

@@ -3,9 +3,11 @@
 
 One row per (profile, continuous segment) whose answer moves with time alone, keyed by its store and indexed
 by due time, so the streamer's loop finds what is due with one index range read and a pair rescheduled by a
-new event replaces its old time (``INSERT OR REPLACE``). Its own file, like the log's: the streamer is its only
-writer, and nothing else waits on its lock. ``synchronous=FULL``: a micro-batch's due times are on disk before
-its membership is written (``streaming/segmenter.py`` relies on that order).
+new event replaces its old time (``INSERT OR REPLACE``); and per store, the job membership whose members all
+have their due times (``scheduled_jobs``: a restarted streamer does not evaluate them again). Its own file,
+like the log's: the streamer is its only writer, and nothing else waits on its lock. ``synchronous=FULL``: a
+micro-batch's due times are on disk before its membership is written (``streaming/segmenter.py`` relies on
+that order).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ CREATE TABLE IF NOT EXISTS due (
     PRIMARY KEY (sandbox_id, policy_id, profile_id, segment_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS due_by_time ON due (due_ms);
+CREATE TABLE IF NOT EXISTS scheduled_jobs (
+    sandbox_id TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    pointer TEXT NOT NULL,
+    PRIMARY KEY (sandbox_id, policy_id)
+) WITHOUT ROWID;
 """
 
 
@@ -69,6 +77,16 @@ class SqliteDueIndex:
         with self._lock:
             (found,) = self._connection.execute("SELECT min(due_ms) FROM due").fetchone()
         return None if found is None else int(found)
+
+    def scheduled_jobs(self) -> dict[tuple[str, str], str]:
+        with self._lock:
+            rows = self._connection.execute("SELECT sandbox_id, policy_id, pointer FROM scheduled_jobs").fetchall()
+        return {(sandbox_id, policy_id): pointer for sandbox_id, policy_id, pointer in rows}
+
+    def record_scheduled_job(self, sandbox_id: str, policy_id: str, pointer: str) -> None:
+        with self._lock:
+            self._connection.execute("INSERT OR REPLACE INTO scheduled_jobs VALUES (?, ?, ?)",
+                                     (sandbox_id, policy_id, pointer))
 
     def close(self) -> None:
         self._connection.close()

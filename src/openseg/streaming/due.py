@@ -11,6 +11,7 @@ from openseg.streaming.model import DueKey
 class MemoryDueIndex:
     def __init__(self) -> None:
         self.entries: dict[DueKey, int] = {}
+        self.jobs: dict[tuple[str, str], str] = {}
 
     def schedule(self, dues: Mapping[DueKey, int | None]) -> None:
         for key, due_ms in dues.items():
@@ -25,3 +26,9 @@ class MemoryDueIndex:
 
     def next_due(self) -> int | None:
         return min(self.entries.values(), default=None)
+
+    def scheduled_jobs(self) -> dict[tuple[str, str], str]:
+        return dict(self.jobs)
+
+    def record_scheduled_job(self, sandbox_id: str, policy_id: str, pointer: str) -> None:
+        self.jobs[(sandbox_id, policy_id)] = pointer

@@ -221,3 +221,12 @@ class DueIndex(Protocol):
     def next_due(self) -> int | None:
         """The earliest due time (None: nothing scheduled)."""
         ...
+
+    def scheduled_jobs(self) -> dict[tuple[str, str], str]:
+        """The job membership (its pointer) whose members were last all given due times, by (sandbox, merge
+        policy): a restarted streamer does not give them due times again."""
+        ...
+
+    def record_scheduled_job(self, sandbox_id: str, policy_id: str, pointer: str) -> None:
+        """Every member of the job membership ``pointer`` of a store has its due times. Durable when this returns."""
+        ...
