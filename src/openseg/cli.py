@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 from pathlib import Path
@@ -363,6 +364,7 @@ def streamer(home: HomeOption = None) -> None:
 
     _stop_on_sigint()
     services = build_services(_settings(home))
+    importlib.import_module("pandas")  # which pyarrow's compute functions import on first use: before messages wait
     typer.echo(f"openseg streamer on {services.stream_log().path}")
     stop = threading.Event()
     try:

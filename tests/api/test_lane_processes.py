@@ -22,6 +22,7 @@ from openseg.errors import OpensegError
 from openseg.profiles import entities
 from openseg.profiles.entities import ProfileNotFound
 from openseg.streaming import edge
+from tests.api import lane_probe
 from tests.edge import test_edge
 from tests.edge.test_edge import Edgy, edge_event, interact, lookup
 
@@ -115,3 +116,16 @@ def test_edge_calls_answered_in_a_lane_process_are_logged_by_the_server(
     assert interact(processes, edge_sandbox, edge_event("p0"), dataStreamId="nope").status_code == 400
     assert appended == ["one", "two", "three"]
     assert [m.entry.record["eventType"] for m in services.stream_log().read(0, 10)] == ["one", "two", "three"]
+
+
+def test_a_lane_process_has_imported_its_handlers_before_its_first_request(settings: Settings) -> None:
+    # Its first requests imported them otherwise, inside the latency they promise.
+    from openseg.api.lanes import PRELOADED
+
+    lanes = LaneProcesses(settings, {"edge": 1})
+    lanes.start()
+    try:
+        # The probe's module imports nothing of openseg (unpickling the work imports its module in the process).
+        assert lanes.submit("edge", lane_probe.imported, PRELOADED).result(timeout=60) == list(PRELOADED)
+    finally:
+        lanes.stop()

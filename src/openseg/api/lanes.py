@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import multiprocessing
 import os
 import signal
@@ -58,6 +59,11 @@ LANES = {"collection": 8, "edge": 2, "lookups": 2}
 PROCESS_LANES = ("edge", "lookups")
 #: How often a lane's process checks that the server that started it still runs.
 PARENT_POLL_SECONDS = 0.5
+#: What a lane's process imports before it takes work. Its first requests imported them otherwise, inside the
+#: latency they promise (at 1M profiles, imports were a third to a half of each edge and lookups process's first
+#: 14 s of traffic): the lanes' handlers (a request names its work by module) and pandas, which pyarrow's compute
+#: functions import on first use.
+PRELOADED = ("pandas", "openseg.api.access", "openseg.api.edge")
 
 
 class LaneUnavailable(OpensegError):
@@ -107,6 +113,8 @@ def _start_child(env: dict[str, str], server: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(server,), name="openseg-lane-watch", daemon=True).start()
     _child_services = build_services(Settings.from_env(env), migrate=False)
+    for module in PRELOADED:
+        importlib.import_module(module)
 
 
 def _end_with(server: int) -> None:

@@ -1,0 +1,11 @@
+"""Work for a lane's process that imports nothing of its own (``test_lane_processes``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def imported(services: Any, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` the process has imported."""
+    return [module for module in modules if module in sys.modules]
