@@ -4,6 +4,7 @@ it touches over the merged profile, through the membership store, exactly once."
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -387,3 +388,48 @@ def test_a_jobs_members_are_given_due_times_in_chunks_that_hold_the_loop_briefly
     while fast.scheduling_members:
         streamer._segment()
     assert max(fast.chunks) > 1_000 and len(fast.chunks) < 12
+
+
+class BlockingSink(FakeSink):
+    """A lake whose writes wait until the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, consumer: str, batches: Sequence[Any], through: int) -> list[str]:
+        self.writing.set()
+        self.release.wait(10)
+        return super().write(consumer, batches, through)
+
+
+def test_messages_are_segmented_while_a_flush_is_written(target: FakeTarget) -> None:
+    import time
+
+    from openseg.streaming.flusher import Streamer
+
+    log = FakeLog()
+    log.add("event", click(1, T0, "e1"))
+    segmenter = StreamSegmenter(log, target, Clock())
+    sink = BlockingSink()
+    streamer = Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=streamer.run, args=(stop,))
+    thread.start()
+    try:
+        assert sink.writing.wait(10)  # a flush is being written
+        later = log.add("event", click(2, T0, "e2"))
+        deadline = time.monotonic() + 10
+        while segmenter.offset < later and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Segmented while the flush still waits: a message does not wait for the lake.
+        assert (segmenter.offset, sink.written) == (later, [])
+        sink.release.set()
+        while sink.through < later and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.through == later
+    finally:
+        sink.release.set()
+        stop.set()
+        thread.join(5)
