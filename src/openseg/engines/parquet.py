@@ -136,7 +136,7 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     if not groups:
         empty = _empty(*version)
         return empty if wanted is None else empty.select(list(columns or []))
-    mapped = _decoded_copy(str(version[0]), *version[1:]) if newer is None else None
+    mapped = _copy_of(version) if newer is None else None
     if mapped is not None:
         found = mapped.keyed_rows(groups, column, keys)
         if found is None:  # not sorted by the column within a group: filtered
@@ -416,8 +416,12 @@ def write_decoded_copy(path: str | os.PathLike[str]) -> Path:
 
 def has_decoded_copy(path: str | os.PathLike[str]) -> bool:
     """Whether the Parquet file at ``path`` has its decoded copy (of this version of it) beside it."""
-    version = _version(path)
-    return _decoded_copy(str(version[0]), *version[1:]) is not None
+    return _copy_of(_version(path)) is not None
+
+
+def _copy_of(version: tuple[_File, int, int]) -> _Mapped | None:
+    """The mapped decoded copy of a file version, looked up by the name the file was read under."""
+    return _decoded_copy(str(version[0]), version[1], version[2])
 
 
 class _Mapped:

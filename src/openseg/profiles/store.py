@@ -130,7 +130,8 @@ def new_staging_dir(store_dir: Path) -> Path:
 
 
 def publish(staging: Path, store_dir: Path) -> Path:
-    """Make a complete build in ``staging`` the store at ``store_dir``, atomically.
+    """Make a complete build in ``staging`` the store at ``store_dir``, atomically, once its lookup files have their
+    decoded copies (linked from the previous build where it kept the file).
 
     Args:
         staging: A directory from :func:`new_staging_dir` holding every store file.
