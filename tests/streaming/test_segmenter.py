@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -313,9 +313,28 @@ class FakeSink:
         pass
 
 
-def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) -> None:
-    import threading
+@contextmanager
+def running(streamer: Any) -> Iterator[None]:
+    """``streamer.run`` in a thread while inside; stopped and joined on the way out."""
+    stop = threading.Event()
+    thread = threading.Thread(target=streamer.run, args=(stop,))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) -> None:
 
     from openseg.streaming.flusher import Streamer
 
@@ -330,15 +349,8 @@ def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) ->
     target.continuous = broken  # type: ignore[method-assign]
     segmenter = StreamSegmenter(log, target, Clock())
     sink = FakeSink()
-    streamer = Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)
-    stop = threading.Event()
-    thread = threading.Thread(target=streamer.run, args=(stop,))
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not sink.written and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    thread.join(5)
+    with running(Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)):
+        wait_until(lambda: bool(sink.written))
     assert sink.written == [1]  # the lake has the message
     assert tries == [1]  # tried once, then left alone until the retry time
     assert segmenter.offset == 0  # and the log keeps it for segmentation
@@ -405,7 +417,6 @@ class BlockingSink(FakeSink):
 
 
 def test_messages_are_segmented_while_a_flush_is_written(target: FakeTarget) -> None:
-    import time
 
     from openseg.streaming.flusher import Streamer
 
@@ -413,23 +424,15 @@ def test_messages_are_segmented_while_a_flush_is_written(target: FakeTarget) -> 
     log.add("event", click(1, T0, "e1"))
     segmenter = StreamSegmenter(log, target, Clock())
     sink = BlockingSink()
-    streamer = Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)
-    stop = threading.Event()
-    thread = threading.Thread(target=streamer.run, args=(stop,))
-    thread.start()
-    try:
-        assert sink.writing.wait(10)  # a flush is being written
-        later = log.add("event", click(2, T0, "e2"))
-        deadline = time.monotonic() + 10
-        while segmenter.offset < later and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # Segmented while the flush still waits: a message does not wait for the lake.
-        assert (segmenter.offset, sink.written) == (later, [])
-        sink.release.set()
-        while sink.through < later and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert sink.through == later
-    finally:
-        sink.release.set()
-        stop.set()
-        thread.join(5)
+    with running(Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)):
+        try:
+            assert sink.writing.wait(10)  # a flush is being written
+            later = log.add("event", click(2, T0, "e2"))
+            wait_until(lambda: segmenter.offset >= later)
+            # Segmented while the flush still waits: a message does not wait for the lake.
+            assert (segmenter.offset, sink.written) == (later, [])
+            sink.release.set()
+            wait_until(lambda: sink.through >= later)
+            assert sink.through == later
+        finally:
+            sink.release.set()
