@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -571,3 +572,27 @@ def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake:
     profile = get_profile(store, "email", "u3", engine=ENGINE)
     assert profile is not None and (profile["_profile_id"], profile["x"]) == ("email:u3", 3)
     assert read == [1, 1]  # identities (u2, u3), then profiles (email:u2, email:u3)
+
+
+def test_a_builds_event_files_are_listed_anew_once_the_directory_changes(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A published build's listing is kept (every point read of events asks for it); a directory that changes is
+    # never answered from an older listing, however soon after it the change comes.
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "events.parquet").touch()
+    settled = time.time_ns() - 5_000_000_000
+    os.utime(build, ns=(settled, settled))
+    globs: list[Path] = []
+    real = Path.glob
+
+    def counted(self: Path, pattern: str) -> Any:
+        globs.append(self)
+        return real(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", counted)
+    assert [p.name for p in event_files(build)] == ["events.parquet"]
+    assert [p.name for p in event_files(build)] == ["events.parquet"] and len(globs) == 1  # kept
+    (build / "events.0001.parquet").touch()  # the directory's time moves: listed anew
+    assert [p.name for p in event_files(build)] == ["events.parquet", "events.0001.parquet"]
+    assert [p.name for p in event_files(build)] == ["events.parquet", "events.0001.parquet"] and len(globs) == 3

@@ -19,9 +19,11 @@ reader that resolved it just before a swap can finish.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +77,31 @@ def event_files(build: Path) -> list[Path]:
 
 
 def event_parts(build: Path) -> list[tuple[Path, Path]]:
-    """Each of :func:`event_files` with the builder's file of its rows' record ids (:data:`EVENT_RIDS_FILE`)."""
+    """Each of :func:`event_files` with the builder's file of its rows' record ids (:data:`EVENT_RIDS_FILE`).
+
+    A published build never changes, and every point read of events asks (86 us a listing, 4 % of an edge call):
+    the listing of a directory unchanged for :data:`_SETTLED_NS` is kept by its modification time, which any file
+    added or removed since moves past it."""
+    try:
+        changed = os.stat(build).st_mtime_ns
+    except FileNotFoundError:
+        return _event_parts(build)
+    if time.time_ns() - changed < _SETTLED_NS:  # may change again within the clock's tick: listed each time
+        return _event_parts(build)
+    return list(_settled_event_parts(build, changed))
+
+
+#: How long a build directory must have been unchanged before :func:`event_parts` keeps its listing: well past the
+#: file system's timestamp granularity, so a change after the listing always gives the directory a later time.
+_SETTLED_NS = 1_000_000_000
+
+
+@functools.lru_cache(maxsize=256)
+def _settled_event_parts(build: Path, _mtime_ns: int) -> tuple[tuple[Path, Path], ...]:
+    return tuple(_event_parts(build))
+
+
+def _event_parts(build: Path) -> list[tuple[Path, Path]]:
     appended = sorted(build.glob(_APPENDED_EVENTS.replace("{:04d}", "[0-9][0-9][0-9][0-9]")))
     return [(build / EVENTS_FILE, build / EVENT_RIDS_FILE),
             *((path, build / _APPENDED_RIDS.format(int(path.name.split(".")[1]))) for path in appended)]
