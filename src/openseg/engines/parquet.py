@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -137,28 +137,27 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         empty = _empty(*version)
         return empty if wanted is None else empty.select(list(columns or []))
     mapped = _copy_of(version) if newer is None else None
-    if mapped is not None:
-        found = mapped.keyed_rows(groups, column, keys)
-        if found is None:  # not sorted by the column within a group: filtered
-            table = pa.concat_tables([mapped.group(g) for g in groups])
-            found = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
-        return found if columns is None else found.select(list(columns))
     rows = _group_rows(*version)
     small = [g for g in groups if rows[g] <= CACHED_GROUP_ROWS]
-    kept: list[tuple[pa.Table, tuple[Any, ...]]] | None = None
-    if newer is not None and wanted is not None and len(small) == len(groups):
+    kept: list[tuple[pa.Table, _Runs | _SortedColumn | None]] | None = None
+    if mapped is not None:
+        # The file's decoded copy: its groups as they lie in the map, each bisected there.
+        kept = [mapped.indexed(g, column) for g in groups]
+    elif newer is not None and wanted is not None and len(small) == len(groups):
         # Streaming reads a profile's recent events: each group is kept as its rows of the day ``newer`` falls
         # in and after, a small part of a group, so that a process soon holds every group's recent rows
         # (the groups' whole columns, 865 MB at 10M events, would not stay in ``_group``'s budget).
         horizon = _utc(newer[1]).replace(hour=0, minute=0, second=0, microsecond=0)
-        kept = [(_recent(*version, g, tuple(wanted), newer[0], horizon), (*version, g, newer[0], horizon))
-                for g in groups]
+        recent = [(_recent(*version, g, tuple(wanted), newer[0], horizon), (*version, g, newer[0], horizon))
+                  for g in groups]
+        kept = [(table, _runs(kept_as, column, table)) for table, kept_as in recent]
     elif len(small) == len(groups):
         # A lookup's groups are small: each is decoded once and kept for the next lookups of this file version
         # (one request reads a profile's group for its identities, then for its row).
-        kept = [(_group(*version, g, None if wanted is None else tuple(wanted)), (*version, g)) for g in groups]
+        decoded = [(_group(*version, g, None if wanted is None else tuple(wanted)), (*version, g)) for g in groups]
+        kept = [(table, _runs(kept_as, column, table)) for table, kept_as in decoded]
     if kept is not None:
-        found = _keyed_rows(kept, column, keys)
+        found = _keyed_rows(kept, keys)
         if found is not None:
             matched = found if newer is None else _newer_than(found, *newer)
             return matched if columns is None else matched.select(list(columns))
@@ -180,11 +179,11 @@ def _newer_than(table: pa.Table, time_column: str, instant: dt.datetime) -> pa.T
     return table.filter(pc.or_kleene(pc.is_null(times), pc.greater_equal(times, since)))
 
 
-def _keyed_rows(groups: Sequence[tuple[pa.Table, tuple[Any, ...]]], column: str, keys: Sequence[Any]
+def _keyed_rows(groups: Sequence[tuple[pa.Table, _Runs | _SortedColumn | None]], keys: Sequence[Any]
                 ) -> pa.Table | None:
-    """The rows of kept decoded groups (each with the key it is kept under) whose ``column`` holds one of
-    ``keys``, in file order, found by bisection in each group's runs of keys (:class:`_Runs`, kept beside the
-    group) and sliced out without a copy; None when a group is not sorted by the column or the keys do not
+    """The rows of groups whose key column holds one of ``keys``, in file order, found by bisection in each group's
+    index of that column (:class:`_Runs` kept beside a decoded group, :class:`_SortedColumn` over a mapped one) and
+    sliced out without a copy; None when a group has no index (it is not sorted by the column) or the keys do not
     compare with its values (the caller filters instead).
 
     A point lookup used to filter its whole group with ``is_in``: 0.42 ms for one key in a 2,048-row group of
@@ -194,21 +193,11 @@ def _keyed_rows(groups: Sequence[tuple[pa.Table, tuple[Any, ...]]], column: str,
     except TypeError:
         return None
     parts: list[pa.Table] = []
-    for table, kept_as in groups:
-        runs = _runs(kept_as, column, table)
-        if runs is None:
+    for table, index in groups:
+        if index is None:
             return None
-        if not runs.keys:
-            continue
         try:
-            # Only the keys within the group's first and last: a micro-batch looks up hundreds of profiles
-            # across as many groups.
-            first = bisect.bisect_left(wanted, runs.keys[0])
-            for key in wanted[first:bisect.bisect_right(wanted, runs.keys[-1], first)]:
-                index = bisect.bisect_left(runs.keys, key)
-                if index < len(runs.keys) and runs.keys[index] == key:
-                    start = runs.starts[index]
-                    parts.append(table.slice(start, runs.starts[index + 1] - start))
+            parts += [table.slice(start, length) for start, length in index.spans(wanted)]
         except TypeError:
             return None
     if not parts:
@@ -216,6 +205,13 @@ def _keyed_rows(groups: Sequence[tuple[pa.Table, tuple[Any, ...]]], column: str,
     # One chunk: converting rows to Python pays per chunk (500 one-row chunks of membership changes took twice
     # the time of the same rows combined, which cost a fifth of that).
     return pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
+
+
+def _within(wanted: list[Any], first: Any, last: Any) -> list[Any]:
+    """The sorted keys ``wanted`` from ``first`` to ``last``: those a group can hold (a micro-batch looks up
+    hundreds of profiles across as many groups)."""
+    low = bisect.bisect_left(wanted, first)
+    return wanted[low:bisect.bisect_right(wanted, last, low)]
 
 
 def _before(value: Any, instant: dt.datetime) -> bool:
@@ -443,44 +439,37 @@ class _Mapped:
             found = self._groups[index] = pa.Table.from_batches([batch], schema=self._schema)
         return found
 
-    def keyed_rows(self, groups: Sequence[int], column: str, keys: Sequence[Any]) -> pa.Table | None:
-        """The rows of ``groups`` whose ``column`` holds one of ``keys``, in file order, found by bisection in
-        each group's column; None when a group is not sorted by it (or the keys do not compare with its values).
-
-        The column is bisected where it lies, a value read per step (15 us a key in a 2,048-row group): a
-        process that computed each group's runs of keys first (:func:`_runs_of`, 0.2-0.9 ms a group) paid about
+    def indexed(self, index: int, column: str) -> tuple[pa.Table, _SortedColumn | None]:
+        """Group ``index``, and its ``column`` to bisect where it lies (None when the group is not sorted by it:
+        checked once). Bisected in place (15 us a key in a 2,048-row group), a group costs nothing before its first lookup:
+        a process that turned each group's keys into runs first (:func:`_runs_of`, 0.2-0.9 ms a group) paid about
         a second for them after each build, for groups it mostly looks into once."""
-        try:
-            wanted = sorted(set(keys))
-        except TypeError:
-            return None
-        parts: list[pa.Table] = []
-        for index in groups:
-            table = self.group(index)
-            values = table.column(column).combine_chunks() if table.num_rows else None
-            if values is None:
-                continue
-            if not self._is_sorted(index, column, values):
-                return None
-            sequence = _Values(values)
-            try:
-                first = bisect.bisect_left(wanted, sequence[0])
-                for key in wanted[first:bisect.bisect_right(wanted, sequence[len(sequence) - 1], first)]:
-                    start = bisect.bisect_left(sequence, key)
-                    end = bisect.bisect_right(sequence, key, start)
-                    if end > start:
-                        parts.append(table.slice(start, end - start))
-            except TypeError:
-                return None
-        if not parts:
-            return self.group(groups[0]).slice(0, 0) if groups else None
-        return pa.concat_tables(parts).combine_chunks()
-
-    def _is_sorted(self, index: int, column: str, values: pa.Array) -> bool:
+        table = self.group(index)
+        values = table.column(column).combine_chunks()
         known = self._sorted.get((index, column))
         if known is None:
             known = self._sorted[(index, column)] = _ascending(values)
-        return known
+        return table, _SortedColumn(values) if known else None
+
+
+class _SortedColumn:
+    """A sorted key column as it lies (a mapped group's), bisected a value at a time."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: pa.Array) -> None:
+        self._values = _Values(values)
+
+    def spans(self, wanted: list[Any]) -> Iterator[tuple[int, int]]:
+        """``(start, length)`` of the rows of each of the sorted keys ``wanted`` the group holds."""
+        values = self._values
+        if not len(values):
+            return
+        for key in _within(wanted, values[0], values[len(values) - 1]):
+            start = bisect.bisect_left(values, key)
+            end = bisect.bisect_right(values, key, start)
+            if end > start:
+                yield start, end - start
 
 
 class _Values:
@@ -609,6 +598,15 @@ class _Runs:
         # in all: strings for the store's ids) and the offsets; an estimate, for the cache's budget.
         self.nbytes = (sys.getsizeof(keys) + len(keys) * _OBJECT_BYTES + value_bytes
                        + starts.itemsize * len(starts))
+
+    def spans(self, wanted: list[Any]) -> Iterator[tuple[int, int]]:
+        """``(start, length)`` of the run of each of the sorted keys ``wanted`` the group holds."""
+        if not self.keys:
+            return
+        for key in _within(wanted, self.keys[0], self.keys[-1]):
+            index = bisect.bisect_left(self.keys, key)
+            if index < len(self.keys) and self.keys[index] == key:
+                yield self.starts[index], self.starts[index + 1] - self.starts[index]
 
 
 class _KeptRuns(_KeptBytes):

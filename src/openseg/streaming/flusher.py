@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from openseg.streaming.model import LoggedMessage, StreamBatch
@@ -192,29 +193,18 @@ class Streamer:
     def _run_holding(self, stop: threading.Event) -> None:
         """While this streamer holds the log: streaming segmentation in this thread, the flushes in a second one
         (a flush took 30-220 ms at 500 messages a second, and when the loop ran both, every message waiting for
-        its micro-batch waited for the flush too). A failed flush ends both; the caller starts again."""
+        its micro-batch waited for the flush too). A failed flush ends both and is raised here; the caller starts
+        again."""
         ended = threading.Event()
-        failed: list[Exception] = []
-
-        def flushing() -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix="openseg-stream-flush") as flusher:
+            flushing = flusher.submit(self._flush_until, stop, ended)
             try:
-                self._flush_until(stop, ended)
-            except Exception as error:  # noqa: BLE001 - handed to the loop's thread, which raises it
-                failed.append(error)
+                while not stop.is_set() and not flushing.done():
+                    self._segment()
+                    stop.wait(self.poll_seconds)
             finally:
                 ended.set()
-
-        flusher = threading.Thread(target=flushing, name="openseg-stream-flush", daemon=True)
-        flusher.start()
-        try:
-            while not stop.is_set() and not ended.is_set():
-                self._segment()
-                stop.wait(self.poll_seconds)
-        finally:
-            ended.set()
-            flusher.join()
-        if failed:
-            raise failed[0]
+            flushing.result()
 
     def _flush_until(self, stop: threading.Event, ended: threading.Event) -> None:
         """Flush every ``flush_seconds``, or at once when ``max_records`` wait, until ``stop`` or ``ended``."""

@@ -165,8 +165,6 @@ class StreamSegmenter:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.max_records = max_records
         self.due = due if due is not None else MemoryDueIndex()
-        #: The job membership each store had when its members were last given due times (kept in the due index).
-        self._published: dict[tuple[str, str], str] = self.due.scheduled_jobs()
         #: Job memberships whose members are being given due times: (sandbox, policy, state, profiles left).
         self._members_to_schedule: list[tuple[str, str, str, list[str]]] = []
         self.consumer = consumer_name(stream_log)
@@ -266,8 +264,10 @@ class StreamSegmenter:
 
     def _schedule_job_members(self, limit: int) -> int:
         if not self._members_to_schedule:
+            # The job membership each store had when its members were last given due times.
+            scheduled = self.due.scheduled_jobs()
             for sandbox_id, policy_id, pointer in self.target.published():
-                if self._published.get((sandbox_id, policy_id)) == pointer:
+                if scheduled.get((sandbox_id, policy_id)) == pointer:
                     continue
                 timed = [d.id for d in self._definitions(sandbox_id, policy_id)
                          if self.compiled.dependence(d) is not None]
@@ -275,7 +275,7 @@ class StreamSegmenter:
                 self._members_to_schedule.append((sandbox_id, policy_id, pointer, members))
         while self._members_to_schedule and not self._members_to_schedule[0][3]:
             sandbox_id, policy_id, pointer, _ = self._members_to_schedule.pop(0)
-            self._scheduled(sandbox_id, policy_id, pointer)
+            self.due.record_scheduled_job(sandbox_id, policy_id, pointer)
         if not self._members_to_schedule:
             return 0
         sandbox_id, policy_id, pointer, members = self._members_to_schedule[0]
@@ -300,12 +300,8 @@ class StreamSegmenter:
         self._members_to_schedule[0] = (sandbox_id, policy_id, pointer, rest)
         if not rest:
             self._members_to_schedule.pop(0)
-            self._scheduled(sandbox_id, policy_id, pointer)
+            self.due.record_scheduled_job(sandbox_id, policy_id, pointer)
         return len(chunk)
-
-    def _scheduled(self, sandbox_id: str, policy_id: str, pointer: str) -> None:
-        self.due.record_scheduled_job(sandbox_id, policy_id, pointer)
-        self._published[(sandbox_id, policy_id)] = pointer
 
     @property
     def scheduling_members(self) -> bool:
