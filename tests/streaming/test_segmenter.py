@@ -350,7 +350,8 @@ def test_a_failing_segmentation_does_not_stop_the_flushes(target: FakeTarget) ->
     segmenter = StreamSegmenter(log, target, Clock())
     sink = FakeSink()
     with running(Streamer(log, sink, segmenter=segmenter, flush_seconds=0.0, poll_seconds=0.01)):
-        wait_until(lambda: bool(sink.written))
+        # the flush thread may write the lake before the loop first tries to segment: wait for both
+        wait_until(lambda: bool(sink.written) and bool(tries))
     assert sink.written == [1]  # the lake has the message
     assert tries == [1]  # tried once, then left alone until the retry time
     assert segmenter.offset == 0  # and the log keeps it for segmentation
