@@ -583,14 +583,19 @@ def _in_lake(lake: Path, sent: list[str], wait: float = 120.0) -> dict[str, int]
     deadline = time.monotonic() + wait
     while True:
         ids = []
-        for path in lake.rglob("*.parquet"):
+        try:
+            paths = list(lake.rglob("*.parquet"))
+        except FileNotFoundError:  # a batch's staging folder renamed while it was listed: list again
+            continue
+        for path in paths:
             try:
                 schema = pq.read_schema(path)
-            except OSError:  # a file being written
-                continue
-            if "_id" in schema.names and "eventType" in schema.names:
+                if "_id" not in schema.names or "eventType" not in schema.names:
+                    continue
                 table = pq.read_table(path, columns=["_id"])
-                ids += [i for i in table.column("_id").to_pylist() if isinstance(i, str) and i.startswith("p5-")]
+            except OSError:  # a file being written, or moved since the listing
+                continue
+            ids += [i for i in table.column("_id").to_pylist() if isinstance(i, str) and i.startswith("p5-")]
         found = [i for i in ids if i in wanted]
         if len(set(found)) >= len(wanted) or time.monotonic() > deadline:
             return {"records": len(found), "distinct": len(set(found)), "expected": len(wanted)}
