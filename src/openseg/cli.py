@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from openseg.config import Settings
+from openseg.heap import freeze_start_up
 from openseg.pql_cli import app as pql_app
 
 app = typer.Typer(help="openseg: customer segmentation speaking AEP's APIs.", no_args_is_help=True)
@@ -68,8 +69,9 @@ def serve(
     child = WorkerProcess(settings) if not no_worker and not in_process else None
     lanes = (LaneProcesses(settings, dict.fromkeys(PROCESS_LANES, settings.api_processes))
              if settings.api_processes else None)
-    uvicorn.run(create_app(services, run_worker=in_process, worker_process=child, lane_processes=lanes),
-                host=settings.host, port=settings.port, log_level="info")
+    served = create_app(services, run_worker=in_process, worker_process=child, lane_processes=lanes)
+    freeze_start_up()
+    uvicorn.run(served, host=settings.host, port=settings.port, log_level="info")
 
 
 @app.command()
@@ -80,6 +82,7 @@ def worker(home: HomeOption = None) -> None:
     _stop_on_sigint()
     services = build_services(_settings(home))
     assert services.worker is not None
+    freeze_start_up()
     try:  # from the first line it prints, a SIGINT stops it gracefully
         typer.echo(f"openseg worker {services.worker.worker_id} on {services.settings.database_url.split('@')[-1]}")
         services.worker.serve_lanes()
@@ -365,6 +368,7 @@ def streamer(home: HomeOption = None) -> None:
     _stop_on_sigint()
     services = build_services(_settings(home))
     importlib.import_module("pandas")  # which pyarrow's compute functions import on first use: before messages wait
+    freeze_start_up()
     typer.echo(f"openseg streamer on {services.stream_log().path}")
     stop = threading.Event()
     try:

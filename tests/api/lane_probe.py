@@ -9,3 +9,10 @@ from typing import Any
 def imported(services: Any, modules: tuple[str, ...]) -> list[str]:
     """Which of ``modules`` the process has imported."""
     return [module for module in modules if module in sys.modules]
+
+
+def frozen(services: Any) -> int:
+    """How many objects the process has left out of garbage collections (``gc.freeze``)."""
+    import gc
+
+    return gc.get_freeze_count()

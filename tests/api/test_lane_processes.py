@@ -127,5 +127,7 @@ def test_a_lane_process_has_imported_its_handlers_before_its_first_request(setti
     try:
         # The probe's module imports nothing of openseg (unpickling the work imports its module in the process).
         assert lanes.submit("edge", lane_probe.imported, PRELOADED).result(timeout=60) == list(PRELOADED)
+        # ...and left what they made out of garbage collections, whose full walks of it paused requests 100-200 ms.
+        assert lanes.submit("edge", lane_probe.frozen).result(timeout=60) > 50_000
     finally:
         lanes.stop()

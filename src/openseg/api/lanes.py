@@ -42,6 +42,7 @@ from anyio import CapacityLimiter
 from starlette.requests import Request
 
 from openseg.errors import OpensegError
+from openseg.heap import freeze_start_up
 
 if TYPE_CHECKING:
     from openseg.config import Settings
@@ -105,7 +106,8 @@ _child_services: Services | None = None
 def _start_child(env: dict[str, str], server: int) -> None:
     """A lane process's start: it leaves SIGINT to the server (a Ctrl-C in its terminal reaches the whole group;
     the server then stops its lanes after the requests they hold), ends when the server does (killed, it runs no
-    clean-up), and builds the services of the server's settings (the metadata store is migrated already)."""
+    clean-up), builds the services of the server's settings (the metadata store is migrated already), imports
+    what its requests need and leaves all that out of garbage collections (:mod:`openseg.heap`)."""
     global _child_services
     from openseg.bootstrap import build_services
     from openseg.config import Settings
@@ -115,6 +117,7 @@ def _start_child(env: dict[str, str], server: int) -> None:
     _child_services = build_services(Settings.from_env(env), migrate=False)
     for module in PRELOADED:
         importlib.import_module(module)
+    freeze_start_up()
 
 
 def _end_with(server: int) -> None:
