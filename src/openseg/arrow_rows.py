@@ -26,6 +26,11 @@ def python_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     if table.num_rows == 0:  # most point reads of a membership's change files
         return []
     names = table.column_names
+    return [dict(zip(names, values, strict=True)) for values in zip(*python_columns(table), strict=True)]
+
+
+def python_columns(table: pa.Table | pa.RecordBatch) -> list[list[Any]]:
+    """The columns of ``table`` as lists of the values :func:`python_rows` gives."""
     columns = []
     for column in table.columns:
         convert = _converter(column.type)
@@ -41,7 +46,7 @@ def python_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
             columns.append(column.to_pylist())
         else:
             columns.append([convert(value) for value in column.to_pylist()])
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    return columns
 
 
 def _is_utc_time(kind: pa.DataType) -> bool:
