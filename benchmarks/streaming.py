@@ -120,12 +120,14 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
             _wait_until_up(client)
             setup = json.loads(saved.read_text()) if saved.is_file() else _load(client, data_dir, manifest, segments)
+        crmids = _crmids(data_dir)
         first = setup.get("next", 0)
-        # The warm-up's events go to the profiles after the window's.
+        # The warm-up's events go to the profiles after the window's (as many as the data set has: a small one
+        # warms up for less), one left for its interact calls.
         warm_first = first + int(rate * seconds)
+        warmup = max(0.0, min(warmup, (len(crmids) - warm_first - 1) / rate))
         setup["next"] = warm_first + int(rate * warmup)
         saved.write_text(json.dumps(setup))
-        crmids = _crmids(data_dir)
         # The first job made the policy's membership store: home/membership/<sandbox id>/<policy id>.
         [members] = (home / "membership").glob(f"*/{setup['policy']}")
         watcher = ChangeWatcher(members / "changes", setup["continuous"][0])
@@ -141,7 +143,7 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         roles = {"openseg serve": server.pid, "openseg streamer": streamer.pid, "bench client": os.getpid()}
         # The client's own full collections of what it imported paused its timing of requests by up to 316 ms.
         freeze_start_up()
-        if warmup > 0:
+        if int(rate * warmup) > 0:
             # Not measured: the processes' first second of traffic (connections, caches, the streamer's share of
             # the load's first job) took 100-650 ms an answer, a fifth to a half of a 60-s window's slowest 1 %.
             _window(base, headers, setup, crmids, warm_first, rate, edge_rate, 0, warmup, written)
