@@ -219,7 +219,18 @@ def test_a_groups_runs_of_keys_are_those_python_finds_in_its_order(values: list[
     column = pa.chunked_array([arrow.slice(at, size) for at in range(0, len(values), size)] or [arrow], arrow.type)
     runs = parquet._runs_of(column)
     expected = _python_runs(values)
-    assert (None if runs is None else (runs.keys, list(runs.starts))) == expected
+    assert (None if runs is None else (list(runs.keys), list(runs.starts))) == expected
+
+
+def test_a_groups_kept_runs_leave_the_garbage_collectors_walks() -> None:
+    """A streaming process keeps the runs of many groups' keys (8,192 profile ids each of a membership snapshot's):
+    as lists, every full collection of the process (about one a second) walked them id by id."""
+    import gc
+
+    runs = parquet._runs_of(pa.array([f"p{n:05d}" for n in range(8_192)]))
+    gc.collect()
+    assert runs is not None and len(runs.keys) == 8_192
+    assert not gc.is_tracked(runs.keys)
 
 
 def test_a_column_arrow_cannot_order_has_no_runs() -> None:
