@@ -140,6 +140,13 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
     rows = _group_rows(*version)
     small = [g for g in groups if rows[g] <= CACHED_GROUP_ROWS]
     kept: list[tuple[pa.Table, _Runs | _SortedColumn | None]] | None = None
+    if mapped is not None and len(keys) >= FILTERED_KEYS:
+        # Many keys (a stream's refresh reads the profiles of 7,500 events): the mapped groups filtered in one
+        # pass of Arrow's, 110 ms for 7,500 profiles at 1M against 290-450 ms bisecting for each key.
+        table = pa.concat_tables([mapped.indexed(g, column)[0] for g in groups])
+        table = table if wanted is None else table.select(wanted)
+        found = table.take(pc.indices_nonzero(pc.is_in(table[column], value_set=_key_set(keys, table, column))))
+        return found if columns is None else found.select(list(columns))
     if mapped is not None:
         # The file's decoded copy: its groups as they lie in the map, each bisected there.
         kept = [mapped.indexed(g, column) for g in groups]
@@ -166,10 +173,18 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         # In the calling thread: a request's row groups must not queue in Arrow's shared pool behind a job's
         # (whose threads, started by the worker, run at its lower priority).
         table = pq.ParquetFile(path, metadata=footer).read_row_groups(groups, columns=wanted, use_threads=False)
-    matched = table.filter(pc.is_in(table[column], value_set=pa.array(list(keys), table.schema.field(column).type)))
+    matched = table.filter(pc.is_in(table[column], value_set=_key_set(keys, table, column)))
     if newer is not None:
         matched = _newer_than(matched, *newer)
     return matched if columns is None else matched.select(list(columns))
+
+
+#: From this many keys, :func:`matching_rows` filters a decoded copy's groups rather than bisecting each for each key.
+FILTERED_KEYS = 2_000
+
+
+def _key_set(keys: Sequence[Any], table: pa.Table, column: str) -> pa.Array:
+    return pa.array(list(keys), table.schema.field(column).type)
 
 
 def _newer_than(table: pa.Table, time_column: str, instant: dt.datetime) -> pa.Table:
