@@ -5,7 +5,7 @@ CPython's full collection walks every object the collector tracks, and the impor
 functions, classes, module dicts. A full collection of those took 32 ms here on an idle core, and 100-200 ms
 while streaming at 1M profiles (``benchmarks.streaming``, with ``gc.callbacks`` timing each collection: up to
 134 ms in the streamer, 199 ms in an edge process, 105 ms in the API), every one of them a pause of every
-request and micro-batch in the process, and the largest part of the latency targets' tails.
+request and micro-batch in the process.
 
 :func:`freeze_start_up` moves what is alive once a process has started into the collector's permanent
 generation, which collections skip (``gc.freeze``): a full collection then walks only what the process made
