@@ -18,9 +18,8 @@ from __future__ import annotations
 import gc
 
 
-def freeze_start_up() -> int:
+def freeze_start_up() -> None:
     """Collect once, then leave every object alive now out of later collections; call it where a process has
-    imported and built what it keeps for its life and before it serves. Returns how many objects were frozen."""
+    imported and built what it keeps for its life and before it serves."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()

@@ -237,7 +237,8 @@ def _append_known_events(workspace: Workspace, previous: Path, staging: Path, po
     """))
     # The previous build's identities and profiles of the new events, read by key where the files lie sorted by
     # it (a point read: a stream's refresh at 1M profiles scanned both whole files for ~7,500 events' profiles,
-    # 45 % of the refresh's CPU, every refresh a burst beside the requests whose latency streaming promises).
+    # 45 % of the refresh's CPU, every refresh a burst beside the requests whose latency streaming promises); the
+    # relations hold only those ids and profiles.
     new_ids = workspace.fetch(statement("SELECT DISTINCT id FROM __new_pairs")).column("id").to_pylist()
     workspace.register("__hit_identities", matching_rows(previous / IDENTITIES_FILE, "id", sorted(new_ids),
                                                          columns=["id", "namespace", "_profile_id"]))
@@ -245,7 +246,6 @@ def _append_known_events(workspace: Workspace, previous: Path, staging: Path, po
     workspace.materialize("__known", statement("""
         SELECT key, _profile_id FROM (
             SELECT lower(namespace) || ':' || id AS key, _profile_id FROM __hit_identities
-            WHERE id IN (SELECT DISTINCT id FROM __new_pairs)
         ) AS identities WHERE key IN (SELECT key FROM __new_pairs)
     """))
     if count(workspace, """
@@ -259,7 +259,7 @@ def _append_known_events(workspace: Workspace, previous: Path, staging: Path, po
     workspace.register("__hit_rows", matching_rows(previous / PROFILES_FILE, "_profile_id", sorted(hits)))
     workspace.materialize("__hit_profiles", statement(f"""
         SELECT _profile_id, _hasProfileRecord, {IDENTITY_LIST_SQL} AS {IDENTITY_LIST}
-        FROM __hit_rows WHERE _profile_id IN (SELECT _profile_id FROM __known)
+        FROM __hit_rows
     """))
     if count(workspace, "SELECT count(*) FROM __hit_profiles WHERE NOT _hasProfileRecord"):
         return None

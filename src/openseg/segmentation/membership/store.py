@@ -421,14 +421,14 @@ class _SmallFiles:
         grouped: dict[str, list[tuple[Any, ...]]] = {}
         for values in zip(*python_columns(table), strict=True):
             grouped.setdefault(values[profile], []).append(values)
-        by_profile = _KeptRows(names, {profile_id: tuple(rows) for profile_id, rows in grouped.items()})
+        kept = _KeptRows(names, {profile_id: tuple(rows) for profile_id, rows in grouped.items()})
         with self._lock:
             if version not in self._kept:
-                self._kept[version] = (table.num_rows, by_profile)
+                self._kept[version] = (table.num_rows, kept)
                 self._rows += table.num_rows
                 while self._rows > self.capacity and len(self._kept) > 1:
                     self._rows -= self._kept.popitem(last=False)[1][0]
-        return by_profile
+        return kept
 
 
 _small_files = _SmallFiles(KEPT_SMALL_ROWS)
