@@ -85,5 +85,6 @@ def streamer(services: Services) -> Streamer:
     """The streaming consumer of this host's stream log (a daemon of the worker; ``openseg streamer`` alone)."""
     sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock")
     stream_log = services.stream_log()
-    due = SqliteDueIndex(services.settings.home / "stream" / "due.sqlite")
+    due = SqliteDueIndex(services.settings.home / "stream" / "due.sqlite",
+                         fsync_each_commit=services.settings.stream_fsync == "commit")
     return Streamer(stream_log, sink, segmenter=StreamSegmenter(stream_log, StoresSegmentationTarget(services), due=due))

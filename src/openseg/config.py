@@ -38,6 +38,10 @@ class Settings:
     #: At least this long between two profile builds that streamed batches request (the overlay shows streamed
     #: records at once; a build only folds them into the store).
     stream_build_seconds: float = 15.0
+    #: When streaming's durable files are fsync'd (``OPENSEG_STREAM_FSYNC``): ``checkpoint`` (an acknowledged
+    #: message survives ``kill -9`` of every process; SQLite syncs the log at its checkpoints) or ``commit``
+    #: (every group commit is fsync'd: it survives a power cut too, and waits on the disk).
+    stream_fsync: str = "checkpoint"
     query_memory_limit: str = "1GB"
     query_threads: int = 1
     query_timeout: float = 120.0
@@ -79,6 +83,7 @@ class Settings:
             worker_mode=str(env.get("OPENSEG_WORKER_MODE") or "process").strip().lower(),
             streamer=_switch("OPENSEG_STREAMER", env.get("OPENSEG_STREAMER") or "on"),
             stream_build_seconds=float(env.get("OPENSEG_STREAM_BUILD_SECONDS") or 15),
+            stream_fsync=str(env.get("OPENSEG_STREAM_FSYNC") or "checkpoint").strip().lower(),
             query_memory_limit=str(env.get("OPENSEG_QUERY_MEMORY_LIMIT") or "1GB"),
             query_threads=int(env.get("OPENSEG_QUERY_THREADS") or 1),
             query_timeout=float(env.get("OPENSEG_QUERY_TIMEOUT") or 120),
@@ -91,6 +96,8 @@ class Settings:
             raise ValueError("OPENSEG_WORKER_NICE must be between 0 and 19")
         if settings.stream_build_seconds < 0:
             raise ValueError("OPENSEG_STREAM_BUILD_SECONDS must be 0 or more")
+        if settings.stream_fsync not in STREAM_FSYNC:
+            raise ValueError(f"OPENSEG_STREAM_FSYNC must be 'checkpoint' or 'commit', not {settings.stream_fsync!r}")
         if settings.worker_mode not in WORKER_MODES:
             raise ValueError(f"OPENSEG_WORKER_MODE must be 'process' or 'thread', not {settings.worker_mode!r}")
         if settings.query_threads < 1 or settings.query_timeout <= 0:
@@ -126,6 +133,7 @@ class Settings:
             "OPENSEG_WORKER_MODE": self.worker_mode,
             "OPENSEG_STREAMER": "on" if self.streamer else "off",
             "OPENSEG_STREAM_BUILD_SECONDS": repr(self.stream_build_seconds),
+            "OPENSEG_STREAM_FSYNC": self.stream_fsync,
             "OPENSEG_QUERY_MEMORY_LIMIT": self.query_memory_limit,
             "OPENSEG_QUERY_THREADS": str(self.query_threads),
             "OPENSEG_QUERY_TIMEOUT": repr(self.query_timeout),
@@ -157,6 +165,8 @@ class Settings:
 
 #: ``OPENSEG_WORKER_MODE``: where ``openseg serve`` runs its worker.
 WORKER_MODES = ("process", "thread")
+#: ``OPENSEG_STREAM_FSYNC``: when streaming's durable files reach the disk.
+STREAM_FSYNC = ("checkpoint", "commit")
 
 
 def _switch(name: str, value: str) -> bool:
@@ -240,6 +250,11 @@ ENVIRONMENT = (
      "seconds at least between two profile builds that streamed batches request (streamed records are visible "
      "at once through the overlay; a build folds them into the store; a read asks for it only once the build is "
      "twice this old)"),
+    ("OPENSEG_STREAM_FSYNC", "checkpoint",
+     "when the stream log (and the streamer's due times and offsets) are fsync'd: `checkpoint`, an acknowledged "
+     "message survives `kill -9` of every process and a power cut may lose the last seconds of them; `commit`, "
+     "each group commit waits for the disk, so an acknowledgement survives a power cut too and takes longer "
+     "(docs/reliability.md)"),
     ("OPENSEG_QUERY_MEMORY_LIMIT", "1GB", "memory one Query Service query may use (beyond it the query fails, naming the limit)"),
     ("OPENSEG_QUERY_THREADS", "1", "threads one Query Service query may use (1: a query never takes every core from jobs)"),
     ("OPENSEG_QUERY_TIMEOUT", "120", "seconds a Query Service query may run before it is stopped"),

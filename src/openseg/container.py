@@ -96,7 +96,8 @@ class Services:
             if self._stream_log is None:
                 from openseg.store.stream_log import SqliteStreamLog
 
-                self._stream_log = SqliteStreamLog(self.settings.home / "stream" / "log.sqlite")
+                self._stream_log = SqliteStreamLog(self.settings.home / "stream" / "log.sqlite",
+                                                   fsync_each_commit=self.settings.stream_fsync == "commit")
         return self._stream_log
 
     def open_stream_log(self) -> SqliteStreamLog | None:

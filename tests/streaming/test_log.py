@@ -11,8 +11,13 @@ from typing import Any
 
 import pytest
 
+from openseg import streaming_target
+from openseg.bootstrap import build_services, streamer
+from openseg.config import Settings
+from openseg.store.stream_due import SqliteDueIndex
 from openseg.store.stream_log import SqliteStreamLog
 from openseg.streaming.model import LogEntry
+from openseg.streaming_target import StoresSegmentationTarget
 
 
 def entry(i: int, **record: object) -> LogEntry:
@@ -135,3 +140,31 @@ def test_messages_carrying_any_of_many_keys_come_back_once_each_in_order(tmp_pat
     assert [m.seq for m in log.carrying("s", ["email:p7@x.com", "ecid:ecid607"], 0)] == [7, 607]
     assert [m.entry.sandbox_id for m in log.carrying("other", keys, 0)] == ["other"]
     assert log.carrying("s", [], 0) == []
+
+
+@pytest.mark.parametrize(("setting", "level", "fsyncs"), [("checkpoint", "NORMAL", 0), ("commit", "FULL", 1)])
+def test_streamings_files_are_fsyncd_at_checkpoints_unless_told_at_each_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, level: str, fsyncs: int) -> None:
+    """``OPENSEG_STREAM_FSYNC``: by default a commit of the log (and of the streamer's due times and offsets)
+    is in the operating system's hands once written, which a ``kill -9`` of every process does not undo
+    (tests/streaming/test_kill.py); ``commit`` waits for the disk at each one, for power cuts."""
+    services = build_services(Settings.from_env(home=tmp_path / "home", env={"OPENSEG_STREAM_FSYNC": setting}))
+    try:
+        consumer = streamer(services)
+        assert consumer.segmenter is not None
+        assert services.stream_log().synchronous() == level
+        assert isinstance(consumer.segmenter.due, SqliteDueIndex)
+        assert consumer.segmenter.due.synchronous() == level
+        assert isinstance(consumer.segmenter.target, StoresSegmentationTarget)
+        synced: list[int] = []
+        monkeypatch.setattr(streaming_target.os, "fsync", synced.append)
+        consumer.segmenter.target.record_progress("segments:log", 42)
+        assert len(synced) == fsyncs
+        assert consumer.segmenter.target.progress("segments:log") == 42
+    finally:
+        services.db.dispose()
+
+
+def test_an_unknown_stream_fsync_setting_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="OPENSEG_STREAM_FSYNC must be 'checkpoint' or 'commit', not 'always'"):
+        Settings.from_env(home=tmp_path, env={"OPENSEG_STREAM_FSYNC": "always"})

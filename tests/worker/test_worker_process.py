@@ -25,7 +25,8 @@ def test_the_worker_process_gets_the_servers_settings(tmp_path: Path) -> None:
         engine="spark", spark_master="spark://10.0.0.5:7077",
         spark_conf=(("spark.executor.memory", "4g"), ("spark.sql.shuffle.partitions", "200")),
         host="0.0.0.0", port=9090, build_memory_limit="3GB", job_memory_limit="2GB", membership_snapshots=3,
-        worker_nice=5, worker_mode="thread", streamer=False, stream_build_seconds=2.5, query_memory_limit="512MB",
+        worker_nice=5, worker_mode="thread", streamer=False, stream_build_seconds=2.5, stream_fsync="commit",
+        query_memory_limit="512MB",
         query_threads=2, api_processes=3,
         query_timeout=30.5)
     # An object store lake goes with the DuckDB engine only: a second example changes it.

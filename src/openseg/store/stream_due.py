@@ -5,18 +5,18 @@ One row per (profile, continuous segment) whose answer moves with time alone, ke
 by due time, so the streamer's loop finds what is due with one index range read and a pair rescheduled by a
 new event replaces its old time (``INSERT OR REPLACE``); and per store, the job membership whose members all
 have their due times (``scheduled_jobs``: a restarted streamer does not evaluate them again). Its own file,
-like the log's: the streamer is its only writer, and nothing else waits on its lock. ``synchronous=FULL``: a
-micro-batch's due times are on disk before its membership is written (``streaming/segmenter.py`` relies on
-that order).
+like the log's: the streamer is its only writer, and nothing else waits on its lock. A micro-batch's due times
+are committed before its membership is written (``streaming/segmenter.py`` relies on that order); fsync'd at
+each commit with ``fsync_each_commit`` (``OPENSEG_STREAM_FSYNC=commit``, as the log), else at checkpoints.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from openseg.store.stream_log import connect_wal, synchronous
 from openseg.streaming.model import DueKey
 
 _SCHEMA = """
@@ -39,16 +39,22 @@ CREATE TABLE IF NOT EXISTS scheduled_jobs (
 
 
 class SqliteDueIndex:
-    """Args: path: The SQLite file (created with its folder)."""
+    """Args:
+        path: The SQLite file (created with its folder).
+        fsync_each_commit: Whether each commit waits for the disk.
+    """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync_each_commit: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
+        self._connection = connect_wal(path, fsync_each_commit)
         self._connection.executescript(_SCHEMA)
         self._lock = threading.Lock()
+
+    def synchronous(self) -> str:
+        """SQLite's ``synchronous`` setting of the index's connection: ``FULL`` or ``NORMAL``."""
+        with self._lock:
+            return synchronous(self._connection)
 
     def schedule(self, dues: Mapping[DueKey, int | None]) -> None:
         if not dues:

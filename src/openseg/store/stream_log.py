@@ -1,15 +1,18 @@
 """The stream log in a SQLite file (``$OPENSEG_HOME/stream/log.sqlite``): ``streaming.ports.StreamLog``.
 
 Why SQLite and not the metadata database or a hand-made file (see docs/architecture.md, "Streaming
-ingestion"): a commit in WAL mode with ``synchronous=FULL`` is one append and one fsync of the WAL, so an
-acknowledged message is on disk and survives a kill of every process; readers (the streamer, possibly in
+ingestion"): a commit in WAL mode is one append to the WAL, in the operating system's hands once written, so an
+acknowledged message survives a kill of every process (``synchronous=NORMAL``: the WAL is fsync'd at each
+checkpoint; with ``fsync_each_commit``, ``synchronous=FULL``, at each commit too, so that it survives a power
+cut, and the acknowledgement waits on the disk: up to 130 ms while other processes' writes are written back,
+measured at 500 a second); readers (the streamer, possibly in
 another process) never block the writer; ``seq`` (the rowid) grows in commit order because SQLite has one
 writer at a time, which is what makes an offset enough to resume; and no job, build or query of the
 metadata database ever holds the lock the acknowledgements wait for.
 
 Group commit: callers hand their entries to one writer thread, which commits everything that arrived
-while it was busy in one transaction (one fsync) and settles each caller's future when its entries are on
-disk (:meth:`SqliteStreamLog.submit`; :meth:`SqliteStreamLog.append` waits for it).
+while it was busy in one transaction and settles each caller's future when its entries are committed
+(:meth:`SqliteStreamLog.submit`; :meth:`SqliteStreamLog.append` waits for it).
 """
 
 from __future__ import annotations
@@ -73,11 +76,19 @@ class _Pending:
     done: Future[list[int]] = field(default_factory=Future)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect_wal(path: Path, fsync_each_commit: bool) -> sqlite3.Connection:
+    """A connection to the SQLite file at ``path`` in WAL mode, fsync'ing at each commit or only at checkpoints
+    (streaming's files: the log here, the due times in ``store/stream_due.py``)."""
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute(f"PRAGMA synchronous={'FULL' if fsync_each_commit else 'NORMAL'}")
     return connection
+
+
+def synchronous(connection: sqlite3.Connection) -> str:
+    """The connection's ``synchronous`` setting by name (``NORMAL``, ``FULL``)."""
+    (level,) = connection.execute("PRAGMA synchronous").fetchone()
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[int(level)]
 
 
 class SqliteStreamLog:
@@ -85,12 +96,14 @@ class SqliteStreamLog:
 
     Args:
         path: The SQLite file (created with its folder).
+        fsync_each_commit: Whether each commit waits for the disk (``OPENSEG_STREAM_FSYNC=commit``).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync_each_commit: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        setup = _connect(path)
+        self.fsync_each_commit = fsync_each_commit
+        setup = self._connect()
         try:
             indexed = setup.execute("SELECT 1 FROM sqlite_master WHERE name = 'stream_keys'").fetchone() is not None
             setup.executescript(_SCHEMA + _KEYS_SCHEMA)
@@ -105,8 +118,16 @@ class SqliteStreamLog:
         self._queue: list[_Pending] = []
         self._ready = threading.Condition()
         self._writer: threading.Thread | None = None
-        self._reader = _connect(path)
+        self._reader = self._connect()
         self._reading = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect_wal(self.path, self.fsync_each_commit)
+
+    def synchronous(self) -> str:
+        """SQLite's ``synchronous`` setting of this log's connections: ``FULL`` or ``NORMAL``."""
+        with self._reading:
+            return synchronous(self._reader)
 
     def append(self, entries: Sequence[LogEntry]) -> list[int]:
         return self.submit(entries).result()
@@ -125,7 +146,7 @@ class SqliteStreamLog:
         return pending.done
 
     def _write_loop(self) -> None:
-        connection = _connect(self.path)
+        connection = self._connect()
         try:
             while True:
                 with self._ready:
