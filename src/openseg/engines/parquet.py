@@ -439,7 +439,7 @@ class _Mapped:
         metadata = {k: v for k, v in (reader.schema.metadata or {}).items() if k != _COPY_OF}
         self._schema = reader.schema.with_metadata(metadata) if metadata else reader.schema.remove_metadata()
         self._groups: list[pa.Table | None] = [None] * reader.num_record_batches
-        self._sorted: dict[tuple[int, str], bool] = {}
+        self._sorted: dict[tuple[int, str], _SortedColumn | None] = {}
 
     def group(self, index: int) -> pa.Table:
         found = self._groups[index]
@@ -454,31 +454,37 @@ class _Mapped:
         a process that turned each group's keys into runs first (:func:`_runs_of`, 0.2-0.9 ms a group) paid about
         a second for them after each build, for groups it mostly looks into once."""
         table = self.group(index)
-        values = table.column(column).combine_chunks()
-        known = self._sorted.get((index, column))
-        if known is None:
-            known = self._sorted[(index, column)] = _ascending(values)
-        return table, _SortedColumn(values) if known else None
+        if (index, column) not in self._sorted:  # the column combined and checked once (4 % of a streamer's time)
+            chunks = table.column(column)
+            # A group is one batch: its one chunk, over the map (combining would copy it to the heap).
+            values = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
+            self._sorted[(index, column)] = _SortedColumn(values) if _ascending(values) else None
+        return table, self._sorted[(index, column)]
 
 
 class _SortedColumn:
     """A sorted key column as it lies (a mapped group's), bisected a value at a time."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_bounds", "_values")
 
     def __init__(self, values: pa.Array) -> None:
         self._values = _Values(values)
+        self._bounds = (self._values[0], self._values[len(values) - 1]) if len(values) else None
 
     def spans(self, wanted: list[Any]) -> Iterator[tuple[int, int]]:
         """``(start, length)`` of the rows of each of the sorted keys ``wanted`` the group holds."""
-        values = self._values
-        if not len(values):
+        values, size = self._values, len(self._values)
+        if self._bounds is None:
             return
-        for key in _within(wanted, values[0], values[len(values) - 1]):
+        for key in _within(wanted, *self._bounds):
             start = bisect.bisect_left(values, key)
-            end = bisect.bisect_right(values, key, start)
-            if end > start:
-                yield start, end - start
+            if start == size or values[start] != key:
+                continue
+            # Mostly a run of one row (a profile's, an identity's): its end is bisected only when it is longer.
+            end = start + 1
+            if end < size and values[end] == key:
+                end = bisect.bisect_right(values, key, end)
+            yield start, end - start
 
 
 class _Values:
