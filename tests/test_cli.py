@@ -170,12 +170,21 @@ def test_the_serving_commands_leave_what_start_up_made_out_of_garbage_collection
     def serve_lanes(self: Worker) -> None:
         frozen["worker"] = gc.get_freeze_count()
 
-    def serve(app: Any, **options: Any) -> None:
-        frozen["serve"] = gc.get_freeze_count()
+    class Server:
+        started = False
+
+        def __init__(self, config: Any) -> None:
+            pass
+
+        def run(self) -> None:
+            frozen["serve"] = gc.get_freeze_count()
+            self.started = True
 
     monkeypatch.setattr(bootstrap, "streamer", lambda services: Started())
     monkeypatch.setattr(Worker, "serve_lanes", serve_lanes)
-    monkeypatch.setattr(uvicorn, "run", serve)
+    # uvicorn's Config would set up logging in this test's process (whose handlers are pytest's).
+    monkeypatch.setattr(uvicorn, "Config", lambda app, **options: None)
+    monkeypatch.setattr(uvicorn, "Server", Server)
     env = {"OPENSEG_API_PROCESSES": "0", "OPENSEG_WORKER_MODE": "thread"}
     monkeypatch.setattr(signal, "signal", lambda *handling: None)  # the commands' SIGINT handling: not this process's
     try:
@@ -187,3 +196,43 @@ def test_the_serving_commands_leave_what_start_up_made_out_of_garbage_collection
         gc.unfreeze()  # this test's process goes on collecting as before
     assert frozen.keys() == {"streamer", "worker", "serve"}
     assert min(frozen.values()) > 50_000, frozen
+
+
+def test_serve_logs_each_request_and_exits_3_when_its_port_is_taken(tmp_path: Path) -> None:
+    """``openseg serve`` writes uvicorn's line per request (from a thread of its own, ``openseg.log_thread``) and,
+    as ``uvicorn.run`` does, exits with status 3 when it cannot start."""
+    import time
+
+    import httpx
+
+    from tests.e2e.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "OPENSEG_API_PROCESSES": "0", "OPENSEG_WORKER_MODE": "thread", "OPENSEG_STREAMER": "off"}
+    command = [sys.executable, "-m", "openseg", "serve", "--home", str(tmp_path / "home"), "--port", str(port)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        first = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert first.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        line = '"GET /health HTTP/1.1" 200 OK'
+        while line not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "address already in use" in (second.stdout + second.stderr).lower()
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(60)
+    assert first.returncode == 0, log.read_text()
+    assert "Finished server process" in log.read_text()

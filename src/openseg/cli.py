@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import signal
@@ -23,6 +24,9 @@ app.add_typer(streaming_app, name="streaming")
 datastreams_app = typer.Typer(help="Datastreams: what the Edge Network's /ee/v2 routes are configured by.",
                               no_args_is_help=True)
 app.add_typer(datastreams_app, name="datastreams")
+
+#: ``openseg serve``'s exit status when the server could not start (the port taken, say): uvicorn's.
+STARTUP_FAILURE = 3
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="state directory (env OPENSEG_HOME)")]
 
@@ -57,6 +61,7 @@ def serve(
     from openseg.api.app import create_app
     from openseg.api.lanes import PROCESS_LANES, LaneProcesses
     from openseg.bootstrap import build_services
+    from openseg.log_thread import logged_by_a_thread
     from openseg.worker.process import WorkerProcess
 
     settings = _settings(home, host=host, port=port)
@@ -70,8 +75,13 @@ def serve(
     lanes = (LaneProcesses(settings, dict.fromkeys(PROCESS_LANES, settings.api_processes))
              if settings.api_processes else None)
     served = create_app(services, run_worker=in_process, worker_process=child, lane_processes=lanes)
+    # What uvicorn.run does, with its log lines (one per request) written by threads, not by the event loop.
+    server = uvicorn.Server(uvicorn.Config(served, host=settings.host, port=settings.port, log_level="info"))
     freeze_start_up()
-    uvicorn.run(served, host=settings.host, port=settings.port, log_level="info")
+    with logged_by_a_thread(("uvicorn", "uvicorn.error", "uvicorn.access")), contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 @app.command()
