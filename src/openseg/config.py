@@ -252,7 +252,8 @@ ENVIRONMENT = (
      "twice this old)"),
     ("OPENSEG_STREAM_FSYNC", "checkpoint",
      "when the stream log (and the streamer's due times and offsets) are fsync'd: `checkpoint`, an acknowledged "
-     "message survives `kill -9` of every process and a power cut may lose the last seconds of them; `commit`, "
+     "message survives `kill -9` of every process and a power cut may lose those since SQLite's last checkpoint of "
+     "the log (one every ~4 MB of log: seconds at 500 messages a second, longer when traffic is light); `commit`, "
      "each group commit waits for the disk, so an acknowledgement survives a power cut too and takes longer "
      "(docs/reliability.md)"),
     ("OPENSEG_QUERY_MEMORY_LIMIT", "1GB", "memory one Query Service query may use (beyond it the query fails, naming the limit)"),
