@@ -86,5 +86,5 @@ def streamer(services: Services) -> Streamer:
     sink = CatalogLakeSink(services, services.settings.home / "stream" / "flusher.lock")
     stream_log = services.stream_log()
     due = SqliteDueIndex(services.settings.home / "stream" / "due.sqlite",
-                         fsync_each_commit=services.settings.stream_fsync == "commit")
+                         fsync_each_commit=services.settings.stream_fsync_each_commit)
     return Streamer(stream_log, sink, segmenter=StreamSegmenter(stream_log, StoresSegmentationTarget(services), due=due))

@@ -144,6 +144,11 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
+    def stream_fsync_each_commit(self) -> bool:
+        """Whether streaming's SQLite files and offsets are fsync'd at each commit (``OPENSEG_STREAM_FSYNC=commit``)."""
+        return self.stream_fsync == "commit"
+
+    @property
     def data_lake(self) -> Lake:
         """The lake, local or on an object store (:mod:`openseg.lake_files`)."""
         return open_lake(self.lake_uri or str(self.lake))

@@ -97,7 +97,7 @@ class Services:
                 from openseg.store.stream_log import SqliteStreamLog
 
                 self._stream_log = SqliteStreamLog(self.settings.home / "stream" / "log.sqlite",
-                                                   fsync_each_commit=self.settings.stream_fsync == "commit")
+                                                   fsync_each_commit=self.settings.stream_fsync_each_commit)
         return self._stream_log
 
     def open_stream_log(self) -> SqliteStreamLog | None:

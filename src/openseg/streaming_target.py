@@ -261,7 +261,7 @@ class StoresSegmentationTarget:
         partial = self.progress_path.with_suffix(".json.partial")
         with partial.open("w") as handle:
             json.dump(saved, handle)
-            if self.services.settings.stream_fsync == "commit":  # as the log's commits (OPENSEG_STREAM_FSYNC)
+            if self.services.settings.stream_fsync_each_commit:  # as the log's commits
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(partial, self.progress_path)
