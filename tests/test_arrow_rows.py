@@ -41,7 +41,8 @@ def tables(draw: st.DrawFn) -> pa.Table:
         kind, values = draw(typed())
         columns[name] = pa.array(draw(st.lists(values, max_size=4)), kind)
     times = st.none() | st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC))
-    columns["at"] = pa.array(draw(st.lists(times, max_size=4)), pa.timestamp(draw(st.sampled_from(["s", "ms", "us"])),
+    pool = draw(st.lists(times, min_size=1, max_size=3))  # a time repeated down a column is made once
+    columns["at"] = pa.array(draw(st.lists(st.sampled_from(pool), max_size=4)), pa.timestamp(draw(st.sampled_from(["s", "ms", "us"])),
                                                                             tz=draw(st.sampled_from(["UTC", "+00:00"]))))
     size = min(len(column) for column in columns.values())
     return pa.table({name: column.slice(0, size) for name, column in columns.items()})

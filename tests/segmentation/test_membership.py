@@ -220,14 +220,17 @@ def test_concurrent_lookups_all_answer(tmp_path: Path) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["s1", "s2"]), st.sampled_from(["realized", "exited"])),
                      max_size=60),
-       wanted=st.lists(st.integers(0, 35), max_size=12))
+       wanted=st.lists(st.integers(0, 35), max_size=12), in_write_order=st.booleans())
 def test_a_small_membership_file_kept_whole_answers_as_its_row_groups_do(
-        rows: list[tuple[int, str, str]], wanted: list[int]) -> None:
+        rows: list[tuple[int, str, str]], wanted: list[int], in_write_order: bool) -> None:
     from openseg.segmentation.membership import store as store_module
 
     table = pa.table({"_profile_id": [f"p{p:02d}" for p, _, _ in rows], "segment_id": [s for _, s, _ in rows],
-                      "status": [status for _, _, status in rows], "seq": list(range(len(rows)))})
-    table = table.sort_by([("_profile_id", "ascending"), ("seq", "ascending")])
+                      "status": [status for _, _, status in rows], "seq": list(range(len(rows))),
+                      "lastQualificationTime": pa.array([T1 + timedelta(seconds=p) for p, _, _ in rows],
+                                                        pa.timestamp("us", tz="UTC"))})
+    if not in_write_order:  # as the store writes them: by profile, each profile's rows in the order written
+        table = table.sort_by([("_profile_id", "ascending"), ("seq", "ascending")])
     ids = [f"p{p:02d}" for p in wanted]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "000000000001.parquet"
@@ -266,7 +269,7 @@ def test_the_kept_rows_of_small_membership_files_leave_the_garbage_collectors_wa
     pq.write_table(table, path)
     assert len(store_module.rows_of(path, ids)) == len(ids)
     gc.collect()
-    kept = store_module._small_files.rows(path, path.stat()).by_profile
-    assert len(kept) == len(ids)
-    assert sum(gc.is_tracked(rows) for rows in kept.values()) == 0
+    kept = store_module._small_files.kept(path, path.stat())
+    assert kept is not None and len(kept.runs) == len(ids)
+    assert sum(gc.is_tracked(rows) for rows in kept.runs.values()) == 0
     assert sorted(store_module.rows_of(path, ids[:2]), key=lambda row: row["seq"]) == table.slice(0, 2).to_pylist()

@@ -17,9 +17,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -361,24 +363,32 @@ def rows_of(path: Path, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
     belong to ``profile_ids``, each profile's in the file's order.
 
     A small file (a change file: a micro-batch's rows, merged by eights) is read whole once per version and kept
-    as rows by profile (:data:`SMALL_FILE_ROWS`): a micro-batch's lookup of 300 profiles in each of twenty change
-    files bisected each file for each profile, 26 ms, where their dictionaries take about 2. A larger one (a snapshot,
-    a job's pairs) is read with the engines' point reads, which decode only the row groups that can hold them,
-    once per file version, and keep them. Files are never rewritten under their name with the same size and time."""
+    with where each profile's rows lie (:data:`SMALL_FILE_ROWS`): a micro-batch's lookup of 300 profiles in each
+    of twenty change files bisected each file for each profile, 26 ms, where a dictionary takes about 2. A larger
+    one (a snapshot, a job's pairs) is read with the engines' point reads, which decode only the row groups that
+    can hold them, once per file version, and keep them. Files are never rewritten under their name with the same
+    size and time."""
     if not profile_ids:
         return []
     found: list[dict[str, Any]] = []
     wanted = set(profile_ids)
-    for part in parquet_files(path):
-        stat = part.stat()
-        if row_count(part, stat) <= SMALL_FILE_ROWS:
-            names, by_profile = _small_files.rows(part, stat)
-            fewer, more = (wanted, by_profile) if len(wanted) < len(by_profile) else (by_profile, wanted)
-            hits = [profile_id for profile_id in fewer if profile_id in more]
-            found += (dict(zip(names, row, strict=True)) for profile_id in hits for row in by_profile[profile_id])
+    for part, stat in _parts(path):
+        kept = _small_files.kept(part, stat)
+        if kept is None and row_count(part, stat) <= SMALL_FILE_ROWS:
+            kept = _small_files.read(part, stat)
+        if kept is not None:
+            found += kept.rows(wanted)
         else:
             found += python_rows(matching_rows(part, "_profile_id", profile_ids))
     return found
+
+
+def _parts(path: Path) -> list[tuple[Path, os.stat_result]]:
+    """:func:`parquet_files` with each file's ``stat`` (a file's own, taken once)."""
+    found = path.stat()
+    if S_ISDIR(found.st_mode):
+        return [(part, part.stat()) for part in parquet_files(path)]
+    return [(path, found)]
 
 
 #: A membership file of at most this many rows is kept whole in memory by :func:`rows_of`.
@@ -387,47 +397,87 @@ SMALL_FILE_ROWS = 50_000
 KEPT_SMALL_ROWS = 1_000_000
 
 
-class _KeptRows(NamedTuple):
-    """A small membership file's rows: its column names, and each profile's rows as tuples of their values."""
+class _KeptFile(NamedTuple):
+    """A small membership file's rows, sorted by profile (stably: each profile's in the file's order), as a tuple
+    of Python values per column, and each profile's run of rows: ``(start, stop)``."""
 
     names: tuple[str, ...]
-    by_profile: dict[str, tuple[tuple[Any, ...], ...]]
+    columns: tuple[tuple[Any, ...], ...]
+    runs: dict[str, tuple[int, int]]
+
+    @classmethod
+    def of(cls, table: pa.Table) -> _KeptFile:
+        runs = _runs(table.column("_profile_id").to_pylist())
+        if runs is None:  # not sorted (every writer of the store sorts; a file of another writer may not be)
+            table = table.take(pc.sort_indices(table, sort_keys=[("_profile_id", "ascending")]))
+            runs = _runs(table.column("_profile_id").to_pylist())
+            assert runs is not None
+        return cls(tuple(table.column_names), tuple(tuple(column) for column in python_columns(table)), runs)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.columns[0])
+
+    def rows(self, wanted: set[str]) -> list[dict[str, Any]]:
+        """The rows of the ``wanted`` profiles, each profile's in the file's order."""
+        fewer, more = (wanted, self.runs) if len(wanted) < len(self.runs) else (self.runs, wanted)
+        return [dict(zip(self.names, [column[row] for column in self.columns], strict=True))
+                for profile_id in fewer if profile_id in more for row in range(*self.runs[profile_id])]
+
+
+def _runs(profile_ids: list[str]) -> dict[str, tuple[int, int]] | None:
+    """Each profile's run of rows in ``profile_ids``; None when a profile's rows are not together."""
+    runs: dict[str, tuple[int, int]] = {}
+    start = 0
+    for index in range(1, len(profile_ids) + 1):
+        if index == len(profile_ids) or profile_ids[index] != profile_ids[start]:
+            if profile_ids[start] in runs:
+                return None
+            runs[profile_ids[start]] = (start, index)
+            start = index
+    return runs
 
 
 class _SmallFiles:
-    """Small membership files, each read whole once per version and kept as its rows by profile.
+    """Small membership files, each read whole once per version and kept as its columns' values with each
+    profile's run of rows.
 
-    A profile's rows are kept as tuples of tuples of plain values, which the garbage collector stops tracking at
-    its first collection of them (a tuple holding a dictionary stays tracked): kept as lists of dictionaries, the
-    100,000 profiles of the change files a streaming process held at 1M profiles made a full collection of the
-    process every second, 20-30 ms of CPU each, a pause of every micro-batch and edge call in it."""
+    Columns and runs are tuples of plain values, which the garbage collector stops tracking at its first
+    collection of them: kept as lists of dictionaries, the 100,000 profiles of the change files a streaming process
+    held at 1M profiles made a full collection of the process every second, 20-30 ms of CPU each, a pause of every
+    micro-batch and edge call in it. Kept as a tuple of values per row, grouped by profile, a merged change file of
+    12,000 rows took 8 ms to take in, on the first lookup of it in each process; as columns, 5. (As an Arrow table
+    with its runs it took 3, but each lookup that found a profile's rows then paid 35-70 us to make them Python
+    values, against 1 here.)"""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._kept: OrderedDict[tuple[str, int, int], tuple[int, _KeptRows]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, int, int], _KeptFile] = OrderedDict()
         self._rows = 0
         self._lock = threading.Lock()
 
-    def rows(self, path: Path, stat: os.stat_result) -> _KeptRows:
+    def kept(self, path: Path, stat: os.stat_result) -> _KeptFile | None:
+        """The file's version as kept, if it is and is small (:data:`SMALL_FILE_ROWS`)."""
         version = (str(path), stat.st_mtime_ns, stat.st_size)
         with self._lock:
-            if version in self._kept:
+            kept = self._kept.get(version)
+            if kept is not None:
                 self._kept.move_to_end(version)
-                return self._kept[version][1]
-        with pq.ParquetFile(path) as file:  # not read_table: its dataset discovery doubled a small file's read
-            table = file.read()
-        names = tuple(table.column_names)
-        profile = names.index("_profile_id")
-        grouped: dict[str, list[tuple[Any, ...]]] = {}
-        for values in zip(*python_columns(table), strict=True):
-            grouped.setdefault(values[profile], []).append(values)
-        kept = _KeptRows(names, {profile_id: tuple(rows) for profile_id, rows in grouped.items()})
+        return kept if kept is not None and kept.num_rows <= SMALL_FILE_ROWS else None
+
+    def read(self, path: Path, stat: os.stat_result) -> _KeptFile:
+        """The file's version, read whole and kept."""
+        version = (str(path), stat.st_mtime_ns, stat.st_size)
+        # Not read_table: its dataset discovery doubled a small file's read; one thread: a change file is a row
+        # group or a few, which the thread pool's hand-offs made slower.
+        with pq.ParquetFile(path, pre_buffer=False) as file:
+            kept = _KeptFile.of(file.read(use_threads=False))
         with self._lock:
             if version not in self._kept:
-                self._kept[version] = (table.num_rows, kept)
-                self._rows += table.num_rows
+                self._kept[version] = kept
+                self._rows += kept.num_rows
                 while self._rows > self.capacity and len(self._kept) > 1:
-                    self._rows -= self._kept.popitem(last=False)[1][0]
+                    self._rows -= self._kept.popitem(last=False)[1].num_rows
         return kept
 
 
