@@ -4,6 +4,7 @@ groups that can hold them, from any number of threads at once."""
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -319,3 +320,32 @@ def test_a_decoded_copy_whose_build_was_removed_is_unmapped(tmp_path: Path) -> N
         file.unlink()
     assert parquet.matching_rows(paths[1], "_profile_id", ["b"]).num_rows == 1
     assert [key[0] for key in mapped] == [str(paths[1])]
+
+
+def test_a_decoded_copy_linked_into_a_new_build_shares_its_mapping(tmp_path: Path) -> None:
+    # A refresh links the last build's files into its own folder: the groups and sorted columns made so far are
+    # the new names' too (made again, they cost a second of an edge process's CPU after each refresh).
+    old = tmp_path / "old" / "profiles.parquet"
+    old.parent.mkdir()
+    pq.write_table(pa.table({"_profile_id": ["a", "b", "c", "d"], "n": [1, 2, 3, 4]}), old, row_group_size=2)
+    parquet.write_decoded_copy(old)
+    assert parquet.matching_rows(old, "_profile_id", ["c"]).to_pylist() == [{"_profile_id": "c", "n": 3}]
+    linked, copied = tmp_path / "linked" / "profiles.parquet", tmp_path / "copied" / "profiles.parquet"
+    for build in (linked, copied):
+        build.parent.mkdir()
+        os.link(old, build)
+    os.link(parquet.decoded_copy_path(old), parquet.decoded_copy_path(linked))
+    shutil.copy2(parquet.decoded_copy_path(old), parquet.decoded_copy_path(copied))  # another file: mapped anew
+
+    for build in (linked, copied):
+        assert parquet.matching_rows(build, "_profile_id", ["c", "d"]).to_pylist() == [
+            {"_profile_id": "c", "n": 3}, {"_profile_id": "d", "n": 4}]
+    mapping = {name: parquet._copy_of(parquet._version(name)) for name in (old, linked, copied)}
+    assert mapping[linked] is mapping[old] is not None
+    assert mapping[copied] is not None and mapping[copied] is not mapping[old]
+    # The old build pruned: the new names keep reading the file it mapped.
+    for file in old.parent.iterdir():
+        file.unlink()
+    old.parent.rmdir()
+    assert parquet.matching_rows(linked, "_profile_id", ["a"]).to_pylist() == [{"_profile_id": "a", "n": 1}]
+    assert parquet._copy_of(parquet._version(linked)) is mapping[linked]

@@ -438,8 +438,10 @@ class _Mapped:
     """A decoded copy, memory-mapped: its groups as tables (each made once, its arrays over the map), and whether
     each is sorted by a column (checked once)."""
 
-    def __init__(self, reader: pa.ipc.RecordBatchFileReader) -> None:
+    def __init__(self, reader: pa.ipc.RecordBatchFileReader, copy: tuple[int, ...] | None = None) -> None:
         self._reader = reader
+        #: The mapped file (:func:`_identity`; None: unknown).
+        self.copy = copy
         # The Parquet file's own schema, as a read of its groups gives it.
         metadata = {k: v for k, v in (reader.schema.metadata or {}).items() if k != _COPY_OF}
         self._schema = reader.schema.with_metadata(metadata) if metadata else reader.schema.remove_metadata()
@@ -533,6 +535,12 @@ class _MappedCopies:
     named (a plain ``str``), not by the file (:class:`_File`): a copy lies beside a name, and a file linked into a
     new build may have its copy there when the old name had none, or the reverse.
 
+    A new build links the files of the last one it keeps as they were, copies included: a name whose copy is one
+    already mapped under another name (the same file, beside the same version of its Parquet file) shares that
+    mapping, with the groups and sorted columns made of it so far. Mapped anew under each build's names, every
+    group a lookup touched was made again after each refresh: a second of an edge process's requests at three to
+    four times their usual CPU after each of the streaming bench's refreshes.
+
     A mapped copy keeps its bytes on disk after a build's pruning removed it, until it is unmapped: a copy whose
     name is gone is dropped whenever another is mapped, and at most ``max_files`` are kept (and 256 versions
     without a copy: the events files, the membership's)."""
@@ -552,7 +560,7 @@ class _MappedCopies:
             if key in self._without:
                 self._without.move_to_end(key)
                 return None
-        found = self._map(path, mtime_ns, size)
+        found = self._linked(path, mtime_ns, size) or self._map(path, mtime_ns, size)
         with self._lock:
             if found is None:
                 self._without[key] = None
@@ -566,21 +574,42 @@ class _MappedCopies:
                 self._mapped.popitem(last=False)
         return found
 
+    def _linked(self, path: str, mtime_ns: int, size: int) -> _Mapped | None:
+        """The copy mapped under another name that is this name's copy too, if any."""
+        try:
+            copy = os.stat(decoded_copy_path(path))
+        except OSError:
+            return None
+        with self._lock:
+            for (_, kept_mtime_ns, kept_size), mapped in self._mapped.items():
+                if (kept_mtime_ns, kept_size) == (mtime_ns, size) and mapped.copy == _identity(copy):
+                    return mapped
+        return None
+
     @staticmethod
     def _map(path: str, mtime_ns: int, size: int) -> _Mapped | None:
+        copy_path = decoded_copy_path(path)
         try:
-            reader = pa.ipc.open_file(pa.memory_map(str(decoded_copy_path(path))))
+            before = os.stat(copy_path)
+            reader = pa.ipc.open_file(pa.memory_map(str(copy_path)))
+            after = os.stat(copy_path)
         except (OSError, pa.ArrowInvalid):
             return None
         copied = (reader.schema.metadata or {}).get(_COPY_OF)
         if copied is None or json.loads(copied) != [size, mtime_ns, len(_group_rows(path, mtime_ns, size))]:
             return None
-        return _Mapped(reader)
+        # Which file was mapped, for other names of it (none when it was replaced while it was opened).
+        return _Mapped(reader, _identity(after) if _identity(before) == _identity(after) else None)
 
     def cache_clear(self) -> None:
         with self._lock:
             self._mapped.clear()
             self._without.clear()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """A file as a stat of it names it: its device and inode, with the modification time and size it had."""
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 #: How many decoded copies a process keeps mapped: a build's two, and a few builds'.
