@@ -16,3 +16,17 @@ def frozen(services: Any) -> int:
     import gc
 
     return gc.get_freeze_count()
+
+
+def slow(services: Any, seconds: float, tag: Any) -> tuple[Any, int]:
+    """``tag`` and the process's id, after ``seconds``."""
+    import os
+    import time
+
+    time.sleep(seconds)
+    return tag, os.getpid()
+
+
+def unpicklable(services: Any) -> Any:
+    """An answer that cannot be sent back to the server."""
+    return lambda: None

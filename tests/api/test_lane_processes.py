@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openseg.api.app import create_app
-from openseg.api.lanes import LaneProcesses
+from openseg.api.lanes import LaneProcesses, LaneUnavailable
 from openseg.config import Settings
 from openseg.container import Services
 from openseg.errors import OpensegError
@@ -131,3 +131,27 @@ def test_a_lane_process_has_imported_its_handlers_before_its_first_request(setti
         assert lanes.submit("edge", lane_probe.frozen).result(timeout=60) > 50_000
     finally:
         lanes.stop()
+
+
+def test_a_lane_queues_what_its_processes_cannot_take_yet_and_stops_after_what_they_hold(settings: Settings) -> None:
+    lanes = LaneProcesses(settings, {"edge": 1})
+    lanes.start()
+    try:
+        queued = [lanes.submit("edge", lane_probe.slow, 0.2, n) for n in range(3)]
+        answers = [answer.result(timeout=60) for answer in queued]
+        assert [tag for tag, _ in answers] == [0, 1, 2] and {pid for _, pid in answers} == set(lanes.pids("edge"))
+        # What cannot cross fails its own request, not the lane.
+        with pytest.raises(RuntimeError, match="could not be sent back"):
+            lanes.submit("edge", lane_probe.unpicklable).result(timeout=60)
+        with pytest.raises((pickle.PicklingError, AttributeError)):
+            lanes.submit("edge", lambda services: None).result(timeout=60)
+        assert lanes.submit("edge", lane_probe.slow, 0, "still").result(timeout=60)[0] == "still"
+        held, waiting = lanes.submit("edge", lane_probe.slow, 0.5, "held"), lanes.submit("edge", lane_probe.slow, 0, "w")
+        time.sleep(0.2)
+    finally:
+        lanes.stop()
+    assert held.result(timeout=0)[0] == "held"
+    assert isinstance(waiting.exception(timeout=0), LaneUnavailable)
+    assert lanes.pids("edge") == []
+    with pytest.raises(LaneUnavailable):
+        lanes.submit("edge", lane_probe.slow, 0, "late")
