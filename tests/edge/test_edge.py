@@ -4,6 +4,7 @@ the event included) and ``/ee/v2/collect`` (events into streaming ingestion), wi
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,8 +166,12 @@ def test_an_unknown_profile_gets_an_empty_payload_and_a_request_id(client: TestC
                            json=edge_event("nobody", "commerce.checkouts"))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"requestId", "handle"} and len(body["requestId"]) == 36
+    assert set(body) == {"requestId", "handle"} and uuid.UUID(body["requestId"]).version == 4
+    assert str(uuid.UUID(body["requestId"])) == body["requestId"]
     assert body["handle"] == [{"type": "activation:pull", "eventIndex": 0, "payload": []}]
+    again = client.post("/ee/v2/interact", headers=edgy.org.headers(), params={"dataStreamId": edgy.datastream},
+                        json=edge_event("nobody", "commerce.checkouts"))
+    assert again.json()["requestId"] != body["requestId"]
 
 
 def test_the_edge_answer_is_the_membership_the_streamer_writes(client: TestClient, services: Services,
