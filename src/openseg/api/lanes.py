@@ -204,8 +204,8 @@ class _Lane:
 
     The server hands a request to an idle process itself (one write to its pipe) and that process's reader
     thread settles it: the executor of ``concurrent.futures`` took a manager thread and a queue's feeder thread
-    of the server per request besides (206 us of the server's CPU a call in a micro-benchmark of an empty call,
-    against 45 over a pipe; threads that also took the interpreter from the event loop)."""
+    of the server per request besides (206-243 us of the server's CPU an empty call from an event loop, against
+    72-103 us so; threads that also took the interpreter from the event loop)."""
 
     def __init__(self, name: str, size: int, env: dict[str, str]) -> None:
         self.name, self.size, self.env = name, size, env
@@ -269,8 +269,9 @@ class _Lane:
                 process.connection.send_bytes(encoded)
             except OSError:  # the process ended before it read this: the request waits for its replacement
                 with self._lock:
-                    process.held = None
-                    self._waiting.appendleft((answer, request))
+                    if process.held is answer:  # else its reader, seeing it end, has failed the request already
+                        process.held = None
+                        self._waiting.appendleft((answer, request))
                 return
 
     def _read(self, process: _Process) -> None:

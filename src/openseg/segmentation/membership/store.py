@@ -446,7 +446,7 @@ class _SmallFiles:
     collection of them: kept as lists of dictionaries, the 100,000 profiles of the change files a streaming process
     held at 1M profiles made a full collection of the process every second, 20-30 ms of CPU each, a pause of every
     micro-batch and edge call in it. Kept as a tuple of values per row, grouped by profile, a merged change file of
-    12,000 rows took 8 ms to take in, on the first lookup of it in each process; as columns, 5. (As an Arrow table
+    12,000 rows took 8.2 ms to take in, on the first lookup of it in each process; as columns, 4.4. (As an Arrow table
     with its runs it took 3, but each lookup that found a profile's rows then paid 35-70 us to make them Python
     values, against 1 here.)"""
 
