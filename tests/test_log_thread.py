@@ -4,8 +4,12 @@ per-request log, so that a write waiting on the disk never pauses the event loop
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 
 from openseg.log_thread import logged_by_a_thread
 
@@ -44,3 +48,31 @@ def test_a_logging_call_returns_while_its_line_waits_to_be_written_and_every_lin
     assert logger.handlers == [kept]
     logger.info("after")
     assert kept.lines[-1] == ("INFO after", threading.current_thread().name)
+
+
+_ENDED_BY_SIGTERM = """
+import logging, os, signal, sys, time
+from openseg.log_thread import logged_by_a_thread
+
+class Slow(logging.FileHandler):
+    def emit(self, record):
+        time.sleep(0.002)
+        super().emit(record)
+
+logger = logging.getLogger("ended")
+logger.setLevel(logging.INFO)
+logger.addHandler(Slow(sys.argv[1]))
+with logged_by_a_thread(["ended"]):
+    for n in range(300):
+        logger.info("line %d", n)
+    os.kill(os.getpid(), signal.SIGTERM)  # as uvicorn re-raises the SIGTERM it shut down for
+    time.sleep(30)
+"""
+
+
+def test_a_sigterm_ends_the_process_once_the_queued_lines_are_written(tmp_path: Path) -> None:
+    # 300 lines at 2 ms each: without the handler, SIGTERM's default action ended the process with most unwritten.
+    written = tmp_path / "lines.log"
+    ended = subprocess.run([sys.executable, "-c", _ENDED_BY_SIGTERM, str(written)], timeout=60, check=False)
+    assert ended.returncode == -signal.SIGTERM
+    assert written.read_text().splitlines() == [f"line {n}" for n in range(300)]
