@@ -719,6 +719,15 @@ def _runs_of(values: pa.Array | pa.ChunkedArray) -> _Runs | None:
     return _Runs(tuple(firsts.to_pylist()), array.array("q", [*starts, count]), firsts.nbytes)
 
 
+def key_runs(values: pa.Array | pa.ChunkedArray) -> dict[Any, tuple[int, int]] | None:
+    """Each value's run of rows in ``values``, ``(start, stop)``; None as :func:`_runs_of` (not ascending, a null,
+    values Arrow does not order)."""
+    runs = _runs_of(values)
+    if runs is None:
+        return None
+    return {key: (runs.starts[index], runs.starts[index + 1]) for index, key in enumerate(runs.keys)}
+
+
 #: A Python object's own bytes beside its data, as :class:`_Runs` estimates them (a short ``str``: 49 and up).
 _OBJECT_BYTES = 56
 

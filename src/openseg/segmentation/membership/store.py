@@ -27,7 +27,7 @@ from sqlglot import exp
 
 from openseg.arrow_rows import python_columns, python_rows
 from openseg.atomic_files import StagedFile, locked
-from openseg.engines.parquet import matching_rows, row_count
+from openseg.engines.parquet import key_runs, matching_rows, row_count
 from openseg.segmentation.membership import changes as change_files
 from openseg.segmentation.membership.changes import ChangeFile, LogPosition, Position
 from openseg.segmentation.membership.layout import (
@@ -407,10 +407,10 @@ class _KeptFile(NamedTuple):
 
     @classmethod
     def of(cls, table: pa.Table) -> _KeptFile:
-        runs = _runs(table.column("_profile_id").to_pylist())
+        runs = key_runs(table.column("_profile_id"))
         if runs is None:  # not sorted (every writer of the store sorts; a file of another writer may not be)
             table = table.take(pc.sort_indices(table, sort_keys=[("_profile_id", "ascending")]))
-            runs = _runs(table.column("_profile_id").to_pylist())
+            runs = key_runs(table.column("_profile_id"))
             assert runs is not None
         return cls(tuple(table.column_names), tuple(tuple(column) for column in python_columns(table)), runs)
 
@@ -423,19 +423,6 @@ class _KeptFile(NamedTuple):
         fewer, more = (wanted, self.runs) if len(wanted) < len(self.runs) else (self.runs, wanted)
         return [dict(zip(self.names, [column[row] for column in self.columns], strict=True))
                 for profile_id in fewer if profile_id in more for row in range(*self.runs[profile_id])]
-
-
-def _runs(profile_ids: list[str]) -> dict[str, tuple[int, int]] | None:
-    """Each profile's run of rows in ``profile_ids``; None when a profile's rows are not together."""
-    runs: dict[str, tuple[int, int]] = {}
-    start = 0
-    for index in range(1, len(profile_ids) + 1):
-        if index == len(profile_ids) or profile_ids[index] != profile_ids[start]:
-            if profile_ids[start] in runs:
-                return None
-            runs[profile_ids[start]] = (start, index)
-            start = index
-    return runs
 
 
 class _SmallFiles:
