@@ -165,17 +165,18 @@ def test_a_groups_recent_rows_are_kept_for_every_later_instant_of_the_day(tmp_pa
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.one_of(st.none(), st.sampled_from("abcdef")), min_size=1, max_size=80),
        group_rows=st.integers(1, 9), keys=st.lists(st.sampled_from("abcdefg"), min_size=1, max_size=5),
-       ordered=st.booleans(), hour=st.one_of(st.none(), st.integers(0, 90)))
+       ordered=st.booleans(), hour=st.one_of(st.none(), st.integers(0, 90)), timeless=st.booleans())
 def test_a_kept_group_finds_exactly_the_rows_a_filter_finds(tmp_path: Path, values: list[str | None],
                                                             group_rows: int, keys: list[str], ordered: bool,
-                                                            hour: int | None) -> None:
+                                                            hour: int | None, timeless: bool) -> None:
     """A kept (decoded) group is searched by bisection over its runs of keys when it is sorted, and filtered when
     it is not or holds a null key; asked twice (the second time from what the first kept), with or without an
-    instant to be ``newer`` than, both find exactly the rows a filter of the whole file finds, in file order."""
+    instant to be ``newer`` than, with or without rows that have no time, both find exactly the rows a filter of
+    the whole file finds, in file order, as a table of the columns asked for (none found included)."""
     if ordered:
         values = sorted(values, key=lambda v: (v is not None, v or ""))
     start = datetime(2025, 1, 1)
-    times = [None if n % 5 == 3 else start + timedelta(hours=n) for n in range(len(values))]
+    times = [None if timeless and n % 5 == 3 else start + timedelta(hours=n) for n in range(len(values))]
     path = tmp_path / f"{len(list(tmp_path.iterdir()))}.parquet"
     pq.write_table(pa.table({"k": pa.array(values, pa.string()), "timestamp": pa.array(times, pa.timestamp("us")),
                              "row": list(range(len(values)))}), path, row_group_size=group_rows)
@@ -185,6 +186,7 @@ def test_a_kept_group_finds_exactly_the_rows_a_filter_finds(tmp_path: Path, valu
     for _ in range(2):
         found = parquet.matching_rows(path, "k", keys, ["row"], newer=None if since is None else ("timestamp", since))
         assert [row["row"] for row in found.to_pylist()] == expected
+        assert found.schema == pa.schema([("row", pa.int64())])
 
 
 def _python_runs(values: list[object]) -> tuple[list[object], list[int]] | None:
