@@ -260,8 +260,9 @@ def test_a_small_message_to_a_known_open_inlet_is_acknowledged_on_the_event_loop
         client: TestClient, services: Services, org: Org, inlet: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Once a first message has had the inlet, its dataset and the log read (through the collection lane), a small
     message to an inlet without credentials is checked and its commit awaited on the event loop: no thread of the
-    lane and no read of the metadata database, and the same answers as the lane's, refusals included. A dataset
-    no longer kept fresh sends the message back through the lane."""
+    lane and no read of the metadata database, and the same answers as the lane's, refusals included (and with a
+    trailing slash, which the app drops first). A dataset no longer kept fresh sends the message, body and all,
+    back through the lane."""
     import openseg.api.collection as routes
 
     bad = click(21, timestamp=5)
@@ -280,13 +281,15 @@ def test_a_small_message_to_a_known_open_inlet_is_acknowledged_on_the_event_loop
         patched.setattr(services.db, "session", refused)
         second = client.post(f"/collection/{_id(inlet)}", json=envelope(click(2)))
         on_loop = [client.post(f"/collection/{_id(inlet)}{query}", json=payload) for query, payload in cases]
+        slashed = client.post(f"/collection/{_id(inlet)}/", json=envelope(click(5)))
+    assert slashed.status_code == 200 and slashed.json()["inletId"] == _id(inlet), slashed.text
     assert second.status_code == 200, second.text
     assert second.json()["syncValidation"] == {"skipped": True}
     assert second.json()["inletId"] == _id(inlet) and second.json()["xactionId"] != first.json()["xactionId"]
     assert [(r.status_code, r.json()) for r in on_loop] == [(r.status_code, r.json()) for r in through_lane]
     assert [r.status_code for r in on_loop] == [400, 400, 400]
-    assert logged(services) == ["click-1", "click-2"]
-    (_, message) = services.stream_log().read(0, 10)
+    assert logged(services) == ["click-1", "click-2", "click-5"]
+    (_, message, _) = services.stream_log().read(0, 10)
     assert message.entry.xaction_id == second.json()["xactionId"]
 
     lane_calls: list[str] = []
@@ -301,4 +304,4 @@ def test_a_small_message_to_a_known_open_inlet_is_acknowledged_on_the_event_loop
     assert client.post(f"/collection/{_id(inlet)}", json=envelope(click(3))).status_code == 200
     assert client.post(f"/collection/{_id(inlet)}", json=envelope(click(4))).status_code == 200
     assert lane_calls == ["collection"]
-    assert logged(services) == ["click-1", "click-2", "click-3", "click-4"]
+    assert logged(services) == ["click-1", "click-2", "click-5", "click-3", "click-4"]

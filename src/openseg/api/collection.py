@@ -8,10 +8,12 @@ and an unknown one is a 404. Errors take the Data Collection Core Service's shap
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openseg.api.deps import caller, query_bool, raw_body
 from openseg.api.json_input import parse_json
@@ -128,14 +130,70 @@ INLINE_BYTES = 64 * 1024
 
 @router.post("/{inlet_id}", openapi_extra=_ONE)
 async def collect(inlet_id: str, request: Request, raw: bytes = Depends(raw_body)) -> JSONResponse:
-    here = _acknowledged_here(request, inlet_id, raw)
-    if here is None:
-        return await run_in(request, "collection", _collect, inlet_id, request, raw)
-    if isinstance(here, JSONResponse):  # refused
-        return here
-    log, entry, body = here
-    await asyncio.wrap_future(log.submit([entry]))  # on disk before the acknowledgement, as in the lane
-    return JSONResponse(body)
+    """A message :class:`Acknowledgements` did not acknowledge on the event loop: in the collection lane."""
+    return await run_in(request, "collection", _collect, inlet_id, request, raw)
+
+
+#: The path of a single message (``/collection/batch/{inletId}`` has two segments after the prefix).
+_ONE_PATH = re.compile(r"^/collection/([^/]+)$")
+
+
+class Acknowledgements:
+    """ASGI middleware acknowledging ``POST /collection/{inletId}`` on the event loop, before FastAPI routes the
+    request, whenever :func:`_acknowledged_here` can (what it cannot goes on to :func:`collect` with its body).
+
+    Routing, dependencies and the endpoint's machinery were a third of the event loop's CPU per acknowledgement
+    (0.2 of 0.7 ms at 500 messages a second), the one cost of a streamed message that every other request's
+    latency waits behind; the check, the log's commit and the answer are the route's own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = _ONE_PATH.match(_route_path(scope)) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":  # nothing to answer
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        here = _acknowledged_here(Request(scope, receive), found.group(1), raw)
+        if here is None:
+            await self.app(scope, _replaying(raw, receive), send)
+            return
+        if isinstance(here, JSONResponse):  # refused
+            await here(scope, receive, send)
+            return
+        log, entry, body = here
+        await asyncio.wrap_future(log.submit([entry]))  # on disk before the acknowledgement, as in the lane
+        await JSONResponse(body)(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the routes match: without the root path the server was given (as Starlette's routing reads it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root + "/") else path
+
+
+def _replaying(raw: bytes, receive: Receive) -> Receive:
+    """``receive`` whose first message is the body already read."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replay
 
 
 def _acknowledged_here(request: Request, inlet_id: str, raw: bytes
