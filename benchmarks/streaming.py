@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,10 @@ def streaming_under_load(data_dir: Path, manifest: Manifest, segments: Sequence[
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
             sent = result.pop("sent_ids")
             acknowledged = result.pop("acknowledged_at")
-            result["lake"] = _in_lake(home / "lake", sent)
+            # The interact calls' events too: the job below must read every event streaming has applied (an edge
+            # call answered in the window's last second logs its event after the last acknowledged one, and a job
+            # that ran before its flush took out of "pinged" the profiles streaming had put in).
+            result["lake"] = _in_lake(home / "lake", sent, result.pop("edge_ids"))
             last = max((int(i.removeprefix("p5-")) for i in sent), default=0)
             result["caught_up_s"] = _caught_up(client, setup, crmids[last])
             watcher.stop()
@@ -479,6 +482,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     interact_at: list[tuple[float, float]] = []
     ack_at: list[tuple[float, float]] = []
     sent_ids: list[str] = []
+    edge_ids: list[str] = []
     acknowledged_at: dict[int, float] = {}
     sent_lock = threading.Lock()
     probes: list[threading.Thread] = []
@@ -545,6 +549,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
         interact.add(took)
         with sent_lock:
             interact_at.append((time.time() - took, took))
+            edge_ids.append(f"edge-{i}")
 
     stores: list[dict[str, Any]] = []
     watching = threading.Event()
@@ -574,7 +579,7 @@ def _window(base: str, headers: dict[str, str], setup: dict[str, Any], crmids: l
     return {"ack": ack.summary(), "probes": probed.summary(), "interact": interact.summary(),
             "offered": total, "acknowledged": len(sent_ids), "seconds": elapsed, "rate": rate, "edge_rate": edge_rate,
             "flushes": len(_streamed_batches(base, headers) - batches_before), "refreshes": max(0, len(built) - 1),
-            "sent_ids": sent_ids, "acknowledged_at": acknowledged_at, "interact_at": interact_at, "ack_at": ack_at,
+            "sent_ids": sent_ids, "edge_ids": edge_ids, "acknowledged_at": acknowledged_at, "interact_at": interact_at, "ack_at": ack_at,
             "start_wall": start_wall, "built_at": sorted(built)}
 
 
@@ -592,9 +597,10 @@ def _streamed_batches(base: str, headers: dict[str, str]) -> set[str]:
             start += 100
 
 
-def _in_lake(lake: Path, sent: list[str], wait: float = 120.0) -> dict[str, int]:
-    """How many of the acknowledged events the lake holds, and how many times (waiting for the last flush)."""
-    wanted = set(sent)
+def _in_lake(lake: Path, sent: list[str], also: Collection[str] = (), wait: float = 120.0) -> dict[str, int]:
+    """How many of the acknowledged events the lake holds, and how many times, waiting for the last flush of them
+    and of the events ``also`` names (the interact calls')."""
+    wanted, others = set(sent), set(also)
     deadline = time.monotonic() + wait
     while True:
         ids = []
@@ -610,9 +616,9 @@ def _in_lake(lake: Path, sent: list[str], wait: float = 120.0) -> dict[str, int]
                 table = pq.read_table(path, columns=["_id"])
             except OSError:  # a file being written, or moved since the listing
                 continue
-            ids += [i for i in table.column("_id").to_pylist() if isinstance(i, str) and i.startswith("p5-")]
+            ids += [i for i in table.column("_id").to_pylist() if isinstance(i, str) and i.startswith(("p5-", "edge-"))]
         found = [i for i in ids if i in wanted]
-        if len(set(found)) >= len(wanted) or time.monotonic() > deadline:
+        if (len(set(found)) >= len(wanted) and others <= set(ids)) or time.monotonic() > deadline:
             return {"records": len(found), "distinct": len(set(found)), "expected": len(wanted)}
         time.sleep(1.0)
 

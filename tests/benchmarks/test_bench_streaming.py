@@ -172,3 +172,31 @@ def test_the_timeline_puts_each_latency_and_build_in_its_slice_of_the_window() -
         {"from_s": 10.0, "visible_count": 1, "visible_p99_ms": 100.0, "interact_count": 0, "interact_p99_ms": None,
          "builds": 0},
     ]
+
+
+def test_the_drift_job_waits_until_the_lake_holds_the_interact_calls_events_too(tmp_path: Path) -> None:
+    """The job measuring drift must read every event streaming applied: the acknowledged messages' and those of
+    the interact calls answered last (logged after the last acknowledgement, so flushed after it)."""
+    import threading
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from benchmarks.streaming import _in_lake
+
+    def batch(name: str, ids: list[str]) -> None:
+        folder = tmp_path / "lake" / name
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"_id": ids, "eventType": ["ping"] * len(ids)}), folder / "part-0.parquet")
+
+    batch("b1", ["p5-1", "p5-2", "edge-0"])
+    flushed = threading.Event()
+
+    def flush_later() -> None:
+        time.sleep(0.5)
+        batch("b2", ["edge-1"])
+        flushed.set()
+
+    threading.Thread(target=flush_later).start()
+    found = _in_lake(tmp_path / "lake", ["p5-1", "p5-2"], ["edge-0", "edge-1"], wait=30)
+    assert flushed.is_set()
+    assert found == {"records": 2, "distinct": 2, "expected": 2}

@@ -130,7 +130,8 @@ INLINE_BYTES = 64 * 1024
 
 @router.post("/{inlet_id}", openapi_extra=_ONE)
 async def collect(inlet_id: str, request: Request, raw: bytes = Depends(raw_body)) -> JSONResponse:
-    """A message :class:`Acknowledgements` did not acknowledge on the event loop: in the collection lane."""
+    # A message Acknowledgements (below) did not acknowledge on the event loop. (A comment, not a docstring: the
+    # docstring is the route's description in /openapi.json.)
     return await run_in(request, "collection", _collect, inlet_id, request, raw)
 
 
