@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openseg.api.deps import caller, query_bool, raw_body
@@ -155,16 +156,12 @@ class Acknowledgements:
         if found is None:
             await self.app(scope, receive, send)
             return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":  # nothing to answer
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = b"".join(chunks)
-        here = _acknowledged_here(Request(scope, receive), found.group(1), raw)
+        request = Request(scope, receive)
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # nothing to answer
+            return
+        here = _acknowledged_here(request, found.group(1), raw)
         if here is None:
             await self.app(scope, _replaying(raw, receive), send)
             return

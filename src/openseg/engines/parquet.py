@@ -136,8 +136,9 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         groups = [g for g in groups
                   if ranges[g] is None or timeless[g] or not _before(ranges[g][1], newer[1])]  # type: ignore[index]
     wanted = None if columns is None else list(dict.fromkeys([*columns, column, *([newer[0]] if newer else [])]))
+    chosen = None if columns is None else tuple(columns)
     if not groups:
-        return _empty(*version, None if columns is None else tuple(columns))
+        return _empty(*version, chosen)
     mapped = _copy_of(version) if newer is None else None
     rows = _group_rows(*version)
     small = [g for g in groups if rows[g] <= CACHED_GROUP_ROWS]
@@ -163,9 +164,9 @@ def matching_rows(path: str | os.PathLike[str], column: str, keys: Sequence[Any]
         kept = [(table, _runs(kept_as, column, table)) for table, kept_as in decoded]
     if kept is not None:
         found = _keyed_rows(kept, keys, wanted)
-        if found is not None and not found.num_rows:  # the file's groups hold none of them (a point read, mostly)
-            return _empty(*version, None if columns is None else tuple(columns))
         if found is not None:
+            if not found.num_rows:  # the file's groups hold none of them (a point read, mostly)
+                return _empty(*version, chosen)
             matched = found if newer is None else _newer_than(found, *newer)
             return matched if columns is None else matched.select(list(columns))
         table = pa.concat_tables([group for group, _ in kept])
