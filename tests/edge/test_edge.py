@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fastapi import Depends, Request
 from fastapi.testclient import TestClient
 
+from openseg.api import edge as routes
+from openseg.api.deps import services as services_dependency
 from openseg.api.edge import use_edge
 from openseg.catalog.streaming import CatalogLakeSink
 from openseg.container import Services
@@ -475,3 +478,38 @@ def test_without_x_sandbox_name_the_datastream_is_found_in_its_own_sandbox(
                           json=body)
     assert refused.status_code == 400 and refused.json()["type"].endswith("EXEG-0003-400")
     assert [m.entry.sandbox_id for m in services.stream_log().read(0, 10)] == [datastream["sandboxId"]]
+
+
+def test_an_interact_call_is_answered_before_fastapi_routes_it(client: TestClient, services: Services,
+                                                                edgy: Edgy) -> None:
+    """``/ee/v2/interact`` is answered by ``api/edge.py``'s ``EdgeCalls``, which checks the credentials in the edge
+    lane with the call's work: the route and its dependencies never run for a call it answers (a trailing slash
+    too), and its answers and logged events are the route's. What it does not answer goes on to the route with its
+    body: refused credentials get the route's errors, and a call refused for its body is answered the same way
+    either way."""
+    routed: list[str] = []
+
+    def counted(request: Request, svc: Services = Depends(services_dependency)) -> Any:
+        routed.append(request.url.path)
+        return routes.edge_caller(request, svc)
+
+    app = client.app
+    app.dependency_overrides[routes.edge_caller] = counted  # type: ignore[attr-defined]
+    try:
+        answered = interact(client, edgy, edge_event("p1"))
+        slashed = client.post("/ee/v2/interact/", headers=edgy.org.headers(),
+                              params={"dataStreamId": edgy.datastream, "requestId": "req-1"}, json=edge_event("p0"))
+        bad_body = interact(client, edgy, {"event": {}})
+        assert routed == []
+        stranger = {**edgy.org.headers(), "Authorization": "Bearer not-a-token"}
+        refused = client.post("/ee/v2/interact", headers=stranger, params={"dataStreamId": edgy.datastream},
+                              json=edge_event("p1"))
+        assert routed == ["/ee/v2/interact"], refused.text
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert answered.status_code == 200 and answered.json() == lookup(edgy.us)
+    assert slashed.status_code == 200 and slashed.json() == lookup()
+    edge_error(bad_body, 400, "EXEG-0104", "Invalid request", "event.xdm")
+    assert (refused.status_code, refused.json()) == (401, {"error_code": "401013", "message": "Oauth token is not valid"})
+    assert [m.entry.record["identityMap"]["email"][0]["id"] for m in services.stream_log().read(0, 10)] == \
+        ["p1@example.com", "p0@example.com"]

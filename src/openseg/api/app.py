@@ -159,6 +159,8 @@ def create_app(services: Services, *, run_worker: bool = True, worker_process: W
                    flowservice.router, ui.router):
         app.include_router(router)
     mark_extensions(app)
-    app.add_middleware(collection.Acknowledgements)  # within TrailingSlash: it sees the path without one
+    # Within TrailingSlash: they see the path without one.
+    app.add_middleware(collection.Acknowledgements)
+    app.add_middleware(edge.EdgeCalls)
     app.add_middleware(TrailingSlash)
     return app

@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openseg.api.asgi import replaying, route_path
 from openseg.api.deps import caller, query_bool, raw_body
 from openseg.api.json_input import parse_json
 from openseg.api.lanes import run_in
@@ -152,7 +153,7 @@ class Acknowledgements:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = _ONE_PATH.match(_route_path(scope)) if scope["type"] == "http" and scope["method"] == "POST" else None
+        found = _ONE_PATH.match(route_path(scope)) if scope["type"] == "http" and scope["method"] == "POST" else None
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -163,7 +164,7 @@ class Acknowledgements:
             return
         here = _acknowledged_here(request, found.group(1), raw)
         if here is None:
-            await self.app(scope, _replaying(raw, receive), send)
+            await self.app(scope, replaying(raw, receive), send)
             return
         if isinstance(here, JSONResponse):  # refused
             await here(scope, receive, send)
@@ -171,27 +172,6 @@ class Acknowledgements:
         log, entry, body = here
         await asyncio.wrap_future(log.submit([entry]))  # on disk before the acknowledgement, as in the lane
         await JSONResponse(body)(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path the routes match: without the root path the server was given (as Starlette's routing reads it)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root + "/") else path
-
-
-def _replaying(raw: bytes, receive: Receive) -> Receive:
-    """``receive`` whose first message is the body already read."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    return replay
 
 
 def _acknowledged_here(request: Request, inlet_id: str, raw: bytes
