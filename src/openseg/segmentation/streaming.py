@@ -57,6 +57,8 @@ def is_continuous(evaluation_info: Mapping[str, Any] | None) -> bool:
     return isinstance(continuous, Mapping) and continuous.get("enabled") is True
 
 
+#: How many lists of definitions :meth:`CompiledSegments.ordered` keeps (a sandbox's and policy's each).
+_KEPT_ORDERS = 64
 #: A definition version compiled: its predicate, how it moves with time, the fields it reads, its event horizon.
 _Compiled = tuple[TimedPredicate, TimeDependence | None, frozenset[str] | None, dt.timedelta | None]
 
@@ -67,6 +69,10 @@ class CompiledSegments:
     each follows the clock (``streaming_due.time_dependence``)."""
 
     _compiled: dict[tuple[str, int], _Compiled] = field(default_factory=dict)
+    #: Each list of definitions in dependency order, with their predicates and time dependences (every profile of
+    #: a micro-batch is evaluated for the same list: ordering it per profile was a twentieth of an evaluation).
+    _ordered: dict[tuple[ContinuousDefinition, ...], list[tuple[ContinuousDefinition, _Compiled]]] = \
+        field(default_factory=dict)
 
     def _entry(self, definition: ContinuousDefinition) -> _Compiled:
         key = (definition.id, definition.version)
@@ -76,6 +82,17 @@ class CompiledSegments:
             node = parse(definition.pql)
             self._compiled[key] = (compile_timed(node), time_dependence(node), read_fields(node), event_horizon(node))
         return self._compiled[key]
+
+    def ordered(self, definitions: Sequence[ContinuousDefinition]) -> list[tuple[ContinuousDefinition, _Compiled]]:
+        """``definitions`` in :func:`dependency_order`, each with its compiled entry (kept for the next profiles
+        evaluated for the same definitions, until there are :data:`_KEPT_ORDERS` lists)."""
+        key = tuple(definitions)
+        found = self._ordered.get(key)
+        if found is None:
+            if len(self._ordered) >= _KEPT_ORDERS:
+                self._ordered.clear()
+            found = self._ordered[key] = [(d, self._entry(d)) for d in dependency_order(definitions)]
+        return found
 
     def predicate(self, definition: ContinuousDefinition) -> TimedPredicate:
         return self._entry(definition)[0]
@@ -161,13 +178,11 @@ def _evaluated(definitions: Sequence[ContinuousDefinition], compiled: CompiledSe
                                       for s, p in membership.items()}
     answers: dict[str, bool] = {}
     due: dict[str, dt.datetime] = {}
-    for definition in dependency_order(definitions):
+    for definition, (predicate, dependence, _, _) in compiled.ordered(definitions):
         subject = {**profile, "segmentMembership": {**(profile.get("segmentMembership") or {}), UPS: ups}}
-        predicate = compiled.predicate(definition)
         qualifies = predicate(subject, events, at)
         answers[definition.id] = qualifies
-        if timed and (change := next_change(predicate, compiled.dependence(definition), subject, events, at,
-                                            qualifies)) is not None:
+        if timed and (change := next_change(predicate, dependence, subject, events, at, qualifies)) is not None:
             due[definition.id] = change
         ups = {**ups, definition.id: {"status": "realized" if qualifies else "exited", "lastQualificationTime": at}}
     return Evaluation(answers, due)

@@ -102,13 +102,20 @@ def time_dependence(node: ast.Node) -> TimeDependence | None:
     return TimeDependence(frozenset(offsets), frozenset(calendar), frozenset(periods), fields)
 
 
+#: The types of values that hold no time.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _times(value: Any, fields: frozenset[str] | None) -> Iterator[dt.datetime]:
     """Every instant in a profile or event under the named ``fields`` (None: any), dates at their UTC midnight."""
+    kind = type(value)
+    if kind in _SCALARS:  # most values: told by their type, before the checks of an ABC (Mapping)
+        return
     if isinstance(value, dt.datetime):
         yield value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     elif isinstance(value, dt.date):
         yield dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    elif isinstance(value, Mapping):
+    elif kind is dict or isinstance(value, Mapping):
         for key, item in value.items():
             if fields is None or key in fields:
                 yield from _times(item, fields)
