@@ -137,3 +137,38 @@ def test_misses_are_not_kept_and_the_reads_kept_are_bounded(services: Services) 
     for i in range(Lasting.MAX_KEYS + 1):
         kept.at(7)[(str(i),)] = i
     assert len(kept.at(7)) == 0  # past the bound, everything is read again
+
+
+def test_a_sqlite_stores_generation_is_read_again_only_after_a_commit(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every authenticated request reads the generation: on a SQLite file it asks its own connection whether any
+    connection committed since (``PRAGMA data_version``), and queries the generation only then, never through the
+    engine's pool. Commits of this process, of another ``Database`` and of a plain connection are all seen."""
+    import sqlite3
+
+    path = tmp_path / "openseg.db"
+    db, other = Database(f"sqlite:///{path}"), Database(f"sqlite:///{path}")
+    try:
+        db.migrate()
+        with db.session() as session:
+            session.add(Org(id="GEN@AdobeOrg", created=1))
+        first = db.generation()
+
+        def no_pool(*_: object, **__: object) -> None:
+            raise AssertionError("the generation was read through the engine")
+
+        monkeypatch.setattr(db.engine, "connect", no_pool)
+        assert [db.generation() for _ in range(3)] == [first] * 3
+        with other.session() as session:
+            session.add(Org(id="OTHER@AdobeOrg", created=1))
+        assert db.generation() == first + 1
+        with other.session() as session:  # volatile: a new data version, the same generation
+            enqueue(session, "segment_job", "job-1")
+        assert db.generation() == first + 1
+        plain = sqlite3.connect(path, isolation_level=None)
+        plain.execute("UPDATE metadata_generation SET value = value + 5 WHERE id = 1")
+        plain.close()
+        assert db.generation() == first + 6
+    finally:
+        db.dispose()
+        other.dispose()
