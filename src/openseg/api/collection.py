@@ -13,10 +13,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openseg.api.asgi import replaying, route_path
+from openseg.api.asgi import Shortcut
 from openseg.api.deps import caller, query_bool, raw_body
 from openseg.api.json_input import parse_json
 from openseg.api.lanes import run_in
@@ -141,7 +139,7 @@ async def collect(inlet_id: str, request: Request, raw: bytes = Depends(raw_body
 _ONE_PATH = re.compile(r"^/collection/([^/]+)$")
 
 
-class Acknowledgements:
+class Acknowledgements(Shortcut):
     """ASGI middleware acknowledging ``POST /collection/{inletId}`` on the event loop, before FastAPI routes the
     request, whenever :func:`_acknowledged_here` can (what it cannot goes on to :func:`collect` with its body).
 
@@ -149,29 +147,17 @@ class Acknowledgements:
     (0.2 of 0.7 ms at 500 messages a second), the one cost of a streamed message that every other request's
     latency waits behind; the check, the log's commit and the answer are the route's own."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def matches(self, path: str) -> str | None:
+        found = _ONE_PATH.match(path)
+        return None if found is None else found.group(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = _ONE_PATH.match(route_path(scope)) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        try:
-            raw = await request.body()
-        except ClientDisconnect:  # nothing to answer
-            return
-        here = _acknowledged_here(request, found.group(1), raw)
-        if here is None:
-            await self.app(scope, replaying(raw, receive), send)
-            return
-        if isinstance(here, JSONResponse):  # refused
-            await here(scope, receive, send)
-            return
+    async def answer(self, request: Request, matched: str, raw: bytes) -> JSONResponse | None:
+        here = _acknowledged_here(request, matched, raw)
+        if here is None or isinstance(here, JSONResponse):  # the lane's to acknowledge, or refused
+            return here
         log, entry, body = here
         await asyncio.wrap_future(log.submit([entry]))  # on disk before the acknowledgement, as in the lane
-        await JSONResponse(body)(scope, receive, send)
+        return JSONResponse(body)
 
 
 def _acknowledged_here(request: Request, inlet_id: str, raw: bytes

@@ -20,10 +20,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openseg.api.asgi import replaying, route_path
+from openseg.api.asgi import Shortcut
 from openseg.api.deps import Caller, Tenant, caller, json_object, query_bool, raw_body, services, tenant
 from openseg.api.json_input import parse_json
 from openseg.api.lanes import LaneUnavailable, run_in
@@ -171,7 +169,7 @@ def _interact(svc: Services, who: edge.Tenant, raw: bytes, request_id: str,
     return (200, {"requestId": request_id, "handle": handle}), entries
 
 
-class EdgeCalls:
+class EdgeCalls(Shortcut):
     """ASGI middleware answering ``POST /ee/v2/interact`` before FastAPI routes it: the caller's credentials are
     checked in the edge lane with the call's work (:func:`_interact_as`), so the event loop only hands the request
     over, awaits its log entries' commit and answers. What the lane does not answer (credentials refused, a lane
@@ -181,31 +179,21 @@ class EdgeCalls:
     dependency solving cost the server 3.0 ms of CPU a call, 1.7 ms so (100 calls a second over the 1M-profile
     bench home): the checks moved to the lane cost it 0.3 ms more."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def matches(self, path: str) -> bool | None:
+        return True if path == INTERACT else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or route_path(scope) != INTERACT:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        try:
-            raw = await request.body()
-        except ClientDisconnect:  # nothing to answer
-            return
+    async def answer(self, request: Request, matched: bool, raw: bytes) -> Response | None:
         request_id, datastream_id = _request(request)
         try:
-            done = await run_in(request, "edge", _interact_as, scope["headers"], scope["query_string"], raw,
-                                request_id, datastream_id)
-            if done is not None:
-                answer, entries = done
-                await _log(request, entries)
+            done = await run_in(request, "edge", _interact_as, request.scope["headers"], request.scope["query_string"],
+                                raw, request_id, datastream_id)
+            if done is None:
+                return None
+            answer, entries = done
+            await _log(request, entries)
         except Exception:  # noqa: BLE001 - the route answers it (a lane unavailable, an error) as it always has
-            done = None
-        if done is None:
-            await self.app(scope, replaying(raw, receive), send)
-            return
-        await _respond(answer)(scope, receive, send)
+            return None
+        return _respond(answer)
 
 
 def _interact_as(svc: Services, headers: list[tuple[bytes, bytes]], query: bytes, raw: bytes, request_id: str,
