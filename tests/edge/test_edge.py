@@ -506,7 +506,7 @@ def test_an_interact_call_is_answered_before_fastapi_routes_it(client: TestClien
                               json=edge_event("p1"))
         assert routed == ["/ee/v2/interact"], refused.text
     finally:
-        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+        app.dependency_overrides.pop(routes.edge_caller)  # type: ignore[attr-defined]
     assert answered.status_code == 200 and answered.json() == lookup(edgy.us)
     assert slashed.status_code == 200 and slashed.json() == lookup()
     edge_error(bad_body, 400, "EXEG-0104", "Invalid request", "event.xdm")

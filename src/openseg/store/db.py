@@ -102,15 +102,15 @@ class _SqliteGeneration:
             if self._connection is None:
                 self._connection = sqlite3.connect(self._path, timeout=30, isolation_level=None,
                                                    check_same_thread=False)
-            (version,) = self._connection.execute("PRAGMA data_version").fetchone()
-            if self._seen is not None and self._seen[0] == version:
-                return self._seen[1]
             try:
+                (version,) = self._connection.execute("PRAGMA data_version").fetchone()
+                if self._seen is not None and self._seen[0] == version:
+                    return self._seen[1]
                 found = self._connection.execute(_READ_GENERATION).fetchone()
-            except sqlite3.OperationalError:  # no such table: a store not migrated yet
-                generation = -1
-            else:
-                generation = -1 if found is None or found[0] is None else int(found[0])
+            except sqlite3.OperationalError:  # no such table (a store not migrated yet), or the file unreadable now
+                self._seen = None  # asked again next time, as the engine's query was
+                return -1
+            generation = -1 if found is None or found[0] is None else int(found[0])
             self._seen = (version, generation)
             return generation
 
