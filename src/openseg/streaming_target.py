@@ -216,8 +216,10 @@ class StoresSegmentationTarget:
 
     def membership(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
         store = store_for(self.services.settings.home, sandbox_id, policy_id)
-        # Never kept while pinned: a writer moves pairs from the membership a job published last.
-        record = self._read_record(policy_id)
+        # Not the pinned scope's record: a writer moves pairs from the membership a job published last, so the
+        # record is as new as the metadata generation read now (kept while no commit has moved it: a publish
+        # does), as new as a query of it would be, without the query each micro-batch.
+        record = self.services.lasting(("record", policy_id), lambda: self._read_record(policy_id))
         return store, store.state(record.membership_path if record else None)
 
     def membership_to_read(self, sandbox_id: str, policy_id: str) -> tuple[MembershipStore, State | None]:
