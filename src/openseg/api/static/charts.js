@@ -312,7 +312,8 @@
    * A segment's size over time (a line, each point's value printed) above the profiles that entered (columns
    * up) and exited (columns down) at each point.
    *
-   * spec: {title, description, xLabel, yLabel, emptyText, points: [{x: epochMs, y, entered, exited, tooltip}]}
+   * spec: {title, description, xLabel, yLabel, emptyText, points: [{x: epochMs, y, entered, exited, tooltip, live}]}
+   * A ``live`` point (a streaming segment's members now, no job) is drawn hollow, with no columns.
    */
   function sizeOverTime(container, spec) {
     if (!spec.points.length) return empty(container, spec);
@@ -347,12 +348,18 @@
       svg.appendChild(svgEl("text", { x: left - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" },
         compact(tick)));
     }
-    if (points.length > 1) {
-      const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" ");
-      svg.appendChild(svgEl("path", { d: path, class: "line series-0-stroke" }));
-    }
+    // Jobs' points joined by a line; a live point (no job) by a dashed one from the point before it.
+    const line = (from, to, className) => {
+      const path = points.slice(from, to).map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`);
+      if (path.length > 1) svg.appendChild(svgEl("path", { d: path.join(" "), class: className }));
+    };
+    const firstLive = points.findIndex((p) => p.live);
+    const jobsEnd = firstLive < 0 ? points.length : firstLive;
+    line(0, jobsEnd, "line series-0-stroke");
+    if (firstLive >= 0) line(Math.max(0, firstLive - 1), points.length, "line live-line series-0-stroke");
     for (const p of points) {
-      const dot = svgEl("circle", { cx: x(p.x), cy: y(p.y), r: 4, class: "dot series-0 size-point" });
+      const dot = svgEl("circle", { cx: x(p.x), cy: y(p.y), r: 4,
+        class: p.live ? "dot size-point live-point series-0-stroke" : "dot series-0 size-point" });
       dot.appendChild(svgEl("title", {}, p.tooltip || `${formatTime(p.x, 0)}: ${formatNumber(p.y)}`));
       svg.appendChild(dot);
       svg.appendChild(svgEl("text", { x: x(p.x), y: y(p.y) - 9, class: "point-value size-value",
@@ -364,13 +371,14 @@
     // Entries above and exits below a zero line.
     const flowTop = top + sizeHeight + gap;
     const zero = flowTop + flowHeight / 2;
-    const flowMax = Math.max(1, ...points.map((p) => Math.max(p.entered, p.exited)));
+    const flows = points.filter((p) => !p.live);
+    const flowMax = Math.max(1, ...flows.map((p) => Math.max(p.entered, p.exited)));
     const h = (v) => (v / flowMax) * (flowHeight / 2 - 14);
     const slot = points.length > 1 ? (plotWidth - 2 * inset) / (points.length - 1) : plotWidth;
     const barWidth = Math.max(6, Math.min(28, slot * 0.35));
     svg.appendChild(svgEl("text", { x: 14, y: zero, class: "axis-label", "text-anchor": "middle",
       transform: `rotate(-90 14 ${zero})` }, "Changes"));
-    for (const p of points) {
+    for (const p of flows) {
       for (const [value, sign, className] of [[p.entered, -1, "series-entered"], [p.exited, 1, "series-exited"]]) {
         const rect = svgEl("rect", {
           x: x(p.x) - barWidth / 2, y: sign < 0 ? zero - h(value) : zero, width: barWidth,

@@ -22,6 +22,8 @@
   const MAX_TREND_JOBS = 20;
   const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
   const REFRESH_WHILE_RUNNING_MS = 5000;
+  // Streaming segments change with no job: their member counts are read again this often while the page is open.
+  const LIVE_REFRESH_MS = 3000;
   const STATUS_SERIES = [
     { key: "realized", label: "Realized (entered)", className: "series-realized" },
     { key: "existing", label: "Existing (stayed)", className: "series-existing" },
@@ -44,6 +46,10 @@
     selectedJobId: null,
     trendSegmentId: null,
     refreshTimer: null,
+    // Streaming (continuous) segments' members now: id -> {count, at (epoch ms)}, read every LIVE_REFRESH_MS.
+    live: new Map(),
+    liveTimer: null,
+    liveRequest: 0,
     // Which lists the last load actually read: an unread list must not claim the sandbox is empty.
     loaded: { definitions: false, jobs: false, exports: false },
     rendered: false, // whether the page has drawn a load (or the lack of credentials) once
@@ -489,7 +495,8 @@
       points: [],
     };
     $("trend-caption").textContent = "";
-    if (!jobs.length) {
+    const now = id ? state.live.get(id) : null;
+    if (!jobs.length && !now) {
       Charts.sizeOverTime($("chart-size"), spec);
       return;
     }
@@ -510,9 +517,18 @@
         + `${Charts.formatNumber(point.entered)} entered, ${Charts.formatNumber(point.exited)} exited`;
       return point;
     });
+    let caption = "Members after each succeeded job that evaluated the segment, read from the membership history; "
+      + "below, the profiles each job added (entered) and removed (exited).";
+    if (now) {
+      // A streaming segment moves between jobs: its last point is its members now, with no bars (no job).
+      spec.points.push({ x: now.at, y: now.count, live: true,
+        tooltip: `Now, ${formatTime(now.at)}: ${Charts.formatNumber(now.count)} members (streaming)` });
+      spec.xLabel = "Job end time, then now";
+      caption += ` The hollow point is now: the segment streams, so its members change as events arrive `
+        + `(read every ${LIVE_REFRESH_MS / 1000} s).`;
+    }
     spec.description = spec.points.map((p) => p.tooltip).join(". ");
-    $("trend-caption").textContent = "Members after each succeeded job that evaluated the segment, read from the "
-      + "membership history; below, the profiles each job added (entered) and removed (exited).";
+    $("trend-caption").textContent = caption;
     Charts.sizeOverTime($("chart-size"), spec);
   }
 
@@ -589,12 +605,26 @@
     return job ? Charts.formatNumber(job.metrics.segmentedProfileCounter[id]) : "—";
   }
 
+  function isStreaming(definition) {
+    const info = definition.evaluationInfo;
+    return Boolean(info && info.continuous && info.continuous.enabled);
+  }
+
+  /** A streaming segment's members now (read every LIVE_REFRESH_MS), else the latest job's count. */
+  function membersCell(definition) {
+    const now = state.live.get(definition.id);
+    if (!now) return el("td", { className: "num" }, latestCount(definition.id));
+    return el("td", { className: "num live-members" },
+      el("span", { className: "live-count" }, Charts.formatNumber(now.count)),
+      el("div", { className: "cell-note" }, `now (streaming), ${formatTime(now.at)}`));
+  }
+
   function renderDefinitions() {
-    const rows = [...state.definitions.values()].map((d) => el("tr", {},
+    const rows = [...state.definitions.values()].map((d) => el("tr", { "data-segment-id": d.id },
       el("td", {}, el("strong", {}, d.name), el("div", { className: "cell-note" }, idCell(d.id))),
       el("td", {}, el("code", { className: "pql" }, (d.expression && d.expression.value) || "")),
       el("td", {}, evaluationBadges(d.evaluationInfo)),
-      el("td", { className: "num" }, latestCount(d.id)),
+      membersCell(d),
       el("td", {}, formatTime(d.updateTime))));
     fillBody($("definitions-table"), rows, state.loaded.definitions
       ? "No segment definitions yet: POST /data/core/ups/segment/definitions creates one." : NOT_LOADED, 5);
@@ -634,6 +664,9 @@
   // ---------------------------------------------------------------- loading
 
   function clearAll() {
+    window.clearTimeout(state.liveTimer);
+    state.liveRequest += 1; // a round of live counts still waiting for answers draws nothing
+    state.live = new Map();
     state.definitions = new Map();
     state.jobs = [];
     state.succeeded = [];
@@ -718,6 +751,38 @@
     // Keep an eye on jobs that are still queued or running, so their end shows without a manual refresh.
     const running = state.jobs.some((job) => !TERMINAL.has(job.status));
     if (running && !failures.length) state.refreshTimer = window.setTimeout(loadAll, REFRESH_WHILE_RUNNING_MS);
+    loadLive();
+  }
+
+  /** The members now of every streaming segment (``.../members?limit=1``: its count, at the server's time), drawn
+   * in the definitions table and as the trend's last point; read again every LIVE_REFRESH_MS while some segment
+   * streams. One round at a time: a reload starts a new one and a round it superseded draws nothing. */
+  async function loadLive() {
+    window.clearTimeout(state.liveTimer);
+    const request = ++state.liveRequest;
+    const streaming = [...state.definitions.values()].filter(isStreaming);
+    if (!streaming.length) {
+      if (state.live.size) {
+        state.live = new Map();
+        renderDefinitions();
+        renderTrend();
+      }
+      return;
+    }
+    const answers = await Promise.allSettled(streaming.map((d) =>
+      api(`${DEFINITION}/${encodeURIComponent(d.id)}/members?limit=1`)));
+    if (request !== state.liveRequest) return;
+    const previous = state.live;
+    state.live = new Map();
+    answers.forEach((answer, i) => {
+      if (answer.status !== "fulfilled") return; // a definition deleted meanwhile, a server restarting
+      const at = Date.parse(answer.value.at);
+      state.live.set(streaming[i].id, { count: answer.value._page.totalCount, at: Number.isNaN(at) ? Date.now() : at });
+    });
+    renderDefinitions();
+    const trend = state.trendSegmentId;
+    if (trend && (previous.get(trend) || {}).count !== (state.live.get(trend) || {}).count) renderTrend();
+    state.liveTimer = window.setTimeout(loadLive, LIVE_REFRESH_MS);
   }
 
   // ---------------------------------------------------------------- start
