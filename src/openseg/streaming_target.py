@@ -26,7 +26,7 @@ from openseg.profiles.model import ProfileStoreRecord
 from openseg.profiles.overlay import BuiltFragment, Part, Reach, record_identities
 from openseg.profiles.store import PROFILES_FILE, StoreNotFoundError, event_files, resolve_store
 from openseg.segmentation.membership import IN_STATUSES, MembershipStore, State, all_stores, store_for
-from openseg.segmentation.streaming import ContinuousDefinition, is_continuous
+from openseg.segmentation.streaming import ContinuousDefinition, is_streamed
 from openseg.store.models import Dataset, ProfileStore
 from openseg.streaming.ports import BaseProfile
 
@@ -108,7 +108,7 @@ class StoresSegmentationTarget:
             uow.commit()
         return [ContinuousDefinition(d.id, d.version, d.merge_policy_id, d.pql,
                                      tuple(str(x) for x in d.dependencies or ()))
-                for d in definitions if is_continuous(d.evaluation_info)]
+                for d in definitions if is_streamed(d)]
 
     def is_profile_source(self, sandbox_id: str, dataset_id: str) -> bool:
         return self.kept(("source", sandbox_id, dataset_id), lambda: self._is_profile_source(sandbox_id, dataset_id))

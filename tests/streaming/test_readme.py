@@ -18,3 +18,4 @@ def test_readme_streaming_walkthrough(services: Services, tmp_path: Path) -> Non
     assert '"cat@example.com"' in out and '"country":"US"' in out
     assert "continuous:{'enabled':True}" in out
     assert 'CatinRecentUSviewers:{"status":"realized","lastQualificationTime":' in out
+    assert "optedin:TrueAEPstreamsit:False" in out  # openseg:streamingOptIn beside AEP's evaluationInfo

@@ -17,7 +17,7 @@ from openseg.pql.capabilities import evaluation_info, is_profile_only
 from openseg.pql.checker import check
 from openseg.pql.errors import PqlError
 from openseg.profiles.model import PROFILE_SCHEMA_NAME, MergePolicy
-from openseg.request_fields import optional_object, optional_string, string_list
+from openseg.request_fields import json_type, optional_object, optional_string, string_list
 from openseg.scope import in_scope
 from openseg.segmentation.expressions import pql_error, read_expression
 from openseg.segmentation.model import SegmentDefinition
@@ -142,6 +142,18 @@ def _evaluation_info(requested: object, computed: dict[str, Any]) -> dict[str, A
     return info
 
 
+#: openseg's extension of a definition: stream it whatever its shape (``SegmentDefinition.streaming_opt_in``).
+STREAMING_OPT_IN = "openseg:streamingOptIn"
+
+
+def _streaming_opt_in(body: dict[str, Any]) -> bool:
+    """``openseg:streamingOptIn``: true or false (absent or null: false)."""
+    value = body.get(STREAMING_OPT_IN)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise BadRequest(f"'{STREAMING_OPT_IN}' must be true or false, not {json_type(value)}", field=STREAMING_OPT_IN)
+
+
 def _policy(uow: SegmentationUnitOfWork, scope: SandboxScope, policy_id: str) -> MergePolicy:
     found = uow.merge_policies.get(policy_id)
     if found is None or found.org_id != scope.org_id or found.sandbox_id != scope.sandbox_id:
@@ -236,6 +248,7 @@ def create_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, body: di
             labels=string_list(body, "labels"), dependencies=list(analysis.references),
             lifecycle_state=_lifecycle_state(body.get("lifecycleState", "published")), version=1, created=now,
             updated=now, payload_schema=optional_string(body, "payloadSchema"),
+            streaming_opt_in=_streaming_opt_in(body),
         )
         uow.segment_definitions.add(definition)
         uow.commit()
@@ -325,6 +338,8 @@ def update_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definiti
             changes["evaluation_info"] = _evaluation_info(body.get("evaluationInfo"), computed)
         if "ttlInDays" in body:
             changes["ttl_in_days"] = _ttl(body["ttlInDays"])
+        if STREAMING_OPT_IN in body:
+            changes["streaming_opt_in"] = _streaming_opt_in(body)
         if "labels" in body:
             changes["labels"] = string_list(body, "labels")
         if "lifecycleState" in body:
@@ -394,4 +409,6 @@ def definition_json(definition: SegmentDefinition, sandbox: dict[str, Any], depe
     }
     if definition.payload_schema is not None:
         body["payloadSchema"] = definition.payload_schema
+    if definition.streaming_opt_in:
+        body[STREAMING_OPT_IN] = True
     return body

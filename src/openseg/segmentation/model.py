@@ -42,6 +42,9 @@ class SegmentDefinition:
     updated: int
     #: AEP's ``payloadSchema``: a string the definition carries and shows, which openseg does not interpret.
     payload_schema: str | None = None
+    #: openseg's ``openseg:streamingOptIn``: streaming segmentation evaluates the definition whatever its shape,
+    #: where ``evaluation_info`` (AEP's answer) says it would not stream.
+    streaming_opt_in: bool = False
 
 
 @dataclass(frozen=True)

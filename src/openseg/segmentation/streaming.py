@@ -41,7 +41,7 @@ class Pair(Protocol):
 
 @dataclass(frozen=True)
 class ContinuousDefinition:
-    """A segment definition evaluated on every streamed message (``evaluationInfo.continuous.enabled``)."""
+    """A segment definition evaluated on every streamed message (:func:`is_streamed`)."""
 
     id: str
     version: int
@@ -55,6 +55,21 @@ def is_continuous(evaluation_info: Mapping[str, Any] | None) -> bool:
     """Whether a definition's ``evaluationInfo`` enables continuous (streaming) evaluation."""
     continuous = (evaluation_info or {}).get("continuous")
     return isinstance(continuous, Mapping) and continuous.get("enabled") is True
+
+
+class Streamable(Protocol):
+    @property
+    def evaluation_info(self) -> Mapping[str, Any]: ...
+
+    @property
+    def streaming_opt_in(self) -> bool: ...
+
+
+def is_streamed(definition: Streamable) -> bool:
+    """Whether streaming segmentation evaluates a definition: AEP's continuous evaluation
+    (``evaluationInfo.continuous.enabled``), or any shape its ``openseg:streamingOptIn`` opts in (the Python
+    predicate and its due times cover every PQL shape; ``evaluationInfo`` stays AEP's answer)."""
+    return is_continuous(definition.evaluation_info) or definition.streaming_opt_in
 
 
 #: How many lists of definitions :meth:`CompiledSegments.ordered` keeps (a sandbox's and policy's each).
@@ -198,6 +213,7 @@ __all__ = [
     "evaluate_timed",
     "event_time",
     "is_continuous",
+    "is_streamed",
     "overlay_events",
     "overlay_profile",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from openseg.segmentation.membership import State
-from openseg.segmentation.streaming import is_continuous
+from openseg.segmentation.streaming import is_streamed
 
 #: The job metric's key.
 DRIFT_METRIC = "openseg:streamingDrift"
@@ -34,10 +34,13 @@ class Definition(Protocol):
     @property
     def evaluation_info(self) -> Mapping[str, Any]: ...
 
+    @property
+    def streaming_opt_in(self) -> bool: ...
+
 
 def continuous_segments(definitions: Iterable[Definition]) -> set[str]:
-    """The ids of the definitions streaming segmentation evaluates (``evaluationInfo.continuous.enabled``)."""
-    return {d.id for d in definitions if is_continuous(d.evaluation_info)}
+    """The ids of the definitions streaming segmentation evaluates (``streaming.is_streamed``)."""
+    return {d.id for d in definitions if is_streamed(d)}
 
 
 def streaming_drift(continuous: Collection[str], counts: Mapping[str, Mapping[str, int]],

@@ -196,6 +196,7 @@ class SegmentDefinition(Base):
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
     payload_schema: Mapped[str | None] = mapped_column(Text, nullable=True)
+    streaming_opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SegmentDefinitionVersion(Base):

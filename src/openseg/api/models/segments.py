@@ -51,6 +51,9 @@ class DefinitionChanges(RequestModel):
     labels: Annotated[list[Id], Field(max_length=MAX_ITEMS)] | None = None
     lifecycleState: Annotated[str, StringConstraints(max_length=MAX_LIFECYCLE_STATE)] | None = None
     payloadSchema: Id | None = None
+    streamingOptIn: Annotated[bool, said_as("must be true or false")] | None = Field(
+        None, alias="openseg:streamingOptIn",
+        description="openseg: stream this definition whatever its shape (evaluationInfo stays AEP's answer)")
 
 
 class DefinitionCreate(DefinitionChanges):

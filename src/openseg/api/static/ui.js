@@ -607,7 +607,7 @@
 
   function isStreaming(definition) {
     const info = definition.evaluationInfo;
-    return Boolean(info && info.continuous && info.continuous.enabled);
+    return Boolean(info && info.continuous && info.continuous.enabled) || definition["openseg:streamingOptIn"] === true;
   }
 
   /** A streaming segment's members now (read every LIVE_REFRESH_MS), else the latest job's count. */
