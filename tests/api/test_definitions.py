@@ -116,3 +116,22 @@ def test_payload_schema_is_kept_and_shown(client: TestClient, org: Org) -> None:
         "name": "bad payload", "payloadSchema": 5,
         "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'}})
     assert_aep_error(bad, 400, detail_contains="'payloadSchema' must be a string")
+
+
+def test_an_evaluation_type_turned_off_stays_off_when_the_expression_is_edited(client: TestClient, org: Org) -> None:
+    created = define(client, org, "US people", 'homeAddress.country = "US"',
+                     evaluationInfo={"continuous": {"enabled": False}})
+    assert created["evaluationInfo"]["continuous"] == {"enabled": False}
+    edited = client.patch(f"{PATH}/{created['id']}", headers=org.headers(), json={
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "FR"'}})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["evaluationInfo"]["continuous"] == {"enabled": False}  # the user's choice, kept
+    assert edited.json()["evaluationInfo"]["batch"] == {"enabled": True}
+    # An edit that makes a type impossible says why; turning it on again asks for it explicitly.
+    windowed = client.patch(f"{PATH}/{created['id']}", headers=org.headers(), json={
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'xEvent[eventType = "commerce.purchases"].count() > 1'},
+        "evaluationInfo": {"continuous": {"enabled": True}}}).json()
+    assert windowed["evaluationInfo"]["continuous"]["enabled"] is False and windowed["evaluationInfo"]["continuous"]["reason"]
+    back = client.patch(f"{PATH}/{created['id']}", headers=org.headers(), json={
+        "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.country = "US"'}}).json()
+    assert back["evaluationInfo"]["continuous"] == {"enabled": True}  # computed again: nothing was turned off

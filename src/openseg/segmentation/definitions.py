@@ -142,6 +142,12 @@ def _evaluation_info(requested: object, computed: dict[str, Any]) -> dict[str, A
     return info
 
 
+def _opted_out(info: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation types a definition's user turned off (``{"enabled": false}`` with no ``reason``: a type the
+    expression cannot run always has one), kept off when an edit recomputes the others."""
+    return {kind: {"enabled": False} for kind, entry in info.items() if entry == {"enabled": False}}
+
+
 #: openseg's extension of a definition: stream it whatever its shape (``SegmentDefinition.streaming_opt_in``).
 STREAMING_OPT_IN = "openseg:streamingOptIn"
 
@@ -335,7 +341,8 @@ def update_definition(uow: SegmentationUnitOfWork, scope: SandboxScope, definiti
         if expr is not None:
             # AEP recomputes eligibility only for edited definitions; others keep what they had.
             computed = _eligibility(existing, expr, policy or _policy(uow, scope, definition.merge_policy_id))
-            changes["evaluation_info"] = _evaluation_info(body.get("evaluationInfo"), computed)
+            requested = body["evaluationInfo"] if "evaluationInfo" in body else _opted_out(definition.evaluation_info)
+            changes["evaluation_info"] = _evaluation_info(requested, computed)
         if "ttlInDays" in body:
             changes["ttl_in_days"] = _ttl(body["ttlInDays"])
         if STREAMING_OPT_IN in body:
