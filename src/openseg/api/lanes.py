@@ -230,7 +230,8 @@ class _Lane:
             self._idle.append(process)
         reader = threading.Thread(target=self._read, args=(process,), name=f"openseg-lane-{self.name}-reader",
                                   daemon=True)
-        self._readers.append(reader)
+        # The readers of processes that ended (each replaced by this one's) are done: only the live ones are kept.
+        self._readers = [*(r for r in self._readers if r.is_alive()), reader]
         reader.start()
         self._dispatch()
 
