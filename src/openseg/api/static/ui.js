@@ -524,8 +524,8 @@
       spec.points.push({ x: now.at, y: now.count, live: true,
         tooltip: `Now, ${formatTime(now.at)}: ${Charts.formatNumber(now.count)} members (streaming)` });
       spec.xLabel = "Job end time, then now";
-      caption += ` The hollow point is now: the segment streams, so its members change as events arrive `
-        + `(read every ${LIVE_REFRESH_MS / 1000} s).`;
+      caption += " The hollow point is now: the segment streams, so its members change as events arrive "
+        + "(read again every few seconds).";
     }
     spec.description = spec.points.map((p) => p.tooltip).join(". ");
     $("trend-caption").textContent = caption;
@@ -756,7 +756,9 @@
 
   /** The members now of every streaming segment (``.../members?limit=1``: its count, at the server's time), drawn
    * in the definitions table and as the trend's last point; read again every LIVE_REFRESH_MS while some segment
-   * streams. One round at a time: a reload starts a new one and a round it superseded draws nothing. */
+   * streams, or after four times as long as the round took, whichever is later (a sandbox of many streaming
+   * segments over a large store is not read without pause). One round at a time: a reload starts a new one and a
+   * round it superseded draws nothing. */
   async function loadLive() {
     window.clearTimeout(state.liveTimer);
     const request = ++state.liveRequest;
@@ -769,6 +771,7 @@
       }
       return;
     }
+    const started = performance.now();
     const answers = await Promise.allSettled(streaming.map((d) =>
       api(`${DEFINITION}/${encodeURIComponent(d.id)}/members?limit=1`)));
     if (request !== state.liveRequest) return;
@@ -782,7 +785,7 @@
     renderDefinitions();
     const trend = state.trendSegmentId;
     if (trend && (previous.get(trend) || {}).count !== (state.live.get(trend) || {}).count) renderTrend();
-    state.liveTimer = window.setTimeout(loadLive, LIVE_REFRESH_MS);
+    state.liveTimer = window.setTimeout(loadLive, Math.max(LIVE_REFRESH_MS, 4 * (performance.now() - started)));
   }
 
   // ---------------------------------------------------------------- start
