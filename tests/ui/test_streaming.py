@@ -94,3 +94,16 @@ def test_a_streaming_segments_members_move_on_the_page_as_events_arrive(page: Pa
     expect(chart.locator("circle.live-point")).to_have_count(1)
     expect(page.locator("#trend-caption")).to_contain_text("the segment streams")
     page.locator("#definitions-section").screenshot(path=str(SCREENSHOTS / "streaming.png"))
+
+
+def test_a_definition_opted_in_to_streaming_is_marked_and_shows_its_members_now(page: Page, demo: Demo) -> None:
+    pql = 'xEvent[eventType = "commerce.purchases" and timestamp occurs <= 30 days before now].count() >= 2'
+    created = demo.call("POST", DEFINITIONS, {"name": "Bought twice in 30 days, streamed",
+                                              "schema": {"name": "_xdm.context.profile"}, "openseg:streamingOptIn": True,
+                                              "expression": {"type": "PQL", "format": "pql/text", "value": pql}})
+    assert created["evaluationInfo"]["continuous"]["enabled"] is False  # AEP's answer: not streamable
+    members = demo.call("GET", f"{DEFINITIONS}/{created['id']}/members?limit=1")["_page"]["totalCount"]
+    page.click("#refresh")
+    row = page.locator(f'#definitions-table tr[data-segment-id="{created["id"]}"]')
+    expect(row.locator(".badge")).to_have_text(["batch", "streaming (opt-in)"])
+    expect(row.locator(".live-count")).to_have_text(f"{members:,}")

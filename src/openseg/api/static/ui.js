@@ -605,6 +605,13 @@
     return job ? Charts.formatNumber(job.metrics.segmentedProfileCounter[id]) : "—";
   }
 
+  /** openseg's opt-in streams a definition AEP would not (its evaluationInfo says continuous: false). */
+  function optInBadge(definition) {
+    const info = definition.evaluationInfo;
+    if (definition["openseg:streamingOptIn"] !== true || (info && info.continuous && info.continuous.enabled)) return null;
+    return el("span", { className: "badge eval", title: "openseg:streamingOptIn" }, "streaming (opt-in)");
+  }
+
   function isStreaming(definition) {
     const info = definition.evaluationInfo;
     return Boolean(info && info.continuous && info.continuous.enabled) || definition["openseg:streamingOptIn"] === true;
@@ -623,7 +630,7 @@
     const rows = [...state.definitions.values()].map((d) => el("tr", { "data-segment-id": d.id },
       el("td", {}, el("strong", {}, d.name), el("div", { className: "cell-note" }, idCell(d.id))),
       el("td", {}, el("code", { className: "pql" }, (d.expression && d.expression.value) || "")),
-      el("td", {}, evaluationBadges(d.evaluationInfo)),
+      el("td", {}, evaluationBadges(d.evaluationInfo), optInBadge(d)),
       membersCell(d),
       el("td", {}, formatTime(d.updateTime))));
     fillBody($("definitions-table"), rows, state.loaded.definitions
