@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -273,3 +274,28 @@ def test_the_kept_rows_of_small_membership_files_leave_the_garbage_collectors_wa
     assert kept is not None and len(kept.runs) == len(ids)
     assert sum(gc.is_tracked(rows) for rows in kept.runs.values()) == 0
     assert sorted(store_module.rows_of(path, ids[:2]), key=lambda row: row["seq"]) == table.slice(0, 2).to_pylist()
+
+
+def test_a_larger_membership_file_is_not_read_for_profiles_it_does_not_hold(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from openseg.segmentation.membership import store as store_module
+
+    monkeypatch.setattr(store_module, "SMALL_FILE_ROWS", 10)  # 40 rows: read by row groups, its ids kept
+    reads: list[list[str]] = []
+    matching = store_module.matching_rows
+    monkeypatch.setattr(store_module, "matching_rows", lambda path, key, ids, *args, **kwargs: (
+        reads.append(list(ids)), matching(path, key, ids, *args, **kwargs))[1])
+    ids = [f"p{n:02d}" for n in range(0, 80, 2)]
+    table = pa.table({"_profile_id": ids, "segment_id": ["s1"] * len(ids), "status": ["realized"] * len(ids),
+                      "lastQualificationTime": pa.array([T1] * len(ids), pa.timestamp("us", tz="UTC")),
+                      "seq": list(range(len(ids)))})
+    path = tmp_path / "000000000001-000000000008.parquet"
+    pq.write_table(table, path, row_group_size=8)
+    assert store_module.rows_of(path, ["p01", "p03", "p79"]) == [] and reads == []  # none of them: nothing read
+    assert store_module.rows_of(path, ["p01", "p04", "p78"]) == [table.slice(2, 1).to_pylist()[0],
+                                                                 table.slice(39, 1).to_pylist()[0]]
+    assert reads == [["p04", "p78"]]  # only the profiles it holds are looked up
+    # A new version of the file under the same name has its ids read anew.
+    pq.write_table(table.slice(0, 20).set_column(0, "_profile_id", pa.array([f"p{n:02d}" for n in range(1, 41, 2)])),
+                   path, row_group_size=8)
+    assert [row["_profile_id"] for row in store_module.rows_of(path, ["p01", "p04"])] == ["p01"]
