@@ -21,21 +21,15 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from openseg.segmentation.membership import State
-from openseg.segmentation.streaming import is_streamed
+from openseg.segmentation.streaming import Streamable, is_streamed
 
 #: The job metric's key.
 DRIFT_METRIC = "openseg:streamingDrift"
 
 
-class Definition(Protocol):
+class Definition(Streamable, Protocol):
     @property
     def id(self) -> str: ...
-
-    @property
-    def evaluation_info(self) -> Mapping[str, Any]: ...
-
-    @property
-    def streaming_opt_in(self) -> bool: ...
 
 
 def continuous_segments(definitions: Iterable[Definition]) -> set[str]:
