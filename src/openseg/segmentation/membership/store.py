@@ -12,13 +12,13 @@ import os
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISDIR
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +41,7 @@ from openseg.segmentation.membership.layout import (
 )
 from openseg.segmentation.membership.rule import PairState, transition
 
+T = TypeVar("T")
 #: The relations :meth:`MembershipStore.history` reads: the jobs' history files and the change files.
 HISTORY_FILES, CHANGE_FILES = "history_files", "change_files"
 
@@ -435,6 +436,36 @@ class _KeptFile(NamedTuple):
                 for profile_id in fewer if profile_id in more for row in range(*self.runs[profile_id])]
 
 
+class _ByVersion(Generic[T]):
+    """What a process keeps of membership files, by file version (path, time, size: a file is never rewritten under
+    its name with the same size and time), least recently read first out once their sizes pass ``capacity``."""
+
+    def __init__(self, capacity: int, size: Callable[[T], int]) -> None:
+        self.capacity = capacity
+        self._size = size
+        self._kept: OrderedDict[tuple[str, int, int], T] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, stat: os.stat_result) -> T | None:
+        version = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            kept = self._kept.get(version)
+            if kept is not None:
+                self._kept.move_to_end(version)
+        return kept
+
+    def put(self, path: Path, stat: os.stat_result, value: T) -> T:
+        version = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if version not in self._kept:
+                self._kept[version] = value
+                self._total += self._size(value)
+                while self._total > self.capacity and len(self._kept) > 1:
+                    self._total -= self._size(self._kept.popitem(last=False)[1])
+        return value
+
+
 class _SmallFiles:
     """Small membership files, each read whole once per version and kept as its columns' values with each
     profile's run of rows.
@@ -448,34 +479,19 @@ class _SmallFiles:
     values, against 1 here.)"""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._kept: OrderedDict[tuple[str, int, int], _KeptFile] = OrderedDict()
-        self._rows = 0
-        self._lock = threading.Lock()
+        self._kept: _ByVersion[_KeptFile] = _ByVersion(capacity, lambda kept: kept.num_rows)
 
     def kept(self, path: Path, stat: os.stat_result) -> _KeptFile | None:
         """The file's version as kept, if it is and is small (:data:`SMALL_FILE_ROWS`)."""
-        version = (str(path), stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            kept = self._kept.get(version)
-            if kept is not None:
-                self._kept.move_to_end(version)
+        kept = self._kept.get(path, stat)
         return kept if kept is not None and kept.num_rows <= SMALL_FILE_ROWS else None
 
     def read(self, path: Path, stat: os.stat_result) -> _KeptFile:
         """The file's version, read whole and kept."""
-        version = (str(path), stat.st_mtime_ns, stat.st_size)
         # Not read_table: its dataset discovery doubled a small file's read; one thread: a change file is a row
         # group or a few, which the thread pool's hand-offs made slower.
         with pq.ParquetFile(path, pre_buffer=False) as file:
-            kept = _KeptFile.of(file.read(use_threads=False))
-        with self._lock:
-            if version not in self._kept:
-                self._kept[version] = kept
-                self._rows += kept.num_rows
-                while self._rows > self.capacity and len(self._kept) > 1:
-                    self._rows -= self._kept.popitem(last=False)[1].num_rows
-        return kept
+            return self._kept.put(path, stat, _KeptFile.of(file.read(use_threads=False)))
 
 
 _small_files = _SmallFiles(KEPT_SMALL_ROWS)
@@ -486,27 +502,15 @@ class _FileIds:
     (its ``_profile_id`` column) and kept as a set."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._kept: OrderedDict[tuple[str, int, int], frozenset[str]] = OrderedDict()
-        self._count = 0
-        self._lock = threading.Lock()
+        self._kept: _ByVersion[frozenset[str]] = _ByVersion(capacity, len)
 
     def ids(self, path: Path, stat: os.stat_result) -> frozenset[str]:
-        version = (str(path), stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            kept = self._kept.get(version)
-            if kept is not None:
-                self._kept.move_to_end(version)
-                return kept
+        kept = self._kept.get(path, stat)
+        if kept is not None:
+            return kept
         with pq.ParquetFile(path, pre_buffer=False) as file:
             ids = frozenset(file.read(columns=["_profile_id"], use_threads=False).column(0).to_pylist())
-        with self._lock:
-            if version not in self._kept:
-                self._kept[version] = ids
-                self._count += len(ids)
-                while self._count > self.capacity and len(self._kept) > 1:
-                    self._count -= len(self._kept.popitem(last=False)[1])
-        return ids
+        return self._kept.put(path, stat, ids)
 
 
 _file_ids = _FileIds(KEPT_FILE_IDS)
