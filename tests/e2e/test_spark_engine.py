@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from openseg.api.app import create_app
 from openseg.bootstrap import build_services
 from openseg.config import Settings
+from openseg.profiles.store import resolve_store
 from openseg.segmentation.membership import MembershipStore
 from tests.api.flows import event, json_lines, person, upload_batch
 from tests.api.test_definitions import define
@@ -288,8 +289,8 @@ def _build_and_run(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch)
         ids = {name: define(client, org, name, pql)["id"] for name, pql in EXPRESSIONS.items()}
         job = run_job(client, org, drain, *ids.values())
     services.db.dispose()
-    [store] = [path for path in (home / "profiles").glob("*/*") if path.is_symlink()]  # not the builds beside it
-    built = store.resolve()
+    [store] = [path for path in (home / "profiles").glob("*/[!.]*")]  # the pointer (not the builds, nor locks)
+    built = resolve_store(store)
 
     def rows(name: str) -> list[dict[str, Any]]:
         named = [{**row, "_sources": ["people" if source == people else source for source in row["_sources"]]}

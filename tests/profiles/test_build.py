@@ -40,7 +40,7 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
         ingest=datetime(2024, 1, 3),
     )
     store, _ = lake.build()
-    assert sorted(os.listdir(store)) == [
+    assert sorted(os.listdir(resolve_store(store))) == [
         "_state",
         "events.parquet",
         "identities.arrow",
@@ -52,11 +52,11 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
     ]
     # The files looked up by key have their decoded copies: the same rows, a record batch per row group.
     for name in ("identities", "profiles"):
-        copy = pa.ipc.open_file(pa.memory_map(str(store / f"{name}.arrow")))
-        parquet_file = pq.ParquetFile(store / f"{name}.parquet")
+        copy = pa.ipc.open_file(pa.memory_map(str(resolve_store(store) / f"{name}.arrow")))
+        parquet_file = pq.ParquetFile(resolve_store(store) / f"{name}.parquet")
         assert copy.num_record_batches == parquet_file.metadata.num_row_groups
         assert copy.read_all().to_pylist() == parquet_file.read().to_pylist()
-    schema = pq.read_schema(store / "profiles.parquet")
+    schema = pq.read_schema(resolve_store(store) / "profiles.parquet")
     identity_type = schema.field("identityMap").type
     assert pa.types.is_map(identity_type) and identity_type.key_type == pa.string()
     assert identity_type.item_type.value_type == IDENTITY_TYPE
@@ -70,7 +70,7 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
             ("_primaryNamespace", pa.string()),
         ]
     )
-    events = read_rows(store / "events.parquet")
+    events = read_rows(resolve_store(store) / "events.parquet")
     assert events == [
         {
             "_profile_id": "email:a@x",
@@ -82,10 +82,10 @@ def test_the_store_has_exactly_the_documented_files_and_columns(lake: Lake) -> N
             "_ingestTime": datetime(2024, 1, 3),
         }
     ]
-    assert read_rows(store / "identities.parquet") == [{"namespace": "email", "id": "a@x", "_profile_id": "email:a@x"}]
+    assert read_rows(resolve_store(store) / "identities.parquet") == [{"namespace": "email", "id": "a@x", "_profile_id": "email:a@x"}]
     # Internal to the builder: the record id of each event row (file 1 of the ingest order, row 0).
-    assert os.listdir(store / "_state") == ["event_rids.parquet"]
-    assert read_rows(store / "_state" / "event_rids.parquet") == [{"__rid": 1 << 32}]
+    assert os.listdir(resolve_store(store) / "_state") == ["event_rids.parquet"]
+    assert read_rows(resolve_store(store) / "_state" / "event_rids.parquet") == [{"__rid": 1 << 32}]
 
 
 def test_events_are_sorted_by_profile_then_time_and_event_only_profiles_exist(lake: Lake) -> None:
@@ -101,12 +101,12 @@ def test_events_are_sorted_by_profile_then_time_and_event_only_profiles_exist(la
         ingest=datetime(2024, 4, 1),
     )
     store, stats = lake.build()
-    assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
+    assert [(e["_profile_id"], e["_id"]) for e in read_rows(resolve_store(store) / "events.parquet")] == [
         ("ecid:77", "anon"),
         ("email:b@x", "early"),
         ("email:b@x", "late"),
     ]
-    profiles = read_rows(store / "profiles.parquet")
+    profiles = read_rows(resolve_store(store) / "profiles.parquet")
     assert [
         (p["_profile_id"], p["x"], p["_hasProfileRecord"], p["_sources"], p["_lastModifiedAt"]) for p in profiles
     ] == [
@@ -167,7 +167,7 @@ def test_identity_maps_inferred_as_structs_are_read_as_maps(lake: Lake) -> None:
     ecid = get_profile(store, "ecid", "5", engine=ENGINE)
     assert ecid is not None and ecid["n"] == 2
     assert ecid["identityMap"] == {"ECID": [{"id": "5", "primary": False}]}
-    (event,) = read_rows(store / "events.parquet")
+    (event,) = read_rows(resolve_store(store) / "events.parquet")
     # A text timestamp with an offset is converted to UTC.
     assert (event["_profile_id"], event["timestamp"]) == ("ecid:5", datetime(2024, 1, 1, 8, 0))
     assert event["identityMap"] == {"ECID": [{"id": "5", "primary": None}]}
@@ -227,7 +227,7 @@ def test_time_zones_and_text_last_updated_dates_are_read_as_utc(lake: Lake) -> N
     # 03:00+05:00 is 22:00Z the day before, so the Z-dated fragment is the newer one.
     assert profile["c"] == "early"
     assert profile["extSourceSystemAudit"] == {"lastUpdatedDate": datetime(2024, 4, 30, 23, 0)}
-    assert read_rows(store / "events.parquet")[0]["timestamp"] == datetime(2024, 1, 1, 12, 0)
+    assert read_rows(resolve_store(store) / "events.parquet")[0]["timestamp"] == datetime(2024, 1, 1, 12, 0)
 
 
 def test_schema_json_round_trips_the_written_schemas(lake: Lake) -> None:
@@ -248,9 +248,9 @@ def test_schema_json_round_trips_the_written_schemas(lake: Lake) -> None:
     )
     store, _ = lake.build()
     schemas = read_schema(store)
-    assert schemas["profile"] == pq.read_schema(store / "profiles.parquet").remove_metadata()
-    assert schemas["event"] == pq.read_schema(store / "events.parquet").remove_metadata()
-    document = json.loads((store / "schema.json").read_text())
+    assert schemas["profile"] == pq.read_schema(resolve_store(store) / "profiles.parquet").remove_metadata()
+    assert schemas["event"] == pq.read_schema(resolve_store(store) / "events.parquet").remove_metadata()
+    document = json.loads((resolve_store(store) / "schema.json").read_text())
     assert {"name": "score", "type": "double"} in document["profile"]
 
 
@@ -261,7 +261,9 @@ def test_a_rebuild_swaps_the_store_atomically_and_keeps_the_previous_build(lake:
     lake.add("profile", [{"identityMap": ids(("email", "a@x")), "v": 2}], ingest=datetime(2024, 2, 1))
     lake.build()
     second = resolve_store(store)
-    assert store.is_symlink() and first != second
+    # The store path is a pointer file naming the build (no symbolic link, no directory renamed into place).
+    assert store.is_file() and not store.is_symlink() and first != second
+    assert json.loads(store.read_text()) == {"build": f".store.builds/{second.name}"}
     # A reader that resolved the old build before the swap still reads a complete store.
     assert [r["v"] for r in read_rows(first / "profiles.parquet")] == [1]
     assert [r["v"] for r in read_rows(second / "profiles.parquet")] == [2]
@@ -281,6 +283,26 @@ def test_a_failed_build_leaves_the_published_store_untouched(lake: Lake) -> None
     assert [p.name for p in (store.parent / ".store.builds").iterdir()] == [before.name]
 
 
+def test_a_store_an_older_openseg_published_as_a_link_is_read_and_then_replaced_by_a_pointer(lake: Lake) -> None:
+    lake.add("profile", [{"identityMap": ids(("email", "a@x")), "v": 1}])
+    store, _ = lake.build()
+    first = resolve_store(store)
+    store.unlink()
+    os.symlink(os.path.relpath(first, store.parent), store, target_is_directory=True)  # as openseg published before
+    assert resolve_store(store) == first
+    assert [r["v"] for r in read_rows(resolve_store(store) / "profiles.parquet")] == [1]
+    lake.add("profile", [{"identityMap": ids(("email", "a@x")), "v": 2}], ingest=datetime(2024, 2, 1))
+    lake.build()
+    assert store.is_file() and not store.is_symlink()
+    assert [r["v"] for r in read_rows(resolve_store(store) / "profiles.parquet")] == [2]
+
+
+def test_a_pointer_openseg_did_not_write_is_no_store(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("not a pointer")
+    with pytest.raises(StoreNotFoundError, match="is not one openseg wrote"):
+        resolve_store(tmp_path / "store")
+
+
 def test_reading_a_store_never_built_raises(tmp_path: Path) -> None:
     with pytest.raises(StoreNotFoundError):
         resolve_store(tmp_path / "nothing")
@@ -289,8 +311,8 @@ def test_reading_a_store_never_built_raises(tmp_path: Path) -> None:
 def test_an_empty_lake_builds_an_empty_store(tmp_path: Path) -> None:
     stats = build_profile_store([], MergePolicySpec("mp"), tmp_path / "store", engine=ENGINE)
     assert (stats.profiles, stats.events, stats.fragments) == (0, 0, 0)
-    assert read_rows(tmp_path / "store" / "profiles.parquet") == []
-    assert pq.read_schema(tmp_path / "store" / "events.parquet").names == [
+    assert read_rows(resolve_store(tmp_path / "store") / "profiles.parquet") == []
+    assert pq.read_schema(resolve_store(tmp_path / "store") / "events.parquet").names == [
         "_profile_id",
         "_id",
         "timestamp",
@@ -361,8 +383,8 @@ def test_a_build_merged_in_slices_writes_the_same_store(lake: Lake, monkeypatch:
     monkeypatch.setattr(DuckDBWorkspace, "slices", lambda self, rows: 7)
     sliced, _ = lake.build(policy, "sliced")
     for name in ("profiles.parquet", "identities.parquet", "events.parquet"):
-        assert pq.read_table(sliced / name).equals(pq.read_table(whole / name)), name
-    assert pq.read_metadata(sliced / "profiles.parquet").num_rows == 60
+        assert pq.read_table(resolve_store(sliced) / name).equals(pq.read_table(resolve_store(whole) / name)), name
+    assert pq.read_metadata(resolve_store(sliced) / "profiles.parquet").num_rows == 60
 
 
 def test_duckdb_cuts_a_merge_by_its_memory_limit() -> None:

@@ -25,7 +25,7 @@ from openseg.engines.duckdb import DuckDBEngine, DuckDBWorkspace
 from openseg.engines.graph import connected_components
 from openseg.profiles import MergePolicySpec, build_profile_store, read_manifest
 from openseg.profiles.refresh import refresh_profile_store
-from openseg.profiles.store import EVENT_RIDS_FILE, schema_to_json
+from openseg.profiles.store import EVENT_RIDS_FILE, resolve_store, schema_to_json
 
 from .conftest import ENGINE, Lake, ids, read_rows
 
@@ -48,9 +48,9 @@ def _stores(lake: Lake, policy: MergePolicySpec, other: Engine | None = None) ->
     for name, engine in (("duckdb", ENGINE), ("other", other or SingleQueryEngine())):
         store = lake.root / "profiles" / f"{name}-{policy.id}"
         build_profile_store(lake.sources, policy, store, engine=engine)
-        files = {file: read_rows(store / file) for file in STORE_FILES}
+        files = {file: read_rows(resolve_store(store) / file) for file in STORE_FILES}
         if policy.identity_graph == "none":
-            files["fragments.parquet"] = read_rows(store / "fragments.parquet")
+            files["fragments.parquet"] = read_rows(resolve_store(store) / "fragments.parquet")
         stats = read_manifest(store)["stats"]
         built.append({"files": files, "stats": {k: v for k, v in stats.items() if k != "seconds"}})
     return built[0], built[1]
@@ -111,7 +111,7 @@ def test_spark_builds_the_store_duckdb_builds(lake: Lake) -> None:
         # columns and nested fields NOT NULL where it knows them to be).
         assert on_spark == on_duckdb, policy.id
         for file in STORE_FILES:
-            on = {name: schema_to_json(pq.read_schema(lake.root / "profiles" / f"{name}-{policy.id}" / file))
+            on = {name: schema_to_json(pq.read_schema(resolve_store(lake.root / "profiles" / f"{name}-{policy.id}") / file))
                   for name in ("duckdb", "other")}
             assert on["other"] == on["duckdb"], file
 
@@ -194,9 +194,9 @@ def test_identity_maps_with_more_fields_per_identity_keep_id_and_primary(lake: L
                                                       "primary": True}])]}],
              schema=pa.schema([("identityMap", rich)]))
     store, _ = lake.build()
-    (profile,) = read_rows(store / "profiles.parquet")
+    (profile,) = read_rows(resolve_store(store) / "profiles.parquet")
     assert profile["identityMap"] == {"email": [{"id": "a", "primary": True}]}
-    assert pq.read_schema(store / "profiles.parquet").field("identityMap").type.item_type.value_type.names == [
+    assert pq.read_schema(resolve_store(store) / "profiles.parquet").field("identityMap").type.item_type.value_type.names == [
         "id", "primary"]
 
 
@@ -243,4 +243,4 @@ def test_an_engine_outside_this_process_refreshes_with_full_builds(lake: Lake) -
     lake.add("profile", [{"identityMap": ids(("email", "b"))}], ingest=datetime(2024, 1, 2))
     assert refresh_profile_store(lake.sources, MergePolicySpec("mp"), store, engine=engine).refresh == "full"
     assert refresh_profile_store(lake.sources, MergePolicySpec("mp"), store, engine=engine).refresh == "unchanged"
-    assert [row["_profile_id"] for row in read_rows(store / "profiles.parquet")] == ["email:a", "email:b"]
+    assert [row["_profile_id"] for row in read_rows(resolve_store(store) / "profiles.parquet")] == ["email:a", "email:b"]

@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from openseg.engines.graph import connected_components
-from openseg.profiles import MergePolicySpec, OversizedGraph, get_events, get_profile, resolve_profile_id
+from openseg.profiles import (
+    MergePolicySpec,
+    OversizedGraph,
+    get_events,
+    get_profile,
+    resolve_profile_id,
+    resolve_store,
+)
 from openseg.profiles.identity import split_oversized
 
 from .conftest import ENGINE, Lake, ids, read_rows
@@ -59,7 +66,7 @@ def test_fragments_and_events_sharing_identities_form_one_profile(lake: Lake) ->
         "email": [{"id": "a@x", "primary": True}],
     }
     assert [e["_id"] for e in get_events(store, "ecid:1", engine=ENGINE)] == ["e1"]
-    assert read_rows(store / "identities.parquet") == [
+    assert read_rows(resolve_store(store) / "identities.parquet") == [
         {"namespace": "ECID", "id": "1", "_profile_id": "ecid:1"},
         {"namespace": "email", "id": "a@x", "_profile_id": "ecid:1"},
     ]
@@ -111,13 +118,13 @@ def test_identity_graph_none_keys_profiles_by_primary_identity(lake: Lake) -> No
     store, stats = lake.build(MergePolicySpec("mp-none", identity_graph="none"))
     # For segmentation each fragment and event is in the profile of its primary identity.
     assert stats.profiles == 2
-    assert [(r["_profile_id"], r["_hasProfileRecord"]) for r in read_rows(store / "profiles.parquet")] == [
+    assert [(r["_profile_id"], r["_hasProfileRecord"]) for r in read_rows(resolve_store(store) / "profiles.parquet")] == [
         ("ecid:1", True),
         ("email:a@x", True),
     ]
-    assert [e["_profile_id"] for e in read_rows(store / "events.parquet")] == ["ecid:1"]
+    assert [e["_profile_id"] for e in read_rows(resolve_store(store) / "events.parquet")] == ["ecid:1"]
     # An identity keying a profile maps to that profile only.
-    assert read_rows(store / "identities.parquet") == [
+    assert read_rows(resolve_store(store) / "identities.parquet") == [
         {"namespace": "ECID", "id": "1", "_profile_id": "ecid:1"},
         {"namespace": "email", "id": "a@x", "_profile_id": "email:a@x"},
     ]
@@ -135,7 +142,7 @@ def test_identity_graph_none_keys_profiles_by_primary_identity(lake: Lake) -> No
 def test_a_record_without_a_primary_identity_is_anchored_by_its_smallest_key(lake: Lake) -> None:
     lake.add("profile", [{"identityMap": ids(("phone", "555"), ("email", "z@x"))}])
     store, _ = lake.build(MergePolicySpec("mp-none", identity_graph="none"))
-    assert [r["_profile_id"] for r in read_rows(store / "profiles.parquet")] == ["email:z@x"]
+    assert [r["_profile_id"] for r in read_rows(resolve_store(store) / "profiles.parquet")] == ["email:z@x"]
 
 
 def test_graphs_over_fifty_identities_are_split_and_reported(lake: Lake) -> None:
@@ -158,8 +165,8 @@ def test_graphs_over_fifty_identities_are_split_and_reported(lake: Lake) -> None
     assert resolve_profile_id(store, "email", "u49@x", engine=ENGINE) == "ecid:hub"
     assert resolve_profile_id(store, "email", "u50@x", engine=ENGINE) == "email:u50@x"
     # Nothing is dropped: every fragment is in some profile.
-    assert sum(len(r["_sources"]) > 0 for r in read_rows(store / "profiles.parquet")) == 3
-    manifest_graphs = lake.root.joinpath("profiles", "store", "manifest.json").read_text()
+    assert sum(len(r["_sources"]) > 0 for r in read_rows(resolve_store(store) / "profiles.parquet")) == 3
+    manifest_graphs = (resolve_store(lake.root / "profiles" / "store") / "manifest.json").read_text()
     assert '"email:u51@x"' in manifest_graphs
 
 
@@ -190,6 +197,6 @@ def test_the_anchor_is_the_smallest_primary_key_when_several_are_primary(lake: L
         ],
     )
     store, stats = lake.build(MergePolicySpec("mp-none", identity_graph="none"))
-    assert [r["_profile_id"] for r in read_rows(store / "profiles.parquet")] == ["crm:b", "email:z"]
+    assert [r["_profile_id"] for r in read_rows(resolve_store(store) / "profiles.parquet")] == ["crm:b", "email:z"]
     # Empty ids and empty namespaces are not identities.
     assert stats.identities == 4

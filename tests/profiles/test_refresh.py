@@ -238,11 +238,11 @@ def test_a_batch_linking_two_profiles_renames_the_events_of_the_larger_id(lake: 
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
     assert (stats.refresh, stats.profiles, stats.events, stats.fragments) == ("incremental", 1, 2, 3)
     # Both events now belong to ecid:9, the smallest key; at the same time they keep ingest order.
-    assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
+    assert [(e["_profile_id"], e["_id"]) for e in read_rows(resolve_store(store) / "events.parquet")] == [
         ("ecid:9", "e1"),
         ("ecid:9", "e2"),
     ]
-    assert [(p["_profile_id"], p["x"]) for p in read_rows(store / "profiles.parquet")] == [("ecid:9", 3)]
+    assert [(p["_profile_id"], p["x"]) for p in read_rows(resolve_store(store) / "profiles.parquet")] == [("ecid:9", 3)]
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
 
@@ -318,7 +318,7 @@ def test_a_new_spelling_of_a_namespace_rebuilds_in_full(
         stats = refresh_profile_store(lake.sources, POLICIES[policy], store, max_touched_share=math.inf, engine=ENGINE)
     assert stats.refresh == "full"
     assert "namespace 'ecid' is now displayed as 'ECID'" in caplog.text
-    assert {row["namespace"] for row in read_rows(store / "identities.parquet")} == {"ECID"}
+    assert {row["namespace"] for row in read_rows(resolve_store(store) / "identities.parquet")} == {"ECID"}
     assert_same_as_full_build(lake, store, POLICIES[policy])
 
 
@@ -357,7 +357,7 @@ def test_a_batch_without_events_keeps_the_events_file(lake: Lake) -> None:
     after = resolve_store(store)
     assert stats.refresh == "incremental" and after != before
     assert os.stat(after / "events.parquet").st_ino == os.stat(before / "events.parquet").st_ino
-    assert [p["x"] for p in read_rows(store / "profiles.parquet")] == [2]
+    assert [p["x"] for p in read_rows(resolve_store(store) / "profiles.parquet")] == [2]
 
 
 def test_events_a_refresh_adds_are_appended_beside_the_store_until_it_writes_them_whole(
@@ -397,7 +397,7 @@ def test_events_a_refresh_adds_are_appended_beside_the_store_until_it_writes_the
     stats = refresh_profile_store(lake.sources, POLICIES["pdg"], store, max_touched_share=math.inf, engine=ENGINE)
     assert (stats.refresh, stats.events) == ("incremental", 5)
     assert [path.name for path in event_files(resolve_store(store))] == ["events.parquet"]
-    assert [(e["_profile_id"], e["_id"]) for e in read_rows(store / "events.parquet")] == [
+    assert [(e["_profile_id"], e["_id"]) for e in read_rows(resolve_store(store) / "events.parquet")] == [
         ("email:a", "e4"), ("email:a", "e2"), ("email:a", "e1"), ("email:b", "e3"), ("email:b", "e5")]
     assert_same_as_full_build(lake, store, POLICIES["pdg"])
 
@@ -544,7 +544,7 @@ def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake:
     built = resolve_store(store)
 
     def groups(name: str) -> list[int]:
-        metadata = pq.ParquetFile(built / name).metadata
+        metadata = pq.ParquetFile(resolve_store(built) / name).metadata
         return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
 
     # The refresh splices its new profile in as a group of its own: groups hold at most 2 rows.
@@ -552,7 +552,7 @@ def test_lookups_read_one_small_row_group_after_a_full_build_and_a_refresh(lake:
         [2, 2, 1, 1], [2, 2, 2], [3, 2])
     # Both files have their decoded copies (the refresh wrote them anew: both changed), with the same groups.
     for name in ("profiles", "identities"):
-        copy = pa.ipc.open_file(pa.memory_map(str(built / f"{name}.arrow")))
+        copy = pa.ipc.open_file(pa.memory_map(str(resolve_store(built) / f"{name}.arrow")))
         assert [copy.get_batch(i).num_rows for i in range(copy.num_record_batches)] == groups(f"{name}.parquet")
     read: list[int] = []
     real = pq.ParquetFile.read_row_group

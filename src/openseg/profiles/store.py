@@ -10,11 +10,14 @@ them instead of decoding the files after each build); plus, added here,
 ranks streamed fragments among: :func:`keeps_fragments`). ``_state/`` holds what only
 the builder reads (:data:`EVENT_RIDS_FILE`).
 
-Publication is atomic: the store path is a symbolic link to a complete build directory kept beside it
-in ``.<name>.builds/``; a new build is written there in full and the link is swapped with
-``os.replace`` (an atomic rename), so a reader sees either the old store or the new one, never a mix.
-Readers resolve the link once per operation (:func:`resolve_store`). The previous build is kept so a
-reader that resolved it just before a swap can finish.
+Publication is atomic: the store path is a pointer file naming a complete build directory kept beside it
+in ``.<name>.builds/``; a new build is written there in full and then the pointer is replaced whole (written
+beside it and swapped in with ``os.replace``, a rename of one small file; on an object store, one PUT of one
+object), so a reader sees either the old store or the new one, never a mix. No directory is renamed into place
+and no symbolic link is needed, so any shared file system serves, and the protocol is the one an object store
+allows. Readers resolve the pointer once per operation (:func:`resolve_store`). The previous build is kept so a
+reader that resolved it just before a swap can finish. A store published by an older openseg (a symbolic link,
+or a plain directory before that) is still read, and replaced by a pointer at its next publication.
 """
 
 from __future__ import annotations
@@ -168,23 +171,45 @@ def publish(staging: Path, store_dir: Path) -> Path:
     """
     _decoded_copies(staging, store_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    # Named by time among the builds (what pruning sorts by). Builds of one store are one at a time (the
+    # build lock), and nothing reads a build the pointer has not named yet.
     final = staging.with_name(f"{stamp}-{uuid.uuid4().hex[:8]}")
     staging.rename(final)
-    if store_dir.exists() and not store_dir.is_symlink():
-        # A plain directory from an older layout: move it aside; this one swap is not atomic.
-        # Named to sort before every real build, so pruning removes it first.
-        store_dir.rename(final.with_name(f"00000000T000000000000Z-legacy-{uuid.uuid4().hex[:8]}"))
-    link = store_dir.parent / f".{store_dir.name}.link-{uuid.uuid4().hex}"
-    os.symlink(os.path.relpath(final, store_dir.parent), link, target_is_directory=True)
-    os.replace(link, store_dir)
+    _write_pointer(store_dir, final)
     _prune(builds_dir(store_dir), keep=final)
     return final
+
+
+def _write_pointer(store_dir: Path, build: Path) -> None:
+    """Point ``store_dir`` at ``build``: the pointer file is written beside it and replaces it whole."""
+    if store_dir.is_dir() and not store_dir.is_symlink():
+        # A plain directory from the oldest layout: moved among the builds (named to sort before every real build,
+        # so pruning removes it first); this one swap is not atomic.
+        store_dir.rename(build.with_name(f"00000000T000000000000Z-legacy-{uuid.uuid4().hex[:8]}"))
+    pointer = store_dir.parent / f".{store_dir.name}.pointer-{uuid.uuid4().hex}"
+    pointer.write_text(json.dumps({"build": os.path.relpath(build, store_dir.parent)}) + "\n", encoding="utf-8")
+    os.replace(pointer, store_dir)  # one file over another (or over an older openseg's symbolic link)
+
+
+def _pointed(store_dir: Path) -> Path | None:
+    """The build directory ``store_dir`` names now (None: nothing published there yet)."""
+    try:
+        text = store_dir.read_text(encoding="utf-8")
+    except IsADirectoryError:  # an older openseg's symbolic link to a build, or its plain directory
+        return Path(os.path.realpath(store_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        relative = json.loads(text)["build"]
+    except (ValueError, KeyError, TypeError):
+        raise StoreNotFoundError(f"the profile store pointer {store_dir} is not one openseg wrote") from None
+    return Path(os.path.realpath(store_dir.parent / relative))
 
 
 def _decoded_copies(staging: Path, store_dir: Path) -> None:
     """Give each file of :data:`LOOKUP_FILES` in ``staging`` its decoded copy: the previous build's, linked, where
     the file is the previous build's (a refresh that kept it); else written anew."""
-    previous = Path(os.path.realpath(store_dir)) if store_dir.is_symlink() else None
+    previous = _pointed(store_dir)
     for name in LOOKUP_FILES:
         path = staging / name
         if not path.is_file() or has_decoded_copy(path):
@@ -238,8 +263,8 @@ def resolve_store(store_dir: Path | str) -> Path:
     Raises:
         StoreNotFoundError: If no store was built there.
     """
-    resolved = Path(os.path.realpath(store_dir))
-    if not (resolved / MANIFEST_FILE).is_file():
+    resolved = _pointed(Path(store_dir))
+    if resolved is None or not (resolved / MANIFEST_FILE).is_file():
         raise StoreNotFoundError(f"no profile store at {store_dir}")
     return resolved
 
