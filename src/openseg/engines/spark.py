@@ -48,6 +48,11 @@ SESSION_CONFIG: dict[str, str] = {
     # (Spark's default, INT96, is a legacy encoding other readers treat differently).
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.maxPlanStringLength": "200000",
+    # A job's cached relations (its stages, its result, its membership diff) are read once or twice, soon after
+    # they are made: encoding them cost more than reading them uncompressed saves. The 10-segment job at 10M
+    # profiles on local[2]: 53.7 -> 48.0 s (the final stage 15.4 -> 11.7 s). They stay spillable (CACHE TABLE
+    # keeps memory and disk).
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
 #: Lets the JIT compile methods however long (see ``APPLICATION_CONFIG``).
