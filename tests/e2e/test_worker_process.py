@@ -22,7 +22,7 @@ import pytest
 
 from openseg.container import Services
 from openseg.store.models import WorkItem
-from openseg.worker.queue import DONE, FAILED
+from openseg.worker.queue import Queue
 from tests.api.flows import create_dataset, json_lines, person, upload_batch
 from tests.api.test_definitions import define
 from tests.api.test_segment_jobs import JOBS
@@ -203,12 +203,6 @@ def claimers(services: Services) -> set[int]:
         return {int(item.claimed_by.split(":")[1]) for item in session.query(WorkItem).all() if item.claimed_by}
 
 
-def unfinished(services: Services) -> int:
-    """How many of the queue's work items are queued or running."""
-    with services.db.session() as session:
-        return sum(1 for item in session.query(WorkItem).all() if item.status not in (DONE, FAILED))
-
-
 def test_serve_runs_jobs_in_a_worker_process_of_its_own(
         served: tuple[Services, Org], start_server: Callable[..., Server]) -> None:
     services, org = served
@@ -232,7 +226,7 @@ def test_a_killed_worker_process_is_started_again_and_runs_the_next_job(
     segment_id = load_people(server, org)
     # The batch shows success once its ingestion commits; the work item is marked done just after. Killed in
     # between, the item is (rightly) run again by the next worker: kill only once the first has finished it.
-    _wait(lambda: unfinished(services) == 0, 30, "the first worker finishes its work items")
+    _wait(lambda: Queue(services.db).pending() == 0, 30, "the first worker finishes its work items")
     os.kill(first, signal.SIGKILL)
     # Its lanes' processes are children too: wait for a worker child that is not the one killed.
     _wait(lambda: [pid for pid in children(server.process.pid) if _is_worker(pid) and pid != first], 30,
